@@ -1,0 +1,61 @@
+# modeenvoy: the two commands.
+#   make run    set up, build, start the example gateway on 127.0.0.1:8080 (offline demo model)
+#   make test   set up, build, run every C++ test (ctest) and every Python test (pytest)
+# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), bench, install-check, clean.
+
+PYTHON    ?= python3
+BUILD     ?= build
+ASAN_BUILD?= build-asan
+JOBS      ?= $(shell nproc)
+GENERATOR ?= Ninja
+
+PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+CMAKE_FLAGS := -G $(GENERATOR) -DPython_EXECUTABLE=$(PY_EXE) -DMODEENVOY_BUILD_PYTHON=ON
+
+.PHONY: all setup configure build test test-cpp test-python test-asan run bench install-check clean
+
+all: build
+
+setup:
+	PYTHON=$(PYTHON) scripts/setup.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+configure: setup $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test-cpp: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+test-python: build
+	MODEENVOY_BUILD_DIR=$(abspath $(BUILD)) PYTHONPATH=$(abspath $(BUILD))/python \
+	  $(PYTHON) -m pytest -q -ra tests/python
+
+test: test-cpp test-python
+
+# Sanitizer build: every C++ test under AddressSanitizer + UndefinedBehaviorSanitizer.
+# (The Python module is left out: it would need libasan preloaded into the interpreter.)
+test-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DMODEENVOY_SANITIZE=address,undefined -DMODEENVOY_BUILD_BENCH=OFF
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+run: build
+	$(BUILD)/examples/proxy/modeenvoy-gateway
+
+bench: setup
+	cmake -S . -B build-release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS)
+
+# Installs into a scratch prefix and builds tests/install_consumer against it.
+install-check: build
+	scripts/install_check.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-release

@@ -1,0 +1,52 @@
+// bindings/python/_modeenvoy.cc: the private extension module. Only shims live in C++;
+// the Pythonic API is bindings/python/modeenvoy/*.py.
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "bindings/python/register.h"
+#include "bindings/python/status_py.h"
+#include "modeenvoy/protocol/error.h"
+
+namespace py = pybind11;
+
+namespace modeenvoy::python {
+namespace {
+
+py::object& ErrorClass() {
+  // Leaked on purpose: destroying a Python object at process exit, after the interpreter
+  // finalized, would crash.
+  static py::object* error_class = new py::object();
+  return *error_class;
+}
+
+std::string CodeName(absl::StatusCode code) {
+  // absl::StatusCodeToString gives "INVALID_ARGUMENT" style names; keep them.
+  return absl::StatusCodeToString(code);
+}
+
+}  // namespace
+
+void SetErrorClass(py::object error_class) { ErrorClass() = std::move(error_class); }
+
+void ThrowStatus(const absl::Status& status) {
+  py::object param = py::none();
+  if (auto p = ErrorParam(status)) param = py::str(*p);
+  py::object error = ErrorClass()(py::str(std::string(status.message())),
+                                  py::arg("code") = CodeName(status.code()),
+                                  py::arg("status_code") = HttpStatusForStatus(status),
+                                  py::arg("param") = param);
+  PyErr_SetObject(error.get_type().ptr(), error.ptr());
+  throw py::error_already_set();
+}
+
+}  // namespace modeenvoy::python
+
+PYBIND11_MODULE(_modeenvoy, m) {
+  m.doc() = "modeenvoy native core (private; import modeenvoy instead)";
+  m.def("_set_error_class", &modeenvoy::python::SetErrorClass,
+        "Internal: the exception class raised for every library error.");
+  RegisterProtocol(m);
+  RegisterTokenizer(m);
+}

@@ -1,0 +1,19 @@
+"""modeenvoy: the data plane of an AI/LLM gateway, from Python.
+
+    import modeenvoy
+    enc = modeenvoy.get_encoding("o200k_base")      # tiktoken-compatible
+    req = modeenvoy.parse_chat_request(body)         # validated OpenAI chat request
+"""
+
+from . import _modeenvoy
+from .errors import Error
+
+_modeenvoy._set_error_class(Error)
+
+from .protocol import *  # noqa: E402,F401,F403
+from .protocol import __all__ as _protocol_all  # noqa: E402
+from .tokenizer import Encoding, encoding_for_model, get_encoding, list_encoding_names  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["Error", "Encoding", "encoding_for_model", "get_encoding", "list_encoding_names",
+           *_protocol_all]

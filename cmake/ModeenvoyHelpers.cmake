@@ -1,0 +1,53 @@
+# Helpers shared by tests/, bench/ and examples/.
+
+# Environment every test sees: where set-up put the tokenizer files and where the shared
+# provider fixtures are. A value already in the configuring environment wins.
+set(MODEENVOY_TEST_ENV "")
+foreach(pair
+    "MODEENVOY_DATA_DIR=${MODEENVOY_DATA_DIR}"
+    "MODEENVOY_TOKENIZER_DIR=${MODEENVOY_DATA_DIR}/tokenizers"
+    "MODEENVOY_FIXTURES_DIR=${MODEENVOY_SHARED_DATA_DIR}/provider-fixtures")
+  string(REPLACE "=" ";" kv "${pair}")
+  list(GET kv 0 key)
+  if(DEFINED ENV{${key}})
+    list(APPEND MODEENVOY_TEST_ENV "${key}=$ENV{${key}}")
+  else()
+    list(APPEND MODEENVOY_TEST_ENV "${pair}")
+  endif()
+endforeach()
+
+# modeenvoy_add_test(<name> SOURCES a_test.cc ... [LIBS extra ...] [LABELS l ...])
+# One executable per component keeps link time down; every TEST is its own ctest entry.
+function(modeenvoy_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE modeenvoy::modeenvoy GTest::gtest GTest::gmock
+                                        GTest::gtest_main ${ARG_LIBS})
+  target_compile_options(${name} PRIVATE ${MODEENVOY_WARNINGS})
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES ENVIRONMENT "${MODEENVOY_TEST_ENV}" LABELS "${ARG_LABELS}"
+               SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+endfunction()
+
+# modeenvoy_add_bench(<name> SOURCES a_bench.cc ... [LIBS extra ...])
+function(modeenvoy_add_bench name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE modeenvoy::modeenvoy benchmark::benchmark
+                                        benchmark::benchmark_main ${ARG_LIBS})
+  target_compile_options(${name} PRIVATE ${MODEENVOY_WARNINGS})
+endfunction()
+
+# Adds every immediate subdirectory of the current source dir that has a CMakeLists.txt.
+macro(modeenvoy_add_subdirectories)
+  file(GLOB _subdirs LIST_DIRECTORIES true ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  list(SORT _subdirs)
+  foreach(_dir IN LISTS _subdirs)
+    if(IS_DIRECTORY ${_dir} AND EXISTS ${_dir}/CMakeLists.txt)
+      add_subdirectory(${_dir})
+    endif()
+  endforeach()
+endmacro()

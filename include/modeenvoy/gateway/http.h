@@ -1,0 +1,73 @@
+// include/modeenvoy/gateway/http.h: the HTTP exchange between a host and the gateway engine.
+//
+// A host (the example proxy, or another gateway embedding modeenvoy) turns each client
+// request into an HttpRequest and implements ResponseSink to write the answer back:
+//   modeenvoy::HttpRequest req{.method = "POST", .path = "/v1/chat/completions", ...};
+//   auto active = gateway->Handle(std::move(req), &sink);  // destroy `active` = client left
+// Bodies are bytes; headers keep their order and case as received.
+#ifndef MODEENVOY_GATEWAY_HTTP_H_
+#define MODEENVOY_GATEWAY_HTTP_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "modeenvoy/export.h"
+
+namespace modeenvoy {
+
+// Ordered header list. Names compare case-insensitively (see FindHeader).
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// Returns the value of the first header named `name` (ASCII case-insensitive), if any.
+// The view points into `headers` and lives as long as it is not modified.
+MODEENVOY_EXPORT std::optional<std::string_view> FindHeader(const HttpHeaders& headers,
+                                                            std::string_view name);
+
+struct HttpRequest {
+  std::string method;          // "GET", "POST", ...
+  std::string path;            // request target as received, query string included
+  HttpHeaders headers;
+  std::string body;            // whole request body (the host enforces its size limit)
+  std::string remote_address;  // "127.0.0.1:53211"; informational
+};
+
+// ResponseSink is implemented by the host and receives one response.
+// Call order: SendHeaders once, then SendBody any number of times, then Finish once.
+// Thread safety: called on the host's loop thread only.
+class MODEENVOY_EXPORT ResponseSink {
+ public:
+  virtual ~ResponseSink() = default;
+
+  // Starts the response. `streaming` is true when the body length is unknown (SSE): the host
+  // uses chunked transfer encoding and flushes every SendBody promptly.
+  virtual void SendHeaders(int status, const HttpHeaders& headers, bool streaming) = 0;
+
+  // Queues body bytes for the client. Returns false when the host's send buffer is above its
+  // high-water mark: the engine then stops producing until the host calls
+  // ActiveRequest::OnSinkDrained(). Bytes passed in are always accepted, even when false.
+  virtual bool SendBody(std::string_view data) = 0;
+
+  // Ends the response. `complete` is false when the response was cut short (upstream failed
+  // mid-stream): the host then closes the connection instead of ending the chunked body.
+  virtual void Finish(bool complete) = 0;
+};
+
+// Handle for one request in flight inside the engine. Destroying it before the response
+// finished cancels the request (client disconnected): the upstream call is aborted and the
+// sink is not called again.
+// Thread safety: thread-hostile; loop thread only.
+class MODEENVOY_EXPORT ActiveRequest {
+ public:
+  virtual ~ActiveRequest() = default;
+  // The host's send buffer fell below its low-water mark after SendBody returned false.
+  virtual void OnSinkDrained() = 0;
+  // True once the sink received Finish().
+  virtual bool done() const = 0;
+};
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_GATEWAY_HTTP_H_
