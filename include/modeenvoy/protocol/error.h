@@ -1,0 +1,94 @@
+// include/modeenvoy/protocol/error.h: the gateway's error model: field paths, HTTP status
+// mapping, OpenAI-style error bodies and parsing of upstream provider errors.
+//   absl::Status s = modeenvoy::InvalidFieldError("messages[2].role", "unknown role \"bot\"");
+//   // s.message() == "messages[2].role: unknown role \"bot\""
+//   // *modeenvoy::ErrorParam(s) == "messages[2].role"
+//   int http = modeenvoy::HttpStatusForStatus(s);          // 400
+//   std::string body = modeenvoy::OpenAiErrorBody(s);      // {"error":{"message":...}}
+//
+//   // Passing an upstream failure through to the client unchanged in kind:
+//   absl::Status up = modeenvoy::StatusFromUpstreamError(429, upstream_body);
+//   // up.code() == kResourceExhausted, HttpStatusForStatus(up) == 429
+//
+// Everything here is a pure function over absl::Status values; all functions are
+// thread-safe and never throw. Extra information travels as absl::Status payloads, so it
+// survives copying and propagation with MODEENVOY_RETURN_IF_ERROR.
+#ifndef MODEENVOY_PROTOCOL_ERROR_H_
+#define MODEENVOY_PROTOCOL_ERROR_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "modeenvoy/export.h"
+
+namespace modeenvoy {
+
+// Returns a status with `code` and message "<path>: <reason>", with `path` also attached
+// as a payload so ErrorParam() recovers it. `path` names a JSON field the way a user
+// wrote it: "model", "messages[2].content[0].type", "routes[1].weight". An empty `path`
+// gives the message `reason` alone and no payload. If `code` is kOk the result is OK.
+MODEENVOY_EXPORT absl::Status FieldError(absl::StatusCode code, std::string_view path,
+                                         std::string_view reason);
+
+// FieldError(absl::StatusCode::kInvalidArgument, path, reason).
+MODEENVOY_EXPORT absl::Status InvalidFieldError(std::string_view path,
+                                                std::string_view reason);
+
+// Returns the field path attached by FieldError() (or by StatusFromUpstreamError() from
+// an upstream body's "param"), or nullopt if there is none (including for OK).
+MODEENVOY_EXPORT std::optional<std::string> ErrorParam(const absl::Status& status);
+
+// Returns `status` with an explicit HTTP status attached, which HttpStatusForStatus()
+// then reports instead of the code-derived one (e.g. to pass an upstream 429 or 529
+// through). Replaces any previously attached value. An OK `status` is returned unchanged.
+// REQUIRES: 100 <= http_status <= 599; other values are ignored.
+MODEENVOY_EXPORT absl::Status WithHttpStatus(absl::Status status, int http_status);
+
+// Returns the HTTP status a client should receive for `status`: the value attached by
+// WithHttpStatus() if any, else by code: OK 200; InvalidArgument, OutOfRange,
+// FailedPrecondition 400; Unauthenticated 401; PermissionDenied 403; NotFound 404;
+// AlreadyExists, Aborted 409; ResourceExhausted 429; Cancelled 499; Unimplemented 501;
+// Unavailable 503; DeadlineExceeded 504; Internal, Unknown, DataLoss (and anything else)
+// 500.
+MODEENVOY_EXPORT int HttpStatusForStatus(const absl::Status& status);
+
+// Returns `status` with an OpenAI-style machine-readable error code attached (the
+// "code" member of an error body: "invalid_api_key", "insufficient_quota",
+// "context_length_exceeded", "rate_limit_exceeded", ...). Replaces any previous code.
+// An OK `status` is returned unchanged.
+MODEENVOY_EXPORT absl::Status WithErrorCode(absl::Status status, std::string_view code);
+
+// Returns the code attached by WithErrorCode() or StatusFromUpstreamError(), if any.
+MODEENVOY_EXPORT std::optional<std::string> ErrorCode(const absl::Status& status);
+
+// Returns the OpenAI error body for a non-OK `status`:
+//   {"error":{"message":"...","type":"...","param":"..."|null,"code":"..."|null}}
+// message is status.message(); param is ErrorParam(); code is ErrorCode(). type is the
+// upstream's own type when the status came from StatusFromUpstreamError(), else by code:
+// invalid_request_error (InvalidArgument, OutOfRange, FailedPrecondition, Unimplemented),
+// authentication_error, permission_error, not_found_error, conflict_error (AlreadyExists,
+// Aborted), rate_limit_error (ResourceExhausted; insufficient_quota when the error code is
+// "insufficient_quota"), request_cancelled, and server_error for the rest. The result is
+// always valid UTF-8 JSON: bytes of the message that are not valid UTF-8 become U+FFFD.
+// For an OK status returns a server_error body saying so (callers should not do that).
+MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
+
+// Converts an upstream provider's error response into a status carrying the upstream
+// message, WithHttpStatus(http_status), the upstream "param" (as ErrorParam) and "code"
+// (as ErrorCode) when present. Understands OpenAI {"error":{"message","type","param",
+// "code"}}, Anthropic {"type":"error","error":{"type","message"}}, Gemini
+// {"error":{"code","message","status"}} (also wrapped in an array), {"error":"text"},
+// {"message":...}, {"detail":...}, and plain text or HTML (message = the trimmed text,
+// truncated to 1024 bytes; an empty body gives "upstream returned HTTP <status>").
+// The code follows the HTTP status: 400/413/422 InvalidArgument, 401 Unauthenticated,
+// 403 PermissionDenied, 404 NotFound, 408 DeadlineExceeded, 409 Aborted,
+// 429 ResourceExhausted, 499 Cancelled, 501 Unimplemented, 504 DeadlineExceeded, other
+// 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable),
+// anything else Unknown. Never returns OK, even for a 2xx `http_status`.
+MODEENVOY_EXPORT absl::Status StatusFromUpstreamError(int http_status, std::string_view body);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_PROTOCOL_ERROR_H_
