@@ -1,0 +1,39 @@
+#include "examples/proxy/default_config.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace modeenvoy::proxy {
+
+std::string DefaultConfig(bool with_openai) {
+  std::string providers = R"(
+    "builtin-emulator": {
+      "type": "openai",
+      "base_url": "${EMULATOR_BASE_URL}/v1",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    })";
+  std::string models = R"(
+    "demo": {"provider": "builtin-emulator", "upstream_model": "demo"})";
+  if (with_openai) {
+    absl::StrAppend(&providers, R"(,
+    "openai": {
+      "type": "openai",
+      "base_url": "https://api.openai.com/v1",
+      "api_key_env": "OPENAI_API_KEY",
+      "timeouts": {"connect_ms": 10000, "first_byte_ms": 120000, "idle_ms": 60000, "total_ms": 600000}
+    })");
+    for (const char* model : {"gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini",
+                              "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3", "o4-mini"}) {
+      absl::StrAppend(&models, ",\n    \"", model, R"(": {"provider": "openai"})");
+    }
+  }
+  return absl::StrCat(R"({
+  "listen": {"address": "127.0.0.1", "port": 8080, "max_body_bytes": 8388608},
+  "providers": {)", providers, R"(
+  },
+  "models": {)", models, R"(
+  }
+}
+)");
+}
+
+}  // namespace modeenvoy::proxy

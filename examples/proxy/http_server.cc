@@ -1,0 +1,691 @@
+#include "examples/proxy/http_server.h"
+
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <deque>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "modeenvoy/protocol/error.h"
+
+namespace modeenvoy::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return absl::ToChronoNanoseconds(d);
+}
+
+std::string_view View(const beast::flat_buffer& b) {
+  auto data = b.data();
+  return std::string_view(static_cast<const char*>(data.data()), data.size());
+}
+
+// Checks the raw request head for what Beast 1.74 would accept but a proxy must refuse:
+// obs-fold continuation lines (unfolded silently by Beast) and a Transfer-Encoding whose
+// final coding is not "chunked" or that comes with Content-Length (request smuggling).
+// Returns an error message, or empty when the head is acceptable.
+std::string CheckRawHead(std::string_view head) {
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(absl::string_view(head.data(), head.size()), "\r\n");
+  bool saw_te = false;
+  bool saw_cl = false;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    absl::string_view line = lines[i];
+    if (line.empty()) continue;
+    if (line[0] == ' ' || line[0] == '\t') return "obsolete line folding in header";
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) continue;  // Beast reports malformed lines itself
+    absl::string_view name = line.substr(0, colon);
+    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    if (absl::EqualsIgnoreCase(name, "content-length")) saw_cl = true;
+    if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      saw_te = true;
+      std::vector<absl::string_view> codings = absl::StrSplit(value, ',');
+      absl::string_view last = absl::StripAsciiWhitespace(codings.back());
+      if (!absl::EqualsIgnoreCase(last, "chunked")) {
+        return "transfer-encoding must end with chunked";
+      }
+    }
+  }
+  if (saw_te && saw_cl) return "both transfer-encoding and content-length";
+  return {};
+}
+
+class ServerImpl;
+
+// One client connection. Owns the socket; lives in ServerImpl::connections_ until closed
+// (pending handlers keep it alive a little longer through shared_from_this()).
+class Connection final : public std::enable_shared_from_this<Connection>,
+                         private ResponseSink {
+ public:
+  Connection(ServerImpl* server, tcp::socket socket);
+
+  void Start() { ReadMore(); }
+  // Closes the connection now if it is idle between requests; otherwise it closes after the
+  // response in flight. Used by graceful shutdown.
+  void CloseWhenIdle();
+  // Closes immediately, cancelling any request in flight.
+  void CloseNow();
+  // The server is going away: forget it and close.
+  void Detach() {
+    server_ = nullptr;
+    CloseNow();
+  }
+  bool responding() const { return state_ == State::kResponding; }
+
+ private:
+  enum class State { kReadingHead, kReadingBody, kResponding, kClosed };
+
+  // ResponseSink.
+  void SendHeaders(int status, const HttpHeaders& headers, bool streaming) override;
+  bool SendBody(std::string_view data) override;
+  void Finish(bool complete) override;
+
+  void ReadMore();
+  void OnRead(beast::error_code ec, size_t n);
+  void ProcessInput();
+  bool ParseHead();
+  bool ReadBodyBytes();
+  void Dispatch();
+  void ReplyError(int status, std::string_view message);
+  void Enqueue(std::string bytes);
+  void DoWrite();
+  void AfterResponse();
+  void ArmTimer(absl::Duration d);
+  void OnTimer();
+  void Close();
+  bool ShuttingDown() const;
+  const HttpServer::Options& options() const;
+
+  ServerImpl* server_;
+  tcp::socket socket_;
+  std::string remote_;
+  beast::flat_buffer in_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  asio::steady_timer timer_;
+  bool timer_waiting_ = false;
+  bool read_pending_ = false;
+  State state_ = State::kReadingHead;
+
+  // Current exchange.
+  std::unique_ptr<ActiveRequest> active_;
+  bool keep_alive_ = true;
+  bool http10_ = false;
+  bool head_request_ = false;
+  bool headers_sent_ = false;
+  bool streaming_ = false;
+  bool finished_ = false;
+  bool close_after_write_ = false;
+  bool close_when_idle_ = false;
+  std::string pending_head_;   // non-streaming: head waits for the body length
+  std::string pending_body_;
+
+  // Write queue.
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool backpressured_ = false;
+  std::vector<asio::const_buffer> write_bufs_;
+  size_t write_count_ = 0;
+};
+
+class ServerImpl final : public HttpServer {
+ public:
+  ServerImpl(asio::io_context& io, const Options& options, RequestHandler handler)
+      : io_(io), options_(options), handler_(std::move(handler)), acceptor_(io),
+        drain_timer_(io) {}
+
+  ~ServerImpl() override {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    auto conns = std::move(connections_);
+    connections_.clear();
+    for (auto& [ptr, conn] : conns) conn->Detach();
+  }
+
+  absl::Status Listen() {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(options_.address, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("listen address \"", options_.address, "\": ", ec.message()));
+    tcp::endpoint endpoint(address, options_.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && options_.reuse_port) {
+      int one = 1;
+      if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        ec = beast::error_code(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.address, ":",
+                                                 options_.port, ": ", ec.message()));
+    }
+    port_ = acceptor_.local_endpoint().port();
+    Accept();
+    return absl::OkStatus();
+  }
+
+  uint16_t port() const override { return port_; }
+  size_t connections() const override { return connections_.size(); }
+  size_t requests_in_flight() const override { return in_flight_; }
+
+  void Shutdown(absl::AnyInvocable<void()> on_drained) override {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    on_drained_ = std::move(on_drained);
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    std::vector<std::shared_ptr<Connection>> conns;
+    for (auto& [ptr, conn] : connections_) conns.push_back(conn);
+    for (auto& conn : conns) conn->CloseWhenIdle();
+    drain_timer_.expires_after(ToChrono(options_.drain_timeout));
+    drain_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      std::vector<std::shared_ptr<Connection>> left;
+      for (auto& [ptr, conn] : connections_) left.push_back(conn);
+      for (auto& conn : left) conn->CloseNow();
+      MaybeDrained();
+    });
+    MaybeDrained();
+  }
+
+  // Called by connections.
+  const Options& options() const { return options_; }
+  bool shutting_down() const { return shutting_down_; }
+  asio::io_context& io() { return io_; }
+  std::unique_ptr<ActiveRequest> Handle(HttpRequest request, ResponseSink* sink) {
+    return handler_(std::move(request), sink);
+  }
+  void RequestStarted() { ++in_flight_; }
+  void RequestEnded() { --in_flight_; }
+  void Remove(Connection* conn) {
+    auto it = connections_.find(conn);
+    if (it == connections_.end()) return;
+    // Keep the object alive until this call stack unwinds.
+    std::shared_ptr<Connection> keep = std::move(it->second);
+    connections_.erase(it);
+    asio::post(io_, [keep] {});
+    MaybeDrained();
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) {
+        beast::error_code ignored;
+        // Small SSE chunks on a kept-alive connection otherwise wait ~40 ms for Nagle.
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto conn = std::make_shared<Connection>(this, std::move(socket));
+        connections_.emplace(conn.get(), conn);
+        conn->Start();
+      }
+      // Accept errors such as EMFILE are transient: keep accepting.
+      Accept();
+    });
+  }
+
+  void MaybeDrained() {
+    if (!shutting_down_ || !connections_.empty() || !on_drained_) return;
+    drain_timer_.cancel();
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    asio::post(io_, std::move(cb));
+  }
+
+  asio::io_context& io_;
+  Options options_;
+  RequestHandler handler_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer drain_timer_;
+  uint16_t port_ = 0;
+  size_t in_flight_ = 0;
+  bool shutting_down_ = false;
+  absl::AnyInvocable<void()> on_drained_;
+  absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections_;
+};
+
+Connection::Connection(ServerImpl* server, tcp::socket socket)
+    : server_(server),
+      socket_(std::move(socket)),
+      in_(server->options().max_header_bytes + (64 << 10)),
+      timer_(server->io()) {
+  beast::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) remote_ = absl::StrCat(ep.address().to_string(), ":", ep.port());
+  ArmTimer(options().idle_timeout);
+}
+
+const HttpServer::Options& Connection::options() const {
+  static const HttpServer::Options kDefaults;
+  return server_ != nullptr ? server_->options() : kDefaults;
+}
+
+bool Connection::ShuttingDown() const { return server_ == nullptr || server_->shutting_down(); }
+
+void Connection::ReadMore() {
+  if (read_pending_ || state_ == State::kClosed) return;
+  size_t room = in_.max_size() - in_.size();
+  if (room == 0) {
+    if (state_ == State::kResponding) return;  // pipelined bytes wait for this response
+    ReplyError(431, "request header fields too large");
+    return;
+  }
+  read_pending_ = true;
+  socket_.async_read_some(in_.prepare(std::min<size_t>(room, 16 << 10)),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->read_pending_ = false;
+                            self->OnRead(ec, n);
+                          });
+}
+
+void Connection::OnRead(beast::error_code ec, size_t n) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    // EOF or reset. Between requests this is a normal close; during a response the client
+    // went away, so the request in flight is cancelled (its upstream call aborted).
+    Close();
+    return;
+  }
+  in_.commit(n);
+  if (state_ == State::kResponding) {
+    // Pipelined request bytes (or a client talking early): keep them for later and keep
+    // watching for a disconnect.
+    ReadMore();
+    return;
+  }
+  ProcessInput();
+}
+
+void Connection::ProcessInput() {
+  if (state_ == State::kReadingHead) {
+    if (!ParseHead()) return;
+  }
+  if (state_ == State::kReadingBody) {
+    if (!ReadBodyBytes()) return;
+    if (parser_->is_done()) Dispatch();
+  }
+}
+
+// Returns true once the head is parsed and state_ moved on.
+bool Connection::ParseHead() {
+  // Tolerate empty lines before a request line (RFC 9112 section 2.2).
+  while (in_.size() >= 2 && View(in_).substr(0, 2) == "\r\n") in_.consume(2);
+  std::string_view buffered = View(in_);
+  size_t end = buffered.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    if (buffered.size() >= options().max_header_bytes) {
+      ReplyError(431, "request header fields too large");
+      return false;
+    }
+    if (!buffered.empty()) ArmTimer(options().header_timeout);
+    ReadMore();
+    return false;
+  }
+  std::string_view head = buffered.substr(0, end + 4);
+  if (std::string problem = CheckRawHead(head); !problem.empty()) {
+    ReplyError(400, problem);
+    return false;
+  }
+  parser_.emplace();
+  parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
+  parser_->body_limit(options().max_body_bytes);
+  beast::error_code ec;
+  size_t used = parser_->put(asio::buffer(head.data(), head.size()), ec);
+  if (ec || !parser_->is_header_done()) {
+    if (ec == http::error::header_limit) {
+      ReplyError(431, "request header fields too large");
+    } else {
+      ReplyError(400, absl::StrCat("malformed request: ", ec ? ec.message() : "incomplete head"));
+    }
+    return false;
+  }
+  in_.consume(used);
+  state_ = State::kReadingBody;
+  ArmTimer(options().header_timeout);
+  auto& req = parser_->get();
+  http10_ = req.version() < 11;
+  if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
+    ReplyError(413, absl::StrFormat("request body of %d bytes exceeds the limit of %d bytes",
+                                    *parser_->content_length(), options().max_body_bytes));
+    return false;
+  }
+  auto expect = req.find(http::field::expect);
+  if (expect != req.end() && absl::EqualsIgnoreCase(
+                                 absl::string_view(expect->value().data(), expect->value().size()),
+                                 "100-continue") &&
+      !parser_->is_done() && in_.size() == 0) {
+    // Without this, curl and others wait a second before sending the body.
+    Enqueue("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  return true;
+}
+
+// Feeds buffered bytes to the body parser. Returns false when waiting for more input or on
+// error (already answered).
+bool Connection::ReadBodyBytes() {
+  while (!parser_->is_done()) {
+    if (in_.size() == 0) {
+      ReadMore();
+      return false;
+    }
+    beast::error_code ec;
+    size_t used = parser_->put(in_.data(), ec);
+    in_.consume(used);
+    if (ec == http::error::need_more) {
+      ReadMore();
+      return false;
+    }
+    if (ec == http::error::body_limit) {
+      ReplyError(413, absl::StrFormat("request body exceeds the limit of %d bytes",
+                                      options().max_body_bytes));
+      return false;
+    }
+    if (ec) {
+      ReplyError(400, absl::StrCat("malformed request body: ", ec.message()));
+      return false;
+    }
+    if (used == 0) {
+      ReadMore();
+      return false;
+    }
+    ArmTimer(options().header_timeout);
+  }
+  return true;
+}
+
+void Connection::Dispatch() {
+  auto& req = parser_->get();
+  HttpRequest request;
+  request.method = std::string(req.method_string());
+  request.path = std::string(req.target());
+  for (const auto& field : req) {
+    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(req.body());
+  request.remote_address = remote_;
+  keep_alive_ = req.keep_alive() && !ShuttingDown();
+  head_request_ = req.method() == http::verb::head;
+  parser_.reset();
+
+  state_ = State::kResponding;
+  headers_sent_ = streaming_ = finished_ = close_after_write_ = false;
+  pending_head_.clear();
+  pending_body_.clear();
+  timer_.cancel();
+  timer_waiting_ = false;
+  if (server_ == nullptr) return;
+  server_->RequestStarted();
+  ReadMore();  // notices a client that disconnects while we answer
+  std::unique_ptr<ActiveRequest> active = server_->Handle(std::move(request), this);
+  if (state_ == State::kClosed) return;  // closed while handling; `active` dies here
+  active_ = std::move(active);
+  if (finished_ && !writing_ && queue_.empty()) AfterResponse();
+}
+
+void Connection::ReplyError(int status, std::string_view message) {
+  // Errors found before a request is dispatched: answer in OpenAI's error shape and close,
+  // since the rest of the stream cannot be trusted to be at a request boundary.
+  std::string body = OpenAiErrorBody(
+      WithHttpStatus(absl::InvalidArgumentError(absl::string_view(message.data(), message.size())),
+                     status));
+  parser_.reset();
+  state_ = State::kResponding;
+  if (server_ != nullptr) server_->RequestStarted();
+  keep_alive_ = false;
+  head_request_ = false;
+  http10_ = false;
+  headers_sent_ = streaming_ = finished_ = false;
+  pending_head_.clear();
+  pending_body_.clear();
+  SendHeaders(status, {{"Content-Type", "application/json"}}, false);
+  SendBody(body);
+  Finish(true);
+}
+
+void Connection::SendHeaders(int status, const HttpHeaders& headers, bool streaming) {
+  if (state_ != State::kResponding || headers_sent_) return;
+  headers_sent_ = true;
+  streaming_ = streaming;
+  std::string head = absl::StrCat(
+      "HTTP/1.1 ", status, " ",
+      absl::string_view(http::obsolete_reason(static_cast<http::status>(status)).data(),
+                        http::obsolete_reason(static_cast<http::status>(status)).size()),
+      "\r\n");
+  for (const auto& [name, value] : headers) {
+    if (absl::EqualsIgnoreCase(name, "content-length") ||
+        absl::EqualsIgnoreCase(name, "transfer-encoding") ||
+        absl::EqualsIgnoreCase(name, "connection") || absl::EqualsIgnoreCase(name, "keep-alive")) {
+      continue;  // framing is ours to decide
+    }
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  if (ShuttingDown()) keep_alive_ = false;
+  if (streaming_) {
+    if (http10_) {
+      keep_alive_ = false;  // no chunked encoding in HTTP/1.0: the close ends the body
+    } else {
+      absl::StrAppend(&head, "Transfer-Encoding: chunked\r\n");
+    }
+    absl::StrAppend(&head, keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    Enqueue(std::move(head));
+  } else {
+    pending_head_ = std::move(head);
+  }
+}
+
+bool Connection::SendBody(std::string_view data) {
+  if (state_ != State::kResponding || finished_ || !headers_sent_) return true;
+  if (!streaming_) {
+    pending_body_.append(data);
+    return true;
+  }
+  if (data.empty() || head_request_) return true;
+  if (http10_) {
+    Enqueue(std::string(data));
+  } else {
+    std::string chunk = absl::StrFormat("%x\r\n", data.size());
+    chunk.append(data);
+    chunk.append("\r\n");
+    Enqueue(std::move(chunk));
+  }
+  if (queued_bytes_ >= options().high_watermark) backpressured_ = true;
+  return !backpressured_;
+}
+
+void Connection::Finish(bool complete) {
+  if (state_ != State::kResponding || finished_) return;
+  finished_ = true;
+  if (server_ != nullptr) server_->RequestEnded();
+  if (!headers_sent_) {
+    // A producer that finishes without headers has failed internally.
+    SendHeaders(500, {{"Content-Type", "application/json"}}, false);
+    pending_body_ =
+        R"({"error":{"message":"internal error: empty response","type":"server_error","param":null,"code":null}})";
+  }
+  if (!streaming_) {
+    std::string out = std::move(pending_head_);
+    if (ShuttingDown()) keep_alive_ = false;
+    absl::StrAppend(&out, "Content-Length: ", pending_body_.size(), "\r\n",
+                    keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    if (!head_request_) out.append(pending_body_);
+    pending_body_.clear();
+    Enqueue(std::move(out));
+  } else if (complete && !http10_) {
+    Enqueue("0\r\n\r\n");
+  }
+  // A stream cut short must not look complete: close without the terminating chunk.
+  if (!complete) close_after_write_ = true;
+  if (!writing_ && queue_.empty()) {
+    // Finish() may run inside Handle() or inside the active request's own callbacks:
+    // never destroy it from here.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (self->state_ == State::kResponding && self->finished_ && !self->writing_ &&
+          self->queue_.empty()) {
+        self->AfterResponse();
+      }
+    });
+  }
+}
+
+void Connection::Enqueue(std::string bytes) {
+  if (state_ == State::kClosed || bytes.empty()) return;
+  queued_bytes_ += bytes.size();
+  queue_.push_back(std::move(bytes));
+  DoWrite();
+}
+
+void Connection::DoWrite() {
+  if (writing_ || queue_.empty() || state_ == State::kClosed) return;
+  writing_ = true;
+  write_bufs_.clear();
+  write_count_ = std::min<size_t>(queue_.size(), 64);
+  for (size_t i = 0; i < write_count_; ++i) write_bufs_.push_back(asio::buffer(queue_[i]));
+  ArmTimer(options().write_stall_timeout);
+  asio::async_write(socket_, write_bufs_,
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->writing_ = false;
+                      if (self->state_ == State::kClosed) return;
+                      if (ec) {
+                        self->Close();
+                        return;
+                      }
+                      for (size_t i = 0; i < self->write_count_; ++i) {
+                        self->queued_bytes_ -= self->queue_.front().size();
+                        self->queue_.pop_front();
+                      }
+                      if (self->backpressured_ &&
+                          self->queued_bytes_ <= self->options().low_watermark) {
+                        self->backpressured_ = false;
+                        if (self->active_ && !self->finished_) self->active_->OnSinkDrained();
+                        if (self->state_ == State::kClosed) return;
+                      }
+                      if (!self->queue_.empty()) {
+                        self->DoWrite();
+                      } else {
+                        self->timer_.cancel();
+                        self->timer_waiting_ = false;
+                        if (self->state_ == State::kResponding && self->finished_) {
+                          self->AfterResponse();
+                        }
+                      }
+                    });
+}
+
+void Connection::AfterResponse() {
+  if (state_ != State::kResponding) return;
+  active_.reset();
+  if (close_after_write_ || !keep_alive_ || close_when_idle_ || ShuttingDown()) {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    Close();
+    return;
+  }
+  state_ = State::kReadingHead;
+  ArmTimer(options().idle_timeout);
+  ProcessInput();
+}
+
+void Connection::CloseWhenIdle() {
+  close_when_idle_ = true;
+  if (state_ == State::kReadingHead && in_.size() == 0) Close();
+}
+
+void Connection::CloseNow() { Close(); }
+
+void Connection::ArmTimer(absl::Duration d) {
+  timer_.expires_after(ToChrono(d));
+  if (timer_waiting_) return;
+  timer_waiting_ = true;
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    self->timer_waiting_ = false;
+    if (ec || self->state_ == State::kClosed) return;
+    self->OnTimer();
+  });
+}
+
+void Connection::OnTimer() {
+  // The expiry may have been pushed back since this wait started.
+  if (timer_.expiry() > std::chrono::steady_clock::now()) {
+    ArmTimer(absl::FromChrono(timer_.expiry() - std::chrono::steady_clock::now()));
+    return;
+  }
+  switch (state_) {
+    case State::kReadingHead:
+      if (in_.size() == 0) {
+        Close();  // idle keep-alive connection
+      } else {
+        ReplyError(408, "request head not received in time");
+      }
+      return;
+    case State::kReadingBody:
+      ReplyError(408, "request body not received in time");
+      return;
+    case State::kResponding:
+      if (writing_) Close();  // the client stopped reading
+      return;
+    case State::kClosed:
+      return;
+  }
+}
+
+void Connection::Close() {
+  if (state_ == State::kClosed) return;
+  bool was_responding = state_ == State::kResponding;
+  state_ = State::kClosed;
+  beast::error_code ignored;
+  timer_.cancel();
+  socket_.close(ignored);
+  if (was_responding && !finished_ && server_ != nullptr) server_->RequestEnded();
+  // Cancels the upstream call of a request still in flight.
+  std::unique_ptr<ActiveRequest> active = std::move(active_);
+  active.reset();
+  queue_.clear();
+  queued_bytes_ = 0;
+  if (server_ != nullptr) server_->Remove(this);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& io,
+                                                              const Options& options,
+                                                              RequestHandler handler) {
+  if (options.low_watermark > options.high_watermark) {
+    return absl::InvalidArgumentError("low_watermark: must not exceed high_watermark");
+  }
+  auto server = std::make_unique<ServerImpl>(io, options, std::move(handler));
+  if (absl::Status st = server->Listen(); !st.ok()) return st;
+  return server;
+}
+
+}  // namespace modeenvoy::proxy

@@ -1,0 +1,121 @@
+"""Shared pytest fixtures: where the build is, and running the example binaries.
+
+`make test` sets MODEENVOY_BUILD_DIR and PYTHONPATH=<build>/python. Run by hand with the same
+variables, or from a tree built into ./build. When MODEENVOY_BUILD_DIR is set, a missing
+binary or module is a failure (the build broke), never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("MODEENVOY_BUILD_DIR", REPO / "build"))
+STRICT = "MODEENVOY_BUILD_DIR" in os.environ
+
+# The build tree's Python package, importable without installing.
+_pkg = BUILD_DIR / "python"
+if _pkg.is_dir() and str(_pkg) not in sys.path:
+    sys.path.insert(0, str(_pkg))
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("MODEENVOY_DATA_DIR", REPO / ".data"))
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("MODEENVOY_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def binary(relpath: str) -> Path:
+    """Path of a built executable, e.g. 'examples/proxy/modeenvoy-gateway'."""
+    path = BUILD_DIR / relpath
+    if not path.exists():
+        if STRICT:
+            pytest.fail(f"{path} was not built")
+        pytest.skip(f"{path} not built (set MODEENVOY_BUILD_DIR or run make test)")
+    return path
+
+
+class Process:
+    """A server binary started on a free port; its port comes from --port-file."""
+
+    def __init__(self, args: list[str], *, env: dict | None = None, timeout: float = 30.0):
+        self._dir = tempfile.TemporaryDirectory(prefix="modeenvoy-test-")
+        port_file = Path(self._dir.name) / "port"
+        self.log_path = Path(self._dir.name) / "log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [*args, "--port-file", str(port_file)],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + timeout
+        while True:
+            if port_file.exists() and port_file.read_text().endswith("\n"):
+                self.port = int(port_file.read_text())
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{args[0]} did not report a port in {timeout}s:\n{self.log()}")
+            time.sleep(0.02)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        code = self.proc.returncode
+        self._dir.cleanup()
+        return code
+
+
+def http_json(method: str, url: str, body: bytes | str | None = None,
+              headers: dict | None = None, timeout: float = 30.0):
+    """Returns (status, parsed JSON or text) without raising on HTTP errors."""
+    if isinstance(body, str):
+        body = body.encode()
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+@pytest.fixture
+def start_process():
+    started: list[Process] = []
+
+    def start(args, **kwargs) -> Process:
+        p = Process([str(a) for a in args], **kwargs)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
