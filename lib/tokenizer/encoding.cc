@@ -1,0 +1,450 @@
+#include "modeenvoy/tokenizer/encoding.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/core/status_macros.h"
+#include "lib/tokenizer/bpe.h"
+#include "lib/tokenizer/pretokenize.h"
+#include "lib/tokenizer/sha256.h"
+#include "lib/tokenizer/vocab.h"
+
+namespace modeenvoy {
+namespace {
+
+using core_internal::ToAbsl;
+using tokenizer_internal::kNoRank;
+using tokenizer_internal::Vocab;
+
+// Finds the leftmost occurrence of any of a set of strings (the longest one at that
+// position). Special tokens are few and start with '<', so a memchr on the first byte plus
+// a hash probe per distinct length is all it takes.
+class StringSetMatcher {
+ public:
+  StringSetMatcher() = default;
+  explicit StringSetMatcher(const std::vector<std::string_view>& strings) {
+    for (std::string_view s : strings) {
+      if (s.empty()) continue;
+      set_.insert(std::string(s));
+      first_[static_cast<uint8_t>(s[0])] = true;
+      if (std::find(lengths_.begin(), lengths_.end(), s.size()) == lengths_.end()) {
+        lengths_.push_back(s.size());
+      }
+    }
+    std::sort(lengths_.rbegin(), lengths_.rend());
+    int distinct_first = 0;
+    for (int b = 0; b < 256; ++b) {
+      if (first_[b]) {
+        ++distinct_first;
+        single_first_ = static_cast<char>(b);
+      }
+    }
+    use_memchr_ = distinct_first == 1;
+  }
+  bool empty() const { return set_.empty(); }
+
+  // Returns the position of the first match at or after `from` and its length, or npos.
+  std::pair<size_t, size_t> Find(std::string_view text, size_t from) const {
+    if (set_.empty()) return {std::string_view::npos, 0};
+    const size_t n = text.size();
+    size_t i = from;
+    while (i < n) {
+      if (use_memchr_) {
+        const void* hit = std::memchr(text.data() + i, single_first_, n - i);
+        if (hit == nullptr) break;
+        i = static_cast<size_t>(static_cast<const char*>(hit) - text.data());
+      } else if (!first_[static_cast<uint8_t>(text[i])]) {
+        ++i;
+        continue;
+      }
+      for (size_t len : lengths_) {
+        if (len <= n - i && set_.contains(ToAbsl(text.substr(i, len)))) return {i, len};
+      }
+      ++i;
+    }
+    return {std::string_view::npos, 0};
+  }
+
+ private:
+  absl::flat_hash_set<std::string> set_;
+  std::vector<size_t> lengths_;
+  bool first_[256] = {};
+  bool use_memchr_ = false;
+  char single_first_ = 0;
+};
+
+// Maximal-subpart replacement of ill-formed UTF-8 with U+FFFD, as CPython's "replace".
+void AppendUtf8Replacing(std::string_view in, std::string* out) {
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  const size_t n = in.size();
+  out->reserve(out->size() + n);
+  size_t i = 0;
+  while (i < n) {
+    const uint8_t b0 = p[i];
+    if (b0 < 0x80) {
+      out->push_back(static_cast<char>(b0));
+      ++i;
+      continue;
+    }
+    size_t need;
+    uint8_t lo = 0x80, hi = 0xbf;  // bounds for the second byte
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+      need = 1;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+      need = 2;
+      if (b0 == 0xe0) lo = 0xa0;
+      if (b0 == 0xed) hi = 0x9f;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      need = 3;
+      if (b0 == 0xf0) lo = 0x90;
+      if (b0 == 0xf4) hi = 0x8f;
+    } else {
+      out->append("\xef\xbf\xbd");
+      ++i;
+      continue;
+    }
+    size_t k = 1;
+    for (; k <= need && i + k < n; ++k) {
+      const uint8_t b = p[i + k];
+      const uint8_t l = k == 1 ? lo : 0x80;
+      const uint8_t h = k == 1 ? hi : 0xbf;
+      if (b < l || b > h) break;
+    }
+    if (k == need + 1) {
+      out->append(in.data() + i, need + 1);
+      i += need + 1;
+    } else {
+      out->append("\xef\xbf\xbd");
+      i += k;
+    }
+  }
+}
+
+template <class F>
+void ParallelFor(size_t n, int num_threads, const F& f) {
+  const size_t workers = std::min<size_t>(n, num_threads > 1 ? static_cast<size_t>(num_threads) : 1);
+  if (workers <= 1) {
+    for (size_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (;;) {
+      const size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n) return;
+      f(i);
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(workers - 1);
+  for (size_t t = 1; t < workers; ++t) {
+    try {
+      threads.emplace_back(run);
+    } catch (...) {
+      break;  // out of threads: the calling thread does the remaining work
+    }
+  }
+  run();
+  for (std::thread& t : threads) t.join();
+}
+
+}  // namespace
+
+struct Encoding::Impl {
+  std::unique_ptr<Vocab> vocab;
+  absl::flat_hash_map<std::string, Token> special_encoder;
+  absl::flat_hash_map<Token, std::string> special_decoder;
+  std::vector<std::string_view> special_strings;
+  StringSetMatcher all_specials;
+};
+
+SpecialTokenSet::SpecialTokenSet(std::initializer_list<std::string_view> tokens) {
+  tokens_.reserve(tokens.size());
+  for (std::string_view t : tokens) tokens_.emplace_back(t);
+}
+
+Encoding::Encoding(EncodingSpec spec) : spec_(std::move(spec)), impl_(new Impl) {}
+Encoding::~Encoding() = default;
+
+absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Create(EncodingSpec spec,
+                                                           std::string_view rank_file_contents) {
+  if (!spec.expected_sha256.empty()) {
+    const std::string actual = tokenizer_internal::Sha256Hex(rank_file_contents);
+    if (actual != spec.expected_sha256) {
+      return absl::DataLossError(absl::StrFormat(
+          "rank file for %s has sha256 %s, expected %s (corrupt or a different file)",
+          spec.name, actual, spec.expected_sha256));
+    }
+  }
+  const std::string source = spec.name.empty() ? std::string("rank file") : spec.name;
+  MODEENVOY_ASSIGN_OR_RETURN(std::unique_ptr<Vocab> vocab, Vocab::Parse(rank_file_contents, source));
+  std::unique_ptr<Encoding> enc(new Encoding(std::move(spec)));
+  Impl& impl = *enc->impl_;
+  Token max_value = vocab->max_rank();
+  for (const auto& [text, id] : enc->spec_.special_tokens) {
+    if (text.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: special token with id %d is empty", enc->spec_.name, id));
+    }
+    if (!vocab->Bytes(id).empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: special token '%s' has id %d, which is a mergeable rank", enc->spec_.name, text, id));
+    }
+    if (!impl.special_encoder.emplace(text, id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: special token '%s' listed twice", enc->spec_.name, text));
+    }
+    impl.special_decoder.emplace(id, text);  // the first string wins for shared ids
+    max_value = std::max(max_value, id);
+  }
+  for (const auto& [text, id] : enc->spec_.special_tokens) impl.special_strings.push_back(text);
+  impl.all_specials = StringSetMatcher(impl.special_strings);
+  if (enc->spec_.explicit_n_vocab != 0) {
+    const size_t total = vocab->size() + enc->spec_.special_tokens.size();
+    if (total != enc->spec_.explicit_n_vocab || max_value + 1 != enc->spec_.explicit_n_vocab) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: expected n_vocab %d, the rank file and special tokens give %d tokens, max id %d",
+          enc->spec_.name, enc->spec_.explicit_n_vocab, total, max_value));
+    }
+  }
+  enc->max_token_value_ = max_value;
+  impl.vocab = std::move(vocab);
+  return enc;
+}
+
+bool Encoding::IsSpecialToken(Token token) const {
+  return impl_->special_decoder.contains(token);
+}
+
+size_t Encoding::MemoryUsage() const {
+  size_t bytes = sizeof(*this) + sizeof(Impl) + impl_->vocab->MemoryUsage();
+  for (const auto& [text, id] : spec_.special_tokens) bytes += 2 * (text.capacity() + 48);
+  return bytes;
+}
+
+template <class Sink>
+void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
+  const Vocab& vocab = *impl_->vocab;
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const uint8_t* const end = p + text.size();
+  auto run = [&](auto next_piece) {
+    while (p < end) {
+      const uint8_t* q = next_piece(p, end);
+      const size_t n = static_cast<size_t>(q - p);
+      if (n == 1) {
+        sink.Push(vocab.ByteRank(*p));
+      } else {
+        const uint32_t rank = vocab.Find(p, n);
+        if (rank != kNoRank) {
+          sink.Push(rank);
+        } else {
+          tokenizer_internal::BytePairEncode(vocab, p, n, sink);
+        }
+      }
+      p = q;
+    }
+  };
+  switch (spec_.pattern) {
+    case SplitPattern::kCl100k:
+      run(tokenizer_internal::NextCl100kPiece<true>);
+      break;
+    case SplitPattern::kLlama3:
+      run(tokenizer_internal::NextCl100kPiece<false>);
+      break;
+    case SplitPattern::kO200k:
+      run(tokenizer_internal::NextO200kPiece);
+      break;
+    case SplitPattern::kR50k:
+      run(tokenizer_internal::NextR50kPiece);
+      break;
+  }
+}
+
+std::vector<Token> Encoding::EncodeOrdinary(std::string_view text) const {
+  std::vector<Token> out;
+  out.reserve(text.size() / 4 + 4);
+  tokenizer_internal::TokenSink sink{&out};
+  EncodeOrdinaryTo(text, sink);
+  return out;
+}
+
+void Encoding::EncodeOrdinaryInto(std::string_view text, std::vector<Token>* out) const {
+  tokenizer_internal::TokenSink sink{out};
+  EncodeOrdinaryTo(text, sink);
+}
+
+size_t Encoding::CountOrdinary(std::string_view text) const {
+  tokenizer_internal::CountSink sink;
+  EncodeOrdinaryTo(text, sink);
+  return sink.count;
+}
+
+template <class Sink>
+absl::Status Encoding::EncodeTo(std::string_view text, const SpecialTokenSet& allowed,
+                                const SpecialTokenSet& disallowed, Sink& sink) const {
+  const Impl& impl = *impl_;
+  // Allowed special tokens of this encoding (other strings can never match tiktoken's
+  // special-token regex, so they are irrelevant).
+  std::vector<std::string_view> allowed_list;
+  if (allowed.all()) {
+    allowed_list = impl.special_strings;
+  } else {
+    for (const std::string& s : allowed.tokens()) {
+      if (impl.special_encoder.contains(s)) allowed_list.push_back(s);
+    }
+  }
+  // Disallowed check over the whole text, as tiktoken does before encoding.
+  if (disallowed.all()) {
+    if (allowed_list.empty()) {
+      const auto [pos, len] = impl.all_specials.Find(text, 0);
+      if (pos != std::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "text contains the disallowed special token '%s' at byte %d; allow it to encode it "
+            "as a special token, or remove it from the disallowed set to encode it as text",
+            ToAbsl(text.substr(pos, len)), pos));
+      }
+    } else if (allowed_list.size() < impl.special_strings.size()) {
+      std::vector<std::string_view> rest;
+      for (std::string_view s : impl.special_strings) {
+        if (std::find(allowed_list.begin(), allowed_list.end(), s) == allowed_list.end()) {
+          rest.push_back(s);
+        }
+      }
+      const auto [pos, len] = StringSetMatcher(rest).Find(text, 0);
+      if (pos != std::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "text contains the disallowed special token '%s' at byte %d; allow it to encode it "
+            "as a special token, or remove it from the disallowed set to encode it as text",
+            ToAbsl(text.substr(pos, len)), pos));
+      }
+    }
+  } else if (!disallowed.tokens().empty()) {
+    std::vector<std::string_view> list(disallowed.tokens().begin(), disallowed.tokens().end());
+    const auto [pos, len] = StringSetMatcher(list).Find(text, 0);
+    if (pos != std::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "text contains the disallowed special token '%s' at byte %d; allow it to encode it "
+          "as a special token, or remove it from the disallowed set to encode it as text",
+          ToAbsl(text.substr(pos, len)), pos));
+    }
+  }
+  if (allowed_list.empty()) {
+    EncodeOrdinaryTo(text, sink);
+    return absl::OkStatus();
+  }
+  const StringSetMatcher local(allowed_list);
+  const StringSetMatcher& matcher =
+      allowed_list.size() == impl.special_strings.size() ? impl.all_specials : local;
+  size_t start = 0;
+  for (;;) {
+    const auto [pos, len] = matcher.Find(text, start);
+    const size_t seg_end = pos == std::string_view::npos ? text.size() : pos;
+    EncodeOrdinaryTo(text.substr(start, seg_end - start), sink);
+    if (pos == std::string_view::npos) break;
+    sink.Push(impl.special_encoder.find(ToAbsl(text.substr(pos, len)))->second);
+    start = pos + len;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Token>> Encoding::Encode(std::string_view text,
+                                                    const SpecialTokenSet& allowed_special,
+                                                    const SpecialTokenSet& disallowed_special) const {
+  std::vector<Token> out;
+  out.reserve(text.size() / 4 + 4);
+  tokenizer_internal::TokenSink sink{&out};
+  MODEENVOY_RETURN_IF_ERROR(EncodeTo(text, allowed_special, disallowed_special, sink));
+  return out;
+}
+
+absl::StatusOr<size_t> Encoding::Count(std::string_view text,
+                                       const SpecialTokenSet& allowed_special,
+                                       const SpecialTokenSet& disallowed_special) const {
+  tokenizer_internal::CountSink sink;
+  MODEENVOY_RETURN_IF_ERROR(EncodeTo(text, allowed_special, disallowed_special, sink));
+  return sink.count;
+}
+
+absl::StatusOr<std::vector<std::vector<Token>>> Encoding::EncodeBatch(
+    absl::Span<const std::string_view> texts, const SpecialTokenSet& allowed_special,
+    const SpecialTokenSet& disallowed_special, int num_threads) const {
+  std::vector<std::vector<Token>> out(texts.size());
+  std::vector<absl::Status> status(texts.size());
+  ParallelFor(texts.size(), num_threads, [&](size_t i) {
+    tokenizer_internal::TokenSink sink{&out[i]};
+    status[i] = EncodeTo(texts[i], allowed_special, disallowed_special, sink);
+  });
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (!status[i].ok()) {
+      return absl::Status(status[i].code(),
+                          absl::StrCat("texts[", i, "]: ", status[i].message()));
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<Token>> Encoding::EncodeOrdinaryBatch(
+    absl::Span<const std::string_view> texts, int num_threads) const {
+  std::vector<std::vector<Token>> out(texts.size());
+  ParallelFor(texts.size(), num_threads, [&](size_t i) { out[i] = EncodeOrdinary(texts[i]); });
+  return out;
+}
+
+std::vector<size_t> Encoding::CountOrdinaryBatch(absl::Span<const std::string_view> texts,
+                                                 int num_threads) const {
+  std::vector<size_t> out(texts.size());
+  ParallelFor(texts.size(), num_threads, [&](size_t i) { out[i] = CountOrdinary(texts[i]); });
+  return out;
+}
+
+absl::StatusOr<std::string_view> Encoding::DecodeSingleTokenBytes(Token token) const {
+  std::string_view bytes = impl_->vocab->Bytes(token);
+  if (!bytes.empty()) return bytes;
+  auto it = impl_->special_decoder.find(token);
+  if (it != impl_->special_decoder.end()) return std::string_view(it->second);
+  return absl::InvalidArgumentError(
+      absl::StrFormat("token %d is not in the vocabulary of %s", token, spec_.name));
+}
+
+absl::StatusOr<std::string> Encoding::DecodeBytes(absl::Span<const Token> tokens) const {
+  std::string out;
+  const Vocab& vocab = *impl_->vocab;
+  out.reserve(tokens.size() * 4);
+  for (Token t : tokens) {
+    std::string_view bytes = vocab.Bytes(t);
+    if (bytes.empty()) {
+      MODEENVOY_ASSIGN_OR_RETURN(bytes, DecodeSingleTokenBytes(t));
+    }
+    out.append(bytes.data(), bytes.size());
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Encoding::Decode(absl::Span<const Token> tokens) const {
+  MODEENVOY_ASSIGN_OR_RETURN(std::string bytes, DecodeBytes(tokens));
+  std::string out;
+  AppendUtf8Replacing(bytes, &out);
+  return out;
+}
+
+absl::StatusOr<Token> Encoding::EncodeSingleToken(std::string_view bytes) const {
+  if (!bytes.empty()) {
+    const uint32_t rank =
+        impl_->vocab->Find(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    if (rank != kNoRank) return rank;
+  }
+  auto it = impl_->special_encoder.find(ToAbsl(bytes));
+  if (it != impl_->special_encoder.end()) return it->second;
+  return absl::NotFoundError(absl::StrFormat("%s has no token for these %d bytes", spec_.name,
+                                             bytes.size()));
+}
+
+}  // namespace modeenvoy

@@ -1,0 +1,181 @@
+#include "lib/tokenizer/vocab.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/core/status_macros.h"
+
+namespace modeenvoy::tokenizer_internal {
+namespace {
+
+using core_internal::ToAbsl;
+
+// Tokens are at most this long in every published file (128); the bound only guards memory.
+constexpr size_t kMaxTokenBytes = 1 << 16;
+// Ranks beyond this are rejected so a corrupt file cannot make us allocate gigabytes.
+constexpr uint32_t kMaxRank = 1u << 24;
+
+constexpr int8_t kB64Invalid = -1;
+struct B64Table {
+  int8_t v[256];
+  constexpr B64Table() : v{} {
+    for (int i = 0; i < 256; ++i) v[i] = kB64Invalid;
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) v[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+  }
+};
+constexpr B64Table kB64{};
+
+// Standard base64 with '=' padding (what tiktoken writes and Python's b64decode accepts).
+bool DecodeBase64(std::string_view in, std::string* out) {
+  out->clear();
+  if (in.empty() || in.size() % 4 != 0) return false;
+  size_t pad = 0;
+  if (in.back() == '=') ++pad;
+  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < in.size() - pad; ++i) {
+    const int8_t d = kB64.v[static_cast<uint8_t>(in[i])];
+    if (d == kB64Invalid) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(d);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Leftover bits must be zero (canonical encoding).
+  return (acc & ((1u << bits) - 1)) == 0;
+}
+
+absl::Status LineError(std::string_view source, size_t line, std::string_view what) {
+  return absl::DataLossError(absl::StrFormat("%s: line %d: %s", ToAbsl(source), line, ToAbsl(what)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
+                                                    std::string_view source) {
+  std::vector<std::pair<uint32_t, std::string>> entries;
+  entries.reserve(contents.size() / 12 + 1);
+  size_t line_no = 0;
+  size_t pos = 0;
+  std::string token;
+  while (pos < contents.size()) {
+    size_t eol = contents.find('\n', pos);
+    if (eol == std::string_view::npos) eol = contents.size();
+    std::string_view line = contents.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return LineError(source, line_no, "expected '<base64> <rank>'");
+    std::string_view b64 = line.substr(0, sp);
+    std::string_view rank_text = line.substr(sp + 1);
+    if (rank_text.empty() || rank_text.size() > 9) {
+      return LineError(source, line_no, "rank is not a number below 2^24");
+    }
+    uint32_t rank = 0;
+    for (char c : rank_text) {
+      if (c < '0' || c > '9') return LineError(source, line_no, "rank is not a decimal number");
+      rank = rank * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (rank >= kMaxRank) return LineError(source, line_no, "rank is not a number below 2^24");
+    if (!DecodeBase64(b64, &token)) return LineError(source, line_no, "invalid base64 token");
+    if (token.empty() || token.size() > kMaxTokenBytes) {
+      return LineError(source, line_no, "token length out of range");
+    }
+    entries.emplace_back(rank, token);
+  }
+  if (entries.empty()) return absl::DataLossError(absl::StrCat(ToAbsl(source), ": no tokens"));
+
+  auto vocab = std::unique_ptr<Vocab>(new Vocab());
+  uint32_t max_rank = 0;
+  size_t pool_bytes = 0;
+  for (const auto& [rank, bytes] : entries) {
+    max_rank = std::max(max_rank, rank);
+    pool_bytes += bytes.size();
+  }
+  // Place tokens by rank; detect duplicate ranks.
+  std::vector<int64_t> line_of_rank(size_t{max_rank} + 1, -1);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const uint32_t rank = entries[i].first;
+    if (line_of_rank[rank] >= 0) {
+      return absl::DataLossError(absl::StrFormat("%s: rank %d appears twice", ToAbsl(source), rank));
+    }
+    line_of_rank[rank] = static_cast<int64_t>(i);
+  }
+  vocab->pool_.reserve(pool_bytes);
+  vocab->offsets_.resize(size_t{max_rank} + 2);
+  for (uint32_t r = 0; r <= max_rank; ++r) {
+    vocab->offsets_[r] = static_cast<uint32_t>(vocab->pool_.size());
+    if (line_of_rank[r] >= 0) vocab->pool_ += entries[static_cast<size_t>(line_of_rank[r])].second;
+  }
+  vocab->offsets_[size_t{max_rank} + 1] = static_cast<uint32_t>(vocab->pool_.size());
+  vocab->size_ = entries.size();
+
+  // Hash table at load factor <= 0.5.
+  size_t cap = 16;
+  while (cap < entries.size() * 2) cap <<= 1;
+  vocab->slots_.assign(cap, Slot{0, 0, 0});
+  vocab->mask_ = cap - 1;
+  vocab->shift_ = 64 - __builtin_ctzll(cap);
+  for (uint32_t r = 0; r <= max_rank; ++r) {
+    if (line_of_rank[r] < 0) continue;
+    std::string_view bytes = vocab->Bytes(r);
+    const uint32_t found =
+        vocab->Find(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    if (found != kNoRank) {
+      return absl::DataLossError(absl::StrFormat(
+          "%s: line %d: token duplicates the one of rank %d", ToAbsl(source),
+          line_of_rank[r] + 1, found));
+    }
+    vocab->Insert(r);
+  }
+
+  for (int b = 0; b < 256; ++b) {
+    const uint8_t byte = static_cast<uint8_t>(b);
+    vocab->byte_rank_[b] = vocab->Find(&byte, 1);
+    if (vocab->byte_rank_[b] == kNoRank) {
+      return absl::DataLossError(
+          absl::StrFormat("%s: no token for the single byte 0x%02x", ToAbsl(source), b));
+    }
+  }
+  vocab->pair_rank_.resize(65536);
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; ++b) {
+      const uint8_t two[2] = {static_cast<uint8_t>(a), static_cast<uint8_t>(b)};
+      vocab->pair_rank_[(a << 8) | b] = vocab->Find(two, 2);
+    }
+  }
+  return vocab;
+}
+
+void Vocab::Insert(uint32_t rank) {
+  std::string_view bytes = Bytes(rank);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  const size_t len = bytes.size();
+  uint64_t head, h;
+  if (len <= 8) {
+    head = LoadUpTo8(p, len);
+    h = Mix64((head ^ (uint64_t{len} << 56)) * 0x9e3779b97f4a7c15ull);
+  } else {
+    head = Load8(p);
+    h = HashLong(p, len, head);
+  }
+  size_t i = h >> shift_;
+  while (slots_[i].len != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{head, static_cast<uint32_t>(len), rank};
+}
+
+size_t Vocab::MemoryUsage() const {
+  return sizeof(*this) + slots_.capacity() * sizeof(Slot) + pool_.capacity() +
+         offsets_.capacity() * sizeof(uint32_t) + pair_rank_.capacity() * sizeof(uint32_t);
+}
+
+}  // namespace modeenvoy::tokenizer_internal
