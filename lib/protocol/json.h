@@ -1,0 +1,126 @@
+// lib/protocol/json.h: private JSON reading and writing for the protocol layer.
+//
+// The wire models need three things a DOM parser does not give cheaply: the compact text
+// of values they do not interpret (kept losslessly), byte offsets for error messages, and
+// no intermediate tree. JsonReader is a pull parser over the input (RFC 8259, UTF-8
+// validated, nesting bounded by kMaxJsonDepth); the writer helpers append compact JSON.
+#ifndef MODEENVOY_LIB_PROTOCOL_JSON_H_
+#define MODEENVOY_LIB_PROTOCOL_JSON_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace modeenvoy::protocol_internal {
+
+enum class JsonType { kNull, kBool, kNumber, kString, kArray, kObject };
+
+// "null", "boolean", "number", "string", "array", "object".
+std::string_view JsonTypeName(JsonType type);
+
+// Pull parser. Every method returns false after a syntax error, which status() then
+// describes as `body: invalid JSON at byte N: reason` (N is the 0-based offset of the
+// offending byte in the whole input). Once failed, every method returns false.
+// Thread-compatible; `input` must outlive the reader.
+class JsonReader {
+ public:
+  explicit JsonReader(std::string_view input, int max_depth);
+
+  // Skips whitespace and reports the type of the next value (without consuming it).
+  bool Peek(JsonType* type);
+
+  bool ReadNull();
+  bool ReadBool(bool* value);
+  // The exact text of a number (grammar-checked).
+  bool ReadNumber(std::string_view* text);
+  // A decoded string. `*out` either points into the input (no escapes) or into `*scratch`.
+  bool ReadString(std::string_view* out, std::string* scratch);
+  bool ReadString(std::string* out);
+
+  // Objects: BeginObject() consumes '{'; then call NextMember() until *has is false.
+  // `*first` must be true before the first call. The key view is valid until the next
+  // call that reads (it may point into `*scratch`).
+  bool BeginObject();
+  bool NextMember(bool* first, std::string_view* key, std::string* scratch, bool* has);
+  // Arrays likewise.
+  bool BeginArray();
+  bool NextElement(bool* first, bool* has);
+
+  // Consumes the next value, appending its compact text (insignificant whitespace
+  // removed, tokens byte-exact) to `*out` when out is non-null.
+  bool CaptureValue(std::string* out);
+  bool SkipValue() { return CaptureValue(nullptr); }
+
+  // Requires that only whitespace remains.
+  bool ExpectEnd();
+
+  const absl::Status& status() const { return status_; }
+  size_t offset() const { return static_cast<size_t>(p_ - begin_); }
+
+ private:
+  bool Fail(std::string_view reason);
+  bool FailAt(const char* at, std::string_view reason);
+  bool FailUnexpected();
+  void SkipWhitespace();
+  bool Enter();
+  // p_ at the opening quote; leaves p_ after the closing one. When the string has
+  // escapes and `decoded` is non-null, *decoded receives the decoded content.
+  bool ScanString(std::string* decoded, bool* has_escape);
+  bool CaptureInner();
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  int depth_ = 0;
+  int max_depth_;
+  bool failed_ = false;
+  absl::Status status_;
+  std::string* capture_ = nullptr;  // non-null while CaptureValue() is collecting
+  const char* segment_ = nullptr;   // start of the not yet copied captured bytes
+};
+
+// Parses a number's text as a double. False if not finite.
+bool NumberToDouble(std::string_view text, double* value);
+// Parses a number's text as an int64; accepts an integral value written with fraction
+// or exponent (2.0, 1e3). False if not integral or out of range.
+bool NumberToInt64(std::string_view text, int64_t* value);
+
+// True if `text` is exactly one JSON value (surrounding whitespace allowed); `*type`
+// receives its type.
+bool IsValidJson(std::string_view text, JsonType* type);
+
+// True if `s` is valid UTF-8 (no overlongs, surrogates or values above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Appends `s` as a quoted JSON string. Bytes that are not valid UTF-8 become U+FFFD.
+void AppendJsonString(std::string* out, std::string_view s);
+void AppendJsonInt(std::string* out, int64_t value);
+// Shortest text that reads back as the same double; non-finite values as null.
+void AppendJsonDouble(std::string* out, double value);
+
+// Writes the members of one object: w.Key("name"); AppendJsonString(w.out(), ...); ...
+class JsonObjectWriter {
+ public:
+  explicit JsonObjectWriter(std::string* out) : out_(out) { out_->push_back('{'); }
+  // `name` is written escaped.
+  void Key(std::string_view name) {
+    if (!first_) out_->push_back(',');
+    first_ = false;
+    AppendJsonString(out_, name);
+    out_->push_back(':');
+  }
+  void End() { out_->push_back('}'); }
+  std::string* out() const { return out_; }
+
+ private:
+  std::string* out_;
+  bool first_ = true;
+};
+
+}  // namespace modeenvoy::protocol_internal
+
+#endif  // MODEENVOY_LIB_PROTOCOL_JSON_H_
