@@ -1,0 +1,147 @@
+// examples/emulator/emulator.h: a wire-faithful LLM provider emulator (HTTP/1.1 on Asio).
+//
+// Speaks OpenAI's Chat Completions wire format exactly (POST /v1/chat/completions, whole
+// and SSE-streamed; GET /v1/models), with deterministic replies and per-server or
+// per-request controls for latency, chunk pacing, injected errors, resets and stalls.
+// Other providers' formats plug in as one ProviderDialect each (see provider_dialect.h).
+//   boost::asio::io_context io;
+//   auto emu = modeenvoy::emulator::Emulator::Start(io, {.port = 0});
+//   if (!emu.ok()) return emu.status();
+//   std::printf("listening on 127.0.0.1:%u\n", (*emu)->port());
+//   io.run();                       // elsewhere: (*emu)->Stop();
+// Per-request controls are request headers (x-emulator-*); see README.md beside this file.
+// Beast stays in emulator.cc; this header only forward-declares Asio.
+#ifndef MODEENVOY_EXAMPLES_EMULATOR_EMULATOR_H_
+#define MODEENVOY_EXAMPLES_EMULATOR_EMULATOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "modeenvoy/clock.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace modeenvoy::emulator {
+
+// How a response goes wrong on purpose (x-emulator-fail).
+enum class FailMode {
+  kNone,
+  kReset,           // "reset": abort the connection (TCP RST) before any response byte
+  kResetMid,        // "reset-mid": send the head and half the body/events, then RST
+  kStall,           // "stall": send the head, then nothing for `stall`, then the rest
+  kStallMid,        // "stall-mid": send the head and half the events, stall, then the rest
+  kStallFirstByte,  // "stall-first-byte": send nothing for `stall`, then the response
+};
+
+// What a response does; server-wide defaults in EmulatorOptions::defaults, each field
+// overridable per request by the header named in its comment.
+struct ReplyControls {
+  // Delay before the first response byte (x-emulator-latency-ms).
+  absl::Duration first_byte_latency = absl::ZeroDuration();
+  // Content pieces a streamed text reply is cut into (x-emulator-chunks). 0 means one per
+  // word (OpenAI sends about one token per chunk). Capped by the reply's code points.
+  int chunks = 0;
+  // Delay between two streamed events (x-emulator-chunk-interval-ms).
+  absl::Duration chunk_interval = absl::ZeroDuration();
+  // Fixed reply text (x-emulator-reply). Unset: echo of the last user message.
+  std::optional<std::string> reply;
+  // Injected HTTP error status, 400..599 (x-emulator-status); 0 answers normally. The body
+  // is the dialect's error object; type/message/code default per status and can be set by
+  // x-emulator-error-type, x-emulator-error-message, x-emulator-error-code.
+  int status = 0;
+  std::string error_type;
+  std::string error_message;
+  std::string error_code;
+  // Retry-After seconds sent with an injected 429 or 503 (x-emulator-retry-after).
+  int retry_after_seconds = 1;
+  FailMode fail = FailMode::kNone;
+  // How long a stall lasts (x-emulator-stall-ms). Infinite: until the client closes or
+  // the emulator stops.
+  absl::Duration stall = absl::InfiniteDuration();
+};
+
+// Counts a text in tokens. The default counts whitespace-separated words (see README.md).
+using TokenCounter = std::function<int64_t(std::string_view text)>;
+
+struct EmulatorOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 picks a free port; see Emulator::port()
+  // When non-empty, requests must carry it (OpenAI: "Authorization: Bearer <key>") or get
+  // the dialect's 401.
+  std::string api_key;
+  // Larger request bodies are answered 413.
+  size_t max_body_bytes = 8 << 20;
+  // Listed by GET /v1/models. Requests may name any model; it is echoed back.
+  std::vector<std::string> models = {"gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "o3-mini"};
+  // Reported as system_fingerprint.
+  std::string system_fingerprint = "fp_emu0000001";
+  // Time source for `created`. Not owned; must outlive the emulator. Null: system clock.
+  const Clock* clock = nullptr;
+  // Token counting for usage. Null: whitespace-separated words.
+  TokenCounter count_tokens;
+  ReplyControls defaults;
+};
+
+// One request as received, for tests that check what a gateway sent upstream.
+struct RecordedRequest {
+  std::string method;
+  std::string target;                                        // path and query
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+};
+
+struct EmulatorStats {
+  uint64_t connections = 0;  // TCP connections accepted
+  uint64_t requests = 0;     // requests received, /emulator/* endpoints excluded
+  uint64_t aborted = 0;      // responses cut short: client gone, reset or stopped mid-way
+  std::vector<RecordedRequest> recent;  // last kMaxRecent requests, oldest first
+  static constexpr size_t kMaxRecent = 32;
+};
+
+// Thread safety: Start() and every method are thread-safe; handlers run on the threads
+// that run `io`. REQUIRES: `io` is run by one thread.
+class Emulator {
+ public:
+  virtual ~Emulator() = default;  // Stop()s
+
+  // Binds `options.host:options.port`, listens, and serves on `io`.
+  // Errors: kInvalidArgument for a bad host or options, kUnavailable if the address
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Emulator>> Start(boost::asio::io_context& io,
+                                                         EmulatorOptions options);
+
+  // The bound port (useful with port 0).
+  virtual uint16_t port() const = 0;
+
+  // Stops accepting and closes every connection, responses in flight included (counted as
+  // aborted). Idempotent. Once the handlers finish, `io.run()` has nothing left of ours.
+  virtual void Stop() = 0;
+
+  // Snapshot of the counters and recent requests (also served as GET /emulator/stats).
+  virtual EmulatorStats stats() const = 0;
+
+  // Clears counters and recent requests (also POST /emulator/reset).
+  virtual void ResetStats() = 0;
+
+  // Applies `headers` (x-emulator-* controls, as a request would carry them) to the next
+  // `times` provider requests, ahead of their own headers. For scripting retries and
+  // fallbacks: "the next 2 calls fail with 503". Also POST /emulator/next with
+  // {"times": 2, "headers": {"x-emulator-status": "503"}}.
+  virtual void QueueControls(std::vector<std::pair<std::string, std::string>> headers,
+                             int times) = 0;
+};
+
+}  // namespace modeenvoy::emulator
+
+#endif  // MODEENVOY_EXAMPLES_EMULATOR_EMULATOR_H_

@@ -1,0 +1,533 @@
+// OpenAI Chat Completions, as the real API puts it on the wire (checked against recorded
+// traffic in shared/data/provider-fixtures: vercel-ai openai/chat and kong ai-proxy/openai).
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "examples/emulator/provider_dialect.h"
+#include "examples/emulator/scripting.h"
+
+namespace modeenvoy::emulator {
+namespace {
+
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+constexpr int64_t kModelCreated = 1686935002;  // `created` of the listed models
+
+// Non-streamed bodies are pretty-printed with non-ASCII escaped (as OpenAI's are); stream
+// events are compact UTF-8. Invalid UTF-8 (a raw x-emulator-reply header) is replaced.
+std::string DumpWhole(const ojson& j) {
+  return j.dump(2, ' ', /*ensure_ascii=*/true, ojson::error_handler_t::replace);
+}
+std::string DumpEvent(const ojson& j) {
+  return "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
+}
+
+ApiError Invalid(std::string message, std::optional<std::string> param,
+                 std::optional<std::string> code) {
+  return ApiError{400, "invalid_request_error", std::move(message), std::move(param),
+                  std::move(code), {}};
+}
+
+std::string TypeName(const json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a decimal";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+// Text of a message's content: a string, or the text parts of an array.
+std::string ContentText(const json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string out;
+  if (!content.is_array()) return out;
+  for (const json& part : content) {
+    if (!part.is_object()) continue;
+    auto text = part.find("text");
+    if (text != part.end() && text->is_string()) {
+      if (!out.empty()) out += "\n";
+      out += text->get<std::string>();
+    }
+  }
+  return out;
+}
+
+std::string MaskKey(std::string_view key) {
+  if (key.size() <= 5) return "****";
+  return absl::StrFormat("%s****%s", key.substr(0, 3), key.substr(key.size() - 2));
+}
+
+ojson UsageJson(const ScriptedReply& r) {
+  return ojson{{"prompt_tokens", r.prompt_tokens},
+               {"completion_tokens", r.completion_tokens},
+               {"total_tokens", r.prompt_tokens + r.completion_tokens},
+               {"prompt_tokens_details", {{"cached_tokens", 0}, {"audio_tokens", 0}}},
+               {"completion_tokens_details",
+                {{"reasoning_tokens", 0},
+                 {"audio_tokens", 0},
+                 {"accepted_prediction_tokens", 0},
+                 {"rejected_prediction_tokens", 0}}}};
+}
+
+std::string Extra(const ScriptedReply& r, const std::string& key, std::string fallback = "") {
+  auto it = r.extra.find(key);
+  return it == r.extra.end() ? fallback : it->second;
+}
+
+class OpenAiDialect final : public ProviderDialect {
+ public:
+  std::string_view name() const override { return "openai"; }
+
+  Route Match(const Request& req) const override {
+    if (req.method == "POST" && req.path == "/v1/chat/completions") return Route::kGenerate;
+    if (req.method == "GET" && req.path == "/v1/models") return Route::kListModels;
+    return Route::kNone;
+  }
+
+  std::string ApiKey(const Request& req) const override {
+    std::string_view auth = req.Header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.size() >= kBearer.size() && std::equal(kBearer.begin(), kBearer.end(), auth.begin(),
+                                                    [](char a, char b) {
+                                                      return std::tolower(a) == std::tolower(b);
+                                                    })) {
+      return std::string(auth.substr(kBearer.size()));
+    }
+    return "";
+  }
+
+  std::variant<ScriptedReply, ApiError> Script(const Request& req,
+                                               const ScriptContext& ctx) const override {
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      return Invalid(
+          "We could not parse the JSON body of your request. (HINT: This likely means you "
+          "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+          "but what was sent was not valid JSON. If you have trouble figuring out how to fix "
+          "this, please contact us through our help center at help.openai.com.)",
+          std::nullopt, std::nullopt);
+    }
+    // Required fields and their types, with OpenAI's messages.
+    auto model = body.find("model");
+    if (model == body.end()) {
+      return Invalid("Missing required parameter: 'model'.", "model",
+                     "missing_required_parameter");
+    }
+    if (!model->is_string()) {
+      return Invalid(absl::StrFormat("Invalid type for 'model': expected a string, but got %s "
+                                     "instead.", TypeName(*model)),
+                     "model", "invalid_type");
+    }
+    auto messages = body.find("messages");
+    if (messages == body.end()) {
+      return Invalid("Missing required parameter: 'messages'.", "messages",
+                     "missing_required_parameter");
+    }
+    if (!messages->is_array()) {
+      return Invalid(absl::StrFormat("Invalid type for 'messages': expected an array of "
+                                     "objects, but got %s instead.", TypeName(*messages)),
+                     "messages", "invalid_type");
+    }
+    if (messages->empty()) {
+      return Invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                     "but got an empty array instead.",
+                     "messages", "empty_array");
+    }
+    static const char* const kRoles[] = {"system", "developer", "user", "assistant", "tool",
+                                         "function"};
+    for (size_t i = 0; i < messages->size(); ++i) {
+      const json& m = (*messages)[i];
+      std::string param = absl::StrFormat("messages[%d]", i);
+      if (!m.is_object()) {
+        return Invalid(absl::StrFormat("Invalid type for '%s': expected an object, but got %s "
+                                       "instead.", param, TypeName(m)),
+                       param, "invalid_type");
+      }
+      auto role = m.find("role");
+      if (role == m.end()) {
+        return Invalid(absl::StrFormat("Missing required parameter: '%s.role'.", param),
+                       param + ".role", "missing_required_parameter");
+      }
+      if (!role->is_string() ||
+          std::none_of(std::begin(kRoles), std::end(kRoles),
+                       [&](const char* r) { return role->get<std::string>() == r; })) {
+        return Invalid(absl::StrFormat("Invalid value: '%s'. Supported values are: 'system', "
+                                       "'assistant', 'user', 'function', 'tool', and "
+                                       "'developer'.",
+                                       role->is_string() ? role->get<std::string>() : role->dump()),
+                       param + ".role", "invalid_value");
+      }
+    }
+    bool stream = false;
+    if (auto s = body.find("stream"); s != body.end() && !s->is_null()) {
+      if (!s->is_boolean()) {
+        return Invalid(absl::StrFormat("Invalid type for 'stream': expected a boolean, but got "
+                                       "%s instead.", TypeName(*s)),
+                       "stream", "invalid_type");
+      }
+      stream = s->get<bool>();
+    }
+    bool include_usage = false, obfuscation = true;
+    if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
+      if (!stream) {
+        return Invalid("The 'stream_options' parameter is only allowed when 'stream' is "
+                       "enabled.", "stream_options", std::nullopt);
+      }
+      if (so->is_object()) {
+        include_usage = so->value("include_usage", false);
+        obfuscation = so->value("include_obfuscation", true);
+      }
+    }
+    int n = 1;
+    if (auto nn = body.find("n"); nn != body.end() && !nn->is_null()) {
+      if (!nn->is_number_integer() || nn->get<int64_t>() < 1 || nn->get<int64_t>() > 128) {
+        return Invalid(absl::StrFormat("Invalid value for 'n': expected an integer between 1 "
+                                       "and 128, got %s.", nn->dump()),
+                       "n", "invalid_value");
+      }
+      n = static_cast<int>(nn->get<int64_t>());
+    }
+
+    // Tools and tool_choice.
+    std::vector<std::string> tool_names;
+    std::vector<const json*> tool_schemas;
+    if (auto tools = body.find("tools"); tools != body.end() && tools->is_array()) {
+      for (const json& t : *tools) {
+        if (!t.is_object() || t.value("type", "function") != "function") continue;
+        auto fn = t.find("function");
+        if (fn == t.end() || !fn->is_object() || !fn->contains("name") ||
+            !(*fn)["name"].is_string()) {
+          continue;
+        }
+        tool_names.push_back((*fn)["name"].get<std::string>());
+        auto params = fn->find("parameters");
+        tool_schemas.push_back(params != fn->end() ? &*params : nullptr);
+      }
+    }
+    ToolChoice choice = ToolChoice::kAuto;
+    std::string named;
+    if (auto tc = body.find("tool_choice"); tc != body.end() && !tc->is_null()) {
+      if (tc->is_string()) {
+        const std::string& v = tc->get_ref<const std::string&>();
+        if (v == "none") choice = ToolChoice::kNone;
+        else if (v == "required") choice = ToolChoice::kRequired;
+        else if (v == "auto") choice = ToolChoice::kAuto;
+        else {
+          return Invalid(absl::StrFormat("Invalid value: '%s'. Supported values are: 'none', "
+                                         "'auto', and 'required'.", v),
+                         "tool_choice", "invalid_value");
+        }
+      } else if (tc->is_object() && tc->contains("function") && (*tc)["function"].is_object()) {
+        choice = ToolChoice::kNamed;
+        named = (*tc)["function"].value("name", "");
+      }
+      if (choice != ToolChoice::kNone && tool_names.empty()) {
+        return Invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                       "'tools' are specified.",
+                       "tool_choice", std::nullopt);
+      }
+      if (choice == ToolChoice::kNamed &&
+          std::find(tool_names.begin(), tool_names.end(), named) == tool_names.end()) {
+        return Invalid(absl::StrFormat("Tool choice '%s' not found in 'tools' parameter.", named),
+                       "tool_choice", std::nullopt);
+      }
+    }
+
+    // Prompt tokens: 3 per message plus its text, plus 3 priming the reply.
+    int64_t prompt_tokens = 3;
+    for (const json& m : *messages) {
+      prompt_tokens += 3 + ctx.count_tokens(ContentText(m.value("content", json())));
+      if (auto calls = m.find("tool_calls"); calls != m.end() && calls->is_array()) {
+        for (const json& c : *calls) {
+          if (!c.is_object() || !c.contains("function")) continue;
+          const json& f = c["function"];
+          prompt_tokens += ctx.count_tokens(f.value("name", "")) +
+                           ctx.count_tokens(f.value("arguments", ""));
+        }
+      }
+    }
+
+    // The echo source: the last user or tool message.
+    std::string echo;
+    for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
+      std::string role = (*it)["role"].get<std::string>();
+      if (role == "user" || role == "tool") {
+        echo = ContentText(it->value("content", json()));
+        break;
+      }
+    }
+    const json& last = messages->back();
+    std::string last_user = last["role"] == "user" ? ContentText(last.value("content", json()))
+                                                   : std::string();
+
+    ScriptedReply reply;
+    const uint64_t seed = HashBytes(req.body, ctx.sequence);
+    reply.id = MakeId("chatcmpl-", 29, seed);
+    reply.model = model->get<std::string>();
+    reply.created = absl::ToUnixSeconds(ctx.clock.Now());
+    reply.choices = n;
+    reply.stream = stream;
+    reply.include_usage = include_usage;
+    reply.system_fingerprint = std::string(ctx.system_fingerprint);
+    reply.extra["obfuscation"] = obfuscation ? "1" : "0";
+    reply.extra["seed"] = std::to_string(seed);
+    std::string tier = body.value("service_tier", "default");
+    if (tier != "flex" && tier != "priority" && tier != "scale") tier = "default";
+    reply.extra["service_tier"] = tier;
+
+    std::vector<PlannedCall> calls = PlanToolCalls(last_user, tool_names, choice, named);
+    int64_t completion = 0;
+    if (!calls.empty()) {
+      for (size_t i = 0; i < calls.size(); ++i) {
+        ToolCall call;
+        call.id = MakeId("call_", 24, seed + 1 + i);
+        call.name = calls[i].name;
+        if (calls[i].arguments.has_value()) {
+          call.arguments = *calls[i].arguments;
+        } else {
+          size_t idx = static_cast<size_t>(
+              std::find(tool_names.begin(), tool_names.end(), call.name) - tool_names.begin());
+          const json* schema = idx < tool_schemas.size() ? tool_schemas[idx] : nullptr;
+          call.arguments = schema != nullptr ? ArgumentsFromSchema(*schema) : "{}";
+        }
+        completion += ctx.count_tokens(call.name) + ctx.count_tokens(call.arguments);
+        reply.tool_calls.push_back(std::move(call));
+      }
+      reply.finish_reason = "tool_calls";
+    } else {
+      std::string text = ReplyText(ctx.controls, echo);
+      if (!ctx.controls.reply.has_value()) {
+        // Structured output: answer with JSON of the requested shape.
+        if (auto rf = body.find("response_format"); rf != body.end() && rf->is_object()) {
+          std::string type = rf->value("type", "");
+          if (type == "json_object") {
+            text = json{{"reply", echo}}.dump(-1, ' ', false, json::error_handler_t::replace);
+          } else if (type == "json_schema" && rf->contains("json_schema") &&
+                     (*rf)["json_schema"].is_object()) {
+            text = ArgumentsFromSchema((*rf)["json_schema"].value("schema", json::object()));
+          }
+        }
+      }
+      int64_t max_tokens = -1;
+      for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+        if (auto mt = body.find(key); mt != body.end() && mt->is_number_integer()) {
+          max_tokens = mt->get<int64_t>();
+          break;
+        }
+      }
+      std::string cut = TruncateToTokens(text, max_tokens, ctx.count_tokens);
+      reply.finish_reason = cut.size() < text.size() ? "length" : "stop";
+      reply.text = std::move(cut);
+      reply.text_pieces = SplitPieces(reply.text, ctx.controls.chunks);
+      completion = ctx.count_tokens(reply.text);
+    }
+    reply.prompt_tokens = prompt_tokens;
+    reply.completion_tokens = completion * n;
+    return reply;
+  }
+
+  std::string RenderWhole(const ScriptedReply& r) const override {
+    ojson choices = ojson::array();
+    for (int i = 0; i < r.choices; ++i) {
+      ojson message = {{"role", "assistant"}};
+      if (r.tool_calls.empty()) {
+        message["content"] = r.text;
+      } else {
+        message["content"] = nullptr;
+        ojson calls = ojson::array();
+        for (const ToolCall& c : r.tool_calls) {
+          calls.push_back({{"id", c.id},
+                           {"type", "function"},
+                           {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        }
+        message["tool_calls"] = std::move(calls);
+      }
+      message["refusal"] = nullptr;
+      message["annotations"] = ojson::array();
+      choices.push_back({{"index", i},
+                         {"message", std::move(message)},
+                         {"logprobs", nullptr},
+                         {"finish_reason", r.finish_reason}});
+    }
+    ojson out = {{"id", r.id},
+                 {"object", "chat.completion"},
+                 {"created", r.created},
+                 {"model", r.model},
+                 {"choices", std::move(choices)},
+                 {"usage", UsageJson(r)},
+                 {"service_tier", Extra(r, "service_tier", "default")},
+                 {"system_fingerprint", r.system_fingerprint}};
+    return DumpWhole(out);
+  }
+
+  std::vector<std::string> RenderStream(const ScriptedReply& r) const override {
+    std::vector<std::string> events;
+    const bool obfuscate = Extra(r, "obfuscation", "1") == "1";
+    uint64_t seed = std::stoull(Extra(r, "seed", "0"));
+    auto chunk = [&](ojson choices, bool usage_chunk = false) {
+      ojson c = {{"id", r.id},
+                 {"object", "chat.completion.chunk"},
+                 {"created", r.created},
+                 {"model", r.model},
+                 {"service_tier", Extra(r, "service_tier", "default")},
+                 {"system_fingerprint", r.system_fingerprint},
+                 {"choices", std::move(choices)}};
+      if (r.include_usage) c["usage"] = usage_chunk ? UsageJson(r) : ojson(nullptr);
+      if (obfuscate) {
+        // Random-length padding in the real API; here a deterministic 1..15 characters.
+        uint64_t s = (seed ^ 0x5DEECE66DULL) + events.size() * 7919;
+        c["obfuscation"] = MakeId("", 1 + HashBytes(std::to_string(s)) % 15, s);
+      }
+      events.push_back(DumpEvent(c));
+    };
+    auto one = [](int index, ojson delta, ojson finish = nullptr) {
+      return ojson::array({ojson{{"index", index},
+                                 {"delta", std::move(delta)},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", std::move(finish)}}});
+    };
+    for (int i = 0; i < r.choices; ++i) {
+      if (r.tool_calls.empty()) {
+        chunk(one(i, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}));
+        continue;
+      }
+      for (size_t k = 0; k < r.tool_calls.size(); ++k) {
+        const ToolCall& call = r.tool_calls[k];
+        ojson head = ojson::array({ojson{{"index", k},
+                                         {"id", call.id},
+                                         {"type", "function"},
+                                         {"function", {{"name", call.name}, {"arguments", ""}}}}});
+        if (k == 0) {
+          chunk(one(i, {{"role", "assistant"},
+                        {"content", nullptr},
+                        {"tool_calls", std::move(head)},
+                        {"refusal", nullptr}}));
+        } else {
+          chunk(one(i, {{"tool_calls", std::move(head)}}));
+        }
+        for (const std::string& frag : SplitFragments(call.arguments, 6)) {
+          chunk(one(i, {{"tool_calls", ojson::array({ojson{
+                                           {"index", k}, {"function", {{"arguments", frag}}}}})}}));
+        }
+      }
+    }
+    for (const std::string& piece : r.text_pieces) {
+      for (int i = 0; i < r.choices; ++i) chunk(one(i, {{"content", piece}}));
+    }
+    for (int i = 0; i < r.choices; ++i) chunk(one(i, ojson::object(), r.finish_reason));
+    if (r.include_usage) chunk(ojson::array(), /*usage_chunk=*/true);
+    events.push_back("data: [DONE]\n\n");
+    return events;
+  }
+
+  std::string RenderModels(const std::vector<std::string>& models) const override {
+    ojson data = ojson::array();
+    for (const std::string& m : models) {
+      data.push_back(
+          {{"id", m}, {"object", "model"}, {"created", kModelCreated}, {"owned_by", "system"}});
+    }
+    return DumpWhole(ojson{{"object", "list"}, {"data", std::move(data)}});
+  }
+
+  ApiError MakeError(ErrorCause cause, int status, const Request& req) const override {
+    ApiError e;
+    e.status = status;
+    e.type = status >= 500 ? "server_error" : "invalid_request_error";
+    switch (cause) {
+      case ErrorCause::kUnknownRoute:
+        e.message = absl::StrFormat("Invalid URL (%s %s)", req.method, req.path);
+        return e;
+      case ErrorCause::kBodyTooLarge:
+        e.message = "Request body too large. Reduce the size of your request and try again.";
+        return e;
+      case ErrorCause::kBadHttp:
+        e.message = "We could not parse your HTTP request.";
+        return e;
+      case ErrorCause::kUnauthorized:
+      case ErrorCause::kInjected:
+        break;
+    }
+    std::string model = "gpt-4o-mini";
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_object() && body.contains("model") && body["model"].is_string()) {
+      model = body["model"].get<std::string>();
+    }
+    switch (status) {
+      case 401: {
+        std::string key = ApiKey(req);
+        e.code = "invalid_api_key";
+        e.message =
+            key.empty()
+                ? "You didn't provide an API key. You need to provide your API key in an "
+                  "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                : absl::StrFormat("Incorrect API key provided: %s. You can find your API key at "
+                                  "https://platform.openai.com/account/api-keys.",
+                                  MaskKey(key));
+        if (key.empty()) e.code = std::nullopt;
+        break;
+      }
+      case 403:
+        e.message = "You are not allowed to access this resource.";
+        e.code = "unsupported_country_region_territory";
+        break;
+      case 404:
+        e.message = absl::StrFormat(
+            "The model `%s` does not exist or you do not have access to it.", model);
+        e.code = "model_not_found";
+        break;
+      case 429:
+        e.type = "requests";
+        e.code = "rate_limit_exceeded";
+        e.message = absl::StrFormat(
+            "Rate limit reached for %s in organization org-emulator on requests per min (RPM): "
+            "Limit 3, Used 3, Requested 1. Please try again in 20s. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more.",
+            model);
+        break;
+      case 500:
+        e.message = "The server had an error while processing your request. Sorry about that!";
+        break;
+      case 503:
+        e.message = "The engine is currently overloaded, please try again later";
+        break;
+      default:
+        e.message = absl::StrFormat("Emulated error with HTTP status %d.", status);
+        break;
+    }
+    return e;
+  }
+
+  std::string RenderError(const ApiError& e) const override {
+    ojson err = {{"message", e.message},
+                 {"type", e.type},
+                 {"param", e.param ? ojson(*e.param) : ojson(nullptr)},
+                 {"code", e.code ? ojson(*e.code) : ojson(nullptr)}};
+    return DumpWhole(ojson{{"error", std::move(err)}});
+  }
+
+  Headers ResponseHeaders(uint64_t sequence) const override {
+    return {{"openai-version", "2020-10-01"},
+            {"openai-organization", "emulator"},
+            {"openai-processing-ms", "1"},
+            {"x-request-id", MakeId("req_", 32, sequence * 0x9E3779B97F4A7C15ULL + 1)}};
+  }
+
+  std::string_view stream_content_type() const override {
+    return "text/event-stream; charset=utf-8";
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ProviderDialect> NewOpenAiDialect() { return std::make_unique<OpenAiDialect>(); }
+
+}  // namespace modeenvoy::emulator
