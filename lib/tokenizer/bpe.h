@@ -33,7 +33,7 @@ struct CountSink {
   void Push(uint32_t) { ++count; }
 };
 
-// Counts elementary steps of MergeLarge (rank lookups + heap operations); tests use it to
+// Counts elementary steps of MergeLarge (rank lookups + heap comparisons); tests use it to
 // prove near-linear work on long pieces without timing anything.
 struct BpeWork {
   size_t steps = 0;

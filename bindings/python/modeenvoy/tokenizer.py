@@ -1,0 +1,275 @@
+"""tiktoken-compatible tokenizer: change ``import tiktoken`` to ``import modeenvoy``.
+
+    import modeenvoy as tiktoken                  # or: from modeenvoy import get_encoding
+    enc = tiktoken.get_encoding("o200k_base")
+    enc.encode("hello <|endoftext|>", allowed_special="all")
+    enc.count(text)                               # token count without building the list
+    tiktoken.encoding_for_model("gpt-4o").name    # "o200k_base"
+
+Token ids are identical to tiktoken 0.14's. Rank files are found as in the C++ API:
+``$MODEENVOY_TOKENIZER_DIR/<name>.tiktoken`` or tiktoken's own cache
+(``$TIKTOKEN_CACHE_DIR``, files named by the SHA-1 of their URL), so a machine that already
+ran tiktoken needs nothing new. Errors keep tiktoken's exception types (ValueError for an
+unknown encoding or a disallowed special token, KeyError for an unknown model or token) and
+are also ``modeenvoy.Error`` instances with ``.code``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import AbstractSet, Collection, Literal, Sequence
+
+from . import _modeenvoy
+from .errors import Error
+
+__all__ = [
+    "Encoding",
+    "EncodingKeyError",
+    "EncodingValueError",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "get_encoding",
+    "list_encoding_names",
+]
+
+
+class EncodingValueError(Error, ValueError):
+    """A tokenizer error that tiktoken reports as ValueError."""
+
+
+class EncodingKeyError(Error, KeyError):
+    """A tokenizer error that tiktoken reports as KeyError."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+def _rethrow(err: Error, cls: type) -> Error:
+    return cls(err.message, code=err.code, status_code=err.status_code, param=err.param)
+
+
+def _repair_surrogates(text: str) -> str:
+    # What tiktoken does for strings that are not valid UTF-8 (lone surrogates).
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class Encoding:
+    """A loaded encoding with tiktoken's Encoding interface. Thread-safe."""
+
+    def __init__(self, core: "_modeenvoy._TokEncoding") -> None:
+        self._core = core
+        self.name: str = core.name
+        self._special_tokens: dict[str, int] = core.special_tokens()
+        self.max_token_value: int = core.max_token_value
+
+    def __repr__(self) -> str:
+        return f"<Encoding {self.name!r}>"
+
+    # ---- properties --------------------------------------------------------------------
+    @property
+    def n_vocab(self) -> int:
+        return self._core.n_vocab
+
+    @property
+    def eot_token(self) -> int:
+        return self._special_tokens["<|endoftext|>"]
+
+    @functools.cached_property
+    def special_tokens_set(self) -> set[str]:
+        return set(self._special_tokens.keys())
+
+    def is_special_token(self, token: int) -> bool:
+        return self._core.is_special_token(token)
+
+    def memory_usage(self) -> int:
+        """Bytes held by the loaded tables (shared by every user of this encoding)."""
+        return self._core.memory_usage()
+
+    # ---- encoding ----------------------------------------------------------------------
+    def encode_ordinary(self, text: str) -> list[int]:
+        try:
+            return self._core.encode_ordinary(text)
+        except UnicodeEncodeError:
+            return self._core.encode_ordinary(_repair_surrogates(text))
+
+    def _special_args(self, allowed_special, disallowed_special):
+        allowed_all = allowed_special == "all"
+        allowed = [] if allowed_all else list(allowed_special)
+        disallowed_all = disallowed_special == "all"
+        disallowed = [] if disallowed_all else list(disallowed_special)
+        return allowed_all, allowed, disallowed_all, disallowed
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = set(),  # noqa: B006
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        args = self._special_args(allowed_special, disallowed_special)
+        try:
+            try:
+                return self._core.encode(text, *args)
+            except UnicodeEncodeError:
+                return self._core.encode(_repair_surrogates(text), *args)
+        except Error as err:
+            raise _rethrow(err, EncodingValueError) from None
+
+    def count_ordinary(self, text: str) -> int:
+        """len(encode_ordinary(text)), without building the list."""
+        try:
+            return self._core.count_ordinary(text)
+        except UnicodeEncodeError:
+            return self._core.count_ordinary(_repair_surrogates(text))
+
+    def count(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = set(),  # noqa: B006
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> int:
+        """len(encode(text, ...)), without building the list."""
+        args = self._special_args(allowed_special, disallowed_special)
+        try:
+            try:
+                return self._core.count(text, *args)
+            except UnicodeEncodeError:
+                return self._core.count(_repair_surrogates(text), *args)
+        except Error as err:
+            raise _rethrow(err, EncodingValueError) from None
+
+    def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
+        try:
+            return self._core.encode_ordinary_batch(text, num_threads)
+        except UnicodeEncodeError:
+            return self._core.encode_ordinary_batch([_repair_surrogates(t) for t in text],
+                                                    num_threads)
+
+    def encode_batch(
+        self,
+        text: Sequence[str],
+        *,
+        num_threads: int = 8,
+        allowed_special: Literal["all"] | AbstractSet[str] = set(),  # noqa: B006
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[list[int]]:
+        args = self._special_args(allowed_special, disallowed_special)
+        try:
+            try:
+                return self._core.encode_batch(text, num_threads, *args)
+            except UnicodeEncodeError:
+                return self._core.encode_batch([_repair_surrogates(t) for t in text],
+                                               num_threads, *args)
+        except Error as err:
+            raise _rethrow(err, EncodingValueError) from None
+
+    def count_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[int]:
+        try:
+            return self._core.count_ordinary_batch(text, num_threads)
+        except UnicodeEncodeError:
+            return self._core.count_ordinary_batch([_repair_surrogates(t) for t in text],
+                                                   num_threads)
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        if isinstance(text_or_bytes, str):
+            text_or_bytes = text_or_bytes.encode("utf-8")
+        try:
+            return self._core.encode_single_token(text_or_bytes)
+        except Error as err:
+            raise _rethrow(err, EncodingKeyError) from None
+
+    # ---- decoding ----------------------------------------------------------------------
+    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
+        try:
+            return self._core.decode_bytes(tokens)
+        except Error as err:
+            raise _rethrow(err, EncodingKeyError) from None
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        try:
+            return self._core.decode_single_token_bytes(token)
+        except Error as err:
+            raise _rethrow(err, EncodingKeyError) from None
+
+    def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
+        return [self.decode_single_token_bytes(t) for t in tokens]
+
+    def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
+        token_bytes = self.decode_tokens_bytes(tokens)
+        text_len = 0
+        offsets = []
+        for token in token_bytes:
+            offsets.append(max(0, text_len - (0x80 <= token[0] < 0xC0)))
+            text_len += sum(1 for c in token if not 0x80 <= c < 0xC0)
+        text = b"".join(token_bytes).decode("utf-8", errors="strict")
+        return text, offsets
+
+    def decode_batch(self, batch: Sequence[Sequence[int]], *, errors: str = "replace",
+                     num_threads: int = 8) -> list[str]:
+        return [self.decode(tokens, errors=errors) for tokens in batch]
+
+    def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *,
+                           num_threads: int = 8) -> list[bytes]:
+        return [self.decode_bytes(tokens) for tokens in batch]
+
+    def token_byte_values(self) -> list[bytes]:
+        """Bytes of every mergeable token, in rank order."""
+        out = []
+        for rank in range(self.max_token_value + 1):
+            if rank in self._special_ids:
+                continue
+            try:
+                out.append(self._core.decode_single_token_bytes(rank))
+            except Error:
+                continue
+        return out
+
+    @functools.cached_property
+    def _special_ids(self) -> set[int]:
+        return set(self._special_tokens.values())
+
+
+_lock = threading.Lock()
+_encodings: dict[str, Encoding] = {}
+
+
+def get_encoding(encoding_name: str) -> Encoding:
+    """The shared Encoding named `encoding_name` (see list_encoding_names())."""
+    enc = _encodings.get(encoding_name)
+    if enc is not None:
+        return enc
+    try:
+        core = _modeenvoy._tok_get_encoding(encoding_name)
+    except Error as err:
+        raise _rethrow(err, EncodingValueError if err.code == "INVALID_ARGUMENT" else type(err)) \
+            from None
+    with _lock:
+        return _encodings.setdefault(encoding_name, Encoding(core))
+
+
+def load_encoding(encoding_name: str, *, rank_file: str = "", tokenizer_dir: str = "",
+                  tiktoken_cache_dir: str = "", verify_sha256: bool = True) -> Encoding:
+    """A built-in encoding read from an explicit file or directory (not the defaults)."""
+    return Encoding(_modeenvoy._tok_get_encoding(encoding_name, rank_file, tokenizer_dir,
+                                                 tiktoken_cache_dir, verify_sha256))
+
+
+def list_encoding_names() -> list[str]:
+    return list(_modeenvoy._tok_list_encoding_names())
+
+
+def encoding_name_for_model(model_name: str) -> str:
+    try:
+        return _modeenvoy._tok_encoding_name_for_model(model_name)
+    except Error as err:
+        raise _rethrow(err, EncodingKeyError) from None
+
+
+def encoding_for_model(model_name: str) -> Encoding:
+    return get_encoding(encoding_name_for_model(model_name))
+

@@ -1,0 +1,253 @@
+// bindings/python/tokenizer_py.cc: shims over include/modeenvoy/tokenizer/ for
+// bindings/python/modeenvoy/tokenizer.py. Conversions only; the GIL is released around every
+// encode/count so other Python threads run while we tokenize.
+#include <Python.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bindings/python/register.h"
+#include "bindings/python/status_py.h"
+#include "modeenvoy/tokenizer/encoding.h"
+#include "modeenvoy/tokenizer/model.h"
+
+namespace py = pybind11;
+
+namespace modeenvoy::python {
+namespace {
+
+// UTF-8 view of a str, valid while `s` lives. Raises UnicodeEncodeError for lone surrogates
+// (tokenizer.py then repairs the text as tiktoken does).
+std::string_view Utf8View(const py::handle& s) {
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(s.ptr(), &size);
+  if (data == nullptr) throw py::error_already_set();
+  return std::string_view(data, static_cast<size_t>(size));
+}
+
+py::list ToList(const std::vector<Token>& tokens) {
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(tokens.size()));
+  if (list == nullptr) throw py::error_already_set();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    PyObject* v = PyLong_FromUnsignedLong(tokens[i]);
+    if (v == nullptr) {
+      Py_DECREF(list);
+      throw py::error_already_set();
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
+  }
+  return py::reinterpret_steal<py::list>(list);
+}
+
+std::vector<Token> ToTokens(const py::iterable& tokens) {
+  std::vector<Token> out;
+  if (PyList_Check(tokens.ptr()) || PyTuple_Check(tokens.ptr())) {
+    out.reserve(static_cast<size_t>(PySequence_Size(tokens.ptr())));
+  }
+  for (py::handle h : tokens) {
+    const unsigned long v = PyLong_AsUnsignedLong(h.ptr());
+    if (v == static_cast<unsigned long>(-1) && PyErr_Occurred()) throw py::error_already_set();
+    if (v > 0xffffffffUL) throw py::value_error("token id out of range");
+    out.push_back(static_cast<Token>(v));
+  }
+  return out;
+}
+
+SpecialTokenSet ToSet(bool all, const std::vector<std::string>& tokens) {
+  if (all) return SpecialTokenSet::All();
+  return SpecialTokenSet(tokens);
+}
+
+// Keeps the str objects alive (and their UTF-8 buffers) while the GIL is released.
+struct TextBatch {
+  std::vector<py::object> owners;
+  std::vector<std::string_view> views;
+  explicit TextBatch(const py::iterable& texts) {
+    for (py::handle h : texts) {
+      owners.push_back(py::reinterpret_borrow<py::object>(h));
+      views.push_back(Utf8View(h));
+    }
+  }
+};
+
+class PyEncoding {
+ public:
+  explicit PyEncoding(std::shared_ptr<const Encoding> enc) : enc_(std::move(enc)) {}
+
+  std::string name() const { return enc_->name(); }
+  uint32_t n_vocab() const { return enc_->n_vocab(); }
+  uint32_t max_token_value() const { return enc_->max_token_value(); }
+  size_t memory_usage() const { return enc_->MemoryUsage(); }
+  py::dict special_tokens() const {
+    py::dict d;
+    for (const auto& [text, id] : enc_->special_tokens()) d[py::str(text)] = id;
+    return d;
+  }
+
+  py::list EncodeOrdinary(const py::str& text) const {
+    const std::string_view v = Utf8View(text);
+    std::vector<Token> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->EncodeOrdinary(v);
+    }
+    return ToList(out);
+  }
+
+  size_t CountOrdinary(const py::str& text) const {
+    const std::string_view v = Utf8View(text);
+    py::gil_scoped_release release;
+    return enc_->CountOrdinary(v);
+  }
+
+  py::list Encode(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
+                  bool disallowed_all, const std::vector<std::string>& disallowed) const {
+    const std::string_view v = Utf8View(text);
+    const SpecialTokenSet a = ToSet(allowed_all, allowed);
+    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
+    absl::StatusOr<std::vector<Token>> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->Encode(v, a, d);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    return ToList(*out);
+  }
+
+  size_t Count(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
+               bool disallowed_all, const std::vector<std::string>& disallowed) const {
+    const std::string_view v = Utf8View(text);
+    const SpecialTokenSet a = ToSet(allowed_all, allowed);
+    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
+    absl::StatusOr<size_t> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->Count(v, a, d);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    return *out;
+  }
+
+  py::list EncodeBatch(const py::iterable& texts, int num_threads, bool allowed_all,
+                       const std::vector<std::string>& allowed, bool disallowed_all,
+                       const std::vector<std::string>& disallowed) const {
+    TextBatch batch(texts);
+    const SpecialTokenSet a = ToSet(allowed_all, allowed);
+    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
+    absl::StatusOr<std::vector<std::vector<Token>>> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->EncodeBatch(batch.views, a, d, num_threads);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    py::list result(out->size());
+    for (size_t i = 0; i < out->size(); ++i) result[i] = ToList((*out)[i]);
+    return result;
+  }
+
+  py::list EncodeOrdinaryBatch(const py::iterable& texts, int num_threads) const {
+    TextBatch batch(texts);
+    std::vector<std::vector<Token>> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->EncodeOrdinaryBatch(batch.views, num_threads);
+    }
+    py::list result(out.size());
+    for (size_t i = 0; i < out.size(); ++i) result[i] = ToList(out[i]);
+    return result;
+  }
+
+  std::vector<size_t> CountOrdinaryBatch(const py::iterable& texts, int num_threads) const {
+    TextBatch batch(texts);
+    py::gil_scoped_release release;
+    return enc_->CountOrdinaryBatch(batch.views, num_threads);
+  }
+
+  py::bytes DecodeBytes(const py::iterable& tokens) const {
+    const std::vector<Token> ids = ToTokens(tokens);
+    absl::StatusOr<std::string> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->DecodeBytes(ids);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    return py::bytes(*out);
+  }
+
+  py::bytes DecodeSingleTokenBytes(uint32_t token) const {
+    absl::StatusOr<std::string_view> out = enc_->DecodeSingleTokenBytes(token);
+    if (!out.ok()) ThrowStatus(out.status());
+    return py::bytes(out->data(), out->size());
+  }
+
+  Token EncodeSingleToken(const py::bytes& bytes) const {
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (PyBytes_AsStringAndSize(bytes.ptr(), &data, &size) != 0) throw py::error_already_set();
+    return ValueOrThrow(enc_->EncodeSingleToken(std::string_view(data, static_cast<size_t>(size))));
+  }
+
+  bool IsSpecialToken(uint32_t token) const { return enc_->IsSpecialToken(token); }
+
+ private:
+  std::shared_ptr<const Encoding> enc_;
+};
+
+PyEncoding GetEncodingShim(const std::string& name, const std::string& rank_file,
+                           const std::string& tokenizer_dir, const std::string& cache_dir,
+                           bool verify_sha256) {
+  EncodingOptions options;
+  options.rank_file = rank_file;
+  options.tokenizer_dir = tokenizer_dir;
+  options.tiktoken_cache_dir = cache_dir;
+  options.verify_sha256 = verify_sha256;
+  absl::StatusOr<std::shared_ptr<const Encoding>> enc;
+  {
+    py::gil_scoped_release release;  // the first call reads and parses a file
+    enc = GetEncoding(name, options);
+  }
+  if (!enc.ok()) ThrowStatus(enc.status());
+  return PyEncoding(*std::move(enc));
+}
+
+}  // namespace
+}  // namespace modeenvoy::python
+
+void RegisterTokenizer(pybind11::module_& m) {
+  using modeenvoy::python::PyEncoding;
+  py::class_<PyEncoding>(m, "_TokEncoding", "Internal: a loaded encoding (see modeenvoy.Encoding).")
+      .def_property_readonly("name", &PyEncoding::name)
+      .def_property_readonly("n_vocab", &PyEncoding::n_vocab)
+      .def_property_readonly("max_token_value", &PyEncoding::max_token_value)
+      .def("memory_usage", &PyEncoding::memory_usage)
+      .def("special_tokens", &PyEncoding::special_tokens)
+      .def("encode_ordinary", &PyEncoding::EncodeOrdinary, py::arg("text"))
+      .def("count_ordinary", &PyEncoding::CountOrdinary, py::arg("text"))
+      .def("encode", &PyEncoding::Encode, py::arg("text"), py::arg("allowed_all"),
+           py::arg("allowed"), py::arg("disallowed_all"), py::arg("disallowed"))
+      .def("count", &PyEncoding::Count, py::arg("text"), py::arg("allowed_all"),
+           py::arg("allowed"), py::arg("disallowed_all"), py::arg("disallowed"))
+      .def("encode_batch", &PyEncoding::EncodeBatch, py::arg("texts"), py::arg("num_threads"),
+           py::arg("allowed_all"), py::arg("allowed"), py::arg("disallowed_all"),
+           py::arg("disallowed"))
+      .def("encode_ordinary_batch", &PyEncoding::EncodeOrdinaryBatch, py::arg("texts"),
+           py::arg("num_threads"))
+      .def("count_ordinary_batch", &PyEncoding::CountOrdinaryBatch, py::arg("texts"),
+           py::arg("num_threads"))
+      .def("decode_bytes", &PyEncoding::DecodeBytes, py::arg("tokens"))
+      .def("decode_single_token_bytes", &PyEncoding::DecodeSingleTokenBytes, py::arg("token"))
+      .def("encode_single_token", &PyEncoding::EncodeSingleToken, py::arg("bytes"))
+      .def("is_special_token", &PyEncoding::IsSpecialToken, py::arg("token"));
+  m.def("_tok_get_encoding", &modeenvoy::python::GetEncodingShim, py::arg("name"),
+        py::arg("rank_file") = "", py::arg("tokenizer_dir") = "", py::arg("cache_dir") = "",
+        py::arg("verify_sha256") = true);
+  m.def("_tok_encoding_name_for_model", [](const std::string& model) {
+    return modeenvoy::python::ValueOrThrow(modeenvoy::EncodingNameForModel(model));
+  });
+  m.def("_tok_list_encoding_names", &modeenvoy::ListEncodingNames);
+}

@@ -1,0 +1,164 @@
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/tokenizer/sha256.h"
+#include "modeenvoy/tokenizer/encoding.h"
+#include "tests/tokenizer/test_util.h"
+
+namespace modeenvoy {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("modeenvoy-tok-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& contents) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << contents;
+    return p.string();
+  }
+  fs::path dir_;
+};
+
+TEST(Sha256Test, MatchesKnownVectors) {
+  EXPECT_EQ(tokenizer_internal::Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(tokenizer_internal::Sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(tokenizer_internal::Sha256Hex(
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+TEST_F(RegistryTest, UnknownEncodingIsInvalidArgument) {
+  auto enc = GetEncoding("cl200k_base");
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(enc.status().message(), HasSubstr("o200k_base"));
+}
+
+TEST_F(RegistryTest, MissingFileIsNotFoundNamingEveryPathTried) {
+  EncodingOptions options;
+  options.tokenizer_dir = (dir_ / "nowhere").string();
+  options.tiktoken_cache_dir = (dir_ / "cache").string();
+  auto enc = GetEncoding("cl100k_base", options);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(enc.status().message(), HasSubstr((dir_ / "nowhere" / "cl100k_base.tiktoken").string()));
+  EXPECT_THAT(enc.status().message(),
+              HasSubstr((dir_ / "cache" / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4").string()));
+}
+
+TEST_F(RegistryTest, CorruptFileIsDataLossWithPathAndLine) {
+  std::string file = tokenizer_test::SmallRankFile({"ab"});
+  file += "@@@@ 300\n";
+  const std::string path = Write("r50k_base.tiktoken", file);
+  EncodingOptions options;
+  options.tokenizer_dir = dir_.string();
+  options.verify_sha256 = false;
+  auto enc = GetEncoding("r50k_base", options);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(enc.status().message(), HasSubstr(path));
+  EXPECT_THAT(enc.status().message(), HasSubstr("line 258"));
+}
+
+TEST_F(RegistryTest, HashMismatchIsDataLoss) {
+  Write("p50k_base.tiktoken", tokenizer_test::SmallRankFile({"ab"}));
+  EncodingOptions options;
+  options.tokenizer_dir = dir_.string();
+  auto enc = GetEncoding("p50k_base", options);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(enc.status().message(), HasSubstr("sha256"));
+}
+
+TEST_F(RegistryTest, FailedLoadIsRetriedAndSuccessIsShared) {
+  EncodingOptions options;
+  options.rank_file = (dir_ / "custom.tiktoken").string();
+  options.verify_sha256 = false;
+  EXPECT_EQ(GetEncoding("gpt2", options).status().code(), absl::StatusCode::kNotFound);
+  // gpt2 requires n_vocab 50257: a small file must be rejected as inconsistent.
+  Write("custom.tiktoken", tokenizer_test::SmallRankFile({"ab"}));
+  EXPECT_EQ(GetEncoding("gpt2", options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RegistryTest, ConcurrentFirstCallsShareOneInstance) {
+  MODEENVOY_LOAD_OR_SKIP(reference, "cl100k_base");
+  EncodingOptions options;
+  options.tokenizer_dir = tokenizer_test::TokenizerDir();
+  options.tiktoken_cache_dir = dir_.string();  // a distinct key: a fresh load
+  std::vector<std::shared_ptr<const Encoding>> got(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] { got[i] = *GetEncoding("cl100k_base", options); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : got) EXPECT_EQ(e.get(), got[0].get());
+  EXPECT_NE(got[0].get(), reference.get());
+  EXPECT_EQ(got[0]->EncodeOrdinary("hello world"), reference->EncodeOrdinary("hello world"));
+}
+
+TEST_F(RegistryTest, FindsFilesInTiktokenCacheDirectory) {
+  const std::string src = tokenizer_test::TokenizerDir() + "/r50k_base.tiktoken";
+  if (tokenizer_test::TokenizerDir().empty() || !fs::exists(src)) {
+    GTEST_SKIP() << "tokenizer data missing (MODEENVOY_TOKENIZER_DIR/r50k_base.tiktoken)";
+  }
+  fs::copy_file(src, dir_ / "0ea1e91bbb3a60f729a8dc8f777fd2fc07cd8df4");
+  EncodingOptions options;
+  options.tokenizer_dir = (dir_ / "empty").string();
+  options.tiktoken_cache_dir = dir_.string();
+  auto enc = GetEncoding("r50k_base", options);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_EQ((*enc)->n_vocab(), 50257u);
+  EXPECT_EQ((*enc)->EncodeOrdinary("hello world"), (std::vector<Token>{31373, 995}));
+}
+
+TEST_F(RegistryTest, LoadEncodingFromFileBuildsCustomEncodings) {
+  const std::string path = Write("tiny.tiktoken", tokenizer_test::SmallRankFile({"ab", "abab"}));
+  EncodingSpec spec;
+  spec.name = "tiny";
+  spec.pattern = SplitPattern::kR50k;
+  spec.special_tokens = {{"<|end|>", 1000}};
+  auto enc = LoadEncodingFromFile(spec, path);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_EQ((*enc)->EncodeOrdinary("abab"), (std::vector<Token>{257}));
+  EXPECT_EQ((*enc)->n_vocab(), 1001u);
+  EXPECT_EQ(*(*enc)->Encode("ab<|end|>", SpecialTokenSet::All()), (std::vector<Token>{256, 1000}));
+  spec.special_tokens = {{"<|end|>", 256}};  // collides with the rank of "ab"
+  EXPECT_EQ(LoadEncodingFromFile(spec, path).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadEncodingFromFile(spec, (dir_ / "missing").string()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadEncodingFromFile(spec, dir_.string()).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(ListEncodingNamesTest, MatchesTiktoken) {
+  EXPECT_EQ(ListEncodingNames(),
+            (std::vector<std::string>{"gpt2", "r50k_base", "p50k_base", "p50k_edit", "cl100k_base",
+                                      "o200k_base", "o200k_harmony"}));
+  auto spec = GetEncodingSpec("o200k_harmony");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->special_tokens.size(), 2u + 14u + (201088u - 200013u));
+}
+
+}  // namespace
+}  // namespace modeenvoy
