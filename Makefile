@@ -53,7 +53,7 @@ bench: setup
 	cmake -S . -B build-release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 
-# Installs into a scratch prefix and builds tests/install_consumer against it.
+# Installs into a scratch prefix and builds tests/install/consumer against it.
 install-check: build
 	scripts/install_check.sh $(BUILD)
 

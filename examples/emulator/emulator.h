@@ -55,14 +55,14 @@ struct ReplyControls {
   // Delay between two streamed events (x-emulator-chunk-interval-ms).
   absl::Duration chunk_interval = absl::ZeroDuration();
   // Fixed reply text (x-emulator-reply). Unset: echo of the last user message.
-  std::optional<std::string> reply;
+  std::optional<std::string> reply{};
   // Injected HTTP error status, 400..599 (x-emulator-status); 0 answers normally. The body
   // is the dialect's error object; type/message/code default per status and can be set by
   // x-emulator-error-type, x-emulator-error-message, x-emulator-error-code.
   int status = 0;
-  std::string error_type;
-  std::string error_message;
-  std::string error_code;
+  std::string error_type{};
+  std::string error_message{};
+  std::string error_code{};
   // Retry-After seconds sent with an injected 429 or 503 (x-emulator-retry-after).
   int retry_after_seconds = 1;
   FailMode fail = FailMode::kNone;
@@ -79,7 +79,7 @@ struct EmulatorOptions {
   uint16_t port = 0;  // 0 picks a free port; see Emulator::port()
   // When non-empty, requests must carry it (OpenAI: "Authorization: Bearer <key>") or get
   // the dialect's 401.
-  std::string api_key;
+  std::string api_key{};
   // Larger request bodies are answered 413.
   size_t max_body_bytes = 8 << 20;
   // Listed by GET /v1/models. Requests may name any model; it is echoed back.
@@ -89,8 +89,8 @@ struct EmulatorOptions {
   // Time source for `created`. Not owned; must outlive the emulator. Null: system clock.
   const Clock* clock = nullptr;
   // Token counting for usage. Null: whitespace-separated words.
-  TokenCounter count_tokens;
-  ReplyControls defaults;
+  TokenCounter count_tokens{};
+  ReplyControls defaults{};
 };
 
 // One request as received, for tests that check what a gateway sent upstream.

@@ -242,10 +242,11 @@ class OpenAiDialect final : public ProviderDialect {
       }
     }
 
-    // Prompt tokens: 3 per message plus its text, plus 3 priming the reply.
-    int64_t prompt_tokens = 3;
+    // Prompt tokens: the tokens of every message's text and tool calls (no per-message
+    // framing overhead, so counts are easy to predict in tests).
+    int64_t prompt_tokens = 0;
     for (const json& m : *messages) {
-      prompt_tokens += 3 + ctx.count_tokens(ContentText(m.value("content", json())));
+      prompt_tokens += ctx.count_tokens(ContentText(m.value("content", json())));
       if (auto calls = m.find("tool_calls"); calls != m.end() && calls->is_array()) {
         for (const json& c : *calls) {
           if (!c.is_object() || !c.contains("function")) continue;

@@ -381,6 +381,7 @@ std::optional<ContentPartType> ContentPartTypeFromName(std::string_view name) {
 absl::Status ParsePartPayload(Parser& p, const Path& at, ContentPartType type,
                               ContentPart* out) {
   switch (type) {
+    case ContentPartType::kOther: break;
     case ContentPartType::kText: return p.String(at, &out->text);
     case ContentPartType::kRefusal: return p.String(at, &out->refusal);
     case ContentPartType::kImageUrl: return ParseImageUrl(p, at, &out->image_url.emplace());
@@ -394,7 +395,9 @@ absl::Status ParsePartPayload(Parser& p, const Path& at, ContentPartType type,
 // A content part is a tagged union: only the member named by "type" is modeled; the
 // other payload members a client sends along go to `extra` untouched. "type" usually
 // comes first; payload members seen before it are captured and parsed afterwards.
-absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out) {
+// `allow_other`: keep an unknown type as kOther (responses) instead of failing.
+absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out,
+                              bool allow_other) {
   std::optional<ContentPartType> type;
   uint32_t seen = 0;  // bit 0: type; bit 1 + i: payload member i
   std::vector<std::pair<size_t, std::string>> deferred;  // (payload index, raw JSON)
@@ -406,7 +409,13 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out) {
       MODEENVOY_RETURN_IF_ERROR(p.String(at, &name));
       type = ContentPartTypeFromName(name);
       if (!type.has_value()) {
-        return Invalid(at, absl::StrCat("unknown content part type ", Quote(name)));
+        if (!allow_other) {
+          return Invalid(at, absl::StrCat("unknown content part type ", Quote(name)));
+        }
+        type = ContentPartType::kOther;
+        std::string raw;
+        AppendJsonString(&raw, name);
+        out->extra.emplace_back("type", std::move(raw));
       }
       return absl::OkStatus();
     }
@@ -436,14 +445,15 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out) {
       out->extra.emplace_back(std::string(name), std::move(raw));
     }
   }
-  if (!(seen & (2u << static_cast<size_t>(*type)))) {
+  if (*type != ContentPartType::kOther && !(seen & (2u << static_cast<size_t>(*type)))) {
     return Invalid(path.Member(kContentPartTypeNames[static_cast<size_t>(*type)]),
                    "required");
   }
   return absl::OkStatus();
 }
 
-absl::Status ParseContent(Parser& p, const Path& at, std::optional<MessageContent>* out) {
+absl::Status ParseContent(Parser& p, const Path& at, std::optional<MessageContent>* out,
+                          bool allow_other_parts) {
   JsonType type;
   bool is_null;
   MODEENVOY_RETURN_IF_ERROR(p.PeekNonNull(&type, &is_null));
@@ -460,7 +470,7 @@ absl::Status ParseContent(Parser& p, const Path& at, std::optional<MessageConten
   if (type != JsonType::kArray) return p.TypeError(at, "string or array", type);
   auto& parts = out->emplace().emplace<std::vector<ContentPart>>();
   return p.Array(at, false, [&](int64_t, const Path& element) {
-    return ParseContentPart(p, element, &parts.emplace_back());
+    return ParseContentPart(p, element, &parts.emplace_back(), allow_other_parts);
   });
 }
 
@@ -503,18 +513,28 @@ constexpr MemberSpec<Message> kMessageMembers[] = {
        o->role = *role;
        return absl::OkStatus();
      }},
-    {"content", [](Parser& p, const Path& at, Message* o) { return ParseContent(p, at, &o->content); }},
+    {"content", [](Parser& p, const Path& at, Message* o) { return ParseContent(p, at, &o->content, false); }},
     {"name", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->name); }},
     {"tool_calls", [](Parser& p, const Path& at, Message* o) { return ParseToolCalls(p, at, &o->tool_calls); }},
     {"tool_call_id", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->tool_call_id); }},
     {"refusal", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->refusal); }},
 };
 
-// `role_required`: requests must name the role; a response message defaults to assistant.
-absl::Status ParseMessage(Parser& p, const Path& path, Message* out, bool role_required) {
+// The same members in a response message: the role defaults to assistant and unknown
+// content part types are kept.
+constexpr MemberSpec<Message> kResponseMessageMembers[] = {
+    kMessageMembers[0],
+    {"content", [](Parser& p, const Path& at, Message* o) { return ParseContent(p, at, &o->content, true); }},
+    kMessageMembers[2],
+    kMessageMembers[3],
+    kMessageMembers[4],
+    kMessageMembers[5],
+};
+
+absl::Status ParseRequestMessage(Parser& p, const Path& path, Message* out) {
   uint64_t seen = 0;
   MODEENVOY_RETURN_IF_ERROR(ParseMembers(p, path, kMessageMembers, out, &out->extra, &seen));
-  if (role_required && !(seen & 1)) return Invalid(path.Member("role"), "required");
+  if (!(seen & 1)) return Invalid(path.Member("role"), "required");
   return absl::OkStatus();
 }
 
@@ -592,7 +612,7 @@ constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
      [](Parser& p, const Path& at, ChatRequest* o) {
        o->messages.clear();
        return p.Array(at, false, [&](int64_t, const Path& element) {
-         return ParseMessage(p, element, &o->messages.emplace_back(), true);
+         return ParseRequestMessage(p, element, &o->messages.emplace_back());
        });
      }},
     {"stream", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptBool(at, &o->stream); }},
@@ -701,7 +721,7 @@ constexpr MemberSpec<ChatChoice> kChoiceMembers[] = {
        bool is_null;
        MODEENVOY_RETURN_IF_ERROR(p.PeekNonNull(&type, &is_null));
        if (is_null) return absl::OkStatus();
-       return ParseMessage(p, at, &o->message, false);
+       return ParseMembers(p, at, kResponseMessageMembers, &o->message, &o->message.extra);
      }},
     {"finish_reason", [](Parser& p, const Path& at, ChatChoice* o) { return p.OptString(at, &o->finish_reason); }},
     {"logprobs", [](Parser& p, const Path& at, ChatChoice* o) { return p.OptRaw(at, &o->logprobs, std::nullopt); }},
@@ -739,7 +759,13 @@ constexpr MemberSpec<ToolCallDelta> kToolCallDeltaMembers[] = {
 
 constexpr MemberSpec<ChatDelta> kDeltaMembers[] = {
     {"role", [](Parser& p, const Path& at, ChatDelta* o) { return p.OptRole(at, &o->role); }},
-    {"content", [](Parser& p, const Path& at, ChatDelta* o) { return p.OptString(at, &o->content); }},
+    {"content",
+     [](Parser& p, const Path& at, ChatDelta* o) {
+       JsonType type;
+       if (!p.reader().Peek(&type)) return p.Syntax();
+       if (type == JsonType::kString || type == JsonType::kNull) return p.OptString(at, &o->content);
+       return AddExtra(p, "content", at, &o->extra);  // e.g. Mistral's array of parts
+     }},
     {"refusal", [](Parser& p, const Path& at, ChatDelta* o) { return p.OptString(at, &o->refusal); }},
     {"tool_calls",
      [](Parser& p, const Path& at, ChatDelta* o) {
@@ -895,8 +921,11 @@ void WriteArray(std::string* out, const std::vector<T>& values, F&& write_one) {
 
 void WriteContentPart(std::string* out, const ContentPart& part) {
   Writer w(out);
-  w.String("type", ContentPartTypeName(part.type));
+  // A kOther part keeps its "type" in extra with everything else.
+  if (part.type != ContentPartType::kOther) w.String("type", ContentPartTypeName(part.type));
   switch (part.type) {
+    case ContentPartType::kOther:
+      break;
     case ContentPartType::kText:
       w.String("text", part.text);
       break;
@@ -1145,6 +1174,9 @@ bool PartAllowed(Role role, ContentPartType type) {
 absl::Status ValidateContentPart(const std::string& path, Role role, const ContentPart& part,
                                  bool check_raw) {
   const std::string_view type_name = ContentPartTypeName(part.type);
+  if (part.type == ContentPartType::kOther) {
+    return InvalidFieldError(At(path, "type"), "unknown content part type");
+  }
   if (!PartAllowed(role, part.type)) {
     return InvalidFieldError(At(path, "type"),
                              absl::StrCat("\"", ToAbsl(type_name), "\" parts are not allowed in ",
@@ -1169,6 +1201,7 @@ absl::Status ValidateContentPart(const std::string& path, Role role, const Conte
   switch (part.type) {
     case ContentPartType::kText:
     case ContentPartType::kRefusal:
+    case ContentPartType::kOther:
       break;
     case ContentPartType::kImageUrl: {
       const std::string ip = At(path, "image_url");

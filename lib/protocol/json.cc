@@ -114,7 +114,10 @@ JsonReader::JsonReader(std::string_view input, int max_depth)
     : begin_(input.data()),
       p_(input.data()),
       end_(input.data() + input.size()),
-      max_depth_(max_depth) {}
+      max_depth_(max_depth) {
+  // RFC 8259 lets parsers ignore a leading byte order mark; some clients send one.
+  if (input.size() >= 3 && std::memcmp(p_, "\xEF\xBB\xBF", 3) == 0) p_ += 3;
+}
 
 bool JsonReader::FailAt(const char* at, std::string_view reason) {
   if (!failed_) {

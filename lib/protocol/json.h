@@ -24,7 +24,8 @@ std::string_view JsonTypeName(JsonType type);
 
 // Pull parser. Every method returns false after a syntax error, which status() then
 // describes as `body: invalid JSON at byte N: reason` (N is the 0-based offset of the
-// offending byte in the whole input). Once failed, every method returns false.
+// offending byte in the whole input). Once failed, every method returns false. A UTF-8
+// byte order mark at the start of the input is skipped.
 // Thread-compatible; `input` must outlive the reader.
 class JsonReader {
  public:

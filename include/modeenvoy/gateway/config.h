@@ -82,7 +82,7 @@ struct ProviderConfig {
   std::string type;      // "openai": OpenAI-compatible (OpenAI, vLLM, Ollama, TGI, ...)
   std::string base_url;  // without trailing '/', e.g. "https://api.openai.com/v1"
   std::string api_key;   // resolved from api_key or api_key_env; empty = no Authorization
-  HttpHeaders headers;   // extra headers on every upstream request, in name order
+  HttpHeaders headers;   // extra headers on every upstream request, in config order
   UpstreamTimeouts timeouts;
 };
 
@@ -223,7 +223,6 @@ class MODEENVOY_EXPORT ConfigStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   const ConfigLoadOptions options_;
-  absl::Mutex load_mu_;  // serializes loads so generations are assigned in publish order
   mutable absl::Mutex mu_;
   std::shared_ptr<const ConfigSnapshot> current_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -25,7 +25,7 @@
 //
 // Built-in types:
 //   "api_key_auth" {"keys": [{"key": "sk-..." | "key_env": "VAR", "name": "team-a",
-//                             "models": ["gpt-4o-mini", ...]}], "header": "authorization"}
+//                             "models": ["gpt-4o-mini", ...]}]}
 //     Accepts "Authorization: Bearer <key>" or "x-api-key: <key>". Missing or wrong key:
 //     401 (code "invalid_api_key"); a key scoped by "models" asking for another model: 403
 //     (code "model_not_allowed"). Sets metadata "api_key.name" to the key's name.
@@ -311,18 +311,24 @@ class MODEENVOY_EXPORT FilterChain {
 
  private:
   class Callbacks;
+  enum class State { kIdle, kRunning, kPaused, kResuming, kDone, kDestroyed };
   void RunFrom(size_t index);
+  void OnResume(size_t index, std::optional<LocalReply> reply);
+  void ScheduleResume(std::optional<LocalReply> reply);
   void Finish(std::optional<LocalReply> reply);
 
   std::vector<std::unique_ptr<Filter>> filters_;
   std::vector<std::unique_ptr<Callbacks>> callbacks_;
   RequestContext* const ctx_;
   EventLoop* const loop_;
-  std::unique_ptr<Timer> resume_timer_;
+  std::unique_ptr<Timer> resume_timer_;  // created on the first pause
   absl::AnyInvocable<void(std::optional<LocalReply>)> done_;
-  size_t continued_ = 0;        // filters whose OnRequest continued
-  size_t paused_index_ = 0;     // valid while state_ == kPaused
-  enum class State { kIdle, kRunning, kPaused, kDone, kDestroyed } state_ = State::kIdle;
+  State state_ = State::kIdle;
+  size_t current_ = 0;    // filter running or paused
+  size_t continued_ = 0;  // filters whose OnRequest continued; the response phase runs these
+  // Continue()/SendLocalReply() called from inside the running OnRequest: nullopt inside
+  // means Continue.
+  std::optional<std::optional<LocalReply>> early_;
 };
 
 }  // namespace modeenvoy

@@ -85,14 +85,18 @@ struct FileInput {
   bool operator==(const FileInput&) const = default;
 };
 
-enum class ContentPartType { kText, kImageUrl, kInputAudio, kFile, kRefusal };
+// kOther stands for a part type this model does not know. Requests reject such parts;
+// responses keep them (e.g. Mistral's "thinking" parts) with every member, "type"
+// included, in ContentPart::extra.
+enum class ContentPartType { kText, kImageUrl, kInputAudio, kFile, kRefusal, kOther };
 
-// "text", "image_url", "input_audio", "file", "refusal".
+// "text", "image_url", "input_audio", "file", "refusal"; "" for kOther.
 MODEENVOY_EXPORT std::string_view ContentPartTypeName(ContentPartType type);
 
 // One element of an array-valued message content. Exactly the member matching `type`
-// is meaningful: `text` (kText), `image_url`, `input_audio`, `file`, `refusal`.
-// An unknown "type" is a parse error.
+// is meaningful: `text` (kText), `image_url`, `input_audio`, `file`, `refusal`; only it
+// is serialized. Payload members of other types sent along are kept in `extra`. An
+// unknown "type" is a parse error in requests and kOther in responses.
 struct ContentPart {
   ContentPartType type = ContentPartType::kText;
   std::string text;                       // kText. Required.
@@ -329,6 +333,9 @@ struct ToolCallDelta {
 
 struct ChatDelta {
   std::optional<Role> role;
+  // Text content. A non-string content (Mistral streams arrays of parts) is kept
+  // verbatim in `extra` under "content" instead, the one case where `extra` holds a
+  // modeled name.
   std::optional<std::string> content;
   std::optional<std::string> refusal;
   std::vector<ToolCallDelta> tool_calls;

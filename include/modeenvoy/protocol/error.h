@@ -76,8 +76,8 @@ MODEENVOY_EXPORT std::optional<std::string> ErrorCode(const absl::Status& status
 MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
 
 // Converts an upstream provider's error response into a status carrying the upstream
-// message, WithHttpStatus(http_status), the upstream "param" (as ErrorParam) and "code"
-// (as ErrorCode) when present. Understands OpenAI {"error":{"message","type","param",
+// message, WithHttpStatus(http_status) when it is 400..599, the upstream "param" (as
+// ErrorParam), "code" (as ErrorCode) and "type" (reused by OpenAiErrorBody) when present. Understands OpenAI {"error":{"message","type","param",
 // "code"}}, Anthropic {"type":"error","error":{"type","message"}}, Gemini
 // {"error":{"code","message","status"}} (also wrapped in an array), {"error":"text"},
 // {"message":...}, {"detail":...}, and plain text or HTML (message = the trimmed text,
@@ -86,7 +86,8 @@ MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
 // 403 PermissionDenied, 404 NotFound, 408 DeadlineExceeded, 409 Aborted,
 // 429 ResourceExhausted, 499 Cancelled, 501 Unimplemented, 504 DeadlineExceeded, other
 // 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable),
-// anything else Unknown. Never returns OK, even for a 2xx `http_status`.
+// any other status (e.g. 200 for an error event inside a stream) takes the code from the
+// body's type, Gemini status or numeric code, else Unknown. Never returns OK.
 MODEENVOY_EXPORT absl::Status StatusFromUpstreamError(int http_status, std::string_view body);
 
 }  // namespace modeenvoy

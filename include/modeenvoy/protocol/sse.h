@@ -87,8 +87,9 @@ class MODEENVOY_EXPORT SseParser {
   uint64_t bytes_consumed() const { return bytes_consumed_; }
 
  private:
+  absl::Status Consume(std::string_view bytes, std::vector<SseEvent>* events);
   absl::Status ProcessLine(std::string_view line, std::vector<SseEvent>* events);
-  absl::Status CheckSize(size_t extra_bytes);
+  absl::Status CheckSize(size_t line_bytes);
   void Dispatch(std::vector<SseEvent>* events);
 
   SseParserOptions options_;
