@@ -305,6 +305,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(error_code ec) {
     if (ec == http::error::header_limit) return RejectBeforeBody(ErrorCause::kBadHttp, 431);
+    // Beast checks Content-Length against body_limit while parsing the header.
+    if (ec == http::error::body_limit) return RejectBeforeBody(ErrorCause::kBodyTooLarge, 413);
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == http::error::partial_message || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || closed_) {
