@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""modeenvoy vs tiktoken, single-threaded, same process, same corpus.
+
+    python3 scripts/make_tokenizer_corpus.py            # once: writes .data/tokenizer-corpus
+    PYTHONPATH=build/python python3 bench/tokenizer_vs_tiktoken.py [--repeat 7] [--json out.json]
+
+For cl100k_base and o200k_base it times, on each corpus file:
+  encode   tiktoken enc.encode_ordinary(text)      vs modeenvoy enc.encode_ordinary(text)
+  count    len(tiktoken enc.encode_ordinary(text)) vs modeenvoy enc.count_ordinary(text)
+and prints MB/s (medians of --repeat runs, interleaved so machine noise hits both alike) and
+the ratio. Both sides are called from Python and return a Python list (encode), so list
+building is included on both sides; modeenvoy's count never builds one (tiktoken has no
+count). The long unsplit inputs (100 kB of letters, digits, CJK) show the merge's scaling.
+tiktoken never touches the network: TIKTOKEN_CACHE_DIR points at .data/tiktoken-cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MODEENVOY_DATA_DIR", REPO / ".data"))
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tiktoken-cache"))
+os.environ.setdefault("MODEENVOY_TOKENIZER_DIR", str(DATA / "tokenizers"))
+for cand in (REPO / "build" / "python", REPO / "build-tok" / "python"):
+    if cand.is_dir() and str(cand) not in sys.path:
+        sys.path.append(str(cand))
+
+import tiktoken  # noqa: E402
+
+import modeenvoy  # noqa: E402
+
+FILES = ["bench.txt", "bench_prose.txt", "bench_code.txt", "bench_multilingual.txt",
+         "long_letters.txt", "long_digits.txt", "long_cjk.txt"]
+
+
+def timed(fn, text: str) -> float:
+    t0 = time.perf_counter()
+    fn(text)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default=str(DATA / "tokenizer-corpus"))
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--encodings", default="cl100k_base,o200k_base")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    corpus = Path(args.corpus)
+    if not (corpus / "bench.txt").exists():
+        print(f"no corpus in {corpus}; run scripts/make_tokenizer_corpus.py", file=sys.stderr)
+        return 2
+
+    rows = []
+    print(f"tiktoken {tiktoken.__version__} vs modeenvoy (module {modeenvoy.__file__}); "
+          f"median of {args.repeat} runs, single thread")
+    print(f"{'encoding':<12} {'file':<24} {'op':<7} {'MB':>6} {'tiktoken MB/s':>14} "
+          f"{'modeenvoy MB/s':>15} {'ratio':>7}")
+    for name in args.encodings.split(","):
+        ref = tiktoken.get_encoding(name)
+        ours = modeenvoy.get_encoding(name)
+        for file in FILES:
+            text = (corpus / file).read_text(encoding="utf-8")
+            mb = len(text.encode()) / 1e6
+            expected = ref.encode_ordinary(text)
+            assert ours.encode_ordinary(text) == expected, f"{name}/{file}: ids differ"
+            assert ours.count_ordinary(text) == len(expected)
+            ops = {
+                "encode": (ref.encode_ordinary, ours.encode_ordinary),
+                "count": (lambda t: len(ref.encode_ordinary(t)), ours.count_ordinary),
+            }
+            for op, (ref_fn, our_fn) in ops.items():
+                ref_t, our_t = [], []
+                for _ in range(args.repeat):  # interleaved
+                    ref_t.append(timed(ref_fn, text))
+                    our_t.append(timed(our_fn, text))
+                ref_mbs = mb / statistics.median(ref_t)
+                our_mbs = mb / statistics.median(our_t)
+                row = {"encoding": name, "file": file, "op": op, "mb": round(mb, 3),
+                       "tiktoken_mb_s": round(ref_mbs, 2), "modeenvoy_mb_s": round(our_mbs, 2),
+                       "ratio": round(our_mbs / ref_mbs, 2),
+                       "tiktoken_ms": round(statistics.median(ref_t) * 1e3, 2),
+                       "modeenvoy_ms": round(statistics.median(our_t) * 1e3, 2)}
+                rows.append(row)
+                print(f"{name:<12} {file:<24} {op:<7} {mb:6.2f} {ref_mbs:14.1f} {our_mbs:15.1f} "
+                      f"{row['ratio']:6.1f}x", flush=True)
+        print(f"{name}: loaded encoding holds {ours.memory_usage() / 2**20:.1f} MiB "
+              f"(modeenvoy Encoding.memory_usage())")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
