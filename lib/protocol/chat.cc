@@ -415,7 +415,7 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out,
         type = ContentPartType::kOther;
         std::string raw;
         AppendJsonString(&raw, name);
-        out->extra.emplace_back("type", std::move(raw));
+        out->extra.emplace(out->extra.begin(), "type", std::move(raw));
       }
       return absl::OkStatus();
     }

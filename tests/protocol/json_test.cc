@@ -1,0 +1,178 @@
+// Tests of the private JSON reader and writer under the chat model.
+#include "lib/protocol/json.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "modeenvoy/protocol/chat.h"
+#include "nlohmann/json.hpp"
+
+namespace modeenvoy::protocol_internal {
+namespace {
+
+bool Valid(std::string_view text) {
+  JsonType type;
+  return IsValidJson(text, &type);
+}
+
+TEST(JsonReaderTest, AcceptsExactlyWhatARfc8259ParserAccepts) {
+  const std::vector<std::string> docs = {
+      "0", "-0", "1", "-1", "1.5", "1e5", "1E+5", "1e-5", "-0.0e0", "123456789012345678901234567890",
+      "true", "false", "null", "\"\"", "\"a\"", "[]", "{}", "[[]]", "[{}]", " \t\r\n[ 1 , 2 ]\n ",
+      "{\"a\":{\"b\":[1,{\"c\":null}]}}", "\"\\u0000\"", "\"\\uD834\\uDD1E\"", "\"\\/\\b\\f\\n\\r\\t\"",
+      "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"",
+      // Invalid:
+      "", " ", "01", "-", "+1", ".5", "1.", "1e", "1e+", "0x10", "Infinity", "NaN", "tru", "nul",
+      "[1,]", "[,1]", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\" 1}", "{1:2}", "{'a':1}", "[1 2]",
+      "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"", "\"\t\"", "[1]]", "{}}", "[] []",
+      "\"\x80\"", "\"\xC0\x80\"", "\"\xED\xA0\x80\"", "\"\xF5\x80\x80\x80\"", "\"\xE2\x82\"",
+      "/* c */ 1", "1 // c", "[", "{", "{\"a\":", "\xEF\xBB\xBF{}",
+  };
+  for (const std::string& doc : docs) {
+    EXPECT_EQ(Valid(doc), nlohmann::json::accept(doc)) << doc;
+  }
+}
+
+TEST(JsonReaderTest, LoneSurrogateEscapesAreSyntacticallyValid) {
+  // RFC 8259 allows them; nlohmann does not. Modeled strings decode them to U+FFFD.
+  EXPECT_TRUE(Valid("\"\\ud800\""));
+  EXPECT_TRUE(Valid("\"\\udc00x\""));
+  JsonReader reader("\"a\\ud800b\\ud800\\u0041\"", 8);
+  std::string s;
+  ASSERT_TRUE(reader.ReadString(&s));
+  EXPECT_EQ(s, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "A");
+}
+
+TEST(JsonReaderTest, CaptureRemovesOnlyInsignificantWhitespace) {
+  JsonReader reader(" { \"a b\" : [ 1 , \"x  y\\n\" , { } ] , \"c\":\ttrue }  ", 8);
+  std::string raw;
+  ASSERT_TRUE(reader.CaptureValue(&raw));
+  EXPECT_EQ(raw, R"({"a b":[1,"x  y\n",{}],"c":true})");
+  EXPECT_TRUE(reader.ExpectEnd());
+}
+
+TEST(JsonReaderTest, ReadStringViewPointsIntoInputWithoutEscapes) {
+  const std::string input = R"(["plain","esc\"aped"])";
+  JsonReader reader(input, 8);
+  ASSERT_TRUE(reader.BeginArray());
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view view;
+  ASSERT_TRUE(reader.NextElement(&first, &has) && has);
+  ASSERT_TRUE(reader.ReadString(&view, &scratch));
+  EXPECT_EQ(view, "plain");
+  EXPECT_TRUE(view.data() >= input.data() && view.data() < input.data() + input.size());
+  ASSERT_TRUE(reader.NextElement(&first, &has) && has);
+  ASSERT_TRUE(reader.ReadString(&view, &scratch));
+  EXPECT_EQ(view, "esc\"aped");
+  EXPECT_EQ(view.data(), scratch.data());
+  ASSERT_TRUE(reader.NextElement(&first, &has));
+  EXPECT_FALSE(has);
+  EXPECT_TRUE(reader.ExpectEnd());
+}
+
+TEST(JsonReaderTest, LongStringsScanAcrossWordBoundaries) {
+  // The scanner checks 8 bytes at a time; put every special byte at every offset.
+  for (size_t offset = 0; offset < 24; ++offset) {
+    for (std::string special : {"\\n", "\\\"", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"}) {
+      const std::string body = std::string(offset, 'x') + special + std::string(17, 'y');
+      const std::string doc = "\"" + body + "\"";
+      JsonReader reader(doc, 8);
+      std::string out;
+      ASSERT_TRUE(reader.ReadString(&out)) << doc;
+      EXPECT_EQ(out, nlohmann::json::parse(doc).get<std::string>());
+      std::string written;
+      AppendJsonString(&written, out);
+      EXPECT_EQ(nlohmann::json::parse(written).get<std::string>(), out);
+    }
+    const std::string bad = "\"" + std::string(offset, 'x') + "\x01" + std::string(9, 'y') + "\"";
+    EXPECT_FALSE(Valid(bad));
+  }
+}
+
+TEST(JsonReaderTest, DepthLimit) {
+  EXPECT_TRUE(Valid(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
+  EXPECT_FALSE(Valid(std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']')));
+  const std::string deep(10, '[');
+  JsonReader reader(deep, 3);
+  EXPECT_FALSE(reader.SkipValue());
+  EXPECT_EQ(reader.status().message(), "body: invalid JSON at byte 3: nesting deeper than 3 levels");
+}
+
+TEST(JsonNumberTest, Int64Conversion) {
+  int64_t v = 0;
+  EXPECT_TRUE(NumberToInt64("0", &v));
+  EXPECT_EQ(v, 0);
+  EXPECT_TRUE(NumberToInt64("-9223372036854775808", &v));
+  EXPECT_EQ(v, std::numeric_limits<int64_t>::min());
+  EXPECT_TRUE(NumberToInt64("9223372036854775807", &v));
+  EXPECT_EQ(v, std::numeric_limits<int64_t>::max());
+  EXPECT_FALSE(NumberToInt64("9223372036854775808", &v));
+  EXPECT_TRUE(NumberToInt64("2.0", &v));
+  EXPECT_EQ(v, 2);
+  EXPECT_FALSE(NumberToInt64("15e-1", &v));
+  EXPECT_TRUE(NumberToInt64("1.5e1", &v));
+  EXPECT_EQ(v, 15);
+  EXPECT_FALSE(NumberToInt64("1e19", &v));
+  EXPECT_FALSE(NumberToInt64("0.5", &v));
+}
+
+TEST(JsonNumberTest, DoubleConversion) {
+  double d = 0;
+  EXPECT_TRUE(NumberToDouble("0.1", &d));
+  EXPECT_EQ(d, 0.1);
+  EXPECT_TRUE(NumberToDouble("-2.5E+3", &d));
+  EXPECT_EQ(d, -2500);
+  EXPECT_TRUE(NumberToDouble("1e-400", &d));  // underflow is a tiny number, not an error
+  EXPECT_EQ(d, 0);
+  EXPECT_FALSE(NumberToDouble("1e400", &d));
+}
+
+TEST(JsonWriterTest, DoublesUseTheShortestRoundTrippingForm) {
+  const std::vector<std::pair<double, std::string>> cases = {
+      {0.1, "0.1"}, {1.0, "1"}, {-0.0, "-0"}, {1e21, "1e+21"}, {0.7, "0.7"},
+      {std::numeric_limits<double>::infinity(), "null"}};
+  for (const auto& [value, text] : cases) {
+    std::string out;
+    AppendJsonDouble(&out, value);
+    EXPECT_EQ(out, text);
+  }
+}
+
+TEST(JsonWriterTest, EscapesControlCharactersAndReplacesInvalidUtf8) {
+  static constexpr char kInput[] = "a\0b\x1f\"\\\x7f\xC3\xA9\xFF\xE2\x82";
+  std::string out;
+  AppendJsonString(&out, std::string_view(kInput, sizeof(kInput) - 1));
+  EXPECT_EQ(out, "\"a\\u0000b\\u001f\\\"\\\\\x7f\xC3\xA9\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_TRUE(Valid(out));
+}
+
+TEST(JsonWriterTest, ObjectWriterSeparatesMembers) {
+  std::string out;
+  JsonObjectWriter w(&out);
+  w.Key("a");
+  AppendJsonInt(&out, -7);
+  w.Key("b\"");
+  out += "[]";
+  w.End();
+  EXPECT_EQ(out, R"({"a":-7,"b\"":[]})");
+}
+
+TEST(Utf8Test, ValidatesStrictly) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii that is longer than eight bytes"));
+  EXPECT_TRUE(IsValidUtf8("\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF\xF0\x90\x80\x80\xF4\x8F\xBF\xBF"));
+  for (std::string_view bad : {"\x80", "\xC1\xBF", "\xC2", "\xE0\x9F\xBF", "\xED\xA0\x80",
+                               "\xED\xBF\xBF", "\xF0\x8F\xBF\xBF", "\xF4\x90\x80\x80", "\xFE"}) {
+    EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(std::string(bad));
+    EXPECT_FALSE(IsValidUtf8(std::string("12345678") + std::string(bad)));
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy::protocol_internal
