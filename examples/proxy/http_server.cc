@@ -88,7 +88,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
  public:
   Connection(ServerImpl* server, tcp::socket socket);
 
-  void Start() { ReadMore(); }
+  void Start() {
+    ArmTimer(options().idle_timeout);
+    ReadMore();
+  }
   // Closes the connection now if it is idle between requests; otherwise it closes after the
   // response in flight. Used by graceful shutdown.
   void CloseWhenIdle();
@@ -283,7 +286,6 @@ Connection::Connection(ServerImpl* server, tcp::socket socket)
   beast::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) remote_ = absl::StrCat(ep.address().to_string(), ":", ep.port());
-  ArmTimer(options().idle_timeout);
 }
 
 const HttpServer::Options& Connection::options() const {
@@ -365,6 +367,9 @@ bool Connection::ParseHead() {
   if (ec || !parser_->is_header_done()) {
     if (ec == http::error::header_limit) {
       ReplyError(431, "request header fields too large");
+    } else if (ec == http::error::body_limit) {
+      ReplyError(413, absl::StrFormat("request body exceeds the limit of %d bytes",
+                                      options().max_body_bytes));
     } else {
       ReplyError(400, absl::StrCat("malformed request: ", ec ? ec.message() : "incomplete head"));
     }

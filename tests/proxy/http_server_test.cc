@@ -170,7 +170,7 @@ TEST_F(HttpServerTest, ServesKeepAliveRequestsOnOneConnection) {
   std::string first = client.ReadUntil(HasCompleteResponse);
   EXPECT_TRUE(absl::StartsWith(first, "HTTP/1.1 200 OK\r\n")) << first;
   // The handler's own Content-Length is replaced by the real one.
-  EXPECT_TRUE(absl::StrContains(first, "Content-Length: 12\r\n")) << first;
+  EXPECT_TRUE(absl::StrContains(first, "Content-Length: 13\r\n")) << first;
   EXPECT_TRUE(absl::StrContains(first, "Connection: keep-alive")) << first;
   EXPECT_TRUE(absl::EndsWith(first, "POST /a hello")) << first;
   client.Consume(first.size());
