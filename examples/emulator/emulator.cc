@@ -65,7 +65,9 @@ struct Step {
   absl::Duration delay;    // kDelay; infinite waits until the client or Stop() ends it
 };
 
-std::string Head(const ResponsePlan& plan, size_t content_length, bool keep_alive) {
+// `chunked` is false for HTTP/1.0 clients: a streamed body then ends when the connection does.
+std::string Head(const ResponsePlan& plan, size_t content_length, bool keep_alive,
+                 bool chunked) {
   beast::string_view reason = http::obsolete_reason(http::int_to_status(plan.status));
   std::string head = absl::StrFormat("HTTP/1.1 %d %s\r\n", plan.status,
                                      std::string_view(reason.data(), reason.size()));
@@ -73,7 +75,7 @@ std::string Head(const ResponsePlan& plan, size_t content_length, bool keep_aliv
     absl::StrAppendFormat(&head, "%s: %s\r\n", name, value);
   }
   if (plan.streaming) {
-    head += "transfer-encoding: chunked\r\n";
+    if (chunked) head += "transfer-encoding: chunked\r\n";
   } else {
     absl::StrAppendFormat(&head, "content-length: %d\r\n", content_length);
   }
@@ -81,7 +83,7 @@ std::string Head(const ResponsePlan& plan, size_t content_length, bool keep_aliv
   return head;
 }
 
-std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive) {
+std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive, bool chunked) {
   std::vector<Step> steps;
   auto write = [&](std::string bytes) { steps.push_back({Step::kWrite, std::move(bytes), {}}); };
   auto delay = [&](absl::Duration d) {
@@ -98,7 +100,7 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive) {
   if (!p.streaming) {
     std::string body;
     for (const std::string& part : p.parts) body += part;
-    std::string head = Head(p, body.size(), keep_alive);
+    std::string head = Head(p, body.size(), keep_alive, chunked);
     const size_t half = body.size() / 2;
     switch (p.fail) {
       case FailMode::kResetMid:
@@ -121,7 +123,7 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive) {
     }
     return steps;
   }
-  write(Head(p, 0, keep_alive));  // the head leaves first, as a real server flushes it
+  write(Head(p, 0, keep_alive, chunked));  // the head leaves first, as a real server flushes it
   if (p.fail == FailMode::kStall) delay(p.stall);
   const size_t mid = p.parts.size() / 2;
   for (size_t i = 0; i < p.parts.size(); ++i) {
@@ -131,11 +133,15 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive) {
     }
     if (i == mid && p.fail == FailMode::kStallMid) delay(p.stall);
     if (i > 0) delay(p.part_interval);
+    if (!chunked) {
+      write(p.parts[i]);
+      continue;
+    }
     std::string frame = absl::StrFormat("%x\r\n", p.parts[i].size()) + p.parts[i] + "\r\n";
     if (i + 1 == p.parts.size()) frame += "0\r\n\r\n";  // last event and end of body together
     write(std::move(frame));
   }
-  if (p.parts.empty()) write("0\r\n\r\n");
+  if (p.parts.empty() && chunked) write("0\r\n\r\n");
   return steps;
 }
 
@@ -271,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     const auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
+    http11_ = req.version() >= 11;
     if (auto length = parser_->content_length();
         length && *length > server_->options().max_body_bytes) {
       return RejectBeforeBody(ErrorCause::kBodyTooLarge, 413);
@@ -332,8 +339,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Respond(ResponsePlan plan) {
-    if (plan.close) keep_alive_ = false;
-    steps_ = BuildSteps(plan, keep_alive_);
+    if (plan.close || (plan.streaming && !http11_)) keep_alive_ = false;
+    steps_ = BuildSteps(plan, keep_alive_, /*chunked=*/http11_);
     next_step_ = 0;
     responding_ = true;
     ++response_generation_;
@@ -447,6 +454,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<Step> steps_;
   size_t next_step_ = 0;
   bool keep_alive_ = true;
+  bool http11_ = true;
   bool responding_ = false;
   bool closed_ = false;
   uint64_t response_generation_ = 0;

@@ -506,6 +506,27 @@ TEST_F(EmulatorTest, StopClosesConnectionsStalledForever) {
   EXPECT_NE(r.code, CURLE_OPERATION_TIMEDOUT);
 }
 
+TEST_F(EmulatorTest, ClientLeavingMidStreamIsCountedAsAborted) {
+  Start();
+  Reply r = Chat(ChatRequest("w w w w w w w w w w", true),
+                 {"x-emulator-chunk-interval-ms: 100"}, /*timeout_ms=*/250);
+  EXPECT_EQ(r.code, CURLE_OPERATION_TIMEDOUT);
+  EXPECT_NE(r.body.find("chat.completion.chunk"), std::string::npos);
+  curl_easy_cleanup(curl_);  // closes the connection if curl kept it
+  curl_ = curl_easy_init();
+  EXPECT_TRUE(Eventually([&] { return emulator_->stats().aborted >= 1; }));
+}
+
+TEST_F(EmulatorTest, Http10ClientsGetAStreamEndedByClose) {
+  Start();
+  curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+  Reply r = Chat(ChatRequest("a b", true));
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_FALSE(r.HasHeader("transfer-encoding")) << r.headers;
+  EXPECT_TRUE(r.HasHeader("connection: close")) << r.headers;
+  EXPECT_EQ(r.Events().back(), "[DONE]");
+}
+
 TEST_F(EmulatorTest, BodyOverTheLimitIs413) {
   Start({.max_body_bytes = 1024});
   std::string big = ChatRequest(std::string(2000, 'x')).dump();
