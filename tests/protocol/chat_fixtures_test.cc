@@ -80,7 +80,7 @@ class ChatFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::optional<fs::path> dir = protocol_test::FixturesDir();
-    if (!dir) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set or missing";
+    if (!dir) GTEST_SKIP() << "fixtures not found (set MODEENVOY_FIXTURES_DIR)";
     dir_ = *dir;
   }
 

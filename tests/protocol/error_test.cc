@@ -255,7 +255,7 @@ TEST(StatusFromUpstreamErrorTest, TruncatesLongTextAtACharacterBoundary) {
 
 TEST(StatusFromUpstreamErrorTest, RecordedErrorFixtures) {
   std::optional<std::filesystem::path> dir = protocol_test::FixturesDir();
-  if (!dir) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set or missing";
+  if (!dir) GTEST_SKIP() << "fixtures not found (set MODEENVOY_FIXTURES_DIR)";
   struct Fixture {
     std::string path;
     int http;

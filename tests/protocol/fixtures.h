@@ -14,9 +14,13 @@
 
 namespace modeenvoy::protocol_test {
 
-// The fixtures root from MODEENVOY_FIXTURES_DIR, or nullopt when unset or missing.
+// The fixtures root: MODEENVOY_FIXTURES_DIR, else the build's default location; nullopt
+// when neither names an existing directory.
 inline std::optional<std::filesystem::path> FixturesDir() {
   const char* dir = std::getenv("MODEENVOY_FIXTURES_DIR");
+#ifdef MODEENVOY_DEFAULT_FIXTURES_DIR
+  if (dir == nullptr || *dir == '\0') dir = MODEENVOY_DEFAULT_FIXTURES_DIR;
+#endif
   if (dir == nullptr || *dir == '\0') return std::nullopt;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return std::nullopt;

@@ -254,7 +254,7 @@ class SseFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = protocol_test::FixturesDir();
-    if (!dir_) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set or missing";
+    if (!dir_) GTEST_SKIP() << "fixtures not found (set MODEENVOY_FIXTURES_DIR)";
   }
   std::optional<std::filesystem::path> dir_;
 };
