@@ -139,9 +139,7 @@ FilterChain::FilterChain(std::vector<std::unique_ptr<Filter>> filters, RequestCo
                          EventLoop* loop)
     : filters_(std::move(filters)), ctx_(ctx), loop_(loop) {
   callbacks_.reserve(filters_.size());
-  for (size_t i = 0; i < filters_.size(); ++i) {
-    callbacks_.push_back(std::make_unique<Callbacks>(this, i));
-  }
+  for (size_t i = 0; i < filters_.size(); ++i) callbacks_.emplace_back(this, i);
 }
 
 FilterChain::~FilterChain() { Destroy(); }
@@ -161,7 +159,7 @@ void FilterChain::RunFrom(size_t index) {
     state_ = State::kRunning;
     current_ = i;
     early_.reset();
-    FilterResult result = filters_[i]->OnRequest(*ctx_, *callbacks_[i]);
+    FilterResult result = filters_[i]->OnRequest(*ctx_, callbacks_[i]);
     if (state_ == State::kDestroyed) return;  // destroyed from inside the filter
     if (result.is_continue()) {
       continued_ = i + 1;

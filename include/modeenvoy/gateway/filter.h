@@ -318,7 +318,7 @@ class MODEENVOY_EXPORT FilterChain {
   void Finish(std::optional<LocalReply> reply);
 
   std::vector<std::unique_ptr<Filter>> filters_;
-  std::vector<std::unique_ptr<Callbacks>> callbacks_;
+  std::vector<Callbacks> callbacks_;  // one per filter; reserved up front, never moved
   RequestContext* const ctx_;
   EventLoop* const loop_;
   std::unique_ptr<Timer> resume_timer_;  // created on the first pause

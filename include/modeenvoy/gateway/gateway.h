@@ -65,7 +65,8 @@ class MODEENVOY_EXPORT Gateway {
   // Starts serving `request`; the answer goes to `sink` (not owned; must stay valid until
   // it received Finish() or the returned handle is destroyed). Never null.
   // The sink may already be called before Handle returns (errors found while parsing,
-  // local replies from filters that did not pause); done() then reports true.
+  // local replies from filters that did not pause); done() then reports true. The host may
+  // destroy the returned handle from inside any ResponseSink call (typically in Finish).
   // Failures reach the client as OpenAI-style error bodies: invalid JSON or fields 400 with
   // "param"; unknown model 404; no configuration loaded 503; upstream transport errors 502,
   // upstream timeouts 504; upstream HTTP errors keep the upstream status and message

@@ -118,7 +118,8 @@ class MODEENVOY_EXPORT UpstreamCall {
 };
 
 // Starts asynchronous HTTP calls. Implementations are bound to one EventLoop.
-// Thread safety: thread-hostile; loop thread only.
+// Thread safety: thread-hostile; loop thread only. REQUIRES: a client is not destroyed from
+// inside one of its own handlers' methods.
 class MODEENVOY_EXPORT UpstreamClient {
  public:
   virtual ~UpstreamClient() = default;
