@@ -1,4 +1,9 @@
 // tests/gateway/curl_upstream_test.cc: the libcurl multi client against a loopback server.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -176,6 +181,47 @@ TEST_F(CurlUpstreamClientTest, FirstByteTimeout) {
   ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); }));
   EXPECT_EQ(rec.result->code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(rec.result->message(), "upstream first byte timeout after 100ms");
+}
+
+// A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs.
+class FullListener {
+ public:
+  FullListener() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listen_fd_, 0);
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    for (int& fd : fillers_) {  // enough to fill the queue whatever its rounding
+      fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    }
+  }
+  ~FullListener() {
+    for (int fd : fillers_) close(fd);
+    close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int listen_fd_ = -1;
+  int fillers_[4] = {-1, -1, -1, -1};
+  uint16_t port_ = 0;
+};
+
+TEST_F(CurlUpstreamClientTest, ConnectTimeout) {
+  FullListener listener;
+  Recorder rec;
+  UpstreamRequest req = Post(absl::StrFormat("http://127.0.0.1:%d/x", listener.port()));
+  req.timeouts.connect = absl::Milliseconds(100);
+  auto call = client_->Start(std::move(req), &rec);
+  ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); }));
+  EXPECT_EQ(rec.result->code(), absl::StatusCode::kDeadlineExceeded) << *rec.result;
+  EXPECT_THAT(rec.result->message(), HasSubstr("upstream connect timeout after 100ms"));
 }
 
 TEST_F(CurlUpstreamClientTest, IdleTimeoutBetweenChunks) {
