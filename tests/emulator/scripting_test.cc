@@ -154,9 +154,17 @@ std::string ChunkKind(const json& c) {
   return "content";
 }
 
+// MODEENVOY_FIXTURES_DIR, else the configured shared data folder (compiled in).
 std::string FixturesDir() {
-  const char* dir = std::getenv("MODEENVOY_FIXTURES_DIR");
-  return dir == nullptr ? "" : dir;
+  if (const char* dir = std::getenv("MODEENVOY_FIXTURES_DIR"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+#ifdef MODEENVOY_EMULATOR_FIXTURES_DIR
+  if (std::ifstream(std::string(MODEENVOY_EMULATOR_FIXTURES_DIR) + "/MANIFEST.tsv").good()) {
+    return MODEENVOY_EMULATOR_FIXTURES_DIR;
+  }
+#endif
+  return "";
 }
 
 std::string ReadFile(const std::string& path) {
@@ -217,7 +225,7 @@ json TextRequest(bool stream) {
 }
 
 TEST_F(OpenAiDialectTest, WholeResponseHasTheKeysOfARecordedOne) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set";
+  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
   json recorded = json::parse(
       ReadFile(FixturesDir() + "/vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.json"));
   ResponsePlan plan = Plan(TextRequest(false));
@@ -242,7 +250,7 @@ TEST_F(OpenAiDialectTest, WholeResponseHasTheKeysOfARecordedOne) {
 }
 
 TEST_F(OpenAiDialectTest, StreamChunksHaveTheKeysOfRecordedOnes) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set";
+  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
   std::string recorded_text = ReadFile(
       FixturesDir() + "/vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.chunks.txt");
   std::map<std::string, std::set<std::string>> recorded;
@@ -286,7 +294,7 @@ TEST_F(OpenAiDialectTest, StreamChunksHaveTheKeysOfRecordedOnes) {
 }
 
 TEST_F(OpenAiDialectTest, ErrorBodyHasTheKeysOfARecordedOne) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "MODEENVOY_FIXTURES_DIR not set";
+  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
   json recorded = json::parse(ReadFile(
       FixturesDir() +
       "/vercel-ai/packages/openai/src/chat/__fixtures__/reasoning-model-legacy-parameter-error.json"));
