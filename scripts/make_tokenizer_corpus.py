@@ -10,14 +10,16 @@ Writes into --out:
                  category, code points whose class changed in Unicode 16.0/17.0, special
                  tokens, random mixtures).
   bench.txt      the benchmark corpus: English documentation prose, Python source and
-                 multilingual text, about 2.5 MB.
+                 multilingual text (no text repeated), about 2 MB.
   bench_prose.txt, bench_code.txt, bench_multilingual.txt   its parts.
   long_letters.txt, long_digits.txt, long_cjk.txt   100 kB without a space (linearity).
 
-Sources, all present wherever Python is: the interpreter's own standard library (source files
-and pydoc_data/topics.py, the language reference as text), gpt-tokenizer's TestPlans.txt
-samples when .data/gpt-tokenizer exists, tests/tokenizer/unicode_version_probe.txt, and
-generated text. Nothing is downloaded.
+Sources: the interpreter's own standard library (source files and pydoc_data/topics.py, the
+language reference as text), the translated messages of the machine's gettext catalogs
+(/usr/share/locale/<lang>/LC_MESSAGES/*.mo, for the multilingual part), gpt-tokenizer's
+TestPlans.txt samples when .data/gpt-tokenizer exists, tests/tokenizer/unicode_version_probe.txt,
+and generated text. Nothing is downloaded. The bench files depend on the Python version and
+the installed Debian packages; docs/benchmarks.md records their sizes.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def mixture_pool(cat_chars: dict[str, list[str]]) -> list[str]:
     return pool
 
 
-def build_parity(rng: random.Random, prose: str, code: str) -> list[dict]:
+def build_parity(rng: random.Random, prose: str, code: str, multi: str) -> list[dict]:
     items: list[dict] = []
 
     def add(cat: str, text: str) -> None:
@@ -168,6 +170,10 @@ def build_parity(rng: random.Random, prose: str, code: str) -> list[dict]:
     for _ in range(400):
         i = rng.randrange(len(lines))
         add("code", "".join(lines[i:i + rng.randint(1, 60)]))
+    mlines = multi.splitlines(keepends=True)
+    for _ in range(800):
+        i = rng.randrange(len(mlines))
+        add("multilingual", "".join(mlines[i:i + rng.randint(1, 8)]))
     # Scripts.
     for _ in range(150):
         add("cjk", random_script_words(rng, CJK, rng.randint(1, 40)))
@@ -258,18 +264,42 @@ def long_cjk(rng: random.Random, n_bytes: int) -> str:
     return "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(n_bytes // 3))
 
 
-def multilingual_text(rng: random.Random, size: int) -> str:
-    samples = [s for _e, s, _i in test_plans()]
-    if not samples:
-        samples = ["Привет, мир! Как дела?", "こんにちは、世界！お元気ですか？",
-                   "مرحبا بالعالم! كيف حالك؟", "안녕하세요, 세상! 오늘 기분이 어때요?"]
-    samples = sorted(set(samples))
-    out, n = [], 0
-    while n < size:
-        s = rng.choice(samples) + "\n"
-        out.append(s)
-        n += len(s.encode())
-    return "".join(out)
+LANGUAGES = ["de", "fr", "es", "pt", "pl", "tr", "vi", "ru", "uk", "el", "he", "ar", "hi", "th",
+             "ja", "zh_CN", "zh_TW", "ko"]
+
+
+def catalog_strings(lang: str) -> list[str]:
+    """Translated messages from the machine's gettext catalogs (/usr/share/locale)."""
+    import gettext
+    out = []
+    base = Path("/usr/share/locale") / lang / "LC_MESSAGES"
+    for mo in sorted(base.glob("*.mo")) if base.is_dir() else []:
+        try:
+            with open(mo, "rb") as f:
+                catalog = gettext.GNUTranslations(f)._catalog  # noqa: SLF001 - read-only use
+        except Exception:  # noqa: BLE001 - skip unreadable catalogs
+            continue
+        out.extend(v for k, v in catalog.items() if k and isinstance(v, str) and v.strip())
+    return out
+
+
+def multilingual_text(per_language: int = 40_000) -> str:
+    """Natural text in many scripts, no string repeated (a repeated text would flatter any
+    tokenizer that memoizes): the distinct translated messages of the Debian gettext catalogs
+    for LANGUAGES, up to `per_language` bytes each, plus each TestPlans sample once."""
+    parts: list[str] = []
+    for lang in LANGUAGES:
+        seen, size = set(), 0
+        for msg in catalog_strings(lang):
+            if msg in seen:
+                continue
+            seen.add(msg)
+            parts.append(msg)
+            size += len(msg.encode()) + 1
+            if size >= per_language:
+                break
+    parts.extend(sorted({s for _e, s, _i in test_plans()}))
+    return "\n".join(parts) + "\n"
 
 
 def main() -> int:
@@ -284,7 +314,7 @@ def main() -> int:
 
     prose = prose_text()
     code = code_text(1_000_000)
-    multi = multilingual_text(rng, 400_000)
+    multi = multilingual_text()
     (out / "bench_prose.txt").write_text(prose, encoding="utf-8")
     (out / "bench_code.txt").write_text(code, encoding="utf-8")
     (out / "bench_multilingual.txt").write_text(multi, encoding="utf-8")
@@ -293,7 +323,7 @@ def main() -> int:
     (out / "long_digits.txt").write_text(long_digits(rng, 100_000), encoding="utf-8")
     (out / "long_cjk.txt").write_text(long_cjk(rng, 100_000), encoding="utf-8")
 
-    items = build_parity(rng, prose, code)
+    items = build_parity(rng, prose, code, multi)
     with open(out / "parity.jsonl", "w", encoding="utf-8") as f:
         for item in items:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")

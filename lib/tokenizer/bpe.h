@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "lib/tokenizer/vocab.h"
@@ -21,7 +22,7 @@
 namespace modeenvoy::tokenizer_internal {
 
 // Pieces up to this many bytes use MergeSmall.
-inline constexpr size_t kSmallPieceMax = 128;
+inline constexpr size_t kSmallPieceMax = 32;
 
 struct TokenSink {
   std::vector<uint32_t>* out;
@@ -64,13 +65,18 @@ void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
     }
     if (best == kNoRank) break;
     tok[bi] = best;
-    // Remove part bi + 1.
-    std::memmove(start + bi + 1, start + bi + 2, (m - bi - 1) * sizeof(uint32_t));
-    std::memmove(pair + bi + 1, pair + bi + 2, (m - bi - 2) * sizeof(uint32_t));
-    std::memmove(tok + bi + 1, tok + bi + 2, (m - bi - 2) * sizeof(uint32_t));
+    // Remove part bi + 1 (plain loops: the arrays are short, a libc call costs more).
+    for (size_t i = bi + 1; i < m - 1; ++i) {
+      start[i] = start[i + 1];
+      pair[i] = pair[i + 1];
+      tok[i] = tok[i + 1];
+    }
+    start[m - 1] = start[m];
     --m;
-    pair[bi] = bi + 1 < m ? vocab.Find(p + start[bi], start[bi + 2] - start[bi]) : kNoRank;
-    if (bi > 0) pair[bi - 1] = vocab.Find(p + start[bi - 1], start[bi + 1] - start[bi - 1]);
+    // The two lookups are independent: start both memory accesses before waiting on either.
+    vocab.Find2(bi + 1 < m, p + start[bi], start[bi + 2] - start[bi], &pair[bi], bi > 0,
+                bi > 0 ? p + start[bi - 1] : p, bi > 0 ? start[bi + 1] - start[bi - 1] : 0,
+                bi > 0 ? &pair[bi - 1] : nullptr);
   }
   for (size_t i = 0; i < m; ++i) sink.Push(tok[i]);
 }
@@ -91,6 +97,60 @@ void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
   MergeLargeImpl(vocab, p, n, scratch, work);
   for (size_t i = 0; i < n; i = scratch.next[i]) sink.Push(scratch.tok[i]);
 }
+
+// Collects up to kSmallPieceMax tokens on the stack.
+struct ArraySink {
+  uint32_t tokens[kSmallPieceMax];
+  size_t count = 0;
+  void Push(uint32_t t) { tokens[count++] = t; }
+};
+
+// A per-thread memo of merge results for short pieces that are not single tokens (words
+// outside the vocabulary recur: in prose and code about two thirds of such pieces repeat).
+// Direct-mapped, 4096 entries of one cache line each (256 KiB per thread, allocated on first
+// use); entries carry the owning vocabulary, so encodings used alternately do not mix.
+class BpeCache {
+ public:
+  static constexpr size_t kMaxBytes = 22;
+  static constexpr size_t kMaxTokens = 8;
+
+  // The cache of the calling thread.
+  static BpeCache& ForThread() {
+    thread_local std::unique_ptr<BpeCache> cache(new BpeCache());
+    return *cache;
+  }
+
+  // Pointer to the cached tokens of [p, p+n) and their number, or nullptr.
+  const uint32_t* Find(const Vocab* owner, uint64_t hash, const uint8_t* p, size_t n,
+                       size_t* count) const {
+    const Entry& e = entries_[hash & (kEntries - 1)];
+    if (e.owner != owner || e.len != n || std::memcmp(e.bytes, p, n) != 0) return nullptr;
+    *count = e.count;
+    return e.tokens;
+  }
+  void Insert(const Vocab* owner, uint64_t hash, const uint8_t* p, size_t n,
+              const uint32_t* tokens, size_t count) {
+    if (n > kMaxBytes || count > kMaxTokens) return;
+    Entry& e = entries_[hash & (kEntries - 1)];
+    e.owner = owner;
+    e.len = static_cast<uint8_t>(n);
+    e.count = static_cast<uint8_t>(count);
+    std::memcpy(e.bytes, p, n);
+    std::memcpy(e.tokens, tokens, count * sizeof(uint32_t));
+  }
+
+ private:
+  static constexpr size_t kEntries = 4096;
+  struct alignas(64) Entry {
+    const Vocab* owner = nullptr;
+    uint8_t len = 0;
+    uint8_t count = 0;
+    uint8_t bytes[kMaxBytes];
+    uint32_t tokens[kMaxTokens];
+  };
+  static_assert(sizeof(Entry) == 64);
+  Entry entries_[kEntries];
+};
 
 // Encodes one piece that is not itself a token. REQUIRES: n >= 2.
 template <class Sink>

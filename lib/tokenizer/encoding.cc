@@ -21,6 +21,7 @@ namespace modeenvoy {
 namespace {
 
 using core_internal::ToAbsl;
+using tokenizer_internal::BpeCache;
 using tokenizer_internal::kNoRank;
 using tokenizer_internal::Vocab;
 
@@ -235,21 +236,64 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
   const Vocab& vocab = *impl_->vocab;
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const uint8_t* const end = p + text.size();
+  // Pieces are cut a batch ahead of their lookups so the hash-table slots (megabytes, not
+  // cache-resident) can be prefetched while earlier pieces are looked up.
+  constexpr int kBatch = 16;
+  struct Pending {
+    const uint8_t* p;
+    uint32_t len;
+    Vocab::Key key;
+  };
+  BpeCache* cache = nullptr;
   auto run = [&](auto next_piece) {
+    Pending batch[kBatch];
     while (p < end) {
-      const uint8_t* q = next_piece(p, end);
-      const size_t n = static_cast<size_t>(q - p);
-      if (n == 1) {
-        sink.Push(vocab.ByteRank(*p));
-      } else {
-        const uint32_t rank = vocab.Find(p, n);
+      int count = 0;
+      while (count < kBatch && p < end) {
+        const uint8_t* q = next_piece(p, end);
+        Pending& piece = batch[count++];
+        piece.p = p;
+        piece.len = static_cast<uint32_t>(q - p);
+        if (piece.len > 4) {
+          piece.key = Vocab::MakeKey(p, piece.len);
+          vocab.Prefetch(piece.key);
+        }
+        p = q;
+      }
+      for (int i = 0; i < count; ++i) {
+        const Pending& piece = batch[i];
+        if (piece.len == 1) {
+          sink.Push(vocab.ByteRank(*piece.p));
+          continue;
+        }
+        if (piece.len <= 4) {
+          const uint32_t rank = vocab.FindShort(piece.p, piece.len);
+          if (rank != kNoRank) {
+            sink.Push(rank);
+          } else {
+            tokenizer_internal::MergeSmall(vocab, piece.p, piece.len, sink);
+          }
+          continue;
+        }
+        const uint32_t rank = vocab.Find(piece.p, piece.len, piece.key);
         if (rank != kNoRank) {
           sink.Push(rank);
+        } else if (piece.len <= BpeCache::kMaxBytes) {
+          if (cache == nullptr) cache = &BpeCache::ForThread();
+          size_t count;
+          const uint32_t* hit = cache->Find(&vocab, piece.key.hash, piece.p, piece.len, &count);
+          if (hit != nullptr) {
+            for (size_t k = 0; k < count; ++k) sink.Push(hit[k]);
+          } else {
+            tokenizer_internal::ArraySink merged;
+            tokenizer_internal::MergeSmall(vocab, piece.p, piece.len, merged);
+            for (size_t k = 0; k < merged.count; ++k) sink.Push(merged.tokens[k]);
+            cache->Insert(&vocab, piece.key.hash, piece.p, piece.len, merged.tokens, merged.count);
+          }
         } else {
-          tokenizer_internal::BytePairEncode(vocab, p, n, sink);
+          tokenizer_internal::BytePairEncode(vocab, piece.p, piece.len, sink);
         }
       }
-      p = q;
     }
   };
   switch (spec_.pattern) {

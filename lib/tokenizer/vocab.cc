@@ -128,8 +128,8 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
   for (uint32_t r = 0; r <= max_rank; ++r) {
     if (line_of_rank[r] < 0) continue;
     std::string_view bytes = vocab->Bytes(r);
-    const uint32_t found =
-        vocab->Find(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    const auto* bp = reinterpret_cast<const uint8_t*>(bytes.data());
+    const uint32_t found = vocab->Find(bp, bytes.size(), MakeKey(bp, bytes.size()));
     if (found != kNoRank) {
       return absl::DataLossError(absl::StrFormat(
           "%s: line %d: token duplicates the one of rank %d", ToAbsl(source),
@@ -138,9 +138,30 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
     vocab->Insert(r);
   }
 
+  // Short-key table (3 and 4 bytes), load factor <= 0.5.
+  size_t short_count = 0;
+  for (uint32_t r = 0; r <= max_rank; ++r) {
+    const size_t len = vocab->Bytes(r).size();
+    if (len == 3 || len == 4) ++short_count;
+  }
+  size_t short_cap = 16;
+  while (short_cap < short_count * 2) short_cap <<= 1;
+  vocab->short_slots_.assign(short_cap, ShortSlot{0, 0});
+  vocab->short_mask_ = short_cap - 1;
+  vocab->short_shift_ = 64 - __builtin_ctzll(short_cap);
+  for (uint32_t r = 0; r <= max_rank; ++r) {
+    std::string_view bytes = vocab->Bytes(r);
+    if (bytes.size() != 3 && bytes.size() != 4) continue;
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    const uint32_t key = static_cast<uint32_t>(LoadUpTo8(p, bytes.size()));
+    size_t i = ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ bytes.size()) >> vocab->short_shift_;
+    while (vocab->short_slots_[i].len_rank != 0) i = (i + 1) & vocab->short_mask_;
+    vocab->short_slots_[i] = ShortSlot{key, static_cast<uint32_t>(bytes.size()) << 24 | r};
+  }
+
   for (int b = 0; b < 256; ++b) {
     const uint8_t byte = static_cast<uint8_t>(b);
-    vocab->byte_rank_[b] = vocab->Find(&byte, 1);
+    vocab->byte_rank_[b] = vocab->Find(&byte, 1, MakeKey(&byte, 1));
     if (vocab->byte_rank_[b] == kNoRank) {
       return absl::DataLossError(
           absl::StrFormat("%s: no token for the single byte 0x%02x", ToAbsl(source), b));
@@ -150,7 +171,7 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
   for (int a = 0; a < 256; ++a) {
     for (int b = 0; b < 256; ++b) {
       const uint8_t two[2] = {static_cast<uint8_t>(a), static_cast<uint8_t>(b)};
-      vocab->pair_rank_[(a << 8) | b] = vocab->Find(two, 2);
+      vocab->pair_rank_[(a << 8) | b] = vocab->Find(two, 2, MakeKey(two, 2));
     }
   }
   return vocab;
@@ -160,14 +181,8 @@ void Vocab::Insert(uint32_t rank) {
   std::string_view bytes = Bytes(rank);
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const size_t len = bytes.size();
-  uint64_t head, h;
-  if (len <= 8) {
-    head = LoadUpTo8(p, len);
-    h = Mix64((head ^ (uint64_t{len} << 56)) * 0x9e3779b97f4a7c15ull);
-  } else {
-    head = Load8(p);
-    h = HashLong(p, len, head);
-  }
+  const Key key = MakeKey(p, len);
+  const uint64_t head = key.head, h = key.hash;
   size_t i = h >> shift_;
   while (slots_[i].len != 0) i = (i + 1) & mask_;
   slots_[i] = Slot{head, static_cast<uint32_t>(len), rank};
@@ -175,7 +190,8 @@ void Vocab::Insert(uint32_t rank) {
 
 size_t Vocab::MemoryUsage() const {
   return sizeof(*this) + slots_.capacity() * sizeof(Slot) + pool_.capacity() +
-         offsets_.capacity() * sizeof(uint32_t) + pair_rank_.capacity() * sizeof(uint32_t);
+         offsets_.capacity() * sizeof(uint32_t) + pair_rank_.capacity() * sizeof(uint32_t) +
+         short_slots_.capacity() * sizeof(ShortSlot);
 }
 
 }  // namespace modeenvoy::tokenizer_internal
