@@ -38,19 +38,19 @@ struct Path {
   Path Index(int64_t i) const { return Path{this, {}, i}; }
 
   std::string ToString() const {
-    std::vector<const Path*> frames;
-    for (const Path* p = this; p != nullptr; p = p->parent) frames.push_back(p);
     std::string out;
-    for (auto it = frames.rbegin(); it != frames.rend(); ++it) {
-      const Path& f = **it;
-      if (f.index >= 0) {
-        absl::StrAppend(&out, "[", f.index, "]");
-      } else if (!f.key.empty()) {
-        if (!out.empty()) out.push_back('.');
-        out.append(f.key.data(), f.key.size());
-      }
-    }
+    AppendTo(&out);
     return out;
+  }
+
+  void AppendTo(std::string* out) const {
+    if (parent != nullptr) parent->AppendTo(out);
+    if (index >= 0) {
+      absl::StrAppend(out, "[", index, "]");
+    } else if (!key.empty()) {
+      if (!out->empty()) out->push_back('.');
+      out->append(key.data(), key.size());
+    }
   }
 };
 
@@ -1089,24 +1089,18 @@ size_t EstimateSize(const ChatRequest& request) {
 // ---------------------------------------------------------------------------------------
 // Validation.
 
-std::string At(std::string_view base, std::string_view member) {
-  return absl::StrCat(ToAbsl(base), ".", ToAbsl(member));
-}
-
-absl::Status CheckRawJson(std::string_view path, const std::string& raw,
+absl::Status CheckRawJson(const Path& path, const std::string& raw,
                           std::optional<JsonType> want) {
   JsonType type;
-  if (!protocol_internal::IsValidJson(raw, &type)) {
-    return InvalidFieldError(path, "not valid JSON");
-  }
+  if (!protocol_internal::IsValidJson(raw, &type)) return Invalid(path, "not valid JSON");
   if (want.has_value() && type != *want) {
-    return InvalidFieldError(path, absl::StrCat("expected ", ToAbsl(JsonTypeName(*want)),
-                                                ", got ", ToAbsl(JsonTypeName(type))));
+    return Invalid(path, absl::StrCat("expected ", ToAbsl(JsonTypeName(*want)), ", got ",
+                                      ToAbsl(JsonTypeName(type))));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckOptRawJson(std::string_view path, const std::optional<std::string>& raw,
+absl::Status CheckOptRawJson(const Path& path, const std::optional<std::string>& raw,
                              std::optional<JsonType> want) {
   if (!raw.has_value()) return absl::OkStatus();
   return CheckRawJson(path, *raw, want);
@@ -1115,15 +1109,15 @@ absl::Status CheckOptRawJson(std::string_view path, const std::optional<std::str
 // `base` is the path of the object holding `extra`; `is_modeled(name)` says whether a
 // member of that name is modeled (and so may not also appear in extra).
 template <typename F>
-absl::Status CheckExtra(std::string_view base, const ExtraFields& extra, F&& is_modeled) {
+absl::Status CheckExtra(const Path& base, const ExtraFields& extra, F&& is_modeled) {
   for (size_t i = 0; i < extra.size(); ++i) {
     const std::string& name = extra[i].first;
-    const std::string path = base.empty() ? name : At(base, name);
+    const Path path = base.Member(name);
     if (is_modeled(std::string_view(name))) {
-      return InvalidFieldError(path, "extra member duplicates a modeled field");
+      return Invalid(path, "extra member duplicates a modeled field");
     }
     for (size_t j = 0; j < i; ++j) {
-      if (extra[j].first == name) return InvalidFieldError(path, "duplicate key");
+      if (extra[j].first == name) return Invalid(path, "duplicate key");
     }
     MODEENVOY_RETURN_IF_ERROR(CheckRawJson(path, extra[i].second, std::nullopt));
   }
@@ -1131,7 +1125,7 @@ absl::Status CheckExtra(std::string_view base, const ExtraFields& extra, F&& is_
 }
 
 template <typename T, size_t N>
-absl::Status CheckExtraFor(std::string_view base, const ExtraFields& extra,
+absl::Status CheckExtraFor(const Path& base, const ExtraFields& extra,
                            const MemberSpec<T> (&members)[N]) {
   return CheckExtra(base, extra, [&](std::string_view name) { return IsMemberName(members, name); });
 }
@@ -1171,32 +1165,32 @@ bool PartAllowed(Role role, ContentPartType type) {
   return false;
 }
 
-absl::Status ValidateContentPart(const std::string& path, Role role, const ContentPart& part,
+absl::Status ValidateContentPart(const Path& path, Role role, const ContentPart& part,
                                  bool check_raw) {
   const std::string_view type_name = ContentPartTypeName(part.type);
   if (part.type == ContentPartType::kOther) {
-    return InvalidFieldError(At(path, "type"), "unknown content part type");
+    return Invalid(path.Member("type"), "unknown content part type");
   }
   if (!PartAllowed(role, part.type)) {
-    return InvalidFieldError(At(path, "type"),
+    return Invalid(path.Member("type"),
                              absl::StrCat("\"", ToAbsl(type_name), "\" parts are not allowed in ",
                                           ToAbsl(RoleName(role)), " messages"));
   }
   // Only the member matching the type is serialized; anything else would be lost.
   if (part.type != ContentPartType::kText && !part.text.empty()) {
-    return InvalidFieldError(At(path, "text"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return Invalid(path.Member("text"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
   }
   if (part.type != ContentPartType::kRefusal && !part.refusal.empty()) {
-    return InvalidFieldError(At(path, "refusal"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return Invalid(path.Member("refusal"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
   }
   if (part.type != ContentPartType::kImageUrl && part.image_url.has_value()) {
-    return InvalidFieldError(At(path, "image_url"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return Invalid(path.Member("image_url"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
   }
   if (part.type != ContentPartType::kInputAudio && part.input_audio.has_value()) {
-    return InvalidFieldError(At(path, "input_audio"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return Invalid(path.Member("input_audio"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
   }
   if (part.type != ContentPartType::kFile && part.file.has_value()) {
-    return InvalidFieldError(At(path, "file"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return Invalid(path.Member("file"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
   }
   switch (part.type) {
     case ContentPartType::kText:
@@ -1204,13 +1198,13 @@ absl::Status ValidateContentPart(const std::string& path, Role role, const Conte
     case ContentPartType::kOther:
       break;
     case ContentPartType::kImageUrl: {
-      const std::string ip = At(path, "image_url");
-      if (!part.image_url.has_value()) return InvalidFieldError(ip, "required");
-      if (part.image_url->url.empty()) return InvalidFieldError(At(ip, "url"), "must not be empty");
+      const Path ip = path.Member("image_url");
+      if (!part.image_url.has_value()) return Invalid(ip, "required");
+      if (part.image_url->url.empty()) return Invalid(ip.Member("url"), "must not be empty");
       if (part.image_url->detail.has_value()) {
         const std::string& d = *part.image_url->detail;
         if (d != "auto" && d != "low" && d != "high") {
-          return InvalidFieldError(At(ip, "detail"),
+          return Invalid(ip.Member("detail"),
                                    absl::StrCat("must be one of \"auto\", \"low\", \"high\", got ", Quote(d)));
         }
       }
@@ -1220,12 +1214,12 @@ absl::Status ValidateContentPart(const std::string& path, Role role, const Conte
       break;
     }
     case ContentPartType::kInputAudio: {
-      const std::string ap = At(path, "input_audio");
-      if (!part.input_audio.has_value()) return InvalidFieldError(ap, "required");
-      if (part.input_audio->data.empty()) return InvalidFieldError(At(ap, "data"), "must not be empty");
+      const Path ap = path.Member("input_audio");
+      if (!part.input_audio.has_value()) return Invalid(ap, "required");
+      if (part.input_audio->data.empty()) return Invalid(ap.Member("data"), "must not be empty");
       const std::string& f = part.input_audio->format;
       if (f != "wav" && f != "mp3") {
-        return InvalidFieldError(At(ap, "format"),
+        return Invalid(ap.Member("format"),
                                  absl::StrCat("must be one of \"wav\", \"mp3\", got ", Quote(f)));
       }
       if (check_raw) {
@@ -1234,12 +1228,12 @@ absl::Status ValidateContentPart(const std::string& path, Role role, const Conte
       break;
     }
     case ContentPartType::kFile: {
-      const std::string fp = At(path, "file");
-      if (!part.file.has_value()) return InvalidFieldError(fp, "required");
+      const Path fp = path.Member("file");
+      if (!part.file.has_value()) return Invalid(fp, "required");
       const bool has_data = part.file->file_data.has_value() && !part.file->file_data->empty();
       const bool has_id = part.file->file_id.has_value() && !part.file->file_id->empty();
       if (!has_data && !has_id) {
-        return InvalidFieldError(fp, "needs \"file_data\" or \"file_id\"");
+        return Invalid(fp, "needs \"file_data\" or \"file_id\"");
       }
       if (check_raw) {
         MODEENVOY_RETURN_IF_ERROR(CheckExtraFor(fp, part.file->extra, kFileInputMembers));
@@ -1261,10 +1255,10 @@ bool HasExtra(const ExtraFields& extra, std::string_view name) {
   return false;
 }
 
-absl::Status ValidateMessage(const std::string& path, const Message& m, bool check_raw) {
+absl::Status ValidateMessage(const Path& path, const Message& m, bool check_raw) {
   const Role role = m.role;
   const std::string_view role_name = RoleName(role);
-  if (role_name.empty()) return InvalidFieldError(At(path, "role"), "unknown role");
+  if (role_name.empty()) return Invalid(path.Member("role"), "unknown role");
   const bool has_content = m.content.has_value();
   switch (role) {
     case Role::kSystem:
@@ -1272,14 +1266,14 @@ absl::Status ValidateMessage(const std::string& path, const Message& m, bool che
     case Role::kUser:
     case Role::kTool:
       if (!has_content) {
-        return InvalidFieldError(At(path, "content"),
+        return Invalid(path.Member("content"),
                                  absl::StrCat("required in ", ToAbsl(role_name), " messages"));
       }
       break;
     case Role::kAssistant:
       if (!has_content && m.tool_calls.empty() && !HasExtra(m.extra, "function_call") &&
           !HasExtra(m.extra, "audio")) {
-        return InvalidFieldError(At(path, "content"),
+        return Invalid(path.Member("content"),
                                  "required in assistant messages without tool_calls");
       }
       break;
@@ -1287,44 +1281,46 @@ absl::Status ValidateMessage(const std::string& path, const Message& m, bool che
       break;
   }
   if (role == Role::kTool && (!m.tool_call_id.has_value() || m.tool_call_id->empty())) {
-    return InvalidFieldError(At(path, "tool_call_id"), "required in tool messages");
+    return Invalid(path.Member("tool_call_id"), "required in tool messages");
   }
   if (role != Role::kTool && m.tool_call_id.has_value()) {
-    return InvalidFieldError(At(path, "tool_call_id"), "only allowed in tool messages");
+    return Invalid(path.Member("tool_call_id"), "only allowed in tool messages");
   }
   if (role == Role::kFunction && (!m.name.has_value() || m.name->empty())) {
-    return InvalidFieldError(At(path, "name"), "required in function messages");
+    return Invalid(path.Member("name"), "required in function messages");
   }
   if (!m.tool_calls.empty() && role != Role::kAssistant) {
-    return InvalidFieldError(At(path, "tool_calls"), "only allowed in assistant messages");
+    return Invalid(path.Member("tool_calls"), "only allowed in assistant messages");
   }
   if (m.refusal.has_value() && role != Role::kAssistant) {
-    return InvalidFieldError(At(path, "refusal"), "only allowed in assistant messages");
+    return Invalid(path.Member("refusal"), "only allowed in assistant messages");
   }
   if (has_content) {
     if (const auto* parts = std::get_if<std::vector<ContentPart>>(&*m.content)) {
       for (size_t j = 0; j < parts->size(); ++j) {
-        MODEENVOY_RETURN_IF_ERROR(ValidateContentPart(
-            absl::StrCat(path, ".content[", j, "]"), role, (*parts)[j], check_raw));
+        const Path content = path.Member("content");
+        MODEENVOY_RETURN_IF_ERROR(ValidateContentPart(content.Index(static_cast<int64_t>(j)),
+                                                      role, (*parts)[j], check_raw));
       }
     }
   }
   for (size_t j = 0; j < m.tool_calls.size(); ++j) {
     const ToolCall& call = m.tool_calls[j];
-    const std::string cp = absl::StrCat(path, ".tool_calls[", j, "]");
-    if (call.id.empty()) return InvalidFieldError(At(cp, "id"), "must not be empty");
-    if (call.type.empty()) return InvalidFieldError(At(cp, "type"), "must not be empty");
+    const Path calls = path.Member("tool_calls");
+    const Path cp = calls.Index(static_cast<int64_t>(j));
+    if (call.id.empty()) return Invalid(cp.Member("id"), "must not be empty");
+    if (call.type.empty()) return Invalid(cp.Member("type"), "must not be empty");
     if (call.type == "function") {
       if (!call.function.has_value()) {
-        return InvalidFieldError(At(cp, "function"), "required for type \"function\"");
+        return Invalid(cp.Member("function"), "required for type \"function\"");
       }
       if (call.function->name.empty()) {
-        return InvalidFieldError(At(cp, "function.name"), "must not be empty");
+        return Invalid(cp.Member("function.name"), "must not be empty");
       }
     }
     if (check_raw && call.function.has_value()) {
       MODEENVOY_RETURN_IF_ERROR(
-          CheckExtraFor(At(cp, "function"), call.function->extra, kFunctionCallMembers));
+          CheckExtraFor(cp.Member("function"), call.function->extra, kFunctionCallMembers));
     }
     if (check_raw) MODEENVOY_RETURN_IF_ERROR(CheckExtraFor(cp, call.extra, kToolCallMembers));
   }
@@ -1333,11 +1329,13 @@ absl::Status ValidateMessage(const std::string& path, const Message& m, bool che
 }
 
 absl::Status ValidateChatRequestImpl(const ChatRequest& r, bool check_raw) {
+  const Path root;
+  const Path messages = root.Member("messages");
   if (r.model.empty()) return InvalidFieldError("model", "must be a non-empty string");
   if (r.messages.empty()) return InvalidFieldError("messages", "must not be empty");
   for (size_t i = 0; i < r.messages.size(); ++i) {
     MODEENVOY_RETURN_IF_ERROR(
-        ValidateMessage(absl::StrCat("messages[", i, "]"), r.messages[i], check_raw));
+        ValidateMessage(messages.Index(static_cast<int64_t>(i)), r.messages[i], check_raw));
   }
   MODEENVOY_RETURN_IF_ERROR(CheckRange("temperature", r.temperature, 0, 2));
   MODEENVOY_RETURN_IF_ERROR(CheckRange("top_p", r.top_p, 0, 1));
@@ -1370,21 +1368,20 @@ absl::Status ValidateChatRequestImpl(const ChatRequest& r, bool check_raw) {
       }
     }
   }
+  const Path tools = root.Member("tools");
   for (size_t i = 0; i < r.tools.size(); ++i) {
     const Tool& tool = r.tools[i];
-    const std::string tp = absl::StrCat("tools[", i, "]");
-    if (tool.type.empty()) return InvalidFieldError(At(tp, "type"), "must not be empty");
+    const Path tp = tools.Index(static_cast<int64_t>(i));
+    if (tool.type.empty()) return Invalid(tp.Member("type"), "must not be empty");
     if (tool.type == "function" && !tool.function.has_value()) {
-      return InvalidFieldError(At(tp, "function"), "required for type \"function\"");
+      return Invalid(tp.Member("function"), "required for type \"function\"");
     }
     if (tool.function.has_value()) {
-      const std::string fp = At(tp, "function");
-      if (tool.function->name.empty()) {
-        return InvalidFieldError(At(fp, "name"), "must not be empty");
-      }
+      const Path fp = tp.Member("function");
+      if (tool.function->name.empty()) return Invalid(fp.Member("name"), "must not be empty");
       if (check_raw) {
-        MODEENVOY_RETURN_IF_ERROR(
-            CheckOptRawJson(At(fp, "parameters"), tool.function->parameters, JsonType::kObject));
+        MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(fp.Member("parameters"),
+                                                  tool.function->parameters, JsonType::kObject));
         MODEENVOY_RETURN_IF_ERROR(
             CheckExtraFor(fp, tool.function->extra, kFunctionDefinitionMembers));
       }
@@ -1407,7 +1404,8 @@ absl::Status ValidateChatRequestImpl(const ChatRequest& r, bool check_raw) {
     } else if (tc.object.empty()) {
       return InvalidFieldError("tool_choice", "has neither a mode nor an object");
     } else if (check_raw) {
-      MODEENVOY_RETURN_IF_ERROR(CheckRawJson("tool_choice", tc.object, JsonType::kObject));
+      MODEENVOY_RETURN_IF_ERROR(
+          CheckRawJson(root.Member("tool_choice"), tc.object, JsonType::kObject));
     }
     if (tc.mode != "none" && !has_tools) {
       return InvalidFieldError("tool_choice", "only allowed when tools are specified");
@@ -1424,21 +1422,22 @@ absl::Status ValidateChatRequestImpl(const ChatRequest& r, bool check_raw) {
     }
   }
   if (check_raw) {
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("logit_bias", r.logit_bias, JsonType::kObject));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("logit_bias"), r.logit_bias, JsonType::kObject));
     MODEENVOY_RETURN_IF_ERROR(
-        CheckOptRawJson("response_format", r.response_format, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("metadata", r.metadata, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("audio", r.audio, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("prediction", r.prediction, JsonType::kObject));
+        CheckOptRawJson(root.Member("response_format"), r.response_format, JsonType::kObject));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("metadata"), r.metadata, JsonType::kObject));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("audio"), r.audio, JsonType::kObject));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("prediction"), r.prediction, JsonType::kObject));
     MODEENVOY_RETURN_IF_ERROR(
-        CheckOptRawJson("web_search_options", r.web_search_options, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("functions", r.functions, JsonType::kArray));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson("function_call", r.function_call, std::nullopt));
+        CheckOptRawJson(root.Member("web_search_options"), r.web_search_options, JsonType::kObject));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("functions"), r.functions, JsonType::kArray));
+    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("function_call"), r.function_call, std::nullopt));
     if (r.stream_options.has_value()) {
       MODEENVOY_RETURN_IF_ERROR(
-          CheckExtraFor("stream_options", r.stream_options->extra, kStreamOptionsMembers));
+          CheckExtraFor(root.Member("stream_options"), r.stream_options->extra,
+                        kStreamOptionsMembers));
     }
-    MODEENVOY_RETURN_IF_ERROR(CheckExtraFor("", r.extra, kRequestMembers));
+    MODEENVOY_RETURN_IF_ERROR(CheckExtraFor(root, r.extra, kRequestMembers));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,9 @@
 
 #include <charconv>
 #include <cmath>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <cstring>
 #include <system_error>
 
@@ -32,6 +35,34 @@ inline uint64_t SpecialBytes(uint64_t w) {
          (w - kOnes * 0x20) | w;
 }
 inline bool HasSpecialByte(uint64_t w) { return (SpecialBytes(w) & kHighs) != 0; }
+
+// Returns the first byte in [p, end) that is '"', '\\', below 0x20 or at least 0x80, or
+// end: the bytes string scanning (reading or writing) must look at one by one. Strings
+// are most of a chat request, so this loop is most of the parse time.
+inline const char* FindSpecialByte(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
+    const __m128i special = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+        _mm_cmplt_epi8(v, space));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (end - p >= 8 && !HasSpecialByte(Load64(p))) p += 8;
+  while (p < end) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) return p;
+    ++p;
+  }
+  return end;
+}
 
 inline bool IsWhitespace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -233,7 +264,7 @@ bool JsonReader::ScanString(std::string* decoded, bool* has_escape) {
   const char* run = p_;  // start of bytes not yet copied to *decoded
   *has_escape = false;
   while (true) {
-    while (end_ - p_ >= 8 && !HasSpecialByte(Load64(p_))) p_ += 8;
+    p_ = FindSpecialByte(p_, end_);
     if (p_ >= end_) return Fail("unterminated string");
     const unsigned char c = static_cast<unsigned char>(*p_);
     if (c == '"') {
@@ -524,7 +555,7 @@ void AppendJsonString(std::string* out, std::string_view s) {
   const char* end = p + s.size();
   const char* run = p;
   while (true) {
-    while (end - p >= 8 && !HasSpecialByte(Load64(p))) p += 8;
+    p = FindSpecialByte(p, end);
     if (p >= end) break;
     const unsigned char c = static_cast<unsigned char>(*p);
     if (c >= 0x80) {

@@ -1,5 +1,9 @@
 #include "modeenvoy/protocol/sse.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <charconv>
 #include <string>
 #include <string_view>
@@ -15,11 +19,33 @@ namespace {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
+// Index of the first '\r' or '\n' in `s` at or after `pos`, or npos. (string_view's
+// find_first_of tests one byte at a time against the set; this is the hot loop.)
+size_t FindLineBreak(std::string_view s, size_t pos) {
+  const char* p = s.data() + pos;
+  const char* end = s.data() + s.size();
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int mask =
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+    if (mask != 0) return static_cast<size_t>(p - s.data()) + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  for (; p < end; ++p) {
+    if (*p == '\r' || *p == '\n') return static_cast<size_t>(p - s.data());
+  }
+  return std::string_view::npos;
+}
+
 // Appends one "data: <line>\n" per line of `data`, splitting at any line ending.
 void AppendDataLines(std::string* out, std::string_view data) {
   size_t pos = 0;
   while (true) {
-    const size_t eol = data.find_first_of("\r\n", pos);
+    const size_t eol = FindLineBreak(data, pos);
     out->append("data: ");
     out->append(data.substr(pos, eol == std::string_view::npos ? std::string_view::npos
                                                                  : eol - pos));
@@ -80,7 +106,7 @@ absl::Status SseParser::Consume(std::string_view bytes, std::vector<SseEvent>* e
     skip_lf_ = false;
   }
   while (pos < bytes.size()) {
-    const size_t eol = bytes.find_first_of("\r\n", pos);
+    const size_t eol = FindLineBreak(bytes, pos);
     if (eol == std::string_view::npos) {
       const std::string_view rest = bytes.substr(pos);
       MODEENVOY_RETURN_IF_ERROR(CheckSize(line_.size() + rest.size()));
