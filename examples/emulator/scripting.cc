@@ -260,7 +260,7 @@ int64_t CountWords(std::string_view text) {
 
 std::string ReplyText(const ReplyControls& controls, std::string_view echo) {
   if (controls.reply.has_value()) return *controls.reply;
-  if (!Trim(echo).empty()) return std::string(echo);
+  if (!Trim(echo).empty()) return std::string(Trim(echo));
   return "OK";
 }
 

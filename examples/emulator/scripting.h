@@ -31,7 +31,8 @@ std::string ControlHeaderOf(const absl::Status& status);
 // The default token count: whitespace-separated words.
 int64_t CountWords(std::string_view text);
 
-// The reply text: controls.reply if set, else `echo` (the last user message), else "OK".
+// The reply text: controls.reply if set (verbatim), else `echo` (the last user message)
+// without leading and trailing whitespace, else "OK".
 std::string ReplyText(const ReplyControls& controls, std::string_view echo);
 
 // Longest prefix of `text`, cut at a word boundary, that counts <= max_tokens.

@@ -57,6 +57,14 @@ TEST(TokenCountTest, WordsAndTruncation) {
   EXPECT_EQ(TruncateToTokens("one two three", 0, words), "");
 }
 
+TEST(ReplyTextTest, EchoIsTrimmedFixedReplyIsVerbatim) {
+  ReplyControls c;
+  EXPECT_EQ(ReplyText(c, "  hello world \n"), "hello world");
+  EXPECT_EQ(ReplyText(c, " \n "), "OK");
+  c.reply = " as is ";
+  EXPECT_EQ(ReplyText(c, "ignored"), " as is ");
+}
+
 TEST(ControlHeadersTest, ParsesEveryControl) {
   ReplyControls c;
   ASSERT_TRUE(ApplyControlHeaders({{"X-Emulator-Latency-Ms", "5"},
