@@ -39,6 +39,10 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 constexpr size_t kMaxHeaderBytes = 64 << 10;
+// A reset right behind data can overtake it in the client's kernel queue handling; a short
+// pause lets what was sent be read first, so "half the response, then a reset" is what the
+// client sees.
+constexpr absl::Duration kBeforeReset = absl::Milliseconds(10);
 
 std::string Lower(beast::string_view s) {
   std::string out(s.data(), s.size());
@@ -105,6 +109,7 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive, bool chunke
     switch (p.fail) {
       case FailMode::kResetMid:
         write(head + body.substr(0, half));
+        delay(kBeforeReset);
         reset();
         break;
       case FailMode::kStall:
@@ -128,6 +133,7 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive, bool chunke
   const size_t mid = p.parts.size() / 2;
   for (size_t i = 0; i < p.parts.size(); ++i) {
     if (i == mid && p.fail == FailMode::kResetMid) {
+      delay(kBeforeReset);
       reset();
       return steps;
     }
