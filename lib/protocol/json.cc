@@ -249,13 +249,22 @@ bool JsonReader::ReadNumber(std::string_view* text) {
     if (p_ >= end_ || !IsDigit(*p_)) return Fail("invalid number: expected a digit after '.'");
     while (p_ < end_ && IsDigit(*p_)) ++p_;
   }
+  bool exponent = false;
   if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+    exponent = true;
     ++p_;
     if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
     if (p_ >= end_ || !IsDigit(*p_)) return Fail("invalid number: expected an exponent digit");
     while (p_ < end_ && IsDigit(*p_)) ++p_;
   }
   *text = std::string_view(start, static_cast<size_t>(p_ - start));
+  // Numbers beyond the double range (1e400) are rejected, as nlohmann and most JSON
+  // libraries do, so raw values we pass on parse everywhere. Only an exponent or a very
+  // long mantissa can get there.
+  if (exponent || text->size() > 300) {
+    double ignored;
+    if (!NumberToDouble(*text, &ignored)) return FailAt(start, "number out of range");
+  }
   return true;
 }
 

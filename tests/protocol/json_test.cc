@@ -31,7 +31,8 @@ TEST(JsonReaderTest, AcceptsExactlyWhatARfc8259ParserAccepts) {
       "[1,]", "[,1]", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\" 1}", "{1:2}", "{'a':1}", "[1 2]",
       "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"", "\"\t\"", "[1]]", "{}}", "[] []",
       "\"\x80\"", "\"\xC0\x80\"", "\"\xED\xA0\x80\"", "\"\xF5\x80\x80\x80\"", "\"\xE2\x82\"",
-      "/* c */ 1", "1 // c", "[", "{", "{\"a\":", "\xEF\xBB\xBF{}",
+      "/* c */ 1", "1 // c", "[", "{", "{\"a\":", "\xEF\xBB\xBF{}", "1e400", "-1E+309",
+      "1e-400", std::string(400, '9'), "[" + std::string(310, '9') + "e-20]",
   };
   for (const std::string& doc : docs) {
     EXPECT_EQ(Valid(doc), nlohmann::json::accept(doc)) << doc;
