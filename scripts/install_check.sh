@@ -18,6 +18,6 @@ cmake --build "$work/consumer" >/dev/null
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
 # shellcheck disable=SC2046
 c++ -std=c++20 "$repo/tests/install/consumer/consumer.cc" -o "$work/consumer_pc" \
-  $(pkg-config --cflags --libs --static modeenvoy)
+  $(pkg-config --cflags --libs modeenvoy)
 "$work/consumer_pc"
 echo "install-check: find_package and pkg-config consumers built and ran"

@@ -37,7 +37,7 @@ void ThrowStatus(const absl::Status& status) {
                                   py::arg("code") = CodeName(status.code()),
                                   py::arg("status_code") = HttpStatusForStatus(status),
                                   py::arg("param") = param);
-  PyErr_SetObject(error.get_type().ptr(), error.ptr());
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
   throw py::error_already_set();
 }
 
