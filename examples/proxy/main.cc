@@ -181,6 +181,8 @@ class BuiltinEmulator {
     if (emulator_ == nullptr) {
       emulator::EmulatorOptions options;
       options.models = {"demo"};
+      // Paced like a real model, so a streamed demo reply visibly arrives piece by piece.
+      options.defaults.chunk_interval = absl::Milliseconds(30);
       auto started = emulator::Emulator::Start(io_, std::move(options));
       if (!started.ok()) return started.status();
       emulator_ = std::move(*started);
