@@ -53,8 +53,9 @@ std::string MakeRequest(size_t target) {
     f.name = name;
     f.description = "Looks things up for the assistant.";
     f.parameters =
-        R"({"type":"object","properties":{"query":{"type":"string","description":"What to look up"},)"
-        R"("limit":{"type":"integer","minimum":1,"maximum":50}},"required":["query"],"additionalProperties":false})";
+        R"({"type":"object","properties":{"query":{"type":"string",)"
+        R"("description":"What to look up"},"limit":{"type":"integer","minimum":1,)"
+        R"("maximum":50}},"required":["query"],"additionalProperties":false})";
   }
   r.tool_choice = ToolChoice{.mode = "auto", .object = ""};
   uint32_t turn = 2;
@@ -79,7 +80,7 @@ std::string MakeRequest(size_t target) {
 }
 
 const std::string& Request(int64_t kb) {
-  static const std::string small = MakeRequest(1700);
+  static const std::string small = MakeRequest(1950);
   static const std::string large = MakeRequest(100 * 1024);
   return kb <= 2 ? small : large;
 }

@@ -206,6 +206,15 @@ class Parser {
     return absl::OkStatus();
   }
 
+  absl::Status Opt(const Path& path, std::optional<std::string>* out) {
+    return OptString(path, out);
+  }
+  absl::Status Opt(const Path& path, std::optional<bool>* out) { return OptBool(path, out); }
+  absl::Status Opt(const Path& path, std::optional<int64_t>* out) { return OptInt(path, out); }
+  absl::Status Opt(const Path& path, std::optional<double>* out) {
+    return OptDouble(path, out);
+  }
+
   absl::Status Raw(std::string* out) {
     if (!reader_.CaptureValue(out)) return Syntax();
     return absl::OkStatus();
@@ -324,6 +333,59 @@ bool IsMemberName(const MemberSpec<T> (&members)[N], std::string_view name) {
   return false;
 }
 
+// Member parsers for the tables below, by the member's type.
+template <typename M>
+struct MemberTraits;
+template <typename C, typename V>
+struct MemberTraits<V C::*> {
+  using Class = C;
+};
+template <auto M>
+using ClassOf = typename MemberTraits<decltype(M)>::Class;
+
+// A std::optional<string/bool/int64/double> member; null means absent.
+template <auto M>
+absl::Status Opt(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.Opt(at, &(o->*M));
+}
+// A required std::string member (null is a type error).
+template <auto M>
+absl::Status Str(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.String(at, &(o->*M));
+}
+// A std::string member of a response: null keeps the default.
+template <auto M>
+absl::Status StrOrNull(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.String(at, &(o->*M), /*null_keeps=*/true);
+}
+// An int64_t member of a response: null keeps the default.
+template <auto M>
+absl::Status Int(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.Int(at, &(o->*M));
+}
+// Raw JSON members: of a required JSON type, or any.
+template <auto M>
+absl::Status RawObject(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.OptRaw(at, &(o->*M), JsonType::kObject);
+}
+template <auto M>
+absl::Status RawArray(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.OptRaw(at, &(o->*M), JsonType::kArray);
+}
+template <auto M>
+absl::Status RawAny(Parser& p, const Path& at, ClassOf<M>* o) {
+  return p.OptRaw(at, &(o->*M), std::nullopt);
+}
+
+template <typename T, size_t N>
+absl::Status ParseOptObject(Parser& p, const Path& at, const MemberSpec<T> (&members)[N],
+                            std::optional<T>* out);
+// A std::optional<struct> member parsed with the member table `kMembers`.
+template <auto M, const auto& kMembers>
+absl::Status OptObject(Parser& p, const Path& at, ClassOf<M>* o) {
+  return ParseOptObject(p, at, kMembers, &(o->*M));
+}
+
 // --- request members --------------------------------------------------------------------
 
 absl::Status ParseImageUrl(Parser& p, const Path& path, ImageUrl* out);
@@ -331,8 +393,8 @@ absl::Status ParseInputAudio(Parser& p, const Path& path, InputAudio* out);
 absl::Status ParseFileInput(Parser& p, const Path& path, FileInput* out);
 
 constexpr MemberSpec<ImageUrl> kImageUrlMembers[] = {
-    {"url", [](Parser& p, const Path& at, ImageUrl* o) { return p.String(at, &o->url); }},
-    {"detail", [](Parser& p, const Path& at, ImageUrl* o) { return p.OptString(at, &o->detail); }},
+    {"url", &Str<&ImageUrl::url>},
+    {"detail", &Opt<&ImageUrl::detail>},
 };
 
 absl::Status ParseImageUrl(Parser& p, const Path& path, ImageUrl* out) {
@@ -343,8 +405,8 @@ absl::Status ParseImageUrl(Parser& p, const Path& path, ImageUrl* out) {
 }
 
 constexpr MemberSpec<InputAudio> kInputAudioMembers[] = {
-    {"data", [](Parser& p, const Path& at, InputAudio* o) { return p.String(at, &o->data); }},
-    {"format", [](Parser& p, const Path& at, InputAudio* o) { return p.String(at, &o->format); }},
+    {"data", &Str<&InputAudio::data>},
+    {"format", &Str<&InputAudio::format>},
 };
 
 absl::Status ParseInputAudio(Parser& p, const Path& path, InputAudio* out) {
@@ -357,9 +419,9 @@ absl::Status ParseInputAudio(Parser& p, const Path& path, InputAudio* out) {
 }
 
 constexpr MemberSpec<FileInput> kFileInputMembers[] = {
-    {"file_data", [](Parser& p, const Path& at, FileInput* o) { return p.OptString(at, &o->file_data); }},
-    {"file_id", [](Parser& p, const Path& at, FileInput* o) { return p.OptString(at, &o->file_id); }},
-    {"filename", [](Parser& p, const Path& at, FileInput* o) { return p.OptString(at, &o->filename); }},
+    {"file_data", &Opt<&FileInput::file_data>},
+    {"file_id", &Opt<&FileInput::file_id>},
+    {"filename", &Opt<&FileInput::filename>},
 };
 
 absl::Status ParseFileInput(Parser& p, const Path& path, FileInput* out) {
@@ -440,7 +502,9 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out,
     if (static_cast<size_t>(*type) == index) {
       Parser sub(raw);
       MODEENVOY_RETURN_IF_ERROR(
-          sub.Document([&](const Path&) { return ParsePartPayload(sub, path.Member(name), *type, out); }));
+          sub.Document([&](const Path&) {
+            return ParsePartPayload(sub, path.Member(name), *type, out);
+          }));
     } else {
       out->extra.emplace_back(std::string(name), std::move(raw));
     }
@@ -475,13 +539,13 @@ absl::Status ParseContent(Parser& p, const Path& at, std::optional<MessageConten
 }
 
 constexpr MemberSpec<FunctionCall> kFunctionCallMembers[] = {
-    {"name", [](Parser& p, const Path& at, FunctionCall* o) { return p.String(at, &o->name); }},
-    {"arguments", [](Parser& p, const Path& at, FunctionCall* o) { return p.String(at, &o->arguments); }},
+    {"name", &Str<&FunctionCall::name>},
+    {"arguments", &Str<&FunctionCall::arguments>},
 };
 
 constexpr MemberSpec<ToolCall> kToolCallMembers[] = {
-    {"id", [](Parser& p, const Path& at, ToolCall* o) { return p.String(at, &o->id); }},
-    {"type", [](Parser& p, const Path& at, ToolCall* o) { return p.String(at, &o->type); }},
+    {"id", &Str<&ToolCall::id>},
+    {"type", &Str<&ToolCall::type>},
     {"function",
      [](Parser& p, const Path& at, ToolCall* o) {
        JsonType type;
@@ -513,18 +577,27 @@ constexpr MemberSpec<Message> kMessageMembers[] = {
        o->role = *role;
        return absl::OkStatus();
      }},
-    {"content", [](Parser& p, const Path& at, Message* o) { return ParseContent(p, at, &o->content, false); }},
-    {"name", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->name); }},
-    {"tool_calls", [](Parser& p, const Path& at, Message* o) { return ParseToolCalls(p, at, &o->tool_calls); }},
-    {"tool_call_id", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->tool_call_id); }},
-    {"refusal", [](Parser& p, const Path& at, Message* o) { return p.OptString(at, &o->refusal); }},
+    {"content",
+     [](Parser& p, const Path& at, Message* o) {
+       return ParseContent(p, at, &o->content, false);
+     }},
+    {"name", &Opt<&Message::name>},
+    {"tool_calls",
+     [](Parser& p, const Path& at, Message* o) {
+       return ParseToolCalls(p, at, &o->tool_calls);
+     }},
+    {"tool_call_id", &Opt<&Message::tool_call_id>},
+    {"refusal", &Opt<&Message::refusal>},
 };
 
 // The same members in a response message: the role defaults to assistant and unknown
 // content part types are kept.
 constexpr MemberSpec<Message> kResponseMessageMembers[] = {
     kMessageMembers[0],
-    {"content", [](Parser& p, const Path& at, Message* o) { return ParseContent(p, at, &o->content, true); }},
+    {"content",
+     [](Parser& p, const Path& at, Message* o) {
+       return ParseContent(p, at, &o->content, true);
+     }},
     kMessageMembers[2],
     kMessageMembers[3],
     kMessageMembers[4],
@@ -539,14 +612,14 @@ absl::Status ParseRequestMessage(Parser& p, const Path& path, Message* out) {
 }
 
 constexpr MemberSpec<FunctionDefinition> kFunctionDefinitionMembers[] = {
-    {"name", [](Parser& p, const Path& at, FunctionDefinition* o) { return p.String(at, &o->name); }},
-    {"description", [](Parser& p, const Path& at, FunctionDefinition* o) { return p.OptString(at, &o->description); }},
-    {"parameters", [](Parser& p, const Path& at, FunctionDefinition* o) { return p.OptRaw(at, &o->parameters, JsonType::kObject); }},
-    {"strict", [](Parser& p, const Path& at, FunctionDefinition* o) { return p.OptBool(at, &o->strict); }},
+    {"name", &Str<&FunctionDefinition::name>},
+    {"description", &Opt<&FunctionDefinition::description>},
+    {"parameters", &RawObject<&FunctionDefinition::parameters>},
+    {"strict", &Opt<&FunctionDefinition::strict>},
 };
 
 constexpr MemberSpec<Tool> kToolMembers[] = {
-    {"type", [](Parser& p, const Path& at, Tool* o) { return p.String(at, &o->type); }},
+    {"type", &Str<&Tool::type>},
     {"function",
      [](Parser& p, const Path& at, Tool* o) {
        JsonType type;
@@ -566,8 +639,8 @@ constexpr MemberSpec<Tool> kToolMembers[] = {
 };
 
 constexpr MemberSpec<StreamOptions> kStreamOptionsMembers[] = {
-    {"include_usage", [](Parser& p, const Path& at, StreamOptions* o) { return p.OptBool(at, &o->include_usage); }},
-    {"include_obfuscation", [](Parser& p, const Path& at, StreamOptions* o) { return p.OptBool(at, &o->include_obfuscation); }},
+    {"include_usage", &Opt<&StreamOptions::include_usage>},
+    {"include_obfuscation", &Opt<&StreamOptions::include_obfuscation>},
 };
 
 absl::Status ParseStop(Parser& p, const Path& at, std::optional<StopSequences>* out) {
@@ -607,7 +680,7 @@ absl::Status ParseToolChoice(Parser& p, const Path& at, std::optional<ToolChoice
 }
 
 constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
-    {"model", [](Parser& p, const Path& at, ChatRequest* o) { return p.String(at, &o->model); }},
+    {"model", &Str<&ChatRequest::model>},
     {"messages",
      [](Parser& p, const Path& at, ChatRequest* o) {
        o->messages.clear();
@@ -615,7 +688,7 @@ constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
          return ParseRequestMessage(p, element, &o->messages.emplace_back());
        });
      }},
-    {"stream", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptBool(at, &o->stream); }},
+    {"stream", &Opt<&ChatRequest::stream>},
     {"stream_options",
      [](Parser& p, const Path& at, ChatRequest* o) {
        JsonType type;
@@ -628,20 +701,23 @@ constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
        StreamOptions& so = o->stream_options.emplace();
        return ParseMembers(p, at, kStreamOptionsMembers, &so, &so.extra);
      }},
-    {"temperature", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptDouble(at, &o->temperature); }},
-    {"top_p", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptDouble(at, &o->top_p); }},
-    {"n", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptInt(at, &o->n); }},
-    {"max_tokens", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptInt(at, &o->max_tokens); }},
-    {"max_completion_tokens", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptInt(at, &o->max_completion_tokens); }},
-    {"stop", [](Parser& p, const Path& at, ChatRequest* o) { return ParseStop(p, at, &o->stop); }},
-    {"presence_penalty", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptDouble(at, &o->presence_penalty); }},
-    {"frequency_penalty", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptDouble(at, &o->frequency_penalty); }},
-    {"logit_bias", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->logit_bias, JsonType::kObject); }},
-    {"logprobs", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptBool(at, &o->logprobs); }},
-    {"top_logprobs", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptInt(at, &o->top_logprobs); }},
-    {"seed", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptInt(at, &o->seed); }},
-    {"user", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->user); }},
-    {"response_format", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->response_format, JsonType::kObject); }},
+    {"temperature", &Opt<&ChatRequest::temperature>},
+    {"top_p", &Opt<&ChatRequest::top_p>},
+    {"n", &Opt<&ChatRequest::n>},
+    {"max_tokens", &Opt<&ChatRequest::max_tokens>},
+    {"max_completion_tokens", &Opt<&ChatRequest::max_completion_tokens>},
+    {"stop",
+     [](Parser& p, const Path& at, ChatRequest* o) {
+       return ParseStop(p, at, &o->stop);
+     }},
+    {"presence_penalty", &Opt<&ChatRequest::presence_penalty>},
+    {"frequency_penalty", &Opt<&ChatRequest::frequency_penalty>},
+    {"logit_bias", &RawObject<&ChatRequest::logit_bias>},
+    {"logprobs", &Opt<&ChatRequest::logprobs>},
+    {"top_logprobs", &Opt<&ChatRequest::top_logprobs>},
+    {"seed", &Opt<&ChatRequest::seed>},
+    {"user", &Opt<&ChatRequest::user>},
+    {"response_format", &RawObject<&ChatRequest::response_format>},
     {"tools",
      [](Parser& p, const Path& at, ChatRequest* o) {
        o->tools.clear();
@@ -650,13 +726,16 @@ constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
          return ParseMembers(p, element, kToolMembers, &tool, &tool.extra);
        });
      }},
-    {"tool_choice", [](Parser& p, const Path& at, ChatRequest* o) { return ParseToolChoice(p, at, &o->tool_choice); }},
-    {"parallel_tool_calls", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptBool(at, &o->parallel_tool_calls); }},
-    {"reasoning_effort", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->reasoning_effort); }},
-    {"verbosity", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->verbosity); }},
-    {"service_tier", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->service_tier); }},
-    {"store", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptBool(at, &o->store); }},
-    {"metadata", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->metadata, JsonType::kObject); }},
+    {"tool_choice",
+     [](Parser& p, const Path& at, ChatRequest* o) {
+       return ParseToolChoice(p, at, &o->tool_choice);
+     }},
+    {"parallel_tool_calls", &Opt<&ChatRequest::parallel_tool_calls>},
+    {"reasoning_effort", &Opt<&ChatRequest::reasoning_effort>},
+    {"verbosity", &Opt<&ChatRequest::verbosity>},
+    {"service_tier", &Opt<&ChatRequest::service_tier>},
+    {"store", &Opt<&ChatRequest::store>},
+    {"metadata", &RawObject<&ChatRequest::metadata>},
     {"modalities",
      [](Parser& p, const Path& at, ChatRequest* o) {
        JsonType type;
@@ -668,27 +747,27 @@ constexpr MemberSpec<ChatRequest> kRequestMembers[] = {
        }
        return p.StringArray(at, &o->modalities.emplace());
      }},
-    {"audio", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->audio, JsonType::kObject); }},
-    {"prediction", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->prediction, JsonType::kObject); }},
-    {"web_search_options", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->web_search_options, JsonType::kObject); }},
-    {"prompt_cache_key", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->prompt_cache_key); }},
-    {"safety_identifier", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptString(at, &o->safety_identifier); }},
-    {"functions", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->functions, JsonType::kArray); }},
-    {"function_call", [](Parser& p, const Path& at, ChatRequest* o) { return p.OptRaw(at, &o->function_call, std::nullopt); }},
+    {"audio", &RawObject<&ChatRequest::audio>},
+    {"prediction", &RawObject<&ChatRequest::prediction>},
+    {"web_search_options", &RawObject<&ChatRequest::web_search_options>},
+    {"prompt_cache_key", &Opt<&ChatRequest::prompt_cache_key>},
+    {"safety_identifier", &Opt<&ChatRequest::safety_identifier>},
+    {"functions", &RawArray<&ChatRequest::functions>},
+    {"function_call", &RawAny<&ChatRequest::function_call>},
 };
 
 // --- response members -------------------------------------------------------------------
 
 constexpr MemberSpec<PromptTokensDetails> kPromptTokensDetailsMembers[] = {
-    {"cached_tokens", [](Parser& p, const Path& at, PromptTokensDetails* o) { return p.OptInt(at, &o->cached_tokens); }},
-    {"audio_tokens", [](Parser& p, const Path& at, PromptTokensDetails* o) { return p.OptInt(at, &o->audio_tokens); }},
+    {"cached_tokens", &Opt<&PromptTokensDetails::cached_tokens>},
+    {"audio_tokens", &Opt<&PromptTokensDetails::audio_tokens>},
 };
 
 constexpr MemberSpec<CompletionTokensDetails> kCompletionTokensDetailsMembers[] = {
-    {"reasoning_tokens", [](Parser& p, const Path& at, CompletionTokensDetails* o) { return p.OptInt(at, &o->reasoning_tokens); }},
-    {"audio_tokens", [](Parser& p, const Path& at, CompletionTokensDetails* o) { return p.OptInt(at, &o->audio_tokens); }},
-    {"accepted_prediction_tokens", [](Parser& p, const Path& at, CompletionTokensDetails* o) { return p.OptInt(at, &o->accepted_prediction_tokens); }},
-    {"rejected_prediction_tokens", [](Parser& p, const Path& at, CompletionTokensDetails* o) { return p.OptInt(at, &o->rejected_prediction_tokens); }},
+    {"reasoning_tokens", &Opt<&CompletionTokensDetails::reasoning_tokens>},
+    {"audio_tokens", &Opt<&CompletionTokensDetails::audio_tokens>},
+    {"accepted_prediction_tokens", &Opt<&CompletionTokensDetails::accepted_prediction_tokens>},
+    {"rejected_prediction_tokens", &Opt<&CompletionTokensDetails::rejected_prediction_tokens>},
 };
 
 template <typename T, size_t N>
@@ -706,15 +785,17 @@ absl::Status ParseOptObject(Parser& p, const Path& at, const MemberSpec<T> (&mem
 }
 
 constexpr MemberSpec<Usage> kUsageMembers[] = {
-    {"prompt_tokens", [](Parser& p, const Path& at, Usage* o) { return p.Int(at, &o->prompt_tokens); }},
-    {"completion_tokens", [](Parser& p, const Path& at, Usage* o) { return p.Int(at, &o->completion_tokens); }},
-    {"total_tokens", [](Parser& p, const Path& at, Usage* o) { return p.Int(at, &o->total_tokens); }},
-    {"prompt_tokens_details", [](Parser& p, const Path& at, Usage* o) { return ParseOptObject(p, at, kPromptTokensDetailsMembers, &o->prompt_tokens_details); }},
-    {"completion_tokens_details", [](Parser& p, const Path& at, Usage* o) { return ParseOptObject(p, at, kCompletionTokensDetailsMembers, &o->completion_tokens_details); }},
+    {"prompt_tokens", &Int<&Usage::prompt_tokens>},
+    {"completion_tokens", &Int<&Usage::completion_tokens>},
+    {"total_tokens", &Int<&Usage::total_tokens>},
+    {"prompt_tokens_details",
+     &OptObject<&Usage::prompt_tokens_details, kPromptTokensDetailsMembers>},
+    {"completion_tokens_details",
+     &OptObject<&Usage::completion_tokens_details, kCompletionTokensDetailsMembers>},
 };
 
 constexpr MemberSpec<ChatChoice> kChoiceMembers[] = {
-    {"index", [](Parser& p, const Path& at, ChatChoice* o) { return p.Int(at, &o->index); }},
+    {"index", &Int<&ChatChoice::index>},
     {"message",
      [](Parser& p, const Path& at, ChatChoice* o) {
        JsonType type;
@@ -723,17 +804,17 @@ constexpr MemberSpec<ChatChoice> kChoiceMembers[] = {
        if (is_null) return absl::OkStatus();
        return ParseMembers(p, at, kResponseMessageMembers, &o->message, &o->message.extra);
      }},
-    {"finish_reason", [](Parser& p, const Path& at, ChatChoice* o) { return p.OptString(at, &o->finish_reason); }},
-    {"logprobs", [](Parser& p, const Path& at, ChatChoice* o) { return p.OptRaw(at, &o->logprobs, std::nullopt); }},
+    {"finish_reason", &Opt<&ChatChoice::finish_reason>},
+    {"logprobs", &RawAny<&ChatChoice::logprobs>},
 };
 
 constexpr MemberSpec<ChatCompletion> kCompletionMembers[] = {
-    {"id", [](Parser& p, const Path& at, ChatCompletion* o) { return p.String(at, &o->id, true); }},
-    {"object", [](Parser& p, const Path& at, ChatCompletion* o) { return p.String(at, &o->object, true); }},
-    {"created", [](Parser& p, const Path& at, ChatCompletion* o) { return p.Int(at, &o->created); }},
-    {"model", [](Parser& p, const Path& at, ChatCompletion* o) { return p.String(at, &o->model, true); }},
-    {"system_fingerprint", [](Parser& p, const Path& at, ChatCompletion* o) { return p.OptString(at, &o->system_fingerprint); }},
-    {"service_tier", [](Parser& p, const Path& at, ChatCompletion* o) { return p.OptString(at, &o->service_tier); }},
+    {"id", &StrOrNull<&ChatCompletion::id>},
+    {"object", &StrOrNull<&ChatCompletion::object>},
+    {"created", &Int<&ChatCompletion::created>},
+    {"model", &StrOrNull<&ChatCompletion::model>},
+    {"system_fingerprint", &Opt<&ChatCompletion::system_fingerprint>},
+    {"service_tier", &Opt<&ChatCompletion::service_tier>},
     {"choices",
      [](Parser& p, const Path& at, ChatCompletion* o) {
        o->choices.clear();
@@ -742,31 +823,36 @@ constexpr MemberSpec<ChatCompletion> kCompletionMembers[] = {
          return ParseMembers(p, element, kChoiceMembers, &choice, &choice.extra);
        });
      }},
-    {"usage", [](Parser& p, const Path& at, ChatCompletion* o) { return ParseOptObject(p, at, kUsageMembers, &o->usage); }},
+    {"usage", &OptObject<&ChatCompletion::usage, kUsageMembers>},
 };
 
 constexpr MemberSpec<FunctionCallDelta> kFunctionCallDeltaMembers[] = {
-    {"name", [](Parser& p, const Path& at, FunctionCallDelta* o) { return p.OptString(at, &o->name); }},
-    {"arguments", [](Parser& p, const Path& at, FunctionCallDelta* o) { return p.OptString(at, &o->arguments); }},
+    {"name", &Opt<&FunctionCallDelta::name>},
+    {"arguments", &Opt<&FunctionCallDelta::arguments>},
 };
 
 constexpr MemberSpec<ToolCallDelta> kToolCallDeltaMembers[] = {
-    {"index", [](Parser& p, const Path& at, ToolCallDelta* o) { return p.Int(at, &o->index); }},
-    {"id", [](Parser& p, const Path& at, ToolCallDelta* o) { return p.OptString(at, &o->id); }},
-    {"type", [](Parser& p, const Path& at, ToolCallDelta* o) { return p.OptString(at, &o->type); }},
-    {"function", [](Parser& p, const Path& at, ToolCallDelta* o) { return ParseOptObject(p, at, kFunctionCallDeltaMembers, &o->function); }},
+    {"index", &Int<&ToolCallDelta::index>},
+    {"id", &Opt<&ToolCallDelta::id>},
+    {"type", &Opt<&ToolCallDelta::type>},
+    {"function", &OptObject<&ToolCallDelta::function, kFunctionCallDeltaMembers>},
 };
 
 constexpr MemberSpec<ChatDelta> kDeltaMembers[] = {
-    {"role", [](Parser& p, const Path& at, ChatDelta* o) { return p.OptRole(at, &o->role); }},
+    {"role",
+     [](Parser& p, const Path& at, ChatDelta* o) {
+       return p.OptRole(at, &o->role);
+     }},
     {"content",
      [](Parser& p, const Path& at, ChatDelta* o) {
        JsonType type;
        if (!p.reader().Peek(&type)) return p.Syntax();
-       if (type == JsonType::kString || type == JsonType::kNull) return p.OptString(at, &o->content);
+       if (type == JsonType::kString || type == JsonType::kNull) {
+         return p.OptString(at, &o->content);
+       }
        return AddExtra(p, "content", at, &o->extra);  // e.g. Mistral's array of parts
      }},
-    {"refusal", [](Parser& p, const Path& at, ChatDelta* o) { return p.OptString(at, &o->refusal); }},
+    {"refusal", &Opt<&ChatDelta::refusal>},
     {"tool_calls",
      [](Parser& p, const Path& at, ChatDelta* o) {
        o->tool_calls.clear();
@@ -778,7 +864,7 @@ constexpr MemberSpec<ChatDelta> kDeltaMembers[] = {
 };
 
 constexpr MemberSpec<ChunkChoice> kChunkChoiceMembers[] = {
-    {"index", [](Parser& p, const Path& at, ChunkChoice* o) { return p.Int(at, &o->index); }},
+    {"index", &Int<&ChunkChoice::index>},
     {"delta",
      [](Parser& p, const Path& at, ChunkChoice* o) {
        JsonType type;
@@ -787,17 +873,17 @@ constexpr MemberSpec<ChunkChoice> kChunkChoiceMembers[] = {
        if (is_null) return absl::OkStatus();
        return ParseMembers(p, at, kDeltaMembers, &o->delta, &o->delta.extra);
      }},
-    {"finish_reason", [](Parser& p, const Path& at, ChunkChoice* o) { return p.OptString(at, &o->finish_reason); }},
-    {"logprobs", [](Parser& p, const Path& at, ChunkChoice* o) { return p.OptRaw(at, &o->logprobs, std::nullopt); }},
+    {"finish_reason", &Opt<&ChunkChoice::finish_reason>},
+    {"logprobs", &RawAny<&ChunkChoice::logprobs>},
 };
 
 constexpr MemberSpec<ChatCompletionChunk> kChunkMembers[] = {
-    {"id", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.String(at, &o->id, true); }},
-    {"object", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.String(at, &o->object, true); }},
-    {"created", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.Int(at, &o->created); }},
-    {"model", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.String(at, &o->model, true); }},
-    {"system_fingerprint", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.OptString(at, &o->system_fingerprint); }},
-    {"service_tier", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return p.OptString(at, &o->service_tier); }},
+    {"id", &StrOrNull<&ChatCompletionChunk::id>},
+    {"object", &StrOrNull<&ChatCompletionChunk::object>},
+    {"created", &Int<&ChatCompletionChunk::created>},
+    {"model", &StrOrNull<&ChatCompletionChunk::model>},
+    {"system_fingerprint", &Opt<&ChatCompletionChunk::system_fingerprint>},
+    {"service_tier", &Opt<&ChatCompletionChunk::service_tier>},
     {"choices",
      [](Parser& p, const Path& at, ChatCompletionChunk* o) {
        o->choices.clear();
@@ -806,7 +892,7 @@ constexpr MemberSpec<ChatCompletionChunk> kChunkMembers[] = {
          return ParseMembers(p, element, kChunkChoiceMembers, &choice, &choice.extra);
        });
      }},
-    {"usage", [](Parser& p, const Path& at, ChatCompletionChunk* o) { return ParseOptObject(p, at, kUsageMembers, &o->usage); }},
+    {"usage", &OptObject<&ChatCompletionChunk::usage, kUsageMembers>},
 };
 
 template <typename T, size_t N>
@@ -1127,7 +1213,8 @@ absl::Status CheckExtra(const Path& base, const ExtraFields& extra, F&& is_model
 template <typename T, size_t N>
 absl::Status CheckExtraFor(const Path& base, const ExtraFields& extra,
                            const MemberSpec<T> (&members)[N]) {
-  return CheckExtra(base, extra, [&](std::string_view name) { return IsMemberName(members, name); });
+  return CheckExtra(base, extra,
+                    [&](std::string_view name) { return IsMemberName(members, name); });
 }
 
 absl::Status CheckRange(std::string_view path, const std::optional<double>& value, double lo,
@@ -1148,6 +1235,10 @@ absl::Status CheckMin(std::string_view path, const std::optional<int64_t>& value
     return InvalidFieldError(path, absl::StrCat("must be >= ", min, ", got ", *value));
   }
   return absl::OkStatus();
+}
+
+absl::Status NotAllowedIn(const Path& member, std::string_view part_type) {
+  return Invalid(member, absl::StrCat("not allowed in a \"", ToAbsl(part_type), "\" part"));
 }
 
 bool PartAllowed(Role role, ContentPartType type) {
@@ -1178,19 +1269,19 @@ absl::Status ValidateContentPart(const Path& path, Role role, const ContentPart&
   }
   // Only the member matching the type is serialized; anything else would be lost.
   if (part.type != ContentPartType::kText && !part.text.empty()) {
-    return Invalid(path.Member("text"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return NotAllowedIn(path.Member("text"), type_name);
   }
   if (part.type != ContentPartType::kRefusal && !part.refusal.empty()) {
-    return Invalid(path.Member("refusal"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return NotAllowedIn(path.Member("refusal"), type_name);
   }
   if (part.type != ContentPartType::kImageUrl && part.image_url.has_value()) {
-    return Invalid(path.Member("image_url"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return NotAllowedIn(path.Member("image_url"), type_name);
   }
   if (part.type != ContentPartType::kInputAudio && part.input_audio.has_value()) {
-    return Invalid(path.Member("input_audio"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return NotAllowedIn(path.Member("input_audio"), type_name);
   }
   if (part.type != ContentPartType::kFile && part.file.has_value()) {
-    return Invalid(path.Member("file"), absl::StrCat("not allowed in a \"", ToAbsl(type_name), "\" part"));
+    return NotAllowedIn(path.Member("file"), type_name);
   }
   switch (part.type) {
     case ContentPartType::kText:
@@ -1205,7 +1296,8 @@ absl::Status ValidateContentPart(const Path& path, Role role, const ContentPart&
         const std::string& d = *part.image_url->detail;
         if (d != "auto" && d != "low" && d != "high") {
           return Invalid(ip.Member("detail"),
-                                   absl::StrCat("must be one of \"auto\", \"low\", \"high\", got ", Quote(d)));
+                         absl::StrCat("must be one of \"auto\", \"low\", \"high\", got ",
+                                      Quote(d)));
         }
       }
       if (check_raw) {
@@ -1422,16 +1514,18 @@ absl::Status ValidateChatRequestImpl(const ChatRequest& r, bool check_raw) {
     }
   }
   if (check_raw) {
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("logit_bias"), r.logit_bias, JsonType::kObject));
+    const std::pair<std::string_view, const std::optional<std::string>*> kObjects[] = {
+        {"logit_bias", &r.logit_bias}, {"response_format", &r.response_format},
+        {"metadata", &r.metadata},     {"audio", &r.audio},
+        {"prediction", &r.prediction}, {"web_search_options", &r.web_search_options},
+    };
+    for (const auto& [name, raw] : kObjects) {
+      MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member(name), *raw, JsonType::kObject));
+    }
     MODEENVOY_RETURN_IF_ERROR(
-        CheckOptRawJson(root.Member("response_format"), r.response_format, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("metadata"), r.metadata, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("audio"), r.audio, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("prediction"), r.prediction, JsonType::kObject));
+        CheckOptRawJson(root.Member("functions"), r.functions, JsonType::kArray));
     MODEENVOY_RETURN_IF_ERROR(
-        CheckOptRawJson(root.Member("web_search_options"), r.web_search_options, JsonType::kObject));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("functions"), r.functions, JsonType::kArray));
-    MODEENVOY_RETURN_IF_ERROR(CheckOptRawJson(root.Member("function_call"), r.function_call, std::nullopt));
+        CheckOptRawJson(root.Member("function_call"), r.function_call, std::nullopt));
     if (r.stream_options.has_value()) {
       MODEENVOY_RETURN_IF_ERROR(
           CheckExtraFor(root.Member("stream_options"), r.stream_options->extra,

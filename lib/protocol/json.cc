@@ -154,7 +154,8 @@ bool JsonReader::FailAt(const char* at, std::string_view reason) {
   if (!failed_) {
     failed_ = true;
     status_ = InvalidFieldError(
-        "body", absl::StrCat("invalid JSON at byte ", at - begin_, ": ", core_internal::ToAbsl(reason)));
+        "body", absl::StrCat("invalid JSON at byte ", at - begin_, ": ",
+                             core_internal::ToAbsl(reason)));
   }
   return false;
 }

@@ -31,7 +31,9 @@ size_t FindLineBreak(std::string_view s, size_t pos) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const int mask =
         _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
-    if (mask != 0) return static_cast<size_t>(p - s.data()) + __builtin_ctz(static_cast<unsigned>(mask));
+    if (mask != 0) {
+      return static_cast<size_t>(p - s.data()) + __builtin_ctz(static_cast<unsigned>(mask));
+    }
     p += 16;
   }
 #endif

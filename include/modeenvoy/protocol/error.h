@@ -76,18 +76,21 @@ MODEENVOY_EXPORT std::optional<std::string> ErrorCode(const absl::Status& status
 MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
 
 // Converts an upstream provider's error response into a status carrying the upstream
-// message, WithHttpStatus(http_status) when it is 400..599, the upstream "param" (as
-// ErrorParam), "code" (as ErrorCode) and "type" (reused by OpenAiErrorBody) when present. Understands OpenAI {"error":{"message","type","param",
-// "code"}}, Anthropic {"type":"error","error":{"type","message"}}, Gemini
-// {"error":{"code","message","status"}} (also wrapped in an array), {"error":"text"},
-// {"message":...}, {"detail":...}, and plain text or HTML (message = the trimmed text,
-// truncated to 1024 bytes; an empty body gives "upstream returned HTTP <status>").
+// message, WithHttpStatus(http_status) when it is 400..599, and the upstream "param" (as
+// ErrorParam), "code" (as ErrorCode) and "type" (reused by OpenAiErrorBody) when present.
+// Understands OpenAI {"error":{"message","type","param","code"}}, Anthropic
+// {"type":"error","error":{"type","message"}}, Gemini {"error":{"code","message",
+// "status"}} (also wrapped in an array), vLLM {"object":"error","message",...},
+// {"error":"text"}, {"message":...}, {"detail":...}; a message found in the JSON is kept
+// up to 4096 bytes. Any other body (plain text, HTML, JSON of another shape) becomes the
+// message itself, trimmed and cut to 1024 bytes at a character boundary; an empty body
+// gives "upstream returned HTTP <status>".
 // The code follows the HTTP status: 400/413/422 InvalidArgument, 401 Unauthenticated,
 // 403 PermissionDenied, 404 NotFound, 408 DeadlineExceeded, 409 Aborted,
 // 429 ResourceExhausted, 499 Cancelled, 501 Unimplemented, 504 DeadlineExceeded, other
-// 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable),
-// any other status (e.g. 200 for an error event inside a stream) takes the code from the
-// body's type, Gemini status or numeric code, else Unknown. Never returns OK.
+// 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable).
+// For any other status (e.g. 200 for an error event inside a stream) the body's type,
+// Gemini status or numeric code picks the code, else Unknown. Never returns OK.
 MODEENVOY_EXPORT absl::Status StatusFromUpstreamError(int http_status, std::string_view body);
 
 }  // namespace modeenvoy
