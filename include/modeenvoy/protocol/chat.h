@@ -21,10 +21,13 @@
 //  - `extra` keeps, in input order, every member of that object this model does not know:
 //    (field name, raw JSON value). Serialization writes them after the known members, so
 //    an OpenAI-compatible upstream receives them. No name in `extra` may equal a modeled
-//    field name of the same object (ValidateChatRequest checks).
+//    field name of the same object (ValidateChatRequest checks), except in the two
+//    response-side cases documented at ContentPartType::kOther and ChatDelta::content.
 //  - Strings are UTF-8. Parsing rejects invalid UTF-8, duplicate member names (at the
-//    levels modeled here) and nesting deeper than kMaxJsonDepth; an unpaired UTF-16
-//    surrogate escape in a modeled string decodes to U+FFFD.
+//    levels modeled here), numbers beyond the double range and nesting deeper than
+//    kMaxJsonDepth; it skips a leading byte order mark. An unpaired UTF-16 surrogate
+//    escape in a modeled string decodes to U+FFFD. Integer members accept an integral
+//    number written with a fraction or exponent (2.0, 1e3).
 //  - Every parse error is kInvalidArgument carrying the field path (see error.h), e.g.
 //    `messages[2].content[0].type: unknown content part type "foo"`,
 //    `max_tokens: expected integer, got string`, `body: invalid JSON at byte 17: ...`.
