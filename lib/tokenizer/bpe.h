@@ -3,16 +3,17 @@
 // tiktoken's rule (src/lib.rs, _byte_pair_merge): start from single bytes; repeatedly merge
 // the adjacent pair whose concatenated bytes have the lowest rank, the leftmost on ties; stop
 // when no adjacent concatenation is a token. Two implementations of the same rule:
-//  - MergeSmall: arrays on the stack, a linear scan for the minimum per merge (O(n^2), but n
-//    is small and the scan is cache-resident); what tiktoken does for every piece.
-//  - MergeLarge: a doubly linked list of parts plus a min-heap of (rank, position) with lazy
-//    deletion, O(n log n); position order equals left-to-right order, so ties go leftmost.
+//  - MergeSmall: arrays on the stack, a linear scan over the live parts for the minimum per
+//    merge (O(n^2), but n <= 32 and everything is in L1); what tiktoken does for every piece.
+//  - MergeLarge: a doubly linked list of parts plus a tournament tree of (rank, position)
+//    minima, O(n log n); position order equals left-to-right order, so ties go leftmost.
 // Sinks receive the resulting ranks in order: TokenSink appends them, CountSink counts them.
 #ifndef MODEENVOY_LIB_TOKENIZER_BPE_H_
 #define MODEENVOY_LIB_TOKENIZER_BPE_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -34,7 +35,7 @@ struct CountSink {
   void Push(uint32_t) { ++count; }
 };
 
-// Counts elementary steps of MergeLarge (rank lookups + heap comparisons); tests use it to
+// Counts elementary steps of MergeLarge (rank lookups + tree node updates); tests use it to
 // prove near-linear work on long pieces without timing anything.
 struct BpeWork {
   size_t steps = 0;
@@ -42,49 +43,53 @@ struct BpeWork {
 
 template <class Sink>
 void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
-  // REQUIRES: 2 <= n <= kSmallPieceMax.
-  uint32_t start[kSmallPieceMax + 1];
+  // REQUIRES: 2 <= n <= kSmallPieceMax. Parts are named by their start offset, so offset
+  // order is left-to-right order (ties go leftmost); part i spans [i, next[i]). A merged-away
+  // part is unlinked rather than shifted out, and the minimum is searched over live parts.
+  uint8_t next[kSmallPieceMax + 1];
+  uint8_t prev[kSmallPieceMax + 1];
   uint32_t pair[kSmallPieceMax + 1];
   uint32_t tok[kSmallPieceMax + 1];
   for (size_t i = 0; i < n; ++i) {
-    start[i] = static_cast<uint32_t>(i);
+    next[i] = static_cast<uint8_t>(i + 1);
+    prev[i] = static_cast<uint8_t>(i - 1);
     tok[i] = vocab.ByteRank(p[i]);
   }
-  start[n] = static_cast<uint32_t>(n);
   for (size_t i = 0; i + 1 < n; ++i) pair[i] = vocab.PairRank(p[i], p[i + 1]);
   pair[n - 1] = kNoRank;
-  size_t m = n;  // number of parts; start[m] is the end sentinel
+  const uint32_t end = static_cast<uint32_t>(n);
   for (;;) {
     uint32_t best = kNoRank;
-    size_t bi = 0;
-    for (size_t i = 0; i + 1 < m; ++i) {
+    uint32_t bi = 0;
+    for (uint32_t i = 0; i < end; i = next[i]) {
       if (pair[i] < best) {
         best = pair[i];
         bi = i;
       }
     }
     if (best == kNoRank) break;
+    const uint32_t j = next[bi];
+    const uint32_t k = next[j];
     tok[bi] = best;
-    // Remove part bi + 1 (plain loops: the arrays are short, a libc call costs more).
-    for (size_t i = bi + 1; i < m - 1; ++i) {
-      start[i] = start[i + 1];
-      pair[i] = pair[i + 1];
-      tok[i] = tok[i + 1];
+    next[bi] = static_cast<uint8_t>(k);
+    if (k < end) {
+      prev[k] = static_cast<uint8_t>(bi);
+      pair[bi] = vocab.Find(p + bi, next[k] - bi);
+    } else {
+      pair[bi] = kNoRank;
     }
-    start[m - 1] = start[m];
-    --m;
-    // The two lookups are independent: start both memory accesses before waiting on either.
-    vocab.Find2(bi + 1 < m, p + start[bi], start[bi + 2] - start[bi], &pair[bi], bi > 0,
-                bi > 0 ? p + start[bi - 1] : p, bi > 0 ? start[bi + 1] - start[bi - 1] : 0,
-                bi > 0 ? &pair[bi - 1] : nullptr);
+    if (bi > 0) {
+      const uint32_t h = prev[bi];
+      pair[h] = vocab.Find(p + h, k - h);
+    }
   }
-  for (size_t i = 0; i < m; ++i) sink.Push(tok[i]);
+  for (uint32_t i = 0; i < end; i = next[i]) sink.Push(tok[i]);
 }
 
 // Scratch space reused across calls on one thread.
 struct LargeMergeScratch {
-  std::vector<uint32_t> next, prev, pair, tok;
-  std::vector<uint64_t> heap;
+  std::vector<uint32_t> next, prev, tok;
+  std::vector<uint64_t> tree;
 };
 
 void MergeLargeImpl(const Vocab& vocab, const uint8_t* p, size_t n, LargeMergeScratch& s,
