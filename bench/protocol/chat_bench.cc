@@ -59,7 +59,7 @@ std::string MakeRequest(size_t target) {
   }
   r.tool_choice = ToolChoice{.mode = "auto", .object = ""};
   uint32_t turn = 2;
-  while (SerializeChatRequest(r).size() < target) {
+  while (SerializeChatRequest(r).size() + 600 < target) {
     r.messages.push_back(MakeMessage(Role::kUser, Prose(200, turn++)));
     if (turn % 5 == 0) {
       Message call = MakeMessage(Role::kAssistant);
@@ -74,13 +74,17 @@ std::string MakeRequest(size_t target) {
     }
     r.messages.push_back(MakeMessage(Role::kAssistant, Prose(300, turn++)));
   }
-  r.messages.push_back(MakeMessage(Role::kUser, "And what about tomorrow?"));
+  // The last user turn brings the body to about `target` bytes.
+  const size_t size = SerializeChatRequest(r).size();
+  r.messages.push_back(
+      MakeMessage(Role::kUser, "And what about tomorrow? " +
+                                   Prose(size + 64 < target ? target - size - 64 : 8, turn)));
   // Compact, as SDKs send it.
   return SerializeChatRequest(r);
 }
 
 const std::string& Request(int64_t kb) {
-  static const std::string small = MakeRequest(1950);
+  static const std::string small = MakeRequest(2 * 1024);
   static const std::string large = MakeRequest(100 * 1024);
   return kb <= 2 ? small : large;
 }
