@@ -30,19 +30,49 @@ std::string_view Utf8View(const py::handle& s) {
   return std::string_view(data, static_cast<size_t>(size));
 }
 
-py::list ToList(const std::vector<Token>& tokens) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(tokens.size()));
-  if (list == nullptr) throw py::error_already_set();
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    PyObject* v = PyLong_FromUnsignedLong(tokens[i]);
-    if (v == nullptr) {
-      Py_DECREF(list);
-      throw py::error_already_set();
+// Python int objects for every token id of one encoding, built on first use. Ints are
+// immutable, so lists can share them: building a result list is then one reference-count
+// increment per token instead of an int allocation (what dominates encode() from Python).
+class IntTable {
+ public:
+  explicit IntTable(uint32_t size) : size_(size) {}
+  ~IntTable() {
+    if (!ints_.empty() && Py_IsInitialized()) {
+      for (PyObject* o : ints_) Py_XDECREF(o);
     }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
   }
-  return py::reinterpret_steal<py::list>(list);
-}
+  // REQUIRES: the GIL is held.
+  py::list ToList(const std::vector<Token>& tokens) {
+    if (ints_.empty()) {
+      ints_.resize(size_);
+      for (uint32_t i = 0; i < size_; ++i) {
+        ints_[i] = PyLong_FromUnsignedLong(i);
+        if (ints_[i] == nullptr) throw py::error_already_set();
+      }
+    }
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(tokens.size()));
+    if (list == nullptr) throw py::error_already_set();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const Token t = tokens[i];
+      PyObject* v = t < size_ ? ints_[t] : nullptr;
+      if (v != nullptr) {
+        Py_INCREF(v);
+      } else {
+        v = PyLong_FromUnsignedLong(t);
+        if (v == nullptr) {
+          Py_DECREF(list);
+          throw py::error_already_set();
+        }
+      }
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
+    }
+    return py::reinterpret_steal<py::list>(list);
+  }
+
+ private:
+  uint32_t size_;
+  std::vector<PyObject*> ints_;
+};
 
 std::vector<Token> ToTokens(const py::iterable& tokens) {
   std::vector<Token> out;
@@ -77,7 +107,9 @@ struct TextBatch {
 
 class PyEncoding {
  public:
-  explicit PyEncoding(std::shared_ptr<const Encoding> enc) : enc_(std::move(enc)) {}
+  explicit PyEncoding(std::shared_ptr<const Encoding> enc)
+      : enc_(std::move(enc)), ints_(std::make_shared<IntTable>(enc_->n_vocab())) {}
+  py::list ToList(const std::vector<Token>& tokens) const { return ints_->ToList(tokens); }
 
   std::string name() const { return enc_->name(); }
   uint32_t n_vocab() const { return enc_->n_vocab(); }
@@ -196,6 +228,7 @@ class PyEncoding {
 
  private:
   std::shared_ptr<const Encoding> enc_;
+  std::shared_ptr<IntTable> ints_;  // shared by copies; touched only with the GIL held
 };
 
 PyEncoding GetEncodingShim(const std::string& name, const std::string& rank_file,
