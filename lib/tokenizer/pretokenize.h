@@ -46,6 +46,10 @@ inline const uint8_t* ScanNone(const uint8_t* p, const uint8_t* end, uint8_t mas
   return p;
 }
 
+inline bool IsAsciiLower(uint8_t c) { return static_cast<uint8_t>(c - 'a') < 26; }
+inline bool IsAsciiUpper(uint8_t c) { return static_cast<uint8_t>(c - 'A') < 26; }
+inline bool IsAsciiLetter(uint8_t c) { return static_cast<uint8_t>((c | 0x20) - 'a') < 26; }
+
 inline bool IsLowerAscii(uint8_t c, char lower) { return (c | 0x20) == static_cast<uint8_t>(lower); }
 
 // (?i:'s|'t|'re|'ve|'m|'ll|'d) at p: the end of the contraction, or nullptr. Case
@@ -111,6 +115,15 @@ inline const uint8_t* NextCl100kPiece(const uint8_t* p, const uint8_t* end) {
   const uint8_t b = *p;
   if (b < 0x80) {
     const uint8_t f = kAsciiFlags.flags[b];
+    // Fast path for all-ASCII words: [prefix]? [A-Za-z]+ ended by an ASCII byte (a non-ASCII
+    // byte could be a letter continuing the run: general path). Not for "'", which may
+    // start a contraction.
+    if (b != '\'') {
+      const uint8_t* q = (f & (kFlagL | kFlagN | kFlagNl)) ? p : p + 1;
+      const uint8_t* r = q;
+      while (r < end && IsAsciiLetter(*r)) ++r;
+      if (r > q && (r == end || *r < 0x80)) return r;
+    }
     if (f & kFlagL) return ScanAny(p + 1, end, kFlagL);
     if (b == '\'') {
       if (const uint8_t* q = MatchContractionCaseless(p, end)) return q;
@@ -210,6 +223,22 @@ inline const uint8_t* NextO200kPiece(const uint8_t* p, const uint8_t* end) {
   const uint8_t b = *p;
   if (b < 0x80) {
     const uint8_t f = kAsciiFlags.flags[b];
+    // Fast path for all-ASCII words: [prefix]? [A-Z]* [a-z]* followed by an ASCII byte.
+    // ASCII letters are only Lu or Ll, so both letter alternatives end right after the
+    // lowercase run (alternative 1 when it is non-empty, else alternative 2); a non-ASCII
+    // byte after the run could continue it (marks, other letters), so that case takes the
+    // general path below.
+    {
+      const uint8_t* q = p;
+      if (!(f & (kFlagL | kFlagN | kFlagNl))) ++q;  // the optional prefix
+      const uint8_t* r = q;
+      while (r < end && IsAsciiUpper(*r)) ++r;
+      while (r < end && IsAsciiLower(*r)) ++r;
+      if (r > q && (r == end || *r < 0x80)) {
+        const uint8_t* k = MatchContractionCaseless(r, end);
+        return k != nullptr ? k : r;
+      }
+    }
     if (f & kFlagLower) {  // ASCII lowercase: [W]+ then maybe a contraction.
       const uint8_t* r = ScanAny(p + 1, end, kFlagLower);
       const uint8_t* k = MatchContractionCaseless(r, end);
