@@ -1,6 +1,7 @@
 #include "lib/tokenizer/vocab.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -119,9 +120,49 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
   vocab->offsets_[size_t{max_rank} + 1] = static_cast<uint32_t>(vocab->pool_.size());
   vocab->size_ = entries.size();
 
-  // Hash table at load factor <= 0.5.
+  // Tokens of 1 and 2 bytes live in direct tables, 3 and 4 bytes in the short table, longer
+  // ones in the main table; each structure sees only its lengths, which keeps the main table
+  // (the one that misses cache) small.
+  auto duplicate = [&](uint32_t r, uint32_t other) {
+    return absl::DataLossError(absl::StrFormat("%s: line %d: token duplicates the one of rank %d",
+                                               ToAbsl(source), line_of_rank[r] + 1, other));
+  };
+  std::fill(std::begin(vocab->byte_rank_), std::end(vocab->byte_rank_), kNoRank);
+  vocab->pair_rank_.assign(65536, kNoRank);
+  size_t short_count = 0, long_count = 0;
+  for (uint32_t r = 0; r <= max_rank; ++r) {
+    if (line_of_rank[r] < 0) continue;
+    std::string_view bytes = vocab->Bytes(r);
+    const auto* bp = reinterpret_cast<const uint8_t*>(bytes.data());
+    if (bytes.size() == 1) {
+      if (vocab->byte_rank_[bp[0]] != kNoRank) return duplicate(r, vocab->byte_rank_[bp[0]]);
+      vocab->byte_rank_[bp[0]] = r;
+    } else if (bytes.size() == 2) {
+      uint32_t& slot = vocab->pair_rank_[(size_t{bp[0]} << 8) | bp[1]];
+      if (slot != kNoRank) return duplicate(r, slot);
+      slot = r;
+    } else if (bytes.size() <= 4) {
+      ++short_count;
+    } else {
+      ++long_count;
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    if (vocab->byte_rank_[b] == kNoRank) {
+      return absl::DataLossError(
+          absl::StrFormat("%s: no token for the single byte 0x%02x", ToAbsl(source), b));
+    }
+  }
+
+  // Short-key table (3 and 4 bytes), load factor <= 0.5.
+  size_t short_cap = 16;
+  while (short_cap < short_count * 2) short_cap <<= 1;
+  vocab->short_slots_.assign(short_cap, ShortSlot{0, 0});
+  vocab->short_mask_ = short_cap - 1;
+  vocab->short_shift_ = 64 - __builtin_ctzll(short_cap);
+  // Main table, load factor <= 0.6.
   size_t cap = 16;
-  while (cap < entries.size() * 2) cap <<= 1;
+  while (cap * 3 < long_count * 5) cap <<= 1;
   vocab->slots_.assign(cap, Slot{0, 0, 0});
   vocab->mask_ = cap - 1;
   vocab->shift_ = 64 - __builtin_ctzll(cap);
@@ -129,50 +170,19 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
     if (line_of_rank[r] < 0) continue;
     std::string_view bytes = vocab->Bytes(r);
     const auto* bp = reinterpret_cast<const uint8_t*>(bytes.data());
+    if (bytes.size() <= 2) continue;
+    if (bytes.size() <= 4) {
+      const uint32_t found = vocab->FindShort(bp, bytes.size());
+      if (found != kNoRank) return duplicate(r, found);
+      const uint32_t key = static_cast<uint32_t>(LoadUpTo8(bp, bytes.size()));
+      size_t i = ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ bytes.size()) >> vocab->short_shift_;
+      while (vocab->short_slots_[i].len_rank != 0) i = (i + 1) & vocab->short_mask_;
+      vocab->short_slots_[i] = ShortSlot{key, static_cast<uint32_t>(bytes.size()) << 24 | r};
+      continue;
+    }
     const uint32_t found = vocab->Find(bp, bytes.size(), MakeKey(bp, bytes.size()));
-    if (found != kNoRank) {
-      return absl::DataLossError(absl::StrFormat(
-          "%s: line %d: token duplicates the one of rank %d", ToAbsl(source),
-          line_of_rank[r] + 1, found));
-    }
+    if (found != kNoRank) return duplicate(r, found);
     vocab->Insert(r);
-  }
-
-  // Short-key table (3 and 4 bytes), load factor <= 0.5.
-  size_t short_count = 0;
-  for (uint32_t r = 0; r <= max_rank; ++r) {
-    const size_t len = vocab->Bytes(r).size();
-    if (len == 3 || len == 4) ++short_count;
-  }
-  size_t short_cap = 16;
-  while (short_cap < short_count * 2) short_cap <<= 1;
-  vocab->short_slots_.assign(short_cap, ShortSlot{0, 0});
-  vocab->short_mask_ = short_cap - 1;
-  vocab->short_shift_ = 64 - __builtin_ctzll(short_cap);
-  for (uint32_t r = 0; r <= max_rank; ++r) {
-    std::string_view bytes = vocab->Bytes(r);
-    if (bytes.size() != 3 && bytes.size() != 4) continue;
-    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-    const uint32_t key = static_cast<uint32_t>(LoadUpTo8(p, bytes.size()));
-    size_t i = ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ bytes.size()) >> vocab->short_shift_;
-    while (vocab->short_slots_[i].len_rank != 0) i = (i + 1) & vocab->short_mask_;
-    vocab->short_slots_[i] = ShortSlot{key, static_cast<uint32_t>(bytes.size()) << 24 | r};
-  }
-
-  for (int b = 0; b < 256; ++b) {
-    const uint8_t byte = static_cast<uint8_t>(b);
-    vocab->byte_rank_[b] = vocab->Find(&byte, 1, MakeKey(&byte, 1));
-    if (vocab->byte_rank_[b] == kNoRank) {
-      return absl::DataLossError(
-          absl::StrFormat("%s: no token for the single byte 0x%02x", ToAbsl(source), b));
-    }
-  }
-  vocab->pair_rank_.resize(65536);
-  for (int a = 0; a < 256; ++a) {
-    for (int b = 0; b < 256; ++b) {
-      const uint8_t two[2] = {static_cast<uint8_t>(a), static_cast<uint8_t>(b)};
-      vocab->pair_rank_[(a << 8) | b] = vocab->Find(two, 2, MakeKey(two, 2));
-    }
   }
   return vocab;
 }

@@ -1,9 +1,10 @@
 // lib/tokenizer/vocab.h: the mergeable ranks of an encoding, byte string <-> rank.
 //
 // One immutable Vocab per loaded encoding, shared by all threads. Lookups of byte strings
-// are the hot loop of BPE, so the table is an open-addressing hash whose 16-byte slots carry
-// the first eight bytes of the key inline: keys of up to 8 bytes (nearly every lookup during
-// a merge) are compared without touching the token byte pool.
+// are the hot loop of BPE. By key length: 1 and 2 bytes index direct arrays; 3 and 4 bytes
+// an open-addressing table of 8-byte slots; longer keys the main open-addressing table,
+// whose 16-byte slots carry the first eight key bytes inline so that keys of up to 8 bytes
+// compare without touching the token byte pool.
 #ifndef MODEENVOY_LIB_TOKENIZER_VOCAB_H_
 #define MODEENVOY_LIB_TOKENIZER_VOCAB_H_
 
@@ -109,7 +110,7 @@ class Vocab {
     if (do_b) *out_b = long_b ? Find(b, b_len, kb) : FindShort(b, b_len);
   }
 
-  // Same as Find; `key` is MakeKey(p, len).
+  // Same as Find for len >= 5 (the main table holds only those); `key` is MakeKey(p, len).
   uint32_t Find(const uint8_t* p, size_t len, const Key& key) const {
     size_t i = key.hash >> shift_;
     for (;;) {
