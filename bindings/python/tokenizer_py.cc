@@ -30,7 +30,7 @@ std::string_view Utf8View(const py::handle& s) {
   return std::string_view(data, static_cast<size_t>(size));
 }
 
-// Python int objects for every token id of one encoding, built on first use. Ints are
+// Python int objects for every token id of one encoding, built when it is loaded. Ints are
 // immutable, so lists can share them: building a result list is then one reference-count
 // increment per token instead of an int allocation (what dominates encode() from Python).
 class IntTable {
@@ -42,14 +42,17 @@ class IntTable {
     }
   }
   // REQUIRES: the GIL is held.
-  py::list ToList(const std::vector<Token>& tokens) {
-    if (ints_.empty()) {
-      ints_.resize(size_);
-      for (uint32_t i = 0; i < size_; ++i) {
-        ints_[i] = PyLong_FromUnsignedLong(i);
-        if (ints_[i] == nullptr) throw py::error_already_set();
-      }
+  void Build() {
+    if (!ints_.empty()) return;
+    ints_.resize(size_);
+    for (uint32_t i = 0; i < size_; ++i) {
+      ints_[i] = PyLong_FromUnsignedLong(i);
+      if (ints_[i] == nullptr) throw py::error_already_set();
     }
+  }
+  // REQUIRES: the GIL is held.
+  py::list ToList(const std::vector<Token>& tokens) {
+    Build();
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(tokens.size()));
     if (list == nullptr) throw py::error_already_set();
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -107,8 +110,11 @@ struct TextBatch {
 
 class PyEncoding {
  public:
+  // REQUIRES: the GIL is held (the int table is built here, once per loaded encoding).
   explicit PyEncoding(std::shared_ptr<const Encoding> enc)
-      : enc_(std::move(enc)), ints_(std::make_shared<IntTable>(enc_->n_vocab())) {}
+      : enc_(std::move(enc)), ints_(std::make_shared<IntTable>(enc_->n_vocab())) {
+    ints_->Build();
+  }
   py::list ToList(const std::vector<Token>& tokens) const { return ints_->ToList(tokens); }
 
   std::string name() const { return enc_->name(); }
