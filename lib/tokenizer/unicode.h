@@ -39,9 +39,10 @@ struct AsciiFlagTable {
     for (int c = 'a'; c <= 'z'; ++c) flags[c] = kFlagL | kFlagLower;
     for (int c = 'A'; c <= 'Z'; ++c) flags[c] = kFlagL | kFlagUpper;
     for (int c = '0'; c <= '9'; ++c) flags[c] = kFlagN;
-    flags['\t'] = flags['\n'] = flags['\v'] = flags['\f'] = flags['\r'] = flags[' '] = kFlagWs;
-    flags['\r'] |= kFlagNl;
-    flags['\n'] |= kFlagNl;
+    for (int c = 0x09; c <= 0x0d; ++c) flags[c] = kFlagWs;  // \t \n \v \f \r
+    flags[0x20] = kFlagWs;
+    flags[0x0a] |= kFlagNl;
+    flags[0x0d] |= kFlagNl;
   }
 };
 inline constexpr AsciiFlagTable kAsciiFlags{};
