@@ -1,7 +1,8 @@
 # modeenvoy: the two commands.
 #   make run    set up, build, start the example gateway on 127.0.0.1:8080 (offline demo model)
 #   make test   set up, build, run every C++ test (ctest) and every Python test (pytest)
-# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), bench, install-check, clean.
+# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), bench, install-check,
+# pip-check (pip install . into a scratch venv), clean.
 
 PYTHON    ?= python3
 BUILD     ?= build
@@ -12,7 +13,7 @@ GENERATOR ?= Ninja
 PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 CMAKE_FLAGS := -G $(GENERATOR) -DPython_EXECUTABLE=$(PY_EXE) -DMODEENVOY_BUILD_PYTHON=ON
 
-.PHONY: all setup configure build test test-cpp test-python test-asan run bench install-check clean
+.PHONY: all setup configure build test test-cpp test-python test-asan run bench install-check pip-check clean
 
 all: build
 
@@ -56,6 +57,10 @@ bench: setup
 # Installs into a scratch prefix and builds tests/install/consumer against it.
 install-check: build
 	scripts/install_check.sh $(BUILD)
+
+# `pip install .` into a throwaway venv, then the installed package checked against tiktoken.
+pip-check: setup
+	PYTHON=$(PYTHON) scripts/pip_check.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-release
