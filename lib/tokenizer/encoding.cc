@@ -280,10 +280,10 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
           sink.Push(rank);
         } else if (piece.len <= BpeCache::kMaxBytes) {
           if (cache == nullptr) cache = &BpeCache::ForThread();
-          size_t count;
-          const uint32_t* hit = cache->Find(&vocab, piece.key.hash, piece.p, piece.len, &count);
+          size_t n;
+          const uint32_t* hit = cache->Find(&vocab, piece.key.hash, piece.p, piece.len, &n);
           if (hit != nullptr) {
-            for (size_t k = 0; k < count; ++k) sink.Push(hit[k]);
+            for (size_t k = 0; k < n; ++k) sink.Push(hit[k]);
           } else {
             tokenizer_internal::ArraySink merged;
             tokenizer_internal::MergeSmall(vocab, piece.p, piece.len, merged);
