@@ -39,8 +39,17 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
+}
+
+// now + d, saturating: an infinite (or absurdly long) timeout never expires.
+SteadyTime DeadlineAfter(SteadyTime now, absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return now;
+  if (d >= absl::Hours(24 * 365 * 100)) return SteadyTime::max();
+  return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(ToChrono(d));
 }
 
 std::string_view View(const beast::flat_buffer& b) {
@@ -122,7 +131,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Enqueue(std::string bytes);
   void DoWrite();
   void AfterResponse();
+  // Sets the connection's one deadline to `d` from now (replacing any other); DisarmTimer()
+  // clears it. REQUIRES: `d` is one of the options' connection timeouts.
   void ArmTimer(absl::Duration d);
+  void DisarmTimer() { deadline_ = SteadyTime::max(); }
+  void WaitForDeadline();
   void OnTimer();
   void Close();
   bool ShuttingDown() const;
@@ -133,7 +146,13 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::string remote_;
   beast::flat_buffer in_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // The idle, head/body and write-stall timeouts share one deadline. The Asio wait behind it
+  // is not moved when the deadline moves (that costs a timer-queue update and often a kernel
+  // timer reprogram, several per request): it is started to expire no later than the
+  // shortest timeout from now, so it never expires after a deadline set later, and when it
+  // fires it either acts or waits again for what is left.
   asio::steady_timer timer_;
+  SteadyTime deadline_ = SteadyTime::max();
   bool timer_waiting_ = false;
   bool read_pending_ = false;
   State state_ = State::kReadingHead;
@@ -447,8 +466,7 @@ void Connection::Dispatch() {
   headers_sent_ = streaming_ = finished_ = close_after_write_ = false;
   pending_head_.clear();
   pending_body_.clear();
-  timer_.cancel();
-  timer_waiting_ = false;
+  DisarmTimer();  // the handler's own timeouts apply while it works
   if (server_ == nullptr) return;
   server_->RequestStarted();
   ReadMore();  // notices a client that disconnects while we answer
@@ -598,8 +616,7 @@ void Connection::DoWrite() {
                       if (!self->queue_.empty()) {
                         self->DoWrite();
                       } else {
-                        self->timer_.cancel();
-                        self->timer_waiting_ = false;
+                        self->DisarmTimer();
                         if (self->state_ == State::kResponding && self->finished_) {
                           self->AfterResponse();
                         }
@@ -629,8 +646,19 @@ void Connection::CloseWhenIdle() {
 void Connection::CloseNow() { Close(); }
 
 void Connection::ArmTimer(absl::Duration d) {
-  timer_.expires_after(ToChrono(d));
-  if (timer_waiting_) return;
+  deadline_ = DeadlineAfter(std::chrono::steady_clock::now(), d);
+  // A pending wait expires no later than this deadline (see timer_); it re-checks then.
+  if (!timer_waiting_) WaitForDeadline();
+}
+
+void Connection::WaitForDeadline() {
+  if (deadline_ == SteadyTime::max() || state_ == State::kClosed) return;
+  const HttpServer::Options& o = options();
+  const absl::Duration horizon =
+      std::min({o.idle_timeout, o.header_timeout, o.write_stall_timeout});
+  const SteadyTime expiry =
+      std::min(deadline_, DeadlineAfter(std::chrono::steady_clock::now(), horizon));
+  timer_.expires_at(expiry);
   timer_waiting_ = true;
   timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     self->timer_waiting_ = false;
@@ -640,11 +668,12 @@ void Connection::ArmTimer(absl::Duration d) {
 }
 
 void Connection::OnTimer() {
-  // The expiry may have been pushed back since this wait started.
-  if (timer_.expiry() > std::chrono::steady_clock::now()) {
-    ArmTimer(absl::FromChrono(timer_.expiry() - std::chrono::steady_clock::now()));
+  if (deadline_ == SteadyTime::max()) return;  // disarmed meanwhile: stop waiting
+  if (deadline_ > std::chrono::steady_clock::now()) {
+    WaitForDeadline();  // moved on since this wait started
     return;
   }
+  DisarmTimer();
   switch (state_) {
     case State::kReadingHead:
       if (in_.size() == 0) {

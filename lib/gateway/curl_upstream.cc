@@ -7,8 +7,10 @@
 // transfer is marked cancelled (its callbacks return 0, which makes curl abort it) and
 // removed once curl returned. `depth_` counts the curl calls on the stack.
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -49,6 +51,15 @@ bool Limited(absl::Duration d) { return d > absl::ZeroDuration() && d < absl::In
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+// Timers run on real monotonic time whatever clock the loop reports (see EventLoop), so
+// deadlines that re-arm them are kept on it too.
+using SteadyTime = std::chrono::steady_clock::time_point;
+SteadyTime SteadyNow() { return std::chrono::steady_clock::now(); }
+// Now + d, with d capped at a century (which keeps the sum in range).
+SteadyTime SteadyAfter(absl::Duration d) {
+  return SteadyNow() + absl::ToChronoNanoseconds(std::min(d, absl::Hours(24 * 365 * 100)));
+}
+
 absl::Duration FromMicros(curl_off_t us) { return absl::Microseconds(us); }
 
 class CurlCore;
@@ -77,6 +88,8 @@ struct Transfer {
   UpstreamCallStats stats;
   std::unique_ptr<Timer> first_byte_timer;
   std::unique_ptr<Timer> idle_timer;
+  SteadyTime idle_deadline;  // last response byte (or resume) + timeouts.idle
+  bool idle_armed = false;   // idle_timer is armed, for idle_deadline or earlier
   std::unique_ptr<Timer> fail_timer;     // delivers a failure found before reaching curl
   std::unique_ptr<Timer> unpause_timer;  // the deferred curl_easy_pause(CONT)
 
@@ -140,9 +153,12 @@ class CurlCore {
  private:
   static int SocketCallback(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
   static int TimerCallback(CURLM* multi, long timeout_ms, void* userp);
+  void ArmTimer();
+  void OnTimer();
   static size_t HeaderCallback(char* data, size_t size, size_t n, void* userp);
   static size_t WriteCallback(char* data, size_t size, size_t n, void* userp);
   static int PrereqCallback(void* userp, char*, char*, int, int);
+  static int CloseSocketCallback(void* clientp, curl_socket_t s);
 
   std::shared_ptr<Transfer> Shared(Transfer* t) {
     auto it = transfers_.find(t->easy);
@@ -156,11 +172,13 @@ class CurlCore {
   void Remove(Transfer& t);
   absl::Status StatusFromCurl(const Transfer& t, CURLcode code) const;
   void ArmIdle(const std::shared_ptr<Transfer>& t);
+  void ArmIdleTimer(const std::shared_ptr<Transfer>& t, absl::Duration delay);
   void FailAsync(const std::shared_ptr<Transfer>& t, absl::Status status);
   void Timeout(const std::shared_ptr<Transfer>& t, std::string_view which, absl::Duration d);
   static void ClearTimers(Transfer& t) {
     t.first_byte_timer.reset();
     t.idle_timer.reset();
+    t.idle_armed = false;
     t.fail_timer.reset();
     t.unpause_timer.reset();
   }
@@ -175,6 +193,14 @@ class CurlCore {
   std::vector<std::shared_ptr<Transfer>> pending_failures_;  // failed before reaching curl
   std::vector<std::shared_ptr<Transfer>> to_remove_;         // cancelled inside curl
   int depth_ = 0;
+  // curl's zero timeout, delivered through EventLoop::Post (see TimerCallback).
+  bool timeout_now_ = false;     // curl's current timeout is "now"
+  bool timeout_posted_ = false;  // a posted task will deliver it
+  // curl's other timeouts, delivered through timer_ (see TimerCallback).
+  SteadyTime timeout_at_ = SteadyTime::max();    // curl's current timeout; max() if none
+  SteadyTime timer_expiry_ = SteadyTime::max();  // when timer_ fires; max() if not armed
+  // Expires with the core; posted tasks check it before touching the core.
+  std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
 };
 
 absl::Status CurlCore::Configure(Transfer& t) {
@@ -193,6 +219,9 @@ absl::Status CurlCore::Configure(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &CurlCore::PrereqCallback);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
+  // Connections outlive transfers: curl keeps this callback with the connection.
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlCore::CloseSocketCallback);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
@@ -315,10 +344,28 @@ void CurlCore::Timeout(const std::shared_ptr<Transfer>& t, std::string_view whic
 void CurlCore::ArmIdle(const std::shared_ptr<Transfer>& t) {
   const absl::Duration d = t->request.timeouts.idle;
   if (!Limited(d) || t->finished || t->paused) return;
+  // Runs for every response chunk: it moves the deadline, not the timer. An armed timer
+  // fires at the earlier deadline and re-arms for what is left, so a stream costs one timer
+  // update per idle period rather than one per chunk.
+  t->idle_deadline = SteadyAfter(d);
+  if (!t->idle_armed) ArmIdleTimer(t, d);
+}
+
+void CurlCore::ArmIdleTimer(const std::shared_ptr<Transfer>& t, absl::Duration delay) {
   if (t->idle_timer == nullptr) t->idle_timer = loop_->NewTimer();
+  t->idle_armed = true;
   std::weak_ptr<Transfer> weak = t;
-  t->idle_timer->Arm(d, [this, weak, d] {
-    if (auto t = weak.lock()) Timeout(t, "idle", d);
+  t->idle_timer->Arm(delay, [this, weak] {
+    std::shared_ptr<Transfer> t = weak.lock();
+    if (t == nullptr) return;
+    t->idle_armed = false;
+    if (t->finished || t->paused) return;
+    const SteadyTime now = SteadyNow();
+    if (t->idle_deadline > now) {
+      ArmIdleTimer(t, absl::FromChrono(t->idle_deadline - now));
+      return;
+    }
+    Timeout(t, "idle", t->request.timeouts.idle);
   });
 }
 
@@ -343,6 +390,7 @@ void CurlCore::Pause(const std::shared_ptr<Transfer>& t) {
   if (t->finished || t->paused) return;
   t->paused = true;
   if (t->idle_timer != nullptr) t->idle_timer->Cancel();
+  t->idle_armed = false;
   if (t->unpause_timer != nullptr) t->unpause_timer->Cancel();  // a pending unpause is moot
 }
 
@@ -463,7 +511,11 @@ int CurlCore::SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* us
                              void* /*socketp*/) {
   auto* core = static_cast<CurlCore*>(userp);
   if (what == CURL_POLL_REMOVE) {
-    core->watches_.erase(s);  // the loop tolerates destroying a watch from its own callback
+    // curl needs no events on `s` for now: the connection went back to the pool (or is
+    // about to be closed). The watch stays, paused, until CloseSocketCallback, so the next
+    // request on a pooled connection does not register the socket with the loop again.
+    auto it = core->watches_.find(s);
+    if (it != core->watches_.end()) it->second->SetEvents(kIoNone);
     return 0;
   }
   uint32_t events = kIoNone;
@@ -487,13 +539,56 @@ int CurlCore::SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* us
 int CurlCore::TimerCallback(CURLM* /*multi*/, long timeout_ms, void* userp) {
   auto* core = static_cast<CurlCore*>(userp);
   if (core->timer_ == nullptr) return 0;
-  if (timeout_ms < 0) {
-    core->timer_->Cancel();
+  // Each call replaces the previous timeout. The host timer is not moved for that: moving
+  // it (a timer-queue update that usually reprograms the kernel timer, since curl's is the
+  // loop's nearest) cost a system call per request. An armed timer that fires before the
+  // current timeout re-arms for it (OnTimer); one that finds none does nothing.
+  core->timeout_now_ = false;
+  core->timeout_at_ = SteadyTime::max();
+  if (timeout_ms < 0) return 0;
+  if (timeout_ms == 0) {
+    // "As soon as possible", which curl asks for at every curl_multi_add_handle: a posted
+    // task, not a zero-delay timer. Arming and firing a timer for it made the host loop
+    // reprogram its kernel timer (timerfd_settime) several times per request, a fifth of the
+    // example proxy's CPU time under virtualization.
+    core->timeout_now_ = true;
+    if (!core->timeout_posted_) {
+      core->timeout_posted_ = true;
+      core->loop_->Post([core, alive = std::weak_ptr<const bool>(core->alive_)] {
+        if (alive.expired()) return;  // the core is gone
+        core->timeout_posted_ = false;
+        if (!std::exchange(core->timeout_now_, false)) return;  // replaced or cancelled since
+        core->SocketAction(CURL_SOCKET_TIMEOUT, 0);
+      });
+    }
     return 0;
   }
-  core->timer_->Arm(absl::Milliseconds(timeout_ms),
-                    [core] { core->SocketAction(CURL_SOCKET_TIMEOUT, 0); });
+  core->timeout_at_ = SteadyAfter(absl::Milliseconds(timeout_ms));
+  if (core->timer_expiry_ > core->timeout_at_) core->ArmTimer();
   return 0;
+}
+
+void CurlCore::ArmTimer() {
+  timer_expiry_ = timeout_at_;
+  timer_->Arm(absl::FromChrono(timeout_at_ - SteadyNow()), [this] { OnTimer(); });
+}
+
+void CurlCore::OnTimer() {
+  timer_expiry_ = SteadyTime::max();
+  if (timeout_at_ == SteadyTime::max()) return;  // cancelled, or replaced by "now", since
+  if (timeout_at_ > SteadyNow()) {
+    ArmTimer();  // moved later since this timer was armed
+    return;
+  }
+  timeout_at_ = SteadyTime::max();
+  SocketAction(CURL_SOCKET_TIMEOUT, 0);
+}
+
+int CurlCore::CloseSocketCallback(void* clientp, curl_socket_t s) {
+  // The watch goes first, while `s` still names this socket and not a later one.
+  // (The loop tolerates destroying a watch from its own callback.)
+  static_cast<CurlCore*>(clientp)->watches_.erase(s);
+  return ::close(s);
 }
 
 int CurlCore::PrereqCallback(void* userp, char*, char*, int, int) {

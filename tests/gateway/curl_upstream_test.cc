@@ -162,6 +162,28 @@ TEST_F(CurlUpstreamClientTest, SequentialCallsReuseOneConnection) {
   EXPECT_EQ(got[2].connection, 1);
 }
 
+// Pooled connections keep their loop watch between calls; a socket curl closes must take
+// its watch along, or the next socket, which usually gets the same descriptor number, would
+// never be reported ready.
+TEST_F(CurlUpstreamClientTest, ConnectionsClosedByTheServerAreReplaced) {
+  TestHttpServer server([](TestConnection& c) {
+    if (c.request().path == "/announced") {
+      c.SendResponse(200, {{"connection", "close"}}, "ok");  // curl closes at once
+    } else {
+      c.SendResponse(200, {}, "ok");  // curl finds it dead when it tries to reuse it
+    }
+    c.Close();
+  });
+  for (int i = 0; i < 6; ++i) {
+    Recorder rec;
+    auto call = client_->Start(Post(server.Url(i % 2 == 0 ? "/announced" : "/silent")), &rec);
+    ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); })) << "call " << i;
+    ASSERT_TRUE(rec.result->ok()) << "call " << i << ": " << *rec.result;
+    EXPECT_EQ(rec.body, "ok");
+  }
+  EXPECT_EQ(server.connections_accepted(), 6);
+}
+
 TEST_F(CurlUpstreamClientTest, ConnectionRefusedIsUnavailableWithCurlsText) {
   Recorder rec;
   auto call = client_->Start(

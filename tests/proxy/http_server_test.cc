@@ -180,6 +180,44 @@ TEST_F(HttpServerTest, ServesKeepAliveRequestsOnOneConnection) {
   EXPECT_FALSE(client.eof());
 }
 
+// The connection's timeouts take turns on one timer: each must still fire after the others
+// were armed (idle after the accept, head/body after a request started, idle after a reply).
+TEST_F(HttpServerTest, StalledBodyAfterAKeptAliveRequestGets408) {
+  HttpServer::Options options;
+  options.header_timeout = absl::Milliseconds(50);
+  StartServer(options, &Echo);
+  RawClient client(port_);
+  client.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string first = client.ReadUntil(HasCompleteResponse);
+  EXPECT_TRUE(absl::EndsWith(first, "GET /a ")) << first;
+  client.Consume(first.size());
+  // The head arrives, the body never does.
+  client.Send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  std::string second = client.ReadToEof();
+  EXPECT_TRUE(absl::StartsWith(second, "HTTP/1.1 408 ")) << second;
+}
+
+TEST_F(HttpServerTest, StalledBodyOnAFreshConnectionGets408) {
+  HttpServer::Options options;
+  options.header_timeout = absl::Milliseconds(50);
+  StartServer(options, &Echo);
+  RawClient client(port_);
+  client.Send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n");
+  std::string got = client.ReadToEof();
+  EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.1 408 ")) << got;
+}
+
+TEST_F(HttpServerTest, IdleConnectionIsClosedAfterAReply) {
+  HttpServer::Options options;
+  options.idle_timeout = absl::Milliseconds(50);
+  StartServer(options, &Echo);
+  RawClient client(port_);
+  client.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string got = client.ReadToEof();
+  EXPECT_TRUE(absl::EndsWith(got, "GET /a ")) << got;
+  EXPECT_TRUE(client.eof());
+}
+
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   StartServer({}, &Echo);
   RawClient client(port_);

@@ -1,0 +1,148 @@
+// modeenvoy::EventLoop for the proxy's workers (see event_loop.h).
+#include "examples/proxy/event_loop.h"
+
+#include <cstdint>
+#include <memory>
+#include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include "examples/common/asio_event_loop.h"
+
+namespace modeenvoy::proxy {
+namespace {
+
+namespace asio = boost::asio;
+using WaitType = asio::posix::descriptor_base::wait_type;
+
+// One async_wait per requested direction. Asio registers the descriptor edge-triggered but
+// starts every wait with EPOLL_CTL_MOD, which queues an event if the descriptor is ready
+// right then: a wait started after the callback re-checks the level, so no poll() is needed.
+// Correct when `io` is run by a single thread (the proxy's model).
+class LeanFdWatch final : public FdWatch {
+ public:
+  LeanFdWatch(asio::io_context& io, int fd, uint32_t events,
+              absl::AnyInvocable<void(uint32_t)> on_ready)
+      : state_(std::make_shared<State>(io, std::move(on_ready))) {
+    boost::system::error_code ec;
+    state_->sd.assign(fd, ec);
+    state_->assigned = !ec;
+    state_->events = events & (kIoRead | kIoWrite);
+    Arm(state_);
+  }
+
+  ~LeanFdWatch() override {
+    state_->dead = true;
+    if (state_->assigned) {
+      boost::system::error_code ec;
+      state_->sd.cancel(ec);
+      state_->sd.release();  // deregisters from the reactor; the caller keeps the fd open
+    }
+  }
+
+  void SetEvents(uint32_t events) override {
+    events &= (kIoRead | kIoWrite);
+    State& s = *state_;
+    if (events == s.events) return;
+    const bool dropped = (s.events & ~events) != 0;
+    s.events = events;
+    if (dropped) {
+      // Asio cancels every wait on the descriptor at once: drop both and re-arm what is
+      // still wanted. Completions already queued are recognised as stale by generation.
+      ++s.generation;
+      if (s.assigned && (s.read_wait || s.write_wait)) {
+        boost::system::error_code ec;
+        s.sd.cancel(ec);
+      }
+      s.read_wait = s.write_wait = s.error_posted = false;
+    }
+    Arm(state_);  // only adds: the pending wait, if any, stays
+  }
+
+ private:
+  struct State {
+    State(asio::io_context& io_in, absl::AnyInvocable<void(uint32_t)> cb)
+        : io(io_in), on_ready(std::move(cb)), sd(io_in) {}
+    asio::io_context& io;
+    absl::AnyInvocable<void(uint32_t)> on_ready;
+    asio::posix::stream_descriptor sd;
+    bool assigned = false;
+    bool dead = false;
+    uint32_t events = kIoNone;
+    uint64_t generation = 0;
+    bool read_wait = false;     // an async_wait(wait_read) of this generation is pending
+    bool write_wait = false;
+    bool error_posted = false;  // unwatchable descriptor: a kIoError report is queued
+  };
+
+  static void Arm(const std::shared_ptr<State>& s) {
+    if (s->dead || s->events == kIoNone) return;
+    if (!s->assigned) {
+      // Not pollable: report the error once per loop turn while the watch wants events.
+      if (s->error_posted) return;
+      s->error_posted = true;
+      asio::post(s->io, [weak = std::weak_ptr<State>(s), gen = s->generation] {
+        std::shared_ptr<State> st = weak.lock();
+        if (st == nullptr || st->dead || st->generation != gen) return;
+        st->error_posted = false;
+        if (st->events == kIoNone) return;
+        st->on_ready(kIoError);  // may SetEvents() or destroy the watch; `st` is held
+        Arm(st);
+      });
+      return;
+    }
+    if ((s->events & kIoRead) && !s->read_wait) {
+      s->read_wait = true;
+      Wait(s, WaitType::wait_read);
+    }
+    if ((s->events & kIoWrite) && !s->write_wait) {
+      s->write_wait = true;
+      Wait(s, WaitType::wait_write);
+    }
+  }
+
+  static void Wait(const std::shared_ptr<State>& s, WaitType type) {
+    s->sd.async_wait(type, [weak = std::weak_ptr<State>(s), gen = s->generation,
+                            type](const boost::system::error_code& ec) {
+      std::shared_ptr<State> st = weak.lock();
+      if (st == nullptr || st->dead || st->generation != gen) return;
+      const bool read = type == WaitType::wait_read;
+      (read ? st->read_wait : st->write_wait) = false;
+      if (ec == asio::error::operation_aborted) return;
+      uint32_t ready = ec ? static_cast<uint32_t>(kIoError) : (read ? kIoRead : kIoWrite);
+      ready &= (st->events | kIoError);
+      if (ready != kIoNone) st->on_ready(ready);  // may SetEvents() or destroy the watch
+      Arm(st);  // the next wait re-checks the level
+    });
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+class ProxyEventLoop final : public EventLoop {
+ public:
+  explicit ProxyEventLoop(asio::io_context& io)
+      : io_(io), base_(examples::NewAsioEventLoop(io)) {}
+
+  void Post(absl::AnyInvocable<void()> fn) override { base_->Post(std::move(fn)); }
+  std::unique_ptr<Timer> NewTimer() override { return base_->NewTimer(); }
+  std::unique_ptr<FdWatch> WatchFd(int fd, uint32_t events,
+                                   absl::AnyInvocable<void(uint32_t ready)> on_ready) override {
+    return std::make_unique<LeanFdWatch>(io_, fd, events, std::move(on_ready));
+  }
+  const Clock& clock() const override { return base_->clock(); }
+
+ private:
+  asio::io_context& io_;
+  std::unique_ptr<EventLoop> base_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventLoop> NewProxyEventLoop(asio::io_context& io) {
+  return std::make_unique<ProxyEventLoop>(io);
+}
+
+}  // namespace modeenvoy::proxy
