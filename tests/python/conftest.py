@@ -29,6 +29,19 @@ if _pkg.is_dir() and str(_pkg) not in sys.path:
     sys.path.insert(0, str(_pkg))
 
 
+def require_module(name: str, reason: str | None = None):
+    """Imports `name`. Under `make test` (MODEENVOY_BUILD_DIR set) a missing module is a
+    failure, since set-up installs it; elsewhere the calling test module is skipped."""
+    if STRICT:
+        import importlib
+        try:
+            return importlib.import_module(name)
+        except ImportError as err:
+            pytest.fail(f"{name} is not importable ({err}); scripts/setup.sh installs it",
+                        pytrace=False)
+    return pytest.importorskip(name, reason=reason)
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("MODEENVOY_DATA_DIR", REPO / ".data"))
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Process, binary, http_json, shared_data_dir
+from conftest import Process, binary, http_json, shared_data_dir, require_module
 
-openai = pytest.importorskip("openai")
+openai = require_module("openai")
 
 EMULATOR = "examples/emulator/modeenvoy-emulator"
 

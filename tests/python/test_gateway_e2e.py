@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from conftest import binary, http_json
+from conftest import binary, http_json, require_module
 
-openai = pytest.importorskip("openai")
+openai = require_module("openai")
 
 
 def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> dict:
@@ -37,7 +37,7 @@ def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> di
                                     "x-emulator-error-message": "Rate limit reached for requests"}},
             "emu-slow": {"type": "openai", "base_url": base,
                          "headers": {"x-emulator-chunks": "12",
-                                     "x-emulator-chunk-interval-ms": "60"}},
+                                     "x-emulator-chunk-interval-ms": "250"}},
         },
         "models": models,
     }
@@ -266,9 +266,12 @@ def test_reload_while_streams_are_open(client, gateway, emulator):
     # The new configuration drops "slow" and adds "fresh".
     new_config = gateway_config(emulator.base_url, extra_models={"fresh": {"provider": "emu"}})
     del new_config["models"]["slow"]
-    status, body = http_json("POST", f"{gateway.base_url}/admin/reload", json.dumps(new_config))
+    status, body = http_json("POST", f"{gateway.base_url}/admin/reload", json.dumps(new_config),
+                             headers={"Content-Type": "application/json"})
     assert status == 200, body
     assert body["config_generation"] == 2
+    # The reload really happened mid-stream: 12 pieces 250 ms apart are far from done.
+    assert all(r is None for r in results), results
 
     for t in threads:
         t.join(60)
@@ -283,7 +286,8 @@ def test_reload_while_streams_are_open(client, gateway, emulator):
 def test_invalid_reload_keeps_running_config(client, gateway):
     status, body = http_json("POST", f"{gateway.base_url}/admin/reload",
                              json.dumps({"providers": {"p": {"type": "openai", "base_url": "ftp://x"}},
-                                         "models": {}}))
+                                         "models": {}}),
+                             headers={"Content-Type": "application/json"})
     assert status == 400
     assert body["error"]["param"] == "providers.p.base_url"
     assert client.chat.completions.create(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-modeenvoy = pytest.importorskip("modeenvoy")
+from conftest import require_module, shared_data_dir
 
-from conftest import shared_data_dir  # noqa: E402
+modeenvoy = require_module("modeenvoy")
 
 MINIMAL = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 FIXTURES = shared_data_dir() / "provider-fixtures"

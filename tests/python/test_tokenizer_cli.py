@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary, data_dir
+from conftest import binary, data_dir, require_module
 
 CACHE = data_dir() / "tiktoken-cache"
 os.environ["TIKTOKEN_CACHE_DIR"] = str(CACHE)
@@ -29,7 +29,7 @@ TEXT = "Hello, world! Привет 漢字 😀\n\nit's <|endoftext|> done  \n"
 
 
 def test_ids_of_stdin_and_files_match_tiktoken(tmp_path):
-    tiktoken = pytest.importorskip("tiktoken")
+    tiktoken = require_module("tiktoken")
     tool = _tool()
     for name in ["cl100k_base", "o200k_base", "r50k_base"]:
         ref = tiktoken.get_encoding(name)

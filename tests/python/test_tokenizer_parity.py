@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_module
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("MODEENVOY_DATA_DIR", REPO / ".data"))
 CACHE = DATA / "tiktoken-cache"
@@ -33,7 +35,7 @@ TEST_PLANS = DATA / "gpt-tokenizer" / "package" / "data" / "TestPlans.txt"
 os.environ["TIKTOKEN_CACHE_DIR"] = str(CACHE)
 os.environ.setdefault("MODEENVOY_TOKENIZER_DIR", str(DATA / "tokenizers"))
 
-tiktoken = pytest.importorskip("tiktoken", reason="PyPI tiktoken is not installed")
+tiktoken = require_module("tiktoken", reason="PyPI tiktoken is not installed")
 try:
     import modeenvoy
 except ImportError as err:  # pragma: no cover - depends on the build
