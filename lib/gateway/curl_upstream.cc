@@ -221,6 +221,9 @@ absl::Status CurlCore::Configure(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
   // Connections outlive transfers: curl keeps this callback with the connection.
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlCore::CloseSocketCallback);
+  // Behind an HTTPS proxy (https_proxy in the environment) curl would otherwise report the
+  // proxy's "200 Connection established" as the response head.
+  curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
@@ -511,11 +514,13 @@ int CurlCore::SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* us
                              void* /*socketp*/) {
   auto* core = static_cast<CurlCore*>(userp);
   if (what == CURL_POLL_REMOVE) {
-    // curl needs no events on `s` for now: the connection went back to the pool (or is
-    // about to be closed). The watch stays, paused, until CloseSocketCallback, so the next
-    // request on a pooled connection does not register the socket with the loop again.
-    auto it = core->watches_.find(s);
-    if (it != core->watches_.end()) it->second->SetEvents(kIoNone);
+    // The watch goes now. Keeping it until CloseSocketCallback would save a registration
+    // per pooled request, but curl closes some descriptors without that callback (the
+    // threaded resolver's socketpair): a later socket with the same number would then
+    // inherit a stale watch whose kernel registration died with the old descriptor, and
+    // its events would never arrive (calls to providers named by host name stalled until
+    // their connect timeout).
+    core->watches_.erase(s);
     return 0;
   }
   uint32_t events = kIoNone;

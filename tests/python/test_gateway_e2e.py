@@ -19,6 +19,20 @@ from conftest import binary, http_json, require_module
 openai = require_module("openai")
 
 
+def _loopback_host_name() -> str | None:
+    """The machine's own name when it resolves to loopback (curl answers "localhost"
+    itself, without its resolver thread, so that name would not exercise it)."""
+    import socket
+    name = socket.gethostname()
+    try:
+        return name if socket.gethostbyname(name).startswith("127.") else None
+    except OSError:
+        return None
+
+
+LOOPBACK_NAME = _loopback_host_name()
+
+
 def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> dict:
     base = f"{emulator_url}/v1"
     models = {
@@ -26,6 +40,7 @@ def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> di
         "aliased": {"provider": "emu", "upstream_model": "upstream-model-7"},
         "limited": {"provider": "emu-429"},
         "slow": {"provider": "emu-slow"},
+        "by-name": {"provider": "emu-by-name"},
     }
     models.update(extra_models or {})
     return {
@@ -35,6 +50,11 @@ def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> di
             "emu-429": {"type": "openai", "base_url": base,
                         "headers": {"x-emulator-status": "429",
                                     "x-emulator-error-message": "Rate limit reached for requests"}},
+            # The same emulator named by host name: curl resolves it on a helper thread
+            # whose descriptors the upstream client must not confuse with its sockets.
+            "emu-by-name": {"type": "openai",
+                            "base_url": base.replace("127.0.0.1", LOOPBACK_NAME or "localhost"),
+                            "timeouts": {"connect_ms": 3000, "first_byte_ms": 10000}},
             "emu-slow": {"type": "openai", "base_url": base,
                          "headers": {"x-emulator-chunks": "12",
                                      "x-emulator-chunk-interval-ms": "250"}},
@@ -161,6 +181,16 @@ def test_tool_call_round_trip(client):
     assert json.loads(pieces[0]["arguments"]) == {"city": "Oslo"}
 
 
+@pytest.mark.skipif(LOOPBACK_NAME is None,
+                    reason="this machine's host name does not resolve to a loopback address")
+def test_provider_named_by_host_name(client):
+    # Several calls, so pooled connections and fresh resolutions alternate.
+    for i in range(4):
+        resp = client.chat.completions.create(
+            model="by-name", messages=[{"role": "user", "content": f"request {i} by name"}])
+        assert resp.choices[0].message.content == f"request {i} by name"
+
+
 def test_unknown_fields_are_forwarded_upstream(client, emulator):
     client.chat.completions.create(
         model="aliased", messages=[{"role": "user", "content": "hi", "x_msg_field": 7}],
@@ -236,7 +266,7 @@ def test_upstream_unreachable_gets_502(start_process, tmp_path):
 
 def test_models_and_health(client, gateway):
     names = sorted(m.id for m in client.models.list())
-    assert names == ["aliased", "demo", "limited", "slow"]
+    assert names == ["aliased", "by-name", "demo", "limited", "slow"]
     status, body = http_json("GET", f"{gateway.base_url}/healthz")
     assert status == 200 and body["status"] == "ok"
 
