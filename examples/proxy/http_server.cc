@@ -66,6 +66,7 @@ std::string CheckRawHead(std::string_view head) {
       absl::StrSplit(absl::string_view(head.data(), head.size()), "\r\n");
   bool saw_te = false;
   bool saw_cl = false;
+  int hosts = 0;
   for (size_t i = 1; i < lines.size(); ++i) {
     absl::string_view line = lines[i];
     if (line.empty()) continue;
@@ -75,16 +76,27 @@ std::string CheckRawHead(std::string_view head) {
     absl::string_view name = line.substr(0, colon);
     absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
     if (absl::EqualsIgnoreCase(name, "content-length")) saw_cl = true;
+    if (absl::EqualsIgnoreCase(name, "host")) ++hosts;
     if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      // Beast treats a body as chunked only when its first "chunked" coding is the last
+      // one, so anything but exactly one "chunked", at the end, in one header line would
+      // make us and the next hop disagree on where the body ends.
+      if (saw_te) return "more than one transfer-encoding header";
       saw_te = true;
       std::vector<absl::string_view> codings = absl::StrSplit(value, ',');
-      absl::string_view last = absl::StripAsciiWhitespace(codings.back());
-      if (!absl::EqualsIgnoreCase(last, "chunked")) {
-        return "transfer-encoding must end with chunked";
+      for (size_t c = 0; c < codings.size(); ++c) {
+        bool chunked = absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(codings[c]), "chunked");
+        if (chunked != (c + 1 == codings.size())) {
+          return "transfer-encoding must end with chunked, once";
+        }
       }
     }
   }
   if (saw_te && saw_cl) return "both transfer-encoding and content-length";
+  // RFC 9112 section 3.2: exactly one Host in an HTTP/1.1 request.
+  if (absl::StrContains(lines[0], "HTTP/1.1") && hosts != 1) {
+    return hosts == 0 ? "missing host header" : "more than one host header";
+  }
   return {};
 }
 
@@ -114,7 +126,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool responding() const { return state_ == State::kResponding; }
 
  private:
-  enum class State { kReadingHead, kReadingBody, kResponding, kClosed };
+  // kLingering: the response is sent and our side shut down; input is read and dropped
+  // for a while so that unread request bytes do not make the kernel reset the connection
+  // (which would destroy the response before the client read it, e.g. a 413).
+  enum class State { kReadingHead, kReadingBody, kResponding, kLingering, kClosed };
 
   // ResponseSink.
   void SendHeaders(int status, const HttpHeaders& headers, bool streaming) override;
@@ -154,6 +169,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   asio::steady_timer timer_;
   SteadyTime deadline_ = SteadyTime::max();
   bool timer_waiting_ = false;
+  SteadyTime timer_expiry_ = SteadyTime::max();  // when the pending wait fires
   bool read_pending_ = false;
   State state_ = State::kReadingHead;
 
@@ -177,6 +193,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool backpressured_ = false;
   std::vector<asio::const_buffer> write_bufs_;
   size_t write_count_ = 0;
+
+  // Lingering close: how long and how much input is read and dropped at most.
+  static constexpr absl::Duration kLingerTime = absl::Seconds(5);
+  static constexpr size_t kMaxLingerBytes = 64 << 20;
+  size_t lingered_bytes_ = 0;
 };
 
 class ServerImpl final : public HttpServer {
@@ -339,6 +360,16 @@ void Connection::OnRead(beast::error_code ec, size_t n) {
     return;
   }
   in_.commit(n);
+  if (state_ == State::kLingering) {
+    lingered_bytes_ += in_.size();
+    in_.consume(in_.size());
+    if (lingered_bytes_ > kMaxLingerBytes) {
+      Close();
+    } else {
+      ReadMore();
+    }
+    return;
+  }
   if (state_ == State::kResponding) {
     // Pipelined request bytes (or a client talking early): keep them for later and keep
     // watching for a disconnect.
@@ -615,6 +646,9 @@ void Connection::DoWrite() {
                       }
                       if (!self->queue_.empty()) {
                         self->DoWrite();
+                      } else if (self->state_ == State::kReadingBody) {
+                        // An interim "100 Continue" went out: the body is still due.
+                        self->ArmTimer(self->options().header_timeout);
                       } else {
                         self->DisarmTimer();
                         if (self->state_ == State::kResponding && self->finished_) {
@@ -630,7 +664,9 @@ void Connection::AfterResponse() {
   if (close_after_write_ || !keep_alive_ || close_when_idle_ || ShuttingDown()) {
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
-    Close();
+    state_ = State::kLingering;
+    ArmTimer(kLingerTime);
+    ReadMore();
     return;
   }
   state_ = State::kReadingHead;
@@ -647,8 +683,9 @@ void Connection::CloseNow() { Close(); }
 
 void Connection::ArmTimer(absl::Duration d) {
   deadline_ = DeadlineAfter(std::chrono::steady_clock::now(), d);
-  // A pending wait expires no later than this deadline (see timer_); it re-checks then.
-  if (!timer_waiting_) WaitForDeadline();
+  // A pending wait that expires no later than this deadline re-checks then; one that
+  // would expire later (a short linger after a long idle wait) is replaced.
+  if (!timer_waiting_ || deadline_ < timer_expiry_) WaitForDeadline();
 }
 
 void Connection::WaitForDeadline() {
@@ -658,9 +695,12 @@ void Connection::WaitForDeadline() {
       std::min({o.idle_timeout, o.header_timeout, o.write_stall_timeout});
   const SteadyTime expiry =
       std::min(deadline_, DeadlineAfter(std::chrono::steady_clock::now(), horizon));
-  timer_.expires_at(expiry);
+  timer_.expires_at(expiry);  // cancels a pending wait; its handler sees operation_aborted
+  timer_expiry_ = expiry;
   timer_waiting_ = true;
   timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    // Aborted: superseded by a newer wait (which owns timer_waiting_) or closed.
+    if (ec == asio::error::operation_aborted) return;
     self->timer_waiting_ = false;
     if (ec || self->state_ == State::kClosed) return;
     self->OnTimer();
@@ -687,6 +727,9 @@ void Connection::OnTimer() {
       return;
     case State::kResponding:
       if (writing_) Close();  // the client stopped reading
+      return;
+    case State::kLingering:
+      Close();
       return;
     case State::kClosed:
       return;

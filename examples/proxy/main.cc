@@ -245,7 +245,8 @@ class App {
   absl::Status Reload(std::string_view override_text) {
     auto text = ConfigText(override_text);
     if (!text.ok()) return text.status();
-    absl::Status st = store_.Reload(*text);
+    absl::Status st = CheckListenUnchanged(*text);
+    if (st.ok()) st = store_.Reload(*text);
     if (st.ok()) {
       std::fprintf(stderr, "modeenvoy-gateway: configuration reloaded (generation %llu)\n",
                    static_cast<unsigned long long>(store_.generation()));
@@ -262,6 +263,7 @@ class App {
     if (!text.ok()) return Fail(text.status());
     if (absl::Status st = store_.Load(*text); !st.ok()) return Fail(st);
     auto snapshot = store_.Current();
+    listen_ = snapshot->listen();
 
     HttpServer::Options server_options;
     server_options.address = flags_.address.empty() ? snapshot->listen().address : flags_.address;
@@ -354,6 +356,53 @@ class App {
     return absl::OkStatus();
   }
 
+  // The listener is bound once; a reload that would change it is refused rather than
+  // accepted and silently ignored.
+  absl::Status CheckListenUnchanged(const std::string& text) const {
+    auto candidate = LoadConfig(text);
+    if (!candidate.ok()) return candidate.status();
+    const ListenConfig& next = (*candidate)->listen();
+    if (next.address != listen_.address || next.port != listen_.port ||
+        next.max_body_bytes != listen_.max_body_bytes) {
+      return FieldError(absl::StatusCode::kFailedPrecondition, "listen",
+                        "cannot change while the gateway runs; restart it to apply");
+    }
+    return absl::OkStatus();
+  }
+
+  // Admin endpoints change what the gateway does, so beyond a loopback peer they refuse
+  // what a web page in a local browser could send: a request with an Origin (cross-site
+  // fetch), a Host that is not a loopback name (DNS rebinding), or a body that is not
+  // declared JSON (a no-preflight text/plain form post).
+  static absl::Status CheckAdminRequest(const HttpRequest& req) {
+    if (!IsLoopback(req.remote_address)) {
+      return absl::PermissionDeniedError("admin endpoints accept loopback clients only");
+    }
+    if (FindHeader(req.headers, "origin").has_value()) {
+      return absl::PermissionDeniedError("admin endpoints refuse browser (Origin) requests");
+    }
+    absl::string_view host;
+    if (auto h = FindHeader(req.headers, "host")) host = absl::string_view(h->data(), h->size());
+    if (absl::StartsWith(host, "[")) {
+      host = host.substr(0, host.find(']') + 1);
+    } else {
+      host = host.substr(0, host.find(':'));
+    }
+    if (host != "localhost" && host != "[::1]" && !absl::StartsWith(host, "127.")) {
+      return absl::PermissionDeniedError("admin endpoints need a loopback Host header");
+    }
+    if (!req.body.empty()) {
+      auto type = FindHeader(req.headers, "content-type");
+      if (!type || !absl::StartsWith(absl::string_view(type->data(), type->size()),
+                                     "application/json")) {
+        return WithHttpStatus(
+            absl::InvalidArgumentError("admin request bodies must be Content-Type: application/json"),
+            415);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   std::unique_ptr<ActiveRequest> Route(Worker& w, HttpRequest req, ResponseSink* sink) {
     absl::string_view path = req.path;
     if (size_t q = path.find('?'); q != absl::string_view::npos) path = path.substr(0, q);
@@ -362,8 +411,8 @@ class App {
       return nullptr;
     }
     if (absl::StartsWith(path, "/admin/")) {
-      if (!IsLoopback(req.remote_address)) {
-        ReplyError(sink, absl::PermissionDeniedError("admin endpoints accept loopback clients only"));
+      if (absl::Status st = CheckAdminRequest(req); !st.ok()) {
+        ReplyError(sink, st);
         return nullptr;
       }
       if (path == "/admin/reload" && req.method == "POST") {
@@ -441,6 +490,7 @@ class App {
 
   Flags flags_;
   ConfigStore store_;
+  ListenConfig listen_;  // as loaded at start; fixed for the process's life
   BuiltinEmulator emulator_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};

@@ -361,3 +361,29 @@ def test_sigterm_lets_open_stream_finish(start_process, emulator, tmp_path):
     rest = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert rest == "a b c d e f g h"
     assert gw.proc.wait(20) == 0
+
+
+def test_admin_refuses_what_a_browser_page_could_send(gateway, emulator):
+    config = json.dumps(gateway_config(emulator.base_url))
+    url = f"{gateway.base_url}/admin/reload"
+    # A cross-site fetch carries Origin; a no-preflight form post is text/plain; a DNS
+    # rebinding attack arrives with the attacker's host name.
+    cases = [
+        ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403),
+        ({"Content-Type": "text/plain"}, 415),
+        ({"Content-Type": "application/json", "Host": "evil.example"}, 403),
+    ]
+    for headers, want in cases:
+        status, body = http_json("POST", url, config, headers=headers)
+        assert status == want, (headers, status, body)
+    assert http_json("GET", f"{gateway.base_url}/admin/config")[1]["config_generation"] == 1
+
+
+def test_reload_cannot_move_the_listener(gateway, emulator):
+    config = gateway_config(emulator.base_url)
+    config["listen"]["max_body_bytes"] = 2048
+    status, body = http_json("POST", f"{gateway.base_url}/admin/reload", json.dumps(config),
+                             headers={"Content-Type": "application/json"})
+    assert status == 400, body
+    assert body["error"]["param"] == "listen"
+    assert http_json("GET", f"{gateway.base_url}/admin/config")[1]["config_generation"] == 1
