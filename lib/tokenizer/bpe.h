@@ -118,6 +118,8 @@ class BpeCache {
  public:
   static constexpr size_t kMaxBytes = 22;
   static constexpr size_t kMaxTokens = 8;
+  // Cached pieces are merged with MergeSmall.
+  static_assert(kMaxBytes <= kSmallPieceMax);
 
   // The cache of the calling thread.
   static BpeCache& ForThread() {
