@@ -101,6 +101,9 @@ void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
   thread_local LargeMergeScratch scratch;
   MergeLargeImpl(vocab, p, n, scratch, work);
   for (size_t i = 0; i < n; i = scratch.next[i]) sink.Push(scratch.tok[i]);
+  // 28 to 44 bytes per input byte: keep it for pieces up to 64 KiB, but do not let one huge
+  // unsplit input pin hundreds of megabytes to a thread for its lifetime.
+  if (n > (size_t{1} << 16)) scratch = LargeMergeScratch();
 }
 
 // Collects up to kSmallPieceMax tokens on the stack.
