@@ -2,6 +2,8 @@
 # scripts/setup.sh: installs everything the build, the tests and the demo need, and nothing
 # twice. Idempotent: a second run checks, changes nothing and takes seconds.
 #   scripts/setup.sh            # Debian packages, Python packages, tokenizer data
+#   scripts/setup.sh --bench    # the same, plus the peers of the proxy benchmark (wrk, nginx;
+#                               # see bench/proxy/run_proxy_bench.sh)
 # Environment:
 #   PYTHON                  interpreter to install Python packages for (default: python3)
 #   MODEENVOY_SHARED_DATA   shared data dir (default: <repo>/../shared/data)
@@ -15,6 +17,15 @@ data=$repo/.data
 
 log() { printf 'setup: %s\n' "$*"; }
 
+with_bench=0
+for arg in "$@"; do
+  case $arg in
+    --bench) with_bench=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup: unknown argument: $arg (known: --bench)" >&2; exit 2 ;;
+  esac
+done
+
 # --- Debian packages ----------------------------------------------------------------------
 apt_packages=(
   build-essential cmake ninja-build pkg-config ccache git
@@ -25,11 +36,15 @@ apt_packages=(
   clang-14 libclang-rt-14-dev
   nodejs npm curl ca-certificates
 )
+# Only with --bench: the load generator and the reverse proxy the example proxy is compared with.
+if ((with_bench)); then apt_packages+=(wrk nginx); fi
 install_apt() {
   local missing=()
   for p in "${apt_packages[@]}"; do
     # npm/nodejs may come from elsewhere on a developer box; a working command is enough.
-    case $p in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+    # Likewise any nginx flavour (nginx-light, nginx-full, ...) will do for the benchmark.
+    case $p in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;;
+               nginx) command -v nginx >/dev/null && continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]} == 0)) && { log "debian packages: all present"; return; }
