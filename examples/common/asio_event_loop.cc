@@ -1,8 +1,6 @@
 // modeenvoy::EventLoop over boost::asio::io_context (see asio_event_loop.h).
 #include "examples/common/asio_event_loop.h"
 
-#include <poll.h>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -17,6 +15,7 @@ namespace modeenvoy::examples {
 namespace {
 
 namespace asio = boost::asio;
+using WaitType = asio::posix::descriptor_base::wait_type;
 
 // Converts to a steady_timer expiry; infinite and overflowing delays never fire.
 asio::steady_timer::time_point Deadline(absl::Duration delay) {
@@ -65,30 +64,15 @@ class AsioTimer final : public Timer {
   std::shared_ptr<State> state_;
 };
 
-// Current readiness of `fd` for `events`, without blocking.
-uint32_t PollReady(int fd, uint32_t events) {
-  pollfd p{};
-  p.fd = fd;
-  p.events = static_cast<short>(((events & kIoRead) ? POLLIN : 0) |
-                                ((events & kIoWrite) ? POLLOUT : 0));
-  if (::poll(&p, 1, 0) <= 0) return kIoNone;  // EINTR: treated as "not ready", we wait
-  uint32_t ready = kIoNone;
-  if (p.revents & POLLIN) ready |= kIoRead;
-  if (p.revents & POLLOUT) ready |= kIoWrite;
-  if (p.revents & (POLLERR | POLLNVAL)) ready |= kIoError;
-  if (p.revents & POLLHUP) ready |= (events & kIoRead) ? kIoRead : kIoError;
-  return ready;
-}
-
-// Level-triggered watch. Asio's reactor is edge-triggered (EPOLLET) and a wait started on
-// an already-ready descriptor would not complete, so readiness is always checked with a
-// zero-timeout poll() first and async_wait is only used to sleep until the next edge.
-// Correct when `io` is run by a single thread (the examples' model).
+// Level-triggered watch, one async_wait per requested direction. Asio registers the descriptor edge-triggered but
+// starts every wait with EPOLL_CTL_MOD, which queues an event if the descriptor is ready
+// right then: a wait started after the callback re-checks the level, so no poll() is needed.
+// Correct when `io` is run by a single thread (the proxy's model).
 class AsioFdWatch final : public FdWatch {
  public:
   AsioFdWatch(asio::io_context& io, int fd, uint32_t events,
               absl::AnyInvocable<void(uint32_t)> on_ready)
-      : state_(std::make_shared<State>(io, fd, std::move(on_ready))) {
+      : state_(std::make_shared<State>(io, std::move(on_ready))) {
     boost::system::error_code ec;
     state_->sd.assign(fd, ec);
     state_->assigned = !ec;
@@ -98,7 +82,6 @@ class AsioFdWatch final : public FdWatch {
 
   ~AsioFdWatch() override {
     state_->dead = true;
-    ++state_->generation;
     if (state_->assigned) {
       boost::system::error_code ec;
       state_->sd.cancel(ec);
@@ -110,83 +93,76 @@ class AsioFdWatch final : public FdWatch {
     events &= (kIoRead | kIoWrite);
     State& s = *state_;
     if (events == s.events) return;
+    const bool dropped = (s.events & ~events) != 0;
     s.events = events;
-    // Stale completions (from cancel or an earlier dispatch) are ignored by generation.
-    ++s.generation;
-    if (s.assigned && (s.read_wait || s.write_wait)) {
-      boost::system::error_code ec;
-      s.sd.cancel(ec);
+    if (dropped) {
+      // Asio cancels every wait on the descriptor at once: drop both and re-arm what is
+      // still wanted. Completions already queued are recognised as stale by generation.
+      ++s.generation;
+      if (s.assigned && (s.read_wait || s.write_wait)) {
+        boost::system::error_code ec;
+        s.sd.cancel(ec);
+      }
+      s.read_wait = s.write_wait = s.error_posted = false;
     }
-    s.read_wait = s.write_wait = s.dispatch_posted = false;
-    Arm(state_);
+    Arm(state_);  // only adds: the pending wait, if any, stays
   }
 
  private:
   struct State {
-    State(asio::io_context& io, int fd_in, absl::AnyInvocable<void(uint32_t)> cb)
-        : io(io), fd(fd_in), on_ready(std::move(cb)), sd(io) {}
+    State(asio::io_context& io_in, absl::AnyInvocable<void(uint32_t)> cb)
+        : io(io_in), on_ready(std::move(cb)), sd(io_in) {}
     asio::io_context& io;
-    int fd;
     absl::AnyInvocable<void(uint32_t)> on_ready;
     asio::posix::stream_descriptor sd;
     bool assigned = false;
     bool dead = false;
     uint32_t events = kIoNone;
     uint64_t generation = 0;
-    bool read_wait = false;        // an async_wait(wait_read) of this generation is pending
+    bool read_wait = false;     // an async_wait(wait_read) of this generation is pending
     bool write_wait = false;
-    bool dispatch_posted = false;  // a Dispatch of this generation is queued
+    bool error_posted = false;  // unwatchable descriptor: a kIoError report is queued
   };
 
-  // Makes sure the callback will run once the requested condition holds.
   static void Arm(const std::shared_ptr<State>& s) {
-    if (s->dead || s->events == kIoNone || s->dispatch_posted) return;
-    uint32_t ready = s->assigned ? PollReady(s->fd, s->events) : kIoError;
-    if (ready != kIoNone) {
-      s->dispatch_posted = true;
+    if (s->dead || s->events == kIoNone) return;
+    if (!s->assigned) {
+      // Not pollable: report the error once per loop turn while the watch wants events.
+      if (s->error_posted) return;
+      s->error_posted = true;
       asio::post(s->io, [weak = std::weak_ptr<State>(s), gen = s->generation] {
         std::shared_ptr<State> st = weak.lock();
         if (st == nullptr || st->dead || st->generation != gen) return;
-        st->dispatch_posted = false;
-        // Re-checked here: what was ready when queued may have been consumed meanwhile.
-        Dispatch(st, st->assigned ? PollReady(st->fd, st->events) : kIoError);
+        st->error_posted = false;
+        if (st->events == kIoNone) return;
+        st->on_ready(kIoError);  // may SetEvents() or destroy the watch; `st` is held
+        Arm(st);
       });
       return;
     }
     if ((s->events & kIoRead) && !s->read_wait) {
       s->read_wait = true;
-      Wait(s, asio::posix::stream_descriptor::wait_read);
+      Wait(s, WaitType::wait_read);
     }
     if ((s->events & kIoWrite) && !s->write_wait) {
       s->write_wait = true;
-      Wait(s, asio::posix::stream_descriptor::wait_write);
+      Wait(s, WaitType::wait_write);
     }
   }
 
-  static void Wait(const std::shared_ptr<State>& s, asio::posix::descriptor_base::wait_type type) {
+  static void Wait(const std::shared_ptr<State>& s, WaitType type) {
     s->sd.async_wait(type, [weak = std::weak_ptr<State>(s), gen = s->generation,
                             type](const boost::system::error_code& ec) {
       std::shared_ptr<State> st = weak.lock();
       if (st == nullptr || st->dead || st->generation != gen) return;
-      (type == asio::posix::stream_descriptor::wait_read ? st->read_wait : st->write_wait) = false;
+      const bool read = type == WaitType::wait_read;
+      (read ? st->read_wait : st->write_wait) = false;
       if (ec == asio::error::operation_aborted) return;
-      uint32_t ready = ec ? static_cast<uint32_t>(kIoError) : PollReady(st->fd, st->events);
-      if (ready == kIoNone) {
-        Arm(st);  // woken without a lasting condition: sleep again
-        return;
-      }
-      if (st->dispatch_posted) return;  // the other direction already queued a report
-      Dispatch(st, ready);
+      uint32_t ready = ec ? static_cast<uint32_t>(kIoError) : (read ? kIoRead : kIoWrite);
+      ready &= (st->events | kIoError);
+      if (ready != kIoNone) st->on_ready(ready);  // may SetEvents() or destroy the watch
+      Arm(st);  // the next wait re-checks the level
     });
-  }
-
-  // Runs the callback with `ready` (restricted to what is still requested), then re-arms.
-  static void Dispatch(const std::shared_ptr<State>& s, uint32_t ready) {
-    ready &= (s->events | kIoError);
-    if (ready != kIoNone) {
-      s->on_ready(ready);  // may SetEvents() or destroy the watch; `s` keeps State alive
-    }
-    Arm(s);
   }
 
   std::shared_ptr<State> state_;

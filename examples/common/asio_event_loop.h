@@ -28,8 +28,11 @@ namespace modeenvoy::examples {
 //   - WatchFd(): level-triggered readiness on a descriptor the caller keeps owning (never
 //     closed by the watch). While requested events stay set and the condition lasts, the
 //     callback keeps being called (once per loop turn), as curl_multi_socket_action expects.
-//     POLLERR/POLLNVAL are reported as kIoError; a hang-up is reported as kIoRead when read
-//     is requested (the next read returns EOF), else as kIoError.
+//     Read and write readiness are reported separately. A hang-up or socket error completes
+//     the requested direction(s) as ready (the next read or write returns EOF or the
+//     error); kIoError is reported only for a descriptor that cannot be watched at all.
+//     No poll() per wait: every Asio wait starts with EPOLL_CTL_MOD, which reports a
+//     descriptor that is ready at that moment.
 // The loop and every timer or watch it made must be destroyed before `io`, on the loop
 // thread (or while `io` is not running).
 std::unique_ptr<modeenvoy::EventLoop> NewAsioEventLoop(boost::asio::io_context& io);

@@ -39,10 +39,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "examples/common/asio_event_loop.h"
 #include "examples/common/process.h"
 #include "examples/emulator/emulator.h"
 #include "examples/proxy/default_config.h"
-#include "examples/proxy/event_loop.h"
 #include "examples/proxy/http_server.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
@@ -331,7 +331,7 @@ class App {
   }
 
   absl::Status StartWorker(Worker& w, const HttpServer::Options& options) {
-    w.loop = NewProxyEventLoop(w.io);
+    w.loop = examples::NewAsioEventLoop(w.io);
     // curl's default pool holds 4 idle connections per transfer in flight at the moment one
     // ends, so a burst that ebbs closes connections the next burst opens again (a fifth of
     // streamed requests paid a new upstream connection at 32 clients). Keep a fixed pool.

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>  // before Asio (Boost 1.74 + g++ 12)
 #include <vector>
@@ -11,6 +13,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "gtest/gtest.h"
+#include "modeenvoy/gateway/upstream.h"
+#include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy::examples {
 namespace {
@@ -254,6 +258,99 @@ TEST_F(AsioEventLoopTest, PeerCloseIsReportedAsReadable) {
   EXPECT_TRUE(seen & kIoRead);
   char c;
   EXPECT_EQ(::read(fds_[0], &c, 1), 0);  // EOF
+}
+
+TEST_F(AsioEventLoopTest, DataThatArrivedWhilePausedIsReportedOnResume) {
+  int calls = 0;
+  std::unique_ptr<FdWatch> watch;
+  watch = loop_->WatchFd(fds_[0], kIoRead, [&](uint32_t) {
+    ++calls;
+    watch->SetEvents(kIoNone);
+  });
+  watch->SetEvents(kIoNone);
+  ASSERT_EQ(::write(fds_[1], "x", 1), 1);
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(calls, 0);
+  watch->SetEvents(kIoRead);  // the edge is long gone: the re-armed wait still sees the level
+  EXPECT_TRUE(RunUntil(io_, [&] { return calls == 1; }));
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(calls, 1);
+  watch->SetEvents(kIoRead);
+  EXPECT_TRUE(RunUntil(io_, [&] { return calls == 2; }));
+}
+
+TEST_F(AsioEventLoopTest, ReportsWriteReadinessAndBothDirectionsSeparately) {
+  ASSERT_EQ(::write(fds_[1], "x", 1), 1);
+  uint32_t seen = 0;
+  std::unique_ptr<FdWatch> watch;
+  watch = loop_->WatchFd(fds_[0], kIoWrite, [&](uint32_t ready) { seen |= ready; });
+  EXPECT_TRUE(RunUntil(io_, [&] { return seen != 0; }));
+  EXPECT_EQ(seen, static_cast<uint32_t>(kIoWrite));
+  watch->SetEvents(kIoRead | kIoWrite);  // adding read keeps the write wait
+  EXPECT_TRUE(RunUntil(io_, [&] { return seen == (kIoRead | kIoWrite); }));
+  seen = 0;
+  watch->SetEvents(kIoRead);  // dropping write
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(20));
+  seen = 0;
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(seen, static_cast<uint32_t>(kIoRead));
+}
+
+TEST_F(AsioEventLoopTest, UnwatchableDescriptorIsReportedAsError) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::close(pipe_fds[1]);
+  int closed = pipe_fds[0];
+  ::close(closed);  // a descriptor number that is not open
+  uint32_t seen = 0;
+  std::unique_ptr<FdWatch> watch;
+  watch = loop_->WatchFd(closed, kIoRead, [&](uint32_t ready) {
+    seen = ready;
+    watch->SetEvents(kIoNone);
+  });
+  EXPECT_TRUE(RunUntil(io_, [&] { return seen != 0; }));
+  EXPECT_EQ(seen, static_cast<uint32_t>(kIoError));
+}
+
+// A socket curl closes must take its watch along: the next socket usually gets the same
+// descriptor number, and a stale epoll-backed watch would never report it ready.
+
+// A socket curl closes must take its watch along: the next socket usually gets the same
+// descriptor number, and a stale epoll-backed watch would never report it ready.
+TEST_F(AsioEventLoopTest, CurlClientReplacesConnectionsTheServerClosed) {
+  gateway_testing::TestHttpServer server([](gateway_testing::TestConnection& c) {
+    if (c.request().path == "/announced") {
+      c.SendResponse(200, {{"connection", "close"}}, "ok");  // curl closes at once
+    } else {
+      c.SendResponse(200, {}, "ok");  // curl finds it dead when it tries to reuse it
+    }
+    c.Close();
+  });
+  struct Handler : UpstreamHandler {
+    void OnHeaders(int, const HttpHeaders&) override {}
+    void OnData(std::string_view chunk) override { body.append(chunk); }
+    void OnComplete(absl::Status s) override { result = std::move(s); }
+    std::string body;
+    std::optional<absl::Status> result;
+  };
+  absl::StatusOr<std::unique_ptr<UpstreamClient>> client = NewCurlUpstreamClient(loop_.get());
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (int i = 0; i < 6; ++i) {
+    Handler h;
+    UpstreamRequest req;
+    req.url = server.Url(i % 2 == 0 ? "/announced" : "/silent");
+    req.body = "{}";
+    req.headers = {{"content-type", "application/json"}};
+    std::unique_ptr<UpstreamCall> call = (*client)->Start(std::move(req), &h);
+    ASSERT_TRUE(RunUntil(io_, [&] { return h.result.has_value(); })) << "call " << i;
+    EXPECT_TRUE(h.result->ok()) << "call " << i << ": " << *h.result;
+    EXPECT_EQ(h.body, "ok");
+  }
+  EXPECT_EQ(server.connections_accepted(), 6);
 }
 
 }  // namespace
