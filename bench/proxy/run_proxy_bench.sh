@@ -210,9 +210,14 @@ EOF
       "$venv/bin/litellm" --config "$work/litellm.yaml" --host 127.0.0.1 --port "$port" \
       --num_workers 1 --log_config "$work/litellm-log.json" >"$work/litellm.log" 2>&1 &
     pid=$!; pids+=("$pid")
-    wait_http "http://127.0.0.1:$port/health/liveliness" "$pid" litellm 600
-    url[litellm]=http://127.0.0.1:$port; pid_of[litellm]=$pid; targets+=(litellm)
-    litellm_note="LiteLLM $("$venv/bin/pip" show litellm 2>/dev/null | sed -n 's/^Version: //p'), 1 worker"
+    if (wait_http "http://127.0.0.1:$port/health/liveliness" "$pid" litellm 600); then
+      url[litellm]=http://127.0.0.1:$port; pid_of[litellm]=$pid; targets+=(litellm)
+      litellm_note="LiteLLM $("$venv/bin/pip" show litellm 2>/dev/null | sed -n 's/^Version: //p'), 1 worker"
+    else
+      kill -TERM "$pid" 2>/dev/null || true
+      litellm_note="LiteLLM skipped: it did not start ($(grep -v '^ *$' "$work/litellm.log" | tail -1 | cut -c1-200))"
+      log "$litellm_note"
+    fi
   fi
 fi
 
@@ -338,7 +343,7 @@ PY
 elapsed=$((SECONDS - start_s))
 {
   echo "Machine: $ncpu CPUs ($cpu_model), $(uname -sr); load average at start $load_start, at end $load_end"
-  echo "Versions: modeenvoy $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?') (${build_type:-?} build), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)${litellm_note:+, $litellm_note}"
+  echo "Versions: modeenvoy checkout $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- lib include examples 2>/dev/null || echo ' with uncommitted changes') (the build's sources may be older; ${build_type:-?} build), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)${litellm_note:+, $litellm_note}"
   [[ -z $other_gateway ]] || echo "Other gateway build: $other_gateway"
   echo "Pinning: $pinning. Runs took ${elapsed}s."
   echo
