@@ -7,6 +7,7 @@
 // transfer is marked cancelled (its callbacks return 0, which makes curl abort it) and
 // removed once curl returned. `depth_` counts the curl calls on the stack.
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -158,6 +160,8 @@ class CurlCore {
   static size_t HeaderCallback(char* data, size_t size, size_t n, void* userp);
   static size_t WriteCallback(char* data, size_t size, size_t n, void* userp);
   static int PrereqCallback(void* userp, char*, char*, int, int);
+  static curl_socket_t OpenSocketCallback(void* clientp, curlsocktype purpose,
+                                          curl_sockaddr* address);
   static int CloseSocketCallback(void* clientp, curl_socket_t s);
 
   std::shared_ptr<Transfer> Shared(Transfer* t) {
@@ -189,6 +193,8 @@ class CurlCore {
   CURLM* multi_ = nullptr;
   std::unique_ptr<Timer> timer_;
   absl::flat_hash_map<curl_socket_t, std::unique_ptr<FdWatch>> watches_;
+  // Sockets curl opened through OpenSocketCallback and has not closed yet.
+  absl::flat_hash_set<curl_socket_t> connection_sockets_;
   absl::flat_hash_map<CURL*, std::shared_ptr<Transfer>> transfers_;
   std::vector<std::shared_ptr<Transfer>> pending_failures_;  // failed before reaching curl
   std::vector<std::shared_ptr<Transfer>> to_remove_;         // cancelled inside curl
@@ -219,12 +225,15 @@ absl::Status CurlCore::Configure(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &CurlCore::PrereqCallback);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
-  // Connections outlive transfers: curl keeps this callback with the connection.
+  // Which sockets are connections (see SocketCallback). Connections outlive transfers:
+  // curl keeps the close callback with the connection.
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlCore::OpenSocketCallback);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlCore::CloseSocketCallback);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
   // Behind an HTTPS proxy (https_proxy in the environment) curl would otherwise report the
   // proxy's "200 Connection established" as the response head.
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
@@ -514,13 +523,19 @@ int CurlCore::SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* us
                              void* /*socketp*/) {
   auto* core = static_cast<CurlCore*>(userp);
   if (what == CURL_POLL_REMOVE) {
-    // The watch goes now. Keeping it until CloseSocketCallback would save a registration
-    // per pooled request, but curl closes some descriptors without that callback (the
-    // threaded resolver's socketpair): a later socket with the same number would then
-    // inherit a stale watch whose kernel registration died with the old descriptor, and
-    // its events would never arrive (calls to providers named by host name stalled until
-    // their connect timeout).
-    core->watches_.erase(s);
+    auto it = core->watches_.find(s);
+    if (it == core->watches_.end()) return 0;
+    if (core->connection_sockets_.contains(s)) {
+      // A connection socket going back to the pool (or about to be closed): its watch stays,
+      // paused, until CloseSocketCallback, so the next request on the pooled connection
+      // costs no registration with the loop (epoll ADD, DEL and an ioctl per request).
+      it->second->SetEvents(kIoNone);
+    } else {
+      // Any other descriptor (the threaded resolver's socketpair) may be closed without
+      // CloseSocketCallback: a watch kept past that would be inherited by the next socket
+      // with the same number, with a kernel registration that died with the old one.
+      core->watches_.erase(it);  // the loop tolerates destroying a watch from its callback
+    }
     return 0;
   }
   uint32_t events = kIoNone;
@@ -589,10 +604,25 @@ void CurlCore::OnTimer() {
   SocketAction(CURL_SOCKET_TIMEOUT, 0);
 }
 
+curl_socket_t CurlCore::OpenSocketCallback(void* clientp, curlsocktype purpose,
+                                           curl_sockaddr* address) {
+  // As curl does itself; close-on-exec so that a host's children do not inherit it.
+  curl_socket_t s =
+      ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  // Connection sockets are closed through CloseSocketCallback: only their watches may
+  // outlive a CURL_POLL_REMOVE (see SocketCallback).
+  if (s != CURL_SOCKET_BAD && purpose == CURLSOCKTYPE_IPCXN) {
+    static_cast<CurlCore*>(clientp)->connection_sockets_.insert(s);
+  }
+  return s;
+}
+
 int CurlCore::CloseSocketCallback(void* clientp, curl_socket_t s) {
   // The watch goes first, while `s` still names this socket and not a later one.
   // (The loop tolerates destroying a watch from its own callback.)
-  static_cast<CurlCore*>(clientp)->watches_.erase(s);
+  auto* core = static_cast<CurlCore*>(clientp);
+  core->watches_.erase(s);
+  core->connection_sockets_.erase(s);
   return ::close(s);
 }
 
