@@ -117,6 +117,8 @@ class CurlCore {
       t->easy = nullptr;
     }
     transfers_.clear();
+    for (CURL* easy : idle_easy_) curl_easy_cleanup(easy);
+    idle_easy_.clear();
     for (auto& t : pending_failures_) {
       t->core = nullptr;
       ClearTimers(*t);
@@ -174,6 +176,12 @@ class CurlCore {
   // Removes `t` from curl, fills its stats and delivers OnComplete(status) if still wanted.
   void Complete(const std::shared_ptr<Transfer>& t, absl::Status status);
   void Remove(Transfer& t);
+  // Easy handles are reused: creating and destroying one per call cost about as much as
+  // the gateway's own work on a request. ReleaseEasy() takes a handle out of the multi's
+  // hands (removed or never added) and resets it, so no pointer into a finished Transfer
+  // stays behind.
+  CURL* NewEasy();
+  void ReleaseEasy(CURL* easy);
   absl::Status StatusFromCurl(const Transfer& t, CURLcode code) const;
   void ArmIdle(const std::shared_ptr<Transfer>& t);
   void ArmIdleTimer(const std::shared_ptr<Transfer>& t, absl::Duration delay);
@@ -196,6 +204,8 @@ class CurlCore {
   // Sockets curl opened through OpenSocketCallback and has not closed yet.
   absl::flat_hash_set<curl_socket_t> connection_sockets_;
   absl::flat_hash_map<CURL*, std::shared_ptr<Transfer>> transfers_;
+  std::vector<CURL*> idle_easy_;  // reset handles for the next calls
+  static constexpr size_t kMaxIdleEasy = 64;
   std::vector<std::shared_ptr<Transfer>> pending_failures_;  // failed before reaching curl
   std::vector<std::shared_ptr<Transfer>> to_remove_;         // cancelled inside curl
   int depth_ = 0;
@@ -297,13 +307,13 @@ std::shared_ptr<Transfer> CurlCore::Start(UpstreamRequest request, UpstreamHandl
     FailAsync(t, absl::InvalidArgumentError("upstream request method must not be empty"));
     return t;
   }
-  t->easy = curl_easy_init();
+  t->easy = NewEasy();
   if (t->easy == nullptr) {
     FailAsync(t, absl::InternalError("curl_easy_init failed"));
     return t;
   }
   if (absl::Status s = Configure(*t); !s.ok()) {
-    curl_easy_cleanup(t->easy);
+    ReleaseEasy(t->easy);
     t->easy = nullptr;
     FailAsync(t, std::move(s));
     return t;
@@ -313,7 +323,7 @@ std::shared_ptr<Transfer> CurlCore::Start(UpstreamRequest request, UpstreamHandl
   CURLMcode mc = curl_multi_add_handle(multi_, t->easy);
   if (mc != CURLM_OK) {
     transfers_.erase(t->easy);
-    curl_easy_cleanup(t->easy);
+    ReleaseEasy(t->easy);
     t->easy = nullptr;
     FailAsync(t, absl::InternalError(
                      absl::StrFormat("curl_multi_add_handle: %s", curl_multi_strerror(mc))));
@@ -426,12 +436,28 @@ void CurlCore::Resume(const std::shared_ptr<Transfer>& t) {
   });
 }
 
+CURL* CurlCore::NewEasy() {
+  if (idle_easy_.empty()) return curl_easy_init();
+  CURL* easy = idle_easy_.back();
+  idle_easy_.pop_back();
+  return easy;
+}
+
+void CurlCore::ReleaseEasy(CURL* easy) {
+  if (idle_easy_.size() >= kMaxIdleEasy) {
+    curl_easy_cleanup(easy);
+    return;
+  }
+  curl_easy_reset(easy);
+  idle_easy_.push_back(easy);
+}
+
 void CurlCore::Remove(Transfer& t) {
   if (t.easy == nullptr) return;
   CURL* easy = t.easy;
   t.easy = nullptr;
   curl_multi_remove_handle(multi_, easy);
-  curl_easy_cleanup(easy);
+  ReleaseEasy(easy);
   transfers_.erase(easy);  // may drop the last reference to `t`: touch nothing after
 }
 
