@@ -35,10 +35,12 @@ constexpr std::string_view kModelsPath = "/v1/models";
 
 // Headers that describe one hop's connection or framing; the host sets its own.
 bool IsHopByHop(std::string_view name) {
-  for (absl::string_view h : {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                              "upgrade", "proxy-authenticate", "proxy-authorization",
-                              "content-length", "date"}) {
-    if (absl::EqualsIgnoreCase(ToAbsl(name), h)) return true;
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+      "proxy-authenticate", "proxy-authorization", "content-length", "date"};
+  for (std::string_view h : kNames) {
+    // Runs for every upstream response header: compare only names of the same length.
+    if (name.size() == h.size() && absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(h))) return true;
   }
   return false;
 }
