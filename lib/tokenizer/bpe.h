@@ -1,12 +1,5 @@
-// lib/tokenizer/bpe.h: byte pair merging of one pre-tokenized piece, identical to tiktoken.
-//
-// tiktoken's rule (src/lib.rs, _byte_pair_merge): start from single bytes; repeatedly merge
-// the adjacent pair whose concatenated bytes have the lowest rank, the leftmost on ties; stop
-// when no adjacent concatenation is a token. Two implementations of the same rule:
-//  - MergeSmall: arrays on the stack, a linear scan over the live parts for the minimum per
-//    merge (O(n^2), but n <= 32 and everything is in L1); what tiktoken does for every piece.
-//  - MergeLarge: a doubly linked list of parts plus a tournament tree of (rank, position)
-//    minima, O(n log n); position order equals left-to-right order, so ties go leftmost.
+// lib/tokenizer/bpe.h: where encoded tokens go (sinks), and a per-thread memo of encoded
+// pieces. The byte pair encoding itself is in backtrack.h.
 // Sinks receive the resulting ranks in order: TokenSink appends them, CountSink counts them.
 #ifndef MODEENVOY_LIB_TOKENIZER_BPE_H_
 #define MODEENVOY_LIB_TOKENIZER_BPE_H_
@@ -22,9 +15,6 @@
 
 namespace modeenvoy::tokenizer_internal {
 
-// Pieces up to this many bytes use MergeSmall.
-inline constexpr size_t kSmallPieceMax = 32;
-
 struct TokenSink {
   std::vector<uint32_t>* out;
   void Push(uint32_t t) { out->push_back(t); }
@@ -35,12 +25,14 @@ struct CountSink {
   void Push(uint32_t) { ++count; }
 };
 
-// Counts elementary steps of MergeLarge (rank lookups + tree node updates); tests use it to
-// prove near-linear work on long pieces without timing anything.
-struct BpeWork {
-  size_t steps = 0;
-};
+// Pieces up to this many bytes use MergeSmall, longer ones the backtracking encoder
+// (backtrack.h). Measured crossover on the benchmark corpus (bench/tokenizer): 12 to 20 bytes.
+inline constexpr size_t kSmallPieceMax = 16;
 
+// tiktoken's merge loop on a short piece: arrays on the stack, a linear scan over the live
+// parts for the lowest-ranked pair per merge. O(n^2), but for a few bytes it mostly touches
+// the small rank tables (byte pairs, 3-4 byte keys) that stay in cache, where the
+// backtracking encoder walks a trie of megabytes.
 template <class Sink>
 void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
   // REQUIRES: 2 <= n <= kSmallPieceMax. Parts are named by their start offset, so offset
@@ -86,29 +78,10 @@ void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
   for (uint32_t i = 0; i < end; i = next[i]) sink.Push(tok[i]);
 }
 
-// Scratch space reused across calls on one thread.
-struct LargeMergeScratch {
-  std::vector<uint32_t> next, prev, tok;
-  std::vector<uint64_t> tree;
-};
-
-void MergeLargeImpl(const Vocab& vocab, const uint8_t* p, size_t n, LargeMergeScratch& s,
-                    BpeWork* work);
-
-template <class Sink>
-void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
-                BpeWork* work = nullptr) {
-  thread_local LargeMergeScratch scratch;
-  MergeLargeImpl(vocab, p, n, scratch, work);
-  for (size_t i = 0; i < n; i = scratch.next[i]) sink.Push(scratch.tok[i]);
-  // 28 to 44 bytes per input byte: keep it for pieces up to 64 KiB, but do not let one huge
-  // unsplit input pin hundreds of megabytes to a thread for its lifetime.
-  if (n > (size_t{1} << 16)) scratch = LargeMergeScratch();
-}
-
-// Collects up to kSmallPieceMax tokens on the stack.
+// Collects the tokens of a piece of up to kMaxPiece bytes on the stack.
 struct ArraySink {
-  uint32_t tokens[kSmallPieceMax];
+  static constexpr size_t kMaxPiece = 32;
+  uint32_t tokens[kMaxPiece];
   size_t count = 0;
   void Push(uint32_t t) { tokens[count++] = t; }
 };
@@ -121,8 +94,8 @@ class BpeCache {
  public:
   static constexpr size_t kMaxBytes = 22;
   static constexpr size_t kMaxTokens = 8;
-  // Cached pieces are merged with MergeSmall.
-  static_assert(kMaxBytes <= kSmallPieceMax);
+  // Cached pieces are encoded into an ArraySink.
+  static_assert(kMaxBytes <= ArraySink::kMaxPiece);
 
   // The cache of the calling thread.
   static BpeCache& ForThread() {
@@ -131,14 +104,14 @@ class BpeCache {
   }
 
   // Pointer to the cached tokens of [p, p+n) and their number, or nullptr.
-  const uint32_t* Find(const Vocab* owner, uint64_t hash, const uint8_t* p, size_t n,
+  const uint32_t* Find(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
                        size_t* count) const {
     const Entry& e = entries_[hash & (kEntries - 1)];
     if (e.owner != owner || e.len != n || std::memcmp(e.bytes, p, n) != 0) return nullptr;
     *count = e.count;
     return e.tokens;
   }
-  void Insert(const Vocab* owner, uint64_t hash, const uint8_t* p, size_t n,
+  void Insert(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
               const uint32_t* tokens, size_t count) {
     if (n > kMaxBytes || count > kMaxTokens) return;
     Entry& e = entries_[hash & (kEntries - 1)];
@@ -152,7 +125,7 @@ class BpeCache {
  private:
   static constexpr size_t kEntries = 4096;
   struct alignas(64) Entry {
-    const Vocab* owner = nullptr;
+    uint64_t owner = 0;  // Vocab::id(); ids are never reused, unlike addresses
     uint8_t len = 0;
     uint8_t count = 0;
     uint8_t bytes[kMaxBytes];
@@ -161,16 +134,6 @@ class BpeCache {
   static_assert(sizeof(Entry) == 64);
   Entry entries_[kEntries];
 };
-
-// Encodes one piece that is not itself a token. REQUIRES: n >= 2.
-template <class Sink>
-inline void BytePairEncode(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
-  if (n <= kSmallPieceMax) {
-    MergeSmall(vocab, p, n, sink);
-  } else {
-    MergeLarge(vocab, p, n, sink);
-  }
-}
 
 }  // namespace modeenvoy::tokenizer_internal
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/status_macros.h"
+#include "lib/tokenizer/backtrack.h"
 #include "lib/tokenizer/bpe.h"
 #include "lib/tokenizer/pretokenize.h"
 #include "lib/tokenizer/sha256.h"
@@ -21,6 +22,7 @@ namespace modeenvoy {
 namespace {
 
 using core_internal::ToAbsl;
+using tokenizer_internal::BacktrackEncoder;
 using tokenizer_internal::BpeCache;
 using tokenizer_internal::kNoRank;
 using tokenizer_internal::Vocab;
@@ -161,6 +163,7 @@ void ParallelFor(size_t n, int num_threads, const F& f) {
 
 struct Encoding::Impl {
   std::unique_ptr<Vocab> vocab;
+  std::unique_ptr<BacktrackEncoder> bpe;  // refers to *vocab
   absl::flat_hash_map<std::string, Token> special_encoder;
   absl::flat_hash_map<Token, std::string> special_decoder;
   std::vector<std::string_view> special_strings;
@@ -217,6 +220,7 @@ absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Create(EncodingSpec spec,
     }
   }
   enc->max_token_value_ = max_value;
+  impl.bpe = BacktrackEncoder::Build(*vocab);
   impl.vocab = std::move(vocab);
   return enc;
 }
@@ -226,14 +230,31 @@ bool Encoding::IsSpecialToken(Token token) const {
 }
 
 size_t Encoding::MemoryUsage() const {
-  size_t bytes = sizeof(*this) + sizeof(Impl) + impl_->vocab->MemoryUsage();
+  size_t bytes = sizeof(*this) + sizeof(Impl) + impl_->vocab->MemoryUsage() +
+                 impl_->bpe->MemoryUsage();
   for (const auto& [text, id] : spec_.special_tokens) bytes += 2 * (text.capacity() + 48);
   return bytes;
 }
 
+namespace {
+
+// Byte pair encoding of a piece that is not itself a token (REQUIRES: n >= 2).
+template <class Sink>
+void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p,
+                        size_t n, Sink& sink) {
+  if (n <= tokenizer_internal::kSmallPieceMax) {
+    tokenizer_internal::MergeSmall(vocab, p, n, sink);
+  } else {
+    bpe.Encode(p, n, sink);
+  }
+}
+
+}  // namespace
+
 template <class Sink>
 void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
   const Vocab& vocab = *impl_->vocab;
+  const BacktrackEncoder& bpe = *impl_->bpe;
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const uint8_t* const end = p + text.size();
   // Pieces are cut a batch ahead of their lookups so the hash-table slots (megabytes, not
@@ -257,6 +278,8 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
         if (piece.len > 4) {
           piece.key = Vocab::MakeKey(p, piece.len);
           vocab.Prefetch(piece.key);
+        } else {
+          vocab.PrefetchShort(p, piece.len);
         }
         p = q;
       }
@@ -281,33 +304,37 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
         } else if (piece.len <= BpeCache::kMaxBytes) {
           if (cache == nullptr) cache = &BpeCache::ForThread();
           size_t n;
-          const uint32_t* hit = cache->Find(&vocab, piece.key.hash, piece.p, piece.len, &n);
+          const uint32_t* hit = cache->Find(vocab.id(), piece.key.hash, piece.p, piece.len, &n);
           if (hit != nullptr) {
             for (size_t k = 0; k < n; ++k) sink.Push(hit[k]);
           } else {
             tokenizer_internal::ArraySink merged;
-            tokenizer_internal::MergeSmall(vocab, piece.p, piece.len, merged);
+            EncodePiece(vocab, bpe, piece.p, piece.len, merged);
             for (size_t k = 0; k < merged.count; ++k) sink.Push(merged.tokens[k]);
-            cache->Insert(&vocab, piece.key.hash, piece.p, piece.len, merged.tokens, merged.count);
+            cache->Insert(vocab.id(), piece.key.hash, piece.p, piece.len, merged.tokens, merged.count);
           }
         } else {
-          tokenizer_internal::BytePairEncode(vocab, piece.p, piece.len, sink);
+          bpe.Encode(piece.p, piece.len, sink);
         }
       }
     }
   };
+  // Lambdas, not function pointers: each run() instance gets its splitter inlined.
+  using tokenizer_internal::NextCl100kPiece;
+  using tokenizer_internal::NextO200kPiece;
+  using tokenizer_internal::NextR50kPiece;
   switch (spec_.pattern) {
     case SplitPattern::kCl100k:
-      run(tokenizer_internal::NextCl100kPiece<true>);
+      run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<true>(a, b); });
       break;
     case SplitPattern::kLlama3:
-      run(tokenizer_internal::NextCl100kPiece<false>);
+      run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<false>(a, b); });
       break;
     case SplitPattern::kO200k:
-      run(tokenizer_internal::NextO200kPiece);
+      run([](const uint8_t* a, const uint8_t* b) { return NextO200kPiece(a, b); });
       break;
     case SplitPattern::kR50k:
-      run(tokenizer_internal::NextR50kPiece);
+      run([](const uint8_t* a, const uint8_t* b) { return NextR50kPiece(a, b); });
       break;
   }
 }

@@ -12,6 +12,10 @@
 
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "lib/tokenizer/unicode.h"
 
 namespace modeenvoy::tokenizer_internal {
@@ -46,9 +50,31 @@ inline const uint8_t* ScanNone(const uint8_t* p, const uint8_t* end, uint8_t mas
   return p;
 }
 
+// The first position in [p, end) whose byte is outside [lo, lo + span] (`fold` is OR-ed into
+// each byte first: 0x20 makes [a-z] match both cases), or end. Sixteen bytes per step where
+// SSE2 exists: word lengths are unpredictable, and a byte loop mispredicts at every exit.
+inline const uint8_t* SkipByteRange(const uint8_t* p, const uint8_t* end, uint8_t lo,
+                                    uint8_t span, uint8_t fold) {
+#if defined(__SSE2__)
+  const __m128i vlo = _mm_set1_epi8(static_cast<char>(lo));
+  const __m128i vspan = _mm_set1_epi8(static_cast<char>(span));
+  const __m128i vfold = _mm_set1_epi8(static_cast<char>(fold));
+  while (end - p >= 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i t = _mm_sub_epi8(_mm_or_si128(x, vfold), vlo);
+    // t <= span, unsigned: min(t, span) == t.
+    const __m128i in = _mm_cmpeq_epi8(_mm_min_epu8(t, vspan), t);
+    const unsigned out = ~static_cast<unsigned>(_mm_movemask_epi8(in)) & 0xffffu;
+    if (out != 0) return p + __builtin_ctz(out);
+    p += 16;
+  }
+#endif
+  while (p < end && static_cast<uint8_t>((*p | fold) - lo) <= span) ++p;
+  return p;
+}
+
 inline bool IsAsciiLower(uint8_t c) { return static_cast<uint8_t>(c - 'a') < 26; }
 inline bool IsAsciiUpper(uint8_t c) { return static_cast<uint8_t>(c - 'A') < 26; }
-inline bool IsAsciiLetter(uint8_t c) { return static_cast<uint8_t>((c | 0x20) - 'a') < 26; }
 
 inline bool IsLowerAscii(uint8_t c, char lower) { return (c | 0x20) == static_cast<uint8_t>(lower); }
 
@@ -120,8 +146,7 @@ inline const uint8_t* NextCl100kPiece(const uint8_t* p, const uint8_t* end) {
     // start a contraction.
     if (b != '\'') {
       const uint8_t* q = (f & (kFlagL | kFlagN | kFlagNl)) ? p : p + 1;
-      const uint8_t* r = q;
-      while (r < end && IsAsciiLetter(*r)) ++r;
+      const uint8_t* r = SkipByteRange(q, end, 'a', 25, 0x20);
       if (r > q && (r == end || *r < 0x80)) return r;
     }
     if (f & kFlagL) return ScanAny(p + 1, end, kFlagL);
@@ -232,8 +257,8 @@ inline const uint8_t* NextO200kPiece(const uint8_t* p, const uint8_t* end) {
       const uint8_t* q = p;
       if (!(f & (kFlagL | kFlagN | kFlagNl))) ++q;  // the optional prefix
       const uint8_t* r = q;
-      while (r < end && IsAsciiUpper(*r)) ++r;
-      while (r < end && IsAsciiLower(*r)) ++r;
+      if (r < end && IsAsciiUpper(*r)) r = SkipByteRange(r + 1, end, 'A', 25, 0);
+      r = SkipByteRange(r, end, 'a', 25, 0);
       if (r > q && (r == end || *r < 0x80)) {
         const uint8_t* k = MatchContractionCaseless(r, end);
         return k != nullptr ? k : r;

@@ -1,6 +1,7 @@
 #include "lib/tokenizer/vocab.h"
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <utility>
 
@@ -95,7 +96,9 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
   }
   if (entries.empty()) return absl::DataLossError(absl::StrCat(ToAbsl(source), ": no tokens"));
 
+  static std::atomic<uint64_t> next_id{1};
   auto vocab = std::unique_ptr<Vocab>(new Vocab());
+  vocab->id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   uint32_t max_rank = 0;
   size_t pool_bytes = 0;
   for (const auto& [rank, bytes] : entries) {
@@ -110,6 +113,9 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
       return absl::DataLossError(absl::StrFormat("%s: rank %d appears twice", ToAbsl(source), rank));
     }
     line_of_rank[rank] = static_cast<int64_t>(i);
+  }
+  if (pool_bytes > 0xffffffffu) {
+    return absl::DataLossError(absl::StrCat(ToAbsl(source), ": tokens hold over 4 GiB"));
   }
   vocab->pool_.reserve(pool_bytes);
   vocab->offsets_.resize(size_t{max_rank} + 2);
@@ -164,6 +170,7 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
   size_t cap = 16;
   while (cap * 3 < long_count * 5) cap <<= 1;
   vocab->slots_.assign(cap, Slot{0, 0, 0});
+  static_assert(sizeof(Slot) == 16);
   vocab->mask_ = cap - 1;
   vocab->shift_ = 64 - __builtin_ctzll(cap);
   for (uint32_t r = 0; r <= max_rank; ++r) {
@@ -175,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
       const uint32_t found = vocab->FindShort(bp, bytes.size());
       if (found != kNoRank) return duplicate(r, found);
       const uint32_t key = static_cast<uint32_t>(LoadUpTo8(bp, bytes.size()));
-      size_t i = ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ bytes.size()) >> vocab->short_shift_;
+      size_t i = vocab->ShortSlotIndex(key, bytes.size());
       while (vocab->short_slots_[i].len_rank != 0) i = (i + 1) & vocab->short_mask_;
       vocab->short_slots_[i] = ShortSlot{key, static_cast<uint32_t>(bytes.size()) << 24 | r};
       continue;
@@ -194,8 +201,8 @@ void Vocab::Insert(uint32_t rank) {
   const Key key = MakeKey(p, len);
   const uint64_t head = key.head, h = key.hash;
   size_t i = h >> shift_;
-  while (slots_[i].len != 0) i = (i + 1) & mask_;
-  slots_[i] = Slot{head, static_cast<uint32_t>(len), rank};
+  while (slots_[i].len_rank != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{head, offsets_[rank], LengthTag(len) << 24 | rank};
 }
 
 size_t Vocab::MemoryUsage() const {

@@ -71,6 +71,15 @@ class Vocab {
   }
   // Starts loading the slot `key` probes first.
   void Prefetch(const Key& key) const { __builtin_prefetch(&slots_[key.hash >> shift_]); }
+  // Starts loading what FindShort(p, len) reads first (1 <= len <= 4).
+  void PrefetchShort(const uint8_t* p, size_t len) const {
+    if (len == 2) {
+      __builtin_prefetch(&pair_rank_[(size_t{p[0]} << 8) | p[1]]);
+    } else if (len > 2) {
+      __builtin_prefetch(
+          &short_slots_[ShortSlotIndex(static_cast<uint32_t>(LoadUpTo8(p, len)), len)]);
+    }
+  }
 
   // Rank of the byte string [p, p+len), or kNoRank. REQUIRES: len >= 1.
   // Keys of 2 to 4 bytes, the bulk of the lookups while merging, are answered from small
@@ -84,7 +93,7 @@ class Vocab {
     if (len == 1) return byte_rank_[p[0]];
     const uint32_t key = static_cast<uint32_t>(LoadUpTo8(p, len));
     const uint32_t tag = static_cast<uint32_t>(len) << 24;
-    size_t i = ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ len) >> short_shift_;
+    size_t i = ShortSlotIndex(key, len);
     for (;;) {
       const ShortSlot& s = short_slots_[i];
       if (s.key == key && (s.len_rank & 0xff000000u) == tag) return s.len_rank & 0x00ffffffu;
@@ -115,10 +124,11 @@ class Vocab {
     size_t i = key.hash >> shift_;
     for (;;) {
       const Slot& s = slots_[i];
-      if (s.len == len && s.head == key.head && (len <= 8 || TailEquals(s.rank, p, len))) {
-        return s.rank;
+      if ((s.len_rank >> 24) == LengthTag(len) && s.head == key.head &&
+          (len <= 8 || TailEquals(s, p, len))) {
+        return s.len_rank & 0x00ffffffu;
       }
-      if (s.len == 0) return kNoRank;
+      if (s.len_rank == 0) return kNoRank;
       i = (i + 1) & mask_;
     }
   }
@@ -134,14 +144,20 @@ class Vocab {
   // Largest rank in the file (ranks may have gaps, as p50k_base's 50256).
   uint32_t max_rank() const { return static_cast<uint32_t>(offsets_.size()) - 2; }
   size_t size() const { return size_; }
+  // Unique per Vocab in this process (never 0, never reused): per-thread memos key on it,
+  // since a freed Vocab's address can be reused by the next one.
+  uint64_t id() const { return id_; }
   size_t MemoryUsage() const;
 
  private:
   struct Slot {
-    uint64_t head;  // first min(len, 8) bytes, little-endian, zero padded
-    uint32_t len;   // 0 = empty slot
-    uint32_t rank;
+    uint64_t head;      // first min(len, 8) bytes, little-endian, zero padded
+    uint32_t offset;    // of the token's bytes in pool_ (no detour through offsets_)
+    uint32_t len_rank;  // LengthTag(len) << 24 | rank; 0 = empty slot (len >= 5 here)
   };
+  // A key's length as stored in a slot: lengths from 255 on share the tag 255 (the exact
+  // length is then checked in offsets_).
+  static uint32_t LengthTag(size_t len) { return len < 255 ? static_cast<uint32_t>(len) : 255; }
   static uint64_t HashLong(const uint8_t* p, size_t len, uint64_t head) {
     uint64_t h = (head ^ (uint64_t{len} << 56)) * 0x9e3779b97f4a7c15ull;
     size_t i = 8;
@@ -149,9 +165,14 @@ class Vocab {
     if (i < len) h = (Mix64(h) ^ Load8(p + len - 8)) * 0x9e3779b97f4a7c15ull;
     return Mix64(h);
   }
-  // Bytes 8..len of the token of `rank` equal those of p. REQUIRES: len > 8.
-  bool TailEquals(uint32_t rank, const uint8_t* p, size_t len) const {
-    const auto* t = reinterpret_cast<const uint8_t*>(pool_.data()) + offsets_[rank];
+  // Bytes 8..len of the token in slot s equal those of p (REQUIRES: len > 8, and the slot's
+  // length tag matches len).
+  bool TailEquals(const Slot& s, const uint8_t* p, size_t len) const {
+    if (len >= 255) {
+      const uint32_t rank = s.len_rank & 0x00ffffffu;
+      if (offsets_[rank + 1] - offsets_[rank] != len) return false;
+    }
+    const auto* t = reinterpret_cast<const uint8_t*>(pool_.data()) + s.offset;
     for (size_t i = 8; i + 8 < len; i += 8) {
       if (Load8(t + i) != Load8(p + i)) return false;
     }
@@ -159,6 +180,10 @@ class Vocab {
   }
   uint32_t num_slots_by_rank() const { return static_cast<uint32_t>(offsets_.size()) - 1; }
   void Insert(uint32_t rank);
+
+  size_t ShortSlotIndex(uint32_t key, size_t len) const {
+    return ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ len) >> short_shift_;
+  }
 
   struct ShortSlot {
     uint32_t key;       // the 3 or 4 bytes, little-endian
@@ -173,6 +198,7 @@ class Vocab {
   std::string pool_;               // token bytes in rank order
   std::vector<uint32_t> offsets_;  // offsets_[r]..offsets_[r+1] in pool_; size max_rank + 2
   size_t size_ = 0;
+  uint64_t id_ = 0;
   uint32_t byte_rank_[256];
   std::vector<uint32_t> pair_rank_;  // 65536 entries: rank of every two-byte string
 };

@@ -1,0 +1,245 @@
+#include "lib/tokenizer/backtrack.h"
+
+#include <algorithm>
+#include <string_view>
+
+namespace modeenvoy::tokenizer_internal {
+namespace {
+
+// Free slots of the double array, as a doubly linked list in slot order, so that placing a
+// node's children visits only free slots.
+class FreeList {
+ public:
+  // Slots [0, size) exist; slot 0 (the root) is taken.
+  void Grow(size_t size) {
+    const size_t old = next_.size();
+    if (size <= old) return;
+    next_.resize(size);
+    prev_.resize(size);
+    for (size_t i = old; i < size; ++i) {
+      prev_[i] = static_cast<uint32_t>(i - 1);
+      next_[i] = static_cast<uint32_t>(i + 1);
+    }
+    if (old == 0) {
+      // Slot 0 is the root: the list starts at 1.
+      head_ = 1;
+      prev_[1] = kEnd;
+    } else if (tail_ == kEnd) {
+      head_ = static_cast<uint32_t>(old);
+      prev_[old] = kEnd;
+    } else {
+      next_[tail_] = static_cast<uint32_t>(old);
+      prev_[old] = tail_;
+    }
+    tail_ = static_cast<uint32_t>(size - 1);
+    next_[tail_] = kEnd;
+  }
+  void Take(uint32_t i) {
+    const uint32_t p = prev_[i], n = next_[i];
+    if (p == kEnd) head_ = n; else next_[p] = n;
+    if (n == kEnd) tail_ = p; else prev_[n] = p;
+  }
+  uint32_t head() const { return head_; }
+  uint32_t next(uint32_t i) const { return next_[i]; }
+  static constexpr uint32_t kEnd = 0xffffffffu;
+
+ private:
+  std::vector<uint32_t> next_, prev_;
+  uint32_t head_ = kEnd, tail_ = kEnd;
+};
+
+}  // namespace
+
+std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
+  std::unique_ptr<BacktrackEncoder> enc(new BacktrackEncoder(vocab));
+  const uint32_t num_ranks = vocab.max_rank() + 1;
+  enc->info_.assign(num_ranks, TokenInfo{0, 0, kNoRank, 0, 0});
+  std::vector<uint32_t> sorted;
+  sorted.reserve(vocab.size());
+  for (uint32_t r = 0; r < num_ranks; ++r) {
+    const std::string_view bytes = vocab.Bytes(r);
+    if (bytes.empty()) continue;
+    enc->info_[r] = TokenInfo{r, r, kNoRank, static_cast<uint32_t>(bytes.size()), 0};
+    enc->max_token_len_ = std::max(enc->max_token_len_, static_cast<uint32_t>(bytes.size()));
+    sorted.push_back(r);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [&](uint32_t a, uint32_t b) { return vocab.Bytes(a) < vocab.Bytes(b); });
+
+  // The trie, over every token for now (the splits below need all of them); children are
+  // placed at the first base where all their slots are free.
+  std::vector<Node>& nodes = enc->nodes_;
+  FreeList free;
+  auto grow = [&](size_t size) {
+    if (size <= nodes.size()) return;
+    size_t cap = std::max<size_t>(nodes.size() * 2, 1024);
+    while (cap < size) cap *= 2;
+    nodes.resize(cap, Node{kFree, 0});
+    enc->ranks_.resize(cap, kNoRank);
+    free.Grow(cap);
+  };
+  grow(512);
+  nodes[0].check = kFree - 1;  // the root: taken, and no node's parent
+  std::vector<uint32_t> node_of(num_ranks, 0);
+  struct Range {
+    uint32_t node, lo, hi, depth;
+  };
+  std::vector<Range> todo = {{0, 0, static_cast<uint32_t>(sorted.size()), 0}};
+  uint8_t labels[256];
+  uint32_t starts[257];
+  while (!todo.empty()) {
+    Range range = todo.back();
+    todo.pop_back();
+    auto bytes = [&](uint32_t i) { return vocab.Bytes(sorted[i]); };
+    if (range.lo < range.hi && bytes(range.lo).size() == range.depth) {
+      enc->ranks_[range.node] = sorted[range.lo];
+      node_of[sorted[range.lo]] = range.node;
+      ++range.lo;
+    }
+    if (range.lo == range.hi) continue;
+    int count = 0;
+    for (uint32_t i = range.lo; i < range.hi; ++i) {
+      const auto c = static_cast<uint8_t>(bytes(i)[range.depth]);
+      if (count == 0 || labels[count - 1] != c) {
+        labels[count] = c;
+        starts[count] = i;
+        ++count;
+      }
+    }
+    starts[count] = range.hi;
+    if (enc->ranks_[range.node] != kNoRank) {
+      uint64_t& mask = enc->info_[enc->ranks_[range.node]].next_bytes;
+      for (int k = 0; k < count; ++k) mask |= uint64_t{1} << (labels[k] & 63);
+    }
+    uint32_t base = 0;
+    for (uint32_t f = free.head();; f = free.next(f)) {
+      if (f == FreeList::kEnd) {  // no room: grow, and retry from the new slots
+        const size_t old = nodes.size();
+        grow(old * 2);
+        f = static_cast<uint32_t>(old);
+      }
+      if (f < labels[0]) continue;
+      base = f - labels[0];
+      grow(size_t{base} + 256);
+      bool fits = true;
+      for (int k = 1; k < count && fits; ++k) fits = nodes[base + labels[k]].check == kFree;
+      if (fits) break;
+    }
+    nodes[range.node].base = base;
+    for (int k = 0; k < count; ++k) {
+      const uint32_t child = base + labels[k];
+      nodes[child].check = range.node;
+      free.Take(child);
+      todo.push_back({child, starts[k], starts[k + 1], range.depth + 1});
+    }
+  }
+  // Every base + byte must index a slot: the array ends 256 slots after the last base.
+  uint32_t max_base = 0;
+  for (const Node& n : nodes) {
+    if (n.check != kFree) max_base = std::max(max_base, n.base);
+  }
+  nodes.resize(size_t{max_base} + 256, Node{kFree, 0});
+  nodes.shrink_to_fit();
+  enc->ranks_.resize(nodes.size(), kNoRank);
+  enc->ranks_.shrink_to_fit();
+
+  // Splits, in rank order (a token's parts rank below it): the longest prefix token t1 such
+  // that the rest is a token t2 and BPE of t1 + t2 over ranks below the token stops at
+  // [t1, t2]. No such pair: BPE never produces the token from smaller parts.
+  std::vector<bool> reachable(num_ranks, false);
+  std::vector<uint32_t> prefixes;
+  for (uint32_t r = 0; r < num_ranks; ++r) {
+    const TokenInfo& t = enc->info_[r];
+    if (t.len == 0) continue;
+    if (t.len == 1) {
+      reachable[r] = true;
+      continue;
+    }
+    const auto* p = reinterpret_cast<const uint8_t*>(vocab.Bytes(r).data());
+    prefixes.clear();
+    uint32_t s = 0;
+    for (uint32_t i = 0; i + 1 < t.len; ++i) {
+      s = (nodes[s].base & ~kTerminal) + p[i];
+      if (enc->ranks_[s] != kNoRank) prefixes.push_back(enc->ranks_[s]);
+    }
+    bool found = false;
+    for (auto it = prefixes.rbegin(); it != prefixes.rend() && !found; ++it) {
+      const uint32_t t1 = *it;
+      const uint32_t l1 = enc->info_[t1].len;
+      const uint32_t t2 = vocab.Find(p + l1, t.len - l1);
+      if (t2 == kNoRank || !reachable[t1] || !reachable[t2]) continue;
+      if ((l1 > 1 && t1 > r) || (t.len - l1 > 1 && t2 > r)) continue;
+      if (!enc->Compatible(p + l1, t1, t2, r)) continue;
+      enc->info_[r].left = t1;
+      enc->info_[r].right = t2;
+      reachable[r] = true;
+      found = true;
+    }
+    if (!found) ++enc->unreachable_;
+  }
+  // Unreachable tokens leave the trie; every token learns its longest reachable prefix.
+  for (uint32_t r = 0; r < num_ranks; ++r) {
+    if (enc->info_[r].len > 0 && !reachable[r]) enc->ranks_[node_of[r]] = kNoRank;
+  }
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    if (enc->ranks_[i] != kNoRank) nodes[i].base |= kTerminal;
+  }
+  for (uint32_t r = 0; r < num_ranks; ++r) {
+    TokenInfo& t = enc->info_[r];
+    if (t.len < 2 || !reachable[r]) continue;
+    const auto* p = reinterpret_cast<const uint8_t*>(vocab.Bytes(r).data());
+    uint32_t s = 0;
+    for (uint32_t i = 0; i + 1 < t.len; ++i) {
+      s = (nodes[s].base & ~kTerminal) + p[i];
+      if (enc->ranks_[s] != kNoRank) t.prefix = enc->ranks_[s];
+    }
+  }
+  return enc;
+}
+
+void BacktrackEncoder::EncodeLong(const uint8_t* p, size_t n, std::vector<uint32_t>* out,
+                                  size_t* steps) const {
+  std::vector<uint32_t>& stack = *out;
+  stack.clear();
+  size_t work = 0;
+  thread_local std::vector<uint64_t> alive;  // bit i-1: position i may still end a token
+  alive.assign((n + 63) / 64, ~uint64_t{0});
+  size_t pos = 0;
+  uint32_t token = LongestPrefix(p, n);
+  for (;;) {
+    const uint32_t last = stack.empty() ? kNoRank : stack.back();
+    for (;;) {
+      ++work;
+      const size_t end = pos + info_[token].len;
+      if (((alive[(end - 1) >> 6] >> ((end - 1) & 63)) & 1) != 0 &&
+          (stack.empty() || CompatiblePair(p + pos, last, token))) {
+        stack.push_back(token);
+        pos = end;
+        if (pos == n) {
+          if (alive.capacity() > (size_t{1} << 12)) std::vector<uint64_t>().swap(alive);
+          if (steps != nullptr) *steps += work;
+          return;
+        }
+        token = LongestPrefix(p + pos, n - pos);
+        break;
+      }
+      const uint32_t shorter = info_[token].prefix;
+      if (shorter != kNoRank) {
+        token = shorter;
+        continue;
+      }
+      alive[(pos - 1) >> 6] &= ~(uint64_t{1} << ((pos - 1) & 63));
+      stack.pop_back();
+      pos -= info_[last].len;
+      token = last;
+      break;
+    }
+  }
+}
+
+size_t BacktrackEncoder::MemoryUsage() const {
+  return sizeof(*this) + nodes_.capacity() * sizeof(Node) + ranks_.capacity() * sizeof(uint32_t) +
+         info_.capacity() * sizeof(TokenInfo);
+}
+
+}  // namespace modeenvoy::tokenizer_internal

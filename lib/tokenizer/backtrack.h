@@ -1,0 +1,226 @@
+// lib/tokenizer/backtrack.h: byte pair encoding of one piece in linear time, by backtracking
+// over longest-prefix tokens instead of simulating the merges.
+//
+// This computes exactly what tiktoken's merge loop computes (bpe.h has that loop), using the
+// idea of github/rust-gems' `bpe` crate (Hendrik van Antwerpen, Alexander Neubeck): walk the
+// piece left to right, each time taking the longest token that is a prefix of the rest, and
+// accept it only if it is "compatible" with the token before it; otherwise try the next
+// shorter prefix token, and when none is left, step back one token. Three facts carry it:
+//  1. A token sequence in which every adjacent pair (a, b) is compatible, meaning BPE of
+//     bytes(a) + bytes(b) alone is [a, b], is the BPE encoding of its text, and the only
+//     such sequence. So the search returns the BPE encoding, and any prefix of the sequence
+//     it has built is the BPE encoding of that prefix of the text.
+//  2. Hence whether position i can be a token boundary does not depend on how the search got
+//     there: a dead position is remembered in a bit set and never retried (linear time).
+//  3. Compatibility needs no simulation. Merges inside one token's bytes happen in rank order
+//     (a token's rank exceeds its parts'), so replaying the merges that built a and b in
+//     reverse, always undoing the later one, visits every pair of parts that ever stood on
+//     both sides of the boundary; a pair whose concatenation is a token that ranks below the
+//     merge that ended it would have merged across the boundary, so (a, b) is incompatible.
+//     Which two parts a token was built from (its "split") is fixed per token and found once
+//     at load: the last merge of BPE over the token's own bytes.
+// Tokens that BPE cannot produce from their own bytes ("unreachable"; none in the published
+// files) are left out of the prefix search: tiktoken can only emit them as a whole piece.
+#ifndef MODEENVOY_LIB_TOKENIZER_BACKTRACK_H_
+#define MODEENVOY_LIB_TOKENIZER_BACKTRACK_H_
+
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <vector>
+
+#include "lib/tokenizer/vocab.h"
+
+namespace modeenvoy::tokenizer_internal {
+
+class BacktrackEncoder {
+ public:
+  // Builds the prefix trie and the token splits of `vocab`, which must outlive the encoder.
+  static std::unique_ptr<BacktrackEncoder> Build(const Vocab& vocab);
+
+  // Encodes the piece [p, p+n) (REQUIRES: n >= 1) into sink, as tiktoken's byte pair merge.
+  template <class Sink>
+  void Encode(const uint8_t* p, size_t n, Sink& sink) const;
+
+  // Encodes a piece of any length into *out and adds the number of elementary steps (prefix
+  // searches, compatibility checks, step-backs) to *steps: tests use it to show linear work.
+  void EncodeLong(const uint8_t* p, size_t n, std::vector<uint32_t>* out, size_t* steps) const;
+
+  // For tests and the load report.
+  size_t unreachable_tokens() const { return unreachable_; }
+  // The two tokens `rank` was merged from; {rank, rank} for single bytes and unreachable
+  // tokens.
+  std::pair<uint32_t, uint32_t> Split(uint32_t rank) const {
+    return {info_[rank].left, info_[rank].right};
+  }
+  size_t MemoryUsage() const;
+
+ private:
+  explicit BacktrackEncoder(const Vocab& vocab) : vocab_(vocab) {}
+
+  // A double-array trie over the bytes of the reachable tokens: the child of node s on byte c
+  // is t = base + c if nodes_[t].check == s. Free slots have check == kFree.
+  struct Node {
+    uint32_t check;
+    uint32_t base;  // kTerminal set: a reachable token ends here (its rank is in ranks_)
+  };
+  static constexpr uint32_t kFree = 0xffffffffu;
+  static constexpr uint32_t kTerminal = 0x80000000u;
+
+  struct TokenInfo {
+    uint32_t left;    // split: bytes(left) + bytes(right) == bytes(rank)
+    uint32_t right;
+    uint32_t prefix;  // longest reachable token that is a proper prefix, or kNoRank
+    uint32_t len;     // bytes
+    // Bit (c & 63) is set if some token is this one's bytes followed by byte c (and more):
+    // a boundary pair (x, y) can only be a token if x's mask has y's first byte.
+    uint64_t next_bytes;
+  };
+
+  // Longest reachable token that is a prefix of [p, p+n). REQUIRES: n >= 1.
+  uint32_t LongestPrefix(const uint8_t* p, size_t n) const {
+    // One dependent load per byte (check and base share a slot); the rank is read once.
+    uint32_t s = 0;
+    uint32_t best = 0;
+    const Node* nodes = nodes_.data();
+    uint32_t base = nodes[0].base;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t t = (base & ~kTerminal) + p[i];
+      const Node node = nodes[t];
+      if (node.check != s) break;
+      s = t;
+      base = node.base;
+      if (base & kTerminal) best = s;
+    }
+    return ranks_[best];
+  }
+
+  // Whether BPE of the bytes of `a` followed by those of `b` is [a, b], given that the two
+  // stand at text[-len(a), len(b)) (the bytes are read from the text). `limit` bounds the
+  // ranks that may merge at all (kNoRank: every token).
+  bool Compatible(const uint8_t* text, uint32_t a, uint32_t b, uint32_t limit) const {
+    uint32_t x = a, y = b;
+    const uint64_t boundary_bit = uint64_t{1} << (text[0] & 63);  // every y starts here
+    for (;;) {
+      const uint32_t lx = info_[x].len, ly = info_[y].len;
+      const uint32_t r = (info_[x].next_bytes & boundary_bit) != 0 && lx + ly <= max_token_len_
+                             ? vocab_.Find(text - lx, lx + ly)
+                             : kNoRank;
+      if (r < limit) return false;
+      if (x > y) {
+        // x was completed last: undo it. The pair ending there ranked above x's merge (a
+        // tie goes to x's merge, which is further left).
+        limit = x;
+        const uint32_t nx = info_[x].right;
+        if (nx == x) {
+          limit = y + 1;
+          const uint32_t ny = info_[y].left;
+          if (ny == y) return true;
+          y = ny;
+        } else {
+          x = nx;
+        }
+      } else {
+        // y was completed last. A tie goes to the boundary pair, which is further left.
+        limit = y + 1;
+        const uint32_t ny = info_[y].left;
+        if (ny == y) {
+          limit = x;
+          const uint32_t nx = info_[x].right;
+          if (nx == x) return true;
+          x = nx;
+        } else {
+          y = ny;
+        }
+      }
+    }
+  }
+
+  // Compatible(text, a, b, kNoRank), remembered per thread: the same token pairs meet again
+  // and again across different words (a direct-mapped table of 4096 pairs, 32 KiB).
+  bool CompatiblePair(const uint8_t* text, uint32_t a, uint32_t b) const {
+    struct Memo {
+      uint64_t owner = 0;  // Vocab::id() (addresses of freed encoders get reused)
+      uint64_t entries[4096];
+    };
+    thread_local Memo memo;
+    if (memo.owner != vocab_.id()) {
+      memo.owner = vocab_.id();
+      std::fill(std::begin(memo.entries), std::end(memo.entries), ~uint64_t{0});
+    }
+    const uint64_t key = (uint64_t{a} << 24) | b;  // ranks are below 2^24
+    uint64_t& e = memo.entries[((key * 0x9e3779b97f4a7c15ull) >> 52)];
+    if ((e >> 1) == key) return (e & 1) != 0;
+    const bool ok = Compatible(text, a, b, kNoRank);
+    e = (key << 1) | (ok ? 1 : 0);
+    return ok;
+  }
+
+  template <class Sink>
+  void EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const;
+
+  const Vocab& vocab_;
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> ranks_;  // by slot: the token ending there; ranks_[0] = kNoRank
+  std::vector<TokenInfo> info_;  // by rank; gaps have len 0
+  uint32_t max_token_len_ = 0;
+  size_t unreachable_ = 0;
+};
+
+// Pieces up to 64 bytes: the dead-position set is one word and the token stack is on the
+// machine stack.
+template <class Sink>
+void BacktrackEncoder::EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const {
+  uint32_t stack[64];
+  uint64_t alive = ~uint64_t{0};  // bit i-1: position i may still end a token
+  size_t top = 0;
+  size_t pos = 0;
+  uint32_t token = LongestPrefix(p, n);
+  for (;;) {
+    const uint32_t last = top > 0 ? stack[top - 1] : kNoRank;
+    for (;;) {
+      const size_t end = pos + info_[token].len;
+      if (((alive >> (end - 1)) & 1) != 0 &&
+          (top == 0 || CompatiblePair(p + pos, last, token))) {
+        stack[top++] = token;
+        pos = end;
+        if (pos == n) {
+          for (size_t i = 0; i < top; ++i) sink.Push(stack[i]);
+          return;
+        }
+        token = LongestPrefix(p + pos, n - pos);
+        break;
+      }
+      const uint32_t shorter = info_[token].prefix;
+      if (shorter != kNoRank) {
+        token = shorter;
+        continue;
+      }
+      // No token can start at pos after the tokens before it: pos is dead. Step back. (A
+      // single byte is always a candidate at pos 0, so this never empties the stack.)
+      alive &= ~(uint64_t{1} << (pos - 1));
+      --top;
+      pos -= info_[last].len;
+      token = last;
+      break;
+    }
+  }
+}
+
+template <class Sink>
+void BacktrackEncoder::Encode(const uint8_t* p, size_t n, Sink& sink) const {
+  if (n <= 64) {
+    EncodeSmall(p, n, sink);
+    return;
+  }
+  thread_local std::vector<uint32_t> tokens;
+  EncodeLong(p, n, &tokens, nullptr);
+  for (uint32_t t : tokens) sink.Push(t);
+  if (tokens.capacity() > (size_t{1} << 16)) std::vector<uint32_t>().swap(tokens);
+}
+
+}  // namespace modeenvoy::tokenizer_internal
+
+#endif  // MODEENVOY_LIB_TOKENIZER_BACKTRACK_H_

@@ -1,0 +1,202 @@
+// The backtracking encoder against tiktoken's merge loop, written out the plain way here.
+#include "lib/tokenizer/backtrack.h"
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lib/tokenizer/bpe.h"
+#include "tests/tokenizer/test_util.h"
+
+namespace modeenvoy::tokenizer_internal {
+namespace {
+
+// tiktoken's _byte_pair_merge as specified: start from single bytes; repeatedly merge the
+// adjacent pair whose concatenated bytes have the lowest rank, the leftmost on ties; stop when
+// no adjacent concatenation is a token. O(n^2): for pieces of a few kilobytes at most.
+std::vector<uint32_t> ReferenceMerge(const Vocab& v, const std::string& s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  std::vector<size_t> starts;  // part i is [starts[i], starts[i+1])
+  for (size_t i = 0; i <= s.size(); ++i) starts.push_back(i);
+  for (;;) {
+    uint32_t best = kNoRank;
+    size_t at = 0;
+    for (size_t i = 0; i + 2 < starts.size(); ++i) {
+      const uint32_t r = v.Find(p + starts[i], starts[i + 2] - starts[i]);
+      if (r < best) {
+        best = r;
+        at = i;
+      }
+    }
+    if (best == kNoRank) break;
+    starts.erase(starts.begin() + static_cast<ptrdiff_t>(at) + 1);
+  }
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i + 1 < starts.size(); ++i) {
+    out.push_back(v.Find(p + starts[i], starts[i + 1] - starts[i]));
+  }
+  return out;
+}
+
+std::vector<uint32_t> Backtrack(const BacktrackEncoder& e, const std::string& s) {
+  std::vector<uint32_t> out;
+  TokenSink sink{&out};
+  e.Encode(reinterpret_cast<const uint8_t*>(s.data()), s.size(), sink);
+  return out;
+}
+
+std::unique_ptr<Vocab> ParseFile(const std::string& name) {
+  std::FILE* f = std::fopen((tokenizer_test::TokenizerDir() + "/" + name + ".tiktoken").c_str(), "rb");
+  if (f == nullptr) return nullptr;
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
+  std::fclose(f);
+  auto vocab = Vocab::Parse(data, name);
+  return vocab.ok() ? std::move(*vocab) : nullptr;
+}
+
+TEST(BacktrackTest, LowestRankMergesFirstAndTiesGoLeftmost) {
+  // ranks: 256 "aa", 257 "ab", 258 "aab"
+  auto vocab = Vocab::Parse(tokenizer_test::SmallRankFile({"aa", "ab", "aab"}), "t");
+  ASSERT_TRUE(vocab.ok());
+  auto enc = BacktrackEncoder::Build(**vocab);
+  EXPECT_EQ(Backtrack(*enc, "aaa"), (std::vector<uint32_t>{256, 'a'}));
+  EXPECT_EQ(Backtrack(*enc, "aaaa"), (std::vector<uint32_t>{256, 256}));
+  // "aab": "aa"(256) beats "ab"(257), then "aa"+"b" = "aab"(258).
+  EXPECT_EQ(Backtrack(*enc, "aab"), (std::vector<uint32_t>{258}));
+  // "aaab": leftmost "aa" first, then "a"+"b" -> "ab"; "aab" never forms.
+  EXPECT_EQ(Backtrack(*enc, "aaab"), (std::vector<uint32_t>{256, 257}));
+  EXPECT_EQ(enc->Split(258), (std::pair<uint32_t, uint32_t>{256, 'b'}));
+  for (const char* s : {"aaa", "aaaa", "aab", "aaab", "abababaaab", "baaabaab"}) {
+    EXPECT_EQ(Backtrack(*enc, s), ReferenceMerge(**vocab, s)) << s;
+  }
+}
+
+TEST(BacktrackTest, LowerRankedPairAcrossTheBoundaryWins) {
+  // "bc"(256) outranks "ab"(257): in "abc", b joins c, and "a"+"bc" is not a token.
+  auto vocab = Vocab::Parse(tokenizer_test::SmallRankFile({"bc", "ab", "abc_"}), "t");
+  ASSERT_TRUE(vocab.ok());
+  auto enc = BacktrackEncoder::Build(**vocab);
+  EXPECT_EQ(Backtrack(*enc, "abc"), (std::vector<uint32_t>{'a', 256}));
+  EXPECT_EQ(Backtrack(*enc, "abcab"), (std::vector<uint32_t>{'a', 256, 257}));
+  EXPECT_EQ(Backtrack(*enc, "abc_"), (std::vector<uint32_t>{'a', 256, '_'}));
+}
+
+TEST(BacktrackTest, UnreachableTokensAreNeverProducedByMerging) {
+  // "abc" is a token, but no pair of tokens makes it ("ab" and "bc" are not tokens): BPE of
+  // "abcd" stays at single bytes. (Only a whole piece "abc" is that token, by lookup.)
+  auto vocab = Vocab::Parse(tokenizer_test::SmallRankFile({"abc", "cd"}), "t");
+  ASSERT_TRUE(vocab.ok());
+  auto enc = BacktrackEncoder::Build(**vocab);
+  EXPECT_EQ(enc->unreachable_tokens(), 1u);
+  EXPECT_EQ(Backtrack(*enc, "abcd"), (std::vector<uint32_t>{'a', 'b', 257}));
+  EXPECT_EQ(Backtrack(*enc, "abcd"), ReferenceMerge(**vocab, "abcd"));
+  EXPECT_EQ(Backtrack(*enc, "abcabc"), ReferenceMerge(**vocab, "abcabc"));
+}
+
+// Random pieces from atoms that make many near-ties and long merge chains, against the
+// reference, for every published vocabulary.
+void CheckRandomPieces(const std::string& name, uint32_t seed) {
+  auto vocab = ParseFile(name);
+  ASSERT_NE(vocab, nullptr);
+  auto enc = BacktrackEncoder::Build(*vocab);
+  EXPECT_EQ(enc->unreachable_tokens(), 0u) << name;
+  std::mt19937 rng(seed);
+  const std::vector<std::string> atoms = {
+      "a", "e", "th", "in", "er", "漢", "字", "😀", "ing", "\xff", "1", " ", "Q", "z", "é",
+      "\xcc\x81", "ß", "п", "ри", "ве", "т", "ع", "ر", "ب", " the", "ation", "\xe2\x80", "\x80",
+      "=", "  ", "\n", "ं", "क्", "ก", "า", "ี", "ア", "ー", "한", "국", "ο", "ρ", "ί"};
+  int compared = 0;
+  for (int i = 0; i < 4000; ++i) {
+    std::string s;
+    const size_t len = 2 + rng() % (i % 50 == 0 ? 600 : 60);
+    while (s.size() < len) s += atoms[rng() % atoms.size()];
+    ASSERT_EQ(Backtrack(*enc, s), ReferenceMerge(*vocab, s)) << name << ": " << s;
+    ++compared;
+  }
+  // Every token's own bytes encode to itself (a published vocabulary has no unreachable
+  // token), and a token followed by a byte agrees with the reference.
+  for (uint32_t r = 0; r <= vocab->max_rank(); r += 7) {
+    const std::string_view b = vocab->Bytes(r);
+    if (b.empty()) continue;
+    const std::string s(b);
+    ASSERT_EQ(Backtrack(*enc, s), (std::vector<uint32_t>{r})) << name << " rank " << r;
+    const std::string t = s + atoms[r % atoms.size()];
+    ASSERT_EQ(Backtrack(*enc, t), ReferenceMerge(*vocab, t)) << name << " rank " << r;
+    ++compared;
+  }
+  std::printf("%s: %d pieces agree with the reference merge\n", name.c_str(), compared);
+}
+
+TEST(BacktrackTest, AgreesWithReferenceMergeOnCl100k) {
+  MODEENVOY_LOAD_OR_SKIP(enc, "cl100k_base");
+  CheckRandomPieces("cl100k_base", 5);
+}
+
+TEST(BacktrackTest, AgreesWithReferenceMergeOnO200k) {
+  MODEENVOY_LOAD_OR_SKIP(enc, "o200k_base");
+  CheckRandomPieces("o200k_base", 6);
+}
+
+TEST(BacktrackTest, AgreesWithReferenceMergeOnR50kAndP50k) {
+  MODEENVOY_LOAD_OR_SKIP(enc, "p50k_base");
+  CheckRandomPieces("p50k_base", 7);
+  CheckRandomPieces("r50k_base", 8);
+}
+
+TEST(BacktrackTest, LongPiecesTakeLinearWork) {
+  // Counting work, not time: 10x more input must cost about 10x, not the 100x of tiktoken's
+  // quadratic merge.
+  MODEENVOY_LOAD_OR_SKIP(enc, "o200k_base");
+  auto vocab = ParseFile("o200k_base");
+  ASSERT_NE(vocab, nullptr);
+  auto bpe = BacktrackEncoder::Build(*vocab);
+  std::mt19937 rng(9);
+  auto letters = [&](size_t len) {
+    std::string s;
+    for (size_t i = 0; i < len; ++i) s += static_cast<char>('a' + rng() % 26);
+    return s;
+  };
+  auto cjk = [&](size_t len) {
+    std::string s;
+    while (s.size() < len) {
+      const uint32_t cp = 0x4e00 + rng() % 0x5200;
+      s += static_cast<char>(0xe0 | (cp >> 12));
+      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      s += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+    return s;
+  };
+  auto digits = [&](size_t len) {
+    std::string s;
+    for (size_t i = 0; i < len; ++i) s += static_cast<char>('0' + rng() % 10);
+    return s;
+  };
+  const std::string small[] = {letters(10000), cjk(10000), std::string(10000, 'a'), digits(10000)};
+  const std::string large[] = {letters(100000), cjk(100000), std::string(100000, 'a'),
+                               digits(100000)};
+  for (int k = 0; k < 4; ++k) {
+    size_t small_steps = 0, large_steps = 0;
+    std::vector<uint32_t> out;
+    bpe->EncodeLong(reinterpret_cast<const uint8_t*>(small[k].data()), small[k].size(), &out,
+                    &small_steps);
+    bpe->EncodeLong(reinterpret_cast<const uint8_t*>(large[k].data()), large[k].size(), &out,
+                    &large_steps);
+    const double ratio = static_cast<double>(large_steps) / static_cast<double>(small_steps);
+    EXPECT_LT(ratio, 12.0) << "input kind " << k << ": " << small_steps << " -> " << large_steps;
+    EXPECT_GT(ratio, 8.0) << "input kind " << k << ": " << small_steps << " -> " << large_steps;
+    // The first 2,000 bytes agree with the reference (which is quadratic: no more).
+    const std::string head = small[k].substr(0, 2000);
+    std::vector<uint32_t> head_out;
+    bpe->EncodeLong(reinterpret_cast<const uint8_t*>(head.data()), head.size(), &head_out,
+                    nullptr);
+    EXPECT_EQ(head_out, ReferenceMerge(*vocab, head)) << "input kind " << k;
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy::tokenizer_internal
