@@ -51,14 +51,12 @@ void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
   pair[n - 1] = kNoRank;
   const uint32_t end = static_cast<uint32_t>(n);
   for (;;) {
-    uint32_t best = kNoRank;
-    uint32_t bi = 0;
-    for (uint32_t i = 0; i < end; i = next[i]) {
-      if (pair[i] < best) {
-        best = pair[i];
-        bi = i;
-      }
-    }
+    // The lowest (rank, offset): lowest rank, leftmost on ties. Branch-free: which pair wins
+    // is data, and a mispredicted compare per part cost more than the whole lookup.
+    uint64_t min = ~uint64_t{0};
+    for (uint32_t i = 0; i < end; i = next[i]) min = std::min(min, uint64_t{pair[i]} << 32 | i);
+    const auto best = static_cast<uint32_t>(min >> 32);
+    const auto bi = static_cast<uint32_t>(min);
     if (best == kNoRank) break;
     const uint32_t j = next[bi];
     const uint32_t k = next[j];
