@@ -74,8 +74,7 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     if (size <= nodes.size()) return;
     size_t cap = std::max<size_t>(nodes.size() * 2, 1024);
     while (cap < size) cap *= 2;
-    nodes.resize(cap, Node{kFree, 0});
-    enc->ranks_.resize(cap, kNoRank);
+    nodes.resize(cap, Node{kFree, 0, kNoRank});
     free.Grow(cap);
   };
   grow(512);
@@ -92,7 +91,7 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     todo.pop_back();
     auto bytes = [&](uint32_t i) { return vocab.Bytes(sorted[i]); };
     if (range.lo < range.hi && bytes(range.lo).size() == range.depth) {
-      enc->ranks_[range.node] = sorted[range.lo];
+      nodes[range.node].rank = sorted[range.lo];
       node_of[sorted[range.lo]] = range.node;
       ++range.lo;
     }
@@ -107,8 +106,8 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
       }
     }
     starts[count] = range.hi;
-    if (enc->ranks_[range.node] != kNoRank) {
-      uint64_t& mask = enc->info_[enc->ranks_[range.node]].next_bytes;
+    if (nodes[range.node].rank != kNoRank) {
+      uint64_t& mask = enc->info_[nodes[range.node].rank].next_bytes;
       for (int k = 0; k < count; ++k) mask |= uint64_t{1} << (labels[k] & 63);
     }
     uint32_t base = 0;
@@ -138,10 +137,8 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
   for (const Node& n : nodes) {
     if (n.check != kFree) max_base = std::max(max_base, n.base);
   }
-  nodes.resize(size_t{max_base} + 256, Node{kFree, 0});
+  nodes.resize(size_t{max_base} + 256, Node{kFree, 0, kNoRank});
   nodes.shrink_to_fit();
-  enc->ranks_.resize(nodes.size(), kNoRank);
-  enc->ranks_.shrink_to_fit();
 
   // Splits, in rank order (a token's parts rank below it): the longest prefix token t1 such
   // that the rest is a token t2 and BPE of t1 + t2 over ranks below the token stops at
@@ -159,8 +156,8 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     prefixes.clear();
     uint32_t s = 0;
     for (uint32_t i = 0; i + 1 < t.len; ++i) {
-      s = (nodes[s].base & ~kTerminal) + p[i];
-      if (enc->ranks_[s] != kNoRank) prefixes.push_back(enc->ranks_[s]);
+      s = nodes[s].base + p[i];
+      if (nodes[s].rank != kNoRank) prefixes.push_back(nodes[s].rank);
     }
     bool found = false;
     for (auto it = prefixes.rbegin(); it != prefixes.rend() && !found; ++it) {
@@ -179,10 +176,7 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
   }
   // Unreachable tokens leave the trie; every token learns its longest reachable prefix.
   for (uint32_t r = 0; r < num_ranks; ++r) {
-    if (enc->info_[r].len > 0 && !reachable[r]) enc->ranks_[node_of[r]] = kNoRank;
-  }
-  for (size_t i = 1; i < nodes.size(); ++i) {
-    if (enc->ranks_[i] != kNoRank) nodes[i].base |= kTerminal;
+    if (enc->info_[r].len > 0 && !reachable[r]) nodes[node_of[r]].rank = kNoRank;
   }
   for (uint32_t r = 0; r < num_ranks; ++r) {
     TokenInfo& t = enc->info_[r];
@@ -190,8 +184,8 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     const auto* p = reinterpret_cast<const uint8_t*>(vocab.Bytes(r).data());
     uint32_t s = 0;
     for (uint32_t i = 0; i + 1 < t.len; ++i) {
-      s = (nodes[s].base & ~kTerminal) + p[i];
-      if (enc->ranks_[s] != kNoRank) t.prefix = enc->ranks_[s];
+      s = nodes[s].base + p[i];
+      if (nodes[s].rank != kNoRank) t.prefix = nodes[s].rank;
     }
   }
   return enc;
@@ -238,8 +232,7 @@ void BacktrackEncoder::EncodeLong(const uint8_t* p, size_t n, std::vector<uint32
 }
 
 size_t BacktrackEncoder::MemoryUsage() const {
-  return sizeof(*this) + nodes_.capacity() * sizeof(Node) + ranks_.capacity() * sizeof(uint32_t) +
-         info_.capacity() * sizeof(TokenInfo);
+  return sizeof(*this) + nodes_.capacity() * sizeof(Node) + info_.capacity() * sizeof(TokenInfo);
 }
 
 }  // namespace modeenvoy::tokenizer_internal

@@ -64,10 +64,10 @@ class BacktrackEncoder {
   // is t = base + c if nodes_[t].check == s. Free slots have check == kFree.
   struct Node {
     uint32_t check;
-    uint32_t base;  // kTerminal set: a reachable token ends here (its rank is in ranks_)
+    uint32_t base;
+    uint32_t rank;  // the reachable token ending here, or kNoRank
   };
   static constexpr uint32_t kFree = 0xffffffffu;
-  static constexpr uint32_t kTerminal = 0x80000000u;
 
   struct TokenInfo {
     uint32_t left;    // split: bytes(left) + bytes(right) == bytes(rank)
@@ -81,20 +81,20 @@ class BacktrackEncoder {
 
   // Longest reachable token that is a prefix of [p, p+n). REQUIRES: n >= 1.
   uint32_t LongestPrefix(const uint8_t* p, size_t n) const {
-    // One dependent load per byte (check and base share a slot); the rank is read once.
+    // One dependent load per byte: check, base and rank share a slot.
     uint32_t s = 0;
-    uint32_t best = 0;
+    uint32_t best = kNoRank;
     const Node* nodes = nodes_.data();
     uint32_t base = nodes[0].base;
     for (size_t i = 0; i < n; ++i) {
-      const uint32_t t = (base & ~kTerminal) + p[i];
+      const uint32_t t = base + p[i];
       const Node node = nodes[t];
       if (node.check != s) break;
       s = t;
       base = node.base;
-      if (base & kTerminal) best = s;
+      if (node.rank != kNoRank) best = node.rank;
     }
-    return ranks_[best];
+    return best;
   }
 
   // Whether BPE of the bytes of `a` followed by those of `b` is [a, b], given that the two
@@ -163,7 +163,6 @@ class BacktrackEncoder {
 
   const Vocab& vocab_;
   std::vector<Node> nodes_;
-  std::vector<uint32_t> ranks_;  // by slot: the token ending there; ranks_[0] = kNoRank
   std::vector<TokenInfo> info_;  // by rank; gaps have len 0
   uint32_t max_token_len_ = 0;
   size_t unreachable_ = 0;

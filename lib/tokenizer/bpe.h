@@ -25,9 +25,9 @@ struct CountSink {
   void Push(uint32_t) { ++count; }
 };
 
-// Pieces up to this many bytes use MergeSmall, longer ones the backtracking encoder
-// (backtrack.h). Measured crossover on the benchmark corpus (bench/tokenizer): 12 to 20 bytes.
-inline constexpr size_t kSmallPieceMax = 16;
+// ASCII pieces up to this many bytes use MergeSmall, longer ones the backtracking encoder
+// (backtrack.h); see EncodePiece in encoding.cc.
+inline constexpr size_t kSmallPieceMax = 12;
 
 // tiktoken's merge loop on a short piece: arrays on the stack, a linear scan over the live
 // parts for the lowest-ranked pair per merge. O(n^2), but for a few bytes it mostly touches

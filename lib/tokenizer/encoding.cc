@@ -238,11 +238,23 @@ size_t Encoding::MemoryUsage() const {
 
 namespace {
 
-// Byte pair encoding of a piece that is not itself a token (REQUIRES: n >= 2).
+// Whether [p, p+n) is all ASCII. REQUIRES: 1 <= n <= 16.
+inline bool ShortIsAscii(const uint8_t* p, size_t n) {
+  const size_t k = n < 8 ? n : 8;
+  const uint64_t bits = tokenizer_internal::LoadUpTo8(p, k) |
+                        tokenizer_internal::LoadUpTo8(p + n - k, k);
+  return (bits & 0x8080808080808080ull) == 0;
+}
+
+// Byte pair encoding of a piece that is not itself a token (REQUIRES: n >= 2). Which
+// algorithm is faster depends on the text (bench/tokenizer, docs/tokenizer.md): short ASCII
+// pieces (English words, identifiers) need few merges whose lookups stay in the small rank
+// tables, so the scan merge wins up to 12 bytes; pieces in other scripts need a merge per
+// UTF-8 byte, and the backtracking encoder wins from 5 bytes on.
 template <class Sink>
 void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p,
                         size_t n, Sink& sink) {
-  if (n <= tokenizer_internal::kSmallPieceMax) {
+  if (n <= 4 || (n <= tokenizer_internal::kSmallPieceMax && ShortIsAscii(p, n))) {
     tokenizer_internal::MergeSmall(vocab, p, n, sink);
   } else {
     bpe.Encode(p, n, sink);
@@ -294,7 +306,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
           if (rank != kNoRank) {
             sink.Push(rank);
           } else {
-            tokenizer_internal::MergeSmall(vocab, piece.p, piece.len, sink);
+            EncodePiece(vocab, bpe, piece.p, piece.len, sink);
           }
           continue;
         }

@@ -137,7 +137,7 @@ inline const uint8_t* WhitespacePiece(const uint8_t* p, const uint8_t* end, bool
 //   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
 //   |\s*[\r\n]+|\s+(?!\S)|\s+
 template <bool kTrailingRule>
-inline const uint8_t* NextCl100kPiece(const uint8_t* p, const uint8_t* end) {
+[[gnu::always_inline]] inline const uint8_t* NextCl100kPiece(const uint8_t* p, const uint8_t* end) {
   const uint8_t b = *p;
   if (b < 0x80) {
     const uint8_t f = kAsciiFlags.flags[b];
@@ -244,7 +244,7 @@ inline const uint8_t* MatchUpperPlusLowerStar(const uint8_t* q, const uint8_t* e
 //   |[^\r\n\p{L}\p{N}]?[U]+[W]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
 //   |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
 // Note \p{M} is not \p{L}: a mark may be the optional prefix and is also in U and W.
-inline const uint8_t* NextO200kPiece(const uint8_t* p, const uint8_t* end) {
+[[gnu::always_inline]] inline const uint8_t* NextO200kPiece(const uint8_t* p, const uint8_t* end) {
   const uint8_t b = *p;
   if (b < 0x80) {
     const uint8_t f = kAsciiFlags.flags[b];
