@@ -53,13 +53,13 @@ class FreeList {
 std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
   std::unique_ptr<BacktrackEncoder> enc(new BacktrackEncoder(vocab));
   const uint32_t num_ranks = vocab.max_rank() + 1;
-  enc->info_.assign(num_ranks, TokenInfo{0, 0, kNoRank, 0, 0});
+  enc->info_.assign(num_ranks, TokenInfo{0, 0, kNoRank, 0, 0, 0});
   std::vector<uint32_t> sorted;
   sorted.reserve(vocab.size());
   for (uint32_t r = 0; r < num_ranks; ++r) {
     const std::string_view bytes = vocab.Bytes(r);
     if (bytes.empty()) continue;
-    enc->info_[r] = TokenInfo{r, r, kNoRank, static_cast<uint32_t>(bytes.size()), 0};
+    enc->info_[r] = TokenInfo{r, r, kNoRank, static_cast<uint32_t>(bytes.size()), 0, 0};
     enc->max_token_len_ = std::max(enc->max_token_len_, static_cast<uint32_t>(bytes.size()));
     sorted.push_back(r);
   }
@@ -109,6 +109,15 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     if (nodes[range.node].rank != kNoRank) {
       uint64_t& mask = enc->info_[nodes[range.node].rank].next_bytes;
       for (int k = 0; k < count; ++k) mask |= uint64_t{1} << (labels[k] & 63);
+    }
+    if (range.node != 0) {
+      // The token two levels up (if any) continues with (this node's byte, a child's byte).
+      const uint32_t parent = nodes[range.node].check;
+      if (nodes[parent].rank != kNoRank) {
+        const auto c = static_cast<uint8_t>(range.node - nodes[parent].base);
+        uint64_t& mask = enc->info_[nodes[parent].rank].next_pairs;
+        for (int k = 0; k < count; ++k) mask |= PairBit(c, labels[k]);
+      }
     }
     uint32_t base = 0;
     for (uint32_t f = free.head();; f = free.next(f)) {
