@@ -8,10 +8,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lib/tokenizer/backtrack.h"
+#include "lib/tokenizer/bpe.h"
+#include "lib/tokenizer/pretokenize.h"
+#include "lib/tokenizer/vocab.h"
 #include "modeenvoy/tokenizer/encoding.h"
 
 namespace {
@@ -101,7 +106,95 @@ void BM_Load(benchmark::State& state, const std::string& encoding) {
   }
 }
 
+// The two byte pair encoders on the pieces of bench.txt that are not tokens, by script and
+// length: the measurement behind EncodePiece's choice (ASCII up to 12 bytes: scan merge;
+// the rest: backtracking). ns per piece = time / pieces.
+enum Algo { kScanMerge, kBacktrack };
+
+struct MergeCorpus {
+  std::unique_ptr<modeenvoy::tokenizer_internal::Vocab> vocab;
+  std::unique_ptr<modeenvoy::tokenizer_internal::BacktrackEncoder> bpe;
+  std::map<std::string, std::vector<std::string_view>> pieces;  // "ascii/5-8" -> pieces
+};
+
+const MergeCorpus* Merges(const std::string& encoding) {
+  using namespace modeenvoy::tokenizer_internal;
+  static auto* cache = new std::map<std::string, std::unique_ptr<MergeCorpus>>();
+  auto it = cache->find(encoding);
+  if (it != cache->end()) return it->second.get();
+  const std::string* text = Corpus("bench.txt");
+  std::FILE* f = std::fopen((DataDir() + "/tokenizers/" + encoding + ".tiktoken").c_str(), "rb");
+  if (text == nullptr || f == nullptr) {
+    if (f != nullptr) std::fclose(f);
+    return nullptr;
+  }
+  std::string ranks;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) ranks.append(buf, n);
+  std::fclose(f);
+  auto corpus = std::make_unique<MergeCorpus>();
+  auto vocab = Vocab::Parse(ranks, encoding);
+  if (!vocab.ok()) return nullptr;
+  corpus->vocab = std::move(*vocab);
+  corpus->bpe = BacktrackEncoder::Build(*corpus->vocab);
+  const auto* p = reinterpret_cast<const uint8_t*>(text->data());
+  const uint8_t* end = p + text->size();
+  while (p < end) {
+    const uint8_t* q = encoding == "o200k_base" ? NextO200kPiece(p, end) : NextCl100kPiece<true>(p, end);
+    const size_t len = static_cast<size_t>(q - p);
+    if (len >= 2 && len <= kSmallPieceMax && corpus->vocab->Find(p, len) == kNoRank) {
+      bool ascii = true;
+      for (size_t i = 0; i < len; ++i) ascii = ascii && p[i] < 0x80;
+      const char* bucket = len <= 4 ? "2-4" : len <= 8 ? "5-8" : len <= 12 ? "9-12" : len <= 16 ? "13-16" : "17-32";
+      corpus->pieces[std::string(ascii ? "ascii/" : "other/") + bucket].push_back(
+          std::string_view(reinterpret_cast<const char*>(p), len));
+    }
+    p = q;
+  }
+  return (*cache)[encoding] = std::move(corpus), (*cache)[encoding].get();
+}
+
+void BM_Merge(benchmark::State& state, const std::string& encoding, const std::string& bucket,
+              Algo algo) {
+  const MergeCorpus* corpus = Merges(encoding);
+  if (corpus == nullptr || corpus->pieces.count(bucket) == 0) {
+    state.SkipWithError("tokenizer data or corpus missing");
+    return;
+  }
+  const auto& pieces = corpus->pieces.at(bucket);
+  modeenvoy::tokenizer_internal::CountSink sink;
+  for (auto _ : state) {
+    for (std::string_view piece : pieces) {
+      const auto* p = reinterpret_cast<const uint8_t*>(piece.data());
+      if (algo == kScanMerge) {
+        modeenvoy::tokenizer_internal::MergeSmall(*corpus->vocab, p, piece.size(), sink);
+      } else {
+        corpus->bpe->Encode(p, piece.size(), sink);
+      }
+    }
+  }
+  benchmark::DoNotOptimize(sink.count);
+  state.counters["pieces"] = static_cast<double>(pieces.size());
+  state.counters["ns_per_piece"] = benchmark::Counter(
+      static_cast<double>(pieces.size()), benchmark::Counter::kIsIterationInvariantRate |
+                                              benchmark::Counter::kInvert);
+}
+
 void Register() {
+  for (const char* enc : {"cl100k_base", "o200k_base"}) {
+    for (const char* script : {"ascii/", "other/"}) {
+      for (const char* len : {"2-4", "5-8", "9-12", "13-16", "17-32"}) {
+        for (Algo algo : {kScanMerge, kBacktrack}) {
+          const std::string bucket = std::string(script) + len;
+          const std::string name = std::string("Merge/") + (algo == kScanMerge ? "scan/" : "backtrack/") +
+                                   enc + "/" + bucket;
+          benchmark::RegisterBenchmark(name.c_str(), BM_Merge, std::string(enc), bucket, algo)
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
   for (const char* enc : {"cl100k_base", "o200k_base"}) {
     for (const char* file : {"bench.txt", "bench_prose.txt", "bench_code.txt",
                              "bench_multilingual.txt", "long_letters.txt", "long_digits.txt",

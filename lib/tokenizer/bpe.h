@@ -25,9 +25,9 @@ struct CountSink {
   void Push(uint32_t) { ++count; }
 };
 
-// ASCII pieces up to this many bytes use MergeSmall, longer ones the backtracking encoder
-// (backtrack.h); see EncodePiece in encoding.cc.
-inline constexpr size_t kSmallPieceMax = 12;
+// The longest piece MergeSmall takes. Which pieces it gets is EncodePiece's choice
+// (encoding.cc): ASCII pieces of up to 12 bytes; the backtracking encoder (backtrack.h) the rest.
+inline constexpr size_t kSmallPieceMax = 32;
 
 // tiktoken's merge loop on a short piece: arrays on the stack, a linear scan over the live
 // parts for the lowest-ranked pair per merge. O(n^2), but for a few bytes it mostly touches

@@ -238,6 +238,9 @@ size_t Encoding::MemoryUsage() const {
 
 namespace {
 
+// ASCII pieces up to this many bytes go to the scan merge (see EncodePiece).
+constexpr size_t kScanMergeAsciiMax = 12;
+
 // Whether [p, p+n) is all ASCII. REQUIRES: 1 <= n <= 16.
 inline bool ShortIsAscii(const uint8_t* p, size_t n) {
   const size_t k = n < 8 ? n : 8;
@@ -254,7 +257,7 @@ inline bool ShortIsAscii(const uint8_t* p, size_t n) {
 template <class Sink>
 void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p,
                         size_t n, Sink& sink) {
-  if (n <= 4 || (n <= tokenizer_internal::kSmallPieceMax && ShortIsAscii(p, n))) {
+  if (n <= 4 || (n <= kScanMergeAsciiMax && ShortIsAscii(p, n))) {
     tokenizer_internal::MergeSmall(vocab, p, n, sink);
   } else {
     bpe.Encode(p, n, sink);

@@ -1,4 +1,5 @@
-// The backtracking encoder against tiktoken's merge loop, written out the plain way here.
+// Both byte pair encoders (the backtracking one and the scan merge for short pieces) against
+// tiktoken's merge loop, written out the plain way here.
 #include "lib/tokenizer/backtrack.h"
 
 #include <cstdio>
@@ -47,6 +48,13 @@ std::vector<uint32_t> Backtrack(const BacktrackEncoder& e, const std::string& s)
   return out;
 }
 
+std::vector<uint32_t> Scan(const Vocab& v, const std::string& s) {
+  std::vector<uint32_t> out;
+  TokenSink sink{&out};
+  MergeSmall(v, reinterpret_cast<const uint8_t*>(s.data()), s.size(), sink);
+  return out;
+}
+
 std::unique_ptr<Vocab> ParseFile(const std::string& name) {
   std::FILE* f = std::fopen((tokenizer_test::TokenizerDir() + "/" + name + ".tiktoken").c_str(), "rb");
   if (f == nullptr) return nullptr;
@@ -73,6 +81,7 @@ TEST(BacktrackTest, LowestRankMergesFirstAndTiesGoLeftmost) {
   EXPECT_EQ(enc->Split(258), (std::pair<uint32_t, uint32_t>{256, 'b'}));
   for (const char* s : {"aaa", "aaaa", "aab", "aaab", "abababaaab", "baaabaab"}) {
     EXPECT_EQ(Backtrack(*enc, s), ReferenceMerge(**vocab, s)) << s;
+    EXPECT_EQ(Scan(**vocab, s), ReferenceMerge(**vocab, s)) << s;
   }
 }
 
@@ -115,7 +124,11 @@ void CheckRandomPieces(const std::string& name, uint32_t seed) {
     std::string s;
     const size_t len = 2 + rng() % (i % 50 == 0 ? 600 : 60);
     while (s.size() < len) s += atoms[rng() % atoms.size()];
-    ASSERT_EQ(Backtrack(*enc, s), ReferenceMerge(*vocab, s)) << name << ": " << s;
+    const std::vector<uint32_t> expected = ReferenceMerge(*vocab, s);
+    ASSERT_EQ(Backtrack(*enc, s), expected) << name << ": " << s;
+    if (s.size() <= kSmallPieceMax) {
+      ASSERT_EQ(Scan(*vocab, s), expected) << name << ": " << s;
+    }
     ++compared;
   }
   // Every token's own bytes encode to itself (a published vocabulary has no unreachable
