@@ -82,8 +82,9 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
   std::vector<uint32_t> node_of(num_ranks, 0);
   struct Range {
     uint32_t node, lo, hi, depth;
+    uint32_t ancestor;  // the token of the nearest node above that ends one, or kNoRank
   };
-  std::vector<Range> todo = {{0, 0, static_cast<uint32_t>(sorted.size()), 0}};
+  std::vector<Range> todo = {{0, 0, static_cast<uint32_t>(sorted.size()), 0, kNoRank}};
   uint8_t labels[256];
   uint32_t starts[257];
   while (!todo.empty()) {
@@ -91,8 +92,11 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     todo.pop_back();
     auto bytes = [&](uint32_t i) { return vocab.Bytes(sorted[i]); };
     if (range.lo < range.hi && bytes(range.lo).size() == range.depth) {
-      nodes[range.node].rank = sorted[range.lo];
-      node_of[sorted[range.lo]] = range.node;
+      const uint32_t rank = sorted[range.lo];
+      nodes[range.node].rank = rank;
+      node_of[rank] = range.node;
+      enc->info_[rank].prefix = range.ancestor;  // for now over all tokens, reachable or not
+      range.ancestor = rank;
       ++range.lo;
     }
     if (range.lo == range.hi) continue;
@@ -138,7 +142,7 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
       const uint32_t child = base + labels[k];
       nodes[child].check = range.node;
       free.Take(child);
-      todo.push_back({child, starts[k], starts[k + 1], range.depth + 1});
+      todo.push_back({child, starts[k], starts[k + 1], range.depth + 1, range.ancestor});
     }
   }
   // Every base + byte must index a slot: the array ends 256 slots after the last base.
@@ -151,26 +155,16 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
 
   // Splits, in rank order (a token's parts rank below it): the longest prefix token t1 such
   // that the rest is a token t2 and BPE of t1 + t2 over ranks below the token stops at
-  // [t1, t2]. No such pair: BPE never produces the token from smaller parts.
+  // [t1, t2]. No such pair: BPE never produces the token from smaller parts. The prefix
+  // tokens of a token are the chain of `prefix` links the trie pass left.
   std::vector<bool> reachable(num_ranks, false);
-  std::vector<uint32_t> prefixes;
+  for (uint32_t r = 0; r < num_ranks; ++r) reachable[r] = enc->info_[r].len == 1;
   for (uint32_t r = 0; r < num_ranks; ++r) {
     const TokenInfo& t = enc->info_[r];
-    if (t.len == 0) continue;
-    if (t.len == 1) {
-      reachable[r] = true;
-      continue;
-    }
+    if (t.len < 2) continue;
     const auto* p = reinterpret_cast<const uint8_t*>(vocab.Bytes(r).data());
-    prefixes.clear();
-    uint32_t s = 0;
-    for (uint32_t i = 0; i + 1 < t.len; ++i) {
-      s = nodes[s].base + p[i];
-      if (nodes[s].rank != kNoRank) prefixes.push_back(nodes[s].rank);
-    }
     bool found = false;
-    for (auto it = prefixes.rbegin(); it != prefixes.rend() && !found; ++it) {
-      const uint32_t t1 = *it;
+    for (uint32_t t1 = t.prefix; t1 != kNoRank && !found; t1 = enc->info_[t1].prefix) {
       const uint32_t l1 = enc->info_[t1].len;
       const uint32_t t2 = vocab.Find(p + l1, t.len - l1);
       if (t2 == kNoRank || !reachable[t1] || !reachable[t2]) continue;
@@ -188,14 +182,8 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     if (enc->info_[r].len > 0 && !reachable[r]) nodes[node_of[r]].rank = kNoRank;
   }
   for (uint32_t r = 0; r < num_ranks; ++r) {
-    TokenInfo& t = enc->info_[r];
-    if (t.len < 2 || !reachable[r]) continue;
-    const auto* p = reinterpret_cast<const uint8_t*>(vocab.Bytes(r).data());
-    uint32_t s = 0;
-    for (uint32_t i = 0; i + 1 < t.len; ++i) {
-      s = nodes[s].base + p[i];
-      if (nodes[s].rank != kNoRank) t.prefix = nodes[s].rank;
-    }
+    uint32_t& prefix = enc->info_[r].prefix;
+    while (prefix != kNoRank && !reachable[prefix]) prefix = enc->info_[prefix].prefix;
   }
   return enc;
 }

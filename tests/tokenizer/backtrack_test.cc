@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lib/tokenizer/bpe.h"
 #include "tests/tokenizer/test_util.h"
@@ -105,6 +107,26 @@ TEST(BacktrackTest, UnreachableTokensAreNeverProducedByMerging) {
   EXPECT_EQ(Backtrack(*enc, "abcd"), (std::vector<uint32_t>{'a', 'b', 257}));
   EXPECT_EQ(Backtrack(*enc, "abcd"), ReferenceMerge(**vocab, "abcd"));
   EXPECT_EQ(Backtrack(*enc, "abcabc"), ReferenceMerge(**vocab, "abcabc"));
+}
+
+TEST(BacktrackTest, SingleBytesMayRankAboveTheTokensBuiltFromThem) {
+  // The byte 'b' has rank 300, above "ab" (256) and "abc" (257): still a part of both.
+  std::string file;
+  for (int b = 0; b < 256; ++b) {
+    if (b == 'b') continue;
+    file += absl::StrCat(absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b, "\n");
+  }
+  file += absl::StrCat(absl::Base64Escape("ab"), " 256\n", absl::Base64Escape("abc"), " 257\n",
+                       absl::Base64Escape("b"), " 300\n");
+  auto vocab = Vocab::Parse(file, "t");
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  auto enc = BacktrackEncoder::Build(**vocab);
+  EXPECT_EQ(enc->unreachable_tokens(), 0u);
+  EXPECT_EQ(enc->Split(256), (std::pair<uint32_t, uint32_t>{'a', 300}));
+  for (const char* s : {"ab", "abc", "xabcab", "bab", "abcabc"}) {
+    EXPECT_EQ(Backtrack(*enc, s), ReferenceMerge(**vocab, s)) << s;
+  }
+  EXPECT_EQ(Backtrack(*enc, "xabcab"), (std::vector<uint32_t>{'x', 257, 256}));
 }
 
 // Random pieces from atoms that make many near-ties and long merge chains, against the
