@@ -69,7 +69,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--encodings", default="cl100k_base,o200k_base")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--long", action="store_true",
+                    help="instead: one encode_ordinary call on 10/100/400 kB without a space "
+                         "(letters, CJK, digits), ms of thread CPU time, to show the scaling")
     args = ap.parse_args()
+    if args.long:
+        return long_pieces(args.repeat)
     corpus = Path(args.corpus)
     if not (corpus / "bench.txt").exists():
         print(f"no corpus in {corpus}; run scripts/make_tokenizer_corpus.py", file=sys.stderr)
@@ -112,6 +117,35 @@ def main() -> int:
               f"(modeenvoy Encoding.memory_usage())")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def long_pieces(repeat: int) -> int:
+    """tiktoken's merge is quadratic in the length of a piece; ours is linear."""
+    import random
+    rng = random.Random(9)
+    kinds = {
+        "letters": lambda n: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)),
+        "CJK": lambda n: "".join(chr(0x4E00 + rng.randrange(0x5200)) for _ in range(n // 3)),
+        "digits": lambda n: "".join(rng.choice("0123456789") for _ in range(n)),
+    }
+    print(f"one encode_ordinary call, median of {repeat} runs of thread CPU time, ms")
+    print(f"{'input':<16} {'encoding':<12} {'tiktoken':>10} {'modeenvoy':>10}")
+    for kind, make in kinds.items():
+        # cl100k/o200k cut digits into groups of three; r50k keeps a digit run as one piece.
+        encodings = ["r50k_base"] if kind == "digits" else ["cl100k_base", "o200k_base"]
+        for name in encodings:
+            ref = tiktoken.get_encoding(name)
+            ours = modeenvoy.get_encoding(name)
+            for kb in (10, 100, 400):
+                text = make(kb * 1000)
+                assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
+                ref_t, our_t = [], []
+                for _ in range(repeat):
+                    ref_t.append(timed(ref.encode_ordinary, text))
+                    our_t.append(timed(ours.encode_ordinary, text))
+                print(f"{f'{kb} kB {kind}':<16} {name:<12} {statistics.median(ref_t) * 1e3:10.1f} "
+                      f"{statistics.median(our_t) * 1e3:10.1f}", flush=True)
     return 0
 
 
