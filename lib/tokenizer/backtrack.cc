@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "lib/tokenizer/bpe.h"
+
 namespace modeenvoy::tokenizer_internal {
 namespace {
 
@@ -175,7 +177,19 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
       reachable[r] = true;
       found = true;
     }
-    if (!found) ++enc->unreachable_;
+    if (!found) {
+      ++enc->unreachable_;
+      // Unsplittable: fine if tiktoken's loop cannot build it from its bytes either (then
+      // only a whole-piece lookup yields it); if it can, this vocabulary breaks the premise.
+      std::vector<uint32_t> merged;
+      TokenSink sink{&merged};
+      if (t.len <= kSmallPieceMax) {
+        MergeSmall(vocab, p, t.len, sink);
+      } else {
+        MergeLarge(vocab, p, t.len, sink);
+      }
+      if (merged.size() == 1 && merged[0] == r) enc->usable_ = false;
+    }
   }
   // Unreachable tokens leave the trie; every token learns its longest reachable prefix.
   for (uint32_t r = 0; r < num_ranks; ++r) {

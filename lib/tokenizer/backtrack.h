@@ -40,7 +40,16 @@ class BacktrackEncoder {
   // Builds the prefix trie and the token splits of `vocab`, which must outlive the encoder.
   static std::unique_ptr<BacktrackEncoder> Build(const Vocab& vocab);
 
-  // Encodes the piece [p, p+n) (REQUIRES: n >= 1) into sink, as tiktoken's byte pair merge.
+  // Whether Encode gives tiktoken's result for this vocabulary. The argument above needs
+  // every token that tiktoken's loop can build from its own bytes to be built from two
+  // lower-ranked parts. Published vocabularies are; a rank file where, say, "yz" ranks above
+  // "xyz" is not (tiktoken builds xyz by merging y+z first, then x+yz): Build finds such a
+  // token by running the merge loop on every token it could not split, and then the caller
+  // must use the merge loop (MergeSmall, MergeLarge) instead.
+  bool usable() const { return usable_; }
+
+  // Encodes the piece [p, p+n) (REQUIRES: n >= 1, usable()) into sink, as tiktoken's byte
+  // pair merge.
   template <class Sink>
   void Encode(const uint8_t* p, size_t n, Sink& sink) const;
 
@@ -175,6 +184,7 @@ class BacktrackEncoder {
   std::vector<TokenInfo> info_;  // by rank; gaps have len 0
   uint32_t max_token_len_ = 0;
   size_t unreachable_ = 0;
+  bool usable_ = true;
 };
 
 // Pieces up to 64 bytes: the dead-position set is one word and the token stack is on the

@@ -76,6 +76,35 @@ void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
   for (uint32_t i = 0; i < end; i = next[i]) sink.Push(tok[i]);
 }
 
+// The same loop for pieces of any length, for vocabularies the backtracking encoder cannot
+// serve (BacktrackEncoder::usable()): a doubly linked list of parts plus a tournament tree of
+// (rank, offset) minima, O(n log n) (bpe.cc).
+// Counts elementary steps of MergeLarge (rank lookups + tree node updates); tests use it to
+// prove near-linear work on long pieces without timing anything.
+struct BpeWork {
+  size_t steps = 0;
+};
+
+// Scratch space reused across calls on one thread.
+struct LargeMergeScratch {
+  std::vector<uint32_t> next, prev, tok;
+  std::vector<uint64_t> tree;
+};
+
+void MergeLargeImpl(const Vocab& vocab, const uint8_t* p, size_t n, LargeMergeScratch& s,
+                    BpeWork* work);
+
+template <class Sink>
+void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
+                BpeWork* work = nullptr) {
+  thread_local LargeMergeScratch scratch;
+  MergeLargeImpl(vocab, p, n, scratch, work);
+  for (size_t i = 0; i < n; i = scratch.next[i]) sink.Push(scratch.tok[i]);
+  // 28 to 44 bytes per input byte: keep it for pieces up to 64 KiB, but do not let one huge
+  // unsplit input pin hundreds of megabytes to a thread for its lifetime.
+  if (n > (size_t{1} << 16)) scratch = LargeMergeScratch();
+}
+
 // Collects the tokens of a piece of up to kMaxPiece bytes on the stack.
 struct ArraySink {
   static constexpr size_t kMaxPiece = 32;

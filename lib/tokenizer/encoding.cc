@@ -259,8 +259,12 @@ void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t*
                         size_t n, Sink& sink) {
   if (n <= 4 || (n <= kScanMergeAsciiMax && ShortIsAscii(p, n))) {
     tokenizer_internal::MergeSmall(vocab, p, n, sink);
-  } else {
+  } else if (bpe.usable()) {
     bpe.Encode(p, n, sink);
+  } else if (n <= tokenizer_internal::kSmallPieceMax) {
+    tokenizer_internal::MergeSmall(vocab, p, n, sink);
+  } else {
+    tokenizer_internal::MergeLarge(vocab, p, n, sink);
   }
 }
 
@@ -329,7 +333,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
             cache->Insert(vocab.id(), piece.key.hash, piece.p, piece.len, merged.tokens, merged.count);
           }
         } else {
-          bpe.Encode(piece.p, piece.len, sink);
+          EncodePiece(vocab, bpe, piece.p, piece.len, sink);
         }
       }
     }

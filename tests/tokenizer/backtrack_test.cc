@@ -11,37 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lib/tokenizer/bpe.h"
+#include "tests/tokenizer/reference_bpe.h"
 #include "tests/tokenizer/test_util.h"
 
 namespace modeenvoy::tokenizer_internal {
 namespace {
-
-// tiktoken's _byte_pair_merge as specified: start from single bytes; repeatedly merge the
-// adjacent pair whose concatenated bytes have the lowest rank, the leftmost on ties; stop when
-// no adjacent concatenation is a token. O(n^2): for pieces of a few kilobytes at most.
-std::vector<uint32_t> ReferenceMerge(const Vocab& v, const std::string& s) {
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  std::vector<size_t> starts;  // part i is [starts[i], starts[i+1])
-  for (size_t i = 0; i <= s.size(); ++i) starts.push_back(i);
-  for (;;) {
-    uint32_t best = kNoRank;
-    size_t at = 0;
-    for (size_t i = 0; i + 2 < starts.size(); ++i) {
-      const uint32_t r = v.Find(p + starts[i], starts[i + 2] - starts[i]);
-      if (r < best) {
-        best = r;
-        at = i;
-      }
-    }
-    if (best == kNoRank) break;
-    starts.erase(starts.begin() + static_cast<ptrdiff_t>(at) + 1);
-  }
-  std::vector<uint32_t> out;
-  for (size_t i = 0; i + 1 < starts.size(); ++i) {
-    out.push_back(v.Find(p + starts[i], starts[i + 1] - starts[i]));
-  }
-  return out;
-}
 
 std::vector<uint32_t> Backtrack(const BacktrackEncoder& e, const std::string& s) {
   std::vector<uint32_t> out;
@@ -129,6 +103,18 @@ TEST(BacktrackTest, SingleBytesMayRankAboveTheTokensBuiltFromThem) {
   EXPECT_EQ(Backtrack(*enc, "xabcab"), (std::vector<uint32_t>{'x', 257, 256}));
 }
 
+TEST(BacktrackTest, RefusesVocabulariesWhereAPartRanksAboveItsToken) {
+  // tiktoken builds "xyz" (256) as x + "yz" (257): not from two lower-ranked parts.
+  auto inverted = Vocab::Parse(tokenizer_test::SmallRankFile({"xyz", "yz"}), "t");
+  ASSERT_TRUE(inverted.ok());
+  EXPECT_FALSE(BacktrackEncoder::Build(**inverted)->usable());
+  EXPECT_EQ(ReferenceMerge(**inverted, "xyz"), (std::vector<uint32_t>{256}));
+  // A token no merge builds is no obstacle (only a whole piece is that token).
+  auto unbuildable = Vocab::Parse(tokenizer_test::SmallRankFile({"abc", "cd"}), "t");
+  ASSERT_TRUE(unbuildable.ok());
+  EXPECT_TRUE(BacktrackEncoder::Build(**unbuildable)->usable());
+}
+
 // Random pieces from atoms that make many near-ties and long merge chains, against the
 // reference, for every published vocabulary.
 void CheckRandomPieces(const std::string& name, uint32_t seed) {
@@ -136,6 +122,7 @@ void CheckRandomPieces(const std::string& name, uint32_t seed) {
   ASSERT_NE(vocab, nullptr);
   auto enc = BacktrackEncoder::Build(*vocab);
   EXPECT_EQ(enc->unreachable_tokens(), 0u) << name;
+  EXPECT_TRUE(enc->usable()) << name;
   std::mt19937 rng(seed);
   const std::vector<std::string> atoms = {
       "a", "e", "th", "in", "er", "漢", "字", "😀", "ing", "\xff", "1", " ", "Q", "z", "é",

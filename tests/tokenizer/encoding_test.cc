@@ -205,6 +205,28 @@ TEST(EncodingTest, HarmonySpecialTokens) {
   EXPECT_EQ(enc->n_vocab(), 201088u);
 }
 
+TEST(EncodingTest, RankFilesWhereAPartRanksAboveItsTokenStillEncodeLikeTiktoken) {
+  // "yz" (257) ranks above "xyz" (256): tiktoken's loop merges y+z, then x+yz. The
+  // backtracking encoder cannot serve this vocabulary; the merge loop takes over, on short
+  // and long pieces alike.
+  EncodingSpec spec;
+  spec.name = "inverted";
+  spec.pattern = SplitPattern::kCl100k;
+  auto enc = Encoding::Create(spec, tokenizer_test::SmallRankFile({"xyz", "yz", "ab"}));
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_THAT((*enc)->EncodeOrdinary("axyzb"), ElementsAre('a', 256, 'b'));
+  EXPECT_THAT((*enc)->EncodeOrdinary("yzxyz"), ElementsAre(257, 256));
+  std::string long_piece;
+  std::vector<Token> expected;
+  for (int i = 0; i < 40; ++i) {
+    long_piece += "abxyz";
+    expected.push_back(258);
+    expected.push_back(256);
+  }
+  EXPECT_EQ((*enc)->EncodeOrdinary(long_piece), expected);
+  EXPECT_EQ((*enc)->CountOrdinary(long_piece), expected.size());
+}
+
 TEST(EncodingTest, MemoryUsageIsReported) {
   MODEENVOY_LOAD_OR_SKIP(enc, "o200k_base");
   EXPECT_GT(enc->MemoryUsage(), 4u << 20);
