@@ -24,11 +24,12 @@
 #ifndef MODEENVOY_LIB_TOKENIZER_BACKTRACK_H_
 #define MODEENVOY_LIB_TOKENIZER_BACKTRACK_H_
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "lib/tokenizer/vocab.h"
@@ -53,8 +54,10 @@ class BacktrackEncoder {
   template <class Sink>
   void Encode(const uint8_t* p, size_t n, Sink& sink) const;
 
-  // Encodes a piece of any length into *out and adds the number of elementary steps (prefix
-  // searches, compatibility checks, step-backs) to *steps: tests use it to show linear work.
+  // Encodes a piece of any length (REQUIRES: n >= 1, usable()) into *out and, if steps is not
+  // null, adds the number of candidate tokens tried (each a bounded amount of work: one
+  // compatibility check, and a prefix search when accepted) to *steps: tests use it to show
+  // linear work.
   void EncodeLong(const uint8_t* p, size_t n, std::vector<uint32_t>* out, size_t* steps) const;
 
   // For tests and the load report.
