@@ -1,12 +1,14 @@
-// lib/tokenizer/bpe.h: where encoded tokens go (sinks), and a per-thread memo of encoded
-// pieces. The byte pair encoding itself is in backtrack.h.
+// lib/tokenizer/bpe.h: tiktoken's byte pair merge loop (MergeSmall for short pieces,
+// MergeLarge for any length), where encoded tokens go (sinks), and a per-thread memo of
+// encoded pieces. The linear-time backtracking encoder, used for most pieces, is in
+// backtrack.h; encoding.cc's EncodePiece picks one per piece.
 // Sinks receive the resulting ranks in order: TokenSink appends them, CountSink counts them.
 #ifndef MODEENVOY_LIB_TOKENIZER_BPE_H_
 #define MODEENVOY_LIB_TOKENIZER_BPE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -79,6 +81,7 @@ void MergeSmall(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink) {
 // The same loop for pieces of any length, for vocabularies the backtracking encoder cannot
 // serve (BacktrackEncoder::usable()): a doubly linked list of parts plus a tournament tree of
 // (rank, offset) minima, O(n log n) (bpe.cc).
+
 // Counts elementary steps of MergeLarge (rank lookups + tree node updates); tests use it to
 // prove near-linear work on long pieces without timing anything.
 struct BpeWork {
@@ -116,7 +119,7 @@ struct ArraySink {
 // A per-thread memo of merge results for short pieces that are not single tokens (words
 // outside the vocabulary recur: in prose and code about two thirds of such pieces repeat).
 // Direct-mapped, 4096 entries of one cache line each (256 KiB per thread, allocated on first
-// use); entries carry the owning vocabulary, so encodings used alternately do not mix.
+// use); entries carry the owning vocabulary's id, so encodings used alternately do not mix.
 class BpeCache {
  public:
   static constexpr size_t kMaxBytes = 22;

@@ -253,10 +253,11 @@ inline bool ShortIsAscii(const uint8_t* p, size_t n) {
 // algorithm is faster depends on the text (bench/tokenizer, docs/tokenizer.md): short ASCII
 // pieces (English words, identifiers) need few merges whose lookups stay in the small rank
 // tables, so the scan merge wins up to 12 bytes; pieces in other scripts need a merge per
-// UTF-8 byte, and the backtracking encoder wins from 5 bytes on.
+// UTF-8 byte, and the backtracking encoder wins from 5 bytes on. A vocabulary the
+// backtracking encoder cannot serve (BacktrackEncoder::usable()) gets the merge loop only.
 template <class Sink>
-void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p,
-                        size_t n, Sink& sink) {
+void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p, size_t n,
+                 Sink& sink) {
   if (n <= 4 || (n <= kScanMergeAsciiMax && ShortIsAscii(p, n))) {
     tokenizer_internal::MergeSmall(vocab, p, n, sink);
   } else if (bpe.usable()) {
