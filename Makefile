@@ -1,19 +1,21 @@
 # modeenvoy: the two commands.
 #   make run    set up, build, start the example gateway on 127.0.0.1:8080 (offline demo model)
 #   make test   set up, build, run every C++ test (ctest) and every Python test (pytest)
-# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), bench, install-check,
+# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), fuzz (clang libFuzzer
+# targets under ASan+UBSan, a fixed number of inputs each), bench, install-check,
 # pip-check (pip install . into a scratch venv), clean.
 
 PYTHON    ?= python3
 BUILD     ?= build
 ASAN_BUILD?= build-asan
+FUZZ_BUILD?= build-fuzz
 JOBS      ?= $(shell nproc)
 GENERATOR ?= Ninja
 
 PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 CMAKE_FLAGS := -G $(GENERATOR) -DPython_EXECUTABLE=$(PY_EXE) -DMODEENVOY_BUILD_PYTHON=ON
 
-.PHONY: all setup configure build test test-cpp test-python test-asan run bench install-check pip-check clean
+.PHONY: all setup configure build test test-cpp test-python test-asan fuzz run bench install-check pip-check clean
 
 all: build
 
@@ -47,6 +49,16 @@ test-asan: setup
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
 
+fuzz: setup
+	cmake -S . -B $(FUZZ_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DMODEENVOY_SANITIZE=address,undefined -DMODEENVOY_BUILD_FUZZERS=ON \
+	  -DMODEENVOY_BUILD_BENCH=OFF -DMODEENVOY_BUILD_EXAMPLES=OFF \
+	  -DMODEENVOY_BUILD_PYTHON=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target tokenizer_fuzzer bpe_fuzzer chat_request_fuzzer
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/run_fuzzers.sh $(FUZZ_BUILD)
+
 run: build
 	$(BUILD)/examples/proxy/modeenvoy-gateway
 
@@ -63,4 +75,4 @@ pip-check: setup
 	PYTHON=$(PYTHON) scripts/pip_check.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-release
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-release
