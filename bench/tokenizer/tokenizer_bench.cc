@@ -5,7 +5,6 @@
 // Side-by-side numbers against tiktoken come from bench/tokenizer_vs_tiktoken.py.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -30,15 +29,9 @@ const std::string* Corpus(const std::string& file) {
   static auto* cache = new std::map<std::string, std::string>();
   auto it = cache->find(file);
   if (it != cache->end()) return &it->second;
-  const std::string path = DataDir() + "/tokenizer-corpus/" + file;
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return nullptr;
-  std::string data;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
-  std::fclose(f);
-  return &cache->emplace(file, std::move(data)).first->second;
+  auto data = modeenvoy::tokenizer_internal::ReadWholeFile(DataDir() + "/tokenizer-corpus/" + file);
+  if (!data.ok()) return nullptr;
+  return &cache->emplace(file, std::move(*data)).first->second;
 }
 
 std::shared_ptr<const modeenvoy::Encoding> Enc(const std::string& name) {
@@ -123,19 +116,9 @@ const MergeCorpus* Merges(const std::string& encoding) {
   auto it = cache->find(encoding);
   if (it != cache->end()) return it->second.get();
   const std::string* text = Corpus("bench.txt");
-  std::FILE* f = std::fopen((DataDir() + "/tokenizers/" + encoding + ".tiktoken").c_str(), "rb");
-  if (text == nullptr || f == nullptr) {
-    if (f != nullptr) std::fclose(f);
-    return nullptr;
-  }
-  std::string ranks;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) ranks.append(buf, n);
-  std::fclose(f);
+  auto vocab = Vocab::ParseFile(DataDir() + "/tokenizers/" + encoding + ".tiktoken");
+  if (text == nullptr || !vocab.ok()) return nullptr;
   auto corpus = std::make_unique<MergeCorpus>();
-  auto vocab = Vocab::Parse(ranks, encoding);
-  if (!vocab.ok()) return nullptr;
   corpus->vocab = std::move(*vocab);
   corpus->bpe = BacktrackEncoder::Build(*corpus->vocab);
   const auto* p = reinterpret_cast<const uint8_t*>(text->data());

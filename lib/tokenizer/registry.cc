@@ -1,11 +1,7 @@
-// The built-in encodings, rank file discovery and the process-wide registry. Reading rank
-// files is the tokenizer's only I/O and lives here.
-#include <sys/stat.h>
+// The built-in encodings, rank file discovery and the process-wide registry. The files are
+// read by ReadWholeFile (vocab.cc), the tokenizer's only I/O.
 
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <utility>
 
@@ -17,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/core/status_macros.h"
+#include "lib/tokenizer/vocab.h"
 #include "modeenvoy/tokenizer/encoding.h"
 
 namespace modeenvoy {
@@ -122,29 +119,6 @@ std::string JoinPath(std::string_view dir, std::string_view file) {
   return out;
 }
 
-// Reads a whole regular file. kNotFound if it does not exist.
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    }
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode)) return absl::UnavailableError(absl::StrCat(path, ": not a regular file"));
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
-  std::string data;
-  data.resize(static_cast<size_t>(st.st_size));
-  const size_t got = data.empty() ? 0 : std::fread(data.data(), 1, data.size(), f);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed || got != data.size()) {
-    return absl::UnavailableError(absl::StrCat(path, ": read failed"));
-  }
-  return data;
-}
-
 absl::StatusOr<std::unique_ptr<Encoding>> LoadBuiltin(const BuiltinEncoding& b,
                                                       const EncodingOptions& options) {
   EncodingSpec spec;
@@ -168,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Encoding>> LoadBuiltin(const BuiltinEncoding& b,
     candidates.push_back(JoinPath(cache, b.url_sha1));
   }
   for (const std::string& path : candidates) {
-    absl::StatusOr<std::string> data = ReadFile(path);
+    absl::StatusOr<std::string> data = tokenizer_internal::ReadWholeFile(path);
     if (absl::IsNotFound(data.status())) continue;
     if (!data.ok()) return data.status();
     spec.name = b.name;
@@ -258,7 +232,7 @@ absl::StatusOr<std::shared_ptr<const Encoding>> GetEncoding(std::string_view nam
 absl::StatusOr<std::unique_ptr<Encoding>> LoadEncodingFromFile(EncodingSpec spec,
                                                                std::string_view path) {
   const std::string p(path);
-  absl::StatusOr<std::string> data = ReadFile(p);
+  absl::StatusOr<std::string> data = tokenizer_internal::ReadWholeFile(p);
   if (!data.ok()) return data.status();
   absl::StatusOr<std::unique_ptr<Encoding>> enc = Encoding::Create(std::move(spec), *data);
   if (!enc.ok()) return absl::Status(enc.status().code(), absl::StrCat(p, ": ", enc.status().message()));

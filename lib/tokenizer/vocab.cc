@@ -1,7 +1,12 @@
 #include "lib/tokenizer/vocab.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <utility>
 
@@ -59,6 +64,33 @@ absl::Status LineError(std::string_view source, size_t line, std::string_view wh
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+    }
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return absl::UnavailableError(absl::StrCat(path, ": not a regular file"));
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  std::string data;
+  data.resize(static_cast<size_t>(st.st_size));
+  const size_t got = data.empty() ? 0 : std::fread(data.data(), 1, data.size(), f);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed || got != data.size()) {
+    return absl::UnavailableError(absl::StrCat(path, ": read failed"));
+  }
+  return data;
+}
+
+absl::StatusOr<std::unique_ptr<Vocab>> Vocab::ParseFile(const std::string& path) {
+  MODEENVOY_ASSIGN_OR_RETURN(std::string contents, ReadWholeFile(path));
+  return Parse(contents, path);
+}
 
 absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
                                                     std::string_view source) {

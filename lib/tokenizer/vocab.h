@@ -48,6 +48,10 @@ inline uint64_t Mix64(uint64_t h) {
   return h;
 }
 
+// Reads a whole regular file. Errors: kNotFound if it does not exist, kUnavailable if it
+// cannot be read or is not a regular file.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
 class Vocab {
  public:
   // Parses the .tiktoken text format: one "base64(token) SP rank" per line. `source` names
@@ -55,6 +59,8 @@ class Vocab {
   // duplicate tokens or ranks, or a missing single-byte token.
   static absl::StatusOr<std::unique_ptr<Vocab>> Parse(std::string_view contents,
                                                       std::string_view source);
+  // Reads and parses the .tiktoken file at `path` (ReadWholeFile's errors, then Parse's).
+  static absl::StatusOr<std::unique_ptr<Vocab>> ParseFile(const std::string& path);
 
   // A key's hash and inline head, computed once so a lookup can be prefetched.
   struct Key {

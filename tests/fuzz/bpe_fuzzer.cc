@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "lib/tokenizer/backtrack.h"
@@ -38,14 +39,8 @@ std::vector<Encoder>* Encoders() {
     const char* dir = std::getenv("MODEENVOY_TOKENIZER_DIR");
     for (const char* name : {"cl100k_base", "o200k_base"}) {
       if (dir == nullptr) break;
-      std::FILE* f = std::fopen(absl::StrCat(dir, "/", name, ".tiktoken").c_str(), "rb");
-      if (f == nullptr) continue;
-      std::string data;
-      char buf[1 << 16];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
-      std::fclose(f);
-      auto vocab = Vocab::Parse(data, name);
+      auto vocab = Vocab::ParseFile(absl::StrCat(dir, "/", name, ".tiktoken"));
+      if (absl::IsNotFound(vocab.status())) continue;
       if (!vocab.ok()) std::abort();
       v->push_back(Encoder{std::move(*vocab), nullptr});
     }

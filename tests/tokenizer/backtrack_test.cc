@@ -32,14 +32,7 @@ std::vector<uint32_t> Scan(const Vocab& v, const std::string& s) {
 }
 
 std::unique_ptr<Vocab> ParseFile(const std::string& name) {
-  std::FILE* f = std::fopen((tokenizer_test::TokenizerDir() + "/" + name + ".tiktoken").c_str(), "rb");
-  if (f == nullptr) return nullptr;
-  std::string data;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
-  std::fclose(f);
-  auto vocab = Vocab::Parse(data, name);
+  auto vocab = Vocab::ParseFile(tokenizer_test::TokenizerDir() + "/" + name + ".tiktoken");
   return vocab.ok() ? std::move(*vocab) : nullptr;
 }
 
