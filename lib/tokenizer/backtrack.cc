@@ -204,42 +204,13 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
 
 void BacktrackEncoder::EncodeLong(const uint8_t* p, size_t n, std::vector<uint32_t>* out,
                                   size_t* steps) const {
-  std::vector<uint32_t>& stack = *out;
-  stack.clear();
-  size_t work = 0;
-  thread_local std::vector<uint64_t> alive;  // bit i-1: position i may still end a token
+  out->clear();
+  thread_local std::vector<uint64_t> alive;
   alive.assign((n + 63) / 64, ~uint64_t{0});
-  size_t pos = 0;
-  uint32_t token = LongestPrefix(p, n);
-  for (;;) {
-    const uint32_t last = stack.empty() ? kNoRank : stack.back();
-    for (;;) {
-      ++work;
-      const size_t end = pos + info_[token].len;
-      if (((alive[(end - 1) >> 6] >> ((end - 1) & 63)) & 1) != 0 &&
-          (stack.empty() || CompatiblePair(p + pos, last, token))) {
-        stack.push_back(token);
-        pos = end;
-        if (pos == n) {
-          if (alive.capacity() > (size_t{1} << 12)) std::vector<uint64_t>().swap(alive);
-          if (steps != nullptr) *steps += work;
-          return;
-        }
-        token = LongestPrefix(p + pos, n - pos);
-        break;
-      }
-      const uint32_t shorter = info_[token].prefix;
-      if (shorter != kNoRank) {
-        token = shorter;
-        continue;
-      }
-      alive[(pos - 1) >> 6] &= ~(uint64_t{1} << ((pos - 1) & 63));
-      stack.pop_back();
-      pos -= info_[last].len;
-      token = last;
-      break;
-    }
-  }
+  ArrayBits bits{alive.data()};
+  const size_t tried = Search(p, n, *out, bits);
+  if (steps != nullptr) *steps += tried;
+  if (alive.capacity() > (size_t{1} << 12)) std::vector<uint64_t>().swap(alive);
 }
 
 size_t BacktrackEncoder::MemoryUsage() const {

@@ -179,8 +179,24 @@ class BacktrackEncoder {
     return ok;
   }
 
-  template <class Sink>
-  void EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const;
+  // The search, over a stack of tokens (empty, back, push_back, pop_back) and a set of n
+  // bits, all set (Test, Clear; bit i-1: position i may still end a token). Leaves the
+  // encoding in `stack`; returns the number of candidate tokens tried.
+  template <class Stack, class Bits>
+  size_t Search(const uint8_t* p, size_t n, Stack& stack, Bits& alive) const;
+
+  // Bit sets for Search: one word (pieces up to 64 bytes, kept in a register), or words in
+  // memory.
+  struct WordBits {
+    uint64_t word = ~uint64_t{0};
+    bool Test(size_t i) const { return ((word >> i) & 1) != 0; }
+    void Clear(size_t i) { word &= ~(uint64_t{1} << i); }
+  };
+  struct ArrayBits {
+    uint64_t* words;
+    bool Test(size_t i) const { return ((words[i >> 6] >> (i & 63)) & 1) != 0; }
+    void Clear(size_t i) { words[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
+  };
 
   const Vocab& vocab_;
   std::vector<Node> nodes_;
@@ -190,27 +206,21 @@ class BacktrackEncoder {
   bool usable_ = true;
 };
 
-// Pieces up to 64 bytes: the dead-position set is one word and the token stack is on the
-// machine stack.
-template <class Sink>
-void BacktrackEncoder::EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const {
-  uint32_t stack[64];
-  uint64_t alive = ~uint64_t{0};  // bit i-1: position i may still end a token
-  size_t top = 0;
+template <class Stack, class Bits>
+size_t BacktrackEncoder::Search(const uint8_t* p, size_t n, Stack& stack, Bits& alive) const {
+  size_t tried = 0;
   size_t pos = 0;
   uint32_t token = LongestPrefix(p, n);
   for (;;) {
-    const uint32_t last = top > 0 ? stack[top - 1] : kNoRank;
+    const uint32_t last = stack.empty() ? kNoRank : stack.back();
     for (;;) {
+      ++tried;
       const size_t end = pos + info_[token].len;
-      if (((alive >> (end - 1)) & 1) != 0 &&
-          (top == 0 || CompatiblePair(p + pos, last, token))) {
-        stack[top++] = token;
+      if (alive.Test(end - 1) &&
+          (stack.empty() || CompatiblePair(p + pos, last, token))) {
+        stack.push_back(token);
         pos = end;
-        if (pos == n) {
-          for (size_t i = 0; i < top; ++i) sink.Push(stack[i]);
-          return;
-        }
+        if (pos == n) return tried;
         token = LongestPrefix(p + pos, n - pos);
         break;
       }
@@ -221,8 +231,8 @@ void BacktrackEncoder::EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const
       }
       // No token can start at pos after the tokens before it: pos is dead. Step back. (A
       // single byte is always a candidate at pos 0, so this never empties the stack.)
-      alive &= ~(uint64_t{1} << (pos - 1));
-      --top;
+      alive.Clear(pos - 1);
+      stack.pop_back();
       pos -= info_[last].len;
       token = last;
       break;
@@ -233,7 +243,18 @@ void BacktrackEncoder::EncodeSmall(const uint8_t* p, size_t n, Sink& sink) const
 template <class Sink>
 void BacktrackEncoder::Encode(const uint8_t* p, size_t n, Sink& sink) const {
   if (n <= 64) {
-    EncodeSmall(p, n, sink);
+    // The token stack on the machine stack, the dead-position set in one word.
+    struct FixedStack {
+      uint32_t tokens[64];
+      size_t size = 0;
+      bool empty() const { return size == 0; }
+      uint32_t back() const { return tokens[size - 1]; }
+      void push_back(uint32_t t) { tokens[size++] = t; }
+      void pop_back() { --size; }
+    } stack;
+    WordBits alive;
+    Search(p, n, stack, alive);
+    for (size_t i = 0; i < stack.size; ++i) sink.Push(stack.tokens[i]);
     return;
   }
   thread_local std::vector<uint32_t> tokens;
