@@ -68,12 +68,11 @@ class IntTable {
       if (i + 8 < n) {
         if (PyObject* ahead = int_of(i + 8)) __builtin_prefetch(ahead, 1);
       }
-      const Token t = tokens[i];
-      PyObject* v = t < size_ ? ints_[t] : nullptr;
+      PyObject* v = int_of(i);
       if (v != nullptr) {
         Py_INCREF(v);
       } else {
-        v = PyLong_FromUnsignedLong(t);
+        v = PyLong_FromUnsignedLong(tokens[i]);
         if (v == nullptr) {
           Py_DECREF(list);
           throw py::error_already_set();

@@ -258,9 +258,8 @@ inline bool ShortIsAscii(const uint8_t* p, size_t n) {
 template <class Sink>
 void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p, size_t n,
                  Sink& sink) {
-  if (n <= 4 || (n <= kScanMergeAsciiMax && ShortIsAscii(p, n))) {
-    tokenizer_internal::MergeSmall(vocab, p, n, sink);
-  } else if (bpe.usable()) {
+  const bool scan = n <= 4 || (n <= kScanMergeAsciiMax && ShortIsAscii(p, n));
+  if (!scan && bpe.usable()) {
     bpe.Encode(p, n, sink);
   } else if (n <= tokenizer_internal::kSmallPieceMax) {
     tokenizer_internal::MergeSmall(vocab, p, n, sink);
