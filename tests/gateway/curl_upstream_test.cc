@@ -56,6 +56,14 @@ class Recorder : public UpstreamHandler {
   std::function<void(std::string_view)> on_data;
 };
 
+// A server that starts a chunked reply, sends one chunk, then reports whether the client
+// closed the connection ("client closed") or kept it ("client stayed").
+void OneChunkThenReportClose(TestConnection& c) {
+  c.StartChunked(200, {});
+  c.SendChunk("a");
+  c.Signal(c.WaitForPeerClose() ? "client closed" : "client stayed");
+}
+
 class CurlUpstreamClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -279,11 +287,7 @@ TEST_F(CurlUpstreamClientTest, TotalTimeout) {
 }
 
 TEST_F(CurlUpstreamClientTest, CancelMidStreamClosesTheConnectionAndSilencesTheHandler) {
-  TestHttpServer server([](TestConnection& c) {
-    c.StartChunked(200, {});
-    c.SendChunk("a");
-    c.Signal(c.WaitForPeerClose() ? "client closed" : "client stayed");
-  });
+  TestHttpServer server(OneChunkThenReportClose);
   Recorder rec;
   auto call = client_->Start(Post(server.Url("/stream")), &rec);
   ASSERT_TRUE(RunUntil([&] { return rec.chunks.size() == 1; }));
@@ -295,11 +299,7 @@ TEST_F(CurlUpstreamClientTest, CancelMidStreamClosesTheConnectionAndSilencesTheH
 }
 
 TEST_F(CurlUpstreamClientTest, HandleDestroyedInsideOnHeadersStopsEverything) {
-  TestHttpServer server([](TestConnection& c) {
-    c.StartChunked(200, {});
-    c.SendChunk("a");
-    c.Signal(c.WaitForPeerClose() ? "client closed" : "client stayed");
-  });
+  TestHttpServer server(OneChunkThenReportClose);
   Recorder rec;
   std::unique_ptr<UpstreamCall> call;
   rec.on_headers = [&] { call.reset(); };
@@ -409,11 +409,7 @@ TEST_F(CurlUpstreamClientTest, MalformedUrlFailsAsynchronously) {
 }
 
 TEST_F(CurlUpstreamClientTest, DestroyingTheClientAbortsCallsWithoutCallbacks) {
-  TestHttpServer server([](TestConnection& c) {
-    c.StartChunked(200, {});
-    c.SendChunk("a");
-    c.Signal(c.WaitForPeerClose() ? "client closed" : "client stayed");
-  });
+  TestHttpServer server(OneChunkThenReportClose);
   Recorder rec;
   auto call = client_->Start(Post(server.Url("/stream")), &rec);
   ASSERT_TRUE(RunUntil([&] { return rec.chunks.size() == 1; }));
