@@ -2,8 +2,6 @@
 // OpenAI dialect's output compared key by key with recorded OpenAI traffic.
 #include "examples/emulator/scripting.h"
 
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -14,6 +12,7 @@
 
 #include "examples/emulator/provider_dialect.h"
 #include "gtest/gtest.h"
+#include "tests/protocol/fixtures.h"
 
 namespace modeenvoy::emulator {
 namespace {
@@ -162,24 +161,11 @@ std::string ChunkKind(const json& c) {
   return "content";
 }
 
-// MODEENVOY_FIXTURES_DIR, else the configured shared data folder (compiled in).
-std::string FixturesDir() {
-  if (const char* dir = std::getenv("MODEENVOY_FIXTURES_DIR"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-#ifdef MODEENVOY_EMULATOR_FIXTURES_DIR
-  if (std::ifstream(std::string(MODEENVOY_EMULATOR_FIXTURES_DIR) + "/MANIFEST.tsv").good()) {
-    return MODEENVOY_EMULATOR_FIXTURES_DIR;
-  }
-#endif
-  return "";
-}
+using protocol_test::FixturesDir;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The recorded fixture at `relative` under the fixtures root. REQUIRES: FixturesDir().
+std::string Fixture(const std::string& relative) {
+  return protocol_test::ReadFile(*FixturesDir() / relative);
 }
 
 class OpenAiDialectTest : public ::testing::Test {
@@ -233,9 +219,9 @@ json TextRequest(bool stream) {
 }
 
 TEST_F(OpenAiDialectTest, WholeResponseHasTheKeysOfARecordedOne) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
+  if (!FixturesDir()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
   json recorded = json::parse(
-      ReadFile(FixturesDir() + "/vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.json"));
+      Fixture("vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.json"));
   ResponsePlan plan = Plan(TextRequest(false));
   ASSERT_EQ(plan.status, 200);
   json ours = json::parse(plan.parts[0]);
@@ -251,16 +237,16 @@ TEST_F(OpenAiDialectTest, WholeResponseHasTheKeysOfARecordedOne) {
   // Kong's OpenAI responses are older recordings: a subset of today's keys.
   for (const char* kong : {"kong/spec/fixtures/ai-proxy/openai/llm-v1-chat/responses/good.json",
                            "kong/spec/fixtures/ai-proxy/unit/real-responses/openai/llm-v1-chat.json"}) {
-    std::set<std::string> theirs = Paths(json::parse(ReadFile(FixturesDir() + "/" + kong)));
+    std::set<std::string> theirs = Paths(json::parse(Fixture(kong)));
     std::set<std::string> mine = Paths(ours);
     for (const std::string& p : theirs) EXPECT_TRUE(mine.count(p)) << kong << ": " << p;
   }
 }
 
 TEST_F(OpenAiDialectTest, StreamChunksHaveTheKeysOfRecordedOnes) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
-  std::string recorded_text = ReadFile(
-      FixturesDir() + "/vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.chunks.txt");
+  if (!FixturesDir()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
+  std::string recorded_text = Fixture(
+      "vercel-ai/packages/openai/src/chat/__fixtures__/openai-text.chunks.txt");
   std::map<std::string, std::set<std::string>> recorded;
   std::vector<std::string> recorded_order;
   std::istringstream lines(recorded_text);
@@ -285,9 +271,8 @@ TEST_F(OpenAiDialectTest, StreamChunksHaveTheKeysOfRecordedOnes) {
   EXPECT_EQ(ours, recorded);
 
   // Kong's OpenAI stream frames (no include_usage): their keys are a subset of ours.
-  std::string frame = ReadFile(FixturesDir() +
-                               "/kong/spec/fixtures/ai-proxy/unit/real-stream-frames/openai/"
-                               "llm-v1-chat.txt");
+  std::string frame = Fixture(
+      "kong/spec/fixtures/ai-proxy/unit/real-stream-frames/openai/llm-v1-chat.txt");
   ASSERT_EQ(frame.rfind("data: ", 0), 0u);
   std::set<std::string> theirs = Paths(json::parse(frame.substr(6)));
   std::set<std::string> content_keys;
@@ -302,15 +287,14 @@ TEST_F(OpenAiDialectTest, StreamChunksHaveTheKeysOfRecordedOnes) {
 }
 
 TEST_F(OpenAiDialectTest, ErrorBodyHasTheKeysOfARecordedOne) {
-  if (FixturesDir().empty()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
-  json recorded = json::parse(ReadFile(
-      FixturesDir() +
-      "/vercel-ai/packages/openai/src/chat/__fixtures__/reasoning-model-legacy-parameter-error.json"));
+  if (!FixturesDir()) GTEST_SKIP() << "provider fixtures not found (MODEENVOY_FIXTURES_DIR)";
+  json recorded = json::parse(Fixture(
+      "vercel-ai/packages/openai/src/chat/__fixtures__/reasoning-model-legacy-parameter-error.json"));
   ResponsePlan plan = Plan(json{{"model", "m"}});
   EXPECT_EQ(plan.status, 400);
   EXPECT_EQ(Paths(json::parse(plan.parts[0])), Paths(recorded));
-  json kong = json::parse(ReadFile(
-      FixturesDir() + "/kong/spec/fixtures/ai-proxy/openai/llm-v1-chat/responses/unauthorized.json"));
+  json kong = json::parse(Fixture(
+      "kong/spec/fixtures/ai-proxy/openai/llm-v1-chat/responses/unauthorized.json"));
   Request req;
   req.method = "POST";
   req.path = "/v1/chat/completions";
