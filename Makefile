@@ -1,13 +1,15 @@
 # modeenvoy: the two commands.
 #   make run    set up, build, start the example gateway on 127.0.0.1:8080 (offline demo model)
 #   make test   set up, build, run every C++ test (ctest) and every Python test (pytest)
-# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), fuzz (clang libFuzzer
-# targets under ASan+UBSan, a fixed number of inputs each), bench, install-check,
-# pip-check (pip install . into a scratch venv), clean.
+# Other targets: setup, build, test-asan (ASan+UBSan build + ctest), test-tsan (the tests of
+# the concurrent components under ThreadSanitizer), fuzz (clang libFuzzer targets under
+# ASan+UBSan, a fixed number of inputs each), bench, install-check, pip-check (pip install .
+# into a scratch venv), clean.
 
 PYTHON    ?= python3
 BUILD     ?= build
 ASAN_BUILD?= build-asan
+TSAN_BUILD?= build-tsan
 FUZZ_BUILD?= build-fuzz
 JOBS      ?= $(shell nproc)
 GENERATOR ?= Ninja
@@ -15,7 +17,7 @@ GENERATOR ?= Ninja
 PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 CMAKE_FLAGS := -G $(GENERATOR) -DPython_EXECUTABLE=$(PY_EXE) -DMODEENVOY_BUILD_PYTHON=ON
 
-.PHONY: all setup configure build test test-cpp test-python test-asan fuzz run bench install-check pip-check clean
+.PHONY: all setup configure build test test-cpp test-python test-asan test-tsan fuzz run bench install-check pip-check clean
 
 all: build
 
@@ -49,6 +51,20 @@ test-asan: setup
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
 
+# ThreadSanitizer build: the test programs of the components that share state across threads
+# (TSAN_TESTS). Locks in lib/ are made visible to TSan by lib/core/mutex.h.
+TSAN_TESTS ?= tokenizer_test gateway_test
+empty :=
+space := $(empty) $(empty)
+test-tsan: setup
+	cmake -S . -B $(TSAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DMODEENVOY_SANITIZE=thread -DMODEENVOY_BUILD_BENCH=OFF -DMODEENVOY_BUILD_EXAMPLES=OFF \
+	  -DMODEENVOY_BUILD_PYTHON=OFF
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TESTS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 \
+	  -L '^($(subst $(space),|,$(strip $(TSAN_TESTS))))$$'
+
 fuzz: setup
 	cmake -S . -B $(FUZZ_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
@@ -75,4 +91,4 @@ pip-check: setup
 	PYTHON=$(PYTHON) scripts/pip_check.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-release
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) build-release

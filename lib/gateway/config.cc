@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/json_util.h"
 #include "modeenvoy/gateway/filter.h"
@@ -413,7 +414,7 @@ absl::Status ConfigStore::LoadInternal(std::string_view json, bool require_loade
   MODEENVOY_ASSIGN_OR_RETURN(std::shared_ptr<ConfigSnapshot> s,
                              ConfigSnapshotBuilder::Build(json, options_));
   std::shared_ptr<const ConfigSnapshot> old;  // released after the lock
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   // Nobody else holds `s` yet, so stamping it here keeps snapshots immutable once shared.
   ConfigSnapshotBuilder::SetGeneration(s.get(), ++generation_);
   old = std::move(current_);
@@ -422,12 +423,12 @@ absl::Status ConfigStore::LoadInternal(std::string_view json, bool require_loade
 }
 
 std::shared_ptr<const ConfigSnapshot> ConfigStore::Current() const {
-  absl::ReaderMutexLock lock(&mu_);
+  core_internal::ReaderMutexLock lock(&mu_);
   return current_;
 }
 
 uint64_t ConfigStore::generation() const {
-  absl::ReaderMutexLock lock(&mu_);
+  core_internal::ReaderMutexLock lock(&mu_);
   return generation_;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/builtin_filters.h"
 #include "modeenvoy/protocol/error.h"
@@ -67,7 +68,7 @@ absl::Status FilterRegistry::Register(std::string_view type, FilterFactoryBuilde
     return absl::InvalidArgumentError(
         absl::StrFormat("filter type \"%s\": builder must not be null", type));
   }
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   auto [it, inserted] = builders_.try_emplace(std::string(type), std::move(builder));
   if (!inserted) {
     return absl::AlreadyExistsError(
@@ -77,14 +78,14 @@ absl::Status FilterRegistry::Register(std::string_view type, FilterFactoryBuilde
 }
 
 bool FilterRegistry::Contains(std::string_view type) const {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return builders_.contains(std::string(type));
 }
 
 std::vector<std::string> FilterRegistry::types() const {
   std::vector<std::string> out;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     out.reserve(builders_.size());
     for (const auto& [type, builder] : builders_) out.push_back(type);
   }
@@ -96,7 +97,7 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> FilterRegistry::Build(
     std::string_view config_json, const FilterBuildContext& context) const {
   FilterFactoryBuilder builder;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     auto it = builders_.find(std::string(context.type));
     if (it == builders_.end()) {
       return absl::NotFoundError(

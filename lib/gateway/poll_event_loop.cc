@@ -18,6 +18,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "lib/core/mutex.h"
 
 namespace modeenvoy {
 namespace {
@@ -89,7 +90,7 @@ class PollLoop final : public PollEventLoop {
 
   void Post(absl::AnyInvocable<void()> fn) override ABSL_LOCKS_EXCLUDED(mu_) {
     {
-      absl::MutexLock lock(&mu_);
+      core_internal::MutexLock lock(&mu_);
       posted_.push_back(std::move(fn));
     }
     Wake();
@@ -113,7 +114,7 @@ class PollLoop final : public PollEventLoop {
     const uint64_t seq_limit = next_timer_seq_;
     absl::Duration wait = max_wait < absl::ZeroDuration() ? absl::ZeroDuration() : max_wait;
     {
-      absl::MutexLock lock(&mu_);
+      core_internal::MutexLock lock(&mu_);
       if (!posted_.empty()) wait = absl::ZeroDuration();
     }
     if (!timers_.empty()) {
@@ -149,7 +150,7 @@ class PollLoop final : public PollEventLoop {
     // Posted tasks first: they were queued before anything this iteration produces.
     std::vector<absl::AnyInvocable<void()>> tasks;
     {
-      absl::MutexLock lock(&mu_);
+      core_internal::MutexLock lock(&mu_);
       tasks.swap(posted_);
     }
     for (auto& task : tasks) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "lib/tokenizer/vocab.h"
 #include "modeenvoy/tokenizer/encoding.h"
@@ -168,12 +169,12 @@ class Registry {
                                          options.verify_sha256 ? "1" : "0");
     std::shared_ptr<Slot> slot;
     {
-      absl::MutexLock lock(&mu_);
+      core_internal::MutexLock lock(&mu_);
       std::shared_ptr<Slot>& s = slots_[key];
       if (s == nullptr) s = std::make_shared<Slot>();
       slot = s;
     }
-    absl::MutexLock lock(&slot->mu);
+    core_internal::MutexLock lock(&slot->mu);
     if (slot->encoding != nullptr) return slot->encoding;
     MODEENVOY_ASSIGN_OR_RETURN(std::unique_ptr<Encoding> enc, LoadBuiltin(b, options));
     slot->encoding = std::shared_ptr<const Encoding>(std::move(enc));

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "lib/core/mutex.h"
 
 namespace modeenvoy::gateway_testing {
 namespace {
@@ -85,16 +86,16 @@ bool TestConnection::EndChunked() { return WriteAll(fd_, "0\r\n\r\n"); }
 
 bool TestConnection::WaitGate(std::string_view gate, absl::Duration timeout) {
   std::string name(gate);
-  absl::MutexLock lock(&server_->mu_);
+  core_internal::MutexLock lock(&server_->mu_);
   auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(server_->mu_) {
     return server_->stopping_ || server_->gates_.contains(name);
   };
-  server_->mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+  core_internal::AwaitWithTimeout(&server_->mu_, cond, timeout);
   return server_->gates_.contains(name);
 }
 
 void TestConnection::Signal(std::string_view event) {
-  absl::MutexLock lock(&server_->mu_);
+  core_internal::MutexLock lock(&server_->mu_);
   server_->events_.insert(std::string(event));
 }
 
@@ -136,7 +137,7 @@ TestHttpServer::TestHttpServer(TestHandler handler) : handler_(std::move(handler
 
 TestHttpServer::~TestHttpServer() {
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     stopping_ = true;
   }
   if (stop_pipe_[1] >= 0) {
@@ -146,7 +147,7 @@ TestHttpServer::~TestHttpServer() {
   acceptor_.join();
   std::vector<std::thread> threads;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     threads.swap(connection_threads_);
   }
   for (auto& t : threads) t.join();
@@ -161,29 +162,29 @@ std::string TestHttpServer::Url(std::string_view path) const {
 }
 
 void TestHttpServer::OpenGate(std::string_view gate) {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   gates_.insert(std::string(gate));
 }
 
 bool TestHttpServer::WaitForEvent(std::string_view event, absl::Duration timeout) {
   std::string name(event);
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.contains(name); };
-  return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+  return core_internal::AwaitWithTimeout(&mu_, cond, timeout);
 }
 
 int TestHttpServer::connections_accepted() const {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return accepted_;
 }
 
 std::vector<ReceivedRequest> TestHttpServer::requests() const {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return requests_;
 }
 
 bool TestHttpServer::stopping() const {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return stopping_;
 }
 
@@ -207,7 +208,7 @@ void TestHttpServer::AcceptLoop() {
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     int index = ++accepted_;
     connection_threads_.emplace_back([this, fd, index] { ServeConnection(fd, index); });
   }
@@ -258,7 +259,7 @@ void TestHttpServer::ServeConnection(int fd, int index) {
     if (!ReadRequest(fd, &buffer, &request)) break;
     request.connection = index;
     {
-      absl::MutexLock lock(&mu_);
+      core_internal::MutexLock lock(&mu_);
       requests_.push_back(request);
     }
     TestConnection conn(this, fd, std::move(request));
