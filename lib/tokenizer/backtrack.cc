@@ -70,7 +70,7 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
 
   // The trie, over every token for now (the splits below need all of them); children are
   // placed at the first base where all their slots are free.
-  std::vector<Node>& nodes = enc->nodes_;
+  std::vector<Node> nodes;
   FreeList free;
   auto grow = [&](size_t size) {
     if (size <= nodes.size()) return;
@@ -199,6 +199,20 @@ std::unique_ptr<BacktrackEncoder> BacktrackEncoder::Build(const Vocab& vocab) {
     uint32_t& prefix = enc->info_[r].prefix;
     while (prefix != kNoRank && !reachable[prefix]) prefix = enc->info_[prefix].prefix;
   }
+  // Pack the trie (see Node). Free slots keep check = kCheckMask, which no node index
+  // reaches; the root's check is kCheckMask - 1, no node's parent either.
+  if (nodes.size() > kMaxTrieSlots || vocab.max_rank() > kMaxRank) {
+    enc->usable_ = false;
+    return enc;
+  }
+  enc->trie_.resize(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    const uint64_t check = n.check == kFree ? kCheckMask : i == 0 ? kCheckMask - 1 : n.check;
+    const uint64_t rank = n.rank == kNoRank ? kTrieNoRank : n.rank;
+    enc->trie_[i] = check | (uint64_t{n.base} << kCheckBits) |
+                    (rank << (kCheckBits + kBaseBits));
+  }
   return enc;
 }
 
@@ -214,7 +228,7 @@ void BacktrackEncoder::EncodeLong(const uint8_t* p, size_t n, std::vector<uint32
 }
 
 size_t BacktrackEncoder::MemoryUsage() const {
-  return sizeof(*this) + nodes_.capacity() * sizeof(Node) + info_.capacity() * sizeof(TokenInfo);
+  return sizeof(*this) + trie_.capacity() * sizeof(uint64_t) + info_.capacity() * sizeof(TokenInfo);
 }
 
 }  // namespace modeenvoy::tokenizer_internal

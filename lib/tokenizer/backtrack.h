@@ -41,13 +41,18 @@ class BacktrackEncoder {
   // Builds the prefix trie and the token splits of `vocab`, which must outlive the encoder.
   static std::unique_ptr<BacktrackEncoder> Build(const Vocab& vocab);
 
-  // Whether Encode gives tiktoken's result for this vocabulary. The argument above needs
+  // Whether Encode gives tiktoken's result for this vocabulary (else the caller must use the
+  // merge loop, MergeSmall and MergeLarge). The argument above needs
   // every token that tiktoken's loop can build from its own bytes to be built from two
   // lower-ranked parts. Published vocabularies are; a rank file where, say, "yz" ranks above
   // "xyz" is not (tiktoken builds xyz by merging y+z first, then x+yz): Build finds such a
-  // token by running the merge loop on every token it could not split, and then the caller
-  // must use the merge loop (MergeSmall, MergeLarge) instead.
+  // token by running the merge loop on every token it could not split. Also not usable:
+  // ranks above kMaxRank.
   bool usable() const { return usable_; }
+
+  // The largest rank the encoder serves: a rank file with a higher rank (or a trie of over
+  // two million slots; o200k_base needs 427 thousand) is not usable().
+  static constexpr uint32_t kMaxRank = (uint32_t{1} << 22) - 2;
 
   // Encodes the piece [p, p+n) (REQUIRES: n >= 1, usable()) into sink, as tiktoken's byte
   // pair merge.
@@ -73,13 +78,23 @@ class BacktrackEncoder {
   explicit BacktrackEncoder(const Vocab& vocab) : vocab_(vocab) {}
 
   // A double-array trie over the bytes of the reachable tokens: the child of node s on byte c
-  // is t = base + c if nodes_[t].check == s. Free slots have check == kFree.
+  // is t = base + c if nodes[t].check == s. Free slots have check == kFree. Build lays it out
+  // in this form, then packs each slot into the 8 bytes of trie_ (check, base and rank in
+  // 21 + 21 + 22 bits): the walk's dependent loads then share cache lines two thirds more
+  // often than with 12-byte slots.
   struct Node {
     uint32_t check;
     uint32_t base;
     uint32_t rank;  // the reachable token ending here, or kNoRank
   };
   static constexpr uint32_t kFree = 0xffffffffu;
+  static constexpr int kCheckBits = 21, kBaseBits = 21;
+  static constexpr uint64_t kCheckMask = (uint64_t{1} << kCheckBits) - 1;
+  static constexpr uint64_t kBaseMask = (uint64_t{1} << kBaseBits) - 1;
+  static constexpr uint32_t kTrieNoRank = (uint32_t{1} << (64 - kCheckBits - kBaseBits)) - 1;
+  static_assert(kMaxRank + 1 == kTrieNoRank);
+  // Slots (not counting the two reserved check values) the packed trie can address.
+  static constexpr size_t kMaxTrieSlots = kCheckMask - 1;
 
   struct TokenInfo {
     uint32_t left;    // split: bytes(left) + bytes(right) == bytes(rank)
@@ -100,17 +115,18 @@ class BacktrackEncoder {
   // Longest reachable token that is a prefix of [p, p+n). REQUIRES: n >= 1.
   uint32_t LongestPrefix(const uint8_t* p, size_t n) const {
     // One dependent load per byte: check, base and rank share a slot.
-    uint32_t s = 0;
+    const uint64_t* trie = trie_.data();
+    uint64_t s = 0;
     uint32_t best = kNoRank;
-    const Node* nodes = nodes_.data();
-    uint32_t base = nodes[0].base;
+    uint64_t base = (trie[0] >> kCheckBits) & kBaseMask;
     for (size_t i = 0; i < n; ++i) {
-      const uint32_t t = base + p[i];
-      const Node node = nodes[t];
-      if (node.check != s) break;
+      const uint64_t t = base + p[i];
+      const uint64_t node = trie[t];
+      if ((node & kCheckMask) != s) break;
       s = t;
-      base = node.base;
-      if (node.rank != kNoRank) best = node.rank;
+      base = (node >> kCheckBits) & kBaseMask;
+      const auto rank = static_cast<uint32_t>(node >> (kCheckBits + kBaseBits));
+      if (rank != kTrieNoRank) best = rank;
     }
     return best;
   }
@@ -199,7 +215,7 @@ class BacktrackEncoder {
   };
 
   const Vocab& vocab_;
-  std::vector<Node> nodes_;
+  std::vector<uint64_t> trie_;  // packed Nodes
   std::vector<TokenInfo> info_;  // by rank; gaps have len 0
   uint32_t max_token_len_ = 0;
   size_t unreachable_ = 0;

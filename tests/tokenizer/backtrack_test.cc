@@ -108,6 +108,24 @@ TEST(BacktrackTest, RefusesVocabulariesWhereAPartRanksAboveItsToken) {
   EXPECT_TRUE(BacktrackEncoder::Build(**unbuildable)->usable());
 }
 
+TEST(BacktrackTest, RefusesRanksBeyondWhatItsTrieHolds) {
+  // The trie packs ranks into 22 bits; a rank file may use ranks up to 2^24 - 1.
+  for (const uint32_t top : {BacktrackEncoder::kMaxRank, BacktrackEncoder::kMaxRank + 1}) {
+    std::string file = tokenizer_test::SmallRankFile({"ab"});
+    file += absl::StrCat(absl::Base64Escape("abc"), " ", top, "\n");
+    auto vocab = Vocab::Parse(file, "t");
+    ASSERT_TRUE(vocab.ok()) << vocab.status();
+    auto enc = BacktrackEncoder::Build(**vocab);
+    EXPECT_EQ(enc->usable(), top == BacktrackEncoder::kMaxRank) << top;
+    if (enc->usable()) {
+      for (const char* s : {"abc", "abcab", "xabcabc"}) {
+        EXPECT_EQ(Backtrack(*enc, s), ReferenceMerge(**vocab, s)) << s;
+      }
+      EXPECT_EQ(Backtrack(*enc, "abc"), (std::vector<uint32_t>{top}));
+    }
+  }
+}
+
 // Random pieces from atoms that make many near-ties and long merge chains, against the
 // reference, for every published vocabulary.
 void CheckRandomPieces(const std::string& name, uint32_t seed) {
