@@ -1,17 +1,16 @@
 // modeenvoy-tokens: prints the token ids (or counts) of files or stdin.
 //
-//   modeenvoy-tokens --encoding o200k_base notes.txt      # ids, one line per file
+//   modeenvoy-tokens --encoding o200k_base notes.txt      # the ids of one input, one line
 //   echo "hello world" | modeenvoy-tokens --encoding cl100k_base --count
 //   modeenvoy-tokens --model gpt-4o --count a.txt b.txt  # "<count> <file>" per file + total
 //
-// Rank files are found as by modeenvoy::GetEncoding: --rank-file, $MODEENVOY_TOKENIZER_DIR,
-// or tiktoken's cache ($TIKTOKEN_CACHE_DIR). Special-token text is encoded as plain text
-// unless --allow-special is given. Exit status: 0 ok, 1 runtime error, 2 usage error.
+// An input that cannot be read is reported and skipped, and the others are still processed
+// (exit status 1 at the end, like wc); output that cannot be written stops the program with
+// status 1. See kUsage for the rest.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,38 +22,88 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: modeenvoy-tokens (--encoding NAME | --model MODEL) [--count] [--allow-special]\n"
-    "                        [--rank-file PATH] [FILE...]\n"
-    "Prints the token ids of each FILE (stdin when none), space-separated, one line per input;\n"
-    "with --count, the number of tokens instead (\"<count> <file>\" lines and a total when\n"
-    "several files are given). Encodings: gpt2 r50k_base p50k_base p50k_edit cl100k_base\n"
-    "o200k_base o200k_harmony.\n";
+    "                        [--rank-file PATH] [--] [FILE...]\n"
+    "\n"
+    "Prints the token ids of each FILE (stdin when none, or for \"-\"), space-separated, one\n"
+    "line per input; with several inputs each line starts with \"FILE: \". With --count, the\n"
+    "number of tokens instead: \"N\" for one input, \"N FILE\" lines and \"N total\" for several.\n"
+    "\n"
+    "  -e, --encoding NAME  gpt2 r50k_base p50k_base p50k_edit cl100k_base o200k_base\n"
+    "                       o200k_harmony\n"
+    "  -m, --model MODEL    the encoding of a model name, as tiktoken.encoding_for_model\n"
+    "  -c, --count          print counts instead of ids\n"
+    "  --allow-special      encode special-token text (e.g. <|endoftext|>) as the special\n"
+    "                       token, like tiktoken's encode(text, allowed_special=\"all\"); by\n"
+    "                       default it is ordinary text, like tiktoken's encode_ordinary\n"
+    "  --rank-file PATH     the encoding's .tiktoken file; by default\n"
+    "                       $MODEENVOY_TOKENIZER_DIR/NAME.tiktoken, then tiktoken's cache\n"
+    "                       ($TIKTOKEN_CACHE_DIR, $DATA_GYM_CACHE_DIR or <tmp>/data-gym-cache)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Input need not be UTF-8: invalid bytes are tokenized as bytes, as tiktoken does.\n"
+    "Exit status: 0 ok; 1 an input or the rank file could not be read (the other inputs are\n"
+    "still processed) or the output could not be written; 2 usage error.\n";
 
-bool ReadAll(std::FILE* f, std::string* out) {
+[[noreturn]] void UsageError(const std::string& message) {
+  std::fprintf(stderr, "modeenvoy-tokens: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+// Writes all of s to stdout, or exits with status 1 naming the error.
+void Write(std::string_view s) {
+  if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size()) {
+    std::fprintf(stderr, "modeenvoy-tokens: write error: %s\n", std::strerror(errno));
+    std::exit(1);
+  }
+}
+
+// Reads all of `file` ("-" is stdin) into *out; on failure prints why and returns false.
+bool ReadInput(const std::string& file, std::string* out) {
+  std::FILE* f = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "modeenvoy-tokens: %s: %s\n", file.c_str(), std::strerror(errno));
+    return false;
+  }
   char buf[1 << 16];
   size_t n;
+  errno = 0;
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-  return std::ferror(f) == 0;
+  const bool ok = std::ferror(f) == 0;
+  const int err = errno;
+  if (f != stdin) std::fclose(f);
+  if (!ok) {
+    std::fprintf(stderr, "modeenvoy-tokens: %s: %s\n", file.c_str(),
+                 err != 0 ? std::strerror(err) : "read error");
+  }
+  return ok;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string encoding_name, model, rank_file;
+  bool have_encoding = false, have_model = false;
   bool count = false, allow_special = false;
   std::vector<std::string> files;
+  bool options_done = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&](std::string* out) {
-      if (i + 1 >= argc) {
-        std::cerr << "modeenvoy-tokens: " << arg << " needs a value\n" << kUsage;
-        std::exit(2);
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        UsageError(std::string(arg) + " needs a value");
       }
       *out = argv[++i];
     };
-    if (arg == "--encoding" || arg == "-e") {
+    if (options_done || arg == "-" || arg.empty() || arg[0] != '-') {
+      files.emplace_back(arg);
+    } else if (arg == "--") {
+      options_done = true;
+    } else if (arg == "--encoding" || arg == "-e") {
       value(&encoding_name);
+      have_encoding = true;
     } else if (arg == "--model" || arg == "-m") {
       value(&model);
+      have_model = true;
     } else if (arg == "--rank-file") {
       value(&rank_file);
     } else if (arg == "--count" || arg == "-c") {
@@ -62,25 +111,18 @@ int main(int argc, char** argv) {
     } else if (arg == "--allow-special") {
       allow_special = true;
     } else if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "-") {
-      files.emplace_back("-");
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      std::cerr << "modeenvoy-tokens: unknown option " << arg << "\n" << kUsage;
-      return 2;
+      Write(kUsage);
+      return std::fflush(stdout) == 0 ? 0 : 1;
     } else {
-      files.emplace_back(arg);
+      UsageError("unknown option " + std::string(arg));
     }
   }
-  if (encoding_name.empty() == model.empty()) {
-    std::cerr << "modeenvoy-tokens: give exactly one of --encoding or --model\n" << kUsage;
-    return 2;
-  }
-  if (!model.empty()) {
+  if (have_encoding == have_model) UsageError("give exactly one of --encoding or --model");
+  if (have_model) {
     auto name = modeenvoy::EncodingNameForModel(model);
     if (!name.ok()) {
-      std::cerr << "modeenvoy-tokens: " << name.status().message() << "\n";
+      std::fprintf(stderr, "modeenvoy-tokens: %s; see --encoding\n",
+                   std::string(name.status().message()).c_str());
       return 2;
     }
     encoding_name = *name;
@@ -89,44 +131,46 @@ int main(int argc, char** argv) {
   options.rank_file = rank_file;
   auto enc = modeenvoy::GetEncoding(encoding_name, options);
   if (!enc.ok()) {
-    std::cerr << "modeenvoy-tokens: " << enc.status().message() << "\n";
+    std::fprintf(stderr, "modeenvoy-tokens: %s\n", std::string(enc.status().message()).c_str());
     return enc.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   if (files.empty()) files.emplace_back("-");
+  const bool several = files.size() > 1;
   const modeenvoy::SpecialTokenSet allowed =
       allow_special ? modeenvoy::SpecialTokenSet::All() : modeenvoy::SpecialTokenSet();
   const modeenvoy::SpecialTokenSet disallowed;  // never an error: plain text otherwise
+  int status = 0;
   size_t total = 0;
-  std::string out;
+  std::string line;
+  std::vector<modeenvoy::Token> ids;
   for (const std::string& file : files) {
     std::string text;
-    std::FILE* f = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
-    if (f == nullptr) {
-      std::cerr << "modeenvoy-tokens: " << file << ": " << std::strerror(errno) << "\n";
-      return 1;
+    if (!ReadInput(file, &text)) {
+      status = 1;
+      continue;
     }
-    const bool ok = ReadAll(f, &text);
-    if (f != stdin) std::fclose(f);
-    if (!ok) {
-      std::cerr << "modeenvoy-tokens: " << file << ": read error\n";
-      return 1;
-    }
+    line.clear();
     if (count) {
+      // With nothing disallowed, Count and Encode cannot fail.
       const size_t n = *(*enc)->Count(text, allowed, disallowed);
       total += n;
-      out = std::to_string(n);
-      if (files.size() > 1) out += " " + file;
+      line = std::to_string(n);
+      if (several) line.append(" ").append(file);
     } else {
-      const std::vector<modeenvoy::Token> ids = *(*enc)->Encode(text, allowed, disallowed);
-      out.clear();
+      ids = *(*enc)->Encode(text, allowed, disallowed);
+      if (several) line.append(file).append(": ");
       for (size_t i = 0; i < ids.size(); ++i) {
-        if (i > 0) out.push_back(' ');
-        out += std::to_string(ids[i]);
+        if (i > 0) line.push_back(' ');
+        line += std::to_string(ids[i]);
       }
     }
-    out.push_back('\n');
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    line.push_back('\n');
+    Write(line);
   }
-  if (count && files.size() > 1) std::printf("%zu total\n", total);
-  return std::fflush(stdout) == 0 ? 0 : 1;
+  if (count && several) Write(std::to_string(total) + " total\n");
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "modeenvoy-tokens: write error: %s\n", std::strerror(errno));
+    return 1;
+  }
+  return status;
 }

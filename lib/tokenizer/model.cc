@@ -132,7 +132,8 @@ absl::StatusOr<std::string> EncodingNameForModel(std::string_view model) {
     if (const char* enc = Lookup(model.substr(slash + 1))) return std::string(enc);
   }
   return absl::NotFoundError(absl::StrFormat(
-      "could not map model '%s' to an encoding; pick one with GetEncoding(name)", ToAbsl(model)));
+      "could not map model '%s' to an encoding; choose an encoding by name instead "
+      "(o200k_base for current OpenAI models)", ToAbsl(model)));
 }
 
 absl::StatusOr<std::shared_ptr<const Encoding>> EncodingForModel(std::string_view model,

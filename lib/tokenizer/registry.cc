@@ -1,9 +1,14 @@
 // The built-in encodings, rank file discovery and the process-wide registry. The files are
-// read by ReadWholeFile (vocab.cc), the tokenizer's only I/O.
+// read by ReadWholeFile (vocab.cc), and TempDir() checks which temp directory exists: the
+// tokenizer's only I/O.
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -104,13 +109,24 @@ std::string EnvOrEmpty(const char* var) {
   return v == nullptr ? std::string() : std::string(v);
 }
 
-// Python's tempfile.gettempdir() on POSIX: $TMPDIR, $TEMP, $TMP, then /tmp.
+// Python's tempfile.gettempdir() on POSIX (where tiktoken's default cache lives): the first
+// usable directory of $TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp and the working
+// directory. Python tries to create a file there; a writable, searchable directory is the
+// same test without the write.
 std::string TempDir() {
+  std::vector<std::string> dirs;
   for (const char* var : {"TMPDIR", "TEMP", "TMP"}) {
     std::string v = EnvOrEmpty(var);
-    if (!v.empty()) return v;
+    if (!v.empty()) dirs.push_back(std::move(v));
   }
-  return "/tmp";
+  for (const char* d : {"/tmp", "/var/tmp", "/usr/tmp"}) dirs.emplace_back(d);
+  for (const std::string& d : dirs) {
+    struct stat st;
+    if (::stat(d.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && ::access(d.c_str(), W_OK | X_OK) == 0) {
+      return d;
+    }
+  }
+  return ".";
 }
 
 std::string JoinPath(std::string_view dir, std::string_view file) {
@@ -152,6 +168,10 @@ absl::StatusOr<std::unique_ptr<Encoding>> LoadBuiltin(const BuiltinEncoding& b,
       return absl::Status(enc.status().code(), absl::StrCat(path, ": ", enc.status().message()));
     }
     return enc;
+  }
+  if (!options.rank_file.empty()) {
+    return absl::NotFoundError(
+        absl::StrFormat("rank file for %s not found: %s", b.name, options.rank_file));
   }
   return absl::NotFoundError(absl::StrFormat(
       "no rank file for %s (%s.tiktoken); tried %s. Set MODEENVOY_TOKENIZER_DIR to a directory "

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -18,6 +19,7 @@ namespace modeenvoy {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 class RegistryTest : public ::testing::Test {
@@ -65,6 +67,17 @@ TEST_F(RegistryTest, MissingFileIsNotFoundNamingEveryPathTried) {
   EXPECT_THAT(enc.status().message(), HasSubstr((dir_ / "nowhere" / "cl100k_base.tiktoken").string()));
   EXPECT_THAT(enc.status().message(),
               HasSubstr((dir_ / "cache" / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4").string()));
+}
+
+TEST_F(RegistryTest, MissingExplicitRankFileNamesOnlyThatPath) {
+  EncodingOptions options;
+  options.rank_file = (dir_ / "missing.tiktoken").string();
+  auto enc = GetEncoding("cl100k_base", options);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(enc.status().message(), HasSubstr(options.rank_file));
+  // Nothing else is searched, so no advice about the directories that would be.
+  EXPECT_THAT(enc.status().message(), Not(HasSubstr("MODEENVOY_TOKENIZER_DIR")));
 }
 
 TEST_F(RegistryTest, CorruptFileIsDataLossWithPathAndLine) {
@@ -129,6 +142,54 @@ TEST_F(RegistryTest, FindsFilesInTiktokenCacheDirectory) {
   auto enc = GetEncoding("r50k_base", options);
   ASSERT_TRUE(enc.ok()) << enc.status();
   EXPECT_EQ((*enc)->n_vocab(), 50257u);
+  EXPECT_EQ((*enc)->EncodeOrdinary("hello world"), (std::vector<Token>{31373, 995}));
+}
+
+// Sets (or, with nullptr, unsets) an environment variable for the scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value == nullptr) {
+      ::unsetenv(name);
+    } else {
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      ::setenv(name_, old_.c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST_F(RegistryTest, DefaultCacheIsInTheTempDirectoryPythonWouldPick) {
+  // tiktoken's default cache is tempfile.gettempdir()/data-gym-cache, and gettempdir() skips
+  // candidates that are not usable directories: $TMPDIR naming a missing one, $TEMP is next.
+  const std::string src = tokenizer_test::TokenizerDir() + "/r50k_base.tiktoken";
+  if (tokenizer_test::TokenizerDir().empty() || !fs::exists(src)) {
+    GTEST_SKIP() << "tokenizer data missing (MODEENVOY_TOKENIZER_DIR/r50k_base.tiktoken)";
+  }
+  fs::create_directories(dir_ / "temp" / "data-gym-cache");
+  fs::copy_file(src, dir_ / "temp" / "data-gym-cache" / "0ea1e91bbb3a60f729a8dc8f777fd2fc07cd8df4");
+  const std::string missing = (dir_ / "no-such-dir").string();
+  const std::string temp = (dir_ / "temp").string();
+  ScopedEnv cache("TIKTOKEN_CACHE_DIR", nullptr);
+  ScopedEnv gym("DATA_GYM_CACHE_DIR", nullptr);
+  ScopedEnv tokdir("MODEENVOY_TOKENIZER_DIR", nullptr);
+  ScopedEnv tmpdir("TMPDIR", missing.c_str());
+  ScopedEnv tempvar("TEMP", temp.c_str());
+  auto enc = GetEncoding("r50k_base", EncodingOptions{});
+  ASSERT_TRUE(enc.ok()) << enc.status();
   EXPECT_EQ((*enc)->EncodeOrdinary("hello world"), (std::vector<Token>{31373, 995}));
 }
 
