@@ -88,15 +88,27 @@ class IntTable {
   std::vector<PyObject*> ints_;
 };
 
+// Token ids from any iterable of integers: Python ints, or anything with __index__ (numpy
+// integers and arrays), as tiktoken accepts. Negative or over 32 bits: OverflowError.
 std::vector<Token> ToTokens(const py::iterable& tokens) {
   std::vector<Token> out;
   if (PyList_Check(tokens.ptr()) || PyTuple_Check(tokens.ptr())) {
     out.reserve(static_cast<size_t>(PySequence_Size(tokens.ptr())));
   }
   for (py::handle h : tokens) {
-    const unsigned long v = PyLong_AsUnsignedLong(h.ptr());
+    unsigned long v;
+    if (PyLong_Check(h.ptr())) {
+      v = PyLong_AsUnsignedLong(h.ptr());
+    } else {
+      py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+      if (!index) throw py::error_already_set();
+      v = PyLong_AsUnsignedLong(index.ptr());
+    }
     if (v == static_cast<unsigned long>(-1) && PyErr_Occurred()) throw py::error_already_set();
-    if (v > 0xffffffffUL) throw py::value_error("token id out of range");
+    if (v > 0xffffffffUL) {
+      PyErr_SetString(PyExc_OverflowError, "token id does not fit in 32 bits");
+      throw py::error_already_set();
+    }
     out.push_back(static_cast<Token>(v));
   }
   return out;
@@ -166,6 +178,23 @@ class PyEncoding {
     }
     if (!out.ok()) ThrowStatus(out.status());
     return ToList(*out);
+  }
+
+  // The ids as native-endian uint32 bytes, for numpy.frombuffer (tiktoken's encode_to_numpy).
+  py::bytes EncodeToBuffer(const py::str& text, bool allowed_all,
+                           const std::vector<std::string>& allowed, bool disallowed_all,
+                           const std::vector<std::string>& disallowed) const {
+    const std::string_view v = Utf8View(text);
+    const SpecialTokenSet a = ToSet(allowed_all, allowed);
+    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
+    absl::StatusOr<std::vector<Token>> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->Encode(v, a, d);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    static_assert(sizeof(Token) == 4);
+    return py::bytes(reinterpret_cast<const char*>(out->data()), out->size() * sizeof(Token));
   }
 
   size_t Count(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
@@ -280,6 +309,9 @@ void RegisterTokenizer(pybind11::module_& m) {
       .def("count_ordinary", &PyEncoding::CountOrdinary, py::arg("text"))
       .def("encode", &PyEncoding::Encode, py::arg("text"), py::arg("allowed_all"),
            py::arg("allowed"), py::arg("disallowed_all"), py::arg("disallowed"))
+      .def("encode_to_buffer", &PyEncoding::EncodeToBuffer, py::arg("text"),
+           py::arg("allowed_all"), py::arg("allowed"), py::arg("disallowed_all"),
+           py::arg("disallowed"))
       .def("count", &PyEncoding::Count, py::arg("text"), py::arg("allowed_all"),
            py::arg("allowed"), py::arg("disallowed_all"), py::arg("disallowed"))
       .def("encode_batch", &PyEncoding::EncodeBatch, py::arg("texts"), py::arg("num_threads"),

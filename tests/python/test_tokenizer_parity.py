@@ -216,3 +216,52 @@ def test_model_table_agrees_with_tiktoken():
     with pytest.raises(KeyError):
         modeenvoy.encoding_for_model("no-such-model")
     assert modeenvoy.list_encoding_names() == tiktoken.list_encoding_names()
+
+
+def test_api_details_code_written_for_tiktoken_relies_on():
+    import copy
+    import pickle
+
+    np = require_module("numpy", reason="numpy is not installed (requirements-dev.txt)")
+    ref, ours = pair("cl100k_base")
+    text = "hello <|endoftext|> world"
+    # Module-level lookup by model name.
+    assert modeenvoy.encoding_name_for_model("gpt-4o") == tiktoken.encoding_name_for_model("gpt-4o")
+    # Encodings travel to worker processes by pickle; deepcopy works too.
+    again = pickle.loads(pickle.dumps(ours))
+    assert again.name == ours.name and again.encode(text, allowed_special="all") == \
+        ref.encode(text, allowed_special="all")
+    assert copy.deepcopy(ours).encode_ordinary(text) == ref.encode_ordinary(text)
+    loaded = modeenvoy.load_encoding("r50k_base",
+                                     tokenizer_dir=os.environ["MODEENVOY_TOKENIZER_DIR"])
+    assert pickle.loads(pickle.dumps(loaded)).encode_ordinary(text) == \
+        tiktoken.get_encoding("r50k_base").encode_ordinary(text)
+    # numpy in and out.
+    ids = ref.encode_ordinary(text)
+    assert ours.decode(np.array(ids)) == ref.decode(np.array(ids))
+    assert ours.decode_bytes([np.int64(i) for i in ids]) == ref.decode_bytes(ids)
+    for kwargs in ({}, {"allowed_special": "all"}, {"disallowed_special": ()}):
+        try:
+            expected = ref.encode_to_numpy(text, **kwargs)
+        except ValueError:
+            with pytest.raises(ValueError):
+                ours.encode_to_numpy(text, **kwargs)
+            continue
+        got = ours.encode_to_numpy(text, **kwargs)
+        assert got.dtype == expected.dtype and got.tolist() == expected.tolist(), kwargs
+    # Any false disallowed_special means no check, as in tiktoken.
+    for falsy in (None, (), set(), frozenset(), []):
+        assert ours.encode(text, disallowed_special=falsy) == \
+            ref.encode(text, disallowed_special=falsy)
+    # Sorted byte values; edge ids behave as in tiktoken.
+    assert ours.token_byte_values() == ref.token_byte_values()
+    assert ours.is_special_token(-1) == ref.is_special_token(-1) is False
+    for bad in (-1, 2**40):
+        with pytest.raises(OverflowError):
+            ref.decode_single_token_bytes(bad)
+        with pytest.raises(OverflowError):
+            ours.decode_single_token_bytes(bad)
+    with pytest.raises(OverflowError):
+        ref.decode_bytes([2**32])
+    with pytest.raises(OverflowError):
+        ours.decode_bytes([2**32])

@@ -12,8 +12,15 @@ _modeenvoy._set_error_class(Error)
 
 from .protocol import *  # noqa: E402,F401,F403
 from .protocol import __all__ as _protocol_all  # noqa: E402
-from .tokenizer import Encoding, encoding_for_model, get_encoding, list_encoding_names  # noqa: E402
+from .tokenizer import (  # noqa: E402
+    Encoding,
+    encoding_for_model,
+    encoding_name_for_model,
+    get_encoding,
+    list_encoding_names,
+    load_encoding,
+)
 
 __version__ = "0.1.0"
-__all__ = ["Error", "Encoding", "encoding_for_model", "get_encoding", "list_encoding_names",
-           *_protocol_all]
+__all__ = ["Error", "Encoding", "encoding_for_model", "encoding_name_for_model", "get_encoding",
+           "list_encoding_names", "load_encoding", *_protocol_all]

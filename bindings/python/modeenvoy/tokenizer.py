@@ -17,6 +17,7 @@ are also ``modeenvoy.Error`` instances with ``.code``.
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from typing import AbstractSet, Collection, Literal, Sequence
 
@@ -31,6 +32,7 @@ __all__ = [
     "encoding_name_for_model",
     "get_encoding",
     "list_encoding_names",
+    "load_encoding",
 ]
 
 
@@ -57,14 +59,22 @@ def _repair_surrogates(text: str) -> str:
 class Encoding:
     """A loaded encoding with tiktoken's Encoding interface. Thread-safe."""
 
-    def __init__(self, core: "_modeenvoy._TokEncoding") -> None:
+    def __init__(self, core: "_modeenvoy._TokEncoding", _reload=None) -> None:
         self._core = core
         self.name: str = core.name
         self._special_tokens: dict[str, int] = core.special_tokens()
         self.max_token_value: int = core.max_token_value
+        # How another process gets the same encoding back (pickle, copy.deepcopy).
+        self._reload = _reload or functools.partial(get_encoding, self.name)
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
+
+    def __reduce__(self):
+        # Pickled by name (and, for load_encoding, its file arguments), not by its tables:
+        # multiprocessing and dataset.map(num_proc=...) send encodings to worker processes,
+        # which load them from the same rank files (and share them, as get_encoding does).
+        return (_call, (self._reload,))
 
     # ---- properties --------------------------------------------------------------------
     @property
@@ -80,7 +90,8 @@ class Encoding:
         return set(self._special_tokens.keys())
 
     def is_special_token(self, token: int) -> bool:
-        return self._core.is_special_token(token)
+        token = operator.index(token)
+        return 0 <= token <= 0xFFFFFFFF and self._core.is_special_token(token)
 
     def memory_usage(self) -> int:
         """Bytes held by the loaded tables (shared by every user of this encoding)."""
@@ -97,7 +108,8 @@ class Encoding:
         allowed_all = allowed_special == "all"
         allowed = [] if allowed_all else list(allowed_special)
         disallowed_all = disallowed_special == "all"
-        disallowed = [] if disallowed_all else list(disallowed_special)
+        # tiktoken checks nothing for any false value (None, (), set()).
+        disallowed = [] if disallowed_all or not disallowed_special else list(disallowed_special)
         return allowed_all, allowed, disallowed_all, disallowed
 
     def encode(
@@ -115,6 +127,26 @@ class Encoding:
                 return self._core.encode(_repair_surrogates(text), *args)
         except Error as err:
             raise _rethrow(err, EncodingValueError) from None
+
+    def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = set(),  # noqa: B006
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ):
+        """encode() as a read-only numpy uint32 array (needs numpy, as tiktoken's does)."""
+        import numpy as np
+
+        args = self._special_args(allowed_special, disallowed_special)
+        try:
+            try:
+                buffer = self._core.encode_to_buffer(text, *args)
+            except UnicodeEncodeError:
+                buffer = self._core.encode_to_buffer(_repair_surrogates(text), *args)
+        except Error as err:
+            raise _rethrow(err, EncodingValueError) from None
+        return np.frombuffer(buffer, dtype=np.uint32)
 
     def count_ordinary(self, text: str) -> int:
         """len(encode_ordinary(text)), without building the list."""
@@ -191,6 +223,9 @@ class Encoding:
         return self.decode_bytes(tokens).decode("utf-8", errors=errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:
+        token = operator.index(token)
+        if not 0 <= token <= 0xFFFFFFFF:
+            raise OverflowError("token id does not fit in 32 bits")
         try:
             return self._core.decode_single_token_bytes(token)
         except Error as err:
@@ -218,7 +253,7 @@ class Encoding:
         return [self.decode_bytes(tokens) for tokens in batch]
 
     def token_byte_values(self) -> list[bytes]:
-        """Bytes of every mergeable token, in rank order."""
+        """Bytes of every mergeable token, sorted (as tiktoken returns them)."""
         out = []
         for rank in range(self.max_token_value + 1):
             if rank in self._special_ids:
@@ -227,6 +262,7 @@ class Encoding:
                 out.append(self._core.decode_single_token_bytes(rank))
             except Error:
                 continue
+        out.sort()
         return out
 
     @functools.cached_property
@@ -255,8 +291,16 @@ def get_encoding(encoding_name: str) -> Encoding:
 def load_encoding(encoding_name: str, *, rank_file: str = "", tokenizer_dir: str = "",
                   tiktoken_cache_dir: str = "", verify_sha256: bool = True) -> Encoding:
     """A built-in encoding read from an explicit file or directory (not the defaults)."""
+    reload = functools.partial(load_encoding, encoding_name, rank_file=rank_file,
+                               tokenizer_dir=tokenizer_dir, tiktoken_cache_dir=tiktoken_cache_dir,
+                               verify_sha256=verify_sha256)
     return Encoding(_modeenvoy._tok_get_encoding(encoding_name, rank_file, tokenizer_dir,
-                                                 tiktoken_cache_dir, verify_sha256))
+                                                 tiktoken_cache_dir, verify_sha256), reload)
+
+
+def _call(fn):
+    # Unpickling helper: Encoding.__reduce__ stores how to load the encoding again.
+    return fn()
 
 
 def list_encoding_names() -> list[str]:
