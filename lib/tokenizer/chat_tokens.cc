@@ -40,35 +40,80 @@ struct Rules {
   int64_t per_message = 3;
   int64_t per_name = 1;
   int64_t func_init = 7;
+  // Images, "tiles" models: base + tile per 512 px square after the 2048/768 resize.
   int64_t image_base = 85;
   int64_t image_tile = 170;
+  // Images, "patches" models (patch_multiplier > 0): 32 px patches, at most 1536, times
+  // this; detail "low" changes nothing.
+  double patch_multiplier = 0;
 };
+
+// The model a counting rule is keyed on: "openai/gpt-4o-mini" and
+// "ft:gpt-4o-mini-2024-07-18:org::id" count as gpt-4o-mini does.
+std::string_view BaseModel(std::string_view model) {
+  if (const size_t slash = model.rfind('/'); slash != std::string_view::npos) {
+    model.remove_prefix(slash + 1);
+  }
+  if (absl::StartsWith(ToAbsl(model), "ft:")) {
+    model.remove_prefix(3);
+    model = model.substr(0, model.find(':'));
+  }
+  return model;
+}
 
 Rules RulesFor(std::string_view model, const Encoding& encoding) {
   Rules r;
-  if (model == "gpt-3.5-turbo-0301") {
+  const std::string_view base = BaseModel(model);
+  auto starts = [&](std::string_view prefix) { return absl::StartsWith(ToAbsl(base), ToAbsl(prefix)); };
+  if (base == "gpt-3.5-turbo-0301" || base == "gpt-35-turbo-0301") {
     r.per_message = 4;
     r.per_name = -1;
   }
   if (encoding.pattern() != SplitPattern::kO200k) r.func_init = 10;
-  if (absl::StartsWith(ToAbsl(model), "gpt-4o-mini")) {
+  // OpenAI's vision guide ("Calculating costs"): gpt-4o-mini bills tiles at 2833 + 5667;
+  // gpt-4.1-mini, gpt-4.1-nano and o4-mini bill 32 px patches times 1.62, 2.46, 1.72.
+  if (starts("gpt-4o-mini")) {
     r.image_base = 2833;
     r.image_tile = 5667;
+  } else if (starts("gpt-4.1-mini")) {
+    r.patch_multiplier = 1.62;
+  } else if (starts("gpt-4.1-nano")) {
+    r.patch_multiplier = 2.46;
+  } else if (starts("o4-mini")) {
+    r.patch_multiplier = 1.72;
   }
   return r;
 }
 
-// Width and height from the first bytes of a PNG, GIF or JPEG image.
+// Width and height of a PNG, GIF, WebP or JPEG image from its header (a JPEG's size may
+// follow metadata of any length, so that one needs the whole image).
 std::optional<std::pair<int, int>> ImageSize(std::string_view b) {
   auto u8 = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(b[i])); };
+  auto clamp = [](uint32_t v) { return static_cast<int>(std::min<uint32_t>(v, 1 << 20)); };
   if (b.size() >= 24 && b.substr(0, 8) == "\x89PNG\r\n\x1a\n" && b.substr(12, 4) == "IHDR") {
     const uint32_t w = u8(16) << 24 | u8(17) << 16 | u8(18) << 8 | u8(19);
     const uint32_t h = u8(20) << 24 | u8(21) << 16 | u8(22) << 8 | u8(23);
-    return std::make_pair(static_cast<int>(std::min<uint32_t>(w, 1 << 20)),
-                          static_cast<int>(std::min<uint32_t>(h, 1 << 20)));
+    return std::make_pair(clamp(w), clamp(h));
   }
   if (b.size() >= 10 && (b.substr(0, 6) == "GIF87a" || b.substr(0, 6) == "GIF89a")) {
     return std::make_pair(static_cast<int>(u8(6) | u8(7) << 8), static_cast<int>(u8(8) | u8(9) << 8));
+  }
+  if (b.size() >= 30 && b.substr(0, 4) == "RIFF" && b.substr(8, 4) == "WEBP") {
+    const std::string_view chunk = b.substr(12, 4);
+    if (chunk == "VP8 " && u8(23) == 0x9d && u8(24) == 0x01 && u8(25) == 0x2a) {  // lossy
+      return std::make_pair(static_cast<int>((u8(26) | u8(27) << 8) & 0x3fff),
+                            static_cast<int>((u8(28) | u8(29) << 8) & 0x3fff));
+    }
+    if (chunk == "VP8L" && u8(20) == 0x2f) {  // lossless: 14-bit width-1, height-1
+      const uint32_t bits = u8(21) | u8(22) << 8 | u8(23) << 16 | u8(24) << 24;
+      return std::make_pair(static_cast<int>((bits & 0x3fff) + 1),
+                            static_cast<int>(((bits >> 14) & 0x3fff) + 1));
+    }
+    if (chunk == "VP8X") {  // extended: 24-bit canvas width-1, height-1
+      return std::make_pair(clamp((u8(24) | u8(25) << 8 | u8(26) << 16) + 1),
+                            clamp((u8(27) | u8(28) << 8 | u8(29) << 16) + 1));
+    }
+    return std::nullopt;
   }
   if (b.size() >= 4 && u8(0) == 0xff && u8(1) == 0xd8) {
     size_t i = 2;
@@ -92,27 +137,51 @@ std::optional<std::pair<int, int>> ImageSize(std::string_view b) {
   return std::nullopt;
 }
 
+// Size of a base64 data: URL's image: the header from the first 64 KiB of text, or, for a
+// JPEG whose size comes later, from the whole image.
+std::optional<std::pair<int, int>> DataUrlImageSize(std::string_view b64) {
+  std::string raw;
+  const size_t prefix = std::min<size_t>(b64.size(), 64 * 1024) / 4 * 4;
+  if (!absl::Base64Unescape(ToAbsl(b64.substr(0, prefix)), &raw)) return std::nullopt;
+  if (auto size = ImageSize(raw)) return size;
+  const bool jpeg = raw.size() >= 2 && raw[0] == '\xff' && raw[1] == '\xd8';
+  if (!jpeg || prefix == b64.size()) return std::nullopt;
+  if (!absl::Base64Unescape(ToAbsl(b64), &raw)) return std::nullopt;
+  return ImageSize(raw);
+}
+
 // OpenAI's vision token formula for one image.
 int64_t ImageTokens(const ImageUrl& image, const Rules& rules, const ChatTokenOptions& options) {
-  if (image.detail.has_value() && *image.detail == "low") return rules.image_base;
+  const bool patches = rules.patch_multiplier > 0;
+  if (!patches && image.detail.has_value() && *image.detail == "low") return rules.image_base;
   double w = options.assumed_image_width, h = options.assumed_image_height;
   std::string_view url = image.url;
   if (absl::StartsWith(ToAbsl(url), "data:")) {
     const size_t comma = url.find(',');
     if (comma != std::string_view::npos && url.substr(0, comma).find(";base64") != std::string_view::npos) {
-      // The header sits in the first bytes; decode a prefix (a multiple of 4 characters).
-      std::string_view b64 = url.substr(comma + 1);
-      b64 = b64.substr(0, std::min<size_t>(b64.size(), 64 * 1024) / 4 * 4);
-      std::string raw;
-      if (absl::Base64Unescape(ToAbsl(b64), &raw)) {
-        if (auto size = ImageSize(raw)) {
-          w = size->first;
-          h = size->second;
-        }
+      if (auto size = DataUrlImageSize(url.substr(comma + 1))) {
+        w = size->first;
+        h = size->second;
       }
     }
   }
-  if (w <= 0 || h <= 0) return rules.image_base;
+  if (w <= 0 || h <= 0) return patches ? 0 : rules.image_base;
+  if (patches) {
+    // Patches of 32 px covering the image; over 1536, the image is scaled down until at
+    // most 1536 cover it, and never more than 1536 are billed.
+    constexpr double kPatch = 32, kMaxPatches = 1536;
+    // The scaled sides land on whole patches in exact arithmetic; do not let a rounding
+    // error of the last bit add a row.
+    auto ceil = [](double x) { return std::ceil(x - 1e-9); };
+    double count = ceil(w / kPatch) * ceil(h / kPatch);
+    if (count > kMaxPatches) {
+      double r = std::sqrt(kPatch * kPatch * kMaxPatches / (w * h));
+      r *= std::min(std::floor(w * r / kPatch) / (w * r / kPatch),
+                    std::floor(h * r / kPatch) / (h * r / kPatch));
+      count = std::min(kMaxPatches, ceil(w * r / kPatch) * ceil(h * r / kPatch));
+    }
+    return static_cast<int64_t>(std::ceil(count * rules.patch_multiplier));
+  }
   if (w > 2048 || h > 2048) {
     const double s = 2048.0 / std::max(w, h);
     w *= s;
@@ -134,6 +203,25 @@ std::string StripFinalPeriod(std::string s) {
 
 std::string JsonText(const nlohmann::json& j) {
   return j.is_string() ? j.get<std::string>() : (j.is_null() ? std::string() : j.dump());
+}
+
+// The deprecated request field "functions" (a JSON array of function definitions) as the
+// equivalent tools: OpenAI renders both the same way.
+std::vector<Tool> LegacyFunctions(const std::optional<std::string>& functions) {
+  std::vector<Tool> out;
+  if (!functions.has_value()) return out;
+  const nlohmann::json list = nlohmann::json::parse(*functions, nullptr, false);
+  if (!list.is_array()) return out;
+  for (const nlohmann::json& f : list) {
+    if (!f.is_object()) continue;
+    Tool tool;
+    tool.function = FunctionDefinition{};
+    if (auto it = f.find("name"); it != f.end()) tool.function->name = JsonText(*it);
+    if (auto it = f.find("description"); it != f.end()) tool.function->description = JsonText(*it);
+    if (auto it = f.find("parameters"); it != f.end()) tool.function->parameters = it->dump();
+    out.push_back(std::move(tool));
+  }
+  return out;
 }
 
 int64_t ToolTokens(const Encoding& enc, const std::vector<Tool>& tools, const Rules& rules) {
@@ -234,9 +322,26 @@ ChatTokenCount CountChatTokens(const Encoding& enc, const ChatRequest& request,
         for (const auto& [key, value] : call.extra) n += text(value);
       }
     }
+    // The deprecated assistant "function_call": {"name", "arguments"}, counted as a tool call.
+    for (const auto& [key, value] : m.extra) {
+      if (key != "function_call") continue;
+      const nlohmann::json call = nlohmann::json::parse(value, nullptr, false);
+      if (!call.is_object()) {
+        n += text(value);
+        continue;
+      }
+      if (auto it = call.find("name"); it != call.end()) n += text(JsonText(*it));
+      if (auto it = call.find("arguments"); it != call.end()) n += text(JsonText(*it));
+    }
   }
   n += 3;  // <|start|>assistant<|message|>
-  out.tool_tokens = ToolTokens(enc, request.tools, rules);
+  std::vector<Tool> legacy = LegacyFunctions(request.functions);
+  if (legacy.empty()) {
+    out.tool_tokens = ToolTokens(enc, request.tools, rules);
+  } else {
+    legacy.insert(legacy.begin(), request.tools.begin(), request.tools.end());
+    out.tool_tokens = ToolTokens(enc, legacy, rules);
+  }
   out.prompt_tokens = n + out.tool_tokens;
   return out;
 }

@@ -67,7 +67,8 @@ constexpr ModelEntry kExact[] = {
     {"code-search-ada-code-001", "r50k_base"},
     {"gpt2", "gpt2"},
     {"gpt-2", "gpt2"},
-    // Not in tiktoken's exact table (tiktoken resolves none of these bare names).
+    // Not in tiktoken 0.14's exact table (its prefixes already cover the o1-, o3- and
+    // chatgpt-4o- names; the others it does not map at all).
     {"o1-mini", "o200k_base"},
     {"o1-preview", "o200k_base"},
     {"o1-pro", "o200k_base"},
@@ -80,7 +81,10 @@ constexpr ModelEntry kExact[] = {
     {"omni-moderation-latest", "o200k_base"},
 };
 
-// tiktoken 0.14 MODEL_PREFIX_TO_ENCODING, in its order (the first matching prefix wins).
+// tiktoken 0.14 MODEL_PREFIX_TO_ENCODING, then the prefixes it lacks. The longest matching
+// prefix wins (tiktoken takes the first in its order, which for its own entries is the same
+// answer): "ft:gpt-4.1-mini-..." is o200k_base, not "ft:gpt-4"'s cl100k_base, which tiktoken
+// 0.14 returns for it.
 constexpr ModelEntry kPrefix[] = {
     {"o1-", "o200k_base"},
     {"o3-", "o200k_base"},
@@ -103,6 +107,7 @@ constexpr ModelEntry kPrefix[] = {
     {"ft:babbage-002", "cl100k_base"},
     // Not in tiktoken: later families and Azure-style names.
     {"ft:gpt-4.1", "o200k_base"},
+    {"ft:gpt-4.5", "o200k_base"},
     {"ft:o4-mini", "o200k_base"},
     {"ft:gpt-5", "o200k_base"},
     {"o4-", "o200k_base"},
@@ -116,10 +121,16 @@ const char* Lookup(std::string_view model) {
   for (const ModelEntry& e : kExact) {
     if (model == e.model) return e.encoding;
   }
+  const char* best = nullptr;
+  size_t best_len = 0;
   for (const ModelEntry& e : kPrefix) {
-    if (model.substr(0, std::string_view(e.model).size()) == e.model) return e.encoding;
+    const std::string_view prefix = e.model;
+    if (prefix.size() > best_len && model.substr(0, prefix.size()) == prefix) {
+      best = e.encoding;
+      best_len = prefix.size();
+    }
   }
-  return nullptr;
+  return best;
 }
 
 }  // namespace

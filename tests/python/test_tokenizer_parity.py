@@ -210,6 +210,10 @@ def test_surrogates_are_repaired_like_tiktoken():
 def test_model_table_agrees_with_tiktoken():
     from tiktoken.model import MODEL_PREFIX_TO_ENCODING, MODEL_TO_ENCODING
     names = list(MODEL_TO_ENCODING) + [p + "x-2025" for p in MODEL_PREFIX_TO_ENCODING]
+    # Where we differ on purpose: tiktoken's first-match "ft:gpt-4" prefix gives fine-tuned
+    # gpt-4.1 models cl100k_base; their base model (and so the fine-tune) uses o200k_base.
+    assert tiktoken.encoding_name_for_model("ft:gpt-4.1-mini-2025-04-14:o::x") == "cl100k_base"
+    assert modeenvoy.encoding_name_for_model("ft:gpt-4.1-mini-2025-04-14:o::x") == "o200k_base"
     for model in names:
         assert modeenvoy.encoding_for_model(model).name == \
             tiktoken.encoding_name_for_model(model), model

@@ -1,9 +1,11 @@
 #include "modeenvoy/tokenizer/chat_tokens.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/tokenizer/test_util.h"
 
@@ -123,6 +125,135 @@ TEST(CountChatTokensTest, ToolCallsAndToolResultsCount) {
   const int64_t expected = 3 + n("assistant") + n("get_weather") + n(R"({"city":"Paris"})") +
                            3 + n("tool") + n("18C and sunny") + n("call_1") + 3;
   EXPECT_EQ(CountChatTokens(*o200k, r).prompt_tokens, expected);
+}
+
+// A user message holding one image given as a data: URL of `bytes`, with `detail`.
+ChatRequest ImageRequest(const std::string& model, const std::string& bytes, const char* mime,
+                         std::optional<std::string> detail = std::nullopt) {
+  ChatRequest r;
+  r.model = model;
+  Message m;
+  m.role = Role::kUser;
+  std::vector<ContentPart> parts(1);
+  parts[0].type = ContentPartType::kImageUrl;
+  parts[0].image_url =
+      ImageUrl{absl::StrCat("data:", mime, ";base64,", absl::Base64Escape(bytes)), detail, {}};
+  m.content = parts;
+  r.messages.push_back(m);
+  return r;
+}
+
+std::string PngHeader(uint32_t w, uint32_t h) {
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+  for (uint32_t v : {w, h}) {
+    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<char>(v >> shift));
+  }
+  return png;
+}
+
+TEST(CountChatTokensTest, ModelPrefixesKeepTheirModelsImageAndMessageRules) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  MODEENVOY_LOAD_OR_SKIP(cl100k, "cl100k_base");
+  const std::string png = PngHeader(1024, 1024);  // 4 tiles at high detail
+  for (const char* model : {"gpt-4o-mini", "openai/gpt-4o-mini",
+                            "ft:gpt-4o-mini-2024-07-18:org::abc"}) {
+    EXPECT_EQ(CountChatTokens(*o200k, ImageRequest(model, png, "image/png")).image_tokens,
+              2833 + 5667 * 4)
+        << model;
+    EXPECT_EQ(CountChatTokens(*o200k, ImageRequest(model, png, "image/png", "low")).image_tokens,
+              2833)
+        << model;
+  }
+  EXPECT_EQ(CountChatTokens(*o200k, ImageRequest("gpt-4o", png, "image/png")).image_tokens,
+            85 + 170 * 4);
+  // Azure's name for the 0301 snapshot counts messages as that snapshot does.
+  EXPECT_EQ(CountChatTokens(*cl100k, CookbookRequest("gpt-35-turbo-0301")).prompt_tokens, 127);
+  EXPECT_EQ(CountChatTokens(*cl100k, CookbookRequest("azure/gpt-35-turbo-0301")).prompt_tokens, 127);
+}
+
+TEST(CountChatTokensTest, PatchModelsBillThirtyTwoPixelPatches) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  auto image = [&](const char* model, uint32_t w, uint32_t h, const char* detail = nullptr) {
+    std::optional<std::string> d;
+    if (detail != nullptr) d = detail;
+    return CountChatTokens(*o200k, ImageRequest(model, PngHeader(w, h), "image/png", d))
+        .image_tokens;
+  };
+  // OpenAI's vision guide: 1024x1024 is 1024 patches; 1800x2400 is scaled to 1452 patches
+  // (33 x 44); the multipliers are 1.62, 2.46 and 1.72, rounded up here.
+  EXPECT_EQ(image("gpt-4.1-mini", 1024, 1024), 1659);   // 1024 * 1.62 = 1658.88
+  EXPECT_EQ(image("gpt-4.1-mini", 2400, 1800), 2353);   // 1452 * 1.62 = 2352.24
+  EXPECT_EQ(image("gpt-4.1-mini", 1800, 2400), 2353);
+  EXPECT_EQ(image("gpt-4.1-nano-2025-04-14", 128, 64), 20);  // 8 * 2.46 = 19.68
+  EXPECT_EQ(image("o4-mini", 128, 64), 14);                  // 8 * 1.72 = 13.76
+  // "low" detail changes nothing for these models; at most 1536 patches are billed.
+  EXPECT_EQ(image("gpt-4.1-mini", 1024, 1024, "low"), 1659);
+  EXPECT_EQ(image("gpt-4.1-mini", 6000, 6000), static_cast<int64_t>(std::ceil(1521 * 1.62)));
+}
+
+TEST(CountChatTokensTest, ImageSizesFromWebPAndFromLateJpegHeaders) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  auto tokens = [&](const std::string& bytes, const char* mime) {
+    return CountChatTokens(*o200k, ImageRequest("gpt-4o", bytes, mime)).image_tokens;
+  };
+  // 300x300 fits one tile (85 + 170); an unknown size would be assumed 1024x1024 (765).
+  std::string lossy("RIFF\0\0\0\0WEBPVP8 \0\0\0\0\0\0\0\x9d\x01\x2a", 26);
+  lossy += std::string("\x2c\x01\x2c\x01", 4);  // 300, 300 (14 bits each)
+  EXPECT_EQ(tokens(lossy, "image/webp"), 255);
+  std::string lossless("RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f", 21);
+  const uint32_t bits = (300 - 1) | (300 - 1) << 14;
+  for (int i = 0; i < 4; ++i) lossless.push_back(static_cast<char>(bits >> (8 * i)));
+  lossless.append(5, '\0');
+  EXPECT_EQ(tokens(lossless, "image/webp"), 255);
+  std::string extended("RIFF\0\0\0\0WEBPVP8X\0\0\0\0\0\0\0\0", 24);
+  extended += std::string("\x2b\x01\0\x2b\x01\0", 6);  // 299 + 1, 299 + 1
+  EXPECT_EQ(tokens(extended, "image/webp"), 255);
+  // A JPEG whose frame header comes after 60 kB of metadata (beyond the first 64 KiB of
+  // base64 text).
+  std::string jpeg("\xff\xd8", 2);
+  for (int i = 0; i < 2; ++i) {
+    jpeg += std::string("\xff\xe1\x75\x30", 4);  // APP1, length 30000
+    jpeg.append(30000 - 2, 'x');
+  }
+  jpeg += std::string("\xff\xc0\0\x11\x08\x01\x2c\x01\x2c\x03", 10);  // 300x300
+  jpeg.append(16, '\0');
+  EXPECT_EQ(tokens(jpeg, "image/jpeg"), 255);
+}
+
+TEST(CountChatTokensTest, DeprecatedFunctionsCountAsTools) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  const char* params = R"({"type":"object","properties":{
+      "location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},
+      "unit":{"type":"string","enum":["celsius","fahrenheit"]}}})";
+  ChatRequest with_tools;
+  with_tools.model = "gpt-4o";
+  with_tools.messages.push_back(MakeMessage(Role::kUser, "weather?"));
+  Tool tool;
+  tool.function = FunctionDefinition{};
+  tool.function->name = "get_current_weather";
+  tool.function->description = "Get the current weather in a given location";
+  tool.function->parameters = params;
+  with_tools.tools.push_back(tool);
+  ChatRequest with_functions = with_tools;
+  with_functions.tools.clear();
+  with_functions.functions = absl::StrCat(
+      R"([{"name":"get_current_weather","description":"Get the current weather in a given location","parameters":)",
+      params, "}]");
+  const ChatTokenCount a = CountChatTokens(*o200k, with_tools);
+  const ChatTokenCount b = CountChatTokens(*o200k, with_functions);
+  EXPECT_GT(a.tool_tokens, 12);
+  EXPECT_EQ(b.tool_tokens, a.tool_tokens);
+  EXPECT_EQ(b.prompt_tokens, a.prompt_tokens);
+  // An assistant's deprecated function_call counts its name and arguments, as a tool call.
+  Message call;
+  call.role = Role::kAssistant;
+  call.extra.emplace_back("function_call", R"({"name":"get_weather","arguments":"{\"city\":\"Paris\"}"})");
+  ChatRequest r;
+  r.model = "gpt-4o";
+  r.messages = {call};
+  const auto n = [&](std::string_view s) { return static_cast<int64_t>(o200k->CountOrdinary(s)); };
+  EXPECT_EQ(CountChatTokens(*o200k, r).prompt_tokens,
+            3 + n("assistant") + n("get_weather") + n(R"({"city":"Paris"})") + 3);
 }
 
 TEST(CountChatTokensTest, UnknownModelIsNotFound) {

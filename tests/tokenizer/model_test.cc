@@ -24,6 +24,10 @@ TEST(EncodingNameForModelTest, CurrentOpenAiModels) {
       {"gpt2", "gpt2"},                   {"gpt-oss-120b", "o200k_harmony"},
       {"ft:gpt-4o-mini:org::abc", "o200k_base"}, {"ft:gpt-3.5-turbo:org::x", "cl100k_base"},
       {"openai/gpt-4o", "o200k_base"},    {"azure/gpt-35-turbo", "cl100k_base"},
+      // Fine-tuned gpt-4.1 and gpt-4.5 use their base model's o200k_base; tiktoken 0.14's
+      // first-match prefix "ft:gpt-4" says cl100k_base.
+      {"ft:gpt-4.1-2025-04-14:org::x", "o200k_base"}, {"ft:gpt-4.1-mini-2025-04-14:o::y", "o200k_base"},
+      {"ft:gpt-4.5-preview:o::x", "o200k_base"}, {"ft:gpt-4-0613:org::x", "cl100k_base"},
   };
   for (const auto& [model, encoding] : cases) {
     auto name = EncodingNameForModel(model);
