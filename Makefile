@@ -43,9 +43,10 @@ test: test-cpp test-python
 
 # Sanitizer build: every C++ test under AddressSanitizer + UndefinedBehaviorSanitizer, then
 # the Python tests of the extension module (PY_ASAN_TESTS) with that module built the same
-# way. CPython is not instrumented: libasan is preloaded into the interpreter (with
-# libstdc++, or ASan cannot intercept C++ throws from a module loaded later), and leak
-# detection is off for that run (the interpreter keeps its objects until exit).
+# way. CPython is not instrumented: the module's own libasan (from ldd, so it matches the
+# compiler that built it) is preloaded into the interpreter, with its libstdc++ (or ASan
+# cannot intercept C++ throws from a module loaded later), and leak detection is off for
+# that run (the interpreter keeps its objects until exit).
 PY_ASAN_TESTS ?= tests/python/test_protocol.py tests/python/test_tokenizer_parity.py
 test-asan: setup
 	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug \
@@ -55,7 +56,8 @@ test-asan: setup
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
-	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
+	LD_PRELOAD="$$(ldd $(ASAN_BUILD)/python/modeenvoy/_modeenvoy*.so | \
+	  awk '/libasan/ {a = $$3} /libstdc\+\+/ {s = $$3} END {print a, s}')" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  MODEENVOY_BUILD_DIR=$(abspath $(ASAN_BUILD)) PYTHONPATH=$(abspath $(ASAN_BUILD))/python \
 	  $(PYTHON) -m pytest -q -ra $(PY_ASAN_TESTS)

@@ -51,7 +51,7 @@ class BacktrackEncoder {
   bool usable() const { return usable_; }
 
   // The largest rank the encoder serves: a rank file with a higher rank (or a trie of over
-  // two million slots; o200k_base needs 427 thousand) is not usable().
+  // two million slots; o200k_base needs 422 thousand) is not usable().
   static constexpr uint32_t kMaxRank = (uint32_t{1} << 22) - 2;
 
   // Encodes the piece [p, p+n) (REQUIRES: n >= 1, usable()) into sink, as tiktoken's byte

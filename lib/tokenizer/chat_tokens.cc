@@ -176,8 +176,10 @@ int64_t ImageTokens(const ImageUrl& image, const Rules& rules, const ChatTokenOp
     double count = ceil(w / kPatch) * ceil(h / kPatch);
     if (count > kMaxPatches) {
       double r = std::sqrt(kPatch * kPatch * kMaxPatches / (w * h));
-      r *= std::min(std::floor(w * r / kPatch) / (w * r / kPatch),
-                    std::floor(h * r / kPatch) / (h * r / kPatch));
+      // (A side under one patch keeps its one patch: a 40x65535 strip is not free.)
+      auto whole = [](double x) { return std::max(1.0, std::floor(x)); };
+      r *= std::min(whole(w * r / kPatch) / (w * r / kPatch),
+                    whole(h * r / kPatch) / (h * r / kPatch));
       count = std::min(kMaxPatches, ceil(w * r / kPatch) * ceil(h * r / kPatch));
     }
     return static_cast<int64_t>(std::ceil(count * rules.patch_multiplier));

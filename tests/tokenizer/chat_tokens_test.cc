@@ -189,6 +189,9 @@ TEST(CountChatTokensTest, PatchModelsBillThirtyTwoPixelPatches) {
   // "low" detail changes nothing for these models; at most 1536 patches are billed.
   EXPECT_EQ(image("gpt-4.1-mini", 1024, 1024, "low"), 1659);
   EXPECT_EQ(image("gpt-4.1-mini", 6000, 6000), static_cast<int64_t>(std::ceil(1521 * 1.62)));
+  // A strip thinner than a patch once scaled still costs at least its one column.
+  EXPECT_GT(image("gpt-4.1-mini", 40, 65535), 0);
+  EXPECT_LE(image("gpt-4.1-mini", 40, 65535), static_cast<int64_t>(std::ceil(1536 * 1.62)));
 }
 
 TEST(CountChatTokensTest, ImageSizesFromWebPAndFromLateJpegHeaders) {
