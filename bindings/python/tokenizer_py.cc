@@ -168,33 +168,16 @@ class PyEncoding {
 
   py::list Encode(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
                   bool disallowed_all, const std::vector<std::string>& disallowed) const {
-    const std::string_view v = Utf8View(text);
-    const SpecialTokenSet a = ToSet(allowed_all, allowed);
-    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
-    absl::StatusOr<std::vector<Token>> out;
-    {
-      py::gil_scoped_release release;
-      out = enc_->Encode(v, a, d);
-    }
-    if (!out.ok()) ThrowStatus(out.status());
-    return ToList(*out);
+    return ToList(EncodeIds(text, allowed_all, allowed, disallowed_all, disallowed));
   }
 
   // The ids as native-endian uint32 bytes, for numpy.frombuffer (tiktoken's encode_to_numpy).
   py::bytes EncodeToBuffer(const py::str& text, bool allowed_all,
                            const std::vector<std::string>& allowed, bool disallowed_all,
                            const std::vector<std::string>& disallowed) const {
-    const std::string_view v = Utf8View(text);
-    const SpecialTokenSet a = ToSet(allowed_all, allowed);
-    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
-    absl::StatusOr<std::vector<Token>> out;
-    {
-      py::gil_scoped_release release;
-      out = enc_->Encode(v, a, d);
-    }
-    if (!out.ok()) ThrowStatus(out.status());
+    const std::vector<Token> ids = EncodeIds(text, allowed_all, allowed, disallowed_all, disallowed);
     static_assert(sizeof(Token) == 4);
-    return py::bytes(reinterpret_cast<const char*>(out->data()), out->size() * sizeof(Token));
+    return py::bytes(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(Token));
   }
 
   size_t Count(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
@@ -273,6 +256,22 @@ class PyEncoding {
   bool IsSpecialToken(uint32_t token) const { return enc_->IsSpecialToken(token); }
 
  private:
+  // Encode with the GIL released; errors become Python exceptions.
+  std::vector<Token> EncodeIds(const py::str& text, bool allowed_all,
+                               const std::vector<std::string>& allowed, bool disallowed_all,
+                               const std::vector<std::string>& disallowed) const {
+    const std::string_view v = Utf8View(text);
+    const SpecialTokenSet a = ToSet(allowed_all, allowed);
+    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
+    absl::StatusOr<std::vector<Token>> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->Encode(v, a, d);
+    }
+    if (!out.ok()) ThrowStatus(out.status());
+    return *std::move(out);
+  }
+
   std::shared_ptr<const Encoding> enc_;
   std::shared_ptr<IntTable> ints_;  // shared by copies; touched only with the GIL held
 };
