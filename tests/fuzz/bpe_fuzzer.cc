@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "lib/tokenizer/backtrack.h"
 #include "lib/tokenizer/bpe.h"
 #include "lib/tokenizer/vocab.h"
+#include "tests/tokenizer/rank_file.h"
 #include "tests/tokenizer/reference_bpe.h"
 
 namespace {
@@ -47,24 +47,15 @@ std::vector<Encoder>* Encoders() {
     if (v->empty()) {
       std::fprintf(stderr, "bpe_fuzzer: no rank files (set MODEENVOY_TOKENIZER_DIR); "
                            "fuzzing synthetic vocabularies\n");
-      // The bytes, 'b' ranked above the tokens made of it, then `merges` in order.
-      auto file = [](std::initializer_list<const char*> merges) {
-        std::string f;
-        for (int b = 0; b < 256; ++b) {
-          if (b == 'b') continue;
-          f += absl::StrCat(absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b, "\n");
-        }
-        int rank = 256;
-        for (const char* m : merges) f += absl::StrCat(absl::Base64Escape(m), " ", rank++, "\n");
-        f += absl::StrCat(absl::Base64Escape("b"), " ", rank++, "\n");
-        return f;
-      };
       // Near-ties, overlaps, partial UTF-8 sequences: what the backtracking encoder serves.
       // Then one where "yz" ranks above "xyz", which only the merge loop gets right.
+      // Both rank 'b' above the tokens made of it.
+      using modeenvoy::tokenizer_test::SmallRankFile;
       for (const std::string& f :
-           {file({"ab", "aa", "aab", "ba", "bab", "abab", "yz", "xyz", "  ", "   ", "\xe6\xbc",
-                  "\xe6\xbc\xa2", "\xbc\xa2\xe6", "aaa", "baa"}),
-            file({"ab", "aa", "xyz", "yz", "aab", "zx"})}) {
+           {SmallRankFile({"ab", "aa", "aab", "ba", "bab", "abab", "yz", "xyz", "  ", "   ",
+                           "\xe6\xbc", "\xe6\xbc\xa2", "\xbc\xa2\xe6", "aaa", "baa"},
+                          'b'),
+            SmallRankFile({"ab", "aa", "xyz", "yz", "aab", "zx"}, 'b')}) {
         auto vocab = Vocab::Parse(f, "synthetic");
         if (!vocab.ok()) std::abort();
         v->push_back(Encoder{std::move(*vocab), nullptr});

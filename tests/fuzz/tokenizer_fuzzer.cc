@@ -13,9 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "modeenvoy/tokenizer/encoding.h"
+#include "tests/tokenizer/rank_file.h"
 
 namespace {
 
@@ -29,14 +28,8 @@ std::vector<std::shared_ptr<const modeenvoy::Encoding>>* Encodings() {
     if (v->empty()) {
       std::fprintf(stderr, "tokenizer_fuzzer: no rank files (set MODEENVOY_TOKENIZER_DIR); "
                            "fuzzing a synthetic vocabulary\n");
-      std::string file;
-      int rank = 0;
-      for (int b = 0; b < 256; ++b) {
-        file += absl::StrCat(absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", rank++, "\n");
-      }
-      for (const char* m : {"ab", "abab", "  ", "\n\n", "th", "the", "\xe6\xbc", "\xe6\xbc\xa2"}) {
-        file += absl::StrCat(absl::Base64Escape(m), " ", rank++, "\n");
-      }
+      const std::string file = modeenvoy::tokenizer_test::SmallRankFile(
+          {"ab", "abab", "  ", "\n\n", "th", "the", "\xe6\xbc", "\xe6\xbc\xa2"});
       for (auto pattern : {modeenvoy::SplitPattern::kCl100k, modeenvoy::SplitPattern::kO200k,
                            modeenvoy::SplitPattern::kR50k, modeenvoy::SplitPattern::kLlama3}) {
         modeenvoy::EncodingSpec spec;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/tokenizer/encoding.h"
+#include "tests/tokenizer/rank_file.h"  // SmallRankFile
 
 namespace modeenvoy::tokenizer_test {
 
@@ -44,17 +45,6 @@ inline std::shared_ptr<const Encoding> LoadForTest(const std::string& name,
   std::shared_ptr<const ::modeenvoy::Encoding> var =                       \
       ::modeenvoy::tokenizer_test::LoadForTest(name, &var##_skip_reason);  \
   if (var == nullptr) GTEST_SKIP() << var##_skip_reason
-
-// A small rank file: the 256 single bytes (ranks 0..255, byte order), then `merges` in order.
-inline std::string SmallRankFile(const std::vector<std::string>& merges) {
-  std::string out;
-  int rank = 0;
-  for (int b = 0; b < 256; ++b) {
-    out += absl::StrCat(absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", rank++, "\n");
-  }
-  for (const std::string& m : merges) out += absl::StrCat(absl::Base64Escape(m), " ", rank++, "\n");
-  return out;
-}
 
 }  // namespace modeenvoy::tokenizer_test
 
