@@ -182,16 +182,11 @@ class PyEncoding {
 
   size_t Count(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
                bool disallowed_all, const std::vector<std::string>& disallowed) const {
-    const std::string_view v = Utf8View(text);
-    const SpecialTokenSet a = ToSet(allowed_all, allowed);
-    const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
-    absl::StatusOr<size_t> out;
-    {
-      py::gil_scoped_release release;
-      out = enc_->Count(v, a, d);
-    }
-    if (!out.ok()) ThrowStatus(out.status());
-    return *out;
+    return WithSpecials<size_t>(
+        text, allowed_all, allowed, disallowed_all, disallowed,
+        [&](std::string_view v, const SpecialTokenSet& a, const SpecialTokenSet& d) {
+          return enc_->Count(v, a, d);
+        });
   }
 
   py::list EncodeBatch(const py::iterable& texts, int num_threads, bool allowed_all,
@@ -256,20 +251,32 @@ class PyEncoding {
   bool IsSpecialToken(uint32_t token) const { return enc_->IsSpecialToken(token); }
 
  private:
-  // Encode with the GIL released; errors become Python exceptions.
-  std::vector<Token> EncodeIds(const py::str& text, bool allowed_all,
-                               const std::vector<std::string>& allowed, bool disallowed_all,
-                               const std::vector<std::string>& disallowed) const {
+  // call(text, allowed, disallowed) (Encode or Count) with the GIL released; an error
+  // becomes a Python exception.
+  template <class T, class Call>
+  T WithSpecials(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
+                    bool disallowed_all, const std::vector<std::string>& disallowed,
+                    const Call& call) const {
     const std::string_view v = Utf8View(text);
     const SpecialTokenSet a = ToSet(allowed_all, allowed);
     const SpecialTokenSet d = ToSet(disallowed_all, disallowed);
-    absl::StatusOr<std::vector<Token>> out;
+    absl::StatusOr<T> out;
     {
       py::gil_scoped_release release;
-      out = enc_->Encode(v, a, d);
+      out = call(v, a, d);
     }
     if (!out.ok()) ThrowStatus(out.status());
     return *std::move(out);
+  }
+
+  std::vector<Token> EncodeIds(const py::str& text, bool allowed_all,
+                               const std::vector<std::string>& allowed, bool disallowed_all,
+                               const std::vector<std::string>& disallowed) const {
+    return WithSpecials<std::vector<Token>>(
+        text, allowed_all, allowed, disallowed_all, disallowed,
+        [&](std::string_view v, const SpecialTokenSet& a, const SpecialTokenSet& d) {
+          return enc_->Encode(v, a, d);
+        });
   }
 
   std::shared_ptr<const Encoding> enc_;
