@@ -81,8 +81,7 @@ bool ReadInput(const std::string& file, std::string* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string encoding_name, model, rank_file;
-  bool have_encoding = false, have_model = false;
+  std::string encoding_name, model, rank_file;  // value() refuses empty values
   bool count = false, allow_special = false;
   std::vector<std::string> files;
   bool options_done = false;
@@ -100,10 +99,8 @@ int main(int argc, char** argv) {
       options_done = true;
     } else if (arg == "--encoding" || arg == "-e") {
       value(&encoding_name);
-      have_encoding = true;
     } else if (arg == "--model" || arg == "-m") {
       value(&model);
-      have_model = true;
     } else if (arg == "--rank-file") {
       value(&rank_file);
     } else if (arg == "--count" || arg == "-c") {
@@ -117,8 +114,10 @@ int main(int argc, char** argv) {
       UsageError("unknown option " + std::string(arg));
     }
   }
-  if (have_encoding == have_model) UsageError("give exactly one of --encoding or --model");
-  if (have_model) {
+  if (encoding_name.empty() == model.empty()) {
+    UsageError("give exactly one of --encoding or --model");
+  }
+  if (!model.empty()) {
     auto name = modeenvoy::EncodingNameForModel(model);
     if (!name.ok()) {
       std::fprintf(stderr, "modeenvoy-tokens: %s; see --encoding\n",
