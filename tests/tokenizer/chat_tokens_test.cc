@@ -79,6 +79,15 @@ TEST(CountChatTokensTest, ToolDefinitionsFollowTheCookbook) {
   EXPECT_GT(CountChatTokens(*cl100k, r).tool_tokens, 10 + 12);
 }
 
+// The first 24 bytes of a w x h PNG (signature and IHDR): all the size reader needs.
+std::string PngHeader(uint32_t w, uint32_t h) {
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+  for (uint32_t v : {w, h}) {
+    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<char>(v >> shift));
+  }
+  return png;
+}
+
 TEST(CountChatTokensTest, ImagesAreEstimatedFromTheirSize) {
   MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
   ChatRequest r;
@@ -91,7 +100,7 @@ TEST(CountChatTokensTest, ImagesAreEstimatedFromTheirSize) {
   parts[1].type = ContentPartType::kImageUrl;
   parts[1].image_url = ImageUrl{"https://example.com/a.png", std::string("low"), {}};
   // A 2048x4096 PNG header: scaled to 1024x2048, then 768x1536 -> 2x3 tiles.
-  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\x08\0\0\0\x10\0", 24);
+  const std::string png = PngHeader(2048, 4096);
   parts[2].type = ContentPartType::kImageUrl;
   parts[2].image_url = ImageUrl{"data:image/png;base64," + absl::Base64Escape(png), std::nullopt, {}};
   m.content = parts;
@@ -141,14 +150,6 @@ ChatRequest ImageRequest(const std::string& model, const std::string& bytes, con
   m.content = parts;
   r.messages.push_back(m);
   return r;
-}
-
-std::string PngHeader(uint32_t w, uint32_t h) {
-  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
-  for (uint32_t v : {w, h}) {
-    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<char>(v >> shift));
-  }
-  return png;
 }
 
 TEST(CountChatTokensTest, ModelPrefixesKeepTheirModelsImageAndMessageRules) {
