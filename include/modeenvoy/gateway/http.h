@@ -26,6 +26,24 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 MODEENVOY_EXPORT std::optional<std::string_view> FindHeader(const HttpHeaders& headers,
                                                             std::string_view name);
 
+// The project's one list of hop-by-hop headers (RFC 9110 7.6.1 plus the framing headers a
+// proxy recomputes): connection, keep-alive, proxy-connection, transfer-encoding, te,
+// trailer, upgrade, proxy-authenticate, proxy-authorization, content-length. Such headers
+// describe one connection, so neither the engine nor a host forwards them across a hop.
+// ASCII case-insensitive.
+MODEENVOY_EXPORT bool IsHopByHopHeader(std::string_view name);
+
+// Removes from `headers` every hop-by-hop header (IsHopByHopHeader) and every header named
+// in a Connection header's comma-separated list ("Connection: close, x-trace" drops
+// "x-trace"), as a proxy must before forwarding (RFC 9110 7.6.1).
+// REQUIRES: headers != nullptr.
+MODEENVOY_EXPORT void StripHopByHopHeaders(HttpHeaders* headers);
+
+// True if `name` is an RFC 9110 token (the only legal header name) and `value` holds no CR,
+// LF or NUL (which would split or truncate a header block when written out).
+MODEENVOY_EXPORT bool IsValidHeaderName(std::string_view name);
+MODEENVOY_EXPORT bool IsValidHeaderValue(std::string_view value);
+
 struct HttpRequest {
   std::string method;          // "GET", "POST", ...
   std::string path;            // request target as received, query string included
