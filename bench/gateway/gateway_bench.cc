@@ -107,7 +107,7 @@ void BM_FilterChain(benchmark::State& state) {
     bool allowed = false;
     chain.RunRequest([&](std::optional<LocalReply> reply) { allowed = !reply.has_value(); });
     ResponseHead head{200, {{"content-type", "text/event-stream"}}, true};
-    chain.RunResponseHeaders(head);
+    chain.RunResponseHeaders(head, [] {});
     benchmark::DoNotOptimize(allowed);
   }
 }

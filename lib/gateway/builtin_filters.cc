@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/json_util.h"
+#include "lib/tokenizer/sha256.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::gateway_internal {
@@ -32,7 +33,12 @@ struct ApiKey {
   absl::flat_hash_set<std::string> models;  // public model names, when scoped
 };
 
+// Keyed by the SHA-256 digest of the key, never by the key itself: a lookup then compares
+// digests of the presented key, so how long a rejection takes tells nothing about how
+// much of a real key was guessed (a map keyed by the secret compares secret bytes).
 using KeyTable = absl::flat_hash_map<std::string, ApiKey>;
+
+std::string KeyDigest(std::string_view key) { return tokenizer_internal::Sha256Hex(key); }
 
 // "sk-abc...wxyz" style, never enough of the key to be useful to someone reading logs.
 std::string MaskKey(std::string_view key) {
@@ -71,7 +77,7 @@ class ApiKeyAuthFilter final : public Filter {
               "or in an x-api-key header."),
           "invalid_api_key"));
     }
-    auto it = keys_->find(ToAbsl(*presented));
+    auto it = keys_->find(KeyDigest(*presented));
     if (it == keys_->end()) {
       return FilterResult::Error(WithErrorCode(
           absl::UnauthenticatedError(
@@ -94,7 +100,7 @@ class ApiKeyAuthFilter final : public Filter {
 };
 
 absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
-    std::string_view config_json, const FilterBuildContext& context) {
+    std::string_view config_json, const BuildContext& context) {
   MODEENVOY_ASSIGN_OR_RETURN(Json json, ParseStrictJson(config_json));
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader root, ObjectReader::Make(json, ""));
   MODEENVOY_RETURN_IF_ERROR(root.RejectUnknown({"keys"}));
@@ -139,7 +145,7 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
         key.models.insert(model.get<std::string>());
       }
     }
-    if (!table->try_emplace(std::move(secret), std::move(key)).second) {
+    if (!table->try_emplace(KeyDigest(secret), std::move(key)).second) {
       return InvalidFieldError(path, "duplicate key");
     }
   }
@@ -164,20 +170,15 @@ class HeadersFilter final : public Filter {
     return FilterResult::Continue();
   }
 
-  void OnResponseHeaders(RequestContext& /*ctx*/, ResponseHead& head) override {
+  FilterStatus OnResponseHeaders(RequestContext& /*ctx*/, ResponseHead& head,
+                                 FilterCallbacks& /*callbacks*/) override {
     for (const HeaderMutation& m : rules_->response) ApplyHeaderMutation(m, &head.headers);
+    return FilterStatus::kContinue;
   }
 
  private:
   std::shared_ptr<const HeaderRules> rules_;
 };
-
-bool IsFramingHeader(std::string_view name) {
-  for (absl::string_view h : {"content-length", "transfer-encoding", "connection"}) {
-    if (absl::EqualsIgnoreCase(ToAbsl(name), h)) return true;
-  }
-  return false;
-}
 
 // Reads {"remove": [...], "set": {...}, "add": {...}}; applied in that order.
 absl::Status ReadHeaderRules(const ObjectReader& side, std::vector<HeaderMutation>* out) {
@@ -185,7 +186,7 @@ absl::Status ReadHeaderRules(const ObjectReader& side, std::vector<HeaderMutatio
   auto check_name = [&](const std::string& path, const std::string& name,
                         const std::string& value) -> absl::Status {
     MODEENVOY_RETURN_IF_ERROR(ValidateHeader(path, name, value));
-    if (IsFramingHeader(name)) return InvalidFieldError(path, "cannot be modified");
+    if (IsHopByHopHeader(name)) return InvalidFieldError(path, "cannot be modified");
     return absl::OkStatus();
   };
   MODEENVOY_ASSIGN_OR_RETURN(const Json* remove, side.OptionalArray("remove"));
@@ -214,7 +215,7 @@ absl::Status ReadHeaderRules(const ObjectReader& side, std::vector<HeaderMutatio
 }
 
 absl::StatusOr<std::unique_ptr<FilterFactory>> BuildHeaders(
-    std::string_view config_json, const FilterBuildContext& /*context*/) {
+    std::string_view config_json, const BuildContext& /*context*/) {
   MODEENVOY_ASSIGN_OR_RETURN(Json json, ParseStrictJson(config_json));
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader root, ObjectReader::Make(json, ""));
   MODEENVOY_RETURN_IF_ERROR(root.RejectUnknown({"request", "response"}));

@@ -1,70 +1,44 @@
 // lib/gateway/gateway.cc: the engine behind Gateway::Handle.
 //
-// One GatewayRequest per client request: parse, run the request phase of the filter chain,
-// resolve the route, call the provider, relay the response through the response phase.
+// One GatewayRequest per client request: match the endpoint, run the request phase of the
+// filter chain, then either the endpoint's local handler or the model call: plan attempts,
+// call providers through their dialects, translate back, relay the response through the
+// response phase (each step may pause) and render it in the client's dialect.
 // The host may destroy the request from inside any ResponseSink call, so every sink call is
-// followed by a liveness check (or is the last thing the method does).
+// followed by a liveness check (or is the last thing the method does). Filter, dialect and
+// codec code may throw: every entry from the host or the upstream client catches, so no
+// exception unwinds into libcurl's C frames or the host.
 #include "modeenvoy/gateway/gateway.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "lib/core/status_macros.h"
+#include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
+#include "modeenvoy/gateway/provider.h"
+#include "modeenvoy/gateway/routing.h"
+#include "modeenvoy/gateway/services.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/error.h"
+#include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
-#include "nlohmann/json.hpp"
 
 namespace modeenvoy {
 namespace {
 
 using core_internal::ToAbsl;
-
-constexpr std::string_view kChatPath = "/v1/chat/completions";
-constexpr std::string_view kModelsPath = "/v1/models";
-
-// Headers that describe one hop's connection or framing; the host sets its own.
-bool IsHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-      "proxy-authenticate", "proxy-authorization", "content-length", "date"};
-  for (std::string_view h : kNames) {
-    // Runs for every upstream response header: compare only names of the same length.
-    if (name.size() == h.size() && absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(h))) return true;
-  }
-  return false;
-}
-
-bool IsEventStream(const HttpHeaders& headers) {
-  std::optional<std::string_view> ct = FindHeader(headers, "content-type");
-  return ct.has_value() && absl::StartsWithIgnoreCase(
-                               absl::StripLeadingAsciiWhitespace(ToAbsl(*ct)), "text/event-stream");
-}
-
-// SplitMix64: cheap, well-mixed draws for weighted routing when the host injects none.
-class SplitMix {
- public:
-  SplitMix() : state_((uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-
- private:
-  uint64_t state_;
-};
 
 // What a request needs from its gateway; shared so requests may outlive the gateway.
 struct Shared {
@@ -73,12 +47,34 @@ struct Shared {
   UpstreamClient* upstream;
   const Clock* clock;
   std::function<uint64_t()> random;
-  uint64_t max_upstream_body_bytes;
-  SplitMix fallback_random;
+  GatewayOptions limits;
   size_t active = 0;
+  uint64_t buffered = 0;  // upstream bytes held by all requests
 
-  uint64_t Draw() { return random ? random() : fallback_random.Next(); }
+  uint64_t Draw() { return random ? random() : config->services().Random(); }
 };
+
+// Headers that never reach the client as received: a hop's framing and connection, plus
+// Date (the host writes its own).
+void CleanResponseHeaders(HttpHeaders* headers) {
+  StripHopByHopHeaders(headers);
+  headers->erase(std::remove_if(headers->begin(), headers->end(),
+                                [](const std::pair<std::string, std::string>& h) {
+                                  return !IsValidHeaderName(h.first) ||
+                                         !IsValidHeaderValue(h.second) ||
+                                         (h.first.size() == 4 &&
+                                          absl::EqualsIgnoreCase(ToAbsl(h.first), "date"));
+                                }),
+                 headers->end());
+}
+
+absl::Status Overloaded(std::string_view what) {
+  return WithErrorHeaders(
+      WithHttpStatus(absl::UnavailableError(absl::StrFormat(
+                         "The gateway is overloaded (%s); retry shortly.", what)),
+                     503),
+      {{"retry-after", "1"}});
+}
 
 class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
  public:
@@ -88,274 +84,791 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   }
 
   ~GatewayRequest() override {
-    // Client gone (or normal end): filters get OnDestroy, the upstream call is cancelled.
+    // Client gone (or normal end): filters get their last hooks, the upstream call is
+    // cancelled.
+    if (!finished_ && chain_ != nullptr && response_started_ && !complete_ran_) {
+      complete_ran_ = true;
+      outcome_.error = absl::CancelledError("the client went away");
+      outcome_.attempts = ctx_.attempts;
+      chain_->RunResponseCompleteNow(outcome_);
+    }
     Release();
   }
 
-  void Start(HttpRequest request);
+  void StartGuarded(HttpRequest request) {
+    Guard([&] { Start(std::move(request)); });
+  }
 
   // ActiveRequest
   void OnSinkDrained() override {
     if (finished_ || !sink_blocked_) return;
     sink_blocked_ = false;
-    if (call_ != nullptr) call_->Resume();
+    Guard([&] { Pump(); });
   }
   bool done() const override { return finished_; }
 
   // UpstreamHandler
-  void OnHeaders(int status, const HttpHeaders& headers) override;
-  void OnData(std::string_view chunk) override;
-  void OnComplete(absl::Status status) override;
+  void OnHeaders(int status, const HttpHeaders& headers) override {
+    Guard([&] { HandleHeaders(status, headers); });
+  }
+  void OnData(std::string_view chunk) override {
+    Guard([&] { HandleData(chunk); });
+  }
+  void OnComplete(absl::Status status) override {
+    Guard([&] { HandleComplete(std::move(status)); });
+  }
 
  private:
-  void OnRequestPhaseDone(std::optional<LocalReply> reply);
-  void StartUpstream();
-  void ServeModelList();
-  // Sends a complete non-streaming response through the response phase; ends the request.
-  void SendWhole(ResponseHead head, std::string body);
-  void SendError(const absl::Status& status) {
-    LocalReply reply = LocalReplyForError(status);
-    SendWhole(ResponseHead{reply.status, std::move(reply.headers), false},
-              std::move(reply.body));
+  // Runs `fn`, turning an exception from component code into a 500 for this request.
+  template <typename F>
+  void Guard(F&& fn) {
+    std::weak_ptr<bool> life = life_;
+    std::string what;
+    try {
+      fn();
+      return;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+    if (life.expired() || finished_) return;
+    Fail(absl::InternalError(absl::StrFormat("internal error: %s", what)));
   }
-  // Relays `events` (parsed from the upstream stream). Returns false if the request ended.
-  bool RelayEvents();
+
+  void Start(HttpRequest request);
+  void OnRequestPhaseDone(std::optional<LocalReply> reply);
+  void RunLocalHandler();
+  void OnHandlerDone(std::optional<LocalReply> reply);
+  void PlanAttempts();
+  void NextAttempt();
+  void AttemptFailed(const absl::Status& status, int http_status);
+  void HandleHeaders(int status, const HttpHeaders& headers);
+  void HandleData(std::string_view chunk);
+  void HandleComplete(absl::Status status);
+
+  // Sends a complete response through the response phase; `render` runs the client
+  // dialect's renderer on the body (unified upstream bodies only). Ends the request.
+  void SendWhole(ResponseHead head, std::string body, bool render);
+  void AfterHeadersWhole(bool render);
+  void AfterBodyWhole(bool render);
+  void SendError(const absl::Status& status);
+  void SendLocal(LocalReply reply);
+  // Starts a streamed response (upstream or local events) through the headers step.
+  void StartStream(ResponseHead head);
+  // Moves queued unified events through the filters and the renderer to the sink.
+  void Pump();
+  void AfterEvents(bool terminal);
+  void StreamEnded();
+  void CompleteAndFinish(bool complete);
+  // Ends the request at once: error reply if nothing was sent, else a cut stream.
+  void Fail(const absl::Status& status);
+  // Sends out_ to the sink. Returns false if the request ended.
+  bool Flush();
   // Ends the response; `complete` false cuts it short. The sink call is the last action.
   void Finish(bool complete);
   // Drops the filters and the upstream call and leaves the active count, once.
   void Release();
-  absl::Status UpstreamFailure(const absl::Status& status) const;
+  bool Buffer(uint64_t bytes);
+  void Unbuffer();
+  void ArmStepTimer();
+  void DisarmStepTimer() {
+    if (step_timer_ != nullptr) step_timer_->Cancel();
+  }
+  void ParseUsage(std::string_view json, bool chunk);
 
   std::shared_ptr<Shared> shared_;
   ResponseSink* const sink_;
-  // Expires when this request is destroyed; checked after sink calls.
+  // Expires when this request is destroyed; checked after sink and chain calls.
   std::shared_ptr<bool> life_ = std::make_shared<bool>(true);
 
   std::shared_ptr<const ConfigSnapshot> snapshot_;
+  const EndpointSpec* endpoint_ = nullptr;
+  const IngressCodec* codec_ = nullptr;  // model calls only
   std::optional<ChatRequest> chat_;
   RequestContext ctx_;
-  std::string resolved_for_;  // chat model name the current ctx_.route was resolved from
   std::unique_ptr<FilterChain> chain_;
-  std::unique_ptr<UpstreamCall> call_;
+  std::unique_ptr<FilterChain> handler_;  // a local endpoint's handler
+  std::unique_ptr<Timer> phase_timer_;
+  std::unique_ptr<Timer> step_timer_;
 
-  bool released_ = false;
-  bool finished_ = false;
-  bool headers_sent_ = false;
-  bool streaming_ = false;
-  bool sink_blocked_ = false;
+  // Model call.
+  std::unique_ptr<AttemptPlan> plan_;
+  std::optional<Attempt> attempt_;
+  absl::Status last_error_;
+  const ProviderDialect* dialect_ = nullptr;
+  Framing framing_ = Framing::kJson;
+  absl::Time attempt_start_;
+  std::unique_ptr<UpstreamCall> call_;
   int upstream_status_ = 0;
   HttpHeaders upstream_headers_;
   std::string body_;  // non-streaming upstream body
-  SseParser parser_;
-  std::vector<SseEvent> events_;
+  std::unique_ptr<FrameParser> parser_;
+  std::unique_ptr<StreamTranslator> translator_;
+  std::unique_ptr<StreamTranslator> renderer_;
+  std::vector<StreamFrame> frames_;
+
+  // Response.
+  ResponseHead head_;
+  std::string whole_body_;
+  std::deque<SseEvent> queue_;  // unified events waiting for the filters
+  std::vector<SseEvent> batch_;  // the event the filters are working on
+  std::string out_;              // rendered bytes not yet handed to the sink
+  std::string held_;             // terminal bytes released after OnResponseComplete
+  ResponseOutcome outcome_;
+  uint64_t buffered_ = 0;  // this request's share of shared_->buffered
+  bool released_ = false;
+  bool finished_ = false;
+  bool response_started_ = false;  // the response phase began (headers step ran)
+  bool committed_ = false;         // the status line reached the sink
+  bool streaming_ = false;
+  bool upstream_done_ = false;     // no more events will be queued
+  bool terminal_seen_ = false;
+  bool pumping_ = false;
+  bool waiting_filters_ = false;
+  bool complete_ran_ = false;
+  bool sink_blocked_ = false;
+  bool upstream_paused_ = false;
+  // Response steps are numbered; a step whose callback has not run by the time the chain
+  // call returns is waiting for a paused filter (and gets the step timer).
+  uint64_t step_started_ = 0;
+  uint64_t step_done_ = 0;
 };
 
 void GatewayRequest::Start(HttpRequest request) {
-  snapshot_ = shared_->config->Current();
-  std::string_view path = request.path;
-  if (size_t q = path.find_first_of("?#"); q != std::string_view::npos) path = path.substr(0, q);
-  const bool is_chat = request.method == "POST" && path == kChatPath;
-  const bool is_models = request.method == "GET" && path == kModelsPath;
   ctx_.clock = shared_->clock;
-  ctx_.snapshot = snapshot_.get();
-  if (!is_chat && !is_models) {
-    SendError(absl::NotFoundError(
-        absl::StrFormat("Invalid URL (%s %s)", request.method, request.path)));
+  snapshot_ = shared_->config->Current();
+  if (shared_->limits.max_requests_in_flight != 0 &&
+      shared_->active > shared_->limits.max_requests_in_flight) {
+    SendError(Overloaded("too many requests in flight"));
     return;
   }
   if (snapshot_ == nullptr) {
     SendError(absl::UnavailableError("the gateway has no configuration loaded"));
     return;
   }
-  ctx_.endpoint = is_chat ? Endpoint::kChatCompletions : Endpoint::kListModels;
+  ctx_.snapshot = snapshot_.get();
+  EndpointMatch match = snapshot_->endpoints().Match(request.method, request.path);
+  if (match.endpoint == nullptr) {
+    if (!match.allowed_methods.empty()) {
+      std::string allow = absl::StrJoin(match.allowed_methods, ", ");
+      SendError(WithErrorHeaders(
+          WithHttpStatus(absl::InvalidArgumentError(absl::StrFormat(
+                             "Method %s is not allowed for %s (allowed: %s)", request.method,
+                             request.path, allow)),
+                         405),
+          {{"allow", allow}}));
+      return;
+    }
+    SendError(absl::NotFoundError(
+        absl::StrFormat("Invalid URL (%s %s)", request.method, request.path)));
+    return;
+  }
+  endpoint_ = match.endpoint;
+  ctx_.endpoint = endpoint_;
+  ctx_.path_params = std::move(match.params);
   ctx_.request = std::move(request);
-  if (is_chat) {
-    absl::StatusOr<ChatRequest> parsed = ParseChatRequest(ctx_.request.body);
+  if (endpoint_->model_call != nullptr) {
+    codec_ = endpoint_->model_call.get();
+    absl::StatusOr<ChatRequest> parsed = codec_->ParseRequest(ctx_.request);
     if (!parsed.ok()) {
       SendError(parsed.status());
       return;
     }
     chat_ = std::move(*parsed);
     ctx_.chat = &*chat_;
-    if (absl::StatusOr<ResolvedRoute> route = snapshot_->Resolve(chat_->model, shared_->Draw());
-        route.ok()) {
-      ctx_.route = *route;
-    }
-    resolved_for_ = chat_->model;
   }
-  chain_ = std::make_unique<FilterChain>(snapshot_->CreateFilters(), &ctx_, shared_->loop);
-  chain_->RunRequest(
-      [this](std::optional<LocalReply> reply) { OnRequestPhaseDone(std::move(reply)); });
+  chain_ = std::make_unique<FilterChain>(
+      snapshot_->CreateFilters(), &ctx_,
+      FilterChain::Environment{.loop = shared_->loop,
+                               .upstream = shared_->upstream,
+                               .services = &shared_->config->services()});
+  std::weak_ptr<bool> life = life_;
+  chain_->RunRequest([this](std::optional<LocalReply> reply) {
+    Guard([&] { OnRequestPhaseDone(std::move(reply)); });
+  });
+  if (life.expired() || finished_ || !chain_->paused()) return;
+  // A filter holds the request: bound the wait.
+  phase_timer_ = shared_->loop->NewTimer();
+  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this] {
+    Guard([&] {
+      chain_->AbortRequest(LocalReplyForError(WithHttpStatus(
+          absl::DeadlineExceededError(absl::StrFormat(
+              "a gateway filter did not finish within %s",
+              absl::FormatDuration(shared_->limits.request_phase_timeout))),
+          504)));
+    });
+  });
 }
 
 void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
+  if (phase_timer_ != nullptr) phase_timer_->Cancel();
+  if (!chain_->failed().ok()) {
+    SendError(chain_->failed());
+    return;
+  }
   if (reply.has_value()) {
-    bool has_type = FindHeader(reply->headers, "content-type").has_value();
-    if (!has_type) reply->headers.emplace_back("content-type", "application/json");
-    SendWhole(ResponseHead{reply->status, std::move(reply->headers), false},
-              std::move(reply->body));
+    SendLocal(std::move(*reply));
     return;
   }
-  if (ctx_.endpoint == Endpoint::kListModels) {
-    ServeModelList();
+  if (endpoint_->local != nullptr) {
+    RunLocalHandler();
     return;
   }
-  if (ctx_.route.model == nullptr || chat_->model != resolved_for_) {
-    absl::StatusOr<ResolvedRoute> route = snapshot_->Resolve(chat_->model, shared_->Draw());
-    if (!route.ok()) {
-      SendError(route.status());
+  PlanAttempts();
+}
+
+void GatewayRequest::RunLocalHandler() {
+  std::vector<std::unique_ptr<Filter>> one;
+  one.push_back(endpoint_->local->CreateFilter());
+  handler_ = std::make_unique<FilterChain>(
+      std::move(one), &ctx_,
+      FilterChain::Environment{.loop = shared_->loop,
+                               .upstream = shared_->upstream,
+                               .services = &shared_->config->services()});
+  std::weak_ptr<bool> life = life_;
+  handler_->RunRequest([this](std::optional<LocalReply> reply) {
+    Guard([&] { OnHandlerDone(std::move(reply)); });
+  });
+  if (life.expired() || finished_ || !handler_->paused()) return;
+  if (phase_timer_ == nullptr) phase_timer_ = shared_->loop->NewTimer();
+  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this] {
+    Guard([&] {
+      handler_->AbortRequest(LocalReplyForError(WithHttpStatus(
+          absl::DeadlineExceededError(absl::StrFormat(
+              "endpoint \"%s\" did not answer within %s", endpoint_->kind,
+              absl::FormatDuration(shared_->limits.request_phase_timeout))),
+          504)));
+    });
+  });
+}
+
+void GatewayRequest::OnHandlerDone(std::optional<LocalReply> reply) {
+    if (phase_timer_ != nullptr) phase_timer_->Cancel();
+    if (!handler_->failed().ok()) {
+      SendError(handler_->failed());
       return;
     }
-    ctx_.route = *route;
-  }
-  StartUpstream();
+    if (!reply.has_value()) {
+      SendError(absl::InternalError(
+          absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind)));
+      return;
+    }
+    SendLocal(std::move(*reply));
 }
 
-void GatewayRequest::ServeModelList() {
-  nlohmann::ordered_json data = nlohmann::ordered_json::array();
-  for (const std::string& name : snapshot_->ServedModelNames()) {
-    const ModelConfig* model = snapshot_->FindModel(name);
-    data.push_back({{"id", name},
-                    {"object", "model"},
-                    {"created", 0},
-                    {"owned_by", model != nullptr ? model->provider : std::string("modeenvoy")}});
+void GatewayRequest::PlanAttempts() {
+  if (ctx_.route.model != nullptr && ctx_.route.provider != nullptr) {
+    plan_ = SingleAttemptPlan(ctx_.route.model, ctx_.route.provider);  // a filter decided
+  } else {
+    RoutingRequest request;
+    request.model = chat_->model;
+    request.chat = &*chat_;
+    request.headers = &ctx_.request.headers;
+    request.metadata = &ctx_.metadata;
+    request.draw = shared_->Draw();
+    absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = snapshot_->Plan(request);
+    if (!plan.ok()) {
+      SendError(plan.status());
+      return;
+    }
+    plan_ = std::move(*plan);
   }
-  nlohmann::ordered_json body = {{"object", "list"}, {"data", std::move(data)}};
-  SendWhole(ResponseHead{200, {{"content-type", "application/json"}}, false}, body.dump());
+  NextAttempt();
 }
 
-void GatewayRequest::StartUpstream() {
-  const ProviderConfig& provider = *ctx_.route.provider;
+void GatewayRequest::NextAttempt() {
+  attempt_ = plan_->Next();
+  if (!attempt_.has_value()) {
+    SendError(last_error_.ok() ? WithErrorCode(absl::NotFoundError(absl::StrFormat(
+                                                   "The model `%s` has no target to serve it.",
+                                                   chat_->model)),
+                                               "model_not_found")
+                               : last_error_);
+    return;
+  }
+  ctx_.route = ResolvedRoute{attempt_->model, attempt_->provider,
+                             snapshot_->FindRoute(chat_->model)};
+  ++ctx_.attempts;
+  const ProviderConfig& provider = *attempt_->provider;
+  dialect_ = provider.dialect.get();
   const bool stream = chat_->stream.value_or(false);
   UpstreamRequest req;
-  req.method = "POST";
-  req.url = provider.base_url + std::string(kChatPath.substr(3));  // base_url ends in /v1
-  req.headers.emplace_back("content-type", "application/json");
-  req.headers.emplace_back("accept", stream ? "text/event-stream" : "application/json");
-  if (!provider.api_key.empty()) {
-    req.headers.emplace_back("authorization", "Bearer " + provider.api_key);
-  }
-  for (const auto& [name, value] : provider.headers) {
-    ApplyHeaderMutation({HeaderMutation::Op::kSet, name, value}, &req.headers);
-  }
-  for (const HeaderMutation& m : ctx_.upstream_header_mutations) {
-    ApplyHeaderMutation(m, &req.headers);
-  }
+  req.timeouts = provider.timeouts;
   // Serialize with the provider's model name, then restore the public one filters see.
   std::string public_model = std::move(chat_->model);
-  chat_->model = ctx_.route.model->upstream_model;
-  req.body = SerializeChatRequest(*chat_);
+  chat_->model = attempt_->model->upstream_model;
+  absl::Status built = dialect_->BuildRequest(
+      *chat_, ProviderCall{.stream = stream, .upstream_model = attempt_->model->upstream_model},
+      &req);
   chat_->model = std::move(public_model);
-  req.timeouts = provider.timeouts;
+  if (built.ok()) {
+    for (const HeaderMutation& m : ctx_.upstream_header_mutations) {
+      ApplyHeaderMutation(m, &req.headers);
+    }
+    built = dialect_->Sign(&req);
+  }
+  if (!built.ok()) {
+    AttemptFailed(built, 0);
+    return;
+  }
+  framing_ = dialect_->ResponseFraming(stream);
+  upstream_status_ = 0;
+  upstream_headers_.clear();
+  body_.clear();
+  attempt_start_ = shared_->clock->MonotonicNow();
   call_ = shared_->upstream->Start(std::move(req), this);
 }
 
-void GatewayRequest::OnHeaders(int status, const HttpHeaders& headers) {
-  upstream_status_ = status;
-  upstream_headers_.clear();
-  for (const auto& h : headers) {
-    if (!IsHopByHop(h.first)) upstream_headers_.push_back(h);
+void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) {
+  call_.reset();
+  Unbuffer();
+  AttemptOutcome outcome;
+  outcome.status = status;
+  outcome.http_status = http_status;
+  outcome.failure = ClassifyFailure(status, http_status);
+  // A dialect that cannot express the request may still be replaced by another provider.
+  if (http_status == 0 && status.code() == absl::StatusCode::kInvalidArgument) {
+    outcome.failure = FailureClass::kClientError;
   }
-  if (status < 200 || status >= 300 || !IsEventStream(headers)) return;  // held whole
-  streaming_ = true;
-  ResponseHead head{status, std::move(upstream_headers_), true};
-  chain_->RunResponseHeaders(head);
-  headers_sent_ = true;
-  sink_->SendHeaders(head.status, head.headers, /*streaming=*/true);  // may destroy `this`
+  outcome.retry_after = RetryAfter(ErrorHeaders(status), shared_->clock->Now());
+  outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
+  plan_->Report(*attempt_, outcome);
+  last_error_ = status;
+  NextAttempt();
 }
 
-void GatewayRequest::OnData(std::string_view chunk) {
+void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
+  upstream_status_ = status;
+  upstream_headers_ = headers;
+  CleanResponseHeaders(&upstream_headers_);
+  if (status < 200 || status >= 300 || framing_ == Framing::kJson) return;  // held whole
+  absl::StatusOr<std::unique_ptr<FrameParser>> parser = NewFrameParser(framing_);
+  if (!parser.ok()) {
+    call_.reset();
+    AttemptFailed(parser.status(), 0);
+    return;
+  }
+  parser_ = std::move(*parser);
+  translator_ = dialect_->NewStreamTranslator();
+  renderer_ = codec_->NewStreamRenderer();
+  // Content-type and length come from the dialect and the renderer, not the upstream.
+  upstream_headers_.erase(
+      std::remove_if(upstream_headers_.begin(), upstream_headers_.end(),
+                     [](const std::pair<std::string, std::string>& h) {
+                       return absl::EqualsIgnoreCase(ToAbsl(h.first), "content-type");
+                     }),
+      upstream_headers_.end());
+  upstream_headers_.emplace_back("content-type", "text/event-stream");
+  StartStream(ResponseHead{status, std::move(upstream_headers_), true});
+}
+
+void GatewayRequest::HandleData(std::string_view chunk) {
   if (finished_) return;
   if (!streaming_) {
-    if (body_.size() + chunk.size() > shared_->max_upstream_body_bytes) {
+    if (body_.size() + chunk.size() > shared_->limits.max_upstream_body_bytes) {
       call_.reset();
-      SendError(WithHttpStatus(
-          absl::ResourceExhaustedError(absl::StrFormat(
-              "upstream response body exceeds %d bytes", shared_->max_upstream_body_bytes)),
-          502));
+      Fail(WithHttpStatus(absl::ResourceExhaustedError(absl::StrFormat(
+                              "upstream response body exceeds %d bytes",
+                              shared_->limits.max_upstream_body_bytes)),
+                          502));
       return;
     }
+    if (!Buffer(chunk.size())) return;
     body_.append(chunk);
     return;
   }
-  if (absl::Status s = parser_.Feed(chunk, &events_); !s.ok()) {
+  absl::Status s = parser_->Feed(chunk, &frames_);
+  for (StreamFrame& frame : frames_) {
+    if (s.ok()) s = translator_->Translate(std::move(frame), &batch_);
+  }
+  frames_.clear();
+  for (SseEvent& e : batch_) {
+    if (!Buffer(e.data.size())) return;
+    queue_.push_back(std::move(e));
+  }
+  batch_.clear();
+  if (!s.ok()) {
     call_.reset();
-    Finish(false);
-    return;
+    upstream_done_ = true;
+    outcome_.error = s;
   }
-  RelayEvents();
+  Pump();
 }
 
-bool GatewayRequest::RelayEvents() {
-  if (events_.empty()) return true;
-  std::string out;
-  std::vector<SseEvent> produced;
-  for (SseEvent& event : events_) {
-    produced.clear();
-    produced.push_back(std::move(event));
-    chain_->RunResponseEvents(produced);
-    for (const SseEvent& e : produced) out += EncodeSseEvent(e);
-  }
-  events_.clear();
-  if (out.empty()) return true;
-  std::weak_ptr<bool> life = life_;
-  bool accepting = sink_->SendBody(out);
-  if (life.expired() || finished_) return false;
-  if (!accepting && !sink_blocked_) {
-    sink_blocked_ = true;
-    if (call_ != nullptr) call_->Pause();
-  }
-  return true;
-}
-
-void GatewayRequest::OnComplete(absl::Status status) {
+void GatewayRequest::HandleComplete(absl::Status status) {
   if (finished_) return;
+  const UpstreamCallStats stats = call_ != nullptr ? call_->stats() : UpstreamCallStats{};
+  (void)stats;
   if (!status.ok()) {
-    if (headers_sent_) {
-      Finish(false);
-    } else {
-      SendError(UpstreamFailure(status));
+    if (streaming_) {
+      call_.reset();
+      upstream_done_ = true;
+      outcome_.error = WithHttpStatus(
+          absl::UnavailableError(absl::StrFormat("upstream provider \"%s\" failed: %s",
+                                                 attempt_->provider->name, status.message())),
+          502);
+      Pump();
+      return;
     }
+    std::string message = absl::StrFormat("upstream provider \"%s\" failed: %s",
+                                          attempt_->provider->name, status.message());
+    absl::Status mapped = status.code() == absl::StatusCode::kDeadlineExceeded
+                              ? WithHttpStatus(absl::DeadlineExceededError(message), 504)
+                              : WithHttpStatus(absl::UnavailableError(message), 502);
+    AttemptFailed(mapped, 0);
     return;
   }
   if (streaming_) {
-    if (absl::Status s = parser_.Finish(&events_); !s.ok()) {
-      Finish(false);
-      return;
+    call_.reset();
+    absl::Status s = parser_->Finish(&frames_);
+    for (StreamFrame& frame : frames_) {
+      if (s.ok()) s = translator_->Translate(std::move(frame), &batch_);
     }
-    if (!RelayEvents()) return;
+    frames_.clear();
+    if (s.ok()) s = translator_->Finish(&batch_);
+    for (SseEvent& e : batch_) queue_.push_back(std::move(e));
+    batch_.clear();
+    if (!s.ok()) outcome_.error = s;
+    upstream_done_ = true;
+    Pump();
+    return;
+  }
+  call_.reset();
+  if (upstream_status_ < 200 || upstream_status_ >= 300) {
+    absl::Status error = dialect_->TranslateError(upstream_status_, upstream_headers_, body_);
+    if (error.ok()) error = absl::UnknownError("upstream error without a message");
+    AttemptFailed(error, upstream_status_);
+    return;
+  }
+  std::string body = std::move(body_);
+  body_.clear();
+  if (absl::Status s = dialect_->TranslateResponse(&body); !s.ok()) {
+    AttemptFailed(s, upstream_status_);
+    return;
+  }
+  if (chain_->size() > 0) ParseUsage(body, /*chunk=*/false);
+  outcome_.attempts = ctx_.attempts;
+  SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
+            /*render=*/true);
+}
+
+void GatewayRequest::ParseUsage(std::string_view json, bool chunk) {
+  if (json.find("\"usage\"") == std::string_view::npos) return;
+  if (chunk) {
+    absl::StatusOr<ChatCompletionChunk> parsed = ParseChatCompletionChunk(json);
+    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
+  } else {
+    absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
+    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
+  }
+}
+
+bool GatewayRequest::Buffer(uint64_t bytes) {
+  if (shared_->buffered + bytes > shared_->limits.max_buffered_upstream_bytes) {
+    call_.reset();
+    Fail(Overloaded("too many upstream bytes buffered"));
+    return false;
+  }
+  shared_->buffered += bytes;
+  buffered_ += bytes;
+  return true;
+}
+
+void GatewayRequest::Unbuffer() {
+  shared_->buffered -= buffered_;
+  buffered_ = 0;
+}
+
+void GatewayRequest::SendError(const absl::Status& status) {
+  LocalReply reply = LocalReplyForError(status);
+  if (codec_ != nullptr) reply.body = codec_->ErrorBody(status);
+  outcome_.error = status;
+  SendLocal(std::move(reply));
+}
+
+void GatewayRequest::SendLocal(LocalReply reply) {
+  if (!FindHeader(reply.headers, "content-type").has_value()) {
+    reply.headers.emplace_back("content-type", reply.events.has_value() ? "text/event-stream"
+                                                                          : "application/json");
+  }
+  if (reply.status >= 400 && outcome_.error.ok()) {
+    outcome_.error = StatusFromUpstreamError(reply.status, reply.body);
+  }
+  if (reply.events.has_value()) {
+    for (SseEvent& e : *reply.events) queue_.push_back(std::move(e));
+    upstream_done_ = true;
+    // A local stream on a model-call endpoint is unified; elsewhere it is sent as is.
+    renderer_ = codec_ != nullptr ? codec_->NewStreamRenderer() : nullptr;
+    StartStream(ResponseHead{reply.status, std::move(reply.headers), true});
+    return;
+  }
+  SendWhole(ResponseHead{reply.status, std::move(reply.headers), false}, std::move(reply.body),
+            /*render=*/false);
+}
+
+void GatewayRequest::ArmStepTimer() {
+  if (step_timer_ == nullptr) step_timer_ = shared_->loop->NewTimer();
+  step_timer_->Arm(shared_->limits.response_step_timeout, [this] {
+    Guard([&] {
+      Fail(WithHttpStatus(absl::DeadlineExceededError(absl::StrFormat(
+                              "a gateway filter did not finish its response step within %s",
+                              absl::FormatDuration(shared_->limits.response_step_timeout))),
+                          504));
+    });
+  });
+}
+
+void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render) {
+  response_started_ = true;
+  head_ = std::move(head);
+  whole_body_ = std::move(body);
+  outcome_.status = head_.status;
+  if (chain_ == nullptr) {  // nothing ran: no filter to show it to
+    AfterBodyWhole(render);
+    return;
+  }
+  std::weak_ptr<bool> life = life_;
+  const uint64_t step = ++step_started_;
+  chain_->RunResponseHeaders(head_, [this, render, step, life] {
+    if (life.expired()) return;
+    step_done_ = std::max(step_done_, step);
+    DisarmStepTimer();
+    Guard([&] { AfterHeadersWhole(render); });
+  });
+  if (!life.expired() && step_done_ < step && !finished_) ArmStepTimer();
+}
+
+void GatewayRequest::AfterHeadersWhole(bool render) {
+  std::weak_ptr<bool> life = life_;
+  const uint64_t step = ++step_started_;
+  chain_->RunResponseBody(head_, whole_body_, [this, render, step, life]() mutable {
+    if (life.expired()) return;
+    step_done_ = std::max(step_done_, step);
+    DisarmStepTimer();
+    if (std::optional<LocalReply> replaced = chain_->TakeResponseReply()) {
+      head_.status = replaced->status;
+      head_.headers = std::move(replaced->headers);
+      whole_body_ = std::move(replaced->body);
+      render = false;
+    }
+    Guard([&] { AfterBodyWhole(render); });
+  });
+  if (!life.expired() && step_done_ < step && !finished_) ArmStepTimer();
+}
+
+void GatewayRequest::AfterBodyWhole(bool render) {
+  if (render && codec_ != nullptr) {
+    if (absl::Status s = codec_->RenderResponse(&whole_body_); !s.ok()) {
+      head_.status = HttpStatusForStatus(s);
+      head_.headers = {{"content-type", "application/json"}};
+      whole_body_ = codec_->ErrorBody(s);
+      outcome_.error = s;
+    }
+  }
+  outcome_.status = head_.status;
+  CleanResponseHeaders(&head_.headers);
+  if (!FindHeader(head_.headers, "content-type").has_value()) {
+    head_.headers.emplace_back("content-type", "application/json");
+  }
+  // The body is the response's final byte: release it after OnResponseComplete.
+  held_ = std::move(whole_body_);
+  whole_body_.clear();
+  CompleteAndFinish(true);
+}
+
+void GatewayRequest::StartStream(ResponseHead head) {
+  response_started_ = true;
+  streaming_ = true;
+  head_ = std::move(head);
+  outcome_.status = head_.status;
+  outcome_.streaming = true;
+  auto commit = [this] {
+    CleanResponseHeaders(&head_.headers);
+    committed_ = true;
+    std::weak_ptr<bool> life = life_;
+    sink_->SendHeaders(head_.status, head_.headers, /*streaming=*/true);
+    if (life.expired() || finished_) return;
+    Pump();
+  };
+  if (chain_ == nullptr) {
+    commit();
+    return;
+  }
+  std::weak_ptr<bool> life = life_;
+  const uint64_t step = ++step_started_;
+  waiting_filters_ = true;
+  chain_->RunResponseHeaders(head_, [this, commit, step, life] {
+    if (life.expired()) return;
+    step_done_ = std::max(step_done_, step);
+    DisarmStepTimer();
+    waiting_filters_ = false;
+    Guard([&] { commit(); });
+  });
+  if (life.expired() || finished_ || step_done_ >= step) return;
+  ArmStepTimer();
+  // No event may pass before the status line: hold the upstream meanwhile.
+  if (call_ != nullptr && !upstream_paused_) {
+    upstream_paused_ = true;
+    call_->Pause();
+  }
+}
+
+void GatewayRequest::Pump() {
+  if (pumping_ || finished_ || !committed_) return;
+  pumping_ = true;
+  std::weak_ptr<bool> life = life_;
+  while (!queue_.empty() && !waiting_filters_ && !sink_blocked_) {
+    batch_.clear();
+    batch_.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    const bool terminal = batch_.front().data == kSseDoneData;
+    if (chain_ != nullptr && chain_->size() > 0) ParseUsage(batch_.front().data, /*chunk=*/true);
+    if (chain_ == nullptr) {
+      AfterEvents(terminal);
+      continue;
+    }
+    waiting_filters_ = true;
+    const uint64_t step = ++step_started_;
+    chain_->RunResponseEvents(batch_, [this, terminal, step, life] {
+      if (life.expired()) return;
+      step_done_ = std::max(step_done_, step);
+      DisarmStepTimer();
+      waiting_filters_ = false;
+      Guard([&] {
+        AfterEvents(terminal);
+        if (!pumping_) Pump();  // resumed later: carry on where the loop stopped
+      });
+    });
+    if (life.expired()) return;
+    if (waiting_filters_) {
+      ArmStepTimer();
+      break;
+    }
+  }
+  pumping_ = false;
+  if (!Flush()) return;
+  if (finished_) return;
+  const bool stalled = waiting_filters_ || sink_blocked_;
+  if (call_ != nullptr) {
+    if (stalled && !upstream_paused_) {
+      upstream_paused_ = true;
+      call_->Pause();
+    } else if (!stalled && upstream_paused_) {
+      upstream_paused_ = false;
+      call_->Resume();
+    }
+  }
+  if (!stalled && queue_.empty() && upstream_done_) StreamEnded();
+}
+
+void GatewayRequest::AfterEvents(bool terminal) {
+  for (SseEvent& e : batch_) {
+    if (e.data == kSseDoneData) terminal_seen_ = true;
+    std::string& dest = (terminal || terminal_seen_) ? held_ : out_;
+    if (renderer_ == nullptr) {
+      dest += EncodeSseEvent(e);
+      continue;
+    }
+    std::vector<SseEvent> rendered;
+    absl::Status s = renderer_->Translate(StreamFrame{std::move(e.event), std::move(e.data)},
+                                          &rendered);
+    if (!s.ok() && outcome_.error.ok()) outcome_.error = s;
+    for (const SseEvent& r : rendered) dest += EncodeSseEvent(r);
+  }
+  batch_.clear();
+  if (terminal) terminal_seen_ = true;
+}
+
+bool GatewayRequest::Flush() {
+  Unbuffer();
+  for (const SseEvent& e : queue_) {  // what still waits stays counted
+    shared_->buffered += e.data.size();
+    buffered_ += e.data.size();
+  }
+  if (out_.empty()) return true;
+  std::string out = std::move(out_);
+  out_.clear();
+  outcome_.bytes_sent += out.size();
+  std::weak_ptr<bool> life = life_;
+  bool accepting = sink_->SendBody(out);
+  if (life.expired() || finished_) return false;
+  if (!accepting) sink_blocked_ = true;
+  return true;
+}
+
+void GatewayRequest::StreamEnded() {
+  if (complete_ran_) return;
+  if (renderer_ != nullptr) {
+    std::vector<SseEvent> rendered;
+    absl::Status s = renderer_->Finish(&rendered);
+    if (!s.ok() && outcome_.error.ok()) outcome_.error = s;
+    for (const SseEvent& r : rendered) held_ += EncodeSseEvent(r);
+  }
+  if (!outcome_.error.ok()) {
+    // The stream broke after its first byte: the client learns why in its own dialect.
+    std::string body = codec_ != nullptr ? codec_->ErrorBody(outcome_.error)
+                                         : OpenAiErrorBody(outcome_.error);
+    SseEvent error;
+    error.data = std::move(body);
+    held_ += EncodeSseEvent(error);
+  }
+  CompleteAndFinish(outcome_.error.ok());
+}
+
+void GatewayRequest::CompleteAndFinish(bool complete) {
+  if (complete_ran_) return;
+  complete_ran_ = true;
+  outcome_.attempts = ctx_.attempts;
+  auto release = [this, complete] {
+    std::weak_ptr<bool> life = life_;
+    if (!committed_) {
+      committed_ = true;
+      sink_->SendHeaders(head_.status, head_.headers, /*streaming=*/false);
+      if (life.expired() || finished_) return;
+    }
+    if (!held_.empty()) {
+      std::string out = std::move(held_);
+      held_.clear();
+      sink_->SendBody(out);
+      if (life.expired() || finished_) return;
+    }
+    Finish(complete);
+  };
+  if (chain_ == nullptr) {
+    release();
+    return;
+  }
+  std::weak_ptr<bool> life = life_;
+  const uint64_t step = ++step_started_;
+  chain_->RunResponseComplete(outcome_, [this, release, step, life] {
+    if (life.expired()) return;
+    step_done_ = std::max(step_done_, step);
+    DisarmStepTimer();
+    Guard([&] { release(); });
+  });
+  if (!life.expired() && step_done_ < step && !finished_) ArmStepTimer();
+}
+
+void GatewayRequest::Fail(const absl::Status& status) {
+  if (finished_) return;
+  call_.reset();
+  Unbuffer();
+  if (!committed_) {
+    // Bypass the chain: it may be the part that failed.
+    LocalReply reply = LocalReplyForError(status);
+    if (codec_ != nullptr) reply.body = codec_->ErrorBody(status);
+    CleanResponseHeaders(&reply.headers);
+    committed_ = true;
+    std::weak_ptr<bool> life = life_;
+    sink_->SendHeaders(reply.status, reply.headers, /*streaming=*/false);
+    if (life.expired() || finished_) return;
+    sink_->SendBody(reply.body);
+    if (life.expired() || finished_) return;
     Finish(true);
     return;
   }
-  if (upstream_status_ < 200 || upstream_status_ >= 300) {
-    SendError(StatusFromUpstreamError(upstream_status_, body_));
-    return;
-  }
-  SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false},
-            std::move(body_));
-}
-
-absl::Status GatewayRequest::UpstreamFailure(const absl::Status& status) const {
-  std::string message = absl::StrFormat("upstream provider \"%s\" failed: %s",
-                                        ctx_.route.provider->name, status.message());
-  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-    return WithHttpStatus(absl::DeadlineExceededError(message), 504);
-  }
-  return WithHttpStatus(absl::UnavailableError(message), 502);
-}
-
-void GatewayRequest::SendWhole(ResponseHead head, std::string body) {
-  if (chain_ != nullptr) {
-    chain_->RunResponseHeaders(head);
-    chain_->RunResponseBody(body);
-  }
-  headers_sent_ = true;
-  std::weak_ptr<bool> life = life_;
-  sink_->SendHeaders(head.status, head.headers, /*streaming=*/false);
-  if (life.expired() || finished_) return;
-  sink_->SendBody(body);
-  if (life.expired() || finished_) return;
-  Finish(true);
+  Finish(false);
 }
 
 void GatewayRequest::Finish(bool complete) {
@@ -369,6 +882,10 @@ void GatewayRequest::Release() {
   if (released_) return;
   released_ = true;
   call_.reset();
+  phase_timer_.reset();
+  step_timer_.reset();
+  Unbuffer();
+  if (handler_ != nullptr) handler_->Destroy();
   if (chain_ != nullptr) chain_->Destroy();
   --shared_->active;
 }
@@ -379,7 +896,7 @@ class GatewayImpl final : public Gateway {
 
   std::unique_ptr<ActiveRequest> Handle(HttpRequest request, ResponseSink* sink) override {
     auto r = std::make_unique<GatewayRequest>(shared_, sink);
-    r->Start(std::move(request));
+    r->StartGuarded(std::move(request));
     return r;
   }
 
@@ -398,13 +915,21 @@ absl::StatusOr<std::unique_ptr<Gateway>> NewGateway(GatewayOptions options) {
   if (options.max_upstream_body_bytes == 0) {
     return absl::InvalidArgumentError("max_upstream_body_bytes must be > 0");
   }
+  if (options.max_buffered_upstream_bytes < options.max_upstream_body_bytes) {
+    return absl::InvalidArgumentError(
+        "max_buffered_upstream_bytes must be >= max_upstream_body_bytes");
+  }
+  if (options.request_phase_timeout <= absl::ZeroDuration() ||
+      options.response_step_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("phase timeouts must be > 0");
+  }
   auto shared = std::make_shared<Shared>();
   shared->config = options.config;
   shared->loop = options.loop;
   shared->upstream = options.upstream;
   shared->clock = options.clock != nullptr ? options.clock : &options.loop->clock();
   shared->random = std::move(options.random);
-  shared->max_upstream_body_bytes = options.max_upstream_body_bytes;
+  shared->limits = std::move(options);
   return std::unique_ptr<Gateway>(std::make_unique<GatewayImpl>(std::move(shared)));
 }
 

@@ -100,7 +100,7 @@ TEST_F(ConfigTest, LoadsTheDocumentedExample) {
 
   EXPECT_EQ(c.FindModel("gpt-4o-mini")->upstream_model, "gpt-4o-mini");
   EXPECT_EQ(c.FindModel("llama")->upstream_model, "meta-llama/Llama-3.1-8B-Instruct");
-  EXPECT_EQ(c.FindRoute("smart")->total_weight, 100u);
+  EXPECT_EQ(c.FindRoute("smart")->policy, "weighted");  // the default policy
   EXPECT_THAT(c.ServedModelNames(), ElementsAre("default", "gpt-4o-mini", "llama", "smart"));
 
   ASSERT_EQ(c.filters().size(), 2u);

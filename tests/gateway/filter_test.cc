@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/poll_event_loop.h"
+#include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/protocol/error.h"
 #include "tests/gateway/test_http_server.h"
 
@@ -49,13 +50,17 @@ class ScriptedFilter : public Filter {
     }
     return FilterResult::Continue();
   }
-  void OnResponseHeaders(RequestContext&, ResponseHead& head) override {
+  FilterStatus OnResponseHeaders(RequestContext&, ResponseHead& head,
+                                 FilterCallbacks&) override {
     s_.log->push_back(s_.name + ".headers");
     head.headers.emplace_back("x-" + s_.name, "1");
+    return FilterStatus::kContinue;
   }
-  void OnResponseBody(RequestContext&, std::string& body) override {
+  FilterStatus OnResponseBody(RequestContext&, ResponseHead&, std::string& body,
+                              FilterCallbacks&) override {
     s_.log->push_back(s_.name + ".body");
     body += "|" + s_.name;
+    return FilterStatus::kContinue;
   }
   void OnDestroy() override { s_.log->push_back(s_.name + ".destroy"); }
 
@@ -104,8 +109,8 @@ TEST_F(FilterChainTest, LocalReplyStopsTheChainAndSkipsLaterFiltersInResponsePha
 
   ResponseHead head{result->status, {}, false};
   std::string body = result->body;
-  chain->RunResponseHeaders(head);
-  chain->RunResponseBody(body);
+  chain->RunResponseHeaders(head, [] {});
+  chain->RunResponseBody(head, body, [] {});
   // Only "a" continued, so only "a" sees the response; "c" never ran.
   EXPECT_THAT(log_, ElementsAre("a.request", "b.request", "a.headers", "a.body"));
   EXPECT_EQ(body, "slow down|a");
@@ -117,8 +122,8 @@ TEST_F(FilterChainTest, ResponsePhaseRunsInReverseOrder) {
   log_.clear();
   ResponseHead head;
   std::string body = "x";
-  chain->RunResponseHeaders(head);
-  chain->RunResponseBody(body);
+  chain->RunResponseHeaders(head, [] {});
+  chain->RunResponseBody(head, body, [] {});
   EXPECT_THAT(log_, ElementsAre("b.headers", "a.headers", "b.body", "a.body"));
   EXPECT_EQ(body, "x|b|a");
   EXPECT_THAT(head.headers, ElementsAre(Pair("x-b", "1"), Pair("x-a", "1")));
@@ -195,7 +200,8 @@ TEST_F(FilterChainTest, ChainMayBeDestroyedFromInsideDone) {
 // Upper-cases every event's data, drops "drop-me" and appends a marker before [DONE].
 class EventRewriter : public Filter {
  public:
-  void OnResponseEvents(RequestContext&, std::vector<SseEvent>& events) override {
+  FilterStatus OnResponseEvents(RequestContext&, std::vector<SseEvent>& events,
+                                FilterCallbacks&) override {
     std::vector<SseEvent> out;
     for (SseEvent& e : events) {
       if (e.data == "drop-me") continue;
@@ -204,14 +210,17 @@ class EventRewriter : public Filter {
       out.push_back(std::move(e));
     }
     events = std::move(out);
+    return FilterStatus::kContinue;
   }
 };
 
 class Duplicator : public Filter {
  public:
-  void OnResponseEvents(RequestContext&, std::vector<SseEvent>& events) override {
+  FilterStatus OnResponseEvents(RequestContext&, std::vector<SseEvent>& events,
+                                FilterCallbacks&) override {
     std::vector<SseEvent> copy = events;
     events.insert(events.end(), copy.begin(), copy.end());
+    return FilterStatus::kContinue;
   }
 };
 
@@ -223,17 +232,17 @@ TEST_F(FilterChainTest, ResponseEventsCanBeModifiedDroppedAndAppended) {
   chain.RunRequest([](std::optional<LocalReply>) {});
 
   std::vector<SseEvent> events{SseEvent{.data = "hello"}};
-  chain.RunResponseEvents(events);
+  chain.RunResponseEvents(events, [] {});
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].data, "HELLO");
   EXPECT_EQ(events[1].data, "HELLO");
 
   events = {SseEvent{.data = "drop-me"}};
-  chain.RunResponseEvents(events);
+  chain.RunResponseEvents(events, [] {});
   EXPECT_TRUE(events.empty());
 
   events = {SseEvent{.data = std::string(kSseDoneData)}};
-  chain.RunResponseEvents(events);
+  chain.RunResponseEvents(events, [] {});
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0].data, "appended");
   EXPECT_EQ(events[1].data, "[DONE]");
@@ -273,7 +282,8 @@ class Marker : public Filter {
 };
 
 TEST(FilterRegistryTest, UserTypesPlugInWithoutChangingTheChain) {
-  FilterRegistry registry;
+  Registry full;
+  FilterRegistry& registry = full.filters();
   EXPECT_TRUE(registry.Contains("api_key_auth"));
   EXPECT_TRUE(registry.Contains("headers"));
   ASSERT_TRUE(registry
@@ -299,7 +309,7 @@ TEST(FilterRegistryTest, UserTypesPlugInWithoutChangingTheChain) {
 
   absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> snap = LoadConfig(
       R"({"filters": [{"type": "marker", "name": "m1", "config": {"value": "v1"}}]})",
-      {.filter_registry = &registry});
+      {.registry = &full});
   ASSERT_TRUE(snap.ok()) << snap.status();
   std::vector<std::unique_ptr<Filter>> filters = (*snap)->CreateFilters();
   ASSERT_EQ(filters.size(), 1u);
@@ -311,7 +321,7 @@ TEST(FilterRegistryTest, UserTypesPlugInWithoutChangingTheChain) {
 
   absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> bad = LoadConfig(
       R"({"filters": [{"type": "marker", "config": {"value": "v2"}}]})",
-      {.filter_registry = &registry});
+      {.registry = &full});
   EXPECT_EQ(bad.status().message(), "filters[0].config.value: unexpected");
   EXPECT_EQ(ErrorParam(bad.status()), "filters[0].config.value");
 }
@@ -435,7 +445,7 @@ TEST_F(BuiltinFilterTest, HeadersFilterEditsUpstreamAndResponseHeaders) {
   EXPECT_THAT(upstream, ElementsAre(Pair("x-team", "a"), Pair("x-tag", "t")));
 
   ResponseHead head{200, {{"server", "up"}, {"content-type", "application/json"}}, false};
-  chain_->RunResponseHeaders(head);
+  chain_->RunResponseHeaders(head, [] {});
   EXPECT_THAT(head.headers, ElementsAre(Pair("content-type", "application/json"),
                                         Pair("x-served-by", "modeenvoy")));
 }

@@ -15,6 +15,7 @@
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/poll_event_loop.h"
+#include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "nlohmann/json.hpp"
@@ -319,9 +320,20 @@ TEST_F(GatewayTest, UnknownPathIs404) {
   TestHttpServer server(OpenAiLike);
   MakeGateway(Config(server.Url("/v1")));
   RecordingSink sink;
-  Serve(HttpRequest{.method = "GET", .path = "/v1/chat/completions?x=1"}, &sink);
+  Serve(HttpRequest{.method = "GET", .path = "/v1/chat/nothing?x=1"}, &sink);
   EXPECT_EQ(sink.status, 404);
-  EXPECT_EQ(ErrorOf(sink)["message"], "Invalid URL (GET /v1/chat/completions?x=1)");
+  EXPECT_EQ(ErrorOf(sink)["message"], "Invalid URL (GET /v1/chat/nothing?x=1)");
+}
+
+TEST_F(GatewayTest, KnownPathWithAnotherMethodIs405WithAllow) {
+  TestHttpServer server(OpenAiLike);
+  MakeGateway(Config(server.Url("/v1")));
+  RecordingSink sink;
+  Serve(HttpRequest{.method = "GET", .path = "/v1/chat/completions?x=1"}, &sink);
+  EXPECT_EQ(sink.status, 405);
+  EXPECT_EQ(FindHeader(sink.headers, "allow"), "POST");
+  EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("Method GET is not allowed"));
+  EXPECT_TRUE(server.requests().empty());
 }
 
 TEST_F(GatewayTest, InvalidRequestIs400WithParam) {
@@ -405,7 +417,14 @@ TEST_F(GatewayTest, UpstreamFailureAfterStreamBeganFinishesIncomplete) {
   RecordingSink sink;
   Serve(Post(ChatBody("demo", true)), &sink);
   EXPECT_EQ(sink.status, 200);
-  EXPECT_EQ(sink.body, ChunkEvent(1));
+  // What arrived is relayed, then an OpenAI-style error event says why the stream ends;
+  // the response is cut short (no chunked terminator), never a silent clean end.
+  ASSERT_EQ(sink.body.rfind(ChunkEvent(1), 0), 0u) << sink.body;
+  std::string rest = sink.body.substr(ChunkEvent(1).size());
+  ASSERT_EQ(rest.rfind("data: ", 0), 0u) << rest;
+  Json error = Json::parse(rest.substr(6));
+  EXPECT_EQ(error["error"]["type"], "server_error");
+  EXPECT_THAT(std::string(error["error"]["message"]), HasSubstr("upstream provider \"up\" failed"));
   EXPECT_EQ(sink.finished, false);
 }
 
@@ -494,10 +513,12 @@ class SlowLookupFilter : public Filter {
     });
     return FilterResult::Pause();
   }
-  void OnResponseEvents(RequestContext&, std::vector<SseEvent>& events) override {
+  FilterStatus OnResponseEvents(RequestContext&, std::vector<SseEvent>& events,
+                                FilterCallbacks&) override {
     for (SseEvent& e : events) {
       absl::StrReplaceAll({{"\"t1\"", "\"T1\""}}, &e.data);
     }
+    return FilterStatus::kContinue;
   }
   void OnDestroy() override {
     log_->push_back("destroy");
@@ -523,15 +544,15 @@ class SlowLookupFactory : public FilterFactory {
 TEST_F(GatewayTest, CustomPausingFilterResumesAndRewritesTheStream) {
   TestHttpServer server(OpenAiLike);
   std::vector<std::string> log;
-  FilterRegistry registry;
-  ASSERT_TRUE(registry
+  Registry registry;
+  ASSERT_TRUE(registry.filters()
                   .Register("slow_lookup",
                             [&log](std::string_view, const FilterBuildContext&)
                                 -> absl::StatusOr<std::unique_ptr<FilterFactory>> {
                               return std::make_unique<SlowLookupFactory>(&log);
                             })
                   .ok());
-  ConfigStore store({.filter_registry = &registry});
+  ConfigStore store({.registry = &registry});
   ASSERT_TRUE(store.Load(Config(server.Url("/v1"), R"([{"type": "slow_lookup"}])")).ok());
   auto gw = NewGateway({.config = &store, .loop = loop_.get(), .upstream = client_.get()});
   ASSERT_TRUE(gw.ok());

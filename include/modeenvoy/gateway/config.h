@@ -13,9 +13,11 @@
 // Complete example (every key shown; the // notes are not part of the document):
 //   {
 //     "listen": {"address": "127.0.0.1", "port": 8080, "max_body_bytes": 1048576},
+//     // Components add top-level sections through ConfigSectionRegistry ("context": ...).
 //     "providers": {
 //       "openai": {
-//         "type": "openai",                         // required; OpenAI-compatible wire format
+//         "type": "openai",                         // required; a registered dialect
+//                                                   // (provider.h); its own keys go beside
 //         "base_url": "https://api.openai.com/v1",  // required; "/chat/completions" is appended
 //         "api_key_env": "OPENAI_API_KEY",          // or "api_key": "sk-..."; neither = no auth
 //         "headers": {"OpenAI-Organization": "org-123"},
@@ -25,13 +27,17 @@
 //       "local": {"type": "openai", "base_url": "http://127.0.0.1:8000/v1"}
 //     },
 //     "models": {
-//       "gpt-4o-mini": {"provider": "openai"},      // provider required
+//       "gpt-4o-mini": {"provider": "openai",        // provider required
+//                       "context_window": 128000, "max_output_tokens": 16384,
+//                       "pricing": {"input_per_mtok": 0.15, "output_per_mtok": 0.6,
+//                                   "cached_input_per_mtok": 0.075}},
 //       "llama": {"provider": "local", "upstream_model": "meta-llama/Llama-3.1-8B-Instruct"}
 //     },
 //     "routes": [
 //       {"match": {"model": "smart"},
 //        "targets": [{"model": "gpt-4o-mini", "weight": 90}, {"model": "llama", "weight": 10}]},
-//       {"match": {"model": "default"}, "target": "gpt-4o-mini"}
+//       {"match": {"model": "default"}, "target": "gpt-4o-mini",
+//        "fallbacks": ["llama"], "retry_on": ["429", "5xx", "timeout", "connect"]}
 //     ],
 //     "filters": [
 //       {"type": "api_key_auth", "name": "auth",
@@ -60,13 +66,49 @@
 #include "absl/synchronization/mutex.h"
 #include "modeenvoy/export.h"
 #include "modeenvoy/gateway/http.h"
+#include "modeenvoy/gateway/registry_base.h"
+#include "modeenvoy/gateway/routing.h"
 #include "modeenvoy/gateway/upstream.h"
 
 namespace modeenvoy {
 
-class Filter;          // filter.h
-class FilterFactory;   // filter.h
-class FilterRegistry;  // filter.h
+class Filter;            // filter.h
+class EndpointTable;     // endpoint.h
+class ProviderDialect;   // provider.h
+class Registry;          // registry.h
+class Services;          // services.h
+
+// Base of what a registered configuration parser produces: a top-level section
+// ("context": {...}) or a key of a model entry ("context_window"). Components downcast to
+// their own type (std::static_pointer_cast), which they know from the name they registered.
+class MODEENVOY_EXPORT ConfigSection {
+ public:
+  virtual ~ConfigSection() = default;
+};
+
+// Parses one section or key. `json` is its value as JSON text (any JSON type); errors are
+// InvalidFieldError(path, reason) relative to the value ("" for the value itself), reported
+// with the value's own path in front ("context.ttl_s: must be > 0").
+using ConfigSectionBuilder = std::function<absl::StatusOr<std::shared_ptr<const ConfigSection>>(
+    std::string_view json, const BuildContext& context)>;
+
+// Registered top-level sections and model keys. A key nobody registered is an error
+// ("models.x.context_windw: unknown field"), never silently ignored.
+// Thread safety: thread-safe.
+class MODEENVOY_EXPORT ConfigSectionRegistry {
+ public:
+  ConfigSectionRegistry() : sections_("config section"), model_keys_("model key") {}
+  // Top-level keys besides listen, providers, models, routes and filters.
+  NamedRegistry<ConfigSectionBuilder>& sections() { return sections_; }
+  const NamedRegistry<ConfigSectionBuilder>& sections() const { return sections_; }
+  // Keys of `models.<name>` besides provider and upstream_model.
+  NamedRegistry<ConfigSectionBuilder>& model_keys() { return model_keys_; }
+  const NamedRegistry<ConfigSectionBuilder>& model_keys() const { return model_keys_; }
+
+ private:
+  NamedRegistry<ConfigSectionBuilder> sections_;
+  NamedRegistry<ConfigSectionBuilder> model_keys_;
+};
 
 // `listen`: where a host serving this config accepts clients. The engine itself does not
 // listen; hosts (the example proxy) read these values.
@@ -79,11 +121,14 @@ struct ListenConfig {
 // `providers.<name>`: one upstream API endpoint.
 struct ProviderConfig {
   std::string name;      // the key under `providers`
-  std::string type;      // "openai": OpenAI-compatible (OpenAI, vLLM, Ollama, TGI, ...)
+  std::string type;      // registered dialect name, e.g. "openai"
   std::string base_url;  // without trailing '/', e.g. "https://api.openai.com/v1"
-  std::string api_key;   // resolved from api_key or api_key_env; empty = no Authorization
+  std::string api_key;   // resolved from api_key or api_key_env; empty = no credentials
   HttpHeaders headers;   // extra headers on every upstream request, in config order
   UpstreamTimeouts timeouts;
+  std::string options_json;  // the entry's dialect-specific keys, as a JSON object
+  // Built from the above by the registered dialect; never null in a snapshot.
+  std::shared_ptr<const ProviderDialect> dialect;
 };
 
 // `models.<name>`: a public model name and where it is served.
@@ -91,19 +136,36 @@ struct ModelConfig {
   std::string name;            // public name (the key under `models`)
   std::string provider;        // key under `providers`
   std::string upstream_model;  // name sent to the provider; defaults to `name`
+  // Registered keys present in the entry (ConfigSectionRegistry::model_keys()).
+  absl::flat_hash_map<std::string, std::shared_ptr<const ConfigSection>> extensions;
+
+  // The parsed value of registered key `key`, or null when the entry does not set it.
+  const ConfigSection* extension(std::string_view key) const {
+    auto it = extensions.find(absl::string_view(key.data(), key.size()));
+    return it == extensions.end() ? nullptr : it->second.get();
+  }
 };
 
-// One weighted target of a route.
-struct RouteTarget {
-  std::string model;    // key under `models`
-  uint32_t weight = 1;  // relative share; 0 disables the target
+// Built-in model keys (registered by every Registry with builtins):
+//   "context_window", "max_output_tokens": positive token counts -> ModelTokenLimit
+//   "pricing": {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+//               "cache_write_per_mtok"} (USD per million tokens, >= 0) -> ModelPricing
+struct ModelTokenLimit final : ConfigSection {
+  int64_t tokens = 0;
+};
+struct ModelPricing final : ConfigSection {
+  double input_per_mtok = 0;
+  double output_per_mtok = 0;
+  std::optional<double> cached_input_per_mtok;
+  std::optional<double> cache_write_per_mtok;
 };
 
-// `routes[i]`: requests for `match_model` go to one of `targets`, picked by weight.
+// `routes[i]`: requests for `match_model` are planned by a routing policy.
 struct RouteConfig {
-  std::string match_model;  // `match.model`: the name clients ask for
-  std::vector<RouteTarget> targets;  // `target` (one, weight 1) or `targets`; sum > 0
-  uint64_t total_weight = 0;         // sum of the weights
+  std::string match_model;    // `match.model`: the name clients ask for
+  std::string policy;         // `policy`; "weighted" when absent
+  std::string options_json;   // the route's other keys, as a JSON object
+  std::shared_ptr<const RoutingPolicy> routing;  // never null in a snapshot
 };
 
 // `filters[i]`: one entry of the ordered filter chain.
@@ -113,80 +175,76 @@ struct FilterConfig {
   std::string config_json;  // the `config` object as JSON text ("{}" when absent)
 };
 
-// Where a request for one model goes. Pointers refer into the snapshot that produced it
-// and live as long as that snapshot.
+// Where one attempt goes. Pointers refer into the snapshot that produced it and live as
+// long as that snapshot.
 struct ResolvedRoute {
   const ModelConfig* model = nullptr;        // the target model
   const ProviderConfig* provider = nullptr;  // its provider
   const RouteConfig* route = nullptr;        // the route used; null for a direct model
 };
 
-// ConfigSnapshot is one validated configuration with its filter factories instantiated.
-// Immutable once built. Thread safety: thread-safe (all methods are const).
+// ConfigSnapshot is one validated configuration with its components built.
+// Immutable once published. Thread safety: thread-safe (all methods are const).
 class MODEENVOY_EXPORT ConfigSnapshot {
  public:
-  ~ConfigSnapshot();
-  ConfigSnapshot(const ConfigSnapshot&) = delete;
-  ConfigSnapshot& operator=(const ConfigSnapshot&) = delete;
+  virtual ~ConfigSnapshot() = default;
 
-  const ListenConfig& listen() const { return listen_; }
+  virtual const ListenConfig& listen() const = 0;
   // Sorted by name.
-  const std::vector<ProviderConfig>& providers() const { return providers_; }
-  const std::vector<ModelConfig>& models() const { return models_; }
+  virtual const std::vector<ProviderConfig>& providers() const = 0;
+  virtual const std::vector<ModelConfig>& models() const = 0;
   // In config order.
-  const std::vector<RouteConfig>& routes() const { return routes_; }
-  const std::vector<FilterConfig>& filters() const { return filters_; }
+  virtual const std::vector<RouteConfig>& routes() const = 0;
+  virtual const std::vector<FilterConfig>& filters() const = 0;
   // 1 for the first snapshot a ConfigStore published, +1 per successful (re)load;
   // 0 for a snapshot built directly by LoadConfig.
-  uint64_t generation() const { return generation_; }
+  virtual uint64_t generation() const = 0;
 
   // Null when absent. The pointer lives as long as the snapshot.
-  const ProviderConfig* FindProvider(std::string_view name) const;
-  const ModelConfig* FindModel(std::string_view name) const;
-  const RouteConfig* FindRoute(std::string_view match_model) const;
+  virtual const ProviderConfig* FindProvider(std::string_view name) const = 0;
+  virtual const ModelConfig* FindModel(std::string_view name) const = 0;
+  virtual const RouteConfig* FindRoute(std::string_view match_model) const = 0;
 
   // Every name a client may ask for: the models plus the routes' match names, sorted,
   // without duplicates.
-  std::vector<std::string> ServedModelNames() const;
+  virtual std::vector<std::string> ServedModelNames() const = 0;
 
-  // Resolves the model a client asked for. A route matching `model` wins over a model of
-  // the same name; its target is chosen by weight from `draw` (any uniformly random value:
-  // target i is picked when draw % total_weight falls in its share).
-  // Errors: kNotFound if neither a route nor a model has that name.
+  // The attempt plan for `request.model`: the route's policy when a route matches (a
+  // route wins over a model of the same name), else one attempt on the model.
+  // Errors: kNotFound with code "model_not_found" if neither exists.
+  virtual absl::StatusOr<std::unique_ptr<AttemptPlan>> Plan(
+      const RoutingRequest& request) const = 0;
+
+  // The first attempt the plan for `model` makes with random value `draw` (for the
+  // built-in weighted policy: target i when draw % total_weight falls in its share).
+  // Errors: as Plan.
   absl::StatusOr<ResolvedRoute> Resolve(std::string_view model, uint64_t draw) const;
 
   // Creates one request's filter instances, in chain order. Thread-safe.
-  std::vector<std::unique_ptr<Filter>> CreateFilters() const;
+  virtual std::vector<std::unique_ptr<Filter>> CreateFilters() const = 0;
 
- private:
-  friend class ConfigSnapshotBuilder;  // lib/gateway/config.cc
-  ConfigSnapshot();
+  // The parsed top-level section `name` (registered through ConfigSectionRegistry), or
+  // null when the document does not have it.
+  virtual const ConfigSection* Section(std::string_view name) const = 0;
 
-  ListenConfig listen_;
-  std::vector<ProviderConfig> providers_;
-  std::vector<ModelConfig> models_;
-  std::vector<RouteConfig> routes_;
-  std::vector<FilterConfig> filters_;
-  std::vector<std::unique_ptr<FilterFactory>> filter_factories_;
-  absl::flat_hash_map<std::string_view, size_t> provider_index_;
-  absl::flat_hash_map<std::string_view, size_t> model_index_;
-  absl::flat_hash_map<std::string_view, size_t> route_index_;
-  uint64_t generation_ = 0;
+  // The endpoints this snapshot serves (the registry's, frozen at load time).
+  virtual const EndpointTable& endpoints() const = 0;
 };
-
-// Returns the value of the environment variable `name`, or nullopt when unset.
-using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 
 struct ConfigLoadOptions {
   // Resolves `api_key_env` (and filters' `*_env` settings). Null reads the process
   // environment (getenv). Tests inject a map so they never touch the real environment.
   EnvLookup env_lookup;
-  // Filter types available to `filters`. Not owned; must outlive every snapshot loaded
-  // with it (factories it built live in the snapshot). Null means the built-in types only.
-  const FilterRegistry* filter_registry = nullptr;
+  // Filter types, dialects, routing policies, sections and endpoints available to the
+  // document. Not owned; must outlive every snapshot loaded with it. Null means the
+  // built-in registry (BuiltinRegistry()).
+  const Registry* registry = nullptr;
+  // Given to every builder. Not owned; must outlive every snapshot loaded with it. Null
+  // makes a ConfigStore create its own (and LoadConfig a fresh one per call).
+  Services* services = nullptr;
 };
 
-// Parses and validates `json` and instantiates its filter factories.
+// Parses and validates `json` and builds its components.
 // Errors: kInvalidArgument with "<path>: <reason>", e.g.
 //   "providers.openai.base_url: must start with http:// or https://"
 //   "models.demo.provider: unknown provider \"x\""
@@ -201,6 +259,7 @@ MODEENVOY_EXPORT absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> LoadConfi
 class MODEENVOY_EXPORT ConfigStore {
  public:
   explicit ConfigStore(ConfigLoadOptions options = {});
+  ~ConfigStore();
   ConfigStore(const ConfigStore&) = delete;
   ConfigStore& operator=(const ConfigStore&) = delete;
 
@@ -212,17 +271,28 @@ class MODEENVOY_EXPORT ConfigStore {
   // Errors: as LoadConfig; kFailedPrecondition if nothing was loaded yet.
   absl::Status Reload(std::string_view json) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // As Reload(), with `env_lookup` resolving this document's `*_env` settings instead of
+  // the store's own lookup (a host narrowing what a remotely supplied document may read).
+  absl::Status ReloadWithEnv(std::string_view json, EnvLookup env_lookup)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // The current snapshot; null before the first successful Load.
   std::shared_ptr<const ConfigSnapshot> Current() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Generation of the current snapshot; 0 before the first successful Load.
   uint64_t generation() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The services every snapshot of this store is built with.
+  Services& services() const { return *services_; }
+
  private:
-  absl::Status LoadInternal(std::string_view json, bool require_loaded)
+  absl::Status LoadInternal(std::string_view json, bool require_loaded, const EnvLookup* env)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  const ConfigLoadOptions options_;
+  ConfigLoadOptions options_;
+  std::unique_ptr<Services> owned_services_;
+  Services* services_;
+  absl::Mutex load_mu_;  // one load at a time, so generations follow load order
   mutable absl::Mutex mu_;
   std::shared_ptr<const ConfigSnapshot> current_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

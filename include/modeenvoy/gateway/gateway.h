@@ -2,11 +2,16 @@
 //
 // A host (the example proxy, or another gateway embedding modeenvoy) parses HTTP itself and
 // hands each request to Gateway::Handle with a ResponseSink that writes back to the client.
-// The engine runs the config's filter chain, resolves the model to a provider, calls it
-// through the UpstreamClient and relays the answer (SSE streams chunk by chunk):
+// The request path: endpoint (registered, endpoint.h) -> filters (request phase) -> for a
+// model call: routing policy (an ordered plan of attempts, routing.h) -> per attempt the
+// provider dialect (URL, auth, body, framing; provider.h) -> upstream client -> the
+// dialect's translation back -> filters (response phase, each step may pause) -> the
+// client's dialect (IngressCodec) -> the sink. A failed attempt is retried or falls back
+// as the plan says, until the first byte reached the client.
 //   modeenvoy::ConfigStore store;
-//   MODEENVOY_RETURN_IF_ERROR(store.Load(config_json));
+//   if (absl::Status s = store.Load(config_json); !s.ok()) return s;
 //   auto client = modeenvoy::NewCurlUpstreamClient(&loop);         // same loop as the host
+//   if (!client.ok()) return client.status();
 //   auto gateway = modeenvoy::NewGateway(
 //       {.config = &store, .loop = &loop, .upstream = client->get()});
 //   // per client request, on the loop thread:
@@ -16,10 +21,9 @@
 //   // client disconnected before the response finished:
 //   active.reset();  // aborts the upstream call; the sink is not called again
 //
-// Served endpoints:
-//   POST /v1/chat/completions  OpenAI Chat Completions, streaming ("stream": true) or not
-//   GET  /v1/models            the snapshot's served model names, OpenAI list format
-//   anything else              404 with an OpenAI-style error body
+// Served endpoints: those of the snapshot's registry (built-ins: POST /v1/chat/completions,
+// streaming or not, and GET /v1/models). Anything else is a 404 with an OpenAI-style error
+// body, a known path with another method a 405 with Allow.
 #ifndef MODEENVOY_GATEWAY_GATEWAY_H_
 #define MODEENVOY_GATEWAY_GATEWAY_H_
 
@@ -28,6 +32,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "modeenvoy/clock.h"
 #include "modeenvoy/export.h"
 #include "modeenvoy/gateway/config.h"
@@ -48,11 +53,21 @@ struct GatewayOptions {
   UpstreamClient* upstream = nullptr;
   // Time source given to filters. Null means loop->clock().
   const Clock* clock = nullptr;
-  // Uniform random draws for weighted routes. Null means an internal absl::BitGen.
+  // Uniform random draws for routing. Null means the config store's Services::Random().
   std::function<uint64_t()> random;
   // Non-streaming upstream bodies (which the engine holds whole so filters can see them)
   // above this size fail the request with 502. REQUIRES: > 0.
   uint64_t max_upstream_body_bytes = 64 << 20;
+  // Upstream bytes all requests of this gateway may hold at once (whole bodies, and stream
+  // events waiting for a paused filter or a slow client). A request that would go beyond
+  // fails with 503 and Retry-After. REQUIRES: >= max_upstream_body_bytes.
+  uint64_t max_buffered_upstream_bytes = uint64_t{512} << 20;
+  // Requests in flight beyond this get 503 with Retry-After at once. 0 = no limit.
+  size_t max_requests_in_flight = 0;
+  // A request phase (filters) still paused after this ends with 504; a response step
+  // paused this long ends the response (504 before its status line, cut short after).
+  absl::Duration request_phase_timeout = absl::Seconds(30);
+  absl::Duration response_step_timeout = absl::Seconds(30);
 };
 
 // Gateway serves requests against the current configuration.
@@ -70,7 +85,10 @@ class MODEENVOY_EXPORT Gateway {
   // Failures reach the client as OpenAI-style error bodies: invalid JSON or fields 400 with
   // "param"; unknown model 404; no configuration loaded 503; upstream transport errors 502,
   // upstream timeouts 504; upstream HTTP errors keep the upstream status and message
-  // (StatusFromUpstreamError). A failure after a stream began ends it with Finish(false).
+  // (StatusFromUpstreamError), with their retry-after and x-ratelimit-* headers. A failure
+  // after a stream began ends it with an error event in the client's dialect and
+  // Finish(false). An exception thrown by a filter, dialect or handler becomes a 500 for
+  // that request only.
   virtual std::unique_ptr<ActiveRequest> Handle(HttpRequest request, ResponseSink* sink) = 0;
 
   // Requests started by this gateway that have not finished yet.
@@ -79,7 +97,7 @@ class MODEENVOY_EXPORT Gateway {
 
 // Creates a gateway. The gateway may be destroyed while requests it started are still in
 // flight; they complete normally. Errors: kInvalidArgument if a required option is null or
-// max_upstream_body_bytes is 0.
+// a REQUIRES above is broken.
 MODEENVOY_EXPORT absl::StatusOr<std::unique_ptr<Gateway>> NewGateway(GatewayOptions options);
 
 }  // namespace modeenvoy

@@ -1,0 +1,128 @@
+// include/modeenvoy/gateway/endpoint.h: the endpoints the engine serves, registered.
+//
+// A component registers method + path pattern (segments are literals or "{param}") and how
+// the endpoint is handled; the filter chain runs for every registered endpoint, with the
+// endpoint visible to filters (RequestContext::endpoint). A path that matches no pattern is
+// a 404; a path that matches with another method is a 405 with an Allow header.
+//   modeenvoy::Registry registry;
+//   registry.endpoints().Register({.kind = "sessions.get", .method = "GET",
+//                                  .pattern = "/v1/sessions/{id}",
+//                                  .local = modeenvoy::MakeFilterFactory<GetSession>()});
+//   // GetSession::OnRequest reads ctx.path_params.at("id") and replies (or pauses, then
+//   // replies through FilterCallbacks::SendLocalReply).
+//
+// Two ways to handle an endpoint:
+//   model call  the body is parsed into the unified chat model by an IngressCodec (the
+//               client's API dialect), routed, sent to providers through their dialects, and
+//               the unified answer is rendered back by the same codec.
+//   local       a Filter built per request by `local` runs after the chain and must answer
+//               with a local reply (a whole body or a stream of events).
+// Built-in endpoints: POST /v1/chat/completions ("chat_completions", model call, OpenAI
+// Chat Completions) and GET /v1/models ("models", local, OpenAI list format).
+#ifndef MODEENVOY_GATEWAY_ENDPOINT_H_
+#define MODEENVOY_GATEWAY_ENDPOINT_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/http.h"
+#include "modeenvoy/gateway/provider.h"
+#include "modeenvoy/protocol/chat.h"
+
+namespace modeenvoy {
+
+class FilterFactory;  // filter.h
+struct LocalReply;    // filter.h
+
+// The client-facing API dialect of a model-call endpoint.
+// Thread safety: thread-safe (all methods const).
+class MODEENVOY_EXPORT IngressCodec {
+ public:
+  virtual ~IngressCodec() = default;
+  // Parses the client's request into the unified model. Errors: kInvalidArgument with the
+  // field path, which reaches the client through ErrorBody().
+  virtual absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& request) const = 0;
+  // Renders a unified "chat.completion" body in the client's dialect (in place).
+  virtual absl::Status RenderResponse(std::string* body) const = 0;
+  // Renders unified stream events ("chat.completion.chunk" data, then "[DONE]") as the
+  // client's events. Never null.
+  virtual std::unique_ptr<StreamTranslator> NewStreamRenderer() const = 0;
+  // The error body for `status` in the client's dialect (content-type application/json).
+  virtual std::string ErrorBody(const absl::Status& status) const = 0;
+};
+
+// OpenAI Chat Completions: the unified model itself (no translation).
+MODEENVOY_EXPORT std::shared_ptr<const IngressCodec> OpenAiChatCodec();
+
+struct EndpointSpec {
+  // Name filters and logs see, e.g. "chat_completions". Required.
+  std::string kind;
+  // "GET", "POST", ... Required.
+  std::string method;
+  // Absolute path; segments are literals or "{name}" (a whole segment). Required.
+  std::string pattern;
+  // Exactly one of the two.
+  std::shared_ptr<const IngressCodec> model_call;
+  std::shared_ptr<const FilterFactory> local;
+};
+
+using PathParams = std::vector<std::pair<std::string, std::string>>;
+
+// The value of path parameter `name`, or an empty view.
+MODEENVOY_EXPORT std::string_view PathParam(const PathParams& params, std::string_view name);
+
+// What the path of a request resolved to.
+struct EndpointMatch {
+  const EndpointSpec* endpoint = nullptr;  // null: not found or wrong method
+  PathParams params;
+  // When endpoint is null but the path matched other methods: those methods, sorted
+  // (the Allow header of a 405).
+  std::vector<std::string> allowed_methods;
+};
+
+// An immutable, lock-free copy of the registered endpoints (snapshots keep one).
+class MODEENVOY_EXPORT EndpointTable {
+ public:
+  explicit EndpointTable(std::vector<EndpointSpec> specs);
+  // Matches `path` (query and fragment ignored; percent-encoded bytes stay encoded in
+  // params). Literal segments win over parameters at the same position.
+  EndpointMatch Match(std::string_view method, std::string_view path) const;
+  const std::vector<EndpointSpec>& specs() const { return specs_; }
+
+ private:
+  std::vector<EndpointSpec> specs_;
+  std::vector<std::vector<std::string>> segments_;  // per spec, split pattern
+};
+
+// Thread safety: thread-safe.
+class MODEENVOY_EXPORT EndpointRegistry {
+ public:
+  EndpointRegistry() = default;
+  EndpointRegistry(const EndpointRegistry&) = delete;
+  EndpointRegistry& operator=(const EndpointRegistry&) = delete;
+
+  // Errors: kInvalidArgument for a missing field, a pattern that is not an absolute path
+  // of literal and "{name}" segments, or both/neither of model_call and local;
+  // kAlreadyExists for a method + pattern (parameter names ignored) already registered.
+  absl::Status Register(EndpointSpec spec) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The registered endpoints as an immutable table.
+  std::shared_ptr<const EndpointTable> Table() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<EndpointSpec> specs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_GATEWAY_ENDPOINT_H_

@@ -1,0 +1,114 @@
+// include/modeenvoy/gateway/provider.h: provider dialects, the engine's one way to talk to
+// a model provider.
+//
+// A dialect owns every provider-specific decision: the upstream URL (with its query), the
+// authentication (a header, a bearer token, or a signing step that runs after every header
+// edit, as SigV4 needs), the translation of the unified request (OpenAI Chat Completions,
+// protocol/chat.h) into the provider's body, the framing of the response (declared, never
+// guessed from content-type), and the translation of responses, stream frames and errors
+// back into the unified form. The engine names no provider; `providers.<name>.type` picks
+// a dialect registered here:
+//   modeenvoy::Registry registry;                       // built-in dialects included
+//   registry.providers().Register("my_llm", [](const modeenvoy::ProviderConfig& common,
+//                                              std::string_view options_json,
+//                                              const modeenvoy::BuildContext& ctx)
+//       -> absl::StatusOr<std::unique_ptr<modeenvoy::ProviderDialect>> { ... });
+// Built-in types: "openai" (OpenAI and every OpenAI-compatible server: POST
+// {base_url}/chat/completions, "Authorization: Bearer {api_key}" when a key is set, SSE
+// streams passed through event by event, unknown request fields forwarded untouched).
+#ifndef MODEENVOY_GATEWAY_PROVIDER_H_
+#define MODEENVOY_GATEWAY_PROVIDER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/http.h"
+#include "modeenvoy/gateway/registry_base.h"
+#include "modeenvoy/gateway/upstream.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/framing.h"
+#include "modeenvoy/protocol/sse.h"
+
+namespace modeenvoy {
+
+struct ProviderConfig;  // config.h
+
+// Turns one upstream stream's frames into unified stream events: OpenAI
+// "chat.completion.chunk" JSON in SseEvent::data, ending with the "[DONE]" event.
+// Thread safety: thread-compatible (one per upstream call).
+class MODEENVOY_EXPORT StreamTranslator {
+ public:
+  virtual ~StreamTranslator() = default;
+  // Appends the events `frame` produces (possibly none) to `*out`.
+  // Errors: a provider error carried in the stream (as an OpenAI-style status, see
+  // StatusFromUpstreamError) or kInvalidArgument for a frame that cannot be read.
+  virtual absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) = 0;
+  // The upstream stream ended cleanly; appends any final events (e.g. "[DONE]" for a
+  // dialect whose provider sends none). Errors: as Translate (e.g. a stream cut short).
+  virtual absl::Status Finish(std::vector<SseEvent>* out) = 0;
+};
+
+// What an attempt knows when a dialect builds its request.
+struct ProviderCall {
+  bool stream = false;  // the client asked for a stream
+  // The provider's name for the model (models.<name>.upstream_model).
+  std::string_view upstream_model;
+};
+
+// One configured provider's dialect. Built at config load; shared by every request of that
+// snapshot. Thread safety: thread-safe (all methods are const).
+class MODEENVOY_EXPORT ProviderDialect {
+ public:
+  virtual ~ProviderDialect() = default;
+
+  // Fills `*out` (method, URL with query, headers including authentication, body) for
+  // `chat`, whose `model` the engine already set to call.upstream_model. Timeouts are
+  // preset from the provider's config. Errors: kInvalidArgument naming the field that this
+  // provider cannot express (never a silent drop); kUnimplemented for a feature not mapped.
+  virtual absl::Status BuildRequest(const ChatRequest& chat, const ProviderCall& call,
+                                    UpstreamRequest* out) const = 0;
+
+  // Runs after the engine applied every header edit (filters' upstream_header_mutations)
+  // and immediately before the request is sent: a signing step (SigV4) goes here.
+  virtual absl::Status Sign(UpstreamRequest* /*request*/) const { return absl::OkStatus(); }
+
+  // How the body of a 2xx answer to a request with `stream` is framed.
+  virtual Framing ResponseFraming(bool stream) const = 0;
+
+  // Translates a whole 2xx body into a unified "chat.completion" JSON body (in place).
+  // Errors: kInvalidArgument / an upstream error status when the body is unusable.
+  virtual absl::Status TranslateResponse(std::string* body) const = 0;
+
+  // A translator for one streamed answer. Never null.
+  virtual std::unique_ptr<StreamTranslator> NewStreamTranslator() const = 0;
+
+  // Maps a non-2xx answer to a status in the unified error model (message, param, code,
+  // HTTP status kept). The default reads OpenAI, Anthropic and Gemini error bodies
+  // (StatusFromUpstreamError).
+  virtual absl::Status TranslateError(int http_status, const HttpHeaders& headers,
+                                      std::string_view body) const;
+};
+
+// Builds a dialect for one `providers.<name>` entry. `common` holds the keys the engine
+// reads for every provider (type, base_url, api_key/api_key_env, headers, timeouts);
+// `options_json` is a JSON object with the entry's other keys, which the builder must
+// read strictly (an unknown key is an error naming it, relative to the entry:
+// InvalidFieldError("deployment", ...)).
+using ProviderDialectBuilder = std::function<absl::StatusOr<std::unique_ptr<ProviderDialect>>(
+    const ProviderConfig& common, std::string_view options_json, const BuildContext& context)>;
+
+// Thread safety: thread-safe.
+class MODEENVOY_EXPORT ProviderDialectRegistry : public NamedRegistry<ProviderDialectBuilder> {
+ public:
+  ProviderDialectRegistry() : NamedRegistry("provider type") {}
+};
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_GATEWAY_PROVIDER_H_

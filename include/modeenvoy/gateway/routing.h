@@ -1,0 +1,143 @@
+// include/modeenvoy/gateway/routing.h: where a model call goes, attempt by attempt.
+//
+// A route (`routes[i]`) names a routing policy that turns each request into an ordered plan
+// of attempts. The engine asks the plan for an attempt, calls it, reports the outcome and
+// asks again: a failed attempt may be retried or fall back to another model, across
+// providers (translation included), as long as no byte of the response reached the client.
+// Policies are registered by name; `routes[i].policy` picks one ("weighted" by default):
+//   registry.routing().Register("my_policy", [](std::string_view options_json,
+//                                                const modeenvoy::RouteBuildContext& ctx)
+//       -> absl::StatusOr<std::unique_ptr<modeenvoy::RoutingPolicy>> { ... });
+//
+// Built-in "weighted" (the route keys besides "match" and "policy"):
+//   {"target": "gpt-4o-mini"}                              one model
+//   {"targets": [{"model": "a", "weight": 90}, {"model": "b", "weight": 10}]}
+//   "fallbacks": ["c", "d"]         tried in order after the picked target fails
+//   "retry_on": ["429", "5xx", "timeout", "connect"]   failure classes that move on to the
+//                                   next attempt (default: all four; see FailureClass)
+//   "max_attempts": 3               bound on attempts per request (default: 1 + fallbacks)
+// A model name without a route is served by a single attempt on that model.
+#ifndef MODEENVOY_GATEWAY_ROUTING_H_
+#define MODEENVOY_GATEWAY_ROUTING_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/http.h"
+#include "modeenvoy/gateway/registry_base.h"
+#include "modeenvoy/protocol/chat.h"
+
+namespace modeenvoy {
+
+struct ModelConfig;     // config.h
+struct ProviderConfig;  // config.h
+
+// One call to one model. Pointers refer into the snapshot that planned it.
+struct Attempt {
+  const ModelConfig* model = nullptr;
+  const ProviderConfig* provider = nullptr;
+  int index = 0;  // 0 for the first attempt of a request
+};
+
+// Why an attempt failed, as routing decisions need it.
+enum class FailureClass {
+  kNone,             // succeeded
+  kRateLimited,      // HTTP 429 ("429")
+  kServerError,      // HTTP 5xx ("5xx")
+  kTimeout,          // an upstream timeout ("timeout")
+  kConnect,          // connection refused/reset, DNS or TLS failure ("connect")
+  kContextLength,    // the prompt does not fit the model ("context_length")
+  kContentFilter,    // the provider refused the content ("content_filter")
+  kClientError,      // another 4xx: the request itself is wrong ("4xx")
+  kProtocol,         // the answer could not be read or translated ("protocol")
+};
+
+// "429", "5xx", "timeout", ... as above; nullopt for an unknown name.
+MODEENVOY_EXPORT std::optional<FailureClass> FailureClassFromName(std::string_view name);
+MODEENVOY_EXPORT std::string_view FailureClassName(FailureClass failure);
+
+// Classifies an attempt's final status: OK; a transport error from UpstreamClient
+// (`upstream_http_status` 0: kDeadlineExceeded is a timeout, kUnavailable a connect
+// failure, anything else a protocol failure); or an upstream HTTP error mapped by the
+// dialect (by its error code "context_length_exceeded" / "content_filter" /
+// "content_policy_violation", then by status: 429, 5xx, other 4xx).
+MODEENVOY_EXPORT FailureClass ClassifyFailure(const absl::Status& status,
+                                              int upstream_http_status);
+
+// The delay an upstream asked for in "retry-after-ms" or "retry-after" (seconds, or an
+// HTTP date relative to `now`); nullopt when absent or unreadable.
+MODEENVOY_EXPORT std::optional<absl::Duration> RetryAfter(const HttpHeaders& headers,
+                                                          absl::Time now);
+
+struct AttemptOutcome {
+  absl::Status status;  // OK or the error the client would see
+  FailureClass failure = FailureClass::kNone;
+  int http_status = 0;  // upstream status, 0 when no response arrived
+  // The upstream's Retry-After, when it sent one.
+  std::optional<absl::Duration> retry_after;
+  absl::Duration latency;          // start to completion
+  absl::Duration first_byte_time;  // zero when no byte arrived
+};
+
+// The plan of one request. Thread safety: thread-hostile (one request).
+class MODEENVOY_EXPORT AttemptPlan {
+ public:
+  virtual ~AttemptPlan() = default;
+  // The next attempt, or nullopt when the plan is exhausted. The first call never follows
+  // a Report(); each later call follows the Report() of the previous attempt.
+  virtual std::optional<Attempt> Next() = 0;
+  // The outcome of the attempt Next() returned last.
+  virtual void Report(const Attempt& attempt, const AttemptOutcome& outcome) = 0;
+};
+
+// What a policy sees of a request.
+struct RoutingRequest {
+  std::string_view model;                 // the public model name asked for
+  const ChatRequest* chat = nullptr;      // null outside model calls
+  const HttpHeaders* headers = nullptr;   // the client's headers; may be null
+  const absl::flat_hash_map<std::string, std::string>* metadata = nullptr;  // may be null
+  uint64_t draw = 0;  // a uniform random value for this request
+};
+
+// Built per configured route. Thread safety: thread-safe.
+class MODEENVOY_EXPORT RoutingPolicy {
+ public:
+  virtual ~RoutingPolicy() = default;
+  // Errors: kNotFound with code "model_not_found" when nothing can serve the request.
+  virtual absl::StatusOr<std::unique_ptr<AttemptPlan>> Plan(
+      const RoutingRequest& request) const = 0;
+};
+
+struct RouteBuildContext : BuildContext {
+  // Looks up a model of the snapshot being built; null when unknown.
+  std::function<const ModelConfig*(std::string_view name)> find_model;
+  // The provider of a model returned by find_model; never null for such a model.
+  std::function<const ProviderConfig*(const ModelConfig& model)> provider_of;
+};
+
+// Builds a policy from a route entry's keys other than "match" and "policy" (a JSON
+// object), read strictly; errors are relative to the route ("targets[1].weight: ...").
+using RoutingPolicyBuilder = std::function<absl::StatusOr<std::unique_ptr<RoutingPolicy>>(
+    std::string_view options_json, const RouteBuildContext& context)>;
+
+class MODEENVOY_EXPORT RoutingPolicyRegistry : public NamedRegistry<RoutingPolicyBuilder> {
+ public:
+  RoutingPolicyRegistry() : NamedRegistry("routing policy") {}
+};
+
+// A plan of one attempt on `model` (what a model without a route gets).
+MODEENVOY_EXPORT std::unique_ptr<AttemptPlan> SingleAttemptPlan(const ModelConfig* model,
+                                                                const ProviderConfig* provider);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_GATEWAY_ROUTING_H_
