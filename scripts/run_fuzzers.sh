@@ -17,6 +17,7 @@ targets=(
   "tokenizer_fuzzer 1000000 4096"
   "bpe_fuzzer 200000 512"
   "chat_request_fuzzer 1000000 4096"
+  "framing_fuzzer 500000 4096"
 )
 for t in "${targets[@]}"; do
   read -r name runs max_len <<<"$t"
