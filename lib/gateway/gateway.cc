@@ -176,6 +176,8 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
     if (step_timer_ != nullptr) step_timer_->Cancel();
   }
   void ParseUsage(std::string_view json, bool chunk);
+  // Filters continued from the request phase (response hooks to run).
+  bool HasResponseFilters() const { return chain_ != nullptr && chain_->size() > 0; }
 
   std::shared_ptr<Shared> shared_;
   ResponseSink* const sink_;
@@ -207,6 +209,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   std::unique_ptr<StreamTranslator> translator_;
   std::unique_ptr<StreamTranslator> renderer_;
   std::vector<StreamFrame> frames_;
+  std::vector<SseEvent> translated_;  // the dialect's events of one read
 
   // Response.
   ResponseHead head_;
@@ -480,14 +483,14 @@ void GatewayRequest::HandleData(std::string_view chunk) {
   }
   absl::Status s = parser_->Feed(chunk, &frames_);
   for (StreamFrame& frame : frames_) {
-    if (s.ok()) s = translator_->Translate(std::move(frame), &batch_);
+    if (s.ok()) s = translator_->Translate(std::move(frame), &translated_);
   }
   frames_.clear();
-  for (SseEvent& e : batch_) {
+  for (SseEvent& e : translated_) {
     if (!Buffer(e.data.size())) return;
     queue_.push_back(std::move(e));
   }
-  batch_.clear();
+  translated_.clear();
   if (!s.ok()) {
     call_.reset();
     upstream_done_ = true;
@@ -498,8 +501,6 @@ void GatewayRequest::HandleData(std::string_view chunk) {
 
 void GatewayRequest::HandleComplete(absl::Status status) {
   if (finished_) return;
-  const UpstreamCallStats stats = call_ != nullptr ? call_->stats() : UpstreamCallStats{};
-  (void)stats;
   if (!status.ok()) {
     if (streaming_) {
       call_.reset();
@@ -523,12 +524,12 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     call_.reset();
     absl::Status s = parser_->Finish(&frames_);
     for (StreamFrame& frame : frames_) {
-      if (s.ok()) s = translator_->Translate(std::move(frame), &batch_);
+      if (s.ok()) s = translator_->Translate(std::move(frame), &translated_);
     }
     frames_.clear();
-    if (s.ok()) s = translator_->Finish(&batch_);
-    for (SseEvent& e : batch_) queue_.push_back(std::move(e));
-    batch_.clear();
+    if (s.ok()) s = translator_->Finish(&translated_);
+    for (SseEvent& e : translated_) queue_.push_back(std::move(e));
+    translated_.clear();
     if (!s.ok()) outcome_.error = s;
     upstream_done_ = true;
     Pump();
@@ -547,7 +548,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     AttemptFailed(s, upstream_status_);
     return;
   }
-  if (chain_->size() > 0) ParseUsage(body, /*chunk=*/false);
+  if (HasResponseFilters()) ParseUsage(body, /*chunk=*/false);
   outcome_.attempts = ctx_.attempts;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
             /*render=*/true);
@@ -624,7 +625,7 @@ void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render)
   head_ = std::move(head);
   whole_body_ = std::move(body);
   outcome_.status = head_.status;
-  if (chain_ == nullptr) {  // nothing ran: no filter to show it to
+  if (!HasResponseFilters()) {  // no filter to show it to: skip the chain's machinery
     AfterBodyWhole(render);
     return;
   }
@@ -691,7 +692,7 @@ void GatewayRequest::StartStream(ResponseHead head) {
     if (life.expired() || finished_) return;
     Pump();
   };
-  if (chain_ == nullptr) {
+  if (!HasResponseFilters()) {
     commit();
     return;
   }
@@ -723,11 +724,11 @@ void GatewayRequest::Pump() {
     batch_.push_back(std::move(queue_.front()));
     queue_.pop_front();
     const bool terminal = batch_.front().data == kSseDoneData;
-    if (chain_ != nullptr && chain_->size() > 0) ParseUsage(batch_.front().data, /*chunk=*/true);
-    if (chain_ == nullptr) {
+    if (!HasResponseFilters()) {
       AfterEvents(terminal);
       continue;
     }
+    ParseUsage(batch_.front().data, /*chunk=*/true);
     waiting_filters_ = true;
     const uint64_t step = ++step_started_;
     chain_->RunResponseEvents(batch_, [this, terminal, step, life] {
@@ -835,7 +836,7 @@ void GatewayRequest::CompleteAndFinish(bool complete) {
     }
     Finish(complete);
   };
-  if (chain_ == nullptr) {
+  if (!HasResponseFilters()) {
     release();
     return;
   }
