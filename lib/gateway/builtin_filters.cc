@@ -13,15 +13,20 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::gateway_internal {
 namespace {
 
+using core_internal::IndexPath;
+using core_internal::Json;
+using core_internal::ObjectReader;
+using core_internal::ParseStrictJson;
 using core_internal::ToAbsl;
 using core_internal::ToStd;
+using core_internal::ValidateHeader;
 
 // ---------------------------------------------------------------------------------------
 // api_key_auth

@@ -13,18 +13,18 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/json_reader.h"
 #include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy {
 
-using gateway_internal::ChildPath;
-using gateway_internal::IndexPath;
-using gateway_internal::Json;
-using gateway_internal::ObjectReader;
+using core_internal::ChildPath;
+using core_internal::IndexPath;
+using core_internal::Json;
+using core_internal::ObjectReader;
 
 namespace {
 
@@ -157,7 +157,7 @@ absl::Status ConfigSnapshotBuilder::ReadProviders(const ObjectReader& r, const E
         const std::string hpath = headers->PathOf(h.key());
         if (!h.value().is_string()) return InvalidFieldError(hpath, "must be a string");
         std::string value = h.value().get<std::string>();
-        MODEENVOY_RETURN_IF_ERROR(gateway_internal::ValidateHeader(hpath, h.key(), value));
+        MODEENVOY_RETURN_IF_ERROR(core_internal::ValidateHeader(hpath, h.key(), value));
         provider.headers.emplace_back(h.key(), std::move(value));
       }
     }
@@ -285,7 +285,7 @@ absl::Status ConfigSnapshotBuilder::ReadFilters(const Json& filters,
     absl::StatusOr<std::unique_ptr<FilterFactory>> factory =
         registry.Build(fc.config_json, context);
     if (!factory.ok()) {
-      return gateway_internal::PrefixFieldError(factory.status(), f.PathOf("config"));
+      return core_internal::PrefixFieldError(factory.status(), f.PathOf("config"));
     }
     s->filter_factories_.push_back(std::move(*factory));
     s->filters_.push_back(std::move(fc));
@@ -299,7 +299,7 @@ absl::StatusOr<std::shared_ptr<ConfigSnapshot>> ConfigSnapshotBuilder::Build(
   const FilterRegistry& registry =
       options.filter_registry != nullptr ? *options.filter_registry : BuiltinFilterRegistry();
 
-  MODEENVOY_ASSIGN_OR_RETURN(Json json, gateway_internal::ParseStrictJson(text));
+  MODEENVOY_ASSIGN_OR_RETURN(Json json, core_internal::ParseStrictJson(text));
   if (!json.is_object()) return absl::InvalidArgumentError("config must be a JSON object");
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader root, ObjectReader::Make(json, ""));
   MODEENVOY_RETURN_IF_ERROR(
