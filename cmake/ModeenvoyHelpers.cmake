@@ -16,13 +16,20 @@ foreach(pair
   endif()
 endforeach()
 
-# modeenvoy_add_test(<name> SOURCES a_test.cc ... [LIBS extra ...] [LABELS l ...])
+# modeenvoy_add_test(<name> SOURCES a_test.cc ... [COMPONENT c] [LIBS extra ...] [LABELS l ...])
 # One executable per component keeps link time down; every TEST is its own ctest entry.
+# COMPONENT links modeenvoy::<c> alone instead of the umbrella, which also proves that the
+# component's own dependency list is complete. Tests see the project root, so they may
+# include any private header.
 function(modeenvoy_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "COMPONENT" "SOURCES;LIBS;LABELS" ${ARGN})
+  set(library modeenvoy::modeenvoy)
+  if(ARG_COMPONENT)
+    set(library modeenvoy::${ARG_COMPONENT})
+  endif()
   add_executable(${name} ${ARG_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PRIVATE modeenvoy::modeenvoy GTest::gtest GTest::gmock
+  target_link_libraries(${name} PRIVATE ${library} GTest::gtest GTest::gmock
                                         GTest::gtest_main ${ARG_LIBS})
   target_compile_options(${name} PRIVATE ${MODEENVOY_WARNINGS})
   # Tests get their data locations through `env`: CMake 3.25's gtest_discover_tests drops

@@ -13,16 +13,21 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
-#include "lib/tokenizer/sha256.h"
+#include "lib/core/sha256.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::gateway_internal {
 namespace {
 
+using core_internal::IndexPath;
+using core_internal::Json;
+using core_internal::ObjectReader;
+using core_internal::ParseStrictJson;
 using core_internal::ToAbsl;
 using core_internal::ToStd;
+using core_internal::ValidateHeader;
 
 // ---------------------------------------------------------------------------------------
 // api_key_auth
@@ -38,7 +43,7 @@ struct ApiKey {
 // much of a real key was guessed (a map keyed by the secret compares secret bytes).
 using KeyTable = absl::flat_hash_map<std::string, ApiKey>;
 
-std::string KeyDigest(std::string_view key) { return tokenizer_internal::Sha256Hex(key); }
+std::string KeyDigest(std::string_view key) { return core_internal::Sha256Hex(key); }
 
 // "sk-abc...wxyz" style, never enough of the key to be useful to someone reading logs.
 std::string MaskKey(std::string_view key) {

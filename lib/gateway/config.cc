@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
+#include "lib/core/json_reader.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/provider.h"
@@ -26,10 +26,10 @@
 
 namespace modeenvoy {
 
-using gateway_internal::ChildPath;
-using gateway_internal::IndexPath;
-using gateway_internal::Json;
-using gateway_internal::ObjectReader;
+using core_internal::ChildPath;
+using core_internal::IndexPath;
+using core_internal::Json;
+using core_internal::ObjectReader;
 
 namespace {
 
@@ -229,7 +229,7 @@ absl::Status ReadProviders(const ObjectReader& r, const BuildEnv& b, SnapshotImp
         const std::string hpath = headers->PathOf(h.key());
         if (!h.value().is_string()) return InvalidFieldError(hpath, "must be a string");
         std::string value = h.value().get<std::string>();
-        MODEENVOY_RETURN_IF_ERROR(gateway_internal::ValidateHeader(hpath, h.key(), value));
+        MODEENVOY_RETURN_IF_ERROR(core_internal::ValidateHeader(hpath, h.key(), value));
         provider.headers.emplace_back(h.key(), std::move(value));
       }
     }
@@ -241,7 +241,7 @@ absl::Status ReadProviders(const ObjectReader& r, const BuildEnv& b, SnapshotImp
                          .env_lookup = &b.env, .services = b.services};
     absl::StatusOr<std::unique_ptr<ProviderDialect>> built =
         (*dialect)(provider, provider.options_json, context);
-    if (!built.ok()) return gateway_internal::PrefixFieldError(built.status(), path);
+    if (!built.ok()) return core_internal::PrefixFieldError(built.status(), path);
     if (*built == nullptr) {
       return absl::InternalError(
           absl::StrFormat("provider type \"%s\": builder returned no dialect", provider.type));
@@ -281,7 +281,7 @@ absl::Status ReadModels(const ObjectReader& r, const BuildEnv& b, SnapshotImpl* 
                            .env_lookup = &b.env, .services = b.services};
       absl::StatusOr<std::shared_ptr<const ConfigSection>> value =
           (*parse)(k.value().dump(), context);
-      if (!value.ok()) return gateway_internal::PrefixFieldError(value.status(), kpath);
+      if (!value.ok()) return core_internal::PrefixFieldError(value.status(), kpath);
       model.extensions[k.key()] = std::move(*value);
     }
     s->models_.push_back(std::move(model));
@@ -326,7 +326,7 @@ absl::Status ReadRoutes(const Json& routes, const BuildEnv& b, SnapshotImpl* s) 
     context.find_model = [s](std::string_view name) { return s->FindModel(name); };
     context.provider_of = [s](const ModelConfig& m) { return s->FindProvider(m.provider); };
     absl::StatusOr<std::unique_ptr<RoutingPolicy>> built = (*build)(route.options_json, context);
-    if (!built.ok()) return gateway_internal::PrefixFieldError(built.status(), path);
+    if (!built.ok()) return core_internal::PrefixFieldError(built.status(), path);
     if (*built == nullptr) {
       return absl::InternalError(
           absl::StrFormat("routing policy \"%s\": builder returned no policy", route.policy));
@@ -370,7 +370,7 @@ absl::Status ReadFilters(const Json& filters, const BuildEnv& b, SnapshotImpl* s
                          .env_lookup = &b.env, .services = b.services};
     absl::StatusOr<std::unique_ptr<FilterFactory>> factory =
         b.registry.filters().Build(fc.config_json, context);
-    if (!factory.ok()) return gateway_internal::PrefixFieldError(factory.status(), config_path);
+    if (!factory.ok()) return core_internal::PrefixFieldError(factory.status(), config_path);
     s->filter_factories_.push_back(std::move(*factory));
     s->filters_.push_back(std::move(fc));
   }
@@ -388,7 +388,7 @@ absl::StatusOr<std::shared_ptr<SnapshotImpl>> Build(std::string_view text,
       options.registry != nullptr ? *options.registry : BuiltinRegistry();
   BuildEnv b{registry, env, services};
 
-  MODEENVOY_ASSIGN_OR_RETURN(Json json, gateway_internal::ParseStrictJson(text));
+  MODEENVOY_ASSIGN_OR_RETURN(Json json, core_internal::ParseStrictJson(text));
   if (!json.is_object()) return absl::InvalidArgumentError("config must be a JSON object");
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader root, ObjectReader::Make(json, ""));
 
@@ -416,7 +416,7 @@ absl::StatusOr<std::shared_ptr<SnapshotImpl>> Build(std::string_view text,
                          .services = services};
     absl::StatusOr<std::shared_ptr<const ConfigSection>> section =
         (*parse)(it.value().dump(), context);
-    if (!section.ok()) return gateway_internal::PrefixFieldError(section.status(), path);
+    if (!section.ok()) return core_internal::PrefixFieldError(section.status(), path);
     s->sections_[it.key()] = std::move(*section);
   }
   s->endpoints_ = registry.endpoints().Table();

@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/builtin_filters.h"
-#include "lib/gateway/json_util.h"
+#include "lib/core/json_reader.h"
 #include "lib/gateway/providers/providers.h"
 #include "lib/gateway/routing_internal.h"
 #include "modeenvoy/protocol/error.h"
@@ -19,8 +19,8 @@
 namespace modeenvoy {
 namespace {
 
-using gateway_internal::Json;
-using gateway_internal::ObjectReader;
+using core_internal::Json;
+using core_internal::ObjectReader;
 
 // GET /v1/models: the snapshot's served names in OpenAI's list format.
 class ListModels final : public Filter {
@@ -44,7 +44,7 @@ class ListModels final : public Filter {
 
 absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseTokenLimit(std::string_view json,
                                                                      const BuildContext&) {
-  MODEENVOY_ASSIGN_OR_RETURN(Json value, gateway_internal::ParseStrictJson(json));
+  MODEENVOY_ASSIGN_OR_RETURN(Json value, core_internal::ParseStrictJson(json));
   if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
       value.get<int64_t>() > (int64_t{1} << 40)) {
     return InvalidFieldError("", "must be a positive integer (tokens)");
@@ -56,7 +56,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseTokenLimit(std::string
 
 absl::StatusOr<std::shared_ptr<const ConfigSection>> ParsePricing(std::string_view json,
                                                                   const BuildContext&) {
-  MODEENVOY_ASSIGN_OR_RETURN(Json value, gateway_internal::ParseStrictJson(json));
+  MODEENVOY_ASSIGN_OR_RETURN(Json value, core_internal::ParseStrictJson(json));
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(value, ""));
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok"}));

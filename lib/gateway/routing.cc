@@ -14,7 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
+#include "lib/core/json_reader.h"
 #include "lib/gateway/routing_internal.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/protocol/error.h"
@@ -22,9 +22,9 @@
 namespace modeenvoy {
 namespace {
 
-using gateway_internal::IndexPath;
-using gateway_internal::Json;
-using gateway_internal::ObjectReader;
+using core_internal::IndexPath;
+using core_internal::Json;
+using core_internal::ObjectReader;
 
 struct FailureName {
   FailureClass failure;
@@ -197,6 +197,8 @@ std::unique_ptr<AttemptPlan> SingleAttemptPlan(const ModelConfig* model,
 }
 
 namespace gateway_internal {
+
+using core_internal::ParseStrictJson;
 
 absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildWeightedPolicy(
     std::string_view options_json, const RouteBuildContext& context) {

@@ -11,33 +11,27 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/types/optional.h"
 #include "lib/core/status_macros.h"
+#include "lib/core/status_payloads.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 
 namespace modeenvoy {
 namespace {
 
+using core_internal::GetPayload;
+using core_internal::kParamPayload;
 using core_internal::ToAbsl;
 using core_internal::ToStd;
 using protocol_internal::AppendJsonString;
 using protocol_internal::JsonReader;
 using protocol_internal::JsonType;
 
-// Payload type URLs. The values are plain UTF-8 text.
-constexpr std::string_view kParamPayload = "modeenvoy/protocol.param";
-constexpr std::string_view kHttpStatusPayload = "modeenvoy/protocol.http_status";
-constexpr std::string_view kErrorCodePayload = "modeenvoy/protocol.error_code";
+// The upstream's own error type, reused by OpenAiErrorBody(). The other payloads are the
+// core's (modeenvoy/status.h).
 constexpr std::string_view kErrorTypePayload = "modeenvoy/protocol.error_type";
 
 constexpr size_t kMaxUpstreamMessageBytes = 1024;
-
-std::optional<std::string> GetPayload(const absl::Status& status, std::string_view url) {
-  absl::optional<absl::Cord> payload = status.GetPayload(ToAbsl(url));
-  if (!payload.has_value()) return std::nullopt;
-  return std::string(*payload);
-}
 
 absl::StatusCode CodeForHttpStatus(int http_status) {
   switch (http_status) {
@@ -253,66 +247,6 @@ bool ReadTopLevel(JsonReader& reader, UpstreamError* error, bool allow_array) {
 }
 
 }  // namespace
-
-absl::Status FieldError(absl::StatusCode code, std::string_view path, std::string_view reason) {
-  if (code == absl::StatusCode::kOk) return absl::OkStatus();
-  if (path.empty()) return absl::Status(code, ToAbsl(reason));
-  absl::Status status(code, absl::StrCat(ToAbsl(path), ": ", ToAbsl(reason)));
-  status.SetPayload(ToAbsl(kParamPayload), absl::Cord(ToAbsl(path)));
-  return status;
-}
-
-absl::Status InvalidFieldError(std::string_view path, std::string_view reason) {
-  return FieldError(absl::StatusCode::kInvalidArgument, path, reason);
-}
-
-std::optional<std::string> ErrorParam(const absl::Status& status) {
-  return GetPayload(status, kParamPayload);
-}
-
-absl::Status WithHttpStatus(absl::Status status, int http_status) {
-  if (status.ok() || http_status < 100 || http_status > 599) return status;
-  status.SetPayload(ToAbsl(kHttpStatusPayload), absl::Cord(absl::StrCat(http_status)));
-  return status;
-}
-
-int HttpStatusForStatus(const absl::Status& status) {
-  if (std::optional<std::string> explicit_status = GetPayload(status, kHttpStatusPayload)) {
-    int value = 0;
-    const char* end = explicit_status->data() + explicit_status->size();
-    auto [ptr, ec] = std::from_chars(explicit_status->data(), end, value);
-    if (ec == std::errc() && ptr == end && value >= 100 && value <= 599) return value;
-  }
-  switch (status.code()) {
-    case absl::StatusCode::kOk: return 200;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kFailedPrecondition:
-      return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted:
-      return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kCancelled: return 499;
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
-  }
-}
-
-absl::Status WithErrorCode(absl::Status status, std::string_view code) {
-  if (status.ok()) return status;
-  status.SetPayload(ToAbsl(kErrorCodePayload), absl::Cord(ToAbsl(code)));
-  return status;
-}
-
-std::optional<std::string> ErrorCode(const absl::Status& status) {
-  return GetPayload(status, kErrorCodePayload);
-}
 
 std::string OpenAiErrorBody(const absl::Status& status) {
   if (status.ok()) {

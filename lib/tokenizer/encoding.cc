@@ -15,7 +15,7 @@
 #include "lib/tokenizer/backtrack.h"
 #include "lib/tokenizer/bpe.h"
 #include "lib/tokenizer/pretokenize.h"
-#include "lib/tokenizer/sha256.h"
+#include "lib/core/sha256.h"
 #include "lib/tokenizer/vocab.h"
 
 namespace modeenvoy {
@@ -181,7 +181,7 @@ Encoding::~Encoding() = default;
 absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Create(EncodingSpec spec,
                                                            std::string_view rank_file_contents) {
   if (!spec.expected_sha256.empty()) {
-    const std::string actual = tokenizer_internal::Sha256Hex(rank_file_contents);
+    const std::string actual = core_internal::Sha256Hex(rank_file_contents);
     if (actual != spec.expected_sha256) {
       return absl::DataLossError(absl::StrFormat(
           "rank file for %s has sha256 %s, expected %s (corrupt or a different file)",

@@ -11,7 +11,6 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/tokenizer/sha256.h"
 #include "modeenvoy/tokenizer/encoding.h"
 #include "tests/tokenizer/test_util.h"
 
@@ -39,16 +38,6 @@ class RegistryTest : public ::testing::Test {
   }
   fs::path dir_;
 };
-
-TEST(Sha256Test, MatchesKnownVectors) {
-  EXPECT_EQ(tokenizer_internal::Sha256Hex(""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(tokenizer_internal::Sha256Hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(tokenizer_internal::Sha256Hex(
-                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-}
 
 TEST_F(RegistryTest, UnknownEncodingIsInvalidArgument) {
   auto enc = GetEncoding("cl200k_base");

@@ -1,5 +1,6 @@
-// include/modeenvoy/protocol/error.h: the gateway's error model: field paths, HTTP status
-// mapping, OpenAI-style error bodies and parsing of upstream provider errors.
+// include/modeenvoy/protocol/error.h: the gateway's error model on the wire: OpenAI-style
+// error bodies and parsing of upstream provider errors. The field paths, HTTP statuses and
+// error codes they carry come from modeenvoy/status.h (core), included here.
 //   absl::Status s = modeenvoy::InvalidFieldError("messages[2].role", "unknown role \"bot\"");
 //   // s.message() == "messages[2].role: unknown role \"bot\""
 //   // *modeenvoy::ErrorParam(s) == "messages[2].role"
@@ -12,7 +13,7 @@
 //
 // Everything here is a pure function over absl::Status values; all functions are
 // thread-safe and never throw. Extra information travels as absl::Status payloads, so it
-// survives copying and propagation with MODEENVOY_RETURN_IF_ERROR.
+// survives copying and returning the status unchanged up the stack.
 #ifndef MODEENVOY_PROTOCOL_ERROR_H_
 #define MODEENVOY_PROTOCOL_ERROR_H_
 
@@ -22,46 +23,9 @@
 
 #include "absl/status/status.h"
 #include "modeenvoy/export.h"
+#include "modeenvoy/status.h"  // FieldError, ErrorParam, HttpStatusForStatus, ...
 
 namespace modeenvoy {
-
-// Returns a status with `code` and message "<path>: <reason>", with `path` also attached
-// as a payload so ErrorParam() recovers it. `path` names a JSON field the way a user
-// wrote it: "model", "messages[2].content[0].type", "routes[1].weight". An empty `path`
-// gives the message `reason` alone and no payload. If `code` is kOk the result is OK.
-MODEENVOY_EXPORT absl::Status FieldError(absl::StatusCode code, std::string_view path,
-                                         std::string_view reason);
-
-// FieldError(absl::StatusCode::kInvalidArgument, path, reason).
-MODEENVOY_EXPORT absl::Status InvalidFieldError(std::string_view path,
-                                                std::string_view reason);
-
-// Returns the field path attached by FieldError() (or by StatusFromUpstreamError() from
-// an upstream body's "param"), or nullopt if there is none (including for OK).
-MODEENVOY_EXPORT std::optional<std::string> ErrorParam(const absl::Status& status);
-
-// Returns `status` with an explicit HTTP status attached, which HttpStatusForStatus()
-// then reports instead of the code-derived one (e.g. to pass an upstream 429 or 529
-// through). Replaces any previously attached value. An OK `status` is returned unchanged.
-// REQUIRES: 100 <= http_status <= 599; other values are ignored.
-MODEENVOY_EXPORT absl::Status WithHttpStatus(absl::Status status, int http_status);
-
-// Returns the HTTP status a client should receive for `status`: the value attached by
-// WithHttpStatus() if any, else by code: OK 200; InvalidArgument, OutOfRange,
-// FailedPrecondition 400; Unauthenticated 401; PermissionDenied 403; NotFound 404;
-// AlreadyExists, Aborted 409; ResourceExhausted 429; Cancelled 499; Unimplemented 501;
-// Unavailable 503; DeadlineExceeded 504; Internal, Unknown, DataLoss (and anything else)
-// 500.
-MODEENVOY_EXPORT int HttpStatusForStatus(const absl::Status& status);
-
-// Returns `status` with an OpenAI-style machine-readable error code attached (the
-// "code" member of an error body: "invalid_api_key", "insufficient_quota",
-// "context_length_exceeded", "rate_limit_exceeded", ...). Replaces any previous code.
-// An OK `status` is returned unchanged.
-MODEENVOY_EXPORT absl::Status WithErrorCode(absl::Status status, std::string_view code);
-
-// Returns the code attached by WithErrorCode() or StatusFromUpstreamError(), if any.
-MODEENVOY_EXPORT std::optional<std::string> ErrorCode(const absl::Status& status);
 
 // Returns the OpenAI error body for a non-OK `status`:
 //   {"error":{"message":"...","type":"...","param":"..."|null,"code":"..."|null}}

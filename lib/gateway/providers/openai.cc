@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "lib/core/status_macros.h"
-#include "lib/gateway/json_util.h"
+#include "lib/core/json_reader.h"
 #include "lib/gateway/providers/providers.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/endpoint.h"
@@ -94,6 +94,10 @@ std::shared_ptr<const IngressCodec> OpenAiChatCodec() {
 }
 
 namespace gateway_internal {
+
+using core_internal::Json;
+using core_internal::ObjectReader;
+using core_internal::ParseStrictJson;
 
 absl::StatusOr<std::unique_ptr<ProviderDialect>> BuildOpenAiDialect(
     const ProviderConfig& common, std::string_view options_json, const BuildContext& /*ctx*/) {

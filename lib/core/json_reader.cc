@@ -1,5 +1,5 @@
-// lib/gateway/json_util.cc
-#include "lib/gateway/json_util.h"
+// lib/core/json_reader.cc
+#include "lib/core/json_reader.h"
 
 #include <set>
 #include <string>
@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/status_macros.h"
-#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/status.h"
 
-namespace modeenvoy::gateway_internal {
+namespace modeenvoy::core_internal {
 namespace {
 
 bool NeedsQuoting(std::string_view key) {
@@ -234,4 +234,4 @@ absl::Status PrefixFieldError(const absl::Status& status, std::string_view prefi
   return FieldError(status.code(), prefix, message);
 }
 
-}  // namespace modeenvoy::gateway_internal
+}  // namespace modeenvoy::core_internal

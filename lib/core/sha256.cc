@@ -1,9 +1,9 @@
-#include "lib/tokenizer/sha256.h"
+#include "lib/core/sha256.h"
 
 #include <cstdint>
 #include <cstring>
 
-namespace modeenvoy::tokenizer_internal {
+namespace modeenvoy::core_internal {
 namespace {
 
 constexpr uint32_t kK[64] = {
@@ -84,4 +84,4 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-}  // namespace modeenvoy::tokenizer_internal
+}  // namespace modeenvoy::core_internal

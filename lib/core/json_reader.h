@@ -1,7 +1,7 @@
-// lib/gateway/json_util.h: strict reading of JSON configuration with field-path errors.
-// Private to lib/gateway.
-#ifndef MODEENVOY_LIB_GATEWAY_JSON_UTIL_H_
-#define MODEENVOY_LIB_GATEWAY_JSON_UTIL_H_
+// lib/core/json_reader.h: strict reading of JSON configuration with field-path errors.
+// Private to lib/; the one JSON reader for configuration (see docs/architecture.md).
+#ifndef MODEENVOY_LIB_CORE_JSON_READER_H_
+#define MODEENVOY_LIB_CORE_JSON_READER_H_
 
 #include <cstdint>
 #include <initializer_list>
@@ -11,24 +11,28 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "modeenvoy/export.h"
 #include "nlohmann/json.hpp"
 
-namespace modeenvoy::gateway_internal {
+namespace modeenvoy::core_internal {
+
+// Exported (MODEENVOY_EXPORT) because other component libraries call these: in a shared
+// build they would otherwise be hidden inside libmodeenvoy_core.
 
 // Keeps document order, so "the first error" is the first one a reader of the file meets.
 using Json = nlohmann::ordered_json;
 
 // Parses `text`. Errors: kInvalidArgument "invalid JSON at byte N: <reason>", or, for a
 // repeated member name, "<path>: duplicate key" (with the path as ErrorParam).
-absl::StatusOr<Json> ParseStrictJson(std::string_view text);
+MODEENVOY_EXPORT absl::StatusOr<Json> ParseStrictJson(std::string_view text);
 
 // Path helpers: ChildPath("providers", "openai") == "providers.openai"; keys that would be
 // ambiguous in a dotted path are quoted: ChildPath("models", "a.b") == "models[\"a.b\"]".
-std::string ChildPath(std::string_view parent, std::string_view key);
-std::string IndexPath(std::string_view parent, size_t index);
+MODEENVOY_EXPORT std::string ChildPath(std::string_view parent, std::string_view key);
+MODEENVOY_EXPORT std::string IndexPath(std::string_view parent, size_t index);
 
 // A JSON object being read, with its path for error messages.
-class ObjectReader {
+class MODEENVOY_EXPORT ObjectReader {
  public:
   // Errors: "<path>: must be an object".
   static absl::StatusOr<ObjectReader> Make(const Json& value, std::string path);
@@ -63,14 +67,15 @@ class ObjectReader {
 
 // Checks an HTTP header name (RFC 9110 token) and value (no CR, LF or NUL).
 // Errors: "<path>: invalid header name" / "<path>: header value must not contain CR, LF or NUL".
-absl::Status ValidateHeader(std::string_view path, std::string_view name,
-                            std::string_view value);
+MODEENVOY_EXPORT absl::Status ValidateHeader(std::string_view path, std::string_view name,
+                                             std::string_view value);
 
 // Prefixes the field path of a builder's error: "keys[0].key: x" under prefix
 // "filters[2].config" becomes "filters[2].config.keys[0].key: x"; an error without a path
 // becomes "filters[2].config: <message>". Keeps the code.
-absl::Status PrefixFieldError(const absl::Status& status, std::string_view prefix);
+MODEENVOY_EXPORT absl::Status PrefixFieldError(const absl::Status& status,
+                                              std::string_view prefix);
 
-}  // namespace modeenvoy::gateway_internal
+}  // namespace modeenvoy::core_internal
 
-#endif  // MODEENVOY_LIB_GATEWAY_JSON_UTIL_H_
+#endif  // MODEENVOY_LIB_CORE_JSON_READER_H_
