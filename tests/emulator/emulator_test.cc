@@ -160,7 +160,9 @@ class EmulatorTest : public ::testing::Test {
 
 TEST_F(EmulatorTest, NonStreamingCompletionHasEveryOpenAiField) {
   FakeClock clock(absl::FromUnixSeconds(1770933883));
-  Start({.system_fingerprint = "fp_test", .clock = &clock});
+  Start({.system_fingerprint = "fp_test",
+         .clock = &clock,
+         .usage_counting = UsageCountingMode::kWords});
   Reply r = Chat(ChatRequest("What is 1 + 1?"));
   ASSERT_EQ(r.code, CURLE_OK);
   EXPECT_EQ(r.status, 200);
@@ -253,7 +255,7 @@ TEST_F(EmulatorTest, StreamingFramingFollowsOpenAi) {
 }
 
 TEST_F(EmulatorTest, UsageChunkOnlyWithIncludeUsage) {
-  Start();
+  Start({.usage_counting = UsageCountingMode::kWords});
   json req = ChatRequest("a b", true);
   req["stream_options"] = {{"include_usage", true}};
   std::vector<std::string> events = Chat(req).Events();
@@ -366,7 +368,7 @@ TEST_F(EmulatorTest, ToolsWithoutACallLineAnswerWithText) {
 }
 
 TEST_F(EmulatorTest, MaxTokensCutsTheReplyWithFinishReasonLength) {
-  Start();
+  Start({.usage_counting = UsageCountingMode::kWords});
   json req = ChatRequest("one two three four five");
   req["max_completion_tokens"] = 2;
   json j = Chat(req).Json();
