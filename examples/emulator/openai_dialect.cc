@@ -262,7 +262,7 @@ class OpenAiDialect final : public ProviderDialect {
     absl::StatusOr<ChatRequest> chat = ParseChatRequest(req.body, {.validate = false});
     if (!chat.ok()) {
       return Invalid(std::string(chat.status().message()), ErrorParam(chat.status()),
-                     "invalid_type");
+                     std::nullopt);
     }
 
     ParsedRequest out;

@@ -377,6 +377,10 @@ TEST_F(OpenAiDialectTest, RejectsWhatOpenAiRejects) {
   EXPECT_EQ(error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
                    {"tool_choice", "required"}})["param"],
             "tool_choice");
+  json typed = error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
+                      {"temperature", "hot"}});
+  EXPECT_EQ(typed["param"], "temperature");
+  EXPECT_EQ(typed["message"], "temperature: expected number, got string");
 }
 
 // --- scripts: parsing -------------------------------------------------------------------
@@ -850,6 +854,14 @@ TEST_F(OpenAiDialectTest, InterruptWithAResetAfterNChunks) {
   ASSERT_EQ(plan.parts.size(), 2u);
   EXPECT_EQ(plan.fail, FailMode::kResetMid);
   EXPECT_EQ(plan.fail_at, 2u);
+}
+
+TEST_F(OpenAiDialectTest, InterruptWithAResetCutsAWholeBodyInHalf) {
+  ResponsePlan plan =
+      Plan(OneUser("a b"), ScriptHeader(R"({"interrupt": {"after_chunks": 0, "reset": true}})"));
+  EXPECT_EQ(plan.status, 200);
+  EXPECT_EQ(plan.fail, FailMode::kResetMid);
+  EXPECT_FALSE(plan.fail_at.has_value());  // half the body
 }
 
 TEST_F(OpenAiDialectTest, ScriptTimingOverridesTheControls) {
