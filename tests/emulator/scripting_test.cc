@@ -2,6 +2,8 @@
 // OpenAI dialect's output compared key by key with recorded OpenAI traffic.
 #include "examples/emulator/scripting.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -446,7 +448,8 @@ TEST(ParseScriptTest, BadScriptsNameTheField) {
       {R"({"tool_calls": [{"arguments": {}}]})", "tool_calls[0].name: required"},
       {R"({"tool_calls": [{"name": "f", "arguments": "[1]"}]})",
        "tool_calls[0].arguments: expected a JSON object or a string holding one, got \"[1]\""},
-      {R"({"tool_calls": [{"name": "f", "args": {}}]})", "tool_calls[0].args: unknown script field"},
+      {R"({"tool_calls": [{"name": "f", "args": {}}]})",
+       "tool_calls[0].args: unknown script field"},
       {R"({"error": {"type": "x"}})", "error.status: required"},
       {R"({"error": {"status": 200}})", "error.status: expected an integer in [400, 599], got 200"},
       {R"({"error": {"status": 500}, "reply": "x"})",
@@ -647,6 +650,35 @@ TEST_F(OpenAiTokenUsageTest, ReasoningRefusalAndToolCallsAreCounted) {
       {"name": "get_weather", "arguments": {"city": "Oslo"}}]})"}})
                       .parts[0]);
   EXPECT_EQ(j["usage"]["completion_tokens"], 2 + 5 + 2 + 6);
+}
+
+TEST_F(OpenAiDialectTest, AModelWhoseRankFileIsMissingGetsA500NamingIt) {
+  const char* dir = std::getenv("MODEENVOY_TOKENIZER_DIR");
+  if (dir == nullptr ||
+      !std::filesystem::exists(std::filesystem::path(dir) / "o200k_base.tiktoken")) {
+    GTEST_SKIP() << "tokenizer rank files not found (MODEENVOY_TOKENIZER_DIR); ctest sets it";
+  }
+  // A directory with o200k_base only: gpt-4 needs cl100k_base.
+  std::filesystem::path only = std::filesystem::path(::testing::TempDir()) / "emu-o200k-only";
+  std::filesystem::create_directories(only);
+  std::filesystem::remove(only / "o200k_base.tiktoken");
+  std::filesystem::create_symlink(std::filesystem::path(dir) / "o200k_base.tiktoken",
+                                  only / "o200k_base.tiktoken");
+  EncodingOptions options;
+  options.tokenizer_dir = only.string();
+  options.tiktoken_cache_dir = (only / "no-cache").string();
+  counting_ = UsageCounting::Tokenizer(options);
+  EXPECT_EQ(Plan(json{{"model", "gpt-4o"},
+                      {"messages", json::array({{{"role", "user"}, {"content", "x"}}})}})
+                .status,
+            200);
+  ResponsePlan plan = Plan(json{{"model", "gpt-4"},
+                                {"messages", json::array({{{"role", "user"}, {"content", "x"}}})}});
+  EXPECT_EQ(plan.status, 500);
+  std::string message = json::parse(plan.parts[0])["error"]["message"];
+  EXPECT_NE(message.find("emulator: cannot count tokens for model 'gpt-4'"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("cl100k_base"), std::string::npos) << message;
 }
 
 // --- scripts through the OpenAI dialect ---------------------------------------------------
