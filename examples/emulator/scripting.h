@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -47,8 +46,9 @@ std::string ControlHeaderOf(const absl::Status& status);
 // "steps[0].tool_calls[1].arguments: expected a JSON object or a string holding one".
 absl::StatusOr<std::shared_ptr<const Script>> ParseScript(std::string_view json_text);
 
-// Removes every line of `*text` whose first non-blank characters are "@emulator" and
-// returns the rest of the first such line (the script JSON), or nullopt when there is none.
+// Removes the directive line of `*text` (first non-blank characters "@emulator", then a
+// blank, "{" or the end of the line) and returns the rest of that line (the script JSON),
+// or nullopt, leaving `*text` unchanged, when there is none.
 // Errors: kInvalidArgument when there is more than one directive line.
 absl::StatusOr<std::optional<std::string>> TakeDirective(std::string* text);
 
