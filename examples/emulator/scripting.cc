@@ -410,7 +410,7 @@ absl::Status ParseStep(const json& v, std::string_view path, ScriptStep* step) {
     }
   };
   text("reply", &step->reply);
-  integer("reply_tokens", 1, 1000000, &step->reply_tokens);
+  integer("reply_tokens", 1, 100000, &step->reply_tokens);
   text("refusal", &step->refusal);
   text("reasoning", &step->reasoning);
   integer("reasoning_tokens", 0, 10000000, &step->reasoning_tokens);

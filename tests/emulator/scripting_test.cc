@@ -440,7 +440,7 @@ TEST(ParseScriptTest, BadScriptsNameTheField) {
       {R"([1])", "script: expected a JSON object, got [1]"},
       {R"({"reply": 3})", "reply: expected a string, got 3"},
       {R"({"replay": "x"})", "replay: unknown script field"},
-      {R"({"reply_tokens": 0})", "reply_tokens: expected an integer in [1, 1000000], got 0"},
+      {R"({"reply_tokens": 0})", "reply_tokens: expected an integer in [1, 100000], got 0"},
       {R"({"finish_reason": "done"})",
        "finish_reason: expected one of stop, length, tool_calls, content_filter, "
        "function_call, got \"done\""},
