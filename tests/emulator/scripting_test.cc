@@ -703,6 +703,8 @@ TEST_F(OpenAiDialectTest, ScriptedReplyChunksAndFinishReason) {
   ASSERT_EQ(chunks.size(), 4u);  // role, 2 pieces, finish
   EXPECT_EQ(chunks[1]["choices"][0]["delta"], json::parse(R"({"content": "abc"})"));
   EXPECT_EQ(chunks[2]["choices"][0]["delta"], json::parse(R"({"content": "def"})"));
+  chunks = StreamChunks(OneUser("x", true), ScriptHeader(R"({"finish_reason": "length"})"));
+  EXPECT_EQ(chunks.back()["choices"][0]["finish_reason"], "length");
 }
 
 TEST_F(OpenAiDialectTest, ScriptedParallelToolCallsWholeAndStreamed) {
@@ -856,6 +858,13 @@ TEST_F(OpenAiDialectTest, ScriptedErrorWithRateLimitHeaders) {
   EXPECT_TRUE(has("retry-after", "3"));
   EXPECT_TRUE(has("x-ratelimit-remaining-requests", "0"));
   EXPECT_TRUE(has("x-ratelimit-reset-requests", "3s"));
+
+  // A streamed request gets the error as a whole JSON body, before any event.
+  plan = Plan(OneUser("x", true), ScriptHeader(R"({"error": {"status": 503}})"));
+  EXPECT_EQ(plan.status, 503);
+  EXPECT_FALSE(plan.streaming);
+  EXPECT_EQ(json::parse(plan.parts[0])["error"]["message"],
+            "The engine is currently overloaded, please try again later");
 
   plan = Plan(OneUser("x"), ScriptHeader(R"({"error": {"status": 400, "type": "t",
       "message": "m", "code": "c", "param": "messages"}})"));
