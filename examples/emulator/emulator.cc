@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -547,7 +548,20 @@ ResponsePlan Server::Handle(const Request& request) {
   }
   emulator::NextAttempt next_attempt = [this](std::string_view id) { return NextAttempt(id); };
   PlanContext ctx{dialects_, options_, counting_, next_attempt, ClockOrSystem(options_.clock)};
-  return PlanResponse(request, ctx, queued, sequence);
+  try {
+    return PlanResponse(request, ctx, queued, sequence);
+  } catch (const std::exception& e) {
+    // A request the planner did not foresee (its JSON library throws on a type it did not
+    // check) must not take the process down: answer 500 and keep serving.
+    ApiError error = dialects_.front()->MakeError(ErrorCause::kInjected, 500, request);
+    error.message = absl::StrFormat("emulator: internal error planning the response: %s",
+                                    e.what());
+    ResponsePlan plan;
+    plan.status = 500;
+    plan.headers.emplace_back("content-type", "application/json");
+    plan.parts.push_back(dialects_.front()->RenderError(error));
+    return plan;
+  }
 }
 
 class EmulatorImpl final : public Emulator {

@@ -191,6 +191,14 @@ class OpenAiDialect final : public ProviderDialect {
       }
       stream = s->get<bool>();
     }
+    // The project's parser types every field OpenAI types (and keeps the rest), so the
+    // reads below meet only the types they expect; the tokenizer's counting rules work on
+    // its result.
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(req.body, {.validate = false});
+    if (!chat.ok()) {
+      return Invalid(std::string(chat.status().message()), ErrorParam(chat.status()),
+                     std::nullopt);
+    }
     bool include_usage = false, obfuscation = true;
     if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
       if (!stream) {
@@ -243,7 +251,13 @@ class OpenAiDialect final : public ProviderDialect {
         }
       } else if (tc->is_object() && tc->contains("function") && (*tc)["function"].is_object()) {
         choice = ToolChoice::kNamed;
-        named = (*tc)["function"].value("name", "");
+        const json& fn = (*tc)["function"];
+        if (auto name = fn.find("name"); name != fn.end() && name->is_string()) {
+          named = name->get<std::string>();
+        } else {
+          return Invalid("Missing required parameter: 'tool_choice.function.name'.",
+                         "tool_choice.function.name", "missing_required_parameter");
+        }
       }
       if (choice != ToolChoice::kNone && tool_names.empty()) {
         return Invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
@@ -255,14 +269,6 @@ class OpenAiDialect final : public ProviderDialect {
         return Invalid(absl::StrFormat("Tool choice '%s' not found in 'tools' parameter.", named),
                        "tool_choice", std::nullopt);
       }
-    }
-
-    // The project's parser types every field OpenAI types (and keeps the rest); the
-    // tokenizer's counting rules work on its result.
-    absl::StatusOr<ChatRequest> chat = ParseChatRequest(req.body, {.validate = false});
-    if (!chat.ok()) {
-      return Invalid(std::string(chat.status().message()), ErrorParam(chat.status()),
-                     std::nullopt);
     }
 
     ParsedRequest out;
@@ -278,6 +284,7 @@ class OpenAiDialect final : public ProviderDialect {
             if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) {
               continue;
             }
+            // Strings: ParseChatRequest typed them.
             const json& f = c["function"];
             out.prompt_tokens += ctx.counter.Count(f.value("name", "")) +
                                  ctx.counter.Count(f.value("arguments", ""));
@@ -335,7 +342,10 @@ class OpenAiDialect final : public ProviderDialect {
       }
     }
     if (auto rf = body.find("response_format"); rf != body.end() && rf->is_object()) {
-      std::string type = rf->value("type", "");
+      auto type_field = rf->find("type");
+      std::string type = type_field != rf->end() && type_field->is_string()
+                             ? type_field->get<std::string>()
+                             : std::string();
       if (type == "json_object") {
         out.format = OutputFormat::kJsonObject;
       } else if (type == "json_schema" && rf->contains("json_schema") &&

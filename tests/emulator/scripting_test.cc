@@ -383,6 +383,22 @@ TEST_F(OpenAiDialectTest, RejectsWhatOpenAiRejects) {
                       {"temperature", "hot"}});
   EXPECT_EQ(typed["param"], "temperature");
   EXPECT_EQ(typed["message"], "temperature: expected number, got string");
+  // Wrongly typed members the dialect reads itself are 400s too, never an exception.
+  EXPECT_EQ(error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
+                   {"stream", true}, {"stream_options", {{"include_usage", "yes"}}}})["param"],
+            "stream_options.include_usage");
+  EXPECT_EQ(error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
+                   {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})},
+                   {"tool_choice", {{"type", "function"}, {"function", {{"name", 5}}}}}})["param"],
+            "tool_choice.function.name");
+  EXPECT_EQ(error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
+                   {"tools", json::array({{{"type", 5}, {"function", {{"name", "f"}}}}})}})["param"],
+            "tools[0].type");
+  EXPECT_EQ(Plan(json{{"model", "m"},
+                      {"messages", json::array({{{"role", "user"}, {"content", "x"}}})},
+                      {"response_format", {{"type", 5}}}})
+                .status,
+            200);
 }
 
 // --- scripts: parsing -------------------------------------------------------------------
