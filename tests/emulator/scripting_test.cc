@@ -391,8 +391,9 @@ TEST_F(OpenAiDialectTest, RejectsWhatOpenAiRejects) {
                    {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})},
                    {"tool_choice", {{"type", "function"}, {"function", {{"name", 5}}}}}})["param"],
             "tool_choice.function.name");
+  json bad_tool = {{"type", 5}, {"function", {{"name", "f"}}}};
   EXPECT_EQ(error({{"model", "m"}, {"messages", json::array({{{"role", "user"}}})},
-                   {"tools", json::array({{{"type", 5}, {"function", {{"name", "f"}}}}})}})["param"],
+                   {"tools", json::array({bad_tool})}})["param"],
             "tools[0].type");
   EXPECT_EQ(Plan(json{{"model", "m"},
                       {"messages", json::array({{{"role", "user"}, {"content", "x"}}})},
