@@ -194,7 +194,7 @@ struct ScriptContext {
 
 enum class Route { kNone, kGenerate, kListModels };
 
-// Why the server (not the dialect's Script) produces an error.
+// Why the server (not the dialect's Parse) produces an error.
 enum class ErrorCause { kInjected, kUnauthorized, kUnknownRoute, kBodyTooLarge, kBadHttp };
 
 // Thread safety: implementations are immutable and thread-safe.
