@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -130,7 +131,7 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive, bool chunke
   }
   write(Head(p, 0, keep_alive, chunked));  // the head leaves first, as a real server flushes it
   if (p.fail == FailMode::kStall) delay(p.stall);
-  const size_t mid = p.parts.size() / 2;
+  const size_t mid = p.fail_at.value_or(p.parts.size() / 2);
   for (size_t i = 0; i < p.parts.size(); ++i) {
     if (i == mid && p.fail == FailMode::kResetMid) {
       delay(kBeforeReset);
@@ -144,8 +145,15 @@ std::vector<Step> BuildSteps(const ResponsePlan& p, bool keep_alive, bool chunke
       continue;
     }
     std::string frame = absl::StrFormat("%x\r\n", p.parts[i].size()) + p.parts[i] + "\r\n";
-    if (i + 1 == p.parts.size()) frame += "0\r\n\r\n";  // last event and end of body together
+    if (i + 1 == p.parts.size() && !(p.fail == FailMode::kResetMid && mid >= p.parts.size())) {
+      frame += "0\r\n\r\n";  // last event and end of body together
+    }
     write(std::move(frame));
+  }
+  if (mid >= p.parts.size() && p.fail == FailMode::kResetMid) {
+    delay(kBeforeReset);  // every planned event went out; the body never ends
+    reset();
+    return steps;
   }
   if (p.parts.empty() && chunked) write("0\r\n\r\n");
   return steps;
@@ -155,8 +163,12 @@ class Session;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
-  Server(asio::io_context& io, EmulatorOptions options)
-      : io_(io), options_(std::move(options)), dialects_(DefaultDialects()), acceptor_(io) {}
+  Server(asio::io_context& io, EmulatorOptions options, UsageCounting counting)
+      : io_(io),
+        options_(std::move(options)),
+        dialects_(DefaultDialects()),
+        counting_(std::move(counting)),
+        acceptor_(io) {}
 
   absl::Status Listen() {
     error_code ec;
@@ -182,6 +194,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
   uint16_t port() const { return port_; }
   const EmulatorOptions& options() const { return options_; }
+  const UsageCounting& counting() const { return counting_; }
   const std::vector<std::unique_ptr<ProviderDialect>>& dialects() const { return dialects_; }
 
   void Stop() {
@@ -211,6 +224,12 @@ class Server : public std::enable_shared_from_this<Server> {
   void ResetStats() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     stats_ = EmulatorStats();
+    attempts_.clear();
+  }
+  // The attempt number of the next use of script `id` (0-based), counted.
+  uint64_t NextAttempt(std::string_view id) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return attempts_[std::string(id)]++;
   }
   void Queue(Headers headers, int times) ABSL_LOCKS_EXCLUDED(mu_) {
     if (times <= 0) return;
@@ -237,6 +256,7 @@ class Server : public std::enable_shared_from_this<Server> {
   asio::io_context& io_;
   const EmulatorOptions options_;
   const std::vector<std::unique_ptr<ProviderDialect>> dialects_;
+  const UsageCounting counting_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   // Loop thread only.
@@ -247,6 +267,7 @@ class Server : public std::enable_shared_from_this<Server> {
   EmulatorStats stats_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::pair<Headers, int>> queued_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, uint64_t> attempts_ ABSL_GUARDED_BY(mu_);  // per script id
 };
 
 // One client connection: read a request, write its planned response, repeat.
@@ -525,7 +546,22 @@ ResponsePlan Server::Handle(const Request& request) {
       if (--queued_.front().second == 0) queued_.pop_front();
     }
   }
-  return PlanResponse(request, dialects_, options_, queued, sequence);
+  emulator::NextAttempt next_attempt = [this](std::string_view id) { return NextAttempt(id); };
+  PlanContext ctx{dialects_, options_, counting_, next_attempt, ClockOrSystem(options_.clock)};
+  try {
+    return PlanResponse(request, ctx, queued, sequence);
+  } catch (const std::exception& e) {
+    // A request the planner did not foresee (its JSON library throws on a type it did not
+    // check) must not take the process down: answer 500 and keep serving.
+    ApiError error = dialects_.front()->MakeError(ErrorCause::kInjected, 500, request);
+    error.message = absl::StrFormat("emulator: internal error planning the response: %s",
+                                    e.what());
+    ResponsePlan plan;
+    plan.status = 500;
+    plan.headers.emplace_back("content-type", "application/json");
+    plan.parts.push_back(dialects_.front()->RenderError(error));
+    return plan;
+  }
 }
 
 class EmulatorImpl final : public Emulator {
@@ -534,6 +570,9 @@ class EmulatorImpl final : public Emulator {
   ~EmulatorImpl() override { server_->Stop(); }
 
   uint16_t port() const override { return server_->port(); }
+  std::string_view usage_counter() const override {
+    return server_->counting().words() ? "words" : "tokenizer";
+  }
   void Stop() override { server_->Stop(); }
   EmulatorStats stats() const override { return server_->Stats(); }
   void ResetStats() override { server_->ResetStats(); }
@@ -560,7 +599,14 @@ absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Start(boost::asio::io_contex
         absl::StrFormat("defaults.status: must be 0 or in [400, 599], got %d", probe.status));
   }
   if (probe.chunks < 0) return absl::InvalidArgumentError("defaults.chunks: must be >= 0");
-  auto server = std::make_shared<Server>(io, std::move(options));
+  absl::StatusOr<UsageCounting> counting =
+      UsageCounting::Resolve(options.usage_counting, options.encoding);
+  if (!counting.ok()) {
+    return absl::Status(counting.status().code(),
+                        absl::StrFormat("usage_counting: tokenizer unavailable: %s",
+                                        counting.status().message()));
+  }
+  auto server = std::make_shared<Server>(io, std::move(options), *std::move(counting));
   absl::Status listening = server->Listen();
   if (!listening.ok()) return listening;
   return std::unique_ptr<Emulator>(std::make_unique<EmulatorImpl>(std::move(server)));

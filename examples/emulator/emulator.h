@@ -27,12 +27,15 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "modeenvoy/clock.h"
+#include "modeenvoy/tokenizer/encoding.h"
 
 namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
 
 namespace modeenvoy::emulator {
+
+struct Script;  // a parsed x-emulator-script / @emulator directive (provider_dialect.h)
 
 // How a response goes wrong on purpose (x-emulator-fail).
 enum class FailMode {
@@ -69,10 +72,20 @@ struct ReplyControls {
   // How long a stall lasts (x-emulator-stall-ms). Infinite: until the client closes or
   // the emulator stops.
   absl::Duration stall = absl::InfiniteDuration();
+  // What to answer, scripted (x-emulator-script; README.md "Scripts"). Its fields win over
+  // the controls above. Null: the built-in rules.
+  std::shared_ptr<const Script> script{};
 };
 
-// Counts a text in tokens. The default counts whitespace-separated words (see README.md).
-using TokenCounter = std::function<int64_t(std::string_view text)>;
+// How `usage` is counted.
+enum class UsageCountingMode {
+  // The tokenizer when its rank files are found (o200k_base loads), else words.
+  kAuto,
+  // The tokenizer, as OpenAI counts (chat overhead included); Start() fails without it.
+  kTokenizer,
+  // Whitespace-separated words, no per-message overhead: easy to predict by hand.
+  kWords,
+};
 
 struct EmulatorOptions {
   std::string host = "127.0.0.1";
@@ -88,8 +101,10 @@ struct EmulatorOptions {
   std::string system_fingerprint = "fp_emu0000001";
   // Time source for `created`. Not owned; must outlive the emulator. Null: system clock.
   const Clock* clock = nullptr;
-  // Token counting for usage. Null: whitespace-separated words.
-  TokenCounter count_tokens{};
+  // Token counting for usage, and where the tokenizer's rank files are: empty fields of
+  // `encoding` mean $MODEENVOY_TOKENIZER_DIR, then tiktoken's cache (encoding.h).
+  UsageCountingMode usage_counting = UsageCountingMode::kAuto;
+  EncodingOptions encoding{};
   ReplyControls defaults{};
 };
 
@@ -117,12 +132,16 @@ class Emulator {
 
   // Binds `options.host:options.port`, listens, and serves on `io`.
   // Errors: kInvalidArgument for a bad host or options, kUnavailable if the address
-  // cannot be bound.
+  // cannot be bound; with UsageCountingMode::kTokenizer, GetEncoding's error when
+  // o200k_base cannot be loaded.
   static absl::StatusOr<std::unique_ptr<Emulator>> Start(boost::asio::io_context& io,
                                                          EmulatorOptions options);
 
   // The bound port (useful with port 0).
   virtual uint16_t port() const = 0;
+
+  // "words" or "tokenizer": how usage is counted (UsageCountingMode::kAuto resolved).
+  virtual std::string_view usage_counter() const = 0;
 
   // Stops accepting and closes every connection, responses in flight included (counted as
   // aborted). Idempotent. Once the handlers finish, `io.run()` has nothing left of ours.
@@ -131,7 +150,8 @@ class Emulator {
   // Snapshot of the counters and recent requests (also served as GET /emulator/stats).
   virtual EmulatorStats stats() const = 0;
 
-  // Clears counters and recent requests (also POST /emulator/reset).
+  // Clears counters, recent requests and script sequence positions (also
+  // POST /emulator/reset).
   virtual void ResetStats() = 0;
 
   // Applies `headers` (x-emulator-* controls, as a request would carry them) to the next

@@ -27,6 +27,10 @@ constexpr char kUsage[] =
     "  --max-body-bytes N        larger request bodies get 413 (default 8388608)\n"
     "  --models a,b,c            models listed by GET /v1/models\n"
     "  --system-fingerprint FP   system_fingerprint in replies\n"
+    "  --usage-counter MODE      auto (default: the tokenizer if its rank files are found,\n"
+    "                            else words), tokenizer (required) or words\n"
+    "  --tokenizer-dir DIR       rank files <name>.tiktoken (default: $MODEENVOY_TOKENIZER_DIR,\n"
+    "                            then tiktoken's cache)\n"
     "server defaults of the per-request controls (header x-emulator-<name>):\n"
     "  --latency-ms N  --chunks N  --chunk-interval-ms N  --reply TEXT  --status N\n"
     "  --error-type T  --error-message M  --error-code C  --retry-after S\n"
@@ -100,6 +104,19 @@ int main(int argc, char** argv) {
       }
     } else if (name == "system-fingerprint") {
       options.system_fingerprint = value;
+    } else if (name == "usage-counter") {
+      if (value == "auto") {
+        options.usage_counting = emu::UsageCountingMode::kAuto;
+      } else if (value == "tokenizer") {
+        options.usage_counting = emu::UsageCountingMode::kTokenizer;
+      } else if (value == "words") {
+        options.usage_counting = emu::UsageCountingMode::kWords;
+      } else {
+        return Fail("--usage-counter: expected auto, tokenizer or words, got '" + value + "'");
+      }
+    } else if (name == "tokenizer-dir") {
+      if (value.empty()) return Fail("--tokenizer-dir: expected a directory");
+      options.encoding.tokenizer_dir = value;
     } else {
       bool known = false;
       for (const char* c : kControlFlags) known = known || name == c;
@@ -119,6 +136,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const uint16_t port = (*emulator)->port();
+  std::fprintf(stderr, "modeenvoy-emulator: usage counted in %s\n",
+               std::string((*emulator)->usage_counter()).c_str());
   if (!port_file.empty()) {
     if (absl::Status s = modeenvoy::examples::WritePortFile(port_file, port); !s.ok()) {
       std::fprintf(stderr, "modeenvoy-emulator: %s\n", std::string(s.message()).c_str());

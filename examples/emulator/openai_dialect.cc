@@ -11,6 +11,9 @@
 #include "absl/time/time.h"
 #include "examples/emulator/provider_dialect.h"
 #include "examples/emulator/scripting.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/tokenizer/chat_tokens.h"
 
 namespace modeenvoy::emulator {
 namespace {
@@ -66,13 +69,15 @@ std::string MaskKey(std::string_view key) {
   return absl::StrFormat("%s****%s", key.substr(0, 3), key.substr(key.size() - 2));
 }
 
+// As OpenAI reports it: cached_tokens are part of prompt_tokens, reasoning_tokens part of
+// completion_tokens.
 ojson UsageJson(const ScriptedReply& r) {
   return ojson{{"prompt_tokens", r.prompt_tokens},
                {"completion_tokens", r.completion_tokens},
                {"total_tokens", r.prompt_tokens + r.completion_tokens},
-               {"prompt_tokens_details", {{"cached_tokens", 0}, {"audio_tokens", 0}}},
+               {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}, {"audio_tokens", 0}}},
                {"completion_tokens_details",
-                {{"reasoning_tokens", 0},
+                {{"reasoning_tokens", r.reasoning_tokens},
                  {"audio_tokens", 0},
                  {"accepted_prediction_tokens", 0},
                  {"rejected_prediction_tokens", 0}}}};
@@ -105,8 +110,18 @@ class OpenAiDialect final : public ProviderDialect {
     return "";
   }
 
-  std::variant<ScriptedReply, ApiError> Script(const Request& req,
-                                               const ScriptContext& ctx) const override {
+  std::string Model(const Request& req) const override {
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_object()) {
+      if (auto m = body.find("model"); m != body.end() && m->is_string()) return *m;
+    }
+    return "";
+  }
+
+  std::string ToolCallId(uint64_t seed) const override { return MakeId("call_", 24, seed); }
+
+  std::variant<ParsedRequest, ApiError> Parse(const Request& req,
+                                              const ScriptContext& ctx) const override {
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object()) {
       return Invalid(
@@ -176,6 +191,14 @@ class OpenAiDialect final : public ProviderDialect {
       }
       stream = s->get<bool>();
     }
+    // The project's parser types every field OpenAI types (and keeps the rest), so the
+    // reads below meet only the types they expect; the tokenizer's counting rules work on
+    // its result.
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(req.body, {.validate = false});
+    if (!chat.ok()) {
+      return Invalid(std::string(chat.status().message()), ErrorParam(chat.status()),
+                     std::nullopt);
+    }
     bool include_usage = false, obfuscation = true;
     if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
       if (!stream) {
@@ -199,7 +222,7 @@ class OpenAiDialect final : public ProviderDialect {
 
     // Tools and tool_choice.
     std::vector<std::string> tool_names;
-    std::vector<const json*> tool_schemas;
+    std::vector<std::string> tool_schemas;
     if (auto tools = body.find("tools"); tools != body.end() && tools->is_array()) {
       for (const json& t : *tools) {
         if (!t.is_object() || t.value("type", "function") != "function") continue;
@@ -210,7 +233,7 @@ class OpenAiDialect final : public ProviderDialect {
         }
         tool_names.push_back((*fn)["name"].get<std::string>());
         auto params = fn->find("parameters");
-        tool_schemas.push_back(params != fn->end() ? &*params : nullptr);
+        tool_schemas.push_back(params != fn->end() ? params->dump() : std::string());
       }
     }
     ToolChoice choice = ToolChoice::kAuto;
@@ -228,7 +251,13 @@ class OpenAiDialect final : public ProviderDialect {
         }
       } else if (tc->is_object() && tc->contains("function") && (*tc)["function"].is_object()) {
         choice = ToolChoice::kNamed;
-        named = (*tc)["function"].value("name", "");
+        const json& fn = (*tc)["function"];
+        if (auto name = fn.find("name"); name != fn.end() && name->is_string()) {
+          named = name->get<std::string>();
+        } else {
+          return Invalid("Missing required parameter: 'tool_choice.function.name'.",
+                         "tool_choice.function.name", "missing_required_parameter");
+        }
       }
       if (choice != ToolChoice::kNone && tool_names.empty()) {
         return Invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
@@ -242,108 +271,105 @@ class OpenAiDialect final : public ProviderDialect {
       }
     }
 
-    // Prompt tokens: the tokens of every message's text and tool calls (no per-message
-    // framing overhead, so counts are easy to predict in tests).
-    int64_t prompt_tokens = 0;
-    for (const json& m : *messages) {
-      prompt_tokens += ctx.count_tokens(ContentText(m.value("content", json())));
-      if (auto calls = m.find("tool_calls"); calls != m.end() && calls->is_array()) {
-        for (const json& c : *calls) {
-          if (!c.is_object() || !c.contains("function")) continue;
-          const json& f = c["function"];
-          prompt_tokens += ctx.count_tokens(f.value("name", "")) +
-                           ctx.count_tokens(f.value("arguments", ""));
-        }
-      }
-    }
-
-    // The echo source: the last user or tool message.
-    std::string echo;
-    for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
-      std::string role = (*it)["role"].get<std::string>();
-      if (role == "user" || role == "tool") {
-        echo = ContentText(it->value("content", json()));
-        break;
-      }
-    }
-    const json& last = messages->back();
-    std::string last_user = last["role"] == "user" ? ContentText(last.value("content", json()))
-                                                   : std::string();
-
-    ScriptedReply reply;
-    const uint64_t seed = HashBytes(req.body, ctx.sequence);
-    reply.id = MakeId("chatcmpl-", 29, seed);
-    reply.model = model->get<std::string>();
-    reply.created = absl::ToUnixSeconds(ctx.clock.Now());
-    reply.choices = n;
-    reply.stream = stream;
-    reply.include_usage = include_usage;
-    reply.system_fingerprint = std::string(ctx.system_fingerprint);
-    reply.extra["obfuscation"] = obfuscation ? "1" : "0";
-    reply.extra["seed"] = std::to_string(seed);
-    std::string tier = body.value("service_tier", "default");
-    if (tier != "flex" && tier != "priority" && tier != "scale") tier = "default";
-    reply.extra["service_tier"] = tier;
-
-    std::vector<PlannedCall> calls = PlanToolCalls(last_user, tool_names, choice, named);
-    int64_t completion = 0;
-    if (!calls.empty()) {
-      for (size_t i = 0; i < calls.size(); ++i) {
-        ToolCall call;
-        call.id = MakeId("call_", 24, seed + 1 + i);
-        call.name = calls[i].name;
-        if (calls[i].arguments.has_value()) {
-          call.arguments = *calls[i].arguments;
-        } else {
-          size_t idx = static_cast<size_t>(
-              std::find(tool_names.begin(), tool_names.end(), call.name) - tool_names.begin());
-          const json* schema = idx < tool_schemas.size() ? tool_schemas[idx] : nullptr;
-          call.arguments = schema != nullptr ? ArgumentsFromSchema(*schema) : "{}";
-        }
-        completion += ctx.count_tokens(call.name) + ctx.count_tokens(call.arguments);
-        reply.tool_calls.push_back(std::move(call));
-      }
-      reply.finish_reason = "tool_calls";
+    ParsedRequest out;
+    if (ctx.counter.encoding != nullptr) {
+      // OpenAI's count: per-message framing, names, tool definitions, reply priming.
+      out.prompt_tokens = CountChatTokens(*ctx.counter.encoding, *chat).prompt_tokens;
     } else {
-      std::string text = ReplyText(ctx.controls, echo);
-      if (!ctx.controls.reply.has_value()) {
-        // Structured output: answer with JSON of the requested shape.
-        if (auto rf = body.find("response_format"); rf != body.end() && rf->is_object()) {
-          std::string type = rf->value("type", "");
-          if (type == "json_object") {
-            text = json{{"reply", echo}}.dump(-1, ' ', false, json::error_handler_t::replace);
-          } else if (type == "json_schema" && rf->contains("json_schema") &&
-                     (*rf)["json_schema"].is_object()) {
-            text = ArgumentsFromSchema((*rf)["json_schema"].value("schema", json::object()));
+      // Words of every message's text and tool calls, no framing: easy to predict.
+      for (const json& m : *messages) {
+        out.prompt_tokens += ctx.counter.Count(ContentText(m.value("content", json())));
+        if (auto calls = m.find("tool_calls"); calls != m.end() && calls->is_array()) {
+          for (const json& c : *calls) {
+            if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) {
+              continue;
+            }
+            // Strings: ParseChatRequest typed them.
+            const json& f = c["function"];
+            out.prompt_tokens += ctx.counter.Count(f.value("name", "")) +
+                                 ctx.counter.Count(f.value("arguments", ""));
           }
         }
       }
-      int64_t max_tokens = -1;
-      for (const char* key : {"max_completion_tokens", "max_tokens"}) {
-        if (auto mt = body.find(key); mt != body.end() && mt->is_number_integer()) {
-          max_tokens = mt->get<int64_t>();
-          break;
-        }
-      }
-      std::string cut = TruncateToTokens(text, max_tokens, ctx.count_tokens);
-      reply.finish_reason = cut.size() < text.size() ? "length" : "stop";
-      reply.text = std::move(cut);
-      reply.text_pieces = SplitPieces(reply.text, ctx.controls.chunks);
-      completion = ctx.count_tokens(reply.text);
     }
-    reply.prompt_tokens = prompt_tokens;
-    reply.completion_tokens = completion * n;
-    return reply;
+
+    // The last message, when it is the user's: "call" lines and the @emulator directive.
+    const size_t last_index = messages->size() - 1;
+    const json& last = messages->back();
+    if (last["role"] == "user") {
+      out.last_user = ContentText(last.value("content", json()));
+      out.directive_param = absl::StrFormat("messages[%d].content", last_index);
+      absl::StatusOr<std::optional<std::string>> directive = TakeDirective(&out.last_user);
+      absl::Status bad = directive.status();
+      if (bad.ok() && directive->has_value()) {
+        absl::StatusOr<std::shared_ptr<const Script>> script = ParseScript(**directive);
+        if (script.ok()) out.directive = *std::move(script);
+        bad = script.status();
+      }
+      if (!bad.ok()) {
+        return Invalid(absl::StrFormat("%s: @emulator directive: %s", out.directive_param,
+                                       bad.message()),
+                       out.directive_param, "invalid_value");
+      }
+    }
+    // The echo source: the last user or tool message (the user's without its directive).
+    for (auto it = messages->rbegin(); it != messages->rend(); ++it) {
+      std::string role = (*it)["role"].get<std::string>();
+      if (role == "user" || role == "tool") {
+        out.echo = it == messages->rbegin() && role == "user"
+                       ? out.last_user
+                       : ContentText(it->value("content", json()));
+        break;
+      }
+    }
+
+    out.seed = HashBytes(req.body, ctx.sequence);
+    out.id = MakeId("chatcmpl-", 29, out.seed);
+    out.model = model->get<std::string>();
+    out.created = absl::ToUnixSeconds(ctx.clock.Now());
+    out.system_fingerprint = std::string(ctx.system_fingerprint);
+    out.choices = n;
+    out.stream = stream;
+    out.include_usage = include_usage;
+    out.tool_names = std::move(tool_names);
+    out.tool_schemas = std::move(tool_schemas);
+    out.tool_choice = choice;
+    out.named_tool = std::move(named);
+    for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+      if (auto mt = body.find(key); mt != body.end() && mt->is_number_integer()) {
+        out.max_tokens = mt->get<int64_t>();
+        break;
+      }
+    }
+    if (auto rf = body.find("response_format"); rf != body.end() && rf->is_object()) {
+      auto type_field = rf->find("type");
+      std::string type = type_field != rf->end() && type_field->is_string()
+                             ? type_field->get<std::string>()
+                             : std::string();
+      if (type == "json_object") {
+        out.format = OutputFormat::kJsonObject;
+      } else if (type == "json_schema" && rf->contains("json_schema") &&
+                 (*rf)["json_schema"].is_object()) {
+        out.format = OutputFormat::kJsonSchema;
+        out.format_schema = (*rf)["json_schema"].value("schema", json::object()).dump();
+      }
+    }
+    out.extra["obfuscation"] = obfuscation ? "1" : "0";
+    std::string tier = body.value("service_tier", "default");
+    if (tier != "flex" && tier != "priority" && tier != "scale") tier = "default";
+    out.extra["service_tier"] = tier;
+    return out;
   }
 
   std::string RenderWhole(const ScriptedReply& r) const override {
     ojson choices = ojson::array();
     for (int i = 0; i < r.choices; ++i) {
       ojson message = {{"role", "assistant"}};
-      if (r.tool_calls.empty()) {
-        message["content"] = r.text;
-      } else {
-        message["content"] = nullptr;
+      message["content"] =
+          r.text.empty() && (r.refusal.has_value() || !r.tool_calls.empty()) ? ojson(nullptr)
+                                                                              : ojson(r.text);
+      if (!r.reasoning.empty()) message["reasoning_content"] = r.reasoning;  // as DeepSeek
+      if (!r.tool_calls.empty()) {
         ojson calls = ojson::array();
         for (const ToolCall& c : r.tool_calls) {
           calls.push_back({{"id", c.id},
@@ -352,7 +378,7 @@ class OpenAiDialect final : public ProviderDialect {
         }
         message["tool_calls"] = std::move(calls);
       }
-      message["refusal"] = nullptr;
+      message["refusal"] = r.refusal.has_value() ? ojson(*r.refusal) : ojson(nullptr);
       message["annotations"] = ojson::array();
       choices.push_back({{"index", i},
                          {"message", std::move(message)},
@@ -370,10 +396,14 @@ class OpenAiDialect final : public ProviderDialect {
     return DumpWhole(out);
   }
 
+  // Event order per choice: the role delta; reasoning deltas (DeepSeek's shape:
+  // {"content":null,"reasoning_content":...}); content or refusal deltas; tool calls (a head
+  // with id and name, then argument fragments); then every choice's finish chunk, the
+  // usage chunk when asked for, and [DONE].
   std::vector<std::string> RenderStream(const ScriptedReply& r) const override {
     std::vector<std::string> events;
     const bool obfuscate = Extra(r, "obfuscation", "1") == "1";
-    uint64_t seed = std::stoull(Extra(r, "seed", "0"));
+    const bool reasoning = !r.reasoning_pieces.empty();
     auto chunk = [&](ojson choices, bool usage_chunk = false) {
       ojson c = {{"id", r.id},
                  {"object", "chat.completion.chunk"},
@@ -385,7 +415,7 @@ class OpenAiDialect final : public ProviderDialect {
       if (r.include_usage) c["usage"] = usage_chunk ? UsageJson(r) : ojson(nullptr);
       if (obfuscate) {
         // Random-length padding in the real API; here a deterministic 1..15 characters.
-        uint64_t s = (seed ^ 0x5DEECE66DULL) + events.size() * 7919;
+        uint64_t s = (r.seed ^ 0x5DEECE66DULL) + events.size() * 7919;
         c["obfuscation"] = MakeId("", 1 + HashBytes(std::to_string(s)) % 15, s);
       }
       events.push_back(DumpEvent(c));
@@ -397,17 +427,32 @@ class OpenAiDialect final : public ProviderDialect {
                                  {"finish_reason", std::move(finish)}}});
     };
     for (int i = 0; i < r.choices; ++i) {
-      if (r.tool_calls.empty()) {
+      const bool tools_only = r.text.empty() && !r.tool_calls.empty() && !reasoning;
+      if (reasoning) {
+        chunk(one(i, {{"role", "assistant"}, {"content", nullptr}, {"reasoning_content", ""}}));
+        for (const std::string& piece : r.reasoning_pieces) {
+          chunk(one(i, {{"content", nullptr}, {"reasoning_content", piece}}));
+        }
+      } else if (r.refusal.has_value()) {
+        chunk(one(i, {{"role", "assistant"}, {"content", nullptr}, {"refusal", ""}}));
+      } else if (!tools_only) {
         chunk(one(i, {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}));
-        continue;
       }
+      for (const std::string& piece : r.text_pieces) {
+        if (reasoning) {
+          chunk(one(i, {{"content", piece}, {"reasoning_content", nullptr}}));
+        } else {
+          chunk(one(i, {{"content", piece}}));
+        }
+      }
+      for (const std::string& piece : r.refusal_pieces) chunk(one(i, {{"refusal", piece}}));
       for (size_t k = 0; k < r.tool_calls.size(); ++k) {
         const ToolCall& call = r.tool_calls[k];
         ojson head = ojson::array({ojson{{"index", k},
                                          {"id", call.id},
                                          {"type", "function"},
                                          {"function", {{"name", call.name}, {"arguments", ""}}}}});
-        if (k == 0) {
+        if (k == 0 && tools_only) {
           chunk(one(i, {{"role", "assistant"},
                         {"content", nullptr},
                         {"tool_calls", std::move(head)},
@@ -421,11 +466,23 @@ class OpenAiDialect final : public ProviderDialect {
         }
       }
     }
-    for (const std::string& piece : r.text_pieces) {
-      for (int i = 0; i < r.choices; ++i) chunk(one(i, {{"content", piece}}));
-    }
     for (int i = 0; i < r.choices; ++i) chunk(one(i, ojson::object(), r.finish_reason));
     if (r.include_usage) chunk(ojson::array(), /*usage_chunk=*/true);
+    if (r.interrupt.has_value()) {
+      // Cut after `after_chunks` events. OpenAI reports a failure inside a started stream
+      // as an event holding only an error object, then ends the body without [DONE].
+      events.resize(std::min(events.size(), static_cast<size_t>(r.interrupt->after_chunks)));
+      if (!r.interrupt->reset) {
+        const ScriptedError& se = r.interrupt->error;
+        ApiError e = DefaultError(se.status, r.model);
+        if (se.type) e.type = *se.type;
+        if (se.message) e.message = *se.message;
+        if (se.code) e.code = *se.code;
+        if (se.param) e.param = *se.param;
+        events.push_back(DumpEvent(ojson{{"error", ErrorJson(e)}}));
+      }
+      return events;
+    }
     events.push_back("data: [DONE]\n\n");
     return events;
   }
@@ -457,25 +514,33 @@ class OpenAiDialect final : public ProviderDialect {
       case ErrorCause::kInjected:
         break;
     }
-    std::string model = "gpt-4o-mini";
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_object() && body.contains("model") && body["model"].is_string()) {
-      model = body["model"].get<std::string>();
+    if (status == 401) {
+      std::string key = ApiKey(req);
+      e.code = "invalid_api_key";
+      e.message =
+          key.empty()
+              ? "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+              : absl::StrFormat("Incorrect API key provided: %s. You can find your API key at "
+                                "https://platform.openai.com/account/api-keys.",
+                                MaskKey(key));
+      if (key.empty()) e.code = std::nullopt;
+      return e;
     }
+    std::string model = Model(req);
+    return DefaultError(status, model.empty() ? "gpt-4o-mini" : model);
+  }
+
+  // OpenAI's error for an HTTP status (401 aside, which depends on the key presented).
+  static ApiError DefaultError(int status, const std::string& model) {
+    ApiError e;
+    e.status = status;
+    e.type = status >= 500 ? "server_error" : "invalid_request_error";
     switch (status) {
-      case 401: {
-        std::string key = ApiKey(req);
+      case 401:
+        e.message = "Incorrect API key provided.";
         e.code = "invalid_api_key";
-        e.message =
-            key.empty()
-                ? "You didn't provide an API key. You need to provide your API key in an "
-                  "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                : absl::StrFormat("Incorrect API key provided: %s. You can find your API key at "
-                                  "https://platform.openai.com/account/api-keys.",
-                                  MaskKey(key));
-        if (key.empty()) e.code = std::nullopt;
         break;
-      }
       case 403:
         e.message = "You are not allowed to access this resource.";
         e.code = "unsupported_country_region_territory";
@@ -507,12 +572,15 @@ class OpenAiDialect final : public ProviderDialect {
     return e;
   }
 
-  std::string RenderError(const ApiError& e) const override {
-    ojson err = {{"message", e.message},
+  static ojson ErrorJson(const ApiError& e) {
+    return ojson{{"message", e.message},
                  {"type", e.type},
                  {"param", e.param ? ojson(*e.param) : ojson(nullptr)},
                  {"code", e.code ? ojson(*e.code) : ojson(nullptr)}};
-    return DumpWhole(ojson{{"error", std::move(err)}});
+  }
+
+  std::string RenderError(const ApiError& e) const override {
+    return DumpWhole(ojson{{"error", ErrorJson(e)}});
   }
 
   Headers ResponseHeaders(uint64_t sequence) const override {

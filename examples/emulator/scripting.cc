@@ -5,10 +5,13 @@
 #include <cctype>
 #include <charconv>
 #include <utility>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/tokenizer/model.h"
 
 namespace modeenvoy::emulator {
 namespace {
@@ -113,6 +116,14 @@ absl::Status ApplyOne(std::string_view name, std::string_view value, ReplyContro
     }
     return absl::OkStatus();
   }
+  if (name == "x-emulator-script") {
+    auto script = ParseScript(value);
+    if (!script.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: %s", name, script.status().message()));
+    }
+    c->script = *std::move(script);
+    return absl::OkStatus();
+  }
   if (name == "x-emulator-stall-ms") {
     if (Lower(Trim(value)) == "forever") {
       c->stall = absl::InfiniteDuration();
@@ -215,6 +226,293 @@ ResponsePlan ErrorPlan(const ProviderDialect& dialect, const ApiError& error) {
   return plan;
 }
 
+
+// ---- Script parsing ----
+
+// A short rendering of a JSON value for error messages.
+std::string Shown(const json& v) {
+  std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+absl::Status Bad(std::string_view path, std::string_view expected, const json& got) {
+  return InvalidFieldError(path, absl::StrFormat("expected %s, got %s", expected, Shown(got)));
+}
+
+std::string Join(std::string_view prefix, std::string_view field) {
+  return prefix.empty() ? std::string(field) : absl::StrFormat("%s.%s", prefix, field);
+}
+
+absl::Status GetString(const json& v, std::string_view path, std::string* out) {
+  if (!v.is_string()) return Bad(path, "a string", v);
+  *out = v.get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const json& v, std::string_view path, int64_t lo, int64_t hi, int64_t* out) {
+  if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi ||
+      (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))) {
+    return Bad(path, absl::StrFormat("an integer in [%d, %d]", lo, hi), v);
+  }
+  *out = v.get<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status GetMillis(const json& v, std::string_view path, absl::Duration* out) {
+  int64_t ms = 0;
+  absl::Status s = GetInt(v, path, 0, kMaxMillis, &ms);
+  if (s.ok()) *out = absl::Milliseconds(ms);
+  return s;
+}
+
+bool IsTokenChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Response headers a script may not set: the server owns framing and content type.
+bool IsReservedHeader(std::string_view lower) {
+  for (std::string_view r : {"content-length", "transfer-encoding", "connection", "content-type",
+                             "keep-alive", "upgrade", "trailer", "te"}) {
+    if (lower == r) return true;
+  }
+  return false;
+}
+
+// `fields` lists the members the object at `path` may have.
+absl::Status CheckFields(const json& obj, std::string_view path,
+                         std::initializer_list<std::string_view> fields) {
+  for (const auto& [key, value] : obj.items()) {
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+      return InvalidFieldError(Join(path, key), "unknown script field");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// {status, type, message, code, param, retry_after}; `status_required` for "error".
+absl::Status ParseError(const json& v, std::string_view path, bool status_required,
+                        ScriptedError* out) {
+  if (!v.is_object()) return Bad(path, "an object", v);
+  absl::Status s = CheckFields(v, path, {"status", "type", "message", "code", "param",
+                                         "retry_after"});
+  if (!s.ok()) return s;
+  if (auto it = v.find("status"); it != v.end()) {
+    int64_t status = 0;
+    s = GetInt(*it, Join(path, "status"), 400, 599, &status);
+    if (!s.ok()) return s;
+    out->status = static_cast<int>(status);
+  } else if (status_required) {
+    return InvalidFieldError(Join(path, "status"), "required");
+  }
+  struct Text {
+    const char* name;
+    std::optional<std::string>* field;
+  } texts[] = {{"type", &out->type}, {"message", &out->message}, {"code", &out->code},
+               {"param", &out->param}};
+  for (const Text& t : texts) {
+    auto it = v.find(t.name);
+    if (it == v.end()) continue;
+    std::string value;
+    s = GetString(*it, Join(path, t.name), &value);
+    if (!s.ok()) return s;
+    *t.field = std::move(value);
+  }
+  if (auto it = v.find("retry_after"); it != v.end()) {
+    int64_t seconds = 0;
+    s = GetInt(*it, Join(path, "retry_after"), 0, 86400, &seconds);
+    if (!s.ok()) return s;
+    out->retry_after_seconds = static_cast<int>(seconds);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseToolCalls(const json& v, std::string_view path,
+                            std::vector<ScriptedToolCall>* out) {
+  if (!v.is_array() || v.empty() || v.size() > 128) {
+    return Bad(path, "an array of 1 to 128 tool calls", v);
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = absl::StrFormat("%s[%d]", path, i);
+    const json& c = v[i];
+    if (!c.is_object()) return Bad(at, "an object", c);
+    absl::Status s = CheckFields(c, at, {"name", "arguments", "id"});
+    if (!s.ok()) return s;
+    ScriptedToolCall call;
+    auto name = c.find("name");
+    if (name == c.end()) return InvalidFieldError(Join(at, "name"), "required");
+    s = GetString(*name, Join(at, "name"), &call.name);
+    if (!s.ok()) return s;
+    if (call.name.empty()) return InvalidFieldError(Join(at, "name"), "must not be empty");
+    call.arguments = "{}";
+    if (auto args = c.find("arguments"); args != c.end()) {
+      json parsed = *args;
+      if (args->is_string()) {
+        const std::string& text = args->get_ref<const std::string&>();
+        parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      }
+      if (!parsed.is_object()) {
+        return Bad(Join(at, "arguments"), "a JSON object or a string holding one", *args);
+      }
+      call.arguments = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (auto id = c.find("id"); id != c.end()) {
+      std::string value;
+      s = GetString(*id, Join(at, "id"), &value);
+      if (!s.ok()) return s;
+      if (value.empty()) return InvalidFieldError(Join(at, "id"), "must not be empty");
+      call.id = std::move(value);
+    }
+    out->push_back(std::move(call));
+  }
+  return absl::OkStatus();
+}
+
+constexpr std::string_view kStepFields[] = {
+    "reply",      "reply_tokens",  "tool_calls", "refusal",    "reasoning",
+    "reasoning_tokens", "cached_tokens", "finish_reason", "error", "interrupt",
+    "latency_ms", "chunk_interval_ms", "chunks", "headers"};
+
+bool IsStepField(std::string_view key) {
+  return std::find(std::begin(kStepFields), std::end(kStepFields), key) != std::end(kStepFields);
+}
+
+absl::Status ParseStep(const json& v, std::string_view path, ScriptStep* step) {
+  if (!v.is_object()) return Bad(path.empty() ? "script" : path, "an object", v);
+  for (const auto& [key, value] : v.items()) {
+    if (!IsStepField(key)) return InvalidFieldError(Join(path, key), "unknown script field");
+  }
+  absl::Status s;
+  auto field = [&](const char* name) -> const json* {
+    auto it = v.find(name);
+    return it == v.end() ? nullptr : &*it;
+  };
+  auto text = [&](const char* name, std::optional<std::string>* out) {
+    if (const json* f = field(name); f != nullptr && s.ok()) {
+      std::string value;
+      s = GetString(*f, Join(path, name), &value);
+      if (s.ok()) *out = std::move(value);
+    }
+  };
+  auto integer = [&](const char* name, int64_t lo, int64_t hi, std::optional<int64_t>* out) {
+    if (const json* f = field(name); f != nullptr && s.ok()) {
+      int64_t value = 0;
+      s = GetInt(*f, Join(path, name), lo, hi, &value);
+      if (s.ok()) *out = value;
+    }
+  };
+  auto millis = [&](const char* name, std::optional<absl::Duration>* out) {
+    if (const json* f = field(name); f != nullptr && s.ok()) {
+      absl::Duration d;
+      s = GetMillis(*f, Join(path, name), &d);
+      if (s.ok()) *out = d;
+    }
+  };
+  text("reply", &step->reply);
+  integer("reply_tokens", 1, 100000, &step->reply_tokens);
+  text("refusal", &step->refusal);
+  text("reasoning", &step->reasoning);
+  integer("reasoning_tokens", 0, 10000000, &step->reasoning_tokens);
+  integer("cached_tokens", 0, 10000000, &step->cached_tokens);
+  text("finish_reason", &step->finish_reason);
+  millis("latency_ms", &step->latency);
+  millis("chunk_interval_ms", &step->chunk_interval);
+  std::optional<int64_t> chunks;
+  integer("chunks", 0, 100000, &chunks);
+  if (!s.ok()) return s;
+  if (chunks.has_value()) step->chunks = static_cast<int>(*chunks);
+  if (step->finish_reason.has_value()) {
+    static constexpr std::string_view kReasons[] = {"stop", "length", "tool_calls",
+                                                    "content_filter", "function_call"};
+    if (std::find(std::begin(kReasons), std::end(kReasons), *step->finish_reason) ==
+        std::end(kReasons)) {
+      return Bad(Join(path, "finish_reason"),
+                 "one of stop, length, tool_calls, content_filter, function_call",
+                 json(*step->finish_reason));
+    }
+  }
+  if (const json* f = field("tool_calls")) {
+    step->tool_calls.emplace();
+    s = ParseToolCalls(*f, Join(path, "tool_calls"), &*step->tool_calls);
+    if (!s.ok()) return s;
+  }
+  if (const json* f = field("error")) {
+    step->error.emplace();
+    s = ParseError(*f, Join(path, "error"), /*status_required=*/true, &*step->error);
+    if (!s.ok()) return s;
+  }
+  if (const json* f = field("interrupt")) {
+    const std::string at = Join(path, "interrupt");
+    if (!f->is_object()) return Bad(at, "an object", *f);
+    s = CheckFields(*f, at, {"after_chunks", "reset", "error"});
+    if (!s.ok()) return s;
+    StreamInterrupt interrupt;
+    auto after = f->find("after_chunks");
+    if (after == f->end()) return InvalidFieldError(Join(at, "after_chunks"), "required");
+    s = GetInt(*after, Join(at, "after_chunks"), 0, 1000000, &interrupt.after_chunks);
+    if (!s.ok()) return s;
+    auto reset = f->find("reset");
+    auto error = f->find("error");
+    if (reset != f->end() && !(reset->is_boolean() && reset->get<bool>())) {
+      return Bad(Join(at, "reset"), "true", *reset);
+    }
+    if ((reset != f->end()) == (error != f->end())) {
+      return InvalidFieldError(at, "needs exactly one of \"reset\": true or \"error\"");
+    }
+    interrupt.reset = reset != f->end();
+    if (error != f->end()) {
+      s = ParseError(*error, Join(at, "error"), /*status_required=*/false, &interrupt.error);
+      if (!s.ok()) return s;
+    }
+    step->interrupt = interrupt;
+  }
+  if (const json* f = field("headers")) {
+    const std::string at = Join(path, "headers");
+    if (!f->is_object()) return Bad(at, "an object of header names to strings", *f);
+    for (const auto& [name, value] : f->items()) {
+      const std::string hp = Join(at, name);
+      std::string lower = Lower(name);
+      if (lower.empty() || !std::all_of(lower.begin(), lower.end(), IsTokenChar)) {
+        return InvalidFieldError(hp, "not a valid header name");
+      }
+      if (IsReservedHeader(lower)) {
+        return InvalidFieldError(hp, "set by the emulator itself; a script cannot");
+      }
+      if (!value.is_string()) return Bad(hp, "a string", value);
+      const std::string& v = value.get_ref<const std::string&>();
+      if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+        return InvalidFieldError(hp, "header values cannot hold CR, LF or NUL");
+      }
+      step->headers.emplace_back(lower, v);
+    }
+  }
+  // Fields that cannot go together.
+  auto has = [&](const char* name) { return v.contains(name); };
+  if (has("reply") && has("reply_tokens")) {
+    return InvalidFieldError(Join(path, "reply_tokens"), "cannot be combined with reply");
+  }
+  if (has("refusal")) {
+    for (const char* other : {"reply", "reply_tokens", "tool_calls"}) {
+      if (has(other)) {
+        return InvalidFieldError(Join(path, "refusal"),
+                                 absl::StrFormat("cannot be combined with %s", other));
+      }
+    }
+  }
+  if (has("error")) {
+    for (const auto& [key, value] : v.items()) {
+      if (key != "error" && key != "latency_ms" && key != "headers") {
+        return InvalidFieldError(Join(path, "error"),
+                                 absl::StrFormat("cannot be combined with %s (an error "
+                                                 "answers instead of the model)",
+                                                 key));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view Request::Header(std::string_view lower_name) const {
@@ -264,19 +562,184 @@ std::string ReplyText(const ReplyControls& controls, std::string_view echo) {
   return "OK";
 }
 
-std::string TruncateToTokens(std::string_view text, int64_t max_tokens,
-                             const TokenCounter& count) {
-  if (max_tokens < 0 || count(text) <= max_tokens) return std::string(text);
+absl::StatusOr<std::shared_ptr<const Script>> ParseScript(std::string_view json_text) {
+  json doc = json::parse(json_text.begin(), json_text.end(), nullptr,
+                         /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return absl::InvalidArgumentError("script: not valid JSON");
+  if (!doc.is_object()) return Bad("script", "a JSON object", doc);
+  auto script = std::make_shared<Script>();
+  if (auto id = doc.find("id"); id != doc.end()) {
+    if (!id->is_string() || id->get_ref<const std::string&>().empty() ||
+        id->get_ref<const std::string&>().size() > 256) {
+      return Bad("id", "a string of 1 to 256 characters", *id);
+    }
+    script->id = id->get<std::string>();
+  }
+  auto steps = doc.find("steps");
+  if (steps == doc.end()) {
+    json step = doc;
+    step.erase("id");
+    script->steps.emplace_back();
+    absl::Status s = ParseStep(step, "", &script->steps.back());
+    if (!s.ok()) return s;
+    return std::shared_ptr<const Script>(std::move(script));
+  }
+  for (const auto& [key, value] : doc.items()) {
+    if (key != "id" && key != "steps") {
+      return InvalidFieldError(key, IsStepField(key) ? "belongs inside steps[] when steps is "
+                                                       "given"
+                                                     : "unknown script field");
+    }
+  }
+  if (script->id.empty()) {
+    return InvalidFieldError("id", "required with steps (it keys the attempt counter)");
+  }
+  if (!steps->is_array() || steps->empty() || steps->size() > 1000) {
+    return Bad("steps", "an array of 1 to 1000 steps", *steps);
+  }
+  for (size_t i = 0; i < steps->size(); ++i) {
+    script->steps.emplace_back();
+    absl::Status s =
+        ParseStep((*steps)[i], absl::StrFormat("steps[%d]", i), &script->steps.back());
+    if (!s.ok()) return s;
+  }
+  return std::shared_ptr<const Script>(std::move(script));
+}
+
+absl::StatusOr<std::optional<std::string>> TakeDirective(std::string* text) {
+  constexpr std::string_view kDirective = "@emulator";
+  std::optional<std::string> found;
+  std::string kept;
+  std::string_view rest(*text);
+  bool first_line = true;
+  bool removed = false;
+  while (true) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    std::string_view trimmed = Trim(line);
+    const bool directive =
+        trimmed.rfind(kDirective, 0) == 0 &&
+        (trimmed.size() == kDirective.size() || IsSpace(trimmed[kDirective.size()]) ||
+         trimmed[kDirective.size()] == '{');
+    if (directive) {
+      if (found.has_value()) {
+        return absl::InvalidArgumentError("more than one @emulator directive line");
+      }
+      found = std::string(Trim(trimmed.substr(kDirective.size())));
+      removed = true;
+    } else {
+      if (!first_line) kept += '\n';
+      kept += line;
+      first_line = false;
+    }
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  if (removed) *text = std::move(kept);
+  return found;
+}
+
+const ScriptStep& StepFor(const Script& script, uint64_t attempt) {
+  return script.steps[std::min<uint64_t>(attempt, script.steps.size() - 1)];
+}
+
+UsageCounting UsageCounting::Words() { return UsageCounting(); }
+
+UsageCounting UsageCounting::Tokenizer(EncodingOptions options) {
+  UsageCounting counting;
+  counting.words_ = false;
+  counting.options_ = std::move(options);
+  return counting;
+}
+
+absl::StatusOr<UsageCounting> UsageCounting::Resolve(UsageCountingMode mode,
+                                                     const EncodingOptions& options) {
+  if (mode == UsageCountingMode::kWords) return Words();
+  absl::StatusOr<std::shared_ptr<const Encoding>> probe = GetEncoding("o200k_base", options);
+  if (probe.ok()) return Tokenizer(options);
+  if (mode == UsageCountingMode::kTokenizer) return probe.status();
+  return Words();
+}
+
+absl::StatusOr<TextCounter> UsageCounting::ForModel(std::string_view model) const {
+  if (words_) return TextCounter{};
+  absl::StatusOr<std::shared_ptr<const Encoding>> encoding = EncodingForModel(model, options_);
+  if (encoding.status().code() == absl::StatusCode::kNotFound &&
+      !EncodingNameForModel(model).ok()) {
+    encoding = GetEncoding("o200k_base", options_);  // a model tiktoken does not know
+  }
+  if (!encoding.ok()) return encoding.status();
+  return TextCounter{*std::move(encoding)};
+}
+
+int64_t TextCounter::Count(std::string_view text) const {
+  if (encoding == nullptr) return CountWords(text);
+  return static_cast<int64_t>(encoding->CountOrdinary(text));
+}
+
+std::string TextCounter::name() const {
+  return encoding == nullptr ? std::string("words") : encoding->name();
+}
+
+std::string TextCounter::Truncate(std::string_view text, int64_t max_tokens) const {
+  if (max_tokens < 0 || Count(text) <= max_tokens) return std::string(text);
+  if (encoding != nullptr) {
+    // Ordinary tokens partition the bytes, so the first k tokens are a prefix of `text`.
+    std::vector<Token> tokens = encoding->EncodeOrdinary(text);
+    std::vector<size_t> ends;  // byte offset after each token
+    size_t offset = 0;
+    for (Token t : tokens) {
+      absl::StatusOr<std::string_view> bytes = encoding->DecodeSingleTokenBytes(t);
+      offset += bytes.ok() ? bytes->size() : 0;
+      ends.push_back(offset);
+    }
+    for (int64_t k = std::min<int64_t>(max_tokens, static_cast<int64_t>(ends.size())); k > 0;
+         --k) {
+      size_t end = ends[static_cast<size_t>(k - 1)];
+      while (end > 0 && end < text.size() &&
+             (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+        --end;  // never inside a code point
+      }
+      std::string_view prefix = text.substr(0, end);
+      if (Count(prefix) <= max_tokens) return std::string(prefix);
+    }
+    return std::string();
+  }
   std::vector<size_t> starts = WordStarts(text);
   std::string_view best;
   for (size_t k = 1; k < starts.size(); ++k) {
     std::string_view prefix = text.substr(0, starts[k]);
     // Trailing whitespace belongs to the next word.
     while (!prefix.empty() && IsSpace(prefix.back())) prefix.remove_suffix(1);
-    if (count(prefix) > max_tokens) break;
+    if (Count(prefix) > max_tokens) break;
     best = prefix;
   }
   return std::string(best);
+}
+
+std::string LongText(int64_t tokens, const TextCounter& counter) {
+  // Each is one token with and without a leading space in o200k_base, cl100k_base,
+  // p50k_base and r50k_base (checked with tiktoken), and one word.
+  static constexpr std::string_view kWords[] = {
+      "the",  "of",    "and",  "to",    "in",   "is",    "that", "for",  "it",    "with",
+      "as",   "was",   "on",   "be",    "at",   "by",    "this", "had",  "not",   "are",
+      "but",  "from",  "or",   "have",  "an",   "they",  "which", "one", "you",   "were",
+      "her",  "all",   "she",  "there", "would", "their", "we",  "him",  "been",  "has",
+      "when", "who",   "will", "more",  "no",   "if",    "out",  "so",   "said",  "what",
+      "up",   "its",   "about", "into", "than", "them",  "can",  "only", "other", "new",
+      "some", "could", "time", "these"};
+  std::string text;
+  uint64_t state = 0x5EED;
+  for (int64_t i = 0; i < tokens; ++i) {
+    if (i > 0) text += ' ';
+    text += kWords[SplitMix(state) % std::size(kWords)];
+  }
+  // The words above make this exact; keep the contract even if an encoding disagrees.
+  while (!text.empty() && counter.Count(text) > tokens) {
+    size_t space = text.rfind(' ');
+    text.resize(space == std::string::npos ? 0 : space);
+  }
+  return text;
 }
 
 std::vector<std::string> SplitPieces(std::string_view text, int chunks) {
@@ -368,6 +831,133 @@ std::string ArgumentsFromSchema(const json& schema) {
   return v.dump();
 }
 
+std::string ArgumentsFromSchemaText(std::string_view schema_json) {
+  if (schema_json.empty()) return "{}";
+  json schema = json::parse(schema_json.begin(), schema_json.end(), nullptr,
+                            /*allow_exceptions=*/false);
+  return ArgumentsFromSchema(schema);
+}
+
+absl::StatusOr<ScriptedReply> ComposeReply(const ParsedRequest& request, const ScriptStep* step,
+                                           const ReplyControls& controls,
+                                           const TextCounter& counter,
+                                           const ProviderDialect& dialect) {
+  ScriptedReply r;
+  r.id = request.id;
+  r.model = request.model;
+  r.created = request.created;
+  r.choices = request.choices;
+  r.stream = request.stream;
+  r.include_usage = request.include_usage;
+  r.system_fingerprint = request.system_fingerprint;
+  r.seed = request.seed;
+  r.extra = request.extra;
+  r.prompt_tokens = request.prompt_tokens;
+  static const ScriptStep kUnscripted;
+  const ScriptStep& s = step != nullptr ? *step : kUnscripted;
+  const int chunks = s.chunks.value_or(controls.chunks);
+
+  // What the message holds: scripted text, calls or refusal, else the built-in rules.
+  const bool scripted_answer =
+      s.reply.has_value() || s.reply_tokens.has_value() || s.tool_calls.has_value() ||
+      s.refusal.has_value();
+  std::vector<PlannedCall> planned;
+  if (s.tool_calls.has_value()) {
+    for (const ScriptedToolCall& c : *s.tool_calls) planned.push_back({c.name, c.arguments});
+  } else if (!scripted_answer) {
+    planned = PlanToolCalls(request.last_user, request.tool_names, request.tool_choice,
+                            request.named_tool);
+  }
+  for (size_t i = 0; i < planned.size(); ++i) {
+    ToolCall call;
+    const bool scripted_id = s.tool_calls.has_value() && (*s.tool_calls)[i].id.has_value();
+    call.id = scripted_id ? *(*s.tool_calls)[i].id : dialect.ToolCallId(request.seed + 1 + i);
+    call.name = planned[i].name;
+    if (planned[i].arguments.has_value()) {
+      call.arguments = *planned[i].arguments;
+    } else {
+      auto it = std::find(request.tool_names.begin(), request.tool_names.end(), call.name);
+      size_t idx = static_cast<size_t>(it - request.tool_names.begin());
+      call.arguments = idx < request.tool_schemas.size()
+                           ? ArgumentsFromSchemaText(request.tool_schemas[idx])
+                           : "{}";
+    }
+    r.tool_calls.push_back(std::move(call));
+  }
+
+  std::string text;
+  if (s.reply.has_value()) {
+    text = *s.reply;
+  } else if (s.reply_tokens.has_value()) {
+    text = LongText(*s.reply_tokens, counter);
+  } else if (!scripted_answer && planned.empty()) {
+    text = ReplyText(controls, request.echo);
+    if (!controls.reply.has_value()) {
+      // Structured output: answer with JSON of the requested shape.
+      if (request.format == OutputFormat::kJsonObject) {
+        text = json{{"reply", request.echo}}.dump(-1, ' ', false, json::error_handler_t::replace);
+      } else if (request.format == OutputFormat::kJsonSchema) {
+        text = ArgumentsFromSchemaText(request.format_schema);
+      }
+    }
+  }
+
+  // Reasoning comes first and spends the max_tokens budget first, as reasoning models do.
+  r.reasoning = s.reasoning.value_or("");
+  r.reasoning_tokens = s.reasoning_tokens.value_or(counter.Count(r.reasoning));
+  bool cut = false;
+  int64_t budget = request.max_tokens;
+  if (budget >= 0 && r.reasoning_tokens > budget) {
+    if (!s.reasoning_tokens.has_value()) r.reasoning = counter.Truncate(r.reasoning, budget);
+    r.reasoning_tokens = s.reasoning_tokens.has_value() ? budget : counter.Count(r.reasoning);
+    cut = true;
+    text.clear();
+    budget = 0;
+  } else if (budget >= 0) {
+    budget -= r.reasoning_tokens;
+  }
+  if (!cut) {
+    std::string shortened = counter.Truncate(text, budget);
+    cut = shortened.size() < text.size();
+    text = std::move(shortened);
+  }
+  r.text = std::move(text);
+  r.text_pieces = SplitPieces(r.text, chunks);
+  r.reasoning_pieces = SplitPieces(r.reasoning, 0);
+
+  int64_t completion = counter.Count(r.text) + r.reasoning_tokens;
+  for (const ToolCall& c : r.tool_calls) {
+    completion += counter.Count(c.name) + counter.Count(c.arguments);
+  }
+  if (s.refusal.has_value()) {
+    r.refusal = *s.refusal;
+    r.refusal_pieces = SplitPieces(*r.refusal, chunks);
+    completion += counter.Count(*r.refusal);
+  }
+  r.completion_tokens = completion * r.choices;
+  r.reasoning_tokens *= r.choices;
+
+  if (s.cached_tokens.has_value()) {
+    if (*s.cached_tokens > r.prompt_tokens) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("cached_tokens: %d exceeds the request's %d prompt tokens",
+                          *s.cached_tokens, r.prompt_tokens));
+    }
+    r.cached_tokens = *s.cached_tokens;
+  }
+  if (s.finish_reason.has_value()) {
+    r.finish_reason = *s.finish_reason;
+  } else if (!r.tool_calls.empty()) {
+    r.finish_reason = "tool_calls";
+  } else if (cut) {
+    r.finish_reason = "length";
+  } else {
+    r.finish_reason = "stop";
+  }
+  if (r.stream) r.interrupt = s.interrupt;
+  return r;
+}
+
 const ProviderDialect* FindDialect(const Request& request,
                                    const std::vector<std::unique_ptr<ProviderDialect>>& dialects) {
   for (const auto& d : dialects) {
@@ -376,38 +966,39 @@ const ProviderDialect* FindDialect(const Request& request,
   return nullptr;
 }
 
-ResponsePlan PlanResponse(const Request& request,
-                          const std::vector<std::unique_ptr<ProviderDialect>>& dialects,
-                          const EmulatorOptions& options, const Headers& queued,
-                          uint64_t sequence) {
-  const ProviderDialect* dialect = FindDialect(request, dialects);
+ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
+                          const Headers& queued, uint64_t sequence) {
+  const ProviderDialect* dialect = FindDialect(request, ctx.dialects);
   if (dialect == nullptr) {
-    const ProviderDialect& first = *dialects.front();
+    const ProviderDialect& first = *ctx.dialects.front();
     return ErrorPlan(first, first.MakeError(ErrorCause::kUnknownRoute, 404, request));
   }
-  ReplyControls controls = options.defaults;
+  ReplyControls controls = ctx.options.defaults;
   absl::Status parsed = ApplyControlHeaders(request.headers, &controls);
   if (parsed.ok()) parsed = ApplyControlHeaders(queued, &controls);
 
+  Headers extra_headers;  // a script's, and how usage was counted
   auto with_timing = [&](ResponsePlan plan) {
     plan.first_byte_latency = controls.first_byte_latency;
     plan.part_interval = controls.chunk_interval;
-    plan.fail = controls.fail;
+    if (plan.fail == FailMode::kNone) plan.fail = controls.fail;
     plan.stall = controls.stall;
     Headers common = dialect->ResponseHeaders(sequence);
     plan.headers.insert(plan.headers.end(), common.begin(), common.end());
+    plan.headers.insert(plan.headers.end(), extra_headers.begin(), extra_headers.end());
     return plan;
   };
-
-  if (!parsed.ok()) {
+  auto invalid = [&](const absl::Status& status, std::optional<std::string> param) {
     ApiError e = dialect->MakeError(ErrorCause::kInjected, 400, request);
     e.type = "invalid_request_error";
-    e.message = std::string(parsed.message());
-    e.param = ControlHeaderOf(parsed);
+    e.message = std::string(status.message());
+    e.param = std::move(param);
     e.code = std::nullopt;
     return with_timing(ErrorPlan(*dialect, e));
-  }
-  if (!options.api_key.empty() && dialect->ApiKey(request) != options.api_key) {
+  };
+
+  if (!parsed.ok()) return invalid(parsed, ControlHeaderOf(parsed));
+  if (!ctx.options.api_key.empty() && dialect->ApiKey(request) != ctx.options.api_key) {
     return with_timing(
         ErrorPlan(*dialect, dialect->MakeError(ErrorCause::kUnauthorized, 401, request)));
   }
@@ -424,26 +1015,87 @@ ResponsePlan PlanResponse(const Request& request,
   if (dialect->Match(request) == Route::kListModels) {
     ResponsePlan plan;
     plan.headers.emplace_back("content-type", std::string(dialect->whole_content_type()));
-    plan.parts.push_back(dialect->RenderModels(options.models));
+    plan.parts.push_back(dialect->RenderModels(ctx.options.models));
     return with_timing(std::move(plan));
   }
 
-  TokenCounter counter = options.count_tokens ? options.count_tokens : TokenCounter(CountWords);
-  ScriptContext ctx{controls, counter, ClockOrSystem(options.clock), sequence,
-                    options.system_fingerprint};
-  auto scripted = dialect->Script(request, ctx);
-  if (auto* error = std::get_if<ApiError>(&scripted)) {
+  const std::string model = dialect->Model(request);
+  absl::StatusOr<TextCounter> counter = ctx.counting.ForModel(model);
+  if (!counter.ok()) {
+    ApiError e = dialect->MakeError(ErrorCause::kInjected, 500, request);
+    e.message = absl::StrFormat("emulator: cannot count tokens for model '%s': %s", model,
+                                counter.status().message());
+    return with_timing(ErrorPlan(*dialect, e));
+  }
+  extra_headers.emplace_back("x-emulator-token-counter", counter->name());
+  ScriptContext sctx{*counter, ctx.clock, sequence, ctx.options.system_fingerprint};
+  auto request_parsed = dialect->Parse(request, sctx);
+  if (auto* error = std::get_if<ApiError>(&request_parsed)) {
     return with_timing(ErrorPlan(*dialect, *error));
   }
-  const ScriptedReply& reply = std::get<ScriptedReply>(scripted);
+  const ParsedRequest& preq = std::get<ParsedRequest>(request_parsed);
+
+  // The script: the header's (or a queued one), else the prompt's directive.
+  if (controls.script != nullptr && preq.directive != nullptr) {
+    return invalid(absl::InvalidArgumentError(
+                       "x-emulator-script: the request also has an @emulator directive in "
+                       "its prompt; send one or the other"),
+                   "x-emulator-script");
+  }
+  const Script* script =
+      controls.script != nullptr ? controls.script.get() : preq.directive.get();
+  const std::string script_param =
+      controls.script != nullptr ? "x-emulator-script" : preq.directive_param;
+  const ScriptStep* step = nullptr;
+  if (script != nullptr) {
+    step = &StepFor(*script, script->id.empty() ? 0 : ctx.next_attempt(script->id));
+    if (step->latency.has_value()) controls.first_byte_latency = *step->latency;
+    if (step->chunk_interval.has_value()) controls.chunk_interval = *step->chunk_interval;
+    extra_headers.insert(extra_headers.end(), step->headers.begin(), step->headers.end());
+  }
+
+  // A scripted error, or an interrupted whole response answered as the error it became.
+  const ScriptedError* scripted_error = nullptr;
+  if (step != nullptr && step->error.has_value()) scripted_error = &*step->error;
+  if (step != nullptr && step->interrupt.has_value() && !step->interrupt->reset &&
+      !preq.stream) {
+    scripted_error = &step->interrupt->error;
+  }
+  if (scripted_error != nullptr) {
+    ApiError e = dialect->MakeError(ErrorCause::kInjected, scripted_error->status, request);
+    if (scripted_error->type) e.type = *scripted_error->type;
+    if (scripted_error->message) e.message = *scripted_error->message;
+    if (scripted_error->code) e.code = *scripted_error->code;
+    if (scripted_error->param) e.param = *scripted_error->param;
+    if (scripted_error->retry_after_seconds.has_value()) {
+      e.headers.emplace_back("retry-after", std::to_string(*scripted_error->retry_after_seconds));
+    } else if (e.status == 429 || e.status == 503) {
+      e.headers.emplace_back("retry-after", std::to_string(controls.retry_after_seconds));
+    }
+    return with_timing(ErrorPlan(*dialect, e));
+  }
+
+  absl::StatusOr<ScriptedReply> reply = ComposeReply(preq, step, controls, *counter, *dialect);
+  if (!reply.ok()) {
+    return invalid(absl::InvalidArgumentError(
+                       absl::StrFormat("%s: %s", script_param, reply.status().message())),
+                   script_param);
+  }
   ResponsePlan plan;
-  if (reply.stream) {
+  if (reply->stream) {
     plan.streaming = true;
     plan.headers.emplace_back("content-type", std::string(dialect->stream_content_type()));
-    plan.parts = dialect->RenderStream(reply);
+    plan.parts = dialect->RenderStream(*reply);
+    if (reply->interrupt.has_value() && reply->interrupt->reset) {
+      plan.fail = FailMode::kResetMid;
+      plan.fail_at = plan.parts.size();  // every event rendered, then the reset
+    }
   } else {
     plan.headers.emplace_back("content-type", std::string(dialect->whole_content_type()));
-    plan.parts.push_back(dialect->RenderWhole(reply));
+    plan.parts.push_back(dialect->RenderWhole(*reply));
+    if (step != nullptr && step->interrupt.has_value() && step->interrupt->reset) {
+      plan.fail = FailMode::kResetMid;  // half the body, then the reset
+    }
   }
   return with_timing(std::move(plan));
 }

@@ -1,10 +1,12 @@
 // examples/emulator/scripting.h: provider-neutral parts of the emulator (private).
-// Sans-I/O: control headers, reply text and its pieces, token counts, ids, tool-call
-// planning, and the ResponsePlan the server executes byte for byte.
+// Sans-I/O: control headers, scripts, reply text and its pieces, token counts, ids,
+// tool-call planning, composing the neutral reply, and the ResponsePlan the server
+// executes byte for byte. Dialects (<provider>_dialect.cc) only parse and render.
 #ifndef MODEENVOY_EXAMPLES_EMULATOR_SCRIPTING_H_
 #define MODEENVOY_EXAMPLES_EMULATOR_SCRIPTING_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,19 +16,70 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "examples/emulator/emulator.h"
 #include "examples/emulator/provider_dialect.h"
+#include "modeenvoy/clock.h"
+#include "modeenvoy/tokenizer/encoding.h"
 
 namespace modeenvoy::emulator {
 
 // Applies every x-emulator-* header of `headers` to `controls`; other headers are ignored.
+// x-emulator-script is parsed (ParseScript) and kept in controls->script.
 // Errors: kInvalidArgument naming the header for an unknown x-emulator-* name or a bad
-// value ("x-emulator-chunks: expected an integer in [0, 100000], got 'abc'").
+// value ("x-emulator-chunks: expected an integer in [0, 100000], got 'abc'",
+// "x-emulator-script: steps[1].error.status: expected an integer in [400, 599], got 200").
 absl::Status ApplyControlHeaders(const Headers& headers, ReplyControls* controls);
 
 // Name of the header the status message of ApplyControlHeaders is about ("" if none).
 std::string ControlHeaderOf(const absl::Status& status);
+
+// ---- Scripts ---------------------------------------------------------------------------
+// A script tells the emulator what to answer to one request (README.md, "Scripts"):
+//   {"reply": "Hi", "chunks": 2}
+//   {"id": "retry-1", "steps": [{"error": {"status": 503}}, {"reply": "ok"}]}
+// It arrives as the x-emulator-script header or as an `@emulator {...}` line of the
+// prompt. Parsing is strict: an unknown field or a bad value is an error naming its path.
+
+// Parses and validates a script. Errors: kInvalidArgument "<path>: <reason>", e.g.
+// "steps[0].tool_calls[1].arguments: expected a JSON object or a string holding one".
+absl::StatusOr<std::shared_ptr<const Script>> ParseScript(std::string_view json_text);
+
+// Removes the directive line of `*text` (first non-blank characters "@emulator", then a
+// blank, "{" or the end of the line) and returns the rest of that line (the script JSON),
+// or nullopt, leaving `*text` unchanged, when there is none.
+// Errors: kInvalidArgument when there is more than one directive line.
+absl::StatusOr<std::optional<std::string>> TakeDirective(std::string* text);
+
+// The step of `script` for its `attempt`-th use (0-based): steps[attempt], the last step
+// once the steps are used up.
+const ScriptStep& StepFor(const Script& script, uint64_t attempt);
+
+// ---- Token counting --------------------------------------------------------------------
+
+// How usage is counted for requests, chosen once per server (EmulatorOptions).
+class UsageCounting {
+ public:
+  // Whitespace-separated words (no tokenizer).
+  static UsageCounting Words();
+  // tiktoken encodings by model (EncodingForModel; o200k_base for unknown models), loaded
+  // with `options` (empty fields: $MODEENVOY_TOKENIZER_DIR, then tiktoken's cache).
+  static UsageCounting Tokenizer(EncodingOptions options);
+  // Tokenizer() when o200k_base loads with `options`, else Words(). For kTokenizer, an
+  // o200k_base that does not load is an error (kNotFound/kDataLoss from GetEncoding).
+  static absl::StatusOr<UsageCounting> Resolve(UsageCountingMode mode,
+                                               const EncodingOptions& options);
+
+  // The counter for a request naming `model`.
+  // Errors: as GetEncoding when the model's encoding cannot be loaded.
+  absl::StatusOr<TextCounter> ForModel(std::string_view model) const;
+  bool words() const { return words_; }
+
+ private:
+  bool words_ = true;
+  EncodingOptions options_;
+};
 
 // The default token count: whitespace-separated words.
 int64_t CountWords(std::string_view text);
@@ -35,9 +88,10 @@ int64_t CountWords(std::string_view text);
 // without leading and trailing whitespace, else "OK".
 std::string ReplyText(const ReplyControls& controls, std::string_view echo);
 
-// Longest prefix of `text`, cut at a word boundary, that counts <= max_tokens.
-std::string TruncateToTokens(std::string_view text, int64_t max_tokens,
-                             const TokenCounter& count);
+// `tokens` tokens of deterministic English-looking text ("the of and ..."): every word is
+// one token in the tiktoken encodings and one word for the word counter, so
+// counter.Count(result) == tokens.
+std::string LongText(int64_t tokens, const TextCounter& counter);
 
 // Cuts `text` into stream pieces. chunks == 0: one piece per word, each word with the
 // whitespace before it (" world"). chunks > 0: that many pieces of whole words as even as
@@ -59,7 +113,6 @@ uint64_t HashBytes(std::string_view bytes, uint64_t seed = 0);
 //  - tool_choice "required": each "call" line below, else the first tool;
 //  - otherwise ("auto"), each line of the last user message of the form
 //    `call <name> [<json object>]` whose name is a declared tool.
-enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
 struct PlannedCall {
   std::string name;
   std::optional<std::string> arguments;  // unset: synthesize from the tool's schema
@@ -72,6 +125,17 @@ std::vector<PlannedCall> PlanToolCalls(std::string_view last_user_text,
 // enum -> first value, string -> "example", integer/number -> 1, boolean -> true,
 // array -> [], object -> recursively; compact JSON text.
 std::string ArgumentsFromSchema(const nlohmann::json& schema);
+std::string ArgumentsFromSchemaText(std::string_view schema_json);
+
+// The provider-neutral answer to `request` (already parsed by its dialect), following
+// `step` when the request is scripted (null: the built-in rules: echo, "call" lines,
+// controls). Errors: kInvalidArgument naming the script field the request cannot satisfy
+// ("cached_tokens: 50 exceeds the request's 20 prompt tokens").
+absl::StatusOr<ScriptedReply> ComposeReply(const ParsedRequest& request,
+                                           const ScriptStep* step,
+                                           const ReplyControls& controls,
+                                           const TextCounter& counter,
+                                           const ProviderDialect& dialect);
 
 // What the server sends for one request, executed step by step.
 struct ResponsePlan {
@@ -83,6 +147,8 @@ struct ResponsePlan {
   absl::Duration part_interval = absl::ZeroDuration();
   FailMode fail = FailMode::kNone;
   absl::Duration stall = absl::InfiniteDuration();
+  // Index of the part where kResetMid / kStallMid strike; unset: half of the parts.
+  std::optional<size_t> fail_at;
   bool close = false;  // Connection: close after this response
 };
 
@@ -90,13 +156,23 @@ struct ResponsePlan {
 const ProviderDialect* FindDialect(const Request& request,
                                    const std::vector<std::unique_ptr<ProviderDialect>>& dialects);
 
+// Returns the 0-based attempt number of the next use of the script with this id, and
+// counts the use. Thread-safe when shared between threads.
+using NextAttempt = std::function<uint64_t(std::string_view script_id)>;
+
+// What PlanResponse needs from the server besides the request.
+struct PlanContext {
+  const std::vector<std::unique_ptr<ProviderDialect>>& dialects;  // REQUIRES: non-empty
+  const EmulatorOptions& options;
+  const UsageCounting& counting;
+  const NextAttempt& next_attempt;
+  const Clock& clock;
+};
+
 // Plans the answer to a provider request (not /emulator/*). `queued` are controls queued
 // with QueueControls for this request; they win over the request's own headers.
-// REQUIRES: !dialects.empty().
-ResponsePlan PlanResponse(const Request& request,
-                          const std::vector<std::unique_ptr<ProviderDialect>>& dialects,
-                          const EmulatorOptions& options, const Headers& queued,
-                          uint64_t sequence);
+ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
+                          const Headers& queued, uint64_t sequence);
 
 // An error the HTTP layer detects itself (413, 431, 400 on unparsable HTTP), in the first
 // dialect's format; the connection closes afterwards.

@@ -160,7 +160,9 @@ class EmulatorTest : public ::testing::Test {
 
 TEST_F(EmulatorTest, NonStreamingCompletionHasEveryOpenAiField) {
   FakeClock clock(absl::FromUnixSeconds(1770933883));
-  Start({.system_fingerprint = "fp_test", .clock = &clock});
+  Start({.system_fingerprint = "fp_test",
+         .clock = &clock,
+         .usage_counting = UsageCountingMode::kWords});
   Reply r = Chat(ChatRequest("What is 1 + 1?"));
   ASSERT_EQ(r.code, CURLE_OK);
   EXPECT_EQ(r.status, 200);
@@ -253,7 +255,7 @@ TEST_F(EmulatorTest, StreamingFramingFollowsOpenAi) {
 }
 
 TEST_F(EmulatorTest, UsageChunkOnlyWithIncludeUsage) {
-  Start();
+  Start({.usage_counting = UsageCountingMode::kWords});
   json req = ChatRequest("a b", true);
   req["stream_options"] = {{"include_usage", true}};
   std::vector<std::string> events = Chat(req).Events();
@@ -366,7 +368,7 @@ TEST_F(EmulatorTest, ToolsWithoutACallLineAnswerWithText) {
 }
 
 TEST_F(EmulatorTest, MaxTokensCutsTheReplyWithFinishReasonLength) {
-  Start();
+  Start({.usage_counting = UsageCountingMode::kWords});
   json req = ChatRequest("one two three four five");
   req["max_completion_tokens"] = 2;
   json j = Chat(req).Json();
@@ -617,6 +619,98 @@ TEST_F(EmulatorTest, StartReportsABusyPort) {
   Start();
   auto second = Emulator::Start(io_, {.port = emulator_->port()});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+// --- scripts over HTTP ----------------------------------------------------------------------
+
+std::string ScriptHeader(const std::string& script) { return "x-emulator-script: " + script; }
+
+TEST_F(EmulatorTest, ScriptedSequenceFailsThenSucceedsPerId) {
+  Start();
+  const std::string script = ScriptHeader(
+      R"({"id": "retry-1", "steps": [{"error": {"status": 503, "retry_after": 2}}, )"
+      R"({"reply": "recovered"}]})");  // one line: a header value cannot hold a newline
+  Reply first = Chat(ChatRequest("x"), {script});
+  EXPECT_EQ(first.status, 503);
+  EXPECT_TRUE(first.HasHeader("retry-after: 2")) << first.headers;
+  EXPECT_EQ(first.Json()["error"]["type"], "server_error");
+  Reply second = Chat(ChatRequest("x"), {script});
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.Json()["choices"][0]["message"]["content"], "recovered");
+  EXPECT_EQ(Chat(ChatRequest("x"), {script}).status, 200);  // the last step repeats
+  // /emulator/reset starts every sequence over.
+  EXPECT_EQ(Call("POST", "/emulator/reset", "").status, 200);
+  EXPECT_EQ(Chat(ChatRequest("x"), {script}).status, 503);
+}
+
+TEST_F(EmulatorTest, ScriptedErrorEventEndsTheStreamWithoutDone) {
+  Start();
+  Reply r = Chat(ChatRequest("a b c d e f", true),
+                 {ScriptHeader(R"({"interrupt": {"after_chunks": 2, "error": {}}})")});
+  ASSERT_EQ(r.code, CURLE_OK);  // a well-formed body that ends early
+  EXPECT_EQ(r.status, 200);
+  std::vector<std::string> events = r.Events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(json::parse(events[2])["error"]["type"], "server_error");
+}
+
+TEST_F(EmulatorTest, ScriptedResetAfterNChunks) {
+  Start();
+  Reply r = Chat(ChatRequest("a b c d e f", true),
+                 {ScriptHeader(R"({"interrupt": {"after_chunks": 3, "reset": true}})")});
+  EXPECT_NE(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  size_t events = 0;
+  for (size_t pos = 0; (pos = r.body.find("data: ", pos)) != std::string::npos; pos += 6) {
+    ++events;
+  }
+  EXPECT_EQ(events, 3u);
+  EXPECT_EQ(r.body.find("[DONE]"), std::string::npos);
+  EXPECT_TRUE(Eventually([&] { return emulator_->stats().aborted >= 1; }));
+}
+
+TEST_F(EmulatorTest, ScriptsCanBeQueued) {
+  Start();
+  json next = {{"times", 1},
+               {"headers", {{"x-emulator-script", R"({"refusal": "Not today."})"}}}};
+  EXPECT_EQ(Call("POST", "/emulator/next", next.dump()).status, 200);
+  EXPECT_EQ(Chat(ChatRequest("x")).Json()["choices"][0]["message"]["refusal"], "Not today.");
+  EXPECT_TRUE(Chat(ChatRequest("x")).Json()["choices"][0]["message"]["refusal"].is_null());
+  next["headers"]["x-emulator-script"] = R"({"reply": 1})";
+  Reply bad = Call("POST", "/emulator/next", next.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.Json()["error"]["message"],
+            "x-emulator-script: reply: expected a string, got 1");
+}
+
+TEST_F(EmulatorTest, TheCounterInUseIsReported) {
+  Start({.usage_counting = UsageCountingMode::kWords});
+  EXPECT_EQ(emulator_->usage_counter(), "words");
+  EXPECT_TRUE(Chat(ChatRequest("x")).HasHeader("x-emulator-token-counter: words"));
+}
+
+TEST_F(EmulatorTest, TokenizerModeNeedsItsRankFiles) {
+  EmulatorOptions options;
+  options.usage_counting = UsageCountingMode::kTokenizer;
+  options.encoding.tokenizer_dir = "/nonexistent/emulator-test";
+  options.encoding.tiktoken_cache_dir = "/nonexistent/emulator-test";
+  auto started = Emulator::Start(io_, std::move(options));
+  EXPECT_EQ(started.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(started.status().message().find("usage_counting: tokenizer unavailable"),
+            std::string::npos)
+      << started.status();
+}
+
+TEST_F(EmulatorTest, TokenizerCountsByDefaultWhenRankFilesAreFound) {
+  Start();
+  if (emulator_->usage_counter() != "tokenizer") {
+    GTEST_SKIP() << "tokenizer rank files not found (MODEENVOY_TOKENIZER_DIR); ctest sets it";
+  }
+  Reply r = Chat(ChatRequest("What is 1 + 1?"));
+  EXPECT_TRUE(r.HasHeader("x-emulator-token-counter: o200k_base")) << r.headers;
+  // tiktoken o200k_base with OpenAI's chat overhead: 3 + (1 + 3) + 3 + (1 + 8) + 3.
+  EXPECT_EQ(r.Json()["usage"]["prompt_tokens"], 22);
+  EXPECT_EQ(r.Json()["usage"]["completion_tokens"], 8);
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 Starts the `modeenvoy-emulator` binary (MODEENVOY_EMULATOR_BIN, else the build tree's
 examples/emulator/modeenvoy-emulator) and talks to it the way an application talks to OpenAI:
 whole and streamed completions, tools, models, errors mapped to the SDK's exceptions,
-resets and stalls mapped to its connection and timeout errors. A last group compares the
-emulator's bytes key by key with recorded OpenAI traffic (shared provider fixtures).
+resets and stalls mapped to its connection and timeout errors, usage checked against
+tiktoken, and every scripted behaviour (x-emulator-script, @emulator directives). A last
+group compares the emulator's bytes key by key with recorded OpenAI traffic (shared
+provider fixtures).
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Process, binary, http_json, shared_data_dir, require_module
+from conftest import (STRICT, Process, binary, data_dir, http_json, require_module,
+                      shared_data_dir)
 
 openai = require_module("openai")
+tiktoken = require_module("tiktoken")
+
+# tiktoken reads the verified rank files offline; the emulator reads the same encodings.
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(data_dir() / "tiktoken-cache"))
+TOKENIZER_ENV = {"MODEENVOY_TOKENIZER_DIR": os.environ.get("MODEENVOY_TOKENIZER_DIR",
+                                                           str(data_dir() / "tokenizers"))}
 
 EMULATOR = "examples/emulator/modeenvoy-emulator"
 
@@ -35,7 +44,11 @@ def emulator_binary() -> Path:
 
 @pytest.fixture(scope="module")
 def emu():
-    p = Process([str(emulator_binary()), "--port", "0"])
+    if not (Path(TOKENIZER_ENV["MODEENVOY_TOKENIZER_DIR"]) / "o200k_base.tiktoken").exists():
+        (pytest.fail if STRICT else pytest.skip)(
+            "tokenizer rank files missing (MODEENVOY_TOKENIZER_DIR; scripts/setup.sh makes .data)")
+    p = Process([str(emulator_binary()), "--port", "0", "--usage-counter", "tokenizer"],
+                env=TOKENIZER_ENV)
     yield p
     assert p.stop() == 0, "SIGTERM should stop the emulator cleanly"
 
@@ -74,8 +87,9 @@ def test_completion_parses_into_sdk_types(client):
     assert choice.message.content == "What is 1 + 1?"
     assert choice.message.refusal is None and choice.message.annotations == []
     assert choice.message.tool_calls is None
+    # tiktoken o200k_base with OpenAI's chat overhead (see openai_prompt_tokens below).
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) \
-        == (7, 5, 12)
+        == (22, 8, 30)
     assert resp.usage.prompt_tokens_details.cached_tokens == 0
     assert resp.usage.completion_tokens_details.reasoning_tokens == 0
     assert resp.service_tier == "default"
@@ -96,7 +110,7 @@ def test_stream_with_usage(client):
     assert text == "one two three four"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop" and all(f is None for f in finishes[:-1])
-    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4  # 4 tokens too
     assert all(c.usage is None for c in chunks[:-1])
 
 
@@ -248,6 +262,251 @@ def test_api_key_is_enforced():
         assert right.chat.completions.create(model="gpt-4o-mini", messages=user("x")).choices
     finally:
         assert p.stop() == 0
+
+
+# --- usage, checked against tiktoken ----------------------------------------------------
+
+def openai_prompt_tokens(enc, messages: list[dict]) -> int:
+    """OpenAI's published counting rule (cookbook "How to count tokens with tiktoken"):
+    3 tokens per message plus its string fields, 1 more for a name, 3 for the reply priming."""
+    total = 3
+    for message in messages:
+        total += 3
+        for key, value in message.items():
+            total += len(enc.encode(value))
+            if key == "name":
+                total += 1
+    return total
+
+
+USAGE_CASES = [
+    ("gpt-4o-mini", "o200k_base", [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "What is 1 + 1?"}]),
+    ("gpt-4", "cl100k_base", [{"role": "user", "content": "Привет, как дела?"}]),
+    ("gpt-4.1-nano", "o200k_base", [{"role": "developer", "content": "Answer in German."},
+                                    {"role": "user", "content": "Grüße aus Köln", "name": "ana"}]),
+    ("demo", "o200k_base", [{"role": "user", "content": "A model tiktoken does not know."}]),
+]
+
+
+@pytest.mark.parametrize("model,encoding,messages", USAGE_CASES)
+def test_usage_is_what_openai_would_report(client, model, encoding, messages):
+    enc = tiktoken.get_encoding(encoding)
+    resp = client.chat.completions.create(model=model, messages=messages)
+    text = resp.choices[0].message.content
+    assert resp.usage.prompt_tokens == openai_prompt_tokens(enc, messages)
+    assert resp.usage.completion_tokens == len(enc.encode(text))
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
+    assert raw.headers["x-emulator-token-counter"] == encoding
+
+
+def test_streamed_usage_matches_tiktoken(client):
+    enc = tiktoken.get_encoding("o200k_base")
+    messages = user("Stream me a sentence, please.")
+    chunks = list(client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        messages=messages))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].usage.prompt_tokens == openai_prompt_tokens(enc, messages)
+    assert chunks[-1].usage.completion_tokens == len(enc.encode(text))
+
+
+def test_max_tokens_cuts_at_the_token_limit(client):
+    enc = tiktoken.get_encoding("o200k_base")
+    reply = "Tokenization splits internationalization into pieces."
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                          max_completion_tokens=4,
+                                          extra_headers={"x-emulator-reply": reply})
+    assert resp.choices[0].finish_reason == "length"
+    assert resp.choices[0].message.content == enc.decode(enc.encode(reply)[:4])
+    assert resp.usage.completion_tokens == 4
+
+
+def test_word_counter_is_an_option():
+    p = Process([str(emulator_binary()), "--port", "0", "--usage-counter", "words"])
+    try:
+        c = openai.OpenAI(base_url=f"{p.base_url}/v1", api_key="k", max_retries=0)
+        resp = c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."},
+                                           *user("What is 1 + 1?")])
+        # Words: 2 + 5 in (no per-message overhead), 5 out.
+        assert (resp.usage.prompt_tokens, resp.usage.completion_tokens) == (7, 5)
+        raw = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=user("x"))
+        assert raw.headers["x-emulator-token-counter"] == "words"
+    finally:
+        assert p.stop() == 0
+
+
+def test_tokenizer_mode_without_rank_files_fails_to_start(tmp_path):
+    with pytest.raises(RuntimeError, match="tokenizer unavailable"):
+        Process([str(emulator_binary()), "--port", "0", "--usage-counter", "tokenizer"],
+                env={"MODEENVOY_TOKENIZER_DIR": str(tmp_path), "TIKTOKEN_CACHE_DIR": str(tmp_path)})
+
+
+# --- scripts (x-emulator-script header and @emulator directives) -----------------------
+
+def script(**fields) -> dict:
+    return {"x-emulator-script": json.dumps(fields)}
+
+
+def test_scripted_parallel_tool_calls_through_the_sdk_stream_helper(client):
+    calls = [{"name": "get_weather", "arguments": {"city": "Paris"}},
+             {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}]
+    with client.chat.completions.stream(model="gpt-4o-mini", tools=[WEATHER],
+                                        messages=user("Weather in Paris and Oslo?"),
+                                        extra_headers=script(tool_calls=calls)) as stream:
+        final = stream.get_final_completion()
+    got = final.choices[0].message.tool_calls
+    assert [json.loads(c.function.arguments) for c in got] == [c["arguments"] for c in calls]
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert final.choices[0].message.content is None
+    whole = client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER],
+                                           messages=user("x"),
+                                           extra_headers=script(tool_calls=calls))
+    enc = tiktoken.get_encoding("o200k_base")
+    assert whole.usage.completion_tokens == sum(
+        len(enc.encode(c.function.name)) + len(enc.encode(c.function.arguments))
+        for c in whole.choices[0].message.tool_calls)
+
+
+def test_scripted_refusal(client):
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                          extra_headers=script(refusal="I can't help."))
+    assert resp.choices[0].message.refusal == "I can't help."
+    assert resp.choices[0].message.content is None
+    with client.chat.completions.stream(model="gpt-4o-mini", messages=user("x"),
+                                        extra_headers=script(refusal="I can't help.")) as s:
+        final = s.get_final_completion()
+    assert final.choices[0].message.refusal == "I can't help."
+
+
+def test_scripted_reasoning_as_reasoning_content(client):
+    enc = tiktoken.get_encoding("o200k_base")
+    thought = "First add one and one, then answer."
+    resp = client.chat.completions.create(model="deepseek-reasoner", messages=user("1+1?"),
+                                          extra_headers=script(reasoning=thought, reply="2"))
+    message = resp.choices[0].message
+    assert message.content == "2"
+    assert message.model_extra["reasoning_content"] == thought
+    details = resp.usage.completion_tokens_details
+    assert details.reasoning_tokens == len(enc.encode(thought))
+    assert resp.usage.completion_tokens == len(enc.encode(thought)) + len(enc.encode("2"))
+    chunks = list(client.chat.completions.create(
+        model="deepseek-reasoner", messages=user("1+1?"), stream=True,
+        extra_headers=script(reasoning=thought, reply="2")))
+    reasoning = "".join(c.choices[0].delta.model_extra.get("reasoning_content") or ""
+                        for c in chunks)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert (reasoning, content) == (thought, "2")
+
+
+def test_scripted_hidden_reasoning_and_cached_tokens(client):
+    resp = client.chat.completions.create(
+        model="o3-mini", messages=user("a question of some length"),
+        extra_headers=script(reply="ok", reasoning_tokens=256, cached_tokens=5))
+    assert resp.usage.completion_tokens_details.reasoning_tokens == 256
+    assert resp.usage.completion_tokens == 256 + 1  # "ok" is one token
+    assert resp.usage.prompt_tokens_details.cached_tokens == 5
+    assert "reasoning_content" not in (resp.choices[0].message.model_extra or {})
+
+
+def test_scripted_error_with_rate_limit_headers(client):
+    headers = script(error={"status": 429, "retry_after": 7, "message": "Slow down."},
+                     headers={"x-ratelimit-limit-requests": "60",
+                              "x-ratelimit-remaining-requests": "0",
+                              "x-ratelimit-reset-requests": "7s"})
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                       extra_headers=headers)
+    assert err.value.body["message"] == "Slow down."
+    assert err.value.code == "rate_limit_exceeded"
+    h = err.value.response.headers
+    assert (h["retry-after"], h["x-ratelimit-remaining-requests"], h["x-ratelimit-reset-requests"]) \
+        == ("7", "0", "7s")
+
+
+def test_sdk_retries_through_a_scripted_503_then_success(client, emu):
+    headers = script(id="sdk-retry", steps=[{"error": {"status": 503, "retry_after": 1}},
+                                            {"reply": "second time lucky"}])
+    resp = client.with_options(max_retries=2).chat.completions.create(
+        model="gpt-4o-mini", messages=user("x"), extra_headers=headers)
+    assert resp.choices[0].message.content == "second time lucky"
+    _, stats = http_json("GET", f"{emu.base_url}/emulator/stats")
+    tried = [r for r in stats["recent"]
+             if "sdk-retry" in r["headers"].get("x-emulator-script", "")]
+    assert len(tried) == 2
+
+
+def test_scripted_error_event_mid_stream(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=user("one two three four five"),
+        extra_headers=script(interrupt={"after_chunks": 3,
+                                        "error": {"message": "The upstream went away."}}))
+    got = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in stream:
+            got.append(chunk)
+    assert len(got) == 3
+    assert "The upstream went away." in str(err.value.message)
+    assert err.value.body["type"] == "server_error"
+
+
+def test_scripted_reset_after_n_chunks(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=user("one two three four five"),
+        extra_headers=script(interrupt={"after_chunks": 2, "reset": True}))
+    got = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            got.append(chunk)
+    assert len(got) == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_scripted_long_output_has_exactly_n_tokens(client, stream):
+    enc = tiktoken.get_encoding("o200k_base")
+    if stream:
+        chunks = list(client.chat.completions.create(
+            model="gpt-4o-mini", messages=user("x"), stream=True,
+            stream_options={"include_usage": True}, extra_headers=script(reply_tokens=300)))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        usage = chunks[-1].usage
+    else:
+        resp = client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                              extra_headers=script(reply_tokens=300))
+        text, usage = resp.choices[0].message.content, resp.usage
+    assert len(enc.encode(text)) == 300 == usage.completion_tokens
+
+
+def test_scripted_finish_reason(client):
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                          extra_headers=script(reply="cut", finish_reason="length"))
+    assert resp.choices[0].finish_reason == "length"
+
+
+def test_directive_in_the_prompt(client):
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=user(
+        'Echo this line.\n@emulator {"chunks": 2}'))
+    assert resp.choices[0].message.content == "Echo this line."
+    with client.chat.completions.stream(model="gpt-4o-mini", tools=[WEATHER], messages=user(
+            'What now?\n@emulator {"tool_calls": [{"name": "get_weather", '
+            '"arguments": {"city": "Rome"}}]}')) as stream:
+        final = stream.get_final_completion()
+    assert json.loads(final.choices[0].message.tool_calls[0].function.arguments) == {"city": "Rome"}
+
+
+def test_bad_scripts_are_400s_naming_the_field(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("x"),
+                                       extra_headers=script(error={"status": 200}))
+    assert err.value.param == "x-emulator-script"
+    assert "error.status: expected an integer in [400, 599], got 200" in err.value.message
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="gpt-4o-mini", messages=user(
+            '@emulator {"tool_calls": [{"name": "f", "arguments": [1]}]}'))
+    assert err.value.param == "messages[0].content"
+    assert "tool_calls[0].arguments: expected a JSON object" in err.value.message
 
 
 # --- structure against recorded OpenAI traffic ----------------------------------------
