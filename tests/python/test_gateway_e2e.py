@@ -65,7 +65,10 @@ def gateway_config(emulator_url: str, *, extra_models: dict | None = None) -> di
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0"])
+    # Word counts keep the expected usage obvious here; the emulator's own tests check its
+    # tokenizer counts against tiktoken. This suite checks that usage is relayed unchanged.
+    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
+                          "--usage-counter", "words"])
 
 
 @pytest.fixture
