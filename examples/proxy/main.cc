@@ -287,7 +287,8 @@ class BuiltinEmulator {
   void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
     core_internal::MutexLock lock(&mu_);
     if (emulator_ == nullptr) return;
-    asio::post(io_, [this] { emulator_->Stop(); });
+    // Runs on the emulator's thread while this one holds mu_ and waits in join().
+    asio::post(io_, [emulator = emulator_.get()] { emulator->Stop(); });
     work_.reset();
     thread_.join();
     emulator_.reset();
@@ -700,8 +701,8 @@ class App {
     std::fprintf(stderr, "modeenvoy-gateway: stopping; letting requests in flight finish\n");
     for (auto& worker : workers_) {
       Worker* w = worker.get();
-      asio::post(w->io, [this, w] {
-        w->server->Shutdown([this, w] {
+      asio::post(w->io, [w] {
+        w->server->Shutdown([w] {
           // Nothing of ours is left on this loop; let its run() return.
           w->io.stop();
         });
