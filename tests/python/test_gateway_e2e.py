@@ -468,3 +468,51 @@ def test_posted_reload_may_not_read_new_environment_variables(start_process, emu
     status, body = post_with_key_from("E2E_LISTED")
     assert status == 200, body
     assert body["config_generation"] == 3
+
+
+def test_reload_does_not_stall_the_serving_loop(start_process, emulator, tmp_path):
+    """A reload runs on its own thread. The configuration file is a FIFO, so the test holds
+    the reload in the middle of reading it while /healthz is asked on the only worker loop."""
+    import os
+    fifo = tmp_path / "gw.fifo"
+    os.mkfifo(fifo)
+    text = json.dumps(gateway_config(emulator.base_url)).encode()
+
+    def write_once():
+        with open(fifo, "wb") as f:  # blocks until the gateway opens the FIFO to read
+            f.write(text)
+
+    writer = threading.Thread(target=write_once)
+    writer.start()
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", fifo,
+                        "--port", "0", "--threads", "1"])
+    writer.join(30)
+
+    reload_result = []
+    reloading = threading.Thread(target=lambda: reload_result.append(http_json(
+        "POST", f"{gw.base_url}/admin/reload", b"",
+        headers={"Content-Type": "application/json"})))
+    reloading.start()
+    # Opening a FIFO to write without blocking fails (ENXIO) until a reader has it open:
+    # once it succeeds, the reload is waiting for the configuration.
+    deadline = time.monotonic() + 20
+    fd = None
+    while fd is None and time.monotonic() < deadline:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.01)
+    assert fd is not None, "the reload never opened the configuration"
+    try:
+        status, body = http_json("GET", f"{gw.base_url}/healthz", timeout=5)
+        assert status == 200 and body["config_generation"] == 1, body
+        assert not reload_result  # still waiting for the file
+    except Exception:
+        os.close(fd)
+        reloading.join(30)
+        raise
+    os.write(fd, text)
+    os.close(fd)
+    reloading.join(30)
+    assert reload_result and reload_result[0][0] == 200, reload_result
+    assert reload_result[0][1]["config_generation"] == 2
