@@ -516,3 +516,22 @@ def test_reload_does_not_stall_the_serving_loop(start_process, emulator, tmp_pat
     reloading.join(30)
     assert reload_result and reload_result[0][0] == 200, reload_result
     assert reload_result[0][1]["config_generation"] == 2
+
+
+def test_connections_over_max_connections_get_503(start_process, emulator, tmp_path):
+    import socket
+    config = tmp_path / "gw.json"
+    config.write_text(json.dumps(gateway_config(emulator.base_url)))
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
+                        "--port", "0", "--threads", "1", "--max-connections", "1"])
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as held:
+        held.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert held.recv(4096).startswith(b"HTTP/1.1 200 ")  # accepted and counted
+        status, body = http_json("GET", f"{gw.base_url}/healthz", timeout=10)
+        assert status == 503, body
+        assert body["error"]["type"] == "server_error"
+    # The slot is free again once the held connection is gone.
+    deadline = time.monotonic() + 10
+    while http_json("GET", f"{gw.base_url}/healthz")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
