@@ -108,6 +108,21 @@ std::string CheckRawHead(std::string_view head) {
   return {};
 }
 
+// True if a Connection header value names anything besides "close" and "keep-alive",
+// i.e. headers that must be removed with it. Most clients send only those two, so the
+// common case costs one scan and no allocation.
+bool ConnectionNamesHeaders(std::string_view value) {
+  for (absl::string_view token :
+       absl::StrSplit(absl::string_view(value.data(), value.size()), ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    if (!token.empty() && !absl::EqualsIgnoreCase(token, "close") &&
+        !absl::EqualsIgnoreCase(token, "keep-alive")) {
+      return true;
+    }
+  }
+  return false;
+}
+
 class ServerImpl;
 
 // One client connection. Owns the socket; lives in ServerImpl::connections_ until closed
@@ -174,6 +189,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
     phase_start_ = std::chrono::steady_clock::now();
     phase_bytes_ = 0;
   }
+  void ArmReceiveTimerAt(SteadyTime now, absl::Duration total);
   void DisarmTimer() { deadline_ = SteadyTime::max(); }
   void WaitForDeadline();
   void OnTimer();
@@ -543,7 +559,7 @@ bool Connection::ParseHead() {
   in_.consume(used);
   state_ = State::kReadingBody;
   StartPhase();
-  ArmReceiveTimer(options().body_deadline);
+  ArmReceiveTimerAt(phase_start_, options().body_deadline);
   auto& req = parser_->get();
   http10_ = req.version() < 11;
   if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
@@ -603,20 +619,21 @@ void Connection::Dispatch() {
   HttpRequest request;
   request.method = std::string(req.method_string());
   request.path = std::string(req.target());
-  bool connection_header = false;
+  bool names_headers = false;
   request.headers.reserve(std::distance(req.begin(), req.end()));
   for (const auto& field : req) {
     // Framing and other hop-by-hop headers describe this connection, not the request.
     std::string_view name(field.name_string().data(), field.name_string().size());
-    if (field.name() == http::field::connection) {
-      connection_header = true;
+    std::string_view value(field.value().data(), field.value().size());
+    if (field.name() == http::field::connection && ConnectionNamesHeaders(value)) {
+      names_headers = true;  // kept for StripHopByHopHeaders below, which drops it
     } else if (IsHopByHopHeader(name)) {
       continue;
     }
-    request.headers.emplace_back(std::string(name), std::string(field.value()));
+    request.headers.emplace_back(std::string(name), std::string(value));
   }
   // Headers the Connection header names are hop-by-hop too (RFC 9110 7.6.1).
-  if (connection_header) StripHopByHopHeaders(&request.headers);
+  if (names_headers) StripHopByHopHeaders(&request.headers);
   request.body = std::move(req.body());
   request.remote_address = remote_;
   keep_alive_ = req.keep_alive() && !ShuttingDown() && !input_closed_;
@@ -832,8 +849,11 @@ void Connection::CloseWhenIdle() {
 void Connection::CloseNow() { Close(); }
 
 void Connection::ArmReceiveTimer(absl::Duration total) {
+  ArmReceiveTimerAt(std::chrono::steady_clock::now(), total);
+}
+
+void Connection::ArmReceiveTimerAt(SteadyTime now, absl::Duration total) {
   const HttpServer::Options& o = options();
-  const SteadyTime now = std::chrono::steady_clock::now();
   SteadyTime deadline = std::min(DeadlineAfter(now, o.header_timeout),
                                  DeadlineAfter(phase_start_, total));
   if (o.min_receive_rate > 0) {
