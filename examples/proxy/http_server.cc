@@ -223,6 +223,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   SteadyTime phase_start_;
   uint64_t phase_bytes_ = 0;
   bool head_started_ = false;
+  size_t head_scanned_ = 0;  // leading bytes of in_ known not to hold the head's end
 
   // Current exchange.
   std::unique_ptr<ActiveRequest> active_;
@@ -514,9 +515,15 @@ void Connection::ProcessInput() {
 // Returns true once the head is parsed and state_ moved on.
 bool Connection::ParseHead() {
   // Tolerate empty lines before a request line (RFC 9112 section 2.2).
-  while (in_.size() >= 2 && View(in_).substr(0, 2) == "\r\n") in_.consume(2);
+  while (in_.size() >= 2 && View(in_).substr(0, 2) == "\r\n") {
+    in_.consume(2);
+    head_scanned_ = 0;
+  }
   std::string_view buffered = View(in_);
-  size_t end = buffered.find("\r\n\r\n");
+  // Search only what arrived since the last look (and 3 bytes before, for a "\r\n\r\n"
+  // split across reads): a head trickled in byte by byte costs linear time, not quadratic.
+  size_t end = buffered.find("\r\n\r\n", head_scanned_ > 3 ? head_scanned_ - 3 : 0);
+  head_scanned_ = end == std::string_view::npos ? buffered.size() : 0;
   if (end == std::string_view::npos) {
     if (buffered.size() >= options().max_header_bytes) {
       ReplyError(431, absl::InvalidArgumentError("request header fields too large"));
@@ -666,6 +673,7 @@ void Connection::ReplyError(int status, const absl::Status& error, bool keep_con
   std::string body = OpenAiErrorBody(WithHttpStatus(error, status));
   parser_.reset();
   head_started_ = false;
+  head_scanned_ = 0;
   state_ = State::kResponding;
   DisarmTimer();
   if (server_ != nullptr) server_->RequestStarted();

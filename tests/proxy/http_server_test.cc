@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -53,6 +54,7 @@ class RawClient {
     return connected_;
   }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
   void Close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -751,6 +753,20 @@ TEST_F(HttpServerTest, HeadTricklingPastItsDeadlineGets408) {
   EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.1 408 ")) << got;
   EXPECT_TRUE(client.eof());
   EXPECT_EQ(Stats().requests_timed_out, 1u);
+}
+
+// The head's end is searched for only in bytes not searched before; "\r\n\r\n" split
+// over many reads must still be found. Sent after an empty line, which is skipped.
+TEST_F(HttpServerTest, HeadArrivingByteByByteIsServed) {
+  StartServer({}, &Echo);
+  RawClient client(port_);
+  int one = 1;
+  ::setsockopt(client.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  EXPECT_FALSE(client.Trickle("\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n",
+                              std::chrono::milliseconds(2)));
+  std::string got = client.ReadUntil(HasCompleteResponse);
+  EXPECT_TRUE(absl::EndsWith(got, "GET /slow ")) << got;
+  EXPECT_EQ(Stats().requests_timed_out, 0u);
 }
 
 TEST_F(HttpServerTest, HeadSlowerThanTheMinimumRateGets408) {
