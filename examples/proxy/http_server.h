@@ -5,6 +5,10 @@
 // modeenvoy::ResponseSink: Content-Length bodies, or chunked bodies flushed chunk by chunk
 // for SSE, with backpressure (SendBody returns false above the high-water mark and
 // ActiveRequest::OnSinkDrained() is called once the queue drains below the low-water mark).
+// It defends itself: connection and in-flight limits (503), head/body deadlines and a
+// minimum receive rate (408), a paused acceptor when descriptors run out, hop-by-hop
+// headers stripped from requests, and response headers that could split the response
+// dropped (docs/proxy.md).
 //   HttpServer::Options opts{.port = 8080};
 //   auto server = HttpServer::Start(io, opts, [&](HttpRequest req, ResponseSink* sink) {
 //     return gateway->Handle(std::move(req), sink);
