@@ -27,6 +27,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+// TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it (make test-tsan).
+#include "lib/core/mutex.h"
 #include "examples/emulator/provider_dialect.h"
 #include "examples/emulator/scripting.h"
 
@@ -205,24 +207,24 @@ class Server : public std::enable_shared_from_this<Server> {
   ResponsePlan Handle(const Request& request);
 
   void CountConnection() {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     ++stats_.connections;
   }
   void CountAborted() {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     ++stats_.aborted;
   }
   void Record(const Request& request) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     RecordLocked(request);
   }
 
   EmulatorStats Stats() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     return stats_;
   }
   void ResetStats() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     stats_ = EmulatorStats();
     attempts_.clear();
   }
@@ -233,7 +235,7 @@ class Server : public std::enable_shared_from_this<Server> {
   }
   void Queue(Headers headers, int times) ABSL_LOCKS_EXCLUDED(mu_) {
     if (times <= 0) return;
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     queued_.push_back({std::move(headers), times});
   }
 
@@ -538,7 +540,7 @@ ResponsePlan Server::Handle(const Request& request) {
   Headers queued;
   uint64_t sequence;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     RecordLocked(request);
     sequence = ++sequence_;
     if (!queued_.empty() && FindDialect(request, dialects_) != nullptr) {

@@ -58,8 +58,10 @@ std::string_view View(const beast::flat_buffer& b) {
 }
 
 // Checks the raw request head for what Beast 1.74 would accept but a proxy must refuse:
-// obs-fold continuation lines (unfolded silently by Beast) and a Transfer-Encoding whose
-// final coding is not "chunked" or that comes with Content-Length (request smuggling).
+// obs-fold continuation lines (unfolded silently by Beast), a Transfer-Encoding whose
+// final coding is not "chunked" or that comes with Content-Length, and a Content-Length
+// repeated or written as a list (Beast accepts "5, 5" and two equal lines; a next hop that
+// takes another reading would see a different body end: request smuggling).
 // Returns an error message, or empty when the head is acceptable.
 std::string CheckRawHead(std::string_view head) {
   std::vector<absl::string_view> lines =
@@ -75,7 +77,13 @@ std::string CheckRawHead(std::string_view head) {
     if (colon == absl::string_view::npos) continue;  // Beast reports malformed lines itself
     absl::string_view name = line.substr(0, colon);
     absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
-    if (absl::EqualsIgnoreCase(name, "content-length")) saw_cl = true;
+    if (absl::EqualsIgnoreCase(name, "content-length")) {
+      if (saw_cl) return "more than one content-length header";
+      saw_cl = true;
+      if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit)) {
+        return "content-length must be one decimal number";
+      }
+    }
     if (absl::EqualsIgnoreCase(name, "host")) ++hosts;
     if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
       // Beast treats a body as chunked only when its first "chunked" coding is the last
@@ -100,6 +108,21 @@ std::string CheckRawHead(std::string_view head) {
   return {};
 }
 
+// True if a Connection header value names anything besides "close" and "keep-alive",
+// i.e. headers that must be removed with it. Most clients send only those two, so the
+// common case costs one scan and no allocation.
+bool ConnectionNamesHeaders(std::string_view value) {
+  for (absl::string_view token :
+       absl::StrSplit(absl::string_view(value.data(), value.size()), ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    if (!token.empty() && !absl::EqualsIgnoreCase(token, "close") &&
+        !absl::EqualsIgnoreCase(token, "keep-alive")) {
+      return true;
+    }
+  }
+  return false;
+}
+
 class ServerImpl;
 
 // One client connection. Owns the socket; lives in ServerImpl::connections_ until closed
@@ -113,6 +136,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
     ArmTimer(options().idle_timeout);
     ReadMore();
   }
+  // Answers 503 at once (the server is at max_connections) and closes.
+  void Reject();
+  bool rejected() const { return rejected_; }
   // Closes the connection now if it is idle between requests; otherwise it closes after the
   // response in flight. Used by graceful shutdown.
   void CloseWhenIdle();
@@ -142,13 +168,28 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool ParseHead();
   bool ReadBodyBytes();
   void Dispatch();
-  void ReplyError(int status, std::string_view message);
+  // Answers `error` as an OpenAI error body with HTTP `status`, outside the handler. Unless
+  // `keep_connection` (only at a request boundary), the connection closes afterwards.
+  void ReplyError(int status, const absl::Status& error, bool keep_connection = false);
   void Enqueue(std::string bytes);
   void DoWrite();
   void AfterResponse();
   // Sets the connection's one deadline to `d` from now (replacing any other); DisarmTimer()
   // clears it. REQUIRES: `d` is one of the options' connection timeouts.
-  void ArmTimer(absl::Duration d);
+  void ArmTimer(absl::Duration d) {
+    SetDeadline(DeadlineAfter(std::chrono::steady_clock::now(), d));
+  }
+  // As ArmTimer, for a deadline no later than header_timeout from now.
+  void SetDeadline(SteadyTime deadline);
+  // While a request head or body arrives: the earliest of header_timeout from now, the
+  // phase's `total` deadline and its minimum-rate deadline (see HttpServer::Options).
+  void ArmReceiveTimer(absl::Duration total);
+  // Starts timing a head or body phase.
+  void StartPhase() {
+    phase_start_ = std::chrono::steady_clock::now();
+    phase_bytes_ = 0;
+  }
+  void ArmReceiveTimerAt(SteadyTime now, absl::Duration total);
   void DisarmTimer() { deadline_ = SteadyTime::max(); }
   void WaitForDeadline();
   void OnTimer();
@@ -172,6 +213,17 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   SteadyTime timer_expiry_ = SteadyTime::max();  // when the pending wait fires
   bool read_pending_ = false;
   State state_ = State::kReadingHead;
+  bool rejected_ = false;
+  // The client shut down its sending side (EOF) after a complete request: the response is
+  // still written, then the connection closes.
+  bool input_closed_ = false;
+
+  // The head or body being received: since when, how many bytes so far; head_started_ is
+  // set by the head's first byte.
+  SteadyTime phase_start_;
+  uint64_t phase_bytes_ = 0;
+  bool head_started_ = false;
+  size_t head_scanned_ = 0;  // leading bytes of in_ known not to hold the head's end
 
   // Current exchange.
   std::unique_ptr<ActiveRequest> active_;
@@ -204,7 +256,9 @@ class ServerImpl final : public HttpServer {
  public:
   ServerImpl(asio::io_context& io, const Options& options, RequestHandler handler)
       : io_(io), options_(options), handler_(std::move(handler)), acceptor_(io),
-        drain_timer_(io) {}
+        accept_timer_(io), drain_timer_(io),
+        retry_after_(absl::StrCat(std::max<int64_t>(
+            1, absl::ToInt64Seconds(absl::Ceil(options.retry_after, absl::Seconds(1)))))) {}
 
   ~ServerImpl() override {
     beast::error_code ignored;
@@ -241,6 +295,7 @@ class ServerImpl final : public HttpServer {
   uint16_t port() const override { return port_; }
   size_t connections() const override { return connections_.size(); }
   size_t requests_in_flight() const override { return in_flight_; }
+  Stats stats() const override { return stats_; }
 
   void Shutdown(absl::AnyInvocable<void()> on_drained) override {
     if (shutting_down_) return;
@@ -248,6 +303,7 @@ class ServerImpl final : public HttpServer {
     on_drained_ = std::move(on_drained);
     beast::error_code ignored;
     acceptor_.close(ignored);
+    accept_timer_.cancel();
     std::vector<std::shared_ptr<Connection>> conns;
     for (auto& [ptr, conn] : connections_) conns.push_back(conn);
     for (auto& conn : conns) conn->CloseWhenIdle();
@@ -271,9 +327,18 @@ class ServerImpl final : public HttpServer {
   }
   void RequestStarted() { ++in_flight_; }
   void RequestEnded() { --in_flight_; }
+  // True when one more request would exceed max_requests_in_flight (counted as rejected).
+  bool RejectRequest() {
+    if (in_flight_ < options_.max_requests_in_flight) return false;
+    ++stats_.requests_rejected;
+    return true;
+  }
+  void RequestTimedOut() { ++stats_.requests_timed_out; }
+  const std::string& retry_after() const { return retry_after_; }
   void Remove(Connection* conn) {
     auto it = connections_.find(conn);
     if (it == connections_.end()) return;
+    if (conn->rejected()) --rejecting_;
     // Keep the object alive until this call stack unwinds.
     std::shared_ptr<Connection> keep = std::move(it->second);
     connections_.erase(it);
@@ -282,20 +347,64 @@ class ServerImpl final : public HttpServer {
   }
 
  private:
+  // Connections over max_connections that are being answered 503 at most at once; beyond
+  // this, further ones are closed without an answer so that rejecting stays bounded too.
+  static constexpr size_t kMaxRejecting = 64;
+
   void Accept() {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) {
-        beast::error_code ignored;
-        // Small SSE chunks on a kept-alive connection otherwise wait ~40 ms for Nagle.
-        socket.set_option(tcp::no_delay(true), ignored);
-        auto conn = std::make_shared<Connection>(this, std::move(socket));
-        connections_.emplace(conn.get(), conn);
-        conn->Start();
+      if (ec) {
+        ++stats_.accept_errors;
+        // A connection that died in the queue concerns that connection only. Anything else
+        // (EMFILE, ENFILE, ENOBUFS, ENOMEM) leaves the connection queued and the listener
+        // readable, so retrying at once would spin: pause, longer while it keeps failing.
+        if (ec == asio::error::connection_aborted) {
+          Accept();
+        } else {
+          BackOff();
+        }
+        return;
       }
-      // Accept errors such as EMFILE are transient: keep accepting.
+      accept_backoff_ = absl::ZeroDuration();
+      OnAccepted(std::move(socket));
       Accept();
     });
+  }
+
+  void BackOff() {
+    accept_backoff_ = accept_backoff_ == absl::ZeroDuration()
+                          ? options_.accept_backoff_initial
+                          : std::min(accept_backoff_ * 2, options_.accept_backoff_max);
+    ++stats_.accept_backoffs;
+    accept_timer_.expires_after(ToChrono(accept_backoff_));
+    accept_timer_.async_wait([this](beast::error_code ec) {
+      // Aborted (Shutdown or destruction) must not touch `this`.
+      if (ec || !acceptor_.is_open()) return;
+      Accept();
+    });
+  }
+
+  void OnAccepted(tcp::socket socket) {
+    if (connections_.size() - rejecting_ >= options_.max_connections) {
+      ++stats_.connections_rejected;
+      if (rejecting_ >= kMaxRejecting) {
+        beast::error_code ignored;
+        socket.close(ignored);
+        return;
+      }
+      auto conn = std::make_shared<Connection>(this, std::move(socket));
+      connections_.emplace(conn.get(), conn);
+      ++rejecting_;
+      conn->Reject();
+      return;
+    }
+    beast::error_code ignored;
+    // Small SSE chunks on a kept-alive connection otherwise wait ~40 ms for Nagle.
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto conn = std::make_shared<Connection>(this, std::move(socket));
+    connections_.emplace(conn.get(), conn);
+    conn->Start();
   }
 
   void MaybeDrained() {
@@ -310,9 +419,14 @@ class ServerImpl final : public HttpServer {
   Options options_;
   RequestHandler handler_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_timer_;
+  absl::Duration accept_backoff_ = absl::ZeroDuration();  // zero: the last accept worked
   asio::steady_timer drain_timer_;
+  const std::string retry_after_;  // Retry-After value
   uint16_t port_ = 0;
   size_t in_flight_ = 0;
+  size_t rejecting_ = 0;  // connections in connections_ being answered 503
+  Stats stats_;
   bool shutting_down_ = false;
   absl::AnyInvocable<void()> on_drained_;
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections_;
@@ -340,7 +454,7 @@ void Connection::ReadMore() {
   size_t room = in_.max_size() - in_.size();
   if (room == 0) {
     if (state_ == State::kResponding) return;  // pipelined bytes wait for this response
-    ReplyError(431, "request header fields too large");
+    ReplyError(431, absl::InvalidArgumentError("request header fields too large"));
     return;
   }
   read_pending_ = true;
@@ -354,8 +468,17 @@ void Connection::ReadMore() {
 void Connection::OnRead(beast::error_code ec, size_t n) {
   if (state_ == State::kClosed) return;
   if (ec) {
-    // EOF or reset. Between requests this is a normal close; during a response the client
-    // went away, so the request in flight is cancelled (its upstream call aborted).
+    if (ec == asio::error::eof && state_ == State::kResponding) {
+      // A half-close after a whole request (shutdown(SHUT_WR), as `nc -N` does): the client
+      // still reads, so the response is written and the connection closes after it. A
+      // client that is gone altogether is noticed when a write to it fails.
+      input_closed_ = true;
+      keep_alive_ = false;
+      return;
+    }
+    // EOF or reset. Between requests this is a normal close; a reset during a response
+    // means the client went away, so the request in flight is cancelled (its upstream call
+    // aborted).
     Close();
     return;
   }
@@ -392,21 +515,35 @@ void Connection::ProcessInput() {
 // Returns true once the head is parsed and state_ moved on.
 bool Connection::ParseHead() {
   // Tolerate empty lines before a request line (RFC 9112 section 2.2).
-  while (in_.size() >= 2 && View(in_).substr(0, 2) == "\r\n") in_.consume(2);
+  while (in_.size() >= 2 && View(in_).substr(0, 2) == "\r\n") {
+    in_.consume(2);
+    head_scanned_ = 0;
+  }
   std::string_view buffered = View(in_);
-  size_t end = buffered.find("\r\n\r\n");
+  // Search only what arrived since the last look (and 3 bytes before, for a "\r\n\r\n"
+  // split across reads): a head trickled in byte by byte costs linear time, not quadratic.
+  size_t end = buffered.find("\r\n\r\n", head_scanned_ > 3 ? head_scanned_ - 3 : 0);
+  head_scanned_ = end == std::string_view::npos ? buffered.size() : 0;
   if (end == std::string_view::npos) {
     if (buffered.size() >= options().max_header_bytes) {
-      ReplyError(431, "request header fields too large");
+      ReplyError(431, absl::InvalidArgumentError("request header fields too large"));
       return false;
     }
-    if (!buffered.empty()) ArmTimer(options().header_timeout);
+    if (!buffered.empty()) {
+      if (!head_started_) {
+        head_started_ = true;
+        StartPhase();
+      }
+      phase_bytes_ = buffered.size();
+      ArmReceiveTimer(options().head_deadline);
+    }
     ReadMore();
     return false;
   }
   std::string_view head = buffered.substr(0, end + 4);
+  head_started_ = false;
   if (std::string problem = CheckRawHead(head); !problem.empty()) {
-    ReplyError(400, problem);
+    ReplyError(400, absl::InvalidArgumentError(problem));
     return false;
   }
   parser_.emplace();
@@ -416,23 +553,26 @@ bool Connection::ParseHead() {
   size_t used = parser_->put(asio::buffer(head.data(), head.size()), ec);
   if (ec || !parser_->is_header_done()) {
     if (ec == http::error::header_limit) {
-      ReplyError(431, "request header fields too large");
+      ReplyError(431, absl::InvalidArgumentError("request header fields too large"));
     } else if (ec == http::error::body_limit) {
-      ReplyError(413, absl::StrFormat("request body exceeds the limit of %d bytes",
-                                      options().max_body_bytes));
+      ReplyError(413, absl::InvalidArgumentError(absl::StrFormat(
+                          "request body exceeds the limit of %d bytes", options().max_body_bytes)));
     } else {
-      ReplyError(400, absl::StrCat("malformed request: ", ec ? ec.message() : "incomplete head"));
+      ReplyError(400, absl::InvalidArgumentError(absl::StrCat(
+                          "malformed request: ", ec ? ec.message() : "incomplete head")));
     }
     return false;
   }
   in_.consume(used);
   state_ = State::kReadingBody;
-  ArmTimer(options().header_timeout);
+  StartPhase();
+  ArmReceiveTimerAt(phase_start_, options().body_deadline);
   auto& req = parser_->get();
   http10_ = req.version() < 11;
   if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
-    ReplyError(413, absl::StrFormat("request body of %d bytes exceeds the limit of %d bytes",
-                                    *parser_->content_length(), options().max_body_bytes));
+    ReplyError(413, absl::InvalidArgumentError(absl::StrFormat(
+                        "request body of %d bytes exceeds the limit of %d bytes",
+                        *parser_->content_length(), options().max_body_bytes)));
     return false;
   }
   auto expect = req.find(http::field::expect);
@@ -462,19 +602,21 @@ bool Connection::ReadBodyBytes() {
       return false;
     }
     if (ec == http::error::body_limit) {
-      ReplyError(413, absl::StrFormat("request body exceeds the limit of %d bytes",
-                                      options().max_body_bytes));
+      ReplyError(413, absl::InvalidArgumentError(absl::StrFormat(
+                          "request body exceeds the limit of %d bytes", options().max_body_bytes)));
       return false;
     }
     if (ec) {
-      ReplyError(400, absl::StrCat("malformed request body: ", ec.message()));
+      ReplyError(400, absl::InvalidArgumentError(
+                          absl::StrCat("malformed request body: ", ec.message())));
       return false;
     }
     if (used == 0) {
       ReadMore();
       return false;
     }
-    ArmTimer(options().header_timeout);
+    phase_bytes_ += used;
+    ArmReceiveTimer(options().body_deadline);
   }
   return true;
 }
@@ -484,15 +626,33 @@ void Connection::Dispatch() {
   HttpRequest request;
   request.method = std::string(req.method_string());
   request.path = std::string(req.target());
+  bool names_headers = false;
+  request.headers.reserve(std::distance(req.begin(), req.end()));
   for (const auto& field : req) {
-    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    // Framing and other hop-by-hop headers describe this connection, not the request.
+    std::string_view name(field.name_string().data(), field.name_string().size());
+    std::string_view value(field.value().data(), field.value().size());
+    if (field.name() == http::field::connection && ConnectionNamesHeaders(value)) {
+      names_headers = true;  // kept for StripHopByHopHeaders below, which drops it
+    } else if (IsHopByHopHeader(name)) {
+      continue;
+    }
+    request.headers.emplace_back(std::string(name), std::string(value));
   }
+  // Headers the Connection header names are hop-by-hop too (RFC 9110 7.6.1).
+  if (names_headers) StripHopByHopHeaders(&request.headers);
   request.body = std::move(req.body());
   request.remote_address = remote_;
-  keep_alive_ = req.keep_alive() && !ShuttingDown();
+  keep_alive_ = req.keep_alive() && !ShuttingDown() && !input_closed_;
   head_request_ = req.method() == http::verb::head;
   parser_.reset();
 
+  if (server_ != nullptr && server_->RejectRequest()) {
+    ReplyError(503,
+               absl::UnavailableError("too many requests in flight; retry after a moment"),
+               /*keep_connection=*/true);
+    return;
+  }
   state_ = State::kResponding;
   headers_sent_ = streaming_ = finished_ = close_after_write_ = false;
   pending_head_.clear();
@@ -507,24 +667,39 @@ void Connection::Dispatch() {
   if (finished_ && !writing_ && queue_.empty()) AfterResponse();
 }
 
-void Connection::ReplyError(int status, std::string_view message) {
-  // Errors found before a request is dispatched: answer in OpenAI's error shape and close,
-  // since the rest of the stream cannot be trusted to be at a request boundary.
-  std::string body = OpenAiErrorBody(
-      WithHttpStatus(absl::InvalidArgumentError(absl::string_view(message.data(), message.size())),
-                     status));
+void Connection::ReplyError(int status, const absl::Status& error, bool keep_connection) {
+  // Errors found before a request is dispatched: answer in OpenAI's error shape and, unless
+  // at a request boundary, close, since the rest of the stream cannot be trusted to be one.
+  std::string body = OpenAiErrorBody(WithHttpStatus(error, status));
   parser_.reset();
+  head_started_ = false;
+  head_scanned_ = 0;
   state_ = State::kResponding;
+  DisarmTimer();
   if (server_ != nullptr) server_->RequestStarted();
-  keep_alive_ = false;
-  head_request_ = false;
-  http10_ = false;
-  headers_sent_ = streaming_ = finished_ = false;
+  if (!keep_connection) {
+    keep_alive_ = false;
+    head_request_ = false;
+    http10_ = false;
+  }
+  headers_sent_ = streaming_ = finished_ = close_after_write_ = false;
   pending_head_.clear();
   pending_body_.clear();
-  SendHeaders(status, {{"Content-Type", "application/json"}}, false);
+  if (status == 503 && server_ != nullptr) {
+    SendHeaders(status,
+                {{"Content-Type", "application/json"}, {"Retry-After", server_->retry_after()}},
+                false);
+  } else {
+    SendHeaders(status, {{"Content-Type", "application/json"}}, false);
+  }
   SendBody(body);
   Finish(true);
+}
+
+void Connection::Reject() {
+  rejected_ = true;
+  ReplyError(503, absl::UnavailableError("too many connections; retry after a moment"));
+  ReadMore();  // notices a client that goes away before the answer is written
 }
 
 void Connection::SendHeaders(int status, const HttpHeaders& headers, bool streaming) {
@@ -537,10 +712,10 @@ void Connection::SendHeaders(int status, const HttpHeaders& headers, bool stream
                         http::obsolete_reason(static_cast<http::status>(status)).size()),
       "\r\n");
   for (const auto& [name, value] : headers) {
-    if (absl::EqualsIgnoreCase(name, "content-length") ||
-        absl::EqualsIgnoreCase(name, "transfer-encoding") ||
-        absl::EqualsIgnoreCase(name, "connection") || absl::EqualsIgnoreCase(name, "keep-alive")) {
-      continue;  // framing is ours to decide
+    // Framing is ours to decide; and a name or value that could end the header line (CR,
+    // LF, NUL) or the name would inject headers or a body of the producer's making.
+    if (IsHopByHopHeader(name) || !IsValidHeaderName(name) || !IsValidHeaderValue(value)) {
+      continue;
     }
     absl::StrAppend(&head, name, ": ", value, "\r\n");
   }
@@ -648,7 +823,7 @@ void Connection::DoWrite() {
                         self->DoWrite();
                       } else if (self->state_ == State::kReadingBody) {
                         // An interim "100 Continue" went out: the body is still due.
-                        self->ArmTimer(self->options().header_timeout);
+                        self->ArmReceiveTimer(self->options().body_deadline);
                       } else {
                         self->DisarmTimer();
                         if (self->state_ == State::kResponding && self->finished_) {
@@ -681,8 +856,24 @@ void Connection::CloseWhenIdle() {
 
 void Connection::CloseNow() { Close(); }
 
-void Connection::ArmTimer(absl::Duration d) {
-  deadline_ = DeadlineAfter(std::chrono::steady_clock::now(), d);
+void Connection::ArmReceiveTimer(absl::Duration total) {
+  ArmReceiveTimerAt(std::chrono::steady_clock::now(), total);
+}
+
+void Connection::ArmReceiveTimerAt(SteadyTime now, absl::Duration total) {
+  const HttpServer::Options& o = options();
+  SteadyTime deadline = std::min(DeadlineAfter(now, o.header_timeout),
+                                 DeadlineAfter(phase_start_, total));
+  if (o.min_receive_rate > 0) {
+    const absl::Duration earned = absl::Seconds(static_cast<double>(phase_bytes_) /
+                                                static_cast<double>(o.min_receive_rate));
+    deadline = std::min(deadline, DeadlineAfter(phase_start_, o.receive_rate_grace + earned));
+  }
+  SetDeadline(deadline);
+}
+
+void Connection::SetDeadline(SteadyTime deadline) {
+  deadline_ = deadline;
   // A pending wait that expires no later than this deadline re-checks then; one that
   // would expire later (a short linger after a long idle wait) is replaced.
   if (!timer_waiting_ || deadline_ < timer_expiry_) WaitForDeadline();
@@ -691,8 +882,13 @@ void Connection::ArmTimer(absl::Duration d) {
 void Connection::WaitForDeadline() {
   if (deadline_ == SteadyTime::max() || state_ == State::kClosed) return;
   const HttpServer::Options& o = options();
-  const absl::Duration horizon =
-      std::min({o.idle_timeout, o.header_timeout, o.write_stall_timeout});
+  // Every deadline set is at most this far out, except that the minimum-rate rule can set
+  // one receive_rate_grace after a phase starts.
+  const absl::Duration horizon = std::min(
+      {o.idle_timeout, o.header_timeout, o.write_stall_timeout,
+       o.min_receive_rate > 0 && o.receive_rate_grace > absl::ZeroDuration()
+           ? o.receive_rate_grace
+           : absl::InfiniteDuration()});
   const SteadyTime expiry =
       std::min(deadline_, DeadlineAfter(std::chrono::steady_clock::now(), horizon));
   timer_.expires_at(expiry);  // cancels a pending wait; its handler sees operation_aborted
@@ -719,11 +915,13 @@ void Connection::OnTimer() {
       if (in_.size() == 0) {
         Close();  // idle keep-alive connection
       } else {
-        ReplyError(408, "request head not received in time");
+        if (server_ != nullptr) server_->RequestTimedOut();
+        ReplyError(408, absl::InvalidArgumentError("request head not received in time"));
       }
       return;
     case State::kReadingBody:
-      ReplyError(408, "request body not received in time");
+      if (server_ != nullptr) server_->RequestTimedOut();
+      ReplyError(408, absl::InvalidArgumentError("request body not received in time"));
       return;
     case State::kResponding:
       if (writing_) Close();  // the client stopped reading
@@ -759,6 +957,27 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& 
                                                               RequestHandler handler) {
   if (options.low_watermark > options.high_watermark) {
     return absl::InvalidArgumentError("low_watermark: must not exceed high_watermark");
+  }
+  for (auto [name, d] : {std::pair{"header_timeout", options.header_timeout},
+                         std::pair{"head_deadline", options.head_deadline},
+                         std::pair{"body_deadline", options.body_deadline},
+                         std::pair{"idle_timeout", options.idle_timeout},
+                         std::pair{"write_stall_timeout", options.write_stall_timeout}}) {
+    if (d <= absl::ZeroDuration()) return absl::InvalidArgumentError(absl::StrCat(name, ": must be > 0"));
+  }
+  if (options.receive_rate_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("receive_rate_grace: must be >= 0");
+  }
+  if (options.max_connections == 0) {
+    return absl::InvalidArgumentError("max_connections: must be > 0");
+  }
+  if (options.max_requests_in_flight == 0) {
+    return absl::InvalidArgumentError("max_requests_in_flight: must be > 0");
+  }
+  if (options.accept_backoff_initial <= absl::ZeroDuration() ||
+      options.accept_backoff_max < options.accept_backoff_initial) {
+    return absl::InvalidArgumentError(
+        "accept_backoff_initial: must be > 0 and not exceed accept_backoff_max");
   }
   auto server = std::make_unique<ServerImpl>(io, options, std::move(handler));
   if (absl::Status st = server->Listen(); !st.ok()) return st;

@@ -10,15 +10,21 @@
 //
 // Endpoints besides the engine's (/v1/chat/completions, /v1/models):
 //   GET  /healthz          {"status":"ok","config_generation":N}
-//   POST /admin/reload     loopback clients only; body = new config JSON, or empty to
-//                          re-read --config (or rebuild the default); 400 names the field
+//   POST /admin/reload     loopback clients only; empty body = re-read --config (or rebuild
+//                          the default); a body = new config JSON, which also needs
+//                          "Authorization: Bearer <admin token>" and may name only the
+//                          environment variables the operator's configuration uses or
+//                          --allow-env lists (docs/proxy.md); 400 names the field
 //   GET  /admin/config     loopback clients only; generation and served models
-// Signals: SIGHUP reloads like an empty POST /admin/reload; SIGTERM/SIGINT stop accepting
-// and let requests in flight finish (a second one exits at once).
+// Reloads are parsed, validated and built on a thread of their own, never on a loop that
+// serves clients. Signals: SIGHUP reloads like an empty POST /admin/reload; SIGTERM/SIGINT
+// stop accepting and let requests in flight finish (a second one exits at once).
 
 #include <utility>  // before Asio (Boost 1.74 + g++ 12)
 
 #include <atomic>
+#include <deque>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,13 +43,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "examples/common/asio_event_loop.h"
 #include "examples/common/process.h"
 #include "examples/emulator/emulator.h"
 #include "examples/proxy/default_config.h"
 #include "examples/proxy/http_server.h"
+// TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it.
+#include "lib/core/mutex.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/upstream.h"
@@ -56,13 +67,27 @@ namespace asio = boost::asio;
 
 constexpr char kUsage[] =
     "usage: modeenvoy-gateway [--config FILE] [--address ADDR] [--port N] [--threads N]\n"
+    "                         [--max-connections N] [--max-requests N]\n"
+    "                         [--admin-token-file FILE] [--allow-env NAME[,NAME...]]\n"
     "                         [--port-file FILE] [--print-default-config]\n"
     "  --config FILE           gateway configuration (JSON); default: the embedded one\n"
     "  --address ADDR          listen address (overrides listen.address)\n"
     "  --port N                listen port, 0 = any free port (overrides listen.port)\n"
     "  --threads N             worker threads, each with its own loop (default 1)\n"
+    "  --max-connections N     client connections per worker thread; beyond: 503\n"
+    "                          (default 10000)\n"
+    "  --max-requests N        requests in flight per worker thread; beyond: 503\n"
+    "                          (default 4096)\n"
+    "  --admin-token-file FILE token that POST /admin/reload with a body must present as\n"
+    "                          \"Authorization: Bearer TOKEN\" (or MODEENVOY_ADMIN_TOKEN);\n"
+    "                          without one, only empty-body reloads are accepted\n"
+    "  --allow-env NAMES       environment variables a posted configuration may name\n"
+    "                          besides those the operator's configuration uses\n"
     "  --port-file FILE        write the bound port to FILE once listening\n"
     "  --print-default-config  print the embedded default configuration and exit\n";
+
+// An admin token shorter than this is refused at start: it would be guessable.
+constexpr size_t kMinAdminTokenBytes = 16;
 
 // Idle upstream connections each worker keeps for reuse (all providers together).
 constexpr int64_t kUpstreamIdleConnections = 256;
@@ -74,6 +99,10 @@ struct Flags {
   int threads = 1;
   std::string port_file;
   bool print_default_config = false;
+  size_t max_connections = HttpServer::Options().max_connections;
+  size_t max_requests = HttpServer::Options().max_requests_in_flight;
+  std::string admin_token_file;
+  std::vector<std::string> allow_env;
 };
 
 absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
@@ -104,6 +133,24 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       if (!absl::SimpleAtoi(*v, &flags.threads) || flags.threads < 1 || flags.threads > 256) {
         return absl::InvalidArgumentError(absl::StrCat("--threads: must be 1..256, got ", *v));
       }
+    } else if (arg == "--max-connections" || arg == "--max-requests") {
+      auto v = value(arg);
+      if (!v.ok()) return v.status();
+      size_t n = 0;
+      if (!absl::SimpleAtoi(*v, &n) || n < 1 || n > 10'000'000) {
+        return absl::InvalidArgumentError(absl::StrCat(arg, ": must be 1..10000000, got ", *v));
+      }
+      (arg == "--max-connections" ? flags.max_connections : flags.max_requests) = n;
+    } else if (arg == "--admin-token-file") {
+      auto v = value(arg);
+      if (!v.ok()) return v.status();
+      flags.admin_token_file = *v;
+    } else if (arg == "--allow-env") {
+      auto v = value(arg);
+      if (!v.ok()) return v.status();
+      for (absl::string_view name : absl::StrSplit(*v, ',', absl::SkipWhitespace())) {
+        flags.allow_env.emplace_back(absl::StripAsciiWhitespace(name));
+      }
     } else if (arg == "--port-file") {
       auto v = value(arg);
       if (!v.ok()) return v.status();
@@ -132,6 +179,43 @@ std::optional<std::string> GetEnv(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return std::nullopt;
   return std::string(v);
+}
+
+// The admin token: --admin-token-file wins over MODEENVOY_ADMIN_TOKEN; empty when neither
+// is given. Surrounding whitespace (a trailing newline) is not part of it.
+absl::StatusOr<std::string> LoadAdminToken(const Flags& flags) {
+  std::string token;
+  std::string source;
+  if (!flags.admin_token_file.empty()) {
+    auto text = ReadFile(flags.admin_token_file);
+    if (!text.ok()) {
+      return absl::NotFoundError(absl::StrCat("--admin-token-file: cannot read ",
+                                              flags.admin_token_file));
+    }
+    token = std::string(absl::StripAsciiWhitespace(*text));
+    source = "--admin-token-file";
+  } else if (auto env = GetEnv("MODEENVOY_ADMIN_TOKEN")) {
+    token = std::string(absl::StripAsciiWhitespace(*env));
+    source = "MODEENVOY_ADMIN_TOKEN";
+  } else {
+    return std::string();
+  }
+  if (token.size() < kMinAdminTokenBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": the admin token must be at least ", kMinAdminTokenBytes, " bytes"));
+  }
+  return token;
+}
+
+// Compares a presented secret with the expected one in time that depends on the expected
+// one's length only, so a client cannot find it byte by byte from response times.
+bool ConstantTimeEquals(std::string_view presented, std::string_view expected) {
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const char p = i < presented.size() ? presented[i] : '\0';
+    diff |= static_cast<unsigned char>(p ^ expected[i]);
+  }
+  return diff == 0;
 }
 
 // Loopback clients only for /admin: "127.x.y.z:port" or "::1" forms.
@@ -180,7 +264,7 @@ class BuiltinEmulator {
 
   // Returns the base URL ("http://127.0.0.1:PORT"), starting the emulator if needed.
   absl::StatusOr<std::string> BaseUrl() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     if (emulator_ == nullptr) {
       emulator::EmulatorOptions options;
       options.models = {"demo"};
@@ -196,14 +280,15 @@ class BuiltinEmulator {
   }
 
   bool running() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     return emulator_ != nullptr;
   }
 
   void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     if (emulator_ == nullptr) return;
-    asio::post(io_, [this] { emulator_->Stop(); });
+    // Runs on the emulator's thread while this one holds mu_ and waits in join().
+    asio::post(io_, [emulator = emulator_.get()] { emulator->Stop(); });
     work_.reset();
     thread_.join();
     emulator_.reset();
@@ -218,9 +303,75 @@ class BuiltinEmulator {
   std::thread thread_ ABSL_GUARDED_BY(mu_);
 };
 
+// Runs reload jobs one at a time, in order, on a thread of its own: parsing, validating
+// and building a configuration (and starting the emulator it may need) must not stall a
+// loop that serves clients. Thread safety: thread-safe.
+class Reloader {
+ public:
+  Reloader() : thread_([this] { Run(); }) {}
+  // Jobs not started yet are dropped.
+  ~Reloader() {
+    {
+      core_internal::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  void Post(absl::AnyInvocable<void()> job) ABSL_LOCKS_EXCLUDED(mu_) {
+    core_internal::MutexLock lock(&mu_);
+    jobs_.push_back(std::move(job));
+  }
+
+ private:
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    for (;;) {
+      absl::AnyInvocable<void()> job;
+      {
+        core_internal::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || !jobs_.empty();
+        };
+        core_internal::AwaitWithTimeout(&mu_, ready, absl::InfiniteDuration());
+        if (stop_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();  // never under the lock
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<absl::AnyInvocable<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// An admin request answered later, from the Reloader. The reply state is touched on the
+// request's loop only; the reload job just carries it there.
+class PendingAdminReply final : public ActiveRequest {
+ public:
+  struct State {
+    ResponseSink* sink;  // null once the client is gone
+    bool done = false;
+  };
+  explicit PendingAdminReply(ResponseSink* sink)
+      : state_(std::make_shared<State>(State{sink})) {}
+  ~PendingAdminReply() override { state_->sink = nullptr; }
+  void OnSinkDrained() override {}
+  bool done() const override { return state_->done; }
+  const std::shared_ptr<State>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
 class App {
  public:
-  explicit App(Flags flags) : flags_(std::move(flags)) {}
+  explicit App(Flags flags)
+      : flags_(std::move(flags)),
+        env_allowed_(flags_.allow_env.begin(), flags_.allow_env.end()),
+        store_(StoreOptions()) {}
 
   // Reads the configuration text (file or default) and fills in ${EMULATOR_BASE_URL}.
   absl::StatusOr<std::string> ConfigText(std::string_view override_text = {}) {
@@ -242,11 +393,13 @@ class App {
     return text;
   }
 
-  absl::Status Reload(std::string_view override_text) {
-    auto text = ConfigText(override_text);
-    if (!text.ok()) return text.status();
-    absl::Status st = CheckListenUnchanged(*text);
-    if (st.ok()) st = store_.Reload(*text);
+  // Reloads the operator's configuration (`posted` empty: --config or the default) or a
+  // configuration posted to /admin/reload, which may read only the environment variables
+  // in env_allowed_. Runs on the Reloader's thread.
+  absl::Status Reload(std::optional<std::string> posted) {
+    SetEnvMode(posted.has_value() ? EnvMode::kPosted : EnvMode::kOperator);
+    absl::Status st = ReloadText(posted.has_value() ? std::string_view(*posted) : std::string_view());
+    SetEnvMode(EnvMode::kOperator);
     if (st.ok()) {
       std::fprintf(stderr, "modeenvoy-gateway: configuration reloaded (generation %llu)\n",
                    static_cast<unsigned long long>(store_.generation()));
@@ -259,11 +412,15 @@ class App {
   }
 
   int Run() {
+    auto token = LoadAdminToken(flags_);
+    if (!token.ok()) return Fail(token.status());
+    admin_token_ = std::move(*token);
     auto text = ConfigText();
     if (!text.ok()) return Fail(text.status());
     if (absl::Status st = store_.Load(*text); !st.ok()) return Fail(st);
     auto snapshot = store_.Current();
     listen_ = snapshot->listen();
+    reloader_ = std::make_unique<Reloader>();
 
     HttpServer::Options server_options;
     server_options.address = flags_.address.empty() ? snapshot->listen().address : flags_.address;
@@ -271,6 +428,8 @@ class App {
                                            : snapshot->listen().port;
     server_options.max_body_bytes = snapshot->listen().max_body_bytes;
     server_options.reuse_port = flags_.threads > 1;
+    server_options.max_connections = flags_.max_connections;
+    server_options.max_requests_in_flight = flags_.max_requests;
 
     for (int i = 0; i < flags_.threads; ++i) {
       auto worker = std::make_unique<Worker>();
@@ -292,7 +451,7 @@ class App {
     std::function<void()> wait_hangup = [&] {
       hangup.async_wait([&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        (void)Reload({});
+        reloader_->Post([this] { (void)Reload(std::nullopt); });
         wait_hangup();
       });
     };
@@ -308,6 +467,7 @@ class App {
     for (size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
     hangup.cancel();
     stop_signals.reset();
+    reloader_.reset();  // before the loops its replies are posted to go away
     workers_.clear();
     emulator_.Stop();
     std::fprintf(stderr, "modeenvoy-gateway: stopped\n");
@@ -356,10 +516,61 @@ class App {
     return absl::OkStatus();
   }
 
+  // Which environment variables a configuration being loaded may read: kOperator (start,
+  // SIGHUP, empty-body reload) reads any and adds its names to env_allowed_; kPosted reads
+  // only those and records the names it was refused.
+  enum class EnvMode { kOperator, kPosted };
+
+  ConfigLoadOptions StoreOptions() {
+    ConfigLoadOptions options;
+    options.env_lookup = [this](std::string_view name) { return LookupEnv(name); };
+    return options;
+  }
+
+  void SetEnvMode(EnvMode mode) ABSL_LOCKS_EXCLUDED(env_mu_) {
+    core_internal::MutexLock lock(&env_mu_);
+    env_mode_ = mode;
+    env_denied_.clear();
+  }
+
+  std::optional<std::string> LookupEnv(std::string_view name) ABSL_LOCKS_EXCLUDED(env_mu_) {
+    std::string key(name);
+    {
+      core_internal::MutexLock lock(&env_mu_);
+      if (env_mode_ == EnvMode::kOperator) {
+        env_allowed_.insert(key);
+      } else if (!env_allowed_.contains(key)) {
+        env_denied_.push_back(key);
+        return std::nullopt;
+      }
+    }
+    return GetEnv(key.c_str());
+  }
+
+  absl::Status ReloadText(std::string_view posted) {
+    auto text = ConfigText(posted);
+    if (!text.ok()) return text.status();
+    absl::Status st = CheckListenUnchanged(*text);
+    // A refused variable surfaces as "not set" (or not at all, where a variable is
+    // optional); say what really happened, and never publish such a configuration.
+    if (absl::Status denied = DeniedEnv(); !denied.ok()) return denied;
+    if (st.ok()) st = store_.Reload(*text);
+    return st;
+  }
+
+  absl::Status DeniedEnv() ABSL_LOCKS_EXCLUDED(env_mu_) {
+    core_internal::MutexLock lock(&env_mu_);
+    if (env_denied_.empty()) return absl::OkStatus();
+    return absl::PermissionDeniedError(absl::StrCat(
+        "a configuration posted to /admin/reload may name only environment variables the "
+        "operator's configuration uses or --allow-env lists; refused: ",
+        absl::StrJoin(env_denied_, ", ")));
+  }
+
   // The listener is bound once; a reload that would change it is refused rather than
   // accepted and silently ignored.
-  absl::Status CheckListenUnchanged(const std::string& text) const {
-    auto candidate = LoadConfig(text);
+  absl::Status CheckListenUnchanged(const std::string& text) {
+    auto candidate = LoadConfig(text, StoreOptions());
     if (!candidate.ok()) return candidate.status();
     const ListenConfig& next = (*candidate)->listen();
     if (next.address != listen_.address || next.port != listen_.port ||
@@ -403,6 +614,50 @@ class App {
     return absl::OkStatus();
   }
 
+  // A posted configuration can point the gateway at any upstream, so beyond the loopback
+  // checks it needs the admin token; without one configured, posting is off.
+  absl::Status CheckAdminToken(const HttpRequest& req) const {
+    if (admin_token_.empty()) {
+      return absl::PermissionDeniedError(
+          "posting a configuration to /admin/reload needs an admin token: start the gateway "
+          "with --admin-token-file or MODEENVOY_ADMIN_TOKEN (an empty body re-reads --config)");
+    }
+    std::string_view presented;
+    if (auto auth = FindHeader(req.headers, "authorization")) {
+      absl::string_view v(auth->data(), auth->size());
+      if (v.size() > 7 && absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
+        v = absl::StripLeadingAsciiWhitespace(v.substr(7));
+        presented = std::string_view(v.data(), v.size());
+      }
+    }
+    if (!ConstantTimeEquals(presented, admin_token_)) {
+      return absl::UnauthenticatedError(
+          "posting a configuration to /admin/reload needs \"Authorization: Bearer <admin token>\"");
+    }
+    return absl::OkStatus();
+  }
+
+  // Hands the reload to the Reloader and answers on this worker's loop when it is done.
+  std::unique_ptr<ActiveRequest> StartReload(Worker& w, std::string body, ResponseSink* sink) {
+    auto pending = std::make_unique<PendingAdminReply>(sink);
+    std::optional<std::string> posted;
+    if (!body.empty()) posted = std::move(body);
+    reloader_->Post([this, io = &w.io, state = pending->state(), posted = std::move(posted)]() mutable {
+      absl::Status st = Reload(std::move(posted));
+      asio::post(*io, [this, state, st = std::move(st)] {
+        if (state->sink == nullptr) return;  // the client left
+        state->done = true;
+        if (!st.ok()) {
+          ReplyError(state->sink, st);
+        } else {
+          Reply(state->sink, 200, absl::StrCat(R"({"status":"reloaded","config_generation":)",
+                                               store_.generation(), "}"));
+        }
+      });
+    });
+    return pending;
+  }
+
   std::unique_ptr<ActiveRequest> Route(Worker& w, HttpRequest req, ResponseSink* sink) {
     absl::string_view path = req.path;
     if (size_t q = path.find('?'); q != absl::string_view::npos) path = path.substr(0, q);
@@ -416,14 +671,13 @@ class App {
         return nullptr;
       }
       if (path == "/admin/reload" && req.method == "POST") {
-        absl::Status st = Reload(req.body);
-        if (!st.ok()) {
-          ReplyError(sink, st);
-        } else {
-          Reply(sink, 200, absl::StrCat(R"({"status":"reloaded","config_generation":)",
-                                        store_.generation(), "}"));
+        if (!req.body.empty()) {
+          if (absl::Status st = CheckAdminToken(req); !st.ok()) {
+            ReplyError(sink, st);
+            return nullptr;
+          }
         }
-        return nullptr;
+        return StartReload(w, std::move(req.body), sink);
       }
       if (path == "/admin/config" && req.method == "GET") {
         auto snap = store_.Current();
@@ -447,8 +701,8 @@ class App {
     std::fprintf(stderr, "modeenvoy-gateway: stopping; letting requests in flight finish\n");
     for (auto& worker : workers_) {
       Worker* w = worker.get();
-      asio::post(w->io, [this, w] {
-        w->server->Shutdown([this, w] {
+      asio::post(w->io, [w] {
+        w->server->Shutdown([w] {
           // Nothing of ours is left on this loop; let its run() return.
           w->io.stop();
         });
@@ -489,10 +743,17 @@ class App {
   }
 
   Flags flags_;
+  absl::Mutex env_mu_;
+  absl::flat_hash_set<std::string> env_allowed_ ABSL_GUARDED_BY(env_mu_);
+  EnvMode env_mode_ ABSL_GUARDED_BY(env_mu_) = EnvMode::kOperator;
+  std::vector<std::string> env_denied_ ABSL_GUARDED_BY(env_mu_);
+  std::string admin_token_;  // empty: posting a configuration is refused
   ConfigStore store_;
   ListenConfig listen_;  // as loaded at start; fixed for the process's life
   BuiltinEmulator emulator_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // After workers_, so it is joined first: its jobs post replies to the workers' loops.
+  std::unique_ptr<Reloader> reloader_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -71,12 +71,19 @@ def emulator(start_process):
                           "--usage-counter", "words"])
 
 
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+# Headers of a configuration posted to /admin/reload by the operator.
+ADMIN_POST = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @pytest.fixture
 def gateway(start_process, emulator, tmp_path):
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps(gateway_config(emulator.base_url)))
+    token = tmp_path / "admin-token"
+    token.write_text(ADMIN_TOKEN + "\n")
     gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
-                        "--port", "0"])
+                        "--port", "0", "--admin-token-file", token])
     gw.config_path = config
     return gw
 
@@ -300,7 +307,7 @@ def test_reload_while_streams_are_open(client, gateway, emulator):
     new_config = gateway_config(emulator.base_url, extra_models={"fresh": {"provider": "emu"}})
     del new_config["models"]["slow"]
     status, body = http_json("POST", f"{gateway.base_url}/admin/reload", json.dumps(new_config),
-                             headers={"Content-Type": "application/json"})
+                             headers=ADMIN_POST)
     assert status == 200, body
     assert body["config_generation"] == 2
     # The reload really happened mid-stream: 12 pieces 250 ms apart are far from done.
@@ -320,7 +327,7 @@ def test_invalid_reload_keeps_running_config(client, gateway):
     status, body = http_json("POST", f"{gateway.base_url}/admin/reload",
                              json.dumps({"providers": {"p": {"type": "openai", "base_url": "ftp://x"}},
                                          "models": {}}),
-                             headers={"Content-Type": "application/json"})
+                             headers=ADMIN_POST)
     assert status == 400
     assert body["error"]["param"] == "providers.p.base_url"
     assert client.chat.completions.create(
@@ -372,9 +379,9 @@ def test_admin_refuses_what_a_browser_page_could_send(gateway, emulator):
     # A cross-site fetch carries Origin; a no-preflight form post is text/plain; a DNS
     # rebinding attack arrives with the attacker's host name.
     cases = [
-        ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403),
-        ({"Content-Type": "text/plain"}, 415),
-        ({"Content-Type": "application/json", "Host": "evil.example"}, 403),
+        ({**ADMIN_POST, "Origin": "https://evil.example"}, 403),
+        ({**ADMIN_POST, "Content-Type": "text/plain"}, 415),
+        ({**ADMIN_POST, "Host": "evil.example"}, 403),
     ]
     for headers, want in cases:
         status, body = http_json("POST", url, config, headers=headers)
@@ -386,7 +393,148 @@ def test_reload_cannot_move_the_listener(gateway, emulator):
     config = gateway_config(emulator.base_url)
     config["listen"]["max_body_bytes"] = 2048
     status, body = http_json("POST", f"{gateway.base_url}/admin/reload", json.dumps(config),
-                             headers={"Content-Type": "application/json"})
+                             headers=ADMIN_POST)
     assert status == 400, body
     assert body["error"]["param"] == "listen"
     assert http_json("GET", f"{gateway.base_url}/admin/config")[1]["config_generation"] == 1
+
+
+def test_posted_reload_needs_the_admin_token(gateway, emulator):
+    config = json.dumps(gateway_config(emulator.base_url))
+    url = f"{gateway.base_url}/admin/reload"
+    for auth in [None, "Bearer wrong-token-0123456789", f"Basic {ADMIN_TOKEN}",
+                 f"Bearer {ADMIN_TOKEN}x", f"Bearer {ADMIN_TOKEN[:-1]}"]:
+        headers = {"Content-Type": "application/json"}
+        if auth is not None:
+            headers["Authorization"] = auth
+        status, body = http_json("POST", url, config, headers=headers)
+        assert status == 401, (auth, status, body)
+        assert body["error"]["type"] == "authentication_error"
+    assert http_json("GET", f"{gateway.base_url}/admin/config")[1]["config_generation"] == 1
+    # An empty body re-reads the operator's file and needs no token.
+    status, body = http_json("POST", url, b"", headers={"Content-Type": "application/json"})
+    assert status == 200, body
+    assert body["config_generation"] == 2
+
+
+def test_without_an_admin_token_only_empty_reloads_are_accepted(start_process, emulator,
+                                                                 tmp_path):
+    config = tmp_path / "gw.json"
+    config.write_text(json.dumps(gateway_config(emulator.base_url)))
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
+                        "--port", "0"], env={"MODEENVOY_ADMIN_TOKEN": ""})
+    url = f"{gw.base_url}/admin/reload"
+    status, body = http_json("POST", url, config.read_text(), headers=ADMIN_POST)
+    assert status == 403, body
+    assert "admin token" in body["error"]["message"]
+    status, body = http_json("POST", url, b"", headers={"Content-Type": "application/json"})
+    assert status == 200, body
+
+
+def test_posted_reload_may_not_read_new_environment_variables(start_process, emulator,
+                                                               tmp_path):
+    """A posted configuration could otherwise send any variable of the gateway's
+    environment to a base_url of its choosing."""
+    base = gateway_config(emulator.base_url)
+    base["providers"]["emu"] = {"type": "openai", "base_url": f"{emulator.base_url}/v1",
+                                "api_key_env": "E2E_USED_KEY"}
+    config = tmp_path / "gw.json"
+    config.write_text(json.dumps(base))
+    token = tmp_path / "token"
+    token.write_text(ADMIN_TOKEN)
+    env = {"E2E_USED_KEY": "sk-used", "E2E_OTHER_SECRET": "do-not-leak",
+           "E2E_LISTED": "sk-listed"}
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
+                        "--port", "0", "--admin-token-file", token, "--allow-env", "E2E_LISTED"],
+                       env=env)
+    url = f"{gw.base_url}/admin/reload"
+
+    def post_with_key_from(var):
+        posted = gateway_config(emulator.base_url)
+        posted["providers"]["emu"] = {"type": "openai", "base_url": f"{emulator.base_url}/v1",
+                                      "api_key_env": var}
+        return http_json("POST", url, json.dumps(posted), headers=ADMIN_POST)
+
+    status, body = post_with_key_from("E2E_OTHER_SECRET")
+    assert status == 403, body
+    assert "E2E_OTHER_SECRET" in body["error"]["message"]
+    assert http_json("GET", f"{gw.base_url}/admin/config")[1]["config_generation"] == 1
+    # The filter's key_env is held to the same rule.
+    posted = gateway_config(emulator.base_url)
+    posted["filters"] = [{"type": "api_key_auth",
+                          "config": {"keys": [{"name": "x", "key_env": "E2E_OTHER_SECRET"}]}}]
+    status, body = http_json("POST", url, json.dumps(posted), headers=ADMIN_POST)
+    assert status == 403, body
+    # What the operator's configuration used, and what --allow-env lists, may be named.
+    status, body = post_with_key_from("E2E_USED_KEY")
+    assert status == 200, body
+    status, body = post_with_key_from("E2E_LISTED")
+    assert status == 200, body
+    assert body["config_generation"] == 3
+
+
+def test_reload_does_not_stall_the_serving_loop(start_process, emulator, tmp_path):
+    """A reload runs on its own thread. The configuration file is a FIFO, so the test holds
+    the reload in the middle of reading it while /healthz is asked on the only worker loop."""
+    import os
+    fifo = tmp_path / "gw.fifo"
+    os.mkfifo(fifo)
+    text = json.dumps(gateway_config(emulator.base_url)).encode()
+
+    def write_once():
+        with open(fifo, "wb") as f:  # blocks until the gateway opens the FIFO to read
+            f.write(text)
+
+    writer = threading.Thread(target=write_once)
+    writer.start()
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", fifo,
+                        "--port", "0", "--threads", "1"])
+    writer.join(30)
+
+    reload_result = []
+    reloading = threading.Thread(target=lambda: reload_result.append(http_json(
+        "POST", f"{gw.base_url}/admin/reload", b"",
+        headers={"Content-Type": "application/json"})))
+    reloading.start()
+    # Opening a FIFO to write without blocking fails (ENXIO) until a reader has it open:
+    # once it succeeds, the reload is waiting for the configuration.
+    deadline = time.monotonic() + 20
+    fd = None
+    while fd is None and time.monotonic() < deadline:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.01)
+    assert fd is not None, "the reload never opened the configuration"
+    try:
+        status, body = http_json("GET", f"{gw.base_url}/healthz", timeout=5)
+        assert status == 200 and body["config_generation"] == 1, body
+        assert not reload_result  # still waiting for the file
+    except Exception:
+        os.close(fd)
+        reloading.join(30)
+        raise
+    os.write(fd, text)
+    os.close(fd)
+    reloading.join(30)
+    assert reload_result and reload_result[0][0] == 200, reload_result
+    assert reload_result[0][1]["config_generation"] == 2
+
+
+def test_connections_over_max_connections_get_503(start_process, emulator, tmp_path):
+    import socket
+    config = tmp_path / "gw.json"
+    config.write_text(json.dumps(gateway_config(emulator.base_url)))
+    gw = start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
+                        "--port", "0", "--threads", "1", "--max-connections", "1"])
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as held:
+        held.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert held.recv(4096).startswith(b"HTTP/1.1 200 ")  # accepted and counted
+        status, body = http_json("GET", f"{gw.base_url}/healthz", timeout=10)
+        assert status == 503, body
+        assert body["error"]["type"] == "server_error"
+    # The slot is free again once the held connection is gone.
+    deadline = time.monotonic() + 10
+    while http_json("GET", f"{gw.base_url}/healthz")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
