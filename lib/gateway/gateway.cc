@@ -635,10 +635,16 @@ void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render)
   }
   std::weak_ptr<bool> life = life_;
   const uint64_t step = ++step_started_;
-  chain_->RunResponseHeaders(head_, [this, render, step, life] {
+  chain_->RunResponseHeaders(head_, [this, render, step, life]() mutable {
     if (life.expired()) return;
     step_done_ = std::max(step_done_, step);
     DisarmStepTimer();
+    // A filter answered from its headers hook: the chain already put the reply's status and
+    // headers in head_; its body replaces the upstream's before the body step.
+    if (std::optional<LocalReply> replaced = chain_->TakeResponseReply()) {
+      whole_body_ = std::move(replaced->body);
+      render = false;
+    }
     Guard([&] {
       if (!ChainFailed()) AfterHeadersWhole(render);
     });
