@@ -1033,6 +1033,121 @@ TEST_F(EngineTest, RequestPhasePausedForeverEndsWith504) {
   EXPECT_EQ(gateway_->active_requests(), 0u);
 }
 
+TEST_F(EngineTest, ContinueCalledInsideAPausingResponseHookResumes) {
+  TestHttpServer server(Provider);
+  AddScript("a").on_headers = [](RequestContext&, ResponseHead&, FilterCallbacks& cb) {
+    cb.Continue();  // e.g. a lookup that completed synchronously
+    return FilterStatus::kPause;
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a"})));
+  RecordingSink sink;
+  Serve(Post(ChatBody("demo")), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_EQ(sink.body, CompletionJson("upstream-demo"));
+}
+
+TEST_F(EngineTest, StreamHeadersPauseHoldsTheStatusLineAndEvents) {
+  TestHttpServer server(Provider);
+  bool headers_seen = false;
+  AddScript("a").on_headers = [&](RequestContext&, ResponseHead& head, FilterCallbacks&) {
+    headers_seen = true;
+    EXPECT_TRUE(head.streaming);
+    return FilterStatus::kPause;
+  };
+  Script& a = *scripts_["a"];
+  Start(Config(server.Url("/v1"), Scripts({"a"})));
+  RecordingSink sink;
+  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
+  ASSERT_TRUE(RunUntil([&] { return headers_seen; }));
+  RunIdle();
+  EXPECT_EQ(sink.header_calls, 0);
+  EXPECT_FALSE(Seen("a:events"));
+  a.callbacks->Continue();
+  ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); }));
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_EQ(sink.body, kStreamBody + kDone);
+  EXPECT_EQ(sink.finished, true);
+}
+
+TEST_F(EngineTest, ResponseStepPausedForeverEndsWith504BeforeTheStatusLine) {
+  TestHttpServer server(Provider);
+  AddScript("a").on_body = [](RequestContext&, ResponseHead&, std::string&, FilterCallbacks&) {
+    return FilterStatus::kPause;
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a"})),
+        {.response_step_timeout = absl::Milliseconds(20)});
+  RecordingSink sink;
+  Serve(Post(ChatBody("demo")), &sink);
+  EXPECT_EQ(sink.status, 504);
+  EXPECT_EQ(scripts_["a"]->destroyed, 1);
+  EXPECT_EQ(gateway_->active_requests(), 0u);
+}
+
+TEST_F(EngineTest, ResponseStepPausedForeverCutsAStream) {
+  TestHttpServer server(Provider);
+  AddScript("a").on_events = [](RequestContext&, std::vector<SseEvent>&, FilterCallbacks&) {
+    return FilterStatus::kPause;
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a"})),
+        {.response_step_timeout = absl::Milliseconds(20)});
+  RecordingSink sink;
+  Serve(Post(ChatBody("demo", true)), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_EQ(sink.finished, false);
+  EXPECT_THAT(sink.body, IsEmpty());
+}
+
+TEST_F(EngineTest, LocalReplyFromAResponseHookReplacesTheResponseForEarlierFilters) {
+  TestHttpServer server(Provider);
+  int a_status = 0;
+  std::string a_body;
+  AddScript("a").on_body = [&](RequestContext&, ResponseHead& head, std::string& body,
+                               FilterCallbacks&) {
+    a_status = head.status;
+    a_body = body;
+    return FilterStatus::kContinue;
+  };
+  // "b" runs first on the way out and refuses the answer after a (paused) check.
+  AddScript("b").on_headers = [](RequestContext&, ResponseHead&, FilterCallbacks& cb) {
+    cb.SendLocalReply(JsonReply(451, R"({"error":{"message":"withheld"}})"));
+    return FilterStatus::kPause;
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
+  RecordingSink sink;
+  Serve(Post(ChatBody("demo")), &sink);
+  EXPECT_EQ(sink.status, 451);
+  EXPECT_EQ(sink.body, R"({"error":{"message":"withheld"}})");
+  // The filter before "b" sees the reply, not the upstream's answer.
+  EXPECT_EQ(a_status, 451);
+  EXPECT_EQ(a_body, R"({"error":{"message":"withheld"}})");
+  ASSERT_TRUE(scripts_["a"]->outcome.has_value());
+  EXPECT_EQ(scripts_["a"]->outcome->status, 451);
+}
+
+TEST_F(EngineTest, LocalReplyFromABodyHookReplacesTheBodyForEarlierFilters) {
+  TestHttpServer server(Provider);
+  int a_status = 0;
+  std::string a_body;
+  AddScript("a").on_body = [&](RequestContext&, ResponseHead& head, std::string& body,
+                               FilterCallbacks&) {
+    a_status = head.status;
+    a_body = body;
+    return FilterStatus::kContinue;
+  };
+  AddScript("b").on_body = [](RequestContext&, ResponseHead&, std::string&,
+                              FilterCallbacks& cb) {
+    cb.SendLocalReply(JsonReply(502, "replaced"));
+    return FilterStatus::kPause;
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
+  RecordingSink sink;
+  Serve(Post(ChatBody("demo")), &sink);
+  EXPECT_EQ(sink.status, 502);
+  EXPECT_EQ(sink.body, "replaced");
+  EXPECT_EQ(a_status, 502);
+  EXPECT_EQ(a_body, "replaced");
+}
+
 // ---------------------------------------------------------------------------------------
 // Attempts
 
@@ -1087,6 +1202,34 @@ TEST_F(EngineTest, StreamFailingAfterItsFirstEventIsNotRetried) {
   EXPECT_EQ(sink.finished, false);
   EXPECT_TRUE(absl::StartsWith(sink.body, Sse(ChunkJson("t1")))) << sink.body;
   EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(EngineTest, StreamedRequestFallsBackWhenTheFirstTargetAnswers503) {
+  TestHttpServer server(Provider);
+  Start(Config(server.Url("/v1"), "[]",
+               R"([{"match": {"model": "smart"}, "target": "bad", "fallbacks": ["demo2"]}])"));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart", true)), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_TRUE(sink.streaming);
+  EXPECT_EQ(sink.body, kStreamBody + kDone);
+  EXPECT_EQ(sink.finished, true);
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("fail-503", "up-2"));
+}
+
+TEST_F(EngineTest, FilterChosenRouteReplacesThePlan) {
+  TestHttpServer server(Provider);
+  AddScript("a").on_request = [](RequestContext& ctx, FilterCallbacks&) {
+    ctx.route.model = ctx.snapshot->FindModel("demo2");
+    ctx.route.provider = ctx.snapshot->FindProvider("up");
+    return FilterResult::Continue();
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a"}),
+               R"([{"match": {"model": "smart"}, "target": "bad"}])"));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart")), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("up-2"));
 }
 
 TEST_F(EngineTest, ConnectFailureFallsBackToAnotherProvider) {
