@@ -757,6 +757,102 @@ TEST_F(EngineTest, UpstreamRateLimitHeadersReachTheClientOnTheErrorReply) {
   EXPECT_FALSE(FindHeader(sink.headers, "x-internal-trace").has_value());
 }
 
+// "throwing": a dialect whose code throws at the step named by its "where" option, or
+// refuses the request ("where": "refuse") as a dialect that cannot express a field does.
+class ThrowingDialect : public ProviderDialect {
+ public:
+  ThrowingDialect(std::string base, std::string where)
+      : base_(std::move(base)), where_(std::move(where)) {}
+  absl::Status BuildRequest(const ChatRequest& chat, const ProviderCall&,
+                            UpstreamRequest* out) const override {
+    if (where_ == "build") throw std::runtime_error("dialect build broke");
+    if (where_ == "refuse") return InvalidFieldError("temperature", "not supported here");
+    out->url = base_ + "/chat/completions";
+    out->headers.emplace_back("content-type", "application/json");
+    out->body = SerializeChatRequest(chat);
+    return absl::OkStatus();
+  }
+  Framing ResponseFraming(bool stream) const override {
+    return stream ? Framing::kSse : Framing::kJson;
+  }
+  absl::Status TranslateResponse(std::string*) const override {
+    if (where_ == "response") throw std::runtime_error("dialect response broke");
+    return absl::OkStatus();
+  }
+  std::unique_ptr<StreamTranslator> NewStreamTranslator() const override {
+    return std::make_unique<Exploding>();
+  }
+
+ private:
+  class Exploding : public StreamTranslator {
+    absl::Status Translate(StreamFrame, std::vector<SseEvent>*) override {
+      throw std::runtime_error("translator broke");
+    }
+    absl::Status Finish(std::vector<SseEvent>*) override { return absl::OkStatus(); }
+  };
+  std::string base_;
+  std::string where_;
+};
+
+class DialectFailureTest : public EngineTest {
+ protected:
+  void StartWith(const TestHttpServer& server, std::string_view where) {
+    ASSERT_TRUE(registry_.providers()
+                    .Register("throwing",
+                              [](const ProviderConfig& common, std::string_view options,
+                                 const BuildContext&)
+                                  -> absl::StatusOr<std::unique_ptr<ProviderDialect>> {
+                                return std::make_unique<ThrowingDialect>(
+                                    common.base_url, Json::parse(options).value("where", ""));
+                              })
+                    .ok());
+    Start(absl::StrFormat(
+        R"({"providers": {"t": {"type": "throwing", "base_url": "%s", "where": "%s"}},
+            "models": {"m": {"provider": "t"}}})",
+        server.Url("/v1"), where));
+  }
+};
+
+TEST_F(DialectFailureTest, ThrowingBuildRequestGives500) {
+  TestHttpServer server(Provider);
+  StartWith(server, "build");
+  RecordingSink sink;
+  Serve(Post(ChatBody("m")), &sink);
+  EXPECT_EQ(sink.status, 500);
+  EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("dialect build broke"));
+  EXPECT_TRUE(server.requests().empty());
+  EXPECT_EQ(gateway_->active_requests(), 0u);
+}
+
+TEST_F(DialectFailureTest, ThrowingTranslateResponseGives500) {
+  TestHttpServer server(Provider);
+  StartWith(server, "response");
+  RecordingSink sink;
+  Serve(Post(ChatBody("m")), &sink);
+  EXPECT_EQ(sink.status, 500);
+  EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("dialect response broke"));
+}
+
+TEST_F(DialectFailureTest, ThrowingStreamTranslatorCutsTheStream) {
+  TestHttpServer server(Provider);
+  StartWith(server, "stream");
+  RecordingSink sink;
+  Serve(Post(ChatBody("m", true)), &sink);
+  EXPECT_EQ(sink.finished, false);
+  EXPECT_FALSE(absl::StrContains(sink.body, kDone));
+  EXPECT_EQ(gateway_->active_requests(), 0u);
+}
+
+TEST_F(DialectFailureTest, RequestTheDialectCannotExpressIs400NamingTheField) {
+  TestHttpServer server(Provider);
+  StartWith(server, "refuse");
+  RecordingSink sink;
+  Serve(Post(ChatBody("m")), &sink);
+  EXPECT_EQ(sink.status, 400);
+  EXPECT_EQ(ErrorOf(sink)["param"], "temperature");
+  EXPECT_TRUE(server.requests().empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // Response phase
 
@@ -1146,6 +1242,44 @@ TEST_F(EngineTest, LocalReplyFromABodyHookReplacesTheBodyForEarlierFilters) {
   EXPECT_EQ(sink.body, "replaced");
   EXPECT_EQ(a_status, 502);
   EXPECT_EQ(a_body, "replaced");
+}
+
+TEST_F(EngineTest, ClientLeavingMidStreamGivesACancelledOutcomeOnce) {
+  TestHttpServer server([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(ChunkJson("t1")));
+    c.WaitForPeerClose();
+  });
+  Script& a = AddScript("a");
+  Start(Config(server.Url("/v1"), Scripts({"a"})));
+  RecordingSink sink;
+  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
+  ASSERT_TRUE(RunUntil([&] { return !sink.writes.empty(); }));
+  active.reset();
+  ASSERT_TRUE(a.outcome.has_value());
+  EXPECT_EQ(a.outcome->error.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(a.outcome->streaming);
+  EXPECT_EQ(a.outcome->bytes_sent, Sse(ChunkJson("t1")).size());
+  EXPECT_EQ(std::count(log_.begin(), log_.end(), "a:complete"), 1);
+  EXPECT_EQ(a.destroyed, 1);
+  EXPECT_FALSE(sink.finished.has_value());
+  EXPECT_EQ(gateway_->active_requests(), 0u);
+}
+
+TEST_F(EngineTest, UpstreamErrorOutcomeCarriesTheErrorAndAttempts) {
+  TestHttpServer server(Provider);
+  Script& a = AddScript("a");
+  Start(Config(server.Url("/v1"), Scripts({"a"}),
+               R"([{"match": {"model": "smart"}, "target": "bad", "fallbacks": ["bad2"]}])"));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart")), &sink);
+  EXPECT_EQ(sink.status, 503);
+  ASSERT_TRUE(a.outcome.has_value());
+  EXPECT_EQ(a.outcome->status, 503);
+  EXPECT_FALSE(a.outcome->error.ok());
+  EXPECT_EQ(a.outcome->error.message(), "overloaded");
+  EXPECT_EQ(a.outcome->attempts, 2);
+  EXPECT_FALSE(a.outcome->usage.has_value());
 }
 
 // ---------------------------------------------------------------------------------------
