@@ -544,6 +544,94 @@ TEST_F(EngineTest, LocalReplyWithEventsStreamsThroughOnResponseEvents) {
   EXPECT_EQ(std::count(log_.begin(), log_.end(), "a:events"), 2);
 }
 
+// A client dialect: {"model": "...", "prompt": "...", "stream": bool} in,
+// {"text": "..."} out; streams as "text" events ending with an "end" event.
+class PromptCodec : public IngressCodec {
+ public:
+  absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& request) const override {
+    Json in = Json::parse(request.body, nullptr, false);
+    if (!in.is_object() || !in.contains("prompt")) {
+      return InvalidFieldError("prompt", "is required");
+    }
+    Json chat = {{"model", in.value("model", "")},
+                 {"messages", Json::array({{{"role", "user"}, {"content", in["prompt"]}}})}};
+    if (in.value("stream", false)) chat["stream"] = true;
+    return ParseChatRequest(chat.dump());
+  }
+  absl::Status RenderResponse(std::string* body) const override {
+    Json completion = Json::parse(*body);
+    *body = Json{{"text", completion["choices"][0]["message"]["content"]}}.dump();
+    return absl::OkStatus();
+  }
+  std::unique_ptr<StreamTranslator> NewStreamRenderer() const override {
+    class Renderer : public StreamTranslator {
+      absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+        if (frame.data == "[DONE]") {
+          out->push_back(SseEvent{.event = "end", .data = "."});
+          return absl::OkStatus();
+        }
+        Json chunk = Json::parse(frame.data);
+        if (chunk["choices"].empty()) return absl::OkStatus();  // the usage chunk
+        out->push_back(SseEvent{.event = "text",
+                                .data = chunk["choices"][0]["delta"].value("content", "")});
+        return absl::OkStatus();
+      }
+      absl::Status Finish(std::vector<SseEvent>*) override { return absl::OkStatus(); }
+    };
+    return std::make_unique<Renderer>();
+  }
+  std::string ErrorBody(const absl::Status& status) const override {
+    return Json{{"failure", std::string(status.message())}}.dump();
+  }
+};
+
+TEST_F(EngineTest, ModelCallEndpointWithItsOwnClientDialect) {
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "generate", .method = "POST", .pattern = "/v1/generate",
+                             .model_call = std::make_shared<PromptCodec>()})
+                  .ok());
+  std::string kind;
+  std::vector<std::string> models;
+  AddScript("a").on_request = [&](RequestContext& ctx, FilterCallbacks&) {
+    kind = std::string(ctx.endpoint_kind());
+    models.push_back(ctx.chat != nullptr ? ctx.chat->model : "<no chat>");
+    return FilterResult::Continue();
+  };
+  TestHttpServer server(Provider);
+  Start(Config(server.Url("/v1"), Scripts({"a"})));
+  auto generate = [](std::string body) {
+    HttpRequest r = Post(std::move(body));
+    r.path = "/v1/generate";
+    return r;
+  };
+
+  RecordingSink whole;
+  Serve(generate(R"({"model": "demo", "prompt": "hi"})"), &whole);
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body, R"({"text":"Hello!"})");
+  EXPECT_EQ(kind, "generate");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(Json::parse(server.requests()[0].body)["messages"][0]["content"], "hi");
+
+  RecordingSink stream;
+  Serve(generate(R"({"model": "demo", "prompt": "hi", "stream": true})"), &stream);
+  EXPECT_EQ(stream.body, "event: text\ndata: t1\n\nevent: text\ndata: t2\n\n"
+                         "event: end\ndata: .\n\n");
+  EXPECT_EQ(stream.finished, true);
+
+  RecordingSink unknown;
+  Serve(generate(R"({"model": "nope", "prompt": "hi"})"), &unknown);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_THAT(Json::parse(unknown.body).value("failure", ""), HasSubstr("`nope`"))
+      << unknown.body;
+  EXPECT_THAT(models, ElementsAre("demo", "demo", "nope"));  // filters see the parsed request
+
+  RecordingSink invalid;
+  Serve(generate(R"({"model": "demo"})"), &invalid);
+  EXPECT_EQ(invalid.status, 400);
+  EXPECT_EQ(invalid.body, R"({"failure":"prompt: is required"})");
+}
+
 // ---------------------------------------------------------------------------------------
 // Provider dialects
 
@@ -1380,6 +1468,122 @@ TEST_F(EngineTest, ConnectFailureFallsBackToAnotherProvider) {
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.body, CompletionJson("upstream-demo"));
   EXPECT_THAT(UpstreamModels(server), ElementsAre("upstream-demo"));
+}
+
+// "ordered": tries "targets" in order while attempts fail, recording what it is given.
+struct PolicyLog {
+  std::string model;
+  std::optional<std::string> header;
+  std::optional<std::string> metadata;
+  uint64_t draw = 0;
+  std::vector<AttemptOutcome> outcomes;
+};
+
+class OrderedPlan : public AttemptPlan {
+ public:
+  OrderedPlan(std::vector<Attempt> attempts, PolicyLog* log)
+      : attempts_(std::move(attempts)), log_(log) {}
+  std::optional<Attempt> Next() override {
+    if (next_ >= attempts_.size() || (next_ > 0 && failed_ == FailureClass::kNone)) {
+      return std::nullopt;
+    }
+    Attempt a = attempts_[next_];
+    a.index = static_cast<int>(next_++);
+    return a;
+  }
+  void Report(const Attempt&, const AttemptOutcome& outcome) override {
+    failed_ = outcome.failure;
+    log_->outcomes.push_back(outcome);
+  }
+
+ private:
+  std::vector<Attempt> attempts_;
+  PolicyLog* log_;
+  size_t next_ = 0;
+  FailureClass failed_ = FailureClass::kNone;
+};
+
+class OrderedPolicy : public RoutingPolicy {
+ public:
+  OrderedPolicy(std::vector<Attempt> attempts, PolicyLog* log)
+      : attempts_(std::move(attempts)), log_(log) {}
+  absl::StatusOr<std::unique_ptr<AttemptPlan>> Plan(
+      const RoutingRequest& request) const override {
+    log_->model = std::string(request.model);
+    if (request.headers != nullptr) {
+      if (auto h = FindHeader(*request.headers, "x-tenant")) log_->header = std::string(*h);
+    }
+    if (request.metadata != nullptr) {
+      auto it = request.metadata->find("tier");
+      if (it != request.metadata->end()) log_->metadata = it->second;
+    }
+    log_->draw = request.draw;
+    return std::make_unique<OrderedPlan>(attempts_, log_);
+  }
+
+ private:
+  std::vector<Attempt> attempts_;
+  PolicyLog* log_;
+};
+
+TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
+  PolicyLog policy_log;
+  ASSERT_TRUE(registry_.routing()
+                  .Register("ordered",
+                            [&policy_log](std::string_view options, const RouteBuildContext& ctx)
+                                -> absl::StatusOr<std::unique_ptr<RoutingPolicy>> {
+                              std::vector<Attempt> attempts;
+                              Json o = Json::parse(options);
+                              for (size_t i = 0; i < o["targets"].size(); ++i) {
+                                const ModelConfig* m =
+                                    ctx.find_model(o["targets"][i].get<std::string>());
+                                if (m == nullptr) {
+                                  return InvalidFieldError(Cat("targets[", std::to_string(i), "]"),
+                                                           "unknown model");
+                                }
+                                attempts.push_back(Attempt{m, ctx.provider_of(*m), 0});
+                              }
+                              return std::make_unique<OrderedPolicy>(std::move(attempts),
+                                                                     &policy_log);
+                            })
+                  .ok());
+  TestHttpServer server([](TestConnection& c) {
+    if (Json::parse(c.request().body)["model"] == "upstream-demo") {
+      c.SendResponse(429, {{"content-type", "application/json"}, {"retry-after", "7"}},
+                     R"({"error":{"message":"slow down","type":"requests"}})");
+      return;
+    }
+    Provider(c);
+  });
+  AddScript("a").on_request = [](RequestContext& ctx, FilterCallbacks&) {
+    ctx.metadata["tier"] = "gold";
+    return FilterResult::Continue();
+  };
+  Start(Config(server.Url("/v1"), Scripts({"a"}),
+               R"([{"match": {"model": "smart"}, "policy": "ordered",
+                    "targets": ["demo", "demo2"]}])"),
+        {.random = [] { return uint64_t{42}; }});
+  RecordingSink sink;
+  HttpRequest request = Post(ChatBody("smart"));
+  request.headers.emplace_back("x-tenant", "t-1");
+  Serve(std::move(request), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("upstream-demo", "up-2"));
+  EXPECT_EQ(policy_log.model, "smart");
+  EXPECT_EQ(policy_log.header, "t-1");
+  EXPECT_EQ(policy_log.metadata, "gold");
+  EXPECT_EQ(policy_log.draw, 42u);
+  ASSERT_EQ(policy_log.outcomes.size(), 1u);  // the successful attempt is not reported
+  EXPECT_EQ(policy_log.outcomes[0].failure, FailureClass::kRateLimited);
+  EXPECT_EQ(policy_log.outcomes[0].http_status, 429);
+  EXPECT_EQ(policy_log.outcomes[0].retry_after, absl::Seconds(7));
+
+  ConfigStore bad({.registry = &registry_});
+  EXPECT_EQ(bad.Load(Config(server.Url("/v1"), "[]",
+                            R"([{"match": {"model": "smart"}, "policy": "ordered",
+                                 "targets": ["demo", "zz"]}])"))
+                .message(),
+            "routes[0].targets[1]: unknown model");
 }
 
 // ---------------------------------------------------------------------------------------
