@@ -432,11 +432,13 @@ TEST_F(EngineTest, LiteralSegmentWinsOverAParameter) {
                              .local = answer("literal")})
                   .ok());
   Start(Config("http://127.0.0.1:1/v1"));
-  RecordingSink latest, other;
+  RecordingSink latest, other, encoded;
   Serve(Get("/v1/items/latest"), &latest);
   Serve(Get("/v1/items/later"), &other);
+  Serve(Get("/v1/items/a%2Fb"), &encoded);
   EXPECT_EQ(latest.body, "literal:");
   EXPECT_EQ(other.body, "param:later");
+  EXPECT_EQ(encoded.body, "param:a%2Fb");  // percent-encoded bytes stay encoded
 }
 
 TEST_F(EngineTest, UnknownPathIs404AndWrongMethodIs405ListingEveryMethod) {
@@ -630,6 +632,78 @@ TEST_F(EngineTest, ModelCallEndpointWithItsOwnClientDialect) {
   Serve(generate(R"({"model": "demo"})"), &invalid);
   EXPECT_EQ(invalid.status, 400);
   EXPECT_EQ(invalid.body, R"({"failure":"prompt: is required"})");
+}
+
+TEST_F(EngineTest, LocalStreamOnAModelCallEndpointIsRenderedInTheClientsDialect) {
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "generate", .method = "POST", .pattern = "/v1/generate",
+                             .model_call = std::make_shared<PromptCodec>()})
+                  .ok());
+  // A cache replaying a stored stream: unified chunks, answered before any upstream.
+  AddScript("cache").on_request = [](RequestContext&, FilterCallbacks&) {
+    LocalReply r;
+    r.events = std::vector<SseEvent>{SseEvent{.data = ChunkJson("cached")},
+                                     SseEvent{.data = "[DONE]"}};
+    return FilterResult::Reply(std::move(r));
+  };
+  TestHttpServer server(Provider);
+  Start(Config(server.Url("/v1"), Scripts({"cache"})));
+  HttpRequest r = Post(R"({"model": "demo", "prompt": "hi", "stream": true})");
+  r.path = "/v1/generate";
+  RecordingSink sink;
+  Serve(std::move(r), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_TRUE(sink.streaming);
+  EXPECT_EQ(sink.body, "event: text\ndata: cached\n\nevent: end\ndata: .\n\n");
+  EXPECT_EQ(sink.finished, true);
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(EngineTest, EndpointRegisteredLaterIsServedFromTheNextReload) {
+  const std::string config = Config("http://127.0.0.1:1/v1");
+  Start(config);
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "late", .method = "GET", .pattern = "/v1/late",
+                             .local = Handler([](FnHandler&, RequestContext&, FilterCallbacks&) {
+                               return FilterResult::Reply(JsonReply(200, "here"));
+                             })})
+                  .ok());
+  RecordingSink before;
+  Serve(Get("/v1/late"), &before);
+  EXPECT_EQ(before.status, 404);
+  ASSERT_TRUE(store_->Reload(config).ok());
+  RecordingSink after;
+  Serve(Get("/v1/late"), &after);
+  EXPECT_EQ(after.status, 200);
+  EXPECT_EQ(after.body, "here");
+}
+
+TEST_F(EngineTest, LocalHandlerThatNeverAnswersEndsWith504) {
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "stuck", .method = "GET", .pattern = "/v1/stuck",
+                             .local = Handler([](FnHandler&, RequestContext&, FilterCallbacks&) {
+                               return FilterResult::Pause();
+                             })})
+                  .ok());
+  Start(Config("http://127.0.0.1:1/v1"), {.request_phase_timeout = absl::Milliseconds(20)});
+  RecordingSink sink;
+  Serve(Get("/v1/stuck"), &sink);
+  EXPECT_EQ(sink.status, 504);
+  EXPECT_EQ(gateway_->active_requests(), 0u);
+}
+
+TEST_F(EngineTest, LocalHandlerThatContinuesWithoutAnsweringIs500) {
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "mute", .method = "GET", .pattern = "/v1/mute",
+                             .local = Handler([](FnHandler&, RequestContext&, FilterCallbacks&) {
+                               return FilterResult::Continue();
+                             })})
+                  .ok());
+  Start(Config("http://127.0.0.1:1/v1"));
+  RecordingSink sink;
+  Serve(Get("/v1/mute"), &sink);
+  EXPECT_EQ(sink.status, 500);
+  EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("mute"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1452,6 +1526,33 @@ TEST_F(EngineTest, FilterChosenRouteReplacesThePlan) {
   Serve(Post(ChatBody("smart")), &sink);
   EXPECT_EQ(sink.status, 200);
   EXPECT_THAT(UpstreamModels(server), ElementsAre("up-2"));
+}
+
+TEST_F(EngineTest, UpstreamTimeoutFallsBackUnlessRetryOnExcludesIt) {
+  TestHttpServer slow([](TestConnection& c) { c.WaitGate("never"); });
+  TestHttpServer server(Provider);
+  auto config = [&](std::string_view retry_on) {
+    return absl::StrFormat(
+        R"({"providers": {"slow": {"type": "openai", "base_url": "%s",
+                                   "timeouts": {"first_byte_ms": 30}},
+                          "up": {"type": "openai", "base_url": "%s"}},
+            "models": {"sleepy": {"provider": "slow"},
+                       "demo": {"provider": "up", "upstream_model": "upstream-demo"}},
+            "routes": [{"match": {"model": "smart"}, "target": "sleepy",
+                        "fallbacks": ["demo"], "retry_on": %s}]})",
+        slow.Url("/v1"), server.Url("/v1"), retry_on);
+  };
+  Start(config(R"(["timeout"])"));
+  RecordingSink fell_back;
+  Serve(Post(ChatBody("smart")), &fell_back);
+  EXPECT_EQ(fell_back.status, 200);
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("upstream-demo"));
+
+  ASSERT_TRUE(store_->Reload(config(R"(["5xx"])")).ok());
+  RecordingSink timed_out;
+  Serve(Post(ChatBody("smart")), &timed_out);
+  EXPECT_EQ(timed_out.status, 504);
+  EXPECT_EQ(server.requests().size(), 1u);
 }
 
 TEST_F(EngineTest, ConnectFailureFallsBackToAnotherProvider) {
