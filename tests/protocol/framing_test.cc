@@ -124,7 +124,18 @@ TEST(FrameParserTest, SseEventAboveTheLimitFails) {
   std::vector<StreamFrame> frames;
   absl::Status s = parser->Feed("data: 0123456789\ndata: 0123456789\n\n", &frames);
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  // It stays failed: later small events are not parsed.
+  EXPECT_EQ(parser->Feed("data: x\n\n", &frames).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(parser->Finish(&frames).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(frames, IsEmpty());
+}
+
+TEST(FrameParserTest, SseEventWithinTheLimitPasses) {
+  std::unique_ptr<FrameParser> parser = Parser(Framing::kSse, {.max_frame_bytes = 64});
+  ASSERT_NE(parser, nullptr);
+  std::vector<StreamFrame> frames;
+  ASSERT_TRUE(parser->Feed("data: 0123456789\n\n", &frames).ok());
+  EXPECT_THAT(frames, ElementsAre(StreamFrame{"", "0123456789"}));
 }
 
 TEST(FrameParserTest, AppendsWithoutClearingTheOutput) {
