@@ -1963,6 +1963,65 @@ TEST_F(EngineTest, BufferedUpstreamBytesBeyondTheLimitGive503) {
   EXPECT_EQ(a.body, half + "y");
 }
 
+TEST_F(EngineTest, StreamEventsHeldBeforeTheStatusLineCountAgainstTheBufferLimit) {
+  FakeUpstream upstream;
+  AddScript("a").on_headers = [](RequestContext&, ResponseHead&, FilterCallbacks&) {
+    return FilterStatus::kPause;  // holds the status line, so events queue up
+  };
+  Start(Config("http://127.0.0.1:1/v1", Scripts({"a"})),
+        {.max_upstream_body_bytes = 100, .max_buffered_upstream_bytes = 100}, &upstream);
+  RecordingSink sink;
+  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
+  ASSERT_EQ(upstream.calls.size(), 1u);
+  upstream.calls[0]->handler->OnHeaders(200, {{"content-type", "text/event-stream"}});
+  upstream.calls[0]->handler->OnData(Sse(std::string(60, 'a')));
+  EXPECT_EQ(sink.header_calls, 0);
+  upstream.calls[0]->handler->OnData(Sse(std::string(60, 'b')));
+  ASSERT_TRUE(sink.finished.has_value());
+  EXPECT_EQ(sink.status, 503);
+  EXPECT_EQ(FindHeader(sink.headers, "retry-after"), "1");
+  EXPECT_TRUE(upstream.calls[0]->cancelled);
+}
+
+TEST_F(EngineTest, FinishedRequestsReturnTheirBufferedBytes) {
+  FakeUpstream upstream;
+  AddScript("a");
+  Start(Config("http://127.0.0.1:1/v1", Scripts({"a"})),
+        {.max_upstream_body_bytes = 100, .max_buffered_upstream_bytes = 100}, &upstream);
+  // A stream, a whole response and a failed attempt, one after the other, each holding
+  // up to 90 bytes: none may leak into the next one's budget.
+  RecordingSink stream;
+  std::unique_ptr<ActiveRequest> a = gateway_->Handle(Post(ChatBody("demo", true)), &stream);
+  ASSERT_EQ(upstream.calls.size(), 1u);
+  upstream.calls[0]->handler->OnHeaders(200, {{"content-type", "text/event-stream"}});
+  upstream.calls[0]->handler->OnData(Sse(std::string(80, 's')));
+  upstream.calls[0]->handler->OnData(kDone);
+  upstream.calls[0]->handler->OnComplete(absl::OkStatus());
+  ASSERT_TRUE(RunUntil([&] { return stream.finished.has_value(); }));
+  EXPECT_EQ(stream.finished, true);
+
+  RecordingSink failed;
+  std::unique_ptr<ActiveRequest> b = gateway_->Handle(Post(ChatBody("demo")), &failed);
+  ASSERT_EQ(upstream.calls.size(), 2u);
+  upstream.calls[1]->handler->OnHeaders(500, {{"content-type", "application/json"}});
+  upstream.calls[1]->handler->OnData(std::string(90, ' '));
+  upstream.calls[1]->handler->OnComplete(absl::OkStatus());
+  ASSERT_TRUE(RunUntil([&] { return failed.finished.has_value(); }));
+  EXPECT_EQ(failed.status, 500);
+
+  for (int i = 0; i < 2; ++i) {
+    RecordingSink whole;
+    std::unique_ptr<ActiveRequest> c = gateway_->Handle(Post(ChatBody("demo")), &whole);
+    ASSERT_EQ(upstream.calls.size(), 3u + i);
+    upstream.calls.back()->handler->OnHeaders(200, {{"content-type", "application/json"}});
+    upstream.calls.back()->handler->OnData(std::string(90, 'w'));
+    upstream.calls.back()->handler->OnComplete(absl::OkStatus());
+    ASSERT_TRUE(RunUntil([&] { return whole.finished.has_value(); }));
+    EXPECT_EQ(whole.status, 200) << i;
+    EXPECT_EQ(whole.body, std::string(90, 'w'));
+  }
+}
+
 TEST_F(EngineTest, HeaderValuesWithLineBreaksNeverReachTheSink) {
   TestHttpServer server(Provider);
   AddScript("a").on_headers = [](RequestContext&, ResponseHead& head, FilterCallbacks&) {
