@@ -357,6 +357,10 @@ void FilterChain::OnResponseResume(size_t index, std::optional<LocalReply> reply
   if (index != response_index_) return;
   if (reply.has_value() && (step_ == Step::kHeaders || step_ == Step::kBody) &&
       head_ != nullptr && !head_->streaming) {
+    // The reply replaces the response for the filters still to run in this step.
+    head_->status = reply->status;
+    head_->headers = reply->headers;
+    if (step_ == Step::kBody && body_ != nullptr) *body_ = reply->body;
     response_reply_ = std::move(reply);
   }
   if (response_running_) {

@@ -178,6 +178,9 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   void ParseUsage(std::string_view json, bool chunk);
   // Filters continued from the request phase (response hooks to run).
   bool HasResponseFilters() const { return chain_ != nullptr && chain_->size() > 0; }
+  // A filter threw during a response step: ends the request as Fail() does (a 500 before
+  // the status line, a cut stream after). Returns true if it did.
+  bool ChainFailed();
 
   std::shared_ptr<Shared> shared_;
   ResponseSink* const sink_;
@@ -232,6 +235,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   bool complete_ran_ = false;
   bool sink_blocked_ = false;
   bool upstream_paused_ = false;
+  bool chain_failure_handled_ = false;  // the chain's exception already shaped the response
   // Response steps are numbered; a step whose callback has not run by the time the chain
   // call returns is waiting for a paused filter (and gets the step timer).
   uint64_t step_started_ = 0;
@@ -307,6 +311,7 @@ void GatewayRequest::Start(HttpRequest request) {
 void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
   if (phase_timer_ != nullptr) phase_timer_->Cancel();
   if (!chain_->failed().ok()) {
+    chain_failure_handled_ = true;
     SendError(chain_->failed());
     return;
   }
@@ -631,11 +636,19 @@ void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render)
   }
   std::weak_ptr<bool> life = life_;
   const uint64_t step = ++step_started_;
-  chain_->RunResponseHeaders(head_, [this, render, step, life] {
+  chain_->RunResponseHeaders(head_, [this, render, step, life]() mutable {
     if (life.expired()) return;
     step_done_ = std::max(step_done_, step);
     DisarmStepTimer();
-    Guard([&] { AfterHeadersWhole(render); });
+    // A filter answered from its headers hook: the chain already put the reply's status and
+    // headers in head_; its body replaces the upstream's before the body step.
+    if (std::optional<LocalReply> replaced = chain_->TakeResponseReply()) {
+      whole_body_ = std::move(replaced->body);
+      render = false;
+    }
+    Guard([&] {
+      if (!ChainFailed()) AfterHeadersWhole(render);
+    });
   });
   if (!life.expired() && step_done_ < step && !finished_) ArmStepTimer();
 }
@@ -647,6 +660,7 @@ void GatewayRequest::AfterHeadersWhole(bool render) {
     if (life.expired()) return;
     step_done_ = std::max(step_done_, step);
     DisarmStepTimer();
+    if (ChainFailed()) return;
     if (std::optional<LocalReply> replaced = chain_->TakeResponseReply()) {
       head_.status = replaced->status;
       head_.headers = std::move(replaced->headers);
@@ -704,7 +718,9 @@ void GatewayRequest::StartStream(ResponseHead head) {
     step_done_ = std::max(step_done_, step);
     DisarmStepTimer();
     waiting_filters_ = false;
-    Guard([&] { commit(); });
+    Guard([&] {
+      if (!ChainFailed()) commit();
+    });
   });
   if (life.expired() || finished_ || step_done_ >= step) return;
   ArmStepTimer();
@@ -737,11 +753,12 @@ void GatewayRequest::Pump() {
       DisarmStepTimer();
       waiting_filters_ = false;
       Guard([&] {
+        if (ChainFailed()) return;
         AfterEvents(terminal);
         if (!pumping_) Pump();  // resumed later: carry on where the loop stopped
       });
     });
-    if (life.expired()) return;
+    if (life.expired() || finished_) return;
     if (waiting_filters_) {
       ArmStepTimer();
       break;
@@ -846,9 +863,18 @@ void GatewayRequest::CompleteAndFinish(bool complete) {
     if (life.expired()) return;
     step_done_ = std::max(step_done_, step);
     DisarmStepTimer();
-    Guard([&] { release(); });
+    Guard([&] {
+      if (!ChainFailed()) release();
+    });
   });
   if (!life.expired() && step_done_ < step && !finished_) ArmStepTimer();
+}
+
+bool GatewayRequest::ChainFailed() {
+  if (chain_ == nullptr || chain_failure_handled_ || chain_->failed().ok()) return false;
+  chain_failure_handled_ = true;
+  Fail(chain_->failed());
+  return true;
 }
 
 void GatewayRequest::Fail(const absl::Status& status) {
