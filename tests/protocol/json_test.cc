@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -205,6 +207,23 @@ TEST(MemberNameSetTest, ViewsPassedInMayDieAfterInsert) {
   }
   EXPECT_FALSE(names.Insert(Name(0) + std::string(30, 'x')));
   EXPECT_FALSE(names.Insert(Name(19) + std::string(30, 'x')));
+}
+
+TEST(MemberNameSetTest, AgreesWithStdSetOnRandomNames) {
+  // Short names from a 3-letter alphabet, so repeats are frequent on both sides of the
+  // switch to hashing; std::set is the reference.
+  std::mt19937 rng(8);
+  for (int round = 0; round < 50; ++round) {
+    MemberNameSet names;
+    std::set<std::string> reference;
+    const int n = std::uniform_int_distribution<int>(0, 400)(rng);
+    for (int i = 0; i < n; ++i) {
+      std::string name(std::uniform_int_distribution<size_t>(0, 5)(rng), 'a');
+      for (char& c : name) c = static_cast<char>('a' + rng() % 3);
+      ASSERT_EQ(names.Insert(name), reference.insert(name).second) << round << " " << name;
+      ASSERT_EQ(names.size(), reference.size());
+    }
+  }
 }
 
 TEST(MemberNameSetTest, ComparisonsPerNameStayBoundedAt100kNames) {
