@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "lib/core/mutex.h"
+
 namespace modeenvoy {
 namespace {
 
@@ -16,6 +18,23 @@ class RealClock final : public Clock {
 };
 
 }  // namespace
+
+// Out of line so the locks go through lib/core/mutex.h: with Debian's uninstrumented Abseil,
+// a plain absl::MutexLock inlined into a test would look to TSan like no lock at all.
+absl::Time FakeClock::Now() const {
+  core_internal::MutexLock lock(&mu_);
+  return now_;
+}
+
+void FakeClock::Advance(absl::Duration d) {
+  core_internal::MutexLock lock(&mu_);
+  now_ += d;
+}
+
+void FakeClock::Set(absl::Time t) {
+  core_internal::MutexLock lock(&mu_);
+  now_ = t;
+}
 
 const Clock& SystemClock() {
   static const RealClock* const clock = new RealClock();

@@ -25,6 +25,7 @@ using protocol_internal::JsonObjectWriter;
 using protocol_internal::JsonReader;
 using protocol_internal::JsonType;
 using protocol_internal::JsonTypeName;
+using protocol_internal::MemberNameSet;
 
 // ---------------------------------------------------------------------------------------
 // Field paths, built only when an error is reported.
@@ -296,13 +297,18 @@ struct MemberSpec {
   absl::Status (*parse)(Parser&, const Path&, T*);
 };
 
-// Adds an unknown member to `extra`, rejecting repeated names.
-absl::Status AddExtra(Parser& p, std::string_view key, const Path& at, ExtraFields* extra) {
-  for (const auto& [name, value] : *extra) {
-    if (name == key) return Duplicate(at);
-  }
+// Appends a member to `extra` with its value captured as sent.
+absl::Status AppendExtra(Parser& p, std::string_view key, ExtraFields* extra) {
   auto& entry = extra->emplace_back(std::string(key), std::string());
   return p.Raw(&entry.second);
+}
+
+// Adds an unknown member to `extra`, rejecting a name already in `names` (the unknown
+// names of the same object: a set, so 100k unknown members are not 5e9 comparisons).
+absl::Status AddExtra(Parser& p, std::string_view key, const Path& at, ExtraFields* extra,
+                      MemberNameSet* names) {
+  if (!names->Insert(key)) return Duplicate(at);
+  return AppendExtra(p, key, extra);
 }
 
 template <typename T, size_t N>
@@ -310,6 +316,7 @@ absl::Status ParseMembers(Parser& p, const Path& path, const MemberSpec<T> (&mem
                           T* out, ExtraFields* extra, uint64_t* seen_out = nullptr) {
   static_assert(N <= 64, "seen bitmask");
   uint64_t seen = 0;
+  MemberNameSet extra_names;
   absl::Status status = p.Object(path, [&](std::string_view key, const Path& at) {
     for (size_t i = 0; i < N; ++i) {
       if (members[i].name == key) {
@@ -319,7 +326,7 @@ absl::Status ParseMembers(Parser& p, const Path& path, const MemberSpec<T> (&mem
         return members[i].parse(p, at, out);
       }
     }
-    return AddExtra(p, key, at, extra);
+    return AddExtra(p, key, at, extra, &extra_names);
   });
   if (seen_out != nullptr) *seen_out = seen;
   return status;
@@ -463,6 +470,7 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out,
   std::optional<ContentPartType> type;
   uint32_t seen = 0;  // bit 0: type; bit 1 + i: payload member i
   std::vector<std::pair<size_t, std::string>> deferred;  // (payload index, raw JSON)
+  MemberNameSet extra_names;  // the names AddExtra takes; "type" and payloads have bits
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key, const Path& at) {
     if (key == "type") {
       if (seen & 1) return Duplicate(at);
@@ -491,9 +499,9 @@ absl::Status ParseContentPart(Parser& p, const Path& path, ContentPart* out,
         return p.Raw(&entry.second);
       }
       if (static_cast<size_t>(*type) == i) return ParsePartPayload(p, at, *type, out);
-      return AddExtra(p, key, at, &out->extra);
+      return AppendExtra(p, key, &out->extra);  // a repeat was refused by its bit above
     }
-    return AddExtra(p, key, at, &out->extra);
+    return AddExtra(p, key, at, &out->extra, &extra_names);
   }));
   if (!type.has_value()) return Invalid(path.Member("type"), "required");
   out->type = *type;
@@ -850,7 +858,8 @@ constexpr MemberSpec<ChatDelta> kDeltaMembers[] = {
        if (type == JsonType::kString || type == JsonType::kNull) {
          return p.OptString(at, &o->content);
        }
-       return AddExtra(p, "content", at, &o->extra);  // e.g. Mistral's array of parts
+       // e.g. Mistral's array of parts. A repeated "content" is refused by its seen bit.
+       return AppendExtra(p, "content", &o->extra);
      }},
     {"refusal", &Opt<&ChatDelta::refusal>},
     {"tool_calls",
@@ -1196,15 +1205,14 @@ absl::Status CheckOptRawJson(const Path& path, const std::optional<std::string>&
 // member of that name is modeled (and so may not also appear in extra).
 template <typename F>
 absl::Status CheckExtra(const Path& base, const ExtraFields& extra, F&& is_modeled) {
+  MemberNameSet names;
   for (size_t i = 0; i < extra.size(); ++i) {
     const std::string& name = extra[i].first;
     const Path path = base.Member(name);
     if (is_modeled(std::string_view(name))) {
       return Invalid(path, "extra member duplicates a modeled field");
     }
-    for (size_t j = 0; j < i; ++j) {
-      if (extra[j].first == name) return Invalid(path, "duplicate key");
-    }
+    if (!names.Insert(name)) return Invalid(path, "duplicate key");
     MODEENVOY_RETURN_IF_ERROR(CheckRawJson(path, extra[i].second, std::nullopt));
   }
   return absl::OkStatus();

@@ -504,6 +504,24 @@ bool JsonReader::ExpectEnd() {
   return true;
 }
 
+bool MemberNameSet::Insert(std::string_view name) {
+  if (names_.empty()) {
+    for (const std::string& seen : small_) {
+      ++comparisons_;
+      if (seen == name) return false;
+    }
+    if (small_.size() < kScanLimit) {
+      small_.emplace_back(name);
+      return true;
+    }
+    // The scan above found no match, so every name moves over unchanged.
+    names_.reserve(2 * kScanLimit);
+    for (std::string& seen : small_) names_.insert(std::move(seen));
+    small_.clear();
+  }
+  return names_.emplace(name).second;
+}
+
 bool NumberToDouble(std::string_view text, double* value) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, *value);

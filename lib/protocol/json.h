@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 
 namespace modeenvoy::protocol_internal {
@@ -82,6 +84,49 @@ class JsonReader {
   absl::Status status_;
   std::string* capture_ = nullptr;  // non-null while CaptureValue() is collecting
   const char* segment_ = nullptr;   // start of the not yet copied captured bytes
+};
+
+// The member names of one JSON object read so far, so a repeated name can be refused.
+// Most objects have a few members, so up to kScanLimit names are kept in an inline array and
+// scanned (no allocation, no hashing); past that they move to a hash set. An object of n
+// members then costs O(n) expected comparisons, not the O(n^2) of scanning every earlier
+// name, which a body of 100k short unknown members would otherwise spend before auth runs.
+// Names are copied, so the caller's views may die after Insert().
+// Thread-compatible. Not movable: the set's equality counts into this object.
+class MemberNameSet {
+ public:
+  static constexpr size_t kScanLimit = 8;
+
+  MemberNameSet() : names_(0, NameHash(), CountingEq{&comparisons_}) {}
+  MemberNameSet(const MemberNameSet&) = delete;
+  MemberNameSet& operator=(const MemberNameSet&) = delete;
+
+  // Adds `name`. Returns false, and adds nothing, if the set already holds it.
+  bool Insert(std::string_view name);
+
+  size_t size() const { return small_.size() + names_.size(); }
+
+  // Name comparisons made so far (scan steps plus hash-set equality checks): what a test
+  // watches to see that the cost per name stays bounded.
+  uint64_t comparisons() const { return comparisons_; }
+
+ private:
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return absl::HashOf(s); }
+  };
+  struct CountingEq {
+    using is_transparent = void;
+    uint64_t* count;
+    bool operator()(std::string_view a, std::string_view b) const {
+      ++*count;
+      return a == b;
+    }
+  };
+
+  uint64_t comparisons_ = 0;
+  absl::InlinedVector<std::string, kScanLimit> small_;  // used while names_ is empty
+  absl::flat_hash_set<std::string, NameHash, CountingEq> names_;
 };
 
 // Parses a number's text as a double. False if not finite.

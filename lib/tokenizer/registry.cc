@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -136,6 +138,25 @@ std::string JoinPath(std::string_view dir, std::string_view file) {
   return out;
 }
 
+constexpr char kTokenizerDirVar[] = "MODEENVOY_TOKENIZER_DIR";
+
+// $MODEENVOY_TOKENIZER_DIR must name a directory. kFailedPrecondition otherwise: the
+// environment, not the request, needs fixing.
+absl::Status CheckTokenizerDirVar(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s=%s: %s", kTokenizerDirVar, dir,
+        err == ENOENT ? "no such directory" : std::strerror(err)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s=%s: not a directory", kTokenizerDirVar, dir));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Encoding>> LoadBuiltin(const BuiltinEncoding& b,
                                                       const EncodingOptions& options) {
   EncodingSpec spec;
@@ -150,7 +171,12 @@ absl::StatusOr<std::unique_ptr<Encoding>> LoadBuiltin(const BuiltinEncoding& b,
     candidates.push_back(options.rank_file);
   } else {
     std::string dir = options.tokenizer_dir;
-    if (dir.empty()) dir = EnvOrEmpty("MODEENVOY_TOKENIZER_DIR");
+    if (dir.empty()) {
+      dir = EnvOrEmpty(kTokenizerDirVar);
+      // Whoever set the variable meant those files; a typo must not silently yield
+      // whatever tiktoken's cache holds instead.
+      if (!dir.empty()) MODEENVOY_RETURN_IF_ERROR(CheckTokenizerDirVar(dir));
+    }
     if (!dir.empty()) candidates.push_back(JoinPath(dir, absl::StrCat(b.file_stem, ".tiktoken")));
     std::string cache = options.tiktoken_cache_dir;
     if (cache.empty()) cache = EnvOrEmpty("TIKTOKEN_CACHE_DIR");

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -173,6 +175,138 @@ TEST(Utf8Test, ValidatesStrictly) {
     EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(std::string(bad));
     EXPECT_FALSE(IsValidUtf8(std::string("12345678") + std::string(bad)));
   }
+}
+
+// Names "k0", "k1", ...: short and distinct, like the hostile bodies of issue 8.
+std::string Name(int i) { return "k" + std::to_string(i); }
+
+TEST(MemberNameSetTest, RefusesARepeatOnlyWhileScanningAndAfterHashing) {
+  MemberNameSet names;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(names.Insert(Name(i))) << i;
+  EXPECT_FALSE(names.Insert("k1"));
+  EXPECT_TRUE(names.Insert("k"));  // a prefix is another name
+  EXPECT_TRUE(names.Insert(""));
+  EXPECT_FALSE(names.Insert(""));
+  EXPECT_EQ(names.size(), 5u);
+  // Across the switch from the inline scan to the hash set, every earlier name stays known.
+  for (int i = 3; i < 40; ++i) EXPECT_TRUE(names.Insert(Name(i))) << i;
+  EXPECT_EQ(names.size(), 42u);
+  for (int i = 0; i < 40; ++i) EXPECT_FALSE(names.Insert(Name(i))) << i;
+  EXPECT_FALSE(names.Insert("k"));
+  EXPECT_FALSE(names.Insert(""));
+  EXPECT_TRUE(names.Insert("k40"));
+  EXPECT_EQ(names.size(), 43u);
+}
+
+TEST(MemberNameSetTest, ViewsPassedInMayDieAfterInsert) {
+  MemberNameSet names;
+  for (int i = 0; i < 20; ++i) {
+    std::string name = Name(i) + std::string(30, 'x');  // beyond the small-string buffer
+    EXPECT_TRUE(names.Insert(name));
+    name.assign(name.size(), '?');
+  }
+  EXPECT_FALSE(names.Insert(Name(0) + std::string(30, 'x')));
+  EXPECT_FALSE(names.Insert(Name(19) + std::string(30, 'x')));
+}
+
+TEST(MemberNameSetTest, AgreesWithStdSetOnRandomNames) {
+  // Short names from a 3-letter alphabet, so repeats are frequent on both sides of the
+  // switch to hashing; std::set is the reference.
+  std::mt19937 rng(8);
+  for (int round = 0; round < 50; ++round) {
+    MemberNameSet names;
+    std::set<std::string> reference;
+    const int n = std::uniform_int_distribution<int>(0, 400)(rng);
+    for (int i = 0; i < n; ++i) {
+      std::string name(std::uniform_int_distribution<size_t>(0, 5)(rng), 'a');
+      for (char& c : name) c = static_cast<char>('a' + rng() % 3);
+      ASSERT_EQ(names.Insert(name), reference.insert(name).second) << round << " " << name;
+      ASSERT_EQ(names.size(), reference.size());
+    }
+  }
+}
+
+TEST(MemberNameSetTest, ComparisonsPerNameStayBoundedAt100kNames) {
+  // A scan of every earlier name, as before issue 8, makes n(n-1)/2 = 5e9 comparisons here.
+  constexpr int kNames = 100000;
+  MemberNameSet names;
+  for (int i = 0; i < kNames; ++i) ASSERT_TRUE(names.Insert(Name(i))) << i;
+  const uint64_t after_inserts = names.comparisons();
+  // The inline scan costs at most kScanLimit^2 / 2; each hashed insert compares only names
+  // whose hashes collide, about 1 in 128 per probed slot.
+  EXPECT_LE(after_inserts, uint64_t{2} * kNames);
+  // A repeat of the last name, and of the first, is found with a handful of comparisons.
+  EXPECT_FALSE(names.Insert(Name(kNames - 1)));
+  EXPECT_FALSE(names.Insert(Name(0)));
+  EXPECT_LE(names.comparisons() - after_inserts, 8u);
+  EXPECT_GE(names.comparisons() - after_inserts, 2u);  // each repeat was compared, not guessed
+  EXPECT_EQ(names.size(), static_cast<size_t>(kNames));
+}
+
+// {"model":"m","messages":[...],"k0":0,...,"k<n-1>":0<tail>}
+std::string RequestWithUnknownMembers(int n, std::string_view tail) {
+  std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}])";
+  for (int i = 0; i < n; ++i) body += ",\"" + Name(i) + "\":0";
+  body += tail;
+  body += "}";
+  return body;
+}
+
+TEST(ChatUnknownMembersTest, HundredThousandUnknownMembersAreKeptInOrder) {
+  constexpr int kMembers = 100000;
+  absl::StatusOr<ChatRequest> r = ParseChatRequest(RequestWithUnknownMembers(kMembers, ""));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->extra.size(), static_cast<size_t>(kMembers));
+  EXPECT_EQ(r->extra.front(), (std::pair<std::string, std::string>("k0", "0")));
+  EXPECT_EQ(r->extra[54321].first, "k54321");
+  EXPECT_EQ(r->extra.back().first, "k99999");
+  EXPECT_TRUE(ValidateChatRequest(*r).ok());
+}
+
+TEST(ChatUnknownMembersTest, ARepeatAfterHundredThousandUnknownMembersIsFound) {
+  for (const char* repeated : {"k0", "k77777", "k99999"}) {
+    const std::string tail = std::string(",\"") + repeated + "\":1";
+    absl::StatusOr<ChatRequest> r = ParseChatRequest(RequestWithUnknownMembers(100000, tail));
+    ASSERT_FALSE(r.ok()) << repeated;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(r.status().message(), ::testing::HasSubstr(std::string(repeated) +
+                                                           ": duplicate key"));
+  }
+}
+
+TEST(ChatUnknownMembersTest, ValidationFindsARepeatAmongHundredThousandExtras) {
+  absl::StatusOr<ChatRequest> r = ParseChatRequest(RequestWithUnknownMembers(100000, ""));
+  ASSERT_TRUE(r.ok()) << r.status();
+  r->extra.emplace_back("k31337", "2");  // a caller edited the parsed request
+  const absl::Status s = ValidateChatRequest(*r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("k31337: duplicate key"));
+}
+
+TEST(ChatUnknownMembersTest, UnknownMembersOfNestedObjectsAreCheckedPerObject) {
+  // The same unknown name in two objects is not a repeat; twice in one content part or
+  // message is, also past the point where the names move into a hash set.
+  std::string part_members, message_members;
+  for (int i = 0; i < 20; ++i) {
+    part_members += ",\"" + Name(i) + "\":" + std::to_string(i);
+    message_members += ",\"" + Name(i) + "\":" + std::to_string(i);
+  }
+  const std::string ok = R"({"model":"m","messages":[{"role":"user","content":[)"
+                         R"({"type":"text","text":"a")" + part_members + R"(}])" +
+                         message_members + "}]" + message_members + "}";
+  absl::StatusOr<ChatRequest> r = ParseChatRequest(ok);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->extra.size(), 20u);
+  EXPECT_EQ(r->messages[0].extra.size(), 20u);
+  const std::string bad_part = R"({"model":"m","messages":[{"role":"user","content":[)"
+                               R"({"type":"text","text":"a")" + part_members +
+                               R"(,"k3":9}]}]})";
+  EXPECT_THAT(ParseChatRequest(bad_part).status().message(),
+              ::testing::HasSubstr("messages[0].content[0].k3: duplicate key"));
+  const std::string bad_message = R"({"model":"m","messages":[{"role":"user","content":"x")" +
+                                  message_members + R"(,"k19":9}]})";
+  EXPECT_THAT(ParseChatRequest(bad_message).status().message(),
+              ::testing::HasSubstr("messages[0].k19: duplicate key"));
 }
 
 }  // namespace

@@ -182,6 +182,50 @@ TEST_F(RegistryTest, DefaultCacheIsInTheTempDirectoryPythonWouldPick) {
   EXPECT_EQ((*enc)->EncodeOrdinary("hello world"), (std::vector<Token>{31373, 995}));
 }
 
+TEST_F(RegistryTest, TokenizerDirVariableNamingNoDirectoryIsAnErrorNotAFallThrough) {
+  // A usable tiktoken cache: before this was an error, a mistyped variable silently
+  // loaded this file instead of failing.
+  Write("ec7223a39ce59f226a68acc30dc1af2788490e15", tokenizer_test::SmallRankFile({"ab"}));
+  EncodingOptions options;
+  options.tiktoken_cache_dir = dir_.string();
+  options.verify_sha256 = false;
+  const std::string missing = (dir_ / "no-such-dir").string();
+  {
+    ScopedEnv tokdir("MODEENVOY_TOKENIZER_DIR", missing.c_str());
+    auto enc = GetEncoding("p50k_edit", options);
+    ASSERT_FALSE(enc.ok());
+    EXPECT_EQ(enc.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(enc.status().message(), HasSubstr("MODEENVOY_TOKENIZER_DIR=" + missing));
+    EXPECT_THAT(enc.status().message(), HasSubstr("no such directory"));
+  }
+  {
+    const std::string file = Write("not-a-dir", "x");
+    ScopedEnv tokdir("MODEENVOY_TOKENIZER_DIR", file.c_str());
+    auto enc = GetEncoding("p50k_edit", options);
+    ASSERT_FALSE(enc.ok());
+    EXPECT_EQ(enc.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(enc.status().message(),
+                HasSubstr("MODEENVOY_TOKENIZER_DIR=" + file + ": not a directory"));
+  }
+  {
+    // An explicit option wins over the variable, which is then not looked at.
+    ScopedEnv tokdir("MODEENVOY_TOKENIZER_DIR", missing.c_str());
+    EncodingOptions with_dir = options;
+    with_dir.tokenizer_dir = dir_.string();
+    auto enc = GetEncoding("p50k_edit", with_dir);
+    EXPECT_TRUE(enc.ok()) << enc.status();
+  }
+  {
+    // A directory that exists but lacks the file still falls through to the cache.
+    fs::create_directories(dir_ / "empty");
+    const std::string empty = (dir_ / "empty").string();
+    ScopedEnv tokdir("MODEENVOY_TOKENIZER_DIR", empty.c_str());
+    auto enc = GetEncoding("p50k_edit", options);
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    EXPECT_EQ((*enc)->EncodeOrdinary("abab"), (std::vector<Token>{256, 256}));
+  }
+}
+
 TEST_F(RegistryTest, LoadEncodingFromFileBuildsCustomEncodings) {
   const std::string path = Write("tiny.tiktoken", tokenizer_test::SmallRankFile({"ab", "abab"}));
   EncodingSpec spec;

@@ -170,7 +170,8 @@ class MODEENVOY_EXPORT Encoding {
 struct EncodingOptions {
   // Explicit rank file path; when set, nothing else is searched.
   std::string rank_file;
-  // Directory holding <name>.tiktoken. Empty: $MODEENVOY_TOKENIZER_DIR.
+  // Directory holding <name>.tiktoken. Empty: $MODEENVOY_TOKENIZER_DIR, which must then
+  // name a directory if set (a directory without the file falls through to the cache).
   std::string tokenizer_dir;
   // tiktoken's cache directory, whose files are named by the SHA-1 of their download URL.
   // Empty: $TIKTOKEN_CACHE_DIR, else $DATA_GYM_CACHE_DIR, else <tmp>/data-gym-cache, where
@@ -193,7 +194,8 @@ MODEENVOY_EXPORT absl::StatusOr<EncodingSpec> GetEncodingSpec(std::string_view n
 // for the one load. Failed loads are not cached (a later call retries).
 // Errors: kInvalidArgument for an unknown name; kNotFound naming every path tried;
 // kDataLoss for a corrupt file or a SHA-256 mismatch; kUnavailable if a file exists but
-// cannot be read.
+// cannot be read; kFailedPrecondition, naming the variable and its value, if
+// $MODEENVOY_TOKENIZER_DIR is consulted and names no directory.
 // Thread safety: thread-safe.
 MODEENVOY_EXPORT absl::StatusOr<std::shared_ptr<const Encoding>> GetEncoding(
     std::string_view name, const EncodingOptions& options = {});
