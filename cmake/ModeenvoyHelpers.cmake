@@ -1,5 +1,10 @@
 # Helpers shared by tests/, bench/ and examples/.
 
+# Abseil that tests and benchmarks call themselves. Linked explicitly: a component's private
+# dependencies reach its users only through a static archive, not a shared library.
+set(MODEENVOY_TEST_ABSL absl::flat_hash_map absl::flat_hash_set absl::status absl::statusor
+    absl::strings absl::str_format absl::synchronization absl::time)
+
 # Environment every test sees: where set-up put the tokenizer files and where the shared
 # provider fixtures are. A value already in the configuring environment wins.
 set(MODEENVOY_TEST_ENV "")
@@ -29,8 +34,8 @@ function(modeenvoy_add_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PRIVATE ${library} GTest::gtest GTest::gmock
-                                        GTest::gtest_main ${ARG_LIBS})
+  target_link_libraries(${name} PRIVATE ${library} ${MODEENVOY_TEST_ABSL} GTest::gtest
+                                        GTest::gmock GTest::gtest_main ${ARG_LIBS})
   target_compile_options(${name} PRIVATE ${MODEENVOY_WARNINGS})
   # Tests get their data locations through `env`: CMake 3.25's gtest_discover_tests drops
   # all but the first entry of an ENVIRONMENT list, and a silently skipped test is a defect.
@@ -47,8 +52,9 @@ function(modeenvoy_add_bench name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PRIVATE modeenvoy::modeenvoy benchmark::benchmark
-                                        benchmark::benchmark_main ${ARG_LIBS})
+  target_link_libraries(${name} PRIVATE modeenvoy::modeenvoy ${MODEENVOY_TEST_ABSL}
+                                        benchmark::benchmark benchmark::benchmark_main
+                                        ${ARG_LIBS})
   target_compile_options(${name} PRIVATE ${MODEENVOY_WARNINGS})
 endfunction()
 

@@ -16,20 +16,24 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "modeenvoy/export.h"
 
 namespace modeenvoy::protocol_internal {
+
+// Declarations marked MODEENVOY_EXPORT stay private to lib/ (the header is not installed) but
+// are exported from a shared build, so that tests, benchmarks and fuzzers link against it.
 
 enum class JsonType { kNull, kBool, kNumber, kString, kArray, kObject };
 
 // "null", "boolean", "number", "string", "array", "object".
-std::string_view JsonTypeName(JsonType type);
+MODEENVOY_EXPORT std::string_view JsonTypeName(JsonType type);
 
 // Pull parser. Every method returns false after a syntax error, which status() then
 // describes as `body: invalid JSON at byte N: reason` (N is the 0-based offset of the
 // offending byte in the whole input). Once failed, every method returns false. A UTF-8
 // byte order mark at the start of the input is skipped.
 // Thread-compatible; `input` must outlive the reader.
-class JsonReader {
+class MODEENVOY_EXPORT JsonReader {
  public:
   explicit JsonReader(std::string_view input, int max_depth);
 
@@ -130,23 +134,23 @@ class MemberNameSet {
 };
 
 // Parses a number's text as a double. False if not finite.
-bool NumberToDouble(std::string_view text, double* value);
+MODEENVOY_EXPORT bool NumberToDouble(std::string_view text, double* value);
 // Parses a number's text as an int64; accepts an integral value written with fraction
 // or exponent (2.0, 1e3). False if not integral or out of range.
-bool NumberToInt64(std::string_view text, int64_t* value);
+MODEENVOY_EXPORT bool NumberToInt64(std::string_view text, int64_t* value);
 
 // True if `text` is exactly one JSON value (surrounding whitespace allowed); `*type`
 // receives its type.
-bool IsValidJson(std::string_view text, JsonType* type);
+MODEENVOY_EXPORT bool IsValidJson(std::string_view text, JsonType* type);
 
 // True if `s` is valid UTF-8 (no overlongs, surrogates or values above U+10FFFF).
-bool IsValidUtf8(std::string_view s);
+MODEENVOY_EXPORT bool IsValidUtf8(std::string_view s);
 
 // Appends `s` as a quoted JSON string. Bytes that are not valid UTF-8 become U+FFFD.
-void AppendJsonString(std::string* out, std::string_view s);
-void AppendJsonInt(std::string* out, int64_t value);
+MODEENVOY_EXPORT void AppendJsonString(std::string* out, std::string_view s);
+MODEENVOY_EXPORT void AppendJsonInt(std::string* out, int64_t value);
 // Shortest text that reads back as the same double; non-finite values as null.
-void AppendJsonDouble(std::string* out, double value);
+MODEENVOY_EXPORT void AppendJsonDouble(std::string* out, double value);
 
 // Writes the members of one object: w.Key("name"); AppendJsonString(w.out(), ...); ...
 class JsonObjectWriter {

@@ -33,10 +33,13 @@
 #include <vector>
 
 #include "lib/tokenizer/vocab.h"
+#include "modeenvoy/export.h"
 
 namespace modeenvoy::tokenizer_internal {
 
-class BacktrackEncoder {
+// MODEENVOY_EXPORT here: private to lib/, but exported from a shared build for the tests,
+// benchmarks and fuzzers.
+class MODEENVOY_EXPORT BacktrackEncoder {
  public:
   // Builds the prefix trie and the token splits of `vocab`, which must outlive the encoder.
   static std::unique_ptr<BacktrackEncoder> Build(const Vocab& vocab);

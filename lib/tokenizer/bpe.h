@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lib/tokenizer/vocab.h"
+#include "modeenvoy/export.h"
 
 namespace modeenvoy::tokenizer_internal {
 
@@ -94,8 +95,10 @@ struct LargeMergeScratch {
   std::vector<uint64_t> tree;
 };
 
-void MergeLargeImpl(const Vocab& vocab, const uint8_t* p, size_t n, LargeMergeScratch& s,
-                    BpeWork* work);
+// MODEENVOY_EXPORT here: private to lib/, but exported from a shared build for the tests,
+// benchmarks and fuzzers.
+MODEENVOY_EXPORT void MergeLargeImpl(const Vocab& vocab, const uint8_t* p, size_t n,
+                                     LargeMergeScratch& s, BpeWork* work);
 
 template <class Sink>
 void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
@@ -120,7 +123,7 @@ struct ArraySink {
 // outside the vocabulary recur: in prose and code about two thirds of such pieces repeat).
 // Direct-mapped, 4096 entries of one cache line each (256 KiB per thread, allocated on first
 // use); entries carry the owning vocabulary's id, so encodings used alternately do not mix.
-class BpeCache {
+class MODEENVOY_EXPORT BpeCache {
  public:
   static constexpr size_t kMaxBytes = 22;
   static constexpr size_t kMaxTokens = 8;

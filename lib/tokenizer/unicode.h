@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "modeenvoy/export.h"
+
 namespace modeenvoy::tokenizer_internal {
 
 // Property flags per code point. Keep in sync with scripts/gen_unicode_tables.mjs.
@@ -24,9 +26,11 @@ enum : uint8_t {
   kFlagNl = 64,     // \r or \n
 };
 
-extern const char kUnicodeVersion[];
-extern const uint16_t kUnicodeStage1[0x110000 >> 8];
-extern const uint8_t kUnicodeStage2[];
+// MODEENVOY_EXPORT here: private to lib/, but exported from a shared build for the tests,
+// benchmarks and fuzzers.
+MODEENVOY_EXPORT extern const char kUnicodeVersion[];
+MODEENVOY_EXPORT extern const uint16_t kUnicodeStage1[0x110000 >> 8];
+MODEENVOY_EXPORT extern const uint8_t kUnicodeStage2[];
 
 inline uint8_t CodePointFlags(uint32_t cp) {
   return kUnicodeStage2[(static_cast<uint32_t>(kUnicodeStage1[cp >> 8]) << 8) | (cp & 0xff)];

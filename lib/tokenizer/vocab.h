@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "modeenvoy/export.h"
 
 namespace modeenvoy::tokenizer_internal {
 
@@ -48,11 +49,13 @@ inline uint64_t Mix64(uint64_t h) {
   return h;
 }
 
+// MODEENVOY_EXPORT here: private to lib/, but exported from a shared build for the tests,
+// benchmarks and fuzzers.
 // Reads a whole regular file. Errors: kNotFound if it does not exist, kUnavailable if it
 // cannot be read or is not a regular file.
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+MODEENVOY_EXPORT absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
-class Vocab {
+class MODEENVOY_EXPORT Vocab {
  public:
   // Parses the .tiktoken text format: one "base64(token) SP rank" per line. `source` names
   // the data in error messages. Errors: kDataLoss naming the line for malformed lines,
