@@ -138,6 +138,11 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
 
   void Start(HttpRequest request);
   void OnRequestPhaseDone(std::optional<LocalReply> reply);
+  std::unique_ptr<FilterChain> NewChain(std::vector<std::unique_ptr<Filter>> filters);
+  // Runs `chain`'s request phase, bounded by request_phase_timeout (504 "<what> within
+  // <timeout>"); `then` gets its outcome.
+  void RunBounded(FilterChain* chain, std::string what,
+                  absl::AnyInvocable<void(std::optional<LocalReply>)> then);
   void RunLocalHandler();
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
@@ -285,31 +290,42 @@ void GatewayRequest::Start(HttpRequest request) {
     chat_ = std::move(*parsed);
     ctx_.chat = &*chat_;
   }
-  chain_ = std::make_unique<FilterChain>(
-      snapshot_->CreateFilters(), &ctx_,
+  chain_ = NewChain(snapshot_->CreateFilters());
+  RunBounded(chain_.get(), "a gateway filter did not finish",
+             [this](std::optional<LocalReply> reply) { OnRequestPhaseDone(std::move(reply)); });
+}
+
+std::unique_ptr<FilterChain> GatewayRequest::NewChain(
+    std::vector<std::unique_ptr<Filter>> filters) {
+  return std::make_unique<FilterChain>(
+      std::move(filters), &ctx_,
       FilterChain::Environment{.loop = shared_->loop,
                                .upstream = shared_->upstream,
                                .services = &shared_->config->services()});
+}
+
+void GatewayRequest::RunBounded(FilterChain* chain, std::string what,
+                                absl::AnyInvocable<void(std::optional<LocalReply>)> then) {
   std::weak_ptr<bool> life = life_;
-  chain_->RunRequest([this](std::optional<LocalReply> reply) {
-    Guard([&] { OnRequestPhaseDone(std::move(reply)); });
+  chain->RunRequest([this, then = std::move(then)](std::optional<LocalReply> reply) mutable {
+    if (phase_timer_ != nullptr) phase_timer_->Cancel();
+    Guard([&] { then(std::move(reply)); });
   });
-  if (life.expired() || finished_ || !chain_->paused()) return;
-  // A filter holds the request: bound the wait.
-  phase_timer_ = shared_->loop->NewTimer();
-  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this] {
+  if (life.expired() || finished_ || !chain->paused()) return;
+  // A filter (or the endpoint's handler) holds the request: bound the wait.
+  if (phase_timer_ == nullptr) phase_timer_ = shared_->loop->NewTimer();
+  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this, chain, what] {
     Guard([&] {
-      chain_->AbortRequest(LocalReplyForError(WithHttpStatus(
-          absl::DeadlineExceededError(absl::StrFormat(
-              "a gateway filter did not finish within %s",
-              absl::FormatDuration(shared_->limits.request_phase_timeout))),
+      chain->AbortRequest(LocalReplyForError(WithHttpStatus(
+          absl::DeadlineExceededError(
+              absl::StrFormat("%s within %s", what,
+                              absl::FormatDuration(shared_->limits.request_phase_timeout))),
           504)));
     });
   });
 }
 
 void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
-  if (phase_timer_ != nullptr) phase_timer_->Cancel();
   if (!chain_->failed().ok()) {
     chain_failure_handled_ = true;
     SendError(chain_->failed());
@@ -329,40 +345,23 @@ void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
 void GatewayRequest::RunLocalHandler() {
   std::vector<std::unique_ptr<Filter>> one;
   one.push_back(endpoint_->local->CreateFilter());
-  handler_ = std::make_unique<FilterChain>(
-      std::move(one), &ctx_,
-      FilterChain::Environment{.loop = shared_->loop,
-                               .upstream = shared_->upstream,
-                               .services = &shared_->config->services()});
-  std::weak_ptr<bool> life = life_;
-  handler_->RunRequest([this](std::optional<LocalReply> reply) {
-    Guard([&] { OnHandlerDone(std::move(reply)); });
-  });
-  if (life.expired() || finished_ || !handler_->paused()) return;
-  if (phase_timer_ == nullptr) phase_timer_ = shared_->loop->NewTimer();
-  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this] {
-    Guard([&] {
-      handler_->AbortRequest(LocalReplyForError(WithHttpStatus(
-          absl::DeadlineExceededError(absl::StrFormat(
-              "endpoint \"%s\" did not answer within %s", endpoint_->kind,
-              absl::FormatDuration(shared_->limits.request_phase_timeout))),
-          504)));
-    });
-  });
+  handler_ = NewChain(std::move(one));
+  RunBounded(handler_.get(),
+             absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind),
+             [this](std::optional<LocalReply> reply) { OnHandlerDone(std::move(reply)); });
 }
 
 void GatewayRequest::OnHandlerDone(std::optional<LocalReply> reply) {
-    if (phase_timer_ != nullptr) phase_timer_->Cancel();
-    if (!handler_->failed().ok()) {
-      SendError(handler_->failed());
-      return;
-    }
-    if (!reply.has_value()) {
-      SendError(absl::InternalError(
-          absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind)));
-      return;
-    }
-    SendLocal(std::move(*reply));
+  if (!handler_->failed().ok()) {
+    SendError(handler_->failed());
+    return;
+  }
+  if (!reply.has_value()) {
+    SendError(absl::InternalError(
+        absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind)));
+    return;
+  }
+  SendLocal(std::move(*reply));
 }
 
 void GatewayRequest::PlanAttempts() {
