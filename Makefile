@@ -87,8 +87,10 @@ fuzz: setup
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run_fuzzers.sh $(FUZZ_BUILD)
 
+# The built-in emulator counts usage with the tokenizer, from the rank files set-up installed.
 run: build
-	$(BUILD)/examples/proxy/modeenvoy-gateway
+	MODEENVOY_TOKENIZER_DIR="$${MODEENVOY_TOKENIZER_DIR:-$(abspath .data/tokenizers)}" \
+	  $(BUILD)/examples/proxy/modeenvoy-gateway
 
 bench: setup
 	cmake -S . -B build-release -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
