@@ -31,6 +31,7 @@
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/error.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy {
@@ -38,6 +39,7 @@ namespace {
 
 using gateway_testing::kTestWait;
 using gateway_testing::ReceivedRequest;
+using gateway_testing::RecordingSink;
 using gateway_testing::TestConnection;
 using gateway_testing::TestHttpServer;
 using gateway_testing::UnusedPort;
@@ -53,36 +55,6 @@ std::string Cat(const Pieces&... pieces) {
   (out.append(std::string_view(pieces)), ...);
   return out;
 }
-
-class RecordingSink : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool stream) override {
-    ++header_calls;
-    EXPECT_FALSE(finished.has_value());
-    status = s;
-    headers = h;
-    streaming = stream;
-  }
-  bool SendBody(std::string_view data) override {
-    EXPECT_EQ(header_calls, 1);
-    EXPECT_FALSE(finished.has_value());
-    writes.emplace_back(data);
-    body.append(data);
-    return true;
-  }
-  void Finish(bool complete) override {
-    EXPECT_FALSE(finished.has_value()) << "Finish twice";
-    finished = complete;
-  }
-
-  int header_calls = 0;
-  int status = 0;
-  HttpHeaders headers;
-  bool streaming = false;
-  std::vector<std::string> writes;
-  std::string body;
-  std::optional<bool> finished;
-};
 
 std::string CompletionJson(std::string_view model) {
   return absl::StrFormat(

@@ -19,6 +19,7 @@
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy {
@@ -26,45 +27,13 @@ namespace {
 
 using gateway_testing::kTestWait;
 using gateway_testing::ReceivedRequest;
+using gateway_testing::RecordingSink;
 using gateway_testing::TestConnection;
 using gateway_testing::TestHttpServer;
 using gateway_testing::UnusedPort;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
-
-class RecordingSink : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool stream) override {
-    ++header_calls;
-    EXPECT_FALSE(finished.has_value());
-    status = s;
-    headers = h;
-    streaming = stream;
-  }
-  bool SendBody(std::string_view data) override {
-    EXPECT_EQ(header_calls, 1);
-    EXPECT_FALSE(finished.has_value());
-    writes.emplace_back(data);
-    body.append(data);
-    return accept;
-  }
-  void Finish(bool complete) override {
-    EXPECT_FALSE(finished.has_value()) << "Finish twice";
-    finished = complete;
-    if (on_finish) on_finish();
-  }
-
-  int header_calls = 0;
-  int status = 0;
-  HttpHeaders headers;
-  bool streaming = false;
-  std::vector<std::string> writes;
-  std::string body;
-  std::optional<bool> finished;
-  bool accept = true;
-  std::function<void()> on_finish;
-};
 
 std::string CompletionJson(std::string_view model) {
   return absl::StrFormat(
