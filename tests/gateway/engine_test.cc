@@ -312,6 +312,17 @@ class EngineTest : public ::testing::Test {
     return active;
   }
 
+  // Starts the gateway with the script filters `filters` in front of `server` and serves one
+  // chat request for "demo" (streamed if `stream`) to completion.
+  RecordingSink ServeDemoChat(const TestHttpServer& server,
+                              const std::vector<std::string>& filters, bool stream = false,
+                              GatewayOptions options = {}) {
+    RecordingSink sink;
+    Start(Config(server.Url("/v1"), Scripts(filters)), std::move(options));
+    if (gateway_ != nullptr) Serve(Post(ChatBody("demo", stream)), &sink);
+    return sink;
+  }
+
   static Json ErrorOf(const RecordingSink& sink) {
     Json j = Json::parse(sink.body, nullptr, false);
     return j.is_discarded() ? Json() : j["error"];
@@ -1129,9 +1140,7 @@ TEST_F(EngineTest, LocalReplyPassesOnlyTheResponseHooksOfEarlierFilters) {
     return FilterResult::Reply(JsonReply(418, R"({"teapot":true})"));
   };
   AddScript("c");
-  Start(Config(server.Url("/v1"), Scripts({"a", "b", "c"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b", "c"});
   EXPECT_EQ(sink.status, 418);
   EXPECT_EQ(sink.body, R"({"teapot":true})");
   EXPECT_THAT(log_, ElementsAre("a:request", "b:request", "a:headers", "a:body", "a:complete"));
@@ -1165,9 +1174,7 @@ TEST_F(EngineTest, ThrowingOnRequestGives500) {
   AddScript("b").on_request = [](RequestContext&, FilterCallbacks&) -> FilterResult {
     throw std::runtime_error("boom");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("boom"));
   EXPECT_TRUE(server.requests().empty());
@@ -1197,9 +1204,7 @@ TEST_F(EngineTest, ThrowingOnResponseHeadersGives500) {
                                  FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("headers broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("headers broke"));
   EXPECT_EQ(gateway_->active_requests(), 0u);
@@ -1211,9 +1216,7 @@ TEST_F(EngineTest, ThrowingOnResponseBodyGives500) {
                               FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("body broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("body broke"));
 }
@@ -1224,9 +1227,7 @@ TEST_F(EngineTest, ThrowingOnResponseCompleteOfAWholeResponseGives500) {
                                   FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("complete broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("complete broke"));
 }
@@ -1237,9 +1238,7 @@ TEST_F(EngineTest, ThrowingOnResponseEventsCutsTheStream) {
                                 FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("events broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo", true)), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/true);
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.finished, false);
   EXPECT_FALSE(absl::StrContains(sink.body, kDone));
@@ -1252,10 +1251,8 @@ TEST_F(EngineTest, RequestPhasePausedForeverEndsWith504) {
   AddScript("b").on_request = [](RequestContext&, FilterCallbacks&) {
     return FilterResult::Pause();
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})),
-        {.request_phase_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"}, /*stream=*/false,
+                                     {.request_phase_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 504);
   EXPECT_TRUE(server.requests().empty());
   EXPECT_TRUE(Seen("a:headers"));  // the 504 passes the earlier filter's hooks
@@ -1269,9 +1266,7 @@ TEST_F(EngineTest, ContinueCalledInsideAPausingResponseHookResumes) {
     cb.Continue();  // e.g. a lookup that completed synchronously
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.body, CompletionJson("upstream-demo"));
 }
@@ -1304,10 +1299,8 @@ TEST_F(EngineTest, ResponseStepPausedForeverEndsWith504BeforeTheStatusLine) {
   AddScript("a").on_body = [](RequestContext&, ResponseHead&, std::string&, FilterCallbacks&) {
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})),
-        {.response_step_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/false,
+                                     {.response_step_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 504);
   EXPECT_EQ(scripts_["a"]->destroyed, 1);
   EXPECT_EQ(gateway_->active_requests(), 0u);
@@ -1318,10 +1311,8 @@ TEST_F(EngineTest, ResponseStepPausedForeverCutsAStream) {
   AddScript("a").on_events = [](RequestContext&, std::vector<SseEvent>&, FilterCallbacks&) {
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})),
-        {.response_step_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo", true)), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/true,
+                                     {.response_step_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.finished, false);
   EXPECT_THAT(sink.body, IsEmpty());
@@ -1342,9 +1333,7 @@ TEST_F(EngineTest, LocalReplyFromAResponseHookReplacesTheResponseForEarlierFilte
     cb.SendLocalReply(JsonReply(451, R"({"error":{"message":"withheld"}})"));
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 451);
   EXPECT_EQ(sink.body, R"({"error":{"message":"withheld"}})");
   // The filter before "b" sees the reply, not the upstream's answer.
@@ -1369,9 +1358,7 @@ TEST_F(EngineTest, LocalReplyFromABodyHookReplacesTheBodyForEarlierFilters) {
     cb.SendLocalReply(JsonReply(502, "replaced"));
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 502);
   EXPECT_EQ(sink.body, "replaced");
   EXPECT_EQ(a_status, 502);
@@ -2007,9 +1994,7 @@ TEST_F(EngineTest, HeaderValuesWithLineBreaksNeverReachTheSink) {
     ctx.upstream_header_mutations.push_back({HeaderMutation::Op::kSet, "x-up-fine", "1"});
     return FilterResult::Continue();
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(FindHeader(sink.headers, "x-fine"), "ok");
   EXPECT_FALSE(FindHeader(sink.headers, "x-evil").has_value());
