@@ -31,13 +31,17 @@
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/error.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/chat_test_util.h"
 #include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy {
 namespace {
 
+using gateway_testing::ChatBody;
+using gateway_testing::CompletionJson;
 using gateway_testing::kTestWait;
+using gateway_testing::Post;
 using gateway_testing::ReceivedRequest;
 using gateway_testing::RecordingSink;
 using gateway_testing::TestConnection;
@@ -54,15 +58,6 @@ std::string Cat(const Pieces&... pieces) {
   std::string out;
   (out.append(std::string_view(pieces)), ...);
   return out;
-}
-
-std::string CompletionJson(std::string_view model) {
-  return absl::StrFormat(
-      R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"%s",)"
-      R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},)"
-      R"("finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,)"
-      R"("total_tokens":7}})",
-      model);
 }
 
 // Unified chunk JSON carrying `content`.
@@ -108,21 +103,6 @@ void Provider(TestConnection& c) {
     return;
   }
   c.SendResponse(200, {{"content-type", "application/json"}}, CompletionJson(model));
-}
-
-std::string ChatBody(std::string_view model, bool stream = false) {
-  return absl::StrFormat(R"({"model":"%s","messages":[{"role":"user","content":"hi"}]%s})",
-                         model, stream ? R"(,"stream":true)" : "");
-}
-
-HttpRequest Post(std::string body) {
-  HttpRequest r;
-  r.method = "POST";
-  r.path = "/v1/chat/completions";
-  r.headers.emplace_back("content-type", "application/json");
-  r.body = std::move(body);
-  r.remote_address = "127.0.0.1:1";
-  return r;
 }
 
 HttpRequest Get(std::string path, std::string method = "GET") {
