@@ -303,6 +303,20 @@ class EngineTest : public ::testing::Test {
     return sink;
   }
 
+  // Starts the gateway with the script filters `filters` in front of `server`, sends one chat
+  // request for "demo" into `sink` and runs until `paused` holds, then a little longer so
+  // that whatever a pause fails to hold reaches `sink`. False if `paused` never held.
+  bool HandleUntilPaused(const TestHttpServer& server, const std::vector<std::string>& filters,
+                         bool stream, RecordingSink* sink, std::function<bool()> paused,
+                         std::unique_ptr<ActiveRequest>* active) {
+    Start(Config(server.Url("/v1"), Scripts(filters)));
+    if (gateway_ == nullptr) return false;
+    *active = gateway_->Handle(Post(ChatBody("demo", stream)), sink);
+    if (!RunUntil(std::move(paused))) return false;
+    RunIdle();
+    return true;
+  }
+
   static Json ErrorOf(const RecordingSink& sink) {
     Json j = Json::parse(sink.body, nullptr, false);
     return j.is_discarded() ? Json() : j["error"];
@@ -990,11 +1004,10 @@ TEST_F(EngineTest, HeadersPauseHoldsTheStatusLineUntilContinue) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return headers_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/false, &sink,
+                                [&] { return headers_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   a.callbacks->Continue();
   ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); }));
@@ -1019,11 +1032,10 @@ TEST_F(EngineTest, BodyPauseMayRewriteTheBodyAndStatusBeforeCommit) {
     return FilterStatus::kContinue;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return body_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a", "b"}, /*stream=*/false, &sink,
+                                [&] { return body_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   a.callbacks->Continue();
   ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); }));
@@ -1040,11 +1052,10 @@ TEST_F(EngineTest, EventsPauseHoldsLaterEventsUntilContinue) {
     return ++events_seen == 1 ? FilterStatus::kPause : FilterStatus::kContinue;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return events_seen == 1; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return events_seen == 1; }, &active));
   EXPECT_EQ(events_seen, 1);
   EXPECT_EQ(sink.status, 200);  // the status line went out before the first event
   EXPECT_THAT(sink.body, IsEmpty());
@@ -1062,11 +1073,10 @@ TEST_F(EngineTest, CompletePauseHoldsTheWholeBody) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return complete_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/false, &sink,
+                                [&] { return complete_seen; }, &active));
   EXPECT_THAT(sink.body, IsEmpty());
   EXPECT_FALSE(sink.finished.has_value());
   a.callbacks->Continue();
@@ -1092,11 +1102,10 @@ TEST_F(EngineTest, CompletePauseHoldsTheStreamsDoneEvent) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return complete_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return complete_seen; }, &active));
   EXPECT_EQ(sink.body, kStreamBody);
   EXPECT_FALSE(sink.finished.has_value());
   a.callbacks->Continue();
@@ -1260,11 +1269,10 @@ TEST_F(EngineTest, StreamHeadersPauseHoldsTheStatusLineAndEvents) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return headers_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return headers_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   EXPECT_FALSE(Seen("a:events"));
   a.callbacks->Continue();
