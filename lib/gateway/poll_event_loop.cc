@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/core/mutex.h"
+#include "lib/gateway/poll_events.h"
 #include "lib/gateway/timer_queue.h"
 
 namespace modeenvoy {
@@ -129,10 +130,7 @@ class PollLoop final : public PollEventLoop {
     }
     for (const auto& [id, watch] : watches_) {
       if (watch->events_ == kIoNone) continue;
-      short ev = 0;
-      if (watch->events_ & kIoRead) ev |= POLLIN;
-      if (watch->events_ & kIoWrite) ev |= POLLOUT;
-      fds.push_back({watch->fd_, ev, 0});
+      fds.push_back({watch->fd_, gateway_internal::ToPollEvents(watch->events_), 0});
       ids.push_back(id);
     }
     // Round up so a timer due in 0.3ms does not spin with a zero timeout.
@@ -165,10 +163,7 @@ class PollLoop final : public PollEventLoop {
         auto it = watches_.find(ids[i]);
         if (it == watches_.end()) continue;  // destroyed by an earlier callback
         PollWatch* watch = it->second;
-        uint32_t ready = kIoNone;
-        if (fds[i].revents & (POLLIN | POLLHUP)) ready |= kIoRead;
-        if (fds[i].revents & POLLOUT) ready |= kIoWrite;
-        if (fds[i].revents & (POLLERR | POLLNVAL)) ready |= kIoError;
+        uint32_t ready = gateway_internal::FromPollRevents(fds[i].revents);
         // Report only what is still wanted (an earlier callback may have changed it).
         ready &= watch->events_ | kIoError;
         if (ready == kIoNone) continue;
