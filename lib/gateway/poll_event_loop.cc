@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/core/mutex.h"
+#include "lib/gateway/poll_events.h"
+#include "lib/gateway/timer_queue.h"
 
 namespace modeenvoy {
 namespace {
@@ -31,9 +34,7 @@ absl::Time MonotonicNow() {
 
 class PollLoop;
 
-using TimerKey = std::pair<absl::Time, uint64_t>;
-
-class PollTimer final : public Timer {
+class PollTimer final : public Timer, public gateway_internal::TimerEntry {
  public:
   explicit PollTimer(PollLoop* loop) : loop_(loop) {}
   ~PollTimer() override;
@@ -43,9 +44,6 @@ class PollTimer final : public Timer {
  private:
   friend class PollLoop;
   PollLoop* loop_;  // null once the loop is gone
-  bool armed_ = false;
-  TimerKey key_;
-  absl::AnyInvocable<void()> fn_;
 };
 
 class PollWatch final : public FdWatch {
@@ -81,7 +79,7 @@ class PollLoop final : public PollEventLoop {
   }
 
   ~PollLoop() override {
-    for (auto& [key, timer] : timers_) timer->loop_ = nullptr;
+    timers_.ForEach([](PollTimer* timer) { timer->loop_ = nullptr; });
     for (auto& [id, watch] : watches_) watch->loop_ = nullptr;
     for (int fd : wake_) {
       if (fd >= 0) close(fd);
@@ -111,14 +109,14 @@ class PollLoop final : public PollEventLoop {
   int RunOnce(absl::Duration max_wait) override ABSL_LOCKS_EXCLUDED(mu_) {
     // Timers armed by any callback of this iteration wait for the next one, so a callback
     // re-arming a zero-delay timer cannot keep RunOnce from returning.
-    const uint64_t seq_limit = next_timer_seq_;
+    const uint64_t seq_limit = timers_.next_seq();
     absl::Duration wait = max_wait < absl::ZeroDuration() ? absl::ZeroDuration() : max_wait;
     {
       core_internal::MutexLock lock(&mu_);
       if (!posted_.empty()) wait = absl::ZeroDuration();
     }
-    if (!timers_.empty()) {
-      absl::Duration until = timers_.begin()->first.first - MonotonicNow();
+    if (std::optional<absl::Time> next = timers_.NextDeadline()) {
+      absl::Duration until = *next - MonotonicNow();
       if (until < wait) wait = until < absl::ZeroDuration() ? absl::ZeroDuration() : until;
     }
 
@@ -132,10 +130,7 @@ class PollLoop final : public PollEventLoop {
     }
     for (const auto& [id, watch] : watches_) {
       if (watch->events_ == kIoNone) continue;
-      short ev = 0;
-      if (watch->events_ & kIoRead) ev |= POLLIN;
-      if (watch->events_ & kIoWrite) ev |= POLLOUT;
-      fds.push_back({watch->fd_, ev, 0});
+      fds.push_back({watch->fd_, gateway_internal::ToPollEvents(watch->events_), 0});
       ids.push_back(id);
     }
     // Round up so a timer due in 0.3ms does not spin with a zero timeout.
@@ -168,10 +163,7 @@ class PollLoop final : public PollEventLoop {
         auto it = watches_.find(ids[i]);
         if (it == watches_.end()) continue;  // destroyed by an earlier callback
         PollWatch* watch = it->second;
-        uint32_t ready = kIoNone;
-        if (fds[i].revents & (POLLIN | POLLHUP)) ready |= kIoRead;
-        if (fds[i].revents & POLLOUT) ready |= kIoWrite;
-        if (fds[i].revents & (POLLERR | POLLNVAL)) ready |= kIoError;
+        uint32_t ready = gateway_internal::FromPollRevents(fds[i].revents);
         // Report only what is still wanted (an earlier callback may have changed it).
         ready &= watch->events_ | kIoError;
         if (ready == kIoNone) continue;
@@ -182,24 +174,7 @@ class PollLoop final : public PollEventLoop {
     }
 
     // Timers due now; ones armed by these callbacks wait for the next iteration.
-    const absl::Time now = MonotonicNow();
-    while (!timers_.empty()) {
-      auto it = timers_.begin();
-      if (it->first.first > now) break;
-      // Skip (but keep) timers armed during this pass.
-      auto due = it;
-      while (due != timers_.end() && due->first.first <= now && due->first.second >= seq_limit) {
-        ++due;
-      }
-      if (due == timers_.end() || due->first.first > now) break;
-      PollTimer* timer = due->second;
-      timers_.erase(due);
-      timer->armed_ = false;
-      absl::AnyInvocable<void()> fn = std::move(timer->fn_);
-      timer->fn_ = nullptr;
-      fn();
-      ++ran;
-    }
+    ran += timers_.RunDue(MonotonicNow(), seq_limit);
     return ran;
   }
 
@@ -245,24 +220,17 @@ class PollLoop final : public PollEventLoop {
 
   void AddTimer(PollTimer* timer, absl::Duration delay) {
     if (delay < absl::ZeroDuration()) delay = absl::ZeroDuration();
-    timer->key_ = {MonotonicNow() + delay, next_timer_seq_++};
-    timer->armed_ = true;
-    timers_[timer->key_] = timer;
+    timers_.Add(timer, MonotonicNow() + delay);
   }
 
-  void RemoveTimer(PollTimer* timer) {
-    if (!timer->armed_) return;
-    timers_.erase(timer->key_);
-    timer->armed_ = false;
-  }
+  void RemoveTimer(PollTimer* timer) { timers_.Remove(timer); }
 
   const Clock& clock_;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   absl::Mutex mu_;
   std::vector<absl::AnyInvocable<void()>> posted_ ABSL_GUARDED_BY(mu_);
-  std::map<TimerKey, PollTimer*> timers_;
-  uint64_t next_timer_seq_ = 1;
+  gateway_internal::TimerQueue<PollTimer> timers_;
   std::map<uint64_t, PollWatch*> watches_;
   uint64_t next_watch_id_ = 1;
 };
@@ -274,13 +242,13 @@ PollTimer::~PollTimer() {
 void PollTimer::Arm(absl::Duration delay, absl::AnyInvocable<void()> fn) {
   if (loop_ == nullptr) return;
   loop_->RemoveTimer(this);
-  fn_ = std::move(fn);
+  this->fn = std::move(fn);
   loop_->AddTimer(this, delay);
 }
 
 void PollTimer::Cancel() {
   if (loop_ != nullptr) loop_->RemoveTimer(this);
-  fn_ = nullptr;
+  fn = nullptr;
 }
 
 PollWatch::~PollWatch() {

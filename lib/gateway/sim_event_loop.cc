@@ -17,14 +17,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/core/mutex.h"
+#include "lib/gateway/poll_events.h"
+#include "lib/gateway/timer_queue.h"
 
 namespace modeenvoy {
 namespace {
 
 class SimLoop;
-
-// (deadline, arming sequence): the firing order.
-using TimerKey = std::pair<absl::Time, uint64_t>;
 
 // Shared by a loop and everything it created; the loop clears it when destroyed, so a Timer
 // or FdWatch that outlives the loop does nothing instead of reaching a dead one.
@@ -32,7 +31,7 @@ struct LoopRef {
   SimLoop* loop;
 };
 
-class SimTimer final : public Timer {
+class SimTimer final : public Timer, public gateway_internal::TimerEntry {
  public:
   explicit SimTimer(std::shared_ptr<const LoopRef> ref) : ref_(std::move(ref)) {}
   ~SimTimer() override;
@@ -42,9 +41,6 @@ class SimTimer final : public Timer {
  private:
   friend class SimLoop;
   std::shared_ptr<const LoopRef> ref_;
-  bool armed_ = false;
-  TimerKey key_;
-  absl::AnyInvocable<void()> fn_;
 };
 
 class SimWatch final : public FdWatch {
@@ -76,7 +72,7 @@ class SimLoop final : public SimEventLoop {
 
   ~SimLoop() override {
     ref_->loop = nullptr;
-    for (auto& [key, timer] : timers_) timer->armed_ = false;
+    timers_.ForEach([](SimTimer* timer) { timer->armed = false; });
   }
 
   void Post(absl::AnyInvocable<void()> fn) override ABSL_LOCKS_EXCLUDED(mu_) {
@@ -146,8 +142,7 @@ class SimLoop final : public SimEventLoop {
   size_t active_watches() const override { return watches_.size(); }
 
   std::optional<absl::Time> NextTimerDeadline() const override {
-    if (timers_.empty()) return std::nullopt;
-    return timers_.begin()->first.first;
+    return timers_.NextDeadline();
   }
 
  private:
@@ -170,7 +165,7 @@ class SimLoop final : public SimEventLoop {
   int Round() ABSL_LOCKS_EXCLUDED(mu_) {
     int ran = 0;
     // Timers armed from here on (zero-delay ones too) wait for the next round, as posts do.
-    const uint64_t seq_limit = next_timer_seq_;
+    const uint64_t seq_limit = timers_.next_seq();
     std::vector<absl::AnyInvocable<void()>> tasks;
     {
       core_internal::MutexLock lock(&mu_);
@@ -182,22 +177,7 @@ class SimLoop final : public SimEventLoop {
     }
     ran += PollDescriptors();
 
-    const absl::Time now = clock_->Now();
-    while (true) {
-      auto due = timers_.begin();
-      while (due != timers_.end() && due->first.first <= now && due->first.second >= seq_limit) {
-        ++due;
-      }
-      if (due == timers_.end() || due->first.first > now) break;
-      SimTimer* timer = due->second;
-      timers_.erase(due);
-      timer->armed_ = false;
-      // Moved out first: the callback may re-arm, cancel or destroy its own timer.
-      absl::AnyInvocable<void()> fn = std::move(timer->fn_);
-      timer->fn_ = nullptr;
-      fn();
-      ++ran;
-    }
+    ran += timers_.RunDue(clock_->Now(), seq_limit);
     return ran;
   }
 
@@ -210,10 +190,9 @@ class SimLoop final : public SimEventLoop {
   // Steps the clock forward to each timer deadline up to `limit` and runs until idle there.
   int FireTimersThrough(absl::Time limit) {
     int ran = 0;
-    while (!timers_.empty()) {
-      const absl::Time next = timers_.begin()->first.first;
-      if (next > limit) break;
-      if (next > clock_->Now()) clock_->Set(next);
+    for (std::optional<absl::Time> next; (next = timers_.NextDeadline()).has_value();) {
+      if (*next > limit) break;
+      if (*next > clock_->Now()) clock_->Set(*next);
       ran += Idle();
     }
     return ran;
@@ -227,10 +206,7 @@ class SimLoop final : public SimEventLoop {
     ids.reserve(watches_.size());
     for (const auto& [id, watch] : watches_) {
       if (watch->events_ == kIoNone) continue;
-      short ev = 0;
-      if (watch->events_ & kIoRead) ev |= POLLIN;
-      if (watch->events_ & kIoWrite) ev |= POLLOUT;
-      fds.push_back({watch->fd_, ev, 0});
+      fds.push_back({watch->fd_, gateway_internal::ToPollEvents(watch->events_), 0});
       ids.push_back(id);
     }
     if (fds.empty()) return 0;
@@ -245,10 +221,7 @@ class SimLoop final : public SimEventLoop {
       auto it = watches_.find(ids[i]);
       if (it == watches_.end()) continue;  // destroyed by an earlier callback
       SimWatch* watch = it->second;
-      uint32_t ready = kIoNone;
-      if (fds[i].revents & (POLLIN | POLLHUP)) ready |= kIoRead;
-      if (fds[i].revents & POLLOUT) ready |= kIoWrite;
-      if (fds[i].revents & (POLLERR | POLLNVAL)) ready |= kIoError;
+      uint32_t ready = gateway_internal::FromPollRevents(fds[i].revents);
       // Report only what is still wanted (an earlier callback may have changed it).
       ready &= watch->events_ | kIoError;
       if (ready == kIoNone || watch->events_ == kIoNone) continue;
@@ -261,16 +234,10 @@ class SimLoop final : public SimEventLoop {
 
   void AddTimer(SimTimer* timer, absl::Duration delay) {
     if (delay < absl::ZeroDuration()) delay = absl::ZeroDuration();
-    timer->key_ = {clock_->Now() + delay, next_timer_seq_++};
-    timer->armed_ = true;
-    timers_[timer->key_] = timer;
+    timers_.Add(timer, clock_->Now() + delay);
   }
 
-  void RemoveTimer(SimTimer* timer) {
-    if (!timer->armed_) return;
-    timers_.erase(timer->key_);
-    timer->armed_ = false;
-  }
+  void RemoveTimer(SimTimer* timer) { timers_.Remove(timer); }
 
   std::unique_ptr<FakeClock> owned_clock_;
   FakeClock* const clock_;
@@ -278,8 +245,7 @@ class SimLoop final : public SimEventLoop {
   bool running_ = false;
   mutable absl::Mutex mu_;
   std::vector<absl::AnyInvocable<void()>> posted_ ABSL_GUARDED_BY(mu_);
-  std::map<TimerKey, SimTimer*> timers_;
-  uint64_t next_timer_seq_ = 1;
+  gateway_internal::TimerQueue<SimTimer> timers_;
   std::map<uint64_t, SimWatch*> watches_;
   uint64_t next_watch_id_ = 1;
 };
@@ -291,13 +257,13 @@ SimTimer::~SimTimer() {
 void SimTimer::Arm(absl::Duration delay, absl::AnyInvocable<void()> fn) {
   if (ref_->loop == nullptr) return;
   ref_->loop->RemoveTimer(this);
-  fn_ = std::move(fn);
+  this->fn = std::move(fn);
   ref_->loop->AddTimer(this, delay);
 }
 
 void SimTimer::Cancel() {
   if (ref_->loop != nullptr) ref_->loop->RemoveTimer(this);
-  fn_ = nullptr;
+  fn = nullptr;
 }
 
 SimWatch::~SimWatch() {

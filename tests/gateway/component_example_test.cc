@@ -12,26 +12,12 @@
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/services.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/recording_sink.h"
 
 namespace modeenvoy {
 namespace {
 
-class Sink : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool) override {
-    status = s;
-    headers = h;
-  }
-  bool SendBody(std::string_view data) override {
-    body.append(data);
-    return true;
-  }
-  void Finish(bool) override { finished = true; }
-  int status = 0;
-  HttpHeaders headers;
-  std::string body;
-  bool finished = false;
-};
+using gateway_testing::RecordingSink;
 
 class ComponentExampleTest : public ::testing::Test {
  protected:
@@ -42,13 +28,13 @@ class ComponentExampleTest : public ::testing::Test {
     client_ = std::move(*client);
   }
 
-  Sink Get(Gateway& gateway, std::string path) {
-    Sink sink;
+  RecordingSink Get(Gateway& gateway, std::string path) {
+    RecordingSink sink(/*check_order=*/false);
     HttpRequest request;
     request.method = "GET";
     request.path = std::move(path);
     std::unique_ptr<ActiveRequest> active = gateway.Handle(std::move(request), &sink);
-    EXPECT_TRUE(loop_->RunUntil([&] { return sink.finished; }, absl::Seconds(10)));
+    EXPECT_TRUE(loop_->RunUntil([&] { return sink.finished.has_value(); }, absl::Seconds(10)));
     return sink;
   }
 
@@ -66,7 +52,7 @@ TEST_F(ComponentExampleTest, SectionFilterAndEndpointWorkAcrossAReload) {
   auto gateway = NewGateway({.config = &store, .loop = loop_.get(), .upstream = client_.get()});
   ASSERT_TRUE(gateway.ok());
 
-  Sink first = Get(**gateway, "/v1/models");
+  RecordingSink first = Get(**gateway, "/v1/models");
   EXPECT_EQ(first.status, 200);
   EXPECT_EQ(FindHeader(first.headers, "x-req"), "r1");
 
@@ -75,7 +61,7 @@ TEST_F(ComponentExampleTest, SectionFilterAndEndpointWorkAcrossAReload) {
                   .Reload(R"({"request_ids": {"prefix": "n"},
                               "filters": [{"type": "request_ids", "name": "ids"}]})")
                   .ok());
-  Sink second = Get(**gateway, "/v1/request-ids/ids");
+  RecordingSink second = Get(**gateway, "/v1/request-ids/ids");
   EXPECT_EQ(second.status, 200);
   EXPECT_EQ(FindHeader(second.headers, "x-request-id"), "n2");
   // The endpoint read the counter before the response phase stamped this response.

@@ -12,10 +12,12 @@
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/sim_event_loop.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/recording_sink.h"
 
 namespace modeenvoy {
 namespace {
 
+using gateway_testing::RecordingSink;
 using ::testing::HasSubstr;
 
 // Never asked for anything in these tests: every request is answered locally.
@@ -25,23 +27,6 @@ class NoUpstream final : public UpstreamClient {
     ADD_FAILURE() << "no upstream call expected";
     return nullptr;
   }
-};
-
-class Sink final : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool) override {
-    status = s;
-    headers = h;
-  }
-  bool SendBody(std::string_view data) override {
-    body.append(data);
-    return true;
-  }
-  void Finish(bool c) override { complete = c; }
-  int status = 0;
-  HttpHeaders headers;
-  std::string body;
-  std::optional<bool> complete;
 };
 
 // Pauses in the phase it is told to and never resumes.
@@ -102,14 +87,14 @@ class EngineDeadlineTest : public ::testing::Test {
 TEST_F(EngineDeadlineTest, RequestPhaseThatNeverResumesEndsWith504AtItsDeadline) {
   Stuck::destroyed = 0;
   std::unique_ptr<Gateway> gateway = Make(Stuck::Where::kRequest);
-  Sink sink;
+  RecordingSink sink(/*check_order=*/false);
   std::unique_ptr<ActiveRequest> active = gateway->Handle(ListModels(), &sink);
   loop_->RunUntilIdle();
   loop_->AdvanceBy(absl::Seconds(5) - absl::Milliseconds(1));
   EXPECT_EQ(sink.status, 0) << "answered before the deadline";
   loop_->AdvanceBy(absl::Milliseconds(1));
   EXPECT_EQ(sink.status, 504);
-  EXPECT_EQ(sink.complete, true);
+  EXPECT_EQ(sink.finished, true);
   EXPECT_THAT(nlohmann::json::parse(sink.body)["error"]["message"].get<std::string>(),
               HasSubstr("did not finish within 5s"));
   EXPECT_EQ(Stuck::destroyed, 1);
@@ -118,18 +103,18 @@ TEST_F(EngineDeadlineTest, RequestPhaseThatNeverResumesEndsWith504AtItsDeadline)
 
 TEST_F(EngineDeadlineTest, ResponseStepThatNeverResumesEndsWith504BeforeTheStatusLine) {
   std::unique_ptr<Gateway> gateway = Make(Stuck::Where::kHeaders);
-  Sink sink;
+  RecordingSink sink(/*check_order=*/false);
   std::unique_ptr<ActiveRequest> active = gateway->Handle(ListModels(), &sink);
   loop_->RunUntilIdle();
   EXPECT_EQ(sink.status, 0);
   loop_->AdvanceBy(absl::Seconds(7));
   EXPECT_EQ(sink.status, 504);
-  EXPECT_EQ(sink.complete, true);
+  EXPECT_EQ(sink.finished, true);
 }
 
 TEST_F(EngineDeadlineTest, CompleteHookHoldsTheBodyUntilItsDeadline) {
   std::unique_ptr<Gateway> gateway = Make(Stuck::Where::kComplete);
-  Sink sink;
+  RecordingSink sink(/*check_order=*/false);
   std::unique_ptr<ActiveRequest> active = gateway->Handle(ListModels(), &sink);
   loop_->RunUntilIdle();
   // The final bytes (here: the whole body and its status line) wait for the hook.
@@ -137,7 +122,7 @@ TEST_F(EngineDeadlineTest, CompleteHookHoldsTheBodyUntilItsDeadline) {
   EXPECT_TRUE(sink.body.empty());
   loop_->AdvanceBy(absl::Seconds(7));
   EXPECT_EQ(sink.status, 504);
-  EXPECT_EQ(sink.complete, true);
+  EXPECT_EQ(sink.finished, true);
 }
 
 }  // namespace

@@ -31,13 +31,19 @@
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/error.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/chat_test_util.h"
+#include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy {
 namespace {
 
+using gateway_testing::ChatBody;
+using gateway_testing::CompletionJson;
 using gateway_testing::kTestWait;
+using gateway_testing::Post;
 using gateway_testing::ReceivedRequest;
+using gateway_testing::RecordingSink;
 using gateway_testing::TestConnection;
 using gateway_testing::TestHttpServer;
 using gateway_testing::UnusedPort;
@@ -52,45 +58,6 @@ std::string Cat(const Pieces&... pieces) {
   std::string out;
   (out.append(std::string_view(pieces)), ...);
   return out;
-}
-
-class RecordingSink : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool stream) override {
-    ++header_calls;
-    EXPECT_FALSE(finished.has_value());
-    status = s;
-    headers = h;
-    streaming = stream;
-  }
-  bool SendBody(std::string_view data) override {
-    EXPECT_EQ(header_calls, 1);
-    EXPECT_FALSE(finished.has_value());
-    writes.emplace_back(data);
-    body.append(data);
-    return true;
-  }
-  void Finish(bool complete) override {
-    EXPECT_FALSE(finished.has_value()) << "Finish twice";
-    finished = complete;
-  }
-
-  int header_calls = 0;
-  int status = 0;
-  HttpHeaders headers;
-  bool streaming = false;
-  std::vector<std::string> writes;
-  std::string body;
-  std::optional<bool> finished;
-};
-
-std::string CompletionJson(std::string_view model) {
-  return absl::StrFormat(
-      R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"%s",)"
-      R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},)"
-      R"("finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,)"
-      R"("total_tokens":7}})",
-      model);
 }
 
 // Unified chunk JSON carrying `content`.
@@ -136,21 +103,6 @@ void Provider(TestConnection& c) {
     return;
   }
   c.SendResponse(200, {{"content-type", "application/json"}}, CompletionJson(model));
-}
-
-std::string ChatBody(std::string_view model, bool stream = false) {
-  return absl::StrFormat(R"({"model":"%s","messages":[{"role":"user","content":"hi"}]%s})",
-                         model, stream ? R"(,"stream":true)" : "");
-}
-
-HttpRequest Post(std::string body) {
-  HttpRequest r;
-  r.method = "POST";
-  r.path = "/v1/chat/completions";
-  r.headers.emplace_back("content-type", "application/json");
-  r.body = std::move(body);
-  r.remote_address = "127.0.0.1:1";
-  return r;
 }
 
 HttpRequest Get(std::string path, std::string method = "GET") {
@@ -338,6 +290,31 @@ class EngineTest : public ::testing::Test {
     std::unique_ptr<ActiveRequest> active = gateway_->Handle(std::move(request), sink);
     EXPECT_TRUE(RunUntil([&] { return sink->finished.has_value(); }));
     return active;
+  }
+
+  // Starts the gateway with the script filters `filters` in front of `server` and serves one
+  // chat request for "demo" (streamed if `stream`) to completion.
+  RecordingSink ServeDemoChat(const TestHttpServer& server,
+                              const std::vector<std::string>& filters, bool stream = false,
+                              GatewayOptions options = {}) {
+    RecordingSink sink;
+    Start(Config(server.Url("/v1"), Scripts(filters)), std::move(options));
+    if (gateway_ != nullptr) Serve(Post(ChatBody("demo", stream)), &sink);
+    return sink;
+  }
+
+  // Starts the gateway with the script filters `filters` in front of `server`, sends one chat
+  // request for "demo" into `sink` and runs until `paused` holds, then a little longer so
+  // that whatever a pause fails to hold reaches `sink`. False if `paused` never held.
+  bool HandleUntilPaused(const TestHttpServer& server, const std::vector<std::string>& filters,
+                         bool stream, RecordingSink* sink, std::function<bool()> paused,
+                         std::unique_ptr<ActiveRequest>* active) {
+    Start(Config(server.Url("/v1"), Scripts(filters)));
+    if (gateway_ == nullptr) return false;
+    *active = gateway_->Handle(Post(ChatBody("demo", stream)), sink);
+    if (!RunUntil(std::move(paused))) return false;
+    RunIdle();
+    return true;
   }
 
   static Json ErrorOf(const RecordingSink& sink) {
@@ -1027,11 +1004,10 @@ TEST_F(EngineTest, HeadersPauseHoldsTheStatusLineUntilContinue) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return headers_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/false, &sink,
+                                [&] { return headers_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   a.callbacks->Continue();
   ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); }));
@@ -1056,11 +1032,10 @@ TEST_F(EngineTest, BodyPauseMayRewriteTheBodyAndStatusBeforeCommit) {
     return FilterStatus::kContinue;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return body_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a", "b"}, /*stream=*/false, &sink,
+                                [&] { return body_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   a.callbacks->Continue();
   ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); }));
@@ -1077,11 +1052,10 @@ TEST_F(EngineTest, EventsPauseHoldsLaterEventsUntilContinue) {
     return ++events_seen == 1 ? FilterStatus::kPause : FilterStatus::kContinue;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return events_seen == 1; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return events_seen == 1; }, &active));
   EXPECT_EQ(events_seen, 1);
   EXPECT_EQ(sink.status, 200);  // the status line went out before the first event
   EXPECT_THAT(sink.body, IsEmpty());
@@ -1099,11 +1073,10 @@ TEST_F(EngineTest, CompletePauseHoldsTheWholeBody) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
-  ASSERT_TRUE(RunUntil([&] { return complete_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/false, &sink,
+                                [&] { return complete_seen; }, &active));
   EXPECT_THAT(sink.body, IsEmpty());
   EXPECT_FALSE(sink.finished.has_value());
   a.callbacks->Continue();
@@ -1129,11 +1102,10 @@ TEST_F(EngineTest, CompletePauseHoldsTheStreamsDoneEvent) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return complete_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return complete_seen; }, &active));
   EXPECT_EQ(sink.body, kStreamBody);
   EXPECT_FALSE(sink.finished.has_value());
   a.callbacks->Continue();
@@ -1157,9 +1129,7 @@ TEST_F(EngineTest, LocalReplyPassesOnlyTheResponseHooksOfEarlierFilters) {
     return FilterResult::Reply(JsonReply(418, R"({"teapot":true})"));
   };
   AddScript("c");
-  Start(Config(server.Url("/v1"), Scripts({"a", "b", "c"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b", "c"});
   EXPECT_EQ(sink.status, 418);
   EXPECT_EQ(sink.body, R"({"teapot":true})");
   EXPECT_THAT(log_, ElementsAre("a:request", "b:request", "a:headers", "a:body", "a:complete"));
@@ -1193,9 +1163,7 @@ TEST_F(EngineTest, ThrowingOnRequestGives500) {
   AddScript("b").on_request = [](RequestContext&, FilterCallbacks&) -> FilterResult {
     throw std::runtime_error("boom");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("boom"));
   EXPECT_TRUE(server.requests().empty());
@@ -1225,9 +1193,7 @@ TEST_F(EngineTest, ThrowingOnResponseHeadersGives500) {
                                  FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("headers broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("headers broke"));
   EXPECT_EQ(gateway_->active_requests(), 0u);
@@ -1239,9 +1205,7 @@ TEST_F(EngineTest, ThrowingOnResponseBodyGives500) {
                               FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("body broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("body broke"));
 }
@@ -1252,9 +1216,7 @@ TEST_F(EngineTest, ThrowingOnResponseCompleteOfAWholeResponseGives500) {
                                   FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("complete broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 500);
   EXPECT_THAT(std::string(ErrorOf(sink)["message"]), HasSubstr("complete broke"));
 }
@@ -1265,9 +1227,7 @@ TEST_F(EngineTest, ThrowingOnResponseEventsCutsTheStream) {
                                 FilterCallbacks&) -> FilterStatus {
     throw std::runtime_error("events broke");
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo", true)), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/true);
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.finished, false);
   EXPECT_FALSE(absl::StrContains(sink.body, kDone));
@@ -1280,10 +1240,8 @@ TEST_F(EngineTest, RequestPhasePausedForeverEndsWith504) {
   AddScript("b").on_request = [](RequestContext&, FilterCallbacks&) {
     return FilterResult::Pause();
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})),
-        {.request_phase_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"}, /*stream=*/false,
+                                     {.request_phase_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 504);
   EXPECT_TRUE(server.requests().empty());
   EXPECT_TRUE(Seen("a:headers"));  // the 504 passes the earlier filter's hooks
@@ -1297,9 +1255,7 @@ TEST_F(EngineTest, ContinueCalledInsideAPausingResponseHookResumes) {
     cb.Continue();  // e.g. a lookup that completed synchronously
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.body, CompletionJson("upstream-demo"));
 }
@@ -1313,11 +1269,10 @@ TEST_F(EngineTest, StreamHeadersPauseHoldsTheStatusLineAndEvents) {
     return FilterStatus::kPause;
   };
   Script& a = *scripts_["a"];
-  Start(Config(server.Url("/v1"), Scripts({"a"})));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
-  ASSERT_TRUE(RunUntil([&] { return headers_seen; }));
-  RunIdle();
+  std::unique_ptr<ActiveRequest> active;
+  ASSERT_TRUE(HandleUntilPaused(server, {"a"}, /*stream=*/true, &sink,
+                                [&] { return headers_seen; }, &active));
   EXPECT_EQ(sink.header_calls, 0);
   EXPECT_FALSE(Seen("a:events"));
   a.callbacks->Continue();
@@ -1332,10 +1287,8 @@ TEST_F(EngineTest, ResponseStepPausedForeverEndsWith504BeforeTheStatusLine) {
   AddScript("a").on_body = [](RequestContext&, ResponseHead&, std::string&, FilterCallbacks&) {
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})),
-        {.response_step_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/false,
+                                     {.response_step_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 504);
   EXPECT_EQ(scripts_["a"]->destroyed, 1);
   EXPECT_EQ(gateway_->active_requests(), 0u);
@@ -1346,10 +1299,8 @@ TEST_F(EngineTest, ResponseStepPausedForeverCutsAStream) {
   AddScript("a").on_events = [](RequestContext&, std::vector<SseEvent>&, FilterCallbacks&) {
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a"})),
-        {.response_step_timeout = absl::Milliseconds(20)});
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo", true)), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a"}, /*stream=*/true,
+                                     {.response_step_timeout = absl::Milliseconds(20)});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(sink.finished, false);
   EXPECT_THAT(sink.body, IsEmpty());
@@ -1370,9 +1321,7 @@ TEST_F(EngineTest, LocalReplyFromAResponseHookReplacesTheResponseForEarlierFilte
     cb.SendLocalReply(JsonReply(451, R"({"error":{"message":"withheld"}})"));
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 451);
   EXPECT_EQ(sink.body, R"({"error":{"message":"withheld"}})");
   // The filter before "b" sees the reply, not the upstream's answer.
@@ -1397,9 +1346,7 @@ TEST_F(EngineTest, LocalReplyFromABodyHookReplacesTheBodyForEarlierFilters) {
     cb.SendLocalReply(JsonReply(502, "replaced"));
     return FilterStatus::kPause;
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 502);
   EXPECT_EQ(sink.body, "replaced");
   EXPECT_EQ(a_status, 502);
@@ -2035,9 +1982,7 @@ TEST_F(EngineTest, HeaderValuesWithLineBreaksNeverReachTheSink) {
     ctx.upstream_header_mutations.push_back({HeaderMutation::Op::kSet, "x-up-fine", "1"});
     return FilterResult::Continue();
   };
-  Start(Config(server.Url("/v1"), Scripts({"a", "b"})));
-  RecordingSink sink;
-  Serve(Post(ChatBody("demo")), &sink);
+  RecordingSink sink = ServeDemoChat(server, {"a", "b"});
   EXPECT_EQ(sink.status, 200);
   EXPECT_EQ(FindHeader(sink.headers, "x-fine"), "ok");
   EXPECT_FALSE(FindHeader(sink.headers, "x-evil").has_value());

@@ -19,61 +19,25 @@
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway/chat_test_util.h"
+#include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
 
 namespace modeenvoy {
 namespace {
 
+using gateway_testing::ChatBody;
+using gateway_testing::CompletionJson;
 using gateway_testing::kTestWait;
+using gateway_testing::Post;
 using gateway_testing::ReceivedRequest;
+using gateway_testing::RecordingSink;
 using gateway_testing::TestConnection;
 using gateway_testing::TestHttpServer;
 using gateway_testing::UnusedPort;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
-
-class RecordingSink : public ResponseSink {
- public:
-  void SendHeaders(int s, const HttpHeaders& h, bool stream) override {
-    ++header_calls;
-    EXPECT_FALSE(finished.has_value());
-    status = s;
-    headers = h;
-    streaming = stream;
-  }
-  bool SendBody(std::string_view data) override {
-    EXPECT_EQ(header_calls, 1);
-    EXPECT_FALSE(finished.has_value());
-    writes.emplace_back(data);
-    body.append(data);
-    return accept;
-  }
-  void Finish(bool complete) override {
-    EXPECT_FALSE(finished.has_value()) << "Finish twice";
-    finished = complete;
-    if (on_finish) on_finish();
-  }
-
-  int header_calls = 0;
-  int status = 0;
-  HttpHeaders headers;
-  bool streaming = false;
-  std::vector<std::string> writes;
-  std::string body;
-  std::optional<bool> finished;
-  bool accept = true;
-  std::function<void()> on_finish;
-};
-
-std::string CompletionJson(std::string_view model) {
-  return absl::StrFormat(
-      R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"%s",)"
-      R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},)"
-      R"("finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,)"
-      R"("total_tokens":7}})",
-      model);
-}
 
 std::string ChunkEvent(int i) {
   return absl::StrFormat(
@@ -105,23 +69,6 @@ void OpenAiLike(TestConnection& c) {
   }
   c.SendResponse(200, {{"content-type", "application/json"}, {"x-upstream", "json"}},
                  CompletionJson(req.value("model", "")));
-}
-
-std::string ChatBody(std::string_view model, bool stream = false, std::string_view extra = "") {
-  return absl::StrFormat(
-      R"({"model":"%s","messages":[{"role":"user","content":"hi"}]%s%s})", model,
-      stream ? R"(,"stream":true)" : "", extra);
-}
-
-HttpRequest Post(std::string body, HttpHeaders headers = {}) {
-  HttpRequest r;
-  r.method = "POST";
-  r.path = "/v1/chat/completions";
-  r.headers = std::move(headers);
-  r.headers.emplace_back("content-type", "application/json");
-  r.body = std::move(body);
-  r.remote_address = "127.0.0.1:1";
-  return r;
 }
 
 class GatewayTest : public ::testing::Test {
