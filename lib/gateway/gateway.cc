@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -51,7 +50,17 @@ struct Shared {
   size_t active = 0;
   uint64_t buffered = 0;  // upstream bytes held by all requests
 
-  uint64_t Draw() { return random ? random() : config->services().Random(); }
+  // Draws without a lock: one gateway serves one loop thread. Seeded from the services'
+  // generator, so runs with injected randomness stay reproducible.
+  uint64_t Draw() {
+    if (random) return random();
+    if (draw_state == 0) draw_state = config->services().Random() | 1;
+    uint64_t z = (draw_state += 0x9e3779b97f4a7c15ULL);  // SplitMix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t draw_state = 0;
 };
 
 // Headers that never reach the client as received: a hop's framing and connection, plus
@@ -139,10 +148,9 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   void Start(HttpRequest request);
   void OnRequestPhaseDone(std::optional<LocalReply> reply);
   std::unique_ptr<FilterChain> NewChain(std::vector<std::unique_ptr<Filter>> filters);
-  // Runs `chain`'s request phase, bounded by request_phase_timeout (504 "<what> within
-  // <timeout>"); `then` gets its outcome.
-  void RunBounded(FilterChain* chain, std::string what,
-                  absl::AnyInvocable<void(std::optional<LocalReply>)> then);
+  // Runs `chain`'s request phase (the filters', or the endpoint `handler`'s), bounded by
+  // request_phase_timeout (504); its outcome goes to OnRequestPhaseDone / OnHandlerDone.
+  void RunBounded(FilterChain* chain, bool handler);
   void RunLocalHandler();
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
@@ -222,7 +230,10 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   // Response.
   ResponseHead head_;
   std::string whole_body_;
-  std::deque<SseEvent> queue_;  // unified events waiting for the filters
+  // Unified events waiting for the filters: queue_[queue_head_..]. A vector, not a deque,
+  // so a whole (non-streamed) response allocates nothing for it.
+  std::vector<SseEvent> queue_;
+  size_t queue_head_ = 0;
   std::vector<SseEvent> batch_;  // the event the filters are working on
   std::string out_;              // rendered bytes not yet handed to the sink
   std::string held_;             // terminal bytes released after OnResponseComplete
@@ -291,8 +302,7 @@ void GatewayRequest::Start(HttpRequest request) {
     ctx_.chat = &*chat_;
   }
   chain_ = NewChain(snapshot_->CreateFilters());
-  RunBounded(chain_.get(), "a gateway filter did not finish",
-             [this](std::optional<LocalReply> reply) { OnRequestPhaseDone(std::move(reply)); });
+  RunBounded(chain_.get(), /*handler=*/false);
 }
 
 std::unique_ptr<FilterChain> GatewayRequest::NewChain(
@@ -304,18 +314,27 @@ std::unique_ptr<FilterChain> GatewayRequest::NewChain(
                                .services = &shared_->config->services()});
 }
 
-void GatewayRequest::RunBounded(FilterChain* chain, std::string what,
-                                absl::AnyInvocable<void(std::optional<LocalReply>)> then) {
+void GatewayRequest::RunBounded(FilterChain* chain, bool handler) {
   std::weak_ptr<bool> life = life_;
-  chain->RunRequest([this, then = std::move(then)](std::optional<LocalReply> reply) mutable {
+  // Captures stay within AnyInvocable's inline storage: no allocation per request.
+  chain->RunRequest([this, handler](std::optional<LocalReply> reply) {
     if (phase_timer_ != nullptr) phase_timer_->Cancel();
-    Guard([&] { then(std::move(reply)); });
+    Guard([&] {
+      if (handler) {
+        OnHandlerDone(std::move(reply));
+      } else {
+        OnRequestPhaseDone(std::move(reply));
+      }
+    });
   });
   if (life.expired() || finished_ || !chain->paused()) return;
   // A filter (or the endpoint's handler) holds the request: bound the wait.
   if (phase_timer_ == nullptr) phase_timer_ = shared_->loop->NewTimer();
-  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this, chain, what] {
+  phase_timer_->Arm(shared_->limits.request_phase_timeout, [this, chain, handler] {
     Guard([&] {
+      std::string what =
+          handler ? absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind)
+                  : std::string("a gateway filter did not finish");
       chain->AbortRequest(LocalReplyForError(WithHttpStatus(
           absl::DeadlineExceededError(
               absl::StrFormat("%s within %s", what,
@@ -346,9 +365,7 @@ void GatewayRequest::RunLocalHandler() {
   std::vector<std::unique_ptr<Filter>> one;
   one.push_back(endpoint_->local->CreateFilter());
   handler_ = NewChain(std::move(one));
-  RunBounded(handler_.get(),
-             absl::StrFormat("endpoint \"%s\" did not answer", endpoint_->kind),
-             [this](std::optional<LocalReply> reply) { OnHandlerDone(std::move(reply)); });
+  RunBounded(handler_.get(), /*handler=*/true);
 }
 
 void GatewayRequest::OnHandlerDone(std::optional<LocalReply> reply) {
@@ -448,7 +465,8 @@ void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) 
 void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   upstream_status_ = status;
   upstream_headers_ = headers;
-  CleanResponseHeaders(&upstream_headers_);
+  // Filters never see one hop's headers; the full check runs once, before the status line.
+  StripHopByHopHeaders(&upstream_headers_);
   if (status < 200 || status >= 300 || framing_ == Framing::kJson) return;  // held whole
   absl::StatusOr<std::unique_ptr<FrameParser>> parser = NewFrameParser(framing_);
   if (!parser.ok()) {
@@ -734,10 +752,13 @@ void GatewayRequest::Pump() {
   if (pumping_ || finished_ || !committed_) return;
   pumping_ = true;
   std::weak_ptr<bool> life = life_;
-  while (!queue_.empty() && !waiting_filters_ && !sink_blocked_) {
+  while (queue_head_ < queue_.size() && !waiting_filters_ && !sink_blocked_) {
     batch_.clear();
-    batch_.push_back(std::move(queue_.front()));
-    queue_.pop_front();
+    batch_.push_back(std::move(queue_[queue_head_++]));
+    if (queue_head_ == queue_.size()) {
+      queue_.clear();
+      queue_head_ = 0;
+    }
     const bool terminal = batch_.front().data == kSseDoneData;
     if (!HasResponseFilters()) {
       AfterEvents(terminal);
@@ -776,7 +797,7 @@ void GatewayRequest::Pump() {
       call_->Resume();
     }
   }
-  if (!stalled && queue_.empty() && upstream_done_) StreamEnded();
+  if (!stalled && queue_head_ == queue_.size() && upstream_done_) StreamEnded();
 }
 
 void GatewayRequest::AfterEvents(bool terminal) {
@@ -799,7 +820,8 @@ void GatewayRequest::AfterEvents(bool terminal) {
 
 bool GatewayRequest::Flush() {
   Unbuffer();
-  for (const SseEvent& e : queue_) {  // what still waits stays counted
+  for (size_t i = queue_head_; i < queue_.size(); ++i) {  // what still waits stays counted
+    const SseEvent& e = queue_[i];
     shared_->buffered += e.data.size();
     buffered_ += e.data.size();
   }
