@@ -226,6 +226,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   std::unique_ptr<StreamTranslator> renderer_;
   std::vector<StreamFrame> frames_;
   std::vector<SseEvent> translated_;  // the dialect's events of one read
+  std::vector<SseEvent> rendered_;    // the client dialect's events of one unified event
 
   // Response.
   ResponseHead head_;
@@ -808,11 +809,11 @@ void GatewayRequest::AfterEvents(bool terminal) {
       dest += EncodeSseEvent(e);
       continue;
     }
-    std::vector<SseEvent> rendered;
+    rendered_.clear();
     absl::Status s = renderer_->Translate(StreamFrame{std::move(e.event), std::move(e.data)},
-                                          &rendered);
+                                          &rendered_);
     if (!s.ok() && outcome_.error.ok()) outcome_.error = s;
-    for (const SseEvent& r : rendered) dest += EncodeSseEvent(r);
+    for (const SseEvent& r : rendered_) dest += EncodeSseEvent(r);
   }
   batch_.clear();
   if (terminal) terminal_seen_ = true;

@@ -54,7 +54,8 @@ class MODEENVOY_EXPORT IngressCodec {
   // Renders a unified "chat.completion" body in the client's dialect (in place).
   virtual absl::Status RenderResponse(std::string* body) const = 0;
   // Renders unified stream events ("chat.completion.chunk" data, then "[DONE]") as the
-  // client's events. Never null.
+  // client's events. Null when the client's events are the unified ones (OpenAI Chat
+  // Completions): the engine then writes them as they are, with no per-event call.
   virtual std::unique_ptr<StreamTranslator> NewStreamRenderer() const = 0;
   // The error body for `status` in the client's dialect (content-type application/json).
   virtual std::string ErrorBody(const absl::Status& status) const = 0;

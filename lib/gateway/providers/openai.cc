@@ -77,9 +77,7 @@ class OpenAiChat final : public IngressCodec {
     return ParseChatRequest(request.body);
   }
   absl::Status RenderResponse(std::string* /*body*/) const override { return absl::OkStatus(); }
-  std::unique_ptr<StreamTranslator> NewStreamRenderer() const override {
-    return std::make_unique<PassThroughEvents>();
-  }
+  std::unique_ptr<StreamTranslator> NewStreamRenderer() const override { return nullptr; }
   std::string ErrorBody(const absl::Status& status) const override {
     return OpenAiErrorBody(status);
   }
