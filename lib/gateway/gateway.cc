@@ -190,7 +190,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   }
   void ParseUsage(std::string_view json, bool chunk);
   // Filters continued from the request phase (response hooks to run).
-  bool HasResponseFilters() const { return chain_ != nullptr && chain_->size() > 0; }
+  bool HasResponseFilters() const { return chain_ != nullptr && chain_->continued() > 0; }
   // A filter threw during a response step: ends the request as Fail() does (a 500 before
   // the status line, a cut stream after). Returns true if it did.
   bool ChainFailed();
@@ -616,7 +616,8 @@ void GatewayRequest::SendLocal(LocalReply reply) {
     reply.headers.emplace_back("content-type", reply.events.has_value() ? "text/event-stream"
                                                                           : "application/json");
   }
-  if (reply.status >= 400 && outcome_.error.ok()) {
+  // Only OnResponseComplete reads the outcome: parse the reply's error body for it only then.
+  if (reply.status >= 400 && outcome_.error.ok() && HasResponseFilters()) {
     outcome_.error = StatusFromUpstreamError(reply.status, reply.body);
   }
   if (reply.events.has_value()) {

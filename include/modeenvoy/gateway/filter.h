@@ -392,6 +392,8 @@ class MODEENVOY_EXPORT FilterChain {
   void Destroy();
 
   size_t size() const { return filters_.size(); }
+  // Filters whose request phase continued: the ones the response phase runs.
+  size_t continued() const { return continued_; }
   // True while a filter holds the request phase paused.
   bool paused() const;
   // True while a response step waits for a paused filter.
