@@ -159,6 +159,10 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   void HandleHeaders(int status, const HttpHeaders& headers);
   void HandleData(std::string_view chunk);
   void HandleComplete(absl::Status status);
+  // Translates frames_ (and, at the `end`, the translator's last events) into queued unified
+  // events, counted against the buffer bound; a translation error goes to *status. Returns
+  // false when the bound ended the request.
+  bool QueueFrames(absl::Status* status, bool end);
 
   // Sends a complete response through the response phase; `render` runs the client
   // dialect's renderer on the body (unified upstream bodies only). Ends the request.
@@ -505,21 +509,27 @@ void GatewayRequest::HandleData(std::string_view chunk) {
     return;
   }
   absl::Status s = parser_->Feed(chunk, &frames_);
-  for (StreamFrame& frame : frames_) {
-    if (s.ok()) s = translator_->Translate(std::move(frame), &translated_);
-  }
-  frames_.clear();
-  for (SseEvent& e : translated_) {
-    if (!Buffer(e.data.size())) return;
-    queue_.push_back(std::move(e));
-  }
-  translated_.clear();
+  if (!QueueFrames(&s, /*end=*/false)) return;
   if (!s.ok()) {
     call_.reset();
     upstream_done_ = true;
     outcome_.error = s;
   }
   Pump();
+}
+
+bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
+  for (StreamFrame& frame : frames_) {
+    if (status->ok()) *status = translator_->Translate(std::move(frame), &translated_);
+  }
+  frames_.clear();
+  if (end && status->ok()) *status = translator_->Finish(&translated_);
+  for (SseEvent& e : translated_) {
+    if (!Buffer(e.data.size())) return false;
+    queue_.push_back(std::move(e));
+  }
+  translated_.clear();
+  return true;
 }
 
 void GatewayRequest::HandleComplete(absl::Status status) {
@@ -546,13 +556,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   if (streaming_) {
     call_.reset();
     absl::Status s = parser_->Finish(&frames_);
-    for (StreamFrame& frame : frames_) {
-      if (s.ok()) s = translator_->Translate(std::move(frame), &translated_);
-    }
-    frames_.clear();
-    if (s.ok()) s = translator_->Finish(&translated_);
-    for (SseEvent& e : translated_) queue_.push_back(std::move(e));
-    translated_.clear();
+    if (!QueueFrames(&s, /*end=*/true)) return;
     if (!s.ok()) outcome_.error = s;
     upstream_done_ = true;
     Pump();
