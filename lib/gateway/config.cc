@@ -201,8 +201,12 @@ absl::Status ReadProviders(const ObjectReader& r, const BuildEnv& b, SnapshotImp
           absl::StrFormat("unknown provider type \"%s\" (known: %s)", provider.type,
                           absl::StrJoin(b.registry.providers().names(), ", ")));
     }
-    MODEENVOY_ASSIGN_OR_RETURN(provider.base_url, p.RequiredString("base_url"));
-    MODEENVOY_RETURN_IF_ERROR(ValidateBaseUrl(p.PathOf("base_url"), &provider.base_url));
+    // Absent: the dialect's builder supplies its public endpoint or reports it required.
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> base_url, p.OptionalString("base_url"));
+    if (base_url.has_value()) {
+      provider.base_url = std::move(*base_url);
+      MODEENVOY_RETURN_IF_ERROR(ValidateBaseUrl(p.PathOf("base_url"), &provider.base_url));
+    }
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> key,
                                p.OptionalString("api_key", /*non_empty=*/false));
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> key_env, p.OptionalString("api_key_env"));

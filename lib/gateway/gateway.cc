@@ -428,7 +428,9 @@ void GatewayRequest::NextAttempt() {
   std::string public_model = std::move(chat_->model);
   chat_->model = attempt_->model->upstream_model;
   absl::Status built = dialect_->BuildRequest(
-      *chat_, ProviderCall{.stream = stream, .upstream_model = attempt_->model->upstream_model},
+      *chat_, ProviderCall{.stream = stream,
+                             .upstream_model = attempt_->model->upstream_model,
+                             .client_headers = &ctx_.request.headers},
       &req);
   chat_->model = std::move(public_model);
   if (built.ok()) {

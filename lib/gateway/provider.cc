@@ -3,20 +3,22 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "lib/core/status_macros.h"
+#include "lib/gateway/providers/providers.h"
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy {
 
-absl::Status ProviderDialect::TranslateError(int http_status, const HttpHeaders& headers,
-                                             std::string_view body) const {
-  absl::Status status = StatusFromUpstreamError(http_status, body);
+namespace gateway_internal {
+
+absl::Status KeepBackoffHeaders(absl::Status status, const HttpHeaders& upstream_headers) {
   // What a client needs to back off correctly survives the translation.
   HttpHeaders keep;
-  for (const auto& [name, value] : headers) {
+  for (const auto& [name, value] : upstream_headers) {
     absl::string_view n = core_internal::ToAbsl(name);
     if (absl::EqualsIgnoreCase(n, "retry-after") || absl::EqualsIgnoreCase(n, "retry-after-ms") ||
         absl::StartsWithIgnoreCase(n, "x-ratelimit-")) {
@@ -24,6 +26,13 @@ absl::Status ProviderDialect::TranslateError(int http_status, const HttpHeaders&
     }
   }
   return keep.empty() ? status : WithErrorHeaders(std::move(status), keep);
+}
+
+}  // namespace gateway_internal
+
+absl::Status ProviderDialect::TranslateError(int http_status, const HttpHeaders& headers,
+                                             std::string_view body) const {
+  return gateway_internal::KeepBackoffHeaders(StatusFromUpstreamError(http_status, body), headers);
 }
 
 }  // namespace modeenvoy

@@ -13,6 +13,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/gateway/providers/providers.h"
 #include "lib/gateway/routing_internal.h"
+#include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
 #include "nlohmann/json.hpp"
 
@@ -89,7 +90,9 @@ Registry::~Registry() = default;
 Registry::Registry(bool with_builtins) : filters_(with_builtins) {
   if (!with_builtins) return;
   // Registrations into fresh registries cannot collide.
-  (void)providers_.Register("openai", gateway_internal::BuildOpenAiDialect);
+  for (std::string_view type : DialectNames()) {
+    (void)providers_.Register(type, gateway_internal::BuildDialectProvider);
+  }
   (void)routing_.Register("weighted", gateway_internal::BuildWeightedPolicy);
   (void)config_.model_keys().Register("context_window", ParseTokenLimit);
   (void)config_.model_keys().Register("max_output_tokens", ParseTokenLimit);

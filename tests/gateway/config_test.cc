@@ -159,15 +159,29 @@ TEST_F(ConfigTest, ListenRules) {
   EXPECT_EQ(ErrorOf(R"({"listen": []})"), "listen: must be an object");
 }
 
+TEST_F(ConfigTest, ProviderWithoutBaseUrlUsesTheDialectsPublicEndpoint) {
+  absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> s =
+      LoadConfig(With(R"({"o": {"type": "openai", "api_key": "sk-1"}})"), FakeEnv());
+  ASSERT_TRUE(s.ok()) << s.status();
+  const ProviderConfig* o = (*s)->FindProvider("o");
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(o->base_url, "");  // the entry named none
+  ChatRequest chat;
+  chat.model = "gpt-4o";
+  chat.messages.push_back(MakeMessage(Role::kUser, "hi"));
+  UpstreamRequest req;
+  ASSERT_TRUE(o->dialect->BuildRequest(chat, {.upstream_model = "gpt-4o"}, &req).ok());
+  EXPECT_EQ(req.url, "https://api.openai.com/v1/chat/completions");
+  EXPECT_EQ(FindHeader(req.headers, "authorization").value_or(""), "Bearer sk-1");
+}
+
 TEST_F(ConfigTest, ProviderRules) {
   EXPECT_EQ(ErrorOf(With(R"({"openai": {"type": "openai", "base_url": "ftp://x"}})")),
             "providers.openai.base_url: must start with http:// or https://");
-  EXPECT_EQ(ErrorOf(With(R"({"openai": {"type": "openai"}})")),
-            "providers.openai.base_url: is required");
   EXPECT_EQ(ErrorOf(With(R"({"openai": {"base_url": "http://h"}})")),
             "providers.openai.type: is required");
-  EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "anthropic", "base_url": "http://h"}})")),
-            "providers.a.type: unknown provider type \"anthropic\" (known: openai)");
+  EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "nosuch", "base_url": "http://h"}})")),
+            "providers.a.type: unknown provider type \"nosuch\" (known: openai)");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://"}})")),
             "providers.a.base_url: must name a host");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://h/v1?x=1"}})")),

@@ -122,7 +122,9 @@ struct ListenConfig {
 struct ProviderConfig {
   std::string name;      // the key under `providers`
   std::string type;      // registered dialect name, e.g. "openai"
-  std::string base_url;  // without trailing '/', e.g. "https://api.openai.com/v1"
+  // Without trailing '/', e.g. "https://api.openai.com/v1"; empty when the entry names none
+  // (the dialect's builder then uses the provider's public endpoint, or refuses).
+  std::string base_url;
   std::string api_key;   // resolved from api_key or api_key_env; empty = no credentials
   HttpHeaders headers;   // extra headers on every upstream request, in config order
   UpstreamTimeouts timeouts;

@@ -13,9 +13,11 @@
 //                                              std::string_view options_json,
 //                                              const modeenvoy::BuildContext& ctx)
 //       -> absl::StatusOr<std::unique_ptr<modeenvoy::ProviderDialect>> { ... });
-// Built-in types: "openai" (OpenAI and every OpenAI-compatible server: POST
-// {base_url}/chat/completions, "Authorization: Bearer {api_key}" when a key is set, SSE
-// streams passed through event by event, unknown request fields forwarded untouched).
+// Built-in types: every dialect of the protocol component (protocol/dialect.h,
+// DialectNames(): "openai", ...), each wrapped by one adapter that adds the base URL
+// (`base_url`, or the dialect's public endpoint when the entry names none), the API key in
+// the dialect's header, and the entry's `headers`; the entry's other keys are the
+// dialect's options.
 #ifndef MODEENVOY_GATEWAY_PROVIDER_H_
 #define MODEENVOY_GATEWAY_PROVIDER_H_
 
@@ -32,6 +34,7 @@
 #include "modeenvoy/gateway/registry_base.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"  // StreamTranslator
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
 
@@ -39,26 +42,14 @@ namespace modeenvoy {
 
 struct ProviderConfig;  // config.h
 
-// Turns one upstream stream's frames into unified stream events: OpenAI
-// "chat.completion.chunk" JSON in SseEvent::data, ending with the "[DONE]" event.
-// Thread safety: thread-compatible (one per upstream call).
-class MODEENVOY_EXPORT StreamTranslator {
- public:
-  virtual ~StreamTranslator() = default;
-  // Appends the events `frame` produces (possibly none) to `*out`.
-  // Errors: a provider error carried in the stream (as an OpenAI-style status, see
-  // StatusFromUpstreamError) or kInvalidArgument for a frame that cannot be read.
-  virtual absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) = 0;
-  // The upstream stream ended cleanly; appends any final events (e.g. "[DONE]" for a
-  // dialect whose provider sends none). Errors: as Translate (e.g. a stream cut short).
-  virtual absl::Status Finish(std::vector<SseEvent>* out) = 0;
-};
-
 // What an attempt knows when a dialect builds its request.
 struct ProviderCall {
   bool stream = false;  // the client asked for a stream
   // The provider's name for the model (models.<name>.upstream_model).
   std::string_view upstream_model;
+  // The client's request headers (a dialect forwards a few, e.g. anthropic-beta). May be
+  // null.
+  const HttpHeaders* client_headers = nullptr;
 };
 
 // One configured provider's dialect. Built at config load; shared by every request of that

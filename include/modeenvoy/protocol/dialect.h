@@ -1,0 +1,176 @@
+// include/modeenvoy/protocol/dialect.h: a model provider's wire format, both ways, without
+// I/O. The unified form is OpenAI Chat Completions (protocol/chat.h); a Dialect maps it to
+// and from one provider's API:
+//
+//   egress (the gateway calling the provider)
+//     EncodeRequest    unified ChatRequest -> the provider's request (path, headers, body)
+//     DecodeResponse   the provider's whole 2xx body -> unified "chat.completion" JSON
+//     NewStreamDecoder the provider's stream frames -> unified "chat.completion.chunk" events
+//     DecodeError      the provider's error body -> a status in the unified error model
+//   ingress (a client speaking the provider's API, or an emulator of it)
+//     DecodeRequest    the provider's request -> unified ChatRequest
+//     EncodeResponse   unified ChatCompletion -> the provider's whole body
+//     NewStreamEncoder unified chunks -> the provider's stream bytes
+//     EncodeErrorBody  a status -> the provider's error body
+//
+//   absl::StatusOr<std::unique_ptr<modeenvoy::Dialect>> anthropic =
+//       modeenvoy::NewDialect("anthropic");               // options: "{}" (defaults)
+//   modeenvoy::WireRequest wire;
+//   absl::Status s = (*anthropic)->EncodeRequest(chat, {.stream = true,
+//                                                       .model = "claude-sonnet-4-5"}, &wire);
+//   // wire.path == "/v1/messages", wire.body == {"model":...,"max_tokens":...,...}
+//   auto frames = modeenvoy::NewFrameParser((*anthropic)->ResponseFraming(true));
+//   auto decoder = (*anthropic)->NewStreamDecoder();
+//   for (std::string_view read : network_reads) {
+//     std::vector<modeenvoy::StreamFrame> got;
+//     (*frames)->Feed(read, &got);
+//     for (auto& f : got) decoder->Translate(std::move(f), &events);  // unified chunks
+//   }
+//
+// Authentication is the host's (it holds the secrets): api_key_header() says how an API key
+// is presented; signing schemes (SigV4, protocol/sigv4.h) run on the host's final request.
+// Thread safety: Dialect is immutable and thread-safe; translators and encoders are
+// thread-compatible (one per stream).
+#ifndef MODEENVOY_PROTOCOL_DIALECT_H_
+#define MODEENVOY_PROTOCOL_DIALECT_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/framing.h"
+#include "modeenvoy/protocol/sse.h"
+
+namespace modeenvoy {
+
+// Header (name, value) pairs; names lower-case.
+using WireHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// An HTTP request as a dialect sees it: relative to the provider's base URL.
+struct WireRequest {
+  std::string method = "POST";
+  // Path and query, starting with '/', appended to the base URL:
+  // "/v1/messages", "/models/gemini-2.5-pro:streamGenerateContent?alt=sse".
+  std::string target;
+  WireHeaders headers;  // never authentication
+  std::string body;
+};
+
+// Turns one upstream stream's frames into unified stream events: "chat.completion.chunk"
+// JSON in SseEvent::data, ending with the "[DONE]" event. Every dialect but "openai"
+// closes with a usage-only chunk (no choices, `usage` set) when the provider reported usage.
+// Thread safety: thread-compatible (one per upstream call).
+class MODEENVOY_EXPORT StreamTranslator {
+ public:
+  virtual ~StreamTranslator() = default;
+  // Appends the events `frame` produces (possibly none) to `*out`.
+  // Errors: a provider error carried in the stream (as an OpenAI-style status, see
+  // StatusFromUpstreamError) or kInvalidArgument for a frame that cannot be read.
+  virtual absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) = 0;
+  // The upstream stream ended cleanly; appends any final events (e.g. "[DONE]" for a
+  // dialect whose provider sends none). Errors: as Translate (e.g. a stream cut short).
+  virtual absl::Status Finish(std::vector<SseEvent>* out) = 0;
+};
+
+// Turns unified chunks into one provider's stream bytes (its framing included: SSE lines,
+// NDJSON lines, or binary EventStream messages).
+// Thread safety: thread-compatible (one per stream).
+class MODEENVOY_EXPORT StreamEncoder {
+ public:
+  virtual ~StreamEncoder() = default;
+  // Appends the bytes `chunk` produces (possibly none: a dialect may hold state until a
+  // later chunk or Finish) to `*out`. Errors: kInvalidArgument naming the field the
+  // dialect cannot express.
+  virtual absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) = 0;
+  // The stream failed with `error` (not OK): appends the dialect's in-stream error event.
+  // Nothing may be encoded after it.
+  virtual void EncodeError(const absl::Status& error, std::string* out) = 0;
+  // The stream ended cleanly: appends the closing events (e.g. "data: [DONE]").
+  virtual absl::Status Finish(std::string* out) = 0;
+};
+
+// What a request to the provider depends on besides the unified body.
+struct DialectCall {
+  bool stream = false;
+  // The provider's name for the model; empty means chat.model.
+  std::string_view model;
+  // The client's request headers, for the few a dialect forwards (anthropic-beta). May be
+  // null.
+  const WireHeaders* client_headers = nullptr;
+};
+
+// How an API key is presented: `name: prefix + key`.
+struct ApiKeyHeader {
+  std::string_view name = "authorization";
+  std::string_view prefix = "Bearer ";
+};
+
+// Thread safety: immutable, thread-safe.
+class MODEENVOY_EXPORT Dialect {
+ public:
+  virtual ~Dialect() = default;
+
+  // The registered name ("anthropic").
+  virtual std::string_view name() const = 0;
+  // The provider's public endpoint, used when the configuration names none
+  // ("https://api.anthropic.com"); empty when there is none (self-hosted servers).
+  virtual std::string_view default_base_url() const { return {}; }
+  virtual ApiKeyHeader api_key_header() const { return {}; }
+
+  // ---- egress ----
+
+  // Fills `*out` for `chat`. Errors: kInvalidArgument naming the field (its path in the
+  // unified request) that the provider cannot express; never a silent drop.
+  virtual absl::Status EncodeRequest(const ChatRequest& chat, const DialectCall& call,
+                                     WireRequest* out) const = 0;
+  // How the body of a 2xx answer is framed.
+  virtual Framing ResponseFraming(bool stream) const = 0;
+  // Rewrites a whole 2xx body into unified "chat.completion" JSON, in place.
+  // Errors: kInvalidArgument (with a field path) when the body is unusable; a provider
+  // error carried in a 2xx body as its unified status.
+  virtual absl::Status DecodeResponse(std::string* body) const = 0;
+  // Never null.
+  virtual std::unique_ptr<StreamTranslator> NewStreamDecoder() const = 0;
+  // A non-2xx answer as a status in the unified error model (StatusFromUpstreamError's
+  // conventions: HTTP status kept, message, param, code, type). Never OK.
+  virtual absl::Status DecodeError(int http_status, std::string_view body) const;
+
+  // ---- ingress ----
+
+  // Reads a request in the provider's API (target gives the model and the stream flag where
+  // the provider puts them in the URL). Validates as the provider does (Anthropic without
+  // max_tokens is an error). Errors: kInvalidArgument with the field path in the provider's
+  // body.
+  virtual absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const = 0;
+  // The provider's whole response body for `completion`.
+  virtual absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const = 0;
+  // Never null.
+  virtual std::unique_ptr<StreamEncoder> NewStreamEncoder() const = 0;
+  // The provider's error body for `status` (not OK); the HTTP status is
+  // HttpStatusForStatus(status).
+  virtual std::string EncodeErrorBody(const absl::Status& status) const = 0;
+};
+
+// Builds a dialect from its options: a JSON object whose keys the factory reads strictly
+// (an unknown key is an error naming it).
+using DialectFactory =
+    absl::StatusOr<std::unique_ptr<Dialect>> (*)(std::string_view options_json);
+
+// The built-in dialect names, in registration order: "openai", "azure_openai", "anthropic",
+// "gemini", "vertex", "bedrock", "ollama", "cohere", "kserve" (those built so far).
+MODEENVOY_EXPORT std::vector<std::string_view> DialectNames();
+
+// A built-in dialect. Errors: kNotFound for an unknown name (the message lists the known
+// ones); kInvalidArgument for bad options, with the option's path ("deployment: ...").
+MODEENVOY_EXPORT absl::StatusOr<std::unique_ptr<Dialect>> NewDialect(
+    std::string_view name, std::string_view options_json = "{}");
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_PROTOCOL_DIALECT_H_
