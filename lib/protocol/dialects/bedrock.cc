@@ -1621,7 +1621,7 @@ std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 absl::StatusOr<ChatRequest> BedrockDialect::DecodeRequest(const WireRequest& request) const {
   ChatRequest chat;
   // Target: /model/{modelId}/converse or /converse-stream.
-  std::string_view target = request.target.substr(0, request.target.find('?'));
+  std::string_view target = std::string_view(request.target).substr(0, request.target.find('?'));
   constexpr std::string_view kModel = "/model/";
   size_t slash = target.rfind('/');
   if (target.substr(0, kModel.size()) != kModel || slash < kModel.size()) {
