@@ -98,6 +98,18 @@ EndpointMatch EndpointTable::Match(std::string_view method, std::string_view pat
   EndpointMatch result;
   if (size_t q = path.find_first_of("?#"); q != std::string_view::npos) path = path.substr(0, q);
   if (path.empty() || path.front() != '/') return result;
+  // Every request comes here. The usual one names a literal pattern exactly
+  // ("/v1/chat/completions"); that pattern scores highest among those of its segment count
+  // (ties only past segment 63, where scores stop counting), so the first such spec is the
+  // answer the scoring below would give, without splitting anything.
+  for (const EndpointSpec& spec : specs_) {
+    if (spec.pattern == path && spec.method == method &&
+        spec.pattern.find('{') == std::string::npos &&
+        std::count(path.begin(), path.end(), '/') <= 63) {
+      result.endpoint = &spec;
+      return result;
+    }
+  }
   const Segments request = Split(path);
   size_t best = specs_.size();
   uint64_t best_score = 0;

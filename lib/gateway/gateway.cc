@@ -23,6 +23,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
@@ -64,9 +66,10 @@ struct Shared {
 };
 
 // Headers that never reach the client as received: a hop's framing and connection, plus
-// Date (the host writes its own).
-void CleanResponseHeaders(HttpHeaders* headers) {
-  StripHopByHopHeaders(headers);
+// Date (the host writes its own). `stripped`: the hop-by-hop ones are gone already (the
+// upstream's headers, untouched by filters), only validity and Date are left to check.
+void CleanResponseHeaders(HttpHeaders* headers, bool stripped = false) {
+  if (!stripped) StripHopByHopHeaders(headers);
   headers->erase(std::remove_if(headers->begin(), headers->end(),
                                 [](const std::pair<std::string, std::string>& h) {
                                   return !IsValidHeaderName(h.first) ||
@@ -75,6 +78,16 @@ void CleanResponseHeaders(HttpHeaders* headers) {
                                           absl::EqualsIgnoreCase(ToAbsl(h.first), "date"));
                                 }),
                  headers->end());
+}
+
+// True if a Connection header's value names a header that IsHopByHopHeader does not cover
+// ("keep-alive", what servers send, names none).
+bool NamesMoreHopByHop(std::string_view connection) {
+  for (absl::string_view token : absl::StrSplit(ToAbsl(connection), ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    if (!token.empty() && !IsHopByHopHeader(core_internal::ToStd(token))) return true;
+  }
+  return false;
 }
 
 absl::Status Overloaded(std::string_view what) {
@@ -234,6 +247,9 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
 
   // Response.
   ResponseHead head_;
+  // head_ holds the upstream's headers, hop-by-hop ones stripped (HandleHeaders); without
+  // response filters to change them, the commit only checks validity.
+  bool head_stripped_ = false;
   std::string whole_body_;
   // Unified events waiting for the filters: queue_[queue_head_..]. A vector, not a deque,
   // so a whole (non-streamed) response allocates nothing for it.
@@ -471,9 +487,22 @@ void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) 
 
 void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   upstream_status_ = status;
-  upstream_headers_ = headers;
   // Filters never see one hop's headers; the full check runs once, before the status line.
-  StripHopByHopHeaders(&upstream_headers_);
+  // Only forwarded headers are copied, unless a Connection header names more to drop.
+  upstream_headers_.clear();
+  upstream_headers_.reserve(headers.size());
+  bool names_more = false;
+  for (const auto& h : headers) {
+    if (!IsHopByHopHeader(h.first)) {
+      upstream_headers_.push_back(h);
+    } else if (h.first.size() == 10 && absl::EqualsIgnoreCase(ToAbsl(h.first), "connection")) {
+      names_more = names_more || NamesMoreHopByHop(h.second);
+    }
+  }
+  if (names_more) {
+    upstream_headers_ = headers;
+    StripHopByHopHeaders(&upstream_headers_);
+  }
   if (status < 200 || status >= 300 || framing_ == Framing::kJson) return;  // held whole
   absl::StatusOr<std::unique_ptr<FrameParser>> parser = NewFrameParser(framing_);
   if (!parser.ok()) {
@@ -492,6 +521,7 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
                      }),
       upstream_headers_.end());
   upstream_headers_.emplace_back("content-type", "text/event-stream");
+  head_stripped_ = true;
   StartStream(ResponseHead{status, std::move(upstream_headers_), true});
 }
 
@@ -579,6 +609,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   }
   if (HasResponseFilters()) ParseUsage(body, /*chunk=*/false);
   outcome_.attempts = ctx_.attempts;
+  head_stripped_ = true;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
             /*render=*/true);
 }
@@ -618,6 +649,7 @@ void GatewayRequest::SendError(const absl::Status& status) {
 }
 
 void GatewayRequest::SendLocal(LocalReply reply) {
+  head_stripped_ = false;
   if (!FindHeader(reply.headers, "content-type").has_value()) {
     reply.headers.emplace_back("content-type", reply.events.has_value() ? "text/event-stream"
                                                                           : "application/json");
@@ -707,7 +739,7 @@ void GatewayRequest::AfterBodyWhole(bool render) {
     }
   }
   outcome_.status = head_.status;
-  CleanResponseHeaders(&head_.headers);
+  CleanResponseHeaders(&head_.headers, head_stripped_ && !HasResponseFilters());
   if (!FindHeader(head_.headers, "content-type").has_value()) {
     head_.headers.emplace_back("content-type", "application/json");
   }
@@ -724,7 +756,7 @@ void GatewayRequest::StartStream(ResponseHead head) {
   outcome_.status = head_.status;
   outcome_.streaming = true;
   auto commit = [this] {
-    CleanResponseHeaders(&head_.headers);
+    CleanResponseHeaders(&head_.headers, head_stripped_ && !HasResponseFilters());
     committed_ = true;
     std::weak_ptr<bool> life = life_;
     sink_->SendHeaders(head_.status, head_.headers, /*streaming=*/true);

@@ -6,8 +6,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -170,6 +172,44 @@ TEST_F(GatewayTest, StreamingRelaysEachEventAsItArrives) {
   EXPECT_EQ(sink.body, ChunkEvent(1) + ChunkEvent(2) + ChunkEvent(3) + "data: [DONE]\n\n");
   EXPECT_TRUE(active->done());
   EXPECT_EQ(FindHeader(server.requests()[0].headers, "accept"), "text/event-stream");
+}
+
+// The upstream's hop-by-hop headers, those its Connection header names, and Date stop at
+// the gateway; the rest reach the client, for whole and streamed replies alike.
+TEST_F(GatewayTest, UpstreamHopByHopHeadersAreNotRelayed) {
+  for (const char* connection : {"keep-alive", "Keep-Alive, X-Hop", "close"}) {
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(connection, stream ? " stream" : " whole"));
+      TestHttpServer server([&](TestConnection& c) {
+        HttpHeaders headers = {{"content-type", stream ? "text/event-stream" : "application/json"},
+                               {"Connection", connection},
+                               {"keep-alive", "timeout=5"},
+                               {"x-hop", "1"},
+                               {"Date", "Mon, 01 Jan 2024 00:00:00 GMT"},
+                               {"x-kept", "2"}};
+        if (!stream) {
+          c.SendResponse(200, headers, CompletionJson("upstream-demo"));
+          return;
+        }
+        c.StartChunked(200, headers);
+        c.SendChunk(ChunkEvent(1));
+        c.SendChunk("data: [DONE]\n\n");
+        c.EndChunked();
+      });
+      MakeGateway(Config(server.Url("/v1")));
+      RecordingSink sink;
+      Serve(Post(ChatBody("demo", stream)), &sink);
+      EXPECT_EQ(sink.status, 200);
+      EXPECT_EQ(sink.finished, true);
+      EXPECT_EQ(FindHeader(sink.headers, "x-kept"), "2");
+      EXPECT_EQ(FindHeader(sink.headers, "x-hop").has_value(),
+                std::string_view(connection) == "keep-alive" || std::string_view(connection) == "close");
+      for (const char* gone : {"connection", "keep-alive", "date", "content-length",
+                               "transfer-encoding"}) {
+        EXPECT_FALSE(FindHeader(sink.headers, gone).has_value()) << gone;
+      }
+    }
+  }
 }
 
 TEST_F(GatewayTest, UpstreamErrorIsMappedToAnOpenAiErrorBody) {

@@ -1,6 +1,9 @@
 // tests/gateway/http_test.cc: the header helpers every hop of the project shares.
 #include "modeenvoy/gateway/http.h"
 
+#include <string>
+#include <string_view>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -42,6 +45,30 @@ TEST(HttpHeadersTest, HeaderValidity) {
   EXPECT_FALSE(IsValidHeaderValue("a\r\nSet-Cookie: x=1"));
   EXPECT_FALSE(IsValidHeaderValue("a\nb"));
   EXPECT_FALSE(IsValidHeaderValue(std::string_view("a\0b", 3)));
+}
+
+TEST(HttpHeadersTest, HeaderValidityForEveryByte) {
+  const std::string_view tchar_symbols = "!#$%&'*+-.^_`|~";
+  for (int i = 0; i < 256; ++i) {
+    const char c = static_cast<char>(i);
+    const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || tchar_symbols.find(c) != std::string_view::npos;
+    const std::string name = std::string("x-") + c + "-y";
+    EXPECT_EQ(IsValidHeaderName(name), token) << i;
+    const std::string value = std::string("a value ") + c + " of some length, past 16 bytes";
+    EXPECT_EQ(IsValidHeaderValue(value), c != '\r' && c != '\n' && c != '\0') << i;
+  }
+  EXPECT_TRUE(IsValidHeaderValue(""));
+}
+
+TEST(HttpHeadersTest, StripKeepsNothingConnectionNamesEvenWhenAlsoHopByHop) {
+  HttpHeaders headers = {{"connection", "Keep-Alive, TE, x-hop"},
+                         {"te", "trailers"},
+                         {"X-Hop", "1"},
+                         {"keep-alive", "timeout=5"},
+                         {"x-end", "2"}};
+  StripHopByHopHeaders(&headers);
+  EXPECT_THAT(headers, ElementsAre(Pair("x-end", "2")));
 }
 
 }  // namespace
