@@ -62,9 +62,11 @@ class BedrockProviderTest : public ::testing::Test {
     return BuildContext{.type = "bedrock", .name = "aws", .path = "providers.aws",
                         .env_lookup = &env_.lookup, .services = &services_};
   }
-  absl::StatusOr<BedrockSettings> Read(std::string_view options, std::string api_key = "") {
+  absl::StatusOr<BedrockSettings> Read(std::string_view options, std::string api_key = "",
+                                       std::string base_url = "") {
     ProviderConfig common;
     common.api_key = std::move(api_key);
+    common.base_url = std::move(base_url);
     return ReadBedrockSettings(common, options, Context());
   }
   std::unique_ptr<ProviderDialect> Wrap(BedrockAuth auth, std::string base_url = "") {
@@ -237,6 +239,18 @@ TEST_F(BedrockProviderTest, ConfigErrorsNameTheFieldAndNeverTheSecret) {
   EXPECT_THAT(error(R"({"access_key_id":7})"), HasSubstr("access_key_id: must be a string"));
   env_.vars["AWS_ACCESS_KEY_ID"] = "A";
   EXPECT_THAT(error("{}"), HasSubstr("AWS_SECRET_ACCESS_KEY is not"));
+  // A bearer token to the public endpoint still needs the region that names it.
+  env_.vars.clear();
+  EXPECT_THAT(error("{}", "br"), HasSubstr("region: is required"));
+}
+
+TEST_F(BedrockProviderTest, BearerTokenToAConfiguredBaseUrlNeedsNoRegion) {
+  absl::StatusOr<BedrockSettings> s = Read("{}", "br", "http://127.0.0.1:9/");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->auth.bearer_token, "br");
+  EXPECT_EQ(s->dialect_options_json, "{}");
+  // SigV4 always needs one.
+  EXPECT_FALSE(Read(R"({"access_key_id":"A","secret_access_key":"S"})", "", "http://h/").ok());
 }
 
 TEST_F(BedrockProviderTest, RegisteredOnlyWithABedrockDialect) {

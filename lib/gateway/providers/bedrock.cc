@@ -135,10 +135,7 @@ absl::StatusOr<BedrockSettings> ReadBedrockSettings(const ProviderConfig& common
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> region, Setting(r, "region", context));
   if (!region.has_value()) region = Env(context, "AWS_REGION");
   if (!region.has_value()) region = Env(context, "AWS_DEFAULT_REGION");
-  if (!region.has_value()) {
-    return InvalidFieldError("region", "is required (or set AWS_REGION / AWS_DEFAULT_REGION)");
-  }
-  out.auth.region = *region;
+  out.auth.region = region.value_or("");
 
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> key_id,
                              Setting(r, "access_key_id", context));
@@ -177,6 +174,12 @@ absl::StatusOr<BedrockSettings> ReadBedrockSettings(const ProviderConfig& common
         "api_key, or the environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
   }
 
+  // SigV4 signs for a region; the dialect's public endpoint names one. Only a bearer token
+  // sent to a configured base_url (a gateway, the emulator) goes without.
+  if (out.auth.region.empty() && (out.auth.bearer_token.empty() || common.base_url.empty())) {
+    return InvalidFieldError("region", "is required (or set AWS_REGION / AWS_DEFAULT_REGION)");
+  }
+
   // What the dialect reads: every other key, plus the resolved region.
   Json dialect_options = Json::object();
   for (const auto& [key, value] : options.items()) {
@@ -187,7 +190,7 @@ absl::StatusOr<BedrockSettings> ReadBedrockSettings(const ProviderConfig& common
       dialect_options[key] = value;
     }
   }
-  dialect_options["region"] = out.auth.region;
+  if (!out.auth.region.empty()) dialect_options["region"] = out.auth.region;
   out.dialect_options_json = dialect_options.dump();
   return out;
 }

@@ -48,7 +48,8 @@ struct BedrockSettings {
   std::string dialect_options_json;  // the entry's other keys plus the resolved "region"
 };
 
-// Reads a bedrock entry's options: `region` (or AWS_REGION, AWS_DEFAULT_REGION);
+// Reads a bedrock entry's options: `region` (or AWS_REGION, AWS_DEFAULT_REGION; required
+// unless a bearer token goes to a configured base_url);
 // `access_key_id`, `secret_access_key`, `session_token`, each also as `<key>_env` naming an
 // environment variable; else the entry's api_key as a bearer token; else the environment's
 // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; else
