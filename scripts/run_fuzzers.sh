@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD/tests/fuzz for a fixed number of inputs from a fixed
 # seed (deterministic for a given binary, independent of machine speed), each from a scratch
-# corpus directory, empty but for the seeds written below. Any crash, sanitizer report or failed check fails the run.
+# corpus directory, empty but for the seeds written below. Any crash, sanitizer report or
+# failed check fails the run.
 #   scripts/run_fuzzers.sh build-fuzz            (make fuzz does this)
 # FUZZ_RUNS_SCALE multiplies the input counts (e.g. 10 for a longer local session).
 set -euo pipefail

@@ -49,5 +49,6 @@ PYBIND11_MODULE(_modeenvoy, m) {
         "Internal: the exception class raised for every library error.");
   RegisterProtocol(m);
   RegisterDialects(m);
+  RegisterSigV4(m);
   RegisterTokenizer(m);
 }

@@ -14,6 +14,7 @@ void SetErrorClass(pybind11::object error_class);
 // Each is defined in bindings/python/<component>_py.cc.
 void RegisterDialects(pybind11::module_& m);
 void RegisterProtocol(pybind11::module_& m);
+void RegisterSigV4(pybind11::module_& m);
 void RegisterTokenizer(pybind11::module_& m);
 
 #endif  // MODEENVOY_BINDINGS_PYTHON_REGISTER_H_

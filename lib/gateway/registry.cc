@@ -91,7 +91,10 @@ Registry::Registry(bool with_builtins) : filters_(with_builtins) {
   if (!with_builtins) return;
   // Registrations into fresh registries cannot collide.
   for (std::string_view type : DialectNames()) {
-    (void)providers_.Register(type, gateway_internal::BuildDialectProvider);
+    // A dialect whose provider needs the host (credentials, signing) has its own builder.
+    ProviderDialectBuilder builder = gateway_internal::BuildDialectProvider;
+    if (type == "bedrock") builder = gateway_internal::BuildBedrockProvider;
+    (void)providers_.Register(type, std::move(builder));
   }
   (void)routing_.Register("weighted", gateway_internal::BuildWeightedPolicy);
   (void)config_.model_keys().Register("context_window", ParseTokenLimit);
