@@ -20,6 +20,8 @@ struct Entry {
 // Registration order is the order DialectNames() lists.
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
+    {"ollama", protocol_internal::NewOllamaDialect},
+    {"cohere", protocol_internal::NewCohereDialect},
 };
 
 }  // namespace
