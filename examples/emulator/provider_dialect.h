@@ -233,6 +233,8 @@ class ProviderDialect {
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
 std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
+std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
+std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();

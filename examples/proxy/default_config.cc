@@ -16,10 +16,22 @@ std::string DefaultConfig(bool with_openai) {
       "base_url": "${EMULATOR_BASE_URL}",
       "api_key": "demo-bedrock-api-key",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-ollama": {
+      "type": "ollama",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-cohere": {
+      "type": "cohere",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
-    "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"})";
+    "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"},
+    "demo-ollama": {"provider": "builtin-emulator-ollama", "upstream_model": "llama3.2"},
+    "demo-cohere": {"provider": "builtin-emulator-cohere", "upstream_model": "command-a-03-2025"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

@@ -21,6 +21,8 @@ struct Entry {
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
     {"bedrock", protocol_internal::NewBedrockDialect},
+    {"ollama", protocol_internal::NewOllamaDialect},
+    {"cohere", protocol_internal::NewCohereDialect},
 };
 
 }  // namespace

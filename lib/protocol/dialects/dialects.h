@@ -16,6 +16,10 @@ namespace modeenvoy::protocol_internal {
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
 // "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view options_json);
+// "ollama": Ollama's native /api/chat, NDJSON streams (ollama.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewOllamaDialect(std::string_view options_json);
+// "cohere": Cohere's v2 chat API, POST /v2/chat, SSE streams (cohere.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewCohereDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 

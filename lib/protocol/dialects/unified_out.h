@@ -1,0 +1,182 @@
+// lib/protocol/dialects/unified_out.h: writing unified (OpenAI Chat Completions) output
+// directly as JSON text, and typed reads with JsonReader, for the dialects that translate a
+// provider's answers (ollama.cc, cohere.cc). Private to lib/protocol/dialects.
+#ifndef MODEENVOY_LIB_PROTOCOL_DIALECTS_UNIFIED_OUT_H_
+#define MODEENVOY_LIB_PROTOCOL_DIALECTS_UNIFIED_OUT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "lib/protocol/json.h"
+#include "modeenvoy/protocol/error.h"
+
+namespace modeenvoy::protocol_internal {
+
+// The fixed head of every chunk of one stream.
+struct ChunkHead {
+  std::string id;
+  int64_t created = 0;
+  std::string model;
+};
+
+// Appends {"id",...,"choices":[{"index":0,"delta":<delta_json>,"logprobs":null,
+// "finish_reason":<finish or null>}]} as one whole chunk.
+inline void AppendDeltaChunk(const ChunkHead& head, std::string_view delta_json,
+                             std::string_view finish_reason, std::string* out) {
+  out->append("{\"id\":");
+  AppendJsonString(out, head.id);
+  out->append(",\"object\":\"chat.completion.chunk\",\"created\":");
+  AppendJsonInt(out, head.created);
+  out->append(",\"model\":");
+  AppendJsonString(out, head.model);
+  out->append(",\"choices\":[{\"index\":0,\"delta\":");
+  out->append(delta_json);
+  out->append(",\"logprobs\":null,\"finish_reason\":");
+  if (finish_reason.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(out, finish_reason);
+  }
+  out->append("}]}");
+}
+
+// The usage-only chunk that closes a translated stream: "choices":[] and `usage_json`.
+inline void AppendUsageChunk(const ChunkHead& head, std::string_view usage_json,
+                             std::string* out) {
+  out->append("{\"id\":");
+  AppendJsonString(out, head.id);
+  out->append(",\"object\":\"chat.completion.chunk\",\"created\":");
+  AppendJsonInt(out, head.created);
+  out->append(",\"model\":");
+  AppendJsonString(out, head.model);
+  out->append(",\"choices\":[],\"usage\":");
+  out->append(usage_json);
+  out->append("}");
+}
+
+// OpenAI's usage object. `cached` (part of `prompt`) becomes
+// prompt_tokens_details.cached_tokens; `extra_members` (",\"name\":value..." text, may be
+// empty) is appended inside the object.
+inline void AppendUsage(int64_t prompt, int64_t completion, std::optional<int64_t> cached,
+                        std::string_view extra_members, std::string* out) {
+  out->append("{\"prompt_tokens\":");
+  AppendJsonInt(out, prompt);
+  out->append(",\"completion_tokens\":");
+  AppendJsonInt(out, completion);
+  out->append(",\"total_tokens\":");
+  AppendJsonInt(out, prompt + completion);
+  if (cached.has_value()) {
+    out->append(",\"prompt_tokens_details\":{\"cached_tokens\":");
+    AppendJsonInt(out, *cached);
+    out->append("}");
+  }
+  out->append(extra_members);
+  out->append("}");
+}
+
+// ---- typed pull reads: a wrong type is an error naming `path` ----
+
+inline absl::Status WrongType(std::string_view path, std::string_view want, JsonType got) {
+  return InvalidFieldError(path, std::string("expected ") + std::string(want) + ", got " +
+                                     std::string(JsonTypeName(got)));
+}
+
+// Reads a string, or null as "" (absent). False with *status set on failure.
+inline bool PullString(JsonReader& r, std::string_view path, std::string* out,
+                       absl::Status* status) {
+  JsonType type;
+  if (!r.Peek(&type)) {
+    *status = r.status();
+    return false;
+  }
+  if (type == JsonType::kNull) {
+    out->clear();
+    if (!r.ReadNull()) *status = r.status();
+    return status->ok();
+  }
+  if (type != JsonType::kString) {
+    *status = WrongType(path, "string", type);
+    return false;
+  }
+  if (!r.ReadString(out)) {
+    *status = r.status();
+    return false;
+  }
+  return true;
+}
+
+// Reads an integer, or null as absent.
+inline bool PullInt(JsonReader& r, std::string_view path, std::optional<int64_t>* out,
+                    absl::Status* status) {
+  JsonType type;
+  if (!r.Peek(&type)) {
+    *status = r.status();
+    return false;
+  }
+  if (type == JsonType::kNull) {
+    out->reset();
+    if (!r.ReadNull()) *status = r.status();
+    return status->ok();
+  }
+  std::string_view text;
+  if (type != JsonType::kNumber) {
+    *status = WrongType(path, "integer", type);
+    return false;
+  }
+  if (!r.ReadNumber(&text)) {
+    *status = r.status();
+    return false;
+  }
+  int64_t value = 0;
+  if (!NumberToInt64(text, &value)) {
+    *status = InvalidFieldError(path, "expected integer, got " + std::string(text));
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+// Peeks the next value's type, requiring `want` (null allowed when `null_ok`, reported as
+// *is_null).
+inline bool PullExpect(JsonReader& r, std::string_view path, JsonType want, bool* is_null,
+                       absl::Status* status) {
+  JsonType type;
+  if (!r.Peek(&type)) {
+    *status = r.status();
+    return false;
+  }
+  *is_null = type == JsonType::kNull;
+  if (*is_null) {
+    if (!r.ReadNull()) *status = r.status();
+    return status->ok();
+  }
+  if (type != want) {
+    *status = WrongType(path, JsonTypeName(want), type);
+    return false;
+  }
+  return true;
+}
+
+// FNV-1a, for ids derived from content (deterministic across runs).
+inline uint64_t Fnv1a(std::string_view bytes, uint64_t seed = 0) {
+  uint64_t h = 1469598103934665603ULL ^ seed;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+inline std::string Hex64(uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = kDigits[v & 15];
+  return s;
+}
+
+}  // namespace modeenvoy::protocol_internal
+
+#endif  // MODEENVOY_LIB_PROTOCOL_DIALECTS_UNIFIED_OUT_H_
