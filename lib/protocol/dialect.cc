@@ -21,6 +21,7 @@ struct Entry {
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
     {"bedrock", protocol_internal::NewBedrockDialect},
+    {"kserve", protocol_internal::NewKserveDialect},
 };
 
 }  // namespace

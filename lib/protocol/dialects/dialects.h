@@ -16,6 +16,9 @@ namespace modeenvoy::protocol_internal {
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
 // "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view options_json);
+// "kserve": Triton / TorchServe / KServe models, Open Inference Protocol v2 or Triton's
+// generate extension (kserve.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewKserveDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 
