@@ -108,7 +108,7 @@ Target SplitPath(std::string_view path) {
   if (parts.empty() || parts[0].empty()) return t;
   t.model = parts[0];
   size_t i = 1;
-  if (i + 1 < parts.size() + 0 && parts[i] == "versions") {
+  if (i + 1 < parts.size() && parts[i] == "versions") {
     t.version = parts[i + 1];
     if (t.version.empty()) return t;
     i += 2;
@@ -122,7 +122,8 @@ Target SplitPath(std::string_view path) {
 std::string Unescape(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
       out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
       i += 2;

@@ -770,7 +770,7 @@ bool SplitTarget(std::string_view target, std::string* model, std::string* verb)
       if (c >= 'A' && c <= 'F') return c - 'A' + 10;
       return -1;
     };
-    if (raw_model[i] == '%' && i + 2 < raw_model.size() + 0 && hex(raw_model[i + 1]) >= 0 &&
+    if (raw_model[i] == '%' && i + 2 < raw_model.size() && hex(raw_model[i + 1]) >= 0 &&
         hex(raw_model[i + 2]) >= 0) {
       model->push_back(static_cast<char>(hex(raw_model[i + 1]) * 16 + hex(raw_model[i + 2])));
       i += 2;
