@@ -170,6 +170,9 @@ TEST(KserveDialectTest, WhatTheProtocolCannotCarryIsRefusedByFieldPath) {
     EXPECT_EQ(wire.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(ErrorParam(wire.status()).value_or(""), c.param) << wire.status();
   }
+  // tool_choice "none" asks for nothing the protocol lacks.
+  EXPECT_TRUE(Encode(*d, R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":"none"})")
+                  .ok());
   // v2 infer answers whole: a stream request names the field.
   absl::StatusOr<WireRequest> stream = Encode(*d, kHello, /*stream=*/true);
   ASSERT_FALSE(stream.ok());

@@ -360,7 +360,10 @@ absl::Status RenderPrompt(const ChatRequest& chat, const PromptTemplate& tmpl,
 // Unified fields the protocol has no place for.
 absl::Status RejectInexpressible(const ChatRequest& chat) {
   if (!chat.tools.empty()) return Unsupported("tools", kNoTools);
-  if (chat.tool_choice.has_value()) return Unsupported("tool_choice", kNoTools);
+  // "none" asks for what this protocol does anyway.
+  if (chat.tool_choice.has_value() && chat.tool_choice->mode != "none") {
+    return Unsupported("tool_choice", kNoTools);
+  }
   if (chat.parallel_tool_calls.has_value()) return Unsupported("parallel_tool_calls", kNoTools);
   if (chat.functions.has_value()) return Unsupported("functions", kNoTools);
   if (chat.function_call.has_value()) return Unsupported("function_call", kNoTools);
