@@ -74,7 +74,7 @@ def test_v2_infer_whole_reply(client, emulator):
                   {"role": "user", "content": "Hello kserve world"}])
     assert resp.object == "chat.completion"
     assert resp.id.startswith("chatcmpl-")
-    assert isinstance(resp.created, int) and resp.created > 1_600_000_000
+    assert resp.created == 0  # the protocol carries no time; the translator reads no clock
     (choice,) = resp.choices
     assert choice.message.role == "assistant"
     assert choice.message.content == "Hello kserve world"

@@ -25,10 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
@@ -458,16 +455,14 @@ std::string_view MapFinishReason(std::string_view reason) {
                                                                                     : "stop";
 }
 
+// Deterministic ids (FNV-1a of the body or the first stream event): the protocols carry
+// none unless the request sent one, and a sans-I/O translator reads no clock or randomness.
 std::string NewCompletionId(std::string_view seed) {
-  uint64_t h = absl::HashOf(seed, absl::ToUnixNanos(absl::Now()));
-  static constexpr char kDigits[] =
-      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : seed) h = (h ^ c) * 1099511628211ULL;
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string id = "chatcmpl-kserve-";
-  for (int i = 0; i < 12; ++i) {
-    id.push_back(kDigits[h % 62]);
-    h /= 62;
-    if (h == 0) h = 0x9E3779B97F4A7C15ULL + i;
-  }
+  for (int shift = 60; shift >= 0; shift -= 4) id.push_back(kHex[(h >> shift) & 15]);
   return id;
 }
 
@@ -699,13 +694,12 @@ class GenerateStreamDecoder final : public StreamTranslator {
   void Start(std::string_view seed, std::string_view model) {
     if (!id_.empty()) return;
     id_ = NewCompletionId(seed);
-    created_ = absl::ToUnixSeconds(absl::Now());
     model_ = std::string(model);
   }
 
   const std::string text_name_;
   std::string id_;
-  int64_t created_ = 0;
+  int64_t created_ = 0;  // the protocols carry no time
   std::string model_;
   bool sent_role_ = false;
   std::string_view finish_reason_ = "stop";
@@ -896,8 +890,8 @@ class KserveDialect final : public Dialect {
     out.reserve(body->size() + 256);
     out.append("{\"id\":");
     AppendJsonString(&out, id);
-    out.append(",\"object\":\"chat.completion\",\"created\":");
-    AppendJsonInt(&out, absl::ToUnixSeconds(absl::Now()));
+    // The protocols carry no time, and the translator reads no clock.
+    out.append(",\"object\":\"chat.completion\",\"created\":0");
     out.append(",\"model\":");
     AppendJsonString(&out, o.model);
     out.append(",\"choices\":[");
