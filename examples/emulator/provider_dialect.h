@@ -222,6 +222,12 @@ class ProviderDialect {
   // provider's in-stream error event; no terminator.
   virtual std::vector<std::string> RenderStream(const ScriptedReply& reply) const = 0;
   virtual std::string RenderModels(const std::vector<std::string>& models) const = 0;
+  // The body for a Route::kListModels request; providers whose listing and metadata routes
+  // depend on the path (KServe's /v2/models/{m}, /v2/health/ready) override it.
+  virtual std::string RenderModelsFor(const Request& /*request*/,
+                                      const std::vector<std::string>& models) const {
+    return RenderModels(models);
+  }
   // The provider's error for `cause` with HTTP `status` (type, message, code filled in).
   virtual ApiError MakeError(ErrorCause cause, int status, const Request& request) const = 0;
   virtual std::string RenderError(const ApiError& error) const = 0;
@@ -235,6 +241,8 @@ std::unique_ptr<ProviderDialect> NewOpenAiDialect();
 std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
 std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events
+// KServe v2 infer and Triton's generate extension (kserve_dialect.cc).
+std::unique_ptr<ProviderDialect> NewKserveDialect();
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();

@@ -1015,7 +1015,7 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
   if (dialect->Match(request) == Route::kListModels) {
     ResponsePlan plan;
     plan.headers.emplace_back("content-type", std::string(dialect->whole_content_type()));
-    plan.parts.push_back(dialect->RenderModels(ctx.options.models));
+    plan.parts.push_back(dialect->RenderModelsFor(request, ctx.options.models));
     return with_timing(std::move(plan));
   }
 
@@ -1173,6 +1173,7 @@ std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   dialects.push_back(NewBedrockDialect());
   dialects.push_back(NewOllamaDialect());
   dialects.push_back(NewCohereDialect());
+  dialects.push_back(NewKserveDialect());
   return dialects;
 }
 

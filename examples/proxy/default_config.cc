@@ -26,12 +26,19 @@ std::string DefaultConfig(bool with_openai) {
       "type": "cohere",
       "base_url": "${EMULATOR_BASE_URL}",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-kserve": {
+      "type": "kserve",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "protocol": "generate",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
     "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"},
     "demo-ollama": {"provider": "builtin-emulator-ollama", "upstream_model": "llama3.2"},
-    "demo-cohere": {"provider": "builtin-emulator-cohere", "upstream_model": "command-a-03-2025"})";
+    "demo-cohere": {"provider": "builtin-emulator-cohere", "upstream_model": "command-a-03-2025"},
+    "demo-kserve": {"provider": "builtin-emulator-kserve", "upstream_model": "ensemble"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

@@ -23,6 +23,7 @@ constexpr Entry kDialects[] = {
     {"bedrock", protocol_internal::NewBedrockDialect},
     {"ollama", protocol_internal::NewOllamaDialect},
     {"cohere", protocol_internal::NewCohereDialect},
+    {"kserve", protocol_internal::NewKserveDialect},
 };
 
 }  // namespace

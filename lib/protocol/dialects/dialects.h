@@ -20,6 +20,9 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view opti
 absl::StatusOr<std::unique_ptr<Dialect>> NewOllamaDialect(std::string_view options_json);
 // "cohere": Cohere's v2 chat API, POST /v2/chat, SSE streams (cohere.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewCohereDialect(std::string_view options_json);
+// "kserve": Triton / TorchServe / KServe models, Open Inference Protocol v2 or Triton's
+// generate extension (kserve.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewKserveDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 
