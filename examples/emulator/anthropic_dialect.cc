@@ -20,8 +20,6 @@ namespace {
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
-constexpr const char* kKeyPrefix = "x-api-key";
-
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
 std::string Event(std::string_view type, const ojson& data) {
@@ -69,8 +67,14 @@ class AnthropicDialect final : public ProviderDialect {
     return Route::kNone;  // GET /v1/models is the OpenAI dialect's (same path)
   }
 
+  // x-api-key, as the API documents it; the official Python SDK (2.x) sends the key as
+  // `Authorization: Bearer` instead, which the API accepts too.
   std::string ApiKey(const Request& req) const override {
-    return std::string(req.Header(kKeyPrefix));
+    if (req.HasHeader("x-api-key")) return std::string(req.Header("x-api-key"));
+    std::string_view auth = req.Header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.substr(0, kBearer.size()) == kBearer) return std::string(auth.substr(kBearer.size()));
+    return "";
   }
 
   std::string Model(const Request& req) const override {
