@@ -302,6 +302,30 @@ TEST(AnthropicDialectTest, ServerToolBlocksAreKeptAsRawEvents) {
   EXPECT_EQ(raw, want);
 }
 
+TEST(AnthropicDialectTest, MessageDeltaMembersAreKeptOnTheFinishChunk) {
+  std::optional<std::filesystem::path> dir = FixturesDir();
+  if (!dir) GTEST_SKIP() << "provider fixtures not found";
+  std::vector<std::string> lines =
+      ChunkLines(ReadFile(*dir / kVercelDir / "anthropic-clear-thinking.1.chunks.txt"));
+  json recorded;
+  for (const std::string& line : lines) {
+    json ev = json::parse(line);
+    if (ev["type"] == "message_delta") recorded = ev;
+  }
+  ASSERT_TRUE(recorded.contains("context_management"));
+  DecodedStream got = DecodeStream(*Anthropic(), SseBodyFromChunkLines(lines, true), Split::kWhole);
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  json finish;
+  for (const std::string& data : got.events) {
+    if (data == "[DONE]") continue;
+    json chunk = json::parse(data);
+    if (!chunk["choices"].empty() && chunk["choices"][0]["finish_reason"].is_string()) {
+      finish = chunk["choices"][0];
+    }
+  }
+  EXPECT_EQ(finish["delta"]["context_management"], recorded["context_management"]);
+}
+
 TEST(AnthropicDialectTest, BrokenStreamsFailClearly) {
   std::optional<std::filesystem::path> dir = FixturesDir();
   if (!dir) GTEST_SKIP() << "provider fixtures not found";

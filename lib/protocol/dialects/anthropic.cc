@@ -332,6 +332,7 @@ class AnthropicStreamDecoder final : public StreamTranslator {
     index_.reset();
     payload_.clear();
     usage_raw_.clear();
+    context_raw_.clear();
     while (r.NextMember(&first, &key, &scratch_, &has) && has) {
       bool ok;
       if (key == "type") {
@@ -343,6 +344,8 @@ class AnthropicStreamDecoder final : public StreamTranslator {
         index_ = v;
       } else if (key == "usage") {
         ok = r.CaptureValue(&usage_raw_);
+      } else if (key == "context_management") {  // message_delta: edits the API applied
+        ok = r.CaptureValue(&context_raw_);
       } else if (key == "message" || key == "content_block" || key == "delta" ||
                  key == "error") {
         ok = r.CaptureValue(&payload_);
@@ -648,6 +651,10 @@ class AnthropicStreamDecoder final : public StreamTranslator {
       if (!ok) break;
     }
     if (!r.status().ok()) return BadStream(Msg(r.status()));
+    if (!context_raw_.empty() && context_raw_ != "null") {
+      if (!delta_extra_.empty()) delta_extra_.push_back(',');
+      delta_extra_.append("\"context_management\":").append(context_raw_);
+    }
     if (stop_reason) stop_reason_ = *stop_reason;
     EmitFinish(out);
     return absl::OkStatus();
@@ -699,7 +706,7 @@ class AnthropicStreamDecoder final : public StreamTranslator {
   absl::Status failed_;
   absl::Status error_;
   // Per-event scratch, kept to reuse their capacity.
-  std::string type_, payload_, usage_raw_, scratch_, tmp_, tmp2_, tmp3_;
+  std::string type_, payload_, usage_raw_, context_raw_, scratch_, tmp_, tmp2_, tmp3_;
   std::optional<int64_t> index_;
 };
 
