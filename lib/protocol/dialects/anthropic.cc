@@ -340,7 +340,8 @@ class AnthropicStreamDecoder final : public StreamTranslator {
       } else if (key == "index") {
         std::string_view num;
         int64_t v = 0;
-        ok = r.ReadNumber(&num) && NumberToInt64(num, &v);
+        ok = r.ReadNumber(&num);
+        if (ok && !NumberToInt64(num, &v)) return BadStream("index: expected an integer");
         index_ = v;
       } else if (key == "usage") {
         ok = r.CaptureValue(&usage_raw_);
