@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -343,6 +344,49 @@ TEST(AnthropicDialectTest, BrokenStreamsFailClearly) {
   }
 }
 
+// Damaged recordings (events dropped, repeated, cut, bytes changed; seeded) either translate or
+// fail with a status, identically under any split, and whatever they emit parses.
+TEST(AnthropicDialectTest, DamagedStreamsFailCleanlyAndDeterministically) {
+  std::optional<std::filesystem::path> dir = FixturesDir();
+  if (!dir) GTEST_SKIP() << "provider fixtures not found";
+  std::unique_ptr<Dialect> d = Anthropic();
+  std::mt19937 random(20261203);
+  int failed = 0, passed = 0;
+  for (const char* name : {"anthropic-text.chunks.txt", "anthropic-tool-no-args.chunks.txt",
+                           "anthropic-clear-thinking.1.chunks.txt", "anthropic-mcp.1.chunks.txt",
+                           "anthropic-json-tool.2.chunks.txt"}) {
+    const std::vector<std::string> lines = ChunkLines(ReadFile(*dir / kVercelDir / name));
+    for (int round = 0; round < 60; ++round) {
+      std::vector<std::string> damaged = lines;
+      const size_t at = std::uniform_int_distribution<size_t>(0, damaged.size() - 1)(random);
+      switch (round % 4) {
+        case 0: damaged.erase(damaged.begin() + static_cast<std::ptrdiff_t>(at)); break;
+        case 1: damaged.insert(damaged.begin() + static_cast<std::ptrdiff_t>(at), damaged[at]); break;
+        case 2: damaged.resize(at); break;
+        case 3: {
+          std::string& line = damaged[at];
+          line[std::uniform_int_distribution<size_t>(0, line.size() - 1)(random)] =
+              static_cast<char>(std::uniform_int_distribution<int>(32, 126)(random));
+          break;
+        }
+      }
+      const std::string body = SseBodyFromChunkLines(damaged, true);
+      DecodedStream whole = DecodeStream(*d, body, Split::kWhole);
+      DecodedStream bytes = DecodeStream(*d, body, Split::kByteByByte);
+      EXPECT_EQ(whole.status, bytes.status) << name << " round " << round;
+      EXPECT_EQ(whole.events, bytes.events) << name << " round " << round;
+      for (const std::string& e : whole.events) {
+        if (e != "[DONE]") {
+          EXPECT_TRUE(ParseChatCompletionChunk(e).ok()) << e;
+        }
+      }
+      (whole.status.ok() ? passed : failed)++;
+    }
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_GT(passed, 0);
+}
+
 TEST(AnthropicDialectTest, EveryRecordedBodyTranslates) {
   std::optional<std::filesystem::path> dir = FixturesDir();
   if (!dir) GTEST_SKIP() << "provider fixtures not found";
@@ -474,6 +518,47 @@ TEST(AnthropicDialectTest, KongRequestEncodesAsKongExpectsWhereTheMappingAgrees)
   // Deliberate difference: "stream" is written only when true (false is the default).
   EXPECT_FALSE(got.contains("stream"));
   EXPECT_EQ(want["stream"], false);
+}
+
+TEST(AnthropicDialectTest, KongMockRequestsAndOtherResponsesTranslate) {
+  std::optional<std::filesystem::path> dir = FixturesDir();
+  if (!dir) GTEST_SKIP() << "provider fixtures not found";
+  const std::filesystem::path root = *dir / kKongDir / "anthropic";
+  for (const char* name : {"good.json", "good-stream.json", "good_own_model.json"}) {
+    SCOPED_TRACE(name);
+    json request = json::parse(ReadFile(root / "llm-v1-chat/requests" / name));
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(request.dump(), {.validate = false});
+    ASSERT_TRUE(chat.ok()) << chat.status();
+    WireRequest wire;
+    const bool stream = request.value("stream", false);
+    ASSERT_TRUE(Anthropic()
+                    ->EncodeRequest(*chat, {.stream = stream, .model = "claude-2.1", .client_headers = nullptr},
+                                    &wire)
+                    .ok());
+    json body = json::parse(wire.body);
+    EXPECT_EQ(body["model"], "claude-2.1");  // the route's model wins over the client's
+    EXPECT_EQ(body["system"], request["messages"][0]["content"]);
+    EXPECT_EQ(body["messages"], json::array({request["messages"][1]}));
+    EXPECT_EQ(body.value("stream", false), stream);
+  }
+  // bad_request.json has no "messages": the unified parser refuses it before any dialect.
+  EXPECT_FALSE(ParseChatRequest(ReadFile(root / "llm-v1-chat/requests/bad_request.json")).ok());
+
+  std::string body = ReadFile(root / "request-transformer/response-in-json.json");
+  json recorded = json::parse(body);
+  ASSERT_TRUE(Anthropic()->DecodeResponse(&body).ok());
+  absl::StatusOr<ChatCompletion> c = ParseChatCompletion(body);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(std::get<std::string>(*c->choices[0].message.content),
+            recorded["content"][0]["text"]);
+  EXPECT_EQ(c->usage->prompt_tokens, 10);
+  EXPECT_EQ(c->usage->completion_tokens, 25);
+
+  // The legacy Text Completions API (llm-v1-completions) is not the Messages API: a clear
+  // error, not a guess.
+  body = ReadFile(root / "llm-v1-completions/responses/good.json");
+  absl::Status s = Anthropic()->DecodeResponse(&body);
+  EXPECT_EQ(HttpStatusForStatus(s), 502);
 }
 
 // ---- Requests ----
