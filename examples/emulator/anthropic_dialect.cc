@@ -473,6 +473,8 @@ class AnthropicDialect final : public ProviderDialect {
       u["cache_creation"] = {{"ephemeral_5m_input_tokens", 0}, {"ephemeral_1h_input_tokens", 0}};
     }
     u["output_tokens"] = r.completion_tokens;
+    // Newer models report their thinking apart (recorded: anthropic-claude-opus-5-*).
+    if (r.reasoning_tokens > 0) u["output_tokens_details"] = {{"thinking_tokens", r.reasoning_tokens}};
     if (with_details) u["service_tier"] = "standard";
     return u;
   }

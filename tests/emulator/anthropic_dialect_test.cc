@@ -236,6 +236,7 @@ TEST_F(AnthropicEmulatorTest, ScriptsSpeakAnthropic) {
   // Prompt "Be brief." + "q" + the directive line (8 words) = 11, one of them read from cache.
   EXPECT_EQ(whole["usage"]["input_tokens"], 10);
   EXPECT_EQ(whole["usage"]["output_tokens"], 3);
+  EXPECT_EQ(whole["usage"]["output_tokens_details"], json::parse(R"({"thinking_tokens":2})"));
 
   // Errors in Anthropic's shape; 529 overloaded.
   ResponsePlan plan = Plan(Request("q\n@emulator {\"error\": {\"status\": 529}}"));

@@ -78,6 +78,7 @@ struct Expected {
   };
   std::vector<Call> calls;
   int64_t input = 0, output = 0, cache_read = 0, cache_creation = 0;
+  std::optional<int64_t> thinking;
   std::string stop_reason;
 };
 
@@ -95,6 +96,9 @@ Expected ExpectedFromEvents(const std::vector<std::string>& lines) {
     if (u.contains("cache_creation_input_tokens") &&
         u["cache_creation_input_tokens"].is_number()) {
       e.cache_creation = u["cache_creation_input_tokens"];
+    }
+    if (u.contains("output_tokens_details")) {
+      e.thinking = u["output_tokens_details"]["thinking_tokens"].get<int64_t>();
     }
   };
   for (const std::string& line : lines) {
@@ -263,6 +267,10 @@ TEST(AnthropicDialectTest, EveryRecordedStreamTranslatesIdenticallyUnderAnySplit
       EXPECT_EQ(got.usage->total_tokens, got.usage->prompt_tokens + want.output);
       ASSERT_TRUE(got.usage->prompt_tokens_details.has_value());
       EXPECT_EQ(got.usage->prompt_tokens_details->cached_tokens.value_or(-1), want.cache_read);
+      if (want.thinking) {
+        ASSERT_TRUE(got.usage->completion_tokens_details.has_value());
+        EXPECT_EQ(got.usage->completion_tokens_details->reasoning_tokens, want.thinking);
+      }
     }
   }
   EXPECT_EQ(streams, 49);  // 29 files; multi-step recordings hold up to 15 messages
@@ -451,6 +459,13 @@ TEST(AnthropicDialectTest, EveryRecordedBodyTranslates) {
     EXPECT_EQ(c->usage->prompt_tokens, u["input_tokens"].get<int64_t>() + read + creation);
     EXPECT_EQ(c->usage->completion_tokens, u["output_tokens"].get<int64_t>());
     EXPECT_EQ(c->usage->prompt_tokens_details->cached_tokens.value_or(-1), read);
+    if (u.contains("output_tokens_details")) {
+      ASSERT_TRUE(c->usage->completion_tokens_details.has_value());
+      EXPECT_EQ(c->usage->completion_tokens_details->reasoning_tokens,
+                u["output_tokens_details"]["thinking_tokens"].get<int64_t>());
+    } else {
+      EXPECT_FALSE(c->usage->completion_tokens_details.has_value());
+    }
   }
 }
 

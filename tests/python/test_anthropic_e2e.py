@@ -207,6 +207,9 @@ def test_reasoning_comes_back_with_its_signature(client):
     message = resp.choices[0].message
     assert message.content == "42"
     assert message.model_extra["reasoning_content"] == "think it over"
+    # Words: 3 of thinking, 1 of answer.
+    assert resp.usage.completion_tokens == 4
+    assert resp.usage.completion_tokens_details.reasoning_tokens == 3
     (block,) = message.model_extra["thinking_blocks"]
     assert block["type"] == "thinking" and block["signature"]
     # The blocks go back on the next turn, signature intact.

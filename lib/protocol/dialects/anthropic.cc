@@ -120,9 +120,13 @@ std::string_view StopReasonFor(std::string_view finish_reason) {
 struct AnthropicUsage {
   int64_t input = 0;
   int64_t output = 0;
+  bool has_input = false;
+  bool has_output = false;
   std::optional<int64_t> cache_read;
   std::optional<int64_t> cache_creation;
-  ExtraFields extra;  // server_tool_use, service_tier, cache_creation, iterations, ...
+  std::optional<int64_t> thinking;  // output_tokens_details.thinking_tokens
+  // server_tool_use, service_tier, cache_creation, output_tokens_details, iterations, ...
+  ExtraFields extra;
   bool seen = false;
 
   void Merge(const AnthropicUsage& later) {
@@ -132,6 +136,7 @@ struct AnthropicUsage {
     if (later.has_output) output = later.output;
     if (later.cache_read) cache_read = later.cache_read;
     if (later.cache_creation) cache_creation = later.cache_creation;
+    if (later.thinking) thinking = later.thinking;
     for (const auto& [k, v] : later.extra) {
       bool replaced = false;
       for (auto& [k2, v2] : extra) {
@@ -143,9 +148,29 @@ struct AnthropicUsage {
       if (!replaced) extra.emplace_back(k, v);
     }
   }
-  bool has_input = false;
-  bool has_output = false;
 };
+
+// {"thinking_tokens": N, ...} -> N; nullopt when absent or not an integer.
+std::optional<int64_t> ThinkingTokens(std::string_view raw) {
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.BeginObject()) return std::nullopt;
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  std::optional<int64_t> out;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    JsonType t;
+    std::string_view text;
+    int64_t v = 0;
+    if (key == "thinking_tokens" && r.Peek(&t) && t == JsonType::kNumber) {
+      if (!r.ReadNumber(&text)) break;
+      if (NumberToInt64(text, &v)) out = v;
+    } else if (!r.SkipValue()) {
+      break;
+    }
+  }
+  return out;
+}
 
 bool ReadOptionalInt(JsonReader& r, std::optional<int64_t>* out, bool* bad) {
   JsonType t;
@@ -187,9 +212,14 @@ absl::Status ReadUsage(JsonReader& r, std::string_view path, AnthropicUsage* u) 
     } else {
       std::string name(key), raw;
       if (!r.CaptureValue(&raw)) break;
+      if (name == "output_tokens_details") u->thinking = ThinkingTokens(raw);
       u->extra.emplace_back(std::move(name), std::move(raw));
     }
-    if (bad) return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".", core_internal::ToAbsl(key)), "expected an integer");
+    if (bad) {
+      return InvalidFieldError(
+          absl::StrCat(core_internal::ToAbsl(path), ".", core_internal::ToAbsl(key)),
+          "expected an integer");
+    }
   }
   return r.status();
 }
@@ -210,13 +240,19 @@ void AppendUnifiedUsage(std::string* out, const AnthropicUsage& u) {
   out->append("{\"cached_tokens\":");
   AppendJsonInt(out, read);
   out->push_back('}');
+  if (u.thinking.has_value()) {
+    w.Key("completion_tokens_details");
+    out->append("{\"reasoning_tokens\":");
+    AppendJsonInt(out, *u.thinking);
+    out->push_back('}');
+  }
   if (u.cache_creation.has_value()) {
     w.Key("cache_creation_input_tokens");
     AppendJsonInt(out, creation);
   }
   for (const auto& [k, v] : u.extra) {
-    if (k == "output_tokens_details" || k == "prompt_tokens" || k == "completion_tokens" ||
-        k == "total_tokens") {
+    if (k == "prompt_tokens" || k == "completion_tokens" || k == "total_tokens" ||
+        k == "prompt_tokens_details" || k == "completion_tokens_details") {
       continue;
     }
     w.Key(k);
@@ -959,6 +995,16 @@ absl::Status IngressError(std::string_view path, std::string_view msg) {
   return InvalidFieldError(path, msg);
 }
 
+// ",\"output_tokens_details\":{\"thinking_tokens\":N}" when `usage` reports reasoning tokens.
+void AppendThinkingDetails(std::string* out, const Usage& usage) {
+  if (!usage.completion_tokens_details || !usage.completion_tokens_details->reasoning_tokens) {
+    return;
+  }
+  out->append(",\"output_tokens_details\":{\"thinking_tokens\":");
+  AppendJsonInt(out, *usage.completion_tokens_details->reasoning_tokens);
+  out->push_back('}');
+}
+
 // ---- Stream encoder (unified chunks -> Anthropic events) ----
 
 std::string AnthropicEvent(std::string_view type, std::string_view data) {
@@ -1069,6 +1115,7 @@ class AnthropicStreamEncoder final : public StreamEncoder {
     }
     m.append("\"output_tokens\":");
     AppendJsonInt(&m, usage_ ? usage_->completion_tokens : 0);
+    if (usage_) AppendThinkingDetails(&m, *usage_);
     m.append("}}");
     out->append(AnthropicEvent("message_delta", m));
     out->append(AnthropicEvent("message_stop", R"({"type":"message_stop"})"));
@@ -2109,6 +2156,7 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
     AppendJsonInt(&out, cached);
     out.append(",\"output_tokens\":");
     AppendJsonInt(&out, u.completion_tokens);
+    AppendThinkingDetails(&out, u);
   } else {
     out.append(R"("input_tokens":0,"output_tokens":0)");
   }
