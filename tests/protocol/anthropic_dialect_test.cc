@@ -720,6 +720,12 @@ TEST(AnthropicDialectTest, SamplingStopAndLimits) {
   EXPECT_EQ(*ErrorParam(s), "n");
   s = EncodeError(R"({"model":"m","messages":[{"role":"user","content":"x"}],"seed":1})");
   EXPECT_EQ(*ErrorParam(s), "seed");
+  s = EncodeError(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+      "presence_penalty":0.5})");
+  EXPECT_EQ(*ErrorParam(s), "presence_penalty");
+  // Neutral values lose nothing and pass.
+  Encode(R"({"model":"m","messages":[{"role":"user","content":"x"}],"presence_penalty":0,
+      "frequency_penalty":0,"n":1,"logprobs":false,"store":false,"modalities":["text"]})");
   s = EncodeError(R"({"model":"m","messages":[{"role":"user","content":"x","name":"bob"}]})");
   EXPECT_EQ(*ErrorParam(s), "messages[0].name");
 }

@@ -1240,8 +1240,9 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   if (chat.temperature.has_value() && *chat.temperature > 1) {
     return InvalidFieldError("temperature", "must be <= 1 for anthropic (range 0..1)");
   }
-  if (chat.presence_penalty) return NotSupported("presence_penalty");
-  if (chat.frequency_penalty) return NotSupported("frequency_penalty");
+  // 0 is the penalties' neutral value (some clients always send it): nothing is lost.
+  if (chat.presence_penalty.value_or(0) != 0) return NotSupported("presence_penalty");
+  if (chat.frequency_penalty.value_or(0) != 0) return NotSupported("frequency_penalty");
   if (chat.logit_bias) return NotSupported("logit_bias");
   if (chat.logprobs.value_or(false)) return NotSupported("logprobs");
   if (chat.top_logprobs) return NotSupported("top_logprobs");
