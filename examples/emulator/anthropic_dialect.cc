@@ -51,7 +51,9 @@ std::string ContentText(const json& content) {
   return out;
 }
 
-std::string_view StopReason(const std::string& finish_reason) {
+std::string_view StopReason(const ScriptedReply& r) {
+  if (r.refusal.has_value()) return "refusal";  // Anthropic's refusals end the turn this way
+  const std::string& finish_reason = r.finish_reason;
   if (finish_reason == "length") return "max_tokens";
   if (finish_reason == "tool_calls" || finish_reason == "function_call") return "tool_use";
   if (finish_reason == "content_filter") return "refusal";
@@ -503,7 +505,7 @@ class AnthropicDialect final : public ProviderDialect {
                  {"type", "message"},
                  {"role", "assistant"},
                  {"content", std::move(content)},
-                 {"stop_reason", StopReason(r.finish_reason)},
+                 {"stop_reason", StopReason(r)},
                  {"stop_sequence", nullptr},
                  {"usage", UsageJson(r, true)}};
     return Dump(out);
@@ -576,7 +578,7 @@ class AnthropicDialect final : public ProviderDialect {
     ojson usage = UsageJson(r, false);
     events.push_back(Event("message_delta",
                            ojson{{"type", "message_delta"},
-                                 {"delta", {{"stop_reason", StopReason(r.finish_reason)},
+                                 {"delta", {{"stop_reason", StopReason(r)},
                                             {"stop_sequence", nullptr}}},
                                  {"usage", std::move(usage)}}));
     events.push_back(Event("message_stop", ojson{{"type", "message_stop"}}));

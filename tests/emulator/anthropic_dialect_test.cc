@@ -256,6 +256,16 @@ TEST_F(AnthropicEmulatorTest, ScriptsSpeakAnthropic) {
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events.back().event, "error");
   EXPECT_EQ(events.back().data["error"]["type"], "overloaded_error");
+
+  // A reset after two events.
+  plan = Plan(Request("q\n@emulator {\"interrupt\": {\"after_chunks\": 2, \"reset\": true}}", true));
+  EXPECT_EQ(plan.fail, FailMode::kResetMid);
+  EXPECT_EQ(plan.parts.size(), 2u);
+
+  // A refusal: its text, stop_reason "refusal".
+  whole = json::parse(Plan(Request("q\n@emulator {\"refusal\": \"I can't help with that.\"}")).parts[0]);
+  EXPECT_EQ(whole["content"], json::parse(R"([{"type":"text","text":"I can't help with that."}])"));
+  EXPECT_EQ(whole["stop_reason"], "refusal");
 }
 
 }  // namespace

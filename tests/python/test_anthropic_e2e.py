@@ -321,3 +321,12 @@ def test_anthropic_sdk_parses_the_emulator(emulator):
             messages=[{"role": "user", "content": 'x\n@emulator {"error": {"status": 529}}'}])
     assert err.value.status_code == 529
     assert isinstance(err.value, anthropic.InternalServerError)
+
+
+def test_refusal_is_content_filter(client):
+    resp = client.chat.completions.create(model="claude", messages=[
+        {"role": "user", "content": 'x\n@emulator {"refusal": "I cannot help with that."}'}])
+    choice = resp.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.content == "I cannot help with that."
+    assert choice.model_extra["stop_reason"] == "refusal"
