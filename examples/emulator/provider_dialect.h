@@ -233,6 +233,7 @@ class ProviderDialect {
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
 std::unique_ptr<ProviderDialect> NewAnthropicDialect();  // POST /v1/messages
+std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();

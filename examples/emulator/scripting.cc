@@ -1171,6 +1171,7 @@ std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   std::vector<std::unique_ptr<ProviderDialect>> dialects;
   dialects.push_back(NewOpenAiDialect());  // first: its errors answer unknown routes
   dialects.push_back(NewAnthropicDialect());
+  dialects.push_back(NewBedrockDialect());
   return dialects;
 }
 

@@ -15,10 +15,17 @@ std::string DefaultConfig(bool with_openai) {
       "type": "anthropic",
       "base_url": "${EMULATOR_BASE_URL}",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-bedrock": {
+      "type": "bedrock",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "api_key": "demo-bedrock-api-key",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
-    "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"})";
+    "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"},
+    "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

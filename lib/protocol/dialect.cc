@@ -21,6 +21,7 @@ struct Entry {
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
     {"anthropic", protocol_internal::NewAnthropicDialect},
+    {"bedrock", protocol_internal::NewBedrockDialect},
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// lib/protocol/framing.cc: frame parsers over SseParser and a line splitter for NDJSON.
+// lib/protocol/framing.cc: frame parsers over SseParser, a line splitter for NDJSON and the
+// EventStream parser of eventstream.cc.
 #include "modeenvoy/protocol/framing.h"
 
 #include <memory>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "lib/protocol/eventstream.h"
 #include "modeenvoy/protocol/sse.h"
 
 namespace modeenvoy {
@@ -84,6 +86,7 @@ std::string_view FramingName(Framing framing) {
     case Framing::kJson: return "json";
     case Framing::kSse: return "sse";
     case Framing::kNdjson: return "ndjson";
+    case Framing::kEventStream: return "eventstream";
   }
   return "unknown";
 }
@@ -96,6 +99,8 @@ absl::StatusOr<std::unique_ptr<FrameParser>> NewFrameParser(Framing framing,
   switch (framing) {
     case Framing::kSse: return std::make_unique<SseFrameParser>(options.max_frame_bytes);
     case Framing::kNdjson: return std::make_unique<NdjsonFrameParser>(options.max_frame_bytes);
+    case Framing::kEventStream:
+      return protocol_internal::NewEventStreamFrameParser(options.max_frame_bytes);
     case Framing::kJson: break;
   }
   return absl::InvalidArgumentError(

@@ -180,11 +180,10 @@ TEST_F(ConfigTest, ProviderRules) {
             "providers.openai.base_url: must start with http:// or https://");
   EXPECT_EQ(ErrorOf(With(R"({"openai": {"base_url": "http://h"}})")),
             "providers.openai.type: is required");
-  // The known types grow with every dialect added: check the shape and one of them.
-  const std::string unknown = ErrorOf(With(R"({"a": {"type": "nosuch", "base_url": "http://h"}})"));
-  EXPECT_EQ(unknown.rfind("providers.a.type: unknown provider type \"nosuch\" (known: ", 0), 0u)
-      << unknown;
-  EXPECT_NE(unknown.find("openai"), std::string::npos) << unknown;
+  // The known list grows with every registered dialect; its head is what is stable.
+  EXPECT_THAT(ErrorOf(With(R"({"a": {"type": "nosuch", "base_url": "http://h"}})")),
+              ::testing::StartsWith(
+                  "providers.a.type: unknown provider type \"nosuch\" (known: "));
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://"}})")),
             "providers.a.base_url: must name a host");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://h/v1?x=1"}})")),

@@ -16,6 +16,8 @@ namespace modeenvoy::protocol_internal {
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
 // "anthropic": the Anthropic Messages API (anthropic.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json);
+// "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 
