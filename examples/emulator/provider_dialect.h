@@ -238,6 +238,7 @@ class ProviderDialect {
 };
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
+std::unique_ptr<ProviderDialect> NewAnthropicDialect();  // POST /v1/messages
 std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
 std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events

@@ -11,6 +11,11 @@ std::string DefaultConfig(bool with_openai) {
       "base_url": "${EMULATOR_BASE_URL}/v1",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     },
+    "builtin-emulator-anthropic": {
+      "type": "anthropic",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
     "builtin-emulator-bedrock": {
       "type": "bedrock",
       "base_url": "${EMULATOR_BASE_URL}",
@@ -38,7 +43,8 @@ std::string DefaultConfig(bool with_openai) {
     "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"},
     "demo-ollama": {"provider": "builtin-emulator-ollama", "upstream_model": "llama3.2"},
     "demo-cohere": {"provider": "builtin-emulator-cohere", "upstream_model": "command-a-03-2025"},
-    "demo-kserve": {"provider": "builtin-emulator-kserve", "upstream_model": "ensemble"})";
+    "demo-kserve": {"provider": "builtin-emulator-kserve", "upstream_model": "ensemble"},
+    "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

@@ -20,6 +20,7 @@ struct Entry {
 // Registration order is the order DialectNames() lists.
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
+    {"anthropic", protocol_internal::NewAnthropicDialect},
     {"bedrock", protocol_internal::NewBedrockDialect},
     {"ollama", protocol_internal::NewOllamaDialect},
     {"cohere", protocol_internal::NewCohereDialect},

@@ -14,6 +14,8 @@ namespace modeenvoy::protocol_internal {
 
 // "openai": OpenAI Chat Completions and the OpenAI-compatible family (openai.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
+// "anthropic": the Anthropic Messages API (anthropic.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json);
 // "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view options_json);
 // "ollama": Ollama's native /api/chat, NDJSON streams (ollama.cc).

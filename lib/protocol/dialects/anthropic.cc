@@ -1,0 +1,2196 @@
+// lib/protocol/dialects/anthropic.cc: the "anthropic" dialect: the Anthropic Messages API
+// (POST /v1/messages), both ways. The mapping, field by field, is in docs/providers.md
+// ("## anthropic"); the comments here say why where the mapping is not obvious.
+//
+// Representations the unified form does not have (documented in docs/providers.md):
+//  - thinking: message extra "reasoning_content" (the text) and "thinking_blocks" (the
+//    thinking / redacted_thinking blocks verbatim, signature included), accepted back on
+//    assistant messages of a later request;
+//  - blocks with no unified equivalent (server tools, their results, citations, fallback,
+//    compaction, ...): the whole response content verbatim in message extra
+//    "anthropic_content" (accepted back on assistant messages), and in streams the raw
+//    event in delta extra "anthropic_event".
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lib/core/json_reader.h"
+#include "lib/core/status_macros.h"
+#include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/json.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/protocol/sse.h"
+
+namespace modeenvoy::protocol_internal {
+namespace {
+
+constexpr std::string_view kDefaultVersion = "2023-06-01";
+constexpr int64_t kDefaultMaxTokens = 4096;
+
+// reasoning_effort -> thinking.budget_tokens (Anthropic's minimum budget is 1024).
+std::optional<int64_t> ThinkingBudget(std::string_view effort) {
+  if (effort == "minimal" || effort == "low") return 1024;
+  if (effort == "medium") return 4096;
+  if (effort == "high") return 16384;
+  return std::nullopt;
+}
+
+std::string_view Msg(const absl::Status& s) { return core_internal::ToStd(s.message()); }
+
+std::string Idx(std::string_view parent, size_t i) {
+  return absl::StrCat(core_internal::ToAbsl(parent), "[", i, "]");
+}
+
+absl::Status NotSupported(std::string_view path, std::string_view why = {}) {
+  std::string reason = "not supported by anthropic";
+  if (!why.empty()) absl::StrAppend(&reason, " (", core_internal::ToAbsl(why), ")");
+  return InvalidFieldError(path, reason);
+}
+
+// A bad stream from the provider: the client sees a 502.
+absl::Status BadStream(std::string_view what) {
+  return WithHttpStatus(
+      absl::InvalidArgumentError(absl::StrCat("anthropic stream: ", core_internal::ToAbsl(what))),
+      502);
+}
+
+// Anthropic's error types and the HTTP status the API uses for each (an error event inside
+// a 200 stream carries only the type).
+int HttpStatusForErrorType(std::string_view type) {
+  static constexpr std::pair<std::string_view, int> kTypes[] = {
+      {"invalid_request_error", 400}, {"authentication_error", 401},
+      {"billing_error", 402},         {"permission_error", 403},
+      {"not_found_error", 404},       {"request_too_large", 413},
+      {"rate_limit_error", 429},      {"api_error", 500},
+      {"timeout_error", 504},         {"overloaded_error", 529},
+  };
+  for (const auto& [name, status] : kTypes) {
+    if (name == type) return status;
+  }
+  return 500;
+}
+
+std::string_view ErrorTypeForHttpStatus(int status) {
+  switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 402: return "billing_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 504: return "timeout_error";
+    case 529: return "overloaded_error";
+    default: break;
+  }
+  return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+// stop_reason -> finish_reason. `*keep` says the raw value is also kept (choice extra
+// "stop_reason") because the unified value loses it.
+std::string_view FinishReason(std::string_view stop_reason, bool* keep) {
+  *keep = false;
+  if (stop_reason == "end_turn" || stop_reason == "stop_sequence") return "stop";
+  if (stop_reason == "max_tokens") return "length";
+  if (stop_reason == "tool_use") return "tool_calls";
+  *keep = true;
+  if (stop_reason == "refusal") return "content_filter";
+  if (stop_reason == "model_context_window_exceeded") return "length";
+  return "stop";  // pause_turn and reasons added later
+}
+
+std::string_view StopReasonFor(std::string_view finish_reason) {
+  if (finish_reason == "length") return "max_tokens";
+  if (finish_reason == "tool_calls" || finish_reason == "function_call") return "tool_use";
+  if (finish_reason == "content_filter") return "refusal";
+  return "end_turn";
+}
+
+// ---- Usage ----
+
+struct AnthropicUsage {
+  int64_t input = 0;
+  int64_t output = 0;
+  bool has_input = false;
+  bool has_output = false;
+  std::optional<int64_t> cache_read;
+  std::optional<int64_t> cache_creation;
+  std::optional<int64_t> thinking;  // output_tokens_details.thinking_tokens
+  // server_tool_use, service_tier, cache_creation, output_tokens_details, iterations, ...
+  ExtraFields extra;
+  bool seen = false;
+
+  void Merge(const AnthropicUsage& later) {
+    // message_delta's usage is cumulative: each member it carries replaces the earlier one.
+    seen = true;
+    if (later.has_input) input = later.input;
+    if (later.has_output) output = later.output;
+    if (later.cache_read) cache_read = later.cache_read;
+    if (later.cache_creation) cache_creation = later.cache_creation;
+    if (later.thinking) thinking = later.thinking;
+    for (const auto& [k, v] : later.extra) {
+      bool replaced = false;
+      for (auto& [k2, v2] : extra) {
+        if (k2 == k) {
+          v2 = v;
+          replaced = true;
+        }
+      }
+      if (!replaced) extra.emplace_back(k, v);
+    }
+  }
+};
+
+// {"thinking_tokens": N, ...} -> N; nullopt when absent or not an integer.
+std::optional<int64_t> ThinkingTokens(std::string_view raw) {
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.BeginObject()) return std::nullopt;
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  std::optional<int64_t> out;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    JsonType t;
+    std::string_view text;
+    int64_t v = 0;
+    if (key == "thinking_tokens" && r.Peek(&t) && t == JsonType::kNumber) {
+      if (!r.ReadNumber(&text)) break;
+      if (NumberToInt64(text, &v)) out = v;
+    } else if (!r.SkipValue()) {
+      break;
+    }
+  }
+  return out;
+}
+
+bool ReadOptionalInt(JsonReader& r, std::optional<int64_t>* out, bool* bad) {
+  JsonType t;
+  if (!r.Peek(&t)) return false;
+  if (t == JsonType::kNull) return r.ReadNull();
+  if (t != JsonType::kNumber) {
+    *bad = true;
+    return r.SkipValue();
+  }
+  std::string_view text;
+  if (!r.ReadNumber(&text)) return false;
+  int64_t v = 0;
+  if (!NumberToInt64(text, &v)) {
+    *bad = true;
+    return true;
+  }
+  *out = v;
+  return true;
+}
+
+absl::Status ReadUsage(JsonReader& r, std::string_view path, AnthropicUsage* u) {
+  if (!r.BeginObject()) return r.status();
+  bool first = true, has = false, bad = false;
+  std::string scratch;
+  std::string_view key;
+  u->seen = true;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    std::optional<int64_t> v;
+    if (key == "input_tokens") {
+      if (!ReadOptionalInt(r, &v, &bad)) break;
+      if (v) u->input = *v, u->has_input = true;
+    } else if (key == "output_tokens") {
+      if (!ReadOptionalInt(r, &v, &bad)) break;
+      if (v) u->output = *v, u->has_output = true;
+    } else if (key == "cache_read_input_tokens") {
+      if (!ReadOptionalInt(r, &u->cache_read, &bad)) break;
+    } else if (key == "cache_creation_input_tokens") {
+      if (!ReadOptionalInt(r, &u->cache_creation, &bad)) break;
+    } else {
+      std::string name(key), raw;
+      if (!r.CaptureValue(&raw)) break;
+      if (name == "output_tokens_details") u->thinking = ThinkingTokens(raw);
+      u->extra.emplace_back(std::move(name), std::move(raw));
+    }
+    if (bad) {
+      return InvalidFieldError(
+          absl::StrCat(core_internal::ToAbsl(path), ".", core_internal::ToAbsl(key)),
+          "expected an integer");
+    }
+  }
+  return r.status();
+}
+
+// OpenAI's usage shape: prompt_tokens counts cached and cache-written tokens too.
+void AppendUnifiedUsage(std::string* out, const AnthropicUsage& u) {
+  const int64_t read = u.cache_read.value_or(0);
+  const int64_t creation = u.cache_creation.value_or(0);
+  const int64_t prompt = u.input + read + creation;
+  JsonObjectWriter w(out);
+  w.Key("prompt_tokens");
+  AppendJsonInt(out, prompt);
+  w.Key("completion_tokens");
+  AppendJsonInt(out, u.output);
+  w.Key("total_tokens");
+  AppendJsonInt(out, prompt + u.output);
+  w.Key("prompt_tokens_details");
+  out->append("{\"cached_tokens\":");
+  AppendJsonInt(out, read);
+  out->push_back('}');
+  if (u.thinking.has_value()) {
+    w.Key("completion_tokens_details");
+    out->append("{\"reasoning_tokens\":");
+    AppendJsonInt(out, *u.thinking);
+    out->push_back('}');
+  }
+  if (u.cache_creation.has_value()) {
+    w.Key("cache_creation_input_tokens");
+    AppendJsonInt(out, creation);
+  }
+  for (const auto& [k, v] : u.extra) {
+    if (k == "prompt_tokens" || k == "completion_tokens" || k == "total_tokens" ||
+        k == "prompt_tokens_details" || k == "completion_tokens_details") {
+      continue;
+    }
+    w.Key(k);
+    out->append(v);
+  }
+  w.End();
+}
+
+// ---- Reading helpers ----
+
+bool ReadStringOrNull(JsonReader& r, std::optional<std::string>* out) {
+  JsonType t;
+  if (!r.Peek(&t)) return false;
+  if (t == JsonType::kNull) return r.ReadNull();
+  if (t != JsonType::kString) return r.SkipValue();
+  std::string s;
+  if (!r.ReadString(&s)) return false;
+  *out = std::move(s);
+  return true;
+}
+
+// One content block of a response, read into its parts; `raw` holds the whole block.
+struct Block {
+  std::string type;
+  std::string text;       // text, thinking
+  std::string id, name;   // tool_use
+  std::string input;      // tool_use: compact JSON
+  std::string signature;  // thinking
+  bool has_citations = false;
+  std::string raw;
+};
+
+absl::Status ParseBlock(std::string_view raw, Block* b) {
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.BeginObject()) return r.status();
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    bool ok;
+    if (key == "type") {
+      ok = r.ReadString(&b->type);
+    } else if (key == "text" || key == "thinking") {
+      std::optional<std::string> s;
+      ok = ReadStringOrNull(r, &s);
+      if (s) b->text = std::move(*s);
+    } else if (key == "id") {
+      std::optional<std::string> s;
+      ok = ReadStringOrNull(r, &s);
+      if (s) b->id = std::move(*s);
+    } else if (key == "name") {
+      std::optional<std::string> s;
+      ok = ReadStringOrNull(r, &s);
+      if (s) b->name = std::move(*s);
+    } else if (key == "signature") {
+      std::optional<std::string> s;
+      ok = ReadStringOrNull(r, &s);
+      if (s) b->signature = std::move(*s);
+    } else if (key == "input") {
+      ok = r.CaptureValue(&b->input);
+    } else if (key == "citations") {
+      JsonType t;
+      ok = r.Peek(&t);
+      b->has_citations = ok && t != JsonType::kNull;
+      ok = ok && r.SkipValue();
+    } else {
+      ok = r.SkipValue();
+    }
+    if (!ok) break;
+  }
+  return r.status();
+}
+
+// Block types the unified message expresses fully (text without citations, tool_use,
+// thinking as reasoning_content + thinking_blocks).
+bool IsModeled(const Block& b) {
+  if (b.type == "text") return !b.has_citations;
+  return b.type == "tool_use" || b.type == "thinking" || b.type == "redacted_thinking";
+}
+
+// ---- Stream decoder ----
+
+class AnthropicStreamDecoder final : public StreamTranslator {
+ public:
+  absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+    if (!failed_.ok()) return failed_;
+    absl::Status s = Handle(frame.data, out);
+    if (!s.ok()) failed_ = s;
+    return s;
+  }
+
+  absl::Status Finish(std::vector<SseEvent>* /*out*/) override {
+    if (!failed_.ok()) return failed_;
+    if (state_ != State::kStopped) {
+      failed_ = WithHttpStatus(absl::UnavailableError(
+                                   "anthropic stream: ended before message_stop"),
+                               502);
+      return failed_;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  enum class State { kBeforeStart, kInMessage, kStopped };
+  enum class Kind { kNone, kText, kTool, kThinking, kRedacted, kOther };
+
+  absl::Status Handle(std::string_view data, std::vector<SseEvent>* out) {
+    JsonReader r(data, kMaxJsonDepth);
+    if (!r.BeginObject()) return BadStream(Msg(r.status()));
+    bool first = true, has = false;
+    std::string_view key;
+    type_.clear();
+    index_.reset();
+    payload_.clear();
+    usage_raw_.clear();
+    context_raw_.clear();
+    while (r.NextMember(&first, &key, &scratch_, &has) && has) {
+      bool ok;
+      if (key == "type") {
+        ok = r.ReadString(&type_);
+      } else if (key == "index") {
+        std::string_view num;
+        int64_t v = 0;
+        ok = r.ReadNumber(&num);
+        if (ok && !NumberToInt64(num, &v)) return BadStream("index: expected an integer");
+        index_ = v;
+      } else if (key == "usage") {
+        ok = r.CaptureValue(&usage_raw_);
+      } else if (key == "context_management") {  // message_delta: edits the API applied
+        ok = r.CaptureValue(&context_raw_);
+      } else if (key == "message" || key == "content_block" || key == "delta" ||
+                 key == "error") {
+        ok = r.CaptureValue(&payload_);
+      } else {
+        ok = r.SkipValue();
+      }
+      if (!ok) break;
+    }
+    if (!r.status().ok() || !r.ExpectEnd()) return BadStream(Msg(r.status()));
+
+    if (type_ == "ping") return absl::OkStatus();
+    if (type_ == "error") {
+      ErrorInfo(data);
+      return error_;
+    }
+    if (type_ == "message_start") {
+      if (state_ != State::kBeforeStart) {
+        return BadStream(state_ == State::kInMessage
+                             ? "message_start before the previous message's message_stop "
+                               "(a duplicated or spliced stream)"
+                             : "message_start after message_stop");
+      }
+      state_ = State::kInMessage;
+      return MessageStart(out);
+    }
+    if (state_ != State::kInMessage) {
+      return BadStream(absl::StrCat(core_internal::ToAbsl(type_),
+                                    state_ == State::kBeforeStart ? " before message_start"
+                                                                  : " after message_stop"));
+    }
+    if (type_ == "content_block_start") return BlockStart(data, out);
+    if (type_ == "content_block_delta") return BlockDelta(data, out);
+    if (type_ == "content_block_stop") return BlockStop(data, out);
+    if (type_ == "message_delta") return MessageDelta(out);
+    if (type_ == "message_stop") return MessageStop(out);
+    return absl::OkStatus();  // event types added later are ignored, as Anthropic asks
+  }
+
+  void ErrorInfo(std::string_view data) {
+    std::string error_type;
+    JsonReader r(payload_, kMaxJsonDepth);
+    bool first = true, has = false;
+    std::string_view key;
+    if (r.BeginObject()) {
+      while (r.NextMember(&first, &key, &scratch_, &has) && has) {
+        if (key == "type") {
+          if (!r.ReadString(&error_type)) break;
+        } else if (!r.SkipValue()) {
+          break;
+        }
+      }
+    }
+    error_ = StatusFromUpstreamError(HttpStatusForErrorType(error_type), data);
+  }
+
+  void Emit(std::vector<SseEvent>* out, std::string_view delta, std::string_view finish = {},
+            std::string_view choice_extra = {}) {
+    SseEvent e;
+    e.data.reserve(prefix_.size() + delta.size() + 64);
+    e.data.append(prefix_);
+    e.data.append("[{\"index\":0,\"delta\":");
+    e.data.append(delta);
+    e.data.append(",\"logprobs\":null,\"finish_reason\":");
+    if (finish.empty()) {
+      e.data.append("null");
+    } else {
+      AppendJsonString(&e.data, finish);
+    }
+    e.data.append(choice_extra);
+    e.data.append("}]}");
+    out->push_back(std::move(e));
+  }
+
+  // A delta with one member whose value is raw JSON.
+  void EmitMember(std::vector<SseEvent>* out, std::string_view name, std::string_view raw) {
+    tmp_.clear();
+    tmp_.push_back('{');
+    AppendJsonString(&tmp_, name);
+    tmp_.push_back(':');
+    tmp_.append(raw);
+    tmp_.push_back('}');
+    Emit(out, tmp_);
+  }
+
+  void EmitText(std::vector<SseEvent>* out, std::string_view member, std::string_view text) {
+    tmp2_.clear();
+    AppendJsonString(&tmp2_, text);
+    EmitMember(out, member, tmp2_);
+  }
+
+  void EmitToolHead(std::vector<SseEvent>* out, const Block& b, std::string_view args) {
+    tmp2_.assign("[{\"index\":");
+    AppendJsonInt(&tmp2_, tool_index_);
+    tmp2_.append(",\"id\":");
+    AppendJsonString(&tmp2_, b.id);
+    tmp2_.append(",\"type\":\"function\",\"function\":{\"name\":");
+    AppendJsonString(&tmp2_, b.name);
+    tmp2_.append(",\"arguments\":");
+    AppendJsonString(&tmp2_, args);
+    tmp2_.append("}}]");
+    EmitMember(out, "tool_calls", tmp2_);
+  }
+
+  void EmitToolArgs(std::vector<SseEvent>* out, std::string_view args) {
+    tmp2_.assign("[{\"index\":");
+    AppendJsonInt(&tmp2_, tool_index_);
+    tmp2_.append(",\"function\":{\"arguments\":");
+    AppendJsonString(&tmp2_, args);
+    tmp2_.append("}}]");
+    EmitMember(out, "tool_calls", tmp2_);
+  }
+
+  absl::Status MessageStart(std::vector<SseEvent>* out) {
+    std::string id, model;
+    std::string content;
+    std::optional<std::string> stop_reason;
+    JsonReader r(payload_, kMaxJsonDepth);
+    if (!r.BeginObject()) return BadStream("message_start: message must be an object");
+    bool first = true, has = false;
+    std::string_view key;
+    while (r.NextMember(&first, &key, &scratch_, &has) && has) {
+      bool ok;
+      if (key == "id") {
+        ok = r.ReadString(&id);
+      } else if (key == "model") {
+        ok = r.ReadString(&model);
+      } else if (key == "usage") {
+        absl::Status s = ReadUsage(r, "message.usage", &usage_);
+        if (!s.ok()) return BadStream(Msg(s));
+        ok = true;
+      } else if (key == "content") {
+        ok = r.CaptureValue(&content);
+      } else if (key == "stop_reason") {
+        ok = ReadStringOrNull(r, &stop_reason);
+      } else {
+        ok = r.SkipValue();
+      }
+      if (!ok) break;
+    }
+    if (!r.status().ok()) return BadStream(Msg(r.status()));
+    prefix_.assign("{\"id\":");
+    AppendJsonString(&prefix_, id);
+    prefix_.append(",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":");
+    AppendJsonString(&prefix_, model);
+    prefix_.append(",\"choices\":");
+    Emit(out, "{\"role\":\"assistant\",\"content\":\"\"}");
+    if (stop_reason) stop_reason_ = *stop_reason;
+    // Blocks already complete in message_start (programmatic tool calling resumes this way).
+    if (!content.empty() && content != "[]") {
+      JsonReader c(content, kMaxJsonDepth);
+      bool f = true, h = false;
+      if (!c.BeginArray()) return BadStream("message_start: content must be an array");
+      int64_t i = 0;
+      while (c.NextElement(&f, &h) && h) {
+        std::string raw;
+        if (!c.CaptureValue(&raw)) break;
+        Block b;
+        MODEENVOY_RETURN_IF_ERROR(ParseBlock(raw, &b));
+        if (b.type == "text" && !b.has_citations) {
+          if (!b.text.empty()) EmitText(out, "content", b.text);
+        } else if (b.type == "tool_use") {
+          tool_index_ = next_tool_index_++;
+          EmitToolHead(out, b, b.input.empty() ? "{}" : b.input);
+        } else {
+          std::string event = absl::StrCat(R"({"type":"content_block_start","index":)", i,
+                                           R"(,"content_block":)", raw, "}");
+          EmitMember(out, "anthropic_event", event);
+        }
+        ++i;
+      }
+      if (!c.status().ok()) return BadStream(Msg(c.status()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status BlockStart(std::string_view data, std::vector<SseEvent>* out) {
+    if (kind_ != Kind::kNone) return BadStream("content_block_start before content_block_stop");
+    if (!index_) return BadStream("content_block_start without index");
+    block_index_ = *index_;
+    Block b;
+    absl::Status s = ParseBlock(payload_, &b);
+    if (!s.ok()) return BadStream(Msg(s));
+    if (b.type == "text") {  // citations arrive as citations_delta events
+      kind_ = Kind::kText;
+      if (!b.text.empty()) EmitText(out, "content", b.text);
+    } else if (b.type == "tool_use") {
+      kind_ = Kind::kTool;
+      tool_index_ = next_tool_index_++;
+      // The input arrives as input_json_delta events; a start that already holds a
+      // non-empty input (programmatic tool calling) has none.
+      tool_has_args_ = !b.input.empty() && b.input != "{}";
+      EmitToolHead(out, b, tool_has_args_ ? std::string_view(b.input) : std::string_view());
+    } else if (b.type == "thinking") {
+      kind_ = Kind::kThinking;
+      if (!b.text.empty()) EmitText(out, "reasoning_content", b.text);
+    } else if (b.type == "redacted_thinking") {
+      kind_ = Kind::kRedacted;
+      tmp3_.assign("[").append(payload_).append("]");
+      EmitMember(out, "thinking_blocks", tmp3_);
+    } else {
+      kind_ = Kind::kOther;
+      EmitMember(out, "anthropic_event", data);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status BlockDelta(std::string_view data, std::vector<SseEvent>* out) {
+    if (kind_ == Kind::kNone || !index_ || *index_ != block_index_) {
+      return BadStream("content_block_delta for a block that is not open");
+    }
+    // The delta: {"type": ..., "text"|"partial_json"|"thinking"|"signature": ...}.
+    std::string_view delta_type, value;
+    std::string value_scratch;
+    bool text_like = false;
+    JsonReader r(payload_, kMaxJsonDepth);
+    if (!r.BeginObject()) return BadStream("content_block_delta: delta must be an object");
+    bool first = true, has = false;
+    std::string_view key;
+    std::string type;
+    while (r.NextMember(&first, &key, &scratch_, &has) && has) {
+      bool ok;
+      if (key == "type") {
+        ok = r.ReadString(&type);
+      } else if (key == "text" || key == "partial_json" || key == "thinking" ||
+                 key == "signature") {
+        JsonType t;
+        ok = r.Peek(&t);
+        if (ok && t == JsonType::kString) {
+          ok = r.ReadString(&value, &value_scratch);
+          text_like = true;
+        } else {
+          ok = ok && r.SkipValue();
+        }
+      } else {
+        ok = r.SkipValue();
+      }
+      if (!ok) break;
+    }
+    if (!r.status().ok()) return BadStream(Msg(r.status()));
+    delta_type = type;
+    if (kind_ == Kind::kText && delta_type == "text_delta" && text_like) {
+      if (!value.empty()) EmitText(out, "content", value);
+    } else if (kind_ == Kind::kTool && delta_type == "input_json_delta" && text_like) {
+      if (!value.empty()) {
+        tool_has_args_ = true;
+        EmitToolArgs(out, value);
+      }
+    } else if (kind_ == Kind::kThinking && delta_type == "thinking_delta" && text_like) {
+      if (!value.empty()) EmitText(out, "reasoning_content", value);
+    } else if (kind_ == Kind::kThinking && delta_type == "signature_delta" && text_like) {
+      tmp3_.assign(R"([{"type":"thinking","thinking":"","signature":)");
+      AppendJsonString(&tmp3_, value);
+      tmp3_.append("}]");
+      EmitMember(out, "thinking_blocks", tmp3_);
+    } else {
+      // citations, deltas of server tool blocks, compaction, kinds added later.
+      EmitMember(out, "anthropic_event", data);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status BlockStop(std::string_view data, std::vector<SseEvent>* out) {
+    if (kind_ == Kind::kNone || !index_ || *index_ != block_index_) {
+      return BadStream("content_block_stop for a block that is not open");
+    }
+    if (kind_ == Kind::kTool && !tool_has_args_) EmitToolArgs(out, "{}");  // no arguments
+    if (kind_ == Kind::kOther) EmitMember(out, "anthropic_event", data);
+    kind_ = Kind::kNone;
+    return absl::OkStatus();
+  }
+
+  absl::Status MessageDelta(std::vector<SseEvent>* out) {
+    if (!usage_raw_.empty()) {
+      AnthropicUsage later;
+      JsonReader u(usage_raw_, kMaxJsonDepth);
+      absl::Status s = ReadUsage(u, "usage", &later);
+      if (!s.ok()) return BadStream(Msg(s));
+      usage_.Merge(later);
+    }
+    // delta: stop_reason, stop_sequence, and members such as container and stop_details,
+    // which are kept in the finish chunk's delta.
+    std::optional<std::string> stop_reason;
+    delta_extra_.clear();
+    JsonReader r(payload_.empty() ? std::string_view("{}") : std::string_view(payload_),
+                 kMaxJsonDepth);
+    if (!r.BeginObject()) return BadStream("message_delta: delta must be an object");
+    bool first = true, has = false;
+    std::string_view key;
+    while (r.NextMember(&first, &key, &scratch_, &has) && has) {
+      bool ok;
+      if (key == "stop_reason") {
+        ok = ReadStringOrNull(r, &stop_reason);
+      } else {
+        std::string name(key), raw;
+        ok = r.CaptureValue(&raw);
+        if (ok && raw != "null") {
+          if (!delta_extra_.empty()) delta_extra_.push_back(',');
+          AppendJsonString(&delta_extra_, name);
+          delta_extra_.push_back(':');
+          delta_extra_.append(raw);
+        }
+      }
+      if (!ok) break;
+    }
+    if (!r.status().ok()) return BadStream(Msg(r.status()));
+    if (!context_raw_.empty() && context_raw_ != "null") {
+      if (!delta_extra_.empty()) delta_extra_.push_back(',');
+      delta_extra_.append("\"context_management\":").append(context_raw_);
+    }
+    if (stop_reason) stop_reason_ = *stop_reason;
+    EmitFinish(out);
+    return absl::OkStatus();
+  }
+
+  void EmitFinish(std::vector<SseEvent>* out) {
+    if (finished_) return;
+    finished_ = true;
+    bool keep = false;
+    std::string_view finish =
+        stop_reason_.empty() ? std::string_view("stop") : FinishReason(stop_reason_, &keep);
+    std::string choice_extra;
+    if (keep) {
+      choice_extra = ",\"stop_reason\":";
+      AppendJsonString(&choice_extra, stop_reason_);
+    }
+    Emit(out, absl::StrCat("{", delta_extra_, "}"), finish, choice_extra);
+  }
+
+  absl::Status MessageStop(std::vector<SseEvent>* out) {
+    if (kind_ != Kind::kNone) return BadStream("message_stop inside a content block");
+    EmitFinish(out);
+    if (usage_.seen) {
+      SseEvent e;
+      e.data.append(prefix_);
+      e.data.append("[],\"usage\":");
+      AppendUnifiedUsage(&e.data, usage_);
+      e.data.push_back('}');
+      out->push_back(std::move(e));
+    }
+    SseEvent done;
+    done.data = std::string(kSseDoneData);
+    out->push_back(std::move(done));
+    state_ = State::kStopped;
+    return absl::OkStatus();
+  }
+
+  State state_ = State::kBeforeStart;
+  Kind kind_ = Kind::kNone;
+  int64_t block_index_ = -1;
+  int64_t tool_index_ = 0;
+  int64_t next_tool_index_ = 0;
+  bool tool_has_args_ = false;
+  bool finished_ = false;
+  std::string stop_reason_;
+  std::string delta_extra_;
+  AnthropicUsage usage_;
+  std::string prefix_;  // {"id":..,"object":..,"created":0,"model":..,"choices":
+  absl::Status failed_;
+  absl::Status error_;
+  // Per-event scratch, kept to reuse their capacity.
+  std::string type_, payload_, usage_raw_, context_raw_, scratch_, tmp_, tmp2_, tmp3_;
+  std::optional<int64_t> index_;
+};
+
+// ---- Request encoding helpers ----
+
+// Appends `extra` members to an open object writer, refusing names already written.
+absl::Status AppendExtras(JsonObjectWriter& w, const ExtraFields& extra, std::string_view path,
+                          std::initializer_list<std::string_view> taken) {
+  for (const auto& [name, value] : extra) {
+    for (std::string_view t : taken) {
+      if (name == t) {
+        return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".", name),
+                                 "conflicts with a field the anthropic dialect writes");
+      }
+    }
+    w.Key(name);
+    w.out()->append(value);
+  }
+  return absl::OkStatus();
+}
+
+// "data:<media type>;base64,<data>" -> (media type, data).
+bool SplitDataUrl(std::string_view url, std::string_view* media, std::string_view* data) {
+  constexpr std::string_view kData = "data:";
+  if (url.substr(0, kData.size()) != kData) return false;
+  size_t comma = url.find(',');
+  if (comma == std::string_view::npos) return false;
+  std::string_view head = url.substr(kData.size(), comma - kData.size());
+  constexpr std::string_view kBase64 = ";base64";
+  if (head.size() < kBase64.size() || head.substr(head.size() - kBase64.size()) != kBase64) {
+    return false;
+  }
+  *media = head.substr(0, head.size() - kBase64.size());
+  *data = url.substr(comma + 1);
+  return true;
+}
+
+absl::Status AppendImage(std::string* out, const ContentPart& part, std::string_view path) {
+  const ImageUrl& image = *part.image_url;
+  if (image.detail.has_value() && *image.detail != "auto") {
+    return NotSupported(absl::StrCat(core_internal::ToAbsl(path), ".image_url.detail"),
+                        "only \"auto\"");
+  }
+  if (!image.extra.empty()) {
+    return NotSupported(absl::StrCat(core_internal::ToAbsl(path), ".image_url.",
+                                     image.extra.front().first));
+  }
+  JsonObjectWriter w(out);
+  w.Key("type");
+  out->append("\"image\"");
+  w.Key("source");
+  std::string_view url = image.url;
+  std::string_view media, data;
+  if (url.substr(0, 8) == "https://") {
+    out->append(R"({"type":"url","url":)");
+    AppendJsonString(out, url);
+    out->push_back('}');
+  } else if (SplitDataUrl(url, &media, &data)) {
+    if (media != "image/jpeg" && media != "image/png" && media != "image/gif" &&
+        media != "image/webp") {
+      return InvalidFieldError(
+          absl::StrCat(core_internal::ToAbsl(path), ".image_url.url"),
+          absl::StrCat("media type \"", core_internal::ToAbsl(media),
+                       "\" not supported by anthropic (image/jpeg, image/png, image/gif, "
+                       "image/webp)"));
+    }
+    out->append(R"({"type":"base64","media_type":)");
+    AppendJsonString(out, media);
+    out->append(R"(,"data":)");
+    AppendJsonString(out, data);
+    out->push_back('}');
+  } else {
+    return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".image_url.url"),
+                             "anthropic accepts https URLs and base64 data: URLs only");
+  }
+  MODEENVOY_RETURN_IF_ERROR(AppendExtras(w, part.extra, path, {"type", "source"}));
+  w.End();
+  return absl::OkStatus();
+}
+
+absl::Status AppendFile(std::string* out, const ContentPart& part, std::string_view path) {
+  const FileInput& file = *part.file;
+  JsonObjectWriter w(out);
+  w.Key("type");
+  out->append("\"document\"");
+  w.Key("source");
+  if (file.file_data.has_value()) {
+    std::string_view media, data;
+    if (!SplitDataUrl(*file.file_data, &media, &data)) {
+      return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".file.file_data"),
+                               "anthropic needs a base64 data: URL (data:application/pdf;base64,...)");
+    }
+    out->append(R"({"type":"base64","media_type":)");
+    AppendJsonString(out, media);
+    out->append(R"(,"data":)");
+    AppendJsonString(out, data);
+    out->push_back('}');
+  } else {
+    out->append(R"({"type":"file","file_id":)");
+    AppendJsonString(out, file.file_id.value_or(""));
+    out->push_back('}');
+  }
+  if (file.filename.has_value()) {
+    w.Key("title");
+    AppendJsonString(out, *file.filename);
+  }
+  MODEENVOY_RETURN_IF_ERROR(AppendExtras(w, part.extra, path, {"type", "source", "title"}));
+  w.End();
+  return absl::OkStatus();
+}
+
+absl::Status AppendTextBlock(std::string* out, std::string_view text, const ExtraFields& extra,
+                             std::string_view path) {
+  JsonObjectWriter w(out);
+  w.Key("type");
+  out->append("\"text\"");
+  w.Key("text");
+  AppendJsonString(out, text);
+  MODEENVOY_RETURN_IF_ERROR(AppendExtras(w, extra, path, {"type", "text"}));
+  w.End();
+  return absl::OkStatus();
+}
+
+// Writes the blocks of one message's content (after a ',' when !*first).
+class BlockList {
+ public:
+  explicit BlockList(std::string* out) : out_(out) {}
+  std::string* Next() {
+    if (!first_) out_->push_back(',');
+    first_ = false;
+    return out_;
+  }
+  bool empty() const { return first_; }
+  // Adds "cache_control" to the last block written (a message-level mark).
+  void MarkLast(std::string_view cache_control) {
+    if (first_) return;
+    out_->pop_back();  // the block's '}'
+    out_->append(",\"cache_control\":");
+    out_->append(cache_control);
+    out_->push_back('}');
+  }
+
+ private:
+  std::string* out_;
+  bool first_ = true;
+};
+
+// Content of a user, system or tool message as blocks.
+absl::Status AppendContentBlocks(BlockList& blocks, const MessageContent& content,
+                                 std::string_view path) {
+  if (const auto* text = std::get_if<std::string>(&content)) {
+    if (!text->empty()) {
+      MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(blocks.Next(), *text, {}, path));
+    }
+    return absl::OkStatus();
+  }
+  const auto& parts = std::get<std::vector<ContentPart>>(content);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const ContentPart& part = parts[i];
+    const std::string p = Idx(path, i);
+    switch (part.type) {
+      case ContentPartType::kText:
+        MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(blocks.Next(), part.text, part.extra, p));
+        break;
+      case ContentPartType::kRefusal:
+        MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(blocks.Next(), part.refusal, part.extra, p));
+        break;
+      case ContentPartType::kImageUrl:
+        MODEENVOY_RETURN_IF_ERROR(AppendImage(blocks.Next(), part, p));
+        break;
+      case ContentPartType::kFile:
+        MODEENVOY_RETURN_IF_ERROR(AppendFile(blocks.Next(), part, p));
+        break;
+      case ContentPartType::kInputAudio:
+        return NotSupported(p + ".input_audio");
+      case ContentPartType::kOther:
+        return NotSupported(p + ".type");
+    }
+  }
+  return absl::OkStatus();
+}
+
+const std::string* FindExtra(const ExtraFields& extra, std::string_view name) {
+  for (const auto& [k, v] : extra) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+// Reads {"type":"function","function":{"name":"x"}} -> "x".
+absl::StatusOr<std::string> NamedToolChoice(std::string_view object) {
+  JsonReader r(object, kMaxJsonDepth);
+  std::string name, scratch, type;
+  bool first = true, has = false;
+  std::string_view key;
+  if (!r.BeginObject()) return InvalidFieldError("tool_choice", "expected an object");
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    if (key == "type") {
+      if (!r.ReadString(&type)) break;
+    } else if (key == "function") {
+      bool f2 = true, h2 = false;
+      std::string s2;
+      if (!r.BeginObject()) break;
+      while (r.NextMember(&f2, &key, &s2, &h2) && h2) {
+        if (key == "name") {
+          if (!r.ReadString(&name)) break;
+        } else if (!r.SkipValue()) {
+          break;
+        }
+      }
+    } else if (!r.SkipValue()) {
+      break;
+    }
+  }
+  if (!r.status().ok()) return InvalidFieldError("tool_choice", Msg(r.status()));
+  if (type != "function" || name.empty()) {
+    return InvalidFieldError("tool_choice",
+                             "anthropic maps only {\"type\":\"function\",\"function\":{\"name\"}}");
+  }
+  return name;
+}
+
+// Splits a comma-separated header value into trimmed, non-empty items, appending new ones.
+void AddBetas(std::string_view value, std::vector<std::string>* out) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    bool seen = item.empty();
+    for (const std::string& b : *out) seen = seen || b == item;
+    if (!seen) out->emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+struct Options {
+  std::string version = std::string(kDefaultVersion);
+  std::vector<std::string> beta;
+  int64_t default_max_tokens = kDefaultMaxTokens;
+};
+
+// ---- Ingress helpers (nlohmann: not a hot path) ----
+
+using core_internal::Json;
+
+absl::Status IngressError(std::string_view path, std::string_view msg) {
+  return InvalidFieldError(path, msg);
+}
+
+// ",\"output_tokens_details\":{\"thinking_tokens\":N}" when `usage` reports reasoning tokens.
+void AppendThinkingDetails(std::string* out, const Usage& usage) {
+  if (!usage.completion_tokens_details || !usage.completion_tokens_details->reasoning_tokens) {
+    return;
+  }
+  out->append(",\"output_tokens_details\":{\"thinking_tokens\":");
+  AppendJsonInt(out, *usage.completion_tokens_details->reasoning_tokens);
+  out->push_back('}');
+}
+
+// ---- Stream encoder (unified chunks -> Anthropic events) ----
+
+std::string AnthropicEvent(std::string_view type, std::string_view data) {
+  return EncodeSseEvent(data, type);
+}
+
+class AnthropicStreamEncoder final : public StreamEncoder {
+ public:
+  absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
+    if (!started_) {
+      started_ = true;
+      id_ = chunk.id;
+      model_ = chunk.model;
+      std::string m = R"({"type":"message_start","message":{"id":)";
+      AppendJsonString(&m, id_);
+      m.append(R"(,"type":"message","role":"assistant","model":)");
+      AppendJsonString(&m, model_);
+      m.append(
+          R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}})");
+      out->append(AnthropicEvent("message_start", m));
+    }
+    if (chunk.usage.has_value()) usage_ = chunk.usage;
+    for (const ChunkChoice& choice : chunk.choices) {
+      if (choice.index != 0) {
+        return InvalidFieldError("choices", "anthropic streams one choice");
+      }
+      const ChatDelta& d = choice.delta;
+      if (const std::string* r = FindExtra(d.extra, "reasoning_content")) {
+        std::string text;
+        JsonReader jr(*r, kMaxJsonDepth);
+        JsonType t;
+        if (jr.Peek(&t) && t == JsonType::kString && jr.ReadString(&text) && !text.empty()) {
+          Open(Kind::kThinking, out, R"({"type":"thinking","thinking":""})");
+          std::string delta = R"({"type":"thinking_delta","thinking":)";
+          AppendJsonString(&delta, text);
+          delta.push_back('}');
+          Delta(delta, out);
+        }
+      }
+      if (d.content.has_value() && !d.content->empty()) {
+        Open(Kind::kText, out, R"({"type":"text","text":""})");
+        std::string delta = R"({"type":"text_delta","text":)";
+        AppendJsonString(&delta, *d.content);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+      if (d.refusal.has_value() && !d.refusal->empty()) {
+        Open(Kind::kText, out, R"({"type":"text","text":""})");
+        std::string delta = R"({"type":"text_delta","text":)";
+        AppendJsonString(&delta, *d.refusal);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+      for (const ToolCallDelta& tc : d.tool_calls) {
+        if (tc.id.has_value() || tc.index != tool_index_ || kind_ != Kind::kTool) {
+          std::string block = R"({"type":"tool_use","id":)";
+          AppendJsonString(&block, tc.id.value_or(""));
+          block.append(R"(,"name":)");
+          AppendJsonString(&block,
+                           tc.function && tc.function->name ? *tc.function->name : "");
+          block.append(R"(,"input":{}})");
+          Close(out);
+          Open(Kind::kTool, out, block);
+          tool_index_ = tc.index;
+        }
+        if (tc.function && tc.function->arguments && !tc.function->arguments->empty()) {
+          std::string delta = R"({"type":"input_json_delta","partial_json":)";
+          AppendJsonString(&delta, *tc.function->arguments);
+          delta.push_back('}');
+          Delta(delta, out);
+        }
+      }
+      if (choice.finish_reason.has_value()) finish_ = *choice.finish_reason;
+    }
+    return absl::OkStatus();
+  }
+
+  void EncodeError(const absl::Status& error, std::string* out) override {
+    std::string body = R"({"type":"error","error":{"type":)";
+    AppendJsonString(&body, ErrorTypeForHttpStatus(HttpStatusForStatus(error)));
+    body.append(R"(,"message":)");
+    AppendJsonString(&body, core_internal::ToStd(error.message()));
+    body.append("}}");
+    out->append(AnthropicEvent("error", body));
+  }
+
+  absl::Status Finish(std::string* out) override {
+    if (!started_) return absl::FailedPreconditionError("anthropic stream: no chunk encoded");
+    Close(out);
+    std::string m = R"({"type":"message_delta","delta":{"stop_reason":)";
+    AppendJsonString(&m, StopReasonFor(finish_));
+    m.append(R"(,"stop_sequence":null},"usage":{)");
+    if (usage_.has_value()) {
+      int64_t cached = usage_->prompt_tokens_details
+                           ? usage_->prompt_tokens_details->cached_tokens.value_or(0)
+                           : 0;
+      int64_t creation = 0;
+      if (const std::string* c = FindExtra(usage_->extra, "cache_creation_input_tokens")) {
+        NumberToInt64(*c, &creation);
+      }
+      m.append("\"input_tokens\":");
+      AppendJsonInt(&m, usage_->prompt_tokens - cached - creation);
+      m.append(",\"cache_creation_input_tokens\":");
+      AppendJsonInt(&m, creation);
+      m.append(",\"cache_read_input_tokens\":");
+      AppendJsonInt(&m, cached);
+      m.append(",");
+    }
+    m.append("\"output_tokens\":");
+    AppendJsonInt(&m, usage_ ? usage_->completion_tokens : 0);
+    if (usage_) AppendThinkingDetails(&m, *usage_);
+    m.append("}}");
+    out->append(AnthropicEvent("message_delta", m));
+    out->append(AnthropicEvent("message_stop", R"({"type":"message_stop"})"));
+    return absl::OkStatus();
+  }
+
+ private:
+  enum class Kind { kNone, kText, kTool, kThinking };
+  void Open(Kind kind, std::string* out, std::string_view block) {
+    if (kind_ == kind && kind != Kind::kTool) return;
+    Close(out);
+    kind_ = kind;
+    std::string e = R"({"type":"content_block_start","index":)";
+    AppendJsonInt(&e, index_);
+    e.append(R"(,"content_block":)");
+    e.append(block);
+    e.push_back('}');
+    out->append(AnthropicEvent("content_block_start", e));
+  }
+  void Delta(std::string_view delta, std::string* out) {
+    std::string e = R"({"type":"content_block_delta","index":)";
+    AppendJsonInt(&e, index_);
+    e.append(R"(,"delta":)");
+    e.append(delta);
+    e.push_back('}');
+    out->append(AnthropicEvent("content_block_delta", e));
+  }
+  void Close(std::string* out) {
+    if (kind_ == Kind::kNone) return;
+    std::string e = R"({"type":"content_block_stop","index":)";
+    AppendJsonInt(&e, index_);
+    e.push_back('}');
+    out->append(AnthropicEvent("content_block_stop", e));
+    kind_ = Kind::kNone;
+    ++index_;
+  }
+
+  bool started_ = false;
+  std::string id_, model_, finish_;
+  Kind kind_ = Kind::kNone;
+  int64_t index_ = 0;
+  int64_t tool_index_ = -1;
+  std::optional<Usage> usage_;
+};
+
+class AnthropicDialect final : public Dialect {
+ public:
+  explicit AnthropicDialect(Options options) : options_(std::move(options)) {}
+
+  std::string_view name() const override { return "anthropic"; }
+  std::string_view default_base_url() const override { return "https://api.anthropic.com"; }
+  ApiKeyHeader api_key_header() const override { return {"x-api-key", ""}; }
+
+  absl::Status EncodeRequest(const ChatRequest& chat, const DialectCall& call,
+                             WireRequest* out) const override;
+
+  Framing ResponseFraming(bool stream) const override {
+    return stream ? Framing::kSse : Framing::kJson;
+  }
+  absl::Status DecodeResponse(std::string* body) const override;
+  std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
+    return std::make_unique<AnthropicStreamDecoder>();
+  }
+  absl::Status DecodeError(int http_status, std::string_view body) const override {
+    return StatusFromUpstreamError(http_status, body);
+  }
+
+  absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override;
+  absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override;
+  std::unique_ptr<StreamEncoder> NewStreamEncoder() const override {
+    return std::make_unique<AnthropicStreamEncoder>();
+  }
+  std::string EncodeErrorBody(const absl::Status& status) const override {
+    std::string body = R"({"type":"error","error":{"type":)";
+    AppendJsonString(&body, ErrorTypeForHttpStatus(HttpStatusForStatus(status)));
+    body.append(R"(,"message":)");
+    AppendJsonString(&body, core_internal::ToStd(status.message()));
+    body.append("}}");
+    return body;
+  }
+
+ private:
+  absl::Status EncodeBody(const ChatRequest& chat, const DialectCall& call,
+                          std::string* out) const;
+
+  Options options_;
+};
+
+absl::Status AnthropicDialect::EncodeRequest(const ChatRequest& chat, const DialectCall& call,
+                                             WireRequest* out) const {
+  out->method = "POST";
+  out->target = "/v1/messages";
+  std::string body;
+  body.reserve(256 + chat.messages.size() * 128);
+  MODEENVOY_RETURN_IF_ERROR(EncodeBody(chat, call, &body));
+  out->body = std::move(body);
+  out->headers.emplace_back("content-type", "application/json");
+  out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
+  out->headers.emplace_back("anthropic-version", options_.version);
+  std::vector<std::string> betas;
+  if (call.client_headers != nullptr) {
+    for (const auto& [name, value] : *call.client_headers) {
+      if (name == "anthropic-beta") AddBetas(value, &betas);
+    }
+  }
+  for (const std::string& b : options_.beta) AddBetas(b, &betas);
+  if (!betas.empty()) {
+    std::string joined;
+    for (const std::string& b : betas) {
+      if (!joined.empty()) joined.push_back(',');
+      joined.append(b);
+    }
+    out->headers.emplace_back("anthropic-beta", std::move(joined));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const DialectCall& call,
+                                          std::string* out) const {
+  // Fields Anthropic has no way to express.
+  if (chat.n.has_value() && *chat.n != 1) return NotSupported("n", "one choice per request");
+  if (chat.temperature.has_value() && *chat.temperature > 1) {
+    return InvalidFieldError("temperature", "must be <= 1 for anthropic (range 0..1)");
+  }
+  // 0 is the penalties' neutral value (some clients always send it): nothing is lost.
+  if (chat.presence_penalty.value_or(0) != 0) return NotSupported("presence_penalty");
+  if (chat.frequency_penalty.value_or(0) != 0) return NotSupported("frequency_penalty");
+  if (chat.logit_bias) return NotSupported("logit_bias");
+  if (chat.logprobs.value_or(false)) return NotSupported("logprobs");
+  if (chat.top_logprobs) return NotSupported("top_logprobs");
+  if (chat.seed) return NotSupported("seed");
+  if (chat.audio) return NotSupported("audio");
+  if (chat.modalities) {
+    for (size_t i = 0; i < chat.modalities->size(); ++i) {
+      if ((*chat.modalities)[i] != "text") return NotSupported(Idx("modalities", i));
+    }
+  }
+  if (chat.prediction) return NotSupported("prediction");
+  if (chat.web_search_options) {
+    return NotSupported("web_search_options", "declare the web_search tool instead");
+  }
+  if (chat.functions) return NotSupported("functions", "use tools");
+  if (chat.function_call) return NotSupported("function_call", "use tool_choice");
+  if (chat.verbosity) return NotSupported("verbosity");
+  if (chat.metadata) return NotSupported("metadata", "user is sent as metadata.user_id");
+  if (chat.store.value_or(false)) return NotSupported("store");
+  if (chat.prompt_cache_key) return NotSupported("prompt_cache_key", "use cache_control");
+
+  std::optional<int64_t> budget;
+  if (chat.reasoning_effort.has_value() && *chat.reasoning_effort != "none") {
+    budget = ThinkingBudget(*chat.reasoning_effort);
+    if (!budget) {
+      return InvalidFieldError("reasoning_effort",
+                               "anthropic maps minimal, low, medium, high and none");
+    }
+    if (FindExtra(chat.extra, "thinking") != nullptr) {
+      return InvalidFieldError("thinking", "give either thinking or reasoning_effort");
+    }
+  }
+  int64_t max_tokens = options_.default_max_tokens;
+  const char* max_path = nullptr;
+  if (chat.max_completion_tokens) {
+    max_tokens = *chat.max_completion_tokens;
+    max_path = "max_completion_tokens";
+  } else if (chat.max_tokens) {
+    max_tokens = *chat.max_tokens;
+    max_path = "max_tokens";
+  }
+  if (budget) {
+    if (max_path == nullptr) {
+      max_tokens += *budget;  // the default is for the answer; thinking comes on top
+    } else if (max_tokens <= *budget) {
+      return InvalidFieldError(max_path,
+                               absl::StrCat("must exceed the thinking budget ", *budget,
+                                            " that reasoning_effort \"",
+                                            *chat.reasoning_effort, "\" gives"));
+    }
+  }
+
+  JsonObjectWriter w(out);
+  w.Key("model");
+  AppendJsonString(out, call.model.empty() ? std::string_view(chat.model) : call.model);
+  w.Key("max_tokens");
+  AppendJsonInt(out, max_tokens);
+
+  // system: every system/developer message in order, as one string when that loses
+  // nothing, else as text blocks (cache_control marks live on blocks).
+  {
+    std::vector<size_t> system;
+    bool blocks = false;
+    for (size_t i = 0; i < chat.messages.size(); ++i) {
+      const Message& m = chat.messages[i];
+      if (m.role != Role::kSystem && m.role != Role::kDeveloper) continue;
+      system.push_back(i);
+      if (!m.content || !std::holds_alternative<std::string>(*m.content) || !m.extra.empty()) {
+        blocks = true;
+      }
+    }
+    if (system.size() > 1) blocks = true;
+    if (!system.empty()) {
+      w.Key("system");
+      if (!blocks) {
+        AppendJsonString(out, std::get<std::string>(*chat.messages[system[0]].content));
+      } else {
+        out->push_back('[');
+        BlockList list(out);
+        for (size_t i : system) {
+          const Message& m = chat.messages[i];
+          const std::string path = Idx("messages", i);
+          if (m.name) return NotSupported(path + ".name");
+          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(list, *m.content, path + ".content"));
+          for (const auto& [k, v] : m.extra) {
+            if (k != "cache_control") return NotSupported(absl::StrCat(path, ".", k));
+            list.MarkLast(v);
+          }
+        }
+        out->push_back(']');
+      }
+    }
+  }
+
+  w.Key("messages");
+  out->push_back('[');
+  bool first_message = true;
+  bool in_tool_turn = false;  // a user turn of tool_result blocks is open
+  BlockList* tool_blocks = nullptr;
+  std::optional<BlockList> tool_list;
+  auto close_tool_turn = [&]() {
+    if (in_tool_turn) out->append("]}");
+    in_tool_turn = false;
+    tool_list.reset();
+    tool_blocks = nullptr;
+  };
+  for (size_t i = 0; i < chat.messages.size(); ++i) {
+    const Message& m = chat.messages[i];
+    const std::string path = Idx("messages", i);
+    if (m.role == Role::kSystem || m.role == Role::kDeveloper) continue;
+    if (m.role == Role::kFunction) return NotSupported(path + ".role", "use tool messages");
+    if (m.name) return NotSupported(path + ".name");
+
+    if (m.role == Role::kTool) {
+      if (!in_tool_turn) {
+        if (!first_message) out->push_back(',');
+        first_message = false;
+        out->append(R"({"role":"user","content":[)");
+        in_tool_turn = true;
+        tool_list.emplace(out);
+        tool_blocks = &*tool_list;
+      }
+      std::string* b = tool_blocks->Next();
+      JsonObjectWriter tw(b);
+      tw.Key("type");
+      b->append("\"tool_result\"");
+      tw.Key("tool_use_id");
+      AppendJsonString(b, m.tool_call_id.value_or(""));
+      if (m.content) {
+        tw.Key("content");
+        if (const auto* text = std::get_if<std::string>(&*m.content)) {
+          AppendJsonString(b, *text);
+        } else {
+          b->push_back('[');
+          BlockList inner(b);
+          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(inner, *m.content, path + ".content"));
+          b->push_back(']');
+        }
+      }
+      for (const auto& [k, v] : m.extra) {
+        if (k != "cache_control" && k != "is_error") {
+          return NotSupported(absl::StrCat(path, ".", k));
+        }
+        tw.Key(k);
+        b->append(v);
+      }
+      tw.End();
+      continue;
+    }
+    close_tool_turn();
+    if (!first_message) out->push_back(',');
+    first_message = false;
+
+    if (m.role == Role::kUser) {
+      out->append(R"({"role":"user","content":)");
+      const std::string* cache_control = nullptr;
+      for (const auto& [k, v] : m.extra) {
+        if (k != "cache_control") return NotSupported(absl::StrCat(path, ".", k));
+        cache_control = &v;
+      }
+      if (m.content && std::holds_alternative<std::string>(*m.content) &&
+          cache_control == nullptr) {
+        AppendJsonString(out, std::get<std::string>(*m.content));
+      } else {
+        out->push_back('[');
+        BlockList list(out);
+        if (m.content) {
+          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(list, *m.content, path + ".content"));
+        }
+        if (cache_control != nullptr) list.MarkLast(*cache_control);
+        out->push_back(']');
+      }
+      out->push_back('}');
+      continue;
+    }
+
+    // Assistant. Plain text stays a string, as Anthropic's own examples send it.
+    if (m.extra.empty() && m.tool_calls.empty() && !m.refusal && m.content &&
+        std::holds_alternative<std::string>(*m.content) &&
+        !std::get<std::string>(*m.content).empty()) {
+      out->append(R"({"role":"assistant","content":)");
+      AppendJsonString(out, std::get<std::string>(*m.content));
+      out->push_back('}');
+      continue;
+    }
+    out->append(R"({"role":"assistant","content":[)");
+    BlockList list(out);
+    const std::string* verbatim = FindExtra(m.extra, "anthropic_content");
+    const std::string* cache_control = nullptr;
+    for (const auto& [k, v] : m.extra) {
+      if (k == "cache_control") {
+        cache_control = &v;
+      } else if (k != "thinking_blocks" && k != "anthropic_content" &&
+                 k != "reasoning_content") {
+        // reasoning_content is the display text of thinking_blocks: sending the blocks back
+        // is what Anthropic needs.
+        return NotSupported(absl::StrCat(path, ".", k));
+      }
+    }
+    if (verbatim != nullptr) {
+      // The response's own content, as DecodeResponse kept it: sent back unchanged.
+      JsonType t;
+      if (!IsValidJson(*verbatim, &t) || t != JsonType::kArray || *verbatim == "[]") {
+        return InvalidFieldError(path + ".anthropic_content", "must be a non-empty array");
+      }
+      list.Next()->append(std::string_view(*verbatim).substr(1, verbatim->size() - 2));
+    } else {
+      if (const std::string* thinking = FindExtra(m.extra, "thinking_blocks")) {
+        JsonType t;
+        if (!IsValidJson(*thinking, &t) || t != JsonType::kArray) {
+          return InvalidFieldError(path + ".thinking_blocks", "must be an array");
+        }
+        if (*thinking != "[]") {
+          list.Next()->append(std::string_view(*thinking).substr(1, thinking->size() - 2));
+        }
+      }
+      if (m.content) {
+        if (const auto* text = std::get_if<std::string>(&*m.content)) {
+          if (!text->empty()) {
+            MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), *text, {}, path));
+          }
+        } else {
+          const auto& parts = std::get<std::vector<ContentPart>>(*m.content);
+          for (size_t k = 0; k < parts.size(); ++k) {
+            const ContentPart& part = parts[k];
+            const std::string p = Idx(path + ".content", k);
+            std::string_view text =
+                part.type == ContentPartType::kRefusal ? part.refusal : part.text;
+            if (part.type != ContentPartType::kText && part.type != ContentPartType::kRefusal) {
+              return NotSupported(p + ".type");
+            }
+            if (text.empty() && part.extra.empty()) continue;
+            MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), text, part.extra, p));
+          }
+        }
+      }
+      if (m.refusal && !m.refusal->empty()) {
+        MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), *m.refusal, {}, path));
+      }
+      for (size_t k = 0; k < m.tool_calls.size(); ++k) {
+        const ToolCall& tc = m.tool_calls[k];
+        const std::string p = Idx(path + ".tool_calls", k);
+        if (tc.type != "function" || !tc.function) return NotSupported(p + ".type");
+        std::string* b = list.Next();
+        b->append(R"({"type":"tool_use","id":)");
+        AppendJsonString(b, tc.id);
+        b->append(R"(,"name":)");
+        AppendJsonString(b, tc.function->name);
+        b->append(R"(,"input":)");
+        std::string_view args = tc.function->arguments;
+        size_t lead = args.find_first_not_of(" \t\r\n");
+        if (lead == std::string_view::npos) {
+          b->append("{}");
+        } else {
+          JsonType t;
+          if (!IsValidJson(args, &t) || t != JsonType::kObject) {
+            return InvalidFieldError(p + ".function.arguments",
+                                     "must be a JSON object for anthropic (tool_use.input)");
+          }
+          // Compact it: arguments come from a model and may carry whitespace.
+          JsonReader r(args, kMaxJsonDepth);
+          r.CaptureValue(b);
+        }
+        for (const auto& [ek, ev] : tc.extra) {
+          (void)ev;
+          return NotSupported(absl::StrCat(p, ".", ek));
+        }
+        b->push_back('}');
+      }
+    }
+    if (cache_control != nullptr) list.MarkLast(*cache_control);
+    if (list.empty()) {
+      return InvalidFieldError(path + ".content", "anthropic needs a non-empty assistant turn");
+    }
+    out->append("]}");
+  }
+  close_tool_turn();
+  out->push_back(']');
+
+  if (chat.stop.has_value()) {
+    w.Key("stop_sequences");
+    out->push_back('[');
+    if (const auto* one = std::get_if<std::string>(&*chat.stop)) {
+      AppendJsonString(out, *one);
+    } else {
+      bool first = true;
+      for (const std::string& s : std::get<std::vector<std::string>>(*chat.stop)) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(out, s);
+      }
+    }
+    out->push_back(']');
+  }
+  if (chat.temperature) {
+    w.Key("temperature");
+    AppendJsonDouble(out, *chat.temperature);
+  }
+  if (chat.top_p) {
+    w.Key("top_p");
+    AppendJsonDouble(out, *chat.top_p);
+  }
+  if (call.stream) {
+    w.Key("stream");
+    out->append("true");
+  }
+  if (chat.user || chat.safety_identifier) {
+    w.Key("metadata");
+    out->append("{\"user_id\":");
+    AppendJsonString(out, chat.user ? *chat.user : *chat.safety_identifier);
+    out->push_back('}');
+  }
+  if (chat.service_tier) {
+    w.Key("service_tier");
+    if (*chat.service_tier == "auto") {
+      out->append("\"auto\"");
+    } else if (*chat.service_tier == "default") {
+      out->append("\"standard_only\"");
+    } else {
+      return NotSupported("service_tier", "auto or default");
+    }
+  }
+  if (budget) {
+    w.Key("thinking");
+    out->append(R"({"type":"enabled","budget_tokens":)");
+    AppendJsonInt(out, *budget);
+    out->push_back('}');
+  }
+
+  if (!chat.tools.empty()) {
+    w.Key("tools");
+    out->push_back('[');
+    for (size_t i = 0; i < chat.tools.size(); ++i) {
+      const Tool& tool = chat.tools[i];
+      const std::string path = Idx("tools", i);
+      if (i > 0) out->push_back(',');
+      JsonObjectWriter tw(out);
+      if (tool.type == "function") {
+        const FunctionDefinition& f = *tool.function;
+        tw.Key("name");
+        AppendJsonString(out, f.name);
+        if (f.description) {
+          tw.Key("description");
+          AppendJsonString(out, *f.description);
+        }
+        tw.Key("input_schema");
+        out->append(f.parameters ? std::string_view(*f.parameters)
+                                 : std::string_view(R"({"type":"object","properties":{}})"));
+        if (f.strict) {
+          tw.Key("strict");
+          out->append(*f.strict ? "true" : "false");
+        }
+        MODEENVOY_RETURN_IF_ERROR(AppendExtras(tw, f.extra, path + ".function",
+                                               {"name", "description", "input_schema", "strict"}));
+        MODEENVOY_RETURN_IF_ERROR(AppendExtras(
+            tw, tool.extra, path, {"name", "description", "input_schema", "strict", "type"}));
+      } else if (tool.type == "custom") {
+        return NotSupported(path + ".type");
+      } else {
+        // An Anthropic tool given as is ({"type":"web_search_20250305","name":...}).
+        tw.Key("type");
+        AppendJsonString(out, tool.type);
+        MODEENVOY_RETURN_IF_ERROR(AppendExtras(tw, tool.extra, path, {"type"}));
+      }
+      tw.End();
+    }
+    out->push_back(']');
+  }
+  const bool no_parallel = chat.parallel_tool_calls.has_value() && !*chat.parallel_tool_calls;
+  if (chat.tool_choice.has_value() || no_parallel) {
+    std::string_view type = "auto";
+    std::string named;
+    if (chat.tool_choice) {
+      const ToolChoice& choice = *chat.tool_choice;
+      if (choice.mode == "none") {
+        type = "none";
+      } else if (choice.mode == "required") {
+        type = "any";
+      } else if (choice.mode.empty()) {
+        MODEENVOY_ASSIGN_OR_RETURN(named, NamedToolChoice(choice.object));
+        type = "tool";
+      }
+    }
+    w.Key("tool_choice");
+    out->append("{\"type\":");
+    AppendJsonString(out, type);
+    if (!named.empty()) {
+      out->append(",\"name\":");
+      AppendJsonString(out, named);
+    }
+    if (no_parallel && type != "none") out->append(",\"disable_parallel_tool_use\":true");
+    out->push_back('}');
+  }
+
+  if (chat.response_format) {
+    // {"type":"text"} | {"type":"json_schema","json_schema":{"name","schema","strict"}}.
+    std::string type, schema;
+    JsonReader r(*chat.response_format, kMaxJsonDepth);
+    std::string scratch;
+    bool first = true, has = false;
+    std::string_view key;
+    if (r.BeginObject()) {
+      while (r.NextMember(&first, &key, &scratch, &has) && has) {
+        if (key == "type") {
+          if (!r.ReadString(&type)) break;
+        } else if (key == "json_schema") {
+          bool f2 = true, h2 = false;
+          std::string s2;
+          if (!r.BeginObject()) break;
+          while (r.NextMember(&f2, &key, &s2, &h2) && h2) {
+            if (key == "schema") {
+              if (!r.CaptureValue(&schema)) break;
+            } else if (!r.SkipValue()) {
+              break;
+            }
+          }
+        } else if (!r.SkipValue()) {
+          break;
+        }
+      }
+    }
+    if (!r.status().ok()) return InvalidFieldError("response_format", Msg(r.status()));
+    if (type == "json_schema") {
+      if (schema.empty()) {
+        return InvalidFieldError("response_format.json_schema.schema", "required by anthropic");
+      }
+      w.Key("output_config");
+      out->append(R"({"format":{"type":"json_schema","schema":)");
+      out->append(schema);
+      out->append("}}");
+    } else if (type != "text") {
+      return InvalidFieldError("response_format.type",
+                               absl::StrCat("\"", type,
+                                            "\" not supported by anthropic (text, json_schema)"));
+    }
+  }
+
+  MODEENVOY_RETURN_IF_ERROR(AppendExtras(
+      w, chat.extra, "",
+      {"model", "max_tokens", "system", "messages", "stop_sequences", "temperature", "top_p",
+       "stream", "metadata", "service_tier", "tools", "tool_choice", "output_config",
+       budget ? "thinking" : "model"}));
+  w.End();
+  return absl::OkStatus();
+}
+
+absl::Status AnthropicDialect::DecodeResponse(std::string* body) const {
+  JsonReader r(*body, kMaxJsonDepth);
+  if (!r.BeginObject()) return InvalidFieldError("body", Msg(r.status()));
+  std::string id, model, type, content_raw;
+  std::optional<std::string> stop_reason, stop_sequence;
+  AnthropicUsage usage;
+  ExtraFields kept;  // container, stop_details, ...
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    bool ok;
+    if (key == "id") {
+      ok = r.ReadString(&id);
+    } else if (key == "model") {
+      ok = r.ReadString(&model);
+    } else if (key == "type") {
+      ok = r.ReadString(&type);
+    } else if (key == "content") {
+      ok = r.CaptureValue(&content_raw);
+    } else if (key == "stop_reason") {
+      ok = ReadStringOrNull(r, &stop_reason);
+    } else if (key == "stop_sequence") {
+      ok = ReadStringOrNull(r, &stop_sequence);
+    } else if (key == "usage") {
+      MODEENVOY_RETURN_IF_ERROR(ReadUsage(r, "usage", &usage));
+      ok = true;
+    } else if (key == "role") {
+      ok = r.SkipValue();
+    } else {
+      std::string name(key), raw;
+      ok = r.CaptureValue(&raw);
+      if (raw != "null") kept.emplace_back(std::move(name), std::move(raw));
+    }
+    if (!ok) break;
+  }
+  if (!r.status().ok() || !r.ExpectEnd()) return InvalidFieldError("body", Msg(r.status()));
+  if (type == "error") {
+    // An error inside a 2xx body: the code comes from its type.
+    return StatusFromUpstreamError(0, *body);
+  }
+  // Some mock servers leave "type" out; a body without content is not a message at all.
+  if ((!type.empty() && type != "message") || (type.empty() && content_raw.empty())) {
+    return WithHttpStatus(InvalidFieldError("type", "anthropic response is not a message"), 502);
+  }
+
+  std::string text, reasoning, thinking_blocks, tool_calls;
+  bool unmodeled = false, any_text = false;
+  int64_t tool_count = 0;
+  if (!content_raw.empty() && content_raw != "null") {
+    JsonReader c(content_raw, kMaxJsonDepth);
+    bool f = true, h = false;
+    if (!c.BeginArray()) return InvalidFieldError("content", "expected an array");
+    while (c.NextElement(&f, &h) && h) {
+      Block b;
+      if (!c.CaptureValue(&b.raw)) break;
+      MODEENVOY_RETURN_IF_ERROR(ParseBlock(b.raw, &b));
+      if (!IsModeled(b)) unmodeled = true;
+      if (b.type == "text") {
+        text += b.text;
+        any_text = true;
+      } else if (b.type == "thinking" || b.type == "redacted_thinking") {
+        reasoning += b.text;
+        if (!thinking_blocks.empty()) thinking_blocks.push_back(',');
+        thinking_blocks += b.raw;
+      } else if (b.type == "tool_use") {
+        if (tool_count++ > 0) tool_calls.push_back(',');
+        tool_calls.append(R"({"id":)");
+        AppendJsonString(&tool_calls, b.id);
+        tool_calls.append(R"(,"type":"function","function":{"name":)");
+        AppendJsonString(&tool_calls, b.name);
+        tool_calls.append(R"(,"arguments":)");
+        AppendJsonString(&tool_calls, b.input.empty() ? std::string_view("{}") : b.input);
+        tool_calls.append("}}");
+      }
+    }
+    if (!c.status().ok()) return InvalidFieldError("content", Msg(c.status()));
+  }
+
+  std::string out;
+  out.reserve(body->size() + 256);
+  JsonObjectWriter w(&out);
+  w.Key("id");
+  AppendJsonString(&out, id);
+  w.Key("object");
+  out.append("\"chat.completion\"");
+  w.Key("created");
+  out.append("0");
+  w.Key("model");
+  AppendJsonString(&out, model);
+  w.Key("choices");
+  out.append(R"([{"index":0,"message":{"role":"assistant","content":)");
+  if (any_text || tool_count == 0) {
+    AppendJsonString(&out, text);
+  } else {
+    out.append("null");
+  }
+  if (tool_count > 0) out.append(",\"tool_calls\":[").append(tool_calls).append("]");
+  if (!thinking_blocks.empty()) {
+    out.append(",\"reasoning_content\":");
+    AppendJsonString(&out, reasoning);
+    out.append(",\"thinking_blocks\":[").append(thinking_blocks).append("]");
+  }
+  if (unmodeled) out.append(",\"anthropic_content\":").append(content_raw);
+  out.append("},\"logprobs\":null,\"finish_reason\":");
+  bool keep = false;
+  if (stop_reason) {
+    AppendJsonString(&out, FinishReason(*stop_reason, &keep));
+  } else {
+    out.append("null");
+  }
+  if (keep) {
+    out.append(",\"stop_reason\":");
+    AppendJsonString(&out, *stop_reason);
+  }
+  if (stop_sequence) {
+    out.append(",\"stop_sequence\":");
+    AppendJsonString(&out, *stop_sequence);
+  }
+  for (const auto& [k, v] : kept) {
+    out.push_back(',');
+    AppendJsonString(&out, k);
+    out.push_back(':');
+    out.append(v);
+  }
+  out.append("}]");
+  if (usage.seen) {
+    w.Key("usage");
+    AppendUnifiedUsage(&out, usage);
+  }
+  w.End();
+  *body = std::move(out);
+  return absl::OkStatus();
+}
+
+// ---- Ingress ----
+
+absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
+  absl::StatusOr<Json> parsed = core_internal::ParseStrictJson(request.body);
+  if (!parsed.ok()) return parsed.status();
+  const Json& body = *parsed;
+  if (!body.is_object()) return IngressError("body", "must be an object");
+  ChatRequest chat;
+  auto str = [&](const Json& j, std::string_view path) -> absl::StatusOr<std::string> {
+    if (!j.is_string()) return IngressError(path, "must be a string");
+    return j.get<std::string>();
+  };
+  const Json* model = body.contains("model") ? &body["model"] : nullptr;
+  if (model == nullptr) return IngressError("model", "Field required");
+  MODEENVOY_ASSIGN_OR_RETURN(chat.model, str(*model, "model"));
+  if (!body.contains("max_tokens")) return IngressError("max_tokens", "Field required");
+  if (!body["max_tokens"].is_number_integer() || body["max_tokens"].get<int64_t>() < 1) {
+    return IngressError("max_tokens", "must be an integer >= 1");
+  }
+  chat.max_tokens = body["max_tokens"].get<int64_t>();
+  if (!body.contains("messages") || !body["messages"].is_array()) {
+    return IngressError("messages", "Field required (an array)");
+  }
+
+  auto image_part = [&](const Json& block, const std::string& path) -> absl::StatusOr<ContentPart> {
+    ContentPart p;
+    p.type = ContentPartType::kImageUrl;
+    const Json& src = block.value("source", Json::object());
+    std::string type = src.value("type", "");
+    ImageUrl image;
+    if (type == "url") {
+      image.url = src.value("url", "");
+    } else if (type == "base64") {
+      image.url = "data:" + src.value("media_type", "") + ";base64," + src.value("data", "");
+    } else {
+      return IngressError(path + ".source.type", "must be url or base64");
+    }
+    p.image_url = std::move(image);
+    return p;
+  };
+  auto text_parts = [&](const Json& content, const std::string& path,
+                        std::vector<ContentPart>* parts, bool allow_images) -> absl::Status {
+    for (size_t i = 0; i < content.size(); ++i) {
+      const Json& block = content[i];
+      const std::string p = Idx(path, i);
+      if (!block.is_object()) return IngressError(p, "must be an object");
+      std::string type = block.value("type", "");
+      if (type == "text") {
+        ContentPart part;
+        part.type = ContentPartType::kText;
+        MODEENVOY_ASSIGN_OR_RETURN(part.text, str(block.value("text", Json()), p + ".text"));
+        for (auto it = block.begin(); it != block.end(); ++it) {
+          if (it.key() != "type" && it.key() != "text") part.extra.emplace_back(it.key(), it.value().dump());
+        }
+        parts->push_back(std::move(part));
+      } else if (type == "image" && allow_images) {
+        MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, image_part(block, p));
+        if (block.contains("cache_control")) {
+          part.extra.emplace_back("cache_control", block["cache_control"].dump());
+        }
+        parts->push_back(std::move(part));
+      } else {
+        return IngressError(p + ".type", "block type \"" + type + "\" not mapped here");
+      }
+    }
+    return absl::OkStatus();
+  };
+
+  if (body.contains("system")) {
+    const Json& system = body["system"];
+    Message m = MakeMessage(Role::kSystem);
+    if (system.is_string()) {
+      m.content = system.get<std::string>();
+    } else if (system.is_array()) {
+      std::vector<ContentPart> parts;
+      MODEENVOY_RETURN_IF_ERROR(text_parts(system, "system", &parts, false));
+      m.content = std::move(parts);
+    } else {
+      return IngressError("system", "must be a string or an array of text blocks");
+    }
+    chat.messages.push_back(std::move(m));
+  }
+  const Json& messages = body["messages"];
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& m = messages[i];
+    const std::string path = Idx("messages", i);
+    if (!m.is_object()) return IngressError(path, "must be an object");
+    std::string role = m.value("role", "");
+    if (role != "user" && role != "assistant") {
+      return IngressError(path + ".role", "must be user or assistant");
+    }
+    if (!m.contains("content")) return IngressError(path + ".content", "Field required");
+    const Json& content = m["content"];
+    const std::string cpath = path + ".content";
+    if (content.is_string()) {
+      chat.messages.push_back(MakeMessage(role == "user" ? Role::kUser : Role::kAssistant,
+                                          content.get<std::string>()));
+      continue;
+    }
+    if (!content.is_array()) return IngressError(cpath, "must be a string or an array");
+    if (role == "user") {
+      std::vector<ContentPart> parts;
+      for (size_t k = 0; k < content.size(); ++k) {
+        const Json& block = content[k];
+        const std::string p = Idx(cpath, k);
+        if (!block.is_object()) return IngressError(p, "must be an object");
+        if (block.value("type", "") == "tool_result") {
+          Message tool = MakeMessage(Role::kTool);
+          MODEENVOY_ASSIGN_OR_RETURN(std::string id,
+                                     str(block.value("tool_use_id", Json()), p + ".tool_use_id"));
+          tool.tool_call_id = std::move(id);
+          const Json& tc = block.value("content", Json(""));
+          if (tc.is_string()) {
+            tool.content = tc.get<std::string>();
+          } else if (tc.is_array()) {
+            std::vector<ContentPart> tparts;
+            MODEENVOY_RETURN_IF_ERROR(text_parts(tc, p + ".content", &tparts, false));
+            tool.content = std::move(tparts);
+          } else {
+            return IngressError(p + ".content", "must be a string or an array");
+          }
+          if (block.contains("is_error")) tool.extra.emplace_back("is_error", block["is_error"].dump());
+          if (block.contains("cache_control")) {
+            tool.extra.emplace_back("cache_control", block["cache_control"].dump());
+          }
+          chat.messages.push_back(std::move(tool));
+        } else {
+          Json one = Json::array({block});
+          std::vector<ContentPart> got;
+          absl::Status s = text_parts(one, cpath, &got, true);
+          if (!s.ok()) return IngressError(p + ".type", "block type not mapped here");
+          parts.push_back(std::move(got.front()));
+        }
+      }
+      if (!parts.empty()) {
+        Message user = MakeMessage(Role::kUser);
+        user.content = std::move(parts);
+        chat.messages.push_back(std::move(user));
+      }
+      continue;
+    }
+    Message a = MakeMessage(Role::kAssistant);
+    std::string text;
+    bool has_text = false;
+    Json thinking = Json::array();
+    for (size_t k = 0; k < content.size(); ++k) {
+      const Json& block = content[k];
+      const std::string p = Idx(cpath, k);
+      if (!block.is_object()) return IngressError(p, "must be an object");
+      std::string type = block.value("type", "");
+      if (type == "text") {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string t, str(block.value("text", Json()), p + ".text"));
+        text += t;
+        has_text = true;
+      } else if (type == "tool_use") {
+        ToolCall call;
+        MODEENVOY_ASSIGN_OR_RETURN(call.id, str(block.value("id", Json()), p + ".id"));
+        FunctionCall f;
+        MODEENVOY_ASSIGN_OR_RETURN(f.name, str(block.value("name", Json()), p + ".name"));
+        f.arguments = block.value("input", Json::object()).dump();
+        call.function = std::move(f);
+        a.tool_calls.push_back(std::move(call));
+      } else if (type == "thinking" || type == "redacted_thinking") {
+        thinking.push_back(block);
+      } else {
+        return IngressError(p + ".type", "block type \"" + type + "\" not mapped here");
+      }
+    }
+    if (has_text || a.tool_calls.empty()) a.content = text;
+    if (!thinking.empty()) a.extra.emplace_back("thinking_blocks", thinking.dump());
+    chat.messages.push_back(std::move(a));
+  }
+
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    const std::string& k = it.key();
+    const Json& v = it.value();
+    if (k == "model" || k == "max_tokens" || k == "messages" || k == "system") continue;
+    if (k == "stream") {
+      if (!v.is_boolean()) return IngressError("stream", "must be a boolean");
+      chat.stream = v.get<bool>();
+    } else if (k == "temperature" || k == "top_p") {
+      if (!v.is_number()) return IngressError(k, "must be a number");
+      (k == "temperature" ? chat.temperature : chat.top_p) = v.get<double>();
+      if (k == "temperature" && (*chat.temperature < 0 || *chat.temperature > 1)) {
+        return IngressError(k, "must be between 0 and 1");
+      }
+    } else if (k == "stop_sequences") {
+      if (!v.is_array()) return IngressError(k, "must be an array");
+      std::vector<std::string> stops;
+      for (size_t i = 0; i < v.size(); ++i) {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string s, str(v[i], Idx(k, i)));
+        stops.push_back(std::move(s));
+      }
+      chat.stop = std::move(stops);
+    } else if (k == "metadata") {
+      if (v.is_object() && v.contains("user_id") && v["user_id"].is_string()) {
+        chat.user = v["user_id"].get<std::string>();
+      }
+    } else if (k == "tools") {
+      if (!v.is_array()) return IngressError(k, "must be an array");
+      for (size_t i = 0; i < v.size(); ++i) {
+        const Json& t = v[i];
+        const std::string p = Idx(k, i);
+        if (!t.is_object()) return IngressError(p, "must be an object");
+        Tool tool;
+        if (t.contains("type") && t["type"] != "custom") {
+          // A server tool: kept as is.
+          tool.type = t["type"].is_string() ? t["type"].get<std::string>() : "";
+          for (auto m = t.begin(); m != t.end(); ++m) {
+            if (m.key() != "type") tool.extra.emplace_back(m.key(), m.value().dump());
+          }
+        } else {
+          FunctionDefinition f;
+          MODEENVOY_ASSIGN_OR_RETURN(f.name, str(t.value("name", Json()), p + ".name"));
+          if (t.contains("description")) {
+            MODEENVOY_ASSIGN_OR_RETURN(std::string d, str(t["description"], p + ".description"));
+            f.description = std::move(d);
+          }
+          if (!t.contains("input_schema")) return IngressError(p + ".input_schema", "Field required");
+          f.parameters = t["input_schema"].dump();
+          if (t.contains("cache_control")) {
+            tool.extra.emplace_back("cache_control", t["cache_control"].dump());
+          }
+          tool.function = std::move(f);
+        }
+        chat.tools.push_back(std::move(tool));
+      }
+    } else if (k == "tool_choice") {
+      std::string type = v.is_object() ? v.value("type", "") : "";
+      ToolChoice choice;
+      if (type == "auto") {
+        choice.mode = "auto";
+      } else if (type == "any") {
+        choice.mode = "required";
+      } else if (type == "none") {
+        choice.mode = "none";
+      } else if (type == "tool") {
+        Json o = {{"type", "function"}, {"function", {{"name", v.value("name", "")}}}};
+        choice.object = o.dump();
+      } else {
+        return IngressError("tool_choice.type", "must be auto, any, tool or none");
+      }
+      if (v.value("disable_parallel_tool_use", false)) chat.parallel_tool_calls = false;
+      chat.tool_choice = std::move(choice);
+    } else if (k == "output_config" && v.is_object() && v.contains("format") &&
+               v["format"].is_object() && v["format"].value("type", "") == "json_schema") {
+      Json rf = {{"type", "json_schema"},
+                 {"json_schema", {{"name", "output"}, {"schema", v["format"].value("schema", Json::object())}}}};
+      chat.response_format = rf.dump();
+    } else {
+      chat.extra.emplace_back(k, v.dump());  // top_k, thinking, service_tier, ...
+    }
+  }
+  return chat;
+}
+
+absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
+    const ChatCompletion& completion) const {
+  if (completion.choices.size() != 1) {
+    return InvalidFieldError("choices", "anthropic answers with exactly one message");
+  }
+  const ChatChoice& choice = completion.choices.front();
+  const Message& m = choice.message;
+  std::string out = R"({"id":)";
+  AppendJsonString(&out, completion.id);
+  out.append(R"(,"type":"message","role":"assistant","model":)");
+  AppendJsonString(&out, completion.model);
+  out.append(R"(,"content":[)");
+  if (const std::string* verbatim = FindExtra(m.extra, "anthropic_content")) {
+    out.append(std::string_view(*verbatim).substr(1, verbatim->size() - 2));
+  } else {
+    BlockList list(&out);
+    if (const std::string* thinking = FindExtra(m.extra, "thinking_blocks")) {
+      if (*thinking != "[]" && thinking->size() > 2) {
+        list.Next()->append(std::string_view(*thinking).substr(1, thinking->size() - 2));
+      }
+    }
+    std::string text;
+    if (m.content) {
+      if (const auto* s = std::get_if<std::string>(&*m.content)) {
+        text = *s;
+      } else {
+        for (const ContentPart& p : std::get<std::vector<ContentPart>>(*m.content)) {
+          text += p.type == ContentPartType::kRefusal ? p.refusal : p.text;
+        }
+      }
+    }
+    if (m.refusal) text += *m.refusal;
+    if (!text.empty()) MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), text, {}, ""));
+    for (const ToolCall& tc : m.tool_calls) {
+      if (!tc.function) return InvalidFieldError("choices[0].message.tool_calls", "not a function");
+      std::string* b = list.Next();
+      b->append(R"({"type":"tool_use","id":)");
+      AppendJsonString(b, tc.id);
+      b->append(R"(,"name":)");
+      AppendJsonString(b, tc.function->name);
+      b->append(R"(,"input":)");
+      JsonType t;
+      if (tc.function->arguments.empty()) {
+        b->append("{}");
+      } else if (IsValidJson(tc.function->arguments, &t) && t == JsonType::kObject) {
+        JsonReader r(tc.function->arguments, kMaxJsonDepth);
+        r.CaptureValue(b);
+      } else {
+        return InvalidFieldError("choices[0].message.tool_calls.function.arguments",
+                                 "not a JSON object");
+      }
+      b->push_back('}');
+    }
+  }
+  out.append(R"(],"stop_reason":)");
+  const std::string* raw_stop = FindExtra(choice.extra, "stop_reason");
+  if (raw_stop != nullptr) {
+    out.append(*raw_stop);
+  } else {
+    AppendJsonString(&out, StopReasonFor(choice.finish_reason.value_or("stop")));
+  }
+  out.append(R"(,"stop_sequence":null,"usage":{)");
+  if (completion.usage) {
+    const Usage& u = *completion.usage;
+    int64_t cached = u.prompt_tokens_details ? u.prompt_tokens_details->cached_tokens.value_or(0) : 0;
+    int64_t creation = 0;
+    if (const std::string* c = FindExtra(u.extra, "cache_creation_input_tokens")) {
+      NumberToInt64(*c, &creation);
+    }
+    out.append("\"input_tokens\":");
+    AppendJsonInt(&out, u.prompt_tokens - cached - creation);
+    out.append(",\"cache_creation_input_tokens\":");
+    AppendJsonInt(&out, creation);
+    out.append(",\"cache_read_input_tokens\":");
+    AppendJsonInt(&out, cached);
+    out.append(",\"output_tokens\":");
+    AppendJsonInt(&out, u.completion_tokens);
+    AppendThinkingDetails(&out, u);
+  } else {
+    out.append(R"("input_tokens":0,"output_tokens":0)");
+  }
+  out.append("}}");
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json) {
+  MODEENVOY_ASSIGN_OR_RETURN(core_internal::Json json,
+                             core_internal::ParseStrictJson(options_json));
+  MODEENVOY_ASSIGN_OR_RETURN(core_internal::ObjectReader reader,
+                             core_internal::ObjectReader::Make(json, ""));
+  MODEENVOY_RETURN_IF_ERROR(reader.RejectUnknown({"version", "beta", "default_max_tokens"}));
+  Options options;
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> version,
+                             reader.OptionalString("version"));
+  if (version) options.version = std::move(*version);
+  MODEENVOY_ASSIGN_OR_RETURN(const core_internal::Json* beta, reader.OptionalArray("beta"));
+  if (beta != nullptr) {
+    for (size_t i = 0; i < beta->size(); ++i) {
+      const core_internal::Json& b = (*beta)[i];
+      if (!b.is_string() || b.get<std::string>().empty()) {
+        return InvalidFieldError(core_internal::IndexPath("beta", i), "must be a non-empty string");
+      }
+      options.beta.push_back(b.get<std::string>());
+    }
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> max_tokens,
+                             reader.OptionalInt("default_max_tokens", 1, 1 << 30));
+  if (max_tokens) options.default_max_tokens = *max_tokens;
+  return std::make_unique<AnthropicDialect>(std::move(options));
+}
+
+}  // namespace modeenvoy::protocol_internal
