@@ -20,6 +20,7 @@ struct Entry {
 // Registration order is the order DialectNames() lists.
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
+    {"azure_openai", protocol_internal::NewAzureOpenAiDialect},
 };
 
 }  // namespace
