@@ -181,7 +181,7 @@ TEST_F(ConfigTest, ProviderRules) {
   EXPECT_EQ(ErrorOf(With(R"({"openai": {"base_url": "http://h"}})")),
             "providers.openai.type: is required");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "nosuch", "base_url": "http://h"}})")),
-            "providers.a.type: unknown provider type \"nosuch\" (known: openai)");
+            "providers.a.type: unknown provider type \"nosuch\" (known: azure_openai, openai)");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://"}})")),
             "providers.a.base_url: must name a host");
   EXPECT_EQ(ErrorOf(With(R"({"a": {"type": "openai", "base_url": "http://h/v1?x=1"}})")),
