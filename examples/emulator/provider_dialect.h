@@ -232,6 +232,7 @@ class ProviderDialect {
 };
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
+std::unique_ptr<ProviderDialect> NewAzureDialect();  // azure_dialect.cc
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();
