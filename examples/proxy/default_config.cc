@@ -10,9 +10,16 @@ std::string DefaultConfig(bool with_openai) {
       "type": "openai",
       "base_url": "${EMULATOR_BASE_URL}/v1",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-azure": {
+      "type": "azure_openai",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "api_version": "2024-10-21",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
-    "demo": {"provider": "builtin-emulator", "upstream_model": "demo"})";
+    "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
+    "demo-azure": {"provider": "builtin-emulator-azure", "upstream_model": "demo"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {
