@@ -468,6 +468,12 @@ TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {
   wire = {};
   ASSERT_TRUE(Make("openai", R"({"stream_usage":false})")->EncodeRequest(chat, {.stream = true, .model = {}}, &wire).ok());
   EXPECT_FALSE(json::parse(wire.body).contains("stream_options"));
+  // Not even the client's own: the server would reject them.
+  wire = {};
+  ChatRequest asked = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_TRUE(Make("openai", R"({"stream_usage":false})")->EncodeRequest(asked, {.stream = true, .model = {}}, &wire).ok());
+  EXPECT_FALSE(json::parse(wire.body).contains("stream_options"));
 
   wire = {};
   ChatRequest whole = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");

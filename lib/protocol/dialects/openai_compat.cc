@@ -310,8 +310,13 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
   const bool want_usage = stream && stream_usage;
   const bool usage_set = chat.stream_options.has_value() &&
                          chat.stream_options->include_usage.value_or(false);
-  if (!replace_model && (!want_usage || usage_set)) return SerializeChatRequest(chat);
-  if (!replace_model && !chat.stream_options.has_value()) {
+  // A server that rejects stream_options (stream_usage false) gets none, not even the
+  // client's: the gateway then estimates the usage.
+  const bool drop_options = !stream_usage && chat.stream_options.has_value();
+  if (!replace_model && !drop_options && (!want_usage || usage_set)) {
+    return SerializeChatRequest(chat);
+  }
+  if (!replace_model && !drop_options && !chat.stream_options.has_value()) {
     // The common case: splice the member in rather than copy the request.
     std::string body = SerializeChatRequest(chat);
     constexpr std::string_view kMember = "\"stream_options\":{\"include_usage\":true}";
@@ -322,6 +327,7 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
   }
   ChatRequest copy = chat;
   if (replace_model) copy.model = std::string(model);
+  if (drop_options) copy.stream_options.reset();
   if (want_usage) {
     if (!copy.stream_options.has_value()) copy.stream_options.emplace();
     copy.stream_options->include_usage = true;

@@ -15,7 +15,9 @@ namespace modeenvoy::protocol_internal {
 
 // The Chat Completions body for `chat`: the model replaced by `model` unless empty, and for a
 // streamed call with `stream_usage`, stream_options.include_usage set to true (so the server
-// reports usage; the gateway strips it again for a client that did not ask).
+// reports usage; the gateway strips it again for a client that did not ask). Without
+// `stream_usage` (a server that rejects stream_options) the body has no stream_options at
+// all, the client's included.
 std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
                               bool stream_usage);
 
