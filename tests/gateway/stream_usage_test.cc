@@ -16,10 +16,13 @@
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/poll_event_loop.h"
+#include "modeenvoy/gateway/provider.h"
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/gateway/usage.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/framing.h"
+#include "modeenvoy/protocol/sse.h"
 #include "nlohmann/json.hpp"
 #include "tests/gateway/chat_test_util.h"
 #include "tests/gateway/recording_sink.h"
@@ -96,6 +99,37 @@ class CharCount : public UsageEstimator {
   }
 };
 
+// A provider type whose stream translator passes frames as they come (usage wherever the
+// server put it, possibly several times): the engine's own stripping is what remains.
+class RawSseDialect : public ProviderDialect {
+ public:
+  explicit RawSseDialect(std::string url) : url_(std::move(url)) {}
+  absl::Status BuildRequest(const ChatRequest& chat, const ProviderCall&,
+                            UpstreamRequest* out) const override {
+    out->url = url_ + "/chat/completions";
+    out->headers.emplace_back("content-type", "application/json");
+    out->body = SerializeChatRequest(chat);
+    return absl::OkStatus();
+  }
+  Framing ResponseFraming(bool stream) const override {
+    return stream ? Framing::kSse : Framing::kJson;
+  }
+  absl::Status TranslateResponse(std::string*) const override { return absl::OkStatus(); }
+  std::unique_ptr<StreamTranslator> NewStreamTranslator() const override {
+    class Raw : public StreamTranslator {
+      absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+        out->push_back(SseEvent{.event = std::move(frame.event), .data = std::move(frame.data)});
+        return absl::OkStatus();
+      }
+      absl::Status Finish(std::vector<SseEvent>*) override { return absl::OkStatus(); }
+    };
+    return std::make_unique<Raw>();
+  }
+
+ private:
+  std::string url_;
+};
+
 class StreamUsageTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -108,19 +142,26 @@ class StreamUsageTest : public ::testing::Test {
                                   -> absl::StatusOr<std::unique_ptr<FilterFactory>> {
                                 return std::make_unique<OutcomeFactory>(seen_);
                               })
+                    .ok());    ASSERT_TRUE(registry_.providers()
+                    .Register("raw_sse",
+                              [](const ProviderConfig& common, std::string_view,
+                                 const BuildContext&)
+                                  -> absl::StatusOr<std::unique_ptr<ProviderDialect>> {
+                                return std::make_unique<RawSseDialect>(common.base_url);
+                              })
                     .ok());
   }
 
   // Serves one request against a provider of `type` at `server`, with the outcome filter.
   RecordingSink Serve(const TestHttpServer& server, std::string body,
                       std::shared_ptr<const UsageEstimator> estimator = nullptr,
-                      std::string_view options = "") {
+                      std::string_view options = "", std::string_view type = "openai") {
     store_ = std::make_unique<ConfigStore>(ConfigLoadOptions{.registry = &registry_});
     absl::Status s = store_->Load(absl::StrFormat(
-        R"({"providers": {"up": {"type": "openai", "base_url": "%s"%s}},
+        R"({"providers": {"up": {"type": "%s", "base_url": "%s"%s}},
             "models": {"demo": {"provider": "up", "upstream_model": "upstream-demo"}},
             "filters": [{"type": "outcome"}]})",
-        server.Url("/v1"), options));
+        type, server.Url("/v1"), options));
     EXPECT_TRUE(s.ok()) << s;
     GatewayOptions gw_options;
     gw_options.config = store_.get();
@@ -191,6 +232,25 @@ TEST_F(StreamUsageTest, ClientThatDidNotAskGetsNoUsageButTheOutcomeHasIt) {
   ASSERT_TRUE(seen_->outcome->usage.has_value());
   EXPECT_EQ(seen_->outcome->usage->completion_tokens, 4);
   EXPECT_FALSE(seen_->outcome->usage_estimated);
+}
+
+TEST_F(StreamUsageTest, AnyDialectsUsageIsTakenOutOfContentChunksAndGivenBackOnce) {
+  TestHttpServer server(UsageEverywhere);
+  for (bool asked : {false, true}) {
+    RecordingSink sink = Serve(server, Request(asked), nullptr, "", "raw_sse");
+    std::vector<std::string> events = Events(sink.body);
+    ASSERT_EQ(events.size(), asked ? 4u : 3u) << sink.body;
+    EXPECT_EQ(UsageChunks(events), asked ? 1 : 0) << sink.body;
+    // The content chunks keep their text, without their usage.
+    EXPECT_EQ(Json::parse(events[0])["choices"][0]["delta"]["content"], "hello");
+    EXPECT_EQ(Json::parse(events[1])["choices"][0]["delta"]["content"], " world");
+    if (asked) {
+      EXPECT_EQ(Json::parse(events[2])["usage"], Json::parse(kUsage));
+    }
+    EXPECT_EQ(events.back(), "[DONE]");
+    ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
+    EXPECT_EQ(seen_->outcome->usage->total_tokens, 7);
+  }
 }
 
 TEST_F(StreamUsageTest, ClientThatAskedGetsExactlyOneUsageChunkRightBeforeDone) {
