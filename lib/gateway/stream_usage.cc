@@ -115,7 +115,7 @@ void StreamUsage::Filter(std::vector<SseEvent>* events) {
       first_special = i;
       break;
     }
-    if (track_) Take((*events)[i], nullptr);
+    if (track_ && !usage_.has_value()) Take((*events)[i], nullptr);
   }
   if (first_special == events->size()) return;
   scratch_.clear();
@@ -156,7 +156,9 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
     return;
   }
   const bool has_usage = out != nullptr && HasUsageObject(event.data);
-  if (!has_usage && !track_) {
+  // Once usage came, the text is not needed: a stream cut short later keeps that usage.
+  const bool tracking = track_ && !usage_.has_value();
+  if (!has_usage && !tracking) {
     if (out != nullptr) out->push_back(std::move(event));
     return;
   }
@@ -168,7 +170,7 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
   if (!chunk->id.empty()) id_ = chunk->id;
   if (!chunk->model.empty()) chunk_model_ = chunk->model;
   if (chunk->created != 0) created_ = chunk->created;
-  if (track_) {
+  if (tracking) {
     for (const ChunkChoice& choice : chunk->choices) {
       const ChatDelta& d = choice.delta;
       if (d.content.has_value()) text_ += *d.content;

@@ -21,8 +21,8 @@ namespace modeenvoy::gateway_internal {
 class StreamUsage {
  public:
   // `chat` (the client's request) and `estimator` must outlive this object. `track`: keep
-  // the streamed text so that a missing usage can be estimated (costs a parse per chunk;
-  // on when a client or a filter will read the usage).
+  // the streamed text so that a missing usage can be estimated (costs a parse per chunk
+  // until a usage arrives; on when a client or a filter will read the usage).
   void Start(const ChatRequest* chat, std::string model, const UsageEstimator* estimator,
              bool track);
   bool started() const { return chat_ != nullptr; }
