@@ -3,6 +3,7 @@
 #include "lib/gateway/stream_usage.h"
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +95,110 @@ std::string_view Unquoted(std::string_view raw) {
   return {};
 }
 
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Reads 4 hex digits at p (p + 4 <= end); -1 if they are not.
+int32_t Hex4(const char* p) {
+  int32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    char c = p[i];
+    int d = c >= '0' && c <= '9' ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+// Decodes the JSON string whose content starts at p (after the opening quote) onto *out;
+// returns the position after the closing quote (end if unterminated).
+const char* DecodeString(const char* p, const char* end, std::string* out) {
+  while (p < end) {
+    const char* q = p;
+    while (q < end && *q != '"' && *q != '\\') ++q;
+    out->append(p, q);
+    if (q == end) return end;
+    if (*q == '"') return q + 1;
+    if (q + 1 == end) return end;
+    const char e = q[1];
+    p = q + 2;
+    switch (e) {
+      case 'n': out->push_back('\n'); break;
+      case 't': out->push_back('\t'); break;
+      case 'r': out->push_back('\r'); break;
+      case 'b': out->push_back('\b'); break;
+      case 'f': out->push_back('\f'); break;
+      case 'u': {
+        int32_t cp = end - p >= 4 ? Hex4(p) : -1;
+        if (cp < 0) break;
+        p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+          int32_t low = Hex4(p + 2);
+          if (low >= 0xDC00 && low < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            p += 6;
+          }
+        }
+        if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
+        AppendUtf8(static_cast<uint32_t>(cp), out);
+        break;
+      }
+      default: out->push_back(e); break;  // '"', '\\', '/'
+    }
+  }
+  return end;
+}
+
+// Appends what a chunk generated (the string values of content, refusal,
+// reasoning_content, reasoning, a tool call's name and arguments) to *text without parsing
+// the chunk: keys are found at every '"' as in HasUsageObject.
+void AppendGeneratedText(std::string_view data, std::string* text) {
+  const char* p = data.data();
+  const char* end = p + data.size();
+  while ((p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)))) !=
+         nullptr) {
+    ++p;
+    std::string_view key;
+    for (std::string_view k : {std::string_view("content"), std::string_view("refusal"),
+                               std::string_view("reasoning_content"),
+                               std::string_view("reasoning"), std::string_view("arguments"),
+                               std::string_view("name")}) {
+      if (static_cast<size_t>(end - p) > k.size() && p[k.size()] == '"' &&
+          std::memcmp(p, k.data(), k.size()) == 0) {
+        key = k;
+        break;
+      }
+    }
+    if (key.empty()) continue;
+    const char* v = p + key.size() + 1;
+    while (v < end && IsSpace(*v)) ++v;
+    if (v == end || *v != ':') continue;
+    ++v;
+    while (v < end && IsSpace(*v)) ++v;
+    if (v == end || *v != '"') continue;
+    p = DecodeString(v + 1, end, text);
+    if (key == "name") text->push_back(' ');
+  }
+}
+
 }  // namespace
 
 void StreamUsage::Start(const ChatRequest* chat, std::string model,
@@ -159,6 +264,11 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
   // Once usage came, the text is not needed: a stream cut short later keeps that usage.
   const bool tracking = track_ && !usage_.has_value();
   if (!has_usage && !tracking) {
+    if (out != nullptr) out->push_back(std::move(event));
+    return;
+  }
+  if (!has_usage && !id_.empty()) {  // the envelope is known: read the text cheaply
+    AppendGeneratedText(event.data, &text_);
     if (out != nullptr) out->push_back(std::move(event));
     return;
   }

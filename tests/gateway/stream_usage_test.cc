@@ -298,6 +298,26 @@ TEST_F(StreamUsageTest, StreamWithoutUsageGetsAnEstimateMarkedAsSuch) {
   EXPECT_TRUE(seen_->outcome->usage_estimated);
 }
 
+TEST_F(StreamUsageTest, TheEstimateCountsDecodedTextReasoningAndToolCalls) {
+  TestHttpServer server([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("ab")));
+    // Escapes and a \u escape pair decode before counting (CharCount counts bytes).
+    c.SendChunk(Sse(
+        R"({"id":"c1","choices":[{"index":0,"delta":{"content":"h\u00e9 \"q\"\n\ud83d\ude00","reasoning_content":"rr"}}]})"));
+    c.SendChunk(Sse(
+        R"({"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}}]})"));
+    c.SendChunk("data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  Serve(server, Request(false), std::make_shared<CharCount>());
+  ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
+  EXPECT_TRUE(seen_->outcome->usage_estimated);
+  const std::string generated = std::string("ab") + "h\xc3\xa9 \"q\"\n\xf0\x9f\x98\x80" + "rr" +
+                                "f " + "{\"a\":1}";
+  EXPECT_EQ(seen_->outcome->usage->completion_tokens, static_cast<int64_t>(generated.size()));
+}
+
 TEST_F(StreamUsageTest, WithoutAnEstimatorWordsAreCountedAndSaidSo) {
   TestHttpServer server(NoUsage);
   RecordingSink sink = Serve(server, Request(true));
