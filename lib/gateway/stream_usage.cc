@@ -176,16 +176,33 @@ void AppendGeneratedText(std::string_view data, std::string* text) {
   while ((p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)))) !=
          nullptr) {
     ++p;
+    if (p == end) break;
+    auto is = [&](std::string_view k) {
+      return static_cast<size_t>(end - p) > k.size() && p[k.size()] == '"' &&
+             std::memcmp(p, k.data(), k.size()) == 0;
+    };
     std::string_view key;
-    for (std::string_view k : {std::string_view("content"), std::string_view("refusal"),
-                               std::string_view("reasoning_content"),
-                               std::string_view("reasoning"), std::string_view("arguments"),
-                               std::string_view("name")}) {
-      if (static_cast<size_t>(end - p) > k.size() && p[k.size()] == '"' &&
-          std::memcmp(p, k.data(), k.size()) == 0) {
-        key = k;
+    switch (*p) {  // the first letter rules out most keys and every value
+      case 'c':
+        if (is("content")) key = "content";
         break;
-      }
+      case 'r':
+        if (is("reasoning_content")) {
+          key = "reasoning_content";
+        } else if (is("reasoning")) {
+          key = "reasoning";
+        } else if (is("refusal")) {
+          key = "refusal";
+        }
+        break;
+      case 'a':
+        if (is("arguments")) key = "arguments";
+        break;
+      case 'n':
+        if (is("name")) key = "name";
+        break;
+      default:
+        break;
     }
     if (key.empty()) continue;
     const char* v = p + key.size() + 1;
