@@ -140,13 +140,13 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     if (!parsed.ok()) {
       // An error event of another shape (e.g. {"error":"text"}) still is an error.
       if (frame.data.find("\"error\"") != std::string::npos) {
-        return StatusFromUpstreamError(0, frame.data);
+        return StatusFromUpstreamError(200, frame.data);
       }
       return parsed.status();
     }
     ChatCompletionChunk& chunk = *parsed;
     if (chunk.choices.empty() && (chunk.object == "error" || HasExtra(chunk.extra, "error"))) {
-      return StatusFromUpstreamError(0, frame.data);
+      return StatusFromUpstreamError(200, frame.data);
     }
     bool changed = false;
     std::optional<Usage> usage = std::move(chunk.usage);
