@@ -244,6 +244,7 @@ std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
 std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events
 // KServe v2 infer and Triton's generate extension (kserve_dialect.cc).
 std::unique_ptr<ProviderDialect> NewKserveDialect();
+std::unique_ptr<ProviderDialect> NewAzureDialect();  // azure_dialect.cc
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();

@@ -1175,6 +1175,7 @@ std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   dialects.push_back(NewOllamaDialect());
   dialects.push_back(NewCohereDialect());
   dialects.push_back(NewKserveDialect());
+  dialects.push_back(NewAzureDialect());
   return dialects;
 }
 

@@ -53,6 +53,7 @@
 #include "examples/emulator/emulator.h"
 #include "examples/proxy/default_config.h"
 #include "examples/proxy/http_server.h"
+#include "examples/proxy/usage_estimator.h"
 // TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it.
 #include "lib/core/mutex.h"
 #include "modeenvoy/gateway/config.h"
@@ -438,6 +439,9 @@ class App {
     server_options.max_connections = flags_.max_connections;
     server_options.max_requests_in_flight = flags_.max_requests;
 
+    // Usage of streams that end without it: counted with the tokenizer when its rank files
+    // load, else in words (the usage then says "estimation_method": "word_count").
+    usage_estimator_ = NewTokenizerUsageEstimator();
     for (int i = 0; i < flags_.threads; ++i) {
       auto worker = std::make_unique<Worker>();
       if (absl::Status st = StartWorker(*worker, server_options); !st.ok()) return Fail(st);
@@ -511,6 +515,7 @@ class App {
     gateway_options.config = &store_;
     gateway_options.loop = w.loop.get();
     gateway_options.upstream = w.upstream.get();
+    gateway_options.usage_estimator = usage_estimator_;
     auto gateway = NewGateway(std::move(gateway_options));
     if (!gateway.ok()) return gateway.status();
     w.gateway = std::move(*gateway);
@@ -761,6 +766,7 @@ class App {
   std::vector<std::unique_ptr<Worker>> workers_;
   // After workers_, so it is joined first: its jobs post replies to the workers' loops.
   std::unique_ptr<Reloader> reloader_;
+  std::shared_ptr<const UsageEstimator> usage_estimator_;  // shared by every worker
   std::atomic<bool> stopping_{false};
 };
 

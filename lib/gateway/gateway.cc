@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/core/status_macros.h"
+#include "lib/gateway/stream_usage.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/provider.h"
@@ -112,6 +113,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
       complete_ran_ = true;
       outcome_.error = absl::CancelledError("the client went away");
       outcome_.attempts = ctx_.attempts;
+      TakeStreamUsage();
       chain_->RunResponseCompleteNow(outcome_);
     }
     Release();
@@ -206,6 +208,8 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
     if (step_timer_ != nullptr) step_timer_->Cancel();
   }
   void ParseUsage(std::string_view json, bool chunk);
+  // A stream's usage (reported, else estimated) into the outcome, for OnResponseComplete.
+  void TakeStreamUsage();
   // Filters continued from the request phase (response hooks to run).
   bool HasResponseFilters() const { return chain_ != nullptr && chain_->continued() > 0; }
   // A filter threw during a response step: ends the request as Fail() does (a 500 before
@@ -244,6 +248,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   std::vector<StreamFrame> frames_;
   std::vector<SseEvent> translated_;  // the dialect's events of one read
   std::vector<SseEvent> rendered_;    // the client dialect's events of one unified event
+  gateway_internal::StreamUsage stream_usage_;  // usage out of the stream, given back once
 
   // Response.
   ResponseHead head_;
@@ -513,6 +518,8 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   parser_ = std::move(*parser);
   translator_ = dialect_->NewStreamTranslator();
   renderer_ = codec_->NewStreamRenderer();
+  stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
+                      shared_->limits.usage_estimator.get(), HasResponseFilters());
   // Content-type and length come from the dialect and the renderer, not the upstream.
   upstream_headers_.erase(
       std::remove_if(upstream_headers_.begin(), upstream_headers_.end(),
@@ -556,6 +563,7 @@ bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
   }
   frames_.clear();
   if (end && status->ok()) *status = translator_->Finish(&translated_);
+  stream_usage_.Filter(&translated_);
   for (SseEvent& e : translated_) {
     if (!Buffer(e.data.size())) return false;
     queue_.push_back(std::move(e));
@@ -622,6 +630,15 @@ void GatewayRequest::ParseUsage(std::string_view json, bool chunk) {
   } else {
     absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
     if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
+  }
+}
+
+void GatewayRequest::TakeStreamUsage() {
+  if (!stream_usage_.started() || !HasResponseFilters()) return;
+  bool estimated = false;
+  if (std::optional<Usage> usage = stream_usage_.Final(&estimated)) {
+    outcome_.usage = std::move(usage);
+    outcome_.usage_estimated = estimated;
   }
 }
 
@@ -899,6 +916,7 @@ void GatewayRequest::CompleteAndFinish(bool complete) {
   if (complete_ran_) return;
   complete_ran_ = true;
   outcome_.attempts = ctx_.attempts;
+  TakeStreamUsage();
   auto release = [this, complete] {
     std::weak_ptr<bool> life = life_;
     if (!committed_) {
@@ -1011,6 +1029,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> NewGateway(GatewayOptions options) {
       options.response_step_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("phase timeouts must be > 0");
   }
+  if (options.usage_estimator == nullptr) options.usage_estimator = WordCountUsageEstimator();
   auto shared = std::make_shared<Shared>();
   shared->config = options.config;
   shared->loop = options.loop;

@@ -20,6 +20,7 @@ struct Entry {
 // Registration order is the order DialectNames() lists.
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
+    {"azure_openai", protocol_internal::NewAzureOpenAiDialect},
     {"anthropic", protocol_internal::NewAnthropicDialect},
     {"bedrock", protocol_internal::NewBedrockDialect},
     {"ollama", protocol_internal::NewOllamaDialect},

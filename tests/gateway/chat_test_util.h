@@ -26,11 +26,13 @@ inline std::string CompletionJson(std::string_view model) {
 }
 
 // A one-message chat request body for `model`; `extra` is spliced in as further members.
+// A streamed one asks for usage (stream_options.include_usage), so the client's stream
+// keeps the usage chunk the engine otherwise strips.
 inline std::string ChatBody(std::string_view model, bool stream = false,
                             std::string_view extra = "") {
   return absl::StrFormat(
       R"({"model":"%s","messages":[{"role":"user","content":"hi"}]%s%s})", model,
-      stream ? R"(,"stream":true)" : "", extra);
+      stream ? R"(,"stream":true,"stream_options":{"include_usage":true})" : "", extra);
 }
 
 // POST /v1/chat/completions with `body` as JSON, from 127.0.0.1:1.

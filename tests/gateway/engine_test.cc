@@ -1937,8 +1937,9 @@ TEST_F(EngineTest, FinishedRequestsReturnTheirBufferedBytes) {
         {.max_upstream_body_bytes = 100, .max_buffered_upstream_bytes = 100}, &upstream);
   // A stream, a whole response and a failed attempt, one after the other, each holding
   // up to 90 bytes: none may leak into the next one's budget.
-  RecordingSink stream;
-  std::unique_ptr<ActiveRequest> a = gateway_->Handle(Post(ChatBody("demo", true)), &stream);
+  RecordingSink stream;  // not asking for usage: no estimated usage chunk joins the 90 bytes
+  std::unique_ptr<ActiveRequest> a =
+      gateway_->Handle(Post(ChatBody("demo", false, R"(,"stream":true)")), &stream);
   ASSERT_EQ(upstream.calls.size(), 1u);
   upstream.calls[0]->handler->OnHeaders(200, {{"content-type", "text/event-stream"}});
   upstream.calls[0]->handler->OnData(Sse(std::string(80, 's')));

@@ -28,6 +28,10 @@
 namespace modeenvoy {
 namespace {
 
+// A streamed request that does not ask for usage: the provider here reports none, and the
+// engine adds (estimated) usage only for a client that asked (stream_usage_test.cc).
+constexpr std::string_view kStreamWithoutUsage = R"(,"stream":true)";
+
 using gateway_testing::ChatBody;
 using gateway_testing::CompletionJson;
 using gateway_testing::kTestWait;
@@ -152,7 +156,7 @@ TEST_F(GatewayTest, StreamingRelaysEachEventAsItArrives) {
   TestHttpServer server(OpenAiLike);
   MakeGateway(Config(server.Url("/v1")));
   RecordingSink sink;
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
+  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", false, kStreamWithoutUsage)), &sink);
   ASSERT_TRUE(RunUntil([&] { return sink.writes.size() == 1; }));
   EXPECT_EQ(sink.status, 200);
   EXPECT_TRUE(sink.streaming);
@@ -252,7 +256,7 @@ TEST_F(GatewayTest, ReloadDuringAnOpenStreamFinishesOnTheOldSnapshot) {
   MakeGateway(Config(old_upstream.Url("/v1")));
   RecordingSink streaming_sink;
   std::unique_ptr<ActiveRequest> active =
-      gateway_->Handle(Post(ChatBody("demo", true)), &streaming_sink);
+      gateway_->Handle(Post(ChatBody("demo", false, kStreamWithoutUsage)), &streaming_sink);
   ASSERT_TRUE(RunUntil([&] { return streaming_sink.writes.size() == 1; }));
 
   // The new config moves "demo" elsewhere and drops "demo2".
@@ -428,7 +432,7 @@ TEST_F(GatewayTest, SinkBackpressurePausesTheUpstream) {
   MakeGateway(Config(server.Url("/v1")));
   RecordingSink sink;
   sink.accept = false;  // the client's socket is full after the first event
-  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", true)), &sink);
+  std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo", false, kStreamWithoutUsage)), &sink);
   ASSERT_TRUE(RunUntil([&] { return sink.writes.size() == 1; }));
   server.OpenGate("chunk 2");
   ASSERT_TRUE(server.WaitForEvent("sent all"));

@@ -52,8 +52,9 @@ TEST(OpenAiDialectTest, RequestKeepsUnknownFieldsAndUsesTheProviderModelName) {
   ASSERT_TRUE(d->EncodeRequest(*chat, {.stream = true, .model = "gpt-x"}, &wire).ok());
   EXPECT_EQ(wire.method, "POST");
   EXPECT_EQ(wire.target, "/chat/completions");
+  // A streamed call asks for usage (stream_usage defaults to true).
   EXPECT_EQ(wire.body,
-            R"({"model":"gpt-x","messages":[{"role":"user","content":"hi"}],"top_k":3})");
+            R"({"model":"gpt-x","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"top_k":3})");
   auto accept = std::find_if(wire.headers.begin(), wire.headers.end(),
                              [](const auto& h) { return h.first == "accept"; });
   ASSERT_NE(accept, wire.headers.end());

@@ -165,8 +165,11 @@ struct ResponseOutcome {
   absl::Status error;
   bool streaming = false;
   // Usage reported by the provider (a stream's usage chunk or the body's "usage"), when
-  // it reported one and the chain has filters.
+  // it reported one and the chain has filters. A stream that ended (cleanly, cut short, or
+  // by the client leaving) without usage gets one estimated by GatewayOptions::
+  // usage_estimator (gateway/usage.h), with usage_estimated set.
   std::optional<Usage> usage;
+  bool usage_estimated = false;
   // Body bytes handed to the host so far (the final bytes still held back excluded).
   uint64_t bytes_sent = 0;
   // Upstream attempts made (0 for local replies).

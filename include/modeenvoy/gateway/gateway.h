@@ -39,6 +39,7 @@
 #include "modeenvoy/gateway/event_loop.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/upstream.h"
+#include "modeenvoy/gateway/usage.h"
 
 namespace modeenvoy {
 
@@ -68,6 +69,9 @@ struct GatewayOptions {
   // paused this long ends the response (504 before its status line, cut short after).
   absl::Duration request_phase_timeout = absl::Seconds(30);
   absl::Duration response_step_timeout = absl::Seconds(30);
+  // Counts usage for a stream that ended without reporting it (usage.h). Null means
+  // WordCountUsageEstimator().
+  std::shared_ptr<const UsageEstimator> usage_estimator;
 };
 
 // Gateway serves requests against the current configuration.

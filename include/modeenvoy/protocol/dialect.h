@@ -63,8 +63,9 @@ struct WireRequest {
 };
 
 // Turns one upstream stream's frames into unified stream events: "chat.completion.chunk"
-// JSON in SseEvent::data, ending with the "[DONE]" event. Every dialect but "openai"
-// closes with a usage-only chunk (no choices, `usage` set) when the provider reported usage.
+// JSON in SseEvent::data, ending with the "[DONE]" event. Every dialect closes with one
+// usage-only chunk (no choices, `usage` set) right before "[DONE]" when the provider
+// reported usage, and puts `usage` on no other chunk.
 // Thread safety: thread-compatible (one per upstream call).
 class MODEENVOY_EXPORT StreamTranslator {
  public:

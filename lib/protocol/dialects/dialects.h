@@ -14,6 +14,8 @@ namespace modeenvoy::protocol_internal {
 
 // "openai": OpenAI Chat Completions and the OpenAI-compatible family (openai.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
+// "azure_openai": Azure OpenAI deployments and its v1 API (azure_openai.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewAzureOpenAiDialect(std::string_view options_json);
 // "anthropic": the Anthropic Messages API (anthropic.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json);
 // "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).

@@ -1,7 +1,9 @@
 // lib/protocol/dialects/openai.cc: the "openai" dialect: OpenAI Chat Completions, which is
 // also the unified form, and every OpenAI-compatible server (Mistral, vLLM, Ollama's /v1,
-// TGI, DeepSeek, Groq, xAI, OpenRouter). Requests and answers pass through unchanged:
-// fields the gateway does not know reach the server untouched.
+// TGI, DeepSeek, Groq, xAI, OpenRouter). Requests and answers pass through: fields the
+// gateway does not know reach the server untouched. Streamed calls ask for usage
+// (stream_options.include_usage, option "stream_usage", default true) and the stream decoder
+// irons out the family's quirks (openai_compat.h).
 #include <memory>
 #include <string>
 #include <string_view>
@@ -11,6 +13,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/openai_compat.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -18,32 +21,6 @@
 
 namespace modeenvoy::protocol_internal {
 namespace {
-
-// True when an event's data is an error object ({"error": ...}), which OpenAI-compatible
-// servers send mid-stream (OpenAI itself, vLLM, OpenRouter).
-bool IsErrorEvent(std::string_view data) {
-  size_t i = 0;
-  while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n')) ++i;
-  if (i == data.size() || data[i] != '{') return false;
-  ++i;
-  while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n')) ++i;
-  return data.substr(i).starts_with("\"error\"");
-}
-
-// Frames of an OpenAI stream are already unified events; an error event is the
-// provider's error.
-class PassThroughDecoder final : public StreamTranslator {
- public:
-  absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
-    if (IsErrorEvent(frame.data)) return StatusFromUpstreamError(200, frame.data);
-    SseEvent event;
-    event.event = std::move(frame.event);
-    event.data = std::move(frame.data);
-    out->push_back(std::move(event));
-    return absl::OkStatus();
-  }
-  absl::Status Finish(std::vector<SseEvent>* /*out*/) override { return absl::OkStatus(); }
-};
 
 class SseEncoder final : public StreamEncoder {
  public:
@@ -62,6 +39,7 @@ class SseEncoder final : public StreamEncoder {
 
 class OpenAiDialect final : public Dialect {
  public:
+  explicit OpenAiDialect(bool stream_usage) : stream_usage_(stream_usage) {}
   std::string_view name() const override { return "openai"; }
   std::string_view default_base_url() const override { return "https://api.openai.com/v1"; }
 
@@ -71,13 +49,7 @@ class OpenAiDialect final : public Dialect {
     out->target = "/chat/completions";
     out->headers.emplace_back("content-type", "application/json");
     out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-    if (call.model.empty() || call.model == chat.model) {
-      out->body = SerializeChatRequest(chat);
-    } else {
-      ChatRequest copy = chat;
-      copy.model = std::string(call.model);
-      out->body = SerializeChatRequest(copy);
-    }
+    out->body = OpenAiRequestBody(chat, call.model, call.stream, stream_usage_);
     return absl::OkStatus();
   }
 
@@ -86,7 +58,7 @@ class OpenAiDialect final : public Dialect {
   }
   absl::Status DecodeResponse(std::string* /*body*/) const override { return absl::OkStatus(); }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
-    return std::make_unique<PassThroughDecoder>();
+    return NewOpenAiStreamDecoder();
   }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {
@@ -101,6 +73,9 @@ class OpenAiDialect final : public Dialect {
   std::string EncodeErrorBody(const absl::Status& status) const override {
     return OpenAiErrorBody(status);
   }
+
+ private:
+  const bool stream_usage_;
 };
 
 }  // namespace
@@ -110,8 +85,13 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view optio
                              core_internal::ParseStrictJson(options_json));
   MODEENVOY_ASSIGN_OR_RETURN(core_internal::ObjectReader options,
                              core_internal::ObjectReader::Make(json, ""));
-  MODEENVOY_RETURN_IF_ERROR(options.RejectUnknown({}));
-  return std::make_unique<OpenAiDialect>();
+  MODEENVOY_RETURN_IF_ERROR(options.RejectUnknown({"stream_usage"}));
+  bool stream_usage = true;
+  if (const core_internal::Json* v = options.Find("stream_usage")) {
+    if (!v->is_boolean()) return InvalidFieldError(options.PathOf("stream_usage"), "must be a boolean");
+    stream_usage = v->get<bool>();
+  }
+  return std::make_unique<OpenAiDialect>(stream_usage);
 }
 
 }  // namespace modeenvoy::protocol_internal

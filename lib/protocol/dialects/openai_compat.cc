@@ -1,0 +1,342 @@
+// lib/protocol/dialects/openai_compat.cc: what the OpenAI-compatible dialects share: the
+// request body with include_usage, and the stream decoder that fixes the family's quirks.
+#include "lib/protocol/dialects/openai_compat.h"
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/core/status_macros.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/protocol/sse.h"
+
+namespace modeenvoy::protocol_internal {
+namespace {
+
+// Bounds on the decoder's state: choices tracked and tool calls remembered per stream.
+constexpr int64_t kMaxChoices = 128;
+constexpr size_t kMaxToolCalls = 4096;
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// True when `data` may need fixing: a "usage" object, "tool_calls", "x_groq", a string
+// "finish_reason", an empty "choices" array, an "error" member or "object":"error". Keys
+// are found at every '"' (a JSON string's content cannot hold an unescaped '"', so a key
+// name never matches inside a value); a false positive only costs the slow path.
+bool NeedsFix(std::string_view data) {
+  const char* p = data.data();
+  const char* end = p + data.size();
+  while (true) {
+    p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+    if (p == nullptr) return false;
+    ++p;
+    auto key = [&](std::string_view name) -> const char* {
+      if (static_cast<size_t>(end - p) < name.size() + 1) return nullptr;
+      if (std::memcmp(p, name.data(), name.size()) != 0 || p[name.size()] != '"') return nullptr;
+      const char* v = p + name.size() + 1;
+      while (v < end && IsJsonSpace(*v)) ++v;
+      if (v == end || *v != ':') return nullptr;
+      ++v;
+      while (v < end && IsJsonSpace(*v)) ++v;
+      return v < end ? v : nullptr;
+    };
+    const char* v = nullptr;
+    switch (*p) {
+      case 'u':
+        if ((v = key("usage")) != nullptr && *v == '{') return true;
+        break;
+      case 't':
+        if (key("tool_calls") != nullptr) return true;
+        break;
+      case 'x':
+        if (key("x_groq") != nullptr) return true;
+        break;
+      case 'f':
+        if ((v = key("finish_reason")) != nullptr && *v == '"') return true;
+        break;
+      case 'c':
+        if ((v = key("choices")) != nullptr && *v == '[') {
+          ++v;
+          while (v < end && IsJsonSpace(*v)) ++v;
+          if (v < end && *v == ']') return true;
+        }
+        break;
+      case 'e':
+        if (key("error") != nullptr) return true;
+        break;
+      case 'o':
+        if ((v = key("object")) != nullptr && end - v >= 7 && std::memcmp(v, "\"error\"", 7) == 0) {
+          return true;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// One tool call of one choice, as the decoder has seen it.
+struct SeenCall {
+  std::string id;
+  std::string name;
+  int64_t provider_index = 0;
+  int64_t index = 0;  // the unified (dense) index
+};
+
+struct ChoiceState {
+  std::vector<SeenCall> calls;
+  bool finished = false;
+};
+
+class OpenAiStreamDecoder final : public StreamTranslator {
+ public:
+  absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+    if (done_) return absl::OkStatus();  // nothing counts after [DONE]
+    if (frame.data == kSseDoneData) {
+      Close(out);
+      return absl::OkStatus();
+    }
+    if (!NeedsFix(frame.data)) {
+      SseEvent event;
+      event.event = std::move(frame.event);
+      event.data = std::move(frame.data);
+      out->push_back(std::move(event));
+      return absl::OkStatus();
+    }
+    return Fix(std::move(frame), out);
+  }
+
+  absl::Status Finish(std::vector<SseEvent>* out) override {
+    if (!done_) Close(out);
+    return absl::OkStatus();
+  }
+
+ private:
+  // The held usage (if any), then "[DONE]".
+  void Close(std::vector<SseEvent>* out) {
+    done_ = true;
+    if (usage_event_.has_value()) {
+      SseEvent event;
+      event.data = std::move(*usage_event_);
+      out->push_back(std::move(event));
+      usage_event_.reset();
+    }
+    SseEvent done;
+    done.data = std::string(kSseDoneData);
+    out->push_back(std::move(done));
+  }
+
+  absl::Status Fix(StreamFrame frame, std::vector<SseEvent>* out) {
+    absl::StatusOr<ChatCompletionChunk> parsed = ParseChatCompletionChunk(frame.data);
+    if (!parsed.ok()) {
+      // An error event of another shape (e.g. {"error":"text"}) still is an error.
+      if (frame.data.find("\"error\"") != std::string::npos) {
+        return StatusFromUpstreamError(200, frame.data);
+      }
+      return parsed.status();
+    }
+    ChatCompletionChunk& chunk = *parsed;
+    if (chunk.choices.empty() && (chunk.object == "error" || HasExtra(chunk.extra, "error"))) {
+      return StatusFromUpstreamError(200, frame.data);
+    }
+    bool changed = false;
+    std::optional<Usage> usage = std::move(chunk.usage);
+    if (usage.has_value()) {
+      chunk.usage.reset();
+      changed = true;
+    } else if (const std::string* groq = FindExtra(chunk.extra, "x_groq")) {
+      usage = GroqUsage(*groq);
+    }
+    if (chunk.choices.empty()) {
+      if (!usage.has_value()) return Pass(std::move(frame), out);  // e.g. prompt_filter_results
+      // A usage-only chunk: held as sent, for the end.
+      usage_event_ = std::move(frame.data);
+      return absl::OkStatus();
+    }
+    if (usage.has_value()) HoldUsage(chunk, std::move(*usage));
+    for (ChunkChoice& choice : chunk.choices) {
+      MODEENVOY_RETURN_IF_ERROR(FixChoice(&choice, &changed));
+    }
+    if (!changed) return Pass(std::move(frame), out);
+    SseEvent event;
+    event.event = std::move(frame.event);
+    event.data = SerializeChatCompletionChunk(chunk);
+    out->push_back(std::move(event));
+    return absl::OkStatus();
+  }
+
+  static absl::Status Pass(StreamFrame frame, std::vector<SseEvent>* out) {
+    SseEvent event;
+    event.event = std::move(frame.event);
+    event.data = std::move(frame.data);
+    out->push_back(std::move(event));
+    return absl::OkStatus();
+  }
+
+  static const std::string* FindExtra(const ExtraFields& extra, std::string_view name) {
+    for (const auto& [key, value] : extra) {
+      if (key == name) return &value;
+    }
+    return nullptr;
+  }
+  static bool HasExtra(const ExtraFields& extra, std::string_view name) {
+    return FindExtra(extra, name) != nullptr;
+  }
+
+  // Groq's {"id":...,"usage":{...}} as a Usage, if it has one.
+  static std::optional<Usage> GroqUsage(const std::string& x_groq) {
+    if (x_groq.find("\"usage\"") == std::string::npos) return std::nullopt;
+    // x_groq is raw JSON of an object; read it as a chunk to reach its "usage" member.
+    absl::StatusOr<ChatCompletionChunk> wrapped = ParseChatCompletionChunk(x_groq);
+    if (!wrapped.ok() || !wrapped->usage.has_value()) return std::nullopt;
+    return std::move(wrapped->usage);
+  }
+
+  // Keeps `usage` (the latest wins) as a usage-only chunk with `chunk`'s envelope.
+  void HoldUsage(const ChatCompletionChunk& chunk, Usage usage) {
+    ChatCompletionChunk only;
+    only.id = chunk.id;
+    only.created = chunk.created;
+    only.model = chunk.model;
+    only.system_fingerprint = chunk.system_fingerprint;
+    only.service_tier = chunk.service_tier;
+    only.usage = std::move(usage);
+    usage_event_ = SerializeChatCompletionChunk(only);
+  }
+
+  absl::Status FixChoice(ChunkChoice* choice, bool* changed) {
+    if (choice->index < 0 || choice->index >= kMaxChoices) {
+      return InvalidFieldError("choices[].index", "out of range");
+    }
+    if (static_cast<size_t>(choice->index) >= choices_.size()) {
+      choices_.resize(static_cast<size_t>(choice->index) + 1);
+    }
+    ChoiceState& state = choices_[static_cast<size_t>(choice->index)];
+    if (choice->finish_reason.has_value()) {
+      if (choice->finish_reason->empty() || state.finished) {
+        choice->finish_reason.reset();
+        *changed = true;
+      } else {
+        state.finished = true;
+      }
+    }
+    for (ToolCallDelta& delta : choice->delta.tool_calls) {
+      MODEENVOY_RETURN_IF_ERROR(FixToolCall(&state, &delta, changed));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FixToolCall(ChoiceState* state, ToolCallDelta* delta, bool* changed) {
+    SeenCall* call = nullptr;
+    const bool has_id = delta->id.has_value() && !delta->id->empty();
+    if (has_id) {
+      for (SeenCall& c : state->calls) {
+        if (c.id == *delta->id) call = &c;
+      }
+    } else {
+      // No id: the latest call the provider gave this index, else the latest call.
+      for (SeenCall& c : state->calls) {
+        if (c.provider_index == delta->index) call = &c;
+      }
+      if (call == nullptr && !state->calls.empty()) call = &state->calls.back();
+    }
+    if (call == nullptr) {  // a new call
+      if (++tool_calls_ > kMaxToolCalls) {
+        return InvalidFieldError("choices[].delta.tool_calls", "too many tool calls");
+      }
+      SeenCall seen;
+      if (has_id) seen.id = *delta->id;
+      seen.provider_index = delta->index;
+      seen.index = static_cast<int64_t>(state->calls.size());
+      if (delta->function.has_value() && delta->function->name.has_value()) {
+        seen.name = *delta->function->name;
+      }
+      if (delta->index != seen.index) {
+        delta->index = seen.index;
+        *changed = true;
+      }
+      if (!delta->type.has_value() && delta->function.has_value()) {
+        delta->type = "function";
+        *changed = true;
+      }
+      state->calls.push_back(std::move(seen));
+      return absl::OkStatus();
+    }
+    // A later delta of a known call: only the new arguments (and a name not sent yet).
+    if (delta->index != call->index) {
+      delta->index = call->index;
+      *changed = true;
+    }
+    if (delta->id.has_value()) {
+      delta->id.reset();
+      *changed = true;
+    }
+    if (delta->type.has_value()) {
+      delta->type.reset();
+      *changed = true;
+    }
+    if (delta->function.has_value() && delta->function->name.has_value()) {
+      std::string& name = *delta->function->name;
+      if (call->name.empty() && !name.empty()) {
+        call->name = name;
+      } else {
+        delta->function->name.reset();
+        *changed = true;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  bool done_ = false;
+  std::optional<std::string> usage_event_;
+  std::vector<ChoiceState> choices_;
+  size_t tool_calls_ = 0;
+};
+
+}  // namespace
+
+std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
+                              bool stream_usage) {
+  const bool replace_model = !model.empty() && model != chat.model;
+  const bool want_usage = stream && stream_usage;
+  const bool usage_set = chat.stream_options.has_value() &&
+                         chat.stream_options->include_usage.value_or(false);
+  // A server that rejects stream_options (stream_usage false) gets none, not even the
+  // client's: the gateway then estimates the usage.
+  const bool drop_options = !stream_usage && chat.stream_options.has_value();
+  if (!replace_model && !drop_options && (!want_usage || usage_set)) {
+    return SerializeChatRequest(chat);
+  }
+  if (!replace_model && !drop_options && !chat.stream_options.has_value()) {
+    // The common case: splice the member in rather than copy the request.
+    std::string body = SerializeChatRequest(chat);
+    constexpr std::string_view kMember = "\"stream_options\":{\"include_usage\":true}";
+    if (body.size() >= 2 && body.front() == '{') {
+      body.insert(1, body.size() == 2 ? std::string(kMember) : std::string(kMember) + ",");
+    }
+    return body;
+  }
+  ChatRequest copy = chat;
+  if (replace_model) copy.model = std::string(model);
+  if (drop_options) copy.stream_options.reset();
+  if (want_usage) {
+    if (!copy.stream_options.has_value()) copy.stream_options.emplace();
+    copy.stream_options->include_usage = true;
+  }
+  return SerializeChatRequest(copy);
+}
+
+std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder() {
+  return std::make_unique<OpenAiStreamDecoder>();
+}
+
+}  // namespace modeenvoy::protocol_internal

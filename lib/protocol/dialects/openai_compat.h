@@ -1,0 +1,43 @@
+// lib/protocol/dialects/openai_compat.h: the pieces the OpenAI-compatible dialects share
+// ("openai", "azure_openai"): the request body with include_usage injected, and the stream
+// decoder that irons out the family's stream quirks (private).
+#ifndef MODEENVOY_LIB_PROTOCOL_DIALECTS_OPENAI_COMPAT_H_
+#define MODEENVOY_LIB_PROTOCOL_DIALECTS_OPENAI_COMPAT_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+
+namespace modeenvoy::protocol_internal {
+
+// The Chat Completions body for `chat`: the model replaced by `model` unless empty, and for a
+// streamed call with `stream_usage`, stream_options.include_usage set to true (so the server
+// reports usage; the gateway strips it again for a client that did not ask). Without
+// `stream_usage` (a server that rejects stream_options) the body has no stream_options at
+// all, the client's included.
+std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
+                              bool stream_usage);
+
+// The stream decoder of the OpenAI-compatible family. Frames are already unified chunks;
+// clean ones pass through untouched (a byte scan decides), the others are parsed and fixed:
+//  - `usage` wherever it comes (every chunk with vLLM's continuous usage stats, the finish
+//    chunk of DeepSeek, Mistral and Groq, OpenAI's usage-only chunk): removed from content
+//    chunks, the last one kept and sent as one usage-only chunk right before "[DONE]";
+//    Groq's x_groq.usage stands in when there is no top-level usage;
+//  - tool-call deltas: a dense index per choice assigned by id (a new id is a new call) and
+//    else by the provider's index or order (servers that send no index); id, type and name
+//    sent only on a call's first delta (servers that repeat them, or send name ""); type
+//    "function" added to a first delta without it;
+//  - finish_reason "" read as null; a second finish_reason for the same choice dropped;
+//  - a chunk with empty `choices` and no usage (Azure's prompt_filter_results) passes;
+//  - an error event ({"error":{...}} or vLLM's {"object":"error",...}) ends the stream with
+//    its status (StatusFromUpstreamError).
+// A stream that ends without "[DONE]" gets it (after the held usage) from Finish().
+std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder();
+
+}  // namespace modeenvoy::protocol_internal
+
+#endif  // MODEENVOY_LIB_PROTOCOL_DIALECTS_OPENAI_COMPAT_H_

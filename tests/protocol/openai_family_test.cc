@@ -1,0 +1,557 @@
+// tests/protocol/openai_family_test.cc: the OpenAI-compatible family ("openai" and
+// "azure_openai"): the stream quirks fixed on every recorded stream of the family, the
+// include_usage injection, and Azure's URL, auth and extras.
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+#include "modeenvoy/protocol/error.h"
+#include "nlohmann/json.hpp"
+#include "tests/protocol/dialect_test_util.h"
+#include "tests/protocol/fixtures.h"
+
+namespace modeenvoy {
+namespace {
+
+using nlohmann::json;
+using protocol_test::DecodedStream;
+using protocol_test::DecodeStream;
+using protocol_test::Split;
+
+std::unique_ptr<Dialect> Make(std::string_view name, std::string_view options = "{}") {
+  absl::StatusOr<std::unique_ptr<Dialect>> d = NewDialect(name, options);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? std::move(*d) : nullptr;
+}
+
+// What a stream says, read from raw chunk JSON (the recording's or the unified output).
+struct Reading {
+  std::map<int, std::string> text;       // choice -> concatenated delta.content strings
+  std::map<int, std::string> reasoning;  // choice -> reasoning_content / reasoning
+  struct Call {
+    std::string id, name, arguments;
+  };
+  std::map<int, std::vector<Call>> calls;  // choice -> tool calls in order
+  std::map<int, std::string> finish;       // choice -> last non-empty finish_reason
+  json usage;                              // last usage object seen (null if none)
+};
+
+// Reads the recording the simple way a person would: a tool-call delta with a new id
+// starts a call, one with a known id or with no id continues it (the latest call when no
+// id), and the usage is the last usage object (Groq's x_groq.usage when alone).
+Reading ReadRecording(const std::vector<std::string>& lines) {
+  Reading r;
+  std::map<int, std::map<std::string, size_t>> by_id;
+  for (const std::string& line : lines) {
+    json chunk = json::parse(line);
+    if (chunk.contains("usage") && chunk["usage"].is_object()) {
+      r.usage = chunk["usage"];
+    } else if (chunk.contains("x_groq") && chunk["x_groq"].contains("usage")) {
+      r.usage = chunk["x_groq"]["usage"];
+    }
+    if (!chunk.contains("choices")) continue;
+    for (const json& choice : chunk["choices"]) {
+      int c = choice.value("index", 0);
+      const json& delta = choice.contains("delta") ? choice["delta"] : json::object();
+      if (delta.contains("content") && delta["content"].is_string()) {
+        r.text[c] += delta["content"].get<std::string>();
+      }
+      for (const char* k : {"reasoning_content", "reasoning"}) {
+        if (delta.contains(k) && delta[k].is_string()) r.reasoning[c] += delta[k].get<std::string>();
+      }
+      if (delta.contains("tool_calls")) {
+        for (const json& tc : delta["tool_calls"]) {
+          std::vector<Reading::Call>& calls = r.calls[c];
+          std::string id = tc.contains("id") && tc["id"].is_string() ? tc["id"].get<std::string>()
+                                                                     : "";
+          Reading::Call* call = nullptr;
+          if (!id.empty() && by_id[c].count(id) == 0) {
+            by_id[c][id] = calls.size();
+            calls.push_back({id, "", ""});
+          }
+          if (!id.empty()) {
+            call = &calls[by_id[c][id]];
+          } else if (!calls.empty()) {
+            call = &calls.back();
+          } else {
+            calls.push_back({"", "", ""});
+            call = &calls.back();
+          }
+          if (tc.contains("function")) {
+            const json& f = tc["function"];
+            if (f.contains("name") && f["name"].is_string() && call->name.empty()) {
+              call->name = f["name"].get<std::string>();
+            }
+            if (f.contains("arguments") && f["arguments"].is_string()) {
+              call->arguments += f["arguments"].get<std::string>();
+            }
+          }
+        }
+      }
+      if (choice.contains("finish_reason") && choice["finish_reason"].is_string() &&
+          !choice["finish_reason"].get<std::string>().empty()) {
+        r.finish[c] = choice["finish_reason"].get<std::string>();
+      }
+    }
+  }
+  return r;
+}
+
+// Reads the unified output strictly: tool calls grouped by index; every index's first delta
+// must carry id and name, later ones neither; at most one finish_reason per choice; usage
+// only on one usage-only chunk, the last before [DONE].
+Reading ReadUnified(const std::vector<std::string>& events) {
+  Reading r;
+  EXPECT_FALSE(events.empty());
+  if (events.empty()) return r;
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(std::count(events.begin(), events.end(), std::string("[DONE]")), 1);
+  int usage_chunks = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    absl::StatusOr<ChatCompletionChunk> parsed = ParseChatCompletionChunk(events[i]);
+    EXPECT_TRUE(parsed.ok()) << parsed.status() << " in " << events[i];
+    if (!parsed.ok()) continue;
+    if (parsed->usage.has_value()) {
+      ++usage_chunks;
+      EXPECT_TRUE(parsed->choices.empty()) << events[i];
+      EXPECT_EQ(i + 2, events.size()) << "usage must come right before [DONE]";
+      r.usage = json::parse(events[i])["usage"];
+    }
+    for (const ChunkChoice& choice : parsed->choices) {
+      int c = static_cast<int>(choice.index);
+      if (choice.delta.content.has_value()) r.text[c] += *choice.delta.content;
+      for (const auto& [k, v] : choice.delta.extra) {
+        if ((k == "reasoning_content" || k == "reasoning") && v != "null") {
+          r.reasoning[c] += json::parse(v).get<std::string>();
+        }
+      }
+      for (const ToolCallDelta& tc : choice.delta.tool_calls) {
+        std::vector<Reading::Call>& calls = r.calls[c];
+        if (tc.index == static_cast<int64_t>(calls.size())) {
+          EXPECT_TRUE(tc.id.has_value()) << events[i];
+          EXPECT_EQ(tc.type.value_or(""), "function") << events[i];
+          EXPECT_TRUE(tc.function.has_value() && tc.function->name.has_value()) << events[i];
+          calls.push_back({tc.id.value_or(""), tc.function ? tc.function->name.value_or("") : "",
+                           ""});
+        } else {
+          EXPECT_LT(tc.index, static_cast<int64_t>(calls.size())) << "index not dense";
+          EXPECT_FALSE(tc.id.has_value()) << events[i];
+          EXPECT_FALSE(tc.function.has_value() && tc.function->name.has_value()) << events[i];
+          if (tc.index < 0 || tc.index >= static_cast<int64_t>(calls.size())) continue;
+        }
+        if (tc.function.has_value() && tc.function->arguments.has_value()) {
+          calls[static_cast<size_t>(tc.index)].arguments += *tc.function->arguments;
+        }
+      }
+      if (choice.finish_reason.has_value()) {
+        EXPECT_FALSE(choice.finish_reason->empty());
+        EXPECT_EQ(r.finish.count(c), 0u) << "second finish_reason for choice " << c;
+        r.finish[c] = *choice.finish_reason;
+      }
+    }
+  }
+  EXPECT_LE(usage_chunks, 1);
+  return r;
+}
+
+void ExpectSameReading(const Reading& want, const Reading& got, const std::string& what) {
+  EXPECT_EQ(got.text, want.text) << what;
+  EXPECT_EQ(got.reasoning, want.reasoning) << what;
+  EXPECT_EQ(got.finish, want.finish) << what;
+  EXPECT_EQ(got.usage, want.usage) << what;
+  ASSERT_EQ(got.calls.size(), want.calls.size()) << what;
+  for (const auto& [choice, calls] : want.calls) {
+    ASSERT_EQ(got.calls.at(choice).size(), calls.size()) << what;
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const Reading::Call& g = got.calls.at(choice)[i];
+      EXPECT_EQ(g.id, calls[i].id) << what;
+      EXPECT_EQ(g.name, calls[i].name) << what;
+      EXPECT_EQ(g.arguments, calls[i].arguments) << what;
+    }
+  }
+}
+
+// Every recorded stream of the family, through both dialects, under every split.
+TEST(OpenAiFamilyFixturesTest, EveryRecordedStreamTranslatesTheSameUnderAnySplit) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  std::vector<std::pair<std::string, std::vector<std::string>>> streams;  // name, data lines
+  for (const std::string& dir : protocol_test::OpenAiChatResponseDirs()) {
+    for (const auto& path : protocol_test::ListFiles(*root / dir, ".chunks.txt")) {
+      streams.emplace_back(path.string(),
+                           protocol_test::ChunkLines(protocol_test::ReadFile(path)));
+    }
+    // Already SSE (with its [DONE]): the data lines of it.
+    for (const auto& path : protocol_test::ListFiles(*root / dir, ".sse")) {
+      std::vector<std::string> lines;
+      for (const std::string& l : protocol_test::ChunkLines(protocol_test::ReadFile(path))) {
+        if (l.rfind("data: ", 0) == 0 && l != "data: [DONE]") lines.push_back(l.substr(6));
+      }
+      streams.emplace_back(path.string(), std::move(lines));
+    }
+  }
+  const std::filesystem::path kong = *root / "kong/spec/fixtures/ai-proxy/unit";
+  {
+    std::vector<std::string> lines;
+    for (const std::string& l : protocol_test::ChunkLines(protocol_test::ReadFile(
+             kong / "real-stream-frames/openai/llm-v1-chat.txt"))) {
+      if (l.rfind("data: ", 0) == 0) lines.push_back(l.substr(6));
+    }
+    streams.emplace_back("kong real-stream-frames/openai/llm-v1-chat.txt", std::move(lines));
+    json expected = json::parse(protocol_test::ReadFile(
+        kong / "streaming-chunk-formats/text-event-stream/expected-output.json"));
+    std::vector<std::string> sse_lines;
+    for (const json& e : expected) {
+      if (e["data"] != "[DONE]") sse_lines.push_back(e["data"].get<std::string>());
+    }
+    streams.emplace_back("kong streaming-chunk-formats/text-event-stream", std::move(sse_lines));
+  }
+  // 17 recorded streams of the six folders, and Kong's two.
+  ASSERT_GE(streams.size(), 19u);
+
+  int with_usage = 0, with_tools = 0;
+  for (const auto& [name, lines] : streams) {
+    SCOPED_TRACE(name);
+    ASSERT_FALSE(lines.empty());
+    std::vector<std::string> with_done = lines;
+    with_done.push_back("[DONE]");
+    const std::string body = protocol_test::SseBodyFromChunkLines(with_done, false);
+    const Reading want = ReadRecording(lines);
+    with_usage += want.usage.is_null() ? 0 : 1;
+    with_tools += want.calls.empty() ? 0 : 1;
+    for (std::string_view dialect : {"openai", "azure_openai"}) {
+      std::unique_ptr<Dialect> d = Make(dialect);
+      DecodedStream whole = DecodeStream(*d, body, Split::kWhole);
+      ASSERT_TRUE(whole.status.ok()) << whole.status;
+      for (Split split : {Split::kByteByByte, Split::kRandom}) {
+        for (uint32_t seed : {1u, 2u, 3u}) {
+          DecodedStream got = DecodeStream(*d, body, split, seed);
+          ASSERT_TRUE(got.status.ok()) << got.status;
+          EXPECT_EQ(got.events, whole.events);
+          if (split == Split::kByteByByte) break;
+        }
+      }
+      ExpectSameReading(want, ReadUnified(whole.events), std::string(dialect));
+      // The recording without its [DONE] (a server that sends none) ends the same way.
+      DecodedStream no_done =
+          DecodeStream(*d, protocol_test::SseBodyFromChunkLines(lines, false), Split::kRandom);
+      ASSERT_TRUE(no_done.status.ok()) << no_done.status;
+      EXPECT_EQ(no_done.events, whole.events);
+    }
+  }
+  EXPECT_GE(with_usage, 15);
+  EXPECT_GE(with_tools, 5);
+}
+
+TEST(OpenAiFamilyFixturesTest, RecordedWholeBodiesPassThroughAndParse) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  std::vector<std::filesystem::path> files;
+  for (const std::string& dir : protocol_test::OpenAiChatResponseDirs()) {
+    for (const auto& p : protocol_test::ListFiles(*root / dir, ".json",
+                                                  {"error", "transcription"})) {
+      files.push_back(p);
+    }
+  }
+  const std::filesystem::path kong = *root / "kong/spec/fixtures/ai-proxy";
+  files.push_back(kong / "unit/real-responses/azure/llm-v1-chat.json");
+  files.push_back(kong / "unit/real-responses/openai/llm-v1-chat.json");
+  files.push_back(kong / "unit/real-responses/mistral/openai/llm-v1-chat.json");
+  files.push_back(kong / "openai/llm-v1-chat/responses/good.json");
+  files.push_back(kong / "mistral/llm-v1-chat/responses/good.json");
+  files.push_back(kong / "azure/request-transformer/response-in-json.json");
+  ASSERT_GE(files.size(), 16u);
+  for (const auto& path : files) {
+    SCOPED_TRACE(path.string());
+    const std::string original = protocol_test::ReadFile(path);
+    for (std::string_view dialect : {"openai", "azure_openai"}) {
+      std::string body = original;
+      ASSERT_TRUE(Make(dialect)->DecodeResponse(&body).ok());
+      EXPECT_EQ(body, original);
+      absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(body);
+      ASSERT_TRUE(parsed.ok()) << parsed.status();
+      json recorded = json::parse(original);
+      if (recorded.contains("usage")) {
+        ASSERT_TRUE(parsed->usage.has_value());
+        EXPECT_EQ(parsed->usage->prompt_tokens, recorded["usage"]["prompt_tokens"].get<int64_t>());
+        EXPECT_EQ(parsed->usage->completion_tokens,
+                  recorded["usage"]["completion_tokens"].get<int64_t>());
+      }
+    }
+  }
+}
+
+TEST(OpenAiFamilyFixturesTest, RecordedErrorBodiesKeepStatusAndMessage) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  const std::string body = protocol_test::ReadFile(
+      *root / "vercel-ai/packages/openai/src/chat/__fixtures__/"
+              "reasoning-model-legacy-parameter-error.json");
+  json recorded = json::parse(body);
+  for (std::string_view dialect : {"openai", "azure_openai"}) {
+    absl::Status s = Make(dialect)->DecodeError(400, body);
+    EXPECT_EQ(HttpStatusForStatus(s), 400);
+    EXPECT_EQ(s.message(), recorded["error"]["message"].get<std::string>());
+    json out = json::parse(OpenAiErrorBody(s));
+    EXPECT_EQ(out["error"]["type"], recorded["error"]["type"]);
+    EXPECT_EQ(out["error"]["param"], recorded["error"]["param"]);
+    EXPECT_EQ(out["error"]["code"], recorded["error"]["code"]);
+  }
+}
+
+TEST(OpenAiFamilyFixturesTest, AzureExtrasPassThroughTheStream) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  std::vector<std::string> lines = protocol_test::ChunkLines(protocol_test::ReadFile(
+      *root / "vercel-ai/packages/openai/src/chat/__fixtures__/azure-model-router.1.chunks.txt"));
+  lines.push_back("[DONE]");
+  DecodedStream got = DecodeStream(*Make("azure_openai"),
+                                   protocol_test::SseBodyFromChunkLines(lines, false),
+                                   Split::kRandom);
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  ASSERT_GE(got.events.size(), 2u);
+  // The prompt filter results chunk (empty choices, no usage) is passed as sent.
+  EXPECT_EQ(got.events[0], lines[0]);
+  EXPECT_NE(got.events[0].find("prompt_filter_results"), std::string::npos);
+  EXPECT_NE(got.events[2].find("content_filter_results"), std::string::npos);
+}
+
+// ---- the quirks, one by one ----
+
+std::vector<std::string> Decode(std::string_view dialect, const std::vector<std::string>& lines) {
+  DecodedStream got = DecodeStream(*Make(dialect),
+                                   protocol_test::SseBodyFromChunkLines(lines, false),
+                                   Split::kRandom, 7);
+  EXPECT_TRUE(got.status.ok()) << got.status;
+  return got.events;
+}
+
+TEST(OpenAiStreamQuirksTest, CleanChunksPassByteForByte) {
+  const std::string chunk =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi \"usage\":{"},"logprobs":null,"finish_reason":null}],"usage":null})";
+  EXPECT_EQ(Decode("openai", {chunk, "[DONE]"}), (std::vector<std::string>{chunk, "[DONE]"}));
+}
+
+TEST(OpenAiStreamQuirksTest, ReasoningDeltasPassThrough) {
+  const std::string a = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"r"}}]})";
+  const std::string b = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning":"s"}}]})";
+  EXPECT_EQ(Decode("openai", {a, b, "[DONE]"}), (std::vector<std::string>{a, b, "[DONE]"}));
+}
+
+TEST(OpenAiStreamQuirksTest, ToolCallsWithoutIndexGetOneByIdAndOrder) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\""}},{"id":"b","function":{"name":"g","arguments":""}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"id":"b","function":{"arguments":"{}"}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":""}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})", "[DONE]"});
+  Reading r = ReadUnified(events);
+  ASSERT_EQ(r.calls[0].size(), 2u);
+  EXPECT_EQ(r.calls[0][0].id, "a");
+  EXPECT_EQ(r.calls[0][0].arguments, "{\"x\"");
+  EXPECT_EQ(r.calls[0][1].id, "b");
+  EXPECT_EQ(r.calls[0][1].name, "g");
+  EXPECT_EQ(r.calls[0][1].arguments, "{}");
+}
+
+TEST(OpenAiStreamQuirksTest, RepeatedIdAndNameAreSentOnce) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","type":"function","function":{"name":"f","arguments":"{\"q\":"}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","type":"function","function":{"name":"f","arguments":"1}"}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"","arguments":""}}]}}]})",
+       "[DONE]"});
+  Reading r = ReadUnified(events);  // checks id and name only on the first delta
+  ASSERT_EQ(r.calls[0].size(), 1u);
+  EXPECT_EQ(r.calls[0][0].name, "f");
+  EXPECT_EQ(r.calls[0][0].arguments, "{\"q\":1}");
+}
+
+TEST(OpenAiStreamQuirksTest, ToolIndexesStartingElsewhereAreMadeDense) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":3,"id":"a","type":"function","function":{"name":"f","arguments":""}}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":3,"function":{"arguments":"{}"}}]}}]})",
+       "[DONE]"});
+  Reading r = ReadUnified(events);
+  ASSERT_EQ(r.calls[0].size(), 1u);
+  EXPECT_EQ(r.calls[0][0].arguments, "{}");
+}
+
+TEST(OpenAiStreamQuirksTest, UsageOnEveryChunkBecomesOneFinalUsageChunk) {
+  // vLLM with continuous_usage_stats: cumulative usage on every chunk, then its own.
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+       R"({"id":"c","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})",
+       R"({"id":"c","created":5,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 4u);
+  Reading r = ReadUnified(events);
+  EXPECT_EQ(r.text[0], "ab");
+  EXPECT_EQ(r.usage["completion_tokens"], 2);
+  // Usage lifted from a content chunk keeps the chunk's envelope.
+  events = Decode("openai",
+                  {R"({"id":"c","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})"});
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1],
+            R"({"id":"c","object":"chat.completion.chunk","created":5,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
+}
+
+TEST(OpenAiStreamQuirksTest, GroqUsageAloneIsLifted) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"r","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"queue_time":0.1}}})",
+       "[DONE]"});
+  Reading r = ReadUnified(events);
+  EXPECT_EQ(r.usage["total_tokens"], 3);
+  EXPECT_EQ(r.usage["queue_time"], 0.1);
+}
+
+TEST(OpenAiStreamQuirksTest, OddFinishReasons) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":""}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})", "[DONE]"});
+  Reading r = ReadUnified(events);  // checks one finish_reason per choice, none empty
+  EXPECT_EQ(r.text[0], "ab");
+  EXPECT_EQ(r.finish[0], "stop");
+}
+
+TEST(OpenAiStreamQuirksTest, EmptyChoicesWithoutUsagePass) {
+  const std::string filter = R"({"choices":[],"id":"","prompt_filter_results":[]})";
+  EXPECT_EQ(Decode("azure_openai", {filter, "[DONE]"}),
+            (std::vector<std::string>{filter, "[DONE]"}));
+}
+
+TEST(OpenAiStreamQuirksTest, ErrorEventsEndTheStreamWithTheirStatus) {
+  for (const std::string& error :
+       {std::string(R"({"error":{"message":"boom","type":"server_error","code":"x"}})"),
+        std::string(R"({"object":"error","message":"bad","type":"BadRequestError","code":400})")}) {
+    std::vector<std::string> lines = {
+        R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]})", error};
+    DecodedStream got = DecodeStream(*Make("openai"),
+                                     protocol_test::SseBodyFromChunkLines(lines, false),
+                                     Split::kWhole);
+    EXPECT_FALSE(got.status.ok()) << error;
+    EXPECT_EQ(got.events.size(), 1u);
+  }
+  // An "error" member inside a choice (Azure content filter results) is no error event.
+  const std::string fine =
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"},"content_filter_results":{"error":{"code":"x","message":"y"}}}]})";
+  EXPECT_EQ(Decode("azure_openai", {fine, "[DONE]"}), (std::vector<std::string>{fine, "[DONE]"}));
+}
+
+// ---- requests ----
+
+ChatRequest Chat(std::string_view body) {
+  absl::StatusOr<ChatRequest> chat = ParseChatRequest(body);
+  EXPECT_TRUE(chat.ok()) << chat.status();
+  return chat.ok() ? *chat : ChatRequest{};
+}
+
+TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {
+  ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})");
+  WireRequest wire;
+  ASSERT_TRUE(Make("openai")->EncodeRequest(chat, {.stream = true, .model = {}}, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body)["stream_options"], json::parse(R"({"include_usage":true})"));
+  EXPECT_EQ(json::parse(wire.body)["messages"][0]["content"], "hi");
+
+  wire = {};
+  ASSERT_TRUE(Make("openai", R"({"stream_usage":false})")->EncodeRequest(chat, {.stream = true, .model = {}}, &wire).ok());
+  EXPECT_FALSE(json::parse(wire.body).contains("stream_options"));
+  // Not even the client's own: the server would reject them.
+  wire = {};
+  ChatRequest asked = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_TRUE(Make("openai", R"({"stream_usage":false})")->EncodeRequest(asked, {.stream = true, .model = {}}, &wire).ok());
+  EXPECT_FALSE(json::parse(wire.body).contains("stream_options"));
+
+  wire = {};
+  ChatRequest whole = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(Make("openai")->EncodeRequest(whole, {.stream = false, .model = {}}, &wire).ok());
+  EXPECT_FALSE(json::parse(wire.body).contains("stream_options"));
+
+  // A client that said false, with other stream options and another model name.
+  wire = {};
+  ChatRequest said_no = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false}})");
+  ASSERT_TRUE(Make("azure_openai")->EncodeRequest(said_no, {.stream = true, .model = "up"}, &wire).ok());
+  json body = json::parse(wire.body);
+  EXPECT_EQ(body["stream_options"],
+            json::parse(R"({"include_usage":true,"include_obfuscation":false})"));
+  EXPECT_EQ(body["model"], "up");
+  EXPECT_EQ(said_no.stream_options->include_usage, false);  // the caller's request unchanged
+
+  EXPECT_EQ(NewDialect("openai", R"({"stream_usage":1})").status().message(),
+            "stream_usage: must be a boolean");
+}
+
+TEST(AzureOpenAiDialectTest, DeploymentUrlApiVersionAndKeyHeader) {
+  ChatRequest chat = Chat(R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})");
+  WireRequest wire;
+  std::unique_ptr<Dialect> d = Make("azure_openai");
+  ASSERT_TRUE(d->EncodeRequest(chat, {.stream = false, .model = "prod gpt/4o"}, &wire).ok());
+  EXPECT_EQ(wire.target,
+            "/openai/deployments/prod%20gpt%2F4o/chat/completions?api-version=2024-10-21");
+  EXPECT_EQ(d->api_key_header().name, "api-key");
+  EXPECT_EQ(d->api_key_header().prefix, "");
+  EXPECT_EQ(d->default_base_url(), "");
+
+  d = Make("azure_openai",
+           R"({"deployment":"dep1","api_version":"2025-04-01-preview","auth":"bearer"})");
+  wire = {};
+  ASSERT_TRUE(d->EncodeRequest(chat, {.stream = true, .model = {}}, &wire).ok());
+  EXPECT_EQ(wire.target, "/openai/deployments/dep1/chat/completions?api-version=2025-04-01-preview");
+  EXPECT_EQ(d->api_key_header().name, "authorization");
+  EXPECT_EQ(d->api_key_header().prefix, "Bearer ");
+  EXPECT_EQ(json::parse(wire.body)["stream_options"]["include_usage"], true);
+
+  d = Make("azure_openai", R"({"api_style":"v1"})");
+  wire = {};
+  ASSERT_TRUE(d->EncodeRequest(chat, {.stream = false, .model = "dep2"}, &wire).ok());
+  EXPECT_EQ(wire.target, "/openai/v1/chat/completions");
+  EXPECT_EQ(json::parse(wire.body)["model"], "dep2");
+}
+
+TEST(AzureOpenAiDialectTest, OptionsAreReadStrictly) {
+  EXPECT_EQ(NewDialect("azure_openai", R"({"deployments":"x"})").status().message(),
+            "deployments: unknown field");
+  EXPECT_EQ(NewDialect("azure_openai", R"({"auth":"token"})").status().message(),
+            "auth: must be one of \"api-key\", \"bearer\"");
+  EXPECT_FALSE(NewDialect("azure_openai", R"({"api_style":"v1","deployment":"d"})").ok());
+  EXPECT_FALSE(NewDialect("azure_openai", R"({"api_version":""})").ok());
+}
+
+TEST(AzureOpenAiDialectTest, ContentFilterErrorMapsToA400WithItsCode) {
+  const std::string body = R"({"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}})";
+  absl::Status s = Make("azure_openai")->DecodeError(400, body);
+  EXPECT_EQ(HttpStatusForStatus(s), 400);
+  json out = json::parse(OpenAiErrorBody(s));
+  EXPECT_EQ(out["error"]["code"], "content_filter");
+  EXPECT_EQ(out["error"]["param"], "prompt");
+  EXPECT_EQ(out["error"]["type"], "invalid_request_error");
+}
+
+TEST(AzureOpenAiDialectTest, IngressReadsTheDeploymentAndRequiresApiVersion) {
+  std::unique_ptr<Dialect> d = Make("azure_openai");
+  WireRequest req;
+  req.target = "/openai/deployments/dep1/chat/completions?api-version=2024-10-21";
+  req.body = R"({"messages":[{"role":"user","content":"hi"}]})";
+  absl::StatusOr<ChatRequest> chat = d->DecodeRequest(req);
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_EQ(chat->model, "dep1");
+  req.target = "/openai/deployments/dep1/chat/completions";
+  EXPECT_EQ(HttpStatusForStatus(d->DecodeRequest(req).status()), 404);
+}
+
+}  // namespace
+}  // namespace modeenvoy
