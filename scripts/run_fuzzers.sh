@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD/tests/fuzz for a fixed number of inputs from a fixed
-# seed (deterministic for a given binary, independent of machine speed), each from an empty
-# corpus in a scratch directory. Any crash, sanitizer report or failed check fails the run.
+# seed (deterministic for a given binary, independent of machine speed), each from a scratch
+# corpus that starts with the target's seeds in tests/fuzz/corpus/<target>/ (if any). Any crash, sanitizer report or failed check fails the run.
 #   scripts/run_fuzzers.sh build-fuzz            (make fuzz does this)
 # FUZZ_RUNS_SCALE multiplies the input counts (e.g. 10 for a longer local session).
 set -euo pipefail
@@ -24,6 +24,7 @@ for t in "${targets[@]}"; do
   bin=$build/tests/fuzz/$name
   [[ -x $bin ]] || { echo "fuzz: $bin not built" >&2; exit 1; }
   mkdir -p "$work/$name"
+  if [[ -d $repo/tests/fuzz/corpus/$name ]]; then cp "$repo/tests/fuzz/corpus/$name"/* "$work/$name"/; fi
   start=$(date +%s)
   if ! (cd "$work" && "$bin" "$work/$name" -seed=1 -runs=$((runs * scale)) -max_len="$max_len" \
         -print_final_stats=1 >"$work/$name.log" 2>&1); then
