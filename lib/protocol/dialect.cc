@@ -20,6 +20,8 @@ struct Entry {
 // Registration order is the order DialectNames() lists.
 constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
+    {"gemini", protocol_internal::NewGeminiDialect},
+    {"vertex", protocol_internal::NewVertexDialect},
 };
 
 }  // namespace
