@@ -1084,7 +1084,7 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
   ResponsePlan plan;
   if (reply->stream) {
     plan.streaming = true;
-    plan.headers.emplace_back("content-type", std::string(dialect->stream_content_type()));
+    plan.headers.emplace_back("content-type", dialect->StreamContentType(*reply));
     plan.parts = dialect->RenderStream(*reply);
     if (reply->interrupt.has_value() && reply->interrupt->reset) {
       plan.fail = FailMode::kResetMid;
@@ -1170,6 +1170,7 @@ ResponsePlan PlanJson(int status, std::string body) {
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   std::vector<std::unique_ptr<ProviderDialect>> dialects;
   dialects.push_back(NewOpenAiDialect());  // first: its errors answer unknown routes
+  dialects.push_back(NewGeminiDialect());
   return dialects;
 }
 
