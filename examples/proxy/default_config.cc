@@ -10,9 +10,16 @@ std::string DefaultConfig(bool with_openai) {
       "type": "openai",
       "base_url": "${EMULATOR_BASE_URL}/v1",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-gemini": {
+      "type": "gemini",
+      "base_url": "${EMULATOR_BASE_URL}/v1beta",
+      "api_key": "demo-key",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
-    "demo": {"provider": "builtin-emulator", "upstream_model": "demo"})";
+    "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
+    "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

@@ -67,7 +67,8 @@ std::string Unsupported(std::string_view what) {
 // Small pull-parser helpers.
 
 // Iterates the members of the object at the reader's position: fn(key) must consume the
-// value (read or skip) and return false on error.
+// value (read or skip) and return false on error. `key` is valid until fn reads the value,
+// so fn compares it first.
 template <typename Fn>
 bool ForEachMember(JsonReader& r, Fn&& fn) {
   if (!r.BeginObject()) return false;
@@ -77,8 +78,7 @@ bool ForEachMember(JsonReader& r, Fn&& fn) {
   while (true) {
     if (!r.NextMember(&first, &key, &scratch, &has)) return false;
     if (!has) return true;
-    std::string k(key);  // the view dies with the next read
-    if (!fn(k)) return false;
+    if (!fn(key)) return false;
   }
 }
 
@@ -153,7 +153,7 @@ struct GeminiUsage {
 bool ReadUsage(JsonReader& r, GeminiUsage* u) {
   GeminiUsage got;
   bool counts = false;
-  bool ok = ForEachMember(r, [&](const std::string& key) {
+  bool ok = ForEachMember(r, [&](std::string_view key) {
     int64_t* field = nullptr;
     if (key == "promptTokenCount") field = &got.prompt;
     else if (key == "candidatesTokenCount") field = &got.candidates;
@@ -208,9 +208,9 @@ void AppendSignatureMember(JsonObjectWriter& w, std::string_view signature) {
 std::optional<std::string> SignatureFromExtraContent(std::string_view raw) {
   JsonReader r(raw, kMaxJsonDepth);
   std::optional<std::string> sig;
-  ForEachMember(r, [&](const std::string& key) {
+  ForEachMember(r, [&](std::string_view key) {
     if (key != "google") return r.SkipValue();
-    return ForEachMember(r, [&](const std::string& k2) {
+    return ForEachMember(r, [&](std::string_view k2) {
       if (k2 != "thought_signature") return r.SkipValue();
       std::string s;
       if (!ReadStringLoose(r, &s)) return false;
@@ -356,7 +356,7 @@ struct Part {
 };
 
 bool ReadPartial(JsonReader& r, CallPart::Partial* p) {
-  return ForEachMember(r, [&](const std::string& key) {
+  return ForEachMember(r, [&](std::string_view key) {
     if (key == "jsonPath") return ReadStringLoose(r, &p->path);
     if (key == "stringValue") {
       p->kind = ArgNode::Kind::kString;
@@ -376,7 +376,7 @@ bool ReadPartial(JsonReader& r, CallPart::Partial* p) {
 }
 
 bool ReadFunctionCall(JsonReader& r, CallPart* call) {
-  return ForEachMember(r, [&](const std::string& key) {
+  return ForEachMember(r, [&](std::string_view key) {
     if (key == "name") {
       std::string name;
       if (!ReadStringLoose(r, &name)) return false;
@@ -411,7 +411,7 @@ bool ReadFunctionCall(JsonReader& r, CallPart* call) {
 
 bool ReadPart(JsonReader& r, Part* part) {
   bool thought = false, has_text = false;
-  bool ok = ForEachMember(r, [&](const std::string& key) {
+  bool ok = ForEachMember(r, [&](std::string_view key) {
     if (key == "text") {
       has_text = true;
       return ReadStringLoose(r, &part->text);
@@ -440,11 +440,11 @@ struct Candidate {
 };
 
 bool ReadCandidate(JsonReader& r, Candidate* c) {
-  return ForEachMember(r, [&](const std::string& key) {
+  return ForEachMember(r, [&](std::string_view key) {
     if (key == "index") return ReadInt(r, &c->index);
     if (key == "finishReason") return ReadStringLoose(r, &c->finish_reason);
     if (key == "content") {
-      return ForEachMember(r, [&](const std::string& k2) {
+      return ForEachMember(r, [&](std::string_view k2) {
         if (k2 != "parts") return r.SkipValue();
         return ForEachElement(r, [&] {
           c->parts.emplace_back();
@@ -469,7 +469,7 @@ struct GeminiResponse {
 };
 
 bool ReadResponse(JsonReader& r, GeminiResponse* out) {
-  return ForEachMember(r, [&](const std::string& key) {
+  return ForEachMember(r, [&](std::string_view key) {
     if (key == "candidates") {
       return ForEachElement(r, [&] {
         out->candidates.emplace_back();
@@ -481,7 +481,7 @@ bool ReadResponse(JsonReader& r, GeminiResponse* out) {
     if (key == "responseId") return ReadStringLoose(r, &out->response_id);
     if (key == "createTime") return ReadStringLoose(r, &out->create_time);
     if (key == "promptFeedback") {
-      return ForEachMember(r, [&](const std::string& k2) {
+      return ForEachMember(r, [&](std::string_view k2) {
         if (k2 == "blockReason") return ReadStringLoose(r, &out->block_reason);
         if (k2 == "blockReasonMessage") return ReadStringLoose(r, &out->block_message);
         return r.SkipValue();
@@ -510,9 +510,9 @@ int64_t CreatedSeconds(std::string_view create_time) {
 absl::Status StatusFromGeminiError(std::string_view raw) {
   int64_t code = 0;
   JsonReader r(raw, kMaxJsonDepth);
-  ForEachMember(r, [&](const std::string& key) {
+  ForEachMember(r, [&](std::string_view key) {
     if (key != "error") return r.SkipValue();
-    return ForEachMember(r, [&](const std::string& k2) {
+    return ForEachMember(r, [&](std::string_view k2) {
       if (k2 == "code") return ReadInt(r, &code);
       return r.SkipValue();
     });
@@ -1251,10 +1251,10 @@ class RequestEncoder {
     } else if (!choice.object.empty()) {
       JsonReader r(choice.object, kMaxJsonDepth);
       std::string type, name;
-      ForEachMember(r, [&](const std::string& key) {
+      ForEachMember(r, [&](std::string_view key) {
         if (key == "type") return ReadStringLoose(r, &type);
         if (key == "function") {
-          return ForEachMember(r, [&](const std::string& k2) {
+          return ForEachMember(r, [&](std::string_view k2) {
             if (k2 == "name") return ReadStringLoose(r, &name);
             return r.SkipValue();
           });
@@ -1322,10 +1322,10 @@ class RequestEncoder {
     JsonReader r(*chat_.response_format, kMaxJsonDepth);
     std::string type;
     std::optional<std::string> schema;
-    ForEachMember(r, [&](const std::string& key) {
+    ForEachMember(r, [&](std::string_view key) {
       if (key == "type") return ReadStringLoose(r, &type);
       if (key == "json_schema") {
-        return ForEachMember(r, [&](const std::string& k2) {
+        return ForEachMember(r, [&](std::string_view k2) {
           if (k2 != "schema") return r.SkipValue();
           std::string s;
           if (!r.CaptureValue(&s)) return false;
