@@ -126,7 +126,8 @@ ojson UsageMetadata(const ScriptedReply& r) {
              {"candidatesTokenCount", r.completion_tokens - r.reasoning_tokens},
              {"totalTokenCount", r.prompt_tokens + r.completion_tokens}};
   if (r.cached_tokens > 0) u["cachedContentTokenCount"] = r.cached_tokens;
-  u["promptTokensDetails"] = ojson::array({{{"modality", "TEXT"}, {"tokenCount", r.prompt_tokens}}});
+  u["promptTokensDetails"] =
+      ojson::array({{{"modality", "TEXT"}, {"tokenCount", r.prompt_tokens}}});
   if (r.reasoning_tokens > 0) u["thoughtsTokenCount"] = r.reasoning_tokens;
   return u;
 }
@@ -160,7 +161,8 @@ Target ParseTarget(const Request& req) {
   if (t.model.empty() || t.model.find('/') != std::string::npos) return t;
   if (prefix == "/v1beta" || prefix == "/v1") {
     t.vertex = false;
-  } else if ((prefix.rfind("/v1/projects/", 0) == 0 || prefix.rfind("/v1beta1/projects/", 0) == 0) &&
+  } else if ((prefix.rfind("/v1/projects/", 0) == 0 ||
+              prefix.rfind("/v1beta1/projects/", 0) == 0) &&
              prefix.find("/locations/") != std::string_view::npos &&
              prefix.find("/publishers/") != std::string_view::npos) {
     t.vertex = true;
@@ -498,7 +500,8 @@ class GeminiDialect final : public ProviderDialect {
                        "range [0.0, 1.0]\n");
       }
       if (gen.contains("candidateCount")) {
-        if (!gen["candidateCount"].is_number_integer() || gen["candidateCount"].get<int64_t>() < 1 ||
+        if (!gen["candidateCount"].is_number_integer() ||
+            gen["candidateCount"].get<int64_t>() < 1 ||
             gen["candidateCount"].get<int64_t>() > 8) {
           return Invalid("* GenerateContentRequest.generation_config.candidate_count: "
                          "candidate_count must be in the range [1, 8]\n");

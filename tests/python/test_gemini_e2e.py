@@ -304,3 +304,19 @@ def test_vertex_token_file_is_reread(client, token_file):
 def test_models_are_listed(client):
     assert {m.id for m in client.models.list()} == {"gemini-flash", "gemini-array",
                                                      "gemini-files", "vertex-pro"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_several_candidates(client, emulator, stream):
+    msgs = [{"role": "user", "content": "alpha beta"}]
+    if stream:
+        texts = {}
+        for c in client.chat.completions.create(model="gemini-flash", n=2, stream=True,
+                                                messages=msgs):
+            for choice in c.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    else:
+        resp = client.chat.completions.create(model="gemini-flash", n=2, messages=msgs)
+        texts = {c.index: c.message.content for c in resp.choices}
+    assert texts == {0: "alpha beta", 1: "alpha beta"}
+    assert upstream(emulator)["json"]["generationConfig"] == {"candidateCount": 2}

@@ -468,7 +468,8 @@ struct GeminiResponse {
   std::optional<std::string> error;  // raw {"error":...} object text of an in-stream error
 };
 
-bool ReadResponse(JsonReader& r, GeminiResponse* out) {
+// `ids`: read responseId, modelVersion and createTime (a stream decoder needs them once).
+bool ReadResponse(JsonReader& r, GeminiResponse* out, bool ids = true) {
   return ForEachMember(r, [&](std::string_view key) {
     if (key == "candidates") {
       return ForEachElement(r, [&] {
@@ -477,9 +478,13 @@ bool ReadResponse(JsonReader& r, GeminiResponse* out) {
       });
     }
     if (key == "usageMetadata") return ReadUsage(r, &out->usage);
-    if (key == "modelVersion") return ReadStringLoose(r, &out->model_version);
-    if (key == "responseId") return ReadStringLoose(r, &out->response_id);
-    if (key == "createTime") return ReadStringLoose(r, &out->create_time);
+    if (key == "modelVersion" || key == "responseId" || key == "createTime") {
+      if (!ids) return r.SkipValue();
+      std::string* field = key == "modelVersion" ? &out->model_version
+                           : key == "responseId" ? &out->response_id
+                                                 : &out->create_time;
+      return ReadStringLoose(r, field);
+    }
     if (key == "promptFeedback") {
       return ForEachMember(r, [&](std::string_view k2) {
         if (k2 == "blockReason") return ReadStringLoose(r, &out->block_reason);
@@ -544,27 +549,30 @@ class GeminiStreamDecoder final : public StreamTranslator {
     if (frame.data.empty()) return absl::OkStatus();
     GeminiResponse resp;
     JsonReader r(frame.data, kMaxJsonDepth);
-    if (!ReadResponse(r, &resp) || !r.ExpectEnd()) {
+    if (!ReadResponse(r, &resp, /*ids=*/id_.empty() || model_.empty()) || !r.ExpectEnd()) {
       return BodyError(r, "stream element is not an object");
     }
     if (resp.error.has_value()) return StatusFromGeminiError(*resp.error);
     if (!resp.block_reason.empty() && resp.candidates.empty()) return PromptBlocked(resp);
-    if (id_.empty() && !resp.response_id.empty()) id_ = resp.response_id;
-    if (model_.empty() && !resp.model_version.empty()) model_ = resp.model_version;
-    if (created_ == 0) created_ = CreatedSeconds(resp.create_time);
+    if (id_.empty() && !resp.response_id.empty()) id_ = std::move(resp.response_id);
+    if (model_.empty() && !resp.model_version.empty()) model_ = std::move(resp.model_version);
+    if (created_ == 0 && !resp.create_time.empty()) created_ = CreatedSeconds(resp.create_time);
     if (resp.usage.seen) usage_ = resp.usage;
 
     for (size_t i = 0; i < resp.candidates.size(); ++i) {
       Candidate& c = resp.candidates[i];
       const int64_t index = c.index >= 0 ? c.index : static_cast<int64_t>(i);
       State& st = StateFor(index);
-      std::string deltas;  // the delta's members after "role"
       std::string content, reasoning, signature;
       std::vector<std::string> calls;  // tool_calls elements
       for (Part& part : c.parts) {
         switch (part.kind) {
           case Part::Kind::kText:
-            content += part.text;
+            if (content.empty()) {
+              content = std::move(part.text);
+            } else {
+              content += part.text;
+            }
             if (!part.signature.empty()) signature = std::move(part.signature);
             break;
           case Part::Kind::kThought:
@@ -588,6 +596,8 @@ class GeminiStreamDecoder final : public StreamTranslator {
         continue;
       }
       std::string chunk;
+      chunk.reserve(160 + id_.size() + model_.size() + content.size() + reasoning.size() +
+                    signature.size());
       OpenChunk(&chunk);
       chunk.append("{\"index\":");
       AppendJsonInt(&chunk, index);
@@ -1373,7 +1383,9 @@ class RequestEncoder {
         AppendJsonString(out_, *s);
       } else {
         const auto& v = std::get<std::vector<std::string>>(*chat_.stop);
-        if (v.size() > 5) status = InvalidFieldError("stop", "gemini takes at most 5 stop sequences");
+        if (v.size() > 5) {
+          status = InvalidFieldError("stop", "gemini takes at most 5 stop sequences");
+        }
         for (size_t i = 0; i < v.size(); ++i) {
           if (i > 0) out_->push_back(',');
           AppendJsonString(out_, v[i]);
@@ -1628,7 +1640,8 @@ class GoogleStreamEncoder final : public StreamEncoder {
       if (c.finish_reason) {
         // Gemini sends whole calls: the collected ones go out with the finishing element.
         for (const auto& p : pending_) {
-          parts.push_back({{"functionCall", {{"name", p.name}, {"args", ArgsObject(p.arguments)}}}});
+          parts.push_back(
+              {{"functionCall", {{"name", p.name}, {"args", ArgsObject(p.arguments)}}}});
         }
         pending_.clear();
         candidate["finishReason"] = GeminiFinishReason(c.finish_reason);
@@ -1920,8 +1933,8 @@ absl::StatusOr<std::string> EncodeGeminiResponse(const ChatCompletion& completio
     if (c.message.refusal) parts.push_back({{"text", *c.message.refusal}});
     for (const ToolCall& t : c.message.tool_calls) {
       if (!t.function) continue;
-      parts.push_back({{"functionCall",
-                        {{"name", t.function->name}, {"args", ArgsObject(t.function->arguments)}}}});
+      Json call = {{"name", t.function->name}, {"args", ArgsObject(t.function->arguments)}};
+      parts.push_back({{"functionCall", std::move(call)}});
     }
     if (parts.empty()) parts.push_back({{"text", ""}});
     Json cand = {{"content", {{"parts", std::move(parts)}, {"role", "model"}}},
@@ -2067,9 +2080,10 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewGoogle(std::string_view options_json
     if (project) options.project = *project;
     if (location) options.location = *location;
     if (publisher) options.publisher = *publisher;
-    for (auto [key, value] : {std::pair<std::string_view, const std::string*>{"project", &options.project},
-                              {"location", &options.location},
-                              {"publisher", &options.publisher}}) {
+    using Field = std::pair<std::string_view, const std::string*>;
+    for (auto [key, value] : {Field{"project", &options.project},
+                              Field{"location", &options.location},
+                              Field{"publisher", &options.publisher}}) {
       if (!url_safe(*value)) return InvalidFieldError(key, "must not contain / ? # % or blanks");
     }
   }
