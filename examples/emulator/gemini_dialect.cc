@@ -221,6 +221,16 @@ class GeminiDialect final : public ProviderDialect {
 
   std::variant<ParsedRequest, ApiError> Parse(const Request& req,
                                               const ScriptContext& ctx) const override {
+    try {
+      return ParseOrThrow(req, ctx);
+    } catch (const json::exception& e) {
+      // A member of the wrong JSON type (the reads below assume the documented types).
+      return Invalid(absl::StrFormat("Invalid JSON payload received. %s", e.what()));
+    }
+  }
+
+  std::variant<ParsedRequest, ApiError> ParseOrThrow(const Request& req,
+                                                     const ScriptContext& ctx) const {
     const Target target = ParseTarget(req);
     json raw = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (raw.is_discarded()) {

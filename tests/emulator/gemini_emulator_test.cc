@@ -313,3 +313,22 @@ TEST_F(GeminiEmulatorTest, FunctionResponsesMustAnswerEveryCall) {
 
 }  // namespace
 }  // namespace modeenvoy::emulator
+
+namespace modeenvoy::emulator {
+namespace {
+
+TEST_F(GeminiEmulatorTest, MembersOfTheWrongTypeAre400s) {
+  Start();
+  for (const char* body : {
+           R"({"contents":[{"role":5,"parts":[{"text":"x"}]}]})",
+           R"({"contents":[{"role":"user","parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":7}})",
+           R"({"contents":[{"role":"user","parts":[{"text":"x"}]}],"toolConfig":{"functionCallingConfig":{"mode":1}}})",
+       }) {
+    Reply r = Call("POST", std::string(kModel) + ":generateContent", body);
+    EXPECT_EQ(r.status, 400) << body << "\n" << r.body;
+    EXPECT_EQ(r.Json()["error"]["status"], "INVALID_ARGUMENT");
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy::emulator

@@ -761,3 +761,25 @@ TEST(GeminiDialectSpeedTest, DISABLED_EncodeAndStreamDecodeTimings) {
 
 }  // namespace
 }  // namespace modeenvoy
+
+namespace modeenvoy {
+namespace {
+
+TEST(GeminiDialectTest, IngressRefusesMembersOfTheWrongTypeWithoutThrowing) {
+  std::unique_ptr<Dialect> d = *NewDialect("gemini");
+  WireRequest request;
+  request.target = "/v1beta/models/m:generateContent";
+  for (const char* body : {
+           R"({"contents":[{"role":5,"parts":[{"text":"x"}]}]})",
+           R"({"contents":[{"role":"user","parts":[{"text":"x"}]}],"generationConfig":{"temperature":"hot"}})",
+           R"({"contents":[{"role":"user","parts":[{"text":"x"}]}],"generationConfig":{"stopSequences":[1]}})",
+           R"({"contents":[{"role":"user","parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":3}]}]})",
+       }) {
+    request.body = body;
+    absl::StatusOr<ChatRequest> chat = d->DecodeRequest(request);
+    EXPECT_EQ(chat.status().code(), absl::StatusCode::kInvalidArgument) << body;
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy

@@ -1732,8 +1732,9 @@ void NormalizeProtoJson(Json& j) {
   j = std::move(out);
 }
 
-// Gemini request (JSON) -> unified ChatRequest.
-absl::StatusOr<ChatRequest> DecodeGeminiRequest(const WireRequest& request, bool vertex) {
+// Gemini request (JSON) -> unified ChatRequest. Members of an unexpected JSON type make
+// nlohmann throw; DecodeGeminiRequest turns that into kInvalidArgument.
+absl::StatusOr<ChatRequest> DecodeGeminiRequestOrThrow(const WireRequest& request, bool vertex) {
   // Model and method from the target: .../models/{model}:{method}[?alt=sse]
   std::string_view target = request.target;
   std::string_view query;
@@ -1912,6 +1913,14 @@ absl::StatusOr<ChatRequest> DecodeGeminiRequest(const WireRequest& request, bool
     }
   }
   return chat;
+}
+
+absl::StatusOr<ChatRequest> DecodeGeminiRequest(const WireRequest& request, bool vertex) {
+  try {
+    return DecodeGeminiRequestOrThrow(request, vertex);
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(Cat({"Invalid JSON payload received: ", e.what()}));
+  }
 }
 
 absl::StatusOr<std::string> EncodeGeminiResponse(const ChatCompletion& completion) {
