@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD/tests/fuzz for a fixed number of inputs from a fixed
 # seed (deterministic for a given binary, independent of machine speed), each from a scratch
-# corpus that starts with the target's seeds in tests/fuzz/corpus/<target>/ (if any). Any crash, sanitizer report or failed check fails the run.
+# corpus directory holding the target's seeds: those in tests/fuzz/corpus/<target>/ and those
+# written below. Any crash, sanitizer report or failed check fails the run.
 #   scripts/run_fuzzers.sh build-fuzz            (make fuzz does this)
 # FUZZ_RUNS_SCALE multiplies the input counts (e.g. 10 for a longer local session).
 set -euo pipefail
@@ -9,8 +10,22 @@ build=$(cd "${1:?usage: run_fuzzers.sh BUILD_DIR}" && pwd)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 scale=${FUZZ_RUNS_SCALE:-1}
 export MODEENVOY_TOKENIZER_DIR=${MODEENVOY_TOKENIZER_DIR:-$repo/.data/tokenizers}
+shared=${MODEENVOY_SHARED_DATA:-$repo/../shared/data}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# Seeds (never committed): framing_fuzzer gets Kong's recorded Bedrock AWS EventStream bytes
+# behind a first byte of 2 or 6 (= EventStream, see tests/fuzz/framing_fuzzer.cc), when present.
+kong=$shared/provider-fixtures/kong/spec/fixtures/ai-proxy
+mkdir -p "$work/framing_fuzzer"
+if [[ -f $kong/unit/streaming-chunk-formats/aws/input.bin ]]; then
+  { printf '\x02'; cat "$kong/unit/streaming-chunk-formats/aws/input.bin"; } \
+    >"$work/framing_fuzzer/seed-kong-aws"
+fi
+if [[ -f $kong/bedrock/chunks/chunk-1.txt ]]; then
+  { printf '\x06'; for i in 1 2 3; do base64 -d "$kong/bedrock/chunks/chunk-$i.txt"; done; } \
+    >"$work/framing_fuzzer/seed-kong-bedrock"
+fi
 
 # target, inputs, max input length
 targets=(

@@ -48,5 +48,6 @@ PYBIND11_MODULE(_modeenvoy, m) {
   m.def("_set_error_class", &modeenvoy::python::SetErrorClass,
         "Internal: the exception class raised for every library error.");
   RegisterProtocol(m);
+  RegisterDialects(m);
   RegisterTokenizer(m);
 }

@@ -12,6 +12,7 @@ void SetErrorClass(pybind11::object error_class);
 }  // namespace modeenvoy::python
 
 // Each is defined in bindings/python/<component>_py.cc.
+void RegisterDialects(pybind11::module_& m);
 void RegisterProtocol(pybind11::module_& m);
 void RegisterTokenizer(pybind11::module_& m);
 

@@ -236,6 +236,7 @@ class ProviderDialect {
 };
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
+std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 std::unique_ptr<ProviderDialect> NewGeminiDialect();  // AI Studio and Vertex AI paths
 
 // Every dialect the emulator serves, in match order.

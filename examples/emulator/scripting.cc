@@ -1170,6 +1170,7 @@ ResponsePlan PlanJson(int status, std::string body) {
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   std::vector<std::unique_ptr<ProviderDialect>> dialects;
   dialects.push_back(NewOpenAiDialect());  // first: its errors answer unknown routes
+  dialects.push_back(NewBedrockDialect());
   dialects.push_back(NewGeminiDialect());
   return dialects;
 }

@@ -11,6 +11,12 @@ std::string DefaultConfig(bool with_openai) {
       "base_url": "${EMULATOR_BASE_URL}/v1",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     },
+    "builtin-emulator-bedrock": {
+      "type": "bedrock",
+      "base_url": "${EMULATOR_BASE_URL}",
+      "api_key": "demo-bedrock-api-key",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
     "builtin-emulator-gemini": {
       "type": "gemini",
       "base_url": "${EMULATOR_BASE_URL}/v1beta",
@@ -19,6 +25,7 @@ std::string DefaultConfig(bool with_openai) {
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
+    "demo-bedrock": {"provider": "builtin-emulator-bedrock", "upstream_model": "demo"},
     "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,

@@ -22,6 +22,7 @@ constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
     {"gemini", protocol_internal::NewGeminiDialect},
     {"vertex", protocol_internal::NewVertexDialect},
+    {"bedrock", protocol_internal::NewBedrockDialect},
 };
 
 }  // namespace

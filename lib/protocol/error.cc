@@ -30,6 +30,8 @@ using protocol_internal::JsonType;
 // The upstream's own error type, reused by OpenAiErrorBody(). The other payloads are the
 // core's (modeenvoy/status.h).
 constexpr std::string_view kErrorTypePayload = "modeenvoy/protocol.error_type";
+// Present on statuses that carry a provider's own error (MarkProviderError).
+constexpr std::string_view kProviderErrorPayload = "modeenvoy/protocol.provider_error";
 
 constexpr size_t kMaxUpstreamMessageBytes = 1024;
 
@@ -327,7 +329,16 @@ absl::Status StatusFromUpstreamError(int http_status, std::string_view body) {
   if (http_status >= 400 && http_status <= 599) {
     status = WithHttpStatus(std::move(status), http_status);
   }
+  return MarkProviderError(std::move(status));
+}
+
+absl::Status MarkProviderError(absl::Status status) {
+  if (!status.ok()) status.SetPayload(ToAbsl(kProviderErrorPayload), absl::Cord("1"));
   return status;
+}
+
+bool IsProviderError(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(ToAbsl(kProviderErrorPayload)).has_value();
 }
 
 }  // namespace modeenvoy

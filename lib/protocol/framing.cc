@@ -1,5 +1,5 @@
-// lib/protocol/framing.cc: frame parsers over SseParser, a line splitter for NDJSON and a
-// bracket scanner for a streamed JSON array.
+// lib/protocol/framing.cc: frame parsers over SseParser, a line splitter for NDJSON, the
+// EventStream parser of eventstream.cc and a bracket scanner for a streamed JSON array.
 #include "modeenvoy/protocol/framing.h"
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "lib/protocol/eventstream.h"
 #include "modeenvoy/protocol/chat.h"  // kMaxJsonDepth
 #include "modeenvoy/protocol/sse.h"
 
@@ -235,6 +236,7 @@ std::string_view FramingName(Framing framing) {
     case Framing::kJson: return "json";
     case Framing::kSse: return "sse";
     case Framing::kNdjson: return "ndjson";
+    case Framing::kEventStream: return "eventstream";
     case Framing::kJsonArray: return "json_array";
   }
   return "unknown";
@@ -248,6 +250,8 @@ absl::StatusOr<std::unique_ptr<FrameParser>> NewFrameParser(Framing framing,
   switch (framing) {
     case Framing::kSse: return std::make_unique<SseFrameParser>(options.max_frame_bytes);
     case Framing::kNdjson: return std::make_unique<NdjsonFrameParser>(options.max_frame_bytes);
+    case Framing::kEventStream:
+      return protocol_internal::NewEventStreamFrameParser(options.max_frame_bytes);
     case Framing::kJsonArray:
       return std::make_unique<JsonArrayFrameParser>(options.max_frame_bytes);
     case Framing::kJson: break;

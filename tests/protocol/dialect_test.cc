@@ -72,6 +72,20 @@ TEST(OpenAiDialectTest, StreamIsPassedThroughEventByEventUnderAnySplit) {
   }
 }
 
+TEST(OpenAiDialectTest, AnErrorEventInTheStreamIsTheProvidersError) {
+  std::unique_ptr<Dialect> d = *NewDialect("openai");
+  const std::string body =
+      "data: {\"id\":\"a\",\"choices\":[]}\n\n"
+      "data: { \"error\": {\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n";
+  protocol_test::DecodedStream got = DecodeStream(*d, body, Split::kByteByByte);
+  EXPECT_EQ(got.events, (std::vector<std::string>{R"({"id":"a","choices":[]})"}));
+  EXPECT_TRUE(IsProviderError(got.status)) << got.status;
+  EXPECT_EQ(got.status.message(), "overloaded");
+  // A chunk that merely mentions "error" later is not one.
+  got = DecodeStream(*d, "data: {\"id\":\"error\",\"choices\":[]}\n\n", Split::kWhole);
+  EXPECT_TRUE(got.status.ok()) << got.status;
+}
+
 TEST(OpenAiDialectTest, EncoderWritesSseAndEndsWithDone) {
   std::unique_ptr<Dialect> d = *NewDialect("openai");
   std::unique_ptr<StreamEncoder> encoder = d->NewStreamEncoder();

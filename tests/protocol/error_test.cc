@@ -237,3 +237,18 @@ TEST(StatusFromUpstreamErrorTest, RecordedErrorFixtures) {
 
 }  // namespace
 }  // namespace modeenvoy
+
+namespace modeenvoy {
+namespace {
+
+TEST(ProviderErrorMarkTest, UpstreamErrorsAreMarkedAndOwnFailuresAreNot) {
+  EXPECT_TRUE(IsProviderError(StatusFromUpstreamError(429, R"({"error":{"message":"x"}})")));
+  EXPECT_TRUE(IsProviderError(StatusFromUpstreamError(200, "")));
+  EXPECT_FALSE(IsProviderError(InvalidFieldError("choices", "expected array")));
+  EXPECT_TRUE(IsProviderError(MarkProviderError(absl::UnavailableError("overloaded"))));
+  EXPECT_TRUE(MarkProviderError(absl::OkStatus()).ok());
+  EXPECT_FALSE(IsProviderError(absl::OkStatus()));
+}
+
+}  // namespace
+}  // namespace modeenvoy

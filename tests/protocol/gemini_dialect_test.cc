@@ -472,6 +472,7 @@ TEST(GeminiDialectTest, BlockedPromptIsA400AndMidStreamErrorsAreStatuses) {
   EXPECT_EQ(HttpStatusForStatus(s), 400);
   EXPECT_NE(s.message().find("SAFETY"), std::string::npos);
   EXPECT_EQ(ErrorCode(s), "content_filter");
+  EXPECT_TRUE(IsProviderError(s));
 
   const std::string stream =
       "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}],\"role\":\"model\"},\"index\":0}]}\r\n\r\n"
@@ -480,6 +481,7 @@ TEST(GeminiDialectTest, BlockedPromptIsA400AndMidStreamErrorsAreStatuses) {
   EXPECT_EQ(out.status.code(), absl::StatusCode::kUnavailable) << out.status;
   EXPECT_EQ(HttpStatusForStatus(out.status), 503);
   EXPECT_EQ(out.status.message(), "The model is overloaded.");
+  EXPECT_TRUE(IsProviderError(out.status));
   ASSERT_EQ(out.events.size(), 1u);  // the text before the error
 }
 

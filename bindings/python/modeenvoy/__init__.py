@@ -12,6 +12,12 @@ _modeenvoy._set_error_class(Error)
 
 from .protocol import *  # noqa: E402,F401,F403
 from .protocol import __all__ as _protocol_all  # noqa: E402
+from .translate import (  # noqa: E402
+    StreamTranslator,
+    dialect_names,
+    translate_request,
+    translate_response,
+)
 from .tokenizer import (  # noqa: E402
     Encoding,
     encoding_for_model,
@@ -22,5 +28,6 @@ from .tokenizer import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
-__all__ = ["Error", "Encoding", "encoding_for_model", "encoding_name_for_model", "get_encoding",
+__all__ = ["Error", "Encoding", "StreamTranslator", "dialect_names", "translate_request",
+           "translate_response", "encoding_for_model", "encoding_name_for_model", "get_encoding",
            "list_encoding_names", "load_encoding", *_protocol_all]

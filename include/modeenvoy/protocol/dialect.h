@@ -70,8 +70,9 @@ class MODEENVOY_EXPORT StreamTranslator {
  public:
   virtual ~StreamTranslator() = default;
   // Appends the events `frame` produces (possibly none) to `*out`.
-  // Errors: a provider error carried in the stream (as an OpenAI-style status, see
-  // StatusFromUpstreamError) or kInvalidArgument for a frame that cannot be read.
+  // Errors: a provider error carried in the stream, as a status in the unified error model
+  // marked IsProviderError() (StatusFromUpstreamError or MarkProviderError, error.h), or
+  // kInvalidArgument (not marked) for a frame that cannot be read.
   virtual absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) = 0;
   // The upstream stream ended cleanly; appends any final events (e.g. "[DONE]" for a
   // dialect whose provider sends none). Errors: as Translate (e.g. a stream cut short).

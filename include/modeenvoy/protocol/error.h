@@ -55,7 +55,16 @@ MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
 // 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable).
 // For any other status (e.g. 200 for an error event inside a stream) the body's type,
 // Gemini status or numeric code picks the code, else Unknown. Never returns OK.
+// The result is marked as a provider error (IsProviderError).
 MODEENVOY_EXPORT absl::Status StatusFromUpstreamError(int http_status, std::string_view body);
+
+// Marks `status` (not OK) as the provider's own error, as opposed to a failure to read
+// what the provider sent: a stream translator returns a marked status for an error event
+// the provider put in its stream, so that a host can pass it on in its client's dialect
+// (an error event) instead of treating the stream as malformed. Returns OK unchanged.
+MODEENVOY_EXPORT absl::Status MarkProviderError(absl::Status status);
+// True for a status from StatusFromUpstreamError() or MarkProviderError().
+MODEENVOY_EXPORT bool IsProviderError(const absl::Status& status);
 
 }  // namespace modeenvoy
 

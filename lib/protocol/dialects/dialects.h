@@ -14,6 +14,8 @@ namespace modeenvoy::protocol_internal {
 
 // "openai": OpenAI Chat Completions and the OpenAI-compatible family (openai.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiDialect(std::string_view options_json);
+// "bedrock": Amazon Bedrock Runtime Converse / ConverseStream (bedrock.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewBedrockDialect(std::string_view options_json);
 // "gemini" (Google AI Studio) and "vertex" (Vertex AI): generateContent (gemini.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewGeminiDialect(std::string_view options_json);
 absl::StatusOr<std::unique_ptr<Dialect>> NewVertexDialect(std::string_view options_json);

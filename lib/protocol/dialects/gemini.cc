@@ -530,8 +530,8 @@ absl::Status PromptBlocked(const GeminiResponse& resp) {
   std::string message = Cat({"the prompt was blocked by gemini (blockReason ",
                              resp.block_reason, ")"});
   if (!resp.block_message.empty()) message.append(": ").append(resp.block_message);
-  return WithErrorCode(WithHttpStatus(absl::InvalidArgumentError(message), 400),
-                       "content_filter");
+  return MarkProviderError(WithErrorCode(
+      WithHttpStatus(absl::InvalidArgumentError(message), 400), "content_filter"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -19,10 +19,23 @@
 namespace modeenvoy::protocol_internal {
 namespace {
 
-// Frames of an OpenAI stream are already unified events.
+// True when an event's data is an error object ({"error": ...}), which OpenAI-compatible
+// servers send mid-stream (OpenAI itself, vLLM, OpenRouter).
+bool IsErrorEvent(std::string_view data) {
+  size_t i = 0;
+  while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n')) ++i;
+  if (i == data.size() || data[i] != '{') return false;
+  ++i;
+  while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n')) ++i;
+  return data.substr(i).starts_with("\"error\"");
+}
+
+// Frames of an OpenAI stream are already unified events; an error event is the
+// provider's error.
 class PassThroughDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+    if (IsErrorEvent(frame.data)) return StatusFromUpstreamError(200, frame.data);
     SseEvent event;
     event.event = std::move(frame.event);
     event.data = std::move(frame.data);
