@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD/tests/fuzz for a fixed number of inputs from a fixed
 # seed (deterministic for a given binary, independent of machine speed), each from a scratch
-# corpus directory, empty but for the seeds written below. Any crash, sanitizer report or
-# failed check fails the run.
+# corpus directory holding the target's seeds: those in tests/fuzz/corpus/<target>/ and those
+# written below. Any crash, sanitizer report or failed check fails the run.
 #   scripts/run_fuzzers.sh build-fuzz            (make fuzz does this)
 # FUZZ_RUNS_SCALE multiplies the input counts (e.g. 10 for a longer local session).
 set -euo pipefail
@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Seeds (never committed): framing_fuzzer gets Kong's recorded Bedrock AWS EventStream bytes
-# behind a first byte of 2 (= EventStream, see tests/fuzz/framing_fuzzer.cc), when present.
+# behind a first byte of 2 or 6 (= EventStream, see tests/fuzz/framing_fuzzer.cc), when present.
 kong=$shared/provider-fixtures/kong/spec/fixtures/ai-proxy
 mkdir -p "$work/framing_fuzzer"
 if [[ -f $kong/unit/streaming-chunk-formats/aws/input.bin ]]; then
@@ -23,7 +23,7 @@ if [[ -f $kong/unit/streaming-chunk-formats/aws/input.bin ]]; then
     >"$work/framing_fuzzer/seed-kong-aws"
 fi
 if [[ -f $kong/bedrock/chunks/chunk-1.txt ]]; then
-  { printf '\x05'; for i in 1 2 3; do base64 -d "$kong/bedrock/chunks/chunk-$i.txt"; done; } \
+  { printf '\x06'; for i in 1 2 3; do base64 -d "$kong/bedrock/chunks/chunk-$i.txt"; done; } \
     >"$work/framing_fuzzer/seed-kong-bedrock"
 fi
 
@@ -39,6 +39,7 @@ for t in "${targets[@]}"; do
   bin=$build/tests/fuzz/$name
   [[ -x $bin ]] || { echo "fuzz: $bin not built" >&2; exit 1; }
   mkdir -p "$work/$name"
+  if [[ -d $repo/tests/fuzz/corpus/$name ]]; then cp "$repo/tests/fuzz/corpus/$name"/* "$work/$name"/; fi
   start=$(date +%s)
   if ! (cd "$work" && "$bin" "$work/$name" -seed=1 -runs=$((runs * scale)) -max_len="$max_len" \
         -print_final_stats=1 >"$work/$name.log" 2>&1); then

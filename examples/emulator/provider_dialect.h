@@ -235,6 +235,10 @@ class ProviderDialect {
   virtual Headers ResponseHeaders(uint64_t sequence) const = 0;
   virtual std::string_view whole_content_type() const { return "application/json"; }
   virtual std::string_view stream_content_type() const = 0;
+  // The content type of the streamed `reply` (Gemini: SSE or one JSON array, by request).
+  virtual std::string StreamContentType(const ScriptedReply& /*reply*/) const {
+    return std::string(stream_content_type());
+  }
 };
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
@@ -245,6 +249,7 @@ std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE even
 // KServe v2 infer and Triton's generate extension (kserve_dialect.cc).
 std::unique_ptr<ProviderDialect> NewKserveDialect();
 std::unique_ptr<ProviderDialect> NewAzureDialect();  // azure_dialect.cc
+std::unique_ptr<ProviderDialect> NewGeminiDialect();  // AI Studio and Vertex AI paths
 
 // Every dialect the emulator serves, in match order.
 std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects();

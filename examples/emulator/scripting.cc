@@ -1084,7 +1084,7 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
   ResponsePlan plan;
   if (reply->stream) {
     plan.streaming = true;
-    plan.headers.emplace_back("content-type", std::string(dialect->stream_content_type()));
+    plan.headers.emplace_back("content-type", dialect->StreamContentType(*reply));
     plan.parts = dialect->RenderStream(*reply);
     if (reply->interrupt.has_value() && reply->interrupt->reset) {
       plan.fail = FailMode::kResetMid;
@@ -1176,6 +1176,7 @@ std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   dialects.push_back(NewCohereDialect());
   dialects.push_back(NewKserveDialect());
   dialects.push_back(NewAzureDialect());
+  dialects.push_back(NewGeminiDialect());
   return dialects;
 }
 

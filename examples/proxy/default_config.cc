@@ -43,6 +43,12 @@ std::string DefaultConfig(bool with_openai) {
       "base_url": "${EMULATOR_BASE_URL}",
       "api_version": "2024-10-21",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-gemini": {
+      "type": "gemini",
+      "base_url": "${EMULATOR_BASE_URL}/v1beta",
+      "api_key": "demo-key",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
@@ -51,7 +57,8 @@ std::string DefaultConfig(bool with_openai) {
     "demo-cohere": {"provider": "builtin-emulator-cohere", "upstream_model": "command-a-03-2025"},
     "demo-kserve": {"provider": "builtin-emulator-kserve", "upstream_model": "ensemble"},
     "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"},
-    "demo-azure": {"provider": "builtin-emulator-azure", "upstream_model": "demo"})";
+    "demo-azure": {"provider": "builtin-emulator-azure", "upstream_model": "demo"},
+    "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {

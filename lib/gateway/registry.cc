@@ -89,7 +89,10 @@ Registry::~Registry() = default;
 
 Registry::Registry(bool with_builtins) : filters_(with_builtins) {
   if (!with_builtins) return;
-  // Registrations into fresh registries cannot collide.
+  // Registrations into fresh registries cannot collide. A dialect with its own builder
+  // registers first; the generic registration below then leaves it (kAlreadyExists).
+  (void)providers_.Register("gemini", gateway_internal::BuildGeminiProvider);
+  (void)providers_.Register("vertex", gateway_internal::BuildVertexProvider);
   for (std::string_view type : DialectNames()) {
     // A dialect whose provider needs the host (credentials, signing) has its own builder.
     ProviderDialectBuilder builder = gateway_internal::BuildDialectProvider;

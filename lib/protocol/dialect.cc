@@ -22,6 +22,8 @@ constexpr Entry kDialects[] = {
     {"openai", protocol_internal::NewOpenAiDialect},
     {"azure_openai", protocol_internal::NewAzureOpenAiDialect},
     {"anthropic", protocol_internal::NewAnthropicDialect},
+    {"gemini", protocol_internal::NewGeminiDialect},
+    {"vertex", protocol_internal::NewVertexDialect},
     {"bedrock", protocol_internal::NewBedrockDialect},
     {"ollama", protocol_internal::NewOllamaDialect},
     {"cohere", protocol_internal::NewCohereDialect},

@@ -32,9 +32,16 @@ enum class Framing {
   // binary messages, each a prelude (total length, headers length, prelude CRC32), typed
   // headers, a payload and a message CRC32. Both CRCs are checked.
   kEventStream,
+  // One JSON array whose elements arrive over time (Gemini's streamGenerateContent without
+  // alt=sse: "[{...}\n,\r\n{...}]", pretty-printed, split anywhere). Each element, an object
+  // or an array, is one frame: its JSON text, byte-exact, without the separators. The
+  // parser checks the array's structure (brackets, commas, strings); the tokens inside an
+  // element are left to whoever parses the frame. A scalar element, a missing '[' or a
+  // body ending before the closing ']' is kInvalidArgument.
+  kJsonArray,
 };
 
-// "json", "sse", "ndjson", "eventstream".
+// "json", "sse", "ndjson", "eventstream", "json_array".
 MODEENVOY_EXPORT std::string_view FramingName(Framing framing);
 
 // One frame of a streamed body, whatever its framing.

@@ -30,6 +30,12 @@ absl::StatusOr<std::unique_ptr<ProviderDialect>> BuildDialectProvider(
 absl::StatusOr<std::unique_ptr<ProviderDialect>> WrapDialect(const ProviderConfig& common,
                                                              std::unique_ptr<Dialect> dialect);
 
+// "gemini" and "vertex" (vertex.cc): RetryInfo as retry-after; vertex's token_file.
+absl::StatusOr<std::unique_ptr<ProviderDialect>> BuildGeminiProvider(
+    const ProviderConfig& common, std::string_view options_json, const BuildContext& context);
+absl::StatusOr<std::unique_ptr<ProviderDialect>> BuildVertexProvider(
+    const ProviderConfig& common, std::string_view options_json, const BuildContext& context);
+
 // `status` with the upstream's back-off headers (retry-after, retry-after-ms,
 // x-ratelimit-*) attached as error headers, so they reach the client.
 absl::Status KeepBackoffHeaders(absl::Status status, const HttpHeaders& upstream_headers);

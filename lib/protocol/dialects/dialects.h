@@ -27,6 +27,9 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewCohereDialect(std::string_view optio
 // "kserve": Triton / TorchServe / KServe models, Open Inference Protocol v2 or Triton's
 // generate extension (kserve.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewKserveDialect(std::string_view options_json);
+// "gemini" (Google AI Studio) and "vertex" (Vertex AI): generateContent (gemini.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewGeminiDialect(std::string_view options_json);
+absl::StatusOr<std::unique_ptr<Dialect>> NewVertexDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 
