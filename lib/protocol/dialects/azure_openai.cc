@@ -202,11 +202,14 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewAzureOpenAiDialect(std::string_view 
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> deployment,
                              r.OptionalString("deployment"));
   if (deployment.has_value()) options.deployment = std::move(*deployment);
-  MODEENVOY_ASSIGN_OR_RETURN(std::string auth, OneOf(r, "auth", "api-key", {"api-key", "bearer"}));
-  options.bearer = auth == "bearer";
-  MODEENVOY_ASSIGN_OR_RETURN(std::string style,
-                             OneOf(r, "api_style", "deployments", {"deployments", "v1"}));
-  options.v1 = style == "v1";
+  // Compared in place: moving these short strings out of the StatusOr trips GCC 12's
+  // -Wmaybe-uninitialized (a false positive on the small-string buffer).
+  absl::StatusOr<std::string> auth = OneOf(r, "auth", "api-key", {"api-key", "bearer"});
+  if (!auth.ok()) return auth.status();
+  options.bearer = *auth == "bearer";
+  absl::StatusOr<std::string> style = OneOf(r, "api_style", "deployments", {"deployments", "v1"});
+  if (!style.ok()) return style.status();
+  options.v1 = *style == "v1";
   if (options.v1 && !options.deployment.empty()) {
     return InvalidFieldError("deployment", "does not apply to api_style \"v1\" (the model "
                                            "names the deployment in the body)");
