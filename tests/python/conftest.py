@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,50 @@ def http_json(method: str, url: str, body: bytes | str | None = None,
         return status, json.loads(raw)
     except ValueError:
         return status, raw.decode(errors="replace")
+
+
+EMULATOR = "examples/emulator/modeenvoy-emulator"
+GATEWAY = "examples/proxy/modeenvoy-gateway"
+
+
+def start_emulator(start_process, *args, **kwargs) -> Process:
+    """The provider emulator on a free port; `args` are its further flags (e.g. "--usage-counter",
+    "words"), `kwargs` go to `start_process` (e.g. env=...)."""
+    return start_process([binary(EMULATOR), "--port", "0", *args], **kwargs)
+
+
+def start_gateway(start_process, tmp_path: Path, config: dict, *args, **kwargs) -> Process:
+    """The gateway on a free port, serving `config` (written to tmp_path/gateway.json); `args`
+    are further flags, `kwargs` go to `start_process`."""
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(config))
+    return start_process([binary(GATEWAY), "--config", path, "--port", "0", *args], **kwargs)
+
+
+def openai_client(gateway, api_key: str = "sk-client"):
+    """The official openai SDK pointed at a gateway's /v1, without retries."""
+    openai = require_module("openai")
+    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=api_key, max_retries=0,
+                         timeout=30)
+
+
+def _emulator_recent(emulator, keep: Callable[[str], bool]) -> tuple[list[dict], dict]:
+    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
+    assert status == 200
+    return [r for r in stats["recent"] if keep(r["target"])], stats
+
+
+def emulator_requests(emulator, keep: Callable[[str], bool]) -> list[dict]:
+    """The requests the emulator recorded lately (its /emulator/stats "recent"), oldest first,
+    those whose target `keep` accepts."""
+    return _emulator_recent(emulator, keep)[0]
+
+
+def last_emulator_request(emulator, keep: Callable[[str], bool]) -> dict:
+    """The latest request the emulator recorded whose target `keep` accepts; there must be one."""
+    recent, stats = _emulator_recent(emulator, keep)
+    assert recent, stats
+    return recent[-1]
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (last_emulator_request, openai_client, require_module, start_emulator,
+                      start_gateway)
 
 openai = require_module("openai")
 
@@ -25,8 +26,7 @@ API_VERSION = "2024-10-21"
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words", "--api-key", UPSTREAM_KEY])
+    return start_emulator(start_process, "--usage-counter", "words", "--api-key", UPSTREAM_KEY)
 
 
 @pytest.fixture
@@ -48,24 +48,16 @@ def gateway(start_process, emulator, tmp_path):
             "v1": {"provider": "az-v1", "upstream_model": "gpt-4o-v1"},
         },
     }
-    path = tmp_path / "gateway.json"
-    path.write_text(json.dumps(config))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", path,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, config)
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def last_upstream(emulator) -> dict:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    recent = [r for r in stats["recent"] if "/chat/completions" in r["target"]]
-    assert recent, stats
-    return recent[-1]
+    return last_emulator_request(emulator, lambda target: "/chat/completions" in target)
 
 
 def test_whole_reply_through_the_deployment_url(client, emulator):

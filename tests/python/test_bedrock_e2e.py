@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (http_json, last_emulator_request, openai_client, require_module,
+                      start_emulator, start_gateway)
 
 openai = require_module("openai")
 
@@ -28,8 +29,7 @@ PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words"])
+    return start_emulator(start_process, "--usage-counter", "words")
 
 
 @pytest.fixture
@@ -41,24 +41,16 @@ def gateway(start_process, emulator, tmp_path):
         },
         "models": {"haiku": {"provider": "aws", "upstream_model": MODEL_ID}},
     }
-    path = tmp_path / "gateway.json"
-    path.write_text(json.dumps(config))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", path,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, config)
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def last_upstream(emulator) -> dict:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    recent = [r for r in stats["recent"] if "/converse" in r["target"]]
-    assert recent, stats
-    return recent[-1]
+    return last_emulator_request(emulator, lambda target: "/converse" in target)
 
 
 def test_non_streaming_text_and_usage(client, emulator):

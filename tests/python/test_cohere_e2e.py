@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (last_emulator_request, openai_client, require_module, start_emulator,
+                      start_gateway)
 
 openai = require_module("openai")
 
@@ -28,8 +29,7 @@ PREAMBLE = 495  # the emulator's Cohere system preamble, in tokens.input_tokens
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words", "--api-key", "co-secret"])
+    return start_emulator(start_process, "--usage-counter", "words", "--api-key", "co-secret")
 
 
 @pytest.fixture
@@ -50,24 +50,17 @@ def gateway(start_process, emulator, tmp_path):
             "badkey": {"provider": "co-badkey", "upstream_model": "command-a-03-2025"},
         },
     }
-    path = tmp_path / "gateway.json"
-    path.write_text(json.dumps(config))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", path,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, config)
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def upstream(emulator) -> tuple[dict, dict]:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    recent = [r for r in stats["recent"] if r["target"] == "/v2/chat"]
-    assert recent, stats
-    return json.loads(recent[-1]["body"]), dict(recent[-1]["headers"])
+    last = last_emulator_request(emulator, lambda target: target == "/v2/chat")
+    return json.loads(last["body"]), dict(last["headers"])
 
 
 def collect(stream):

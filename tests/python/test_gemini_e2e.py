@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (last_emulator_request, openai_client, require_module, start_emulator,
+                      start_gateway)
 
 openai = require_module("openai")
 
@@ -27,8 +28,7 @@ PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words", "--api-key", KEY])
+    return start_emulator(start_process, "--usage-counter", "words", "--api-key", KEY)
 
 
 @pytest.fixture
@@ -59,25 +59,17 @@ def gateway(start_process, emulator, tmp_path, token_file):
             "vertex-pro": {"provider": "vx", "upstream_model": "gemini-2.5-pro"},
         },
     }
-    path = tmp_path / "gateway.json"
-    path.write_text(json.dumps(config))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", path,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, config)
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def upstream(emulator) -> dict:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    recent = [r for r in stats["recent"] if "generateContent" in r["target"]
-              or "streamGenerateContent" in r["target"]]
-    assert recent, stats
-    last = recent[-1]
+    last = last_emulator_request(emulator, lambda target: "generateContent" in target
+                                 or "streamGenerateContent" in target)
     last["json"] = json.loads(last["body"])
     last["header"] = dict(last["headers"])
     return last

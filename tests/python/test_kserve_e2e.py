@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (emulator_requests, openai_client, require_module, start_emulator,
+                      start_gateway)
 
 openai = require_module("openai")
 
@@ -43,28 +44,21 @@ def gateway_config(emulator_url: str) -> dict:
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words"])
+    return start_emulator(start_process, "--usage-counter", "words")
 
 
 @pytest.fixture
 def gateway(start_process, emulator, tmp_path):
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps(gateway_config(emulator.base_url)))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", config,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, gateway_config(emulator.base_url))
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def upstream_requests(emulator) -> list[dict]:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    return [r for r in stats["recent"] if r["target"].startswith("/v2/")]
+    return emulator_requests(emulator, lambda target: target.startswith("/v2/"))
 
 
 def test_v2_infer_whole_reply(client, emulator):

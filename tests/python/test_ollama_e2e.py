@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from conftest import binary, http_json, require_module
+from conftest import (last_emulator_request, openai_client, require_module, start_emulator,
+                      start_gateway)
 
 openai = require_module("openai")
 
@@ -27,8 +28,7 @@ TOOLS = [{"type": "function", "function": {
 
 @pytest.fixture
 def emulator(start_process):
-    return start_process([binary("examples/emulator/modeenvoy-emulator"), "--port", "0",
-                          "--usage-counter", "words"])
+    return start_emulator(start_process, "--usage-counter", "words")
 
 
 @pytest.fixture
@@ -47,24 +47,16 @@ def gateway(start_process, emulator, tmp_path):
             "busy": {"provider": "busy-ollama", "upstream_model": "llama3.2"},
         },
     }
-    path = tmp_path / "gateway.json"
-    path.write_text(json.dumps(config))
-    return start_process([binary("examples/proxy/modeenvoy-gateway"), "--config", path,
-                          "--port", "0"])
+    return start_gateway(start_process, tmp_path, config)
 
 
 @pytest.fixture
 def client(gateway):
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-client", max_retries=0,
-                         timeout=30)
+    return openai_client(gateway)
 
 
 def upstream(emulator) -> dict:
-    status, stats = http_json("GET", f"{emulator.base_url}/emulator/stats")
-    assert status == 200
-    recent = [r for r in stats["recent"] if r["target"] == "/api/chat"]
-    assert recent, stats
-    return json.loads(recent[-1]["body"])
+    return json.loads(last_emulator_request(emulator, lambda target: target == "/api/chat")["body"])
 
 
 def collect(stream):
