@@ -54,6 +54,18 @@ ChatRequest Conversation(size_t bytes) {
   return r;
 }
 
+// Options a dialect needs to encode the benchmark's streamed request: vertex names a project,
+// kserve streams through Triton's generate extension (its v2 infer protocol has no streams).
+std::string_view BenchOptions(std::string_view name) {
+  if (name == "vertex") return R"({"project":"bench-project"})";
+  if (name == "kserve") return R"({"protocol":"generate"})";
+  return "{}";
+}
+
+std::unique_ptr<Dialect> BenchDialect(const std::string& name) {
+  return *NewDialect(name, BenchOptions(name));
+}
+
 constexpr int kStreamChunks = 64;
 
 std::vector<ChatCompletionChunk> Answer() {
@@ -85,7 +97,7 @@ std::vector<ChatCompletionChunk> Answer() {
 }
 
 void BM_DialectEncodeRequest(benchmark::State& state, std::string name, size_t kb) {
-  std::unique_ptr<Dialect> dialect = *NewDialect(name);
+  std::unique_ptr<Dialect> dialect = BenchDialect(name);
   const ChatRequest request = Conversation(kb * 1024);
   const DialectCall call{.stream = true, .model = "bench-model", .client_headers = nullptr};
   for (auto _ : state) {
@@ -101,7 +113,7 @@ void BM_DialectEncodeRequest(benchmark::State& state, std::string name, size_t k
 }
 
 void BM_DialectDecodeStream(benchmark::State& state, std::string name) {
-  std::unique_ptr<Dialect> dialect = *NewDialect(name);
+  std::unique_ptr<Dialect> dialect = BenchDialect(name);
   std::unique_ptr<StreamEncoder> encoder = dialect->NewStreamEncoder();
   std::string native;
   for (const ChatCompletionChunk& c : Answer()) {
@@ -138,7 +150,7 @@ void BM_DialectDecodeStream(benchmark::State& state, std::string name) {
 }
 
 void BM_DialectDecodeResponse(benchmark::State& state, std::string name) {
-  std::unique_ptr<Dialect> dialect = *NewDialect(name);
+  std::unique_ptr<Dialect> dialect = BenchDialect(name);
   ChatCompletion completion;
   completion.id = "chatcmpl-bench";
   completion.created = 1700000000;
