@@ -182,14 +182,16 @@ const bool kRegistered = [] {
   for (std::string_view view : DialectNames()) {
     std::string name(view);
     for (size_t kb : {1, 100}) {
-      benchmark::RegisterBenchmark(
-          ("BM_DialectEncodeRequest/" + name + "/" + std::to_string(kb) + "KB").c_str(),
-          BM_DialectEncodeRequest, name, kb);
+      std::string label = "BM_DialectEncodeRequest/";
+      label.append(name).append("/").append(std::to_string(kb)).append("KB");
+      benchmark::RegisterBenchmark(label.c_str(), BM_DialectEncodeRequest, name, kb);
     }
-    benchmark::RegisterBenchmark(("BM_DialectDecodeStream/" + name).c_str(),
-                                 BM_DialectDecodeStream, name);
-    benchmark::RegisterBenchmark(("BM_DialectDecodeResponse/" + name).c_str(),
-                                 BM_DialectDecodeResponse, name);
+    std::string stream_label = "BM_DialectDecodeStream/";
+    stream_label.append(name);
+    benchmark::RegisterBenchmark(stream_label.c_str(), BM_DialectDecodeStream, name);
+    std::string response_label = "BM_DialectDecodeResponse/";
+    response_label.append(name);
+    benchmark::RegisterBenchmark(response_label.c_str(), BM_DialectDecodeResponse, name);
   }
   return true;
 }();
