@@ -1068,7 +1068,10 @@ absl::StatusOr<ChatRequest> OllamaDialect::DecodeRequest(const WireRequest& requ
   }
   if (auto o = body.find("options"); o != body.end() && !o->is_null()) {
     if (!o->is_object()) return InvalidFieldError("options", "must be an object");
-    for (const auto& [name, value] : o->items()) {
+    for (const auto& item : o->items()) {
+      // Named, not structured bindings: clang 14 (the fuzz build) cannot capture those.
+      const std::string name = item.key();
+      const core_internal::Json& value = item.value();
       const std::string path = "options." + name;
       auto number = [&]() -> absl::StatusOr<double> {
         if (!value.is_number()) return InvalidFieldError(path, "must be a number");
