@@ -33,6 +33,7 @@ targets=(
   "bpe_fuzzer 200000 512"
   "chat_request_fuzzer 1000000 4096"
   "framing_fuzzer 500000 4096"
+  "anthropic_fuzzer 200000 4096"
 )
 for t in "${targets[@]}"; do
   read -r name runs max_len <<<"$t"
