@@ -817,27 +817,7 @@ absl::Status EncodeMessage(const Message& m, const std::string& path, std::strin
 
 absl::Status CohereDialect::EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                                           WireRequest* out) const {
-  if (chat.n.has_value() && *chat.n > 1) {
-    return InvalidFieldError("n", "cohere returns one choice; n > 1 is not supported");
-  }
-  if (chat.logit_bias.has_value()) return NotSupported("logit_bias");
-  if (chat.logprobs.value_or(false)) return NotSupported("logprobs");
-  if (chat.top_logprobs.has_value()) return NotSupported("top_logprobs");
-  if (chat.audio.has_value()) return NotSupported("audio");
-  if (chat.prediction.has_value()) return NotSupported("prediction");
-  if (chat.web_search_options.has_value()) return NotSupported("web_search_options");
-  if (chat.functions.has_value()) return NotSupported("functions");
-  if (chat.function_call.has_value()) return NotSupported("function_call");
-  if (chat.verbosity.has_value()) return NotSupported("verbosity");
-  if (chat.modalities.has_value()) {
-    for (const std::string& m : *chat.modalities) {
-      if (m != "text") return InvalidFieldError("modalities", "cohere answers in text only");
-    }
-  }
-  if (chat.parallel_tool_calls.has_value() && !*chat.parallel_tool_calls) {
-    return InvalidFieldError("parallel_tool_calls",
-                             "cohere cannot be told to make at most one tool call");
-  }
+  MODEENVOY_RETURN_IF_ERROR(RejectOneTextChoiceFields(chat, kName));
   for (const auto& [name, value] : chat.extra) {
     if (!PassThrough(name) && name != "top_k") return NotSupported(name);
   }

@@ -714,27 +714,7 @@ absl::Status OllamaDialect::EncodeMessage(const ChatRequest& chat, size_t i,
 absl::Status OllamaDialect::EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                                           WireRequest* out) const {
   // What Ollama cannot express.
-  if (chat.n.has_value() && *chat.n > 1) {
-    return InvalidFieldError("n", "ollama returns one choice; n > 1 is not supported");
-  }
-  if (chat.logit_bias.has_value()) return NotSupported("logit_bias");
-  if (chat.logprobs.value_or(false)) return NotSupported("logprobs");
-  if (chat.top_logprobs.has_value()) return NotSupported("top_logprobs");
-  if (chat.audio.has_value()) return NotSupported("audio");
-  if (chat.prediction.has_value()) return NotSupported("prediction");
-  if (chat.web_search_options.has_value()) return NotSupported("web_search_options");
-  if (chat.functions.has_value()) return NotSupported("functions");
-  if (chat.function_call.has_value()) return NotSupported("function_call");
-  if (chat.verbosity.has_value()) return NotSupported("verbosity");
-  if (chat.modalities.has_value()) {
-    for (const std::string& m : *chat.modalities) {
-      if (m != "text") return InvalidFieldError("modalities", "ollama answers in text only");
-    }
-  }
-  if (chat.parallel_tool_calls.has_value() && !*chat.parallel_tool_calls) {
-    return InvalidFieldError("parallel_tool_calls",
-                             "ollama cannot be told to make at most one tool call");
-  }
+  MODEENVOY_RETURN_IF_ERROR(RejectOneTextChoiceFields(chat, kName));
   bool send_tools = !chat.tools.empty();
   if (chat.tool_choice.has_value()) {
     const ToolChoice& tc = *chat.tool_choice;

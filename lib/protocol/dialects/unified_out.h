@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "lib/protocol/json.h"
+#include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::protocol_internal {
@@ -175,6 +176,40 @@ inline std::string Hex64(uint64_t v) {
   std::string s(16, '0');
   for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = kDigits[v & 15];
   return s;
+}
+
+// The unified request fields that a provider answering one text choice (ollama, cohere)
+// has no place for, each refused with a 400 naming the field: n > 1, logit_bias, logprobs,
+// top_logprobs, audio, prediction, web_search_options, the deprecated functions and
+// function_call, verbosity, modalities other than "text", and parallel_tool_calls: false.
+// `provider` is the dialect's name, as the messages say it.
+inline absl::Status RejectOneTextChoiceFields(const ChatRequest& chat, std::string_view provider) {
+  const std::string name(provider);
+  auto not_supported = [&](std::string_view path) {
+    return InvalidFieldError(path, "not supported by " + name);
+  };
+  if (chat.n.has_value() && *chat.n > 1) {
+    return InvalidFieldError("n", name + " returns one choice; n > 1 is not supported");
+  }
+  if (chat.logit_bias.has_value()) return not_supported("logit_bias");
+  if (chat.logprobs.value_or(false)) return not_supported("logprobs");
+  if (chat.top_logprobs.has_value()) return not_supported("top_logprobs");
+  if (chat.audio.has_value()) return not_supported("audio");
+  if (chat.prediction.has_value()) return not_supported("prediction");
+  if (chat.web_search_options.has_value()) return not_supported("web_search_options");
+  if (chat.functions.has_value()) return not_supported("functions");
+  if (chat.function_call.has_value()) return not_supported("function_call");
+  if (chat.verbosity.has_value()) return not_supported("verbosity");
+  if (chat.modalities.has_value()) {
+    for (const std::string& m : *chat.modalities) {
+      if (m != "text") return InvalidFieldError("modalities", name + " answers in text only");
+    }
+  }
+  if (chat.parallel_tool_calls.has_value() && !*chat.parallel_tool_calls) {
+    return InvalidFieldError("parallel_tool_calls",
+                             name + " cannot be told to make at most one tool call");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace modeenvoy::protocol_internal
