@@ -12,7 +12,7 @@
 
 #include <memory>
 
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 
 namespace boost::asio {
 class io_context;

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 
 namespace modeenvoy {
 namespace gateway_internal {

@@ -60,7 +60,7 @@
 #include "modeenvoy/export.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/endpoint.h"
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/registry_base.h"
 #include "modeenvoy/gateway/routing.h"

@@ -36,7 +36,7 @@
 #include "modeenvoy/clock.h"
 #include "modeenvoy/export.h"
 #include "modeenvoy/gateway/config.h"
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/gateway/usage.h"

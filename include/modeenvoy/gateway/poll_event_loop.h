@@ -15,7 +15,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "modeenvoy/export.h"
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 
 namespace modeenvoy {
 

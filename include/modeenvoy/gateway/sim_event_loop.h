@@ -26,7 +26,7 @@
 #include "absl/time/time.h"
 #include "modeenvoy/clock.h"
 #include "modeenvoy/export.h"
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 
 namespace modeenvoy {
 

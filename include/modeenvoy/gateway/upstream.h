@@ -26,7 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "modeenvoy/export.h"
-#include "modeenvoy/gateway/event_loop.h"
+#include "modeenvoy/event_loop.h"
 #include "modeenvoy/gateway/http.h"
 
 namespace modeenvoy {
