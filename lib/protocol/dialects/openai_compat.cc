@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -21,6 +22,8 @@
 
 namespace modeenvoy::protocol_internal {
 namespace {
+
+constexpr std::string_view kChunkObject = "chat.completion.chunk";
 
 // Bounds on the decoder's state: choices tracked and tool calls remembered per stream.
 constexpr int64_t kMaxChoices = 128;
@@ -157,7 +160,17 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       usage = GroqUsage(*groq);
     }
     if (chunk.choices.empty()) {
-      if (!usage.has_value()) return Pass(std::move(frame), out);  // e.g. prompt_filter_results
+      if (!usage.has_value()) {
+        // e.g. Azure's prompt_filter_results, which its model router sends with "object":""
+        // and others with no object, id or model: written again with the members every
+        // client's chunk type requires (a missing "object" parses as the default one).
+        chunk.object = std::string(kChunkObject);
+        SseEvent event;
+        event.event = std::move(frame.event);
+        event.data = SerializeChatCompletionChunk(chunk);
+        out->push_back(std::move(event));
+        return absl::OkStatus();
+      }
       // A usage-only chunk: held as sent, for the end.
       usage_event_ = std::move(frame.data);
       return absl::OkStatus();
@@ -333,6 +346,32 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
     copy.stream_options->include_usage = true;
   }
   return SerializeChatRequest(copy);
+}
+
+absl::Status CheckOpenAiResponse(std::string_view body) {
+  const absl::Status not_an_answer =
+      InvalidFieldError("choices", "required: the body is not a Chat Completions answer");
+  JsonReader r(body, kMaxJsonDepth);
+  JsonType type;
+  if (!r.Peek(&type)) return r.status();
+  if (type != JsonType::kObject) return not_an_answer;
+  bool first = true, has = false, choices = false, error = false;
+  std::string_view key;
+  std::string scratch;
+  if (!r.BeginObject()) return r.status();
+  while (true) {
+    if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
+    if (!has) break;
+    if (key == "choices" || key == "error") {
+      if (!r.Peek(&type)) return r.status();
+      if (key == "choices") choices = type == JsonType::kArray;
+      if (key == "error") error = type != JsonType::kNull;
+    }
+    if (!r.SkipValue()) return r.status();
+  }
+  if (choices) return absl::OkStatus();
+  if (error) return StatusFromUpstreamError(200, body);
+  return not_an_answer;
 }
 
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder() {
