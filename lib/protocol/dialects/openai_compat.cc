@@ -349,29 +349,23 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 }
 
 absl::Status CheckOpenAiResponse(std::string_view body) {
-  const absl::Status not_an_answer =
-      InvalidFieldError("choices", "required: the body is not a Chat Completions answer");
+  // Only a JSON object can be an error object; anything else passes on unread (the gateway
+  // does not parse answers, and hands the client what the upstream sent).
   JsonReader r(body, kMaxJsonDepth);
   JsonType type;
-  if (!r.Peek(&type)) return r.status();
-  if (type != JsonType::kObject) return not_an_answer;
+  if (!r.Peek(&type) || type != JsonType::kObject || !r.BeginObject()) return absl::OkStatus();
   bool first = true, has = false, choices = false, error = false;
   std::string_view key;
   std::string scratch;
-  if (!r.BeginObject()) return r.status();
-  while (true) {
-    if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
-    if (!has) break;
-    if (key == "choices" || key == "error") {
-      if (!r.Peek(&type)) return r.status();
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    if ((key == "choices" || key == "error") && r.Peek(&type)) {
       if (key == "choices") choices = type == JsonType::kArray;
       if (key == "error") error = type != JsonType::kNull;
     }
-    if (!r.SkipValue()) return r.status();
+    if (!r.SkipValue()) return absl::OkStatus();
   }
-  if (choices) return absl::OkStatus();
-  if (error) return StatusFromUpstreamError(200, body);
-  return not_an_answer;
+  if (error && !choices) return StatusFromUpstreamError(200, body);
+  return absl::OkStatus();
 }
 
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder() {

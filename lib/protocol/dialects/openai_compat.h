@@ -41,10 +41,9 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 // A stream that ends without "[DONE]" gets it (after the held usage) from Finish().
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder();
 
-// Checks that a whole 2xx body is an answer, without changing it (answers pass byte for
-// byte): an object with a "choices" array. An {"error": ...} body without choices (some
-// compatible servers answer 200 with one) is the provider's error (StatusFromUpstreamError);
-// anything else is kInvalidArgument naming `choices`, or the JSON syntax error.
+// A whole 2xx body that is an {"error": ...} object without "choices" (some compatible
+// servers answer 200 with one) as the provider's error (StatusFromUpstreamError); OK for
+// anything else, which passes on byte for byte, unread.
 absl::Status CheckOpenAiResponse(std::string_view body);
 
 }  // namespace modeenvoy::protocol_internal
