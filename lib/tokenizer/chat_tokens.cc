@@ -367,9 +367,10 @@ std::string MessageCountingRules(const Encoding& enc, const ChatTokenOptions& op
   // model's rules (not its name, so model snapshots with one rule set share a key) and the
   // image size assumed for remote URLs. func_init only counts tools, never a message.
   const Rules r = RulesFor(options.model, enc);
+  // The multiplier in thousandths: formatting a double costs more than the rest together.
   return absl::StrCat(enc.name(), "|", r.per_message, ",", r.per_name, ",", r.image_base, ",",
-                      r.image_tile, ",", r.patch_multiplier, ",", options.assumed_image_width,
-                      "x", options.assumed_image_height);
+                      r.image_tile, ",", std::llround(r.patch_multiplier * 1000), ",",
+                      options.assumed_image_width, "x", options.assumed_image_height);
 }
 
 absl::StatusOr<ChatTokenCount> CountChatTokens(const ChatRequest& request,
