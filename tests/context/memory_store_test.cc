@@ -1,3 +1,4 @@
+#include <atomic>
 #include <optional>
 #include <set>
 #include <string>
@@ -488,9 +489,17 @@ TEST_F(MemoryContextStoreTest, ReadersOfHeldRecordsRaceNoWriter) {
   Make({.shards = 2});
   ASSERT_TRUE(Append("s-1", 0, Turn("team-a", "0")).ok());
   constexpr int kWriters = 2, kReaders = 3, kAppends = 100;
-  std::vector<std::thread> threads;
+  // Every thread starts at once, so reads and writes interleave.
+  std::atomic<int> waiting{kWriters + kReaders};
+  auto start_together = [&waiting] {
+    waiting.fetch_sub(1);
+    while (waiting.load() > 0) std::this_thread::yield();
+  };
+  std::atomic<bool> writing{true};  // readers read until the writers are done
+  std::vector<std::thread> threads, readers;
   for (int w = 0; w < kWriters; ++w) {
-    threads.emplace_back([this, w] {
+    threads.emplace_back([this, w, &start_together] {
+      start_together();
       for (int i = 0; i < kAppends; ++i) {
         while (true) {
           const uint64_t version = VersionOf("s-1");
@@ -503,9 +512,10 @@ TEST_F(MemoryContextStoreTest, ReadersOfHeldRecordsRaceNoWriter) {
     });
   }
   for (int r = 0; r < kReaders; ++r) {
-    threads.emplace_back([this] {
+    readers.emplace_back([this, &start_together, &writing] {
+      start_together();
       size_t last = 0;
-      for (int i = 0; i < 200; ++i) {
+      for (int i = 0; i < 200 || writing.load(); ++i) {
         StoredContext got = **Get("s-1");
         const size_t n = got.record->history.size();
         EXPECT_GE(n, last);
@@ -520,6 +530,8 @@ TEST_F(MemoryContextStoreTest, ReadersOfHeldRecordsRaceNoWriter) {
     });
   }
   for (std::thread& th : threads) th.join();
+  writing.store(false);
+  for (std::thread& th : readers) th.join();
   EXPECT_EQ((*Get("s-1"))->record->history.size(), size_t{1 + kWriters * kAppends});
 }
 

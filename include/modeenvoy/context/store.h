@@ -184,7 +184,11 @@ struct MemoryContextStoreOptions {
   const Clock* clock = nullptr;
 };
 
-// An in-process store. Thread-safe; every callback runs inline (handles are null).
+// An in-process store. Thread-safe; every callback runs inline (handles are null). Get
+// costs O(1) whatever the session's length: it shares the stored record and its
+// HistoryTokenCounts (see StoredContext); an Append costs what it adds when no reader still
+// holds the record, else it copies the record once. max_bytes counts serialized records,
+// not the kept token counts (about 16 bytes per history entry and counting rules used).
 MODEENVOY_EXPORT std::unique_ptr<ContextStore> NewMemoryContextStore(
     const MemoryContextStoreOptions& options);
 
