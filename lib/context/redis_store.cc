@@ -482,8 +482,14 @@ class RedisContextStore final : public ContextStore {
                       ContextRecord record, StoreCallback<uint64_t> done) override {
     auto op = NewOp<uint64_t>(std::move(done), "replace", session_id);
     if (!Valid(*op, "session_id", session_id)) return Handle(op);
-    if (!record.owner.empty() && !Valid(*op, "record.owner", record.owner)) return Handle(op);
+    if (!Valid(*op, "record.owner", record.owner)) return Handle(op);
     std::string sid(session_id);
+    if (!record.session_id.empty() && record.session_id != sid) {
+      op->Complete(absl::InvalidArgumentError(absl::StrFormat(
+          "record.session_id: \"%s\" does not match the session replaced (\"%s\")",
+          record.session_id, sid)));
+      return Handle(op);
+    }
     std::string metadata = Json(record.metadata).dump(-1, ' ', false,
                                                       Json::error_handler_t::replace);
     std::vector<std::string> args = {

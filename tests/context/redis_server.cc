@@ -66,9 +66,13 @@ bool ProcessGone(pid_t pid) {
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
 }
 
+// Whether redis-server could listen on `port` now: with SO_REUSEADDR, as it does, so the
+// TIME_WAIT connections a stopped server leaves behind do not count.
 bool PortFree(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return false;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -155,7 +155,7 @@ TEST(NewRedisContextStoreTest, RejectsBadOptionsNamingThem) {
   expect_bad(o, "max_pipelined");
   o = {};
   o.cluster = true;
-  o.cluster_seed_nodes = {"127.0.0.1:7000", "nohost:"};
+  o.cluster_seed_nodes = {"127.0.0.1:7000", "127.0.0.1:port"};
   expect_bad(o, "cluster_seed_nodes[1]");
   o = {};
   o.cluster = true;
@@ -620,21 +620,37 @@ TEST_F(RedisClusterStoreTest, FollowsAskDuringAndMovedAfterASlotMigration) {
   // Migration in progress: the source answers ASK for keys it does not have.
   ASSERT_FALSE(target->Call({"CLUSTER", "SETSLOT", s, "IMPORTING", *source_id})->is_error);
   ASSERT_FALSE((*source)->Call({"CLUSTER", "SETSLOT", s, "MIGRATING", *target_id})->is_error);
-  auto v = Append(*store, id, 0, Turn("during"));
-  ASSERT_TRUE(v.ok()) << v.status();
+  // A one-key script (the lease) follows ASK to the importing node.
+  auto locked = Await<bool>([&](auto cb) {
+    return store->TryLock(id, "t1", absl::Seconds(30), std::move(cb));
+  });
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  EXPECT_TRUE(*locked);
+  // A multi-key script on keys the importing node does not all have is refused while the
+  // slot moves (Redis answers TRYAGAIN): retry later.
+  auto during = Append(*store, id, 0, Turn("during"));
+  EXPECT_EQ(during.status().code(), absl::StatusCode::kUnavailable) << during.status();
+  EXPECT_THAT(during.status().message(), HasSubstr("TRYAGAIN"));
   // Finish the migration: every node learns the new owner; the store still maps the slot
   // to the source, which now answers MOVED.
   for (auto& node : cluster_->nodes()) {
     auto r = node->Call({"CLUSTER", "SETSLOT", s, "NODE", *target_id});
     ASSERT_TRUE(r.ok() && !r->is_error) << (r.ok() ? r->text : r.status().ToString());
   }
-  EXPECT_EQ(target->Call({"EXISTS", "c:{s-migrating}:meta"})->integer, 1);
-  auto next = Append(*store, id, 1, Turn("after"));
+  EXPECT_EQ(target->Call({"GET", "c:{s-migrating}:lock"})->text, "t1")
+      << "the lease was written on the importing node";
+  auto next = Append(*store, id, 0, Turn("after"));
   ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_EQ(*next, 2u);
+  EXPECT_EQ(*next, 1u);
+  EXPECT_EQ(target->Call({"EXISTS", "c:{s-migrating}:meta"})->integer, 1);
   auto got = Get(*store, id);
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
-  EXPECT_EQ((*got)->record.history.size(), 2u);
+  EXPECT_EQ((*got)->record.history.size(), 1u);
+  // The source node sent both redirections (Redis 7 counts error replies by prefix).
+  auto errors = (*source)->Call({"INFO", "errorstats"});
+  ASSERT_TRUE(errors.ok());
+  EXPECT_THAT(errors->text, HasSubstr("errorstat_ASK:count="));
+  EXPECT_THAT(errors->text, HasSubstr("errorstat_MOVED:count="));
 }
 
 }  // namespace

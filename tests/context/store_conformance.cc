@@ -167,6 +167,10 @@ TEST_P(StoreConformanceTest, ReplaceRewritesTheWholeRecord) {
   EXPECT_EQ((*got)->record, folded);
 
   EXPECT_EQ(Replace(*store_, "s-1", 1, folded).status().code(), absl::StatusCode::kAborted);
+  // A record naming another session is a caller's mistake.
+  EXPECT_EQ(Replace(*store_, "s-other", 2, folded).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  folded.session_id = "s-other";
   EXPECT_EQ(Replace(*store_, "s-other", 1, folded).status().code(),
             absl::StatusCode::kNotFound);
 }
