@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -18,12 +19,13 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "lib/context/redis_client.h"
-#include "lib/core/json_reader.h"
+#include "lib/context/record_internal.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/context/record.h"
 
@@ -31,7 +33,6 @@ namespace modeenvoy {
 namespace context_internal {
 namespace {
 
-using core_internal::Json;
 using core_internal::ToAbsl;
 
 // ---- scripts -------------------------------------------------------------------------------
@@ -252,37 +253,38 @@ std::string_view Text(const redisReply* r) {
   return r->str == nullptr ? std::string_view() : std::string_view(r->str, r->len);
 }
 
-// The JSON of each element of `array_name` in `record`'s serialization.
-absl::Status SplitArray(const Json& json, std::string_view array_name,
-                        std::vector<std::string>* out) {
-  auto it = json.find(std::string(array_name));
-  if (it == json.end()) return absl::OkStatus();  // an empty array may be left out
-  if (!it->is_array()) {
-    return absl::InternalError(absl::StrCat("record codec wrote ", ToAbsl(array_name),
-                                            " as something other than an array"));
-  }
-  for (const Json& element : *it) {
-    out->push_back(element.dump(-1, ' ', false, Json::error_handler_t::replace));
-  }
-  return absl::OkStatus();
-}
-
 struct EncodedParts {
   std::vector<std::string> history, tool_calls, model_choices;
 };
 
-absl::StatusOr<EncodedParts> EncodeParts(ContextRecord probe) {
-  std::string json = SerializeContextRecord(probe);
-  absl::StatusOr<Json> parsed = core_internal::ParseStrictJson(json);
-  if (!parsed.ok()) {
-    return absl::InternalError(absl::StrCat("record codec output does not parse: ",
-                                            parsed.status().message()));
-  }
+// Each element as SerializeContextRecord writes it inside the record (record_internal.h).
+EncodedParts EncodeParts(const std::vector<HistoryEntry>& history,
+                         const std::vector<ToolInvocation>& tool_calls,
+                         const std::vector<ModelChoice>& model_choices) {
   EncodedParts parts;
-  MODEENVOY_RETURN_IF_ERROR(SplitArray(*parsed, "history", &parts.history));
-  MODEENVOY_RETURN_IF_ERROR(SplitArray(*parsed, "tool_calls", &parts.tool_calls));
-  MODEENVOY_RETURN_IF_ERROR(SplitArray(*parsed, "model_choices", &parts.model_choices));
+  parts.history.resize(history.size());
+  for (size_t i = 0; i < history.size(); ++i) AppendHistoryEntry(&parts.history[i], history[i]);
+  parts.tool_calls.resize(tool_calls.size());
+  for (size_t i = 0; i < tool_calls.size(); ++i) {
+    AppendToolInvocation(&parts.tool_calls[i], tool_calls[i]);
+  }
+  parts.model_choices.resize(model_choices.size());
+  for (size_t i = 0; i < model_choices.size(); ++i) {
+    AppendModelChoice(&parts.model_choices[i], model_choices[i]);
+  }
   return parts;
+}
+
+std::string MetadataJson(const std::map<std::string, std::string>& metadata) {
+  std::string out = "{";
+  for (const auto& [key, value] : metadata) {
+    if (out.size() > 1) out.push_back(',');
+    AppendJsonString(&out, key);
+    out.push_back(':');
+    AppendJsonString(&out, value);
+  }
+  out.push_back('}');
+  return out;
 }
 
 // ---- operations ----------------------------------------------------------------------------
@@ -403,29 +405,23 @@ class RedisContextStore final : public ContextStore {
     if (!Valid(*op, "session_id", session_id)) return Handle(op);
     if (expected_version == 0 && !Valid(*op, "owner", append.owner)) return Handle(op);
     std::string sid(session_id);
-    ContextRecord probe;
-    probe.history = std::move(append.entries);
-    probe.tool_calls = std::move(append.tool_calls);
-    if (append.model_choice.has_value()) probe.model_choices.push_back(*append.model_choice);
-    absl::StatusOr<EncodedParts> parts = EncodeParts(std::move(probe));
-    if (!parts.ok()) {
-      op->Complete(parts.status());
-      return Handle(op);
-    }
+    std::vector<ModelChoice> choices;
+    if (append.model_choice.has_value()) choices.push_back(*append.model_choice);
+    EncodedParts parts = EncodeParts(append.entries, append.tool_calls, choices);
     std::vector<std::string> args = {
         absl::StrCat(expected_version), append.owner, sid,
         absl::StrCat(absl::ToUnixNanos(append.now)), TtlArg(),
         absl::StrCat(options_.max_record_bytes), absl::StrCat(append.turns),
-        absl::StrCat(parts->history.size()), absl::StrCat(parts->tool_calls.size()),
-        absl::StrCat(append.tool_results.size()), absl::StrCat(parts->model_choices.size()),
+        absl::StrCat(parts.history.size()), absl::StrCat(parts.tool_calls.size()),
+        absl::StrCat(append.tool_results.size()), absl::StrCat(parts.model_choices.size()),
         absl::StrCat(append.metadata.size()), absl::StrCat(kContextSchemaVersion)};
-    for (std::string& e : parts->history) args.push_back(std::move(e));
-    for (std::string& e : parts->tool_calls) args.push_back(std::move(e));
+    for (std::string& e : parts.history) args.push_back(std::move(e));
+    for (std::string& e : parts.tool_calls) args.push_back(std::move(e));
     for (auto& [index, result] : append.tool_results) {
       args.push_back(absl::StrCat(index));
       args.push_back(std::move(result));
     }
-    for (std::string& e : parts->model_choices) args.push_back(std::move(e));
+    for (std::string& e : parts.model_choices) args.push_back(std::move(e));
     for (auto& [key, value] : append.metadata) {
       args.push_back(key);
       args.push_back(value);
@@ -490,27 +486,17 @@ class RedisContextStore final : public ContextStore {
           record.session_id, sid)));
       return Handle(op);
     }
-    std::string metadata = Json(record.metadata).dump(-1, ' ', false,
-                                                      Json::error_handler_t::replace);
     std::vector<std::string> args = {
         absl::StrCat(expected_version), record.owner, TtlArg(),
         absl::StrCat(options_.max_record_bytes), absl::StrCat(record.turn_count),
         absl::StrCat(absl::ToUnixNanos(record.created)),
         absl::StrCat(absl::ToUnixNanos(record.updated)), absl::StrCat(kContextSchemaVersion),
-        std::move(metadata)};
-    ContextRecord probe;
-    probe.history = std::move(record.history);
-    probe.tool_calls = std::move(record.tool_calls);
-    probe.model_choices = std::move(record.model_choices);
-    absl::StatusOr<EncodedParts> parts = EncodeParts(std::move(probe));
-    if (!parts.ok()) {
-      op->Complete(parts.status());
-      return Handle(op);
-    }
-    args.push_back(absl::StrCat(parts->history.size()));
-    args.push_back(absl::StrCat(parts->tool_calls.size()));
-    args.push_back(absl::StrCat(parts->model_choices.size()));
-    for (auto* list : {&parts->history, &parts->tool_calls, &parts->model_choices}) {
+        MetadataJson(record.metadata)};
+    EncodedParts parts = EncodeParts(record.history, record.tool_calls, record.model_choices);
+    args.push_back(absl::StrCat(parts.history.size()));
+    args.push_back(absl::StrCat(parts.tool_calls.size()));
+    args.push_back(absl::StrCat(parts.model_choices.size()));
+    for (auto* list : {&parts.history, &parts.tool_calls, &parts.model_choices}) {
       for (std::string& e : *list) args.push_back(std::move(e));
     }
     SessionKeys keys = KeysOf(sid);
@@ -804,17 +790,19 @@ class RedisContextStore final : public ContextStore {
     skeleton.turn_count = turn_count;
     skeleton.created = absl::FromUnixNanos(created);
     skeleton.updated = absl::FromUnixNanos(updated);
-    absl::StatusOr<Json> base = core_internal::ParseStrictJson(SerializeContextRecord(skeleton));
-    if (!base.ok() || !base->is_object()) {
-      return absl::InternalError("record codec output does not parse");
+    // The head ends with the (empty) metadata; the stored metadata and parts follow it.
+    std::string json;
+    AppendRecordHead(&json, skeleton);
+    constexpr std::string_view kEmptyMetadata = "\"metadata\":{},";
+    const std::string kSchemaPrefix = absl::StrCat("{\"schema_version\":", kContextSchemaVersion, ",");
+    if (!absl::EndsWith(json, ToAbsl(kEmptyMetadata)) || !absl::StartsWith(json, kSchemaPrefix)) {
+      return absl::InternalError("record head is not in the layout record_internal.h documents");
     }
-    for (const char* name : {"history", "tool_calls", "model_choices", "metadata",
-                             "schema_version"}) {
-      base->erase(name);
+    json.resize(json.size() - kEmptyMetadata.size());
+    if (schema != kContextSchemaVersion) {
+      // Parts written by another schema version: let the codec migrate or refuse them.
+      json.replace(0, kSchemaPrefix.size(), absl::StrCat("{\"schema_version\":", schema, ","));
     }
-    std::string json = base->dump(-1, ' ', false, Json::error_handler_t::replace);
-    json.pop_back();  // the closing brace: the stored parts follow
-    if (json.size() > 1) json += ',';
     auto join = [](const redisReply* list) {
       std::string out;
       for (size_t i = 0; i < list->elements; ++i) {
@@ -823,7 +811,7 @@ class RedisContextStore final : public ContextStore {
       }
       return out;
     };
-    absl::StrAppend(&json, "\"schema_version\":", schema, ",\"metadata\":",
+    absl::StrAppend(&json, "\"metadata\":",
                     ToAbsl(md ? *md : std::string_view("{}")), ",\"history\":[",
                     join(r->element[1]), "],\"tool_calls\":[", join(r->element[2]),
                     "],\"model_choices\":[", join(r->element[3]), "]}");
