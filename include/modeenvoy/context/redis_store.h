@@ -35,18 +35,25 @@
 //
 // Failure modes (the store never blocks the loop and no operation waits past its timeout):
 //  - kUnavailable "redis <address>: <reason>": the connection is down (refused, reset,
-//    AUTH or SELECT refused) or was lost while the operation was in flight. After a failure
+//    AUTH or SELECT refused, not established within connect_timeout) or was lost while the
+//    operation was in flight, or the node answered LOADING, BUSY, TRYAGAIN (a multi-key
+//    script on a slot being migrated), CLUSTERDOWN, MASTERDOWN or READONLY. After a failure
 //    the store reconnects with exponential backoff (reconnect_backoff_min doubling up to
 //    reconnect_backoff_max, each delay drawn uniformly from [delay/2, delay] with `random`);
 //    operations arriving while it waits fail at once with the reason and the time to the
 //    next attempt, never queue.
-//  - kDeadlineExceeded: no reply within operation_timeout (a stalled server, a long script),
-//    or no connection within connect_timeout. The late reply is read and dropped in order;
-//    a write whose reply timed out may have been applied (read the version again).
+//  - kDeadlineExceeded: no reply within operation_timeout (a stalled server, a long script).
+//    The late reply is read and dropped in order, and the connection is kept; a write whose
+//    reply timed out may have been applied (read the version again).
+//  - kInternal "redis <address>: <error>": any other error reply (a bug, or a server too old
+//    for the scripts: Redis >= 4 is needed for multi-field HSET).
 //  - kUnavailable after too many cluster redirections (MOVED/ASK more than 5 times).
 //  - kDataLoss for a stored record that does not parse, naming the session.
 // Cluster: the slot map comes from CLUSTER SLOTS on a seed node and is refreshed on every
 // MOVED; ASK is followed with ASKING once. One connection per node.
+// Beyond store.h: Replace refuses (kInvalidArgument) a record whose session_id names
+// another session or whose owner is empty, as the memory store does. A host name in `url`
+// is resolved by a blocking getaddrinfo() when (re)connecting: prefer IP addresses.
 // Thread safety: thread-hostile. Create, use and destroy the store on its loop's thread.
 // Destroying the store drops every pending callback without running it.
 #ifndef MODEENVOY_CONTEXT_REDIS_STORE_H_
