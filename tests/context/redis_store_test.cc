@@ -442,6 +442,19 @@ TEST_F(RedisStoreTest, AuthAndSelectOnConnect) {
   EXPECT_THAT(got.status().message(), HasSubstr(absl::StrCat("127.0.0.1:", server_->port())));
 }
 
+TEST_F(RedisStoreTest, ConnectsOverAUnixSocket) {
+  std::string socket_path = absl::StrCat("/tmp/modeenvoy-redis-", getpid(), ".sock");
+  server_.reset();
+  auto server = RedisServer::Start(0, {"--unixsocket", socket_path, "--unixsocketperm", "700"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  RedisContextStoreOptions o = Options();
+  o.url = "unix://" + socket_path;
+  auto store = Store(o);
+  ASSERT_TRUE(Append(*store, "s-1", 0, Turn("over a socket")).ok());
+  EXPECT_EQ(server_->Call({"EXISTS", "t:{s-1}:meta"})->integer, 1);  // the same server
+}
+
 TEST_F(RedisStoreTest, SurvivesAServerKilledAndRestartedOnTheSamePort) {
   auto store = Store(Options());
   ASSERT_TRUE(Append(*store, "s-1", 0, Turn("before")).ok());
