@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -440,6 +441,71 @@ TEST_F(RedisStoreTest, AuthAndSelectOnConnect) {
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(got.status().message(), HasSubstr(absl::StrCat("127.0.0.1:", server_->port())));
+}
+
+// Two stores (two connections, as two gateway processes sharing one Redis) with writers
+// racing on one session through CAS retries: every turn lands exactly once, in each
+// writer's order.
+TEST_F(RedisStoreTest, TwoStoresRacingOnOneSessionLoseNoTurn) {
+  auto first = Store(Options());
+  auto second = Store(Options());
+  constexpr int kWritersPerStore = 4;
+  constexpr int kTurns = 15;
+  struct Writer {
+    ContextStore* store = nullptr;
+    int id = 0;
+    int next = 0;
+    absl::Status failure;
+    StoreHandle op;
+  };
+  std::vector<Writer> writers(2 * kWritersPerStore);
+  int finished = 0;
+  std::function<void(Writer&)> step = [&](Writer& w) {
+    if (w.next == kTurns) {
+      ++finished;
+      return;
+    }
+    w.op = w.store->Get("shared", [&](absl::StatusOr<std::optional<StoredContext>> got) {
+      if (!got.ok()) {
+        w.failure = got.status();
+        ++finished;
+        return;
+      }
+      ContextAppend a = Turn(absl::StrCat("w", w.id, "-t", w.next));
+      w.op = w.store->Append("shared", got->has_value() ? (*got)->version : 0, std::move(a),
+                             [&](absl::StatusOr<uint64_t> v) {
+                               if (v.ok()) {
+                                 ++w.next;
+                               } else if (v.status().code() != absl::StatusCode::kAborted) {
+                                 w.failure = v.status();
+                                 ++finished;
+                                 return;
+                               }
+                               step(w);
+                             });
+    });
+  };
+  for (size_t i = 0; i < writers.size(); ++i) {
+    writers[i].store = i % 2 == 0 ? first.get() : second.get();
+    writers[i].id = static_cast<int>(i);
+    step(writers[i]);
+  }
+  ASSERT_TRUE(loop_->RunUntil([&] { return finished == static_cast<int>(writers.size()); },
+                              kWait));
+  for (const Writer& w : writers) ASSERT_TRUE(w.failure.ok()) << w.failure;
+  auto got = Get(*first, "shared");
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
+  const auto& history = (*got)->record.history;
+  ASSERT_EQ(history.size(), writers.size() * kTurns);
+  std::vector<int> seen(writers.size(), 0);
+  for (const HistoryEntry& e : history) {
+    const std::string& text = std::get<std::string>(*e.message.content);
+    int writer = text[1] - '0';
+    ASSERT_TRUE(writer >= 0 && writer < static_cast<int>(writers.size())) << text;
+    EXPECT_EQ(text, absl::StrCat("w", writer, "-t", seen[writer]));
+    ++seen[writer];
+  }
+  EXPECT_EQ((*got)->version, writers.size() * kTurns);
 }
 
 TEST_F(RedisStoreTest, ConnectsOverAUnixSocket) {
