@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -21,6 +22,8 @@
 
 namespace modeenvoy::protocol_internal {
 namespace {
+
+constexpr std::string_view kChunkObject = "chat.completion.chunk";
 
 // Bounds on the decoder's state: choices tracked and tool calls remembered per stream.
 constexpr int64_t kMaxChoices = 128;
@@ -157,7 +160,17 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       usage = GroqUsage(*groq);
     }
     if (chunk.choices.empty()) {
-      if (!usage.has_value()) return Pass(std::move(frame), out);  // e.g. prompt_filter_results
+      if (!usage.has_value()) {
+        // e.g. Azure's prompt_filter_results, which its model router sends with "object":""
+        // and others with no object, id or model: written again with the members every
+        // client's chunk type requires (a missing "object" parses as the default one).
+        chunk.object = std::string(kChunkObject);
+        SseEvent event;
+        event.event = std::move(frame.event);
+        event.data = SerializeChatCompletionChunk(chunk);
+        out->push_back(std::move(event));
+        return absl::OkStatus();
+      }
       // A usage-only chunk: held as sent, for the end.
       usage_event_ = std::move(frame.data);
       return absl::OkStatus();
@@ -333,6 +346,26 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
     copy.stream_options->include_usage = true;
   }
   return SerializeChatRequest(copy);
+}
+
+absl::Status CheckOpenAiResponse(std::string_view body) {
+  // Only a JSON object can be an error object; anything else passes on unread (the gateway
+  // does not parse answers, and hands the client what the upstream sent).
+  JsonReader r(body, kMaxJsonDepth);
+  JsonType type;
+  if (!r.Peek(&type) || type != JsonType::kObject || !r.BeginObject()) return absl::OkStatus();
+  bool first = true, has = false, choices = false, error = false;
+  std::string_view key;
+  std::string scratch;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    if ((key == "choices" || key == "error") && r.Peek(&type)) {
+      if (key == "choices") choices = type == JsonType::kArray;
+      if (key == "error") error = type != JsonType::kNull;
+    }
+    if (!r.SkipValue()) return absl::OkStatus();
+  }
+  if (error && !choices) return StatusFromUpstreamError(200, body);
+  return absl::OkStatus();
 }
 
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder() {
