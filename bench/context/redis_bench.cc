@@ -36,9 +36,11 @@ struct Fixture {
   std::string error;
 };
 
+// A function-local static, destroyed at exit: the store first, then the server (stopped by
+// pid).
 Fixture* Shared() {
-  static Fixture* f = [] {
-    auto* f = new Fixture();
+  static std::unique_ptr<Fixture> fixture = [] {
+    auto f = std::make_unique<Fixture>();
     if (!modeenvoy::testing::RedisServer::Installed()) {
       f->error = "redis-server is not installed";
       return f;
@@ -61,7 +63,7 @@ Fixture* Shared() {
     f->store = *std::move(store);
     return f;
   }();
-  return f;
+  return fixture.get();
 }
 
 // Runs one operation to completion; returns false (and reports) when it failed.

@@ -33,21 +33,21 @@ using ::testing::HasSubstr;
 constexpr absl::Duration kWait = absl::Seconds(20);  // a bound for liveness, never asserted
 
 // One server for the whole binary's conformance run; every store gets its own key prefix.
+// A function-local static: stopped (by pid) when the test program exits.
 RedisServer* SharedServer(std::string* skip_reason) {
-  static std::unique_ptr<RedisServer>* server = [] {
-    auto* holder = new std::unique_ptr<RedisServer>();
-    if (RedisServer::Installed()) {
-      absl::StatusOr<std::unique_ptr<RedisServer>> started = RedisServer::Start();
-      if (started.ok()) *holder = *std::move(started);
-      else ADD_FAILURE() << started.status();
-    }
-    return holder;
-  }();
   if (!RedisServer::Installed()) {
     *skip_reason = "redis-server is not installed (scripts/setup.sh installs it)";
     return nullptr;
   }
-  return server->get();
+  static std::unique_ptr<RedisServer> server = [] {
+    absl::StatusOr<std::unique_ptr<RedisServer>> started = RedisServer::Start();
+    if (!started.ok()) {
+      ADD_FAILURE() << started.status();
+      return std::unique_ptr<RedisServer>();
+    }
+    return *std::move(started);
+  }();
+  return server.get();
 }
 
 class RedisHarness : public StoreHarness {
