@@ -51,7 +51,7 @@ end
 // schema version, then the items in that order (a tool result is index, text; metadata
 // is key, value).
 // Returns {0, version, created, owner} | {1, stored version} | {2, bytes} |
-// {3, index, tool call count}.
+// {3, index, stored tool call count, position in tool_results}.
 const RedisScript& AppendScript() {
   static const RedisScript* script = new RedisScript(absl::StrCat(ToAbsl(kPushHelper), R"lua(
 local ver = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -80,18 +80,14 @@ for j = 1, nres do
   local idx = tonumber(ARGV[i])
   local result = ARGV[i + 1]
   i = i + 2
-  if idx >= stored + ntc then return {3, idx, stored + ntc} end
-  local old
-  if idx < stored then
-    old = updates[idx] or redis.call('LINDEX', KEYS[3], idx)
-  else
-    old = tc[idx - stored + 1]
-  end
+  -- Only invocations stored before this append (as the memory store).
+  if idx >= stored then return {3, idx, stored, j - 1} end
+  local old = updates[idx] or redis.call('LINDEX', KEYS[3], idx)
   local t = cjson.decode(old)
   t['result'] = result
   local new = cjson.encode(t)
   bytes = bytes - #old + #new
-  if idx < stored then updates[idx] = new else tc[idx - stored + 1] = new end
+  updates[idx] = new
 end
 for j = 1, nmc do mc[j] = ARGV[i]; bytes = bytes + #ARGV[i]; i = i + 1 end
 if nmd > 0 then
@@ -443,10 +439,11 @@ class RedisContextStore final : public ContextStore {
                   "session %s: record would be %d bytes, over the store's bound of %d",
                   sid, r->element[1]->integer, options_.max_record_bytes)));
             case 3:
+              if (r->elements < 4) return op->Complete(Unexpected(sid, "append", r));
               return op->Complete(absl::InvalidArgumentError(absl::StrFormat(
-                  "tool_results: index %d out of range (session %s has %d tool calls)",
-                  r->element[1]->integer, sid,
-                  r->elements > 2 ? r->element[2]->integer : 0)));
+                  "tool_results[%d]: index %d out of range (session %s has %d tool calls)",
+                  r->element[3]->integer, r->element[1]->integer, sid,
+                  r->element[2]->integer)));
             default:
               return op->Complete(Unexpected(sid, "append", r));
           }

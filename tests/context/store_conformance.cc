@@ -146,6 +146,18 @@ TEST_P(StoreConformanceTest, AToolResultIndexOutOfRangeIsInvalidAndWritesNothing
   EXPECT_EQ((*got)->record, FirstTurnRecord("s-1"));
 }
 
+// "Results for invocations already stored": not for one this same append adds.
+TEST_P(StoreConformanceTest, AToolResultForACallOfTheSameAppendIsInvalid) {
+  ContextAppend a = FirstTurn();  // adds tool call 0
+  a.tool_results = {{0, "too early"}};
+  absl::StatusOr<uint64_t> v = Append(*store_, "s-1", 0, a);
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(v.status().message(), ::testing::HasSubstr("tool_results[0]"));
+  auto got = Get(*store_, "s-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+}
+
 TEST_P(StoreConformanceTest, ReplaceRewritesTheWholeRecord) {
   ASSERT_TRUE(Append(*store_, "s-1", 0, FirstTurn()).ok());
   ContextRecord folded;
