@@ -21,6 +21,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -1228,6 +1229,17 @@ class BedrockDialect final : public Dialect {
     return std::make_unique<BedrockStreamDecoder>();
   }
   absl::Status DecodeError(int http_status, std::string_view body) const override;
+
+  // InvokeModel with a Titan or Cohere embedding model (embeddings.h).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeBedrockEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    return DecodeBedrockEmbeddings(body, request, EmbeddingsModel(request, call));
+  }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override;
   absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override;

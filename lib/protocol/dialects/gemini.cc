@@ -22,6 +22,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -2025,6 +2026,20 @@ class GoogleDialect final : public Dialect {
 
   absl::Status DecodeError(int http_status, std::string_view body) const override {
     return StatusFromUpstreamError(http_status, body);
+  }
+
+  // Gemini API batchEmbedContents. Vertex AI embeds through :predict with another body,
+  // which is not mapped: the default refusal.
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    if (options_.vertex) return Dialect::EncodeEmbeddingsRequest(request, call, out);
+    return EncodeGeminiEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    if (options_.vertex) return Dialect::DecodeEmbeddingsResponse(body, request, call);
+    return DecodeGeminiEmbeddings(body, request, EmbeddingsModel(request, call));
   }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {

@@ -25,6 +25,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -498,6 +499,17 @@ class OllamaDialect final : public Dialect {
 
   absl::Status EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                              WireRequest* out) const override;
+
+  // /api/embed (embeddings.h).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeOllamaEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    return DecodeOllamaEmbeddings(body, request, EmbeddingsModel(request, call));
+  }
 
   Framing ResponseFraming(bool stream) const override {
     return stream ? Framing::kNdjson : Framing::kJson;
