@@ -1764,4 +1764,31 @@ std::string SerializeChatCompletionChunk(const ChatCompletionChunk& c) {
   return out;
 }
 
+void AppendMessageJson(std::string* out, const Message& message) {
+  WriteMessage(out, message, /*content_null=*/false);
+}
+
+absl::StatusOr<Message> ParseMessage(std::string_view json, std::string_view path) {
+  Parser p(json);
+  Message out;
+  const Path at{nullptr, path, -1};
+  uint64_t seen = 0;
+  MODEENVOY_RETURN_IF_ERROR(
+      ParseMembers(p, at, kResponseMessageMembers, &out, &out.extra, &seen));
+  if (!(seen & 1)) return Invalid(at.Member("role"), "required");
+  if (!p.reader().ExpectEnd()) return p.Syntax();
+  return out;
+}
+
+void AppendUsageJson(std::string* out, const Usage& usage) { WriteUsage(out, usage); }
+
+absl::StatusOr<Usage> ParseUsage(std::string_view json, std::string_view path) {
+  Parser p(json);
+  Usage out;
+  const Path at{nullptr, path, -1};
+  MODEENVOY_RETURN_IF_ERROR(ParseMembers(p, at, kUsageMembers, &out, &out.extra));
+  if (!p.reader().ExpectEnd()) return p.Syntax();
+  return out;
+}
+
 }  // namespace modeenvoy

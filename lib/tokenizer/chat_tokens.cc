@@ -273,6 +273,66 @@ int64_t ToolTokens(const Encoding& enc, const std::vector<Tool>& tools, const Ru
   return n;
 }
 
+// One message's tokens under `rules`; adds its image tokens and estimate flag to *out.
+int64_t MessageTokens(const Encoding& enc, const Message& m, const Rules& rules,
+                      const ChatTokenOptions& options, ChatTokenCount* out) {
+  auto text = [&](std::string_view s) { return static_cast<int64_t>(enc.CountOrdinary(s)); };
+  int64_t n = 0;
+  n += rules.per_message;
+  n += text(RoleText(m.role));
+  if (m.content.has_value()) {
+    if (const auto* s = std::get_if<std::string>(&*m.content)) {
+      n += text(*s);
+    } else {
+      for (const ContentPart& part : std::get<std::vector<ContentPart>>(*m.content)) {
+        switch (part.type) {
+          case ContentPartType::kText:
+            n += text(part.text);
+            break;
+          case ContentPartType::kRefusal:
+            n += text(part.refusal);
+            break;
+          case ContentPartType::kImageUrl:
+            if (part.image_url.has_value()) {
+              const int64_t img = ImageTokens(*part.image_url, rules, options);
+              out->image_tokens += img;
+              n += img;
+            }
+            out->estimated = true;
+            break;
+          case ContentPartType::kInputAudio:
+          case ContentPartType::kFile:
+          case ContentPartType::kOther:
+            out->estimated = true;
+            break;
+        }
+      }
+    }
+  }
+  if (m.name.has_value()) n += text(*m.name) + rules.per_name;
+  if (m.tool_call_id.has_value()) n += text(*m.tool_call_id);
+  if (m.refusal.has_value()) n += text(*m.refusal);
+  for (const ToolCall& call : m.tool_calls) {
+    if (call.function.has_value()) {
+      n += text(call.function->name) + text(call.function->arguments);
+    } else {
+      for (const auto& [key, value] : call.extra) n += text(value);
+    }
+  }
+  // The deprecated assistant "function_call": {"name", "arguments"}, counted as a tool call.
+  for (const auto& [key, value] : m.extra) {
+    if (key != "function_call") continue;
+    const nlohmann::json call = nlohmann::json::parse(value, nullptr, false);
+    if (!call.is_object()) {
+      n += text(value);
+      continue;
+    }
+    if (auto it = call.find("name"); it != call.end()) n += text(JsonText(*it));
+    if (auto it = call.find("arguments"); it != call.end()) n += text(JsonText(*it));
+  }
+  return n;
+}
+
 }  // namespace
 
 ChatTokenCount CountChatTokens(const Encoding& enc, const ChatRequest& request,
@@ -280,63 +340,9 @@ ChatTokenCount CountChatTokens(const Encoding& enc, const ChatRequest& request,
   const std::string& model = options.model.empty() ? request.model : options.model;
   const Rules rules = RulesFor(model, enc);
   ChatTokenCount out;
-  auto text = [&](std::string_view s) { return static_cast<int64_t>(enc.CountOrdinary(s)); };
   int64_t n = 0;
-  for (const Message& m : request.messages) {
-    n += rules.per_message;
-    n += text(RoleText(m.role));
-    if (m.content.has_value()) {
-      if (const auto* s = std::get_if<std::string>(&*m.content)) {
-        n += text(*s);
-      } else {
-        for (const ContentPart& part : std::get<std::vector<ContentPart>>(*m.content)) {
-          switch (part.type) {
-            case ContentPartType::kText:
-              n += text(part.text);
-              break;
-            case ContentPartType::kRefusal:
-              n += text(part.refusal);
-              break;
-            case ContentPartType::kImageUrl:
-              if (part.image_url.has_value()) {
-                const int64_t img = ImageTokens(*part.image_url, rules, options);
-                out.image_tokens += img;
-                n += img;
-              }
-              out.estimated = true;
-              break;
-            case ContentPartType::kInputAudio:
-            case ContentPartType::kFile:
-            case ContentPartType::kOther:
-              out.estimated = true;
-              break;
-          }
-        }
-      }
-    }
-    if (m.name.has_value()) n += text(*m.name) + rules.per_name;
-    if (m.tool_call_id.has_value()) n += text(*m.tool_call_id);
-    if (m.refusal.has_value()) n += text(*m.refusal);
-    for (const ToolCall& call : m.tool_calls) {
-      if (call.function.has_value()) {
-        n += text(call.function->name) + text(call.function->arguments);
-      } else {
-        for (const auto& [key, value] : call.extra) n += text(value);
-      }
-    }
-    // The deprecated assistant "function_call": {"name", "arguments"}, counted as a tool call.
-    for (const auto& [key, value] : m.extra) {
-      if (key != "function_call") continue;
-      const nlohmann::json call = nlohmann::json::parse(value, nullptr, false);
-      if (!call.is_object()) {
-        n += text(value);
-        continue;
-      }
-      if (auto it = call.find("name"); it != call.end()) n += text(JsonText(*it));
-      if (auto it = call.find("arguments"); it != call.end()) n += text(JsonText(*it));
-    }
-  }
-  n += 3;  // <|start|>assistant<|message|>
+  for (const Message& m : request.messages) n += MessageTokens(enc, m, rules, options, &out);
+  n += kReplyPrimingTokens;  // <|start|>assistant<|message|>
   std::vector<Tool> legacy = LegacyFunctions(request.functions);
   if (legacy.empty()) {
     out.tool_tokens = ToolTokens(enc, request.tools, rules);
@@ -345,6 +351,13 @@ ChatTokenCount CountChatTokens(const Encoding& enc, const ChatRequest& request,
     out.tool_tokens = ToolTokens(enc, legacy, rules);
   }
   out.prompt_tokens = n + out.tool_tokens;
+  return out;
+}
+
+ChatTokenCount CountMessageTokens(const Encoding& enc, const Message& message,
+                                  const ChatTokenOptions& options) {
+  ChatTokenCount out;
+  out.prompt_tokens = MessageTokens(enc, message, RulesFor(options.model, enc), options, &out);
   return out;
 }
 

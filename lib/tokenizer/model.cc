@@ -1,8 +1,12 @@
 #include "modeenvoy/tokenizer/model.h"
 
+#include <cstdint>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/status_macros.h"
 
@@ -133,7 +137,88 @@ const char* Lookup(std::string_view model) {
   return best;
 }
 
+struct WindowEntry {
+  const char* prefix;
+  int64_t tokens;
+};
+
+// Longest matching prefix wins (the sources are in model.h).
+constexpr WindowEntry kWindows[] = {
+    {"gpt-5", 400000},
+    {"gpt-4.1", 1047576},
+    {"gpt-4.5", 128000},
+    {"gpt-4o", 128000},
+    {"chatgpt-4o", 128000},
+    {"gpt-4-turbo", 128000},
+    {"gpt-4-1106", 128000},
+    {"gpt-4-0125", 128000},
+    {"gpt-4-vision", 128000},
+    {"gpt-4-32k", 32768},
+    {"gpt-4", 8192},
+    {"gpt-3.5-turbo", 16385},
+    {"gpt-3.5-turbo-0613", 4096},
+    {"gpt-3.5-turbo-0301", 4096},
+    {"gpt-3.5-turbo-instruct", 4096},
+    {"gpt-35-turbo", 16385},
+    {"o1", 200000},
+    {"o1-mini", 128000},
+    {"o1-preview", 128000},
+    {"o3", 200000},
+    {"o4-mini", 200000},
+    {"claude-3", 200000},
+    {"claude-sonnet-4", 200000},
+    {"claude-opus-4", 200000},
+    {"claude-haiku-4", 200000},
+    {"claude-4", 200000},
+    {"claude-2.1", 200000},
+    {"claude-2.0", 100000},
+    {"claude-2", 100000},
+    {"claude-instant", 100000},
+    {"gemini-1.5-pro", 2097152},
+    {"gemini-1.5-flash", 1048576},
+    {"gemini-2.0", 1048576},
+    {"gemini-2.5", 1048576},
+};
+
+std::optional<int64_t> LookupWindow(std::string_view model) {
+  std::optional<int64_t> best;
+  size_t best_len = 0;
+  for (const WindowEntry& e : kWindows) {
+    const std::string_view prefix = e.prefix;
+    if (prefix.size() <= best_len || model.substr(0, prefix.size()) != prefix) continue;
+    // A prefix is a whole name part: "gpt-4" does not match "gpt-4o".
+    if (model.size() > prefix.size() &&
+        std::string_view("-.:@").find(model[prefix.size()]) == std::string_view::npos) {
+      continue;
+    }
+    best = e.tokens;
+    best_len = prefix.size();
+  }
+  return best;
+}
+
 }  // namespace
+
+absl::StatusOr<int64_t> ContextWindowForModel(std::string_view model) {
+  std::string_view name = model;
+  if (const size_t slash = name.rfind('/'); slash != std::string_view::npos) {
+    name.remove_prefix(slash + 1);
+  }
+  if (absl::StartsWith(ToAbsl(name), "ft:")) {
+    name.remove_prefix(3);
+    name = name.substr(0, name.find(':'));
+  }
+  if (std::optional<int64_t> w = LookupWindow(name)) return *w;
+  // Bedrock ids: "anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-...".
+  for (std::string_view family : {"claude-", "gemini-"}) {
+    const size_t at = name.find(family);
+    if (at != std::string_view::npos && at > 0 && name[at - 1] == '.') {
+      if (std::optional<int64_t> w = LookupWindow(name.substr(at))) return *w;
+    }
+  }
+  return absl::NotFoundError(absl::StrFormat(
+      "no known context window for model '%s'; configure it explicitly", ToAbsl(model)));
+}
 
 absl::StatusOr<std::string> EncodingNameForModel(std::string_view model) {
   if (const char* enc = Lookup(model)) return std::string(enc);

@@ -268,3 +268,88 @@ TEST(CountChatTokensTest, UnknownModelIsNotFound) {
 
 }  // namespace
 }  // namespace modeenvoy
+
+namespace modeenvoy {
+namespace {
+
+// Per-message counts plus the reply priming and tools are the request's count, for many
+// requests drawn from messages of every kind and for models with different rules.
+TEST(CountMessageTokensTest, SummedWithPrimingAndToolsEqualsTheRequestCount) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  MODEENVOY_LOAD_OR_SKIP(cl100k, "cl100k_base");
+  std::vector<Message> pool = CookbookRequest("gpt-4o").messages;
+  Message call = MakeMessage(Role::kAssistant);
+  ToolCall tc;
+  tc.id = "call_1";
+  tc.function = FunctionCall{.name = "get_weather", .arguments = R"({"city":"Paris"})", .extra = {}};
+  call.tool_calls = {tc};
+  pool.push_back(call);
+  Message result = MakeMessage(Role::kTool, "18 degrees and sunny");
+  result.tool_call_id = "call_1";
+  pool.push_back(result);
+  Message image = MakeMessage(Role::kUser);
+  ContentPart text;
+  text.text = "what is this?";
+  ContentPart img;
+  img.type = ContentPartType::kImageUrl;
+  img.image_url = ImageUrl{.url = "https://example.com/x.png", .detail = std::nullopt, .extra = {}};
+  image.content = std::vector<ContentPart>{text, img};
+  pool.push_back(image);
+  Message legacy = MakeMessage(Role::kAssistant);
+  legacy.extra = {{"function_call", R"({"name":"f","arguments":"{\"a\":1}"})"}};
+  pool.push_back(legacy);
+  Message refusal = MakeMessage(Role::kAssistant);
+  refusal.refusal = "I can't help with that.";
+  refusal.name = "bot";
+  pool.push_back(refusal);
+
+  Tool tool;
+  tool.function = FunctionDefinition{.name = "get_weather", .description = "Weather.",
+                                     .parameters = R"({"type":"object","properties":{"city":{"type":"string"}}})",
+                                     .strict = std::nullopt, .extra = {}};
+  uint64_t state = 42;  // a fixed linear congruential sequence picks the messages
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(state >> 33);
+  };
+  int checked = 0;
+  for (const char* model : {"gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "gpt-4", "gpt-3.5-turbo-0301"}) {
+    const Encoding& enc = std::string_view(model).find("gpt-4o") == 0 ||
+                                  std::string_view(model).find("gpt-4.1") == 0
+                              ? *o200k
+                              : *cl100k;
+    for (int i = 0; i < 60; ++i) {
+      ChatRequest r;
+      r.model = model;
+      const size_t n = 1 + next() % 8;
+      for (size_t k = 0; k < n; ++k) r.messages.push_back(pool[next() % pool.size()]);
+      if (i % 3 == 0) r.tools = {tool};
+      const ChatTokenCount whole = CountChatTokens(enc, r);
+      int64_t sum = kReplyPrimingTokens + whole.tool_tokens;
+      int64_t images = 0;
+      bool estimated = false;
+      for (const Message& m : r.messages) {
+        const ChatTokenCount one = CountMessageTokens(enc, m, {.model = model});
+        sum += one.prompt_tokens;
+        images += one.image_tokens;
+        estimated = estimated || one.estimated;
+      }
+      EXPECT_EQ(sum, whole.prompt_tokens) << model << " request " << i;
+      EXPECT_EQ(images, whole.image_tokens);
+      EXPECT_EQ(estimated, whole.estimated);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 300);
+}
+
+TEST(CountMessageTokensTest, DefaultRulesAreThreeTokensPerMessage) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  // "user" and "hello" are one token each in o200k_base.
+  EXPECT_EQ(o200k->CountOrdinary("user"), 1u);
+  EXPECT_EQ(o200k->CountOrdinary("hello"), 1u);
+  EXPECT_EQ(CountMessageTokens(*o200k, MakeMessage(Role::kUser, "hello")).prompt_tokens, 5);
+}
+
+}  // namespace
+}  // namespace modeenvoy

@@ -54,3 +54,59 @@ TEST(EncodingForModelTest, ReturnsTheSharedEncoding) {
 
 }  // namespace
 }  // namespace modeenvoy
+
+namespace modeenvoy {
+namespace {
+
+// Values from the vendors' model pages (OpenAI, Anthropic, Google), as listed in model.h.
+TEST(ContextWindowForModelTest, KnownFamiliesAndTheirVariants) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"gpt-4o", 128000},
+      {"gpt-4o-2024-08-06", 128000},
+      {"gpt-4o-mini", 128000},
+      {"openai/gpt-4o-mini", 128000},
+      {"gpt-4.1", 1047576},
+      {"gpt-4.1-nano-2025-04-14", 1047576},
+      {"gpt-4", 8192},
+      {"gpt-4-0613", 8192},
+      {"gpt-4-32k", 32768},
+      {"gpt-4-turbo-2024-04-09", 128000},
+      {"gpt-4-1106-preview", 128000},
+      {"gpt-3.5-turbo", 16385},
+      {"gpt-3.5-turbo-0613", 4096},
+      {"gpt-3.5-turbo-instruct", 4096},
+      {"o1", 200000},
+      {"o1-mini", 128000},
+      {"o3-mini-2025-01-31", 200000},
+      {"o4-mini", 200000},
+      {"gpt-5-mini", 400000},
+      {"ft:gpt-4o-mini-2024-07-18:org::abc", 128000},
+      {"claude-3-5-sonnet-20241022", 200000},
+      {"claude-3-haiku-20240307", 200000},
+      {"claude-sonnet-4-20250514", 200000},
+      {"claude-opus-4-1", 200000},
+      {"claude-3-5-sonnet@20240620", 200000},
+      {"us.anthropic.claude-3-5-sonnet-20240620-v1:0", 200000},
+      {"claude-2.0", 100000},
+      {"claude-instant-1.2", 100000},
+      {"gemini-1.5-pro-002", 2097152},
+      {"gemini-1.5-flash", 1048576},
+      {"gemini-2.0-flash", 1048576},
+      {"gemini-2.5-pro", 1048576},
+  };
+  for (const auto& [model, window] : cases) {
+    absl::StatusOr<int64_t> got = ContextWindowForModel(model);
+    ASSERT_TRUE(got.ok()) << model << ": " << got.status();
+    EXPECT_EQ(*got, window) << model;
+  }
+}
+
+TEST(ContextWindowForModelTest, UnknownModelsAreNotFound) {
+  for (const char* model : {"llama3", "gpt-4x", "o1x", "", "claude", "my-model"}) {
+    EXPECT_EQ(ContextWindowForModel(model).status().code(), absl::StatusCode::kNotFound)
+        << model;
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy

@@ -18,8 +18,10 @@
 //      model_choices, turn_count. A version-1 record is migrated on read: turns are
 //      numbered by user messages, tool_calls are rebuilt from the assistant tool calls and
 //      the tool messages answering them, model_choices stay empty.
-// A record of a newer version than this library knows, or one that does not parse, is an
-// error naming the session, never a silently reset conversation.
+// A record without "schema_version" is read as version 1. A record of a newer version than
+// this library knows, or one that does not parse, is an error naming the session, never a
+// silently reset conversation. Unknown members are corruption (kDataLoss): a schema change
+// takes a new version.
 // Thread safety: all functions are pure and thread-safe; structs are plain values.
 #ifndef MODEENVOY_CONTEXT_RECORD_H_
 #define MODEENVOY_CONTEXT_RECORD_H_

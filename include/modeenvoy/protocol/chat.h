@@ -263,6 +263,25 @@ MODEENVOY_EXPORT absl::Status ValidateChatRequest(const ChatRequest& request);
 MODEENVOY_EXPORT std::string SerializeChatRequest(const ChatRequest& request);
 
 // ----------------------------------------------------------------------------------------
+// Single messages, for documents other than a request body that embed them (a stored
+// conversation: context/record.h). Added with the context component so that it reads and
+// writes messages with this codec instead of a second one.
+
+// Appends `message` to *out as compact JSON, exactly as SerializeChatRequest writes each
+// element of "messages" (content omitted when absent). Same REQUIRES as SerializeChatRequest.
+MODEENVOY_EXPORT void AppendMessageJson(std::string* out, const Message& message);
+
+// Parses one message object. Members are read as in a request, except that a content part
+// of unknown type is kept as ContentPartType::kOther (as in a response: a stored assistant
+// reply may carry one); "role" is required. Only syntax and types are checked (as with
+// ChatParseOptions::validate = false). `path` prefixes the field paths of errors, e.g.
+// "history[2].message" gives "history[2].message.content[0].type: expected string, got
+// number". Round trip: ParseMessage(AppendMessageJson(m)) == m for every parsed m.
+// Errors: kInvalidArgument with the field path; syntax errors as ParseChatRequest.
+MODEENVOY_EXPORT absl::StatusOr<Message> ParseMessage(std::string_view json,
+                                                      std::string_view path = "message");
+
+// ----------------------------------------------------------------------------------------
 // Response side.
 
 struct PromptTokensDetails {
@@ -380,6 +399,13 @@ MODEENVOY_EXPORT absl::StatusOr<ChatCompletionChunk> ParseChatCompletionChunk(
 // Compact JSON; same rules as SerializeChatRequest.
 MODEENVOY_EXPORT std::string SerializeChatCompletion(const ChatCompletion& completion);
 MODEENVOY_EXPORT std::string SerializeChatCompletionChunk(const ChatCompletionChunk& chunk);
+
+// One usage object, as SerializeChatCompletion writes "usage" / as ParseChatCompletion
+// reads it (for documents that store usage: context/record.h). `path` prefixes the field
+// paths of errors. Errors: kInvalidArgument with the field path.
+MODEENVOY_EXPORT void AppendUsageJson(std::string* out, const Usage& usage);
+MODEENVOY_EXPORT absl::StatusOr<Usage> ParseUsage(std::string_view json,
+                                                  std::string_view path = "usage");
 
 }  // namespace modeenvoy
 

@@ -58,6 +58,22 @@ MODEENVOY_EXPORT ChatTokenCount CountChatTokens(const Encoding& encoding,
                                                 const ChatRequest& request,
                                                 const ChatTokenOptions& options = {});
 
+// Tokens a request adds for the reply priming (<|start|>assistant<|message|>).
+inline constexpr int64_t kReplyPrimingTokens = 3;
+
+// One message's share of CountChatTokens: its per-message overhead and fields, without the
+// reply priming and tools, so that for every request
+//   CountChatTokens(enc, r, o).prompt_tokens ==
+//       sum of CountMessageTokens(enc, m, o').prompt_tokens over r.messages
+//       + kReplyPrimingTokens + CountChatTokens(enc, r, o).tool_tokens
+// where o' is o with model set to the model CountChatTokens used. prompt_tokens is the
+// message's count, image_tokens and estimated as for a request; tool_tokens is 0. An empty
+// options.model applies the default rules (3 tokens per message, gpt-4o image pricing).
+// Thread safety: thread-safe.
+MODEENVOY_EXPORT ChatTokenCount CountMessageTokens(const Encoding& encoding,
+                                                   const Message& message,
+                                                   const ChatTokenOptions& options = {});
+
 // Picks the encoding from the model (options.model, else request.model) and counts.
 // Errors: kNotFound for a model without a known encoding; loading errors as GetEncoding.
 MODEENVOY_EXPORT absl::StatusOr<ChatTokenCount> CountChatTokens(
