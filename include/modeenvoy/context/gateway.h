@@ -64,7 +64,6 @@ struct ContextMetrics {
   uint64_t fail_open = 0;         // requests sent on without context (failure_mode open)
   uint64_t busy_rejected = 0;     // 409 session_busy (reject mode, or a full queue)
   uint64_t queue_timeouts = 0;    // requests that waited queue_timeout for their session
-  uint64_t summaries = 0;         // dropped turns folded into a summary and stored
 };
 
 // Reads the counters. Thread-safe; all zero when the component never ran with `services`.

@@ -16,7 +16,6 @@
 #include "lib/core/status_macros.h"
 #include "modeenvoy/context/gateway.h"
 #include "modeenvoy/status.h"
-#include "modeenvoy/tokenizer/encoding.h"
 
 namespace modeenvoy {
 namespace context_internal {
@@ -168,7 +167,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"enabled", "store", "session_header", "metadata_header", "max_session_id_bytes",
        "max_metadata_bytes", "max_history_bytes", "reserve_output_tokens", "concurrency",
-       "failure_mode", "store_timeout_ms", "lease_ttl_ms", "summarizer", "guardrails"}));
+       "failure_mode", "store_timeout_ms", "lease_ttl_ms", "guardrails"}));
   auto config = std::make_shared<ContextConfig>();
   if (const Json* enabled = r.Find("enabled")) {
     if (!enabled->is_boolean()) return InvalidFieldError("enabled", "must be a boolean");
@@ -244,22 +243,6 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
                              OptionalMillis(r, "lease_ttl_ms", 100, int64_t{24} * 3600 * 1000));
   if (lease.has_value()) config->lease_ttl = *lease;
 
-  MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> summarizer, r.OptionalObject("summarizer"));
-  if (summarizer.has_value()) {
-    MODEENVOY_RETURN_IF_ERROR(summarizer->RejectUnknown({"model", "trigger"}));
-    SummarizerConfig s;
-    MODEENVOY_ASSIGN_OR_RETURN(s.model, summarizer->RequiredString("model"));
-    MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> trigger,
-                               summarizer->OptionalObject("trigger"));
-    if (trigger.has_value()) {
-      MODEENVOY_RETURN_IF_ERROR(trigger->RejectUnknown({"min_dropped"}));
-      MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> min_dropped,
-                                 trigger->OptionalInt("min_dropped", 1, 1 << 20));
-      if (min_dropped.has_value()) s.min_dropped_entries = *min_dropped;
-    }
-    config->summarizer = std::move(s);
-  }
-
   MODEENVOY_ASSIGN_OR_RETURN(const Json* guardrails, r.OptionalArray("guardrails"));
   if (guardrails != nullptr) {
     for (size_t i = 0; i < guardrails->size(); ++i) {
@@ -330,10 +313,6 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
     t->token = absl::StrFormat("%016x%016x", services.Random(), services.Random());
     return t;
   })->token;
-  // Load the encodings windowing counts with now, on the loading thread, rather than on a
-  // loop thread at the first request (a failure only means no windowing: see the filter).
-  (void)GetEncoding("o200k_base");
-  (void)GetEncoding("cl100k_base");
   config->log = options.log;
   if (config->log == nullptr) {
     config->log = [](std::string_view line) {
@@ -369,7 +348,6 @@ ContextMetrics ReadContextMetrics(Services& services) {
   m.fail_open = c->fail_open.load();
   m.busy_rejected = c->busy_rejected.load();
   m.queue_timeouts = c->queue_timeouts.load();
-  m.summaries = c->summaries.load();
   return m;
 }
 

@@ -548,10 +548,15 @@ void ContextFilter::ResolveWindow(int64_t* window, const Encoding** encoding) {
     std::optional<Attempt> attempt = (*plan)->Next();
     if (!attempt.has_value()) break;
     if (first_upstream.empty()) first_upstream = attempt->model->upstream_model;
+    // The configured window, else the published one of the upstream model, else unknown.
     int64_t tokens = 0;
     if (const auto* limit = static_cast<const ModelTokenLimit*>(
             attempt->model->extension("context_window"))) {
       tokens = limit->tokens;
+    } else if (absl::StatusOr<int64_t> known =
+                   ContextWindowForModel(attempt->model->upstream_model);
+               known.ok()) {
+      tokens = *known;
     }
     if (tokens > 0 && (*window == 0 || tokens < *window)) *window = tokens;
     // Walk the fallbacks as if this attempt failed.
@@ -560,6 +565,8 @@ void ContextFilter::ResolveWindow(int64_t* window, const Encoding** encoding) {
     failed.failure = FailureClass::kServerError;
     (*plan)->Report(*attempt, failed);
   }
+  // GetEncoding loads a rank file on its first use in the process (the example proxy has
+  // loaded o200k and cl100k at start for its usage estimator); unavailable: no windowing.
   absl::StatusOr<std::string> name = EncodingNameForModel(first_upstream);
   absl::StatusOr<std::shared_ptr<const Encoding>> loaded =
       GetEncoding(name.ok() ? std::string_view(*name) : std::string_view("o200k_base"));

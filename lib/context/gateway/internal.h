@@ -43,7 +43,6 @@ struct Counters {
   std::atomic<uint64_t> fail_open{0};
   std::atomic<uint64_t> busy_rejected{0};
   std::atomic<uint64_t> queue_timeouts{0};
-  std::atomic<uint64_t> summaries{0};
 };
 std::shared_ptr<Counters> CountersOf(Services& services);
 
@@ -115,11 +114,6 @@ struct Guardrail {
   std::string disclaimer;                    // put before the reply's text; may be empty
 };
 
-struct SummarizerConfig {
-  std::string model;             // a public model of the snapshot
-  int64_t min_dropped_entries = 1;  // `trigger.min_dropped`: fold once this many are out
-};
-
 // The `context` section.
 struct ContextConfig final : ConfigSection {
   bool enabled = true;
@@ -136,7 +130,6 @@ struct ContextConfig final : ConfigSection {
   FailureMode failure_mode = FailureMode::kOpen;
   absl::Duration store_timeout = absl::Seconds(2);
   absl::Duration lease_ttl = absl::Minutes(5);
-  std::optional<SummarizerConfig> summarizer;
   std::vector<Guardrail> guardrails;
 
   std::shared_ptr<StoreSet> stores;

@@ -23,6 +23,7 @@
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/services.h"
 #include "modeenvoy/gateway/sim_event_loop.h"
+#include "modeenvoy/tokenizer/encoding.h"
 #include "nlohmann/json.hpp"
 #include "tests/context/gateway/faulty_store.h"
 #include "tests/gateway/recording_sink.h"
@@ -210,7 +211,8 @@ class ContextGatewayTest : public ::testing::Test {
  protected:
   void SetUp() override { SetUpWith(R"({"store": {"type": "memory"}})"); }
 
-  void SetUpWith(std::string_view context_section, std::string_view routes = "[]") {
+  void SetUpWith(std::string_view context_section, std::string_view routes = "[]",
+                 std::string_view demo_keys = "") {
     gateway_.reset();
     store_ = nullptr;
     registry_ = std::make_unique<Registry>();
@@ -231,7 +233,7 @@ class ContextGatewayTest : public ::testing::Test {
         ConfigLoadOptions{.registry = registry_.get(), .services = services_.get()});
     std::string doc = absl::StrFormat(R"({
       "providers": {"up": {"type": "openai", "base_url": "http://upstream.test/v1"}},
-      "models": {"demo": {"provider": "up"},
+      "models": {"demo": {"provider": "up"%s},
                  "med": {"provider": "up", "upstream_model": "med-upstream"}},
       "routes": %s,
       "context": %s,
@@ -239,7 +241,7 @@ class ContextGatewayTest : public ::testing::Test {
                    "config": {"keys": [{"name": "team-a", "key": "sk-a"},
                                        {"name": "team-b", "key": "sk-b"}]}},
                   {"type": "context"}]})",
-                                      routes, context_section);
+                                      demo_keys, routes, context_section);
     absl::Status loaded = config_->Load(doc);
     ASSERT_TRUE(loaded.ok()) << loaded;
     GatewayOptions gateway_options;
@@ -755,6 +757,31 @@ TEST_F(ContextGatewayTest, ContextMetadataRoutesAndGuardrailsApply) {
             200);
   EXPECT_EQ(upstream_.bodies.back()["model"], "demo");
   EXPECT_THAT(Roles(upstream_.bodies.back()), ElementsAre("user:hello"));
+}
+
+TEST_F(ContextGatewayTest, HistoryIsFittedToTheModelsContextWindow) {
+  if (!GetEncoding("o200k_base").ok()) GTEST_SKIP() << "tokenizer rank files not installed";
+  SetUpWith(R"({"reserve_output_tokens": 0})", "[]", R"(, "context_window": 60)");
+  const std::string words = "alpha beta gamma delta epsilon zeta eta theta";
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_EQ(Turn("w", absl::StrFormat("%d %s", i, words))->status(), 200);
+  }
+  ASSERT_EQ(upstream_.bodies.size(), 4u);
+  std::vector<std::string> last = Roles(upstream_.bodies[3]);
+  ASSERT_LT(last.size(), 7u) << "older turns were dropped";
+  ASSERT_GE(last.size(), 3u) << "the previous turn fits";
+  EXPECT_EQ(last.size() % 2, 1u) << "whole turns: (user, assistant) pairs + the new message";
+  EXPECT_EQ(last.front().substr(0, 5), "user:");
+  EXPECT_EQ(last.back(), absl::StrFormat("user:4 %s", words));
+  EXPECT_EQ(last[last.size() - 2], "assistant:reply 3");
+  EXPECT_EQ(StoredHistory("w").size(), 8u) << "the store keeps everything";
+
+  // New messages that cannot fit at all are the client's error.
+  std::string huge;
+  for (int i = 0; i < 40; ++i) huge += words + " ";
+  auto too_big = Turn("w", huge);
+  EXPECT_EQ(too_big->status(), 400);
+  EXPECT_EQ(too_big->json()["error"]["code"], "context_length_exceeded");
 }
 
 TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
