@@ -204,7 +204,8 @@ def test_queue_mode_keeps_every_turn_of_many_concurrent_clients_once_in_order(
     gw = start_gateway(start_process, tmp_path,
                        config(emulator.base_url, {"concurrency": {"mode": "queue",
                                                                   "max_queue": 64}},
-                              latency_ms=20))
+                              latency_ms=20),
+                       "--threads", "4")  # the session gate spans worker threads
     sent, errors = run_clients(gw, "busy-q", clients=8, turns=4)
     assert errors == []
     history = history_pairs(gw, "busy-q")
