@@ -59,11 +59,12 @@ struct ContextMetrics {
   uint64_t sessions_loaded = 0;   // requests that ran with a stored context
   uint64_t turns_appended = 0;    // appends acknowledged by the store
   uint64_t append_conflicts = 0;  // compare-and-set conflicts retried
-  uint64_t failed_writes = 0;     // appends/replaces that failed or timed out (logged)
+  uint64_t failed_writes = 0;     // appends and summaries that failed or timed out (logged)
   uint64_t failed_reads = 0;      // loads that failed or timed out
   uint64_t fail_open = 0;         // requests sent on without context (failure_mode open)
   uint64_t busy_rejected = 0;     // 409 session_busy (reject mode, or a full queue)
   uint64_t queue_timeouts = 0;    // requests that waited queue_timeout for their session
+  uint64_t summaries = 0;         // dropped turns folded into a stored summary
 };
 
 // Reads the counters. Thread-safe; all zero when the component never ran with `services`.

@@ -167,7 +167,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"enabled", "store", "session_header", "metadata_header", "max_session_id_bytes",
        "max_metadata_bytes", "max_history_bytes", "reserve_output_tokens", "concurrency",
-       "failure_mode", "store_timeout_ms", "lease_ttl_ms", "guardrails"}));
+       "failure_mode", "store_timeout_ms", "lease_ttl_ms", "summarizer", "guardrails"}));
   auto config = std::make_shared<ContextConfig>();
   if (const Json* enabled = r.Find("enabled")) {
     if (!enabled->is_boolean()) return InvalidFieldError("enabled", "must be a boolean");
@@ -242,6 +242,23 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<absl::Duration> lease,
                              OptionalMillis(r, "lease_ttl_ms", 100, int64_t{24} * 3600 * 1000));
   if (lease.has_value()) config->lease_ttl = *lease;
+
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> summarizer,
+                             r.OptionalObject("summarizer"));
+  if (summarizer.has_value()) {
+    MODEENVOY_RETURN_IF_ERROR(summarizer->RejectUnknown({"model", "trigger"}));
+    SummarizerConfig s;
+    MODEENVOY_ASSIGN_OR_RETURN(s.model, summarizer->RequiredString("model"));
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> trigger,
+                               summarizer->OptionalObject("trigger"));
+    if (trigger.has_value()) {
+      MODEENVOY_RETURN_IF_ERROR(trigger->RejectUnknown({"min_dropped"}));
+      MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> min_dropped,
+                                 trigger->OptionalInt("min_dropped", 1, 1 << 20));
+      if (min_dropped.has_value()) s.min_dropped_entries = static_cast<size_t>(*min_dropped);
+    }
+    config->summarizer = std::move(s);
+  }
 
   MODEENVOY_ASSIGN_OR_RETURN(const Json* guardrails, r.OptionalArray("guardrails"));
   if (guardrails != nullptr) {
@@ -348,6 +365,7 @@ ContextMetrics ReadContextMetrics(Services& services) {
   m.fail_open = c->fail_open.load();
   m.busy_rejected = c->busy_rejected.load();
   m.queue_timeouts = c->queue_timeouts.load();
+  m.summaries = c->summaries.load();
   return m;
 }
 

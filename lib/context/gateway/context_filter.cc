@@ -151,6 +151,9 @@ class ContextFilter final : public Filter {
   void OnReloadedForAppend(absl::StatusOr<std::optional<StoredContext>> got);
   ContextAppend MakeAppend(const ContextRecord* record) const;
   void FinishResponse();
+  // Starts folding the dropped entries into a summary (asynchronous; the response does not
+  // wait) when a summarizer is configured and enough entries were dropped.
+  void MaybeSummarize();
   // Gives the session back: the lease (if held) and the in-process gate.
   void ReleaseSession();
   // Store call bounded by store_timeout; `on_timeout` runs when it expires.
@@ -205,6 +208,7 @@ class ContextFilter final : public Filter {
   std::map<int64_t, ToolCallParts> stream_tools_;
   bool disclaimer_sent_ = false;
   int append_attempts_ = 0;
+  std::vector<size_t> dropped_;  // history entries windowing left out
   ResponseOutcome outcome_;
 };
 
@@ -522,6 +526,7 @@ absl::Status ContextFilter::BuildRequest() {
           FitContext(*history, new_messages_, *encoding, options, config_->token_cache.get());
       if (!fitted.ok()) return fitted.status();
       ctx_->chat->messages = std::move(fitted->messages);
+      dropped_ = std::move(fitted->dropped);
     } else {
       std::vector<Message> all = HistoryMessages(loaded_->record);
       all.insert(all.end(), new_messages_.begin(), new_messages_.end());
@@ -770,6 +775,7 @@ void ContextFilter::OnAppended(absl::StatusOr<uint64_t> version) {
   if (version.ok()) {
     ++config_->counters->turns_appended;
     version_ = *version;
+    MaybeSummarize();
     FinishResponse();
     return;
   }
@@ -808,6 +814,34 @@ void ContextFilter::OnReloadedForAppend(absl::StatusOr<std::optional<StoredConte
   version_ = loaded_.has_value() ? loaded_->version : 0;
   turn_ = (loaded_.has_value() ? loaded_->record.turn_count : 0) + 1;
   Append();
+}
+
+void ContextFilter::MaybeSummarize() {
+  if (!config_->summarizer.has_value() || dropped_.size() < config_->summarizer->min_dropped_entries ||
+      append_attempts_ != 1) {
+    return;  // (after a conflict the indices refer to a record that changed)
+  }
+  const ModelConfig* model = ctx_->snapshot->FindModel(config_->summarizer->model);
+  const ProviderConfig* provider =
+      model != nullptr ? ctx_->snapshot->FindProvider(model->provider) : nullptr;
+  if (provider == nullptr) {
+    ++config_->counters->failed_writes;
+    Log(absl::StrFormat("context: summarizer model \"%s\" is not a model of this configuration",
+                        config_->summarizer->model));
+    return;
+  }
+  SummaryRequest request;
+  request.loop = &cb_->event_loop();
+  request.store = store_;
+  request.counters = config_->counters;
+  request.log = config_->log;
+  request.session_id = session_id_;
+  request.version = version_;
+  request.dropped = dropped_;
+  request.model = model->name;
+  request.upstream_model = model->upstream_model;
+  request.provider = *provider;
+  StartSummary(cb_->upstream(), std::move(request));
 }
 
 void ContextFilter::FinishResponse() {

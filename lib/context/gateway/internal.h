@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,7 @@ struct Counters {
   std::atomic<uint64_t> fail_open{0};
   std::atomic<uint64_t> busy_rejected{0};
   std::atomic<uint64_t> queue_timeouts{0};
+  std::atomic<uint64_t> summaries{0};
 };
 std::shared_ptr<Counters> CountersOf(Services& services);
 
@@ -114,6 +116,11 @@ struct Guardrail {
   std::string disclaimer;                    // put before the reply's text; may be empty
 };
 
+struct SummarizerConfig {
+  std::string model;                // a public model of the snapshot (`summarizer.model`)
+  size_t min_dropped_entries = 1;   // `summarizer.trigger.min_dropped`
+};
+
 // The `context` section.
 struct ContextConfig final : ConfigSection {
   bool enabled = true;
@@ -131,6 +138,7 @@ struct ContextConfig final : ConfigSection {
   absl::Duration store_timeout = absl::Seconds(2);
   absl::Duration lease_ttl = absl::Minutes(5);
   std::vector<Guardrail> guardrails;
+  std::optional<SummarizerConfig> summarizer;
 
   std::shared_ptr<StoreSet> stores;
   std::shared_ptr<SessionGate> gate;
@@ -158,6 +166,25 @@ absl::Status RegisterSessionEndpoints(EndpointRegistry* endpoints);
 // The "context" routing policy's builder.
 absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildContextRoutingPolicy(
     std::string_view options_json, const RouteBuildContext& context);
+
+// One summarization: fold history entries `dropped` of the session at `version` into one
+// summary entry, asking `model` (served by `provider` as `upstream_model`).
+struct SummaryRequest {
+  EventLoop* loop = nullptr;
+  std::shared_ptr<ContextStore> store;
+  std::shared_ptr<Counters> counters;
+  std::function<void(std::string_view)> log;
+  std::string session_id;
+  uint64_t version = 0;
+  std::vector<size_t> dropped;
+  std::string model;
+  std::string upstream_model;
+  ProviderConfig provider;  // a copy: the job may outlive the request's snapshot
+};
+// Runs the summarization on the loop of `request.loop` (the caller's), on its own: the
+// job keeps itself alive until it finished. REQUIRES: called on that loop's thread;
+// `upstream` belongs to that loop.
+void StartSummary(UpstreamClient& upstream, SummaryRequest request);
 
 // The owner requests of `ctx` act as ("api_key.name" metadata, else "anonymous").
 std::string OwnerOf(const RequestContext& ctx);

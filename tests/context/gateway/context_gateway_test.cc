@@ -784,6 +784,58 @@ TEST_F(ContextGatewayTest, HistoryIsFittedToTheModelsContextWindow) {
   EXPECT_EQ(too_big->json()["error"]["code"], "context_length_exceeded");
 }
 
+TEST_F(ContextGatewayTest, DroppedTurnsAreFoldedIntoASummaryByTheSummarizerModel) {
+  if (!GetEncoding("o200k_base").ok()) GTEST_SKIP() << "tokenizer rank files not installed";
+  SetUpWith(R"({"reserve_output_tokens": 0,
+                "summarizer": {"model": "med", "trigger": {"min_dropped": 2}}})",
+            "[]", R"(, "context_window": 60)");
+  int replies = 0;
+  std::vector<Json> summary_calls;
+  upstream_.script = [&](const Json& body, int) {
+    if (body["model"] == "med-upstream") {
+      summary_calls.push_back(body);
+      return FakeUpstream::Reply(body, "SUMMARY");
+    }
+    return FakeUpstream::Reply(body, absl::StrFormat("reply %d", ++replies));
+  };
+  const std::string words = "alpha beta gamma delta epsilon zeta eta theta";
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_EQ(Turn("sum", absl::StrFormat("%d %s", i, words))->status(), 200);
+    loop_->RunFor(absl::Minutes(1));  // let a summary started by this turn finish
+  }
+  ASSERT_FALSE(summary_calls.empty());
+  const Json& call = summary_calls.front();
+  ASSERT_EQ(call["messages"].size(), 2u);
+  EXPECT_EQ(call["messages"][0]["role"], "system");
+  EXPECT_THAT(call["messages"][1]["content"].get<std::string>(),
+              HasSubstr(absl::StrFormat("user: 1 %s\nassistant: reply 1\n", words)));
+  std::optional<StoredContext> s = Stored("sum");
+  ASSERT_TRUE(s.has_value());
+  ASSERT_FALSE(s->record.history.empty());
+  EXPECT_TRUE(s->record.history.front().summary);
+  EXPECT_EQ(s->record.history.front().message.role, Role::kSystem);
+  EXPECT_EQ(std::get<std::string>(*s->record.history.front().message.content),
+            "Summary of the earlier conversation: SUMMARY");
+  // The rest: whole turns, in order, ending with the last one; nothing twice.
+  std::vector<std::string> rest = StoredHistory("sum");
+  rest.erase(rest.begin());
+  ASSERT_GE(rest.size(), 2u);
+  EXPECT_EQ(rest.size() % 2, 0u);
+  EXPECT_EQ(rest.back(), "5 assistant:reply 5");
+  for (size_t i = 2; i < rest.size(); i += 2) EXPECT_LT(rest[i - 2], rest[i]);
+  EXPECT_GE(ReadContextMetrics(*services_).summaries, 1u);
+  EXPECT_EQ(s->record.turn_count, 5);
+  // The next request carries the summary as its oldest history.
+  ASSERT_EQ(Turn("sum", "6 more")->status(), 200);
+  const Json* next = nullptr;
+  for (const Json& b : upstream_.bodies) {
+    if (b["model"] == "demo") next = &b;  // the last conversation call (not a summary call)
+  }
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ((*next)["messages"][0]["content"], "Summary of the earlier conversation: SUMMARY");
+  EXPECT_EQ((*next)["messages"].back()["content"], "6 more");
+}
+
 TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
   Registry registry;
   ASSERT_TRUE(RegisterContextComponent(&registry).ok());
@@ -805,6 +857,10 @@ TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
               HasSubstr("context.max_session_id_bytes: must be <= 256"));
   EXPECT_THAT(load(R"({"guardrails": [{"match": {"a": "b"}}]})").message(),
               HasSubstr("context.guardrails[0]: needs \"system_prompt\" or \"disclaimer\""));
+  EXPECT_THAT(load(R"({"summarizer": {"trigger": {}}})").message(),
+              HasSubstr("context.summarizer.model: is required"));
+  EXPECT_THAT(load(R"({"summarizer": {"model": "m", "trigger": {"min_dropped": 0}}})").message(),
+              HasSubstr("context.summarizer.trigger.min_dropped: must be >= 1"));
   EXPECT_THAT(load(R"({"session_header": "bad header"})").message(),
               HasSubstr("context.session_header"));
 }
