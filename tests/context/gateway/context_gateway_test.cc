@@ -499,6 +499,34 @@ TEST_F(ContextGatewayTest, QueueBeyondMaxQueueIsRejected) {
   EXPECT_EQ(all[2]->status(), 409);
 }
 
+TEST_F(ContextGatewayTest, ASessionLeasedByAnotherProcessIsWaitedForInQueueMode) {
+  ASSERT_EQ(Turn("lease", "first")->status(), 200);
+  // Another gateway process sharing the store holds the session.
+  bool locked = false;
+  store_->inner().TryLock("lease", "other-process", absl::Minutes(1),
+                          [&](absl::StatusOr<bool> got) { locked = got.ok() && *got; });
+  ASSERT_TRUE(locked);
+  auto ex = Start(Chat(UserTurn("second"), {{"authorization", "Bearer sk-a"},
+                                            {"X-Session-Id", "lease"}}));
+  loop_->AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(upstream_.bodies.size(), 1u) << "waits for the other process's lease";
+  store_->inner().Unlock("lease", "other-process", [](absl::StatusOr<bool>) {});
+  loop_->RunFor(absl::Minutes(1));
+  EXPECT_EQ(ex->status(), 200);
+  EXPECT_THAT(Roles(upstream_.bodies[1]),
+              ElementsAre("user:first", "assistant:reply 1", "user:second"));
+}
+
+TEST_F(ContextGatewayTest, ASessionLeasedByAnotherProcessIs409InRejectMode) {
+  SetUpWith(R"({"concurrency": {"mode": "reject"}})");
+  ASSERT_EQ(Turn("lease-r", "first")->status(), 200);
+  store_->inner().TryLock("lease-r", "other-process", absl::Minutes(1), [](absl::StatusOr<bool>) {});
+  auto ex = Turn("lease-r", "second");
+  EXPECT_EQ(ex->status(), 409);
+  EXPECT_EQ(ex->json()["error"]["code"], "session_busy");
+  EXPECT_EQ(upstream_.bodies.size(), 1u);
+}
+
 TEST_F(ContextGatewayTest, FailOpenSendsTheRequestWithoutContextAndSaysSo) {
   ASSERT_EQ(Turn("fo", "first")->status(), 200);
   store_->fail_get = absl::UnavailableError("connection refused");
