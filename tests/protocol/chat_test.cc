@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/protocol/error.h"
@@ -976,6 +977,58 @@ TEST(RoleTest, NamesRoundTrip) {
   EXPECT_FALSE(RoleFromName("User").has_value());
   EXPECT_EQ(ContentPartTypeName(ContentPartType::kInputAudio), "input_audio");
   EXPECT_EQ(ContentPartTypeName(ContentPartType::kOther), "");
+}
+
+// Single messages, as a stored conversation holds them: written as SerializeChatRequest
+// writes each element of "messages", read back equal, unknown part types kept.
+TEST(MessageJsonTest, OneMessageRoundTripsAsRequestsWriteIt) {
+  const std::string body =
+      R"({"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"hm"},)"
+      R"({"type":"text","text":"caf\u00e9"}],"tool_calls":[{"id":"c1","type":"function",)"
+      R"("function":{"name":"f","arguments":"{}"}}],"x_extra":1e3}]})";
+  const std::string message =
+      R"({"role":"assistant","content":[{"type":"thinking","thinking":"hm"},)"
+      R"({"type":"text","text":"caf\u00e9"}],"tool_calls":[{"id":"c1","type":"function",)"
+      R"("function":{"name":"f","arguments":"{}"}}],"x_extra":1e3})";
+  absl::StatusOr<Message> m = ParseMessage(message);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(std::get<std::vector<ContentPart>>(*m->content)[0].type, ContentPartType::kOther);
+  EXPECT_EQ(m->extra, (ExtraFields{{"x_extra", "1e3"}}));
+  std::string out;
+  AppendMessageJson(&out, *m);
+  ChatRequest request;
+  request.model = "m";
+  request.messages = {*m};
+  EXPECT_EQ(SerializeChatRequest(request),
+            absl::StrCat(R"({"model":"m","messages":[)", out, "]}"));
+  EXPECT_EQ(*ParseMessage(out), *m);
+  // A request body's messages reject the unknown part type; a stored message keeps it.
+  EXPECT_FALSE(ParseChatRequest(body).ok());
+}
+
+TEST(MessageJsonTest, ErrorsCarryTheGivenPath) {
+  absl::StatusOr<Message> m = ParseMessage(R"({"content":"hi"})", "history[3].message");
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m.status().message(), "history[3].message.role: required");
+  m = ParseMessage(R"({"role":"user","content":7})", "history[0].message");
+  EXPECT_EQ(m.status().message(),
+            "history[0].message.content: expected string or array, got number");
+  EXPECT_EQ(ParseMessage("[]").status().message(), "message: expected object, got array");
+}
+
+TEST(UsageJsonTest, RoundTripsAndNamesThePath) {
+  const std::string json =
+      R"({"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,)"
+      R"("prompt_tokens_details":{"cached_tokens":4,"x":0.50},"cost":1.5e-4})";
+  absl::StatusOr<Usage> u = ParseUsage(json);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->prompt_tokens, 10);
+  EXPECT_EQ(u->prompt_tokens_details->cached_tokens, 4);
+  std::string out;
+  AppendUsageJson(&out, *u);
+  EXPECT_EQ(out, json);
+  EXPECT_EQ(ParseUsage(R"({"prompt_tokens":"x"})", "model_choices[0].usage").status().message(),
+            "model_choices[0].usage.prompt_tokens: expected integer, got string");
 }
 
 }  // namespace

@@ -64,22 +64,26 @@ TEST(OpenAiDialectTest, RequestKeepsUnknownFieldsAndUsesTheProviderModelName) {
 
 TEST(OpenAiDialectTest, StreamIsPassedThroughEventByEventUnderAnySplit) {
   std::unique_ptr<Dialect> d = *NewDialect("openai");
-  const std::string body =
-      "data: {\"id\":\"a\",\"choices\":[]}\r\n\r\n: keep-alive\n\ndata: [DONE]\n\n";
+  // A chunk needing no fix (an empty-choices chunk is completed with object/created/model).
+  const std::string chunk =
+      R"({"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"}}]})";
+  const std::string body = "data: " + chunk + "\r\n\r\n: keep-alive\n\ndata: [DONE]\n\n";
   for (Split split : {Split::kWhole, Split::kByteByByte, Split::kRandom}) {
     protocol_test::DecodedStream got = DecodeStream(*d, body, split);
     ASSERT_TRUE(got.status.ok()) << got.status;
-    EXPECT_EQ(got.events, (std::vector<std::string>{R"({"id":"a","choices":[]})", "[DONE]"}));
+    EXPECT_EQ(got.events, (std::vector<std::string>{chunk, "[DONE]"}));
   }
 }
 
 TEST(OpenAiDialectTest, AnErrorEventInTheStreamIsTheProvidersError) {
   std::unique_ptr<Dialect> d = *NewDialect("openai");
+  const std::string chunk =
+      R"({"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"}}]})";
   const std::string body =
-      "data: {\"id\":\"a\",\"choices\":[]}\n\n"
+      "data: " + chunk + "\n\n"
       "data: { \"error\": {\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n";
   protocol_test::DecodedStream got = DecodeStream(*d, body, Split::kByteByByte);
-  EXPECT_EQ(got.events, (std::vector<std::string>{R"({"id":"a","choices":[]})"}));
+  EXPECT_EQ(got.events, (std::vector<std::string>{chunk}));
   EXPECT_TRUE(IsProviderError(got.status)) << got.status;
   EXPECT_EQ(got.status.message(), "overloaded");
   // A chunk that merely mentions "error" later is not one.

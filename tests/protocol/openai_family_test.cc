@@ -317,9 +317,13 @@ TEST(OpenAiFamilyFixturesTest, AzureExtrasPassThroughTheStream) {
                                    Split::kRandom);
   ASSERT_TRUE(got.status.ok()) << got.status;
   ASSERT_GE(got.events.size(), 2u);
-  // The prompt filter results chunk (empty choices, no usage) is passed as sent.
-  EXPECT_EQ(got.events[0], lines[0]);
-  EXPECT_NE(got.events[0].find("prompt_filter_results"), std::string::npos);
+  // The prompt filter results chunk (empty choices, no usage) keeps its members, and the
+  // model router's "object":"" becomes the chunk object every OpenAI client requires.
+  json first = json::parse(got.events[0]);
+  json recorded = json::parse(lines[0]);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["prompt_filter_results"], recorded["prompt_filter_results"]);
+  EXPECT_EQ(first["choices"], json::array());
   EXPECT_NE(got.events[2].find("content_filter_results"), std::string::npos);
 }
 
@@ -427,9 +431,56 @@ TEST(OpenAiStreamQuirksTest, OddFinishReasons) {
 }
 
 TEST(OpenAiStreamQuirksTest, EmptyChoicesWithoutUsagePass) {
-  const std::string filter = R"({"choices":[],"id":"","prompt_filter_results":[]})";
-  EXPECT_EQ(Decode("azure_openai", {filter, "[DONE]"}),
-            (std::vector<std::string>{filter, "[DONE]"}));
+  const std::string filter =
+      R"({"choices":[],"created":0,"id":"","model":"","object":"chat.completion.chunk","prompt_filter_results":[]})";
+  std::vector<std::string> got = Decode("azure_openai", {filter, "[DONE]"});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(json::parse(got[0]), json::parse(filter));
+  EXPECT_EQ(got[1], "[DONE]");
+}
+
+// Azure's prompt filter chunk comes with "object":"" (model router) or none; OpenAI's SDK
+// types require "chat.completion.chunk" on every chunk.
+TEST(OpenAiStreamQuirksTest, EmptyChoicesWithoutTheChunkObjectGetIt) {
+  for (const std::string& filter :
+       {std::string(R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0}]})"),
+        std::string(R"({"choices":[],"id":"","prompt_filter_results":[{"prompt_index":0}]})")}) {
+    std::vector<std::string> got = Decode("azure_openai", {filter, "[DONE]"});
+    ASSERT_EQ(got.size(), 2u) << filter;
+    json chunk = json::parse(got[0]);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk") << filter;
+    EXPECT_EQ(chunk["id"], "") << filter;
+    EXPECT_EQ(chunk["choices"], json::array()) << filter;
+    EXPECT_EQ(chunk["prompt_filter_results"], json::parse(R"([{"prompt_index":0}])")) << filter;
+  }
+}
+
+// ---- whole bodies ----
+
+// Some compatible servers answer 200 with an error body; translate_response must not turn
+// it into an answer without choices.
+TEST(OpenAiFamilyDecodeResponseTest, AnErrorBodyIsTheProvidersError) {
+  for (std::string_view dialect : {"openai", "azure_openai"}) {
+    std::string body = R"({"error":{"message":"boom","type":"invalid_request_error","param":"max_tokens","code":"x"}})";
+    absl::Status s = Make(dialect)->DecodeResponse(&body);
+    ASSERT_FALSE(s.ok()) << dialect;
+    EXPECT_TRUE(IsProviderError(s)) << dialect << " " << s;
+    EXPECT_EQ(s.message(), "boom") << dialect;
+  }
+}
+
+// Anything else passes on unread, byte for byte (the gateway does not parse answers).
+TEST(OpenAiFamilyDecodeResponseTest, OtherBodiesPassByteForByte) {
+  for (std::string_view dialect : {"openai", "azure_openai"}) {
+    for (const std::string& sent :
+         {std::string(R"({"id":"c", "choices":[]})"), std::string(R"({"nothing_object":{"a":[1]}})"),
+          std::string(R"({"error":null,"choices":[]})"), std::string("not json"), std::string("[1]"),
+          std::string(R"({"choices":[],"error":{"message":"x"}})")}) {
+      std::string body = sent;
+      EXPECT_TRUE(Make(dialect)->DecodeResponse(&body).ok()) << dialect << " " << sent;
+      EXPECT_EQ(body, sent);
+    }
+  }
 }
 
 TEST(OpenAiStreamQuirksTest, ErrorEventsEndTheStreamWithTheirStatus) {

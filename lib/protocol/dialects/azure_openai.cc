@@ -128,7 +128,9 @@ class AzureOpenAiDialect final : public Dialect {
     return stream ? Framing::kSse : Framing::kJson;
   }
   // Azure's body is OpenAI's plus prompt_filter_results / content_filter_results (kept).
-  absl::Status DecodeResponse(std::string* /*body*/) const override { return absl::OkStatus(); }
+  absl::Status DecodeResponse(std::string* body) const override {
+    return CheckOpenAiResponse(*body);
+  }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();
   }

@@ -56,7 +56,9 @@ class OpenAiDialect final : public Dialect {
   Framing ResponseFraming(bool stream) const override {
     return stream ? Framing::kSse : Framing::kJson;
   }
-  absl::Status DecodeResponse(std::string* /*body*/) const override { return absl::OkStatus(); }
+  absl::Status DecodeResponse(std::string* body) const override {
+    return CheckOpenAiResponse(*body);
+  }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();
   }

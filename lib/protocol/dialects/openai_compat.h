@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 
@@ -32,11 +33,18 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 //    sent only on a call's first delta (servers that repeat them, or send name ""); type
 //    "function" added to a first delta without it;
 //  - finish_reason "" read as null; a second finish_reason for the same choice dropped;
-//  - a chunk with empty `choices` and no usage (Azure's prompt_filter_results) passes;
+//  - a chunk with empty `choices` and no usage (Azure's prompt_filter_results) passes with
+//    its members, written again with "object":"chat.completion.chunk" (the model router
+//    sends "") and the id, created and model every client's chunk type requires;
 //  - an error event ({"error":{...}} or vLLM's {"object":"error",...}) ends the stream with
 //    its status (StatusFromUpstreamError).
 // A stream that ends without "[DONE]" gets it (after the held usage) from Finish().
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder();
+
+// A whole 2xx body that is an {"error": ...} object without "choices" (some compatible
+// servers answer 200 with one) as the provider's error (StatusFromUpstreamError); OK for
+// anything else, which passes on byte for byte, unread.
+absl::Status CheckOpenAiResponse(std::string_view body);
 
 }  // namespace modeenvoy::protocol_internal
 
