@@ -481,6 +481,8 @@ class App {
     hangup.cancel();
     stop_signals.reset();
     reloader_.reset();  // before the loops its replies are posted to go away
+    // Stores bound to a worker's loop (Redis) go before their loop does.
+    for (auto& w : workers_) ReleaseContextStores(store_.services(), *w->loop);
     workers_.clear();
     emulator_.Stop();
     std::fprintf(stderr, "modeenvoy-gateway: stopped\n");

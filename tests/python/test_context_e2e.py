@@ -254,3 +254,158 @@ def test_make_run_default_config_keeps_conversations(start_process):
     assert [(e["message"]["role"], e["message"]["content"]) for e in record["history"]] == [
         ("user", "My name is Ada."), ("assistant", "My name is Ada."),
         ("user", "What is my name?"), ("assistant", "What is my name?")]
+
+
+# ---------------------------------------------------------------------------------------
+# The same protocol against Redis (redis_server: a redis-server on a free port).
+
+def redis_config(emulator_url: str, redis_url: str, **context) -> dict:
+    return config(emulator_url, {"store": {"type": "redis", "url": redis_url,
+                                           "key_prefix": "e2e:", "operation_timeout_ms": 500,
+                                           "connect_timeout_ms": 500,
+                                           "reconnect_backoff_min_ms": 20,
+                                           "reconnect_backoff_max_ms": 100},
+                                 "store_timeout_ms": 1000, **context})
+
+
+def test_conversation_against_redis(start_process, emulator, redis_server, tmp_path):
+    gw = start_gateway(start_process, tmp_path, redis_config(emulator.base_url, redis_server.url))
+    client = openai_client(gw, api_key=KEYS["team-a"])
+    texts = ["one in redis", "two in redis", "three in redis"]
+    for i, text in enumerate(texts, start=1):
+        raw = client.chat.completions.with_raw_response.create(
+            model="demo", messages=[{"role": "user", "content": text}],
+            stream=(i == 2), extra_headers={"X-Session-Id": "r-1"})
+        assert raw.headers["x-session-turn"] == str(i)
+    sent = chat_requests(emulator)
+    assert messages_sent(sent[2]) == [
+        ("user", texts[0]), ("assistant", texts[0]), ("user", texts[1]),
+        ("assistant", texts[1]), ("user", texts[2])]
+    assert history_pairs(gw, "r-1")[-1] == ("assistant", texts[2])
+    assert redis_server.command("EXISTS", "e2e:{r-1}:meta").strip() == b":1"
+
+
+def test_two_gateways_share_one_redis_session(start_process, emulator, redis_server, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg = redis_config(emulator.base_url, redis_server.url)
+    gateways = [start_gateway(start_process, tmp_path / "a", cfg),
+                start_gateway(start_process, tmp_path / "b", cfg)]
+    clients = [openai_client(g, api_key=KEYS["team-a"]) for g in gateways]
+    texts = [f"turn {i} via gateway {i % 2}" for i in range(6)]
+    for i, text in enumerate(texts):
+        reply = clients[i % 2].chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": text}],
+            extra_headers={"X-Session-Id": "shared"})
+        assert reply.choices[0].message.content == text
+    expected = []
+    for text in texts:
+        expected += [("user", text), ("assistant", text)]
+    assert history_pairs(gateways[0], "shared") == expected
+    assert history_pairs(gateways[1], "shared") == expected
+    # Each gateway sent the provider the whole conversation so far.
+    assert [len(b["messages"]) for b in chat_requests(emulator)] == [1, 3, 5, 7, 9, 11]
+    # And concurrently: both processes, several clients each, queue mode.
+    sent, errors = [], []
+    threads = []
+    lock = threading.Lock()
+
+    def worker(g: int, c: int):
+        client = openai_client(gateways[g], api_key=KEYS["team-a"])
+        for t in range(3):
+            text = f"g{g} c{c} t{t}"
+            try:
+                client.chat.completions.create(model="demo",
+                                               messages=[{"role": "user", "content": text}],
+                                               extra_headers={"X-Session-Id": "shared"})
+                with lock:
+                    sent.append(text)
+            except openai.APIStatusError as err:
+                with lock:
+                    errors.append(err)
+
+    for g in (0, 1):
+        for c in range(3):
+            threads.append(threading.Thread(target=worker, args=(g, c)))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    history = history_pairs(gateways[0], "shared")[len(expected):]
+    users = [c for r, c in history[0::2]]
+    assert sorted(users) == sorted(sent) and len(users) == 18
+    assert history[1::2] == [("assistant", u) for u in users]
+
+
+def restart_redis(port: int, workdir):
+    """redis-server on `port` again (daemonized, no persistence); returns its stop function
+    (by the pid in its pidfile)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    workdir.mkdir()
+    pidfile = workdir / "redis.pid"
+    subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--daemonize", "yes", "--save", "", "--appendonly", "no",
+                    "--dir", str(workdir), "--pidfile", str(pidfile)], check=True)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "redis-server did not come back"
+        time.sleep(0.05)
+
+    def stop():
+        for _ in range(100):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+    return stop
+
+
+def test_redis_killed_and_restarted_mid_run(start_process, emulator, redis_server, tmp_path):
+    gw = start_gateway(start_process, tmp_path, redis_config(emulator.base_url, redis_server.url))
+    client = openai_client(gw, api_key=KEYS["team-a"])
+
+    def turn(text: str):
+        return client.chat.completions.with_raw_response.create(
+            model="demo", messages=[{"role": "user", "content": text}],
+            extra_headers={"X-Session-Id": "phoenix"})
+
+    assert turn("before").headers["x-session-turn"] == "1"
+    port = redis_server.port
+    redis_server.stop()
+    down = turn("while down")  # fail-open: answered without context, says so
+    assert down.parse().choices[0].message.content == "while down"
+    assert down.headers["x-context-status"] == "unavailable"
+    assert "x-session-turn" not in down.headers
+    # A new server on the same port (empty: the data was not persisted).
+    revived = restart_redis(port, tmp_path / "revived")
+    try:
+        import time
+        deadline = time.monotonic() + 10
+        while True:
+            r = turn("after")
+            if "x-context-status" not in r.headers or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert "x-context-status" not in r.headers, "the gateway reconnected"
+        assert r.headers["x-session-turn"] == "1"  # a fresh server: a new conversation
+    finally:
+        revived()

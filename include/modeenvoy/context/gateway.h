@@ -40,8 +40,8 @@ struct ContextComponentOptions {
   // section (a host's own store, a test's fault-injecting wrapper). Called on the loop's
   // thread the first time a request of that loop needs a store while a snapshot built
   // with this option is current; the result is kept per loop until the section that
-  // asked is released. Null: the configured store (memory: one store shared by every
-  // loop; redis: one per loop).
+  // asked is released (or ReleaseContextStores). Null: the configured store (memory: one
+  // store shared by every loop; redis: one per loop, created on that loop's thread).
   std::function<absl::StatusOr<std::shared_ptr<ContextStore>>(EventLoop& loop)> store;
   // Receives one line per failed store operation ("context: append to session s-1
   // failed: ..."). Null writes it to stderr. Called on loop threads; must be thread-safe.
@@ -52,6 +52,12 @@ struct ContextComponentOptions {
 // Errors: kAlreadyExists when one of them is registered already (e.g. a second call).
 MODEENVOY_EXPORT absl::Status RegisterContextComponent(Registry* registry,
                                                        ContextComponentOptions options = {});
+
+// Destroys the stores bound to `loop` (a "redis" store is one per loop) that snapshots
+// of `services` made, so that none outlives its loop. Call it before destroying a loop that
+// served requests, on that loop's thread or once nothing runs it any more; requests of
+// that loop must be over. A later request on the loop makes a new store. Thread-safe.
+MODEENVOY_EXPORT void ReleaseContextStores(Services& services, EventLoop& loop);
 
 // Counters of the context filter and endpoints, summed over every snapshot and loop that
 // used `services` (one ConfigStore). For metrics exporters.

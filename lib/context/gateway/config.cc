@@ -1,5 +1,6 @@
 // lib/context/gateway/config.cc: the `context` section, the long-lived state it holds (the
 // store set, the session gate, the counters, the token cache) and the session gate itself.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/context/gateway.h"
+#include "modeenvoy/context/redis_store.h"
 #include "modeenvoy/status.h"
 
 namespace modeenvoy {
@@ -71,6 +73,71 @@ absl::StatusOr<MemoryContextStoreOptions> ReadMemoryOptions(const ObjectReader& 
   }
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> shards, store.OptionalInt("shards", 1, 1024));
   if (shards.has_value()) options.shards = static_cast<int>(*shards);
+  return options;
+}
+
+absl::Status ReadMillis(const ObjectReader& r, std::string_view key, int64_t min, int64_t max,
+                        absl::Duration* out) {
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<absl::Duration> d, OptionalMillis(r, key, min, max));
+  if (d.has_value()) *out = *d;
+  return absl::OkStatus();
+}
+
+// The Redis store's options ("store" keys besides "type"); redis_store.h documents them.
+absl::StatusOr<RedisContextStoreOptions> ReadRedisOptions(const ObjectReader& store) {
+  MODEENVOY_RETURN_IF_ERROR(store.RejectUnknown(
+      {"type", "url", "cluster", "cluster_seed_nodes", "key_prefix", "ttl_s",
+       "max_record_bytes", "connect_timeout_ms", "operation_timeout_ms",
+       "reconnect_backoff_min_ms", "reconnect_backoff_max_ms", "max_pipelined"}));
+  RedisContextStoreOptions options;
+  MODEENVOY_ASSIGN_OR_RETURN(options.url, store.RequiredString("url"));
+  if (!absl::StartsWith(options.url, "redis://") && !absl::StartsWith(options.url, "unix://")) {
+    return InvalidFieldError(store.PathOf("url"),
+                             "must be redis://[[user]:password@]host:port[/db] or unix:///path");
+  }
+  if (const Json* cluster = store.Find("cluster")) {
+    if (!cluster->is_boolean()) return InvalidFieldError(store.PathOf("cluster"), "must be a boolean");
+    options.cluster = cluster->get<bool>();
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(const Json* seeds, store.OptionalArray("cluster_seed_nodes"));
+  if (seeds != nullptr) {
+    for (size_t i = 0; i < seeds->size(); ++i) {
+      if (!(*seeds)[i].is_string()) {
+        return InvalidFieldError(IndexPath(store.PathOf("cluster_seed_nodes"), i),
+                                 "must be a string (host:port)");
+      }
+      options.cluster_seed_nodes.push_back((*seeds)[i].get<std::string>());
+    }
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> prefix,
+                             store.OptionalString("key_prefix", /*non_empty=*/false));
+  if (prefix.has_value()) {
+    if (prefix->find_first_of("{}") != std::string::npos) {
+      return InvalidFieldError(store.PathOf("key_prefix"), "must not contain '{' or '}'");
+    }
+    options.key_prefix = std::move(*prefix);
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> ttl,
+                             store.OptionalInt("ttl_s", 0, int64_t{10} * 365 * 86400));
+  if (ttl.has_value()) options.ttl = *ttl == 0 ? absl::InfiniteDuration() : absl::Seconds(*ttl);
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> record,
+                             store.OptionalInt("max_record_bytes", 1024, int64_t{512} << 20));
+  if (record.has_value()) options.max_record_bytes = static_cast<size_t>(*record);
+  MODEENVOY_RETURN_IF_ERROR(
+      ReadMillis(store, "connect_timeout_ms", 1, 600 * 1000, &options.connect_timeout));
+  MODEENVOY_RETURN_IF_ERROR(
+      ReadMillis(store, "operation_timeout_ms", 1, 600 * 1000, &options.operation_timeout));
+  MODEENVOY_RETURN_IF_ERROR(ReadMillis(store, "reconnect_backoff_min_ms", 1, 3600 * 1000,
+                                       &options.reconnect_backoff_min));
+  MODEENVOY_RETURN_IF_ERROR(ReadMillis(store, "reconnect_backoff_max_ms", 1, 3600 * 1000,
+                                       &options.reconnect_backoff_max));
+  if (options.reconnect_backoff_max < options.reconnect_backoff_min) {
+    return InvalidFieldError(store.PathOf("reconnect_backoff_max_ms"),
+                             "must be >= reconnect_backoff_min_ms");
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> pipelined,
+                             store.OptionalInt("max_pipelined", 1, 1 << 20));
+  if (pipelined.has_value()) options.max_pipelined = static_cast<size_t>(*pipelined);
   return options;
 }
 
@@ -144,6 +211,20 @@ void SessionGate::Release(const std::string& session_id,
 size_t SessionGate::active_sessions() const {
   absl::MutexLock lock(&mu_);
   return sessions_.size();
+}
+
+void StoreSet::Release(EventLoop& loop) {
+  std::shared_ptr<ContextStore> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!per_loop_) return;
+    auto it = stores_.find(&loop);
+    if (it == stores_.end()) return;
+    dropped = std::move(it->second);
+    stores_.erase(it);
+  }
+  // Destroyed here, without the lock (requests of the loop still holding it keep it alive
+  // until they end; the caller guarantees there are none).
 }
 
 absl::StatusOr<std::shared_ptr<ContextStore>> StoreSet::For(EventLoop& loop) {
@@ -307,14 +388,36 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
     factory = [memory](EventLoop&) -> absl::StatusOr<std::shared_ptr<ContextStore>> {
       return std::shared_ptr<ContextStore>(NewMemoryContextStore(memory));
     };
+  } else if (config->store_type == "redis") {
+    MODEENVOY_ASSIGN_OR_RETURN(RedisContextStoreOptions redis, ReadRedisOptions(*store));
+    Services* services = context.services;
+    redis.random = [services] { return services->Random(); };
+    // One store per loop, bound to it and created on its thread by the first request.
+    factory = [redis](EventLoop& loop) -> absl::StatusOr<std::shared_ptr<ContextStore>> {
+      absl::StatusOr<std::unique_ptr<ContextStore>> made = NewRedisContextStore(&loop, redis);
+      if (!made.ok()) return made.status();
+      return std::shared_ptr<ContextStore>(*std::move(made));
+    };
+    per_loop = true;
   } else {
-    return InvalidFieldError("store.type",
-                             absl::StrFormat("unknown store type \"%s\" (known: \"memory\")",
-                                             config->store_type));
+    return InvalidFieldError(
+        "store.type",
+        absl::StrFormat("unknown store type \"%s\" (known: \"memory\", \"redis\")",
+                        config->store_type));
   }
   config->stores = context.services->State<StoreSet>(store_key, [&] {
     return std::make_shared<StoreSet>(std::move(factory), per_loop);
   });
+  {
+    auto index = context.services->State<StoreSetIndex>(
+        "context.store_sets", [] { return std::make_shared<StoreSetIndex>(); });
+    absl::MutexLock lock(&index->mu);
+    index->sets.erase(std::remove_if(index->sets.begin(), index->sets.end(),
+                                     [](const std::weak_ptr<StoreSet>& w) { return w.expired(); }),
+                      index->sets.end());
+    index->sets.push_back(config->stores);
+    config->store_index = std::move(index);
+  }
   config->gate = context.services->State<SessionGate>(
       "context.gate", [] { return std::make_shared<SessionGate>(); });
   config->counters = CountersOf(*context.services);
@@ -353,6 +456,19 @@ std::string OwnerOf(const RequestContext& ctx) {
 }
 
 }  // namespace context_internal
+
+void ReleaseContextStores(Services& services, EventLoop& loop) {
+  auto index = services.State<context_internal::StoreSetIndex>(
+      "context.store_sets", [] { return std::make_shared<context_internal::StoreSetIndex>(); });
+  std::vector<std::shared_ptr<context_internal::StoreSet>> sets;
+  {
+    absl::MutexLock lock(&index->mu);
+    for (const auto& weak : index->sets) {
+      if (auto set = weak.lock()) sets.push_back(std::move(set));
+    }
+  }
+  for (const auto& set : sets) set->Release(loop);
+}
 
 ContextMetrics ReadContextMetrics(Services& services) {
   std::shared_ptr<context_internal::Counters> c = context_internal::CountersOf(services);

@@ -99,12 +99,22 @@ class StoreSet {
   StoreSet(Factory factory, bool per_loop)
       : factory_(std::move(factory)), per_loop_(per_loop) {}
   absl::StatusOr<std::shared_ptr<ContextStore>> For(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the store of `loop` (per-loop sets only); the next request of that loop makes a
+  // new one.
+  void Release(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const Factory factory_;
   const bool per_loop_;
   absl::Mutex mu_;
   absl::flat_hash_map<EventLoop*, std::shared_ptr<ContextStore>> stores_ ABSL_GUARDED_BY(mu_);
+};
+
+// Every StoreSet made with one Services (state "context.store_sets"), for
+// ReleaseContextStores. Thread-safe.
+struct StoreSetIndex {
+  absl::Mutex mu;
+  std::vector<std::weak_ptr<StoreSet>> sets ABSL_GUARDED_BY(mu);
 };
 
 enum class ConcurrencyMode { kQueue, kReject };
@@ -141,6 +151,7 @@ struct ContextConfig final : ConfigSection {
   std::optional<SummarizerConfig> summarizer;
 
   std::shared_ptr<StoreSet> stores;
+  std::shared_ptr<StoreSetIndex> store_index;  // keeps the index alive with the section
   std::shared_ptr<SessionGate> gate;
   std::shared_ptr<Counters> counters;
   std::shared_ptr<MessageTokenCache> token_cache;

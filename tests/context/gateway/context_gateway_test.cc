@@ -873,6 +873,17 @@ TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
   };
   EXPECT_TRUE(load(R"({"store": {"type": "memory", "ttl_s": 60}})").ok());
   EXPECT_THAT(load(R"({"stor": {}})").message(), HasSubstr("context.stor: unknown field"));
+  EXPECT_TRUE(load(R"({"store": {"type": "redis", "url": "redis://127.0.0.1:1/0"}})").ok());
+  EXPECT_THAT(load(R"({"store": {"type": "redis"}})").message(),
+              HasSubstr("context.store.url: is required"));
+  EXPECT_THAT(load(R"({"store": {"type": "redis", "url": "http://x"}})").message(),
+              HasSubstr("context.store.url: must be redis://"));
+  EXPECT_THAT(load(R"({"store": {"type": "redis", "url": "redis://h:1", "key_prefix": "a{"}})")
+                  .message(),
+              HasSubstr("context.store.key_prefix: must not contain"));
+  EXPECT_THAT(load(R"({"store": {"type": "redis", "url": "redis://h:1", "max_bytes": 5}})")
+                  .message(),
+              HasSubstr("context.store.max_bytes: unknown field"));
   EXPECT_THAT(load(R"({"store": {"type": "memcached"}})").message(),
               HasSubstr("context.store.type: unknown store type \"memcached\""));
   EXPECT_THAT(load(R"({"concurrency": {"mode": "later"}})").message(),
