@@ -269,7 +269,8 @@ def redis_config(emulator_url: str, redis_url: str, **context) -> dict:
 
 
 def test_conversation_against_redis(start_process, emulator, redis_server, tmp_path):
-    gw = start_gateway(start_process, tmp_path, redis_config(emulator.base_url, redis_server.url))
+    gw = start_gateway(start_process, tmp_path, redis_config(emulator.base_url, redis_server.url),
+                       "--threads", "2")
     client = openai_client(gw, api_key=KEYS["team-a"])
     texts = ["one in redis", "two in redis", "three in redis"]
     for i, text in enumerate(texts, start=1):
@@ -283,6 +284,9 @@ def test_conversation_against_redis(start_process, emulator, redis_server, tmp_p
         ("assistant", texts[1]), ("user", texts[2])]
     assert history_pairs(gw, "r-1")[-1] == ("assistant", texts[2])
     assert redis_server.command("EXISTS", "e2e:{r-1}:meta").strip() == b":1"
+    # The per-loop Redis stores go before their loops: a clean exit (a lease release kept
+    # past its store once made this a double free at exit).
+    assert gw.stop() == 0, gw.log()[-2000:]
 
 
 def test_two_gateways_share_one_redis_session(start_process, emulator, redis_server, tmp_path):
@@ -336,6 +340,8 @@ def test_two_gateways_share_one_redis_session(start_process, emulator, redis_ser
     users = [c for r, c in history[0::2]]
     assert sorted(users) == sorted(sent) and len(users) == 18
     assert history[1::2] == [("assistant", u) for u in users]
+    for g in gateways:
+        assert g.stop() == 0, g.log()[-2000:]
 
 
 def restart_redis(port: int, workdir):

@@ -214,7 +214,7 @@ size_t SessionGate::active_sessions() const {
 }
 
 void StoreSet::Release(EventLoop& loop) {
-  std::shared_ptr<ContextStore> dropped;
+  std::shared_ptr<LoopStore> dropped;
   {
     absl::MutexLock lock(&mu_);
     if (!per_loop_) return;
@@ -223,11 +223,12 @@ void StoreSet::Release(EventLoop& loop) {
     dropped = std::move(it->second);
     stores_.erase(it);
   }
-  // Destroyed here, without the lock (requests of the loop still holding it keep it alive
-  // until they end; the caller guarantees there are none).
+  // Destroyed here, without the lock: its detached operations, then the store (requests
+  // of the loop still holding the store keep it alive until they end; the caller
+  // guarantees there are none).
 }
 
-absl::StatusOr<std::shared_ptr<ContextStore>> StoreSet::For(EventLoop& loop) {
+absl::StatusOr<std::shared_ptr<LoopStore>> StoreSet::EntryFor(EventLoop& loop) {
   EventLoop* key = per_loop_ ? &loop : nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -237,8 +238,10 @@ absl::StatusOr<std::shared_ptr<ContextStore>> StoreSet::For(EventLoop& loop) {
   // Built without the lock (a store may connect); a racing loop's store wins once.
   MODEENVOY_ASSIGN_OR_RETURN(std::shared_ptr<ContextStore> store, factory_(loop));
   if (store == nullptr) return absl::InternalError("context: the store factory returned null");
+  auto entry = std::make_shared<LoopStore>();
+  entry->store = std::move(store);
   absl::MutexLock lock(&mu_);
-  return stores_.try_emplace(key, std::move(store)).first->second;
+  return stores_.try_emplace(key, std::move(entry)).first->second;
 }
 
 absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(

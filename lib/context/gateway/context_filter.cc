@@ -187,6 +187,7 @@ class ContextFilter final : public Filter {
   bool lease_held_ = false;
   StoreHandle op_;
   StoreHandle retired_;
+  std::shared_ptr<DetachedOps> detached_;
   std::unique_ptr<Timer> timer_;
   std::unique_ptr<Timer> lease_retry_;
   absl::Time lease_deadline_;
@@ -317,12 +318,13 @@ void ContextFilter::FinishRequest(std::optional<LocalReply> reply) {
 
 void ContextFilter::TakeGate() {
   phase_ = Phase::kGate;
-  absl::StatusOr<std::shared_ptr<ContextStore>> store = config_->stores->For(cb_->event_loop());
+  absl::StatusOr<std::shared_ptr<LoopStore>> store = config_->stores->EntryFor(cb_->event_loop());
   if (!store.ok()) {
     StoreUnavailable(store.status(), "open the store");
     return;
   }
-  store_ = *std::move(store);
+  store_ = (*store)->store;
+  detached_ = (*store)->detached;
   waiter_ = std::make_shared<GateWaiter>();
   waiter_->loop = &cb_->event_loop();
   waiter_->on_grant = [this] { OnGateGranted(); };
@@ -858,19 +860,19 @@ void ContextFilter::ReleaseSession() {
   if (lease_retry_ != nullptr) lease_retry_->Cancel();
   if (lease_held_) {
     lease_held_ = false;
-    // Fire and forget; the operation is kept until it completed (destroying it might
-    // keep the release from being sent). A lease not released expires after lease_ttl.
-    struct Pending {
-      StoreHandle op;
-    };
-    auto pending = std::make_shared<Pending>();
+    // Fire and forget, but kept until it completed (a dropped operation may never be
+    // sent, and another process would wait for lease_ttl), by the loop's store entry,
+    // which destroys it before the store. A lease not released expires after lease_ttl.
+    std::weak_ptr<DetachedOps> keeper = detached_;
     EventLoop* loop = &cb_->event_loop();
-    StoreHandle op = store_->Unlock(session_id_, lease_token_,
-                                    [pending, loop](absl::StatusOr<bool>) mutable {
-                                      // Dropped after this callback returned.
-                                      loop->Post([keep = std::move(pending)] {});
-                                    });
-    if (op != nullptr) pending->op = std::move(op);
+    const uint64_t id = detached_->Add();
+    detached_->Keep(id, store_->Unlock(session_id_, lease_token_,
+                                       [keeper, loop, id](absl::StatusOr<bool>) {
+                                         // Not from inside its own callback.
+                                         loop->Post([keeper, id] {
+                                           if (auto ops = keeper.lock()) ops->Done(id);
+                                         });
+                                       }));
   }
   if (waiter_ != nullptr) {
     waiter_->on_grant = nullptr;

@@ -89,6 +89,30 @@ class SessionGate {
   absl::flat_hash_map<std::string, Entry> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
+// Store operations nobody waits for (a lease release) kept until they completed, and
+// destroyed before their store. Keep and Done: loop thread only, and only stores bound to
+// one loop return operations to keep (a shared, inline store's handles are null).
+class DetachedOps {
+ public:
+  // Keeps `op` (may be null: completed inline) until Done(id) or destruction.
+  uint64_t Add() { return next_.fetch_add(1) + 1; }
+  void Keep(uint64_t id, StoreHandle op) {
+    if (op != nullptr) ops_[id] = std::move(op);
+  }
+  void Done(uint64_t id) { ops_.erase(id); }
+
+ private:
+  std::atomic<uint64_t> next_{0};
+  std::map<uint64_t, StoreHandle> ops_;
+};
+
+// A loop's store and its detached operations (destroyed first).
+struct LoopStore {
+  std::shared_ptr<ContextStore> store;
+  std::shared_ptr<DetachedOps> detached = std::make_shared<DetachedOps>();
+  ~LoopStore() { detached.reset(); }
+};
+
 // Where the sessions live: one store for every loop (memory) or one per loop (a store
 // bound to its loop, e.g. Redis). Thread-safe.
 class StoreSet {
@@ -98,7 +122,12 @@ class StoreSet {
   // `per_loop` false: the factory runs once and its store serves every loop.
   StoreSet(Factory factory, bool per_loop)
       : factory_(std::move(factory)), per_loop_(per_loop) {}
-  absl::StatusOr<std::shared_ptr<ContextStore>> For(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::shared_ptr<ContextStore>> For(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::StatusOr<std::shared_ptr<LoopStore>> entry = EntryFor(loop);
+    if (!entry.ok()) return entry.status();
+    return (*entry)->store;
+  }
+  absl::StatusOr<std::shared_ptr<LoopStore>> EntryFor(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the store of `loop` (per-loop sets only); the next request of that loop makes a
   // new one.
   void Release(EventLoop& loop) ABSL_LOCKS_EXCLUDED(mu_);
@@ -107,7 +136,7 @@ class StoreSet {
   const Factory factory_;
   const bool per_loop_;
   absl::Mutex mu_;
-  absl::flat_hash_map<EventLoop*, std::shared_ptr<ContextStore>> stores_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<EventLoop*, std::shared_ptr<LoopStore>> stores_ ABSL_GUARDED_BY(mu_);
 };
 
 // Every StoreSet made with one Services (state "context.store_sets"), for
