@@ -172,7 +172,8 @@ struct ContextConfig final : ConfigSection {
   int64_t reserve_output_tokens = 4096;
   ConcurrencyMode concurrency = ConcurrencyMode::kQueue;
   size_t max_queue = 16;
-  absl::Duration queue_timeout = absl::Seconds(30);
+  // Below the engine's request_phase_timeout (30 s by default), so a wait ends in 409, not 504.
+  absl::Duration queue_timeout = absl::Seconds(20);
   FailureMode failure_mode = FailureMode::kOpen;
   absl::Duration store_timeout = absl::Seconds(2);
   absl::Duration lease_ttl = absl::Minutes(5);
