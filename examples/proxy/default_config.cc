@@ -78,7 +78,9 @@ std::string DefaultConfig(bool with_openai) {
   "providers": {)", providers, R"(
   },
   "models": {)", models, R"(
-  }
+  },
+  "context": {"store": {"type": "memory"}},
+  "filters": [{"type": "context"}]
 }
 )");
 }
