@@ -119,6 +119,23 @@ struct OllamaChat {
   std::string durations;  // ",\"total_duration\":N,..." as received, for `extra`
   std::optional<std::string> error;
   bool generate = false;  // an /api/generate answer ("response" instead of "message")
+
+  // Back to the freshly constructed state, the strings keeping their buffers (a stream
+  // decoder reads every line into one OllamaChat).
+  void Clear() {
+    model.clear();
+    created_at.clear();
+    content.clear();
+    thinking.clear();
+    tool_calls.clear();
+    done = false;
+    done_reason.clear();
+    prompt_eval_count.reset();
+    eval_count.reset();
+    durations.clear();
+    error.reset();
+    generate = false;
+  }
 };
 
 absl::Status ReadToolCalls(JsonReader& r, std::vector<OllamaToolCall>* out) {
@@ -316,7 +333,8 @@ class OllamaStreamDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (done_) return absl::OkStatus();  // nothing follows the final line
-    OllamaChat chat;
+    OllamaChat& chat = chat_;
+    chat.Clear();
     MODEENVOY_RETURN_IF_ERROR(ReadOllamaChat(frame.data, &chat));
     if (chat.error.has_value()) return StreamError(frame.data, *chat.error);
     if (chat.generate) return GenerateError();
@@ -328,28 +346,34 @@ class OllamaStreamDecoder final : public StreamTranslator {
     const bool has_delta = !chat.content.empty() || !chat.thinking.empty() ||
                            !chat.tool_calls.empty();
     if (has_delta || !started_) {
-      delta_.clear();
-      JsonObjectWriter w(&delta_);
+      // The delta is written straight into the chunk.
+      SseEvent event;
+      std::string& data = event.data;
+      data.reserve(200 + head_.id.size() + head_.model.size() + chat.content.size() +
+                   chat.thinking.size());
+      AppendDeltaChunkHead(head_, &data);
+      JsonObjectWriter w(&data);
       if (!started_) {
         w.Key("role");
-        delta_.append("\"assistant\"");
+        data.append("\"assistant\"");
       }
       if (!chat.content.empty() || !started_) {
         w.Key("content");
-        AppendJsonString(&delta_, chat.content);
+        AppendJsonString(&data, chat.content);
       }
       if (!chat.thinking.empty()) {
         w.Key("reasoning_content");
-        AppendJsonString(&delta_, chat.thinking);
+        AppendJsonString(&data, chat.thinking);
       }
       if (!chat.tool_calls.empty()) {
         w.Key("tool_calls");
-        AppendToolCalls(chat.tool_calls, tool_calls_, /*with_index=*/true, &delta_);
+        AppendToolCalls(chat.tool_calls, tool_calls_, /*with_index=*/true, &data);
         tool_calls_ += chat.tool_calls.size();
       }
       w.End();
+      AppendDeltaChunkTail("", &data);
       started_ = true;
-      Emit(delta_, "", out);
+      out->push_back(std::move(event));
     }
     if (chat.done) {
       done_ = true;
@@ -386,7 +410,7 @@ class OllamaStreamDecoder final : public StreamTranslator {
   bool started_ = false;
   bool done_ = false;
   size_t tool_calls_ = 0;
-  std::string delta_;
+  OllamaChat chat_;  // the line being read, kept so its buffers are reused
 };
 
 // ---- ingress helpers (nlohmann) ----
