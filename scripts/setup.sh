@@ -34,6 +34,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev python3-dev
   libboost-dev
   redis-server
+  libhiredis-dev
   clang-14 libclang-rt-14-dev
   nodejs npm curl ca-certificates
 )

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lib/core/json_scan.h"
 #include "modeenvoy/gateway/usage.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/sse.h"
@@ -70,19 +71,31 @@ std::shared_ptr<const UsageEstimator> WordCountUsageEstimator() {
 namespace gateway_internal {
 namespace {
 
-// True if `data` has a "usage" member whose value is an object (a JSON string cannot hold
-// an unescaped '"', so the key is never matched inside a value).
+using core_internal::MemberValue;
+using core_internal::QuoteScanner;
+
+// True if `data` has a "usage" member whose value is an object (keys found at every '"':
+// lib/core/json_scan.h says why a key is never matched inside a value).
 bool HasUsageObject(std::string_view data) {
-  constexpr std::string_view kKey = "\"usage\"";
-  size_t at = 0;
-  while ((at = data.find(kKey, at)) != std::string_view::npos) {
-    at += kKey.size();
-    size_t p = at;
-    while (p < data.size() && IsSpace(data[p])) ++p;
-    if (p == data.size() || data[p] != ':') continue;
-    ++p;
-    while (p < data.size() && IsSpace(data[p])) ++p;
-    if (p < data.size() && data[p] == '{') return true;
+  const char* end = data.data() + data.size();
+  QuoteScanner quotes(data.data(), end, 'u');
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+    const char* v = MemberValue(p, end, "usage");
+    if (v != nullptr && *v == '{') return true;
+  }
+  return false;
+}
+
+// True if `data` has a "choices" member whose value is an empty array (a usage-only chunk).
+bool HasEmptyChoices(std::string_view data) {
+  const char* end = data.data() + data.size();
+  QuoteScanner quotes(data.data(), end, 'c');
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+    const char* v = MemberValue(p, end, "choices");
+    if (v == nullptr || *v != '[') continue;
+    ++v;
+    while (v < end && core_internal::IsJsonSpaceByte(*v)) ++v;
+    return v < end && *v == ']';
   }
   return false;
 }
@@ -171,12 +184,9 @@ const char* DecodeString(const char* p, const char* end, std::string* out) {
 // reasoning_content, reasoning, a tool call's name and arguments) to *text without parsing
 // the chunk: keys are found at every '"' as in HasUsageObject.
 void AppendGeneratedText(std::string_view data, std::string* text) {
-  const char* p = data.data();
-  const char* end = p + data.size();
-  while ((p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)))) !=
-         nullptr) {
-    ++p;
-    if (p == end) break;
+  const char* end = data.data() + data.size();
+  QuoteScanner quotes(data.data(), end);
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
     auto is = [&](std::string_view k) {
       return static_cast<size_t>(end - p) > k.size() && p[k.size()] == '"' &&
              std::memcmp(p, k.data(), k.size()) == 0;
@@ -211,7 +221,7 @@ void AppendGeneratedText(std::string_view data, std::string* text) {
     ++v;
     while (v < end && IsSpace(*v)) ++v;
     if (v == end || *v != '"') continue;
-    p = DecodeString(v + 1, end, text);
+    quotes.SkipTo(DecodeString(v + 1, end, text));
     if (key == "name") text->push_back(' ');
   }
 }
@@ -283,6 +293,9 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
   if (!has_usage && !tracking) {
     if (out != nullptr) out->push_back(std::move(event));
     return;
+  }
+  if (has_usage && !track_ && !wants_ && HasEmptyChoices(event.data)) {
+    return;  // a usage-only chunk nobody reads: dropped unparsed
   }
   if (!has_usage && !id_.empty()) {  // the envelope is known: read the text cheaply
     AppendGeneratedText(event.data, &text_);

@@ -160,8 +160,8 @@ class StreamUsageTest : public ::testing::Test {
     absl::Status s = store_->Load(absl::StrFormat(
         R"({"providers": {"up": {"type": "%s", "base_url": "%s"%s}},
             "models": {"demo": {"provider": "up", "upstream_model": "upstream-demo"}},
-            "filters": [{"type": "outcome"}]})",
-        type, server.Url("/v1"), options));
+            "filters": [%s]})",
+        type, server.Url("/v1"), options, with_outcome_filter_ ? R"({"type": "outcome"})" : ""));
     EXPECT_TRUE(s.ok()) << s;
     GatewayOptions gw_options;
     gw_options.config = store_.get();
@@ -204,6 +204,7 @@ class StreamUsageTest : public ::testing::Test {
   Registry registry_;
   std::shared_ptr<Seen> seen_ = std::make_shared<Seen>();
   std::unique_ptr<ConfigStore> store_;
+  bool with_outcome_filter_ = true;  // Serve() configures the outcome filter
 };
 
 // vLLM with continuous usage stats: usage on every chunk, then a usage-only chunk.
@@ -250,6 +251,33 @@ TEST_F(StreamUsageTest, AnyDialectsUsageIsTakenOutOfContentChunksAndGivenBackOnc
     EXPECT_EQ(events.back(), "[DONE]");
     ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
     EXPECT_EQ(seen_->outcome->usage->total_tokens, 7);
+  }
+}
+
+// Nobody reads the usage (no response filter, the client did not ask): the engine drops the
+// usage-only chunks without reading them, and still strips usage from content chunks.
+TEST_F(StreamUsageTest, WithoutAReaderUsageChunksAreDroppedAndContentChunksStripped) {
+  with_outcome_filter_ = false;
+  TestHttpServer server([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("hello", kUsage)));
+    c.SendChunk(Sse(
+        R"({"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices": [ ] ,"usage": {"total_tokens":7}})"));
+    c.SendChunk(Sse(Chunk(" world")));
+    c.SendChunk(Sse(UsageOnly(kUsage)));
+    c.SendChunk("data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  for (std::string_view type : {"raw_sse", "openai"}) {
+    RecordingSink sink = Serve(server, Request(false), nullptr, "", type);
+    EXPECT_EQ(sink.status, 200);
+    std::vector<std::string> events = Events(sink.body);
+    ASSERT_EQ(events.size(), 3u) << type << "\n" << sink.body;
+    EXPECT_EQ(UsageChunks(events), 0) << sink.body;
+    EXPECT_EQ(Json::parse(events[0])["choices"][0]["delta"]["content"], "hello");
+    EXPECT_EQ(Json::parse(events[1])["choices"][0]["delta"]["content"], " world");
+    EXPECT_EQ(events.back(), "[DONE]");
+    EXPECT_FALSE(seen_->outcome.has_value());
   }
 }
 

@@ -177,3 +177,86 @@ def start_process():
     yield start
     for p in started:
         p.stop()
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, daemonized into its own directory and stopped
+    by the pid in its pidfile (see tests/context/redis_server.h for the C++ twin)."""
+
+    def __init__(self, extra_args: list[str] | None = None, timeout: float = 20.0):
+        import shutil
+        import socket
+        if shutil.which("redis-server") is None:
+            if STRICT:
+                pytest.fail("redis-server is not installed; scripts/setup.sh installs it",
+                            pytrace=False)
+            pytest.skip("redis-server is not installed")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._dir = tempfile.TemporaryDirectory(prefix="modeenvoy-redis-")
+        self.dir = Path(self._dir.name)
+        self.pidfile = self.dir / "redis.pid"
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--daemonize", "yes", "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+                "--pidfile", str(self.pidfile), "--logfile", str(self.dir / "redis.log"),
+                *(extra_args or [])]
+        subprocess.run(args, check=True, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on {self.port} did not answer:\n"
+                                   f"{(self.dir / 'redis.log').read_text(errors='replace')}")
+            time.sleep(0.02)
+        self.pid = int(self.pidfile.read_text())
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def _answers(self) -> bool:
+        import socket
+        if not self.pidfile.exists():
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: str) -> bytes:
+        """One command over RESP on a fresh connection; the raw reply bytes."""
+        import socket
+        payload = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(payload)
+            return s.recv(1 << 20)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.pid == 0:
+            return
+        pid, self.pid = self.pid, 0
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                if stat[stat.rfind(")") + 2] == "Z":  # exited, not reaped by anyone
+                    break
+            except (ProcessLookupError, FileNotFoundError):
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self._dir.cleanup()
+
+
+@pytest.fixture
+def redis_server():
+    """A fresh redis-server for one test (`.url`, `.port`, `.command(...)`, `.stop()`)."""
+    server = RedisServer()
+    yield server
+    server.stop()

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/core/json_scan.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -29,55 +30,45 @@ constexpr std::string_view kChunkObject = "chat.completion.chunk";
 constexpr int64_t kMaxChoices = 128;
 constexpr size_t kMaxToolCalls = 4096;
 
-bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+using core_internal::IsJsonSpaceByte;
+using core_internal::MemberValue;
+using core_internal::QuoteScanner;
 
 // True when `data` may need fixing: a "usage" object, "tool_calls", "x_groq", a string
 // "finish_reason", an empty "choices" array, an "error" member or "object":"error". Keys
-// are found at every '"' (a JSON string's content cannot hold an unescaped '"', so a key
-// name never matches inside a value); a false positive only costs the slow path.
+// are found at every '"' (lib/core/json_scan.h says why that finds keys only); a false
+// positive only costs the slow path.
 bool NeedsFix(std::string_view data) {
-  const char* p = data.data();
-  const char* end = p + data.size();
-  while (true) {
-    p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
-    if (p == nullptr) return false;
-    ++p;
-    auto key = [&](std::string_view name) -> const char* {
-      if (static_cast<size_t>(end - p) < name.size() + 1) return nullptr;
-      if (std::memcmp(p, name.data(), name.size()) != 0 || p[name.size()] != '"') return nullptr;
-      const char* v = p + name.size() + 1;
-      while (v < end && IsJsonSpace(*v)) ++v;
-      if (v == end || *v != ':') return nullptr;
-      ++v;
-      while (v < end && IsJsonSpace(*v)) ++v;
-      return v < end ? v : nullptr;
-    };
+  const char* end = data.data() + data.size();
+  QuoteScanner quotes(data.data(), end);
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
     const char* v = nullptr;
-    switch (*p) {
+    switch (*p) {  // the first letter rules out most keys and every value
       case 'u':
-        if ((v = key("usage")) != nullptr && *v == '{') return true;
+        if ((v = MemberValue(p, end, "usage")) != nullptr && *v == '{') return true;
         break;
       case 't':
-        if (key("tool_calls") != nullptr) return true;
+        if (MemberValue(p, end, "tool_calls") != nullptr) return true;
         break;
       case 'x':
-        if (key("x_groq") != nullptr) return true;
+        if (MemberValue(p, end, "x_groq") != nullptr) return true;
         break;
       case 'f':
-        if ((v = key("finish_reason")) != nullptr && *v == '"') return true;
+        if ((v = MemberValue(p, end, "finish_reason")) != nullptr && *v == '"') return true;
         break;
       case 'c':
-        if ((v = key("choices")) != nullptr && *v == '[') {
+        if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
           ++v;
-          while (v < end && IsJsonSpace(*v)) ++v;
+          while (v < end && IsJsonSpaceByte(*v)) ++v;
           if (v < end && *v == ']') return true;
         }
         break;
       case 'e':
-        if (key("error") != nullptr) return true;
+        if (MemberValue(p, end, "error") != nullptr) return true;
         break;
       case 'o':
-        if ((v = key("object")) != nullptr && end - v >= 7 && std::memcmp(v, "\"error\"", 7) == 0) {
+        if ((v = MemberValue(p, end, "object")) != nullptr && end - v >= 7 &&
+            std::memcmp(v, "\"error\"", 7) == 0) {
           return true;
         }
         break;
@@ -85,6 +76,7 @@ bool NeedsFix(std::string_view data) {
         break;
     }
   }
+  return false;
 }
 
 // One tool call of one choice, as the decoder has seen it.

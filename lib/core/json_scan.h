@@ -1,0 +1,108 @@
+// lib/core/json_scan.h: finding member keys in JSON text without parsing it (private). The
+// stream paths look at every chunk for a few keys ("usage", "tool_calls", ...) and parse
+// only the chunks that have one; these helpers make that look cheap (no call per byte or
+// per quote).
+//
+//   QuoteScanner quotes(data.data(), end, 'u');
+//   for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+//     if (const char* v = MemberValue(p, end, "usage"); v != nullptr && *v == '{') ...
+//   }
+//
+// Why a quote scan finds keys and never a key name inside a string: the content of a JSON
+// string cannot hold an unescaped '"', so a match of `"name"` followed by ':' either is a
+// member key or the text is not valid JSON (after a string value comes ',', '}' or ']').
+// A caller that acts on a match in invalid JSON only reaches its slow path (a parse that
+// then refuses the text).
+#ifndef MODEENVOY_LIB_CORE_JSON_SCAN_H_
+#define MODEENVOY_LIB_CORE_JSON_SCAN_H_
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+
+namespace modeenvoy::core_internal {
+
+inline bool IsJsonSpaceByte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Visits the positions just after each '"' in a text (where a key's name would start): one
+// bit mask per 16 bytes (an SSE2 compare), then a bit per quote, so a scan that stops
+// at every quote costs a few instructions per quote, not a library call. With `first` set,
+// only quotes followed by that byte are visited (a scan for one key skips the others).
+// The text must outlive the scanner. Thread-compatible.
+class QuoteScanner {
+ public:
+  QuoteScanner(const char* p, const char* end, char first = '\0')
+      : end_(end), first_(first) {
+    Load(p);
+  }
+
+  // The position just after the next visited '"', or end when there is none.
+  const char* Next() {
+    while (mask_ == 0) {
+      if (end_ - block_ <= kBlock) return end_;
+      Load(block_ + kBlock);
+    }
+    const int i = __builtin_ctz(mask_);
+    mask_ &= mask_ - 1;
+    return block_ + i + 1;
+  }
+
+  // Continues the scan at p (quotes before p are not visited), e.g. after a value the
+  // caller read itself.
+  void SkipTo(const char* p) { Load(p < end_ ? p : end_); }
+
+ private:
+  static constexpr int kBlock = 16;
+
+  // The mask of the block at p (fewer than 16 bytes at the end).
+  void Load(const char* p) {
+    block_ = p;
+#if defined(__SSE2__)
+    if (end_ - p > kBlock) {  // p[16] is readable: the `first` compare may look at it
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      unsigned m =
+          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+      if (first_ != '\0' && m != 0) {
+        const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
+        m &= static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_set1_epi8(first_))));
+      }
+      mask_ = m;
+      return;
+    }
+#endif
+    mask_ = 0;
+    const char* limit = end_ - p < kBlock ? end_ : p + kBlock;
+    for (const char* q = p; q < limit; ++q) {
+      if (*q == '"' && (first_ == '\0' || (q + 1 < end_ && q[1] == first_))) {
+        mask_ |= 1u << (q - p);
+      }
+    }
+  }
+
+  const char* block_ = nullptr;
+  const char* end_;
+  unsigned mask_ = 0;
+  char first_;
+};
+
+// When [p, end) starts with `name` followed by '"', optional whitespace, ':' and optional
+// whitespace: the start of the member's value (never end). Else nullptr.
+inline const char* MemberValue(const char* p, const char* end, std::string_view name) {
+  if (static_cast<size_t>(end - p) <= name.size() || p[name.size()] != '"' ||
+      std::memcmp(p, name.data(), name.size()) != 0) {
+    return nullptr;
+  }
+  const char* v = p + name.size() + 1;
+  while (v < end && IsJsonSpaceByte(*v)) ++v;
+  if (v == end || *v != ':') return nullptr;
+  ++v;
+  while (v < end && IsJsonSpaceByte(*v)) ++v;
+  return v < end ? v : nullptr;
+}
+
+}  // namespace modeenvoy::core_internal
+
+#endif  // MODEENVOY_LIB_CORE_JSON_SCAN_H_
