@@ -444,7 +444,7 @@ void ContextFilter::OnLoaded(absl::StatusOr<std::optional<StoredContext>> got) {
     StoreUnavailable(got.status(), "load");
     return;
   }
-  if (got->has_value() && (*got)->record.owner != owner_) {
+  if (got->has_value() && (*got)->record->owner != owner_) {
     // Someone else's session: indistinguishable from one that does not exist.
     ReleaseSession();
     phase_ = Phase::kDone;
@@ -491,8 +491,8 @@ absl::Status ContextFilter::BuildRequest() {
   std::map<std::string, std::string> metadata;
   const std::vector<HistoryEntry>* history = nullptr;
   static const std::vector<HistoryEntry> kEmpty;
-  history = loaded_.has_value() ? &loaded_->record.history : &kEmpty;
-  if (loaded_.has_value()) metadata = loaded_->record.metadata;
+  history = loaded_.has_value() ? &loaded_->record->history : &kEmpty;
+  if (loaded_.has_value()) metadata = loaded_->record->metadata;
   for (const auto& [k, v] : new_metadata_) metadata[k] = v;
   // Stored metadata routes too (the request's own entries were published already).
   for (const auto& [key, value] : metadata) {
@@ -508,7 +508,7 @@ absl::Status ContextFilter::BuildRequest() {
                                     "session or delete this one",
                                     session_id_, bytes, config_->max_history_bytes));
   }
-  turn_ = (loaded_.has_value() ? loaded_->record.turn_count : 0) + 1;
+  turn_ = (loaded_.has_value() ? loaded_->record->turn_count : 0) + 1;
   if (!history->empty()) {
     int64_t window = 0;
     const Encoding* encoding = nullptr;
@@ -524,13 +524,17 @@ absl::Status ContextFilter::BuildRequest() {
           ctx_->chat->max_tokens.value_or(config_->reserve_output_tokens));
       WindowOptions options;
       options.budget_tokens = window - reserve - overhead;
+      options.counting.model = outside.model;
+      // The counts kept with the stored record: the history's entries are not counted or
+      // hashed again, only what was appended since the last window.
+      if (loaded_.has_value()) options.history_counts = loaded_->token_counts.get();
       absl::StatusOr<WindowResult> fitted =
           FitContext(*history, new_messages_, *encoding, options, config_->token_cache.get());
       if (!fitted.ok()) return fitted.status();
       ctx_->chat->messages = std::move(fitted->messages);
       dropped_ = std::move(fitted->dropped);
     } else {
-      std::vector<Message> all = HistoryMessages(loaded_->record);
+      std::vector<Message> all = HistoryMessages(*loaded_->record);
       all.insert(all.end(), new_messages_.begin(), new_messages_.end());
       ctx_->chat->messages = std::move(all);
     }
@@ -765,7 +769,7 @@ void ContextFilter::Append() {
     OnAppended(absl::DeadlineExceededError(absl::StrFormat(
         "no answer within %s", absl::FormatDuration(config_->store_timeout))));
   });
-  const ContextRecord* record = loaded_.has_value() ? &loaded_->record : nullptr;
+  const ContextRecord* record = loaded_.has_value() ? loaded_->record.get() : nullptr;
   Adopt(store_->Append(session_id_, version_, MakeAppend(record),
                        [this](absl::StatusOr<uint64_t> version) {
                          OpDone();
@@ -808,13 +812,13 @@ void ContextFilter::OnReloadedForAppend(absl::StatusOr<std::optional<StoredConte
     OnAppended(got.status());
     return;
   }
-  if (got->has_value() && (*got)->record.owner != owner_) {
+  if (got->has_value() && (*got)->record->owner != owner_) {
     OnAppended(absl::FailedPreconditionError("the session now belongs to another owner"));
     return;
   }
   loaded_ = std::move(*got);
   version_ = loaded_.has_value() ? loaded_->version : 0;
-  turn_ = (loaded_.has_value() ? loaded_->record.turn_count : 0) + 1;
+  turn_ = (loaded_.has_value() ? loaded_->record->turn_count : 0) + 1;
   Append();
 }
 

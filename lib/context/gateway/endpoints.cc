@@ -177,10 +177,10 @@ class GetSession final : public SessionHandler {
       OpDone();
       if (!got.ok()) {
         Reply(LocalReplyForError(Unavailable(got.status())));
-      } else if (!got->has_value() || (*got)->record.owner != owner_) {
+      } else if (!got->has_value() || (*got)->record->owner != owner_) {
         Reply(NotFound(id_));
       } else {
-        Reply(JsonReply(200, SerializeContextRecord((*got)->record)));
+        Reply(JsonReply(200, SerializeContextRecord(*(*got)->record)));
       }
     }));
   }
@@ -202,7 +202,7 @@ class DeleteSession final : public SessionHandler {
         Reply(LocalReplyForError(Unavailable(got.status())));
         return;
       }
-      if (!got->has_value() || (*got)->record.owner != owner_) {
+      if (!got->has_value() || (*got)->record->owner != owner_) {
         Reply(NotFound(id_));
         return;
       }

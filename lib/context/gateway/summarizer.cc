@@ -107,7 +107,7 @@ class SummaryJob final : public UpstreamHandler, public std::enable_shared_from_
       Finish();  // deleted, or written since: nothing to fold now
       return;
     }
-    record_ = std::move((*got)->record);
+    record_ = *(*got)->record;  // a copy to edit: the stored record is shared and immutable
     std::vector<bool> fold(record_.history.size(), false);
     for (size_t i : r_.dropped) {
       if (i < fold.size()) fold[i] = true;

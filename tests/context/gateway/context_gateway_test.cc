@@ -285,7 +285,7 @@ class ContextGatewayTest : public ::testing::Test {
     std::vector<std::string> out;
     std::optional<StoredContext> s = Stored(session);
     if (!s.has_value()) return out;
-    for (const HistoryEntry& e : s->record.history) {
+    for (const HistoryEntry& e : s->record->history) {
       std::string content = "-";
       if (e.message.content.has_value()) {
         if (const auto* t = std::get_if<std::string>(&*e.message.content)) content = *t;
@@ -321,15 +321,15 @@ TEST_F(ContextGatewayTest, SecondTurnCarriesTheHistoryAndEachTurnIsStored) {
                                                 "2 user:and again", "2 assistant:reply 2"));
   std::optional<StoredContext> s = Stored("s-1");
   ASSERT_TRUE(s.has_value());
-  EXPECT_EQ(s->record.owner, "team-a");
-  EXPECT_EQ(s->record.turn_count, 2);
-  ASSERT_EQ(s->record.model_choices.size(), 2u);
-  EXPECT_EQ(s->record.model_choices[1].turn, 2);
-  EXPECT_EQ(s->record.model_choices[1].model, "demo");
-  EXPECT_EQ(s->record.model_choices[1].provider, "up");
-  EXPECT_EQ(s->record.model_choices[1].upstream_model, "demo");
-  ASSERT_TRUE(s->record.model_choices[1].usage.has_value());
-  EXPECT_EQ(s->record.model_choices[1].usage->total_tokens, 5);
+  EXPECT_EQ(s->record->owner, "team-a");
+  EXPECT_EQ(s->record->turn_count, 2);
+  ASSERT_EQ(s->record->model_choices.size(), 2u);
+  EXPECT_EQ(s->record->model_choices[1].turn, 2);
+  EXPECT_EQ(s->record->model_choices[1].model, "demo");
+  EXPECT_EQ(s->record->model_choices[1].provider, "up");
+  EXPECT_EQ(s->record->model_choices[1].upstream_model, "demo");
+  ASSERT_TRUE(s->record->model_choices[1].usage.has_value());
+  EXPECT_EQ(s->record->model_choices[1].usage->total_tokens, 5);
   EXPECT_EQ(ReadContextMetrics(*services_).turns_appended, 2u);
 }
 
@@ -366,7 +366,7 @@ TEST_F(ContextGatewayTest, BodyMetadataNamesTheSessionAndIsNotSentUpstream) {
   EXPECT_EQ(upstream_.bodies[0]["metadata"], (Json{{"keep", "x"}}));
   std::optional<StoredContext> s = Stored("s-body");
   ASSERT_TRUE(s.has_value());
-  EXPECT_EQ(s->record.metadata, (std::map<std::string, std::string>{{"domain", "law"}}));
+  EXPECT_EQ(s->record->metadata, (std::map<std::string, std::string>{{"domain", "law"}}));
 }
 
 TEST_F(ContextGatewayTest, HeaderMetadataIsStoredAndJsonTextInTheBodyIsAccepted) {
@@ -377,7 +377,7 @@ TEST_F(ContextGatewayTest, HeaderMetadataIsStoredAndJsonTextInTheBodyIsAccepted)
                              {"X-Session-Metadata", R"({"lang":"de"})"}}));
   ASSERT_EQ(ex->status(), 200) << ex->sink.body;
   EXPECT_FALSE(upstream_.bodies[0].contains("metadata"));
-  EXPECT_EQ(Stored("s-m")->record.metadata,
+  EXPECT_EQ(Stored("s-m")->record->metadata,
             (std::map<std::string, std::string>{{"lang", "de"}, {"tier", "gold"}}));
 }
 
@@ -589,7 +589,7 @@ TEST_F(ContextGatewayTest, AnotherOwnersSessionIsNotFound) {
   // A missing session looks exactly the same.
   auto missing = Send(Local("GET", "/v1/sessions/nope", "sk-b"));
   EXPECT_EQ(missing->json()["error"]["code"], "session_not_found");
-  EXPECT_EQ(Stored("own")->record.history.size(), 2u);
+  EXPECT_EQ(Stored("own")->record->history.size(), 2u);
 }
 
 TEST_F(ContextGatewayTest, SessionEndpointsGetListAndDelete) {
@@ -708,16 +708,16 @@ TEST_F(ContextGatewayTest, StreamedToolCallsAreAssembledByIndexAndResultsAttache
   ASSERT_EQ(first->status(), 200);
   std::optional<StoredContext> s = Stored("tools");
   ASSERT_TRUE(s.has_value());
-  const Message& reply = s->record.history.back().message;
+  const Message& reply = s->record->history.back().message;
   ASSERT_EQ(reply.tool_calls.size(), 2u);
   EXPECT_EQ(reply.tool_calls[0].id, "call_a");
   EXPECT_EQ(reply.tool_calls[0].function->name, "weather");
   EXPECT_EQ(reply.tool_calls[0].function->arguments, "{\"city\":\"Oslo\"}");
   EXPECT_EQ(reply.tool_calls[1].id, "call_b");
   EXPECT_EQ(reply.tool_calls[1].function->arguments, "{\"tz\":\"UTC\"}");
-  ASSERT_EQ(s->record.tool_calls.size(), 2u);
-  EXPECT_EQ(s->record.tool_calls[1].name, "time");
-  EXPECT_FALSE(s->record.tool_calls[0].result.has_value());
+  ASSERT_EQ(s->record->tool_calls.size(), 2u);
+  EXPECT_EQ(s->record->tool_calls[1].name, "time");
+  EXPECT_FALSE(s->record->tool_calls[0].result.has_value());
 
   // The client answers both calls; only the new tool messages are sent.
   Json body = {{"model", "demo"},
@@ -732,8 +732,8 @@ TEST_F(ContextGatewayTest, StreamedToolCallsAreAssembledByIndexAndResultsAttache
   EXPECT_EQ(sent["messages"][1]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Oslo\"}");
   EXPECT_EQ(sent["messages"][2]["tool_call_id"], "call_a");
   s = Stored("tools");
-  EXPECT_EQ(s->record.tool_calls[0].result, "sunny");
-  EXPECT_EQ(s->record.tool_calls[1].result, "12:00");
+  EXPECT_EQ(s->record->tool_calls[0].result, "sunny");
+  EXPECT_EQ(s->record->tool_calls[1].result, "12:00");
 }
 
 TEST_F(ContextGatewayTest, ConflictingWriterIsReadAgainAndTheTurnAppendedOnceAfterIt) {
@@ -755,7 +755,7 @@ TEST_F(ContextGatewayTest, ConflictingWriterIsReadAgainAndTheTurnAppendedOnceAft
               ElementsAre("1 user:first", "1 assistant:reply 1", "2 user:from elsewhere",
                           "3 user:second", "3 assistant:reply 2"));
   EXPECT_EQ(ReadContextMetrics(*services_).append_conflicts, 1u);
-  EXPECT_EQ(Stored("cas")->record.turn_count, 3);
+  EXPECT_EQ(Stored("cas")->record->turn_count, 3);
 }
 
 TEST_F(ContextGatewayTest, ContextMetadataRoutesAndGuardrailsApply) {
@@ -839,10 +839,10 @@ TEST_F(ContextGatewayTest, DroppedTurnsAreFoldedIntoASummaryByTheSummarizerModel
               HasSubstr(absl::StrFormat("user: 1 %s\nassistant: reply 1\n", words)));
   std::optional<StoredContext> s = Stored("sum");
   ASSERT_TRUE(s.has_value());
-  ASSERT_FALSE(s->record.history.empty());
-  EXPECT_TRUE(s->record.history.front().summary);
-  EXPECT_EQ(s->record.history.front().message.role, Role::kSystem);
-  EXPECT_EQ(std::get<std::string>(*s->record.history.front().message.content),
+  ASSERT_FALSE(s->record->history.empty());
+  EXPECT_TRUE(s->record->history.front().summary);
+  EXPECT_EQ(s->record->history.front().message.role, Role::kSystem);
+  EXPECT_EQ(std::get<std::string>(*s->record->history.front().message.content),
             "Summary of the earlier conversation: SUMMARY");
   // The rest: whole turns, in order, ending with the last one; nothing twice.
   std::vector<std::string> rest = StoredHistory("sum");
@@ -852,7 +852,7 @@ TEST_F(ContextGatewayTest, DroppedTurnsAreFoldedIntoASummaryByTheSummarizerModel
   EXPECT_EQ(rest.back(), "5 assistant:reply 5");
   for (size_t i = 2; i < rest.size(); i += 2) EXPECT_LT(rest[i - 2], rest[i]);
   EXPECT_GE(ReadContextMetrics(*services_).summaries, 1u);
-  EXPECT_EQ(s->record.turn_count, 5);
+  EXPECT_EQ(s->record->turn_count, 5);
   // The next request carries the summary as its oldest history.
   ASSERT_EQ(Turn("sum", "6 more")->status(), 200);
   const Json* next = nullptr;
