@@ -519,7 +519,8 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   translator_ = dialect_->NewStreamTranslator();
   renderer_ = codec_->NewStreamRenderer();
   stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
-                      shared_->limits.usage_estimator.get(), HasResponseFilters());
+                      shared_->limits.usage_estimator.get(), HasResponseFilters(),
+                      translator_->KeepsUsagePromise());
   // Content-type and length come from the dialect and the renderer, not the upstream.
   upstream_headers_.erase(
       std::remove_if(upstream_headers_.begin(), upstream_headers_.end(),

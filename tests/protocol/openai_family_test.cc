@@ -455,6 +455,47 @@ TEST(OpenAiStreamQuirksTest, EmptyChoicesWithoutTheChunkObjectGetIt) {
   }
 }
 
+// The gateway reads usage only where KeepsUsagePromise() says it can be: on one usage-only
+// chunk out of the same call as "[DONE]", right before it. Usage on content chunks, a
+// usage-only chunk mid-stream and Groq's x_groq usage all end up there, whether the
+// provider ends with [DONE] or the stream just ends.
+TEST(OpenAiStreamQuirksTest, UsageComesOnlyWithDoneFromOneCall) {
+  const std::vector<std::string> lines = {
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+      R"({"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"b"}}]})",
+      R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"r","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}})",
+  };
+  for (std::string_view name : {"openai", "azure_openai"}) {
+    for (bool provider_done : {true, false}) {
+      std::unique_ptr<StreamTranslator> decoder = Make(name)->NewStreamDecoder();
+      EXPECT_TRUE(decoder->KeepsUsagePromise());
+      std::vector<std::string> frames = lines;
+      if (provider_done) frames.push_back("[DONE]");
+      int usage_chunks = 0;
+      // One batch per call, as the gateway sees them; Finish's batch last.
+      for (size_t call = 0; call <= frames.size(); ++call) {
+        std::vector<SseEvent> out;
+        absl::Status s = call < frames.size()
+                             ? decoder->Translate(StreamFrame{"", frames[call]}, &out)
+                             : decoder->Finish(&out);
+        ASSERT_TRUE(s.ok()) << s;
+        for (size_t i = 0; i < out.size(); ++i) {
+          if (out[i].data == "[DONE]") continue;
+          json chunk = json::parse(out[i].data);
+          if (!chunk.contains("usage") || chunk["usage"].is_null()) continue;
+          ++usage_chunks;
+          EXPECT_EQ(chunk["choices"], json::array()) << out[i].data;
+          EXPECT_EQ(chunk["usage"]["total_tokens"], 5) << out[i].data;
+          ASSERT_LT(i + 1, out.size()) << name << ": usage without [DONE] in call " << call;
+          EXPECT_EQ(out[i + 1].data, "[DONE]") << name;
+        }
+      }
+      EXPECT_EQ(usage_chunks, 1) << name << " provider_done " << provider_done;
+    }
+  }
+}
+
 // ---- whole bodies ----
 
 // Some compatible servers answer 200 with an error body; translate_response must not turn

@@ -115,6 +115,9 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     return absl::OkStatus();
   }
 
+  // Usage is taken off every chunk (Fix) and given back only by Close, with "[DONE]".
+  bool KeepsUsagePromise() const override { return true; }
+
  private:
   // The held usage (if any), then "[DONE]".
   void Close(std::vector<SseEvent>* out) {
