@@ -496,6 +496,35 @@ TEST(OpenAiStreamQuirksTest, UsageComesOnlyWithDoneFromOneCall) {
   }
 }
 
+// Chunks repeating a clean chunk's envelope are scanned from their "choices" key on: a quirk
+// right after the envelope, an empty choices array, and a chunk whose envelope differs (usage
+// before choices, a space before '[') are all still seen.
+TEST(OpenAiStreamQuirksTest, QuirksAfterARepeatedEnvelopeAreSeen) {
+  const std::string envelope =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[)";
+  const std::string usage = R"({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})";
+  std::vector<std::string> events = Decode(
+      "openai",
+      {envelope + R"({"index":0,"delta":{"content":"a"},"finish_reason":null}]})",
+       envelope + R"({"index":0,"delta":{"tool_calls":[{"index":2,"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}}]})",
+       envelope + R"({"index":0,"delta":{"content":"b"},"finish_reason":""}]})",
+       envelope + R"(],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+       envelope + R"({"index":0,"delta":{"content":"c"}}],"x":"\"choices\":[]"})",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","usage":)" + usage +
+           R"(,"choices":[{"index":0,"delta":{"content":"d"}}]})",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices": [{"index":0,"delta":{},"finish_reason":"stop"}]})",
+       envelope + R"({"index":0,"delta":{},"finish_reason":"stop"}]})", "[DONE]"});
+  Reading r = ReadUnified(events);  // checks dense tool indexes, one non-empty finish, usage
+  EXPECT_EQ(r.text[0], "abcd");
+  ASSERT_EQ(r.calls[0].size(), 1u);
+  EXPECT_EQ(r.calls[0][0].name, "f");
+  EXPECT_EQ(r.finish[0], "stop");
+  EXPECT_EQ(r.usage, json::parse(usage));
+  // The tool call's index 2 became 0; the chunk holding only usage was held for the end.
+  EXPECT_NE(events[1].find(R"("tool_calls":[{"index":0,)"), std::string::npos) << events[1];
+  EXPECT_EQ(events.size(), 9u);  // 7 of the 8 chunks, then the usage chunk and [DONE]
+}
+
 // ---- whole bodies ----
 
 // Some compatible servers answer 200 with an error body; translate_response must not turn

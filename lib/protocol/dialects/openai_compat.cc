@@ -34,51 +34,6 @@ using core_internal::IsJsonSpaceByte;
 using core_internal::MemberValue;
 using core_internal::QuoteScanner;
 
-// True when `data` may need fixing: a "usage" object, "tool_calls", "x_groq", a string
-// "finish_reason", an empty "choices" array, an "error" member or "object":"error". Keys
-// are found at every '"' (lib/core/json_scan.h says why that finds keys only); a false
-// positive only costs the slow path.
-bool NeedsFix(std::string_view data) {
-  const char* end = data.data() + data.size();
-  QuoteScanner quotes(data.data(), end);
-  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
-    const char* v = nullptr;
-    switch (*p) {  // the first letter rules out most keys and every value
-      case 'u':
-        if ((v = MemberValue(p, end, "usage")) != nullptr && *v == '{') return true;
-        break;
-      case 't':
-        if (MemberValue(p, end, "tool_calls") != nullptr) return true;
-        break;
-      case 'x':
-        if (MemberValue(p, end, "x_groq") != nullptr) return true;
-        break;
-      case 'f':
-        if ((v = MemberValue(p, end, "finish_reason")) != nullptr && *v == '"') return true;
-        break;
-      case 'c':
-        if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
-          ++v;
-          while (v < end && IsJsonSpaceByte(*v)) ++v;
-          if (v < end && *v == ']') return true;
-        }
-        break;
-      case 'e':
-        if (MemberValue(p, end, "error") != nullptr) return true;
-        break;
-      case 'o':
-        if ((v = MemberValue(p, end, "object")) != nullptr && end - v >= 7 &&
-            std::memcmp(v, "\"error\"", 7) == 0) {
-          return true;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  return false;
-}
-
 // One tool call of one choice, as the decoder has seen it.
 struct SeenCall {
   std::string id;
@@ -304,10 +259,81 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     return absl::OkStatus();
   }
 
+  // True when `data` may need fixing: a "usage" object, "tool_calls", "x_groq", a string
+  // "finish_reason", an empty "choices" array, an "error" member or "object":"error". Keys
+  // are found at every '"' (lib/core/json_scan.h says why that finds keys only); a false
+  // positive only costs the slow path.
+  // A stream's chunks mostly repeat one envelope ("id", "object", "created", "model", ...)
+  // before "choices": when a chunk starts with the bytes of a clean chunk's envelope (up to
+  // and including its `"choices":[`), the scan starts at that "choices" key (whose
+  // empty-array check reads past the envelope). The quotes before it need no second look:
+  // a check that starts there and reads past the envelope has met the '"' opening
+  // "choices", which no name it compares holds, so the same bytes gave the same answer.
+  bool NeedsFix(std::string_view data) {
+    const char* begin = data.data();
+    const char* end = begin + data.size();
+    const char* from = begin;
+    if (!envelope_.empty() && data.size() > envelope_.size() &&
+        std::memcmp(begin, envelope_.data(), envelope_.size()) == 0) {
+      from = begin + envelope_choices_;
+    }
+    const char* choices_key = nullptr;  // the quote opening the first "choices":[ key
+    const char* choices_open = nullptr;  // just after its '['
+    QuoteScanner quotes(from, end);
+    for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+      const char* v = nullptr;
+      switch (*p) {  // the first letter rules out most keys and every value
+        case 'u':
+          if ((v = MemberValue(p, end, "usage")) != nullptr && *v == '{') return true;
+          break;
+        case 't':
+          if (MemberValue(p, end, "tool_calls") != nullptr) return true;
+          break;
+        case 'x':
+          if (MemberValue(p, end, "x_groq") != nullptr) return true;
+          break;
+        case 'f':
+          if ((v = MemberValue(p, end, "finish_reason")) != nullptr && *v == '"') return true;
+          break;
+        case 'c':
+          if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
+            ++v;
+            if (choices_key == nullptr) {
+              choices_key = p - 1;
+              choices_open = v;
+            }
+            while (v < end && IsJsonSpaceByte(*v)) ++v;
+            if (v < end && *v == ']') return true;
+          }
+          break;
+        case 'e':
+          if (MemberValue(p, end, "error") != nullptr) return true;
+          break;
+        case 'o':
+          if ((v = MemberValue(p, end, "object")) != nullptr && end - v >= 7 &&
+              std::memcmp(v, "\"error\"", 7) == 0) {
+            return true;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    if (from == begin && choices_key != nullptr) {  // a clean chunk: its envelope is known
+      envelope_.assign(begin, choices_open);
+      envelope_choices_ = static_cast<size_t>(choices_key - begin);
+    }
+    return false;
+  }
+
   bool done_ = false;
   std::optional<std::string> usage_event_;
   std::vector<ChoiceState> choices_;
   size_t tool_calls_ = 0;
+  // The envelope of the latest clean chunk, up to and including `"choices":[`, and the
+  // offset of the quote opening its "choices" key (NeedsFix).
+  std::string envelope_;
+  size_t envelope_choices_ = 0;
 };
 
 }  // namespace
