@@ -525,6 +525,64 @@ TEST(OpenAiStreamQuirksTest, QuirksAfterARepeatedEnvelopeAreSeen) {
   EXPECT_EQ(events.size(), 9u);  // 7 of the 8 chunks, then the usage chunk and [DONE]
 }
 
+// A chunk whose only quirk is a finish_reason is read narrowly (index and finish_reason of
+// each choice): several choices finishing at once, a second finish later dropped, an index
+// out of range refused, as a full read does.
+TEST(OpenAiStreamQuirksTest, FinishChunksOfSeveralChoices) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]})",
+       R"({"id":"c","choices":[{"delta":{},"finish_reason":"stop","index":1},{"index":0,"delta":{"content":"c"},"finish_reason":null}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"length"},{"index":1,"delta":{},"finish_reason":"stop"}]})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 4u);
+  Reading r = ReadUnified(events);  // checks one finish per choice
+  EXPECT_EQ(r.text[0], "ac");
+  EXPECT_EQ(r.text[1], "b");
+  EXPECT_EQ(r.finish[0], "length");
+  EXPECT_EQ(r.finish[1], "stop");
+  // The chunks that needed nothing pass byte for byte.
+  EXPECT_EQ(events[1],
+            R"({"id":"c","choices":[{"delta":{},"finish_reason":"stop","index":1},{"index":0,"delta":{"content":"c"},"finish_reason":null}]})");
+  // Two finishes of one choice in one chunk: the second goes.
+  events = Decode("openai",
+                  {R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":0,"delta":{},"finish_reason":"stop"}]})",
+                   "[DONE]"});
+  ReadUnified(events);
+  // An index out of range is refused.
+  DecodedStream got = DecodeStream(
+      *Make("openai"),
+      protocol_test::SseBodyFromChunkLines(
+          {R"({"id":"c","choices":[{"index":500,"delta":{},"finish_reason":"stop"}]})"}, false),
+      Split::kWhole);
+  EXPECT_FALSE(got.status.ok());
+}
+
+// The usage-only chunk is held as sent without decoding it, when it is one: an empty
+// "choices" array elsewhere than at the top, or text that is not JSON, get the full read.
+TEST(OpenAiStreamQuirksTest, OnlyATrueUsageOnlyChunkIsHeldAsSent) {
+  const std::string usage_only =
+      R"({"id":"c","object":"chat.completion.chunk","choices": [ ],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})";
+  std::vector<std::string> events = Decode("openai", {usage_only, "[DONE]"});
+  EXPECT_EQ(events, (std::vector<std::string>{usage_only, "[DONE]"}));
+
+  events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"},"logprobs":{"choices":[]}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 3u);
+  Reading r = ReadUnified(events);
+  EXPECT_EQ(r.text[0], "a");
+  EXPECT_EQ(r.usage["total_tokens"], 4);
+
+  DecodedStream got = DecodeStream(
+      *Make("openai"),
+      protocol_test::SseBodyFromChunkLines(
+          {R"({"id":"c","choices":[],"usage":{"prompt_tokens":3}}})", "[DONE]"}, false),
+      Split::kWhole);
+  EXPECT_FALSE(got.status.ok());
+}
+
 // ---- whole bodies ----
 
 // Some compatible servers answer 200 with an error body; translate_response must not turn
