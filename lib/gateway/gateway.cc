@@ -207,7 +207,8 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   void DisarmStepTimer() {
     if (step_timer_ != nullptr) step_timer_->Cancel();
   }
-  void ParseUsage(std::string_view json, bool chunk);
+  // A whole reply's usage into the outcome (a stream's comes from TakeStreamUsage()).
+  void ParseUsage(std::string_view json);
   // A stream's usage (reported, else estimated) into the outcome, for OnResponseComplete.
   void TakeStreamUsage();
   // Filters continued from the request phase (response hooks to run).
@@ -616,22 +617,17 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     AttemptFailed(s, upstream_status_);
     return;
   }
-  if (HasResponseFilters()) ParseUsage(body, /*chunk=*/false);
+  if (HasResponseFilters()) ParseUsage(body);
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
             /*render=*/true);
 }
 
-void GatewayRequest::ParseUsage(std::string_view json, bool chunk) {
+void GatewayRequest::ParseUsage(std::string_view json) {
   if (json.find("\"usage\"") == std::string_view::npos) return;
-  if (chunk) {
-    absl::StatusOr<ChatCompletionChunk> parsed = ParseChatCompletionChunk(json);
-    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
-  } else {
-    absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
-    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
-  }
+  absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
+  if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
 }
 
 void GatewayRequest::TakeStreamUsage() {
@@ -822,7 +818,7 @@ void GatewayRequest::Pump() {
       AfterEvents(terminal);
       continue;
     }
-    ParseUsage(batch_.front().data, /*chunk=*/true);
+    // No usage read here: TakeStreamUsage() gives the outcome the stream's usage.
     waiting_filters_ = true;
     const uint64_t step = ++step_started_;
     chain_->RunResponseEvents(batch_, [this, terminal, step, life] {
