@@ -594,6 +594,14 @@ TEST(OpenAiFamilyDecodeResponseTest, AnErrorBodyIsTheProvidersError) {
     ASSERT_FALSE(s.ok()) << dialect;
     EXPECT_TRUE(IsProviderError(s)) << dialect << " " << s;
     EXPECT_EQ(s.message(), "boom") << dialect;
+    // The member name spelled with escapes, and spaces before the colon, are the same member.
+    for (std::string spelled : {std::string(R"({"\u0065rror":{"message":"boom"}})"),
+                                std::string(R"({"err\u006Fr":{"message":"boom"}})"),
+                                std::string(R"({"id":"x", "error" :{"message":"boom"}})")}) {
+      s = Make(dialect)->DecodeResponse(&spelled);
+      EXPECT_FALSE(s.ok()) << dialect << " " << spelled;
+      EXPECT_EQ(s.message(), "boom") << dialect << " " << spelled;
+    }
   }
 }
 

@@ -49,6 +49,16 @@ struct ChoiceState {
   bool finished = false;
 };
 
+// True if `body` has an "error" key written without escapes (at any depth).
+bool HasErrorKey(std::string_view body) {
+  const char* end = body.data() + body.size();
+  QuoteScanner quotes(body.data(), end, 'e');
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+    if (MemberValue(p, end, "error") != nullptr) return true;
+  }
+  return false;
+}
+
 // What Marks() found in a chunk.
 constexpr unsigned kUsageMark = 1;         // a "usage" object
 constexpr unsigned kFinishMark = 2;        // a string "finish_reason"
@@ -468,7 +478,13 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 
 absl::Status CheckOpenAiResponse(std::string_view body) {
   // Only a JSON object can be an error object; anything else passes on unread (the gateway
-  // does not parse answers, and hands the client what the upstream sent).
+  // does not parse answers, and hands the client what the upstream sent). A body with no
+  // "error" member passes without a parse: the key is looked for at every quote followed
+  // by 'e' (lib/core/json_scan.h); a name written with a \u escape is the one other way to
+  // spell it, so a body holding one is read.
+  if (!HasErrorKey(body) && body.find("\\u") == std::string_view::npos) {
+    return absl::OkStatus();
+  }
   JsonReader r(body, kMaxJsonDepth);
   JsonType type;
   if (!r.Peek(&type) || type != JsonType::kObject || !r.BeginObject()) return absl::OkStatus();
