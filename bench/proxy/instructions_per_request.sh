@@ -14,7 +14,10 @@
 # libcurl, the kernel's side is not included).
 # EMULATOR_BINARY defaults to the one beside GATEWAY_BINARY's build dir.
 # Environment: N1 (200), N2 (2200), KINDS ("whole stream"), KEEP (dir to keep callgrind
-# outputs in, for callgrind_annotate; default: a temporary dir, removed).
+# outputs in, for callgrind_annotate; default: a temporary dir, removed), FILTERS (the
+# configuration's "filters" array, default [] (none); e.g.
+# '[{"type":"headers","config":{"response":{"set":{"x-gw":"1"}}}}]' puts a response filter in
+# the chain, which makes the engine keep what it needs for the outcome's usage).
 # Output: one line per kind: "KIND ir_per_request=X runs=N1:IR1,N2:IR2".
 set -euo pipefail
 
@@ -24,6 +27,7 @@ emulator=${2:-$(dirname "$gateway")/../emulator/modeenvoy-emulator}
 N1=${N1:-200}
 N2=${N2:-2200}
 KINDS=${KINDS:-whole stream}
+FILTERS=${FILTERS:-[]}
 command -v valgrind >/dev/null || { echo "instructions_per_request: needs valgrind" >&2; exit 2; }
 for b in "$gateway" "$emulator"; do
   [[ -x $b ]] || { echo "instructions_per_request: $b is not built" >&2; exit 2; }
@@ -57,7 +61,8 @@ cat >"$work/gateway.json" <<EOF
 {
   "listen": {"address": "127.0.0.1", "port": 0},
   "providers": {"emulator": {"type": "openai", "base_url": "http://127.0.0.1:$emu_port/v1"}},
-  "models": {"gpt-4o-mini": {"provider": "emulator"}}
+  "models": {"gpt-4o-mini": {"provider": "emulator"}},
+  "filters": $FILTERS
 }
 EOF
 

@@ -35,7 +35,7 @@ inline bool IsJsonSpaceByte(char c) { return c == ' ' || c == '\t' || c == '\n' 
 class QuoteScanner {
  public:
   QuoteScanner(const char* p, const char* end, char first = '\0')
-      : end_(end), first_(first) {
+      : begin_(p), end_(end), first_(first) {
     Load(p);
   }
 
@@ -62,14 +62,14 @@ class QuoteScanner {
     block_ = p;
 #if defined(__SSE2__)
     if (end_ - p > kBlock) {  // p[16] is readable: the `first` compare may look at it
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      unsigned m =
-          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
-      if (first_ != '\0' && m != 0) {
-        const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
-        m &= static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_set1_epi8(first_))));
-      }
-      mask_ = m;
+      mask_ = Mask(p);
+      return;
+    }
+    if (end_ - begin_ > kBlock) {
+      // The last block: the 17 bytes ending at end_ are the scanner's, so the mask of the
+      // 16 quotes before the last byte (a quote there starts nothing), shifted to p.
+      const char* q = end_ - (kBlock + 1);
+      mask_ = Mask(q) >> (p - q);
       return;
     }
 #endif
@@ -82,6 +82,20 @@ class QuoteScanner {
     }
   }
 
+#if defined(__SSE2__)
+  // Bit i: p[i] is a '"' (followed by first_, when set). Reads p[0..16].
+  unsigned Mask(const char* p) const {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    unsigned m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+    if (first_ != '\0' && m != 0) {
+      const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
+      m &= static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_set1_epi8(first_))));
+    }
+    return m;
+  }
+#endif
+
+  const char* begin_;  // the start of the text: bytes from here to end_ may be read
   const char* block_ = nullptr;
   const char* end_;
   unsigned mask_ = 0;

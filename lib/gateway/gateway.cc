@@ -210,7 +210,8 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   void DisarmStepTimer() {
     if (step_timer_ != nullptr) step_timer_->Cancel();
   }
-  void ParseUsage(std::string_view json, bool chunk);
+  // A whole reply's usage into the outcome (a stream's comes from TakeStreamUsage()).
+  void ParseUsage(std::string_view json);
   // The model the client asked for (the chat's or the embeddings request's).
   const std::string& RequestedModel() const {
     return chat_.has_value() ? chat_->model : embeddings_->model;
@@ -559,7 +560,8 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   translator_ = dialect_->NewStreamTranslator();
   renderer_ = codec_->NewStreamRenderer();
   stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
-                      shared_->limits.usage_estimator.get(), HasResponseFilters());
+                      shared_->limits.usage_estimator.get(), HasResponseFilters(),
+                      translator_->KeepsUsagePromise());
   // Content-type and length come from the dialect and the renderer, not the upstream.
   upstream_headers_.erase(
       std::remove_if(upstream_headers_.begin(), upstream_headers_.end(),
@@ -659,7 +661,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     AttemptFailed(s, upstream_status_);
     return;
   }
-  if (HasResponseFilters()) ParseUsage(body, /*chunk=*/false);
+  if (HasResponseFilters()) ParseUsage(body);
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
@@ -711,15 +713,10 @@ void GatewayRequest::CompleteEmbeddings(std::string body) {
             /*render=*/true);
 }
 
-void GatewayRequest::ParseUsage(std::string_view json, bool chunk) {
+void GatewayRequest::ParseUsage(std::string_view json) {
   if (json.find("\"usage\"") == std::string_view::npos) return;
-  if (chunk) {
-    absl::StatusOr<ChatCompletionChunk> parsed = ParseChatCompletionChunk(json);
-    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
-  } else {
-    absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
-    if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
-  }
+  absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(json);
+  if (parsed.ok() && parsed->usage.has_value()) outcome_.usage = std::move(parsed->usage);
 }
 
 void GatewayRequest::TakeStreamUsage() {
@@ -910,7 +907,7 @@ void GatewayRequest::Pump() {
       AfterEvents(terminal);
       continue;
     }
-    ParseUsage(batch_.front().data, /*chunk=*/true);
+    // No usage read here: TakeStreamUsage() gives the outcome the stream's usage.
     waiting_filters_ = true;
     const uint64_t step = ++step_started_;
     chain_->RunResponseEvents(batch_, [this, terminal, step, life] {

@@ -229,8 +229,9 @@ void AppendGeneratedText(std::string_view data, std::string* text) {
 }  // namespace
 
 void StreamUsage::Start(const ChatRequest* chat, std::string model,
-                        const UsageEstimator* estimator, bool track) {
+                        const UsageEstimator* estimator, bool track, bool promised) {
   chat_ = chat;
+  promised_ = promised;
   model_ = std::move(model);
   estimator_ = estimator;
   wants_ = chat->stream_options.has_value() &&
@@ -243,7 +244,13 @@ void StreamUsage::Filter(std::vector<SseEvent>* events) {
   size_t first_special = events->size();
   for (size_t i = 0; i < events->size(); ++i) {
     const std::string& data = (*events)[i].data;
-    if (data == kSseDoneData || HasUsageObject(data)) {
+    // A translator that keeps the usage promise puts usage only on the event right before
+    // "[DONE]" (in the same batch): no other event needs a look.
+    const bool special =
+        promised_ ? data == kSseDoneData ||
+                        (i + 1 < events->size() && (*events)[i + 1].data == kSseDoneData)
+                  : data == kSseDoneData || HasUsageObject(data);
+    if (special) {
       first_special = i;
       break;
     }

@@ -22,9 +22,11 @@ class StreamUsage {
  public:
   // `chat` (the client's request) and `estimator` must outlive this object. `track`: keep
   // the streamed text so that a missing usage can be estimated (costs a parse per chunk
-  // until a usage arrives; on when a client or a filter will read the usage).
+  // until a usage arrives; on when a client or a filter will read the usage). `promised`:
+  // the stream's translator keeps StreamTranslator::KeepsUsagePromise(), so only an event
+  // right before "[DONE]" in one Filter call can carry usage and no other is looked at.
   void Start(const ChatRequest* chat, std::string model, const UsageEstimator* estimator,
-             bool track);
+             bool track, bool promised = false);
   bool started() const { return chat_ != nullptr; }
 
   // Rewrites one read's unified events in place: usage-only chunks dropped, `usage`
@@ -45,6 +47,7 @@ class StreamUsage {
   const UsageEstimator* estimator_ = nullptr;
   bool wants_ = false;  // the client asked for usage in its stream
   bool track_ = false;
+  bool promised_ = false;  // usage only on the event right before "[DONE]" (Start)
   bool done_ = false;
   std::optional<Usage> usage_;
   std::optional<std::string> usage_event_;  // the usage-only chunk for the client

@@ -346,6 +346,48 @@ TEST_F(StreamUsageTest, TheEstimateCountsDecodedTextReasoningAndToolCalls) {
   EXPECT_EQ(seen_->outcome->usage->completion_tokens, static_cast<int64_t>(generated.size()));
 }
 
+// The chunk right before [DONE] (where a translator that keeps the usage promise may put
+// usage, so the engine reads it apart from the others) counts once in the estimate, also
+// when both come in one read; and its own usage, when it has some, wins.
+TEST_F(StreamUsageTest, TheChunkBeforeDoneCountsOnceForTheEstimate) {
+  TestHttpServer no_usage([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("hello")));
+    c.SendChunk(Sse(Chunk(" world")) + "data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  TestHttpServer usage_last([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("hello")));
+    c.SendChunk(Sse(UsageOnly(kUsage)) + "data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  for (std::string_view type : {"openai", "raw_sse"}) {
+    for (bool asked : {false, true}) {
+      seen_->outcome.reset();
+      RecordingSink sink =
+          Serve(no_usage, Request(asked), std::make_shared<CharCount>(), "", type);
+      std::vector<std::string> events = Events(sink.body);
+      ASSERT_EQ(events.size(), asked ? 4u : 3u) << type << "\n" << sink.body;
+      ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value()) << type;
+      EXPECT_TRUE(seen_->outcome->usage_estimated);
+      EXPECT_EQ(seen_->outcome->usage->completion_tokens, 11) << type;  // "hello world"
+      if (asked) {
+        EXPECT_EQ(Json::parse(events[2])["usage"]["completion_tokens"], 11) << type;
+      }
+
+      seen_->outcome.reset();
+      sink = Serve(usage_last, Request(asked), std::make_shared<CharCount>(), "", type);
+      events = Events(sink.body);
+      ASSERT_EQ(events.size(), asked ? 3u : 2u) << type << "\n" << sink.body;
+      EXPECT_EQ(UsageChunks(events), asked ? 1 : 0) << sink.body;
+      ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value()) << type;
+      EXPECT_FALSE(seen_->outcome->usage_estimated);
+      EXPECT_EQ(seen_->outcome->usage->total_tokens, 7) << type;
+    }
+  }
+}
+
 TEST_F(StreamUsageTest, WithoutAnEstimatorWordsAreCountedAndSaidSo) {
   TestHttpServer server(NoUsage);
   RecordingSink sink = Serve(server, Request(true));

@@ -455,6 +455,134 @@ TEST(OpenAiStreamQuirksTest, EmptyChoicesWithoutTheChunkObjectGetIt) {
   }
 }
 
+// The gateway reads usage only where KeepsUsagePromise() says it can be: on one usage-only
+// chunk out of the same call as "[DONE]", right before it. Usage on content chunks, a
+// usage-only chunk mid-stream and Groq's x_groq usage all end up there, whether the
+// provider ends with [DONE] or the stream just ends.
+TEST(OpenAiStreamQuirksTest, UsageComesOnlyWithDoneFromOneCall) {
+  const std::vector<std::string> lines = {
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+      R"({"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"b"}}]})",
+      R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"r","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}})",
+  };
+  for (std::string_view name : {"openai", "azure_openai"}) {
+    for (bool provider_done : {true, false}) {
+      std::unique_ptr<StreamTranslator> decoder = Make(name)->NewStreamDecoder();
+      EXPECT_TRUE(decoder->KeepsUsagePromise());
+      std::vector<std::string> frames = lines;
+      if (provider_done) frames.push_back("[DONE]");
+      int usage_chunks = 0;
+      // One batch per call, as the gateway sees them; Finish's batch last.
+      for (size_t call = 0; call <= frames.size(); ++call) {
+        std::vector<SseEvent> out;
+        absl::Status s = call < frames.size()
+                             ? decoder->Translate(StreamFrame{"", frames[call]}, &out)
+                             : decoder->Finish(&out);
+        ASSERT_TRUE(s.ok()) << s;
+        for (size_t i = 0; i < out.size(); ++i) {
+          if (out[i].data == "[DONE]") continue;
+          json chunk = json::parse(out[i].data);
+          if (!chunk.contains("usage") || chunk["usage"].is_null()) continue;
+          ++usage_chunks;
+          EXPECT_EQ(chunk["choices"], json::array()) << out[i].data;
+          EXPECT_EQ(chunk["usage"]["total_tokens"], 5) << out[i].data;
+          ASSERT_LT(i + 1, out.size()) << name << ": usage without [DONE] in call " << call;
+          EXPECT_EQ(out[i + 1].data, "[DONE]") << name;
+        }
+      }
+      EXPECT_EQ(usage_chunks, 1) << name << " provider_done " << provider_done;
+    }
+  }
+}
+
+// Chunks repeating a clean chunk's envelope are scanned from their "choices" key on: a quirk
+// right after the envelope, an empty choices array, and a chunk whose envelope differs (usage
+// before choices, a space before '[') are all still seen.
+TEST(OpenAiStreamQuirksTest, QuirksAfterARepeatedEnvelopeAreSeen) {
+  const std::string envelope =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[)";
+  const std::string usage = R"({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})";
+  std::vector<std::string> events = Decode(
+      "openai",
+      {envelope + R"({"index":0,"delta":{"content":"a"},"finish_reason":null}]})",
+       envelope + R"({"index":0,"delta":{"tool_calls":[{"index":2,"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]}}]})",
+       envelope + R"({"index":0,"delta":{"content":"b"},"finish_reason":""}]})",
+       envelope + R"(],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+       envelope + R"({"index":0,"delta":{"content":"c"}}],"x":"\"choices\":[]"})",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","usage":)" + usage +
+           R"(,"choices":[{"index":0,"delta":{"content":"d"}}]})",
+       R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices": [{"index":0,"delta":{},"finish_reason":"stop"}]})",
+       envelope + R"({"index":0,"delta":{},"finish_reason":"stop"}]})", "[DONE]"});
+  Reading r = ReadUnified(events);  // checks dense tool indexes, one non-empty finish, usage
+  EXPECT_EQ(r.text[0], "abcd");
+  ASSERT_EQ(r.calls[0].size(), 1u);
+  EXPECT_EQ(r.calls[0][0].name, "f");
+  EXPECT_EQ(r.finish[0], "stop");
+  EXPECT_EQ(r.usage, json::parse(usage));
+  // The tool call's index 2 became 0; the chunk holding only usage was held for the end.
+  EXPECT_NE(events[1].find(R"("tool_calls":[{"index":0,)"), std::string::npos) << events[1];
+  EXPECT_EQ(events.size(), 9u);  // 7 of the 8 chunks, then the usage chunk and [DONE]
+}
+
+// A chunk whose only quirk is a finish_reason is read narrowly (index and finish_reason of
+// each choice): several choices finishing at once, a second finish later dropped, an index
+// out of range refused, as a full read does.
+TEST(OpenAiStreamQuirksTest, FinishChunksOfSeveralChoices) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]})",
+       R"({"id":"c","choices":[{"delta":{},"finish_reason":"stop","index":1},{"index":0,"delta":{"content":"c"},"finish_reason":null}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"length"},{"index":1,"delta":{},"finish_reason":"stop"}]})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 4u);
+  Reading r = ReadUnified(events);  // checks one finish per choice
+  EXPECT_EQ(r.text[0], "ac");
+  EXPECT_EQ(r.text[1], "b");
+  EXPECT_EQ(r.finish[0], "length");
+  EXPECT_EQ(r.finish[1], "stop");
+  // The chunks that needed nothing pass byte for byte.
+  EXPECT_EQ(events[1],
+            R"({"id":"c","choices":[{"delta":{},"finish_reason":"stop","index":1},{"index":0,"delta":{"content":"c"},"finish_reason":null}]})");
+  // Two finishes of one choice in one chunk: the second goes.
+  events = Decode("openai",
+                  {R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":0,"delta":{},"finish_reason":"stop"}]})",
+                   "[DONE]"});
+  ReadUnified(events);
+  // An index out of range is refused.
+  DecodedStream got = DecodeStream(
+      *Make("openai"),
+      protocol_test::SseBodyFromChunkLines(
+          {R"({"id":"c","choices":[{"index":500,"delta":{},"finish_reason":"stop"}]})"}, false),
+      Split::kWhole);
+  EXPECT_FALSE(got.status.ok());
+}
+
+// The usage-only chunk is held as sent without decoding it, when it is one: an empty
+// "choices" array elsewhere than at the top, or text that is not JSON, get the full read.
+TEST(OpenAiStreamQuirksTest, OnlyATrueUsageOnlyChunkIsHeldAsSent) {
+  const std::string usage_only =
+      R"({"id":"c","object":"chat.completion.chunk","choices": [ ],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})";
+  std::vector<std::string> events = Decode("openai", {usage_only, "[DONE]"});
+  EXPECT_EQ(events, (std::vector<std::string>{usage_only, "[DONE]"}));
+
+  events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"content":"a"},"logprobs":{"choices":[]}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 3u);
+  Reading r = ReadUnified(events);
+  EXPECT_EQ(r.text[0], "a");
+  EXPECT_EQ(r.usage["total_tokens"], 4);
+
+  DecodedStream got = DecodeStream(
+      *Make("openai"),
+      protocol_test::SseBodyFromChunkLines(
+          {R"({"id":"c","choices":[],"usage":{"prompt_tokens":3}}})", "[DONE]"}, false),
+      Split::kWhole);
+  EXPECT_FALSE(got.status.ok());
+}
+
 // ---- whole bodies ----
 
 // Some compatible servers answer 200 with an error body; translate_response must not turn
@@ -466,6 +594,14 @@ TEST(OpenAiFamilyDecodeResponseTest, AnErrorBodyIsTheProvidersError) {
     ASSERT_FALSE(s.ok()) << dialect;
     EXPECT_TRUE(IsProviderError(s)) << dialect << " " << s;
     EXPECT_EQ(s.message(), "boom") << dialect;
+    // The member name spelled with escapes, and spaces before the colon, are the same member.
+    for (std::string spelled : {std::string(R"({"\u0065rror":{"message":"boom"}})"),
+                                std::string(R"({"err\u006Fr":{"message":"boom"}})"),
+                                std::string(R"({"id":"x", "error" :{"message":"boom"}})")}) {
+      s = Make(dialect)->DecodeResponse(&spelled);
+      EXPECT_FALSE(s.ok()) << dialect << " " << spelled;
+      EXPECT_EQ(s.message(), "boom") << dialect << " " << spelled;
+    }
   }
 }
 

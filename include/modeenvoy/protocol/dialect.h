@@ -82,6 +82,13 @@ class MODEENVOY_EXPORT StreamTranslator {
   // The upstream stream ended cleanly; appends any final events (e.g. "[DONE]" for a
   // dialect whose provider sends none). Errors: as Translate (e.g. a stream cut short).
   virtual absl::Status Finish(std::vector<SseEvent>* out) = 0;
+  // True when this translator keeps the promise above within one call: its usage-only
+  // chunk (if any) comes out of the same Translate or Finish call as "[DONE]", right before
+  // it, and no other chunk it emits has a `usage` member. The gateway then reads only that
+  // chunk for usage instead of looking at every chunk. Default false (every chunk is looked
+  // at), which is always correct; a translator that says true and breaks the promise gets
+  // usage passed to clients that did not ask for it and missed in the request's outcome.
+  virtual bool KeepsUsagePromise() const { return false; }
 };
 
 // Turns unified chunks into one provider's stream bytes (its framing included: SSE lines,

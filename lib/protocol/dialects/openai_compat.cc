@@ -2,6 +2,7 @@
 // request body with include_usage, and the stream decoder that fixes the family's quirks.
 #include "lib/protocol/dialects/openai_compat.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lib/core/json_scan.h"
@@ -34,51 +36,6 @@ using core_internal::IsJsonSpaceByte;
 using core_internal::MemberValue;
 using core_internal::QuoteScanner;
 
-// True when `data` may need fixing: a "usage" object, "tool_calls", "x_groq", a string
-// "finish_reason", an empty "choices" array, an "error" member or "object":"error". Keys
-// are found at every '"' (lib/core/json_scan.h says why that finds keys only); a false
-// positive only costs the slow path.
-bool NeedsFix(std::string_view data) {
-  const char* end = data.data() + data.size();
-  QuoteScanner quotes(data.data(), end);
-  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
-    const char* v = nullptr;
-    switch (*p) {  // the first letter rules out most keys and every value
-      case 'u':
-        if ((v = MemberValue(p, end, "usage")) != nullptr && *v == '{') return true;
-        break;
-      case 't':
-        if (MemberValue(p, end, "tool_calls") != nullptr) return true;
-        break;
-      case 'x':
-        if (MemberValue(p, end, "x_groq") != nullptr) return true;
-        break;
-      case 'f':
-        if ((v = MemberValue(p, end, "finish_reason")) != nullptr && *v == '"') return true;
-        break;
-      case 'c':
-        if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
-          ++v;
-          while (v < end && IsJsonSpaceByte(*v)) ++v;
-          if (v < end && *v == ']') return true;
-        }
-        break;
-      case 'e':
-        if (MemberValue(p, end, "error") != nullptr) return true;
-        break;
-      case 'o':
-        if ((v = MemberValue(p, end, "object")) != nullptr && end - v >= 7 &&
-            std::memcmp(v, "\"error\"", 7) == 0) {
-          return true;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  return false;
-}
-
 // One tool call of one choice, as the decoder has seen it.
 struct SeenCall {
   std::string id;
@@ -92,6 +49,22 @@ struct ChoiceState {
   bool finished = false;
 };
 
+// True if `body` has an "error" key written without escapes (at any depth).
+bool HasErrorKey(std::string_view body) {
+  const char* end = body.data() + body.size();
+  QuoteScanner quotes(body.data(), end, 'e');
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+    if (MemberValue(p, end, "error") != nullptr) return true;
+  }
+  return false;
+}
+
+// What Marks() found in a chunk.
+constexpr unsigned kUsageMark = 1;         // a "usage" object
+constexpr unsigned kFinishMark = 2;        // a string "finish_reason"
+constexpr unsigned kEmptyChoicesMark = 4;  // "choices":[]
+constexpr unsigned kOtherMark = 8;         // tool calls, x_groq, an error
+
 class OpenAiStreamDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
@@ -100,11 +73,12 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       Close(out);
       return absl::OkStatus();
     }
-    if (!NeedsFix(frame.data)) {
-      SseEvent event;
-      event.event = std::move(frame.event);
-      event.data = std::move(frame.data);
-      out->push_back(std::move(event));
+    const unsigned marks = Marks(frame.data);
+    // Most chunks need nothing; a finish and the usage-only chunk need a narrow read.
+    if (marks == 0 || (marks == kFinishMark && RecordFinishes(frame.data))) {
+      return Pass(std::move(frame), out);
+    }
+    if (marks == (kUsageMark | kEmptyChoicesMark) && HoldUsageOnly(&frame.data)) {
       return absl::OkStatus();
     }
     return Fix(std::move(frame), out);
@@ -114,6 +88,9 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     if (!done_) Close(out);
     return absl::OkStatus();
   }
+
+  // Usage is taken off every chunk (Fix) and given back only by Close, with "[DONE]".
+  bool KeepsUsagePromise() const override { return true; }
 
  private:
   // The held usage (if any), then "[DONE]".
@@ -301,10 +278,169 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     return absl::OkStatus();
   }
 
+  // What in `data` may need fixing (0: nothing): a "usage" object, "tool_calls", "x_groq",
+  // a string "finish_reason", an empty "choices" array, an "error" member or
+  // "object":"error". Keys are found at every '"' (lib/core/json_scan.h says why that finds
+  // keys only); a false positive only costs a slower path.
+  // A stream's chunks mostly repeat one envelope ("id", "object", "created", "model", ...)
+  // before "choices": when a chunk starts with the bytes of a clean chunk's envelope (up to
+  // and including its `"choices":[`), the scan starts at that "choices" key (whose
+  // empty-array check reads past the envelope). The quotes before it need no second look:
+  // a check that starts there and reads past the envelope has met the '"' opening
+  // "choices", which no name it compares holds, so the same bytes gave the same answer.
+  unsigned Marks(std::string_view data) {
+    const char* begin = data.data();
+    const char* end = begin + data.size();
+    const char* from = begin;
+    if (!envelope_.empty() && data.size() > envelope_.size() &&
+        std::memcmp(begin, envelope_.data(), envelope_.size()) == 0) {
+      from = begin + envelope_choices_;
+    }
+    const char* choices_key = nullptr;  // the quote opening the first "choices":[ key
+    const char* choices_open = nullptr;  // just after its '['
+    unsigned marks = 0;
+    QuoteScanner quotes(from, end);
+    for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+      const char* v = nullptr;
+      switch (*p) {  // the first letter rules out most keys and every value
+        case 'u':
+          if ((v = MemberValue(p, end, "usage")) != nullptr && *v == '{') marks |= kUsageMark;
+          break;
+        case 't':
+          if (MemberValue(p, end, "tool_calls") != nullptr) marks |= kOtherMark;
+          break;
+        case 'x':
+          if (MemberValue(p, end, "x_groq") != nullptr) marks |= kOtherMark;
+          break;
+        case 'f':
+          if ((v = MemberValue(p, end, "finish_reason")) != nullptr && *v == '"') {
+            marks |= kFinishMark;
+          }
+          break;
+        case 'c':
+          if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
+            ++v;
+            if (choices_key == nullptr) {
+              choices_key = p - 1;
+              choices_open = v;
+            }
+            while (v < end && IsJsonSpaceByte(*v)) ++v;
+            if (v < end && *v == ']') marks |= kEmptyChoicesMark;
+          }
+          break;
+        case 'e':
+          if (MemberValue(p, end, "error") != nullptr) marks |= kOtherMark;
+          break;
+        case 'o':
+          if ((v = MemberValue(p, end, "object")) != nullptr && end - v >= 7 &&
+              std::memcmp(v, "\"error\"", 7) == 0) {
+            marks |= kOtherMark;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    if (marks == 0 && from == begin && choices_key != nullptr) {  // clean: keep its envelope
+      envelope_.assign(begin, choices_open);
+      envelope_choices_ = static_cast<size_t>(choices_key - begin);
+    }
+    return marks;
+  }
+
+  // A chunk whose only mark is a string finish_reason: reads each choice's index and
+  // finish_reason (no other value is decoded) and records the finishes. False, having
+  // changed nothing, when Fix must look: a finish_reason to drop (empty, or a second one
+  // for its choice), an index out of range, or text the reader refuses (Fix says why).
+  bool RecordFinishes(std::string_view data) {
+    JsonReader r(data, kMaxJsonDepth);
+    bool first = true, has = false;
+    std::string_view key;
+    std::string scratch;
+    absl::InlinedVector<int64_t, 2> finished;
+    if (!r.BeginObject()) return false;
+    while (r.NextMember(&first, &key, &scratch, &has) && has) {
+      if (key != "choices") {
+        if (!r.SkipValue()) return false;
+        continue;
+      }
+      bool first_choice = true, has_choice = false;
+      if (!r.BeginArray()) return false;
+      while (r.NextElement(&first_choice, &has_choice) && has_choice) {
+        int64_t index = 0;
+        bool finish = false;
+        bool first_member = true, has_member = false;
+        if (!r.BeginObject()) return false;
+        while (r.NextMember(&first_member, &key, &scratch, &has_member) && has_member) {
+          JsonType type;
+          if (key == "index") {
+            std::string_view number;
+            if (!r.ReadNumber(&number) || !NumberToInt64(number, &index)) return false;
+          } else if (key == "finish_reason" && r.Peek(&type) && type == JsonType::kString) {
+            std::string_view reason;
+            if (!r.ReadString(&reason, &scratch) || reason.empty()) return false;
+            finish = true;
+          } else if (!r.SkipValue()) {
+            return false;
+          }
+        }
+        if (!r.status().ok()) return false;
+        if (!finish) continue;
+        if (index < 0 || index >= kMaxChoices) return false;
+        const size_t i = static_cast<size_t>(index);
+        if (i < choices_.size() && choices_[i].finished) return false;
+        if (std::find(finished.begin(), finished.end(), index) != finished.end()) return false;
+        finished.push_back(index);
+      }
+    }
+    if (!r.status().ok() || !r.ExpectEnd()) return false;
+    for (int64_t index : finished) {
+      const size_t i = static_cast<size_t>(index);
+      if (i >= choices_.size()) choices_.resize(i + 1);
+      choices_[i].finished = true;
+    }
+    return true;
+  }
+
+  // A chunk whose only marks are a "usage" object and an empty "choices" array: held as
+  // sent when it is one (valid JSON whose top-level "choices" is empty and "usage" an
+  // object): what Fix would do, without decoding a value. The usage's members are read
+  // where usage is read (the gateway parses this chunk when a client or a filter wants the
+  // usage, and drops it unread otherwise). False when Fix must look.
+  bool HoldUsageOnly(std::string* data) {
+    JsonReader r(*data, kMaxJsonDepth);
+    bool first = true, has = false, choices = false, usage = false;
+    std::string_view key;
+    std::string scratch;
+    if (!r.BeginObject()) return false;
+    while (r.NextMember(&first, &key, &scratch, &has) && has) {
+      JsonType type;
+      if (key == "choices") {
+        bool first_choice = true, has_choice = false;
+        if (!r.BeginArray() || !r.NextElement(&first_choice, &has_choice) || has_choice) {
+          return false;
+        }
+        choices = true;
+      } else if (key == "usage" && r.Peek(&type) && type == JsonType::kObject) {
+        if (!r.SkipValue()) return false;
+        usage = true;
+      } else if (!r.SkipValue()) {
+        return false;
+      }
+    }
+    if (!r.status().ok() || !r.ExpectEnd() || !choices || !usage) return false;
+    usage_event_ = std::move(*data);
+    return true;
+  }
+
   bool done_ = false;
   std::optional<std::string> usage_event_;
   std::vector<ChoiceState> choices_;
   size_t tool_calls_ = 0;
+  // The envelope of the latest clean chunk, up to and including `"choices":[`, and the
+  // offset of the quote opening its "choices" key (Marks).
+  std::string envelope_;
+  size_t envelope_choices_ = 0;
 };
 
 }  // namespace
@@ -342,7 +478,13 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 
 absl::Status CheckOpenAiResponse(std::string_view body) {
   // Only a JSON object can be an error object; anything else passes on unread (the gateway
-  // does not parse answers, and hands the client what the upstream sent).
+  // does not parse answers, and hands the client what the upstream sent). A body with no
+  // "error" member passes without a parse: the key is looked for at every quote followed
+  // by 'e' (lib/core/json_scan.h); a name written with a \u escape is the one other way to
+  // spell it, so a body holding one is read.
+  if (!HasErrorKey(body) && body.find("\\u") == std::string_view::npos) {
+    return absl::OkStatus();
+  }
   JsonReader r(body, kMaxJsonDepth);
   JsonType type;
   if (!r.Peek(&type) || type != JsonType::kObject || !r.BeginObject()) return absl::OkStatus();
