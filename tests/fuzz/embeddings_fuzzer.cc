@@ -150,8 +150,10 @@ void CheckDecoders(std::string_view input) {
     request.model = c.model;
     const bool titan = c.model.rfind("amazon.titan", 0) == 0;
     request.texts.assign(titan ? 1 : inputs, "text");
+    DialectCall call;
+    call.model = c.model;
     absl::StatusOr<EmbeddingsResponse> got =
-        c.dialect->DecodeEmbeddingsResponse(input, request, DialectCall{.model = c.model});
+        c.dialect->DecodeEmbeddingsResponse(input, request, call);
     if (!got.ok()) continue;
     FUZZ_CHECK(got->data.size() == request.texts.size());
     for (size_t i = 0; i < got->data.size(); ++i) {
