@@ -390,5 +390,29 @@ TEST(EmbeddingsDialectTest, DialectsWithoutEmbeddingsRefuseByName) {
   }
 }
 
+DialectCall Model(std::string_view model) {
+  DialectCall call;
+  call.model = model;
+  return call;
+}
+
+// Per-call input limits from each API's documentation: Titan's InvokeModel takes one
+// inputText, Cohere (v2 /v2/embed and on Bedrock) 96 texts, Gemini batchEmbedContents 100
+// requests; OpenAI's 2048 is the request limit itself; Ollama documents none.
+TEST(EmbeddingsDialectTest, MaxInputsPerCall) {
+  EmbeddingsRequest r = Req(R"({"model":"x","input":["a","b"]})");
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("amazon.titan-embed-text-v2:0")),
+            1u);
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("us.amazon.titan-embed-text-v1")),
+            1u);
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("cohere.embed-english-v3")), 96u);
+  EXPECT_EQ(D("cohere")->MaxEmbeddingInputsPerCall(r, Model("embed-v4.0")), 96u);
+  EXPECT_EQ(D("gemini")->MaxEmbeddingInputsPerCall(r, Model("gemini-embedding-001")), 100u);
+  EXPECT_EQ(D("openai")->MaxEmbeddingInputsPerCall(r, Model("text-embedding-3-small")),
+            2048u);
+  EXPECT_EQ(D("azure_openai")->MaxEmbeddingInputsPerCall(r, Model("d")), 2048u);
+  EXPECT_EQ(D("ollama")->MaxEmbeddingInputsPerCall(r, Model("nomic-embed-text")), 2048u);
+}
+
 }  // namespace
 }  // namespace modeenvoy

@@ -317,6 +317,13 @@ absl::Status EncodeBedrockEmbeddings(const EmbeddingsRequest& request, std::stri
   return absl::OkStatus();
 }
 
+size_t BedrockEmbeddingInputsPerCall(std::string_view model) {
+  const std::string_view base = BedrockBaseModel(model);
+  if (StartsWith(base, "amazon.titan-embed")) return 1;
+  if (StartsWith(base, "cohere.embed")) return kCohereEmbeddingInputsPerCall;
+  return kMaxEmbeddingInputs;
+}
+
 absl::StatusOr<EmbeddingsResponse> DecodeBedrockEmbeddings(std::string_view body,
                                                            const EmbeddingsRequest& request,
                                                            std::string_view model) {
