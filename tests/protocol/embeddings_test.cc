@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/error.h"
-#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/protocol/fixtures.h"
 
@@ -387,6 +387,33 @@ TEST(EmbeddingsDialectTest, DialectsWithoutEmbeddingsRefuseByName) {
     absl::Status s = D(name, options)->EncodeEmbeddingsRequest(r, {}, &wire);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << name;
     EXPECT_EQ(std::string(s.message()), "embeddings: not supported by " + std::string(name));
+  }
+}
+
+// The dialect contract is one embedding per input in input order: an OpenAI-compatible
+// answer in another order is put in order, and indices that are not 0..n-1 (a duplicate,
+// one out of range) are an error naming the member. Found by tests/fuzz/embeddings_fuzzer.
+TEST(OpenAiEmbeddingsTest, AnswerIndicesAreOneToOneWithTheInputs) {
+  EmbeddingsRequest r = Req(R"({"model":"m","input":["a","b"]})");
+  absl::StatusOr<EmbeddingsResponse> swapped = D("openai")->DecodeEmbeddingsResponse(
+      R"({"object":"list","model":"m","data":[
+          {"object":"embedding","index":1,"embedding":[2]},
+          {"object":"embedding","index":0,"embedding":[1]}]})",
+      r, {});
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_EQ(swapped->data[0].index, 0);
+  EXPECT_EQ(Floats(swapped->data[0]), std::vector<float>{1});
+  EXPECT_EQ(Floats(swapped->data[1]), std::vector<float>{2});
+  for (std::string_view indices : {R"(1,1)", R"(0,2)", R"(0,0)"}) {
+    const std::string body = absl::StrCat(
+        R"({"object":"list","model":"m","data":[{"object":"embedding","index":)",
+        indices.substr(0, 1), R"(,"embedding":[1]},{"object":"embedding","index":)",
+        indices.substr(2, 1), R"(,"embedding":[2]}]})");
+    absl::StatusOr<EmbeddingsResponse> bad = D("openai")->DecodeEmbeddingsResponse(body, r, {});
+    ASSERT_FALSE(bad.ok()) << indices;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << indices;
+    ASSERT_TRUE(ErrorParam(bad.status()).has_value()) << bad.status();
+    EXPECT_NE(ErrorParam(bad.status())->find(".index"), std::string::npos) << bad.status();
   }
 }
 
