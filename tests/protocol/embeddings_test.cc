@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/embeddings.h"
@@ -405,10 +404,11 @@ TEST(OpenAiEmbeddingsTest, AnswerIndicesAreOneToOneWithTheInputs) {
   EXPECT_EQ(Floats(swapped->data[0]), std::vector<float>{1});
   EXPECT_EQ(Floats(swapped->data[1]), std::vector<float>{2});
   for (std::string_view indices : {R"(1,1)", R"(0,2)", R"(0,0)"}) {
-    const std::string body = absl::StrCat(
-        R"({"object":"list","model":"m","data":[{"object":"embedding","index":)",
-        indices.substr(0, 1), R"(,"embedding":[1]},{"object":"embedding","index":)",
-        indices.substr(2, 1), R"(,"embedding":[2]}]})");
+    const std::string body =
+        std::string(R"({"object":"list","model":"m","data":[{"object":"embedding","index":)") +
+        std::string(indices.substr(0, 1)) +
+        R"(,"embedding":[1]},{"object":"embedding","index":)" +
+        std::string(indices.substr(2, 1)) + R"(,"embedding":[2]}]})";
     absl::StatusOr<EmbeddingsResponse> bad = D("openai")->DecodeEmbeddingsResponse(body, r, {});
     ASSERT_FALSE(bad.ok()) << indices;
     EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << indices;
