@@ -27,6 +27,15 @@ if [[ -f $kong/bedrock/chunks/chunk-1.txt ]]; then
     >"$work/framing_fuzzer/seed-kong-bedrock"
 fi
 
+# embeddings_fuzzer gets the recorded OpenAI and Cohere embeddings responses, when present.
+mkdir -p "$work/embeddings_fuzzer"
+fixtures=$shared/provider-fixtures
+for f in vercel-ai/packages/openai/src/embedding/__fixtures__/openai-embedding.json \
+         vercel-ai/packages/cohere/src/__fixtures__/cohere-embedding.json \
+         kong/spec/fixtures/ai-proxy/openai/llm-v1-embeddings/responses/good.json; do
+  if [[ -f $fixtures/$f ]]; then cp "$fixtures/$f" "$work/embeddings_fuzzer/seed-${f//\//_}"; fi
+done
+
 # target, inputs, max input length
 targets=(
   "tokenizer_fuzzer 1000000 4096"
@@ -34,6 +43,7 @@ targets=(
   "chat_request_fuzzer 1000000 4096"
   "framing_fuzzer 500000 4096"
   "anthropic_fuzzer 200000 4096"
+  "embeddings_fuzzer 300000 8192"
 )
 for t in "${targets[@]}"; do
   read -r name runs max_len <<<"$t"

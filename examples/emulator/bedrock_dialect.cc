@@ -92,6 +92,10 @@ bool SplitPath(std::string_view path, std::string* model, bool* stream) {
   return !model->empty();
 }
 
+// InvokeModel's response header with the request's input token count (Bedrock sends it,
+// and X-Amzn-Bedrock-Output-Token-Count, on every InvokeModel answer).
+constexpr char kInputTokenCountHeader[] = "X-Amzn-Bedrock-Input-Token-Count";
+
 // /model/{id}/invoke (InvokeModel, the embedding models' route): the model id.
 bool SplitInvokePath(std::string_view path, std::string* model) {
   if (path.substr(0, kModelPrefix.size()) != kModelPrefix) return false;
@@ -202,7 +206,8 @@ class BedrockDialect final : public ProviderDialect {
   //                                 inputTextTokenCount}; v1 ids take inputText only
   //  cohere.embed-*                {texts (1..96), input_type, truncate, embedding_types,
   //                                 output_dimension (v4)} -> {embeddings, id, response_type,
-  //                                 texts}, no token count in the body
+  //                                 texts}, no token count in the body (both: the count in
+  //                                 X-Amzn-Bedrock-Input-Token-Count, as Bedrock sends it)
   std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
                                                         const ScriptContext& ctx) const override {
     if (std::optional<ApiError> denied = CheckAuth(req)) return *denied;
@@ -245,6 +250,7 @@ class BedrockDialect final : public ProviderDialect {
         ask.dimensions = d.get<int64_t>();
       }
       ask.prompt_tokens = ctx.counter.Count(ask.texts[0]);
+      ask.headers.emplace_back(kInputTokenCountHeader, std::to_string(ask.prompt_tokens));
       ask.extra["family"] = "titan";
       return ask;
     }
@@ -288,6 +294,10 @@ class BedrockDialect final : public ProviderDialect {
         }
         ask.dimensions = d.get<int64_t>();
       }
+      // No count in Cohere's body; InvokeModel's header carries it (as for every model).
+      int64_t tokens = 0;
+      for (const std::string& t : ask.texts) tokens += ctx.counter.Count(t);
+      ask.headers.emplace_back(kInputTokenCountHeader, std::to_string(tokens));
       ask.extra["family"] = "cohere";
       ask.extra["id"] = MakeId("", 32, HashBytes(req.body));
       return ask;

@@ -156,6 +156,7 @@ struct ParsedRequest {
   int64_t prompt_tokens = 0;  // counted by the dialect, as the provider counts
   uint64_t seed = 0;  // seeds ids
   std::map<std::string, std::string> extra;  // dialect-private values, Parse -> Render
+  Headers headers;  // sent with the answer (Bedrock's X-Amzn-Bedrock-Input-Token-Count)
 };
 
 // What the model "says", independent of any wire format.
@@ -182,6 +183,7 @@ struct ScriptedReply {
   std::string system_fingerprint;
   uint64_t seed = 0;
   std::map<std::string, std::string> extra;  // dialect-private values, Parse -> Render
+  Headers headers;  // sent with the answer (Bedrock's X-Amzn-Bedrock-Input-Token-Count)
 };
 
 // What a dialect needs besides the request.
@@ -203,6 +205,7 @@ struct EmbeddingsAsk {
   bool base64 = false;             // OpenAI encoding_format "base64"
   int64_t prompt_tokens = 0;       // counted as the provider counts (0: it reports none)
   std::map<std::string, std::string> extra;  // dialect-private values, Parse -> Render
+  Headers headers;  // sent with the answer (Bedrock's X-Amzn-Bedrock-Input-Token-Count)
 };
 
 // Why the server (not the dialect's Parse) produces an error.

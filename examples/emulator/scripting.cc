@@ -1097,6 +1097,7 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
     for (const std::string& text : e.texts) vectors.push_back(EmulatedEmbedding(text, e.dimensions));
     ResponsePlan plan;
     plan.headers.emplace_back("content-type", std::string(dialect->whole_content_type()));
+    plan.headers.insert(plan.headers.end(), e.headers.begin(), e.headers.end());
     plan.parts.push_back(dialect->RenderEmbeddings(e, vectors));
     return with_timing(std::move(plan));
   }

@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/core/status_macros.h"
+#include "lib/gateway/embeddings_fanout.h"
 #include "lib/gateway/stream_usage.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
@@ -94,6 +95,9 @@ bool NamesMoreHopByHop(std::string_view connection) {
   return false;
 }
 
+// Calls one embeddings request fans out to that run at once (provider.h says 8).
+constexpr size_t kEmbeddingsFanOutConcurrency = 8;
+
 absl::Status Overloaded(std::string_view what) {
   return WithErrorHeaders(
       WithHttpStatus(absl::UnavailableError(absl::StrFormat(
@@ -102,7 +106,9 @@ absl::Status Overloaded(std::string_view what) {
       {{"retry-after", "1"}});
 }
 
-class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
+class GatewayRequest final : public ActiveRequest,
+                             public UpstreamHandler,
+                             public gateway_internal::EmbeddingsFanOutHost {
  public:
   GatewayRequest(std::shared_ptr<Shared> shared, ResponseSink* sink)
       : shared_(std::move(shared)), sink_(sink) {
@@ -143,6 +149,16 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   }
   void OnComplete(absl::Status status) override {
     Guard([&] { HandleComplete(std::move(status)); });
+  }
+
+  // EmbeddingsFanOutHost
+  bool OnFanOutBytes(uint64_t bytes, uint64_t total) override {
+    bool more = false;
+    Guard([&] { more = HandleFanOutBytes(bytes, total); });
+    return more;
+  }
+  void OnFanOutDone(gateway_internal::EmbeddingsFanOutResult result) override {
+    Guard([&] { HandleFanOutDone(std::move(result)); });
   }
 
  private:
@@ -216,9 +232,17 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   const std::string& RequestedModel() const {
     return chat_.has_value() ? chat_->model : embeddings_->model;
   }
-  // A 2xx embeddings body: translated, usage counted when the provider reported none,
-  // rendered in the encoding the client asked for, and sent.
-  void CompleteEmbeddings(std::string body);
+  // A 2xx embeddings body: translated, then CompleteEmbeddings.
+  void TranslateEmbeddings(std::string body);
+  // The unified embeddings answer: usage counted when the provider reported none, rendered
+  // in the encoding the client asked for, and sent.
+  void CompleteEmbeddings(EmbeddingsResponse response, int http_status, HttpHeaders headers);
+  // The attempt's embeddings as calls of at most `per_call` inputs each, built, header-
+  // edited and signed (embeddings_->model is the upstream model during the call).
+  absl::StatusOr<std::vector<gateway_internal::EmbeddingsSlice>> BuildEmbeddingsSlices(
+      const ProviderCall& call, size_t per_call);
+  bool HandleFanOutBytes(uint64_t bytes, uint64_t total);
+  void HandleFanOutDone(gateway_internal::EmbeddingsFanOutResult result);
   // A stream's usage (reported, else estimated) into the outcome, for OnResponseComplete.
   void TakeStreamUsage();
   // Filters continued from the request phase (response hooks to run).
@@ -251,6 +275,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   Framing framing_ = Framing::kJson;
   absl::Time attempt_start_;
   std::unique_ptr<UpstreamCall> call_;
+  std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
   int upstream_status_ = 0;
   HttpHeaders upstream_headers_;
   std::string body_;  // non-streaming upstream body
@@ -481,6 +506,26 @@ void GatewayRequest::NextAttempt() {
   } else {
     std::string public_model = std::move(embeddings_->model);
     embeddings_->model = attempt_->model->upstream_model;
+    const size_t per_call = dialect_->MaxEmbeddingInputsPerCall(*embeddings_, call);
+    if (per_call != 0 && embeddings_->input_count() > per_call) {
+      // More inputs than one call takes: one call per slice, merged (embeddings_fanout.h).
+      absl::StatusOr<std::vector<gateway_internal::EmbeddingsSlice>> slices =
+          BuildEmbeddingsSlices(call, per_call);
+      embeddings_->model = std::move(public_model);
+      if (!slices.ok()) {
+        AttemptFailed(slices.status(), 0);
+        return;
+      }
+      upstream_status_ = 0;
+      upstream_headers_.clear();
+      body_.clear();
+      attempt_start_ = shared_->clock->MonotonicNow();
+      fanout_ = std::make_unique<gateway_internal::EmbeddingsFanOut>(
+          shared_->upstream, dialect_, attempt_->model->upstream_model, provider.name,
+          std::move(*slices), kEmbeddingsFanOutConcurrency, this);
+      fanout_->Start();
+      return;
+    }
     built = dialect_->BuildEmbeddingsRequest(*embeddings_, call, &req);
     embeddings_->model = std::move(public_model);
     if (built.code() == absl::StatusCode::kUnimplemented) {
@@ -513,8 +558,54 @@ void GatewayRequest::NextAttempt() {
   call_ = shared_->upstream->Start(std::move(req), this);
 }
 
+absl::StatusOr<std::vector<gateway_internal::EmbeddingsSlice>>
+GatewayRequest::BuildEmbeddingsSlices(const ProviderCall& call, size_t per_call) {
+  const size_t n = embeddings_->input_count();
+  std::vector<gateway_internal::EmbeddingsSlice> slices;
+  slices.reserve((n + per_call - 1) / per_call);
+  for (size_t begin = 0; begin < n; begin += per_call) {
+    gateway_internal::EmbeddingsSlice& s = slices.emplace_back();
+    s.slice = gateway_internal::SliceEmbeddingsRequest(*embeddings_, begin,
+                                                       std::min(per_call, n - begin));
+    s.request.timeouts = attempt_->provider->timeouts;
+    MODEENVOY_RETURN_IF_ERROR(dialect_->BuildEmbeddingsRequest(s.slice, call, &s.request));
+    for (const HeaderMutation& m : ctx_.upstream_header_mutations) {
+      ApplyHeaderMutation(m, &s.request.headers);
+    }
+    MODEENVOY_RETURN_IF_ERROR(dialect_->Sign(&s.request));
+  }
+  return slices;
+}
+
+bool GatewayRequest::HandleFanOutBytes(uint64_t bytes, uint64_t total) {
+  if (total > shared_->limits.max_upstream_body_bytes) {
+    fanout_.reset();
+    Fail(WithHttpStatus(absl::ResourceExhaustedError(absl::StrFormat(
+                            "upstream response body exceeds %d bytes",
+                            shared_->limits.max_upstream_body_bytes)),
+                        502));
+    return false;
+  }
+  if (!Buffer(bytes)) {  // it failed the request
+    fanout_.reset();
+    return false;
+  }
+  return true;
+}
+
+void GatewayRequest::HandleFanOutDone(gateway_internal::EmbeddingsFanOutResult result) {
+  if (finished_) return;
+  fanout_.reset();  // it touches nothing of itself after this call (embeddings_fanout.h)
+  if (!result.status.ok()) {
+    AttemptFailed(result.status, result.http_status);
+    return;
+  }
+  CompleteEmbeddings(std::move(result.response), result.http_status, std::move(result.headers));
+}
+
 void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) {
   call_.reset();
+  fanout_.reset();
   Unbuffer();
   AttemptOutcome outcome;
   outcome.status = status;
@@ -654,7 +745,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   std::string body = std::move(body_);
   body_.clear();
   if (embeddings_.has_value()) {
-    CompleteEmbeddings(std::move(body));
+    TranslateEmbeddings(std::move(body));
     return;
   }
   if (absl::Status s = dialect_->TranslateResponse(&body); !s.ok()) {
@@ -668,19 +759,27 @@ void GatewayRequest::HandleComplete(absl::Status status) {
             /*render=*/true);
 }
 
-void GatewayRequest::CompleteEmbeddings(std::string body) {
-  const std::string& upstream_model = attempt_->model->upstream_model;
+void GatewayRequest::TranslateEmbeddings(std::string body) {
   absl::StatusOr<EmbeddingsResponse> response = dialect_->TranslateEmbeddingsResponse(
       *embeddings_,
-      ProviderCall{.upstream_model = upstream_model, .client_headers = &ctx_.request.headers},
-      body);
+      ProviderCall{.upstream_model = attempt_->model->upstream_model,
+                   .client_headers = &ctx_.request.headers},
+      upstream_headers_, body);
   if (!response.ok()) {
     AttemptFailed(response.status(), upstream_status_);
     return;
   }
+  CompleteEmbeddings(std::move(*response), upstream_status_, std::move(upstream_headers_));
+}
+
+void GatewayRequest::CompleteEmbeddings(EmbeddingsResponse response_value, int http_status,
+                                        HttpHeaders headers) {
+  const std::string& upstream_model = attempt_->model->upstream_model;
+  EmbeddingsResponse* response = &response_value;
   bool estimated = false;
   if (!response->usage.has_value()) {
-    // The provider reports no count (Gemini, Cohere on Bedrock): count as usage.h says.
+    // The provider reports no count (Gemini, a Bedrock answer without the token count
+    // header): count as usage.h says.
     const UsageEstimator& estimator = *shared_->limits.usage_estimator;
     int64_t tokens = 0;
     for (const std::string& text : embeddings_->texts) {
@@ -709,7 +808,7 @@ void GatewayRequest::CompleteEmbeddings(std::string body) {
       *response, embeddings_->encoding_format.value_or(EmbeddingEncoding::kFloat));
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
-  SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(out),
+  SendWhole(ResponseHead{http_status, std::move(headers), false}, std::move(out),
             /*render=*/true);
 }
 
@@ -1074,6 +1173,7 @@ void GatewayRequest::Release() {
   if (released_) return;
   released_ = true;
   call_.reset();
+  fanout_.reset();
   phase_timer_.reset();
   step_timer_.reset();
   Unbuffer();

@@ -43,8 +43,13 @@ absl::Status ProviderDialect::BuildEmbeddingsRequest(const EmbeddingsRequest& /*
 
 absl::StatusOr<EmbeddingsResponse> ProviderDialect::TranslateEmbeddingsResponse(
     const EmbeddingsRequest& /*request*/, const ProviderCall& /*call*/,
-    std::string_view /*body*/) const {
+    const HttpHeaders& /*headers*/, std::string_view /*body*/) const {
   return absl::UnimplementedError("embeddings: not supported by this provider type");
+}
+
+size_t ProviderDialect::MaxEmbeddingInputsPerCall(const EmbeddingsRequest& /*request*/,
+                                                  const ProviderCall& /*call*/) const {
+  return kMaxEmbeddingInputs;
 }
 
 }  // namespace modeenvoy

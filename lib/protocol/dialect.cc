@@ -48,6 +48,11 @@ absl::StatusOr<EmbeddingsResponse> Dialect::DecodeEmbeddingsResponse(
   return absl::UnimplementedError("embeddings: not supported by " + std::string(name()));
 }
 
+size_t Dialect::MaxEmbeddingInputsPerCall(const EmbeddingsRequest& /*request*/,
+                                          const DialectCall& /*call*/) const {
+  return kMaxEmbeddingInputs;
+}
+
 std::vector<std::string_view> DialectNames() {
   std::vector<std::string_view> names;
   for (const Entry& entry : kDialects) names.push_back(entry.name);

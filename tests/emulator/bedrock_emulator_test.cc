@@ -2,6 +2,7 @@
 // (bearer API key or a SigV4-shaped Authorization), EventStream streaming and scripts.
 #include <curl/curl.h>
 
+#include <cctype>
 #include <string>
 #include <thread>
 #include <utility>  // before Asio (Boost 1.74 + g++ 12)
@@ -204,6 +205,33 @@ TEST_F(BedrockEmulatorTest, DirectiveScriptsReasoning) {
   json content = r.Json()["output"]["message"]["content"];
   EXPECT_EQ(content[0]["reasoningContent"]["reasoningText"]["text"], "think hard");
   EXPECT_EQ(content[1]["text"], "42");
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// InvokeModel with an embedding model reports the input token count in
+// X-Amzn-Bedrock-Input-Token-Count, as Bedrock does: Titan (also inputTextTokenCount in the
+// body) and Cohere (no count in the body). The emulator counts words here.
+TEST_F(BedrockEmulatorTest, EmbeddingsSendTheInputTokenCountHeader) {
+  Reply titan = Post("/model/amazon.titan-embed-text-v2%3A0/invoke",
+                     {{"inputText", "three short words"}});
+  ASSERT_EQ(titan.status, 200) << titan.body;
+  EXPECT_NE(Lower(titan.headers).find("x-amzn-bedrock-input-token-count: 3\r\n"),
+            std::string::npos)
+      << titan.headers;
+  EXPECT_EQ(titan.Json()["inputTextTokenCount"], 3);
+
+  Reply cohere = Post("/model/cohere.embed-english-v3/invoke",
+                      {{"texts", {"one two", "three four five"}},
+                       {"input_type", "search_document"}});
+  ASSERT_EQ(cohere.status, 200) << cohere.body;
+  EXPECT_NE(Lower(cohere.headers).find("x-amzn-bedrock-input-token-count: 5\r\n"),
+            std::string::npos)
+      << cohere.headers;
+  EXPECT_FALSE(cohere.Json().contains("meta"));
 }
 
 }  // namespace

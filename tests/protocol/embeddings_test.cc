@@ -11,7 +11,6 @@
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/error.h"
-#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/protocol/fixtures.h"
 
@@ -388,6 +387,58 @@ TEST(EmbeddingsDialectTest, DialectsWithoutEmbeddingsRefuseByName) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << name;
     EXPECT_EQ(std::string(s.message()), "embeddings: not supported by " + std::string(name));
   }
+}
+
+// The dialect contract is one embedding per input in input order: an OpenAI-compatible
+// answer in another order is put in order, and indices that are not 0..n-1 (a duplicate,
+// one out of range) are an error naming the member. Found by tests/fuzz/embeddings_fuzzer.
+TEST(OpenAiEmbeddingsTest, AnswerIndicesAreOneToOneWithTheInputs) {
+  EmbeddingsRequest r = Req(R"({"model":"m","input":["a","b"]})");
+  absl::StatusOr<EmbeddingsResponse> swapped = D("openai")->DecodeEmbeddingsResponse(
+      R"({"object":"list","model":"m","data":[
+          {"object":"embedding","index":1,"embedding":[2]},
+          {"object":"embedding","index":0,"embedding":[1]}]})",
+      r, {});
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_EQ(swapped->data[0].index, 0);
+  EXPECT_EQ(Floats(swapped->data[0]), std::vector<float>{1});
+  EXPECT_EQ(Floats(swapped->data[1]), std::vector<float>{2});
+  for (std::string_view indices : {R"(1,1)", R"(0,2)", R"(0,0)"}) {
+    const std::string body =
+        std::string(R"({"object":"list","model":"m","data":[{"object":"embedding","index":)") +
+        std::string(indices.substr(0, 1)) +
+        R"(,"embedding":[1]},{"object":"embedding","index":)" +
+        std::string(indices.substr(2, 1)) + R"(,"embedding":[2]}]})";
+    absl::StatusOr<EmbeddingsResponse> bad = D("openai")->DecodeEmbeddingsResponse(body, r, {});
+    ASSERT_FALSE(bad.ok()) << indices;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << indices;
+    ASSERT_TRUE(ErrorParam(bad.status()).has_value()) << bad.status();
+    EXPECT_NE(ErrorParam(bad.status())->find(".index"), std::string::npos) << bad.status();
+  }
+}
+
+DialectCall Model(std::string_view model) {
+  DialectCall call;
+  call.model = model;
+  return call;
+}
+
+// Per-call input limits from each API's documentation: Titan's InvokeModel takes one
+// inputText, Cohere (v2 /v2/embed and on Bedrock) 96 texts, Gemini batchEmbedContents 100
+// requests; OpenAI's 2048 is the request limit itself; Ollama documents none.
+TEST(EmbeddingsDialectTest, MaxInputsPerCall) {
+  EmbeddingsRequest r = Req(R"({"model":"x","input":["a","b"]})");
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("amazon.titan-embed-text-v2:0")),
+            1u);
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("us.amazon.titan-embed-text-v1")),
+            1u);
+  EXPECT_EQ(D("bedrock")->MaxEmbeddingInputsPerCall(r, Model("cohere.embed-english-v3")), 96u);
+  EXPECT_EQ(D("cohere")->MaxEmbeddingInputsPerCall(r, Model("embed-v4.0")), 96u);
+  EXPECT_EQ(D("gemini")->MaxEmbeddingInputsPerCall(r, Model("gemini-embedding-001")), 100u);
+  EXPECT_EQ(D("openai")->MaxEmbeddingInputsPerCall(r, Model("text-embedding-3-small")),
+            2048u);
+  EXPECT_EQ(D("azure_openai")->MaxEmbeddingInputsPerCall(r, Model("d")), 2048u);
+  EXPECT_EQ(D("ollama")->MaxEmbeddingInputsPerCall(r, Model("nomic-embed-text")), 2048u);
 }
 
 }  // namespace

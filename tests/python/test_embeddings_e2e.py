@@ -18,8 +18,8 @@ import subprocess
 
 import pytest
 
-from conftest import (GATEWAY, binary, http_json, last_emulator_request, openai_client,
-                      require_module, start_emulator, start_gateway)
+from conftest import (GATEWAY, binary, emulator_requests, http_json, last_emulator_request,
+                      openai_client, require_module, start_emulator, start_gateway)
 
 openai = require_module("openai")
 
@@ -65,11 +65,13 @@ PROVIDERS = {
     "azure": ("e-azure", 1536, True, 64),
     "gemini": ("e-gemini", 3072, False, 64),
     "titan": ("e-titan", 1024, True, 256),
-    "bedrock-cohere": ("e-bedrock-cohere", 1024, False, None),
+    # Bedrock's X-Amzn-Bedrock-Input-Token-Count header carries Cohere's count.
+    "bedrock-cohere": ("e-bedrock-cohere", 1024, True, None),
     "cohere": ("e-cohere", 1536, True, 256),
     "ollama": ("e-ollama", 768, True, 64),
 }
-BATCH = {name for name in PROVIDERS if name != "titan"}  # Titan: one inputText per call
+# Titan takes one inputText per call: the gateway sends one call per input.
+BATCH = set(PROVIDERS)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +263,6 @@ def test_openai_compatible_targets_receive_unknown_fields(client, servers):
     ("e-gemini", {"truncate": "END"}, "truncate", "not supported by gemini"),
     ("e-cohere", {"user": "u-1"}, "user", "not supported by cohere"),
     ("e-ollama", {"input": [[1, 2, 3]]}, "input", "not token ids"),
-    ("e-titan", {"input": ["a", "b"]}, "input", "one text per call"),
     ("e-titan", {"dimensions": 100}, "dimensions", "256, 512 or 1024"),
     ("e-openai", {"encoding_format": "hex"}, "encoding_format", "\"hex\""),
 ])
@@ -277,6 +278,48 @@ def test_unsupported_field_is_a_400_naming_it(client, servers, model, extra, par
     assert err.value.body["param"] == param
     assert needle in err.value.message
     assert upstream_count(emu) == before  # refused by the gateway, never sent upstream
+
+
+TITAN_BATCH = ["one", "two words", "three more words", "four words in all", "five"]
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64 (SDK default)"])
+def test_titan_batch_is_one_signed_call_per_input(client, servers, encoding):
+    """Titan v2 embeds one inputText per InvokeModel call: 5 inputs are 5 signed calls,
+    answered in input order with the counts summed (the emulator counts words)."""
+    emu, _ = servers
+    before = upstream_count(emu)
+    kwargs = {"encoding_format": "float"} if encoding == "float" else {}
+    resp = client.embeddings.create(model="e-titan", input=TITAN_BATCH, **kwargs)
+    assert upstream_count(emu) - before == 5
+    assert [d.index for d in resp.data] == [0, 1, 2, 3, 4]
+    for d, text in zip(resp.data, TITAN_BATCH):
+        assert as_f32(d.embedding) == expected_vector(text, 1024)
+    words = sum(len(t.split()) for t in TITAN_BATCH)  # 1 + 2 + 3 + 4 + 1
+    assert (resp.usage.prompt_tokens, resp.usage.total_tokens) == (words, words)
+    assert "estimated" not in (resp.usage.model_extra or {})
+    calls = [r for r in emulator_requests(emu, lambda t: t.endswith("/invoke"))][-5:]
+    assert sorted(json.loads(r["body"])["inputText"] for r in calls) == sorted(TITAN_BATCH)
+    for r in calls:
+        assert dict(r["headers"])["authorization"].startswith(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+
+
+def test_titan_batch_error_fails_the_whole_request(client, servers):
+    """One failing call fails the batch with that call's error: the 429 and its retry-after
+    (every call of the limited provider is refused)."""
+    with pytest.raises(openai.RateLimitError) as err:
+        client.embeddings.create(model="limited-titan", input=TITAN_BATCH)
+    assert err.value.status_code == 429
+    assert err.value.response.headers.get("retry-after") == "7"
+
+
+def test_bedrock_cohere_usage_is_the_token_count_header(client):
+    texts = ["one two", "three four five"]
+    resp = client.embeddings.create(model="e-bedrock-cohere", input=texts,
+                                    encoding_format="float")
+    assert (resp.usage.prompt_tokens, resp.usage.total_tokens) == (5, 5)  # words
+    assert "estimated" not in (resp.usage.model_extra or {})
 
 
 def test_provider_without_embeddings_is_a_clear_400(client):

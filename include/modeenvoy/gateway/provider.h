@@ -94,11 +94,21 @@ class MODEENVOY_EXPORT ProviderDialect {
   virtual absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request,
                                               const ProviderCall& call,
                                               UpstreamRequest* out) const;
-  // The unified response for the 2xx `body` of that call (usage absent when the provider
-  // reports none; the engine counts it then). Errors: kInvalidArgument when the body is
+  // The unified response for the 2xx `body` of that call, whose response headers are
+  // `headers` (a provider that reports its token count in a header, as Bedrock's
+  // X-Amzn-Bedrock-Input-Token-Count, fills usage from it). Usage absent when the provider
+  // reports none: the engine counts it then. Errors: kInvalidArgument when the body is
   // unusable; kUnimplemented (the default).
   virtual absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
-      const EmbeddingsRequest& request, const ProviderCall& call, std::string_view body) const;
+      const EmbeddingsRequest& request, const ProviderCall& call, const HttpHeaders& headers,
+      std::string_view body) const;
+  // Most inputs one call may carry for `request` (whose model is call.upstream_model): the
+  // engine splits a request with more into consecutive slices of at most this many, one
+  // call each (built, signed, run at most 8 at a time), and merges the answers in input
+  // order (usage summed); the first failing call fails the attempt with its error.
+  // Default kMaxEmbeddingInputs (never split).
+  virtual size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                           const ProviderCall& call) const;
 };
 
 // Builds a dialect for one `providers.<name>` entry. `common` holds the keys the engine

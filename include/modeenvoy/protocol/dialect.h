@@ -175,6 +175,13 @@ class MODEENVOY_EXPORT Dialect {
   // kUnimplemented as above.
   virtual absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
       std::string_view body, const EmbeddingsRequest& request, const DialectCall& call) const;
+  // Most inputs one call of the provider's embeddings API takes for `request` / `call`
+  // (the model decides on Bedrock): Titan 1, Cohere (v2 and on Bedrock) 96, Gemini 100;
+  // the default is kMaxEmbeddingInputs (OpenAI's 2048; Ollama documents none). A caller
+  // with more inputs splits them into calls of at most this many, in order, and merges the
+  // answers (the gateway does). Never 0.
+  virtual size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                           const DialectCall& call) const;
 
   // ---- ingress ----
 

@@ -3,6 +3,7 @@
 // upstream request (or a Bedrock API key as a bearer token). The wire translation is the
 // protocol dialect "bedrock"; this file only resolves credentials and signs.
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/json_reader.h"
@@ -41,6 +43,20 @@ void RemoveHeader(std::string_view name, HttpHeaders* headers) {
   std::erase_if(*headers, [&](const auto& h) { return SameName(h.first, name); });
 }
 
+// X-Amzn-Bedrock-Input-Token-Count, InvokeModel's count of the input tokens, when present
+// and a non-negative integer.
+std::optional<int64_t> InputTokenCountHeader(const HttpHeaders& headers) {
+  for (const auto& h : headers) {
+    if (!SameName(h.first, "x-amzn-bedrock-input-token-count")) continue;
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(core_internal::ToAbsl(h.second), &value) || value < 0) {
+      return std::nullopt;
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
 // The wrapped provider, plus SigV4 in Sign() or a bearer token on every request.
 class AwsAuthProvider final : public ProviderDialect {
  public:
@@ -67,9 +83,25 @@ class AwsAuthProvider final : public ProviderDialect {
     return absl::OkStatus();
   }
   absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
-      const EmbeddingsRequest& request, const ProviderCall& call,
+      const EmbeddingsRequest& request, const ProviderCall& call, const HttpHeaders& headers,
       std::string_view body) const override {
-    return inner_->TranslateEmbeddingsResponse(request, call, body);
+    MODEENVOY_ASSIGN_OR_RETURN(EmbeddingsResponse response,
+                               inner_->TranslateEmbeddingsResponse(request, call, headers, body));
+    // InvokeModel reports the input token count in a header (Cohere's body carries none;
+    // Titan's inputTextTokenCount, when present, wins).
+    if (!response.usage.has_value()) {
+      std::optional<int64_t> tokens = InputTokenCountHeader(headers);
+      if (tokens.has_value()) {
+        EmbeddingsUsage& usage = response.usage.emplace();
+        usage.prompt_tokens = *tokens;
+        usage.total_tokens = *tokens;
+      }
+    }
+    return response;
+  }
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                   const ProviderCall& call) const override {
+    return inner_->MaxEmbeddingInputsPerCall(request, call);
   }
 
   // Last step before sending, after every filter's header edit: what is signed is what is

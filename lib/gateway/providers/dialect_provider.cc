@@ -57,9 +57,16 @@ class DialectProvider final : public ProviderDialect {
 
   absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
       const EmbeddingsRequest& request, const ProviderCall& call,
-      std::string_view body) const override {
+      const HttpHeaders& /*headers*/, std::string_view body) const override {
     return dialect_->DecodeEmbeddingsResponse(
         body, request,
+        DialectCall{.model = call.upstream_model, .client_headers = call.client_headers});
+  }
+
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                   const ProviderCall& call) const override {
+    return dialect_->MaxEmbeddingInputsPerCall(
+        request,
         DialectCall{.model = call.upstream_model, .client_headers = call.client_headers});
   }
 

@@ -127,9 +127,13 @@ class GoogleProvider final : public ProviderDialect {
     return ApplyTokenFile(out);
   }
   absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
-      const EmbeddingsRequest& request, const ProviderCall& call,
+      const EmbeddingsRequest& request, const ProviderCall& call, const HttpHeaders& headers,
       std::string_view body) const override {
-    return inner_->TranslateEmbeddingsResponse(request, call, body);
+    return inner_->TranslateEmbeddingsResponse(request, call, headers, body);
+  }
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                   const ProviderCall& call) const override {
+    return inner_->MaxEmbeddingInputsPerCall(request, call);
   }
   absl::Status Sign(UpstreamRequest* request) const override { return inner_->Sign(request); }
   Framing ResponseFraming(bool stream) const override { return inner_->ResponseFraming(stream); }

@@ -1257,6 +1257,10 @@ class BedrockDialect final : public Dialect {
       const DialectCall& call) const override {
     return DecodeBedrockEmbeddings(body, request, EmbeddingsModel(request, call));
   }
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                   const DialectCall& call) const override {
+    return BedrockEmbeddingInputsPerCall(EmbeddingsModel(request, call));
+  }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override;
   absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override;

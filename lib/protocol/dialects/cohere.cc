@@ -672,6 +672,10 @@ class CohereDialect final : public Dialect {
       const DialectCall& call) const override {
     return DecodeCohereEmbeddings(body, request, EmbeddingsModel(request, call));
   }
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& /*request*/,
+                                   const DialectCall& /*call*/) const override {
+    return kCohereEmbeddingInputsPerCall;
+  }
 
   Framing ResponseFraming(bool stream) const override {
     return stream ? Framing::kSse : Framing::kJson;

@@ -5,6 +5,7 @@
 // into a DOM: a 100-input answer holds 100k+ numbers.
 #include "lib/protocol/dialects/embeddings.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -166,6 +167,18 @@ absl::StatusOr<EmbeddingsResponse> DecodeOpenAiEmbeddings(std::string_view body,
   if (r.data.size() != request.input_count()) {
     return CountMismatch("data", request.input_count(), r.data.size());
   }
+  // One vector per input, in input order: indices 0..n-1, each once (sorted first, as an
+  // OpenAI-compatible server may answer in another order).
+  std::stable_sort(r.data.begin(), r.data.end(),
+                   [](const Embedding& a, const Embedding& b) { return a.index < b.index; });
+  for (size_t i = 0; i < r.data.size(); ++i) {
+    if (r.data[i].index != static_cast<int64_t>(i)) {
+      return InvalidFieldError(
+          absl::StrCat("data[", i, "].index"),
+          absl::StrCat("expected the indices 0..", r.data.size() - 1,
+                       " once each (one embedding per input), got ", r.data[i].index));
+    }
+  }
   return r;
 }
 
@@ -315,6 +328,13 @@ absl::Status EncodeBedrockEmbeddings(const EmbeddingsRequest& request, std::stri
   JsonHeaders(out);
   out->target = absl::StrCat("/model/", EncodePathSegment(model), "/invoke");
   return absl::OkStatus();
+}
+
+size_t BedrockEmbeddingInputsPerCall(std::string_view model) {
+  const std::string_view base = BedrockBaseModel(model);
+  if (StartsWith(base, "amazon.titan-embed")) return 1;
+  if (StartsWith(base, "cohere.embed")) return kCohereEmbeddingInputsPerCall;
+  return kMaxEmbeddingInputs;
 }
 
 absl::StatusOr<EmbeddingsResponse> DecodeBedrockEmbeddings(std::string_view body,

@@ -46,13 +46,23 @@ absl::StatusOr<EmbeddingsResponse> DecodeGeminiEmbeddings(std::string_view body,
                                                           std::string_view model);
 
 // Bedrock InvokeModel (POST /model/{id}/invoke), by model id: amazon.titan-embed-* (one
-// inputText per call: more than one input is a 400 naming `input`) or cohere.embed-*
-// ({texts, input_type}); other ids are a 400 naming `model`.
+// inputText per call: more than one input is a 400 naming `input`; the gateway splits a
+// batch first, BedrockEmbeddingInputsPerCall) or cohere.embed-* ({texts, input_type});
+// other ids are a 400 naming `model`. The token count of a Cohere answer is only in the
+// X-Amzn-Bedrock-Input-Token-Count response header, which the gateway's bedrock provider
+// reads (lib/gateway/providers/bedrock.cc).
 absl::Status EncodeBedrockEmbeddings(const EmbeddingsRequest& request, std::string_view model,
                                      WireRequest* out);
+// Inputs per InvokeModel call: 1 for amazon.titan-embed-*, 96 for cohere.embed-* (Bedrock's
+// Cohere limit), kMaxEmbeddingInputs for other ids (which EncodeBedrockEmbeddings refuses).
+size_t BedrockEmbeddingInputsPerCall(std::string_view model);
 absl::StatusOr<EmbeddingsResponse> DecodeBedrockEmbeddings(std::string_view body,
                                                            const EmbeddingsRequest& request,
                                                            std::string_view model);
+
+// Gemini batchEmbedContents and Cohere v2 /v2/embed: most texts per call.
+inline constexpr size_t kGeminiEmbeddingInputsPerCall = 100;
+inline constexpr size_t kCohereEmbeddingInputsPerCall = 96;
 
 // Cohere v2: POST /v2/embed {model, texts, input_type (member `input_type`, default
 // "search_document"), embedding_types ["float"], output_dimension}.

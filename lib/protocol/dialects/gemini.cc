@@ -2105,6 +2105,11 @@ class GoogleDialect final : public Dialect {
     if (options_.vertex) return Dialect::DecodeEmbeddingsResponse(body, request, call);
     return DecodeGeminiEmbeddings(body, request, EmbeddingsModel(request, call));
   }
+  size_t MaxEmbeddingInputsPerCall(const EmbeddingsRequest& request,
+                                   const DialectCall& call) const override {
+    if (options_.vertex) return Dialect::MaxEmbeddingInputsPerCall(request, call);
+    return kGeminiEmbeddingInputsPerCall;
+  }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {
     return DecodeGeminiRequest(request, options_.vertex);
