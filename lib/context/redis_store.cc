@@ -815,7 +815,8 @@ class RedisContextStore final : public ContextStore {
     absl::StatusOr<ContextRecord> record = ParseContextRecord(json, sid);
     if (!record.ok()) return record.status();
     return StoredContext{.record = std::make_shared<const ContextRecord>(*std::move(record)),
-                         .version = version};
+                         .version = version,
+                         .token_counts = nullptr};
   }
 
   SessionKeys KeysOf(const std::string& sid) const {
