@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/context/gateway/internal.h"
 #include "lib/core/json_reader.h"
+#include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/context/gateway.h"
 #include "modeenvoy/context/redis_store.h"
@@ -151,7 +152,7 @@ std::shared_ptr<Counters> CountersOf(Services& services) {
 SessionGate::Admit SessionGate::Acquire(const std::string& session_id,
                                         const std::shared_ptr<GateWaiter>& waiter, bool wait,
                                         size_t max_queue) {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   Entry& entry = sessions_[session_id];
   if (entry.holder == nullptr) {
     waiter->state = GateWaiter::State::kGranted;
@@ -184,7 +185,7 @@ void SessionGate::Release(const std::string& session_id,
                           const std::shared_ptr<GateWaiter>& waiter) {
   std::vector<std::shared_ptr<GateWaiter>> granted;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return;
     Entry& entry = it->second;
@@ -209,14 +210,14 @@ void SessionGate::Release(const std::string& session_id,
 }
 
 size_t SessionGate::active_sessions() const {
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return sessions_.size();
 }
 
 void StoreSet::Release(EventLoop& loop) {
   std::shared_ptr<LoopStore> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     if (!per_loop_) return;
     auto it = stores_.find(&loop);
     if (it == stores_.end()) return;
@@ -231,7 +232,7 @@ void StoreSet::Release(EventLoop& loop) {
 absl::StatusOr<std::shared_ptr<LoopStore>> StoreSet::EntryFor(EventLoop& loop) {
   EventLoop* key = per_loop_ ? &loop : nullptr;
   {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     auto it = stores_.find(key);
     if (it != stores_.end()) return it->second;
   }
@@ -240,7 +241,7 @@ absl::StatusOr<std::shared_ptr<LoopStore>> StoreSet::EntryFor(EventLoop& loop) {
   if (store == nullptr) return absl::InternalError("context: the store factory returned null");
   auto entry = std::make_shared<LoopStore>();
   entry->store = std::move(store);
-  absl::MutexLock lock(&mu_);
+  core_internal::MutexLock lock(&mu_);
   return stores_.try_emplace(key, std::move(entry)).first->second;
 }
 
@@ -414,7 +415,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   {
     auto index = context.services->State<StoreSetIndex>(
         "context.store_sets", [] { return std::make_shared<StoreSetIndex>(); });
-    absl::MutexLock lock(&index->mu);
+    core_internal::MutexLock lock(&index->mu);
     index->sets.erase(std::remove_if(index->sets.begin(), index->sets.end(),
                                      [](const std::weak_ptr<StoreSet>& w) { return w.expired(); }),
                       index->sets.end());
@@ -465,7 +466,7 @@ void ReleaseContextStores(Services& services, EventLoop& loop) {
       "context.store_sets", [] { return std::make_shared<context_internal::StoreSetIndex>(); });
   std::vector<std::shared_ptr<context_internal::StoreSet>> sets;
   {
-    absl::MutexLock lock(&index->mu);
+    core_internal::MutexLock lock(&index->mu);
     for (const auto& weak : index->sets) {
       if (auto set = weak.lock()) sets.push_back(std::move(set));
     }
