@@ -58,25 +58,6 @@ std::string Path(std::string_view prefix, size_t index) {
   return absl::StrCat(ToAbsl(prefix), "[", index, "]");
 }
 
-// RFC 3986 unreserved characters stay; everything else (':' and '/' of ARNs and inference
-// profile ids included) is percent-encoded, as the AWS SDKs encode the modelId label.
-std::string EncodePathSegment(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -1278,7 +1259,7 @@ absl::Status BedrockDialect::EncodeRequest(const ChatRequest& chat, const Dialec
   const std::string_view model = call.model.empty() ? std::string_view(chat.model) : call.model;
   if (model.empty()) return InvalidFieldError("model", "required");
   out->method = "POST";
-  out->target = absl::StrCat("/model/", EncodePathSegment(model),
+  out->target = absl::StrCat("/model/", EncodeBedrockModelId(model),
                              call.stream ? "/converse-stream" : "/converse");
   out->headers.emplace_back("content-type", "application/json");
   out->headers.emplace_back(

@@ -24,25 +24,6 @@ namespace {
 
 using core_internal::ToAbsl;
 
-// RFC 3986 unreserved characters stay; the rest is percent-encoded (Bedrock model ids hold
-// ':' and ARNs '/').
-std::string EncodePathSegment(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 void JsonHeaders(WireRequest* out) {
   out->method = "POST";
   out->headers.emplace_back("content-type", "application/json");
@@ -144,6 +125,23 @@ std::string_view BedrockBaseModel(std::string_view id) {
 }
 
 }  // namespace
+
+std::string EncodeBedrockModelId(std::string_view model_id) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(model_id.size() + 8);
+  for (unsigned char c : model_id) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 // ---- openai / azure_openai ------------------------------------------------------------
 
@@ -326,7 +324,7 @@ absl::Status EncodeBedrockEmbeddings(const EmbeddingsRequest& request, std::stri
                               ToAbsl(model), "\""));
   }
   JsonHeaders(out);
-  out->target = absl::StrCat("/model/", EncodePathSegment(model), "/invoke");
+  out->target = absl::StrCat("/model/", EncodeBedrockModelId(model), "/invoke");
   return absl::OkStatus();
 }
 

@@ -45,6 +45,11 @@ absl::StatusOr<EmbeddingsResponse> DecodeGeminiEmbeddings(std::string_view body,
                                                           const EmbeddingsRequest& request,
                                                           std::string_view model);
 
+// A Bedrock model id (or ARN, inference profile id) as one URL path segment: RFC 3986
+// unreserved characters stay, everything else (':' and '/' included) is percent-encoded, as
+// the AWS SDKs encode the modelId label. Converse (bedrock.cc) and InvokeModel use it.
+std::string EncodeBedrockModelId(std::string_view model_id);
+
 // Bedrock InvokeModel (POST /model/{id}/invoke), by model id: amazon.titan-embed-* (one
 // inputText per call: more than one input is a 400 naming `input`; the gateway splits a
 // batch first, BedrockEmbeddingInputsPerCall) or cohere.embed-* ({texts, input_type});
