@@ -1,0 +1,199 @@
+// The context record codec (record.h): what every store pays per Get and per write.
+//   build-rel/bench/context/record_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true  (one command line)
+// Records of 20 and 200 turns as the gateway keeps them: a pinned system prompt; per turn a
+// user question and the assistant's answer, every third turn a tool call and its result
+// between them, every fifth question with an image part; metadata; one model choice with
+// usage per turn. bytes_per_second is the record's JSON size per unit of CPU time.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "benchmark/benchmark.h"
+#include "lib/context/record_internal.h"
+#include "modeenvoy/context/record.h"
+#include "modeenvoy/protocol/chat.h"
+
+namespace {
+
+using modeenvoy::ContentPart;
+using modeenvoy::ContentPartType;
+using modeenvoy::ContextRecord;
+using modeenvoy::MakeMessage;
+using modeenvoy::Message;
+using modeenvoy::Role;
+
+constexpr char kAnswer[] =
+    "The window counts every message once, caches the count by a hash of the message, and "
+    "drops the oldest whole turns first, keeping system prompts and pinned messages in place "
+    "and tool calls with their results, until the rest fits the budget. \"Quoted\" text and "
+    "caf\xC3\xA9 are kept as written.";
+
+ContextRecord Record(int turns) {
+  ContextRecord r;
+  r.session_id = "9f1c2a7e-5b3d-4e8f-a6c1-2d7b9e0f4a31";
+  r.owner = "team-checkout";
+  r.created = absl::FromUnixNanos(1764770000123456789);
+  r.updated = r.created + absl::Seconds(37 * turns);
+  r.turn_count = turns;
+  r.metadata = {{"language", "en"}, {"tier", "gold"}, {"source_app", "support-widget"}};
+  r.history.push_back({.message = MakeMessage(Role::kSystem,
+                                              "You are a concise support assistant for an "
+                                              "online shop. Answer in the user's language."),
+                       .turn = 1, .pinned = true, .summary = false});
+  for (int t = 1; t <= turns; ++t) {
+    Message user = MakeMessage(
+        Role::kUser, absl::StrCat("Question ", t, ": where is my order #", 40000 + t,
+                                  " and when will it arrive at the Berlin address?"));
+    if (t % 5 == 0) {
+      ContentPart text;
+      text.text = std::get<std::string>(*user.content);
+      ContentPart image;
+      image.type = ContentPartType::kImageUrl;
+      image.image_url = modeenvoy::ImageUrl{
+          .url = absl::StrCat("https://cdn.example.com/uploads/receipt-", t, ".png"),
+          .detail = "low", .extra = {}};
+      user.content = std::vector<ContentPart>{text, image};
+    }
+    r.history.push_back({.message = user, .turn = t, .pinned = false, .summary = false});
+    if (t % 3 == 0) {
+      const std::string id = absl::StrCat("call_", t, "_a8Hq2x");
+      const std::string args = absl::StrCat(R"({"order_id":")", 40000 + t, R"(","fields":["status","eta"]})");
+      Message call = MakeMessage(Role::kAssistant);
+      modeenvoy::ToolCall tc;
+      tc.id = id;
+      tc.function = modeenvoy::FunctionCall{.name = "lookup_order", .arguments = args,
+                                            .extra = {}};
+      call.tool_calls = {tc};
+      Message result = MakeMessage(
+          Role::kTool, absl::StrCat(R"({"status":"shipped","eta":"2026-12-0)", t % 9 + 1,
+                                    R"(","carrier":"DHL","tracking":"JD0146000032)", t, "\"}"));
+      result.tool_call_id = id;
+      r.history.push_back({.message = call, .turn = t, .pinned = false, .summary = false});
+      r.history.push_back({.message = result, .turn = t, .pinned = false, .summary = false});
+      r.tool_calls.push_back({.turn = t, .id = id, .name = "lookup_order", .arguments = args,
+                              .result = std::get<std::string>(*result.content)});
+    }
+    r.history.push_back({.message = MakeMessage(Role::kAssistant, absl::StrCat(t, ". ", kAnswer)),
+                         .turn = t, .pinned = false, .summary = false});
+    modeenvoy::Usage usage;
+    usage.prompt_tokens = 180 + 95 * t;
+    usage.completion_tokens = 64;
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    usage.prompt_tokens_details = modeenvoy::PromptTokensDetails{
+        .cached_tokens = 128 * (t / 2), .audio_tokens = {}, .extra = {}};
+    r.model_choices.push_back({.turn = t, .model = "gpt-4o", .provider = "openai",
+                               .upstream_model = "gpt-4o-2024-08-06", .usage = usage,
+                               .usage_estimated = false});
+  }
+  return r;
+}
+
+void BM_SerializeContextRecord(benchmark::State& state) {
+  const ContextRecord record = Record(static_cast<int>(state.range(0)));
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string json = modeenvoy::SerializeContextRecord(record);
+    bytes = json.size();
+    benchmark::DoNotOptimize(json.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["record_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_SerializeContextRecord)->Arg(20)->Arg(200);
+
+void BM_ParseContextRecord(benchmark::State& state) {
+  const ContextRecord record = Record(static_cast<int>(state.range(0)));
+  const std::string json = modeenvoy::SerializeContextRecord(record);
+  absl::StatusOr<ContextRecord> check = modeenvoy::ParseContextRecord(json);
+  if (!check.ok() || !(*check == record)) {
+    return state.SkipWithError("the record does not read back equal");
+  }
+  for (auto _ : state) {
+    absl::StatusOr<ContextRecord> r = modeenvoy::ParseContextRecord(json);
+    benchmark::DoNotOptimize(r->history.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * json.size()));
+  state.counters["record_bytes"] = static_cast<double>(json.size());
+}
+BENCHMARK(BM_ParseContextRecord)->Arg(20)->Arg(200);
+
+// What the Redis store does with a Get's reply (lib/context/redis_store.cc Assemble): the
+// stored parts (each element as record_internal.h writes it) joined around the record's
+// head, then ParseContextRecord. Redis I/O excluded.
+void BM_ParseRedisParts(benchmark::State& state) {
+  using namespace modeenvoy::context_internal;  // NOLINT
+  const ContextRecord record = Record(static_cast<int>(state.range(0)));
+  std::vector<std::string> history, tools, choices;
+  for (const auto& e : record.history) AppendHistoryEntry(&history.emplace_back(), e);
+  for (const auto& t : record.tool_calls) AppendToolInvocation(&tools.emplace_back(), t);
+  for (const auto& c : record.model_choices) AppendModelChoice(&choices.emplace_back(), c);
+  ContextRecord skeleton;
+  skeleton.session_id = record.session_id;
+  skeleton.owner = record.owner;
+  skeleton.turn_count = record.turn_count;
+  skeleton.created = record.created;
+  skeleton.updated = record.updated;
+  std::string metadata = "{";
+  for (const auto& [k, v] : record.metadata) {
+    if (metadata.size() > 1) metadata.push_back(',');
+    AppendJsonString(&metadata, k);
+    metadata.push_back(':');
+    AppendJsonString(&metadata, v);
+  }
+  metadata.push_back('}');
+  auto join = [](std::string* out, const std::vector<std::string>& parts) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      out->append(parts[i]);
+    }
+  };
+  constexpr std::string_view kEmptyMetadata = "\"metadata\":{},";
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string json;
+    AppendRecordHead(&json, skeleton);
+    json.resize(json.size() - kEmptyMetadata.size());
+    absl::StrAppend(&json, "\"metadata\":", metadata, ",\"history\":[");
+    join(&json, history);
+    json.append("],\"tool_calls\":[");
+    join(&json, tools);
+    json.append("],\"model_choices\":[");
+    join(&json, choices);
+    json.append("]}");
+    bytes = json.size();
+    absl::StatusOr<ContextRecord> r = modeenvoy::ParseContextRecord(json, record.session_id);
+    if (!r.ok()) return state.SkipWithError(std::string(r.status().message()).c_str());
+    benchmark::DoNotOptimize(r->history.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["record_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_ParseRedisParts)->Arg(20)->Arg(200);
+
+// A version-1 record (messages only, no schema_version member first): the migration path.
+void BM_ParseVersion1Record(benchmark::State& state) {
+  const ContextRecord record = Record(static_cast<int>(state.range(0)));
+  std::string json = R"({"session_id":")" + record.session_id + R"(","owner":")" +
+                     record.owner + R"(","history":[)";
+  for (size_t i = 0; i < record.history.size(); ++i) {
+    if (i > 0) json.push_back(',');
+    modeenvoy::AppendMessageJson(&json, record.history[i].message);
+  }
+  json += "]}";
+  absl::StatusOr<ContextRecord> check = modeenvoy::ParseContextRecord(json);
+  if (!check.ok() || check->history.size() != record.history.size()) {
+    return state.SkipWithError("the version-1 record does not read");
+  }
+  for (auto _ : state) {
+    absl::StatusOr<ContextRecord> r = modeenvoy::ParseContextRecord(json);
+    benchmark::DoNotOptimize(r->history.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * json.size()));
+  state.counters["record_bytes"] = static_cast<double>(json.size());
+}
+BENCHMARK(BM_ParseVersion1Record)->Arg(20)->Arg(200);
+
+}  // namespace
