@@ -6,13 +6,13 @@
 // between them, every fifth question with an image part; metadata; one model choice with
 // usage per turn. bytes_per_second is the record's JSON size per unit of CPU time.
 #include <cstdint>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "lib/context/record_internal.h"
 #include "modeenvoy/context/record.h"
 #include "modeenvoy/protocol/chat.h"
 
@@ -60,7 +60,8 @@ ContextRecord Record(int turns) {
     r.history.push_back({.message = user, .turn = t, .pinned = false, .summary = false});
     if (t % 3 == 0) {
       const std::string id = absl::StrCat("call_", t, "_a8Hq2x");
-      const std::string args = absl::StrCat(R"({"order_id":")", 40000 + t, R"(","fields":["status","eta"]})");
+      const std::string args =
+          absl::StrCat(R"({"order_id":")", 40000 + t, R"(","fields":["status","eta"]})");
       Message call = MakeMessage(Role::kAssistant);
       modeenvoy::ToolCall tc;
       tc.id = id;
@@ -120,49 +121,80 @@ void BM_ParseContextRecord(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseContextRecord)->Arg(20)->Arg(200);
 
-// What the Redis store does with a Get's reply (lib/context/redis_store.cc Assemble): the
-// stored parts (each element as record_internal.h writes it) joined around the record's
-// head, then ParseContextRecord. Redis I/O excluded.
-void BM_ParseRedisParts(benchmark::State& state) {
-  using namespace modeenvoy::context_internal;  // NOLINT
-  const ContextRecord record = Record(static_cast<int>(state.range(0)));
-  std::vector<std::string> history, tools, choices;
-  for (const auto& e : record.history) AppendHistoryEntry(&history.emplace_back(), e);
-  for (const auto& t : record.tool_calls) AppendToolInvocation(&tools.emplace_back(), t);
-  for (const auto& c : record.model_choices) AppendModelChoice(&choices.emplace_back(), c);
-  ContextRecord skeleton;
-  skeleton.session_id = record.session_id;
-  skeleton.owner = record.owner;
-  skeleton.turn_count = record.turn_count;
-  skeleton.created = record.created;
-  skeleton.updated = record.updated;
-  std::string metadata = "{";
-  for (const auto& [k, v] : record.metadata) {
-    if (metadata.size() > 1) metadata.push_back(',');
-    AppendJsonString(&metadata, k);
-    metadata.push_back(':');
-    AppendJsonString(&metadata, v);
+// The array elements and the head of a record's JSON, as the Redis store keeps them
+// (each element as SerializeContextRecord writes it inside the record; record_internal.h):
+// taken apart here through the public writer, one single-element record per part.
+struct Parts {
+  std::string head;  // `{"schema_version":2,...,"turn_count":N,` (before "metadata")
+  std::string metadata;
+  std::vector<std::string> history, tool_calls, model_choices;
+};
+
+std::string_view Between(std::string_view json, std::string_view open, std::string_view close) {
+  const size_t from = json.find(open) + open.size();
+  return json.substr(from, json.find(close, from) - from);
+}
+
+Parts Split(const ContextRecord& record) {
+  Parts p;
+  ContextRecord skeleton = record;
+  skeleton.history.clear();
+  skeleton.tool_calls.clear();
+  skeleton.model_choices.clear();
+  const std::string json = modeenvoy::SerializeContextRecord(skeleton);
+  p.head = json.substr(0, json.find("\"metadata\":"));
+  p.metadata = std::string(Between(json, "\"metadata\":", ",\"history\":["));
+  ContextRecord one;
+  for (const auto& e : record.history) {
+    one.history = {e};
+    p.history.emplace_back(Between(modeenvoy::SerializeContextRecord(one), "\"history\":[",
+                                   "],\"tool_calls\":["));
   }
-  metadata.push_back('}');
-  auto join = [](std::string* out, const std::vector<std::string>& parts) {
-    for (size_t i = 0; i < parts.size(); ++i) {
+  one.history.clear();
+  for (const auto& t : record.tool_calls) {
+    one.tool_calls = {t};
+    p.tool_calls.emplace_back(Between(modeenvoy::SerializeContextRecord(one),
+                                      "\"tool_calls\":[", "],\"model_choices\":["));
+  }
+  one.tool_calls.clear();
+  for (const auto& c : record.model_choices) {
+    one.model_choices = {c};
+    const std::string j = modeenvoy::SerializeContextRecord(one);
+    constexpr std::string_view kOpen = "\"model_choices\":[";
+    const size_t from = j.find(kOpen) + kOpen.size();
+    p.model_choices.emplace_back(j.substr(from, j.size() - 2 - from));  // before "]}"
+  }
+  return p;
+}
+
+// What the Redis store does with a Get's reply (lib/context/redis_store.cc Assemble): the
+// stored parts joined around the record's head, then ParseContextRecord. Redis I/O excluded.
+void BM_ParseRedisParts(benchmark::State& state) {
+  const ContextRecord record = Record(static_cast<int>(state.range(0)));
+  const Parts parts = Split(record);
+  auto join = [](std::string* out, const std::vector<std::string>& elements) {
+    for (size_t i = 0; i < elements.size(); ++i) {
       if (i > 0) out->push_back(',');
-      out->append(parts[i]);
+      out->append(elements[i]);
     }
   };
-  constexpr std::string_view kEmptyMetadata = "\"metadata\":{},";
+  auto assemble = [&] {
+    std::string json = parts.head;
+    absl::StrAppend(&json, "\"metadata\":", parts.metadata, ",\"history\":[");
+    join(&json, parts.history);
+    json.append("],\"tool_calls\":[");
+    join(&json, parts.tool_calls);
+    json.append("],\"model_choices\":[");
+    join(&json, parts.model_choices);
+    json.append("]}");
+    return json;
+  };
+  if (assemble() != modeenvoy::SerializeContextRecord(record)) {
+    return state.SkipWithError("the parts do not assemble to the record");
+  }
   size_t bytes = 0;
   for (auto _ : state) {
-    std::string json;
-    AppendRecordHead(&json, skeleton);
-    json.resize(json.size() - kEmptyMetadata.size());
-    absl::StrAppend(&json, "\"metadata\":", metadata, ",\"history\":[");
-    join(&json, history);
-    json.append("],\"tool_calls\":[");
-    join(&json, tools);
-    json.append("],\"model_choices\":[");
-    join(&json, choices);
-    json.append("]}");
+    const std::string json = assemble();
     bytes = json.size();
     absl::StatusOr<ContextRecord> r = modeenvoy::ParseContextRecord(json, record.session_id);
     if (!r.ok()) return state.SkipWithError(std::string(r.status().message()).c_str());

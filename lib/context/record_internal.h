@@ -14,21 +14,17 @@
 #include <string_view>
 
 #include "modeenvoy/context/record.h"
-#include "modeenvoy/export.h"
 
 namespace modeenvoy::context_internal {
 
-// MODEENVOY_EXPORT: private to lib/ (not installed), exported from a shared build so that
-// benchmarks (bench/context/record_bench.cc) link against them.
-
 // Appends `text` as a JSON string; invalid UTF-8 becomes U+FFFD (as the protocol writer).
-MODEENVOY_EXPORT void AppendJsonString(std::string* out, std::string_view text);
+void AppendJsonString(std::string* out, std::string_view text);
 
 // `{"schema_version":2,...,"metadata":{...},` (the part before "history").
-MODEENVOY_EXPORT void AppendRecordHead(std::string* out, const ContextRecord& record);
-MODEENVOY_EXPORT void AppendHistoryEntry(std::string* out, const HistoryEntry& entry);
-MODEENVOY_EXPORT void AppendToolInvocation(std::string* out, const ToolInvocation& invocation);
-MODEENVOY_EXPORT void AppendModelChoice(std::string* out, const ModelChoice& choice);
+void AppendRecordHead(std::string* out, const ContextRecord& record);
+void AppendHistoryEntry(std::string* out, const HistoryEntry& entry);
+void AppendToolInvocation(std::string* out, const ToolInvocation& invocation);
+void AppendModelChoice(std::string* out, const ModelChoice& choice);
 
 // Serialized bytes of a record whose head is `head_bytes` long and whose three arrays hold
 // `n_*` elements of `*_bytes` summed bytes: exactly SerializeContextRecord(record).size().
