@@ -110,7 +110,7 @@ class MODEENVOY_EXPORT JsonReader {
 // name, which a body of 100k short unknown members would otherwise spend before auth runs.
 // Names are copied, so the caller's views may die after Insert().
 // Thread-compatible. Not movable: the set's equality counts into this object.
-class MemberNameSet {
+class MODEENVOY_EXPORT MemberNameSet {
  public:
   static constexpr size_t kScanLimit = 8;
 
