@@ -66,7 +66,8 @@ test-asan: setup
 # (TSAN_TESTS), the example proxy's and emulator's among them (their tests drive a server
 # loop on one thread from the test's thread). Debian's Abseil is not instrumented, so every
 # absl::Mutex in code TSan runs is taken through lib/core/mutex.h, which tells TSan.
-TSAN_TESTS ?= core_test tokenizer_test gateway_test proxy_test emulator_test asio_event_loop_test
+TSAN_TESTS ?= core_test tokenizer_test gateway_test proxy_test emulator_test asio_event_loop_test \
+  context_test
 empty :=
 space := $(empty) $(empty)
 test-tsan: setup

@@ -16,7 +16,7 @@ case "$mode" in all|umbrella|tokenizer) ;; *) echo "unknown mode '$mode'" >&2; e
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
-components=(core protocol tokenizer gateway context)
+components=(core protocol tokenizer gateway context context_gateway)
 
 fail() { echo "install-check: $*" >&2; exit 1; }
 

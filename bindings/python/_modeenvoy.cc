@@ -51,4 +51,5 @@ PYBIND11_MODULE(_modeenvoy, m) {
   RegisterDialects(m);
   RegisterSigV4(m);
   RegisterTokenizer(m);
+  RegisterContext(m);
 }

@@ -16,5 +16,6 @@ void RegisterDialects(pybind11::module_& m);
 void RegisterProtocol(pybind11::module_& m);
 void RegisterSigV4(pybind11::module_& m);
 void RegisterTokenizer(pybind11::module_& m);
+void RegisterContext(pybind11::module_& m);
 
 #endif  // MODEENVOY_BINDINGS_PYTHON_REGISTER_H_

@@ -47,15 +47,18 @@ std::string PercentDecode(std::string_view s) {
 }
 
 // The deployment of a deployments-route path, or "" for another path.
-std::string DeploymentOf(std::string_view path) {
+std::string DeploymentOf(std::string_view path, std::string_view operation = "/chat/completions") {
   if (path.substr(0, kDeployments.size()) != kDeployments) return "";
   std::string_view rest = path.substr(kDeployments.size());
   size_t slash = rest.find('/');
-  if (slash == 0 || slash == std::string_view::npos || rest.substr(slash) != "/chat/completions") {
+  if (slash == 0 || slash == std::string_view::npos || rest.substr(slash) != operation) {
     return "";
   }
   return PercentDecode(rest.substr(0, slash));
 }
+
+constexpr std::string_view kEmbeddingsOp = "/embeddings";
+constexpr std::string_view kV1Embeddings = "/openai/v1/embeddings";
 
 std::string QueryParam(std::string_view target, std::string_view name) {
   size_t q = target.find('?');
@@ -102,6 +105,10 @@ class AzureDialect final : public ProviderDialect {
     if (req.method == "POST" && (!DeploymentOf(req.path).empty() || req.path == kV1Chat)) {
       return Route::kGenerate;
     }
+    if (req.method == "POST" &&
+        (!DeploymentOf(req.path, kEmbeddingsOp).empty() || req.path == kV1Embeddings)) {
+      return Route::kEmbeddings;
+    }
     if (req.method == "GET" && (req.path == "/openai/models" || req.path == "/openai/v1/models")) {
       return Route::kListModels;
     }
@@ -115,7 +122,27 @@ class AzureDialect final : public ProviderDialect {
 
   std::string Model(const Request& req) const override {
     std::string deployment = DeploymentOf(req.path);
+    if (deployment.empty()) deployment = DeploymentOf(req.path, kEmbeddingsOp);
     return deployment.empty() ? openai_->Model(req) : deployment;
+  }
+
+  // OpenAI's embeddings API on a deployment: the deployment names the model (a body
+  // "model" is optional) and api-version is required; the answer is OpenAI's.
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& ctx) const override {
+    const std::string deployment = DeploymentOf(req.path, kEmbeddingsOp);
+    if (!deployment.empty() && QueryParam(req.target, "api-version").empty()) return NotFound();
+    Request inner = req;
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (!deployment.empty() && body.is_object()) {
+      body["model"] = deployment;
+      inner.body = body.dump();
+    }
+    return openai_->ParseEmbeddings(inner, ctx);
+  }
+  std::string RenderEmbeddings(const EmbeddingsAsk& ask,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    return openai_->RenderEmbeddings(ask, vectors);
   }
 
   std::string ToolCallId(uint64_t seed) const override { return openai_->ToolCallId(seed); }

@@ -92,6 +92,23 @@ bool SplitPath(std::string_view path, std::string* model, bool* stream) {
   return !model->empty();
 }
 
+// /model/{id}/invoke (InvokeModel, the embedding models' route): the model id.
+bool SplitInvokePath(std::string_view path, std::string* model) {
+  if (path.substr(0, kModelPrefix.size()) != kModelPrefix) return false;
+  size_t slash = path.rfind('/');
+  if (slash <= kModelPrefix.size() || path.substr(slash + 1) != "invoke") return false;
+  *model = PercentDecode(path.substr(kModelPrefix.size(), slash - kModelPrefix.size()));
+  return !model->empty();
+}
+
+// A model id without its cross-region inference profile prefix.
+std::string_view BaseModelId(std::string_view id) {
+  for (std::string_view p : {"us.", "eu.", "apac.", "global.", "us-gov."}) {
+    if (id.substr(0, p.size()) == p) return id.substr(p.size());
+  }
+  return id;
+}
+
 // The `p` member real ConverseStream payloads carry (padding against length analysis).
 std::string Padding(uint64_t seed, size_t n) {
   static constexpr char kAlphabet[] =
@@ -154,6 +171,7 @@ class BedrockDialect final : public ProviderDialect {
     std::string model;
     bool stream = false;
     if (req.method == "POST" && SplitPath(req.path, &model, &stream)) return Route::kGenerate;
+    if (req.method == "POST" && SplitInvokePath(req.path, &model)) return Route::kEmbeddings;
     return Route::kNone;
   }
 
@@ -173,8 +191,132 @@ class BedrockDialect final : public ProviderDialect {
   std::string Model(const Request& req) const override {
     std::string model;
     bool stream = false;
-    SplitPath(req.path, &model, &stream);
+    if (!SplitPath(req.path, &model, &stream)) SplitInvokePath(req.path, &model);
     return model;
+  }
+
+  // InvokeModel with an embedding model, validated as Bedrock does ("Malformed input
+  // request" for a body the model's schema refuses):
+  //  amazon.titan-embed-text-v2:0  {inputText, dimensions 256|512|1024, normalize,
+  //                                 embeddingTypes} -> {embedding, embeddingsByType,
+  //                                 inputTextTokenCount}; v1 ids take inputText only
+  //  cohere.embed-*                {texts (1..96), input_type, truncate, embedding_types,
+  //                                 output_dimension (v4)} -> {embeddings, id, response_type,
+  //                                 texts}, no token count in the body
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& ctx) const override {
+    if (std::optional<ApiError> denied = CheckAuth(req)) return *denied;
+    EmbeddingsAsk ask;
+    SplitInvokePath(req.path, &ask.model);
+    const std::string_view base = BaseModelId(ask.model);
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      return Error(400, "Malformed input request, please reformat your input and try again.",
+                   "ValidationException");
+    }
+    auto malformed = [](const std::string& what) {
+      return Error(400, absl::StrFormat("Malformed input request: %s, please reformat your "
+                                        "input and try again.", what),
+                   "ValidationException");
+    };
+    if (base.substr(0, 18) == "amazon.titan-embed") {
+      const bool v2 = base.substr(0, 26) == "amazon.titan-embed-text-v2";
+      for (const auto& [key, value] : body.items()) {
+        const bool known = key == "inputText" ||
+                           (v2 && (key == "dimensions" || key == "normalize" ||
+                                   key == "embeddingTypes"));
+        if (!known) return malformed(absl::StrFormat("#: extraneous key [%s] is not permitted", key));
+      }
+      if (!body.contains("inputText")) {
+        return malformed("#: required key [inputText] not found");
+      }
+      if (!body["inputText"].is_string() || body["inputText"].get<std::string>().empty()) {
+        return malformed("#/inputText: expected minLength: 1");
+      }
+      ask.texts.push_back(body["inputText"]);
+      ask.dimensions = v2 ? 1024 : 1536;
+      if (body.contains("dimensions")) {
+        const json& d = body["dimensions"];
+        if (!d.is_number_integer() ||
+            (d.get<int64_t>() != 256 && d.get<int64_t>() != 512 && d.get<int64_t>() != 1024)) {
+          return malformed(absl::StrFormat("#/dimensions: %s is not a valid enum value",
+                                           d.dump()));
+        }
+        ask.dimensions = d.get<int64_t>();
+      }
+      ask.prompt_tokens = ctx.counter.Count(ask.texts[0]);
+      ask.extra["family"] = "titan";
+      return ask;
+    }
+    if (base.substr(0, 12) == "cohere.embed") {
+      const bool v4 = base.substr(0, 15) == "cohere.embed-v4";
+      for (const auto& [key, value] : body.items()) {
+        const bool known = key == "texts" || key == "input_type" || key == "truncate" ||
+                           key == "embedding_types" || (v4 && key == "output_dimension") ||
+                           (v4 && key == "images") || (v4 && key == "inputs");
+        if (!known) return malformed(absl::StrFormat("#: extraneous key [%s] is not permitted", key));
+      }
+      if (!body.contains("input_type")) return malformed("#: required key [input_type] not found");
+      const json& type = body["input_type"];
+      if (type != "search_document" && type != "search_query" && type != "classification" &&
+          type != "clustering") {
+        return malformed(absl::StrFormat("#/input_type: %s is not a valid enum value",
+                                         type.dump()));
+      }
+      if (!body.contains("texts") || !body["texts"].is_array() || body["texts"].empty() ||
+          body["texts"].size() > 96) {
+        return malformed("#/texts: expected an array of 1 to 96 strings");
+      }
+      for (const json& t : body["texts"]) {
+        if (!t.is_string()) return malformed("#/texts: expected type: String");
+        ask.texts.push_back(t);
+      }
+      if (body.contains("embedding_types")) {
+        const json& types = body["embedding_types"];
+        if (!types.is_array() || types.size() != 1 || types[0] != "float") {
+          return malformed("#/embedding_types: the emulator answers [\"float\"] only");
+        }
+        ask.extra["by_type"] = "1";
+      }
+      ask.dimensions = v4 ? 1536 : 1024;
+      if (body.contains("output_dimension")) {
+        const json& d = body["output_dimension"];
+        if (!d.is_number_integer() || (d.get<int64_t>() != 256 && d.get<int64_t>() != 512 &&
+                                       d.get<int64_t>() != 1024 && d.get<int64_t>() != 1536)) {
+          return malformed(absl::StrFormat("#/output_dimension: %s is not a valid enum value",
+                                           d.dump()));
+        }
+        ask.dimensions = d.get<int64_t>();
+      }
+      ask.extra["family"] = "cohere";
+      ask.extra["id"] = MakeId("", 32, HashBytes(req.body));
+      return ask;
+    }
+    return Error(400, "The provided model identifier is invalid.", "ValidationException");
+  }
+
+  std::string RenderEmbeddings(const EmbeddingsAsk& ask,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    if (ask.extra.at("family") == "titan") {
+      const std::string v = FloatArrayJson(vectors[0]);
+      return absl::StrFormat("{\"embedding\":%s,\"embeddingsByType\":{\"float\":%s},"
+                             "\"inputTextTokenCount\":%d}",
+                             v, v, ask.prompt_tokens);
+    }
+    std::string list = "[";
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      if (i != 0) list += ",";
+      list += FloatArrayJson(vectors[i]);
+    }
+    list += "]";
+    const bool by_type = ask.extra.count("by_type") != 0;
+    std::string out = absl::StrFormat("{\"embeddings\":%s,\"id\":%s,\"response_type\":%s,"
+                                      "\"texts\":%s}",
+                                      by_type ? "{\"float\":" + list + "}" : list,
+                                      json(ask.extra.at("id")).dump(),
+                                      by_type ? "\"embeddings_by_type\"" : "\"embeddings_floats\"",
+                                      json(ask.texts).dump());
+    return out;
   }
 
   std::string ToolCallId(uint64_t seed) const override { return MakeId("tooluse_", 22, seed); }

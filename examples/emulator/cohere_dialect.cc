@@ -84,7 +84,85 @@ class CohereDialect final : public ProviderDialect {
 
   Route Match(const Request& req) const override {
     if (req.method == "POST" && req.path == "/v2/chat") return Route::kGenerate;
+    if (req.method == "POST" && req.path == "/v2/embed") return Route::kEmbeddings;
     return Route::kNone;  // GET /v1/models belongs to the OpenAI dialect here
+  }
+
+  // POST /v2/embed as Cohere validates it: model, texts, input_type (required by the v3+
+  // models) and embedding_types are required; unknown fields are refused; output_dimension
+  // only on embed-v4.0 (256, 512, 1024, 1536). Billed units: the texts' tokens.
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& ctx) const override {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return Invalid("invalid json body");
+    for (const auto& [key, value] : body.items()) {
+      if (key != "model" && key != "texts" && key != "input_type" && key != "embedding_types" &&
+          key != "truncate" && key != "output_dimension" && key != "max_tokens") {
+        return Invalid(absl::StrFormat("unknown field: parameter %s is not a valid field", key));
+      }
+    }
+    EmbeddingsAsk ask;
+    if (!body.contains("model") || !body["model"].is_string() ||
+        body["model"].get<std::string>().empty()) {
+      return Invalid("model is required");
+    }
+    ask.model = body["model"];
+    if (!body.contains("texts") || !body["texts"].is_array() || body["texts"].empty()) {
+      return Invalid("one of texts, images or inputs must be provided");
+    }
+    if (body["texts"].size() > 96) return Invalid("texts must have at most 96 elements");
+    for (const json& t : body["texts"]) {
+      if (!t.is_string()) return Invalid("texts must be an array of strings");
+      ask.texts.push_back(t);
+      ask.prompt_tokens += ctx.counter.Count(ask.texts.back());
+    }
+    if (!body.contains("input_type")) {
+      return Invalid("valid input_type must be provided with the provided model");
+    }
+    const json& type = body["input_type"];
+    if (type != "search_document" && type != "search_query" && type != "classification" &&
+        type != "clustering" && type != "image") {
+      return Invalid(absl::StrFormat("invalid input_type %s", type.dump()));
+    }
+    if (!body.contains("embedding_types") || !body["embedding_types"].is_array() ||
+        body["embedding_types"].empty()) {
+      return Invalid("embedding_types is required");
+    }
+    for (const json& t : body["embedding_types"]) {
+      if (t != "float") {
+        return Invalid(absl::StrFormat("embedding_types %s: the emulator answers \"float\" only",
+                                       t.dump()));
+      }
+    }
+    const bool v4 = ask.model.rfind("embed-v4", 0) == 0;
+    ask.dimensions = v4 ? 1536 : 1024;
+    if (body.contains("output_dimension")) {
+      const json& d = body["output_dimension"];
+      if (!v4) return Invalid("output_dimension is only supported for embed-v4.0 and newer models");
+      if (!d.is_number_integer() || (d.get<int64_t>() != 256 && d.get<int64_t>() != 512 &&
+                                     d.get<int64_t>() != 1024 && d.get<int64_t>() != 1536)) {
+        return Invalid("output_dimension must be one of 256, 512, 1024, 1536");
+      }
+      ask.dimensions = d.get<int64_t>();
+    }
+    ask.extra["id"] = Uuid(HashBytes(req.body));
+    return ask;
+  }
+
+  std::string RenderEmbeddings(const EmbeddingsAsk& ask,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    std::string list = "[";
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      if (i != 0) list += ",";
+      list += FloatArrayJson(vectors[i]);
+    }
+    list += "]";
+    return absl::StrFormat(
+        "{\"id\":%s,\"embeddings\":{\"float\":%s},\"texts\":%s,\"meta\":{\"api_version\":"
+        "{\"version\":\"2\"},\"billed_units\":{\"input_tokens\":%d}},"
+        "\"response_type\":\"embeddings_by_type\"}",
+        json(ask.extra.at("id")).dump(), list,
+        json(ask.texts).dump(-1, ' ', false, json::error_handler_t::replace), ask.prompt_tokens);
   }
 
   std::string ApiKey(const Request& req) const override {

@@ -137,6 +137,7 @@ struct Target {
   bool vertex = false;
   bool stream = false;
   bool sse = false;
+  bool embed = false;  // models/{m}:batchEmbedContents (Gemini API only)
   std::string model;
 };
 
@@ -147,7 +148,9 @@ Target ParseTarget(const Request& req) {
   if (colon == std::string_view::npos) return t;
   std::string_view method = path.substr(colon + 1);
   std::string_view head = path.substr(0, colon);
-  if (method == "generateContent") {
+  if (method == "batchEmbedContents") {
+    t.embed = true;
+  } else if (method == "generateContent") {
     t.stream = false;
   } else if (method == "streamGenerateContent") {
     t.stream = true;
@@ -173,6 +176,7 @@ Target ParseTarget(const Request& req) {
                                ? std::string_view(req.target).substr(req.path.size())
                                : std::string_view();
   t.sse = query.find("alt=sse") != std::string_view::npos;
+  if (t.embed && t.vertex) return t;  // Vertex AI embeds through :predict
   t.ok = true;
   return t;
 }
@@ -197,7 +201,10 @@ class GeminiDialect final : public ProviderDialect {
   std::string_view name() const override { return "gemini"; }
 
   Route Match(const Request& req) const override {
-    if (req.method == "POST" && ParseTarget(req).ok) return Route::kGenerate;
+    if (req.method == "POST") {
+      Target t = ParseTarget(req);
+      if (t.ok) return t.embed ? Route::kEmbeddings : Route::kGenerate;
+    }
     if (req.method == "GET" && req.path == "/v1beta/models") return Route::kListModels;
     return Route::kNone;
   }
@@ -215,6 +222,107 @@ class GeminiDialect final : public ProviderDialect {
   }
 
   std::string Model(const Request& req) const override { return ParseTarget(req).model; }
+
+  // batchEmbedContents as the Gemini API validates it: every request names the URL's model
+  // as "models/{m}", content.parts hold text, taskType is one of the API's values and
+  // unknown fields are 400s. Gemini reports no token count. Width: gemini-embedding-001
+  // 3072, others (text-embedding-004) 768, or outputDimensionality.
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& /*ctx*/) const override {
+    static constexpr std::string_view kTaskTypes[] = {
+        "TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY",    "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY",
+        "CLASSIFICATION",        "CLUSTERING",         "QUESTION_ANSWERING", "FACT_VERIFICATION",
+        "CODE_RETRIEVAL_QUERY"};
+    const Target t = ParseTarget(req);
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      return Invalid("Invalid JSON payload received. Unexpected token.");
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "requests") return UnknownName(key, "");
+    }
+    if (!body.contains("requests") || !body["requests"].is_array() || body["requests"].empty()) {
+      return Invalid("* BatchEmbedContentsRequest.requests: contents is not specified\n");
+    }
+    EmbeddingsAsk ask;
+    ask.model = t.model;
+    const int64_t width = t.model.find("gemini-embedding") != std::string::npos ? 3072 : 768;
+    std::optional<int64_t> dims;
+    const json& requests = body["requests"];
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const json& r = requests[i];
+      const std::string at = absl::StrFormat("requests[%d]", i);
+      if (!r.is_object()) return Invalid(absl::StrFormat("Invalid value at '%s'", at));
+      for (const auto& [key, value] : r.items()) {
+        if (key != "model" && key != "content" && key != "taskType" && key != "title" &&
+            key != "outputDimensionality") {
+          return UnknownName(key, at);
+        }
+      }
+      if (!r.contains("model") || !r["model"].is_string()) {
+        return Invalid(absl::StrFormat("* BatchEmbedContentsRequest.%s.model: model is not "
+                                       "specified\n", at));
+      }
+      if (r["model"].get<std::string>() != "models/" + t.model) {
+        return Invalid(absl::StrFormat("Model name in requests[%d] (%s) does not match the "
+                                       "model in the URL (models/%s).",
+                                       i, r["model"].get<std::string>(), t.model));
+      }
+      if (r.contains("taskType")) {
+        const json& task = r["taskType"];
+        bool known = false;
+        for (std::string_view k : kTaskTypes) known = known || (task.is_string() && task == k);
+        if (!known) {
+          return Invalid(absl::StrFormat("Invalid value at '%s.task_type' "
+                                         "(type.googleapis.com/google.ai.generativelanguage.v1beta."
+                                         "TaskType), %s", at, task.dump()));
+        }
+      }
+      if (r.contains("outputDimensionality")) {
+        const json& d = r["outputDimensionality"];
+        if (!d.is_number_integer() || d.get<int64_t>() < 1 || d.get<int64_t>() > width) {
+          return Invalid(absl::StrFormat("* BatchEmbedContentsRequest.%s.output_dimensionality: "
+                                         "must be between 1 and %d\n", at, width));
+        }
+        if (dims.has_value() && *dims != d.get<int64_t>()) {
+          return Invalid("emulator: every request of a batch must ask for the same "
+                         "outputDimensionality");
+        }
+        dims = d.get<int64_t>();
+      }
+      const json* parts = nullptr;
+      if (r.contains("content") && r["content"].is_object() && r["content"].contains("parts")) {
+        parts = &r["content"]["parts"];
+      }
+      if (parts == nullptr || !parts->is_array() || parts->empty()) {
+        return Invalid(absl::StrFormat("* BatchEmbedContentsRequest.%s.content.parts: contents "
+                                       "is not specified\n", at));
+      }
+      std::string text;
+      for (const json& part : *parts) {
+        if (!part.is_object() || !part.contains("text") || !part["text"].is_string()) {
+          return Invalid(absl::StrFormat("* BatchEmbedContentsRequest.%s.content.parts: only "
+                                         "text parts can be embedded\n", at));
+        }
+        text += part["text"].get<std::string>();
+      }
+      ask.texts.push_back(std::move(text));
+    }
+    ask.dimensions = dims.value_or(width);
+    return ask;
+  }
+
+  std::string RenderEmbeddings(const EmbeddingsAsk& /*ask*/,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    std::string out = "{\n  \"embeddings\": [";
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      out += i == 0 ? "\n    {\n      \"values\": " : ",\n    {\n      \"values\": ";
+      out += FloatArrayJson(vectors[i]);
+      out += "\n    }";
+    }
+    out += "\n  ]\n}\n";
+    return out;
+  }
 
   // Gemini's calls carry no id; this one only keys the neutral reply.
   std::string ToolCallId(uint64_t seed) const override { return MakeId("call_", 16, seed); }

@@ -76,7 +76,62 @@ class OllamaDialect final : public ProviderDialect {
   Route Match(const Request& req) const override {
     if (req.method == "POST" && req.path == "/api/chat") return Route::kGenerate;
     if (req.method == "GET" && req.path == "/api/tags") return Route::kListModels;
+    if (req.method == "POST" && req.path == "/api/embed") return Route::kEmbeddings;
     return Route::kNone;
+  }
+
+  // POST /api/embed as Ollama's server decodes it (Go's encoding/json: unknown fields are
+  // ignored, wrong types are unmarshal errors): model required, input a string or an array
+  // of strings, dimensions optional. prompt_eval_count: the inputs' tokens. Width 768
+  // (nomic-embed-text), 1024 for mxbai-embed-large, or `dimensions`.
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& ctx) const override {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return OllamaError(400, "invalid character in request body");
+    if (!body.is_object()) return Unmarshal(body, "EmbedRequest", "api.EmbedRequest");
+    if (!body.contains("model") || body["model"].is_null() ||
+        (body["model"].is_string() && body["model"].get<std::string>().empty())) {
+      return OllamaError(400, "model is required");
+    }
+    if (!body["model"].is_string()) return Unmarshal(body["model"], "EmbedRequest.model", "string");
+    EmbeddingsAsk ask;
+    ask.model = body["model"];
+    const json input = body.value("input", json());
+    if (input.is_string()) {
+      ask.texts.push_back(input);
+    } else if (input.is_array()) {
+      for (const json& t : input) {
+        if (!t.is_string()) return OllamaError(400, "invalid input type");
+        ask.texts.push_back(t);
+      }
+    } else if (!input.is_null()) {
+      return OllamaError(400, "invalid input type");
+    }
+    for (const std::string& t : ask.texts) ask.prompt_tokens += ctx.counter.Count(t);
+    ask.dimensions = ask.model.find("mxbai-embed-large") != std::string::npos ? 1024 : 768;
+    if (body.contains("dimensions") && !body["dimensions"].is_null()) {
+      const json& d = body["dimensions"];
+      if (!d.is_number_integer()) return Unmarshal(d, "EmbedRequest.dimensions", "int");
+      if (d.get<int64_t>() < 1 || d.get<int64_t>() > ask.dimensions) {
+        return OllamaError(400, absl::StrFormat("dimensions must be between 1 and %d",
+                                                ask.dimensions));
+      }
+      ask.dimensions = d.get<int64_t>();
+    }
+    return ask;
+  }
+
+  std::string RenderEmbeddings(const EmbeddingsAsk& ask,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    std::string list = "[";
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      if (i != 0) list += ",";
+      list += FloatArrayJson(vectors[i]);
+    }
+    list += "]";
+    return absl::StrFormat("{\"model\":%s,\"embeddings\":%s,\"total_duration\":14143917,"
+                           "\"load_duration\":1019500,\"prompt_eval_count\":%d}",
+                           json(ask.model).dump(), list, ask.prompt_tokens);
   }
 
   // Ollama itself has no keys; a proxy in front of it takes a bearer token.

@@ -12,6 +12,7 @@
 #include "examples/emulator/provider_dialect.h"
 #include "examples/emulator/scripting.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/error.h"
 #include "modeenvoy/tokenizer/chat_tokens.h"
 
@@ -95,7 +96,125 @@ class OpenAiDialect final : public ProviderDialect {
   Route Match(const Request& req) const override {
     if (req.method == "POST" && req.path == "/v1/chat/completions") return Route::kGenerate;
     if (req.method == "GET" && req.path == "/v1/models") return Route::kListModels;
+    if (req.method == "POST" && req.path == "/v1/embeddings") return Route::kEmbeddings;
     return Route::kNone;
+  }
+
+  // POST /v1/embeddings, validated as OpenAI does: unknown arguments, an empty or mixed
+  // input, a bad encoding_format or dimensions are 400s naming the parameter; usage counts
+  // the inputs' tokens (token-id inputs: their ids).
+  std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& req,
+                                                        const ScriptContext& ctx) const override {
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded() || !body.is_object()) {
+      return Invalid("We could not parse the JSON body of your request. (HINT: This likely "
+                     "means you aren't using your HTTP library correctly. The OpenAI API "
+                     "expects a JSON payload, but what was sent was not valid JSON.)",
+                     std::nullopt, std::nullopt);
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "model" && key != "input" && key != "encoding_format" && key != "dimensions" &&
+          key != "user") {
+        return Invalid(absl::StrFormat("Unrecognized request argument supplied: %s", key),
+                       std::nullopt, std::nullopt);
+      }
+    }
+    EmbeddingsAsk ask;
+    auto model = body.find("model");
+    if (model == body.end()) {
+      return Invalid("Missing required parameter: 'model'.", "model",
+                     "missing_required_parameter");
+    }
+    if (!model->is_string()) {
+      return Invalid(absl::StrFormat("Invalid type for 'model': expected a string, but got %s "
+                                     "instead.", TypeName(*model)),
+                     "model", "invalid_type");
+    }
+    ask.model = *model;
+    auto input = body.find("input");
+    if (input == body.end()) {
+      return Invalid("Missing required parameter: 'input'.", "input",
+                     "missing_required_parameter");
+    }
+    const ApiError bad_input = Invalid(
+        "'$.input' is invalid. Please check the API reference: "
+        "https://platform.openai.com/docs/api-reference.",
+        std::nullopt, std::nullopt);
+    auto ids_text = [&](const json& ids, std::string* out) {
+      if (!ids.is_array() || ids.empty()) return false;
+      for (const json& id : ids) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0) return false;
+        if (!out->empty()) out->push_back(' ');
+        *out += std::to_string(id.get<int64_t>());
+        ++ask.prompt_tokens;
+      }
+      return true;
+    };
+    if (input->is_string()) {
+      if (input->get<std::string>().empty()) return bad_input;
+      ask.texts.push_back(*input);
+    } else if (input->is_array() && !input->empty() && input->size() <= 2048) {
+      if ((*input)[0].is_number_integer()) {
+        if (!ids_text(*input, &ask.texts.emplace_back())) return bad_input;
+      } else {
+        for (const json& item : *input) {
+          if (item.is_string()) {
+            if (item.get<std::string>().empty() || !(*input)[0].is_string()) return bad_input;
+            ask.texts.push_back(item);
+          } else if (!ids_text(item, &ask.texts.emplace_back())) {
+            return bad_input;
+          }
+        }
+      }
+    } else {
+      return bad_input;
+    }
+    const bool ids = !input->is_string() && !(*input)[0].is_string();
+    if (!ids) {
+      for (const std::string& t : ask.texts) ask.prompt_tokens += ctx.counter.Count(t);
+    }
+    if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
+      if (!f->is_string() || (*f != "float" && *f != "base64")) {
+        return Invalid(absl::StrFormat("Invalid value for 'encoding_format': expected one of "
+                                       "'float' or 'base64', but got %s.",
+                                       f->dump()),
+                       "encoding_format", "invalid_value");
+      }
+      ask.base64 = *f == "base64";
+    }
+    // text-embedding-3-large is 3072 wide; -3-small, ada-002 and anything else 1536.
+    ask.dimensions = ask.model.find("3-large") != std::string::npos ? 3072 : 1536;
+    if (auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
+      if (ask.model.find("ada-002") != std::string::npos) {
+        return Invalid("This model does not support specifying dimensions.", "dimensions",
+                       std::nullopt);
+      }
+      if (!d->is_number_integer() || d->get<int64_t>() < 1 ||
+          d->get<int64_t>() > ask.dimensions) {
+        return Invalid(absl::StrFormat("Invalid value for 'dimensions': expected an integer "
+                                       "between 1 and %d, but got %s.",
+                                       ask.dimensions, d->dump()),
+                       "dimensions", "invalid_value");
+      }
+      ask.dimensions = d->get<int64_t>();
+    }
+    return ask;
+  }
+
+  std::string RenderEmbeddings(const EmbeddingsAsk& ask,
+                               const std::vector<std::vector<float>>& vectors) const override {
+    std::string out = "{\"object\":\"list\",\"data\":[";
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      if (i != 0) out += ",";
+      out += absl::StrFormat("{\"object\":\"embedding\",\"index\":%d,\"embedding\":", i);
+      out += ask.base64 ? "\"" + EncodeEmbeddingBase64(vectors[i]) + "\""
+                        : FloatArrayJson(vectors[i]);
+      out += "}";
+    }
+    out += "],\"model\":" + json(ask.model).dump();
+    out += absl::StrFormat(",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}",
+                           ask.prompt_tokens, ask.prompt_tokens);
+    return out;
   }
 
   std::string ApiKey(const Request& req) const override {

@@ -192,7 +192,18 @@ struct ScriptContext {
   std::string_view system_fingerprint;
 };
 
-enum class Route { kNone, kGenerate, kListModels };
+enum class Route { kNone, kGenerate, kListModels, kEmbeddings };
+
+// An embeddings request reduced to what the answer depends on (ProviderDialect::
+// ParseEmbeddings). Vectors are EmulatedEmbedding(texts[i], dimensions) (scripting.h).
+struct EmbeddingsAsk {
+  std::string model;
+  std::vector<std::string> texts;  // token-id inputs as "1 2 3" (their ids, space-separated)
+  int64_t dimensions = 0;          // length of every vector, > 0
+  bool base64 = false;             // OpenAI encoding_format "base64"
+  int64_t prompt_tokens = 0;       // counted as the provider counts (0: it reports none)
+  std::map<std::string, std::string> extra;  // dialect-private values, Parse -> Render
+};
 
 // Why the server (not the dialect's Parse) produces an error.
 enum class ErrorCause { kInjected, kUnauthorized, kUnknownRoute, kBodyTooLarge, kBadHttp };
@@ -228,6 +239,20 @@ class ProviderDialect {
                                       const std::vector<std::string>& models) const {
     return RenderModels(models);
   }
+  // Embeddings (Route::kEmbeddings): validates the request as the provider does and
+  // reduces it. Errors: the provider's rejection. The default (a dialect without an
+  // embeddings route) is the provider's 404 for an unknown route.
+  virtual std::variant<EmbeddingsAsk, ApiError> ParseEmbeddings(const Request& request,
+                                                                const ScriptContext& ctx) const {
+    (void)ctx;
+    return MakeError(ErrorCause::kUnknownRoute, 404, request);
+  }
+  // The provider's embeddings body for `ask` with `vectors` (one per text).
+  virtual std::string RenderEmbeddings(const EmbeddingsAsk& /*ask*/,
+                                       const std::vector<std::vector<float>>& /*vectors*/) const {
+    return "{}";
+  }
+
   // The provider's error for `cause` with HTTP `status` (type, message, code filled in).
   virtual ApiError MakeError(ErrorCause cause, int status, const Request& request) const = 0;
   virtual std::string RenderError(const ApiError& error) const = 0;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <utility>
 #include <variant>
 
@@ -783,6 +784,41 @@ uint64_t HashBytes(std::string_view bytes, uint64_t seed) {
   return h;
 }
 
+uint64_t SplitMix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::vector<float> EmulatedEmbedding(std::string_view text, int64_t dims) {
+  const uint64_t h = HashBytes(text);
+  std::vector<double> x(static_cast<size_t>(dims));
+  double sum = 0;
+  for (int64_t i = 0; i < dims; ++i) {
+    const uint64_t z = SplitMix64(h + static_cast<uint64_t>(i + 1) * 0x9E3779B97F4A7C15ULL);
+    x[i] = 2.0 * (static_cast<double>(z >> 11) * 0x1.0p-53) - 1.0;
+    sum += x[i] * x[i];
+  }
+  const double norm = std::sqrt(sum);
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = static_cast<float>(x[i] / norm);
+  return out;
+}
+
+std::string FloatArrayJson(const std::vector<float>& values) {
+  std::string out;
+  out.reserve(values.size() * 13 + 2);
+  out.push_back('[');
+  char buf[32];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), values[i]);
+    out.append(buf, ec == std::errc() ? static_cast<size_t>(ptr - buf) : 0);
+  }
+  out.push_back(']');
+  return out;
+}
+
 std::vector<PlannedCall> PlanToolCalls(std::string_view last_user_text,
                                        const std::vector<std::string>& tool_names,
                                        ToolChoice choice, std::string_view named) {
@@ -1019,6 +1055,20 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
     return with_timing(std::move(plan));
   }
 
+  auto scripted_error_plan = [&](const ScriptedError& scripted) {
+    ApiError e = dialect->MakeError(ErrorCause::kInjected, scripted.status, request);
+    if (scripted.type) e.type = *scripted.type;
+    if (scripted.message) e.message = *scripted.message;
+    if (scripted.code) e.code = *scripted.code;
+    if (scripted.param) e.param = *scripted.param;
+    if (scripted.retry_after_seconds.has_value()) {
+      e.headers.emplace_back("retry-after", std::to_string(*scripted.retry_after_seconds));
+    } else if (e.status == 429 || e.status == 503) {
+      e.headers.emplace_back("retry-after", std::to_string(controls.retry_after_seconds));
+    }
+    return with_timing(ErrorPlan(*dialect, e));
+  };
+
   const std::string model = dialect->Model(request);
   absl::StatusOr<TextCounter> counter = ctx.counting.ForModel(model);
   if (!counter.ok()) {
@@ -1029,6 +1079,27 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
   }
   extra_headers.emplace_back("x-emulator-token-counter", counter->name());
   ScriptContext sctx{*counter, ctx.clock, sequence, ctx.options.system_fingerprint};
+  if (dialect->Match(request) == Route::kEmbeddings) {
+    // Embeddings: the header script's (or a queued one's) error, latency and headers apply;
+    // the answer itself is always the deterministic vectors.
+    auto ask = dialect->ParseEmbeddings(request, sctx);
+    if (auto* error = std::get_if<ApiError>(&ask)) return with_timing(ErrorPlan(*dialect, *error));
+    if (controls.script != nullptr) {
+      const Script& script = *controls.script;
+      const ScriptStep& step = StepFor(script, script.id.empty() ? 0 : ctx.next_attempt(script.id));
+      if (step.latency.has_value()) controls.first_byte_latency = *step.latency;
+      extra_headers.insert(extra_headers.end(), step.headers.begin(), step.headers.end());
+      if (step.error.has_value()) return scripted_error_plan(*step.error);
+    }
+    const EmbeddingsAsk& e = std::get<EmbeddingsAsk>(ask);
+    std::vector<std::vector<float>> vectors;
+    vectors.reserve(e.texts.size());
+    for (const std::string& text : e.texts) vectors.push_back(EmulatedEmbedding(text, e.dimensions));
+    ResponsePlan plan;
+    plan.headers.emplace_back("content-type", std::string(dialect->whole_content_type()));
+    plan.parts.push_back(dialect->RenderEmbeddings(e, vectors));
+    return with_timing(std::move(plan));
+  }
   auto request_parsed = dialect->Parse(request, sctx);
   if (auto* error = std::get_if<ApiError>(&request_parsed)) {
     return with_timing(ErrorPlan(*dialect, *error));
@@ -1061,19 +1132,7 @@ ResponsePlan PlanResponse(const Request& request, const PlanContext& ctx,
       !preq.stream) {
     scripted_error = &step->interrupt->error;
   }
-  if (scripted_error != nullptr) {
-    ApiError e = dialect->MakeError(ErrorCause::kInjected, scripted_error->status, request);
-    if (scripted_error->type) e.type = *scripted_error->type;
-    if (scripted_error->message) e.message = *scripted_error->message;
-    if (scripted_error->code) e.code = *scripted_error->code;
-    if (scripted_error->param) e.param = *scripted_error->param;
-    if (scripted_error->retry_after_seconds.has_value()) {
-      e.headers.emplace_back("retry-after", std::to_string(*scripted_error->retry_after_seconds));
-    } else if (e.status == 429 || e.status == 503) {
-      e.headers.emplace_back("retry-after", std::to_string(controls.retry_after_seconds));
-    }
-    return with_timing(ErrorPlan(*dialect, e));
-  }
+  if (scripted_error != nullptr) return scripted_error_plan(*scripted_error);
 
   absl::StatusOr<ScriptedReply> reply = ComposeReply(preq, step, controls, *counter, *dialect);
   if (!reply.ok()) {

@@ -103,6 +103,16 @@ std::vector<std::string> SplitPieces(std::string_view text, int chunks);
 // argument deltas).
 std::vector<std::string> SplitFragments(std::string_view text, size_t size);
 
+// ---- Embeddings ------------------------------------------------------------------------
+// The emulator's vector for `text`, stable across runs and platforms (README.md,
+// "Embeddings", gives the recipe so tests can compute it independently):
+//   h = HashBytes(text); for i in [0, dims): z = SplitMix64(h + (i + 1) * 0x9E3779B97F4A7C15),
+//   x_i = 2 * ((z >> 11) * 2^-53) - 1 (doubles); the vector is float32(x_i / |x|) (unit L2).
+std::vector<float> EmulatedEmbedding(std::string_view text, int64_t dims);
+uint64_t SplitMix64(uint64_t z);
+// `[v0,v1,...]`, each float with the fewest digits that read back as it (as OpenAI writes).
+std::string FloatArrayJson(const std::vector<float>& values);
+
 // A deterministic id: `prefix` plus `length` base62 characters derived from `seed`.
 std::string MakeId(std::string_view prefix, size_t length, uint64_t seed);
 uint64_t HashBytes(std::string_view bytes, uint64_t seed = 0);

@@ -58,7 +58,8 @@ std::string DefaultConfig(bool with_openai) {
     "demo-kserve": {"provider": "builtin-emulator-kserve", "upstream_model": "ensemble"},
     "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"},
     "demo-azure": {"provider": "builtin-emulator-azure", "upstream_model": "demo"},
-    "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"})";
+    "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"},
+    "demo-embed": {"provider": "builtin-emulator", "upstream_model": "text-embedding-3-small"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {
@@ -77,7 +78,9 @@ std::string DefaultConfig(bool with_openai) {
   "providers": {)", providers, R"(
   },
   "models": {)", models, R"(
-  }
+  },
+  "context": {"store": {"type": "memory"}},
+  "filters": [{"type": "context"}]
 }
 )");
 }

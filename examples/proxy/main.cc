@@ -56,8 +56,10 @@
 #include "examples/proxy/usage_estimator.h"
 // TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it.
 #include "lib/core/mutex.h"
+#include "modeenvoy/context/gateway.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
+#include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/error.h"
 
@@ -479,6 +481,8 @@ class App {
     hangup.cancel();
     stop_signals.reset();
     reloader_.reset();  // before the loops its replies are posted to go away
+    // Stores bound to a worker's loop (Redis) go before their loop does.
+    for (auto& w : workers_) ReleaseContextStores(store_.services(), *w->loop);
     workers_.clear();
     emulator_.Stop();
     std::fprintf(stderr, "modeenvoy-gateway: stopped\n");
@@ -533,8 +537,22 @@ class App {
   // only those and records the names it was refused.
   enum class EnvMode { kOperator, kPosted };
 
+  // The engine's built-ins plus the components this proxy serves: the context protocol
+  // (section, filter, routing policy and /v1/sessions endpoints).
+  static const Registry* ProxyRegistry() {
+    static const Registry* const registry = [] {
+      auto* r = new Registry();
+      if (absl::Status st = RegisterContextComponent(r); !st.ok()) {
+        std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
+      }
+      return r;
+    }();
+    return registry;
+  }
+
   ConfigLoadOptions StoreOptions() {
     ConfigLoadOptions options;
+    options.registry = ProxyRegistry();
     options.env_lookup = [this](std::string_view name) { return LookupEnv(name); };
     return options;
   }

@@ -3,6 +3,10 @@
 // version, so a writer holding a version from before the delete cannot overwrite the new
 // session), leases, and an owner index for List. Every callback runs inline, after the
 // shard's lock is released.
+// Records are shared, not copied: Get hands out the stored record itself (immutable while
+// anyone holds it), with the session's HistoryTokenCounts. An Append extends a record no
+// reader holds in place and copies one that is still held (copy on write), so a request
+// that loads, windows and appends costs what it adds, not what the session holds.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -28,6 +32,7 @@
 #include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/context/store.h"
+#include "modeenvoy/context/window.h"
 #include "modeenvoy/status.h"
 
 namespace modeenvoy {
@@ -144,8 +149,24 @@ class MemoryContextStore final : public ContextStore {
   std::string_view kind() const override { return "memory"; }
 
  private:
-  struct Entry {
+  // One version of a record, shared with the readers Get handed it to.
+  struct Holder {
     ContextRecord record;
+    // StoredContexts handed out and not yet released: while non-zero the record is frozen.
+    // Incremented under the shard's lock; the release decrement pairs with the acquire
+    // load that lets a writer change the record in place.
+    std::atomic<int64_t> readers{0};
+  };
+  // The deleter of a reader's shared_ptr<const ContextRecord>.
+  struct ReleaseReader {
+    std::shared_ptr<Holder> holder;
+    void operator()(const ContextRecord*) const {
+      holder->readers.fetch_sub(1, std::memory_order_release);
+    }
+  };
+  struct Entry {
+    std::shared_ptr<Holder> holder;
+    std::shared_ptr<HistoryTokenCounts> counts;
     uint64_t version = 0;
     absl::Time written;  // by the store's clock, for the TTL
     Sizes sizes;
@@ -187,7 +208,7 @@ class MemoryContextStore final : public ContextStore {
 
   void EraseLocked(Shard& s, absl::flat_hash_map<std::string, Entry>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    UnindexOwner(it->second.record.owner, it->first);
+    UnindexOwner(it->second.holder->record.owner, it->first);
     s.bytes -= it->second.bytes;
     s.lru.erase(it->second.lru);
     s.entries.erase(it);
@@ -229,11 +250,32 @@ class MemoryContextStore final : public ContextStore {
     MODEENVOY_RETURN_IF_ERROR(CheckId("session_id", id));
     Shard& s = ShardFor(id);
     const absl::Time now = clock_.Now();
-    MutexLock lock(&s.mu);
-    Entry* e = FindLocked(s, id, now);
-    if (e == nullptr) return std::optional<StoredContext>();
-    TouchLocked(s, *e);
-    return std::optional<StoredContext>(StoredContext{e->record, e->version});
+    std::shared_ptr<Holder> holder;
+    StoredContext out;
+    {
+      MutexLock lock(&s.mu);
+      Entry* e = FindLocked(s, id, now);
+      if (e == nullptr) return std::optional<StoredContext>();
+      TouchLocked(s, *e);
+      e->holder->readers.fetch_add(1, std::memory_order_relaxed);
+      holder = e->holder;
+      out.version = e->version;
+      out.token_counts = e->counts;
+    }
+    const ContextRecord* record = &holder->record;
+    out.record = std::shared_ptr<const ContextRecord>(record, ReleaseReader{std::move(holder)});
+    return std::optional<StoredContext>(std::move(out));
+  }
+
+  // The entry's record, made writable: in place when no reader holds it, else a copy that
+  // replaces it (the readers keep the old one).
+  static ContextRecord& WritableLocked(Entry& e) {
+    if (e.holder->readers.load(std::memory_order_acquire) != 0) {
+      auto fresh = std::make_shared<Holder>();
+      fresh->record = e.holder->record;
+      e.holder = std::move(fresh);
+    }
+    return e.holder->record;
   }
 
   absl::StatusOr<uint64_t> AppendNow(std::string_view id, uint64_t expected, ContextAppend a) {
@@ -252,7 +294,7 @@ class MemoryContextStore final : public ContextStore {
     const uint64_t stored = e == nullptr ? 0 : e->version;
     if (stored != expected) return Conflict(id, expected, stored);
 
-    const ContextRecord* old = e == nullptr ? nullptr : &e->record;
+    const ContextRecord* old = e == nullptr ? nullptr : &e->holder->record;
     const size_t old_tools = old == nullptr ? 0 : old->tool_calls.size();
     for (size_t i = 0; i < a.tool_results.size(); ++i) {
       if (a.tool_results[i].first >= old_tools) {
@@ -298,13 +340,16 @@ class MemoryContextStore final : public ContextStore {
     if (e == nullptr) {
       auto [it, inserted] = s.entries.try_emplace(std::string(id));
       e = &it->second;
+      e->holder = std::make_shared<Holder>();
+      e->counts = std::make_shared<HistoryTokenCounts>();
       s.lru.push_front(it->first);
       e->lru = s.lru.begin();
       IndexOwner(head.owner, it->first);
     } else {
       TouchLocked(s, *e);
     }
-    ContextRecord& r = e->record;
+    // The history only grows: the counts kept for its entries stay true.
+    ContextRecord& r = WritableLocked(*e);
     r.schema_version = kContextSchemaVersion;
     r.session_id = std::move(head.session_id);
     r.owner = std::move(head.owner);
@@ -350,11 +395,14 @@ class MemoryContextStore final : public ContextStore {
     }
     if (e->version != expected) return Conflict(id, expected, e->version);
     MODEENVOY_RETURN_IF_ERROR(CheckBound(id, bytes));
-    if (record.owner != e->record.owner) {
-      UnindexOwner(e->record.owner, *e->lru);
+    if (record.owner != e->holder->record.owner) {
+      UnindexOwner(e->holder->record.owner, *e->lru);
       IndexOwner(record.owner, *e->lru);
     }
-    e->record = std::move(record);
+    // A new record (readers keep the old one) and new counts: the history may differ anywhere.
+    e->holder = std::make_shared<Holder>();
+    e->holder->record = std::move(record);
+    e->counts = std::make_shared<HistoryTokenCounts>();
     e->version = ++last_version_;
     e->written = now;
     e->sizes = sizes;
@@ -411,8 +459,10 @@ class MemoryContextStore final : public ContextStore {
     const absl::Time now = clock_.Now();
     MutexLock lock(&s.mu);
     Entry* e = FindLocked(s, id, now);
-    if (e == nullptr || e->record.owner != owner) return std::nullopt;
-    return SessionSummary{id, e->record.turn_count, e->record.created, e->record.updated};
+    if (e == nullptr) return std::nullopt;
+    const ContextRecord& r = e->holder->record;
+    if (r.owner != owner) return std::nullopt;
+    return SessionSummary{id, r.turn_count, r.created, r.updated};
   }
 
   absl::StatusOr<bool> TryLockNow(std::string_view id, std::string_view token,

@@ -13,12 +13,16 @@
 #include <string>
 #include <string_view>
 
+#include "absl/time/time.h"
 #include "modeenvoy/context/record.h"
 
 namespace modeenvoy::context_internal {
 
 // Appends `text` as a JSON string; invalid UTF-8 becomes U+FFFD (as the protocol writer).
 void AppendJsonString(std::string* out, std::string_view text);
+
+// `t` as the record writes times: RFC 3339 in UTC with nine fractional digits.
+std::string Rfc3339(absl::Time t);
 
 // `{"schema_version":2,...,"metadata":{...},` (the part before "history").
 void AppendRecordHead(std::string* out, const ContextRecord& record);

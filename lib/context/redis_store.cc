@@ -814,7 +814,8 @@ class RedisContextStore final : public ContextStore {
                     "],\"model_choices\":[", join(r->element[3]), "]}");
     absl::StatusOr<ContextRecord> record = ParseContextRecord(json, sid);
     if (!record.ok()) return record.status();
-    return StoredContext{.record = *std::move(record), .version = version};
+    return StoredContext{.record = std::make_shared<const ContextRecord>(*std::move(record)),
+                         .version = version};
   }
 
   SessionKeys KeysOf(const std::string& sid) const {

@@ -168,21 +168,19 @@ bool JsonReader::FailUnexpected() {
   return Fail(absl::StrFormat("unexpected byte 0x%02x", c));
 }
 
-void JsonReader::SkipWhitespace() {
+void JsonReader::SkipWhitespaceSlow() {
   const char* start = p_;
-  while (p_ < end_ && IsWhitespace(*p_)) ++p_;
+  const char* p = p_;
+  while (p < end_ && IsWhitespace(*p)) ++p;
+  p_ = p;
   if (capture_ != nullptr && p_ != start) {
     capture_->append(segment_, static_cast<size_t>(start - segment_));
     segment_ = p_;
   }
 }
 
-bool JsonReader::Enter() {
-  if (depth_ >= max_depth_) {
-    return Fail(absl::StrCat("nesting deeper than ", max_depth_, " levels"));
-  }
-  ++depth_;
-  return true;
+bool JsonReader::FailTooDeep() {
+  return Fail(absl::StrCat("nesting deeper than ", max_depth_, " levels"));
 }
 
 bool JsonReader::Peek(JsonType* type) {
@@ -404,7 +402,15 @@ bool JsonReader::NextMember(bool* first, std::string_view* key, std::string* scr
     return Fail("expected a member name in double quotes");
   }
   if (key != nullptr) {
-    if (!ReadString(key, scratch)) return false;
+    // Most keys are short ASCII without escapes: their bytes are the key, read in place.
+    const char* start = p_ + 1;
+    const char* q = FindSpecialByte(start, end_);
+    if (q < end_ && *q == '"') {
+      *key = std::string_view(start, static_cast<size_t>(q - start));
+      p_ = q + 1;
+    } else if (!ReadString(key, scratch)) {
+      return false;
+    }
   } else {
     bool has_escape;
     if (!ScanString(nullptr, &has_escape)) return false;

@@ -85,8 +85,19 @@ class MODEENVOY_EXPORT JsonReader {
   bool Fail(std::string_view reason);
   bool FailAt(const char* at, std::string_view reason);
   bool FailUnexpected();
-  void SkipWhitespace();
-  bool Enter();
+  // Compact JSON has no whitespace between tokens, so the common case (a token byte next)
+  // stays inline: this runs before every token.
+  void SkipWhitespace() {
+    if (p_ < end_ && static_cast<unsigned char>(*p_) > ' ') return;
+    SkipWhitespaceSlow();
+  }
+  void SkipWhitespaceSlow();
+  bool Enter() {
+    if (depth_ >= max_depth_) return FailTooDeep();
+    ++depth_;
+    return true;
+  }
+  bool FailTooDeep();
   // p_ at the opening quote; leaves p_ after the closing one. When the string has
   // escapes and `decoded` is non-null, *decoded receives the decoded content.
   bool ScanString(std::string* decoded, bool* has_escape);

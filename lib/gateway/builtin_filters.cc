@@ -90,10 +90,12 @@ class ApiKeyAuthFilter final : public Filter {
           "invalid_api_key"));
     }
     const ApiKey& key = it->second;
-    if (key.scoped && ctx.chat != nullptr && !key.models.contains(ctx.chat->model)) {
+    // Every model-call operation names its model (chat and embeddings alike).
+    const bool model_call = ctx.chat != nullptr || ctx.embeddings != nullptr;
+    if (key.scoped && model_call && !key.models.contains(core_internal::ToAbsl(ctx.model()))) {
       return FilterResult::Error(WithErrorCode(
           absl::PermissionDeniedError(absl::StrFormat(
-              "API key \"%s\" is not allowed to use model \"%s\".", key.name, ctx.chat->model)),
+              "API key \"%s\" is not allowed to use model \"%s\".", key.name, ctx.model())),
           "model_not_allowed"));
     }
     ctx.metadata["api_key.name"] = key.name;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -32,7 +33,9 @@
 #include "modeenvoy/gateway/provider.h"
 #include "modeenvoy/gateway/routing.h"
 #include "modeenvoy/gateway/services.h"
+#include "modeenvoy/gateway/usage.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/error.h"
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
@@ -208,6 +211,13 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
     if (step_timer_ != nullptr) step_timer_->Cancel();
   }
   void ParseUsage(std::string_view json, bool chunk);
+  // The model the client asked for (the chat's or the embeddings request's).
+  const std::string& RequestedModel() const {
+    return chat_.has_value() ? chat_->model : embeddings_->model;
+  }
+  // A 2xx embeddings body: translated, usage counted when the provider reported none,
+  // rendered in the encoding the client asked for, and sent.
+  void CompleteEmbeddings(std::string body);
   // A stream's usage (reported, else estimated) into the outcome, for OnResponseComplete.
   void TakeStreamUsage();
   // Filters continued from the request phase (response hooks to run).
@@ -225,6 +235,7 @@ class GatewayRequest final : public ActiveRequest, public UpstreamHandler {
   const EndpointSpec* endpoint_ = nullptr;
   const IngressCodec* codec_ = nullptr;  // model calls only
   std::optional<ChatRequest> chat_;
+  std::optional<EmbeddingsRequest> embeddings_;  // instead of chat_ on embeddings endpoints
   RequestContext ctx_;
   std::unique_ptr<FilterChain> chain_;
   std::unique_ptr<FilterChain> handler_;  // a local endpoint's handler
@@ -319,13 +330,23 @@ void GatewayRequest::Start(HttpRequest request) {
   ctx_.request = std::move(request);
   if (endpoint_->model_call != nullptr) {
     codec_ = endpoint_->model_call.get();
-    absl::StatusOr<ChatRequest> parsed = codec_->ParseRequest(ctx_.request);
-    if (!parsed.ok()) {
-      SendError(parsed.status());
-      return;
+    if (codec_->operation() == ModelOperation::kEmbeddings) {
+      absl::StatusOr<EmbeddingsRequest> parsed = codec_->ParseEmbeddingsRequest(ctx_.request);
+      if (!parsed.ok()) {
+        SendError(parsed.status());
+        return;
+      }
+      embeddings_ = std::move(*parsed);
+      ctx_.embeddings = &*embeddings_;
+    } else {
+      absl::StatusOr<ChatRequest> parsed = codec_->ParseRequest(ctx_.request);
+      if (!parsed.ok()) {
+        SendError(parsed.status());
+        return;
+      }
+      chat_ = std::move(*parsed);
+      ctx_.chat = &*chat_;
     }
-    chat_ = std::move(*parsed);
-    ctx_.chat = &*chat_;
   }
   chain_ = NewChain(snapshot_->CreateFilters());
   RunBounded(chain_.get(), /*handler=*/false);
@@ -412,8 +433,9 @@ void GatewayRequest::PlanAttempts() {
     plan_ = SingleAttemptPlan(ctx_.route.model, ctx_.route.provider);  // a filter decided
   } else {
     RoutingRequest request;
-    request.model = chat_->model;
-    request.chat = &*chat_;
+    request.model = RequestedModel();
+    request.chat = chat_.has_value() ? &*chat_ : nullptr;
+    request.embeddings = embeddings_.has_value() ? &*embeddings_ : nullptr;
     request.headers = &ctx_.request.headers;
     request.metadata = &ctx_.metadata;
     request.draw = shared_->Draw();
@@ -432,28 +454,46 @@ void GatewayRequest::NextAttempt() {
   if (!attempt_.has_value()) {
     SendError(last_error_.ok() ? WithErrorCode(absl::NotFoundError(absl::StrFormat(
                                                    "The model `%s` has no target to serve it.",
-                                                   chat_->model)),
+                                                   RequestedModel())),
                                                "model_not_found")
                                : last_error_);
     return;
   }
   ctx_.route = ResolvedRoute{attempt_->model, attempt_->provider,
-                             snapshot_->FindRoute(chat_->model)};
+                             snapshot_->FindRoute(RequestedModel())};
   ++ctx_.attempts;
   const ProviderConfig& provider = *attempt_->provider;
   dialect_ = provider.dialect.get();
-  const bool stream = chat_->stream.value_or(false);
+  const bool stream = chat_.has_value() && chat_->stream.value_or(false);
   UpstreamRequest req;
   req.timeouts = provider.timeouts;
+  const ProviderCall call{.stream = stream,
+                          .upstream_model = attempt_->model->upstream_model,
+                          .client_headers = &ctx_.request.headers};
   // Serialize with the provider's model name, then restore the public one filters see.
-  std::string public_model = std::move(chat_->model);
-  chat_->model = attempt_->model->upstream_model;
-  absl::Status built = dialect_->BuildRequest(
-      *chat_, ProviderCall{.stream = stream,
-                             .upstream_model = attempt_->model->upstream_model,
-                             .client_headers = &ctx_.request.headers},
-      &req);
-  chat_->model = std::move(public_model);
+  absl::Status built;
+  if (chat_.has_value()) {
+    std::string public_model = std::move(chat_->model);
+    chat_->model = attempt_->model->upstream_model;
+    built = dialect_->BuildRequest(*chat_, call, &req);
+    chat_->model = std::move(public_model);
+  } else {
+    std::string public_model = std::move(embeddings_->model);
+    embeddings_->model = attempt_->model->upstream_model;
+    built = dialect_->BuildEmbeddingsRequest(*embeddings_, call, &req);
+    embeddings_->model = std::move(public_model);
+    if (built.code() == absl::StatusCode::kUnimplemented) {
+      // The provider has no embeddings API: say which model and provider, as a 400 (the
+      // client asked the wrong model), naming `model`.
+      built = WithHttpStatus(
+          InvalidFieldError("model", absl::StrFormat(
+                                         "The model `%s` (provider \"%s\", type \"%s\") "
+                                         "does not serve embeddings (%s)",
+                                         RequestedModel(), provider.name, provider.type,
+                                         built.message())),
+          400);
+    }
+  }
   if (built.ok()) {
     for (const HeaderMutation& m : ctx_.upstream_header_mutations) {
       ApplyHeaderMutation(m, &req.headers);
@@ -464,7 +504,7 @@ void GatewayRequest::NextAttempt() {
     AttemptFailed(built, 0);
     return;
   }
-  framing_ = dialect_->ResponseFraming(stream);
+  framing_ = chat_.has_value() ? dialect_->ResponseFraming(stream) : Framing::kJson;
   upstream_status_ = 0;
   upstream_headers_.clear();
   body_.clear();
@@ -611,6 +651,10 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   }
   std::string body = std::move(body_);
   body_.clear();
+  if (embeddings_.has_value()) {
+    CompleteEmbeddings(std::move(body));
+    return;
+  }
   if (absl::Status s = dialect_->TranslateResponse(&body); !s.ok()) {
     AttemptFailed(s, upstream_status_);
     return;
@@ -619,6 +663,51 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
+            /*render=*/true);
+}
+
+void GatewayRequest::CompleteEmbeddings(std::string body) {
+  const std::string& upstream_model = attempt_->model->upstream_model;
+  absl::StatusOr<EmbeddingsResponse> response = dialect_->TranslateEmbeddingsResponse(
+      *embeddings_,
+      ProviderCall{.upstream_model = upstream_model, .client_headers = &ctx_.request.headers},
+      body);
+  if (!response.ok()) {
+    AttemptFailed(response.status(), upstream_status_);
+    return;
+  }
+  bool estimated = false;
+  if (!response->usage.has_value()) {
+    // The provider reports no count (Gemini, Cohere on Bedrock): count as usage.h says.
+    const UsageEstimator& estimator = *shared_->limits.usage_estimator;
+    int64_t tokens = 0;
+    for (const std::string& text : embeddings_->texts) {
+      tokens += estimator.CompletionTokens(text, upstream_model);
+    }
+    for (const std::vector<int64_t>& ids : embeddings_->tokens) {
+      tokens += static_cast<int64_t>(ids.size());
+    }
+    EmbeddingsUsage& usage = response->usage.emplace();
+    usage.prompt_tokens = tokens;
+    usage.total_tokens = tokens;
+    usage.extra.emplace_back("estimated", "true");
+    // Method names are plain words ("tokenizer", "word_count"): quoting is all they need.
+    usage.extra.emplace_back("estimation_method",
+                             absl::StrCat("\"", ToAbsl(estimator.method()), "\""));
+    estimated = true;
+  }
+  if (HasResponseFilters()) {
+    Usage usage;
+    usage.prompt_tokens = response->usage->prompt_tokens;
+    usage.total_tokens = response->usage->total_tokens;
+    outcome_.usage = std::move(usage);
+    outcome_.usage_estimated = estimated;
+  }
+  std::string out = SerializeEmbeddingsResponse(
+      *response, embeddings_->encoding_format.value_or(EmbeddingEncoding::kFloat));
+  outcome_.attempts = ctx_.attempts;
+  head_stripped_ = true;
+  SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(out),
             /*render=*/true);
 }
 

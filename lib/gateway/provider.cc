@@ -35,4 +35,16 @@ absl::Status ProviderDialect::TranslateError(int http_status, const HttpHeaders&
   return gateway_internal::KeepBackoffHeaders(StatusFromUpstreamError(http_status, body), headers);
 }
 
+absl::Status ProviderDialect::BuildEmbeddingsRequest(const EmbeddingsRequest& /*request*/,
+                                                     const ProviderCall& /*call*/,
+                                                     UpstreamRequest* /*out*/) const {
+  return absl::UnimplementedError("embeddings: not supported by this provider type");
+}
+
+absl::StatusOr<EmbeddingsResponse> ProviderDialect::TranslateEmbeddingsResponse(
+    const EmbeddingsRequest& /*request*/, const ProviderCall& /*call*/,
+    std::string_view /*body*/) const {
+  return absl::UnimplementedError("embeddings: not supported by this provider type");
+}
+
 }  // namespace modeenvoy

@@ -109,6 +109,12 @@ Registry::Registry(bool with_builtins) : filters_(with_builtins) {
   chat.pattern = "/v1/chat/completions";
   chat.model_call = OpenAiChatCodec();
   (void)endpoints_.Register(std::move(chat));
+  EndpointSpec embeddings;
+  embeddings.kind = "embeddings";
+  embeddings.method = "POST";
+  embeddings.pattern = "/v1/embeddings";
+  embeddings.model_call = OpenAiEmbeddingsCodec();
+  (void)endpoints_.Register(std::move(embeddings));
   EndpointSpec models;
   models.kind = "models";
   models.method = "GET";

@@ -36,6 +36,18 @@ absl::Status Dialect::DecodeError(int http_status, std::string_view body) const 
   return StatusFromUpstreamError(http_status, body);
 }
 
+absl::Status Dialect::EncodeEmbeddingsRequest(const EmbeddingsRequest& /*request*/,
+                                              const DialectCall& /*call*/,
+                                              WireRequest* /*out*/) const {
+  return absl::UnimplementedError("embeddings: not supported by " + std::string(name()));
+}
+
+absl::StatusOr<EmbeddingsResponse> Dialect::DecodeEmbeddingsResponse(
+    std::string_view /*body*/, const EmbeddingsRequest& /*request*/,
+    const DialectCall& /*call*/) const {
+  return absl::UnimplementedError("embeddings: not supported by " + std::string(name()));
+}
+
 std::vector<std::string_view> DialectNames() {
   std::vector<std::string_view> names;
   for (const Entry& entry : kDialects) names.push_back(entry.name);

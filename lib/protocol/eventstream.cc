@@ -31,16 +31,27 @@ namespace {
 constexpr size_t kPreludeBytes = 12;
 constexpr size_t kMinMessageBytes = 16;  // prelude + message CRC, no headers, no payload
 
-constexpr std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table{};
+// Slice-by-8 tables: kCrcTables[0] is the bytewise CRC-32 table; kCrcTables[k][i] is the
+// CRC of byte i followed by k zero bytes, so eight bytes fold in with eight lookups and no
+// dependency between them (about 4x the bytewise loop on a ~200-byte Bedrock message).
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+constexpr CrcTables MakeCrcTables() {
+  CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
+    t[0][i] = c;
   }
-  return table;
+  for (size_t k = 1; k < 8; ++k) {
+    for (uint32_t i = 0; i < 256; ++i) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+  }
+  return t;
 }
-constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
+constexpr CrcTables kCrcTables = MakeCrcTables();
+
+inline uint32_t LoadLe32(const unsigned char* p) {
+  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+}
 
 uint32_t ReadU32(const char* p) {
   const auto* u = reinterpret_cast<const unsigned char*>(p);
@@ -85,9 +96,14 @@ int64_t ReadSigned(const unsigned char* p, size_t n) {
   return static_cast<int64_t>(v);
 }
 
-absl::Status ParseHeaders(std::string_view in, std::vector<EventStreamHeader>* out) {
+// Walks the headers in `in`, calling fn(name, type, raw) for each in wire order: raw is the
+// value's bytes as sent (a string's or bytes' content, the big-endian bytes of a number or
+// timestamp, the 16 bytes of a uuid, nothing for a bool). Views point into `in`.
+template <typename Fn>
+absl::Status WalkHeaders(std::string_view in, Fn&& fn) {
+  size_t count = 0;
   auto error = [&](std::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("eventstream: header ", out->size(), ": ",
+    return absl::InvalidArgumentError(absl::StrCat("eventstream: header ", count, ": ",
                                                    absl::string_view(what.data(), what.size())));
   };
   while (!in.empty()) {
@@ -95,15 +111,14 @@ absl::Status ParseHeaders(std::string_view in, std::vector<EventStreamHeader>* o
     const size_t name_len = u[0];
     if (name_len == 0) return error("empty name");
     if (in.size() < 1 + name_len + 1) return error("truncated name");
-    EventStreamHeader h;
-    h.name.assign(in.data() + 1, name_len);
+    const std::string_view name = in.substr(1, name_len);
     const uint8_t type = u[1 + name_len];
     in.remove_prefix(2 + name_len);
     u = reinterpret_cast<const unsigned char*>(in.data());
     size_t fixed = 0;
+    std::string_view raw;
     switch (type) {
-      case 0: h.value = "true"; break;
-      case 1: h.value = "false"; break;
+      case 0: case 1: break;
       case 2: fixed = 1; break;
       case 3: fixed = 2; break;
       case 4: fixed = 4; break;
@@ -113,65 +128,116 @@ absl::Status ParseHeaders(std::string_view in, std::vector<EventStreamHeader>* o
         if (in.size() < 2) return error("truncated value length");
         const size_t len = (size_t{u[0]} << 8) | u[1];
         if (in.size() < 2 + len) return error("value overruns the headers");
-        h.value.assign(in.data() + 2, len);
+        raw = in.substr(2, len);
         in.remove_prefix(2 + len);
         break;
       }
       default:
         return error(absl::StrCat("unknown value type ", static_cast<int>(type)));
     }
-    h.type = static_cast<EventStreamHeaderType>(type);
     if (fixed != 0) {
       if (in.size() < fixed) return error("value overruns the headers");
-      if (type == 9) {
-        h.value.assign(in.data(), fixed);
-      } else {
-        h.value = absl::StrCat(ReadSigned(u, fixed));
-      }
+      raw = in.substr(0, fixed);
       in.remove_prefix(fixed);
     }
-    out->push_back(std::move(h));
+    fn(name, type, raw);
+    ++count;
   }
   return absl::OkStatus();
 }
 
-// Decodes one whole message whose prelude CheckPrelude accepted.
-absl::Status DecodeChecked(std::string_view bytes, EventStreamMessage* message) {
+// A header's value as EventStreamHeader::value spells it (framing.h).
+std::string HeaderValue(uint8_t type, std::string_view raw) {
+  switch (type) {
+    case 0: return "true";
+    case 1: return "false";
+    case 6: case 7: case 9: return std::string(raw);
+    default:
+      return absl::StrCat(
+          ReadSigned(reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
+  }
+}
+
+absl::Status ParseHeaders(std::string_view in, std::vector<EventStreamHeader>* out) {
+  return WalkHeaders(in, [&](std::string_view name, uint8_t type, std::string_view raw) {
+    EventStreamHeader h;
+    h.name.assign(name.data(), name.size());
+    h.type = static_cast<EventStreamHeaderType>(type);
+    h.value = HeaderValue(type, raw);
+    out->push_back(std::move(h));
+  });
+}
+
+// Checks the message CRC of one whole message whose prelude CheckPrelude accepted.
+absl::Status CheckMessageCrc(std::string_view bytes) {
   const uint32_t want = ReadU32(bytes.data() + bytes.size() - 4);
   const uint32_t got = Crc32(bytes.substr(0, bytes.size() - 4));
   if (got != want) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "eventstream: message crc mismatch (computed 0x%08x, message says 0x%08x)", got, want));
   }
+  return absl::OkStatus();
+}
+
+// Decodes one whole message whose prelude CheckPrelude accepted.
+absl::Status DecodeChecked(std::string_view bytes, EventStreamMessage* message) {
+  absl::Status s = CheckMessageCrc(bytes);
+  if (!s.ok()) return s;
   const uint32_t headers_len = ReadU32(bytes.data() + 4);
-  absl::Status s = ParseHeaders(bytes.substr(kPreludeBytes, headers_len), &message->headers);
+  s = ParseHeaders(bytes.substr(kPreludeBytes, headers_len), &message->headers);
   if (!s.ok()) return s;
   const size_t payload_at = kPreludeBytes + headers_len;
   message->payload.assign(bytes.data() + payload_at, bytes.size() - 4 - payload_at);
   return absl::OkStatus();
 }
 
-// The StreamFrame mapping documented in framing.h.
-StreamFrame ToFrame(EventStreamMessage message) {
-  const std::string* type = message.FindHeader(":message-type");
-  StreamFrame frame;
-  if (type == nullptr || *type == "event") {
-    if (const std::string* e = message.FindHeader(":event-type")) frame.event = *e;
-    frame.data = std::move(message.payload);
-  } else if (*type == "exception") {
-    const std::string* e = message.FindHeader(":exception-type");
-    frame.event = absl::StrCat("exception:", e != nullptr ? *e : "");
-    frame.data = std::move(message.payload);
-  } else if (*type == "error") {
-    const std::string* code = message.FindHeader(":error-code");
-    const std::string* text = message.FindHeader(":error-message");
-    frame.event = absl::StrCat("error:", code != nullptr ? *code : "");
-    frame.data = text != nullptr ? *text : message.payload;
+// One whole message whose prelude CheckPrelude accepted, as the StreamFrame documented in
+// framing.h, read in place: only the headers that mapping names are looked at (the first of
+// each name, as EventStreamMessage::FindHeader finds it), and the frame's two strings are
+// the only copies made.
+absl::Status FrameOfMessage(std::string_view bytes, StreamFrame* frame) {
+  absl::Status s = CheckMessageCrc(bytes);
+  if (!s.ok()) return s;
+  struct Found {
+    bool seen = false;
+    uint8_t type = 0;
+    std::string_view raw;
+    std::string Value() const { return HeaderValue(type, raw); }
+  };
+  Found message_type, event_type, exception_type, error_code, error_message;
+  const uint32_t headers_len = ReadU32(bytes.data() + 4);
+  s = WalkHeaders(bytes.substr(kPreludeBytes, headers_len),
+                  [&](std::string_view name, uint8_t type, std::string_view raw) {
+                    Found* f = name == ":message-type"     ? &message_type
+                               : name == ":event-type"     ? &event_type
+                               : name == ":exception-type" ? &exception_type
+                               : name == ":error-code"     ? &error_code
+                               : name == ":error-message"  ? &error_message
+                                                           : nullptr;
+                    if (f != nullptr && !f->seen) *f = Found{true, type, raw};
+                  });
+  if (!s.ok()) return s;
+  const size_t payload_at = kPreludeBytes + headers_len;
+  const std::string_view payload = bytes.substr(payload_at, bytes.size() - 4 - payload_at);
+  const std::string type = message_type.seen ? message_type.Value() : std::string();
+  if (!message_type.seen || type == "event") {
+    if (event_type.seen) frame->event = event_type.Value();
+    frame->data.assign(payload.data(), payload.size());
+  } else if (type == "exception") {
+    frame->event = absl::StrCat("exception:", exception_type.seen ? exception_type.Value() : "");
+    frame->data.assign(payload.data(), payload.size());
+  } else if (type == "error") {
+    frame->event = absl::StrCat("error:", error_code.seen ? error_code.Value() : "");
+    if (error_message.seen) {
+      frame->data = error_message.Value();
+    } else {
+      frame->data.assign(payload.data(), payload.size());
+    }
   } else {
-    frame.event = absl::StrCat(*type, ":");
-    frame.data = std::move(message.payload);
+    frame->event = absl::StrCat(type, ":");
+    frame->data.assign(payload.data(), payload.size());
   }
-  return frame;
+  return absl::OkStatus();
 }
 
 // Holds at most one message's bytes: a read is consumed straight from its buffer when it
@@ -225,9 +291,9 @@ class EventStreamFrameParser final : public FrameParser {
 
  private:
   absl::Status Emit(std::string_view bytes, std::vector<StreamFrame>* frames) {
-    EventStreamMessage message;
-    absl::Status s = DecodeChecked(bytes, &message);
-    if (s.ok()) frames->push_back(ToFrame(std::move(message)));
+    StreamFrame frame;
+    absl::Status s = FrameOfMessage(bytes, &frame);
+    if (s.ok()) frames->push_back(std::move(frame));
     return s;
   }
   absl::Status Fail(absl::Status s) {
@@ -246,8 +312,18 @@ class EventStreamFrameParser final : public FrameParser {
 }  // namespace
 
 uint32_t Crc32(std::string_view bytes, uint32_t crc) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t n = bytes.size();
   crc = ~crc;
-  for (unsigned char c : bytes) crc = kCrcTable[(crc ^ c) & 0xFF] ^ (crc >> 8);
+  for (; n >= 8; p += 8, n -= 8) {
+    const uint32_t lo = LoadLe32(p) ^ crc;
+    const uint32_t hi = LoadLe32(p + 4);
+    crc = kCrcTables[7][lo & 0xFF] ^ kCrcTables[6][(lo >> 8) & 0xFF] ^
+          kCrcTables[5][(lo >> 16) & 0xFF] ^ kCrcTables[4][lo >> 24] ^
+          kCrcTables[3][hi & 0xFF] ^ kCrcTables[2][(hi >> 8) & 0xFF] ^
+          kCrcTables[1][(hi >> 16) & 0xFF] ^ kCrcTables[0][hi >> 24];
+  }
+  for (; n > 0; ++p, --n) crc = kCrcTables[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
   return ~crc;
 }
 

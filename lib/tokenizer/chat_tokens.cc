@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/tokenizer/model.h"
 #include "nlohmann/json.hpp"
@@ -359,6 +360,17 @@ ChatTokenCount CountMessageTokens(const Encoding& enc, const Message& message,
   ChatTokenCount out;
   out.prompt_tokens = MessageTokens(enc, message, RulesFor(options.model, enc), options, &out);
   return out;
+}
+
+std::string MessageCountingRules(const Encoding& enc, const ChatTokenOptions& options) {
+  // Everything MessageTokens reads besides the message: the encoding (by name), the
+  // model's rules (not its name, so model snapshots with one rule set share a key) and the
+  // image size assumed for remote URLs. func_init only counts tools, never a message.
+  const Rules r = RulesFor(options.model, enc);
+  // The multiplier in thousandths: formatting a double costs more than the rest together.
+  return absl::StrCat(enc.name(), "|", r.per_message, ",", r.per_name, ",", r.image_base, ",",
+                      r.image_tile, ",", std::llround(r.patch_multiplier * 1000), ",",
+                      options.assumed_image_width, "x", options.assumed_image_height);
 }
 
 absl::StatusOr<ChatTokenCount> CountChatTokens(const ChatRequest& request,

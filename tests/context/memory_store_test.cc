@@ -1,3 +1,4 @@
+#include <atomic>
 #include <optional>
 #include <set>
 #include <string>
@@ -112,15 +113,15 @@ TEST_F(MemoryContextStoreTest, AppendWithVersionZeroCreatesTheSession) {
   ASSERT_TRUE(got.ok() && got->has_value());
   const StoredContext& stored = **got;
   EXPECT_EQ(stored.version, *v);
-  EXPECT_EQ(stored.record.session_id, "s-1");
-  EXPECT_EQ(stored.record.owner, "team-a");
-  EXPECT_EQ(stored.record.schema_version, kContextSchemaVersion);
-  ASSERT_EQ(stored.record.history.size(), 1u);
-  EXPECT_EQ(stored.record.history[0].message, MakeMessage(Role::kUser, "hi"));
-  EXPECT_EQ(stored.record.turn_count, 1);
-  EXPECT_EQ(stored.record.created, t);
-  EXPECT_EQ(stored.record.updated, t);
-  EXPECT_EQ(stored.record.metadata.at("language"), "de");
+  EXPECT_EQ(stored.record->session_id, "s-1");
+  EXPECT_EQ(stored.record->owner, "team-a");
+  EXPECT_EQ(stored.record->schema_version, kContextSchemaVersion);
+  ASSERT_EQ(stored.record->history.size(), 1u);
+  EXPECT_EQ(stored.record->history[0].message, MakeMessage(Role::kUser, "hi"));
+  EXPECT_EQ(stored.record->turn_count, 1);
+  EXPECT_EQ(stored.record->created, t);
+  EXPECT_EQ(stored.record->updated, t);
+  EXPECT_EQ(stored.record->metadata.at("language"), "de");
 }
 
 TEST_F(MemoryContextStoreTest, WriteWithAStaleVersionFailsAndChangesNothing) {
@@ -144,10 +145,10 @@ TEST_F(MemoryContextStoreTest, WriteWithAStaleVersionFailsAndChangesNothing) {
 
   StoredContext stored = **Get("s-1");
   EXPECT_EQ(stored.version, *v2);
-  ASSERT_EQ(stored.record.history.size(), 2u);
-  EXPECT_EQ(stored.record.history[1].message, MakeMessage(Role::kUser, "two"));
-  EXPECT_EQ(stored.record.owner, "team-a");  // later appends' owner is ignored
-  EXPECT_EQ(stored.record.turn_count, 2);
+  ASSERT_EQ(stored.record->history.size(), 2u);
+  EXPECT_EQ(stored.record->history[1].message, MakeMessage(Role::kUser, "two"));
+  EXPECT_EQ(stored.record->owner, "team-a");  // later appends' owner is ignored
+  EXPECT_EQ(stored.record->turn_count, 2);
 }
 
 TEST_F(MemoryContextStoreTest, AppendAddsToolCallsResultsChoicesAndMergesMetadata) {
@@ -167,7 +168,7 @@ TEST_F(MemoryContextStoreTest, AppendAddsToolCallsResultsChoicesAndMergesMetadat
   second.now = absl::FromUnixSeconds(1700000999);
   ASSERT_TRUE(Append("s-1", v1, std::move(second)).ok());
 
-  const ContextRecord r = (*Get("s-1"))->record;
+  const ContextRecord r = *(*Get("s-1"))->record;
   ASSERT_EQ(r.tool_calls.size(), 1u);
   EXPECT_EQ(r.tool_calls[0].result, "18C");
   EXPECT_EQ(r.metadata, (std::map<std::string, std::string>{{"language", "de"},
@@ -195,8 +196,8 @@ TEST_F(MemoryContextStoreTest, ToolResultIndexOutOfRangeIsInvalidAndWritesNothin
   EXPECT_THAT(std::string(v.status().message()), HasSubstr("tool_results[1]"));
   const StoredContext stored = **Get("s-1");
   EXPECT_EQ(stored.version, v1);
-  EXPECT_EQ(stored.record.history.size(), 1u);
-  EXPECT_FALSE(stored.record.tool_calls[0].result.has_value());
+  EXPECT_EQ(stored.record->history.size(), 1u);
+  EXPECT_FALSE(stored.record->tool_calls[0].result.has_value());
 
   ContextAppend on_new;
   on_new.owner = "team-a";
@@ -243,7 +244,7 @@ TEST_F(MemoryContextStoreTest, ReplaceChecksExistenceVersionAndId) {
   absl::StatusOr<uint64_t> v2 = Replace("s-1", v1, r);
   ASSERT_TRUE(v2.ok()) << v2.status();
   EXPECT_GT(*v2, v1);
-  EXPECT_EQ((*Get("s-1"))->record, r);
+  EXPECT_EQ(*(*Get("s-1"))->record, r);
 }
 
 TEST_F(MemoryContextStoreTest, DeleteErasesAndVersionsAreNeverReused) {
@@ -288,7 +289,7 @@ TEST_F(MemoryContextStoreTest, EvictsLeastRecentlyUsedSessionsBeyondTheByteBound
   // Four records of equal size (same id length, same content).
   Make({});
   ASSERT_TRUE(Append("s-1", 0, Turn("team-a", "hello there")).ok());
-  const size_t size = SerializeContextRecord((*Get("s-1"))->record).size();
+  const size_t size = SerializeContextRecord(*(*Get("s-1"))->record).size();
 
   Make({.max_bytes = 3 * size + size / 2, .shards = 1});
   for (const char* id : {"s-1", "s-2", "s-3"}) {
@@ -329,8 +330,8 @@ TEST_F(MemoryContextStoreTest, ByteAccountingMatchesTheSerializedSizeAcrossAppen
   };
   Make({});
   ASSERT_TRUE(build().ok());
-  const size_t a = SerializeContextRecord((*Get("a-1"))->record).size();
-  const size_t b = SerializeContextRecord((*Get("b-1"))->record).size();
+  const size_t a = SerializeContextRecord(*(*Get("a-1"))->record).size();
+  const size_t b = SerializeContextRecord(*(*Get("b-1"))->record).size();
 
   Make({.max_bytes = a + b, .shards = 1});
   ASSERT_TRUE(build().ok());
@@ -351,7 +352,7 @@ TEST_F(MemoryContextStoreTest, RecordOverTheBoundIsRefusedAndNothingWritten) {
   EXPECT_THAT(std::string(v.status().message()), HasSubstr("session s-1"));
   const StoredContext stored = **Get("s-1");
   EXPECT_EQ(stored.version, v1);
-  EXPECT_EQ(stored.record.history.size(), 1u);
+  EXPECT_EQ(stored.record->history.size(), 1u);
   EXPECT_EQ(Append("s-2", 0, Turn("team-a", std::string(500, 'x'))).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(Get("s-2")->has_value());
@@ -423,7 +424,7 @@ TEST_F(MemoryContextStoreTest, ListsAnOwnersSessionsInPagesBySessionId) {
 TEST_F(MemoryContextStoreTest, ReplaceWithAnotherOwnerMovesTheSessionInTheIndex) {
   Make({});
   const uint64_t v = *Append("s-1", 0, Turn("team-a", "x"));
-  ContextRecord r = (*Get("s-1"))->record;
+  ContextRecord r = *(*Get("s-1"))->record;
   r.owner = "team-b";
   ASSERT_TRUE(Replace("s-1", v, r).ok());
   EXPECT_TRUE(List("team-a", "", 10)->sessions.empty());
@@ -432,6 +433,108 @@ TEST_F(MemoryContextStoreTest, ReplaceWithAnotherOwnerMovesTheSessionInTheIndex)
 
 // N writers append to one session with compare-and-set retry loops: every append lands
 // exactly once, and each writer's appends keep their order. (Run under TSan too.)
+// Get shares the stored record instead of copying it; a record someone holds never changes.
+TEST_F(MemoryContextStoreTest, AHeldRecordStaysAsItWasReadWhileTheSessionMovesOn) {
+  Make({});
+  ASSERT_TRUE(Append("s-1", 0, Turn("team-a", "one")).ok());
+  StoredContext first = **Get("s-1");
+  StoredContext again = **Get("s-1");
+  EXPECT_EQ(first.record.get(), again.record.get());  // one record, two readers
+  ASSERT_NE(first.token_counts, nullptr);
+  EXPECT_EQ(first.token_counts, again.token_counts);
+
+  ASSERT_TRUE(Append("s-1", first.version, Turn("team-a", "two", 2)).ok());
+  ASSERT_EQ(first.record->history.size(), 1u);  // the readers' record is unchanged
+  EXPECT_EQ(first.record->turn_count, 1);
+  StoredContext now = **Get("s-1");
+  ASSERT_EQ(now.record->history.size(), 2u);
+  EXPECT_EQ(now.record->history[1].message, MakeMessage(Role::kUser, "two"));
+  // The history only grew: the counts of its entries travel with it.
+  EXPECT_EQ(now.token_counts, first.token_counts);
+
+  // Replace may change any entry: the session starts new counts.
+  ContextRecord r = *now.record;
+  r.history.erase(r.history.begin());
+  ASSERT_TRUE(Replace("s-1", now.version, r).ok());
+  StoredContext replaced = **Get("s-1");
+  EXPECT_EQ(*replaced.record, [&] {
+    ContextRecord want = r;
+    want.schema_version = kContextSchemaVersion;
+    return want;
+  }());
+  EXPECT_NE(replaced.token_counts, first.token_counts);
+  EXPECT_EQ(now.record->history.size(), 2u);
+}
+
+// A record no reader holds any more is extended where it is (no copy of the history).
+TEST_F(MemoryContextStoreTest, AReleasedRecordIsExtendedInPlace) {
+  Make({});
+  ASSERT_TRUE(Append("s-1", 0, Turn("team-a", "one")).ok());
+  const ContextRecord* address = nullptr;
+  uint64_t version = 0;
+  {
+    StoredContext got = **Get("s-1");
+    address = got.record.get();
+    version = got.version;
+  }
+  ASSERT_TRUE(Append("s-1", version, Turn("team-a", "two", 2)).ok());
+  StoredContext got = **Get("s-1");
+  EXPECT_EQ(got.record.get(), address);
+  EXPECT_EQ(got.record->history.size(), 2u);
+}
+
+// Readers on several threads read the histories they hold while writers append: what a
+// reader holds never changes under it (run under TSan by make test-tsan).
+TEST_F(MemoryContextStoreTest, ReadersOfHeldRecordsRaceNoWriter) {
+  Make({.shards = 2});
+  ASSERT_TRUE(Append("s-1", 0, Turn("team-a", "0")).ok());
+  constexpr int kWriters = 2, kReaders = 3, kAppends = 100;
+  // Every thread starts at once, so reads and writes interleave.
+  std::atomic<int> waiting{kWriters + kReaders};
+  auto start_together = [&waiting] {
+    waiting.fetch_sub(1);
+    while (waiting.load() > 0) std::this_thread::yield();
+  };
+  std::atomic<bool> writing{true};  // readers read until the writers are done
+  std::vector<std::thread> threads, readers;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([this, w, &start_together] {
+      start_together();
+      for (int i = 0; i < kAppends; ++i) {
+        while (true) {
+          const uint64_t version = VersionOf("s-1");
+          std::optional<absl::StatusOr<uint64_t>> out;
+          store_->Append("s-1", version, Turn("team-a", absl::StrCat(w, ":", i)),
+                         [&](auto r) { out = r; });
+          if (out->ok()) break;
+        }
+      }
+    });
+  }
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([this, &start_together, &writing] {
+      start_together();
+      size_t last = 0;
+      for (int i = 0; i < 200 || writing.load(); ++i) {
+        StoredContext got = **Get("s-1");
+        const size_t n = got.record->history.size();
+        EXPECT_GE(n, last);
+        last = n;
+        size_t bytes = 0;
+        for (const HistoryEntry& e : got.record->history) {
+          bytes += std::get<std::string>(*e.message.content).size();
+        }
+        EXPECT_EQ(got.record->history.size(), n);  // unchanged while read
+        EXPECT_GT(bytes, 0u);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  writing.store(false);
+  for (std::thread& th : readers) th.join();
+  EXPECT_EQ((*Get("s-1"))->record->history.size(), size_t{1 + kWriters * kAppends});
+}
+
 TEST_F(MemoryContextStoreTest, ConcurrentAppendsWithRetryLoseNothing) {
   Make({.shards = 4});
   constexpr int kThreads = 8;
@@ -455,7 +558,7 @@ TEST_F(MemoryContextStoreTest, ConcurrentAppendsWithRetryLoseNothing) {
     });
   }
   for (std::thread& th : threads) th.join();
-  const ContextRecord r = (*Get("shared"))->record;
+  const ContextRecord r = *(*Get("shared"))->record;
   ASSERT_EQ(r.history.size(), size_t{kThreads * kAppends});
   EXPECT_EQ(r.turn_count, kThreads * kAppends);
   std::vector<int> next(kThreads, 0);

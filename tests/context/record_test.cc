@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/context/record_internal.h"
 #include "modeenvoy/protocol/chat.h"
 
 namespace modeenvoy {
@@ -395,6 +396,36 @@ TEST(ContextRecordTest, HistoryMessagesAreTheMessagesInOrder) {
   std::vector<Message> messages = HistoryMessages(record);
   ASSERT_EQ(messages.size(), record.history.size());
   for (size_t i = 0; i < messages.size(); ++i) EXPECT_EQ(messages[i], record.history[i].message);
+}
+
+// The record's own time writer gives absl::FormatTime's bytes: around the years it writes
+// itself (1000..9999), at their edges, and at times FormatTime writes for it.
+TEST(Rfc3339Test, WritesWhatFormatTimeWrites) {
+  auto want = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E9SZ", t, absl::UTCTimeZone());
+  };
+  std::vector<absl::Time> times = {absl::UnixEpoch(),
+                                   absl::FromUnixSeconds(1700000000),
+                                   absl::FromUnixNanos(1700000000123456789),
+                                   absl::FromUnixSeconds(-1),
+                                   absl::FromUnixNanos(-1),
+                                   absl::FromUnixSeconds(951782400),  // 2000-02-29
+                                   absl::FromUnixSeconds(-30610224000),     // 1000-01-01
+                                   absl::FromUnixSeconds(-30610224000) - absl::Nanoseconds(1),
+                                   absl::FromUnixSeconds(253402300800),     // 10000-01-01
+                                   absl::FromUnixSeconds(253402300800) - absl::Nanoseconds(1),
+                                   absl::InfiniteFuture(),
+                                   absl::InfinitePast()};
+  uint64_t state = 11;  // a fixed linear congruential sequence
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int64_t s = -31000000000 + static_cast<int64_t>((state >> 20) % 285000000000ULL);
+    times.push_back(absl::FromUnixSeconds(s) +
+                    absl::Nanoseconds(static_cast<int64_t>(state % 1000000000)));
+  }
+  for (absl::Time t : times) {
+    ASSERT_EQ(context_internal::Rfc3339(t), want(t)) << absl::ToUnixNanos(t);
+  }
 }
 
 }  // namespace

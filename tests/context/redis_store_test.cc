@@ -280,8 +280,8 @@ TEST_F(RedisStoreTest, BracesAndPercentInIdsStayInsideOneHashTag) {
     ASSERT_TRUE(Append(*store, id, 0, Turn(id)).ok()) << id;
     auto got = Get(*store, id);
     ASSERT_TRUE(got.ok() && got->has_value()) << id;
-    EXPECT_EQ((*got)->record.session_id, id);
-    EXPECT_EQ(std::get<std::string>(*(*got)->record.history[0].message.content), id);
+    EXPECT_EQ((*got)->record->session_id, id);
+    EXPECT_EQ(std::get<std::string>(*(*got)->record->history[0].message.content), id);
   }
   // Every key of one session hashes to one slot.
   std::vector<std::string> keys = Keys("t:{*");
@@ -311,7 +311,7 @@ TEST_F(RedisStoreTest, KeyPrefixesIsolateTenants) {
   ASSERT_TRUE(Append(*b, "s-1", 0, Turn("from b")).ok());  // its own s-1, version 0
   auto got = Get(*a, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value());
-  EXPECT_EQ(std::get<std::string>(*(*got)->record.history[0].message.content), "from a");
+  EXPECT_EQ(std::get<std::string>(*(*got)->record->history[0].message.content), "from a");
   for (const std::string& key : Keys()) {
     EXPECT_TRUE(absl::StartsWith(key, "tenant-a:") || absl::StartsWith(key, "tenant-b:"))
         << key;
@@ -371,7 +371,7 @@ TEST_F(RedisStoreTest, ScriptsAreSentAgainAfterTheServerForgotThem) {
   EXPECT_EQ(*v, 2u);
   auto got = Get(*store, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
-  EXPECT_EQ((*got)->record.history.size(), 2u);
+  EXPECT_EQ((*got)->record->history.size(), 2u);
 }
 
 TEST_F(RedisStoreTest, AFailingScriptChangesNothing) {
@@ -495,7 +495,7 @@ TEST_F(RedisStoreTest, TwoStoresRacingOnOneSessionLoseNoTurn) {
   for (const Writer& w : writers) ASSERT_TRUE(w.failure.ok()) << w.failure;
   auto got = Get(*first, "shared");
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
-  const auto& history = (*got)->record.history;
+  const auto& history = (*got)->record->history;
   ASSERT_EQ(history.size(), writers.size() * kTurns);
   std::vector<int> seen(writers.size(), 0);
   for (const HistoryEntry& e : history) {
@@ -547,7 +547,7 @@ TEST_F(RedisStoreTest, SurvivesAServerKilledAndRestartedOnTheSamePort) {
   EXPECT_EQ(*v, 1u);
   auto got = Get(*store, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
-  EXPECT_EQ(std::get<std::string>(*(*got)->record.history[0].message.content), "after");
+  EXPECT_EQ(std::get<std::string>(*(*got)->record->history[0].message.content), "after");
 }
 
 TEST_F(RedisStoreTest, ConnectionRefusedIsUnavailableAtOnce) {
@@ -600,7 +600,7 @@ TEST_F(RedisStoreTest, ACancelledOperationNeverCallsBackAndLaterRepliesStayInOrd
   auto got = Get(*store, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
   EXPECT_EQ((*got)->version, 2u);
-  EXPECT_EQ((*got)->record.history.size(), 2u);
+  EXPECT_EQ((*got)->record->history.size(), 2u);
   loop_->RunUntil([] { return false; }, absl::Milliseconds(20));
   EXPECT_FALSE(cancelled_ran);
   EXPECT_FALSE(dropped_ran);
@@ -667,7 +667,7 @@ TEST_F(RedisClusterStoreTest, SessionsSpreadOverTheNodesAndReadBack) {
     std::string id = absl::StrCat("s-", i);
     auto got = Get(*store, id);
     ASSERT_TRUE(got.ok() && got->has_value()) << id << ": " << got.status();
-    EXPECT_EQ(std::get<std::string>(*(*got)->record.history[0].message.content), id);
+    EXPECT_EQ(std::get<std::string>(*(*got)->record->history[0].message.content), id);
   }
   for (auto& node : cluster_->nodes()) {
     auto size = node->Call({"DBSIZE"});
@@ -724,7 +724,7 @@ TEST_F(RedisClusterStoreTest, FollowsAskDuringAndMovedAfterASlotMigration) {
   EXPECT_EQ(target->Call({"EXISTS", "c:{s-migrating}:meta"})->integer, 1);
   auto got = Get(*store, id);
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
-  EXPECT_EQ((*got)->record.history.size(), 1u);
+  EXPECT_EQ((*got)->record->history.size(), 1u);
   // The source node sent both redirections (Redis 7 counts error replies by prefix).
   auto errors = (*source)->Call({"INFO", "errorstats"});
   ASSERT_TRUE(errors.ok());

@@ -81,7 +81,7 @@ TEST_P(StoreConformanceTest, AppendWithVersionZeroCreatesTheSession) {
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_TRUE(got->has_value());
   EXPECT_EQ((*got)->version, 1u);
-  EXPECT_EQ((*got)->record, FirstTurnRecord("s-1"));
+  EXPECT_EQ(*(*got)->record, FirstTurnRecord("s-1"));
 }
 
 TEST_P(StoreConformanceTest, AppendExtendsHistoryStoresToolResultsAndMergesMetadata) {
@@ -106,7 +106,7 @@ TEST_P(StoreConformanceTest, AppendExtendsHistoryStoresToolResultsAndMergesMetad
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_TRUE(got->has_value());
   EXPECT_EQ((*got)->version, 2u);
-  EXPECT_EQ((*got)->record, want);
+  EXPECT_EQ(*(*got)->record, want);
 }
 
 TEST_P(StoreConformanceTest, AStaleVersionIsAbortedAndWritesNothing) {
@@ -121,7 +121,7 @@ TEST_P(StoreConformanceTest, AStaleVersionIsAbortedAndWritesNothing) {
   auto got = Get(*store_, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, 1u);
-  EXPECT_EQ((*got)->record, FirstTurnRecord("s-1"));
+  EXPECT_EQ(*(*got)->record, FirstTurnRecord("s-1"));
 }
 
 TEST_P(StoreConformanceTest, AppendingToAMissingSessionWithAVersionIsAborted) {
@@ -143,7 +143,7 @@ TEST_P(StoreConformanceTest, AToolResultIndexOutOfRangeIsInvalidAndWritesNothing
   auto got = Get(*store_, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, 1u);
-  EXPECT_EQ((*got)->record, FirstTurnRecord("s-1"));
+  EXPECT_EQ(*(*got)->record, FirstTurnRecord("s-1"));
 }
 
 // "Results for invocations already stored": not for one this same append adds.
@@ -176,7 +176,7 @@ TEST_P(StoreConformanceTest, ReplaceRewritesTheWholeRecord) {
   auto got = Get(*store_, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, 2u);
-  EXPECT_EQ((*got)->record, folded);
+  EXPECT_EQ(*(*got)->record, folded);
 
   EXPECT_EQ(Replace(*store_, "s-1", 1, folded).status().code(), absl::StatusCode::kAborted);
   // A record naming another session is a caller's mistake.
@@ -318,7 +318,7 @@ TEST_P(StoreConformanceTest, ARecordOverTheByteBoundIsRefusedAndWritesNothing) {
   got = Get(*small, "s-1");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, 1u);
-  EXPECT_EQ((*got)->record, FirstTurnRecord("s-1"));
+  EXPECT_EQ(*(*got)->record, FirstTurnRecord("s-1"));
 }
 
 // Writers that read, append at the version read, and start over on kAborted: whatever the
@@ -375,8 +375,8 @@ TEST_P(StoreConformanceTest, ConcurrentAppendsWithCasRetryLoseNothing) {
   auto got = Get(*store_, "s-race");
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
   EXPECT_EQ((*got)->version, static_cast<uint64_t>(kWriters * kTurns));
-  EXPECT_EQ((*got)->record.turn_count, kWriters * kTurns);
-  const std::vector<HistoryEntry>& history = (*got)->record.history;
+  EXPECT_EQ((*got)->record->turn_count, kWriters * kTurns);
+  const std::vector<HistoryEntry>& history = (*got)->record->history;
   ASSERT_EQ(history.size(), static_cast<size_t>(kWriters * kTurns));
   std::vector<int> seen(kWriters, 0);
   for (const HistoryEntry& e : history) {

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -54,11 +55,32 @@ int64_t ResultCost(const std::string& id, std::string_view text) {
   return 3 + 4 + static_cast<int64_t>(id.size() + text.size());
 }
 
+// Both answers of FitContext, with counts kept beside the history and without, agree.
+void ExpectSameWindow(const absl::StatusOr<WindowResult>& want,
+                      const absl::StatusOr<WindowResult>& got, const std::string& where) {
+  ASSERT_EQ(want.status(), got.status()) << where;
+  if (!want.ok()) return;
+  EXPECT_EQ(want->dropped, got->dropped) << where;
+  EXPECT_EQ(want->tokens, got->tokens) << where;
+  EXPECT_EQ(want->messages, got->messages) << where;
+}
+
 class FitContextTest : public ::testing::Test {
  protected:
+  // The window as counted afresh, checked against the same window found through
+  // HistoryTokenCounts (the fast path a stored session takes).
   absl::StatusOr<WindowResult> Fit(const std::vector<HistoryEntry>& history,
                                    const std::vector<Message>& fresh, int64_t budget) {
-    return FitContext(history, fresh, *enc_, {.budget_tokens = budget}, &cache_);
+    absl::StatusOr<WindowResult> plain =
+        FitContext(history, fresh, *enc_, {.budget_tokens = budget}, &cache_);
+    HistoryTokenCounts counts;
+    for (int round = 0; round < 2; ++round) {  // counting the entries, then reusing the counts
+      ExpectSameWindow(plain,
+                       FitContext(history, fresh, *enc_,
+                                  {.budget_tokens = budget, .history_counts = &counts}, &cache_),
+                       absl::StrCat("with history counts, round ", round));
+    }
+    return plain;
   }
   std::unique_ptr<Encoding> enc_ = ByteEncoding();
   MessageTokenCache cache_{{}};
@@ -234,15 +256,244 @@ TEST_F(FitContextTest, SecondRequestOfALongSessionCountsOnlyTheNewMessage) {
     h.push_back(Entry(Role::kUser, absl::StrCat("question ", t), t));
     h.push_back(Entry(Role::kAssistant, absl::StrCat("answer ", t), t));
   }
-  ASSERT_TRUE(Fit(h, {MakeMessage(Role::kUser, "question 201")}, 1 << 20).ok());
+  const WindowOptions options = {.budget_tokens = 1 << 20};
+  ASSERT_TRUE(FitContext(h, {MakeMessage(Role::kUser, "question 201")}, *enc_, options, &cache_)
+                  .ok());
   EXPECT_EQ(cache_.misses(), 401u);
   EXPECT_EQ(cache_.hits(), 0u);
   h.push_back(Entry(Role::kUser, "question 201", 201));
-  absl::StatusOr<WindowResult> w = Fit(h, {MakeMessage(Role::kUser, "question 202")}, 1 << 20);
+  absl::StatusOr<WindowResult> w =
+      FitContext(h, {MakeMessage(Role::kUser, "question 202")}, *enc_, options, &cache_);
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(cache_.misses(), 402u);
   EXPECT_EQ(cache_.hits(), 401u);
   EXPECT_EQ(cache_.size(), 402u);
+}
+
+// With the counts kept beside a stored history, a long session's next request counts (and
+// hashes) only the entries appended since, and the kept counts are the fresh counts.
+TEST_F(FitContextTest, KeptCountsMakeTheNextRequestCostItsNewEntriesOnly) {
+  std::vector<HistoryEntry> h;
+  for (int t = 1; t <= 200; ++t) {
+    h.push_back(Entry(Role::kUser, absl::StrCat("question ", t), t));
+    h.push_back(Entry(Role::kAssistant, absl::StrCat("answer ", t), t));
+  }
+  HistoryTokenCounts counts;
+  const WindowOptions options = {.budget_tokens = 1 << 20, .history_counts = &counts};
+  ASSERT_TRUE(FitContext(h, {MakeMessage(Role::kUser, "question 201")}, *enc_, options, &cache_)
+                  .ok());
+  EXPECT_EQ(cache_.misses(), 401u);
+  // The turn is stored: the new question (counted as a new message: a hit) and the answer.
+  h.push_back(Entry(Role::kUser, "question 201", 201));
+  h.push_back(Entry(Role::kAssistant, "answer 201", 201));
+  absl::StatusOr<WindowResult> w =
+      FitContext(h, {MakeMessage(Role::kUser, "question 202")}, *enc_, options, &cache_);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(cache_.misses(), 403u);  // "answer 201" and "question 202"
+  EXPECT_EQ(cache_.hits(), 1u);      // "question 201": no lookup for the 400 older entries
+
+  const std::vector<int64_t> kept = counts.Counts(MessageCountingRules(*enc_));
+  ASSERT_EQ(kept.size(), h.size());
+  for (size_t i = 0; i < h.size(); ++i) {
+    const std::string& text = std::get<std::string>(*h[i].message.content);
+    EXPECT_EQ(kept[i], Cost(i % 2 == 0 ? "user" : "assistant", text)) << i;
+  }
+  int64_t all = Cost("user", "question 202");
+  for (int64_t c : kept) all += c;
+  EXPECT_EQ(w->tokens, all);
+  EXPECT_TRUE(counts.Counts("other rules").empty());
+}
+
+// The model is part of the count's key: gpt-3.5-turbo-0301 spends 4 tokens per message and
+// one less for a name; gpt-4o-2024-08-06 counts as gpt-4o (one cache entry for both).
+TEST_F(FitContextTest, TheModelsRulesArePartOfTheKey) {
+  Message named = MakeMessage(Role::kUser, "hello");
+  named.name = "ana";
+  // 3 + "user" + "hello" + "ana" + 1 by default; 4 + ... - 1 on gpt-3.5-turbo-0301.
+  EXPECT_EQ(cache_.Count(*enc_, named, {.model = "gpt-4o"}), 3 + 4 + 5 + 3 + 1);
+  EXPECT_EQ(cache_.Count(*enc_, named, {.model = "gpt-3.5-turbo-0301"}), 4 + 4 + 5 + 3 - 1);
+  EXPECT_EQ(cache_.misses(), 2u);
+  EXPECT_EQ(cache_.Count(*enc_, named, {.model = "gpt-4o-2024-08-06"}), 3 + 4 + 5 + 3 + 1);
+  EXPECT_EQ(cache_.hits(), 1u);
+
+  const std::vector<HistoryEntry> h = {Entry(Role::kUser, "one", 1),
+                                       Entry(Role::kAssistant, "uno", 1)};
+  const std::vector<Message> fresh = {MakeMessage(Role::kUser, "two")};
+  HistoryTokenCounts counts;
+  const int64_t old_rules = 4 * 3 + 4 + 3 + 9 + 3 + 4 + 3;
+  absl::StatusOr<WindowResult> w =
+      FitContext(h, fresh, *enc_,
+                 {.budget_tokens = 1000, .counting = {.model = "gpt-3.5-turbo-0301"},
+                  .history_counts = &counts},
+                 &cache_);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->tokens, old_rules);
+  w = FitContext(h, fresh, *enc_,
+                 {.budget_tokens = 1000, .counting = {.model = "gpt-4o"},
+                  .history_counts = &counts},
+                 &cache_);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->tokens, old_rules - 3);  // one token less per message
+}
+
+TEST_F(FitContextTest, WithoutCopiesTheWindowIsTheHistoryLessTheDropped) {
+  const std::vector<HistoryEntry> h = {Entry(Role::kUser, "one", 1),
+                                       Entry(Role::kAssistant, "uno", 1),
+                                       Entry(Role::kUser, "two", 2)};
+  const std::vector<Message> fresh = {MakeMessage(Role::kUser, "three")};
+  HistoryTokenCounts counts;
+  absl::StatusOr<WindowResult> w = FitContext(
+      h, fresh, *enc_,
+      {.budget_tokens = Cost("user", "two") + Cost("user", "three"), .history_counts = &counts,
+       .copy_messages = false},
+      &cache_);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(w->messages.empty());
+  EXPECT_EQ(w->dropped, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(w->tokens, Cost("user", "two") + Cost("user", "three"));
+}
+
+// A pinned tool result appended after its call makes the call (and the call's other
+// results) kept: the kept counts' classification is redone, and the window is as counted
+// afresh.
+TEST_F(FitContextTest, APinnedResultAppendedLaterKeepsItsCall) {
+  std::vector<HistoryEntry> h = {
+      Entry(Role::kUser, "weather?", 1),
+      {.message = AssistantCalls({"c1", "c2"}), .turn = 1, .pinned = false, .summary = false},
+      Entry(Role::kUser, "filler", 2), Entry(Role::kAssistant, "ok", 2)};
+  const std::vector<Message> fresh = {MakeMessage(Role::kUser, "again")};
+  HistoryTokenCounts counts;
+  const int64_t budget = CallsCost(2) + ResultCost("c1", "18C") + ResultCost("c2", "sunny") +
+                         Cost("user", "again");
+  auto fit = [&] {
+    return FitContext(h, fresh, *enc_, {.budget_tokens = budget, .history_counts = &counts},
+                      &cache_);
+  };
+  ASSERT_TRUE(fit().ok());
+  h.push_back({.message = ToolResult("c1", "18C"), .turn = 3, .pinned = true, .summary = false});
+  h.push_back({.message = ToolResult("c2", "sunny"), .turn = 3, .pinned = false, .summary = false});
+  absl::StatusOr<WindowResult> w = fit();
+  ASSERT_TRUE(w.ok()) << w.status();
+  // Kept: the call and both results; everything else goes.
+  EXPECT_EQ(w->dropped, (std::vector<size_t>{0, 2, 3}));
+  EXPECT_EQ(w->tokens, budget);
+  ExpectSameWindow(FitContext(h, fresh, *enc_, {.budget_tokens = budget}, nullptr), w, "fresh");
+}
+
+// Random conversations (tool calls answered in the same or a later turn, parallel calls,
+// pinned, system and summary entries, new messages answering calls), grown turn by turn with
+// one HistoryTokenCounts: every window equals the one counted afresh, including windows of
+// an older, shorter version of the history whose counts a newer one extended.
+TEST_F(FitContextTest, KeptCountsGiveTheSameWindowsAsFreshCountsOnRandomSessions) {
+  uint64_t state = 7;  // a fixed linear congruential sequence
+  auto next = [&](uint64_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % n;
+  };
+  int windows = 0, dropping = 0, errors = 0;
+  for (int session = 0; session < 60; ++session) {
+    std::vector<HistoryEntry> h;
+    if (next(4) == 0) {
+      h.push_back({.message = MakeMessage(Role::kSystem, "earlier: greetings"), .turn = 0,
+                   .pinned = false, .summary = true});
+    }
+    HistoryTokenCounts counts;
+    std::vector<std::string> open_calls;  // called, not yet answered
+    int call_id = 0;
+    for (int turn = 1; turn <= 25; ++turn) {
+      std::vector<Message> fresh;
+      if (!open_calls.empty() && next(3) != 0) {
+        for (const std::string& id : open_calls) fresh.push_back(ToolResult(id, "r" + id));
+      } else {
+        fresh.push_back(MakeMessage(Role::kUser, std::string(1 + next(30), 'q')));
+      }
+      if (next(10) == 0 && call_id > 0) {  // an answer to an older call
+        fresh.push_back(ToolResult(absl::StrCat("c", next(call_id)), "late"));
+      }
+      int64_t all = 0;
+      for (const HistoryEntry& e : h) all += CountMessageTokens(*enc_, e.message).prompt_tokens;
+      for (const Message& m : fresh) all += CountMessageTokens(*enc_, m).prompt_tokens;
+      const int64_t budget = static_cast<int64_t>(next(static_cast<uint64_t>(all) + 20));
+      const WindowOptions with = {.budget_tokens = budget, .history_counts = &counts};
+      absl::StatusOr<WindowResult> want =
+          FitContext(h, fresh, *enc_, {.budget_tokens = budget}, nullptr);
+      ExpectSameWindow(want, FitContext(h, fresh, *enc_, with, &cache_),
+                       absl::StrCat("session ", session, " turn ", turn, " budget ", budget));
+      ++windows;
+      if (!want.ok()) ++errors;
+      if (want.ok() && !want->dropped.empty()) ++dropping;
+      if (h.size() > 4 && next(5) == 0) {  // an older version, read after the newer
+        std::vector<HistoryEntry> older(h.begin(), h.end() - 3);
+        ExpectSameWindow(FitContext(older, fresh, *enc_, {.budget_tokens = budget}, nullptr),
+                         FitContext(older, fresh, *enc_, with, &cache_),
+                         absl::StrCat("older version, session ", session, " turn ", turn));
+      }
+
+      // The turn is stored: the new messages, then the reply (text or tool calls).
+      for (Message& m : fresh) {
+        h.push_back({.message = std::move(m), .turn = turn, .pinned = next(12) == 0,
+                     .summary = false});
+      }
+      open_calls.clear();
+      if (next(8) == 0) {
+        h.push_back({.message = MakeMessage(Role::kDeveloper, "be formal"), .turn = turn,
+                     .pinned = false, .summary = false});
+      }
+      if (next(3) == 0) {
+        std::vector<std::string> ids;
+        for (uint64_t k = 0, n = 1 + next(3); k < n; ++k) {
+          ids.push_back(absl::StrCat("c", call_id++));
+        }
+        h.push_back({.message = AssistantCalls(ids), .turn = turn, .pinned = next(15) == 0,
+                     .summary = false});
+        if (next(2) == 0) {  // answered within the same turn, else by the next request
+          for (const std::string& id : ids) {
+            h.push_back({.message = ToolResult(id, "x"), .turn = turn, .pinned = next(10) == 0,
+                         .summary = false});
+          }
+          h.push_back(Entry(Role::kAssistant, "done", turn));
+        } else {
+          open_calls = ids;
+        }
+      } else {
+        h.push_back(Entry(Role::kAssistant, std::string(1 + next(40), 'a'), turn));
+      }
+    }
+  }
+  EXPECT_EQ(windows, 60 * 25);
+  // The sessions exercise every branch: windows that drop turns and windows that fail.
+  EXPECT_GT(dropping, 300);
+  EXPECT_GT(errors, 10);
+}
+
+// Windows of one session's versions on many threads share one HistoryTokenCounts.
+TEST(HistoryTokenCountsTest, ConcurrentWindowsOfOneSessionAgree) {
+  std::unique_ptr<Encoding> enc = ByteEncoding();
+  std::vector<HistoryEntry> h;
+  for (int t = 1; t <= 120; ++t) {
+    h.push_back(Entry(Role::kUser, absl::StrCat("question ", t), t));
+    h.push_back(Entry(Role::kAssistant, absl::StrCat("answer ", t), t));
+  }
+  const std::vector<Message> fresh = {MakeMessage(Role::kUser, "next")};
+  MessageTokenCache cache({});
+  HistoryTokenCounts counts;
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t len = 2 + static_cast<size_t>(t); len <= h.size(); len += 7) {
+        const std::vector<HistoryEntry> version(h.begin(), h.begin() + static_cast<long>(len));
+        const int64_t budget = static_cast<int64_t>(len) * 8;
+        absl::StatusOr<WindowResult> want =
+            FitContext(version, fresh, *enc, {.budget_tokens = budget}, nullptr);
+        absl::StatusOr<WindowResult> got = FitContext(
+            version, fresh, *enc, {.budget_tokens = budget, .history_counts = &counts}, &cache);
+        ExpectSameWindow(want, got, absl::StrCat("thread ", t, " length ", len));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(counts.Counts(MessageCountingRules(*enc)).size(), h.size());  // 2 + 7 * 34 = 240
 }
 
 TEST(MessageTokenCacheTest, TheEncodingIsPartOfTheKey) {

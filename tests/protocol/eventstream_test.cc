@@ -135,6 +135,39 @@ TEST(EventStreamTest, Crc32IsZlibs) {
   EXPECT_EQ(Crc32("6789", Crc32("12345")), 0xCBF43926u);
 }
 
+// The bit-at-a-time definition (reflected polynomial 0xEDB88320), independent of the
+// table-driven code under test.
+uint32_t BitwiseCrc32(std::string_view bytes) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+  }
+  return ~crc;
+}
+
+// Every length from 0 to 70 (whole 8-byte blocks plus every tail), at every alignment, and
+// continued from every split point.
+TEST(EventStreamTest, Crc32MatchesTheBitwiseDefinitionAtEveryLengthAndSplit) {
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 80; ++i) {
+    x = x * 1103515245u + 12345u;
+    data.push_back(static_cast<char>(x >> 24));
+  }
+  for (size_t offset = 0; offset < 8; ++offset) {
+    for (size_t len = 0; len + offset <= 70; ++len) {
+      const std::string_view s = std::string_view(data).substr(offset, len);
+      const uint32_t want = BitwiseCrc32(s);
+      ASSERT_EQ(Crc32(s), want) << "offset " << offset << " length " << len;
+      for (size_t cut = 0; cut <= len; cut += 3) {
+        ASSERT_EQ(Crc32(s.substr(cut), Crc32(s.substr(0, cut))), want)
+            << "offset " << offset << " length " << len << " cut " << cut;
+      }
+    }
+  }
+}
+
 TEST(EventStreamTest, FramingHasAName) {
   EXPECT_EQ(FramingName(Framing::kEventStream), "eventstream");
 }

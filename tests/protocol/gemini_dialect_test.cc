@@ -2,9 +2,7 @@
 // encoding, whole responses, streams (SSE and JSON array) on the recorded fixtures, errors,
 // options and the ingress direction.
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -720,45 +718,6 @@ TEST(GeminiDialectTest, StreamEncoderWritesSseAndJsonArray) {
     ASSERT_TRUE(r.usage.has_value());
     EXPECT_EQ((*r.usage)["total_tokens"], 3);
   }
-}
-
-}  // namespace
-}  // namespace modeenvoy
-
-namespace modeenvoy {
-namespace {
-
-// Timing of the egress hot paths (run by hand: --gtest_also_run_disabled_tests; the budget
-// is for optimized builds, so a Debug build only gives an upper bound).
-TEST(GeminiDialectSpeedTest, DISABLED_EncodeAndStreamDecodeTimings) {
-  std::unique_ptr<Dialect> d = *NewDialect("gemini");
-  std::string text(900, 'a');
-  ChatRequest chat = *ParseChatRequest(
-      std::string(R"({"model":"gemini-2.5-flash","messages":[{"role":"system","content":"Be brief."},)") +
-      R"({"role":"user","content":")" + text + R"("}],"temperature":0.5,"max_tokens":100})");
-  const int n = 20000;
-  WireRequest wire;
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) {
-    wire = WireRequest();
-    (void)d->EncodeRequest(chat, {}, &wire);
-  }
-  auto t1 = std::chrono::steady_clock::now();
-  const std::string frame =
-      R"({"candidates":[{"content":{"parts":[{"text":" strawberry.\n\nHere is the breakdown"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":29,"totalTokenCount":294,"promptTokensDetails":[{"modality":"TEXT","tokenCount":9}],"thoughtsTokenCount":256},"modelVersion":"gemini-3-pro-preview","responseId":"dX6LadKVC7SZ28oPr9yJoQs"})";
-  std::unique_ptr<StreamTranslator> decoder = d->NewStreamDecoder();
-  std::vector<SseEvent> events;
-  auto t2 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) {
-    events.clear();
-    (void)decoder->Translate(StreamFrame{"", frame}, &events);
-  }
-  auto t3 = std::chrono::steady_clock::now();
-  auto us = [&](auto a, auto b) {
-    return std::chrono::duration<double, std::micro>(b - a).count() / n;
-  };
-  std::printf("encode %.2f us per %zu-byte request; decode %.2f us per chunk\n", us(t0, t1),
-              wire.body.size(), us(t2, t3));
 }
 
 }  // namespace

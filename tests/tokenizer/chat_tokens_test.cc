@@ -351,5 +351,32 @@ TEST(CountMessageTokensTest, DefaultRulesAreThreeTokensPerMessage) {
   EXPECT_EQ(CountMessageTokens(*o200k, MakeMessage(Role::kUser, "hello")).prompt_tokens, 5);
 }
 
+// Keys of per-message count caches: equal keys count every message alike, models with
+// different per-message rules (or another encoding, or another assumed image size) differ.
+TEST(MessageCountingRulesTest, EqualKeysCountAlikeAndRulesThatDifferDiffer) {
+  MODEENVOY_LOAD_OR_SKIP(o200k, "o200k_base");
+  MODEENVOY_LOAD_OR_SKIP(cl100k, "cl100k_base");
+  auto key = [&](const Encoding& enc, const char* model) {
+    return MessageCountingRules(enc, {.model = model});
+  };
+  EXPECT_EQ(key(*o200k, "gpt-4o"), key(*o200k, "gpt-4o-2024-08-06"));
+  EXPECT_EQ(key(*o200k, "gpt-4o"), key(*o200k, ""));
+  EXPECT_EQ(key(*o200k, "gpt-4o-mini"), key(*o200k, "openai/gpt-4o-mini-2024-07-18"));
+  EXPECT_NE(key(*o200k, "gpt-4o"), key(*o200k, "gpt-4o-mini"));          // image pricing
+  EXPECT_NE(key(*cl100k, "gpt-4"), key(*cl100k, "gpt-3.5-turbo-0301"));  // 4 per message
+  EXPECT_NE(key(*o200k, "gpt-4o"), key(*cl100k, "gpt-4o"));              // the encoding
+  ChatTokenOptions wide;
+  wide.assumed_image_width = 4096;
+  EXPECT_NE(MessageCountingRules(*o200k, wide), MessageCountingRules(*o200k));
+
+  // gpt-3.5-turbo-0301: 4 per message and -1 for a name, so the keys must differ.
+  Message named = MakeMessage(Role::kUser, "hello");
+  named.name = "ana";
+  EXPECT_NE(CountMessageTokens(*cl100k, named, {.model = "gpt-3.5-turbo-0301"}).prompt_tokens,
+            CountMessageTokens(*cl100k, named, {.model = "gpt-4"}).prompt_tokens);
+  EXPECT_EQ(CountMessageTokens(*o200k, named, {.model = "gpt-4o"}).prompt_tokens,
+            CountMessageTokens(*o200k, named, {.model = "gpt-4o-2024-08-06"}).prompt_tokens);
+}
+
 }  // namespace
 }  // namespace modeenvoy

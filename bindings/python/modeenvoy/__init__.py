@@ -26,8 +26,15 @@ from .tokenizer import (  # noqa: E402
     list_encoding_names,
     load_encoding,
 )
+from .context import (  # noqa: E402
+    ContextConflictError,
+    ContextStore,
+    ContextValueError,
+    fit_context,
+)
 
 __version__ = "0.1.0"
 __all__ = ["Error", "Encoding", "StreamTranslator", "dialect_names", "translate_request",
            "translate_response", "encoding_for_model", "encoding_name_for_model", "get_encoding",
-           "list_encoding_names", "load_encoding", *_protocol_all]
+           "list_encoding_names", "load_encoding", *_protocol_all,
+           "ContextConflictError", "ContextStore", "ContextValueError", "fit_context"]

@@ -9,6 +9,7 @@
 //       std::optional<modeenvoy::StoredContext>> got) {
 //     if (!got.ok()) return Fail(got.status());        // store unreachable, unreadable record
 //     uint64_t version = got->has_value() ? (*got)->version : 0;   // 0: no such session
+//     // (*got)->record->history: the shared, immutable record (no copy per Get)
 //     modeenvoy::ContextAppend turn;
 //     turn.owner = "team-a";
 //     turn.entries.push_back({.message = user_message, .turn = 1});
@@ -51,10 +52,26 @@ namespace modeenvoy {
 // Longest accepted session id and owner, in bytes.
 inline constexpr size_t kMaxSessionIdBytes = 256;
 
+class HistoryTokenCounts;  // window.h
+
 // A record as stored, with the version a later write must name.
+// Contract change (ctx-core2): `record` is a shared, immutable record (it was a ContextRecord
+// copied on every Get, which cost more than the rest of a request): read it as
+// `got->record->history`; copy it (`ContextRecord r = *got->record;`) to edit it for Replace.
+// A store builds one with std::make_shared<const ContextRecord>(...).
 struct StoredContext {
-  ContextRecord record;
+  // Never null in a store's answer. Stays valid and unchanged for as long as it is held,
+  // whatever later writes, evictions and deletes do. Holding it is cheap, but a memory
+  // store extends a record nobody holds in place and copies one that is still held, so
+  // release it (after taking what you need) before you Append to the same session.
+  std::shared_ptr<const ContextRecord> record;
   uint64_t version = 0;  // >= 1
+  // Token counts of record->history kept with the stored record, so that windowing the
+  // same session again costs its new entries only (pass it as WindowOptions::history_counts
+  // with record->history). Shared by the versions an Append derives from this one; null
+  // when the store keeps none (Redis: the MessageTokenCache then spares the tokenizer, but
+  // every message is hashed per request). Thread-safe.
+  std::shared_ptr<HistoryTokenCounts> token_counts;
 };
 
 // What one turn adds to a session (applied atomically with the version check).
@@ -167,7 +184,11 @@ struct MemoryContextStoreOptions {
   const Clock* clock = nullptr;
 };
 
-// An in-process store. Thread-safe; every callback runs inline (handles are null).
+// An in-process store. Thread-safe; every callback runs inline (handles are null). Get
+// costs O(1) whatever the session's length: it shares the stored record and its
+// HistoryTokenCounts (see StoredContext); an Append costs what it adds when no reader still
+// holds the record, else it copies the record once. max_bytes counts serialized records,
+// not the kept token counts (about 16 bytes per history entry and counting rules used).
 MODEENVOY_EXPORT std::unique_ptr<ContextStore> NewMemoryContextStore(
     const MemoryContextStoreOptions& options);
 

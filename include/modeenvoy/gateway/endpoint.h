@@ -17,8 +17,12 @@
 //               the unified answer is rendered back by the same codec.
 //   local       a Filter built per request by `local` runs after the chain and must answer
 //               with a local reply (a whole body or a stream of events).
+// A model call is one operation: chat (the body is a ChatRequest, RequestContext::chat) or
+// embeddings (an EmbeddingsRequest, RequestContext::embeddings), as the codec says; both go
+// through the same filters, routing, retries and error mapping.
 // Built-in endpoints: POST /v1/chat/completions ("chat_completions", model call, OpenAI
-// Chat Completions) and GET /v1/models ("models", local, OpenAI list format).
+// Chat Completions), POST /v1/embeddings ("embeddings", model call, OpenAI embeddings) and
+// GET /v1/models ("models", local, OpenAI list format).
 #ifndef MODEENVOY_GATEWAY_ENDPOINT_H_
 #define MODEENVOY_GATEWAY_ENDPOINT_H_
 
@@ -37,21 +41,35 @@
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/provider.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 
 namespace modeenvoy {
 
 class FilterFactory;  // filter.h
 struct LocalReply;    // filter.h
 
+// What a model-call endpoint asks a provider for.
+enum class ModelOperation {
+  kChat,        // chat completions: ParseRequest, RequestContext::chat
+  kEmbeddings,  // embeddings: ParseEmbeddingsRequest, RequestContext::embeddings
+};
+
 // The client-facing API dialect of a model-call endpoint.
 // Thread safety: thread-safe (all methods const).
 class MODEENVOY_EXPORT IngressCodec {
  public:
   virtual ~IngressCodec() = default;
+  // Which parse method the engine calls. Default kChat.
+  virtual ModelOperation operation() const { return ModelOperation::kChat; }
   // Parses the client's request into the unified model. Errors: kInvalidArgument with the
   // field path, which reaches the client through ErrorBody().
   virtual absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& request) const = 0;
-  // Renders a unified "chat.completion" body in the client's dialect (in place).
+  // For operation() kEmbeddings: the client's request as a unified embeddings request.
+  // Errors: as ParseRequest; the default is kUnimplemented.
+  virtual absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(
+      const HttpRequest& request) const;
+  // Renders a unified body ("chat.completion", or an OpenAI embeddings "list" for
+  // kEmbeddings) in the client's dialect (in place).
   virtual absl::Status RenderResponse(std::string* body) const = 0;
   // Renders unified stream events ("chat.completion.chunk" data, then "[DONE]") as the
   // client's events. Null when the client's events are the unified ones (OpenAI Chat
@@ -63,6 +81,9 @@ class MODEENVOY_EXPORT IngressCodec {
 
 // OpenAI Chat Completions: the unified model itself (no translation).
 MODEENVOY_EXPORT std::shared_ptr<const IngressCodec> OpenAiChatCodec();
+// OpenAI embeddings (POST /v1/embeddings), operation() kEmbeddings: the unified model
+// itself.
+MODEENVOY_EXPORT std::shared_ptr<const IngressCodec> OpenAiEmbeddingsCodec();
 
 struct EndpointSpec {
   // Name filters and logs see, e.g. "chat_completions". Required.

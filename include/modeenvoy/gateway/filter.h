@@ -66,6 +66,7 @@
 #include "modeenvoy/gateway/routing.h"
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/sse.h"
 
 namespace modeenvoy {
@@ -125,6 +126,9 @@ struct RequestContext {
   // the engine plans attempts from `chat->model` after the request phase and serializes it
   // per attempt, unknown fields included.
   ChatRequest* chat = nullptr;
+  // The parsed request on embeddings endpoints (IngressCodec::operation() kEmbeddings),
+  // where `chat` is null; null otherwise. Filters may modify it as `chat`.
+  EmbeddingsRequest* embeddings = nullptr;
   // The attempt in progress, or the last one made (empty during the request phase). A
   // filter that sets `route.model` and `route.provider` during the request phase replaces
   // the routing policy's plan by one attempt on that model.
@@ -141,6 +145,14 @@ struct RequestContext {
   const ConfigSnapshot* snapshot = nullptr;
   // Time source for the request. Never null while filters run.
   const Clock* clock = nullptr;
+
+  // The model the client asked for: chat->model or embeddings->model; "" on other
+  // endpoints.
+  std::string_view model() const {
+    if (chat != nullptr) return chat->model;
+    if (embeddings != nullptr) return embeddings->model;
+    return {};
+  }
 
   // endpoint->kind, or "" before the endpoint is known.
   std::string_view endpoint_kind() const {

@@ -22,7 +22,7 @@
 //   active.reset();  // aborts the upstream call; the sink is not called again
 //
 // Served endpoints: those of the snapshot's registry (built-ins: POST /v1/chat/completions,
-// streaming or not, and GET /v1/models). Anything else is a 404 with an OpenAI-style error
+// streaming or not, POST /v1/embeddings and GET /v1/models). Anything else is a 404 with an OpenAI-style error
 // body, a known path with another method a 405 with Allow.
 #ifndef MODEENVOY_GATEWAY_GATEWAY_H_
 #define MODEENVOY_GATEWAY_GATEWAY_H_

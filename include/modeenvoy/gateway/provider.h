@@ -35,6 +35,7 @@
 #include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"  // StreamTranslator
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
 
@@ -81,9 +82,23 @@ class MODEENVOY_EXPORT ProviderDialect {
 
   // Maps a non-2xx answer to a status in the unified error model (message, param, code,
   // HTTP status kept). The default reads OpenAI, Anthropic and Gemini error bodies
-  // (StatusFromUpstreamError).
+  // (StatusFromUpstreamError). Used for embeddings calls too.
   virtual absl::Status TranslateError(int http_status, const HttpHeaders& headers,
                                       std::string_view body) const;
+
+  // ---- embeddings (POST /v1/embeddings) ----
+  // Fills `*out` for `request`, whose `model` the engine already set to call.upstream_model
+  // (call.stream is false). The answer is one JSON body; Sign() runs on this request too.
+  // Errors: kInvalidArgument naming the field this provider cannot express; kUnimplemented
+  // (the default) when the provider has no embeddings API.
+  virtual absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request,
+                                              const ProviderCall& call,
+                                              UpstreamRequest* out) const;
+  // The unified response for the 2xx `body` of that call (usage absent when the provider
+  // reports none; the engine counts it then). Errors: kInvalidArgument when the body is
+  // unusable; kUnimplemented (the default).
+  virtual absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
+      const EmbeddingsRequest& request, const ProviderCall& call, std::string_view body) const;
 };
 
 // Builds a dialect for one `providers.<name>` entry. `common` holds the keys the engine

@@ -29,7 +29,7 @@ class MODEENVOY_EXPORT Registry {
  public:
   // With `with_builtins`: filters "api_key_auth", "headers"; provider type "openai";
   // routing policy "weighted"; model keys "context_window", "max_output_tokens",
-  // "pricing"; endpoints POST /v1/chat/completions and GET /v1/models.
+  // "pricing"; endpoints POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
   explicit Registry(bool with_builtins = true);
   ~Registry();
   Registry(const Registry&) = delete;

@@ -35,6 +35,7 @@
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/registry_base.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 
 namespace modeenvoy {
 
@@ -102,7 +103,8 @@ class MODEENVOY_EXPORT AttemptPlan {
 // What a policy sees of a request.
 struct RoutingRequest {
   std::string_view model;                 // the public model name asked for
-  const ChatRequest* chat = nullptr;      // null outside model calls
+  const ChatRequest* chat = nullptr;      // null outside chat calls
+  const EmbeddingsRequest* embeddings = nullptr;  // null outside embeddings calls
   const HttpHeaders* headers = nullptr;   // the client's headers; may be null
   const absl::flat_hash_map<std::string, std::string>* metadata = nullptr;  // may be null
   uint64_t draw = 0;  // a uniform random value for this request

@@ -13,6 +13,9 @@
 //   options.usage_estimator = std::make_shared<TokenizerEstimator>();
 // Without one the engine falls back to WordCountUsageEstimator() (a rough count, marked
 // "word_count").
+// Embeddings whose provider reports no token count (Gemini, Cohere on Bedrock) are counted
+// the same way: CompletionTokens() of each input text (token-id inputs: their number of
+// ids), marked as above in the response's usage and in ResponseOutcome.
 #ifndef MODEENVOY_GATEWAY_USAGE_H_
 #define MODEENVOY_GATEWAY_USAGE_H_
 

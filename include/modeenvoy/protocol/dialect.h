@@ -7,6 +7,9 @@
 //     DecodeResponse   the provider's whole 2xx body -> unified "chat.completion" JSON
 //     NewStreamDecoder the provider's stream frames -> unified "chat.completion.chunk" events
 //     DecodeError      the provider's error body -> a status in the unified error model
+//     EncodeEmbeddingsRequest / DecodeEmbeddingsResponse
+//                      unified embeddings (protocol/embeddings.h) <-> the provider's
+//                      embeddings API; dialects without one refuse (kUnimplemented)
 //   ingress (a client speaking the provider's API, or an emulator of it)
 //     DecodeRequest    the provider's request -> unified ChatRequest
 //     EncodeResponse   unified ChatCompletion -> the provider's whole body
@@ -44,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "modeenvoy/export.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
 
@@ -142,6 +146,28 @@ class MODEENVOY_EXPORT Dialect {
   // A non-2xx answer as a status in the unified error model (StatusFromUpstreamError's
   // conventions: HTTP status kept, message, param, code, type). Never OK.
   virtual absl::Status DecodeError(int http_status, std::string_view body) const;
+
+  // ---- embeddings (egress) ----
+  // Served by "openai", "azure_openai", "gemini", "bedrock" (Titan and Cohere models),
+  // "cohere" and "ollama"; docs/providers.md ("Embeddings") has the mapping.
+
+  // Fills `*out` for `request`; call.model is the provider's model name (empty: request.
+  // model) and call.stream is ignored (embeddings never stream). The response comes back as
+  // one JSON body (Framing::kJson) and its errors through DecodeError. encoding_format is
+  // sent only to providers that can answer base64; for the others the caller encodes
+  // (SerializeEmbeddingsResponse). Errors: kInvalidArgument naming the unified field the
+  // provider cannot express (token-id input, `user`, `dimensions` out of the model's range,
+  // an unknown member; never a silent drop); kUnimplemented "embeddings: not supported by
+  // <name>" (the default) for a dialect without an embeddings API.
+  virtual absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request,
+                                               const DialectCall& call, WireRequest* out) const;
+  // Reads the 2xx `body` of the call EncodeEmbeddingsRequest built for `request` / `call`:
+  // one embedding per input, in input order; `usage` from the provider's token count, absent
+  // when the provider reports none (the caller counts then). Errors: kInvalidArgument with
+  // the provider's field path when the body is unusable (a missing vector, a wrong count);
+  // kUnimplemented as above.
+  virtual absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request, const DialectCall& call) const;
 
   // ---- ingress ----
 

@@ -74,6 +74,14 @@ MODEENVOY_EXPORT ChatTokenCount CountMessageTokens(const Encoding& encoding,
                                                    const Message& message,
                                                    const ChatTokenOptions& options = {});
 
+// The rules CountMessageTokens(encoding, m, options) applies, as an opaque key: two
+// (encoding, options) pairs with equal keys give every message the same count. Model names
+// sharing one rule set share a key (gpt-4o and gpt-4o-2024-08-06 do; gpt-3.5-turbo-0301 and
+// gpt-4o-mini each have their own), so caches of per-message counts (context/window.h) key
+// on it instead of the model name. Thread safety: thread-safe.
+MODEENVOY_EXPORT std::string MessageCountingRules(const Encoding& encoding,
+                                                  const ChatTokenOptions& options = {});
+
 // Picks the encoding from the model (options.model, else request.model) and counts.
 // Errors: kNotFound for a model without a known encoding; loading errors as GetEncoding.
 MODEENVOY_EXPORT absl::StatusOr<ChatTokenCount> CountChatTokens(

@@ -57,6 +57,21 @@ class AwsAuthProvider final : public ProviderDialect {
     return absl::OkStatus();
   }
 
+  absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request, const ProviderCall& call,
+                                      UpstreamRequest* out) const override {
+    MODEENVOY_RETURN_IF_ERROR(inner_->BuildEmbeddingsRequest(request, call, out));
+    if (!auth_.bearer_token.empty()) {
+      RemoveHeader("authorization", &out->headers);
+      out->headers.emplace_back("authorization", absl::StrCat("Bearer ", auth_.bearer_token));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
+      const EmbeddingsRequest& request, const ProviderCall& call,
+      std::string_view body) const override {
+    return inner_->TranslateEmbeddingsResponse(request, call, body);
+  }
+
   // Last step before sending, after every filter's header edit: what is signed is what is
   // sent. A retry signs again with the time of that attempt.
   absl::Status Sign(UpstreamRequest* request) const override {

@@ -40,20 +40,27 @@ class DialectProvider final : public ProviderDialect {
         DialectCall{.stream = call.stream, .model = call.upstream_model,
                     .client_headers = call.client_headers},
         &wire));
-    out->method = std::move(wire.method);
-    out->url.reserve(base_url_.size() + wire.target.size());
-    out->url.assign(base_url_).append(wire.target);
-    if (out->headers.empty()) {
-      out->headers = std::move(wire.headers);
-    } else {
-      for (auto& header : wire.headers) out->headers.push_back(std::move(header));
-    }
-    if (!api_key_name_.empty()) out->headers.emplace_back(api_key_name_, api_key_value_);
-    for (const auto& [name, value] : headers_) {
-      ApplyHeaderMutation({HeaderMutation::Op::kSet, name, value}, &out->headers);
-    }
-    out->body = std::move(wire.body);
+    Complete(std::move(wire), out);
     return absl::OkStatus();
+  }
+
+  absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request, const ProviderCall& call,
+                                      UpstreamRequest* out) const override {
+    WireRequest wire;
+    MODEENVOY_RETURN_IF_ERROR(dialect_->EncodeEmbeddingsRequest(
+        request,
+        DialectCall{.model = call.upstream_model, .client_headers = call.client_headers},
+        &wire));
+    Complete(std::move(wire), out);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
+      const EmbeddingsRequest& request, const ProviderCall& call,
+      std::string_view body) const override {
+    return dialect_->DecodeEmbeddingsResponse(
+        body, request,
+        DialectCall{.model = call.upstream_model, .client_headers = call.client_headers});
   }
 
   Framing ResponseFraming(bool stream) const override { return dialect_->ResponseFraming(stream); }
@@ -72,6 +79,23 @@ class DialectProvider final : public ProviderDialect {
   }
 
  private:
+  // The dialect's request made absolute: base URL, API key, the entry's headers.
+  void Complete(WireRequest wire, UpstreamRequest* out) const {
+    out->method = std::move(wire.method);
+    out->url.reserve(base_url_.size() + wire.target.size());
+    out->url.assign(base_url_).append(wire.target);
+    if (out->headers.empty()) {
+      out->headers = std::move(wire.headers);
+    } else {
+      for (auto& header : wire.headers) out->headers.push_back(std::move(header));
+    }
+    if (!api_key_name_.empty()) out->headers.emplace_back(api_key_name_, api_key_value_);
+    for (const auto& [name, value] : headers_) {
+      ApplyHeaderMutation({HeaderMutation::Op::kSet, name, value}, &out->headers);
+    }
+    out->body = std::move(wire.body);
+  }
+
   const std::unique_ptr<const Dialect> dialect_;
   const std::string base_url_;
   const HttpHeaders headers_;

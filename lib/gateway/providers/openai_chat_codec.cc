@@ -1,10 +1,12 @@
-// lib/gateway/providers/openai_chat_codec.cc: the OpenAI Chat Completions ingress codec
-// (POST /v1/chat/completions). The unified form is this API, so rendering is the identity.
+// lib/gateway/providers/openai_chat_codec.cc: the OpenAI ingress codecs, Chat Completions
+// (POST /v1/chat/completions) and embeddings (POST /v1/embeddings). The unified forms are
+// these APIs, so rendering is the identity.
 #include <memory>
 #include <string>
 
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/embeddings.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy {
@@ -22,7 +24,35 @@ class OpenAiChat final : public IngressCodec {
   }
 };
 
+class OpenAiEmbeddings final : public IngressCodec {
+ public:
+  ModelOperation operation() const override { return ModelOperation::kEmbeddings; }
+  absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& /*request*/) const override {
+    return absl::UnimplementedError("the embeddings endpoint takes embeddings requests");
+  }
+  absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(
+      const HttpRequest& request) const override {
+    return modeenvoy::ParseEmbeddingsRequest(request.body);
+  }
+  absl::Status RenderResponse(std::string* /*body*/) const override { return absl::OkStatus(); }
+  std::unique_ptr<StreamTranslator> NewStreamRenderer() const override { return nullptr; }
+  std::string ErrorBody(const absl::Status& status) const override {
+    return OpenAiErrorBody(status);
+  }
+};
+
 }  // namespace
+
+absl::StatusOr<EmbeddingsRequest> IngressCodec::ParseEmbeddingsRequest(
+    const HttpRequest& /*request*/) const {
+  return absl::UnimplementedError("this endpoint does not take embeddings requests");
+}
+
+std::shared_ptr<const IngressCodec> OpenAiEmbeddingsCodec() {
+  static const std::shared_ptr<const IngressCodec>* const codec =
+      new std::shared_ptr<const IngressCodec>(std::make_shared<OpenAiEmbeddings>());
+  return *codec;
+}
 
 std::shared_ptr<const IngressCodec> OpenAiChatCodec() {
   static const std::shared_ptr<const IngressCodec>* const codec =

@@ -119,12 +119,17 @@ class GoogleProvider final : public ProviderDialect {
   absl::Status BuildRequest(const ChatRequest& chat, const ProviderCall& call,
                             UpstreamRequest* out) const override {
     MODEENVOY_RETURN_IF_ERROR(inner_->BuildRequest(chat, call, out));
-    if (token_file_ != nullptr) {
-      MODEENVOY_ASSIGN_OR_RETURN(std::string token, token_file_->Token());
-      ApplyHeaderMutation({HeaderMutation::Op::kSet, "authorization", "Bearer " + token},
-                          &out->headers);
-    }
-    return absl::OkStatus();
+    return ApplyTokenFile(out);
+  }
+  absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request, const ProviderCall& call,
+                                      UpstreamRequest* out) const override {
+    MODEENVOY_RETURN_IF_ERROR(inner_->BuildEmbeddingsRequest(request, call, out));
+    return ApplyTokenFile(out);
+  }
+  absl::StatusOr<EmbeddingsResponse> TranslateEmbeddingsResponse(
+      const EmbeddingsRequest& request, const ProviderCall& call,
+      std::string_view body) const override {
+    return inner_->TranslateEmbeddingsResponse(request, call, body);
   }
   absl::Status Sign(UpstreamRequest* request) const override { return inner_->Sign(request); }
   Framing ResponseFraming(bool stream) const override { return inner_->ResponseFraming(stream); }
@@ -148,6 +153,15 @@ class GoogleProvider final : public ProviderDialect {
   }
 
  private:
+  absl::Status ApplyTokenFile(UpstreamRequest* out) const {
+    if (token_file_ != nullptr) {
+      MODEENVOY_ASSIGN_OR_RETURN(std::string token, token_file_->Token());
+      ApplyHeaderMutation({HeaderMutation::Op::kSet, "authorization", "Bearer " + token},
+                          &out->headers);
+    }
+    return absl::OkStatus();
+  }
+
   const std::unique_ptr<ProviderDialect> inner_;
   const std::unique_ptr<TokenFile> token_file_;
 };

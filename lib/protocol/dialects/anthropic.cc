@@ -456,21 +456,31 @@ class AnthropicStreamDecoder final : public StreamTranslator {
     out->push_back(std::move(e));
   }
 
-  // A delta with one member whose value is raw JSON.
+  // A delta with one member whose value is raw JSON (or, with `is_text`, the JSON string
+  // of `value`): what Emit(out, "{<name>:<value>}") writes, written straight into the chunk.
+  void EmitOne(std::vector<SseEvent>* out, std::string_view name, std::string_view value,
+               bool is_text) {
+    SseEvent e;
+    e.data.reserve(prefix_.size() + name.size() + value.size() + 96);
+    e.data.append(prefix_);
+    e.data.append("[{\"index\":0,\"delta\":{");
+    AppendJsonString(&e.data, name);
+    e.data.push_back(':');
+    if (is_text) {
+      AppendJsonString(&e.data, value);
+    } else {
+      e.data.append(value);
+    }
+    e.data.append("},\"logprobs\":null,\"finish_reason\":null}]}");
+    out->push_back(std::move(e));
+  }
+
   void EmitMember(std::vector<SseEvent>* out, std::string_view name, std::string_view raw) {
-    tmp_.clear();
-    tmp_.push_back('{');
-    AppendJsonString(&tmp_, name);
-    tmp_.push_back(':');
-    tmp_.append(raw);
-    tmp_.push_back('}');
-    Emit(out, tmp_);
+    EmitOne(out, name, raw, /*is_text=*/false);
   }
 
   void EmitText(std::vector<SseEvent>* out, std::string_view member, std::string_view text) {
-    tmp2_.clear();
-    AppendJsonString(&tmp2_, text);
-    EmitMember(out, member, tmp2_);
+    EmitOne(out, member, text, /*is_text=*/true);
   }
 
   void EmitToolHead(std::vector<SseEvent>* out, const Block& b, std::string_view args) {
@@ -743,7 +753,7 @@ class AnthropicStreamDecoder final : public StreamTranslator {
   absl::Status failed_;
   absl::Status error_;
   // Per-event scratch, kept to reuse their capacity.
-  std::string type_, payload_, usage_raw_, context_raw_, scratch_, tmp_, tmp2_, tmp3_;
+  std::string type_, payload_, usage_raw_, context_raw_, scratch_, tmp2_, tmp3_;
   std::optional<int64_t> index_;
 };
 

@@ -18,6 +18,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/dialects/openai_compat.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -133,6 +134,34 @@ class AzureOpenAiDialect final : public Dialect {
   }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();
+  }
+
+  // Embeddings: OpenAI's body to the deployment's /embeddings (or the v1 API's).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    std::string target;
+    if (options_.v1) {
+      target = "/openai/v1/embeddings";
+      if (!options_.api_version.empty()) {
+        target += "?api-version=";
+        AppendEscaped(&target, options_.api_version);
+      }
+    } else {
+      std::string_view deployment = options_.deployment;
+      if (deployment.empty()) deployment = EmbeddingsModel(request, call);
+      if (deployment.empty()) return InvalidFieldError("model", "is required (the deployment)");
+      target = kDeploymentsPrefix;
+      AppendEscaped(&target, deployment);
+      target += "/embeddings?api-version=";
+      AppendEscaped(&target, options_.api_version);
+    }
+    return EncodeOpenAiEmbeddings(request, EmbeddingsModel(request, call), std::move(target),
+                                  out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& /*call*/) const override {
+    return DecodeOpenAiEmbeddings(body, request);
   }
 
   // Ingress: the deployment comes from the path (it names the model when the body has

@@ -21,6 +21,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -909,6 +910,10 @@ class BedrockStreamDecoder final : public StreamTranslator {
   }
 
  private:
+  // Bytes of a delta chunk besides its id and its delta's value (with room for escapes),
+  // reserved up front so a chunk is written without regrowing its buffer.
+  static constexpr size_t kChunkOverhead = 224;
+
   enum class Kind : uint8_t { kText, kTool, kJsonTool };
   struct Block {
     int64_t index;
@@ -960,6 +965,7 @@ class BedrockStreamDecoder final : public StreamTranslator {
 
   void EmitContent(std::string_view key, std::string_view text, std::vector<SseEvent>* out) {
     std::string data;
+    data.reserve(kChunkOverhead + id_.size() + key.size() + text.size());
     Begin(&data);
     AppendJsonString(&data, key);
     data.push_back(':');
@@ -969,6 +975,7 @@ class BedrockStreamDecoder final : public StreamTranslator {
 
   void EmitArguments(int tool_index, std::string_view arguments, std::vector<SseEvent>* out) {
     std::string data;
+    data.reserve(kChunkOverhead + id_.size() + arguments.size());
     Begin(&data);
     data.append("\"tool_calls\":[{\"index\":");
     AppendJsonInt(&data, tool_index);
@@ -1066,8 +1073,18 @@ class BedrockStreamDecoder final : public StreamTranslator {
     bool first = true, has = false;
     std::string_view key;
     std::string scratch;
-    // The delta comes before or after contentBlockIndex: keep its pieces until both are read.
-    std::string text, input, reasoning, signature, redacted;
+    // The delta comes before or after contentBlockIndex: keep its pieces until both are read
+    // (in members, so their buffers are reused from one delta to the next).
+    std::string& text = text_;
+    std::string& input = input_;
+    std::string& reasoning = reasoning_;
+    std::string& signature = signature_;
+    std::string& redacted = redacted_;
+    text.clear();
+    input.clear();
+    reasoning.clear();
+    signature.clear();
+    redacted.clear();
     bool has_text = false, has_input = false, has_reasoning = false;
     if (!reader.BeginObject()) return Bad("contentBlockDelta", reader);
     while (reader.NextMember(&first, &key, &scratch, &has) && has) {
@@ -1202,6 +1219,7 @@ class BedrockStreamDecoder final : public StreamTranslator {
   int tools_ = 0;
   BedrockUsage usage_;
   std::vector<Block> blocks_;  // tool blocks only: a few per answer
+  std::string text_, input_, reasoning_, signature_, redacted_;  // OnBlockDelta's pieces
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1228,6 +1246,17 @@ class BedrockDialect final : public Dialect {
     return std::make_unique<BedrockStreamDecoder>();
   }
   absl::Status DecodeError(int http_status, std::string_view body) const override;
+
+  // InvokeModel with a Titan or Cohere embedding model (embeddings.h).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeBedrockEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    return DecodeBedrockEmbeddings(body, request, EmbeddingsModel(request, call));
+  }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override;
   absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override;

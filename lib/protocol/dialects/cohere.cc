@@ -26,6 +26,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -85,6 +86,26 @@ struct CohereEvent {
   CohereUsage usage;
   bool v1 = false;  // a v1 body ("text"/"generation_id" at the top)
   bool has_message = false;
+
+  // Back to the freshly constructed state, the strings keeping their buffers (a stream
+  // decoder reads every event into one CohereEvent).
+  void Clear() {
+    type.clear();
+    id.clear();
+    index.reset();
+    text.clear();
+    thinking.clear();
+    has_text = has_thinking = false;
+    tool_plan.clear();
+    has_tool_plan = false;
+    calls.clear();
+    citations.clear();
+    finish_reason.clear();
+    error.clear();
+    usage = CohereUsage();
+    v1 = false;
+    has_message = false;
+  }
 };
 
 absl::Status ReadUsage(JsonReader& r, std::string_view path, CohereUsage* u) {
@@ -141,6 +162,29 @@ absl::Status ReadUsage(JsonReader& r, std::string_view path, CohereUsage* u) {
   return absl::OkStatus();
 }
 
+// PullString and PullExpect for the field `head` + `tail`, the path spelled out only when
+// an error names it (stream events are read on every chunk; their paths are not).
+bool PullStringAt(JsonReader& r, std::string_view head, std::string_view tail, std::string* out,
+                  absl::Status* status) {
+  JsonType type;
+  if (r.Peek(&type) && type == JsonType::kString) {
+    if (r.ReadString(out)) return true;
+    *status = r.status();
+    return false;
+  }
+  return PullString(r, std::string(head).append(tail), out, status);
+}
+
+bool PullExpectAt(JsonReader& r, std::string_view head, std::string_view tail, JsonType want,
+                  bool* is_null, absl::Status* status) {
+  JsonType type;
+  if (r.Peek(&type) && type == want) {
+    *is_null = false;
+    return true;
+  }
+  return PullExpect(r, std::string(head).append(tail), want, is_null, status);
+}
+
 absl::Status ReadCall(JsonReader& r, std::string_view path, CohereCall* call) {
   absl::Status status;
   if (!r.BeginObject()) return r.status();
@@ -151,11 +195,12 @@ absl::Status ReadCall(JsonReader& r, std::string_view path, CohereCall* call) {
     if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
     if (!has) break;
     if (key == "id") {
-      if (!PullString(r, std::string(path) + ".id", &call->id, &status)) return status;
+      if (!PullStringAt(r, path, ".id", &call->id, &status)) return status;
     } else if (key == "function") {
       bool is_null = false;
-      const std::string fpath = std::string(path) + ".function";
-      if (!PullExpect(r, fpath, JsonType::kObject, &is_null, &status)) return status;
+      if (!PullExpectAt(r, path, ".function", JsonType::kObject, &is_null, &status)) {
+        return status;
+      }
       if (is_null) continue;
       if (!r.BeginObject()) return r.status();
       bool f2 = true, h2 = false;
@@ -163,10 +208,12 @@ absl::Status ReadCall(JsonReader& r, std::string_view path, CohereCall* call) {
         if (!r.NextMember(&f2, &key, &scratch, &h2)) return r.status();
         if (!h2) break;
         if (key == "name") {
-          if (!PullString(r, fpath + ".name", &call->name, &status)) return status;
+          if (!PullStringAt(r, path, ".function.name", &call->name, &status)) return status;
         } else if (key == "arguments") {
           call->has_arguments = true;
-          if (!PullString(r, fpath + ".arguments", &call->arguments, &status)) return status;
+          if (!PullStringAt(r, path, ".function.arguments", &call->arguments, &status)) {
+            return status;
+          }
         } else if (!r.SkipValue()) {
           return r.status();
         }
@@ -178,8 +225,10 @@ absl::Status ReadCall(JsonReader& r, std::string_view path, CohereCall* call) {
   return absl::OkStatus();
 }
 
-// One content part: {"type":"text","text"} or {"type":"thinking","thinking"}.
-absl::Status ReadContentPart(JsonReader& r, std::string_view path, CohereEvent* ev) {
+// One content part: {"type":"text","text"} or {"type":"thinking","thinking"}, at the path
+// `head` + `tail` (spelled out only in an error). The text is appended as read.
+absl::Status ReadContentPart(JsonReader& r, std::string_view head, std::string_view tail,
+                             CohereEvent* ev) {
   absl::Status status;
   if (!r.BeginObject()) return r.status();
   bool first = true, has = false;
@@ -188,14 +237,21 @@ absl::Status ReadContentPart(JsonReader& r, std::string_view path, CohereEvent* 
   while (true) {
     if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
     if (!has) break;
-    if (key == "text") {
-      if (!PullString(r, std::string(path) + ".text", &value, &status)) return status;
-      ev->text += value;
-      ev->has_text = true;
-    } else if (key == "thinking") {
-      if (!PullString(r, std::string(path) + ".thinking", &value, &status)) return status;
-      ev->thinking += value;
-      ev->has_thinking = true;
+    if (key == "text" || key == "thinking") {
+      const bool is_text = key == "text";
+      std::string& target = is_text ? ev->text : ev->thinking;
+      JsonType type;
+      std::string_view got;
+      if (r.Peek(&type) && type == JsonType::kString) {
+        if (!r.ReadString(&got, &value)) return r.status();
+        target.append(got);
+      } else {  // null (read as ""), or the error naming the path
+        const std::string path =
+            std::string(head).append(tail).append(is_text ? ".text" : ".thinking");
+        if (!PullString(r, path, &value, &status)) return status;
+        target += value;
+      }
+      (is_text ? ev->has_text : ev->has_thinking) = true;
     } else if (!r.SkipValue()) {
       return r.status();
     }
@@ -215,9 +271,9 @@ absl::Status ReadMessage(JsonReader& r, std::string_view path, CohereEvent* ev) 
   while (true) {
     if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
     if (!has) break;
-    const std::string sub = std::string(path) + "." + std::string(key);
     if (key == "content" || key == "tool_calls") {
       const bool content = key == "content";
+      const std::string_view tail = content ? ".content" : ".tool_calls";
       JsonType type;
       if (!r.Peek(&type)) return r.status();
       if (type == JsonType::kString && content) {  // a whole answer's string content
@@ -227,10 +283,11 @@ absl::Status ReadMessage(JsonReader& r, std::string_view path, CohereEvent* ev) 
         ev->has_text = true;
       } else if (type == JsonType::kObject) {  // stream events carry one part
         if (content) {
-          MODEENVOY_RETURN_IF_ERROR(ReadContentPart(r, sub, ev));
+          MODEENVOY_RETURN_IF_ERROR(ReadContentPart(r, path, tail, ev));
         } else {
           ev->calls.emplace_back();
-          MODEENVOY_RETURN_IF_ERROR(ReadCall(r, sub, &ev->calls.back()));
+          MODEENVOY_RETURN_IF_ERROR(
+              ReadCall(r, std::string(path).append(tail), &ev->calls.back()));
         }
       } else if (type == JsonType::kArray) {
         if (!r.BeginArray()) return r.status();
@@ -239,9 +296,10 @@ absl::Status ReadMessage(JsonReader& r, std::string_view path, CohereEvent* ev) 
         while (true) {
           if (!r.NextElement(&f2, &h2)) return r.status();
           if (!h2) break;
-          const std::string item = sub + "[" + std::to_string(n++) + "]";
+          const std::string item =
+              std::string(path).append(tail) + "[" + std::to_string(n++) + "]";
           if (content) {
-            MODEENVOY_RETURN_IF_ERROR(ReadContentPart(r, item, ev));
+            MODEENVOY_RETURN_IF_ERROR(ReadContentPart(r, item, "", ev));
           } else {
             ev->calls.emplace_back();
             MODEENVOY_RETURN_IF_ERROR(ReadCall(r, item, &ev->calls.back()));
@@ -250,11 +308,11 @@ absl::Status ReadMessage(JsonReader& r, std::string_view path, CohereEvent* ev) 
       } else if (type == JsonType::kNull) {
         if (!r.ReadNull()) return r.status();
       } else {
-        return WrongType(sub, "array", type);
+        return WrongType(std::string(path).append(tail), "array", type);
       }
     } else if (key == "tool_plan") {
       std::string plan;
-      if (!PullString(r, sub, &plan, &status)) return status;
+      if (!PullStringAt(r, path, ".tool_plan", &plan, &status)) return status;
       ev->tool_plan += plan;
       ev->has_tool_plan = !plan.empty() || ev->has_tool_plan;
     } else if (key == "citations") {
@@ -356,7 +414,8 @@ class CohereStreamDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (done_) return absl::OkStatus();
-    CohereEvent ev;
+    CohereEvent& ev = ev_;
+    ev.Clear();
     MODEENVOY_RETURN_IF_ERROR(ReadCohere(frame.data, &ev));
     if (ev.v1) return V1Error();
     std::string_view type = ev.type.empty() ? std::string_view(frame.event) : ev.type;
@@ -433,14 +492,19 @@ class CohereStreamDecoder final : public StreamTranslator {
     started_ = true;
     Emit(R"({"role":"assistant","content":""})", "", out);
   }
+  // A delta of one text member, written straight into the chunk.
   void Text(std::string_view member, std::string_view text, std::vector<SseEvent>* out) {
     Start(out);
-    delta_.assign("{");
-    AppendJsonString(&delta_, member);
-    delta_.push_back(':');
-    AppendJsonString(&delta_, text);
-    delta_.push_back('}');
-    Emit(delta_, "", out);
+    SseEvent event;
+    event.data.reserve(160 + head_.id.size() + head_.model.size() + text.size());
+    AppendDeltaChunkHead(head_, &event.data);
+    event.data.push_back('{');
+    AppendJsonString(&event.data, member);
+    event.data.push_back(':');
+    AppendJsonString(&event.data, text);
+    event.data.push_back('}');
+    AppendDeltaChunkTail("", &event.data);
+    out->push_back(std::move(event));
   }
   void Emit(std::string_view delta, std::string_view finish, std::vector<SseEvent>* out) {
     if (!started_) Start(out);
@@ -454,6 +518,7 @@ class CohereStreamDecoder final : public StreamTranslator {
   bool done_ = false;
   std::vector<bool> args_seen_;
   std::string delta_;
+  CohereEvent ev_;  // the event being read, kept so its buffers are reused
 };
 
 std::string DumpJson(const Json& j) {
@@ -596,6 +661,17 @@ class CohereDialect final : public Dialect {
 
   absl::Status EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                              WireRequest* out) const override;
+
+  // v2 /v2/embed (embeddings.h).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeCohereEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    return DecodeCohereEmbeddings(body, request, EmbeddingsModel(request, call));
+  }
 
   Framing ResponseFraming(bool stream) const override {
     return stream ? Framing::kSse : Framing::kJson;

@@ -22,6 +22,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -301,8 +302,9 @@ ArgNode* Walk(ArgNode* root, std::string_view path) {
   ArgNode* node = root;
   while (i < path.size()) {
     if (path[i] == '.') {
-      size_t end = path.find_first_of(".[", i + 1);
-      if (end == std::string_view::npos) end = path.size();
+      // (A loop, not find_first_of: that calls memchr over ".[" for every byte.)
+      size_t end = i + 1;
+      while (end < path.size() && path[end] != '.' && path[end] != '[') ++end;
       if (end == i + 1) return nullptr;
       node = node->Member(path.substr(i + 1, end - i - 1));
       i = end;
@@ -343,9 +345,24 @@ struct CallPart {
     std::string path;
     ArgNode::Kind kind = ArgNode::Kind::kUnset;
     std::string value;
+    void Reset() {
+      path.clear();
+      kind = ArgNode::Kind::kUnset;
+      value.clear();
+    }
   };
   std::vector<Partial> partials;
   std::string signature;
+
+  // Reset() methods put a recycled element back to its freshly constructed state while its
+  // strings keep their buffers (see Recycled below); a reader truncates the nested lists.
+  void Reset() {
+    name.reset();
+    id.reset();
+    args.reset();
+    will_continue = false;
+    signature.clear();
+  }
 };
 
 struct Part {
@@ -353,7 +370,28 @@ struct Part {
   std::string text;
   std::string signature;  // thoughtSignature of a text part
   CallPart call;
+
+  void Reset() {
+    kind = Kind::kOther;
+    text.clear();
+    signature.clear();
+    call.Reset();
+  }
 };
+
+// The next element of a list being read into `v`, `*used` of whose elements this read has
+// filled so far: a recycled element from an earlier read (Reset(), buffers kept) or a new
+// one. The reader drops the unused rest with v.resize(*used) when the list ends, so a stream
+// decoder that reads every element into the same response allocates nothing once warm.
+template <typename T>
+T& Recycled(std::vector<T>& v, size_t* used) {
+  if (*used < v.size()) {
+    v[*used].Reset();
+  } else {
+    v.emplace_back();
+  }
+  return v[(*used)++];
+}
 
 bool ReadPartial(JsonReader& r, CallPart::Partial* p) {
   return ForEachMember(r, [&](std::string_view key) {
@@ -376,7 +414,8 @@ bool ReadPartial(JsonReader& r, CallPart::Partial* p) {
 }
 
 bool ReadFunctionCall(JsonReader& r, CallPart* call) {
-  return ForEachMember(r, [&](std::string_view key) {
+  size_t partials = 0;
+  const bool ok = ForEachMember(r, [&](std::string_view key) {
     if (key == "name") {
       std::string name;
       if (!ReadStringLoose(r, &name)) return false;
@@ -400,13 +439,13 @@ bool ReadFunctionCall(JsonReader& r, CallPart* call) {
     }
     if (key == "willContinue") return ReadBoolLoose(r, &call->will_continue);
     if (key == "partialArgs") {
-      return ForEachElement(r, [&] {
-        call->partials.emplace_back();
-        return ReadPartial(r, &call->partials.back());
-      });
+      return ForEachElement(
+          r, [&] { return ReadPartial(r, &Recycled(call->partials, &partials)); });
     }
     return r.SkipValue();
   });
+  call->partials.resize(partials);
+  return ok;
 }
 
 bool ReadPart(JsonReader& r, Part* part) {
@@ -437,23 +476,28 @@ struct Candidate {
   int64_t index = -1;
   std::vector<Part> parts;
   std::string finish_reason;
+
+  void Reset() {
+    index = -1;
+    finish_reason.clear();
+  }
 };
 
 bool ReadCandidate(JsonReader& r, Candidate* c) {
-  return ForEachMember(r, [&](std::string_view key) {
+  size_t parts = 0;
+  const bool ok = ForEachMember(r, [&](std::string_view key) {
     if (key == "index") return ReadInt(r, &c->index);
     if (key == "finishReason") return ReadStringLoose(r, &c->finish_reason);
     if (key == "content") {
       return ForEachMember(r, [&](std::string_view k2) {
         if (k2 != "parts") return r.SkipValue();
-        return ForEachElement(r, [&] {
-          c->parts.emplace_back();
-          return ReadPart(r, &c->parts.back());
-        });
+        return ForEachElement(r, [&] { return ReadPart(r, &Recycled(c->parts, &parts)); });
       });
     }
     return r.SkipValue();
   });
+  c->parts.resize(parts);
+  return ok;
 }
 
 // A whole generateContent response, or one stream element.
@@ -466,16 +510,27 @@ struct GeminiResponse {
   std::string block_reason;
   std::string block_message;
   std::optional<std::string> error;  // raw {"error":...} object text of an in-stream error
+
+  // Empties the response for the next stream element; the strings keep their buffers, and
+  // the candidates stay for ReadResponse to recycle.
+  void Clear() {
+    usage = GeminiUsage();
+    model_version.clear();
+    response_id.clear();
+    create_time.clear();
+    block_reason.clear();
+    block_message.clear();
+    error.reset();
+  }
 };
 
 // `ids`: read responseId, modelVersion and createTime (a stream decoder needs them once).
 bool ReadResponse(JsonReader& r, GeminiResponse* out, bool ids = true) {
-  return ForEachMember(r, [&](std::string_view key) {
+  size_t candidates = 0;
+  const bool ok = ForEachMember(r, [&](std::string_view key) {
     if (key == "candidates") {
-      return ForEachElement(r, [&] {
-        out->candidates.emplace_back();
-        return ReadCandidate(r, &out->candidates.back());
-      });
+      return ForEachElement(
+          r, [&] { return ReadCandidate(r, &Recycled(out->candidates, &candidates)); });
     }
     if (key == "usageMetadata") return ReadUsage(r, &out->usage);
     if (key == "modelVersion" || key == "responseId" || key == "createTime") {
@@ -501,6 +556,8 @@ bool ReadResponse(JsonReader& r, GeminiResponse* out, bool ids = true) {
     }
     return r.SkipValue();
   });
+  out->candidates.resize(candidates);
+  return ok;
 }
 
 int64_t CreatedSeconds(std::string_view create_time) {
@@ -547,7 +604,9 @@ class GeminiStreamDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (frame.data.empty()) return absl::OkStatus();
-    GeminiResponse resp;
+    // One element's reading, in buffers kept across elements (no allocation once warm).
+    GeminiResponse& resp = resp_;
+    resp.Clear();
     JsonReader r(frame.data, kMaxJsonDepth);
     if (!ReadResponse(r, &resp, /*ids=*/id_.empty() || model_.empty()) || !r.ExpectEnd()) {
       return BodyError(r, "stream element is not an object");
@@ -563,24 +622,26 @@ class GeminiStreamDecoder final : public StreamTranslator {
       Candidate& c = resp.candidates[i];
       const int64_t index = c.index >= 0 ? c.index : static_cast<int64_t>(i);
       State& st = StateFor(index);
-      std::string content, reasoning, signature;
-      std::vector<std::string> calls;  // tool_calls elements
+      std::string& content = content_;
+      std::string& reasoning = reasoning_;
+      std::string& signature = signature_;
+      std::vector<std::string>& calls = calls_;  // tool_calls elements
+      content.clear();
+      reasoning.clear();
+      signature.clear();
+      calls.clear();
       for (Part& part : c.parts) {
         switch (part.kind) {
           case Part::Kind::kText:
-            if (content.empty()) {
-              content = std::move(part.text);
-            } else {
-              content += part.text;
-            }
-            if (!part.signature.empty()) signature = std::move(part.signature);
+            content += part.text;
+            if (!part.signature.empty()) signature.swap(part.signature);
             break;
           case Part::Kind::kThought:
             reasoning += part.text;
-            if (!part.signature.empty()) signature = std::move(part.signature);
+            if (!part.signature.empty()) signature.swap(part.signature);
             break;
           case Part::Kind::kCall:
-            MODEENVOY_RETURN_IF_ERROR(OnCall(index, st, std::move(part.call), &calls));
+            MODEENVOY_RETURN_IF_ERROR(OnCall(index, st, part.call, &calls));
             break;
           case Part::Kind::kOther:
             break;
@@ -727,7 +788,7 @@ class GeminiStreamDecoder final : public StreamTranslator {
     return out;
   }
 
-  absl::Status OnCall(int64_t /*candidate*/, State& st, CallPart call,
+  absl::Status OnCall(int64_t /*candidate*/, State& st, CallPart& call,
                       std::vector<std::string>* calls) {
     if (call.name.has_value()) {
       CloseCall(st, calls);  // a new call ends a streamed one
@@ -798,6 +859,10 @@ class GeminiStreamDecoder final : public StreamTranslator {
   int64_t created_ = 0;
   GeminiUsage usage_;
   std::vector<State> states_;
+  // Per-element scratch, kept so their buffers are reused.
+  GeminiResponse resp_;
+  std::string content_, reasoning_, signature_;
+  std::vector<std::string> calls_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -2025,6 +2090,20 @@ class GoogleDialect final : public Dialect {
 
   absl::Status DecodeError(int http_status, std::string_view body) const override {
     return StatusFromUpstreamError(http_status, body);
+  }
+
+  // Gemini API batchEmbedContents. Vertex AI embeds through :predict with another body,
+  // which is not mapped: the default refusal.
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    if (options_.vertex) return Dialect::EncodeEmbeddingsRequest(request, call, out);
+    return EncodeGeminiEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    if (options_.vertex) return Dialect::DecodeEmbeddingsResponse(body, request, call);
+    return DecodeGeminiEmbeddings(body, request, EmbeddingsModel(request, call));
   }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {

@@ -25,6 +25,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -118,6 +119,23 @@ struct OllamaChat {
   std::string durations;  // ",\"total_duration\":N,..." as received, for `extra`
   std::optional<std::string> error;
   bool generate = false;  // an /api/generate answer ("response" instead of "message")
+
+  // Back to the freshly constructed state, the strings keeping their buffers (a stream
+  // decoder reads every line into one OllamaChat).
+  void Clear() {
+    model.clear();
+    created_at.clear();
+    content.clear();
+    thinking.clear();
+    tool_calls.clear();
+    done = false;
+    done_reason.clear();
+    prompt_eval_count.reset();
+    eval_count.reset();
+    durations.clear();
+    error.reset();
+    generate = false;
+  }
 };
 
 absl::Status ReadToolCalls(JsonReader& r, std::vector<OllamaToolCall>* out) {
@@ -315,7 +333,8 @@ class OllamaStreamDecoder final : public StreamTranslator {
  public:
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (done_) return absl::OkStatus();  // nothing follows the final line
-    OllamaChat chat;
+    OllamaChat& chat = chat_;
+    chat.Clear();
     MODEENVOY_RETURN_IF_ERROR(ReadOllamaChat(frame.data, &chat));
     if (chat.error.has_value()) return StreamError(frame.data, *chat.error);
     if (chat.generate) return GenerateError();
@@ -327,28 +346,34 @@ class OllamaStreamDecoder final : public StreamTranslator {
     const bool has_delta = !chat.content.empty() || !chat.thinking.empty() ||
                            !chat.tool_calls.empty();
     if (has_delta || !started_) {
-      delta_.clear();
-      JsonObjectWriter w(&delta_);
+      // The delta is written straight into the chunk.
+      SseEvent event;
+      std::string& data = event.data;
+      data.reserve(200 + head_.id.size() + head_.model.size() + chat.content.size() +
+                   chat.thinking.size());
+      AppendDeltaChunkHead(head_, &data);
+      JsonObjectWriter w(&data);
       if (!started_) {
         w.Key("role");
-        delta_.append("\"assistant\"");
+        data.append("\"assistant\"");
       }
       if (!chat.content.empty() || !started_) {
         w.Key("content");
-        AppendJsonString(&delta_, chat.content);
+        AppendJsonString(&data, chat.content);
       }
       if (!chat.thinking.empty()) {
         w.Key("reasoning_content");
-        AppendJsonString(&delta_, chat.thinking);
+        AppendJsonString(&data, chat.thinking);
       }
       if (!chat.tool_calls.empty()) {
         w.Key("tool_calls");
-        AppendToolCalls(chat.tool_calls, tool_calls_, /*with_index=*/true, &delta_);
+        AppendToolCalls(chat.tool_calls, tool_calls_, /*with_index=*/true, &data);
         tool_calls_ += chat.tool_calls.size();
       }
       w.End();
+      AppendDeltaChunkTail("", &data);
       started_ = true;
-      Emit(delta_, "", out);
+      out->push_back(std::move(event));
     }
     if (chat.done) {
       done_ = true;
@@ -385,7 +410,7 @@ class OllamaStreamDecoder final : public StreamTranslator {
   bool started_ = false;
   bool done_ = false;
   size_t tool_calls_ = 0;
-  std::string delta_;
+  OllamaChat chat_;  // the line being read, kept so its buffers are reused
 };
 
 // ---- ingress helpers (nlohmann) ----
@@ -498,6 +523,17 @@ class OllamaDialect final : public Dialect {
 
   absl::Status EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                              WireRequest* out) const override;
+
+  // /api/embed (embeddings.h).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeOllamaEmbeddings(request, EmbeddingsModel(request, call), out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& call) const override {
+    return DecodeOllamaEmbeddings(body, request, EmbeddingsModel(request, call));
+  }
 
   Framing ResponseFraming(bool stream) const override {
     return stream ? Framing::kNdjson : Framing::kJson;

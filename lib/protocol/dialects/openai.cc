@@ -13,6 +13,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/embeddings.h"
 #include "lib/protocol/dialects/openai_compat.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -61,6 +62,17 @@ class OpenAiDialect final : public Dialect {
   }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();
+  }
+
+  // Embeddings pass through (/embeddings, unknown members and encoding_format included).
+  absl::Status EncodeEmbeddingsRequest(const EmbeddingsRequest& request, const DialectCall& call,
+                                       WireRequest* out) const override {
+    return EncodeOpenAiEmbeddings(request, EmbeddingsModel(request, call), "/embeddings", out);
+  }
+  absl::StatusOr<EmbeddingsResponse> DecodeEmbeddingsResponse(
+      std::string_view body, const EmbeddingsRequest& request,
+      const DialectCall& /*call*/) const override {
+    return DecodeOpenAiEmbeddings(body, request);
   }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {

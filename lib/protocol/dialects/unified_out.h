@@ -25,8 +25,9 @@ struct ChunkHead {
 
 // Appends {"id",...,"choices":[{"index":0,"delta":<delta_json>,"logprobs":null,
 // "finish_reason":<finish or null>}]} as one whole chunk.
-inline void AppendDeltaChunk(const ChunkHead& head, std::string_view delta_json,
-                             std::string_view finish_reason, std::string* out) {
+// Its two halves, for a caller that writes the delta in between itself:
+// AppendDeltaChunkHead ends with "delta":, AppendDeltaChunkTail starts with ,"logprobs".
+inline void AppendDeltaChunkHead(const ChunkHead& head, std::string* out) {
   out->append("{\"id\":");
   AppendJsonString(out, head.id);
   out->append(",\"object\":\"chat.completion.chunk\",\"created\":");
@@ -34,7 +35,8 @@ inline void AppendDeltaChunk(const ChunkHead& head, std::string_view delta_json,
   out->append(",\"model\":");
   AppendJsonString(out, head.model);
   out->append(",\"choices\":[{\"index\":0,\"delta\":");
-  out->append(delta_json);
+}
+inline void AppendDeltaChunkTail(std::string_view finish_reason, std::string* out) {
   out->append(",\"logprobs\":null,\"finish_reason\":");
   if (finish_reason.empty()) {
     out->append("null");
@@ -42,6 +44,12 @@ inline void AppendDeltaChunk(const ChunkHead& head, std::string_view delta_json,
     AppendJsonString(out, finish_reason);
   }
   out->append("}]}");
+}
+inline void AppendDeltaChunk(const ChunkHead& head, std::string_view delta_json,
+                             std::string_view finish_reason, std::string* out) {
+  AppendDeltaChunkHead(head, out);
+  out->append(delta_json);
+  AppendDeltaChunkTail(finish_reason, out);
 }
 
 // The usage-only chunk that closes a translated stream: "choices":[] and `usage_json`.

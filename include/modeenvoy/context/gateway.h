@@ -1,0 +1,81 @@
+// include/modeenvoy/context/gateway.h: the Model Context Protocol inside the gateway engine.
+//
+// One registration call adds, through the engine's registries (no engine edit):
+//   - the config section "context" (store, headers, bounds, concurrency, failure mode,
+//     guardrails; docs/context.md has the reference),
+//   - the filter type "context" (list it in `filters` after any authentication filter):
+//     loads the session named by X-Session-Id (or the body's metadata.session_id), sends
+//     the provider history + the client's new messages fitted to the model's context
+//     window, and appends the turn (user messages, the assembled reply, tool calls and
+//     results, the model choice) before the response's final bytes are released,
+//   - the endpoints GET /v1/sessions/{id}, DELETE /v1/sessions/{id}, GET /v1/sessions,
+//   - the routing policy "context" (routes that pick a target by context metadata).
+//   modeenvoy::Registry registry;
+//   if (absl::Status s = modeenvoy::RegisterContextComponent(&registry); !s.ok()) ...
+//   modeenvoy::ConfigStore store({.registry = &registry});
+//   store.Load(R"({"context": {"store": {"type": "memory"}},
+//                  "filters": [{"type": "context"}], ...})");
+// Owners: a session belongs to the request's "api_key.name" metadata (set by the
+// api_key_auth filter) or, without one, to "anonymous"; anyone else gets 404 for it.
+#ifndef MODEENVOY_CONTEXT_GATEWAY_H_
+#define MODEENVOY_CONTEXT_GATEWAY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "modeenvoy/context/store.h"
+#include "modeenvoy/event_loop.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/registry.h"
+#include "modeenvoy/gateway/services.h"
+
+namespace modeenvoy {
+
+struct ContextComponentOptions {
+  // Supplies the store for requests running on `loop` instead of the `context.store`
+  // section (a host's own store, a test's fault-injecting wrapper). Called on the loop's
+  // thread the first time a request of that loop needs a store while a snapshot built
+  // with this option is current; the result is kept per loop until the section that
+  // asked is released (or ReleaseContextStores). Null: the configured store (memory: one
+  // store shared by every loop; redis: one per loop, created on that loop's thread).
+  std::function<absl::StatusOr<std::shared_ptr<ContextStore>>(EventLoop& loop)> store;
+  // Receives one line per failed store operation ("context: append to session s-1
+  // failed: ..."). Null writes it to stderr. Called on loop threads; must be thread-safe.
+  std::function<void(std::string_view line)> log;
+};
+
+// Registers the "context" section, filter type, routing policy and the session endpoints.
+// Errors: kAlreadyExists when one of them is registered already (e.g. a second call).
+MODEENVOY_EXPORT absl::Status RegisterContextComponent(Registry* registry,
+                                                       ContextComponentOptions options = {});
+
+// Destroys the stores bound to `loop` (a "redis" store is one per loop) that snapshots
+// of `services` made, so that none outlives its loop. Call it before destroying a loop that
+// served requests, on that loop's thread or once nothing runs it any more; requests of
+// that loop must be over. A later request on the loop makes a new store. Thread-safe.
+MODEENVOY_EXPORT void ReleaseContextStores(Services& services, EventLoop& loop);
+
+// Counters of the context filter and endpoints, summed over every snapshot and loop that
+// used `services` (one ConfigStore). For metrics exporters.
+struct ContextMetrics {
+  uint64_t sessions_loaded = 0;   // requests that ran with a stored context
+  uint64_t turns_appended = 0;    // appends acknowledged by the store
+  uint64_t append_conflicts = 0;  // compare-and-set conflicts retried
+  uint64_t failed_writes = 0;     // appends and summaries that failed or timed out (logged)
+  uint64_t failed_reads = 0;      // loads that failed or timed out
+  uint64_t fail_open = 0;         // requests sent on without context (failure_mode open)
+  uint64_t busy_rejected = 0;     // 409 session_busy (reject mode, or a full queue)
+  uint64_t queue_timeouts = 0;    // requests that waited queue_timeout for their session
+  uint64_t summaries = 0;         // dropped turns folded into a stored summary
+};
+
+// Reads the counters. Thread-safe; all zero when the component never ran with `services`.
+MODEENVOY_EXPORT ContextMetrics ReadContextMetrics(Services& services);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_CONTEXT_GATEWAY_H_
