@@ -1,12 +1,14 @@
 #include "modeenvoy/context/record.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lib/context/record_internal.h"
+#include "lib/core/json_pull.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/protocol/chat.h"
@@ -223,162 +226,160 @@ namespace {
 
 using core_internal::ChildPath;
 using core_internal::IndexPath;
-using core_internal::Json;
-using core_internal::ObjectReader;
 using core_internal::ToAbsl;
+using core_internal::JsonReader;
+using core_internal::JsonType;
 
 // ---------------------------------------------------------------------------------------
-// Byte spans of values inside a document that ParseStrictJson already accepted. Messages
-// and usage objects are handed to the protocol codec as the exact text stored: a DOM round
-// trip would rewrite the raw JSON members they keep verbatim ("\u00e9" -> "é", 1e3 ->
-// 1000.0), so a record would not read back equal to what was written.
+// Reading: one pass of the pull parser the protocol reads bodies with (lib/core/json_pull.h)
+// over the record. Messages and usage objects are read where they stand by the chat codec
+// (ParseMessagePrefix, ParseUsagePrefix), which keeps their raw JSON members as the compact
+// text stored ("\u00e9" stays "\u00e9", 1e3 stays 1e3), so a record reads back equal to
+// what was written; the record's reader then moves past the bytes the codec read. Only a
+// record that fails takes a second look (ScanForErrorReport below).
 
-size_t SkipWs(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
+// A message sits three levels deep in a record (root, "history", entry), a usage object
+// three (root, "model_choices", choice). The chat codec reads them with readers of their
+// own (up to kMaxJsonDepth inside); the error scan reads everything with one reader, so it
+// allows three levels more.
+constexpr int kRecordMaxDepth = kMaxJsonDepth + 3;
+
+absl::Status Problem(std::string_view path, std::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat(ToAbsl(path), ": ", ToAbsl(reason)));
 }
 
-size_t StringEnd(std::string_view s, size_t i) {  // s[i] == '"'
-  for (++i; i < s.size() && s[i] != '"'; ++i) {
-    if (s[i] == '\\') ++i;
-  }
-  return i + 1;
-}
-
-size_t ValueEnd(std::string_view s, size_t i) {
-  if (s[i] == '"') return StringEnd(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (c == '"') {
-        i = StringEnd(s, i);
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if ((c == '}' || c == ']') && --depth == 0) return i + 1;
-      ++i;
-    }
-    return i;
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
-         s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
-    ++i;
-  }
-  return i;
-}
-
-// Members of the object `s` (which starts with '{'), keys decoded, in document order.
-std::vector<std::pair<std::string, std::string_view>> ObjectSpans(std::string_view s) {
-  std::vector<std::pair<std::string, std::string_view>> out;
-  size_t i = SkipWs(s, 1);
-  while (i < s.size() && s[i] == '"') {
-    const size_t key_end = StringEnd(s, i);
-    const std::string_view raw_key = s.substr(i, key_end - i);
-    std::string key(raw_key.substr(1, raw_key.size() - 2));
-    if (key.find('\\') != std::string::npos) {
-      key = nlohmann::json::parse(raw_key, nullptr, false).get<std::string>();
-    }
-    i = SkipWs(s, SkipWs(s, key_end) + 1);  // past ':'
-    const size_t end = ValueEnd(s, i);
-    out.emplace_back(std::move(key), s.substr(i, end - i));
-    i = SkipWs(s, end);
-    if (i < s.size() && s[i] == ',') i = SkipWs(s, i + 1);
-  }
-  return out;
-}
-
-// Elements of the array `s` (which starts with '[').
-std::vector<std::string_view> ArraySpans(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = SkipWs(s, 1);
-  while (i < s.size() && s[i] != ']') {
-    const size_t end = ValueEnd(s, i);
-    out.push_back(s.substr(i, end - i));
-    i = SkipWs(s, end);
-    if (i < s.size() && s[i] == ',') i = SkipWs(s, i + 1);
-  }
-  return out;
-}
-
-std::string_view SpanOf(const std::vector<std::pair<std::string, std::string_view>>& spans,
-                        std::string_view key) {
-  for (const auto& [k, v] : spans) {
-    if (k == key) return v;
-  }
-  return {};
-}
-
-// ---------------------------------------------------------------------------------------
-// Reading.
-
-absl::Status Corrupt(std::string_view session, std::string_view message) {
-  return absl::DataLossError(absl::StrCat(
-      "session ", session.empty() ? "(unknown id)" : ToAbsl(session), ": ", ToAbsl(message)));
-}
-
-absl::Status FieldProblem(const std::string& path, std::string_view reason) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", ToAbsl(reason)));
-}
-
-absl::StatusOr<bool> OptionalBool(const ObjectReader& o, std::string_view key) {
-  const Json* v = o.Find(key);
-  if (v == nullptr || v->is_null()) return false;
-  if (!v->is_boolean()) return FieldProblem(o.PathOf(key), "must be a boolean");
-  return v->get<bool>();
-}
-
-absl::StatusOr<absl::Time> TimeField(const ObjectReader& o, std::string_view key) {
-  MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> text, o.OptionalString(key));
-  if (!text.has_value()) return absl::UnixEpoch();
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime(absl::RFC3339_full, *text, &t, &err)) {
-    return FieldProblem(o.PathOf(key), absl::StrCat("not an RFC 3339 time: ", err));
-  }
-  return t;
-}
-
-absl::StatusOr<std::string> StringField(const ObjectReader& o, std::string_view key) {
-  MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> s, o.OptionalString(key, false));
-  return s.value_or("");
-}
-
-absl::StatusOr<int64_t> IntField(const ObjectReader& o, std::string_view key) {
-  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> n,
-                             o.OptionalInt(key, 0, std::numeric_limits<int64_t>::max()));
-  return n.value_or(0);
-}
-
-// The elements of an optional array member with their spans (both in document order).
-struct ArrayMember {
-  const Json* json = nullptr;  // null when absent
-  std::vector<std::string_view> spans;
+// Where a member sits, for paths built only when an error is reported: the root (`array`
+// empty) or element `index` of the root array `array`.
+struct At {
+  std::string_view array;
+  size_t index = 0;
+  std::string Path() const { return array.empty() ? std::string() : IndexPath(array, index); }
+  std::string Member(std::string_view key) const { return ChildPath(Path(), key); }
 };
 
-absl::StatusOr<ArrayMember> ArrayField(
-    const ObjectReader& o, const std::vector<std::pair<std::string, std::string_view>>& spans,
-    std::string_view key) {
-  ArrayMember out;
-  MODEENVOY_ASSIGN_OR_RETURN(out.json, o.OptionalArray(key));
-  if (out.json != nullptr) out.spans = ArraySpans(SpanOf(spans, key));
-  return out;
-}
+// The members of each object of the schema, by version. A bit per member finds repeats.
+enum class Member : uint8_t {
+  kUnknown,
+  // root
+  kSchemaVersion, kSessionId, kOwner, kHistory, kMetadata, kCreated, kUpdated, kTurnCount,
+  kToolCalls, kModelChoices,
+  // history entry (version 2)
+  kMessage, kTurn, kPinned, kSummary,
+  // tool invocation
+  kId, kName, kArguments, kResult,
+  // model choice
+  kModel, kProvider, kUpstreamModel, kUsage, kUsageEstimated,
+};
 
-absl::StatusOr<Message> MessageAt(std::string_view span, const std::string& path) {
-  absl::StatusOr<Message> m = ParseMessage(span, path);
-  if (!m.ok()) return absl::InvalidArgumentError(m.status().message());
-  return m;
-}
-
-absl::Status ReadMetadata(const ObjectReader& root, ContextRecord* r) {
-  MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> meta, root.OptionalObject("metadata"));
-  if (!meta.has_value()) return absl::OkStatus();
-  for (auto it = meta->json().begin(); it != meta->json().end(); ++it) {
-    if (!it->is_string()) return FieldProblem(meta->PathOf(it.key()), "must be a string");
-    r->metadata.emplace(it.key(), it->get<std::string>());
+Member RootMember(std::string_view key, int64_t version) {
+  if (key == "schema_version") return Member::kSchemaVersion;
+  if (key == "session_id") return Member::kSessionId;
+  if (key == "owner") return Member::kOwner;
+  if (key == "history") return Member::kHistory;
+  if (key == "metadata") return Member::kMetadata;
+  if (key == "created") return Member::kCreated;
+  if (key == "updated") return Member::kUpdated;
+  if (version >= 2) {
+    if (key == "turn_count") return Member::kTurnCount;
+    if (key == "tool_calls") return Member::kToolCalls;
+    if (key == "model_choices") return Member::kModelChoices;
   }
+  return Member::kUnknown;
+}
+
+Member EntryMember(std::string_view key) {
+  if (key == "message") return Member::kMessage;
+  if (key == "turn") return Member::kTurn;
+  if (key == "pinned") return Member::kPinned;
+  if (key == "summary") return Member::kSummary;
+  return Member::kUnknown;
+}
+
+Member ToolMember(std::string_view key) {
+  if (key == "turn") return Member::kTurn;
+  if (key == "id") return Member::kId;
+  if (key == "name") return Member::kName;
+  if (key == "arguments") return Member::kArguments;
+  if (key == "result") return Member::kResult;
+  return Member::kUnknown;
+}
+
+Member ChoiceMember(std::string_view key) {
+  if (key == "turn") return Member::kTurn;
+  if (key == "model") return Member::kModel;
+  if (key == "provider") return Member::kProvider;
+  if (key == "upstream_model") return Member::kUpstreamModel;
+  if (key == "usage") return Member::kUsage;
+  if (key == "usage_estimated") return Member::kUsageEstimated;
+  return Member::kUnknown;
+}
+
+// A non-negative integer's text as the DOM reader judged it: a fraction or an exponent
+// (1.0, 1e3) or more than 64 bits made a floating-point number, "must be an integer".
+absl::Status CountFromText(std::string_view text, const At& at, std::string_view key,
+                           int64_t* out) {
+  if (text.find_first_of(".eE") != std::string_view::npos) {
+    return Problem(at.Member(key), "must be an integer");
+  }
+  const bool negative = text[0] == '-';
+  uint64_t magnitude = 0;
+  const char* first = text.data() + (negative ? 1 : 0);
+  const auto [end, ec] = std::from_chars(first, text.data() + text.size(), magnitude);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return Problem(at.Member(key), "must be an integer");
+  }
+  constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
+  if (negative) {
+    if (magnitude == 0) {
+      *out = 0;
+      return absl::OkStatus();
+    }
+    if (magnitude > kMax + 1) return Problem(at.Member(key), "must be an integer");
+    return Problem(at.Member(key), "must be >= 0");
+  }
+  if (magnitude > kMax) return Problem(at.Member(key), absl::StrCat("must be <= ", kMax));
+  *out = static_cast<int64_t>(magnitude);
   return absl::OkStatus();
+}
+
+// "schema_version": a positive integer (written without fraction or exponent).
+absl::StatusOr<int64_t> ReadSchemaVersion(JsonReader& reader) {
+  JsonType type;
+  if (!reader.Peek(&type)) return reader.status();
+  if (type != JsonType::kNumber) return Problem("schema_version", "must be a positive integer");
+  std::string_view text;
+  if (!reader.ReadNumber(&text)) return reader.status();
+  int64_t version = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (ec != std::errc() || end != text.data() + text.size() || version < 1) {
+    return Problem("schema_version", "must be a positive integer");
+  }
+  if (version > kContextSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "schema_version ", version, " is newer than this gateway reads (",
+        kContextSchemaVersion, ")"));
+  }
+  return version;
+}
+
+// The record's schema version, read before its members because it decides what they
+// mean. The writer puts "schema_version" first, so this reads a few bytes; only a record
+// written otherwise (by hand, or version 1 without the member) is scanned up to it.
+absl::StatusOr<int64_t> PeekSchemaVersion(std::string_view json) {
+  JsonReader reader(json, kRecordMaxDepth);
+  JsonType type;
+  if (!reader.Peek(&type)) return reader.status();
+  if (type != JsonType::kObject) return Problem("record", "must be a JSON object");
+  if (!reader.BeginObject()) return reader.status();
+  std::string scratch;
+  std::string_view key;
+  bool first = true, has = false;
+  while (true) {
+    if (!reader.NextMember(&first, &key, &scratch, &has)) return reader.status();
+    if (!has) return 1;  // the first schema did not always write its version
+    if (key == "schema_version") return ReadSchemaVersion(reader);
+    if (!reader.SkipValue()) return reader.status();
+  }
 }
 
 // The text of a tool message's content, for ToolInvocation::result.
@@ -392,138 +393,355 @@ std::string ContentText(const Message& m) {
   return out;
 }
 
-// Version 1: the history was messages only. Turns are numbered by user messages (what
-// precedes the first user message belongs to turn 1); tool calls come from the assistant
-// messages and the tool messages answering them.
-absl::Status ReadVersion1(const ObjectReader& root,
-                          const std::vector<std::pair<std::string, std::string_view>>& spans,
-                          ContextRecord* r) {
-  MODEENVOY_RETURN_IF_ERROR(root.RejectUnknown(
-      {"schema_version", "session_id", "owner", "history", "metadata", "created", "updated"}));
-  MODEENVOY_ASSIGN_OR_RETURN(ArrayMember history, ArrayField(root, spans, "history"));
-  int64_t users = 0;
-  for (size_t i = 0; i < history.spans.size(); ++i) {
-    const std::string path = IndexPath("history", i);
-    MODEENVOY_ASSIGN_OR_RETURN(Message m, MessageAt(history.spans[i], path));
-    if (m.role == Role::kUser) ++users;
-    const int64_t turn = std::max<int64_t>(users, 1);
-    for (const ToolCall& call : m.tool_calls) {
-      ToolInvocation& inv = r->tool_calls.emplace_back();
-      inv.turn = turn;
-      inv.id = call.id;
-      if (call.function.has_value()) {
-        inv.name = call.function->name;
-        inv.arguments = call.function->arguments;
+// Reads one record of a known schema version. Errors: kInvalidArgument "<path>: <reason>"
+// for a schema violation; a syntax error is the reader's status (then reader().status()
+// is not OK). Member problems are found in document order.
+class RecordReader {
+ public:
+  RecordReader(std::string_view json, int64_t version)
+      : reader_(json, kRecordMaxDepth), version_(version) {}
+
+  absl::Status Read(ContextRecord* r) {
+    if (!reader_.BeginObject()) return Syntax();
+    uint32_t seen = 0;
+    bool first = true, has = false;
+    std::string_view key;
+    const At root;
+    while (true) {
+      if (!reader_.NextMember(&first, &key, &key_scratch_, &has)) return Syntax();
+      if (!has) break;
+      const Member m = RootMember(key, version_);
+      MODEENVOY_RETURN_IF_ERROR(Mark(m, root, key, &seen));
+      switch (m) {
+        case Member::kSchemaVersion:  // PeekSchemaVersion read it
+          if (!reader_.SkipValue()) return Syntax();
+          break;
+        case Member::kSessionId:
+          MODEENVOY_RETURN_IF_ERROR(String(root, "session_id", true, &r->session_id));
+          break;
+        case Member::kOwner:
+          MODEENVOY_RETURN_IF_ERROR(String(root, "owner", true, &r->owner));
+          break;
+        case Member::kCreated:
+          MODEENVOY_RETURN_IF_ERROR(TimeMember("created", &r->created));
+          break;
+        case Member::kUpdated:
+          MODEENVOY_RETURN_IF_ERROR(TimeMember("updated", &r->updated));
+          break;
+        case Member::kTurnCount:
+          MODEENVOY_RETURN_IF_ERROR(Count(root, "turn_count", &r->turn_count));
+          break;
+        case Member::kMetadata:
+          MODEENVOY_RETURN_IF_ERROR(Metadata(&r->metadata));
+          break;
+        case Member::kHistory:
+          MODEENVOY_RETURN_IF_ERROR(version_ == 1 ? HistoryVersion1(r) : History(&r->history));
+          break;
+        case Member::kToolCalls:
+          MODEENVOY_RETURN_IF_ERROR(Elements("tool_calls", [&](const At& at) {
+            return ToolInvocationAt(at, &r->tool_calls.emplace_back());
+          }));
+          break;
+        case Member::kModelChoices:
+          MODEENVOY_RETURN_IF_ERROR(Elements("model_choices", [&](const At& at) {
+            return ModelChoiceAt(at, &r->model_choices.emplace_back());
+          }));
+          break;
+        default:
+          return absl::InternalError("record member table out of step");
       }
     }
-    if (m.role == Role::kTool && m.tool_call_id.has_value()) {
-      // The latest call with that id not yet answered.
-      for (auto it = r->tool_calls.rbegin(); it != r->tool_calls.rend(); ++it) {
-        if (it->id == *m.tool_call_id && !it->result.has_value()) {
-          it->result = ContentText(m);
-          break;
+    if (!reader_.ExpectEnd()) return Syntax();
+    if (!(seen & Bit(Member::kSessionId))) return Problem("session_id", "is required");
+    if (!(seen & Bit(Member::kOwner))) return Problem("owner", "is required");
+    return absl::OkStatus();
+  }
+
+ private:
+  static uint32_t Bit(Member m) { return uint32_t{1} << static_cast<int>(m); }
+
+  absl::Status Syntax() const { return reader_.status(); }
+
+  // Refuses an unknown or repeated member.
+  static absl::Status Mark(Member m, const At& at, std::string_view key, uint32_t* seen) {
+    if (m == Member::kUnknown) return Problem(at.Member(key), "unknown field");
+    if (*seen & Bit(m)) return Problem(at.Member(key), "duplicate key");
+    *seen |= Bit(m);
+    return absl::OkStatus();
+  }
+
+  // Iterates an object's members; fn(key) must consume the value.
+  template <typename F>
+  absl::Status Members(F&& fn) {
+    if (!reader_.BeginObject()) return Syntax();
+    bool first = true, has = false;
+    std::string_view key;
+    while (true) {
+      if (!reader_.NextMember(&first, &key, &key_scratch_, &has)) return Syntax();
+      if (!has) return absl::OkStatus();
+      MODEENVOY_RETURN_IF_ERROR(fn(key));
+    }
+  }
+
+  // The root array `name`: fn(at) reads each element.
+  template <typename F>
+  absl::Status Elements(std::string_view name, F&& fn) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type != JsonType::kArray) return Problem(name, "must be an array");
+    if (!reader_.BeginArray()) return Syntax();
+    bool first = true, has = false;
+    for (size_t i = 0;; ++i) {
+      if (!reader_.NextElement(&first, &has)) return Syntax();
+      if (!has) return absl::OkStatus();
+      MODEENVOY_RETURN_IF_ERROR(fn(At{name, i}));
+    }
+  }
+
+  // An element that must be an object.
+  absl::Status ElementObject(const At& at) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type != JsonType::kObject) return Problem(at.Path(), "must be an object");
+    return absl::OkStatus();
+  }
+
+  absl::Status String(const At& at, std::string_view key, bool non_empty, std::string* out) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type != JsonType::kString) return Problem(at.Member(key), "must be a string");
+    if (!reader_.ReadString(out)) return Syntax();
+    if (non_empty && out->empty()) return Problem(at.Member(key), "must not be empty");
+    return absl::OkStatus();
+  }
+
+  absl::Status Count(const At& at, std::string_view key, int64_t* out) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type != JsonType::kNumber) return Problem(at.Member(key), "must be an integer");
+    std::string_view text;
+    if (!reader_.ReadNumber(&text)) return Syntax();
+    return CountFromText(text, at, key, out);
+  }
+
+  // true/false; null reads as false.
+  absl::Status Flag(const At& at, std::string_view key, bool* out) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type == JsonType::kNull) {
+      *out = false;
+      return reader_.ReadNull() ? absl::OkStatus() : Syntax();
+    }
+    if (type != JsonType::kBool) return Problem(at.Member(key), "must be a boolean");
+    return reader_.ReadBool(out) ? absl::OkStatus() : Syntax();
+  }
+
+  absl::Status TimeMember(std::string_view key, absl::Time* out) {
+    std::string text;
+    MODEENVOY_RETURN_IF_ERROR(String(At{}, key, true, &text));
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, text, out, &err)) {
+      return Problem(key, absl::StrCat("not an RFC 3339 time: ", err));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Metadata(std::map<std::string, std::string>* out) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();
+    if (type != JsonType::kObject) return Problem("metadata", "must be an object");
+    std::string value;
+    return Members([&](std::string_view key) -> absl::Status {
+      if (!reader_.Peek(&type)) return Syntax();
+      if (type != JsonType::kString) return Problem(ChildPath("metadata", key), "must be a string");
+      // The key view dies with the next read: copy it first.
+      std::string name(key);
+      if (out->contains(name)) return Problem(ChildPath("metadata", name), "duplicate key");
+      if (!reader_.ReadString(&value)) return Syntax();
+      out->emplace(std::move(name), std::move(value));
+      return absl::OkStatus();
+    });
+  }
+
+  // The message at the reader's position, read by the chat codec in place; `path` is
+  // built for it per message (it is only read on error, but it is a string_view).
+  absl::Status MessageAt(const At& at, std::string_view member, Message* out) {
+    JsonType type;
+    if (!reader_.Peek(&type)) return Syntax();  // past whitespace: the value starts here
+    path_.clear();
+    absl::StrAppend(&path_, ToAbsl(at.array), "[", at.index, "]");
+    if (!member.empty()) absl::StrAppend(&path_, ".", ToAbsl(member));
+    size_t consumed = 0;
+    MODEENVOY_ASSIGN_OR_RETURN(*out, ParseMessagePrefix(reader_.remaining(), path_, &consumed));
+    reader_.Advance(consumed);
+    return absl::OkStatus();
+  }
+
+  absl::Status History(std::vector<HistoryEntry>* out) {
+    return Elements("history", [&](const At& at) -> absl::Status {
+      MODEENVOY_RETURN_IF_ERROR(ElementObject(at));
+      HistoryEntry& entry = out->emplace_back();
+      uint32_t seen = 0;
+      MODEENVOY_RETURN_IF_ERROR(Members([&](std::string_view key) -> absl::Status {
+        const Member m = EntryMember(key);
+        MODEENVOY_RETURN_IF_ERROR(Mark(m, at, key, &seen));
+        switch (m) {
+          case Member::kMessage: return MessageAt(at, "message", &entry.message);
+          case Member::kTurn: return Count(at, "turn", &entry.turn);
+          case Member::kPinned: return Flag(at, "pinned", &entry.pinned);
+          case Member::kSummary: return Flag(at, "summary", &entry.summary);
+          default: return absl::InternalError("history member table out of step");
+        }
+      }));
+      if (!(seen & Bit(Member::kMessage))) return Problem(at.Member("message"), "is required");
+      return absl::OkStatus();
+    });
+  }
+
+  // Version 1: the history was messages only. Turns are numbered by user messages (what
+  // precedes the first user message belongs to turn 1); tool calls come from the
+  // assistant messages and the tool messages answering them.
+  absl::Status HistoryVersion1(ContextRecord* r) {
+    int64_t users = 0;
+    return Elements("history", [&](const At& at) -> absl::Status {
+      Message m;
+      MODEENVOY_RETURN_IF_ERROR(MessageAt(at, "", &m));
+      if (m.role == Role::kUser) ++users;
+      const int64_t turn = std::max<int64_t>(users, 1);
+      for (const ToolCall& call : m.tool_calls) {
+        ToolInvocation& inv = r->tool_calls.emplace_back();
+        inv.turn = turn;
+        inv.id = call.id;
+        if (call.function.has_value()) {
+          inv.name = call.function->name;
+          inv.arguments = call.function->arguments;
         }
       }
-    }
-    r->history.push_back(HistoryEntry{.message = std::move(m), .turn = turn});
-    r->turn_count = turn;
+      if (m.role == Role::kTool && m.tool_call_id.has_value()) {
+        // The latest call with that id not yet answered.
+        for (auto it = r->tool_calls.rbegin(); it != r->tool_calls.rend(); ++it) {
+          if (it->id == *m.tool_call_id && !it->result.has_value()) {
+            it->result = ContentText(m);
+            break;
+          }
+        }
+      }
+      r->history.push_back(HistoryEntry{.message = std::move(m), .turn = turn});
+      r->turn_count = turn;
+      return absl::OkStatus();
+    });
   }
-  return absl::OkStatus();
+
+  absl::Status ToolInvocationAt(const At& at, ToolInvocation* out) {
+    MODEENVOY_RETURN_IF_ERROR(ElementObject(at));
+    uint32_t seen = 0;
+    return Members([&](std::string_view key) -> absl::Status {
+      const Member m = ToolMember(key);
+      MODEENVOY_RETURN_IF_ERROR(Mark(m, at, key, &seen));
+      switch (m) {
+        case Member::kTurn: return Count(at, "turn", &out->turn);
+        case Member::kId: return String(at, "id", false, &out->id);
+        case Member::kName: return String(at, "name", false, &out->name);
+        case Member::kArguments: return String(at, "arguments", false, &out->arguments);
+        case Member::kResult: return String(at, "result", false, &out->result.emplace());
+        default: return absl::InternalError("tool_calls member table out of step");
+      }
+    });
+  }
+
+  absl::Status ModelChoiceAt(const At& at, ModelChoice* out) {
+    MODEENVOY_RETURN_IF_ERROR(ElementObject(at));
+    uint32_t seen = 0;
+    return Members([&](std::string_view key) -> absl::Status {
+      const Member m = ChoiceMember(key);
+      MODEENVOY_RETURN_IF_ERROR(Mark(m, at, key, &seen));
+      switch (m) {
+        case Member::kTurn: return Count(at, "turn", &out->turn);
+        case Member::kModel: return String(at, "model", false, &out->model);
+        case Member::kProvider: return String(at, "provider", false, &out->provider);
+        case Member::kUpstreamModel:
+          return String(at, "upstream_model", false, &out->upstream_model);
+        case Member::kUsageEstimated:
+          return Flag(at, "usage_estimated", &out->usage_estimated);
+        case Member::kUsage: {
+          JsonType type;
+          if (!reader_.Peek(&type)) return Syntax();
+          if (type == JsonType::kNull) return reader_.ReadNull() ? absl::OkStatus() : Syntax();
+          path_ = at.Member("usage");
+          size_t consumed = 0;
+          MODEENVOY_ASSIGN_OR_RETURN(out->usage,
+                                     ParseUsagePrefix(reader_.remaining(), path_, &consumed));
+          reader_.Advance(consumed);
+          return absl::OkStatus();
+        }
+        default: return absl::InternalError("model_choices member table out of step");
+      }
+    });
+  }
+
+  JsonReader reader_;
+  const int64_t version_;
+  std::string key_scratch_;  // member names with escapes, decoded
+  std::string path_;         // the path handed to the chat codec
+};
+
+// What an error report needs from a record that failed: its first syntax error, which is
+// reported before any schema problem (as when the record was parsed whole before being
+// read), or else the record's own session id. Only failed reads pay for this scan.
+struct ErrorScan {
+  absl::Status syntax;
+  std::string session_id;
+};
+
+ErrorScan ScanForErrorReport(std::string_view json) {
+  ErrorScan out;
+  JsonReader reader(json, kRecordMaxDepth);
+  JsonType type;
+  bool ok = reader.Peek(&type);
+  if (ok && type == JsonType::kObject) {
+    ok = reader.BeginObject();
+    std::string scratch;
+    std::string_view key;
+    bool first = true, has = false;
+    while (ok && (ok = reader.NextMember(&first, &key, &scratch, &has)) && has) {
+      if (key == "session_id" && out.session_id.empty() && reader.Peek(&type) &&
+          type == JsonType::kString) {
+        ok = reader.ReadString(&out.session_id);
+      } else {
+        ok = reader.SkipValue();
+      }
+    }
+  } else if (ok) {
+    ok = reader.SkipValue();
+  }
+  if (ok) ok = reader.ExpectEnd();
+  if (!ok) {
+    out.syntax = reader.status();
+    out.session_id.clear();
+  }
+  return out;
 }
 
-absl::Status ReadVersion2(const ObjectReader& root,
-                          const std::vector<std::pair<std::string, std::string_view>>& spans,
-                          ContextRecord* r) {
-  MODEENVOY_RETURN_IF_ERROR(root.RejectUnknown(
-      {"schema_version", "session_id", "owner", "history", "metadata", "created", "updated",
-       "turn_count", "tool_calls", "model_choices"}));
-  MODEENVOY_ASSIGN_OR_RETURN(r->turn_count, IntField(root, "turn_count"));
-  MODEENVOY_ASSIGN_OR_RETURN(ArrayMember history, ArrayField(root, spans, "history"));
-  for (size_t i = 0; i < history.spans.size(); ++i) {
-    const std::string path = IndexPath("history", i);
-    MODEENVOY_ASSIGN_OR_RETURN(ObjectReader e, ObjectReader::Make((*history.json)[i], path));
-    MODEENVOY_RETURN_IF_ERROR(e.RejectUnknown({"message", "turn", "pinned", "summary"}));
-    if (!e.Has("message")) return FieldProblem(e.PathOf("message"), "is required");
-    HistoryEntry& entry = r->history.emplace_back();
-    MODEENVOY_ASSIGN_OR_RETURN(
-        entry.message,
-        MessageAt(SpanOf(ObjectSpans(history.spans[i]), "message"), e.PathOf("message")));
-    MODEENVOY_ASSIGN_OR_RETURN(entry.turn, IntField(e, "turn"));
-    MODEENVOY_ASSIGN_OR_RETURN(entry.pinned, OptionalBool(e, "pinned"));
-    MODEENVOY_ASSIGN_OR_RETURN(entry.summary, OptionalBool(e, "summary"));
-  }
-  MODEENVOY_ASSIGN_OR_RETURN(ArrayMember tools, ArrayField(root, spans, "tool_calls"));
-  for (size_t i = 0; tools.json != nullptr && i < tools.json->size(); ++i) {
-    MODEENVOY_ASSIGN_OR_RETURN(ObjectReader t,
-                               ObjectReader::Make((*tools.json)[i], IndexPath("tool_calls", i)));
-    MODEENVOY_RETURN_IF_ERROR(t.RejectUnknown({"turn", "id", "name", "arguments", "result"}));
-    ToolInvocation& inv = r->tool_calls.emplace_back();
-    MODEENVOY_ASSIGN_OR_RETURN(inv.turn, IntField(t, "turn"));
-    MODEENVOY_ASSIGN_OR_RETURN(inv.id, StringField(t, "id"));
-    MODEENVOY_ASSIGN_OR_RETURN(inv.name, StringField(t, "name"));
-    MODEENVOY_ASSIGN_OR_RETURN(inv.arguments, StringField(t, "arguments"));
-    MODEENVOY_ASSIGN_OR_RETURN(inv.result, t.OptionalString("result", false));
-  }
-  MODEENVOY_ASSIGN_OR_RETURN(ArrayMember choices, ArrayField(root, spans, "model_choices"));
-  for (size_t i = 0; i < choices.spans.size(); ++i) {
-    MODEENVOY_ASSIGN_OR_RETURN(
-        ObjectReader c, ObjectReader::Make((*choices.json)[i], IndexPath("model_choices", i)));
-    MODEENVOY_RETURN_IF_ERROR(c.RejectUnknown(
-        {"turn", "model", "provider", "upstream_model", "usage", "usage_estimated"}));
-    ModelChoice& choice = r->model_choices.emplace_back();
-    MODEENVOY_ASSIGN_OR_RETURN(choice.turn, IntField(c, "turn"));
-    MODEENVOY_ASSIGN_OR_RETURN(choice.model, StringField(c, "model"));
-    MODEENVOY_ASSIGN_OR_RETURN(choice.provider, StringField(c, "provider"));
-    MODEENVOY_ASSIGN_OR_RETURN(choice.upstream_model, StringField(c, "upstream_model"));
-    MODEENVOY_ASSIGN_OR_RETURN(choice.usage_estimated, OptionalBool(c, "usage_estimated"));
-    if (const Json* usage = c.Find("usage"); usage != nullptr && !usage->is_null()) {
-      absl::StatusOr<Usage> u =
-          ParseUsage(SpanOf(ObjectSpans(choices.spans[i]), "usage"), c.PathOf("usage"));
-      if (!u.ok()) return absl::InvalidArgumentError(u.status().message());
-      choice.usage = *std::move(u);
-    }
-  }
-  return absl::OkStatus();
+// "body: invalid JSON at byte N: ..." (the protocol reader names the request body) ->
+// "invalid JSON at byte N: ...".
+std::string_view SyntaxMessage(const absl::Status& status) {
+  std::string_view message = core_internal::ToStd(status.message());
+  constexpr std::string_view kBody = "body: ";
+  if (message.substr(0, kBody.size()) == kBody) message.remove_prefix(kBody.size());
+  return message;
 }
 
-absl::StatusOr<ContextRecord> ParseRecord(std::string_view json, std::string* session) {
-  MODEENVOY_ASSIGN_OR_RETURN(Json doc, core_internal::ParseStrictJson(json));
-  if (doc.is_object()) {
-    if (auto it = doc.find("session_id"); it != doc.end() && it->is_string() &&
-                                          !it->get_ref<const std::string&>().empty()) {
-      *session = it->get<std::string>();
-    }
-  }
-  if (!doc.is_object()) return FieldProblem("record", "must be a JSON object");
-  MODEENVOY_ASSIGN_OR_RETURN(ObjectReader root, ObjectReader::Make(doc, ""));
-  int64_t version = 1;  // the first schema did not always write its version
-  if (const Json* v = root.Find("schema_version"); v != nullptr) {
-    if (!v->is_number_integer() || v->get<int64_t>() < 1) {
-      return FieldProblem("schema_version", "must be a positive integer");
-    }
-    version = v->get<int64_t>();
-  }
-  if (version > kContextSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "schema_version ", version, " is newer than this gateway reads (",
-        kContextSchemaVersion, ")"));
-  }
-  ContextRecord r;
-  MODEENVOY_ASSIGN_OR_RETURN(r.session_id, root.RequiredString("session_id"));
-  MODEENVOY_ASSIGN_OR_RETURN(r.owner, root.RequiredString("owner"));
-  MODEENVOY_ASSIGN_OR_RETURN(r.created, TimeField(root, "created"));
-  MODEENVOY_ASSIGN_OR_RETURN(r.updated, TimeField(root, "updated"));
-  MODEENVOY_RETURN_IF_ERROR(ReadMetadata(root, &r));
-  // Skip a byte order mark, as ParseStrictJson did.
-  if (json.substr(0, 3) == "\xEF\xBB\xBF") json.remove_prefix(3);
-  const auto spans = ObjectSpans(json.substr(SkipWs(json, 0)));
-  if (version == 1) {
-    MODEENVOY_RETURN_IF_ERROR(ReadVersion1(root, spans, &r));
-  } else {
-    MODEENVOY_RETURN_IF_ERROR(ReadVersion2(root, spans, &r));
-  }
-  r.schema_version = kContextSchemaVersion;
-  return r;
+absl::Status Corrupt(std::string_view session, std::string_view message) {
+  return absl::DataLossError(absl::StrCat(
+      "session ", session.empty() ? "(unknown id)" : ToAbsl(session), ": ", ToAbsl(message)));
+}
+
+absl::Status ReadRecord(std::string_view json, ContextRecord* r) {
+  MODEENVOY_ASSIGN_OR_RETURN(const int64_t version, PeekSchemaVersion(json));
+  RecordReader reader(json, version);
+  MODEENVOY_RETURN_IF_ERROR(reader.Read(r));
+  r->schema_version = kContextSchemaVersion;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -553,14 +771,17 @@ std::string SerializeContextRecord(const ContextRecord& record) {
 
 absl::StatusOr<ContextRecord> ParseContextRecord(std::string_view json,
                                                  std::string_view session_id) {
-  std::string session(session_id);
-  absl::StatusOr<ContextRecord> r = ParseRecord(json, &session);
-  if (r.ok()) return r;
-  if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
+  ContextRecord record;
+  const absl::Status status = ReadRecord(json, &record);
+  if (status.ok()) return record;
+  const ErrorScan scan = ScanForErrorReport(json);
+  if (!scan.syntax.ok()) return Corrupt(session_id, SyntaxMessage(scan.syntax));
+  const std::string_view session = scan.session_id.empty() ? session_id : scan.session_id;
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
     return absl::FailedPreconditionError(
-        absl::StrCat("session ", ToAbsl(session), ": ", r.status().message()));
+        absl::StrCat("session ", ToAbsl(session), ": ", status.message()));
   }
-  return Corrupt(session, core_internal::ToStd(r.status().message()));
+  return Corrupt(session, core_internal::ToStd(status.message()));
 }
 
 std::vector<Message> HistoryMessages(const ContextRecord& record) {

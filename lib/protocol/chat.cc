@@ -1768,15 +1768,34 @@ void AppendMessageJson(std::string* out, const Message& message) {
   WriteMessage(out, message, /*content_null=*/false);
 }
 
+namespace {
+
+// One message object at the parser's position (ParseMessage, ParseMessagePrefix).
+absl::Status ReadMessage(Parser& p, std::string_view path, Message* out) {
+  const Path at{nullptr, path, -1};
+  uint64_t seen = 0;
+  MODEENVOY_RETURN_IF_ERROR(ParseMembers(p, at, kResponseMessageMembers, out, &out->extra,
+                                         &seen));
+  if (!(seen & 1)) return Invalid(at.Member("role"), "required");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Message> ParseMessage(std::string_view json, std::string_view path) {
   Parser p(json);
   Message out;
-  const Path at{nullptr, path, -1};
-  uint64_t seen = 0;
-  MODEENVOY_RETURN_IF_ERROR(
-      ParseMembers(p, at, kResponseMessageMembers, &out, &out.extra, &seen));
-  if (!(seen & 1)) return Invalid(at.Member("role"), "required");
+  MODEENVOY_RETURN_IF_ERROR(ReadMessage(p, path, &out));
   if (!p.reader().ExpectEnd()) return p.Syntax();
+  return out;
+}
+
+absl::StatusOr<Message> ParseMessagePrefix(std::string_view json, std::string_view path,
+                                           size_t* consumed) {
+  Parser p(json);
+  Message out;
+  MODEENVOY_RETURN_IF_ERROR(ReadMessage(p, path, &out));
+  *consumed = p.reader().offset();
   return out;
 }
 
@@ -1788,6 +1807,16 @@ absl::StatusOr<Usage> ParseUsage(std::string_view json, std::string_view path) {
   const Path at{nullptr, path, -1};
   MODEENVOY_RETURN_IF_ERROR(ParseMembers(p, at, kUsageMembers, &out, &out.extra));
   if (!p.reader().ExpectEnd()) return p.Syntax();
+  return out;
+}
+
+absl::StatusOr<Usage> ParseUsagePrefix(std::string_view json, std::string_view path,
+                                       size_t* consumed) {
+  Parser p(json);
+  Usage out;
+  const Path at{nullptr, path, -1};
+  MODEENVOY_RETURN_IF_ERROR(ParseMembers(p, at, kUsageMembers, &out, &out.extra));
+  *consumed = p.reader().offset();
   return out;
 }
 

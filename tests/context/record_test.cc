@@ -1,9 +1,12 @@
 #include "modeenvoy/context/record.h"
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -258,6 +261,134 @@ TEST(ContextRecordTest, UnreadableRecordIsNamedByTheCallersSessionId) {
   r = ParseContextRecord("[1,2]", "s-8");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(r.status().message(), "session s-8: record: must be a JSON object");
+}
+
+// The reader reads a record in one pass, in document order; these are the cases where
+// that order could change what a whole-document read reported.
+TEST(ContextRecordTest, ASyntaxErrorAnywhereIsReportedBeforeASchemaProblem) {
+  // The unknown member comes first, the truncation after it: still a syntax error, and
+  // (the record being unreadable) named by the caller's id.
+  const std::string json =
+      R"({"schema_version":2,"bogus":1,"session_id":"s-1","owner":"o","history":[)";
+  absl::StatusOr<ContextRecord> r = ParseContextRecord(json, "from-key");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(r.status().message()),
+              StartsWith("session from-key: invalid JSON at byte "));
+  // Inside a message: the byte is counted in the whole record.
+  const std::string bad_message =
+      R"({"schema_version":2,"session_id":"s-1","owner":"o",)"
+      R"("history":[{"message":{"role":"user","content":tru}}]})";
+  r = ParseContextRecord(bad_message, "from-key");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(r.status().message(),
+            absl::StrCat("session from-key: invalid JSON at byte ", bad_message.find("tru"),
+                         ": unexpected character 't'"));
+}
+
+TEST(ContextRecordTest, AProblemBeforeTheSessionIdStillNamesTheRecordsSession) {
+  absl::StatusOr<ContextRecord> r = ParseContextRecord(
+      R"({"schema_version":2,"bogus":1,"session_id":"s-2","owner":"o"})", "from-key");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(r.status().message(), "session s-2: bogus: unknown field");
+}
+
+TEST(ContextRecordTest, SchemaVersionIsHonouredWhereverItStands) {
+  // Version 2 members before the version: read as version 2, not refused as version 1.
+  absl::StatusOr<ContextRecord> r = ParseContextRecord(
+      R"({"session_id":"s","owner":"o","turn_count":4,"history":[)"
+      R"({"message":{"role":"user","content":"hi"},"turn":4}],"schema_version":2})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->turn_count, 4);
+  ASSERT_EQ(r->history.size(), 1u);
+  EXPECT_EQ(r->history[0].turn, 4);
+  // A newer version last is still "newer", not an unknown member of this version.
+  r = ParseContextRecord(R"({"session_id":"s-9","owner":"o","novel":[],"schema_version":3})");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(),
+            "session s-9: schema_version 3 is newer than this gateway reads (2)");
+  // Version 1 members only: turn_count belongs to version 2.
+  r = ParseContextRecord(R"({"session_id":"s-1","owner":"o","turn_count":1,"schema_version":1})");
+  EXPECT_EQ(r.status().message(), "session s-1: turn_count: unknown field");
+}
+
+TEST(ContextRecordTest, RepeatedMembersAreDataLoss) {
+  const CorruptCase cases[] = {
+      {R"({"schema_version":2,"session_id":"s-1","owner":"o","owner":"p"})",
+       "session s-1: owner: duplicate key"},
+      {R"({"schema_version":2,"session_id":"s-1","owner":"o","metadata":{"k":"a","k":"b"}})",
+       "session s-1: metadata.k: duplicate key"},
+      {R"({"schema_version":2,"session_id":"s-1","owner":"o",)"
+       R"("history":[{"message":{"role":"user"},"turn":1,"turn":2}]})",
+       "session s-1: history[0].turn: duplicate key"},
+      {R"({"schema_version":2,"session_id":"s-1","owner":"o",)"
+       R"("history":[{"message":{"role":"user","role":"tool"}}]})",
+       "session s-1: history[0].message.role: duplicate key"},
+  };
+  for (const CorruptCase& c : cases) {
+    absl::StatusOr<ContextRecord> r = ParseContextRecord(c.json, "from-key");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << c.json;
+    EXPECT_EQ(r.status().message(), c.message) << c.json;
+  }
+}
+
+TEST(ContextRecordTest, CountsAreNonNegativeIntegers) {
+  const CorruptCase cases[] = {
+      {"-1", "session s-1: turn_count: must be >= 0"},
+      {"1.0", "session s-1: turn_count: must be an integer"},
+      {"1e3", "session s-1: turn_count: must be an integer"},
+      {"null", "session s-1: turn_count: must be an integer"},
+      {"9223372036854775808", "session s-1: turn_count: must be <= 9223372036854775807"},
+      {"18446744073709551616", "session s-1: turn_count: must be an integer"},
+  };
+  for (const CorruptCase& c : cases) {
+    const std::string json = absl::StrCat(
+        R"({"schema_version":2,"session_id":"s-1","owner":"o","turn_count":)", c.json, "}");
+    absl::StatusOr<ContextRecord> r = ParseContextRecord(json, "from-key");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << c.json;
+    EXPECT_EQ(r.status().message(), c.message) << c.json;
+  }
+  absl::StatusOr<ContextRecord> r = ParseContextRecord(
+      R"({"schema_version":2,"session_id":"s","owner":"o","turn_count":9223372036854775807})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->turn_count, std::numeric_limits<int64_t>::max());
+}
+
+TEST(ContextRecordTest, WhitespaceAnywhereAndNullFlagsRead) {
+  absl::StatusOr<ContextRecord> r = ParseContextRecord(R"(
+    { "schema_version" : 2 , "session_id" : "s" , "owner" : "o" ,
+      "history" : [ { "message" : { "role" : "user" , "content" : "hi" ,
+                                    "x_extra" : { "a" : [ 1 , 2 ] } } ,
+                      "turn" : 1 , "pinned" : null } ] ,
+      "model_choices" : [ { "turn" : 1 , "usage" : { "total_tokens" : 3 } ,
+                            "usage_estimated" : null } , { "turn" : 2 , "usage" : null } ] } )");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->history.size(), 1u);
+  Message expected = MakeMessage(Role::kUser, "hi");
+  expected.extra = {{"x_extra", R"({"a":[1,2]})"}};
+  EXPECT_EQ(r->history[0].message, expected);
+  EXPECT_FALSE(r->history[0].pinned);
+  ASSERT_EQ(r->model_choices.size(), 2u);
+  ASSERT_TRUE(r->model_choices[0].usage.has_value());
+  EXPECT_EQ(r->model_choices[0].usage->total_tokens, 3);
+  EXPECT_FALSE(r->model_choices[0].usage_estimated);
+  EXPECT_FALSE(r->model_choices[1].usage.has_value());
+}
+
+// A message as deep as ParseMessage reads stays readable inside a record, and a record
+// that holds one reports its real problem, not its depth.
+TEST(ContextRecordTest, AMessageAsDeepAsParseMessageReadsIsReadable) {
+  const int levels = kMaxJsonDepth - 1;  // the message object is the first level
+  const std::string deep = std::string(levels, '[') + std::string(levels, ']');
+  const std::string message = absl::StrCat(R"({"role":"user","x_deep":)", deep, "}");
+  ASSERT_TRUE(ParseMessage(message).ok());
+  const std::string head = R"({"schema_version":2,"session_id":"s-1","owner":"o",)";
+  absl::StatusOr<ContextRecord> r =
+      ParseContextRecord(absl::StrCat(head, R"("history":[{"message":)", message, "}]}"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->history[0].message.extra[0].second, deep);
+  r = ParseContextRecord(
+      absl::StrCat(head, R"("history":[{"message":)", message, R"(}],"bogus":1})"));
+  EXPECT_EQ(r.status().message(), "session s-1: bogus: unknown field");
 }
 
 TEST(ContextRecordTest, HistoryMessagesAreTheMessagesInOrder) {

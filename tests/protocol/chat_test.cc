@@ -1031,5 +1031,43 @@ TEST(UsageJsonTest, RoundTripsAndNamesThePath) {
             "model_choices[0].usage.prompt_tokens: expected integer, got string");
 }
 
+// A message or usage object inside a larger document: read where it starts, and nothing past
+// its closing brace.
+TEST(MessageJsonTest, PrefixReadsOneObjectAndSaysHowFarItRead) {
+  const std::string message = R"({"role":"user","content":"hi","x_extra":{ "a" : 1e3 }})";
+  const std::string doc = "  \n" + message + R"( ,{"role":)";  // then whatever follows
+  size_t consumed = 0;
+  absl::StatusOr<Message> m = ParseMessagePrefix(doc, "history[0].message", &consumed);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(consumed, 3 + message.size());  // the whitespace before it and the object
+  EXPECT_EQ(*m, *ParseMessage(message));
+  EXPECT_EQ(m->extra, (ExtraFields{{"x_extra", R"({"a":1e3})"}}));
+  // Errors as ParseMessage's, with the given path; syntax errors count bytes from the start.
+  EXPECT_EQ(ParseMessagePrefix(R"({"content":"hi"},1)", "history[3].message", &consumed)
+                .status()
+                .message(),
+            "history[3].message.role: required");
+  const std::string_view bad = R"(  {"role":"user" "content":"hi"})";  // no comma
+  EXPECT_EQ(ParseMessagePrefix(bad, "m", &consumed).status().message(),
+            absl::StrCat("body: invalid JSON at byte ", bad.find("\"content"),
+                         ": expected ',' or '}'"));
+  EXPECT_EQ(ParseMessagePrefix("7", "history[1]", &consumed).status().message(),
+            "history[1]: expected object, got number");
+}
+
+TEST(UsageJsonTest, PrefixReadsOneObjectAndSaysHowFarItRead) {
+  const std::string usage = R"({"prompt_tokens":10,"completion_tokens":2,"total_tokens":12})";
+  size_t consumed = 0;
+  absl::StatusOr<Usage> u = ParseUsagePrefix(usage + R"(,"usage_estimated":true})",
+                                             "model_choices[0].usage", &consumed);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(consumed, usage.size());
+  EXPECT_EQ(u->total_tokens, 12);
+  EXPECT_EQ(ParseUsagePrefix(R"({"total_tokens":1.5}])", "model_choices[2].usage", &consumed)
+                .status()
+                .message(),
+            "model_choices[2].usage.total_tokens: expected integer, got 1.5");
+}
+
 }  // namespace
 }  // namespace modeenvoy

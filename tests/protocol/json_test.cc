@@ -51,6 +51,33 @@ TEST(JsonReaderTest, LoneSurrogateEscapesAreSyntacticallyValid) {
   EXPECT_EQ(s, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "A");
 }
 
+// A value read by another reader in the same pass: remaining() hands it over, Advance()
+// moves past what that reader consumed, and the outer reader goes on at the same depth.
+TEST(JsonReaderTest, AdvanceSkipsAValueAnotherReaderRead) {
+  const std::string_view doc = R"({"a": {"x":[1,2]} , "b":true})";
+  JsonReader outer(doc, 2);
+  bool first = true, has = false, b = false;
+  std::string_view key;
+  std::string scratch;
+  ASSERT_TRUE(outer.BeginObject());
+  ASSERT_TRUE(outer.NextMember(&first, &key, &scratch, &has));
+  JsonType type;
+  ASSERT_TRUE(outer.Peek(&type));
+  ASSERT_EQ(outer.remaining().substr(0, 5), R"({"x":)");
+  JsonReader inner(outer.remaining(), 2);
+  std::string captured;
+  ASSERT_TRUE(inner.CaptureValue(&captured));
+  EXPECT_EQ(captured, R"({"x":[1,2]})");
+  outer.Advance(inner.offset());
+  ASSERT_TRUE(outer.NextMember(&first, &key, &scratch, &has));
+  EXPECT_EQ(key, "b");
+  ASSERT_TRUE(outer.ReadBool(&b));
+  EXPECT_TRUE(b);
+  ASSERT_TRUE(outer.NextMember(&first, &key, &scratch, &has));
+  EXPECT_FALSE(has);
+  EXPECT_TRUE(outer.ExpectEnd());
+}
+
 TEST(JsonReaderTest, CaptureRemovesOnlyInsignificantWhitespace) {
   JsonReader reader(" { \"a b\" : [ 1 , \"x  y\\n\" , { } ] , \"c\":\ttrue }  ", 8);
   std::string raw;

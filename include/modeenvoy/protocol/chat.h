@@ -36,6 +36,7 @@
 #ifndef MODEENVOY_PROTOCOL_CHAT_H_
 #define MODEENVOY_PROTOCOL_CHAT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -281,6 +282,16 @@ MODEENVOY_EXPORT void AppendMessageJson(std::string* out, const Message& message
 MODEENVOY_EXPORT absl::StatusOr<Message> ParseMessage(std::string_view json,
                                                       std::string_view path = "message");
 
+// Parses the message object at the start of `json` (after any whitespace) as ParseMessage
+// does, reads nothing past its closing brace, and sets *consumed to the bytes read: for a
+// document that embeds messages among other values and reads them in its own single pass
+// (context/record.h). Byte offsets of syntax errors count from the start of `json`.
+// REQUIRES: consumed != nullptr. Errors: as ParseMessage, but text after the object is
+// not looked at.
+MODEENVOY_EXPORT absl::StatusOr<Message> ParseMessagePrefix(std::string_view json,
+                                                            std::string_view path,
+                                                            size_t* consumed);
+
 // ----------------------------------------------------------------------------------------
 // Response side.
 
@@ -406,6 +417,10 @@ MODEENVOY_EXPORT std::string SerializeChatCompletionChunk(const ChatCompletionCh
 MODEENVOY_EXPORT void AppendUsageJson(std::string* out, const Usage& usage);
 MODEENVOY_EXPORT absl::StatusOr<Usage> ParseUsage(std::string_view json,
                                                   std::string_view path = "usage");
+// The usage object at the start of `json`, as ParseMessagePrefix reads a message.
+MODEENVOY_EXPORT absl::StatusOr<Usage> ParseUsagePrefix(std::string_view json,
+                                                        std::string_view path,
+                                                        size_t* consumed);
 
 }  // namespace modeenvoy
 
