@@ -1,0 +1,214 @@
+// include/modeenvoy/router/router.h: model name -> pool of deployments -> ordered attempts.
+//
+// The router decides where each model call goes and learns from what happened. It does no
+// I/O, so any host that makes its own upstream calls (the modeenvoy gateway, Envoy, nginx, a
+// Go proxy) can drive it: Plan() a request, ask the plan for attempts, Report() each outcome.
+//
+//   #include "modeenvoy/router/router.h"
+//   absl::Status Serve(modeenvoy::Router& router, std::string_view model) {
+//     modeenvoy::RouteRequest request;
+//     request.model = model;
+//     request.session_id = "conversation-42";   // consistent hashing / sticky splits
+//     request.prompt_tokens = 1200;             // context-window fit
+//     request.max_tokens = 512;
+//     auto plan = router.Plan(request);
+//     if (!plan.ok()) return plan.status();     // kNotFound, kResourceExhausted
+//     while (auto attempt = (*plan)->Next()) {
+//       // wait attempt->delay, then call attempt->deployment->provider /
+//       // ->upstream_model in ->dialect, giving up after attempt->timeout.
+//       modeenvoy::AttemptResult result;
+//       result.failure = modeenvoy::UpstreamFailure::kNone;   // or what went wrong
+//       result.time_to_first_token = absl::Milliseconds(180);
+//       result.latency = absl::Milliseconds(900);
+//       (*plan)->Report(*attempt, result);
+//       if (result.failure == modeenvoy::UpstreamFailure::kNone) return absl::OkStatus();
+//     }
+//     return (*plan)->final_status();           // why no attempt is left
+//   }
+//   // Setting up: built once, swapped whole when the configuration changes.
+//   auto config = modeenvoy::ParseRouterConfig(json_text);      // strict, field paths
+//   auto router = modeenvoy::NewRouter({.seed = 7});
+//   if (config.ok()) router->Update(*std::move(config));
+//
+// docs/routing.md documents the JSON (pools, load-balancing policies, outlier detection,
+// retries, fallbacks) with every default.
+#ifndef MODEENVOY_ROUTER_ROUTER_H_
+#define MODEENVOY_ROUTER_ROUTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "modeenvoy/clock.h"
+#include "modeenvoy/export.h"
+
+namespace modeenvoy {
+
+// One upstream that can serve a pool's model. Strings are opaque to the router: the host
+// knows what provider "openai-east" and dialect "anthropic" mean.
+struct RouterDeployment {
+  std::string id;              // unique in the configuration; keys health across Update()
+  std::string provider;        // the host's name for the upstream (endpoint, credentials)
+  std::string upstream_model;  // the model name the upstream is called with
+  std::string dialect;         // the wire protocol the upstream speaks
+  std::string region;          // a tag; empty when not configured
+  int weight = 1;              // relative share within its tier, >= 1
+  int tier = 0;                // priority: lower tiers are used first, overflow goes up
+  int64_t context_window = 0;  // tokens; 0 = unknown (never skipped for size)
+  int max_in_flight = 0;       // concurrent attempts; 0 = unbounded
+  int64_t rpm = 0;             // requests per minute; 0 = unbounded
+  int64_t tpm = 0;             // tokens per minute (reported usage); 0 = unbounded
+  double input_price_per_mtok = 0;   // price per million input tokens
+  double output_price_per_mtok = 0;  // price per million output tokens
+};
+
+// A parsed, validated, immutable configuration. Built by ParseRouterConfig(); shared by the
+// router and every plan made from it, so swapping it never invalidates a plan in flight.
+// Thread safety: immutable, thread-safe.
+class MODEENVOY_EXPORT RouterConfig {
+ public:
+  virtual ~RouterConfig() = default;
+  // Every deployment of every pool, in configuration order.
+  virtual const std::vector<RouterDeployment>& deployments() const = 0;
+  // The pool serving `model` (exact name, then alias, then the longest wildcard prefix), or
+  // nullopt. Pool names are returned as configured.
+  virtual std::optional<std::string> PoolFor(std::string_view model) const = 0;
+};
+
+// Parses the router's JSON configuration (docs/routing.md). Strict: unknown keys and bad
+// values are errors. Errors: kInvalidArgument naming the field path and the value, e.g.
+// "pools[1].deployments[0].weight: must be >= 1".
+MODEENVOY_EXPORT absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(
+    std::string_view json);
+
+// Why an attempt failed, as routing needs it. The host classifies its own errors.
+enum class UpstreamFailure {
+  kNone,           // succeeded
+  kRateLimited,    // HTTP 429: the deployment cools down for its Retry-After
+  kServerError,    // HTTP 5xx: counts towards outlier ejection
+  kTimeout,        // no (complete) answer in time: counts towards outlier ejection
+  kConnect,        // connect/DNS/TLS failure: counts towards outlier ejection
+  kReset,          // connection reset before the answer: counts towards outlier ejection
+  kContextLength,  // the prompt does not fit: falls back to a larger context window
+  kContentFilter,  // the provider refused the content: falls back to the configured pool
+  kClientError,    // another 4xx: the request is wrong, nothing is retried
+  kCancelled,      // the client went away: neither health nor retries are affected
+};
+
+// "none", "429", "5xx", "timeout", "connect", "reset", "context_length", "content_filter",
+// "4xx", "cancelled" (the names of "retry_on" in the configuration).
+MODEENVOY_EXPORT std::string_view UpstreamFailureName(UpstreamFailure failure);
+MODEENVOY_EXPORT std::optional<UpstreamFailure> UpstreamFailureFromName(std::string_view name);
+
+// What the router sees of a request. Views are borrowed for the Plan() call only.
+struct RouteRequest {
+  std::string_view model;       // the public model name asked for
+  std::string_view session_id;  // hash key for "hash_key": "session"; may be empty
+  std::string_view tenant;      // with system_prompt, hash key for "tenant_prompt"
+  std::string_view system_prompt;
+  // Prompt size (counted by the host) and the completion bound; deployments whose context
+  // window cannot hold their sum are skipped. 0 = unknown (nothing is skipped).
+  int64_t prompt_tokens = 0;
+  int64_t max_tokens = 0;
+  // The end of the whole request across attempts; InfiniteFuture = only per-try timeouts.
+  absl::Time deadline = absl::InfiniteFuture();
+  // A uniform random value for this request (load-balancing draws, backoff jitter). Absent:
+  // the router draws one from its seeded generator.
+  std::optional<uint64_t> draw;
+};
+
+// One call to make. `deployment` points into the RouterConfig that planned it, which the
+// plan keeps alive.
+struct PlannedAttempt {
+  const RouterDeployment* deployment = nullptr;
+  int index = 0;                                 // 0 for the first attempt of the request
+  absl::Duration delay = absl::ZeroDuration();   // wait this long before calling (backoff)
+  absl::Duration timeout = absl::InfiniteDuration();  // per-try timeout (and the deadline)
+  bool panic = false;  // chosen while every deployment of the pool was ejected
+};
+
+// The outcome of one attempt.
+struct AttemptResult {
+  UpstreamFailure failure = UpstreamFailure::kNone;
+  // The upstream's Retry-After, when it sent one (429 cool-down length; backoff floor).
+  std::optional<absl::Duration> retry_after;
+  // Time to the first token (the peak-EWMA sample); zero when none arrived.
+  absl::Duration time_to_first_token = absl::ZeroDuration();
+  absl::Duration latency = absl::ZeroDuration();  // start to completion
+  int64_t input_tokens = 0;   // usage, for tokens-per-minute capacity
+  int64_t output_tokens = 0;
+};
+
+// The attempts of one request. Each attempt Next() returns holds a capacity slot (in-flight
+// count) on its deployment until Report() or the plan's destruction (which reports nothing).
+// Thread safety: thread-compatible (one request; the host serialises its calls).
+class MODEENVOY_EXPORT RoutePlan {
+ public:
+  virtual ~RoutePlan() = default;
+  // The next attempt, or nullopt when none is left (see final_status()). Call it first
+  // without a Report(), then after each Report(). Calling it while an attempt is
+  // outstanding ends the plan (nullopt, kFailedPrecondition).
+  virtual std::optional<PlannedAttempt> Next() = 0;
+  // Feeds the outcome of the attempt Next() returned last into health, latency and capacity
+  // state and decides what Next() does. A report for another attempt is ignored.
+  virtual void Report(const PlannedAttempt& attempt, const AttemptResult& result) = 0;
+  // Why Next() returned nullopt: OK after a success; kUnavailable when the failure was
+  // retriable but no deployment, budget or attempt is left; kDeadlineExceeded; kResourceExhausted
+  // when every deployment is at capacity; kInvalidArgument for a non-retriable failure.
+  virtual absl::Status final_status() const = 0;
+};
+
+struct RouterOptions {
+  // Time source. Not owned; must outlive the router. Null means the system clock.
+  const Clock* clock = nullptr;
+  // Seeds every random choice the router makes itself (ejection jitter, draws when a request
+  // brings none), so runs repeat.
+  uint64_t seed = 0x6d6f6465656e766fULL;
+};
+
+// Per-deployment state, for inspection (tests, /admin pages).
+struct DeploymentHealth {
+  std::string id;
+  int in_flight = 0;
+  bool ejected = false;            // outlier-ejected now
+  absl::Time ejected_until;        // InfinitePast when not ejected
+  absl::Time cooldown_until;       // 429 cool-down end; InfinitePast when none
+  int ejections = 0;               // ejections so far (drives the growing ejection time)
+  int consecutive_failures = 0;
+  double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
+};
+
+// Routes requests over the configuration given to Update().
+// Thread safety: thread-safe. Plan() and Report() may run on many threads at once: Plan()
+// takes no lock (atomic loads of the configuration and deployment state); Report() locks
+// only the reported deployment's state. No method blocks or does I/O.
+class MODEENVOY_EXPORT Router {
+ public:
+  virtual ~Router() = default;
+
+  // Makes `config` the configuration of later Plan() calls; plans in flight keep theirs.
+  // Health, in-flight counts and latency of deployments whose id is in both the old and the
+  // new configuration carry over. Errors: kInvalidArgument for a null config.
+  virtual absl::Status Update(std::shared_ptr<const RouterConfig> config) = 0;
+
+  // Plans `request`. Errors: kFailedPrecondition before the first Update(); kNotFound when
+  // no pool serves request.model; kResourceExhausted when every deployment that could take
+  // it is at capacity; kInvalidArgument when no deployment's context window holds
+  // prompt_tokens + max_tokens.
+  virtual absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const = 0;
+
+  // State of every deployment of the current configuration, in configuration order.
+  virtual std::vector<DeploymentHealth> Health() const = 0;
+};
+
+MODEENVOY_EXPORT std::unique_ptr<Router> NewRouter(const RouterOptions& options = {});
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_ROUTER_ROUTER_H_
