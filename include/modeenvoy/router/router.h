@@ -109,9 +109,9 @@ MODEENVOY_EXPORT std::optional<UpstreamFailure> UpstreamFailureFromName(std::str
 // What the router sees of a request. Views are borrowed for the Plan() call only.
 struct RouteRequest {
   std::string_view model;       // the public model name asked for
-  std::string_view session_id;  // hash key for "hash_key": "session"; may be empty
-  std::string_view tenant;      // with system_prompt, hash key for "tenant_prompt"
-  std::string_view system_prompt;
+  std::string_view session_id = {};  // hash key for "hash_key": "session"; may be empty
+  std::string_view tenant = {};      // with system_prompt, hash key for "tenant_prompt"
+  std::string_view system_prompt = {};
   // Prompt size (counted by the host) and the completion bound; deployments whose context
   // window cannot hold their sum are skipped. 0 = unknown (nothing is skipped).
   int64_t prompt_tokens = 0;
@@ -120,7 +120,7 @@ struct RouteRequest {
   absl::Time deadline = absl::InfiniteFuture();
   // A uniform random value for this request (load-balancing draws, backoff jitter). Absent:
   // the router draws one from its seeded generator.
-  std::optional<uint64_t> draw;
+  std::optional<uint64_t> draw = std::nullopt;
 };
 
 // One call to make. `deployment` points into the RouterConfig that planned it, which the
@@ -137,7 +137,7 @@ struct PlannedAttempt {
 struct AttemptResult {
   UpstreamFailure failure = UpstreamFailure::kNone;
   // The upstream's Retry-After, when it sent one (429 cool-down length; backoff floor).
-  std::optional<absl::Duration> retry_after;
+  std::optional<absl::Duration> retry_after = std::nullopt;
   // Time to the first token (the peak-EWMA sample); zero when none arrived.
   absl::Duration time_to_first_token = absl::ZeroDuration();
   absl::Duration latency = absl::ZeroDuration();  // start to completion

@@ -1,0 +1,677 @@
+#include "modeenvoy/router/router.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "lib/core/mutex.h"
+#include "lib/core/status_macros.h"
+#include "lib/router/config.h"
+#include "lib/router/hash.h"
+#include "lib/router/state.h"
+
+namespace modeenvoy {
+
+namespace {
+constexpr std::pair<UpstreamFailure, std::string_view> kFailureNames[] = {
+    {UpstreamFailure::kNone, "none"},
+    {UpstreamFailure::kRateLimited, "429"},
+    {UpstreamFailure::kServerError, "5xx"},
+    {UpstreamFailure::kTimeout, "timeout"},
+    {UpstreamFailure::kConnect, "connect"},
+    {UpstreamFailure::kReset, "reset"},
+    {UpstreamFailure::kContextLength, "context_length"},
+    {UpstreamFailure::kContentFilter, "content_filter"},
+    {UpstreamFailure::kClientError, "4xx"},
+    {UpstreamFailure::kCancelled, "cancelled"},
+};
+}  // namespace
+
+std::string_view UpstreamFailureName(UpstreamFailure failure) {
+  for (const auto& [f, name] : kFailureNames) {
+    if (f == failure) return name;
+  }
+  return "unknown";
+}
+
+std::optional<UpstreamFailure> UpstreamFailureFromName(std::string_view name) {
+  for (const auto& [f, n] : kFailureNames) {
+    if (n == name) return f;
+  }
+  return std::nullopt;
+}
+
+namespace router_internal {
+
+void DeploymentState::Roll(int64_t now_ns) {
+  int64_t m = now_ns / kNanosPerMinute;
+  if (minute.load(std::memory_order_acquire) == m) return;
+  core_internal::MutexLock lock(&mu);
+  int64_t old = minute.load(std::memory_order_relaxed);
+  if (old == m) return;
+  int64_t req = requests_current.exchange(0), tok = tokens_current.exchange(0);
+  requests_previous.store(m == old + 1 ? req : 0);
+  tokens_previous.store(m == old + 1 ? tok : 0);
+  minute.store(m, std::memory_order_release);
+}
+
+namespace {
+
+int64_t Nanos(absl::Time t) { return absl::ToUnixNanos(t); }
+
+// Per-pool runtime state of one snapshot.
+struct PoolRuntime {
+  std::atomic<uint64_t> counter{0};  // round robin / smooth WRR position
+  absl::Mutex eject_mu;              // serialises ejection decisions (max ejected share)
+};
+
+struct Snapshot {
+  std::shared_ptr<const ConfigImpl> config;
+  std::vector<std::shared_ptr<DeploymentState>> states;  // parallel to config->deployments()
+  std::vector<uint64_t> id_hash;                         // Murmur64 of each id
+  std::unique_ptr<PoolRuntime[]> pools;
+};
+
+class RouterImpl;
+
+// Why a choice found nothing, for the error the caller sees.
+struct ChoiceMiss {
+  bool capacity = false;  // something fit but was at capacity
+  bool context = false;   // something was too small for the prompt
+};
+
+class PlanImpl final : public RoutePlan {
+ public:
+  PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> snap, int pool,
+           const RouteRequest& request, uint64_t draw);
+  ~PlanImpl() override;
+
+  std::optional<PlannedAttempt> Next() override;
+  void Report(const PlannedAttempt& attempt, const AttemptResult& result) override;
+  absl::Status final_status() const override { return final_; }
+
+  // Chooses and reserves the first attempt. Errors as Router::Plan().
+  absl::Status Start();
+
+ private:
+  // Picks the best deployment from `pools` in order (tiers in order within each), skipping
+  // tried ones and those whose context window is <= min_context. -1 when none.
+  int Choose(std::initializer_list<int> pools, const std::vector<int>* more, int64_t min_context,
+             int* chosen_pool, bool* panic, ChoiceMiss* miss);
+  int PickInTier(int pool, int tier, uint64_t mask, int64_t now_ns);
+  int WeightedDraw(const Pool& pool, int begin, uint64_t mask);
+  uint64_t NextDraw() { return draw_ = router_internal::SplitMix(draw_); }
+  bool Tried(int d) const { return std::find(tried_.begin(), tried_.end(), d) != tried_.end(); }
+  void Reserve(int deployment, int pool, bool panic, absl::Duration delay, int64_t now_ns);
+  void Release();
+  absl::Status MissStatus(const ChoiceMiss& miss, std::string_view after) const;
+  void RecordHealth(int deployment, const Pool& pool, const AttemptResult& result,
+                    int64_t now_ns);
+
+  const RouterImpl* router_;
+  std::shared_ptr<const Snapshot> snap_;
+  int pool_;
+  int64_t prompt_total_;
+  absl::Time deadline_;
+  uint64_t draw_;
+  uint64_t key_hash_ = 0;
+  bool has_key_ = false;
+  absl::InlinedVector<int, 4> tried_;
+  // The reserved attempt (returned by Next(), or waiting to be).
+  int current_ = -1;
+  int current_pool_ = -1;
+  bool current_panic_ = false;
+  bool current_is_retry_ = false;
+  bool handed_out_ = false;
+  absl::Duration current_delay_;
+  int index_ = -1;
+  absl::Status final_;
+};
+
+class RouterImpl final : public Router {
+ public:
+  explicit RouterImpl(const RouterOptions& options)
+      : clock_(ClockOrSystem(options.clock)), seed_(options.seed) {}
+
+  absl::Status Update(std::shared_ptr<const RouterConfig> config) override {
+    if (config == nullptr) return absl::InvalidArgumentError("config: must not be null");
+    auto impl = std::dynamic_pointer_cast<const ConfigImpl>(config);
+    if (impl == nullptr) {
+      return absl::InvalidArgumentError("config: not made by ParseRouterConfig()");
+    }
+    core_internal::MutexLock lock(&update_mu_);
+    auto snap = std::make_shared<Snapshot>();
+    std::shared_ptr<const Snapshot> old = snapshot_.load();
+    absl::flat_hash_map<std::string_view, std::shared_ptr<DeploymentState>> previous;
+    if (old != nullptr) {
+      for (size_t i = 0; i < old->states.size(); ++i) {
+        previous.emplace(old->config->deployments()[i].id, old->states[i]);
+      }
+    }
+    for (const RouterDeployment& d : impl->deployments()) {
+      auto it = previous.find(d.id);
+      snap->id_hash.push_back(Murmur64(d.id, 0x5eed));
+      snap->states.push_back(it != previous.end()
+                                 ? it->second
+                                 : std::make_shared<DeploymentState>(
+                                       SplitMix(seed_ ^ snap->id_hash.back())));
+    }
+    snap->pools = std::make_unique<PoolRuntime[]>(impl->pools().size());
+    snap->config = std::move(impl);
+    snapshot_.store(std::move(snap));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const override {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) {
+      return absl::FailedPreconditionError("router: no configuration yet (call Update first)");
+    }
+    int pool = snap->config->FindPool(request.model);
+    if (pool < 0) {
+      return absl::NotFoundError(absl::StrCat("model_not_found: no pool serves model \"",
+                                              core_internal::ToAbsl(request.model), "\""));
+    }
+    uint64_t draw = request.draw ? *request.draw
+                                 : SplitMix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
+    auto plan = std::make_unique<PlanImpl>(this, std::move(snap), pool, request, draw);
+    MODEENVOY_RETURN_IF_ERROR(plan->Start());
+    return plan;
+  }
+
+  std::vector<DeploymentHealth> Health() const override {
+    std::vector<DeploymentHealth> out;
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) return out;
+    int64_t now = Nanos(clock_.MonotonicNow());
+    for (size_t i = 0; i < snap->states.size(); ++i) {
+      DeploymentState& s = *snap->states[i];
+      DeploymentHealth h;
+      h.id = snap->config->deployments()[i].id;
+      h.in_flight = s.in_flight.load();
+      int64_t ej = s.ejected_until_ns.load(), cd = s.cooldown_until_ns.load();
+      h.ejected = ej > now;
+      h.ejected_until = ej > now ? absl::FromUnixNanos(ej) : absl::InfinitePast();
+      h.cooldown_until = cd > now ? absl::FromUnixNanos(cd) : absl::InfinitePast();
+      h.ttft_ewma_ms = s.ewma_ms.load();
+      {
+        core_internal::MutexLock lock(&s.mu);
+        h.ejections = s.ejections;
+        h.consecutive_failures = s.consecutive_failures;
+      }
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  const Clock& clock() const { return clock_; }
+  // Retry budget: retries in flight may not exceed max(min, percent of active requests).
+  bool TryStartRetry(const ConfigImpl& config) const {
+    int64_t active = active_requests_.load(std::memory_order_relaxed);
+    int64_t allowed = std::max<int64_t>(config.retry_budget_min(),
+                                        active * config.retry_budget_percent() / 100);
+    int64_t retries = active_retries_.fetch_add(1, std::memory_order_relaxed);
+    if (retries < allowed) return true;
+    active_retries_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void EndRetry() const { active_retries_.fetch_sub(1, std::memory_order_relaxed); }
+  void RequestStarted() const { active_requests_.fetch_add(1, std::memory_order_relaxed); }
+  void RequestEnded() const { active_requests_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  const Clock& clock_;
+  const uint64_t seed_;
+  absl::Mutex update_mu_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  mutable std::atomic<uint64_t> draws_{0};
+  mutable std::atomic<int64_t> active_requests_{0};
+  mutable std::atomic<int64_t> active_retries_{0};
+};
+
+PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> snap, int pool,
+                   const RouteRequest& request, uint64_t draw)
+    : router_(router),
+      snap_(std::move(snap)),
+      pool_(pool),
+      prompt_total_(request.prompt_tokens > 0 ? request.prompt_tokens + request.max_tokens : 0),
+      deadline_(request.deadline),
+      draw_(draw) {
+  router_->RequestStarted();
+  const LbConfig& lb = snap_->config->pools()[pool].lb;
+  if (lb.sticky || lb.kind == LbKind::kRingHash || lb.kind == LbKind::kMaglev) {
+    if (lb.hash_key == HashKey::kSession && !request.session_id.empty()) {
+      key_hash_ = Murmur64(request.session_id, 0);
+      has_key_ = true;
+    } else if (lb.hash_key == HashKey::kTenantPrompt &&
+               !(request.tenant.empty() && request.system_prompt.empty())) {
+      key_hash_ = Murmur64(request.system_prompt, Murmur64(request.tenant, 0));
+      has_key_ = true;
+    }
+  }
+}
+
+PlanImpl::~PlanImpl() {
+  Release();
+  router_->RequestEnded();
+}
+
+absl::Status PlanImpl::Start() {
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  int chosen_pool = -1;
+  bool panic = false;
+  ChoiceMiss miss;
+  int d = Choose({pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  if (d < 0) {
+    final_ = MissStatus(miss, "");
+    return final_;
+  }
+  Reserve(d, chosen_pool, panic, absl::ZeroDuration(), now);
+  return absl::OkStatus();
+}
+
+absl::Status PlanImpl::MissStatus(const ChoiceMiss& miss, std::string_view after) const {
+  const std::string& name = snap_->config->pools()[pool_].name;
+  std::string prefix = after.empty() ? "" : absl::StrCat("after ", core_internal::ToAbsl(after), ": ");
+  if (miss.capacity) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(prefix, "every deployment of pool \"", name, "\" is at capacity"));
+  }
+  if (miss.context) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "prompt_tokens + max_tokens = ", prompt_total_,
+                     " fits no context window of pool \"", name, "\""));
+  }
+  return absl::UnavailableError(
+      absl::StrCat(prefix, "no deployment of pool \"", name, "\" is left to try"));
+}
+
+int PlanImpl::Choose(std::initializer_list<int> pools, const std::vector<int>* more,
+                     int64_t min_context, int* chosen_pool, bool* panic, ChoiceMiss* miss) {
+  const ConfigImpl& config = *snap_->config;
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  auto try_pool = [&](int p) -> int {
+    const Pool& pool = config.pools()[p];
+    const auto& deps = config.deployments();
+    // Panic mode: when every deployment of the pool is ejected or cooling down, health is
+    // ignored (better a likely failure than a certain one).
+    bool any_healthy = false;
+    for (int d : pool.deployments) any_healthy |= snap_->states[d]->Available(now);
+    for (size_t t = 0; t + 1 < pool.tier_begin.size(); ++t) {
+      uint64_t mask = 0;
+      int b = pool.tier_begin[t];
+      for (int i = b; i < pool.tier_begin[t + 1]; ++i) {
+        int d = pool.deployments[i];
+        const RouterDeployment& dep = deps[d];
+        const DeploymentState& s = *snap_->states[d];
+        if (Tried(d)) continue;
+        if (any_healthy && !s.Available(now)) continue;
+        if (dep.context_window > 0 &&
+            ((prompt_total_ > 0 && dep.context_window < prompt_total_) ||
+             dep.context_window <= min_context)) {
+          miss->context = true;
+          continue;
+        }
+        if ((dep.max_in_flight > 0 &&
+             s.in_flight.load(std::memory_order_relaxed) >= dep.max_in_flight) ||
+            (dep.rpm > 0 && s.RequestsPerMinute(now) + 1 > static_cast<double>(dep.rpm)) ||
+            (dep.tpm > 0 && s.TokensPerMinute(now) >= static_cast<double>(dep.tpm))) {
+          miss->capacity = true;  // overflow: the next tier is tried
+          continue;
+        }
+        mask |= uint64_t{1} << (i - b);
+      }
+      if (mask != 0) {
+        *panic = !any_healthy;
+        return PickInTier(p, static_cast<int>(t), mask, now);
+      }
+    }
+    return -1;
+  };
+  for (int p : pools) {
+    if (p < 0) continue;
+    if (int d = try_pool(p); d >= 0) {
+      *chosen_pool = p;
+      return d;
+    }
+  }
+  if (more != nullptr) {
+    for (int p : *more) {
+      if (int d = try_pool(p); d >= 0) {
+        *chosen_pool = p;
+        return d;
+      }
+    }
+  }
+  return -1;
+}
+
+int PlanImpl::WeightedDraw(const Pool& pool, int begin, uint64_t mask) {
+  const auto& deps = snap_->config->deployments();
+  int64_t total = 0;
+  for (uint64_t m = mask; m != 0; m &= m - 1) {
+    total += deps[pool.deployments[begin + __builtin_ctzll(m)]].weight;
+  }
+  int64_t r = static_cast<int64_t>(Below(NextDraw(), static_cast<uint64_t>(total)));
+  for (uint64_t m = mask; m != 0; m &= m - 1) {
+    int i = __builtin_ctzll(m);
+    r -= deps[pool.deployments[begin + i]].weight;
+    if (r < 0) return i;
+  }
+  return 63 - __builtin_clzll(mask);
+}
+
+int PlanImpl::PickInTier(int p, int t, uint64_t mask, int64_t now) {
+  const Pool& pool = snap_->config->pools()[p];
+  const Pool::Tier& tier = pool.tiers[t];
+  const auto& deps = snap_->config->deployments();
+  const int b = pool.tier_begin[t];
+  const int n = pool.tier_begin[t + 1] - b;
+  auto state = [&](int i) -> const DeploymentState& { return *snap_->states[pool.deployments[b + i]]; };
+  auto eligible = [&](int i) { return (mask >> i) & 1; };
+  int pick = -1;
+
+  if (has_key_ && (pool.lb.kind == LbKind::kRingHash || pool.lb.kind == LbKind::kMaglev)) {
+    // Bounded load (Mirrokni et al.): a deployment takes a key only while its in-flight
+    // count stays under ceil(c * (total + 1) * weight / total weight).
+    int64_t total_load = 0, total_weight = 0;
+    for (int i = 0; i < n; ++i) {
+      total_load += state(i).in_flight.load(std::memory_order_relaxed);
+      total_weight += deps[pool.deployments[b + i]].weight;
+    }
+    auto fits = [&](int i) {
+      if (!eligible(i)) return false;
+      if (pool.lb.balance_factor <= 0) return true;
+      double cap = std::ceil(pool.lb.balance_factor * static_cast<double>(total_load + 1) *
+                             deps[pool.deployments[b + i]].weight / total_weight);
+      return state(i).in_flight.load(std::memory_order_relaxed) + 1 <= cap;
+    };
+    if (pool.lb.kind == LbKind::kRingHash) {
+      size_t start = RingIndex(tier.ring, key_hash_);
+      for (size_t k = 0; k < tier.ring.size() && pick < 0; ++k) {
+        int i = tier.ring[(start + k) % tier.ring.size()].second;
+        if (fits(i)) pick = i;
+      }
+    } else {
+      size_t size = tier.maglev.size();
+      size_t start = key_hash_ % size;
+      for (size_t k = 0; k < size && pick < 0; ++k) {
+        int i = tier.maglev[(start + k) % size];
+        if (fits(i)) pick = i;
+      }
+    }
+    if (pick >= 0) return pool.deployments[b + pick];
+  }
+  if (has_key_ && pool.lb.sticky && pick < 0) {
+    // Weighted rendezvous hashing: stable per key, shares in proportion to weight.
+    double best = 0;
+    for (uint64_t m = mask; m != 0; m &= m - 1) {
+      int i = __builtin_ctzll(m);
+      int d = pool.deployments[b + i];
+      double u = UnitInterval(SplitMix(key_hash_ ^ snap_->id_hash[d]));
+      double score = -std::log1p(-u) / deps[d].weight;  // Exp(weight); smallest wins
+      if (pick < 0 || score < best) {
+        best = score;
+        pick = i;
+      }
+    }
+    return pool.deployments[b + pick];
+  }
+  switch (pool.lb.kind) {
+    case LbKind::kRoundRobin: {
+      uint64_t c = snap_->pools[p].counter.fetch_add(1, std::memory_order_relaxed);
+      int start = static_cast<int>(c % static_cast<uint64_t>(n));
+      uint64_t rotated = (mask >> start) | (start == 0 ? 0 : mask << (n - start));
+      rotated &= n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+      pick = (start + __builtin_ctzll(rotated)) % n;
+      break;
+    }
+    case LbKind::kWeightedRoundRobin: {
+      uint64_t c = snap_->pools[p].counter.fetch_add(1, std::memory_order_relaxed);
+      int i = tier.swrr[c % tier.swrr.size()];
+      pick = eligible(i) ? i : WeightedDraw(pool, b, mask);
+      break;
+    }
+    case LbKind::kLeastRequest:
+    case LbKind::kPeakEwma: {
+      // Power of two choices, each drawn by weight; the lower cost wins, ties the first.
+      int a = WeightedDraw(pool, b, mask), c = WeightedDraw(pool, b, mask);
+      auto cost = [&](int i) {
+        double load = state(i).in_flight.load(std::memory_order_relaxed) + 1;
+        // Weights act through the draws: dividing the load by the weight as well would
+        // count them twice and starve light deployments.
+        if (pool.lb.kind == LbKind::kLeastRequest) return load;
+        double ewma = state(i).EwmaAt(now, pool.lb.ewma_decay_ms);
+        return (ewma > 0 ? ewma : 1.0) * load;
+      };
+      pick = cost(c) < cost(a) ? c : a;
+      break;
+    }
+    case LbKind::kRingHash:
+    case LbKind::kMaglev:
+      // No key in this request (or every keyed choice was full): spread by weight.
+      pick = WeightedDraw(pool, b, mask);
+      break;
+  }
+  return pool.deployments[b + pick];
+}
+
+void PlanImpl::Reserve(int deployment, int pool, bool panic, absl::Duration delay,
+                       int64_t now_ns) {
+  DeploymentState& s = *snap_->states[deployment];
+  s.in_flight.fetch_add(1, std::memory_order_relaxed);
+  s.Roll(now_ns);
+  s.requests_current.fetch_add(1, std::memory_order_relaxed);
+  current_ = deployment;
+  current_pool_ = pool;
+  current_panic_ = panic;
+  current_delay_ = delay;
+  handed_out_ = false;
+  tried_.push_back(deployment);
+}
+
+void PlanImpl::Release() {
+  if (current_ < 0) return;
+  snap_->states[current_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (current_is_retry_) router_->EndRetry();
+  current_ = -1;
+  current_is_retry_ = false;
+}
+
+std::optional<PlannedAttempt> PlanImpl::Next() {
+  if (current_ < 0) return std::nullopt;
+  if (handed_out_) {
+    Release();
+    final_ = absl::FailedPreconditionError("Next() called before Report() of attempt " +
+                                           std::to_string(index_));
+    return std::nullopt;
+  }
+  handed_out_ = true;
+  ++index_;
+  PlannedAttempt a;
+  a.deployment = &snap_->config->deployments()[current_];
+  a.index = index_;
+  a.delay = current_delay_;
+  a.panic = current_panic_;
+  a.timeout = snap_->config->pools()[current_pool_].retry.per_try_timeout;
+  if (deadline_ != absl::InfiniteFuture()) {
+    a.timeout = std::min(a.timeout, deadline_ - (router_->clock().MonotonicNow() + a.delay));
+  }
+  return a;
+}
+
+void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result,
+                            int64_t now) {
+  DeploymentState& s = *snap_->states[d];
+  const OutlierConfig& o = pool.outlier;
+  if (result.input_tokens + result.output_tokens > 0) {
+    s.Roll(now);
+    s.tokens_current.fetch_add(result.input_tokens + result.output_tokens,
+                               std::memory_order_relaxed);
+  }
+  if (result.time_to_first_token > absl::ZeroDuration()) {
+    // Peak EWMA: a slower sample is taken at once, a faster one blended in.
+    double sample = absl::ToDoubleMilliseconds(result.time_to_first_token);
+    double prev = s.EwmaAt(now, pool.lb.ewma_decay_ms);
+    double next = sample;
+    if (prev > 0 && sample < prev) {
+      double idle = static_cast<double>(now - s.ewma_stamp_ns.load(std::memory_order_relaxed)) / 1e6;
+      double w = std::exp(-std::max(idle, 0.0) / pool.lb.ewma_decay_ms);
+      next = prev * w + sample * (1 - w);
+    }
+    s.ewma_ms.store(next, std::memory_order_relaxed);
+    s.ewma_stamp_ns.store(now, std::memory_order_relaxed);
+  }
+  switch (result.failure) {
+    case UpstreamFailure::kRateLimited: {
+      // A 429 is the upstream asking for time, not a sick deployment: cool down for its
+      // Retry-After outside the outlier schedule.
+      absl::Duration d = result.retry_after.value_or(o.rate_limit_cooldown);
+      int64_t until = now + absl::ToInt64Nanoseconds(d);
+      int64_t prev = s.cooldown_until_ns.load(std::memory_order_relaxed);
+      while (prev < until && !s.cooldown_until_ns.compare_exchange_weak(prev, until)) {
+      }
+      return;
+    }
+    case UpstreamFailure::kNone:
+    case UpstreamFailure::kServerError:
+    case UpstreamFailure::kTimeout:
+    case UpstreamFailure::kConnect:
+    case UpstreamFailure::kReset:
+      break;
+    default:
+      return;  // 4xx, context length, content filter, cancelled: say nothing about health
+  }
+  bool failed = result.failure != UpstreamFailure::kNone;
+  core_internal::MutexLock lock(&s.mu);
+  if (s.window_start_ns == kNever || now - s.window_start_ns >= absl::ToInt64Nanoseconds(o.window)) {
+    s.window_start_ns = now;
+    s.window_requests = 0;
+    s.window_failures = 0;
+  }
+  ++s.window_requests;
+  if (!failed) {
+    s.consecutive_failures = 0;
+    return;
+  }
+  ++s.window_failures;
+  ++s.consecutive_failures;
+  bool eject = (o.consecutive_failures > 0 && s.consecutive_failures >= o.consecutive_failures) ||
+               (o.failure_percentage > 0 && s.window_requests >= o.min_requests &&
+                s.window_failures * 100 >= o.failure_percentage * s.window_requests);
+  if (!eject || s.ejected_until_ns.load(std::memory_order_relaxed) > now) return;
+  {
+    // Max ejected share: ejecting this one may not take the pool's ejected count over
+    // max_ejected_percent (at least one may always go when the percentage is not 0).
+    core_internal::MutexLock pool_lock(&snap_->pools[&pool - snap_->config->pools().data()].eject_mu);
+    int n = static_cast<int>(pool.deployments.size()), ejected = 0;
+    for (int other : pool.deployments) {
+      ejected += snap_->states[other]->ejected_until_ns.load(std::memory_order_relaxed) > now;
+    }
+    int limit = o.max_ejected_percent == 0 ? 0 : std::max(1, n * o.max_ejected_percent / 100);
+    if (ejected >= limit) return;
+    // Doubling with each ejection, jittered, capped. An ejection long after the last one
+    // (more than max_ejection since it ended) starts the schedule again.
+    int64_t last_end = s.ejected_until_ns.load(std::memory_order_relaxed);
+    if (last_end != kNever && now - last_end > absl::ToInt64Nanoseconds(o.max_ejection)) {
+      s.ejections = 0;
+    }
+    absl::Duration base = o.base_ejection * static_cast<double>(uint64_t{1} << std::min(s.ejections, 20));
+    s.rng = SplitMix(s.rng);
+    absl::Duration jitter = o.ejection_jitter * UnitInterval(s.rng);
+    absl::Duration d = std::min(o.max_ejection, base + jitter);
+    s.ejected_until_ns.store(now + absl::ToInt64Nanoseconds(d), std::memory_order_relaxed);
+  }
+  ++s.ejections;
+  s.consecutive_failures = 0;
+  s.window_start_ns = kNever;
+}
+
+void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result) {
+  if (current_ < 0 || !handed_out_ || attempt.index != index_) return;
+  const ConfigImpl& config = *snap_->config;
+  int failed = current_;
+  const Pool& failed_pool = config.pools()[current_pool_];
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  Release();
+  RecordHealth(failed, failed_pool, result, now);
+
+  std::string_view name = UpstreamFailureName(result.failure);
+  switch (result.failure) {
+    case UpstreamFailure::kNone:
+      final_ = absl::OkStatus();
+      return;
+    case UpstreamFailure::kCancelled:
+      final_ = absl::CancelledError("the request was cancelled");
+      return;
+    case UpstreamFailure::kClientError:
+      final_ = absl::InvalidArgumentError("the upstream rejected the request (4xx); not retried");
+      return;
+    default:
+      break;
+  }
+  const Pool& primary = config.pools()[pool_];
+  if ((primary.retry.retry_on & FailureBit(result.failure)) == 0) {
+    final_ = absl::UnavailableError(
+        absl::StrCat("attempt failed with ", core_internal::ToAbsl(name), " (not in retry_on)"));
+    return;
+  }
+  if (index_ + 1 >= primary.retry.max_attempts) {
+    final_ = absl::UnavailableError(absl::StrCat("attempt failed with ", core_internal::ToAbsl(name),
+                                                 "; max_attempts ", primary.retry.max_attempts,
+                                                 " reached"));
+    return;
+  }
+  int chosen_pool = -1;
+  bool panic = false;
+  ChoiceMiss miss;
+  int next = -1;
+  if (result.failure == UpstreamFailure::kContentFilter) {
+    next = Choose({primary.content_pool}, nullptr, 0, &chosen_pool, &panic, &miss);
+  } else if (result.failure == UpstreamFailure::kContextLength) {
+    // Only a larger window can help; an unknown window (0) rules out nothing.
+    int64_t window = config.deployments()[failed].context_window;
+    next = Choose({pool_, primary.context_pool}, &primary.fallback_pools, window, &chosen_pool,
+                  &panic, &miss);
+  } else {
+    next = Choose({pool_}, &primary.fallback_pools, 0, &chosen_pool, &panic, &miss);
+  }
+  if (next < 0) {
+    final_ = MissStatus(miss, name);
+    return;
+  }
+  // Full-jitter exponential backoff; a deployment still cooling down (panic) is waited for.
+  absl::Duration cap = std::min(primary.retry.backoff_max,
+                                primary.retry.backoff_base * static_cast<double>(uint64_t{1} << std::min(index_, 20)));
+  absl::Duration delay = cap * UnitInterval(NextDraw());
+  int64_t cooldown = snap_->states[next]->cooldown_until_ns.load(std::memory_order_relaxed);
+  if (cooldown > now) delay = std::max(delay, absl::Nanoseconds(cooldown - now));
+  if (deadline_ != absl::InfiniteFuture() &&
+      router_->clock().MonotonicNow() + delay >= deadline_) {
+    final_ = absl::DeadlineExceededError(
+        absl::StrCat("attempt failed with ", core_internal::ToAbsl(name),
+                     "; the request deadline leaves no time for another attempt"));
+    return;
+  }
+  if (!router_->TryStartRetry(config)) {
+    final_ = absl::UnavailableError(absl::StrCat("attempt failed with ", core_internal::ToAbsl(name),
+                                                 "; retry budget exhausted"));
+    return;
+  }
+  Reserve(next, chosen_pool, panic, delay, now);
+  current_is_retry_ = true;
+}
+
+}  // namespace
+}  // namespace router_internal
+
+std::unique_ptr<Router> NewRouter(const RouterOptions& options) {
+  return std::make_unique<router_internal::RouterImpl>(options);
+}
+
+}  // namespace modeenvoy
