@@ -303,9 +303,11 @@ std::vector<uint8_t> BuildMaglev(const std::vector<std::string>& ids,
 
 int ConfigImpl::FindPool(std::string_view model) const {
   if (auto it = exact_.find(core_internal::ToAbsl(model)); it != exact_.end()) return it->second;
-  for (const auto& [prefix, pool] : prefixes_) {
-    if (model.size() >= prefix.size() && model.compare(0, prefix.size(), prefix) == 0) {
-      return pool;
+  for (const auto& [length, names] : prefixes_by_length_) {
+    if (model.size() < length) continue;
+    if (auto it = names.find(core_internal::ToAbsl(model.substr(0, length)));
+        it != names.end()) {
+      return it->second;
     }
   }
   return -1;
@@ -462,6 +464,14 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
   }
   std::stable_sort(config->prefixes_.begin(), config->prefixes_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [prefix, pool] : config->prefixes_) {
+    if (config->prefixes_by_length_.empty() ||
+        config->prefixes_by_length_.back().first != prefix.size()) {
+      config->prefixes_by_length_.emplace_back(prefix.size(),
+                                               absl::flat_hash_map<std::string, int>());
+    }
+    config->prefixes_by_length_.back().second.emplace(prefix, pool);
+  }
 
   for (size_t p = 0; p < config->pools_.size(); ++p) {
     Pool& pool = config->pools_[p];

@@ -106,6 +106,9 @@ class ConfigImpl final : public RouterConfig {
   std::vector<Pool> pools_;
   absl::flat_hash_map<std::string, int> exact_;             // names and aliases
   std::vector<std::pair<std::string, int>> prefixes_;       // wildcards, longest first
+  // The same wildcards grouped by prefix length, longest first: a lookup costs one hash
+  // probe per distinct length instead of a compare per wildcard.
+  std::vector<std::pair<size_t, absl::flat_hash_map<std::string, int>>> prefixes_by_length_;
   int retry_budget_percent_ = 20;
   int retry_budget_min_ = 3;
 };

@@ -101,8 +101,8 @@ class PlanImpl final : public RoutePlan {
  private:
   // Picks the best deployment from `pools` in order (tiers in order within each), skipping
   // tried ones and those whose context window is <= min_context. -1 when none.
-  int Choose(std::initializer_list<int> pools, const std::vector<int>* more, int64_t min_context,
-             int* chosen_pool, bool* panic, ChoiceMiss* miss);
+  int Choose(int64_t now, std::initializer_list<int> pools, const std::vector<int>* more,
+             int64_t min_context, int* chosen_pool, bool* panic, ChoiceMiss* miss);
   int PickInTier(int pool, int tier, uint64_t mask, int64_t now_ns);
   int WeightedDraw(const Pool& pool, int begin, uint64_t mask);
   uint64_t NextDraw() { return draw_ = router_internal::SplitMix(draw_); }
@@ -266,7 +266,7 @@ absl::Status PlanImpl::Start() {
   int chosen_pool = -1;
   bool panic = false;
   ChoiceMiss miss;
-  int d = Choose({pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
   if (d < 0) {
     final_ = MissStatus(miss, "");
     return final_;
@@ -291,10 +291,9 @@ absl::Status PlanImpl::MissStatus(const ChoiceMiss& miss, std::string_view after
       absl::StrCat(prefix, "no deployment of pool \"", name, "\" is left to try"));
 }
 
-int PlanImpl::Choose(std::initializer_list<int> pools, const std::vector<int>* more,
+int PlanImpl::Choose(int64_t now, std::initializer_list<int> pools, const std::vector<int>* more,
                      int64_t min_context, int* chosen_pool, bool* panic, ChoiceMiss* miss) {
   const ConfigImpl& config = *snap_->config;
-  int64_t now = Nanos(router_->clock().MonotonicNow());
   auto try_pool = [&](int p) -> int {
     const Pool& pool = config.pools()[p];
     const auto& deps = config.deployments();
@@ -465,8 +464,10 @@ void PlanImpl::Reserve(int deployment, int pool, bool panic, absl::Duration dela
                        int64_t now_ns) {
   DeploymentState& s = *snap_->states[deployment];
   s.in_flight.fetch_add(1, std::memory_order_relaxed);
-  s.Roll(now_ns);
-  s.requests_current.fetch_add(1, std::memory_order_relaxed);
+  if (snap_->config->deployments()[deployment].rpm > 0) {  // counted only where limited
+    s.Roll(now_ns);
+    s.requests_current.fetch_add(1, std::memory_order_relaxed);
+  }
   current_ = deployment;
   current_pool_ = pool;
   current_panic_ = panic;
@@ -509,7 +510,8 @@ void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result
                             int64_t now) {
   DeploymentState& s = *snap_->states[d];
   const OutlierConfig& o = pool.outlier;
-  if (result.input_tokens + result.output_tokens > 0) {
+  if (snap_->config->deployments()[d].tpm > 0 &&
+      result.input_tokens + result.output_tokens > 0) {
     s.Roll(now);
     s.tokens_current.fetch_add(result.input_tokens + result.output_tokens,
                                std::memory_order_relaxed);
@@ -632,14 +634,14 @@ void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result
   ChoiceMiss miss;
   int next = -1;
   if (result.failure == UpstreamFailure::kContentFilter) {
-    next = Choose({primary.content_pool}, nullptr, 0, &chosen_pool, &panic, &miss);
+    next = Choose(now, {primary.content_pool}, nullptr, 0, &chosen_pool, &panic, &miss);
   } else if (result.failure == UpstreamFailure::kContextLength) {
     // Only a larger window can help; an unknown window (0) rules out nothing.
     int64_t window = config.deployments()[failed].context_window;
-    next = Choose({pool_, primary.context_pool}, &primary.fallback_pools, window, &chosen_pool,
+    next = Choose(now, {pool_, primary.context_pool}, &primary.fallback_pools, window, &chosen_pool,
                   &panic, &miss);
   } else {
-    next = Choose({pool_}, &primary.fallback_pools, 0, &chosen_pool, &panic, &miss);
+    next = Choose(now, {pool_}, &primary.fallback_pools, 0, &chosen_pool, &panic, &miss);
   }
   if (next < 0) {
     final_ = MissStatus(miss, name);

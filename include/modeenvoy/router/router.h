@@ -116,7 +116,8 @@ struct RouteRequest {
   // window cannot hold their sum are skipped. 0 = unknown (nothing is skipped).
   int64_t prompt_tokens = 0;
   int64_t max_tokens = 0;
-  // The end of the whole request across attempts; InfiniteFuture = only per-try timeouts.
+  // The end of the whole request across attempts, on the router clock's MonotonicNow()
+  // scale; InfiniteFuture = only per-try timeouts.
   absl::Time deadline = absl::InfiniteFuture();
   // A uniform random value for this request (load-balancing draws, backoff jitter). Absent:
   // the router draws one from its seeded generator.
@@ -172,7 +173,8 @@ struct RouterOptions {
   uint64_t seed = 0x6d6f6465656e766fULL;
 };
 
-// Per-deployment state, for inspection (tests, /admin pages).
+// Per-deployment state, for inspection (tests, /admin pages). Times are on the router
+// clock's MonotonicNow() scale.
 struct DeploymentHealth {
   std::string id;
   int in_flight = 0;

@@ -1,0 +1,85 @@
+// bench/router/router_bench.cc: the cost of one routing decision and of one Report().
+//   build-rel/bench/router/router_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
+// BM_Decision: Plan() (configuration load, pool lookup among 60 names and wildcards, health
+// and capacity checks, the policy's pick, capacity reservation) + Next() + dropping the plan.
+// BM_DecisionAndReport: the same plus Report() of a success with a time to first token
+// (outlier bookkeeping under the deployment's lock, peak-EWMA update); Report() alone is the
+// difference of the two.
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "modeenvoy/router/router.h"
+
+namespace modeenvoy {
+namespace {
+
+const char* const kPolicies[] = {"round_robin", "weighted_round_robin", "least_request",
+                                 "peak_ewma",   "ring_hash",            "maglev"};
+
+std::unique_ptr<Router> MakeBenchRouter(const std::string& policy) {
+  std::string pools;
+  for (int p = 0; p < 50; ++p) {
+    absl::StrAppend(&pools, R"({"name": "other-)", p, R"(", "aliases": ["vendor-)", p,
+                    R"(/*"], "deployments": [{"id": "o)", p, R"(", "provider": "p", "model": "m"}]},)");
+  }
+  std::string json = absl::StrCat(R"({"pools": [)", pools, R"({"name": "gpt-4o", "aliases": ["gpt-4o*", "openai/gpt-4o"],
+      "lb": {"policy": ")", policy, R"(", "balance_factor": 1.25},
+      "deployments": [
+        {"id": "a", "provider": "p", "model": "m", "weight": 1, "context_window": 128000, "max_in_flight": 1000},
+        {"id": "b", "provider": "p", "model": "m", "weight": 2, "context_window": 128000, "max_in_flight": 1000},
+        {"id": "c", "provider": "p", "model": "m", "weight": 3, "context_window": 128000, "rpm": 100000000},
+        {"id": "d", "provider": "p", "model": "m", "weight": 4, "context_window": 128000},
+        {"id": "e", "provider": "q", "model": "m", "tier": 1}]}]})");
+  auto config = ParseRouterConfig(json);
+  if (!config.ok()) std::abort();
+  auto router = NewRouter({.seed = 1});
+  if (!router->Update(*config).ok()) std::abort();
+  return router;
+}
+
+RouteRequest Request(uint64_t i) {
+  RouteRequest r;
+  r.model = "gpt-4o-2024-08-06";  // the wildcard: exact lookup misses first
+  r.session_id = "conversation-7f3a9c21";
+  r.prompt_tokens = 1200;
+  r.max_tokens = 512;
+  r.draw = i * 0x9e3779b97f4a7c15ULL;
+  return r;
+}
+
+void BM_Decision(benchmark::State& state) {
+  static std::unique_ptr<Router> router;
+  if (state.thread_index() == 0) router = MakeBenchRouter(kPolicies[state.range(0)]);
+  state.SetLabel(kPolicies[state.range(0)]);
+  uint64_t i = state.thread_index() * 1000003;
+  for (auto _ : state) {
+    auto plan = router->Plan(Request(++i));
+    auto attempt = (*plan)->Next();
+    benchmark::DoNotOptimize(attempt);
+  }
+}
+BENCHMARK(BM_Decision)->DenseRange(0, 5)->Threads(1);
+BENCHMARK(BM_Decision)->DenseRange(0, 5)->Threads(2);
+
+void BM_DecisionAndReport(benchmark::State& state) {
+  static std::unique_ptr<Router> router;
+  if (state.thread_index() == 0) router = MakeBenchRouter(kPolicies[state.range(0)]);
+  state.SetLabel(kPolicies[state.range(0)]);
+  uint64_t i = state.thread_index() * 1000003;
+  AttemptResult ok;
+  ok.time_to_first_token = absl::Milliseconds(150);
+  ok.latency = absl::Seconds(2);
+  for (auto _ : state) {
+    auto plan = router->Plan(Request(++i));
+    auto attempt = (*plan)->Next();
+    (*plan)->Report(*attempt, ok);
+    benchmark::DoNotOptimize(attempt);
+  }
+}
+BENCHMARK(BM_DecisionAndReport)->DenseRange(0, 5)->Threads(1);
+BENCHMARK(BM_DecisionAndReport)->DenseRange(0, 5)->Threads(2);
+
+}  // namespace
+}  // namespace modeenvoy
