@@ -300,7 +300,12 @@ int PlanImpl::Choose(int64_t now, std::initializer_list<int> pools, const std::v
     // Panic mode: when every deployment of the pool is ejected or cooling down, health is
     // ignored (better a likely failure than a certain one).
     bool any_healthy = false;
-    for (int d : pool.deployments) any_healthy |= snap_->states[d]->Available(now);
+    for (int d : pool.deployments) {
+      if (snap_->states[d]->Available(now)) {
+        any_healthy = true;
+        break;
+      }
+    }
     for (size_t t = 0; t + 1 < pool.tier_begin.size(); ++t) {
       uint64_t mask = 0;
       int b = pool.tier_begin[t];
