@@ -306,6 +306,41 @@ TEST(RetryTest, RetryBudgetBoundsConcurrentRetries) {
   EXPECT_EQ(refused, 8);
 }
 
+TEST(RetryTest, NextBeforeReportEndsThePlanAndGivesTheSlotBack) {
+  FakeClock clock;
+  auto router = MakeRouter(kRetryPools, &clock);
+  auto plan = router->Plan({.model = "m"});
+  auto first = (*plan)->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE((*plan)->Next().has_value());
+  EXPECT_EQ((*plan)->final_status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FindHealth(router->Health(), first->deployment->id)->in_flight, 0);
+}
+
+TEST(RetryTest, AReportForAnotherAttemptIsIgnored) {
+  FakeClock clock;
+  auto router = MakeRouter(kRetryPools, &clock);
+  auto plan = router->Plan({.model = "m"});
+  auto first = (*plan)->Next();
+  PlannedAttempt stale = *first;
+  stale.index = 5;
+  (*plan)->Report(stale, {.failure = UpstreamFailure::kServerError});
+  EXPECT_EQ(FindHealth(router->Health(), first->deployment->id)->in_flight, 1);
+  EXPECT_EQ(FindHealth(router->Health(), first->deployment->id)->consecutive_failures, 0);
+  (*plan)->Report(*first, {});
+  EXPECT_TRUE((*plan)->final_status().ok());
+}
+
+TEST(RetryTest, FailureNamesRoundTrip) {
+  for (const char* name : {"none", "429", "5xx", "timeout", "connect", "reset", "context_length",
+                           "content_filter", "4xx", "cancelled"}) {
+    auto f = UpstreamFailureFromName(name);
+    ASSERT_TRUE(f.has_value()) << name;
+    EXPECT_EQ(UpstreamFailureName(*f), name);
+  }
+  EXPECT_FALSE(UpstreamFailureFromName("503").has_value());
+}
+
 TEST(CapacityTest, OverflowsToTheNextTierAtMaxInFlight) {
   FakeClock clock;
   auto router = MakeRouter(R"({"pools": [{"name": "m", "deployments": [
