@@ -262,7 +262,12 @@ PlanImpl::~PlanImpl() {
 }
 
 absl::Status PlanImpl::Start() {
-  int64_t now = Nanos(router_->clock().MonotonicNow());
+  absl::Time now_time = router_->clock().MonotonicNow();
+  if (deadline_ <= now_time) {
+    final_ = absl::DeadlineExceededError("the request deadline has already passed");
+    return final_;
+  }
+  int64_t now = Nanos(now_time);
   int chosen_pool = -1;
   bool panic = false;
   ChoiceMiss miss;

@@ -282,6 +282,14 @@ TEST(RetryTest, DeadlineStopsRetries) {
   EXPECT_EQ((*plan)->final_status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+TEST(RetryTest, APassedDeadlineFailsThePlan) {
+  FakeClock clock;
+  auto router = MakeRouter(kRetryPools, &clock);
+  auto plan = router->Plan({.model = "m", .deadline = clock.MonotonicNow()});
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kDeadlineExceeded);
+  for (const auto& h : router->Health()) EXPECT_EQ(h.in_flight, 0) << h.id;
+}
+
 TEST(RetryTest, RetryBudgetBoundsConcurrentRetries) {
   FakeClock clock;
   // Budget: max(1, 20% of active requests). With 10 requests active, 2 retries may run.

@@ -204,7 +204,7 @@ class MODEENVOY_EXPORT Router {
   // Plans `request`. Errors: kFailedPrecondition before the first Update(); kNotFound when
   // no pool serves request.model; kResourceExhausted when every deployment that could take
   // it is at capacity; kInvalidArgument when no deployment's context window holds
-  // prompt_tokens + max_tokens.
+  // prompt_tokens + max_tokens; kDeadlineExceeded when request.deadline has passed.
   virtual absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const = 0;
 
   // State of every deployment of the current configuration, in configuration order.
