@@ -123,6 +123,8 @@ Message FromEvents(const std::vector<Event>& events, bool grammar) {
       m.id = e.data["message"].value("id", "");
       m.model = e.data["message"].value("model", "");
       m.output_tokens = e.data["message"]["usage"].value("output_tokens", 0);
+      // A resumed message may come complete in message_start (no message_delta follows).
+      m.stop_reason = e.data["message"].value("stop_reason", json());
       for (const json& b : e.data["message"].value("content", json::array())) AddBlock(b, &m);
     } else if (type == "content_block_start") {
       if (grammar) {

@@ -1088,7 +1088,7 @@ class AnthropicStreamEncoder final : public StreamEncoder {
         if (key == "reasoning_content") {
           std::optional<std::string> text = StringValue(value);
           if (text.has_value() && !text->empty()) {
-            Open(Kind::kThinking, out, R"({"type":"thinking","thinking":""})");
+            Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
             std::string delta = R"({"type":"thinking_delta","thinking":)";
             AppendJsonString(&delta, *text);
             delta.push_back('}');
@@ -1098,6 +1098,8 @@ class AnthropicStreamEncoder final : public StreamEncoder {
           MODEENVOY_RETURN_IF_ERROR(ThinkingBlocks(value, out));
         } else if (key == "anthropic_event") {
           MODEENVOY_RETURN_IF_ERROR(RawEvent(value, out));
+        } else if (key == "content") {
+          ContentParts(value, out);
         } else if (key == "stop_sequence") {
           if (StringValue(value).has_value()) stop_sequence_ = value;
         }
@@ -1227,7 +1229,7 @@ class AnthropicStreamEncoder final : public StreamEncoder {
                                  "must be thinking or redacted_thinking");
       }
       if (kind_ != Kind::kThinking || !thinking.empty()) {
-        Open(Kind::kThinking, out, R"({"type":"thinking","thinking":""})");
+        Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
       }
       if (!thinking.empty()) {
         std::string delta = R"({"type":"thinking_delta","thinking":)";
@@ -1244,6 +1246,53 @@ class AnthropicStreamEncoder final : public StreamEncoder {
     }
     if (!r.status().ok()) return InvalidFieldError("delta.thinking_blocks", Msg(r.status()));
     return absl::OkStatus();
+  }
+
+  // Content streamed as an array of parts (Mistral: {"type":"text","text"} and
+  // {"type":"thinking","thinking":[{"type":"text","text"}]}), which the unified delta keeps
+  // as extra "content": text and thinking deltas. Parts of other types are not shown.
+  void ContentParts(std::string_view raw, std::string* out) {
+    JsonReader r(raw, kMaxJsonDepth);
+    bool first = true, has = false;
+    if (!r.BeginArray()) return;
+    while (r.NextElement(&first, &has) && has) {
+      std::string part;
+      if (!r.CaptureValue(&part)) return;
+      std::vector<std::pair<std::string, std::string>> members;
+      if (!ObjectMembers(part, &members)) continue;
+      std::string type, text, thinking;
+      for (const auto& [k, v] : members) {
+        if (k == "type") type = StringValue(v).value_or("");
+        if (k == "text") text = StringValue(v).value_or("");
+        if (k == "thinking") {
+          JsonReader t(v, kMaxJsonDepth);
+          bool f = true, h = false;
+          if (!t.BeginArray()) continue;
+          while (t.NextElement(&f, &h) && h) {
+            std::string inner;
+            if (!t.CaptureValue(&inner)) break;
+            std::vector<std::pair<std::string, std::string>> im;
+            if (!ObjectMembers(inner, &im)) continue;
+            for (const auto& [ik, iv] : im) {
+              if (ik == "text") thinking += StringValue(iv).value_or("");
+            }
+          }
+        }
+      }
+      if (type == "text" && !text.empty()) {
+        Open(Kind::kText, out, R"({"type":"text","text":""})");
+        std::string delta = R"({"type":"text_delta","text":)";
+        AppendJsonString(&delta, text);
+        delta.push_back('}');
+        Delta(delta, out);
+      } else if (type == "thinking" && !thinking.empty()) {
+        Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
+        std::string delta = R"({"type":"thinking_delta","thinking":)";
+        AppendJsonString(&delta, thinking);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+    }
   }
 
   // A raw Anthropic event the decoder kept (server tool blocks, citations, compaction, ...):
