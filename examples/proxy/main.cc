@@ -57,6 +57,7 @@
 // TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it.
 #include "lib/core/mutex.h"
 #include "modeenvoy/context/gateway.h"
+#include "modeenvoy/ingress/anthropic.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/registry.h"
@@ -543,6 +544,9 @@ class App {
     static const Registry* const registry = [] {
       auto* r = new Registry();
       if (absl::Status st = RegisterContextComponent(r); !st.ok()) {
+        std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
+      }
+      if (absl::Status st = RegisterAnthropicIngressComponent(r); !st.ok()) {
         std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
       }
       return r;

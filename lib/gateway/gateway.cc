@@ -197,6 +197,7 @@ class GatewayRequest final : public ActiveRequest,
   // events, counted against the buffer bound; a translation error goes to *status. Returns
   // false when the bound ended the request.
   bool QueueFrames(absl::Status* status, bool end);
+  bool QueueNativeFrames(absl::Status* status, bool end);
 
   // Sends a complete response through the response phase; `render` runs the client
   // dialect's renderer on the body (unified upstream bodies only). Ends the request.
@@ -276,6 +277,12 @@ class GatewayRequest final : public ActiveRequest,
   absl::Time attempt_start_;
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
+  // The attempt sends the client's body as is and relays the provider's answer bytes.
+  bool native_ = false;
+  std::string native_body_;  // a native whole answer, while filters see its translation
+  // The request as the codec parsed it, kept when native pass-through is possible: it is
+  // taken only while no filter changed the request.
+  std::optional<ChatRequest> parsed_chat_;
   int upstream_status_ = 0;
   HttpHeaders upstream_headers_;
   std::string body_;  // non-streaming upstream body
@@ -297,6 +304,13 @@ class GatewayRequest final : public ActiveRequest,
   // so a whole (non-streamed) response allocates nothing for it.
   std::vector<SseEvent> queue_;
   size_t queue_head_ = 0;
+  // Native pass-through (IngressCodec::native_dialect): the provider's own bytes that go
+  // to the client in place of rendering queue_[i] (native_queue_[i]; empty for events of
+  // no frame of their own), the bytes of frames that produced no event yet, and those of
+  // the event the filters are working on.
+  std::vector<std::string> native_queue_;
+  std::string native_pending_;
+  std::string native_batch_;
   std::vector<SseEvent> batch_;  // the event the filters are working on
   std::string out_;              // rendered bytes not yet handed to the sink
   std::string held_;             // terminal bytes released after OnResponseComplete
@@ -372,6 +386,7 @@ void GatewayRequest::Start(HttpRequest request) {
       }
       chat_ = std::move(*parsed);
       ctx_.chat = &*chat_;
+      if (!codec_->native_dialect().empty()) parsed_chat_ = *chat_;
     }
   }
   chain_ = NewChain(snapshot_->CreateFilters());
@@ -498,7 +513,19 @@ void GatewayRequest::NextAttempt() {
                           .client_headers = &ctx_.request.headers};
   // Serialize with the provider's model name, then restore the public one filters see.
   absl::Status built;
-  if (chat_.has_value()) {
+  native_ = false;
+  if (parsed_chat_.has_value() && *chat_ == *parsed_chat_) {
+    absl::StatusOr<bool> native = dialect_->BuildNativeRequest(
+        codec_->native_dialect(), ctx_.request.body, call, &req);
+    if (native.ok()) {
+      native_ = *native;
+    } else {
+      built = native.status();
+    }
+  }
+  if (native_ || !built.ok()) {
+    // Built natively (or failed to): nothing to serialize.
+  } else if (chat_.has_value()) {
     std::string public_model = std::move(chat_->model);
     chat_->model = attempt_->model->upstream_model;
     built = dialect_->BuildRequest(*chat_, call, &req);
@@ -649,7 +676,7 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   }
   parser_ = std::move(*parser);
   translator_ = dialect_->NewStreamTranslator();
-  renderer_ = codec_->NewStreamRenderer();
+  renderer_ = native_ ? nullptr : codec_->NewStreamRenderer();
   stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
                       shared_->limits.usage_estimator.get(), HasResponseFilters(),
                       translator_->KeepsUsagePromise());
@@ -691,6 +718,7 @@ void GatewayRequest::HandleData(std::string_view chunk) {
 }
 
 bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
+  if (native_) return QueueNativeFrames(status, end);
   for (StreamFrame& frame : frames_) {
     if (status->ok()) *status = translator_->Translate(std::move(frame), &translated_);
   }
@@ -702,6 +730,36 @@ bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
     queue_.push_back(std::move(e));
   }
   translated_.clear();
+  return true;
+}
+
+bool GatewayRequest::QueueNativeFrames(absl::Status* status, bool end) {
+  // Each frame goes to the client as the provider sent it (SSE framing written anew:
+  // "event: X\ndata: Y\n\n", Anthropic's own), carried by the last unified event it
+  // produced; filters and the usage count see the unified events as usual.
+  auto queue = [&]() -> bool {
+    stream_usage_.Filter(&translated_);
+    for (size_t i = 0; i < translated_.size(); ++i) {
+      SseEvent& e = translated_[i];
+      if (!Buffer(e.data.size())) return false;
+      queue_.push_back(std::move(e));
+      native_queue_.emplace_back();
+      if (i + 1 == translated_.size()) native_queue_.back().swap(native_pending_);
+    }
+    translated_.clear();
+    return true;
+  };
+  for (StreamFrame& frame : frames_) {
+    if (!status->ok()) break;
+    native_pending_ += EncodeSseEvent(frame.data, frame.event);
+    *status = translator_->Translate(std::move(frame), &translated_);
+    if (!queue()) return false;
+  }
+  frames_.clear();
+  if (end && status->ok()) {
+    *status = translator_->Finish(&translated_);
+    if (!queue()) return false;
+  }
   return true;
 }
 
@@ -747,6 +805,18 @@ void GatewayRequest::HandleComplete(absl::Status status) {
   if (embeddings_.has_value()) {
     TranslateEmbeddings(std::move(body));
     return;
+  }
+  if (native_) {
+    // The client gets the provider's bytes; filters (when there are any) see the
+    // translation, as for any provider.
+    if (!HasResponseFilters()) {
+      outcome_.attempts = ctx_.attempts;
+      head_stripped_ = true;
+      SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false},
+                std::move(body), /*render=*/false);
+      return;
+    }
+    native_body_ = body;
   }
   if (absl::Status s = dialect_->TranslateResponse(&body); !s.ok()) {
     AttemptFailed(s, upstream_status_);
@@ -932,7 +1002,9 @@ void GatewayRequest::AfterHeadersWhole(bool render) {
 }
 
 void GatewayRequest::AfterBodyWhole(bool render) {
-  if (render && codec_ != nullptr) {
+  if (render && native_) {
+    whole_body_ = std::move(native_body_);
+  } else if (render && codec_ != nullptr) {
     if (absl::Status s = codec_->RenderResponse(&whole_body_); !s.ok()) {
       head_.status = HttpStatusForStatus(s);
       head_.headers = {{"content-type", "application/json"}};
@@ -996,9 +1068,11 @@ void GatewayRequest::Pump() {
   std::weak_ptr<bool> life = life_;
   while (queue_head_ < queue_.size() && !waiting_filters_ && !sink_blocked_) {
     batch_.clear();
+    if (native_) native_batch_ = std::move(native_queue_[queue_head_]);
     batch_.push_back(std::move(queue_[queue_head_++]));
     if (queue_head_ == queue_.size()) {
       queue_.clear();
+      native_queue_.clear();
       queue_head_ = 0;
     }
     const bool terminal = batch_.front().data == kSseDoneData;
@@ -1043,6 +1117,17 @@ void GatewayRequest::Pump() {
 }
 
 void GatewayRequest::AfterEvents(bool terminal) {
+  if (native_) {
+    // What the filters saw was the translation; the client gets the provider's bytes.
+    for (const SseEvent& e : batch_) {
+      if (e.data == kSseDoneData) terminal_seen_ = true;
+    }
+    ((terminal || terminal_seen_) ? held_ : out_) += native_batch_;
+    native_batch_.clear();
+    batch_.clear();
+    if (terminal) terminal_seen_ = true;
+    return;
+  }
   for (SseEvent& e : batch_) {
     if (e.data == kSseDoneData) terminal_seen_ = true;
     std::string& dest = (terminal || terminal_seen_) ? held_ : out_;
@@ -1080,7 +1165,10 @@ bool GatewayRequest::Flush() {
 
 void GatewayRequest::StreamEnded() {
   if (complete_ran_) return;
-  if (renderer_ != nullptr) {
+  if (native_ && outcome_.error.ok()) held_ += native_pending_;  // frames after the end
+  native_pending_.clear();
+  // A failed stream gets no closing events: its error event ends it.
+  if (renderer_ != nullptr && outcome_.error.ok()) {
     std::vector<SseEvent> rendered;
     absl::Status s = renderer_->Finish(&rendered);
     if (!s.ok() && outcome_.error.ok()) outcome_.error = s;
@@ -1088,10 +1176,12 @@ void GatewayRequest::StreamEnded() {
   }
   if (!outcome_.error.ok()) {
     // The stream broke after its first byte: the client learns why in its own dialect.
-    std::string body = codec_ != nullptr ? codec_->ErrorBody(outcome_.error)
-                                         : OpenAiErrorBody(outcome_.error);
     SseEvent error;
-    error.data = std::move(body);
+    if (codec_ != nullptr) {
+      error = codec_->StreamErrorEvent(outcome_.error);
+    } else {
+      error.data = OpenAiErrorBody(outcome_.error);
+    }
     held_ += EncodeSseEvent(error);
   }
   CompleteAndFinish(outcome_.error.ok());

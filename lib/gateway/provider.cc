@@ -47,6 +47,13 @@ absl::StatusOr<EmbeddingsResponse> ProviderDialect::TranslateEmbeddingsResponse(
   return absl::UnimplementedError("embeddings: not supported by this provider type");
 }
 
+absl::StatusOr<bool> ProviderDialect::BuildNativeRequest(std::string_view /*dialect*/,
+                                                         std::string_view /*body*/,
+                                                         const ProviderCall& /*call*/,
+                                                         UpstreamRequest* /*out*/) const {
+  return false;
+}
+
 size_t ProviderDialect::MaxEmbeddingInputsPerCall(const EmbeddingsRequest& /*request*/,
                                                   const ProviderCall& /*call*/) const {
   return kMaxEmbeddingInputs;

@@ -36,6 +36,11 @@ absl::Status Dialect::DecodeError(int http_status, std::string_view body) const 
   return StatusFromUpstreamError(http_status, body);
 }
 
+absl::Status Dialect::EncodeNativeRequest(std::string_view /*body*/, const DialectCall& /*call*/,
+                                          WireRequest* /*out*/) const {
+  return absl::UnimplementedError("native requests: not supported by " + std::string(name()));
+}
+
 absl::Status Dialect::EncodeEmbeddingsRequest(const EmbeddingsRequest& /*request*/,
                                               const DialectCall& /*call*/,
                                               WireRequest* /*out*/) const {

@@ -42,6 +42,7 @@
 #include "modeenvoy/gateway/provider.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/embeddings.h"
+#include "modeenvoy/protocol/sse.h"
 
 namespace modeenvoy {
 
@@ -77,6 +78,18 @@ class MODEENVOY_EXPORT IngressCodec {
   virtual std::unique_ptr<StreamTranslator> NewStreamRenderer() const = 0;
   // The error body for `status` in the client's dialect (content-type application/json).
   virtual std::string ErrorBody(const absl::Status& status) const = 0;
+  // The protocol dialect (protocol/dialect.h) whose API this codec speaks, for native
+  // pass-through, or empty (the default: always through the unified model). When the
+  // attempt's provider takes that dialect natively (ProviderDialect::BuildNativeRequest)
+  // and no filter changed the parsed request, the engine sends the client's body as is
+  // (model spliced) and relays the provider's answer bytes unchanged; filters still see
+  // the unified request, body and events (translated for them), and usage is read as
+  // for any provider.
+  virtual std::string_view native_dialect() const { return {}; }
+  // The event that ends a stream which failed after its first byte, in the client's
+  // dialect. The engine sends it instead of the renderer's closing events (Finish is not
+  // called then). Default: an unnamed event whose data is ErrorBody(status).
+  virtual SseEvent StreamErrorEvent(const absl::Status& status) const;
 };
 
 // OpenAI Chat Completions: the unified model itself (no translation).

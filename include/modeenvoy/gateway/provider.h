@@ -80,6 +80,16 @@ class MODEENVOY_EXPORT ProviderDialect {
   // A translator for one streamed answer. Never null.
   virtual std::unique_ptr<StreamTranslator> NewStreamTranslator() const = 0;
 
+  // Native pass-through (IngressCodec::native_dialect): when this provider's API is the
+  // protocol dialect named `dialect`, fills `*out` for the client's own request `body`
+  // (sent as is, the model set to call.upstream_model by a byte splice) and returns true;
+  // the answer then comes back to the client as the provider sent it. False (the default):
+  // the request goes through the unified model. Errors: as BuildRequest.
+  virtual absl::StatusOr<bool> BuildNativeRequest(std::string_view dialect,
+                                                  std::string_view body,
+                                                  const ProviderCall& call,
+                                                  UpstreamRequest* out) const;
+
   // Maps a non-2xx answer to a status in the unified error model (message, param, code,
   // HTTP status kept). The default reads OpenAI, Anthropic and Gemini error bodies
   // (StatusFromUpstreamError). Used for embeddings calls too.

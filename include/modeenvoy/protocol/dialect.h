@@ -197,6 +197,18 @@ class MODEENVOY_EXPORT Dialect {
   // The provider's error body for `status` (not OK); the HTTP status is
   // HttpStatusForStatus(status).
   virtual std::string EncodeErrorBody(const absl::Status& status) const = 0;
+
+  // ---- native pass-through ----
+
+  // The request to send for `body`, a request already in this provider's API (from a
+  // client that speaks it): the body byte for byte, except the top-level "model" value,
+  // replaced by call.model when that is non-empty and differs (a splice of the bytes;
+  // nothing is re-serialized), with the target and headers EncodeRequest would send for
+  // `call` (the client's anthropic-version / anthropic-beta included). Errors:
+  // kInvalidArgument when `body` is not a JSON object with a string "model";
+  // kUnimplemented (the default) for a dialect that does not take its API natively.
+  virtual absl::Status EncodeNativeRequest(std::string_view body, const DialectCall& call,
+                                           WireRequest* out) const;
 };
 
 // Builds a dialect from its options: a JSON object whose keys the factory reads strictly

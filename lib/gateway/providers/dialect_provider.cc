@@ -44,6 +44,22 @@ class DialectProvider final : public ProviderDialect {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<bool> BuildNativeRequest(std::string_view dialect, std::string_view body,
+                                          const ProviderCall& call,
+                                          UpstreamRequest* out) const override {
+    if (dialect.empty() || dialect != dialect_->name()) return false;
+    WireRequest wire;
+    absl::Status s = dialect_->EncodeNativeRequest(
+        body,
+        DialectCall{.stream = call.stream, .model = call.upstream_model,
+                    .client_headers = call.client_headers},
+        &wire);
+    if (s.code() == absl::StatusCode::kUnimplemented) return false;
+    MODEENVOY_RETURN_IF_ERROR(s);
+    Complete(std::move(wire), out);
+    return true;
+  }
+
   absl::Status BuildEmbeddingsRequest(const EmbeddingsRequest& request, const ProviderCall& call,
                                       UpstreamRequest* out) const override {
     WireRequest wire;

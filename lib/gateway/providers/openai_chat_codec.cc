@@ -48,6 +48,12 @@ absl::StatusOr<EmbeddingsRequest> IngressCodec::ParseEmbeddingsRequest(
   return absl::UnimplementedError("this endpoint does not take embeddings requests");
 }
 
+SseEvent IngressCodec::StreamErrorEvent(const absl::Status& status) const {
+  SseEvent e;
+  e.data = ErrorBody(status);
+  return e;
+}
+
 std::shared_ptr<const IngressCodec> OpenAiEmbeddingsCodec() {
   static const std::shared_ptr<const IngressCodec>* const codec =
       new std::shared_ptr<const IngressCodec>(std::make_shared<OpenAiEmbeddings>());

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
@@ -89,6 +90,7 @@ std::string_view ErrorTypeForHttpStatus(int status) {
     case 413: return "request_too_large";
     case 429: return "rate_limit_error";
     case 504: return "timeout_error";
+    case 503:  // the gateway's own "overloaded, retry shortly"
     case 529: return "overloaded_error";
     default: break;
   }
@@ -1017,10 +1019,48 @@ void AppendThinkingDetails(std::string* out, const Usage& usage) {
 
 // ---- Stream encoder (unified chunks -> Anthropic events) ----
 
+// The matched stop sequence a unified answer kept (extra "stop_sequence", a JSON string as
+// DecodeResponse and the stream decoder keep it), or null.
+const std::string* MatchedStopSequence(const ExtraFields& extra) {
+  const std::string* s = FindExtra(extra, "stop_sequence");
+  if (s == nullptr || s->empty() || s->front() != '"') return nullptr;
+  return s;
+}
+
 std::string AnthropicEvent(std::string_view type, std::string_view data) {
   return EncodeSseEvent(data, type);
 }
 
+// Reads the members of a JSON object `raw` into (key, raw value) pairs. False when `raw`
+// is not an object.
+bool ObjectMembers(std::string_view raw, std::vector<std::pair<std::string, std::string>>* out) {
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.BeginObject()) return false;
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    std::string name(key), value;
+    if (!r.CaptureValue(&value)) return false;
+    out->emplace_back(std::move(name), std::move(value));
+  }
+  return r.status().ok();
+}
+
+// The JSON string value `raw` as text, or nullopt when it is not a string.
+std::optional<std::string> StringValue(std::string_view raw) {
+  JsonReader r(raw, kMaxJsonDepth);
+  JsonType t;
+  std::string text;
+  if (!r.Peek(&t) || t != JsonType::kString || !r.ReadString(&text)) return std::nullopt;
+  return text;
+}
+
+// Unified chunks -> Anthropic's event sequence: message_start, ping, then per content block
+// content_block_start / content_block_delta... / content_block_stop (text, thinking with its
+// signature_delta, redacted_thinking, tool_use with input_json_delta, and the raw events of
+// blocks the unified form does not model, from delta extra "anthropic_event"), then
+// message_delta (stop_reason, stop_sequence, usage) and message_stop.
 class AnthropicStreamEncoder final : public StreamEncoder {
  public:
   absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
@@ -1032,9 +1072,11 @@ class AnthropicStreamEncoder final : public StreamEncoder {
       AppendJsonString(&m, id_);
       m.append(R"(,"type":"message","role":"assistant","model":)");
       AppendJsonString(&m, model_);
+      // The unified stream reports usage only at its end: message_delta carries the counts.
       m.append(
           R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}})");
       out->append(AnthropicEvent("message_start", m));
+      out->append(AnthropicEvent("ping", R"({"type":"ping"})"));
     }
     if (chunk.usage.has_value()) usage_ = chunk.usage;
     for (const ChunkChoice& choice : chunk.choices) {
@@ -1042,16 +1084,24 @@ class AnthropicStreamEncoder final : public StreamEncoder {
         return InvalidFieldError("choices", "anthropic streams one choice");
       }
       const ChatDelta& d = choice.delta;
-      if (const std::string* r = FindExtra(d.extra, "reasoning_content")) {
-        std::string text;
-        JsonReader jr(*r, kMaxJsonDepth);
-        JsonType t;
-        if (jr.Peek(&t) && t == JsonType::kString && jr.ReadString(&text) && !text.empty()) {
-          Open(Kind::kThinking, out, R"({"type":"thinking","thinking":""})");
-          std::string delta = R"({"type":"thinking_delta","thinking":)";
-          AppendJsonString(&delta, text);
-          delta.push_back('}');
-          Delta(delta, out);
+      for (const auto& [key, value] : d.extra) {
+        if (key == "reasoning_content") {
+          std::optional<std::string> text = StringValue(value);
+          if (text.has_value() && !text->empty()) {
+            Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
+            std::string delta = R"({"type":"thinking_delta","thinking":)";
+            AppendJsonString(&delta, *text);
+            delta.push_back('}');
+            Delta(delta, out);
+          }
+        } else if (key == "thinking_blocks") {
+          MODEENVOY_RETURN_IF_ERROR(ThinkingBlocks(value, out));
+        } else if (key == "anthropic_event") {
+          MODEENVOY_RETURN_IF_ERROR(RawEvent(value, out));
+        } else if (key == "content") {
+          ContentParts(value, out);
+        } else if (key == "stop_sequence") {
+          if (StringValue(value).has_value()) stop_sequence_ = value;
         }
       }
       if (d.content.has_value() && !d.content->empty()) {
@@ -1088,6 +1138,10 @@ class AnthropicStreamEncoder final : public StreamEncoder {
         }
       }
       if (choice.finish_reason.has_value()) finish_ = *choice.finish_reason;
+      if (const std::string* raw = FindExtra(choice.extra, "stop_reason")) {
+        if (StringValue(*raw).has_value()) raw_stop_reason_ = *raw;
+      }
+      if (const std::string* seq = MatchedStopSequence(choice.extra)) stop_sequence_ = *seq;
     }
     return absl::OkStatus();
   }
@@ -1105,8 +1159,16 @@ class AnthropicStreamEncoder final : public StreamEncoder {
     if (!started_) return absl::FailedPreconditionError("anthropic stream: no chunk encoded");
     Close(out);
     std::string m = R"({"type":"message_delta","delta":{"stop_reason":)";
-    AppendJsonString(&m, StopReasonFor(finish_));
-    m.append(R"(,"stop_sequence":null},"usage":{)");
+    if (!raw_stop_reason_.empty()) {
+      m.append(raw_stop_reason_);
+    } else if (!stop_sequence_.empty() && (finish_.empty() || finish_ == "stop")) {
+      m.append("\"stop_sequence\"");
+    } else {
+      AppendJsonString(&m, StopReasonFor(finish_));
+    }
+    m.append(R"(,"stop_sequence":)");
+    m.append(stop_sequence_.empty() ? std::string_view("null") : stop_sequence_);
+    m.append(R"(},"usage":{)");
     if (usage_.has_value()) {
       int64_t cached = usage_->prompt_tokens_details
                            ? usage_->prompt_tokens_details->cached_tokens.value_or(0)
@@ -1133,9 +1195,149 @@ class AnthropicStreamEncoder final : public StreamEncoder {
   }
 
  private:
-  enum class Kind { kNone, kText, kTool, kThinking };
+  enum class Kind { kNone, kText, kTool, kThinking, kOther };
+
+  // thinking_blocks of a delta: a signature for the open thinking block (what the decoder
+  // makes of signature_delta), whole thinking blocks, or redacted_thinking blocks.
+  absl::Status ThinkingBlocks(std::string_view raw, std::string* out) {
+    JsonReader r(raw, kMaxJsonDepth);
+    bool first = true, has = false;
+    if (!r.BeginArray()) return InvalidFieldError("delta.thinking_blocks", "must be an array");
+    while (r.NextElement(&first, &has) && has) {
+      std::string block;
+      if (!r.CaptureValue(&block)) break;
+      std::vector<std::pair<std::string, std::string>> members;
+      if (!ObjectMembers(block, &members)) {
+        return InvalidFieldError("delta.thinking_blocks", "blocks must be objects");
+      }
+      std::string type, thinking, signature;
+      for (const auto& [k, v] : members) {
+        std::optional<std::string> text = StringValue(v);
+        if (!text) continue;
+        if (k == "type") type = *text;
+        if (k == "thinking") thinking = *text;
+        if (k == "signature") signature = *text;
+      }
+      if (type == "redacted_thinking") {
+        Close(out);
+        Open(Kind::kOther, out, block);
+        Close(out);
+        continue;
+      }
+      if (type != "thinking") {
+        return InvalidFieldError("delta.thinking_blocks.type",
+                                 "must be thinking or redacted_thinking");
+      }
+      if (kind_ != Kind::kThinking || !thinking.empty()) {
+        Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
+      }
+      if (!thinking.empty()) {
+        std::string delta = R"({"type":"thinking_delta","thinking":)";
+        AppendJsonString(&delta, thinking);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+      if (!signature.empty()) {
+        std::string delta = R"({"type":"signature_delta","signature":)";
+        AppendJsonString(&delta, signature);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+    }
+    if (!r.status().ok()) return InvalidFieldError("delta.thinking_blocks", Msg(r.status()));
+    return absl::OkStatus();
+  }
+
+  // Content streamed as an array of parts (Mistral: {"type":"text","text"} and
+  // {"type":"thinking","thinking":[{"type":"text","text"}]}), which the unified delta keeps
+  // as extra "content": text and thinking deltas. Parts of other types are not shown.
+  void ContentParts(std::string_view raw, std::string* out) {
+    JsonReader r(raw, kMaxJsonDepth);
+    bool first = true, has = false;
+    if (!r.BeginArray()) return;
+    while (r.NextElement(&first, &has) && has) {
+      std::string part;
+      if (!r.CaptureValue(&part)) return;
+      std::vector<std::pair<std::string, std::string>> members;
+      if (!ObjectMembers(part, &members)) continue;
+      std::string type, text, thinking;
+      for (const auto& [k, v] : members) {
+        if (k == "type") type = StringValue(v).value_or("");
+        if (k == "text") text = StringValue(v).value_or("");
+        if (k == "thinking") {
+          JsonReader t(v, kMaxJsonDepth);
+          bool f = true, h = false;
+          if (!t.BeginArray()) continue;
+          while (t.NextElement(&f, &h) && h) {
+            std::string inner;
+            if (!t.CaptureValue(&inner)) break;
+            std::vector<std::pair<std::string, std::string>> im;
+            if (!ObjectMembers(inner, &im)) continue;
+            for (const auto& [ik, iv] : im) {
+              if (ik == "text") thinking += StringValue(iv).value_or("");
+            }
+          }
+        }
+      }
+      if (type == "text" && !text.empty()) {
+        Open(Kind::kText, out, R"({"type":"text","text":""})");
+        std::string delta = R"({"type":"text_delta","text":)";
+        AppendJsonString(&delta, text);
+        delta.push_back('}');
+        Delta(delta, out);
+      } else if (type == "thinking" && !thinking.empty()) {
+        Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
+        std::string delta = R"({"type":"thinking_delta","thinking":)";
+        AppendJsonString(&delta, thinking);
+        delta.push_back('}');
+        Delta(delta, out);
+      }
+    }
+  }
+
+  // A raw Anthropic event the decoder kept (server tool blocks, citations, compaction, ...):
+  // sent again with the block index of this stream.
+  absl::Status RawEvent(std::string_view raw, std::string* out) {
+    std::vector<std::pair<std::string, std::string>> members;
+    if (!ObjectMembers(raw, &members)) {
+      return InvalidFieldError("delta.anthropic_event", "must be an object");
+    }
+    std::string type;
+    for (const auto& [k, v] : members) {
+      if (k == "type") type = StringValue(v).value_or("");
+    }
+    if (type == "content_block_start") {
+      Close(out);
+      kind_ = Kind::kOther;
+    } else if (type == "content_block_delta" || type == "content_block_stop") {
+      if (kind_ == Kind::kNone) {
+        return InvalidFieldError("delta.anthropic_event", "a block event with no open block");
+      }
+    } else {
+      return absl::OkStatus();  // message-level events are the encoder's own
+    }
+    std::string e = "{";
+    for (const auto& [k, v] : members) {
+      if (e.size() > 1) e.push_back(',');
+      AppendJsonString(&e, k);
+      e.push_back(':');
+      if (k == "index") {
+        AppendJsonInt(&e, index_);
+      } else {
+        e.append(v);
+      }
+    }
+    e.push_back('}');
+    out->append(AnthropicEvent(type, e));
+    if (type == "content_block_stop") {
+      kind_ = Kind::kNone;
+      ++index_;
+    }
+    return absl::OkStatus();
+  }
+
   void Open(Kind kind, std::string* out, std::string_view block) {
-    if (kind_ == kind && kind != Kind::kTool) return;
+    if (kind_ == kind && kind != Kind::kTool && kind != Kind::kOther) return;
     Close(out);
     kind_ = kind;
     std::string e = R"({"type":"content_block_start","index":)";
@@ -1165,6 +1367,8 @@ class AnthropicStreamEncoder final : public StreamEncoder {
 
   bool started_ = false;
   std::string id_, model_, finish_;
+  std::string raw_stop_reason_;  // JSON string: the upstream's own stop_reason
+  std::string stop_sequence_;    // JSON string, or empty
   Kind kind_ = Kind::kNone;
   int64_t index_ = 0;
   int64_t tool_index_ = -1;
@@ -1195,6 +1399,8 @@ class AnthropicDialect final : public Dialect {
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override;
   absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override;
+  absl::Status EncodeNativeRequest(std::string_view body, const DialectCall& call,
+                                   WireRequest* out) const override;
   std::unique_ptr<StreamEncoder> NewStreamEncoder() const override {
     return std::make_unique<AnthropicStreamEncoder>();
   }
@@ -1210,27 +1416,81 @@ class AnthropicDialect final : public Dialect {
  private:
   absl::Status EncodeBody(const ChatRequest& chat, const DialectCall& call,
                           std::string* out) const;
+  // Method, target and headers of every request (the client's version and betas included).
+  void AddHeaders(const DialectCall& call, WireRequest* out) const;
 
   Options options_;
 };
 
 absl::Status AnthropicDialect::EncodeRequest(const ChatRequest& chat, const DialectCall& call,
                                              WireRequest* out) const {
-  out->method = "POST";
-  out->target = "/v1/messages";
   std::string body;
   body.reserve(256 + chat.messages.size() * 128);
   MODEENVOY_RETURN_IF_ERROR(EncodeBody(chat, call, &body));
   out->body = std::move(body);
+  AddHeaders(call, out);
+  return absl::OkStatus();
+}
+
+absl::Status AnthropicDialect::EncodeNativeRequest(std::string_view body,
+                                                   const DialectCall& call,
+                                                   WireRequest* out) const {
+  // Find the top-level "model" value's bytes; stop reading there (the client's body was
+  // read whole by DecodeRequest already, and the rest is sent as it is).
+  JsonReader r(body, kMaxJsonDepth);
+  if (!r.BeginObject()) return InvalidFieldError("body", Msg(r.status()));
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  size_t begin = 0, end = 0;
+  bool found = false;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    if (key != "model") {
+      if (!r.SkipValue()) break;
+      continue;
+    }
+    JsonType t;
+    if (!r.Peek(&t) || t != JsonType::kString) {
+      return InvalidFieldError("model", "must be a string");
+    }
+    begin = r.offset();
+    while (begin < body.size() && body[begin] != '"') ++begin;  // past whitespace
+    if (!r.SkipValue()) break;
+    end = r.offset();
+    found = true;
+    break;
+  }
+  if (!r.status().ok()) return InvalidFieldError("body", Msg(r.status()));
+  if (!found) return InvalidFieldError("model", "Field required");
+  std::string model;
+  if (!call.model.empty()) AppendJsonString(&model, call.model);
+  if (model.empty() || body.substr(begin, end - begin) == model) {
+    out->body.assign(body);
+  } else {
+    out->body.reserve(body.size() + model.size());
+    out->body.assign(body.substr(0, begin)).append(model).append(body.substr(end));
+  }
+  AddHeaders(call, out);
+  return absl::OkStatus();
+}
+
+void AnthropicDialect::AddHeaders(const DialectCall& call, WireRequest* out) const {
+  out->method = "POST";
+  out->target = "/v1/messages";
   out->headers.emplace_back("content-type", "application/json");
   out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-  out->headers.emplace_back("anthropic-version", options_.version);
+  // A client that speaks Anthropic (the Messages ingress, Claude Code) names the API version
+  // it was written against: that one wins over the configured default.
+  std::string_view version = options_.version;
   std::vector<std::string> betas;
   if (call.client_headers != nullptr) {
     for (const auto& [name, value] : *call.client_headers) {
-      if (name == "anthropic-beta") AddBetas(value, &betas);
+      const absl::string_view n = core_internal::ToAbsl(name);
+      if (absl::EqualsIgnoreCase(n, "anthropic-beta")) AddBetas(value, &betas);
+      if (absl::EqualsIgnoreCase(n, "anthropic-version") && !value.empty()) version = value;
     }
   }
+  out->headers.emplace_back("anthropic-version", version);
   for (const std::string& b : options_.beta) AddBetas(b, &betas);
   if (!betas.empty()) {
     std::string joined;
@@ -1240,7 +1500,6 @@ absl::Status AnthropicDialect::EncodeRequest(const ChatRequest& chat, const Dial
     }
     out->headers.emplace_back("anthropic-beta", std::move(joined));
   }
-  return absl::OkStatus();
 }
 
 absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const DialectCall& call,
@@ -1858,46 +2117,102 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
     return IngressError("messages", "Field required (an array)");
   }
 
-  auto image_part = [&](const Json& block, const std::string& path) -> absl::StatusOr<ContentPart> {
-    ContentPart p;
-    p.type = ContentPartType::kImageUrl;
-    const Json& src = block.value("source", Json::object());
-    std::string type = src.value("type", "");
-    ImageUrl image;
-    if (type == "url") {
-      image.url = src.value("url", "");
-    } else if (type == "base64") {
-      image.url = "data:" + src.value("media_type", "") + ";base64," + src.value("data", "");
-    } else {
-      return IngressError(path + ".source.type", "must be url or base64");
+  // Members of a block other than the modeled ones (cache_control, citations, title, ...)
+  // travel as part extras, so they reach the provider when it is Anthropic again.
+  auto keep_extras = [](const Json& block, std::initializer_list<std::string_view> modeled,
+                        ContentPart* part) {
+    for (auto it = block.begin(); it != block.end(); ++it) {
+      bool skip = false;
+      for (std::string_view m : modeled) skip = skip || it.key() == m;
+      if (!skip) part->extra.emplace_back(it.key(), it.value().dump());
     }
-    p.image_url = std::move(image);
-    return p;
+  };
+  auto source_of = [&](const Json& block, const std::string& path,
+                       std::string* type) -> absl::StatusOr<const Json*> {
+    if (!block.contains("source") || !block["source"].is_object()) {
+      return IngressError(path + ".source", "Field required (an object)");
+    }
+    const Json& src = block["source"];
+    if (!src.contains("type") || !src["type"].is_string()) {
+      return IngressError(path + ".source.type", "Field required (a string)");
+    }
+    *type = src["type"].get<std::string>();
+    return &src;
+  };
+  auto src_string = [&](const Json& src, std::string_view key,
+                        const std::string& path) -> absl::StatusOr<std::string> {
+    if (!src.contains(key)) return IngressError(path + "." + std::string(key), "Field required");
+    return str(src[std::string(key)], path + "." + std::string(key));
+  };
+  // One block of user, system or tool_result content. `allow_media`: images and documents
+  // (not in system).
+  auto one_part = [&](const Json& block, const std::string& p,
+                      bool allow_media) -> absl::StatusOr<ContentPart> {
+    if (!block.is_object()) return IngressError(p, "must be an object");
+    if (!block.contains("type") || !block["type"].is_string()) {
+      return IngressError(p + ".type", "Field required (a string)");
+    }
+    const std::string type = block["type"].get<std::string>();
+    ContentPart part;
+    if (type == "text") {
+      part.type = ContentPartType::kText;
+      if (!block.contains("text")) return IngressError(p + ".text", "Field required");
+      MODEENVOY_ASSIGN_OR_RETURN(part.text, str(block["text"], p + ".text"));
+      keep_extras(block, {"type", "text"}, &part);
+      return part;
+    }
+    if (type == "image" && allow_media) {
+      std::string source_type;
+      MODEENVOY_ASSIGN_OR_RETURN(const Json* src, source_of(block, p, &source_type));
+      const std::string sp = p + ".source";
+      ImageUrl image;
+      if (source_type == "url") {
+        MODEENVOY_ASSIGN_OR_RETURN(image.url, src_string(*src, "url", sp));
+      } else if (source_type == "base64") {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string media, src_string(*src, "media_type", sp));
+        MODEENVOY_ASSIGN_OR_RETURN(std::string data, src_string(*src, "data", sp));
+        image.url = "data:" + media + ";base64," + data;
+      } else {
+        return IngressError(sp + ".type", "\"" + source_type + "\" is not mapped (url, base64)");
+      }
+      part.type = ContentPartType::kImageUrl;
+      part.image_url = std::move(image);
+      keep_extras(block, {"type", "source"}, &part);
+      return part;
+    }
+    if (type == "document" && allow_media) {
+      std::string source_type;
+      MODEENVOY_ASSIGN_OR_RETURN(const Json* src, source_of(block, p, &source_type));
+      const std::string sp = p + ".source";
+      FileInput file;
+      if (source_type == "base64") {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string media, src_string(*src, "media_type", sp));
+        MODEENVOY_ASSIGN_OR_RETURN(std::string data, src_string(*src, "data", sp));
+        file.file_data = "data:" + media + ";base64," + data;
+      } else if (source_type == "file") {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string id, src_string(*src, "file_id", sp));
+        file.file_id = std::move(id);
+      } else {
+        // text, url and content sources have no unified file form.
+        return IngressError(sp + ".type",
+                            "\"" + source_type + "\" is not mapped (base64, file)");
+      }
+      if (block.contains("title") && !block["title"].is_null()) {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string title, str(block["title"], p + ".title"));
+        file.filename = std::move(title);
+      }
+      part.type = ContentPartType::kFile;
+      part.file = std::move(file);
+      keep_extras(block, {"type", "source", "title"}, &part);
+      return part;
+    }
+    return IngressError(p + ".type", "block type \"" + type + "\" is not mapped here");
   };
   auto text_parts = [&](const Json& content, const std::string& path,
-                        std::vector<ContentPart>* parts, bool allow_images) -> absl::Status {
+                        std::vector<ContentPart>* parts, bool allow_media) -> absl::Status {
     for (size_t i = 0; i < content.size(); ++i) {
-      const Json& block = content[i];
-      const std::string p = Idx(path, i);
-      if (!block.is_object()) return IngressError(p, "must be an object");
-      std::string type = block.value("type", "");
-      if (type == "text") {
-        ContentPart part;
-        part.type = ContentPartType::kText;
-        MODEENVOY_ASSIGN_OR_RETURN(part.text, str(block.value("text", Json()), p + ".text"));
-        for (auto it = block.begin(); it != block.end(); ++it) {
-          if (it.key() != "type" && it.key() != "text") part.extra.emplace_back(it.key(), it.value().dump());
-        }
-        parts->push_back(std::move(part));
-      } else if (type == "image" && allow_images) {
-        MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, image_part(block, p));
-        if (block.contains("cache_control")) {
-          part.extra.emplace_back("cache_control", block["cache_control"].dump());
-        }
-        parts->push_back(std::move(part));
-      } else {
-        return IngressError(p + ".type", "block type \"" + type + "\" not mapped here");
-      }
+      MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, one_part(content[i], Idx(path, i), allow_media));
+      parts->push_back(std::move(part));
     }
     return absl::OkStatus();
   };
@@ -1950,7 +2265,7 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
             tool.content = tc.get<std::string>();
           } else if (tc.is_array()) {
             std::vector<ContentPart> tparts;
-            MODEENVOY_RETURN_IF_ERROR(text_parts(tc, p + ".content", &tparts, false));
+            MODEENVOY_RETURN_IF_ERROR(text_parts(tc, p + ".content", &tparts, true));
             tool.content = std::move(tparts);
           } else {
             return IngressError(p + ".content", "must be a string or an array");
@@ -1961,11 +2276,8 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
           }
           chat.messages.push_back(std::move(tool));
         } else {
-          Json one = Json::array({block});
-          std::vector<ContentPart> got;
-          absl::Status s = text_parts(one, cpath, &got, true);
-          if (!s.ok()) return IngressError(p + ".type", "block type not mapped here");
-          parts.push_back(std::move(got.front()));
+          MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, one_part(block, p, true));
+          parts.push_back(std::move(part));
         }
       }
       if (!parts.empty()) {
@@ -2029,8 +2341,14 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
       }
       chat.stop = std::move(stops);
     } else if (k == "metadata") {
-      if (v.is_object() && v.contains("user_id") && v["user_id"].is_string()) {
-        chat.user = v["user_id"].get<std::string>();
+      if (!v.is_object()) return IngressError(k, "must be an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (m.key() != "user_id") {
+          return IngressError("metadata." + m.key(), "Extra inputs are not permitted");
+        }
+        if (m.value().is_null()) continue;
+        MODEENVOY_ASSIGN_OR_RETURN(std::string user, str(m.value(), "metadata.user_id"));
+        chat.user = std::move(user);
       }
     } else if (k == "tools") {
       if (!v.is_array()) return IngressError(k, "must be an array");
@@ -2146,12 +2464,17 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
   }
   out.append(R"(],"stop_reason":)");
   const std::string* raw_stop = FindExtra(choice.extra, "stop_reason");
+  const std::string* stop_sequence = MatchedStopSequence(choice.extra);
   if (raw_stop != nullptr) {
     out.append(*raw_stop);
+  } else if (stop_sequence != nullptr && choice.finish_reason.value_or("stop") == "stop") {
+    out.append("\"stop_sequence\"");
   } else {
     AppendJsonString(&out, StopReasonFor(choice.finish_reason.value_or("stop")));
   }
-  out.append(R"(,"stop_sequence":null,"usage":{)");
+  out.append(R"(,"stop_sequence":)");
+  out.append(stop_sequence != nullptr ? std::string_view(*stop_sequence) : "null");
+  out.append(R"(,"usage":{)");
   if (completion.usage) {
     const Usage& u = *completion.usage;
     int64_t cached = u.prompt_tokens_details ? u.prompt_tokens_details->cached_tokens.value_or(0) : 0;

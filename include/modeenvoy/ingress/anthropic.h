@@ -1,0 +1,38 @@
+// include/modeenvoy/ingress/anthropic.h: the Anthropic Messages API in front of every
+// provider (issue 11).
+//
+// One registration call adds, through the engine's registries (no engine edit):
+//   POST /v1/messages ("messages", model call): the client speaks Anthropic Messages; the
+//     request is read by the "anthropic" dialect's ingress side into the unified chat model,
+//     routed to any provider, and the answer is rendered back as an Anthropic message, or
+//     as Anthropic's event stream (message_start, ping, content_block_start / delta / stop,
+//     message_delta, message_stop; `event: error` when the stream fails after its start).
+//     Errors have Anthropic's shape {"type":"error","error":{"type":...,"message":...}}.
+//   modeenvoy::Registry registry;
+//   if (absl::Status s = modeenvoy::RegisterAnthropicIngressComponent(&registry); !s.ok()) ...
+//   modeenvoy::ConfigStore store({.registry = &registry});
+// The mapping, and what other providers cannot express, is in docs/providers.md
+// ("Anthropic Messages ingress").
+#ifndef MODEENVOY_INGRESS_ANTHROPIC_H_
+#define MODEENVOY_INGRESS_ANTHROPIC_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/registry.h"
+
+namespace modeenvoy {
+
+// The Messages API as an IngressCodec (POST /v1/messages). Shared and immutable; never null.
+// Thread safety: thread-safe (IngressCodec's contract).
+MODEENVOY_EXPORT std::shared_ptr<const IngressCodec> AnthropicMessagesCodec();
+
+// Registers the component's endpoints on `registry`.
+// Errors: kAlreadyExists when one of them is registered already (e.g. a second call).
+MODEENVOY_EXPORT absl::Status RegisterAnthropicIngressComponent(Registry* registry);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_INGRESS_ANTHROPIC_H_
