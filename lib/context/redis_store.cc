@@ -237,11 +237,12 @@ struct SessionKeys {
   std::vector<std::string> Parts() const { return {meta, history, tool_calls, model_choices}; }
 };
 
+// As the memory store: the error names the field (its param), not just its message.
 absl::Status CheckId(std::string_view field, std::string_view id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(ToAbsl(field), ": must not be empty"));
+  if (id.empty()) return InvalidFieldError(field, "must not be empty");
   if (id.size() > kMaxSessionIdBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: longer than %d bytes (%d)", field,
-                                                      kMaxSessionIdBytes, id.size()));
+    return InvalidFieldError(field, absl::StrFormat("longer than %d bytes (%d)",
+                                                    kMaxSessionIdBytes, id.size()));
   }
   return absl::OkStatus();
 }
