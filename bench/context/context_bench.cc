@@ -11,8 +11,11 @@
 // record (copy_messages = false: the provider request is serialized from the history less
 // the dropped entries), and the record is released before the Append, which then extends
 // it in place. BM_LoadWindowAppendHeld is the same request holding the record across the
-// Append (copied on write) and copying the window's messages; BM_FitContextOnly windows a
-// history without kept counts (a record read from Redis), hashing every message.
+// Append (copied on write) and copying the window's messages: the gateway's context filter
+// until it released the record before its Append; BM_LoadWindowAppendCopied is the filter's
+// path now (the window's messages copied into the provider request, the record released
+// before the Append). BM_FitContextOnly windows a history without kept counts (a record
+// read from Redis), hashing every message.
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -85,7 +88,7 @@ std::optional<StoredContext> Load(modeenvoy::ContextStore& store) {
 // Get + FitContext + Append of one new user message and the reply, on a 20-turn session.
 // Every 16 requests the session is put back to 20 turns (timing paused), so it holds 20 to
 // 36 turns while measured.
-void LoadWindowAppend(benchmark::State& state, bool hold) {
+void LoadWindowAppend(benchmark::State& state, bool hold, bool copy) {
   auto enc = O200k();
   if (enc == nullptr) return state.SkipWithError("o200k_base not found (run scripts/setup.sh)");
   const int turns = static_cast<int>(state.range(0));
@@ -107,7 +110,7 @@ void LoadWindowAppend(benchmark::State& state, bool hold) {
     absl::StatusOr<modeenvoy::WindowResult> w = modeenvoy::FitContext(
         got->record->history, fresh, *enc,
         {.budget_tokens = 128000 - 4096, .history_counts = got->token_counts.get(),
-         .copy_messages = hold},
+         .copy_messages = copy},
         &cache);
     benchmark::DoNotOptimize(w->tokens);
     ContextAppend a;
@@ -147,10 +150,12 @@ void LoadWindowAppend(benchmark::State& state, bool hold) {
     state.SkipWithError(absl::StrCat("cache missed after warm-up: ", cache.misses()).c_str());
   }
 }
-void BM_LoadWindowAppend(benchmark::State& state) { LoadWindowAppend(state, false); }
+void BM_LoadWindowAppend(benchmark::State& state) { LoadWindowAppend(state, false, false); }
 BENCHMARK(BM_LoadWindowAppend)->Arg(20);
-void BM_LoadWindowAppendHeld(benchmark::State& state) { LoadWindowAppend(state, true); }
+void BM_LoadWindowAppendHeld(benchmark::State& state) { LoadWindowAppend(state, true, true); }
 BENCHMARK(BM_LoadWindowAppendHeld)->Arg(20);
+void BM_LoadWindowAppendCopied(benchmark::State& state) { LoadWindowAppend(state, false, true); }
+BENCHMARK(BM_LoadWindowAppendCopied)->Arg(20);
 
 // A session's next request (Get + FitContext, counts kept): 20 turns vs 200.
 void BM_NextRequest(benchmark::State& state) {

@@ -4,21 +4,10 @@
 // is released while a store operation or a window runs.
 //
 // Any ContextStore plugs in through PyContextStore: a store that completes inline (memory)
-// needs nothing more; one bound to an event loop (Redis) comes with a Drive that runs its
-// private loop until the operation's callback fired. ContextStore.redis(url) is one function
-// next to NewMemory below, e.g.
-//   std::unique_ptr<PyContextStore> NewRedis(const std::string& url, ...) {
-//     std::shared_ptr<PollEventLoop> loop = NewPollEventLoop();   // private to this store
-//     std::unique_ptr<ContextStore> store = ...NewRedisContextStore(*loop, {.url = url})...;
-//     auto drive = [loop](absl::FunctionRef<bool()> done) {
-//       return loop->RunUntil(done, kOperationTimeout);
-//     };
-//     return std::make_unique<PyContextStore>(std::move(store), drive, loop);
-//   }
-// registered with `.def_static("redis", &NewRedis, ...)` on _ContextStore, plus a
-// `ContextStore.redis` classmethod in context.py that passes it to ContextStore(...). The
-// loop is only run from inside a call, which PyContextStore serializes, so a store bound to
-// one loop is only ever used on one thread at a time.
+// needs nothing more; one bound to an event loop (Redis, NewRedis below) comes with a Drive
+// that runs its private poll loop until the operation's callback fired. The loop is only
+// run from inside a call, which PyContextStore serializes, so a store bound to one loop is
+// only ever used on one thread at a time.
 #include <Python.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -45,8 +34,10 @@
 #include "bindings/python/status_py.h"
 #include "modeenvoy/clock.h"
 #include "modeenvoy/context/record.h"
+#include "modeenvoy/context/redis_store.h"
 #include "modeenvoy/context/store.h"
 #include "modeenvoy/context/window.h"
+#include "modeenvoy/gateway/poll_event_loop.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/status.h"
 #include "modeenvoy/tokenizer/chat_tokens.h"
@@ -317,6 +308,57 @@ std::unique_ptr<PyContextStore> NewMemory(size_t max_bytes, size_t max_record_by
   return std::make_unique<PyContextStore>(NewMemoryContextStore(options), Drive(), nullptr);
 }
 
+// A Redis (or Redis Cluster) store on a poll loop of its own. Option errors (a malformed
+// url, rediss://, a prefix with braces, timeouts <= 0) are kInvalidArgument naming the
+// option; an unreachable server is not an error here but the operations' (UNAVAILABLE).
+std::unique_ptr<PyContextStore> NewRedis(const std::string& url, const std::string& key_prefix,
+                                         std::optional<double> ttl_seconds,
+                                         size_t max_record_bytes, double connect_timeout_seconds,
+                                         double operation_timeout_seconds, bool cluster,
+                                         const std::vector<std::string>& cluster_seed_nodes) {
+  RedisContextStoreOptions options;
+  options.url = url;
+  options.key_prefix = key_prefix;
+  options.max_record_bytes = max_record_bytes;
+  options.cluster = cluster;
+  options.cluster_seed_nodes = cluster_seed_nodes;
+  if (ttl_seconds.has_value()) {
+    if (!(*ttl_seconds > 0)) {
+      ThrowStatus(InvalidFieldError("ttl_seconds", "must be > 0 (None: never expire)"));
+    }
+    options.ttl = absl::Seconds(*ttl_seconds);
+  } else {
+    options.ttl = absl::InfiniteDuration();
+  }
+  if (!(connect_timeout_seconds > 0)) {
+    ThrowStatus(InvalidFieldError("connect_timeout", "must be > 0 seconds"));
+  }
+  if (!(operation_timeout_seconds > 0)) {
+    ThrowStatus(InvalidFieldError("operation_timeout", "must be > 0 seconds"));
+  }
+  options.connect_timeout = absl::Seconds(connect_timeout_seconds);
+  options.operation_timeout = absl::Seconds(operation_timeout_seconds);
+  if (absl::Status valid = ValidateRedisContextStoreOptions(options); !valid.ok()) {
+    // "<option>: <reason>" -> the error's param names the option.
+    const std::string text(valid.message());
+    const size_t colon = text.find(": ");
+    ThrowStatus(colon == std::string::npos
+                    ? InvalidFieldError("url", text)
+                    : InvalidFieldError(text.substr(0, colon), text.substr(colon + 2)));
+  }
+  std::shared_ptr<PollEventLoop> loop = NewPollEventLoop();
+  absl::StatusOr<std::unique_ptr<ContextStore>> store = NewRedisContextStore(loop.get(), options);
+  if (!store.ok()) ThrowStatus(store.status());
+  // Every operation completes within the store's own timeouts (a connect, then the
+  // operation); the drive's bound only guards against a store that broke that promise.
+  const absl::Duration bound = options.connect_timeout + options.operation_timeout +
+                               absl::Seconds(1);
+  Drive drive = [loop = loop.get(), bound](absl::FunctionRef<bool()> done) {
+    return loop->RunUntil(done, bound);
+  };
+  return std::make_unique<PyContextStore>(*std::move(store), std::move(drive), std::move(loop));
+}
+
 // Shared by every fit_context call of the process, so repeated windows of one conversation
 // count only their new messages.
 MessageTokenCache& TokenCache() {
@@ -375,6 +417,10 @@ void RegisterContext(py::module_& m) {
   py::class_<PyContextStore>(m, "_ContextStore", "Internal: a context store (see modeenvoy.ContextStore).")
       .def_static("memory", &modeenvoy::python::NewMemory, py::arg("max_bytes"),
                   py::arg("max_record_bytes"), py::arg("ttl_seconds"), py::arg("shards"))
+      .def_static("redis", &modeenvoy::python::NewRedis, py::arg("url"), py::arg("key_prefix"),
+                  py::arg("ttl_seconds"), py::arg("max_record_bytes"),
+                  py::arg("connect_timeout"), py::arg("operation_timeout"), py::arg("cluster"),
+                  py::arg("cluster_seed_nodes"))
       .def_property_readonly("kind", [](const PyContextStore& s) { return std::string(s.kind()); })
       .def("get", &PyContextStore::Get, py::arg("session_id"))
       .def("append", &PyContextStore::Append, py::arg("session_id"), py::arg("entries"),

@@ -91,6 +91,10 @@ absl::StatusOr<RedisUrl> ParseRedisUrl(std::string_view url, std::string_view fi
     out.address.unix_path = std::string(path);
     return out;
   }
+  if (absl::StartsWith(ToAbsl(url), "rediss://")) {
+    return BadField(field, "rediss:// (TLS) is not supported; use redis:// (plain TCP, e.g. "
+                           "through a local TLS tunnel) or unix://");
+  }
   if (!absl::StartsWith(ToAbsl(url), "redis://")) {
     return BadField(field, absl::StrCat("must start with redis:// or unix://, got '",
                                         ToAbsl(url), "'"));

@@ -5,6 +5,7 @@
 // read assembles the record's JSON from the stored parts around a serialized skeleton and
 // parses it with ParseContextRecord, so there is one codec (and one migration path).
 #include "modeenvoy/context/redis_store.h"
+#include "modeenvoy/status.h"
 
 #include <hiredis/hiredis.h>
 
@@ -236,11 +237,12 @@ struct SessionKeys {
   std::vector<std::string> Parts() const { return {meta, history, tool_calls, model_choices}; }
 };
 
+// As the memory store: the error names the field (its param), not just its message.
 absl::Status CheckId(std::string_view field, std::string_view id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(ToAbsl(field), ": must not be empty"));
+  if (id.empty()) return InvalidFieldError(field, "must not be empty");
   if (id.size() > kMaxSessionIdBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: longer than %d bytes (%d)", field,
-                                                      kMaxSessionIdBytes, id.size()));
+    return InvalidFieldError(field, absl::StrFormat("longer than %d bytes (%d)",
+                                                    kMaxSessionIdBytes, id.size()));
   }
   return absl::OkStatus();
 }
@@ -844,18 +846,10 @@ class RedisContextStore final : public ContextStore {
 }  // namespace
 }  // namespace context_internal
 
-absl::StatusOr<std::unique_ptr<ContextStore>> NewRedisContextStore(
-    EventLoop* loop, const RedisContextStoreOptions& options) {
+absl::Status ValidateRedisContextStoreOptions(const RedisContextStoreOptions& options) {
   using context_internal::ParseHostPort;
   using context_internal::ParseRedisUrl;
-  if (loop == nullptr) return absl::InvalidArgumentError("loop: must not be null");
   MODEENVOY_ASSIGN_OR_RETURN(context_internal::RedisUrl url, ParseRedisUrl(options.url, "url"));
-  context_internal::RedisClientOptions client;
-  client.seeds.push_back(url.address);
-  client.cluster = options.cluster;
-  client.user = url.user;
-  client.password = url.password;
-  client.db = url.db;
   if (options.cluster) {
     if (url.db != 0) {
       return absl::InvalidArgumentError("url: a cluster has only database 0");
@@ -864,11 +858,9 @@ absl::StatusOr<std::unique_ptr<ContextStore>> NewRedisContextStore(
       return absl::InvalidArgumentError("url: a cluster seed must be host:port");
     }
     for (size_t i = 0; i < options.cluster_seed_nodes.size(); ++i) {
-      MODEENVOY_ASSIGN_OR_RETURN(
-          context_internal::RedisAddress seed,
-          ParseHostPort(options.cluster_seed_nodes[i],
-                        absl::StrFormat("cluster_seed_nodes[%d]", i)));
-      client.seeds.push_back(std::move(seed));
+      MODEENVOY_RETURN_IF_ERROR(ParseHostPort(options.cluster_seed_nodes[i],
+                                              absl::StrFormat("cluster_seed_nodes[%d]", i))
+                                    .status());
     }
   } else if (!options.cluster_seed_nodes.empty()) {
     return absl::InvalidArgumentError("cluster_seed_nodes: set without cluster");
@@ -898,6 +890,31 @@ absl::StatusOr<std::unique_ptr<ContextStore>> NewRedisContextStore(
   }
   if (options.max_record_bytes == 0) {
     return absl::InvalidArgumentError("max_record_bytes: must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ContextStore>> NewRedisContextStore(
+    EventLoop* loop, const RedisContextStoreOptions& options) {
+  using context_internal::ParseHostPort;
+  using context_internal::ParseRedisUrl;
+  if (loop == nullptr) return absl::InvalidArgumentError("loop: must not be null");
+  MODEENVOY_RETURN_IF_ERROR(ValidateRedisContextStoreOptions(options));
+  MODEENVOY_ASSIGN_OR_RETURN(context_internal::RedisUrl url, ParseRedisUrl(options.url, "url"));
+  context_internal::RedisClientOptions client;
+  client.seeds.push_back(url.address);
+  client.cluster = options.cluster;
+  client.user = url.user;
+  client.password = url.password;
+  client.db = url.db;
+  if (options.cluster) {
+    for (size_t i = 0; i < options.cluster_seed_nodes.size(); ++i) {
+      MODEENVOY_ASSIGN_OR_RETURN(
+          context_internal::RedisAddress seed,
+          ParseHostPort(options.cluster_seed_nodes[i],
+                        absl::StrFormat("cluster_seed_nodes[%d]", i)));
+      client.seeds.push_back(std::move(seed));
+    }
   }
   client.connect_timeout = options.connect_timeout;
   client.refresh_timeout = options.operation_timeout;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "modeenvoy/status.h"
 
 namespace modeenvoy::testing {
 namespace {
@@ -297,6 +298,10 @@ TEST_P(StoreConformanceTest, InvalidIdsOwnersAndLimitsAreRejected) {
   EXPECT_EQ(List(*store_, "o1", "", 1001).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(List(*store_, "", "", 10).status().code(), absl::StatusCode::kInvalidArgument);
+  // Each names its field (the param of a 400, of a Python ContextValueError).
+  EXPECT_EQ(ErrorParam(Get(*store_, "").status()), "session_id");
+  EXPECT_EQ(ErrorParam(Get(*store_, too_long).status()), "session_id");
+  EXPECT_EQ(ErrorParam(Append(*store_, "s-1", 0, ownerless).status()), "owner");
 }
 
 TEST_P(StoreConformanceTest, ARecordOverTheByteBoundIsRefusedAndWritesNothing) {

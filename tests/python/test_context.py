@@ -8,13 +8,14 @@ offline from the verified rank files set-up copies to .data/tiktoken-cache.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import require_module
+from conftest import RedisServer, require_module
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("MODEENVOY_DATA_DIR", REPO / ".data"))
@@ -24,9 +25,31 @@ os.environ.setdefault("MODEENVOY_TOKENIZER_DIR", str(DATA / "tokenizers"))
 modeenvoy = require_module("modeenvoy", reason="the modeenvoy module is not built")
 
 
-@pytest.fixture
-def store():
-    return modeenvoy.ContextStore.memory(max_bytes=1 << 20, ttl_seconds=3600)
+@pytest.fixture(scope="module")
+def redis_for_contexts():
+    """One redis-server for this module's Redis cases (each store gets its own key prefix).
+    Not installed: a failure under `make test` (scripts/setup.sh installs it)."""
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+_prefixes = itertools.count()
+
+
+def make_store(kind: str, request, **options):
+    """A fresh store of `kind` ("memory" or "redis") with the same options."""
+    if kind == "memory":
+        return modeenvoy.ContextStore.memory(**{"max_bytes": 1 << 20, **options})
+    server = request.getfixturevalue("redis_for_contexts")
+    return modeenvoy.ContextStore.redis(f"{server.url}/0", key_prefix=f"t{next(_prefixes)}:",
+                                        **options)
+
+
+# The same conformance cases run against both stores.
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    return make_store(request.param, request, ttl_seconds=3600)
 
 
 def user(text: str) -> dict:
@@ -39,8 +62,8 @@ def assistant(text: str) -> dict:
 
 # --- ContextStore.memory -------------------------------------------------------------------
 
-def test_append_creates_then_extends_a_session(store):
-    assert store.kind == "memory"
+def test_append_creates_then_extends_a_session(store, request):
+    assert store.kind == request.node.callspec.params["store"]
     assert store.get("s-1") is None
     v1 = store.append("s-1", [user("hi")], owner="team-a", metadata={"language": "de"})
     assert isinstance(v1, int) and v1 >= 1
@@ -156,8 +179,9 @@ def test_bad_input_names_the_field(store):
     assert store.get("s-1") is None  # nothing written by any of them
 
 
-def test_a_record_over_the_bound_is_refused():
-    small = modeenvoy.ContextStore.memory(max_bytes=1 << 20, max_record_bytes=300)
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_record_over_the_bound_is_refused(kind, request):
+    small = make_store(kind, request, max_record_bytes=300)
     small.append("s-1", [user("short")], owner="a")
     with pytest.raises(modeenvoy.Error) as err:
         small.append("s-1", [user("x" * 400)], owner="a")
@@ -183,6 +207,65 @@ def test_concurrent_appends_without_versions_lose_nothing(store):
     assert record["turn_count"] == threads * per_thread
     for t in range(threads):  # each writer's turns in its order
         assert [x for x in texts if x.startswith(f"{t}:")] == [f"{t}:{i}" for i in range(per_thread)]
+
+
+# --- ContextStore.redis only ----------------------------------------------------------------
+
+def test_redis_store_uses_the_gateways_key_layout(redis_for_contexts):
+    store = modeenvoy.ContextStore.redis(redis_for_contexts.url, key_prefix="layout:")
+    assert store.kind == "redis"
+    store.append("s-1", [user("hi")], owner="team-a")
+    # redis_store.h: P{S}:meta (a hash with the owner), P{S}:h (one element per entry).
+    assert redis_for_contexts.command("HGET", "layout:{s-1}:meta", "owner") == b"$6\r\nteam-a\r\n"
+    assert redis_for_contexts.command("LLEN", "layout:{s-1}:h") == b":1\r\n"
+    assert redis_for_contexts.command("TTL", "layout:{s-1}:h").startswith(b":8")  # ~86400 s
+    # Another store (another process) with the same url and prefix sees the same session.
+    again = modeenvoy.ContextStore.redis(redis_for_contexts.url, key_prefix="layout:")
+    assert [e["message"] for e in again.get("s-1")["history"]] == [user("hi")]
+    assert modeenvoy.ContextStore.redis(redis_for_contexts.url, key_prefix="other:").get("s-1") is None
+
+
+@pytest.mark.parametrize("url, param", [
+    ("rediss://127.0.0.1:6380", "url"),        # TLS: not supported by the store
+    ("redis://", "url"),                       # no host
+    ("redis://127.0.0.1:70000", "url"),        # port out of range
+    ("redis://127.0.0.1:6379/db", "url"),      # database not a number
+    ("http://127.0.0.1:6379", "url"),
+    ("unix://relative.sock", "url"),
+])
+def test_redis_bad_url_is_a_value_error_naming_it(url, param):
+    with pytest.raises(ValueError) as err:
+        modeenvoy.ContextStore.redis(url)
+    assert isinstance(err.value, modeenvoy.ContextValueError)
+    assert err.value.param == param, err.value
+    if url.startswith("rediss"):
+        assert "TLS" in str(err.value)
+
+
+def test_redis_bad_options_are_value_errors():
+    with pytest.raises(modeenvoy.ContextValueError) as err:
+        modeenvoy.ContextStore.redis("redis://127.0.0.1:1", key_prefix="a{b}")
+    assert err.value.param == "key_prefix"
+    for name in ("connect_timeout", "operation_timeout"):
+        with pytest.raises(modeenvoy.ContextValueError) as err:
+            modeenvoy.ContextStore.redis("redis://127.0.0.1:1", **{name: 0})
+        assert err.value.param == name
+    with pytest.raises(modeenvoy.ContextValueError) as err:
+        modeenvoy.ContextStore.redis("redis://127.0.0.1:1", ttl_seconds=0)
+    assert err.value.param == "ttl_seconds"
+
+
+def test_redis_unreachable_is_unavailable_not_a_hang():
+    import socket
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = modeenvoy.ContextStore.redis(f"redis://127.0.0.1:{port}", connect_timeout=0.5,
+                                         operation_timeout=0.5)
+    with pytest.raises(modeenvoy.Error) as err:
+        store.get("s-1")
+    assert err.value.code == "UNAVAILABLE"
+    assert not isinstance(err.value, ValueError)
 
 
 # --- fit_context ---------------------------------------------------------------------------

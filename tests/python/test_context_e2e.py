@@ -5,7 +5,9 @@ keeps the conversation (in-memory store) and sends the provider emulator the who
 The emulator records what it received (emulator_requests), and echoes the last user message,
 so every reply is known in advance. Also: the session endpoints, ownership with two API keys,
 many concurrent clients on one session (queue mode: every turn exactly once, in order;
-reject mode: some 409 session_busy).
+reject mode: some 409 session_busy). Ownership and the concurrent clients run against both
+stores (`store_section`: memory, and a redis-server the test starts on a free port); the
+conversation, two gateway processes on one Redis and a Redis restart run against Redis.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def config(emulator_url: str, context: dict | None = None, latency_ms: int = 0) 
 @pytest.fixture
 def emulator(start_process):
     return start_emulator(start_process)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_section(request) -> dict:
+    """The `context` keys selecting the store a test runs against (both, by parametrize)."""
+    if request.param == "memory":
+        return {"store": {"type": "memory"}}
+    server = request.getfixturevalue("redis_server")
+    return {"store": {"type": "redis", "url": f"{server.url}/0", "key_prefix": "e2e:",
+                      "operation_timeout_ms": 2000, "connect_timeout_ms": 1000},
+            "store_timeout_ms": 5000, "failure_mode": "closed"}
 
 
 def chat_requests(emulator) -> list[dict]:
@@ -98,8 +111,8 @@ def test_streamed_turns_are_kept_too(start_process, emulator, tmp_path):
     assert all("metadata" not in body for body in sent)
 
 
-def test_session_endpoints_and_ownership(start_process, emulator, tmp_path):
-    gw = start_gateway(start_process, tmp_path, config(emulator.base_url))
+def test_session_endpoints_and_ownership(start_process, emulator, store_section, tmp_path):
+    gw = start_gateway(start_process, tmp_path, config(emulator.base_url, store_section))
     a = openai_client(gw, api_key=KEYS["team-a"])
     b = openai_client(gw, api_key=KEYS["team-b"])
     for sid in ("own-1", "own-2"):
@@ -200,9 +213,10 @@ def history_pairs(gw, session: str) -> list[tuple[str, str]]:
 
 
 def test_queue_mode_keeps_every_turn_of_many_concurrent_clients_once_in_order(
-        start_process, emulator, tmp_path):
+        start_process, emulator, store_section, tmp_path):
     gw = start_gateway(start_process, tmp_path,
-                       config(emulator.base_url, {"concurrency": {"mode": "queue",
+                       config(emulator.base_url, {**store_section,
+                                                  "concurrency": {"mode": "queue",
                                                                   "max_queue": 64}},
                               latency_ms=20),
                        "--threads", "4")  # the session gate spans worker threads

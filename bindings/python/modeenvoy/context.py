@@ -73,8 +73,8 @@ def _entries(items: Iterable[Any], field: str) -> list[tuple[str, bool, bool]]:
 class ContextStore:
     """Where conversation contexts live. Thread-safe (calls are serialized).
 
-    Build one with a factory (``ContextStore.memory(...)``); every method completes before
-    it returns, whichever store is behind it.
+    Build one with a factory (``ContextStore.memory(...)`` or ``ContextStore.redis(url)``);
+    every method completes before it returns, whichever store is behind it.
     """
 
     def __init__(self, native: Any) -> None:
@@ -91,6 +91,33 @@ class ContextStore:
         try:
             return cls(_modeenvoy._ContextStore.memory(max_bytes, max_record_bytes, ttl_seconds,
                                                        shards))
+        except Error as err:
+            raise _rethrow(err) from None
+
+    @classmethod
+    def redis(cls, url: str = "redis://127.0.0.1:6379", *, key_prefix: str = "modeenvoy:ctx:",
+              ttl_seconds: Optional[float] = 24 * 3600, max_record_bytes: int = 4 << 20,
+              connect_timeout: float = 2.0, operation_timeout: float = 2.0,
+              cluster: bool = False, cluster_seed_nodes: Sequence[str] = ()) -> "ContextStore":
+        """A store in Redis: ``url`` is ``redis://[[user]:password@]host[:port][/db]`` or
+        ``unix:///path``; ``rediss://`` (TLS) is not supported (``ContextValueError``).
+
+        Keys are ``<key_prefix>{<session_id>}:<part>`` (the gateway's layout: a gateway
+        configured with the same url and prefix serves the same sessions). Sessions not
+        written for ``ttl_seconds`` expire (``None``: never). ``cluster``: Redis Cluster,
+        ``url`` and ``cluster_seed_nodes`` (``"host:port"``) the seeds. Each operation
+        waits at most ``connect_timeout`` (while connecting) plus ``operation_timeout``
+        seconds; an unreachable server is ``modeenvoy.Error`` with code ``UNAVAILABLE``,
+        a slow one ``DEADLINE_EXCEEDED``. The connection is made lazily and re-made after a
+        failure (with backoff).
+        """
+        if not isinstance(url, str):
+            raise _value_error(f"url: expected a string, got {type(url).__name__}", "url")
+        try:
+            return cls(_modeenvoy._ContextStore.redis(url, key_prefix, ttl_seconds,
+                                                      max_record_bytes, float(connect_timeout),
+                                                      float(operation_timeout), bool(cluster),
+                                                      list(cluster_seed_nodes)))
         except Error as err:
             raise _rethrow(err) from None
 

@@ -71,6 +71,11 @@ struct ContextMetrics {
   uint64_t busy_rejected = 0;     // 409 session_busy (reject mode, or a full queue)
   uint64_t queue_timeouts = 0;    // requests that waited queue_timeout for their session
   uint64_t summaries = 0;         // dropped turns folded into a stored summary
+  // Turns stored under a later number than the X-Session-Turn their response announced
+  // (another writer appended between the load and the append: a lease lost; logged).
+  uint64_t turns_renumbered = 0;
+  // Lease renewals during a request that failed or found the lease taken (logged).
+  uint64_t lease_renewal_failures = 0;
 };
 
 // Reads the counters. Thread-safe; all zero when the component never ran with `services`.

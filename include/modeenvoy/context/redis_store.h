@@ -66,6 +66,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "modeenvoy/clock.h"
@@ -115,6 +116,14 @@ struct RedisContextStoreOptions {
 // operations report it.
 MODEENVOY_EXPORT absl::StatusOr<std::unique_ptr<ContextStore>> NewRedisContextStore(
     EventLoop* loop, const RedisContextStoreOptions& options);
+
+// The checks NewRedisContextStore makes on `options`, without a loop and without
+// connecting (a configuration loader calls it so that a bad option fails the load, not the
+// first request). Errors: kInvalidArgument "<option>: <reason>", the option named as in
+// RedisContextStoreOptions (url, cluster_seed_nodes[i], key_prefix, ttl, ...). A
+// "rediss://" url (TLS) is refused: this store speaks plain TCP or a Unix socket only.
+MODEENVOY_EXPORT absl::Status ValidateRedisContextStoreOptions(
+    const RedisContextStoreOptions& options);
 
 }  // namespace modeenvoy
 

@@ -84,6 +84,31 @@ absl::Status ReadMillis(const ObjectReader& r, std::string_view key, int64_t min
   return absl::OkStatus();
 }
 
+// ValidateRedisContextStoreOptions's "<option>: <reason>" as an error naming the config
+// field (the options' durations are the section's *_ms / *_s keys).
+absl::Status RedisOptionError(const ObjectReader& store, const absl::Status& status) {
+  const std::string text(status.message());
+  const std::string_view message = text;
+  const size_t colon = message.find(": ");
+  if (colon == std::string_view::npos) return InvalidFieldError(store.PathOf("url"), message);
+  const std::string_view option = message.substr(0, colon);
+  const std::string_view base = option.substr(0, option.find('['));
+  const std::string_view index = option.substr(base.size());  // "[i]" or empty
+  static constexpr std::pair<std::string_view, std::string_view> kKeys[] = {
+      {"ttl", "ttl_s"},
+      {"connect_timeout", "connect_timeout_ms"},
+      {"operation_timeout", "operation_timeout_ms"},
+      {"reconnect_backoff_min", "reconnect_backoff_min_ms"},
+      {"reconnect_backoff_max", "reconnect_backoff_max_ms"}};
+  std::string_view key = base;
+  for (const auto& [from, to] : kKeys) {
+    if (base == from) key = to;
+  }
+  std::string path = store.PathOf(key);
+  path.append(index.data(), index.size());
+  return InvalidFieldError(path, message.substr(colon + 2));
+}
+
 // The Redis store's options ("store" keys besides "type"); redis_store.h documents them.
 absl::StatusOr<RedisContextStoreOptions> ReadRedisOptions(const ObjectReader& store) {
   MODEENVOY_RETURN_IF_ERROR(store.RejectUnknown(
@@ -92,7 +117,8 @@ absl::StatusOr<RedisContextStoreOptions> ReadRedisOptions(const ObjectReader& st
        "reconnect_backoff_min_ms", "reconnect_backoff_max_ms", "max_pipelined"}));
   RedisContextStoreOptions options;
   MODEENVOY_ASSIGN_OR_RETURN(options.url, store.RequiredString("url"));
-  if (!absl::StartsWith(options.url, "redis://") && !absl::StartsWith(options.url, "unix://")) {
+  if (!absl::StartsWith(options.url, "redis://") && !absl::StartsWith(options.url, "unix://") &&
+      !absl::StartsWith(options.url, "rediss://")) {  // (rediss: the store says why not)
     return InvalidFieldError(store.PathOf("url"),
                              "must be redis://[[user]:password@]host:port[/db] or unix:///path");
   }
@@ -139,6 +165,11 @@ absl::StatusOr<RedisContextStoreOptions> ReadRedisOptions(const ObjectReader& st
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> pipelined,
                              store.OptionalInt("max_pipelined", 1, 1 << 20));
   if (pipelined.has_value()) options.max_pipelined = static_cast<size_t>(*pipelined);
+  // Everything the store checks when a loop first makes it (the url's host, port and
+  // database, cluster seeds, ...) fails the load instead, with the field's path.
+  if (absl::Status valid = ValidateRedisContextStoreOptions(options); !valid.ok()) {
+    return RedisOptionError(store, valid);
+  }
   return options;
 }
 
@@ -486,6 +517,8 @@ ContextMetrics ReadContextMetrics(Services& services) {
   m.busy_rejected = c->busy_rejected.load();
   m.queue_timeouts = c->queue_timeouts.load();
   m.summaries = c->summaries.load();
+  m.turns_renumbered = c->turns_renumbered.load();
+  m.lease_renewal_failures = c->lease_renewal_failures.load();
   return m;
 }
 

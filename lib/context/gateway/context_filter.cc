@@ -5,7 +5,10 @@
 // processes); the record read and its owner checked; the provider request built as history
 // + new messages fitted to the target's context window. Response: the reply assembled
 // (whole body or chunks, tool-call deltas by index) and appended with compare-and-set while
-// OnResponseComplete holds the final bytes, bounded by the store timeout.
+// OnResponseComplete holds the final bytes, bounded by the store timeout. The record read is
+// released before the append (a memory store then extends it in place instead of copying
+// the history), and the store lease is renewed every lease_ttl / 3 while the request holds
+// it, however long the reply streams.
 // Every store call has a timer; a store that fails or is slow never holds a request past
 // store_timeout: failure_mode "open" sends it on without context, "closed" answers 503.
 #include <algorithm>
@@ -156,6 +159,9 @@ class ContextFilter final : public Filter {
   void MaybeSummarize();
   // Gives the session back: the lease (if held) and the in-process gate.
   void ReleaseSession();
+  // Renews the held lease every lease_ttl / 3 until ReleaseSession.
+  void ScheduleLeaseRenewal();
+  void RenewLease();
   // Store call bounded by store_timeout; `on_timeout` runs when it expires.
   void ArmTimer(absl::AnyInvocable<void()> on_timeout) {
     ArmTimer(config_->store_timeout, std::move(on_timeout));
@@ -190,12 +196,16 @@ class ContextFilter final : public Filter {
   std::shared_ptr<DetachedOps> detached_;
   std::unique_ptr<Timer> timer_;
   std::unique_ptr<Timer> lease_retry_;
+  std::unique_ptr<Timer> lease_renew_;
+  StoreHandle renew_op_;
+  StoreHandle renew_retired_;
   absl::Time lease_deadline_;
   std::optional<StoredContext> loaded_;
   std::shared_ptr<const Encoding> encoding_;
   uint64_t version_ = 0;  // expected by the next write; 0: the session does not exist
   bool unavailable_ = false;  // fail-open: this request went on without context
   int64_t turn_ = 0;          // the turn this request appends
+  int64_t announced_turn_ = 0;  // the X-Session-Turn sent (0: none)
   std::string disclaimer_;
   // Inside OnRequest / OnResponseComplete: results are returned, not called back.
   bool in_request_ = false;
@@ -395,6 +405,7 @@ void ContextFilter::TakeLease() {
                           }
                           if (*got) {
                             lease_held_ = true;
+                            ScheduleLeaseRenewal();
                             Load();
                             return;
                           }
@@ -620,7 +631,11 @@ FilterStatus ContextFilter::OnResponseHeaders(RequestContext& ctx, ResponseHead&
   if (unavailable_) {
     head.headers.emplace_back("X-Context-Status", "unavailable");
   } else if (phase_ == Phase::kReady) {
+    // The head goes out before the append: a success names the turn number the append
+    // stores the turn under when it succeeds (its failure is logged and counted; a turn
+    // stored under a later number after a conflict too), an error the count before it.
     const bool success = head.status >= 200 && head.status < 300;
+    if (success) announced_turn_ = turn_;
     head.headers.emplace_back("X-Session-Turn",
                               absl::StrFormat("%d", success ? turn_ : turn_ - 1));
   }
@@ -769,8 +784,11 @@ void ContextFilter::Append() {
     OnAppended(absl::DeadlineExceededError(absl::StrFormat(
         "no answer within %s", absl::FormatDuration(config_->store_timeout))));
   });
-  const ContextRecord* record = loaded_.has_value() ? loaded_->record.get() : nullptr;
-  Adopt(store_->Append(session_id_, version_, MakeAppend(record),
+  ContextAppend append = MakeAppend(loaded_.has_value() ? loaded_->record.get() : nullptr);
+  // Let go of the record first: a memory store extends a record nobody holds in place, and
+  // copies the whole history of one still held (store.h).
+  loaded_.reset();
+  Adopt(store_->Append(session_id_, version_, std::move(append),
                        [this](absl::StatusOr<uint64_t> version) {
                          OpDone();
                          OnAppended(std::move(version));
@@ -781,6 +799,13 @@ void ContextFilter::OnAppended(absl::StatusOr<uint64_t> version) {
   if (version.ok()) {
     ++config_->counters->turns_appended;
     version_ = *version;
+    if (announced_turn_ != 0 && announced_turn_ != turn_) {
+      ++config_->counters->turns_renumbered;
+      Log(absl::StrFormat(
+          "context: session \"%s\": turn %d (X-Session-Turn) stored as turn %d: another "
+          "writer appended while this request held the session (its lease was lost)",
+          session_id_, announced_turn_, turn_));
+    }
     MaybeSummarize();
     FinishResponse();
     return;
@@ -860,8 +885,34 @@ void ContextFilter::FinishResponse() {
   cb_->Continue();
 }
 
+void ContextFilter::ScheduleLeaseRenewal() {
+  if (lease_renew_ == nullptr) lease_renew_ = cb_->event_loop().NewTimer();
+  lease_renew_->Arm(config_->lease_ttl / 3, [this] { RenewLease(); });
+}
+
+void ContextFilter::RenewLease() {
+  if (!lease_held_) return;
+  renew_retired_.reset();
+  // TryLock with this process's token extends the lease it holds. Not bounded by a timer of
+  // its own: the next renewal does not wait for it, and ReleaseSession cancels it.
+  StoreHandle handle = store_->TryLock(
+      session_id_, lease_token_, config_->lease_ttl, [this](absl::StatusOr<bool> got) {
+        renew_retired_ = std::move(renew_op_);  // not destroyed inside its own callback
+        if (got.ok() && *got) return;
+        ++config_->counters->lease_renewal_failures;
+        Log(absl::StrFormat("context: renewing the lease of session \"%s\" failed: %s",
+                            session_id_,
+                            got.ok() ? "another process holds it (it had expired)"
+                                     : got.status().ToString()));
+      });
+  if (handle != nullptr) renew_op_ = std::move(handle);
+  ScheduleLeaseRenewal();
+}
+
 void ContextFilter::ReleaseSession() {
   if (lease_retry_ != nullptr) lease_retry_->Cancel();
+  if (lease_renew_ != nullptr) lease_renew_->Cancel();
+  renew_op_.reset();
   if (lease_held_) {
     lease_held_ = false;
     // Fire and forget, but kept until it completed (a dropped operation may never be
@@ -892,6 +943,7 @@ void ContextFilter::OnDestroy() {
   op_.reset();
   retired_.reset();
   ReleaseSession();
+  renew_retired_.reset();
 }
 
 class ContextFilterFactory final : public FilterFactory {

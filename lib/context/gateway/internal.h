@@ -45,6 +45,8 @@ struct Counters {
   std::atomic<uint64_t> busy_rejected{0};
   std::atomic<uint64_t> queue_timeouts{0};
   std::atomic<uint64_t> summaries{0};
+  std::atomic<uint64_t> turns_renumbered{0};
+  std::atomic<uint64_t> lease_renewal_failures{0};
 };
 std::shared_ptr<Counters> CountersOf(Services& services);
 

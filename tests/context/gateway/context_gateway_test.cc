@@ -677,7 +677,9 @@ TEST_F(ContextGatewayTest, AnAppendThatNeverAnswersReleasesTheResponseAtTheTimeo
   EXPECT_EQ(ex->status(), 200);
   EXPECT_EQ(ReadContextMetrics(*services_).failed_writes, 1u);
   ASSERT_FALSE(log_.empty());
-  EXPECT_THAT(log_.back(), HasSubstr("append to session \"lost\""));
+  EXPECT_THAT(log_.back(), HasSubstr("append to session \"lost\" (turn 2) failed"));
+  // The head went out before the append: it named the turn the append would have stored.
+  EXPECT_EQ(Header(ex->sink.headers, "x-session-turn"), "2");
 }
 
 TEST_F(ContextGatewayTest, StreamedToolCallsAreAssembledByIndexAndResultsAttached) {
@@ -756,6 +758,74 @@ TEST_F(ContextGatewayTest, ConflictingWriterIsReadAgainAndTheTurnAppendedOnceAft
                           "3 user:second", "3 assistant:reply 2"));
   EXPECT_EQ(ReadContextMetrics(*services_).append_conflicts, 1u);
   EXPECT_EQ(Stored("cas")->record->turn_count, 3);
+  // X-Session-Turn promised turn 2 (the head went out before the append); the turn was
+  // stored as 3, after the other writer's: counted and logged, not silent.
+  EXPECT_EQ(Header(ex->sink.headers, "x-session-turn"), "2");
+  EXPECT_EQ(ReadContextMetrics(*services_).turns_renumbered, 1u);
+  ASSERT_FALSE(log_.empty());
+  EXPECT_THAT(log_.back(), HasSubstr("session \"cas\": turn 2 (X-Session-Turn) stored as turn 3"));
+}
+
+TEST_F(ContextGatewayTest, XSessionTurnIsTheNumberTheAppendGetsWhenItSucceeds) {
+  // A conflict from a writer that did not add a turn (a summary's Replace) keeps the number.
+  ASSERT_EQ(Turn("num", "first")->status(), 200);
+  int injected = 0;
+  store_->before_append = [&](std::string_view id) {
+    if (injected++ > 0) return;
+    std::optional<StoredContext> now = Stored(id);
+    ContextRecord folded = *now->record;
+    store_->inner().Replace(id, now->version, std::move(folded),
+                            [](absl::StatusOr<uint64_t> v) { ASSERT_TRUE(v.ok()); });
+  };
+  auto ex = Turn("num", "second");
+  ASSERT_EQ(ex->status(), 200);
+  EXPECT_EQ(Header(ex->sink.headers, "x-session-turn"), "2");
+  EXPECT_EQ(Stored("num")->record->turn_count, 2);
+  EXPECT_EQ(Stored("num")->record->history.back().turn, 2);
+  EXPECT_EQ(ReadContextMetrics(*services_).append_conflicts, 1u);
+  EXPECT_EQ(ReadContextMetrics(*services_).turns_renumbered, 0u);
+  // An error response stores nothing: the header says the count before it.
+  upstream_.script = [](const Json&, int) { return Scripted{.status = 500, .body = "{}"}; };
+  auto failed = Turn("num", "third");
+  EXPECT_EQ(Header(failed->sink.headers, "x-session-turn"), "2");
+  EXPECT_EQ(Stored("num")->record->turn_count, 2);
+}
+
+TEST_F(ContextGatewayTest, TheLoadedRecordIsReleasedBeforeTheAppendWhichExtendsItInPlace) {
+  ASSERT_EQ(Turn("inplace", "first")->status(), 200);
+  const ContextRecord* before = Stored("inplace")->record.get();  // not held past this line
+  ASSERT_EQ(Turn("inplace", "second")->status(), 200);
+  std::optional<StoredContext> after = Stored("inplace");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->record->history.size(), 4u);
+  // The memory store copies a record a reader still holds (store.h): the same record means
+  // the filter had let go of it, and the turn cost what it added, not a copy of the history.
+  EXPECT_EQ(after->record.get(), before);
+}
+
+TEST_F(ContextGatewayTest, TheLeaseIsRenewedWhileALongRequestHoldsTheSession) {
+  SetUpWith(R"({"lease_ttl_ms": 3000})");
+  upstream_.delay = absl::Seconds(20);  // the reply outlives the lease's TTL several times
+  auto ex = Start(Chat(UserTurn("long", /*stream=*/true),
+                       {{"authorization", "Bearer sk-a"}, {"X-Session-Id", "renew"}}));
+  for (int second = 1; second <= 19; ++second) {
+    loop_->AdvanceBy(absl::Seconds(1));
+    // Another gateway process sharing the store wants the session meanwhile.
+    std::optional<bool> other;
+    store_->inner().TryLock("renew", "other-process", absl::Minutes(1),
+                            [&](absl::StatusOr<bool> got) { other = got.ok() && *got; });
+    ASSERT_EQ(other, false) << "the lease lapsed at " << second << " s while the request held it";
+  }
+  loop_->RunFor(absl::Minutes(1));
+  EXPECT_EQ(ex->status(), 200);
+  EXPECT_THAT(ex->sink.body, HasSubstr("data: [DONE]"));
+  EXPECT_EQ(ReadContextMetrics(*services_).lease_renewal_failures, 0u);
+  // Released with the request: the other process gets it now, and a request of this
+  // process now waits for that process (serialized, never interleaved).
+  bool other = false;
+  store_->inner().TryLock("renew", "other-process", absl::Minutes(1),
+                          [&](absl::StatusOr<bool> got) { other = got.ok() && *got; });
+  EXPECT_TRUE(other);
 }
 
 TEST_F(ContextGatewayTest, ContextMetadataRoutesAndGuardrailsApply) {
@@ -902,6 +972,60 @@ TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
               HasSubstr("context.summarizer.trigger.min_dropped: must be >= 1"));
   EXPECT_THAT(load(R"({"session_header": "bad header"})").message(),
               HasSubstr("context.session_header"));
+}
+
+// Every Redis option is checked when the configuration loads (not when a loop first makes
+// the store), each error naming the field's path.
+TEST(ContextConfigTest, RedisOptionsAreValidatedAtLoadWithPaths) {
+  Registry registry;
+  ASSERT_TRUE(RegisterContextComponent(&registry).ok());
+  auto load = [&](std::string_view store_keys) {
+    ConfigStore store({.registry = &registry});
+    return store.Load(absl::StrFormat(R"({"context": {"store": {"type": "redis", %s}}})",
+                                      store_keys));
+  };
+  EXPECT_TRUE(load(R"("url": "redis://:pw@127.0.0.1:6380/3", "key_prefix": "t:")").ok());
+  EXPECT_TRUE(load(R"("url": "unix:///run/redis.sock")").ok());
+  EXPECT_TRUE(load(R"("url": "redis://10.0.0.1:7000", "cluster": true,
+                      "cluster_seed_nodes": ["10.0.0.2:7000", "[::1]:7001"])")
+                  .ok());
+  struct Case {
+    const char* keys;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"("url": "redis://")", "context.store.url: missing host"},
+      {R"("url": "redis://h:0")", "context.store.url: port must be 1..65535, got '0'"},
+      {R"("url": "redis://h:99999")", "context.store.url: port must be 1..65535"},
+      {R"("url": "redis://h:6379/x")", "context.store.url: database must be a number"},
+      {R"("url": "unix://relative.sock")", "context.store.url: unix:// needs an absolute path"},
+      {R"("url": "rediss://h:6380")", "context.store.url: rediss:// (TLS) is not supported"},
+      {R"("url": 5)", "context.store.url"},
+      {R"("url": "redis://h:1/2", "cluster": true)",
+       "context.store.url: a cluster has only database 0"},
+      {R"("url": "redis://h:1", "cluster": true, "cluster_seed_nodes": ["h:1", "h:x"])",
+       "context.store.cluster_seed_nodes[1]: port must be 1..65535"},
+      {R"("url": "redis://h:1", "cluster_seed_nodes": ["h:2"])",
+       "context.store.cluster_seed_nodes: set without cluster"},
+      {R"("url": "redis://h:1", "key_prefix": "t}")", "context.store.key_prefix: must not contain"},
+      {R"("url": "redis://h:1", "connect_timeout_ms": 0)", "context.store.connect_timeout_ms"},
+      {R"("url": "redis://h:1", "operation_timeout_ms": -5)",
+       "context.store.operation_timeout_ms"},
+      {R"("url": "redis://h:1", "reconnect_backoff_min_ms": 0)",
+       "context.store.reconnect_backoff_min_ms"},
+      {R"("url": "redis://h:1", "reconnect_backoff_min_ms": 50, "reconnect_backoff_max_ms": 10)",
+       "context.store.reconnect_backoff_max_ms: must be >= reconnect_backoff_min_ms"},
+      {R"("url": "redis://h:1", "max_pipelined": 0)", "context.store.max_pipelined"},
+      {R"("url": "redis://h:1", "max_record_bytes": 10)", "context.store.max_record_bytes"},
+      {R"("url": "redis://h:1", "ttl_s": -1)", "context.store.ttl_s"},
+      {R"("url": "redis://h:1", "timeout_ms": 5)", "context.store.timeout_ms: unknown field"},
+      {R"("url": "redis://h:1", "cluster": "yes")", "context.store.cluster: must be a boolean"},
+  };
+  for (const Case& c : cases) {
+    absl::Status st = load(c.keys);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.keys;
+    EXPECT_THAT(st.message(), HasSubstr(c.error)) << c.keys;
+  }
 }
 
 TEST(ContextConfigTest, ContextFilterTakesNoConfigOfItsOwn) {
