@@ -44,6 +44,7 @@ targets=(
   "framing_fuzzer 500000 4096"
   "anthropic_fuzzer 200000 4096"
   "embeddings_fuzzer 300000 8192"
+  "openai_responses_fuzzer 200000 4096"
 )
 for t in "${targets[@]}"; do
   read -r name runs max_len <<<"$t"
