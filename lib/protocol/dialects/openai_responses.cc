@@ -845,6 +845,53 @@ std::optional<std::string> ReasoningOf(const ExtraFields& extra) {
   return RawStringValue(*raw);
 }
 
+// Text and thinking of content given as an array of parts (Mistral's reasoning models:
+// [{"type":"thinking","thinking":[{"type":"text","text":...}]},{"type":"text","text":...}]),
+// appended to *text and *reasoning. Parts of other types carry neither.
+void AppendPartsText(std::string_view raw_array, std::string* text, std::string* reasoning) {
+  core_internal::Json parts =
+      core_internal::Json::parse(raw_array, nullptr, /*allow_exceptions=*/false);
+  if (!parts.is_array()) return;
+  auto text_of = [](const core_internal::Json& part, std::string* out) {
+    if (part.is_object() && part.contains("text") && part["text"].is_string()) {
+      *out += part["text"].get<std::string>();
+    }
+  };
+  for (const core_internal::Json& part : parts) {
+    if (!part.is_object()) continue;
+    const std::string type = part.value("type", "");
+    if (type == "text") text_of(part, text);
+    if (type == "thinking" && part.contains("thinking")) {
+      const core_internal::Json& thinking = part["thinking"];
+      if (thinking.is_string()) *reasoning += thinking.get<std::string>();
+      if (thinking.is_array()) {
+        for (const core_internal::Json& t : thinking) text_of(t, reasoning);
+      }
+    }
+  }
+}
+
+// The same for the parts of a parsed message: kText parts are text, kOther parts (kept with
+// every member in `extra`) are read as above.
+void AppendPartsText(const std::vector<ContentPart>& parts, std::string* text,
+                     std::string* reasoning) {
+  for (const ContentPart& part : parts) {
+    if (part.type == ContentPartType::kText) {
+      *text += part.text;
+    } else if (part.type == ContentPartType::kOther) {
+      std::string raw = "[{";
+      for (size_t i = 0; i < part.extra.size(); ++i) {
+        if (i > 0) raw += ',';
+        AppendJsonString(&raw, part.extra[i].first);
+        raw += ':';
+        raw += part.extra[i].second;
+      }
+      raw += "}]";
+      AppendPartsText(raw, text, reasoning);
+    }
+  }
+}
+
 absl::StatusOr<std::string> EncodeResponsesBody(const ChatCompletion& completion) {
   if (completion.choices.size() > 1) {
     return InvalidFieldError("choices", "a Responses answer carries one choice");
@@ -861,22 +908,20 @@ absl::StatusOr<std::string> EncodeResponsesBody(const ChatCompletion& completion
       if (!output.empty()) output.push_back(',');
       return &output;
     };
-    if (std::optional<std::string> reasoning = ReasoningOf(m.extra)) {
-      AppendReasoningItem(next(), "rs_" + base, &*reasoning);
-    }
+    std::optional<std::string> reasoning = ReasoningOf(m.extra);
     std::optional<std::string> text;
     if (m.content) {
       if (const auto* s = std::get_if<std::string>(&*m.content)) {
         text = *s;
       } else {
-        std::string joined;
-        for (const ContentPart& part : std::get<std::vector<ContentPart>>(*m.content)) {
-          if (part.type == ContentPartType::kText) joined += part.text;
-        }
+        std::string joined, thinking;
+        AppendPartsText(std::get<std::vector<ContentPart>>(*m.content), &joined, &thinking);
         text = std::move(joined);
+        if (!thinking.empty()) reasoning = reasoning.value_or("") + thinking;
       }
       if (text->empty() && !m.tool_calls.empty()) text.reset();
     }
+    if (reasoning) AppendReasoningItem(next(), "rs_" + base, &*reasoning);
     std::optional<std::string> refusal = m.refusal;
     if (text || refusal) {
       AppendMessageItem(next(), "msg_" + base, reason.empty() ? "completed" : "incomplete",
@@ -925,6 +970,12 @@ class ResponsesStreamEncoder final : public StreamEncoder {
       const ChatDelta& d = choice.delta;
       if (std::optional<std::string> reasoning = ReasoningOf(d.extra)) {
         if (!reasoning->empty()) Reasoning(*reasoning, out);
+      }
+      if (const std::string* parts = FindExtra(d.extra, "content")) {  // an array of parts
+        std::string text, thinking;
+        AppendPartsText(*parts, &text, &thinking);
+        if (!thinking.empty()) Reasoning(thinking, out);
+        if (!text.empty()) Text(text, /*refusal=*/false, out);
       }
       if (d.content && !d.content->empty()) Text(*d.content, /*refusal=*/false, out);
       if (d.refusal && !d.refusal->empty()) Text(*d.refusal, /*refusal=*/true, out);
