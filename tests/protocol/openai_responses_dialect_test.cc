@@ -375,6 +375,31 @@ TEST(ResponsesStreamTest, LengthEndsIncompleteAndErrorsFail) {
   EXPECT_EQ(events.back()["response"]["error"]["message"], "slow down");
 }
 
+// Mistral's reasoning models stream content as arrays of parts: thinking parts are the
+// reasoning item, text parts the message (Mistral's chat API reference, "ThinkChunk").
+TEST(ResponsesStreamTest, ContentPartArraysGiveReasoningThenText) {
+  std::vector<json> events = Events(EncodeChunks({
+      std::string(kHead) + R"("choices":[{"index":0,"delta":{"content":[{"type":"thinking",
+          "thinking":[{"type":"text","text":"2+2 is 4"}]}]}}]})",
+      std::string(kHead) + R"("choices":[{"index":0,"delta":{"content":[{"type":"text",
+          "text":"4"}]},"finish_reason":"stop"}]})"}));
+  EXPECT_EQ(Types(events), (std::vector<std::string>{
+                               "response.created", "response.in_progress",
+                               "response.output_item.added", "response.content_part.added",
+                               "response.reasoning_text.delta", "response.reasoning_text.done",
+                               "response.content_part.done", "response.output_item.done",
+                               "response.output_item.added", "response.content_part.added",
+                               "response.output_text.delta", "response.output_text.done",
+                               "response.content_part.done", "response.output_item.done",
+                               "response.completed"}));
+  const json& output = events.back()["response"]["output"];
+  ASSERT_EQ(output.size(), 2u);
+  EXPECT_EQ(output[0]["type"], "reasoning");
+  EXPECT_EQ(output[0]["content"][0]["text"], "2+2 is 4");
+  EXPECT_EQ(output[1]["content"][0]["text"], "4");
+  EXPECT_EQ(events[8]["output_index"], 1);
+}
+
 // ---- egress ----
 
 TEST(ResponsesEgressTest, RequestCarriesInputItemsToolsAndFormat) {
