@@ -80,6 +80,14 @@ absl::Status BadStream(std::string_view what) {
 // ---------------------------------------------------------------------------------------
 // Typed pull reads over one document; every error names its field path.
 
+// A member's path, built only when an error needs it (most members are read without one).
+struct MemberPath {
+  const std::string* parent;
+  std::string_view key;
+};
+inline std::string PathStr(std::string_view path) { return std::string(path); }
+inline std::string PathStr(const MemberPath& m) { return Dot(*m.parent, m.key); }
+
 class Pull {
  public:
   explicit Pull(std::string_view text) : r_(text, kMaxJsonDepth) {}
@@ -90,15 +98,17 @@ class Pull {
     if (!r_.Peek(type)) return r_.status();
     return absl::OkStatus();
   }
-  absl::Status String(std::string_view path, std::string* out) {
+  template <typename P>
+  absl::Status String(const P& path, std::string* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
-    if (t != JsonType::kString) return WrongType(path, "string", t);
+    if (t != JsonType::kString) return WrongType(PathStr(path), "string", t);
     if (!r_.ReadString(out)) return r_.status();
     return absl::OkStatus();
   }
   // null reads as absent.
-  absl::Status OptString(std::string_view path, std::optional<std::string>* out) {
+  template <typename P>
+  absl::Status OptString(const P& path, std::optional<std::string>* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t == JsonType::kNull) return Null(out);
@@ -107,47 +117,51 @@ class Pull {
     *out = std::move(s);
     return absl::OkStatus();
   }
-  absl::Status OptDouble(std::string_view path, std::optional<double>* out) {
+  template <typename P>
+  absl::Status OptDouble(const P& path, std::optional<double>* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t == JsonType::kNull) return Null(out);
-    if (t != JsonType::kNumber) return WrongType(path, "number", t);
+    if (t != JsonType::kNumber) return WrongType(PathStr(path), "number", t);
     std::string_view text;
     if (!r_.ReadNumber(&text)) return r_.status();
     double v = 0;
-    if (!NumberToDouble(text, &v)) return InvalidFieldError(path, "number out of range");
+    if (!NumberToDouble(text, &v)) return InvalidFieldError(PathStr(path), "number out of range");
     *out = v;
     return absl::OkStatus();
   }
-  absl::Status OptInt(std::string_view path, std::optional<int64_t>* out) {
+  template <typename P>
+  absl::Status OptInt(const P& path, std::optional<int64_t>* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t == JsonType::kNull) return Null(out);
-    if (t != JsonType::kNumber) return WrongType(path, "integer", t);
+    if (t != JsonType::kNumber) return WrongType(PathStr(path), "integer", t);
     std::string_view text;
     if (!r_.ReadNumber(&text)) return r_.status();
     int64_t v = 0;
     if (!NumberToInt64(text, &v)) {
-      return InvalidFieldError(path, "expected integer, got " + std::string(text));
+      return InvalidFieldError(PathStr(path), "expected integer, got " + std::string(text));
     }
     *out = v;
     return absl::OkStatus();
   }
-  absl::Status OptBool(std::string_view path, std::optional<bool>* out) {
+  template <typename P>
+  absl::Status OptBool(const P& path, std::optional<bool>* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t == JsonType::kNull) return Null(out);
-    if (t != JsonType::kBool) return WrongType(path, "boolean", t);
+    if (t != JsonType::kBool) return WrongType(PathStr(path), "boolean", t);
     bool v = false;
     if (!r_.ReadBool(&v)) return r_.status();
     *out = v;
     return absl::OkStatus();
   }
   // The compact text of the next value, which must be of type `want`.
-  absl::Status Raw(std::string_view path, JsonType want, std::string* out) {
+  template <typename P>
+  absl::Status Raw(const P& path, JsonType want, std::string* out) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
-    if (t != want) return WrongType(path, JsonTypeName(want), t);
+    if (t != want) return WrongType(PathStr(path), JsonTypeName(want), t);
     out->clear();
     if (!r_.CaptureValue(out)) return r_.status();
     return absl::OkStatus();
@@ -167,7 +181,7 @@ class Pull {
   absl::Status Object(std::string_view path, F&& on_member) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
-    if (t != JsonType::kObject) return WrongType(path, "object", t);
+    if (t != JsonType::kObject) return WrongType(PathStr(path), "object", t);
     if (!r_.BeginObject()) return r_.status();
     MemberNameSet names;
     bool first = true;
@@ -186,7 +200,7 @@ class Pull {
   absl::Status Array(std::string_view path, F&& on_element) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
-    if (t != JsonType::kArray) return WrongType(path, "array", t);
+    if (t != JsonType::kArray) return WrongType(PathStr(path), "array", t);
     if (!r_.BeginArray()) return r_.status();
     bool first = true;
     for (size_t i = 0;; ++i) {
@@ -237,7 +251,7 @@ absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) 
   std::optional<std::string> text, image_url, file_id, detail, file_data, filename, file_url,
       refusal;
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = Dot(path, key);
+    const MemberPath at{&path, key};
     if (key == "type") return p.String(at, &type);
     if (key == "text") return p.OptString(at, &text);
     if (key == "image_url") return p.OptString(at, &image_url);
@@ -352,7 +366,7 @@ struct InputItem {
 
 absl::Status ReadInputItem(Pull& p, const std::string& path, InputItem* item) {
   return p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = Dot(path, key);
+    const MemberPath at{&path, key};
     if (key == "type") return p.String(at, &item->type);
     if (key == "role") return p.OptString(at, &item->role);
     if (key == "call_id") return p.OptString(at, &item->call_id);
@@ -363,13 +377,13 @@ absl::Status ReadInputItem(Pull& p, const std::string& path, InputItem* item) {
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
       MessageContent c;
-      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, at, &c));
+      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, Dot(path, key), &c));
       item->content = std::move(c);
       return absl::OkStatus();
     }
     if (key == "output") {
       MessageContent c;
-      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, at, &c));
+      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, Dot(path, key), &c));
       item->output = std::move(c);
       return absl::OkStatus();
     }
@@ -454,7 +468,7 @@ absl::Status ReadTool(Pull& p, const std::string& path, Tool* tool) {
   std::optional<bool> strict;
   ExtraFields other;
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = Dot(path, key);
+    const MemberPath at{&path, key};
     if (key == "type") return p.String(at, &type);
     if (key == "name") return p.OptString(at, &name);
     if (key == "description") return p.OptString(at, &description);
