@@ -86,7 +86,7 @@ fuzz: setup
 	  -DMODEENVOY_BUILD_BENCH=OFF -DMODEENVOY_BUILD_EXAMPLES=OFF \
 	  -DMODEENVOY_BUILD_PYTHON=OFF
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target tokenizer_fuzzer bpe_fuzzer chat_request_fuzzer framing_fuzzer \
-	  anthropic_fuzzer embeddings_fuzzer messages_ingress_fuzzer
+	  anthropic_fuzzer embeddings_fuzzer messages_ingress_fuzzer openai_responses_fuzzer
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run_fuzzers.sh $(FUZZ_BUILD)
 

@@ -45,6 +45,7 @@ targets=(
   "anthropic_fuzzer 200000 4096"
   "embeddings_fuzzer 300000 8192"
   "messages_ingress_fuzzer 200000 4096"
+  "openai_responses_fuzzer 200000 4096"
 )
 for t in "${targets[@]}"; do
   read -r name runs max_len <<<"$t"

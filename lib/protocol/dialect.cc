@@ -28,6 +28,7 @@ constexpr Entry kDialects[] = {
     {"ollama", protocol_internal::NewOllamaDialect},
     {"cohere", protocol_internal::NewCohereDialect},
     {"kserve", protocol_internal::NewKserveDialect},
+    {"openai_responses", protocol_internal::NewOpenAiResponsesDialect},
 };
 
 }  // namespace

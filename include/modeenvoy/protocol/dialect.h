@@ -217,7 +217,8 @@ using DialectFactory =
     absl::StatusOr<std::unique_ptr<Dialect>> (*)(std::string_view options_json);
 
 // The built-in dialect names, in registration order: "openai", "azure_openai", "anthropic",
-// "gemini", "vertex", "bedrock", "ollama", "cohere", "kserve" (those built so far).
+// "gemini", "vertex", "bedrock", "ollama", "cohere", "kserve", "openai_responses" (those
+// built so far).
 MODEENVOY_EXPORT std::vector<std::string_view> DialectNames();
 
 // A built-in dialect. Errors: kNotFound for an unknown name (the message lists the known

@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<Dialect>> NewKserveDialect(std::string_view optio
 // "gemini" (Google AI Studio) and "vertex" (Vertex AI): generateContent (gemini.cc).
 absl::StatusOr<std::unique_ptr<Dialect>> NewGeminiDialect(std::string_view options_json);
 absl::StatusOr<std::unique_ptr<Dialect>> NewVertexDialect(std::string_view options_json);
+// "openai_responses": OpenAI's Responses API, POST /v1/responses (openai_responses.cc).
+absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiResponsesDialect(std::string_view options_json);
 
 }  // namespace modeenvoy::protocol_internal
 

@@ -1,0 +1,166 @@
+// bench/protocol/responses_bench.cc: the "openai_responses" dialect's ingress costs (issue 11's
+// targets, one core: <= 5 us to translate a 1 KB Responses request, <= 1 us per streamed
+// event). The egress side (encode a request, decode a Responses stream) runs in
+// dialect_bench.cc with every other dialect.
+//   build-rel/bench/protocol/protocol_bench --benchmark_filter=Responses
+// BM_ResponsesDecodeRequest/<KB>: a Responses request body (instructions, message items, a
+//   function call and its output, a function tool, text.format) -> the unified ChatRequest.
+// BM_ResponsesEncodeStream: 64 text chunks, the finish and the usage chunk -> the Responses
+//   event sequence (created, in_progress, item and part added, 64 deltas, the done events,
+//   completed); reported per event written (per_event).
+// BM_ResponsesEncodeResponse: a whole unified answer (text and a tool call) -> the response
+//   object.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+
+namespace modeenvoy {
+namespace {
+
+std::string Words(size_t bytes, uint32_t seed) {
+  static const char* const kWords[] = {"the", "gateway", "routes", "each", "request", "to",
+                                       "a", "model", "and", "returns", "tokens", "café",
+                                       "\\\"quoted\\\"", "line\\n", "日本語", "for", "every"};
+  std::string out;
+  uint32_t x = seed * 2654435761u + 1;
+  while (out.size() < bytes) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    out += kWords[x % (sizeof(kWords) / sizeof(kWords[0]))];
+    out += ' ';
+  }
+  return out;
+}
+
+// A Responses request body of about `bytes`.
+std::string RequestBody(size_t bytes) {
+  std::string items;
+  auto message = [&](const char* role, uint32_t seed) {
+    items += std::string(R"({"type":"message","role":")") + role +
+             R"(","content":[{"type":"input_text","text":")" + Words(150, seed) + R"("}]},)";
+  };
+  std::string tail =
+      R"({"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},)"
+      R"({"type":"function_call_output","call_id":"call_1","output":"sunny, 21 C"}],)"
+      R"("tools":[{"type":"function","name":"get_weather","description":"Weather for a city",)"
+      R"("parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],)"
+      R"("text":{"format":{"type":"json_schema","name":"answer","schema":{"type":"object"}}},)"
+      R"("max_output_tokens":512,"temperature":0.7,"store":true,"stream":true})";
+  std::string head = R"({"model":"bench-model","instructions":")" + Words(100, 1) +
+                     R"(","input":[)";
+  uint32_t seed = 2;
+  while (head.size() + items.size() + tail.size() < bytes) {
+    message(seed % 2 == 0 ? "user" : "assistant", seed);
+    ++seed;
+  }
+  return head + items + tail;
+}
+
+void BM_ResponsesDecodeRequest(benchmark::State& state) {
+  std::unique_ptr<Dialect> dialect = *NewDialect("openai_responses");
+  WireRequest wire;
+  wire.target = "/v1/responses";
+  wire.body = RequestBody(static_cast<size_t>(state.range(0)) * 1024);
+  for (auto _ : state) {
+    absl::StatusOr<ChatRequest> chat = dialect->DecodeRequest(wire);
+    if (!chat.ok()) {
+      state.SkipWithError(std::string(chat.status().message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(chat->messages.data());
+  }
+  state.counters["body_bytes"] = static_cast<double>(wire.body.size());
+}
+BENCHMARK(BM_ResponsesDecodeRequest)->Arg(1)->Arg(4);
+
+constexpr int kStreamChunks = 64;
+
+std::vector<ChatCompletionChunk> Answer() {
+  std::vector<ChatCompletionChunk> chunks;
+  auto chunk = [] {
+    ChatCompletionChunk c;
+    c.id = "chatcmpl-bench";
+    c.created = 1700000000;
+    c.model = "bench-model";
+    return c;
+  };
+  for (int i = 0; i < kStreamChunks; ++i) {
+    ChatCompletionChunk c = chunk();
+    ChunkChoice& choice = c.choices.emplace_back();
+    if (i == 0) choice.delta.role = Role::kAssistant;
+    choice.delta.content = Words(16, static_cast<uint32_t>(i + 7));
+    chunks.push_back(std::move(c));
+  }
+  ChatCompletionChunk end = chunk();
+  end.choices.emplace_back().finish_reason = "stop";
+  chunks.push_back(std::move(end));
+  ChatCompletionChunk usage = chunk();
+  usage.usage.emplace();
+  usage.usage->prompt_tokens = 100;
+  usage.usage->completion_tokens = kStreamChunks * 4;
+  usage.usage->total_tokens = 100 + kStreamChunks * 4;
+  chunks.push_back(std::move(usage));
+  return chunks;
+}
+
+void BM_ResponsesEncodeStream(benchmark::State& state) {
+  std::unique_ptr<Dialect> dialect = *NewDialect("openai_responses");
+  const std::vector<ChatCompletionChunk> chunks = Answer();
+  std::string out;
+  size_t events = 0;
+  for (auto _ : state) {
+    std::unique_ptr<StreamEncoder> encoder = dialect->NewStreamEncoder();
+    out.clear();
+    for (const ChatCompletionChunk& c : chunks) {
+      if (!encoder->Encode(c, &out).ok()) {
+        state.SkipWithError("encode failed");
+        return;
+      }
+    }
+    (void)encoder->Finish(&out);
+    benchmark::DoNotOptimize(out.data());
+    if (events == 0) {
+      for (size_t at = out.find("\n\n"); at != std::string::npos; at = out.find("\n\n", at + 2)) {
+        ++events;
+      }
+    }
+  }
+  state.counters["events"] = static_cast<double>(events);
+  state.counters["per_event"] = benchmark::Counter(
+      static_cast<double>(events) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ResponsesEncodeStream);
+
+void BM_ResponsesEncodeResponse(benchmark::State& state) {
+  std::unique_ptr<Dialect> dialect = *NewDialect("openai_responses");
+  ChatCompletion c;
+  c.id = "chatcmpl-bench";
+  c.created = 1700000000;
+  c.model = "bench-model";
+  ChatChoice& choice = c.choices.emplace_back();
+  choice.message.content = Words(1000, 3);
+  ToolCall call;
+  call.id = "call_1";
+  call.function = FunctionCall{"get_weather", R"({"city":"Paris"})", {}};
+  choice.message.tool_calls.push_back(call);
+  choice.finish_reason = "tool_calls";
+  c.usage.emplace();
+  c.usage->prompt_tokens = 100;
+  c.usage->completion_tokens = 250;
+  c.usage->total_tokens = 350;
+  for (auto _ : state) {
+    absl::StatusOr<std::string> body = dialect->EncodeResponse(c);
+    benchmark::DoNotOptimize(body->data());
+  }
+}
+BENCHMARK(BM_ResponsesEncodeResponse);
+
+}  // namespace
+}  // namespace modeenvoy
