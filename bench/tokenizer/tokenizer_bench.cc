@@ -86,6 +86,36 @@ void BM_EncodeBatch(benchmark::State& state, const std::string& encoding) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * docs.size() * 4096));
 }
 
+// CountOrdinary with the per-thread piece cache bounded at range(0) KiB (0: off). Counters:
+// the hit ratio of the first pass over the file from an empty cache (cold_hit_ratio; "hits /
+// (hits + misses)" over the pieces that are not single tokens and are short enough to cache),
+// of the timed passes after it (warm_hit_ratio), and the bytes the cache allocated.
+void BM_PieceCache(benchmark::State& state, const std::string& encoding, const std::string& file) {
+  auto enc = Enc(encoding);
+  const std::string* text = Corpus(file);
+  if (enc == nullptr || text == nullptr) {
+    state.SkipWithError("tokenizer data or corpus missing");
+    return;
+  }
+  auto ratio = [](const modeenvoy::PieceCacheStats& s) {
+    const double looked_up = static_cast<double>(s.hits + s.misses);
+    return looked_up == 0 ? 0.0 : static_cast<double>(s.hits) / looked_up;
+  };
+  modeenvoy::SetPieceCacheBytes(static_cast<size_t>(state.range(0)) << 10);
+  benchmark::DoNotOptimize(enc->CountOrdinary(*text));  // cold pass, untimed
+  size_t memory = 0;
+  const modeenvoy::PieceCacheStats cold = modeenvoy::ThisThreadPieceCacheStats(&memory);
+  modeenvoy::ResetThisThreadPieceCacheStats();
+  for (auto _ : state) benchmark::DoNotOptimize(enc->CountOrdinary(*text));
+  const modeenvoy::PieceCacheStats warm = modeenvoy::ThisThreadPieceCacheStats();
+  modeenvoy::SetPieceCacheBytes(modeenvoy::kDefaultPieceCacheBytes);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text->size()));
+  state.counters["cold_hit_ratio"] = ratio(cold);
+  state.counters["warm_hit_ratio"] = ratio(warm);
+  state.counters["cold_lookups"] = static_cast<double>(cold.hits + cold.misses);
+  state.counters["cache_bytes"] = static_cast<double>(memory);
+}
+
 void BM_Load(benchmark::State& state, const std::string& encoding) {
   const std::string path = DataDir() + "/tokenizers/" + encoding + ".tiktoken";
   auto spec = modeenvoy::GetEncodingSpec(encoding);
@@ -187,6 +217,11 @@ void Register() {
         benchmark::RegisterBenchmark(name.c_str(), BM_Tokenize, std::string(enc), std::string(file), mode)
             ->Unit(benchmark::kMillisecond);
       }
+    }
+    for (const char* file : {"bench_prose.txt", "bench_code.txt", "bench_multilingual.txt"}) {
+      benchmark::RegisterBenchmark((std::string("PieceCache/") + enc + "/" + file).c_str(),
+                                   BM_PieceCache, std::string(enc), std::string(file))
+          ->Arg(0)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
     }
     benchmark::RegisterBenchmark((std::string("CountBatch4k/") + enc).c_str(), BM_EncodeBatch, std::string(enc))
         ->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -338,4 +338,19 @@ void RegisterTokenizer(pybind11::module_& m) {
     return modeenvoy::python::ValueOrThrow(modeenvoy::EncodingNameForModel(model));
   });
   m.def("_tok_list_encoding_names", &modeenvoy::ListEncodingNames);
+  m.def("_tok_set_piece_cache_bytes", [](size_t bytes) { modeenvoy::SetPieceCacheBytes(bytes); },
+        py::arg("bytes"));
+  m.def("_tok_piece_cache_bytes", &modeenvoy::PieceCacheBytes);
+  m.def("_tok_piece_cache_stats", [](bool reset) {
+    size_t memory = 0;
+    const modeenvoy::PieceCacheStats s = modeenvoy::ThisThreadPieceCacheStats(&memory);
+    if (reset) modeenvoy::ResetThisThreadPieceCacheStats();
+    py::dict d;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    d["inserts"] = s.inserts;
+    d["evictions"] = s.evictions;
+    d["memory_bytes"] = memory;
+    return d;
+  }, py::arg("reset"));
 }

@@ -113,59 +113,10 @@ void MergeLarge(const Vocab& vocab, const uint8_t* p, size_t n, Sink& sink,
 
 // Collects the tokens of a piece of up to kMaxPiece bytes on the stack.
 struct ArraySink {
-  static constexpr size_t kMaxPiece = 32;
+  static constexpr size_t kMaxPiece = 64;
   uint32_t tokens[kMaxPiece];
   size_t count = 0;
   void Push(uint32_t t) { tokens[count++] = t; }
-};
-
-// A per-thread memo of merge results for short pieces that are not single tokens (words
-// outside the vocabulary recur: in prose and code about two thirds of such pieces repeat).
-// Direct-mapped, 4096 entries of one cache line each (256 KiB per thread, allocated on first
-// use); entries carry the owning vocabulary's id, so encodings used alternately do not mix.
-class MODEENVOY_EXPORT BpeCache {
- public:
-  static constexpr size_t kMaxBytes = 22;
-  static constexpr size_t kMaxTokens = 8;
-  // Cached pieces are encoded into an ArraySink.
-  static_assert(kMaxBytes <= ArraySink::kMaxPiece);
-
-  // The cache of the calling thread.
-  static BpeCache& ForThread() {
-    thread_local std::unique_ptr<BpeCache> cache(new BpeCache());
-    return *cache;
-  }
-
-  // Pointer to the cached tokens of [p, p+n) and their number, or nullptr.
-  const uint32_t* Find(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
-                       size_t* count) const {
-    const Entry& e = entries_[hash & (kEntries - 1)];
-    if (e.owner != owner || e.len != n || std::memcmp(e.bytes, p, n) != 0) return nullptr;
-    *count = e.count;
-    return e.tokens;
-  }
-  void Insert(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
-              const uint32_t* tokens, size_t count) {
-    if (n > kMaxBytes || count > kMaxTokens) return;
-    Entry& e = entries_[hash & (kEntries - 1)];
-    e.owner = owner;
-    e.len = static_cast<uint8_t>(n);
-    e.count = static_cast<uint8_t>(count);
-    std::memcpy(e.bytes, p, n);
-    std::memcpy(e.tokens, tokens, count * sizeof(uint32_t));
-  }
-
- private:
-  static constexpr size_t kEntries = 4096;
-  struct alignas(64) Entry {
-    uint64_t owner = 0;  // Vocab::id(); ids are never reused, unlike addresses
-    uint8_t len = 0;
-    uint8_t count = 0;
-    uint8_t bytes[kMaxBytes];
-    uint32_t tokens[kMaxTokens];
-  };
-  static_assert(sizeof(Entry) == 64);
-  Entry entries_[kEntries];
 };
 
 }  // namespace modeenvoy::tokenizer_internal

@@ -14,6 +14,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/tokenizer/backtrack.h"
 #include "lib/tokenizer/bpe.h"
+#include "lib/tokenizer/piece_cache.h"
 #include "lib/tokenizer/pretokenize.h"
 #include "lib/core/sha256.h"
 #include "lib/tokenizer/vocab.h"
@@ -23,7 +24,7 @@ namespace {
 
 using core_internal::ToAbsl;
 using tokenizer_internal::BacktrackEncoder;
-using tokenizer_internal::BpeCache;
+using tokenizer_internal::PieceCache;
 using tokenizer_internal::kNoRank;
 using tokenizer_internal::Vocab;
 
@@ -284,7 +285,17 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
     uint32_t len;
     Vocab::Key key;
   };
-  BpeCache* cache = nullptr;
+  // The piece cache is fetched on the first piece that needs it (one thread-local lookup
+  // and generation check per call, not per piece); nullptr after that means disabled.
+  PieceCache* cache = nullptr;
+  bool cache_fetched = false;
+  auto piece_cache = [&]() -> PieceCache* {
+    if (!cache_fetched) {
+      cache = PieceCache::ForThread();
+      cache_fetched = true;
+    }
+    return cache;
+  };
   auto run = [&](auto next_piece) {
     Pending batch[kBatch];
     while (p < end) {
@@ -320,8 +331,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
         const uint32_t rank = vocab.Find(piece.p, piece.len, piece.key);
         if (rank != kNoRank) {
           sink.Push(rank);
-        } else if (piece.len <= BpeCache::kMaxBytes) {
-          if (cache == nullptr) cache = &BpeCache::ForThread();
+        } else if (piece.len <= PieceCache::kMaxBytes && piece_cache() != nullptr) {
           size_t n;
           const uint32_t* hit = cache->Find(vocab.id(), piece.key.hash, piece.p, piece.len, &n);
           if (hit != nullptr) {

@@ -2,7 +2,10 @@
 //   MODEENVOY_TOKENIZER_DIR=.data/tokenizers tokenizer_fuzzer -max_total_time=60
 // Checks, for any input (valid or invalid UTF-8): DecodeBytes(Encode(x)) == x, counts equal
 // encoded lengths, every id decodes, Decode never fails on our own ids, and with all special
-// tokens allowed the round trip still holds. Without the rank files it fuzzes a small
+// tokens allowed the round trip still holds, and that the piece cache never changes a result:
+// the ids with caching off, with a cache of one set (four entries, evicting all the time; the
+// second call sees what the first left) and with the default cache, warm, also after another
+// encoding filled the same cache with its tokens of the same pieces, are the same. Without the rank files it fuzzes a small
 // synthetic vocabulary instead (and says so once).
 #include <cstddef>
 #include <cstdint>
@@ -61,7 +64,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const modeenvoy::Encoding& enc = *encs[data[0] % encs.size()];
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
 
+  // The piece cache: off, tiny (constant eviction), default. The default bound is restored
+  // last so the remaining checks run as production does.
+  modeenvoy::SetPieceCacheBytes(0);
+  const std::vector<modeenvoy::Token> uncached = enc.EncodeOrdinary(text);
+  modeenvoy::SetPieceCacheBytes(512);
+  Check(enc.EncodeOrdinary(text) == uncached, "tiny cache == uncached");
+  Check(enc.EncodeOrdinary(text) == uncached, "tiny cache, again == uncached");
+  modeenvoy::SetPieceCacheBytes(modeenvoy::kDefaultPieceCacheBytes);
   const std::vector<modeenvoy::Token> ids = enc.EncodeOrdinary(text);
+  Check(ids == uncached, "default cache == uncached");
+  Check(enc.EncodeOrdinary(text) == uncached, "default cache, warm == uncached");
+  const modeenvoy::Encoding& other = *encs[(data[0] + 1u) % encs.size()];
+  other.EncodeOrdinary(text);
+  Check(enc.EncodeOrdinary(text) == uncached, "default cache after another encoding == uncached");
   auto bytes = enc.DecodeBytes(ids);
   Check(bytes.ok() && *bytes == text, "DecodeBytes(EncodeOrdinary(x)) == x");
   Check(enc.CountOrdinary(text) == ids.size(), "CountOrdinary == size");

@@ -269,3 +269,38 @@ def test_api_details_code_written_for_tiktoken_relies_on():
         ref.decode_bytes([2**32])
     with pytest.raises(OverflowError):
         ours.decode_bytes([2**32])
+
+
+@pytest.mark.parametrize("bound", [0, 600, 1 << 20], ids=["off", "one-set", "default"])
+def test_piece_cache_never_changes_ids(bound, corpus, capsys):
+    """The corpus with the piece cache off, evicting constantly (one set of four entries),
+    and at the default bound, warm (every text twice): tiktoken's ids every time."""
+    default = modeenvoy.piece_cache_bytes()
+    modeenvoy.set_piece_cache_bytes(bound)
+    try:
+        modeenvoy.piece_cache_stats(reset=True)
+        mismatches = 0
+        for name in ENCODINGS:
+            ref, ours = pair(name)
+            for item in corpus:
+                expected = ref.encode_ordinary(item["text"])
+                for _ in range(2):
+                    if ours.encode_ordinary(item["text"]) != expected:
+                        mismatches += 1
+        stats = modeenvoy.piece_cache_stats()
+        report(capsys, f"piece cache bound {bound}: {stats}, {mismatches} mismatches")
+        assert mismatches == 0
+        if bound == 0:
+            assert stats["memory_bytes"] == 0 and stats["hits"] == 0
+        else:
+            assert 0 < stats["memory_bytes"] <= bound
+            assert stats["hits"] > 0
+        if bound == 600:
+            assert stats["evictions"] > 1000
+    finally:
+        modeenvoy.set_piece_cache_bytes(default)
+
+
+def test_piece_cache_bound_is_checked():
+    with pytest.raises(ValueError, match="nbytes"):
+        modeenvoy.set_piece_cache_bytes(-1)

@@ -25,6 +25,9 @@ from .tokenizer import (  # noqa: E402
     get_encoding,
     list_encoding_names,
     load_encoding,
+    piece_cache_bytes,
+    piece_cache_stats,
+    set_piece_cache_bytes,
 )
 from .context import (  # noqa: E402
     ContextConflictError,
@@ -36,5 +39,6 @@ from .context import (  # noqa: E402
 __version__ = "0.1.0"
 __all__ = ["Error", "Encoding", "StreamTranslator", "dialect_names", "translate_request",
            "translate_response", "encoding_for_model", "encoding_name_for_model", "get_encoding",
-           "list_encoding_names", "load_encoding", *_protocol_all,
+           "list_encoding_names", "load_encoding", "piece_cache_bytes", "piece_cache_stats",
+           "set_piece_cache_bytes", *_protocol_all,
            "ContextConflictError", "ContextStore", "ContextValueError", "fit_context"]

@@ -33,6 +33,9 @@ __all__ = [
     "get_encoding",
     "list_encoding_names",
     "load_encoding",
+    "piece_cache_bytes",
+    "piece_cache_stats",
+    "set_piece_cache_bytes",
 ]
 
 
@@ -316,4 +319,26 @@ def encoding_name_for_model(model_name: str) -> str:
 
 def encoding_for_model(model_name: str) -> Encoding:
     return get_encoding(encoding_name_for_model(model_name))
+
+
+def set_piece_cache_bytes(nbytes: int) -> None:
+    """Bounds each thread's cache of the tokens of pieces that needed merging, in bytes.
+
+    Default 1 MiB per thread, shared by all encodings; 0 turns caching off. A thread picks up
+    the new bound on its next encode call. The cache never changes a result.
+    """
+    if nbytes < 0:
+        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    _modeenvoy._tok_set_piece_cache_bytes(nbytes)
+
+
+def piece_cache_bytes() -> int:
+    """The per-thread piece cache bound set_piece_cache_bytes() last set (default 1 MiB)."""
+    return _modeenvoy._tok_piece_cache_bytes()
+
+
+def piece_cache_stats(*, reset: bool = False) -> dict:
+    """The calling thread's piece cache counters: hits, misses, inserts, evictions, and the
+    bytes its cache holds (memory_bytes); reset=True zeroes the counters after reading."""
+    return _modeenvoy._tok_piece_cache_stats(reset)
 

@@ -205,6 +205,28 @@ MODEENVOY_EXPORT absl::StatusOr<std::shared_ptr<const Encoding>> GetEncoding(
 MODEENVOY_EXPORT absl::StatusOr<std::unique_ptr<Encoding>> LoadEncodingFromFile(
     EncodingSpec spec, std::string_view path);
 
+// The piece cache. Encoding a piece of text that is not itself a token needs byte pair
+// merges; the tokens of such pieces of up to 54 bytes are remembered in a cache per thread
+// (CLOCK replacement), so a word seen again costs one probe. The cache never changes a
+// result. Its bound is per thread, in bytes, counting everything the cache allocates, and
+// is shared by all encodings; default kDefaultPieceCacheBytes (1 MiB), 0 disables caching.
+// A thread picks up a new bound on its next encode call (dropping what it cached).
+// Thread safety: SetPieceCacheBytes/PieceCacheBytes are thread-safe; the stats functions
+// read and reset the calling thread's own counters.
+inline constexpr size_t kDefaultPieceCacheBytes = size_t{1} << 20;
+struct PieceCacheStats {
+  uint64_t hits = 0;       // pieces answered from the cache
+  uint64_t misses = 0;     // pieces looked up and merged
+  uint64_t inserts = 0;    // pieces stored
+  uint64_t evictions = 0;  // stored pieces that replaced another
+};
+MODEENVOY_EXPORT void SetPieceCacheBytes(size_t bytes);
+MODEENVOY_EXPORT size_t PieceCacheBytes();
+// The calling thread's counters since its cache was created or last reset, and the bytes
+// that cache allocates (0 before the thread's first encode call or when disabled).
+MODEENVOY_EXPORT PieceCacheStats ThisThreadPieceCacheStats(size_t* memory_bytes = nullptr);
+MODEENVOY_EXPORT void ResetThisThreadPieceCacheStats();
+
 }  // namespace modeenvoy
 
 #endif  // MODEENVOY_TOKENIZER_ENCODING_H_
