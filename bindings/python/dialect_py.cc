@@ -18,6 +18,7 @@
 #include "bindings/python/body_py.h"
 #include "bindings/python/register.h"
 #include "bindings/python/status_py.h"
+#include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -58,7 +59,8 @@ absl::StatusOr<std::string> TranslateRequest(const Dialect& source, const Dialec
 absl::StatusOr<std::string> TranslateResponse(const Dialect& source, const Dialect& target,
                                               std::string_view body) {
   std::string unified(body);
-  absl::Status s = source.DecodeResponse(&unified);
+  // As the gateway answers it: an unreadable answer is the upstream's failure (502).
+  absl::Status s = AsBadUpstreamResponse(source.DecodeResponse(&unified));
   if (!s.ok()) return s;
   absl::StatusOr<ChatCompletion> completion = ParseChatCompletion(unified);
   if (!completion.ok()) return completion.status();
