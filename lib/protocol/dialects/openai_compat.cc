@@ -704,23 +704,23 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 
 namespace {
 
-// True when the quote at `quote` (inside a string) is escaped: an odd number of
-// backslashes before it.
-bool EscapedQuote(const char* quote, const char* begin) {
-  const char* q = quote;
-  while (q > begin && q[-1] == '\\') --q;
-  return ((quote - q) & 1) != 0;
+// True when [p, end) holds no '{' or '['.
+bool NoOpenBracket(const char* p, const char* end) {
+  for (; p < end; ++p) {
+    if (*p == '{' || *p == '[') return false;
+  }
+  return true;
 }
 
 // True when `body` is an answer that passes as sent, found without parsing it: an object
 // ('{' to '}') with a top-level "choices" array, and no "error" key, "content" array,
 // "service_tier" OpenAI does not have, or \u escape (the one other way to write a key)
-// anywhere. One quote scan (lib/core/json_scan.h) that follows which quotes open and close
-// strings, so keys are looked for at opening quotes only (never in a string's text); until
-// the top-level "choices" key the bytes between strings are counted for the nesting depth
-// (the envelope before it is a few short members). False sends the body to the reader
-// (DecodeOpenAiResponse), which decides exactly: an answer that needs fixing, an error
-// object, or no answer at all.
+// anywhere. One quote scan for keys, as the stream decoder's (lib/core/json_scan.h says why
+// it finds keys only). "choices" counts as top-level when no '{' or '[' comes between the
+// body's opening brace and its key (an answer's envelope before it is scalars: id, object,
+// created, model); a bracket there, even inside a string, only costs the reader. False
+// sends the body to the reader (DecodeOpenAiResponse), which decides exactly: an answer
+// that needs fixing, an error object, or no answer at all.
 bool PlainAnswer(std::string_view body) {
   const char* begin = body.data();
   const char* end = begin + body.size();
@@ -730,35 +730,22 @@ bool PlainAnswer(std::string_view body) {
   while (last > first && IsJsonSpaceByte(last[-1])) --last;
   if (last - first < 2 || *first != '{' || last[-1] != '}') return false;
   if (body.find("\\u") != std::string_view::npos) return false;
-  bool in_string = false, choices = false;
-  int depth = 0;
-  const char* outside = begin;  // where the text outside strings resumes
+  bool choices = false;
   QuoteScanner quotes(begin, end);
   for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
-    if (in_string) {  // a closing quote, unless escaped
-      if (p[-2] == '\\' && EscapedQuote(p - 1, begin)) continue;
-      in_string = false;
-      outside = p;
-      continue;
-    }
-    in_string = true;
-    if (!choices) {
-      for (const char* q = outside; q < p - 1; ++q) {
-        if (*q == '{' || *q == '[') ++depth;
-        if (*q == '}' || *q == ']') --depth;
-      }
-    }
     const char* v = nullptr;
     switch (*p) {  // the first letter rules out most keys and every value
       case 'c':
-        if (end - p < 2) break;
+        // "choices", "content" told apart from "created", "completion_tokens", ... by
+        // their second and third bytes, so each costs one comparison.
+        if (end - p < 3) break;
         if (p[1] == 'h') {
-          if (!choices && depth == 1 && (v = MemberValue(p, end, "choices")) != nullptr &&
-              *v == '[') {
+          if (!choices && (v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
+            if (!NoOpenBracket(first + 1, p)) return false;  // maybe nested: the reader tells
             choices = true;
           }
-        } else if (p[1] == 'o' && (v = MemberValue(p, end, "content")) != nullptr &&
-                   *v == '[') {
+        } else if (p[1] == 'o' && p[2] == 'n' &&
+                   (v = MemberValue(p, end, "content")) != nullptr && *v == '[') {
           return false;  // content parts, or logprobs' "content" (the reader tells)
         }
         break;
@@ -776,7 +763,7 @@ bool PlainAnswer(std::string_view body) {
         break;
     }
   }
-  return choices && !in_string;
+  return choices;
 }
 
 // True when `json` (the text of an answer's "choices") has a "content" member whose value is
