@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "bindings/python/register.h"
@@ -30,15 +32,26 @@ std::string CodeName(absl::StatusCode code) {
 
 void SetErrorClass(py::object error_class) { ErrorClass() = std::move(error_class); }
 
-void ThrowStatus(const absl::Status& status) {
+namespace {
+
+[[noreturn]] void Raise(const absl::Status& status, py::object partial_output) {
   py::object param = py::none();
   if (auto p = ErrorParam(status)) param = py::str(*p);
   py::object error = ErrorClass()(py::str(std::string(status.message())),
                                   py::arg("code") = CodeName(status.code()),
                                   py::arg("status_code") = HttpStatusForStatus(status),
-                                  py::arg("param") = param);
+                                  py::arg("param") = param,
+                                  py::arg("partial_output") = std::move(partial_output));
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
   throw py::error_already_set();
+}
+
+}  // namespace
+
+void ThrowStatus(const absl::Status& status) { Raise(status, py::bytes()); }
+
+void ThrowStatus(const absl::Status& status, std::string_view partial_output) {
+  Raise(status, py::bytes(partial_output.data(), partial_output.size()));
 }
 
 }  // namespace modeenvoy::python

@@ -18,6 +18,7 @@
 #include "bindings/python/body_py.h"
 #include "bindings/python/register.h"
 #include "bindings/python/status_py.h"
+#include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -58,7 +59,8 @@ absl::StatusOr<std::string> TranslateRequest(const Dialect& source, const Dialec
 absl::StatusOr<std::string> TranslateResponse(const Dialect& source, const Dialect& target,
                                               std::string_view body) {
   std::string unified(body);
-  absl::Status s = source.DecodeResponse(&unified);
+  // As the gateway answers it: an unreadable answer is the upstream's failure (502).
+  absl::Status s = AsBadUpstreamResponse(source.DecodeResponse(&unified));
   if (!s.ok()) return s;
   absl::StatusOr<ChatCompletion> completion = ParseChatCompletion(unified);
   if (!completion.ok()) return completion.status();
@@ -67,7 +69,8 @@ absl::StatusOr<std::string> TranslateResponse(const Dialect& source, const Diale
 
 // An upstream stream in `source`'s framing re-encoded as `target`'s stream. A provider
 // error inside the stream becomes the target's error event and ends the stream; bytes that
-// cannot be read raise.
+// cannot be read raise, with the output of the same call's earlier frames as the error's
+// partial_output (so the output is the same however the input was split).
 class NativeStreamTranslator {
  public:
   NativeStreamTranslator(const std::string& source, const std::string& target,
@@ -86,7 +89,8 @@ class NativeStreamTranslator {
       py::gil_scoped_release release;
       status = Step(body.view(), /*finish=*/false, &out);
     }
-    ThrowIfError(status);
+    // What the frames before the failure produced is the caller's: it goes with the error.
+    if (!status.ok()) ThrowStatus(status, out);
     return py::bytes(out);
   }
 
@@ -97,7 +101,7 @@ class NativeStreamTranslator {
       py::gil_scoped_release release;
       status = Step({}, /*finish=*/true, &out);
     }
-    ThrowIfError(status);
+    if (!status.ok()) ThrowStatus(status, out);
     return py::bytes(out);
   }
 
@@ -109,14 +113,18 @@ class NativeStreamTranslator {
       return Fail(absl::FailedPreconditionError("the stream already ended"));
     }
     frames_.clear();
-    absl::Status s = finish ? parser_->Finish(&frames_) : parser_->Feed(bytes, &frames_);
-    if (!s.ok()) return Fail(s);
+    // The frames completed before a framing error are translated first: fed byte by byte
+    // they would have come out of earlier calls.
+    const absl::Status framing =
+        finish ? parser_->Finish(&frames_) : parser_->Feed(bytes, &frames_);
+    absl::Status s;
     for (StreamFrame& frame : frames_) {
       events_.clear();
       s = decoder_->Translate(std::move(frame), &events_);
       if (s.ok()) s = EncodeEvents(out);
       if (!s.ok()) return EndOrFail(s, out);
     }
+    if (!framing.ok()) return Fail(framing);
     if (!finish) return absl::OkStatus();
     events_.clear();
     s = decoder_->Finish(&events_);

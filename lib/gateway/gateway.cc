@@ -37,6 +37,7 @@
 #include "modeenvoy/gateway/usage.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/embeddings.h"
+#include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/error.h"
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
@@ -819,7 +820,8 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     native_body_ = body;
   }
   if (absl::Status s = dialect_->TranslateResponse(&body); !s.ok()) {
-    AttemptFailed(s, upstream_status_);
+    // An answer that cannot be read is the upstream's failure (502), not the client's.
+    AttemptFailed(AsBadUpstreamResponse(std::move(s)), upstream_status_);
     return;
   }
   if (HasResponseFilters()) ParseUsage(body);

@@ -1,4 +1,5 @@
 #include "modeenvoy/protocol/error.h"
+#include "modeenvoy/protocol/bad_upstream.h"
 
 #include <charconv>
 #include <cstdint>
@@ -30,6 +31,8 @@ using protocol_internal::JsonType;
 // The upstream's own error type, reused by OpenAiErrorBody(). The other payloads are the
 // core's (modeenvoy/status.h).
 constexpr std::string_view kErrorTypePayload = "modeenvoy/protocol.error_type";
+// The error code of BadUpstreamResponse().
+constexpr std::string_view kBadUpstreamResponseCode = "bad_upstream_response";
 // Present on statuses that carry a provider's own error (MarkProviderError).
 constexpr std::string_view kProviderErrorPayload = "modeenvoy/protocol.provider_error";
 
@@ -339,6 +342,25 @@ absl::Status MarkProviderError(absl::Status status) {
 
 bool IsProviderError(const absl::Status& status) {
   return !status.ok() && status.GetPayload(ToAbsl(kProviderErrorPayload)).has_value();
+}
+
+absl::Status BadUpstreamResponse(std::string_view message) {
+  return WithErrorCode(WithHttpStatus(absl::UnavailableError(ToAbsl(message)), 502),
+                       kBadUpstreamResponseCode);
+}
+
+absl::Status AsBadUpstreamResponse(absl::Status status) {
+  if (status.ok() || IsProviderError(status)) return status;
+  if (std::optional<std::string> code = ErrorCode(status);
+      code.has_value() && *code == kBadUpstreamResponseCode) {
+    return status;
+  }
+  absl::Status mapped = BadUpstreamResponse(
+      absl::StrCat("the upstream's answer could not be read: ", status.message()));
+  if (auto param = status.GetPayload(ToAbsl(kParamPayload)); param.has_value()) {
+    mapped.SetPayload(ToAbsl(kParamPayload), *std::move(param));
+  }
+  return mapped;
 }
 
 }  // namespace modeenvoy

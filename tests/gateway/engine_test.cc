@@ -1884,6 +1884,15 @@ class FakeUpstream : public UpstreamClient {
   std::vector<std::shared_ptr<Call>> calls;
 };
 
+// A Chat Completions answer of exactly `size` bytes (>= 26), padded in its id. Whole 2xx
+// bodies are read (a body that is no answer is a 502), so byte-counting tests send answers.
+std::string AnswerOfSize(size_t size) {
+  const std::string frame = R"({"id":"","choices":[]})";
+  std::string answer = R"({"id":")" + std::string(size - frame.size(), 'x') + R"(","choices":[]})";
+  EXPECT_EQ(answer.size(), size);
+  return answer;
+}
+
 TEST_F(EngineTest, BufferedUpstreamBytesBeyondTheLimitGive503) {
   FakeUpstream upstream;
   Start(Config("http://127.0.0.1:1/v1"),
@@ -1892,7 +1901,8 @@ TEST_F(EngineTest, BufferedUpstreamBytesBeyondTheLimitGive503) {
   std::unique_ptr<ActiveRequest> ra = gateway_->Handle(Post(ChatBody("demo")), &a);
   std::unique_ptr<ActiveRequest> rb = gateway_->Handle(Post(ChatBody("demo")), &b);
   ASSERT_EQ(upstream.calls.size(), 2u);
-  const std::string half(60, 'x');
+  const std::string answer = AnswerOfSize(61);
+  const std::string half = answer.substr(0, 60);
   upstream.calls[0]->handler->OnHeaders(200, {{"content-type", "application/json"}});
   upstream.calls[0]->handler->OnData(half);
   upstream.calls[1]->handler->OnHeaders(200, {{"content-type", "application/json"}});
@@ -1903,11 +1913,75 @@ TEST_F(EngineTest, BufferedUpstreamBytesBeyondTheLimitGive503) {
   EXPECT_TRUE(upstream.calls[1]->cancelled);
   EXPECT_FALSE(a.finished.has_value());
   // The first request is within the limit and completes.
-  upstream.calls[0]->handler->OnData("y");
+  upstream.calls[0]->handler->OnData(answer.substr(60));
   upstream.calls[0]->handler->OnComplete(absl::OkStatus());
   ASSERT_TRUE(RunUntil([&] { return a.finished.has_value(); }));
   EXPECT_EQ(a.status, 200);
-  EXPECT_EQ(a.body, half + "y");
+  EXPECT_EQ(a.body, answer);
+}
+
+// No OpenAI-compatible server answers a chat call 2xx with a body that is not an answer:
+// such a body (Kong's recorded mock of a broken upstream, or not JSON) is the upstream's
+// failure, and the client gets a 502 with an OpenAI error body, not the body as an answer.
+TEST_F(EngineTest, A2xxBodyThatIsNoAnswerGives502BadUpstreamResponse) {
+  FakeUpstream upstream;
+  Start(Config("http://127.0.0.1:1/v1"), {}, &upstream);
+  for (const std::string& sent :
+       {std::string(R"({"nothing_object":{"not_interesting_tag_names":"bad string"}})"),
+        std::string("<html>oops</html>")}) {
+    RecordingSink sink;
+    std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody("demo")), &sink);
+    ASSERT_FALSE(upstream.calls.empty());
+    upstream.calls.back()->handler->OnHeaders(200, {{"content-type", "application/json"}});
+    upstream.calls.back()->handler->OnData(sent);
+    upstream.calls.back()->handler->OnComplete(absl::OkStatus());
+    ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); })) << sent;
+    EXPECT_EQ(sink.status, 502) << sent;
+    nlohmann::json error = nlohmann::json::parse(sink.body, nullptr, false)["error"];
+    EXPECT_EQ(error["code"], "bad_upstream_response") << sink.body;
+    EXPECT_EQ(error["type"], "server_error") << sink.body;
+    EXPECT_NE(error["message"].get<std::string>().find("not a Chat Completions answer"),
+              std::string::npos)
+        << sink.body;
+  }
+}
+
+// The same for every dialect family: a 2xx chat answer its dialect cannot read is the
+// upstream's failure, so the client gets 502 "bad_upstream_response" (the dialects report
+// an unreadable body as kInvalidArgument, which alone would be a 400 blaming the client).
+TEST_F(EngineTest, EveryDialectsUnreadable2xxAnswerGives502BadUpstreamResponse) {
+  FakeUpstream upstream;
+  Start(R"({"providers": {
+      "openai": {"type": "openai", "base_url": "http://127.0.0.1:1/v1"},
+      "azure_openai": {"type": "azure_openai", "base_url": "http://127.0.0.1:1",
+                       "api_key": "k", "api_version": "2024-10-21"},
+      "anthropic": {"type": "anthropic", "base_url": "http://127.0.0.1:1", "api_key": "k"},
+      "gemini": {"type": "gemini", "base_url": "http://127.0.0.1:1/v1beta", "api_key": "k"},
+      "bedrock": {"type": "bedrock", "base_url": "http://127.0.0.1:1", "api_key": "k"},
+      "cohere": {"type": "cohere", "base_url": "http://127.0.0.1:1", "api_key": "k"},
+      "ollama": {"type": "ollama", "base_url": "http://127.0.0.1:1"},
+      "kserve": {"type": "kserve", "base_url": "http://127.0.0.1:1"}},
+    "models": {
+      "openai": {"provider": "openai"}, "azure_openai": {"provider": "azure_openai"},
+      "anthropic": {"provider": "anthropic"}, "gemini": {"provider": "gemini"},
+      "bedrock": {"provider": "bedrock"}, "cohere": {"provider": "cohere"},
+      "ollama": {"provider": "ollama"}, "kserve": {"provider": "kserve"}}})",
+        {}, &upstream);
+  for (const char* model :
+       {"openai", "azure_openai", "anthropic", "gemini", "bedrock", "cohere", "ollama", "kserve"}) {
+    RecordingSink sink;
+    const size_t before = upstream.calls.size();
+    std::unique_ptr<ActiveRequest> active = gateway_->Handle(Post(ChatBody(model)), &sink);
+    ASSERT_EQ(upstream.calls.size(), before + 1) << model;
+    upstream.calls.back()->handler->OnHeaders(200, {{"content-type", "application/json"}});
+    upstream.calls.back()->handler->OnData("<html>upstream proxy says hello</html>");
+    upstream.calls.back()->handler->OnComplete(absl::OkStatus());
+    ASSERT_TRUE(RunUntil([&] { return sink.finished.has_value(); })) << model;
+    EXPECT_EQ(sink.status, 502) << model << " " << sink.body;
+    nlohmann::json error = nlohmann::json::parse(sink.body, nullptr, false)["error"];
+    EXPECT_EQ(error["code"], "bad_upstream_response") << model << " " << sink.body;
+    EXPECT_EQ(error["type"], "server_error") << model << " " << sink.body;
+  }
 }
 
 TEST_F(EngineTest, StreamEventsHeldBeforeTheStatusLineCountAgainstTheBufferLimit) {
@@ -1962,11 +2036,11 @@ TEST_F(EngineTest, FinishedRequestsReturnTheirBufferedBytes) {
     std::unique_ptr<ActiveRequest> c = gateway_->Handle(Post(ChatBody("demo")), &whole);
     ASSERT_EQ(upstream.calls.size(), 3u + i);
     upstream.calls.back()->handler->OnHeaders(200, {{"content-type", "application/json"}});
-    upstream.calls.back()->handler->OnData(std::string(90, 'w'));
+    upstream.calls.back()->handler->OnData(AnswerOfSize(90));
     upstream.calls.back()->handler->OnComplete(absl::OkStatus());
     ASSERT_TRUE(RunUntil([&] { return whole.finished.has_value(); }));
     EXPECT_EQ(whole.status, 200) << i;
-    EXPECT_EQ(whole.body, std::string(90, 'w'));
+    EXPECT_EQ(whole.body, AnswerOfSize(90));
   }
 }
 

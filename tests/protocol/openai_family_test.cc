@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,9 @@ using protocol_test::DecodedStream;
 using protocol_test::DecodeStream;
 using protocol_test::Split;
 
+// OpenAI's service tiers, from its API reference (and the openai SDK's ChatCompletion type).
+const std::set<std::string> kOpenAiTiers = {"auto", "default", "flex", "scale", "priority"};
+
 std::unique_ptr<Dialect> Make(std::string_view name, std::string_view options = "{}") {
   absl::StatusOr<std::unique_ptr<Dialect>> d = NewDialect(name, options);
   EXPECT_TRUE(d.ok()) << d.status();
@@ -42,6 +46,17 @@ struct Reading {
   std::map<int, std::string> finish;       // choice -> last non-empty finish_reason
   json usage;                              // last usage object seen (null if none)
 };
+
+// Mistral's content parts (its API's "ContentChunk"s, as magistral models answer): "text"
+// parts are the answer, "thinking" parts hold text parts of reasoning.
+void ReadMistralParts(const json& parts, std::string* text, std::string* reasoning) {
+  for (const json& part : parts) {
+    if (part["type"] == "text") *text += part["text"].get<std::string>();
+    if (part["type"] == "thinking") {
+      for (const json& inner : part["thinking"]) *reasoning += inner["text"].get<std::string>();
+    }
+  }
+}
 
 // Reads the recording the simple way a person would: a tool-call delta with a new id
 // starts a call, one with a known id or with no id continues it (the latest call when no
@@ -62,6 +77,8 @@ Reading ReadRecording(const std::vector<std::string>& lines) {
       const json& delta = choice.contains("delta") ? choice["delta"] : json::object();
       if (delta.contains("content") && delta["content"].is_string()) {
         r.text[c] += delta["content"].get<std::string>();
+      } else if (delta.contains("content") && delta["content"].is_array()) {
+        ReadMistralParts(delta["content"], &r.text[c], &r.reasoning[c]);
       }
       for (const char* k : {"reasoning_content", "reasoning"}) {
         if (delta.contains(k) && delta[k].is_string()) r.reasoning[c] += delta[k].get<std::string>();
@@ -268,16 +285,30 @@ TEST(OpenAiFamilyFixturesTest, RecordedWholeBodiesPassThroughAndParse) {
   files.push_back(kong / "mistral/llm-v1-chat/responses/good.json");
   files.push_back(kong / "azure/request-transformer/response-in-json.json");
   ASSERT_GE(files.size(), 16u);
+  int fixed = 0;
   for (const auto& path : files) {
     SCOPED_TRACE(path.string());
     const std::string original = protocol_test::ReadFile(path);
+    json recorded = json::parse(original);
+    // What OpenAI's clients cannot read (the SDK's types): a service tier of another server
+    // (Groq's "on_demand"), content as an array of parts (Mistral's reasoning models).
+    bool quirk = recorded.contains("service_tier") && !recorded["service_tier"].is_null() &&
+                 !kOpenAiTiers.contains(recorded["service_tier"].get<std::string>());
+    for (const json& choice : recorded["choices"]) {
+      quirk = quirk || (choice.contains("message") && choice["message"].contains("content") &&
+                        choice["message"]["content"].is_array());
+    }
+    fixed += quirk ? 1 : 0;
     for (std::string_view dialect : {"openai", "azure_openai"}) {
       std::string body = original;
       ASSERT_TRUE(Make(dialect)->DecodeResponse(&body).ok());
-      EXPECT_EQ(body, original);
+      if (quirk) {
+        EXPECT_NE(body, original);  // fixed: the cases below check how
+      } else {
+        EXPECT_EQ(body, original);  // an answer without quirks passes byte for byte
+      }
       absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(body);
       ASSERT_TRUE(parsed.ok()) << parsed.status();
-      json recorded = json::parse(original);
       if (recorded.contains("usage")) {
         ASSERT_TRUE(parsed->usage.has_value());
         EXPECT_EQ(parsed->usage->prompt_tokens, recorded["usage"]["prompt_tokens"].get<int64_t>());
@@ -286,6 +317,7 @@ TEST(OpenAiFamilyFixturesTest, RecordedWholeBodiesPassThroughAndParse) {
       }
     }
   }
+  EXPECT_EQ(fixed, 4);  // groq-text, groq-reasoning, groq-tool-call, mistral-reasoning
 }
 
 TEST(OpenAiFamilyFixturesTest, RecordedErrorBodiesKeepStatusAndMessage) {
@@ -605,18 +637,163 @@ TEST(OpenAiFamilyDecodeResponseTest, AnErrorBodyIsTheProvidersError) {
   }
 }
 
-// Anything else passes on unread, byte for byte (the gateway does not parse answers).
-TEST(OpenAiFamilyDecodeResponseTest, OtherBodiesPassByteForByte) {
+// An answer passes byte for byte (the gateway hands the client what the upstream sent).
+TEST(OpenAiFamilyDecodeResponseTest, AnswersPassByteForByte) {
   for (std::string_view dialect : {"openai", "azure_openai"}) {
     for (const std::string& sent :
-         {std::string(R"({"id":"c", "choices":[]})"), std::string(R"({"nothing_object":{"a":[1]}})"),
-          std::string(R"({"error":null,"choices":[]})"), std::string("not json"), std::string("[1]"),
-          std::string(R"({"choices":[],"error":{"message":"x"}})")}) {
+         {std::string(R"({"id":"c", "choices":[]})"), std::string(R"({"error":null,"choices":[]})"),
+          std::string(R"({"choices":[],"error":{"message":"x"}})"),
+          std::string(R"({"choices":[{"message":{"content":"a"}}],"service_tier":"flex"})"),
+          std::string(R"({"choices":[{"message":{"content":null}},1],"service_tier":null})"),
+          // Text that looks like a content array inside a string is text.
+          std::string(R"({"choices":[{"message":{"content":"say \"content\": [1] [x]"}}]})"),
+          // logprobs' own "content" array is no content parts (a second look says so).
+          std::string(R"({"choices":[{"message":{"content":"a"},"logprobs":{"content":[{"token":"a","logprob":0,"bytes":[97],"top_logprobs":[]}]}}]})")}) {
       std::string body = sent;
       EXPECT_TRUE(Make(dialect)->DecodeResponse(&body).ok()) << dialect << " " << sent;
       EXPECT_EQ(body, sent);
     }
   }
+}
+
+// A 2xx body that is no answer (no "choices" array, no error object; Kong's recorded mock
+// of a broken upstream, or not JSON at all) is the upstream's failure: 502 with an OpenAI
+// error body whose code is "bad_upstream_response", never an answer without choices. Not
+// the provider's own error (it said nothing), so no provider error mark.
+TEST(OpenAiFamilyDecodeResponseTest, ABodyThatIsNoAnswerIsABadUpstreamResponse) {
+  std::vector<std::string> bodies = {
+      R"({"nothing_object":{"a":[1]}})", R"({"id":"x","choices":null})", "[1]", "not json",
+      "", R"({"choices":[{"message":{"content":"a"}}])", R"({"choices":[]} x)"};
+  if (std::optional<std::filesystem::path> root = protocol_test::FixturesDir()) {
+    bodies.push_back(protocol_test::ReadFile(
+        *root / "kong/spec/fixtures/ai-proxy/openai/llm-v1-chat/responses/bad_upstream_response.json"));
+  }
+  for (std::string_view dialect : {"openai", "azure_openai"}) {
+    for (const std::string& sent : bodies) {
+      std::string body = sent;
+      absl::Status s = Make(dialect)->DecodeResponse(&body);
+      ASSERT_FALSE(s.ok()) << dialect << " " << sent;
+      EXPECT_EQ(HttpStatusForStatus(s), 502) << s;
+      EXPECT_EQ(ErrorCode(s), "bad_upstream_response") << s;
+      EXPECT_FALSE(IsProviderError(s)) << s;
+      EXPECT_NE(s.message().find("not a Chat Completions answer"), std::string_view::npos) << s;
+      json error = json::parse(OpenAiErrorBody(s))["error"];
+      EXPECT_EQ(error["code"], "bad_upstream_response");
+      EXPECT_EQ(error["type"], "server_error");
+    }
+  }
+}
+
+// Groq's service_tier "on_demand" (its recorded answers) is no tier OpenAI's clients can
+// read: it moves to "x_groq_service_tier"; everything else stays as recorded.
+TEST(OpenAiFamilyDecodeResponseTest, AnotherServersServiceTierMovesToItsOwnMember) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  for (const char* name : {"groq-text.json", "groq-reasoning.json", "groq-tool-call.json"}) {
+    SCOPED_TRACE(name);
+    const std::string original =
+        protocol_test::ReadFile(*root / "vercel-ai/packages/groq/src/__fixtures__" / name);
+    json want = json::parse(original);
+    ASSERT_EQ(want["service_tier"], "on_demand");
+    want["x_groq_service_tier"] = want["service_tier"];
+    want.erase("service_tier");
+    // Re-serialized: a message without content says "content": null (the same to OpenAI).
+    for (json& choice : want["choices"]) {
+      if (!choice["message"].contains("content")) choice["message"]["content"] = nullptr;
+    }
+    for (std::string_view dialect : {"openai", "azure_openai"}) {
+      std::string body = original;
+      ASSERT_TRUE(Make(dialect)->DecodeResponse(&body).ok());
+      json got = json::parse(body);
+      EXPECT_FALSE(got.contains("service_tier") && !got["service_tier"].is_null()) << body;
+      EXPECT_EQ(got["x_groq_service_tier"], "on_demand");
+      EXPECT_EQ(got["choices"], want["choices"]);
+      EXPECT_EQ(got["usage"], want["usage"]);
+      EXPECT_EQ(got["x_groq"], want["x_groq"]);
+      EXPECT_EQ(got["id"], want["id"]);
+      EXPECT_EQ(got["model"], want["model"]);
+    }
+  }
+  // A tier no table row names keeps the same rule under a neutral name.
+  std::string body = R"({"id":"c","choices":[],"service_tier":"batch-7"})";
+  ASSERT_TRUE(Make("openai")->DecodeResponse(&body).ok());
+  json got = json::parse(body);
+  EXPECT_FALSE(got.contains("service_tier") && !got["service_tier"].is_null()) << body;
+  EXPECT_EQ(got["x_service_tier"], "batch-7");
+}
+
+// Mistral's reasoning models answer with content parts: "text" parts become the content
+// string, "thinking" parts' text the reasoning_content the family uses (DeepSeek, xAI).
+TEST(OpenAiFamilyDecodeResponseTest, MistralContentPartsBecomeContentAndReasoning) {
+  std::optional<std::filesystem::path> root = protocol_test::FixturesDir();
+  if (!root.has_value()) GTEST_SKIP() << "provider fixtures not found";
+  const std::string original = protocol_test::ReadFile(
+      *root / "vercel-ai/packages/mistral/src/__fixtures__/mistral-reasoning.json");
+  json recorded = json::parse(original);
+  std::string want_text, want_reasoning;
+  ReadMistralParts(recorded["choices"][0]["message"]["content"], &want_text, &want_reasoning);
+  ASSERT_FALSE(want_text.empty());
+  ASSERT_FALSE(want_reasoning.empty());
+  for (std::string_view dialect : {"openai", "azure_openai"}) {
+    std::string body = original;
+    ASSERT_TRUE(Make(dialect)->DecodeResponse(&body).ok());
+    json got = json::parse(body);
+    json message = got["choices"][0]["message"];
+    EXPECT_EQ(message["content"], want_text);
+    EXPECT_EQ(message["reasoning_content"], want_reasoning);
+    EXPECT_EQ(message["role"], "assistant");
+    EXPECT_EQ(got["choices"][0]["finish_reason"], recorded["choices"][0]["finish_reason"]);
+    EXPECT_EQ(got["usage"], recorded["usage"]);
+  }
+  // Whitespace anywhere JSON allows it.
+  std::string spaced =
+      "{\"choices\" : [ {\"message\" : {\"content\"\n :\t[ {\"type\":\"text\",\"text\":\"t\"} ] } } ] }";
+  ASSERT_TRUE(Make("openai")->DecodeResponse(&spaced).ok());
+  EXPECT_EQ(json::parse(spaced)["choices"][0]["message"]["content"], "t") << spaced;
+  // Only thinking: no content string (null), the reasoning alone. A part of another kind
+  // (here a reference) leaves the content as sent: nothing is dropped.
+  std::string body =
+      R"({"choices":[{"message":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}}]})";
+  ASSERT_TRUE(Make("openai")->DecodeResponse(&body).ok());
+  json got = json::parse(body)["choices"][0]["message"];
+  EXPECT_TRUE(got["content"].is_null()) << body;
+  EXPECT_EQ(got["reasoning_content"], "ab");
+  const std::string other =
+      R"({"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"reference","reference_ids":[1]}]}}]})";
+  body = other;
+  ASSERT_TRUE(Make("openai")->DecodeResponse(&body).ok());
+  EXPECT_EQ(json::parse(body)["choices"][0]["message"]["content"],
+            json::parse(other)["choices"][0]["message"]["content"]);
+}
+
+// The same in streams, per chunk: a delta's parts become its content and reasoning_content
+// (no buffering), and a foreign service tier moves on every chunk that has one.
+TEST(OpenAiStreamQuirksTest, MistralContentPartsAndForeignTiersPerChunk) {
+  std::vector<std::string> events = Decode(
+      "openai",
+      {R"({"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"r1"}]}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"r2"}]},{"type":"text","text":"t1"}]}}]})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"content":[{"type":"text","text":"t2"}]}}],"service_tier":"on_demand"})",
+       R"({"id":"c","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"service_tier":"default"})",
+       "[DONE]"});
+  ASSERT_EQ(events.size(), 5u);
+  json first = json::parse(events[0])["choices"][0]["delta"];
+  EXPECT_EQ(first["role"], "assistant");
+  EXPECT_FALSE(first.contains("content") && !first["content"].is_null()) << events[0];
+  EXPECT_EQ(first["reasoning_content"], "r1");
+  json second = json::parse(events[1])["choices"][0]["delta"];
+  EXPECT_EQ(second["content"], "t1");
+  EXPECT_EQ(second["reasoning_content"], "r2");
+  json third = json::parse(events[2]);
+  EXPECT_EQ(third["choices"][0]["delta"]["content"], "t2");
+  EXPECT_FALSE(third.contains("service_tier") && !third["service_tier"].is_null()) << events[2];
+  EXPECT_EQ(third["x_groq_service_tier"], "on_demand");
+  // OpenAI's own tier and a string content: byte for byte.
+  EXPECT_EQ(events[3],
+            R"({"id":"c","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"service_tier":"default"})");
+  Reading r = ReadUnified(events);
+  EXPECT_EQ(r.text[0], "t1t2");
+  EXPECT_EQ(r.reasoning[0], "r1r2");
 }
 
 TEST(OpenAiStreamQuirksTest, ErrorEventsEndTheStreamWithTheirStatus) {

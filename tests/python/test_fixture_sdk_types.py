@@ -15,7 +15,8 @@ Per fixture (one test id each):
     code);
   * error recordings raise modeenvoy.Error (translate_response: the body is not an answer);
     broken or truncated streams raise it too, identically under every split, and what came
-    out before the error is still valid.
+    out before the error (a raising call's part of it in Error.partial_output) is the same
+    bytes under every split and still valid.
 
 Hand-edited mocks (README: Kong's trimmed bodies, vercel's synthetic ids) are compared on
 values too: the readers take the values from the same file, so fabricated counts (e.g. 0) are
@@ -131,12 +132,31 @@ def _usage_of(u: Optional[dict]) -> Optional[Tuple[int, int, int]]:
 
 # ---- OpenAI Chat Completions and the compatible family (also Azure) -------------------
 
+def _mistral_parts(parts: list) -> Tuple[str, str]:
+    """(text, reasoning) of Mistral's content parts (its API's ContentChunks, as magistral
+    models answer): "text" parts are the answer, "thinking" parts hold text parts of
+    reasoning."""
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    reasoning = "".join(t["text"] for p in parts if p["type"] == "thinking"
+                        for t in p["thinking"])
+    return text, reasoning
+
+
+def _openai_content(holder: dict) -> Tuple[str, str]:
+    """(text, reasoning) of a message or delta of the OpenAI-compatible family."""
+    content = holder.get("content")
+    text, reasoning = (_mistral_parts(content) if isinstance(content, list)
+                       else (content or "", ""))
+    return text, reasoning + (holder.get("reasoning_content") or holder.get("reasoning") or "")
+
+
 def _openai_body(body: dict) -> Facts:
     choice = next(c for c in body["choices"] if c.get("index", 0) == 0)
     msg = choice["message"]
+    text, reasoning = _openai_content(msg)
     return Facts(
-        text=msg.get("content") or "",
-        reasoning=msg.get("reasoning_content") or msg.get("reasoning") or "",
+        text=text,
+        reasoning=reasoning,
         calls=[Call(t["function"]["name"], t["function"].get("arguments") or "")
                for t in msg.get("tool_calls") or []],
         finish=choice.get("finish_reason") or None,
@@ -156,8 +176,9 @@ def _openai_stream(payloads: List[dict]) -> Facts:
             if c.get("index", 0) != 0:
                 continue
             d = c.get("delta") or {}
-            f.text += d.get("content") or ""
-            f.reasoning += d.get("reasoning_content") or d.get("reasoning") or ""
+            text, reasoning = _openai_content(d)
+            f.text += text
+            f.reasoning += reasoning
             for t in d.get("tool_calls") or []:
                 fn = t.get("function") or {}
                 if "index" in t:
@@ -780,34 +801,13 @@ _SKIP = pytest.mark.skip(reason=f"provider fixtures not found at {ROOT}")
 CASES = _cases() if _HAVE_FIXTURES else []
 
 
-# Translation gaps this test found and that are not fixed yet: each fails today (strict: the
-# mark turns into a failure the day it passes, so it cannot outlive the fix).
-KNOWN_GAPS: Dict[str, str] = {
-    VERCEL + "groq/src/__fixtures__/groq-text.json":
-        "openai dialect passes Groq's service_tier \"on_demand\" through; the SDK's "
-        "ChatCompletion.service_tier is a Literal without it",
-    VERCEL + "groq/src/__fixtures__/groq-reasoning.json": "as groq-text.json (service_tier)",
-    VERCEL + "groq/src/__fixtures__/groq-tool-call.json": "as groq-text.json (service_tier)",
-    VERCEL + "mistral/src/__fixtures__/mistral-reasoning.json":
-        "openai dialect passes Mistral's content array ([{type: thinking}, {type: text}]) "
-        "through; the SDK's message.content is a string",
-    VERCEL + "mistral/src/__fixtures__/mistral-reasoning.chunks.txt":
-        "as mistral-reasoning.json: delta.content arrays",
-    KONG + "openai/llm-v1-chat/responses/bad_upstream_response.json":
-        "the openai dialect passes a 2xx body that is not an answer on unread (the gateway "
-        "relies on it), so translate_response makes it a chat.completion without choices",
-}
-
-
 def _params(kinds):
     if not _HAVE_FIXTURES:
         return [pytest.param(None, marks=_SKIP, id="no-fixtures")]
     out = []
     for c in CASES:
         if c.kind in kinds:
-            marks = ([pytest.mark.xfail(reason=KNOWN_GAPS[c.id], strict=True)]
-                     if c.id in KNOWN_GAPS else [])
-            out.append(pytest.param(c, id=f"{c.dialect}:{c.id}", marks=marks))
+            out.append(pytest.param(c, id=f"{c.dialect}:{c.id}"))
     return out
 
 
@@ -861,7 +861,8 @@ def _run_stream(case: Case, pieces: List[bytes]) -> Tuple[bytes, Optional[str]]:
             out += t.feed(piece)
         out += t.finish()
     except modeenvoy.Error as err:
-        return out, f"{err.code} {err.status_code} {err.message}"
+        # What the failing call produced before the error comes with it.
+        return out + err.partial_output, f"{err.code} {err.status_code} {err.message}"
     return out, None
 
 
@@ -880,17 +881,14 @@ def _splits(case: Case, reads: List[bytes]) -> Dict[str, List[bytes]]:
 def _translated_stream(case: Case, reads: Optional[List[bytes]] = None
                        ) -> Tuple[bytes, Optional[str]]:
     """The output, after checking that every split of the input gives the same: the same
-    bytes, or the same error. (A feed that raises returns nothing of that call, so before an
-    error the outputs are prefixes of the byte-by-byte one, which has the most.)"""
+    bytes, and the same error if any (a raising call's output before the error is its
+    partial_output)."""
     reads = case.reads() if reads is None else reads
     results = {name: _run_stream(case, pieces) for name, pieces in _splits(case, reads).items()}
     finest = results["byte by byte"]
     for name, (out, error) in results.items():
         assert error == finest[1], f"{name}: {error} != byte by byte: {finest[1]}"
-        if error is None:
-            assert out == finest[0], f"{name} differs from byte by byte"
-        else:
-            assert finest[0].startswith(out), f"{name} is no prefix of byte by byte"
+        assert out == finest[0], f"{name} differs from byte by byte"
     return finest
 
 

@@ -155,3 +155,55 @@ def test_malformed_stream_raises():
     t = modeenvoy.StreamTranslator("openai", "openai")
     with pytest.raises(modeenvoy.Error):
         t.feed(b"data: {not json}\n\n")
+
+
+def _fed(source: str, pieces) -> tuple:
+    """(output, error) of a StreamTranslator(source, "openai") fed `pieces` then finished;
+    a raising call's partial_output counts as its output."""
+    t = modeenvoy.StreamTranslator(source, "openai")
+    out = b""
+    try:
+        for piece in pieces:
+            out += t.feed(piece)
+        out += t.finish()
+    except modeenvoy.Error as err:
+        return out + err.partial_output, err.message
+    return out, None
+
+
+def test_a_failing_feed_gives_what_came_before_the_bad_frame_as_partial_output():
+    good = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n')
+    body = good + b"data: {not json}\n\n"
+    whole, error = _fed("openai", [body])
+    assert error is not None
+    # What the good event gives on its own, and it says what the event said.
+    assert whole == modeenvoy.StreamTranslator("openai", "openai").feed(good)
+    chunks = _chunks_of(whole)
+    assert len(chunks) == 1 and chunks[0].choices[0].delta.content == "hi"
+    assert _fed("openai", [body[i:i + 1] for i in range(len(body))]) == (whole, error)
+    assert modeenvoy.Error("x").partial_output == b""  # the default elsewhere
+
+
+def test_a_framing_error_keeps_the_frames_completed_before_it():
+    # A Bedrock EventStream whose last message has a broken CRC: the messages before it
+    # come out (in partial_output when they arrive in the failing call).
+    there = modeenvoy.StreamTranslator("openai", "bedrock")
+    native = bytearray(there.feed(_openai_stream(["Hel", "lo"])) + there.finish())
+    native[-5] ^= 0xFF  # inside the last message's payload: its message CRC no longer holds
+    native = bytes(native)
+    whole, error = _fed("bedrock", [native])
+    assert error is not None and "crc" in error.lower()
+    assert b'"content":"Hel"' in whole and b'"content":"lo"' in whole
+    assert _fed("bedrock", [native[i:i + 1] for i in range(len(native))]) == (whole, error)
+    assert _fed("bedrock", [native[:40], native[40:]]) == (whole, error)
+
+
+@pytest.mark.parametrize("source", modeenvoy.dialect_names())
+def test_an_unreadable_answer_is_the_upstreams_failure(source):
+    """A 2xx body no dialect can read as an answer raises with the gateway's 502
+    bad_upstream_response (the upstream failed), never a 400 that blames the request."""
+    with pytest.raises(modeenvoy.Error) as err:
+        modeenvoy.translate_response(b"<html>upstream proxy says hello</html>", source, "openai")
+    assert err.value.status_code == 502
+    assert err.value.code == "UNAVAILABLE"

@@ -81,9 +81,14 @@ class StreamTranslator:
                                                     _options(target_options))
 
     def feed(self, data: Union[str, bytes, bytearray, memoryview]) -> bytes:
-        """The target's bytes for what ``data`` completes (possibly ``b""``)."""
+        """The target's bytes for what ``data`` completes (possibly ``b""``).
+
+        Raises modeenvoy.Error when the stream cannot be read; the output of the frames
+        before the bad one is then the error's ``partial_output`` (and every later call
+        raises the same error)."""
         return self._native.feed(data)
 
     def finish(self) -> bytes:
-        """Ends the stream: the target's closing bytes (e.g. ``data: [DONE]``)."""
+        """Ends the stream: the target's closing bytes (e.g. ``data: [DONE]``). Raises as
+        ``feed`` does, with ``partial_output``."""
         return self._native.finish()

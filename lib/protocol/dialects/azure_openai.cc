@@ -130,7 +130,7 @@ class AzureOpenAiDialect final : public Dialect {
   }
   // Azure's body is OpenAI's plus prompt_filter_results / content_filter_results (kept).
   absl::Status DecodeResponse(std::string* body) const override {
-    return CheckOpenAiResponse(*body);
+    return DecodeOpenAiResponse(body);
   }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();

@@ -58,7 +58,7 @@ class OpenAiDialect final : public Dialect {
     return stream ? Framing::kSse : Framing::kJson;
   }
   absl::Status DecodeResponse(std::string* body) const override {
-    return CheckOpenAiResponse(*body);
+    return DecodeOpenAiResponse(body);
   }
   std::unique_ptr<StreamTranslator> NewStreamDecoder() const override {
     return NewOpenAiStreamDecoder();

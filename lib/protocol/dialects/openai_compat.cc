@@ -15,9 +15,11 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "lib/core/json_scan.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/json.h"
+#include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
@@ -36,6 +38,215 @@ using core_internal::IsJsonSpaceByte;
 using core_internal::MemberValue;
 using core_internal::QuoteScanner;
 
+// ---- The family's quirks as data ----
+
+// OpenAI's service tiers: the only values its clients read (the openai SDK's
+// ChatCompletion.service_tier is a Literal of these).
+constexpr std::string_view kOpenAiServiceTiers[] = {"auto", "default", "flex", "scale",
+                                                    "priority"};
+
+// Another server's service tier does not stay in "service_tier" (an OpenAI client would
+// refuse the whole answer); it moves to the member named here for the server that uses it,
+// in whole bodies and stream chunks alike. A tier no row names moves to
+// kOtherServiceTierMember.
+struct ForeignServiceTier {
+  std::string_view tier;
+  std::string_view member;
+};
+constexpr ForeignServiceTier kForeignServiceTiers[] = {
+    {"on_demand", "x_groq_service_tier"},    // Groq's default tier
+    {"performance", "x_groq_service_tier"},  // Groq's
+};
+constexpr std::string_view kOtherServiceTierMember = "x_service_tier";
+
+// Where the text of "thinking" content parts (Mistral's reasoning models) goes: the member
+// the family uses for reasoning (DeepSeek and xAI send it; the other dialects write it).
+constexpr std::string_view kReasoningMember = "reasoning_content";
+
+bool IsOpenAiServiceTier(std::string_view tier) {
+  for (std::string_view t : kOpenAiServiceTiers) {
+    if (t == tier) return true;
+  }
+  return false;
+}
+
+std::string_view ForeignServiceTierMember(std::string_view tier) {
+  for (const ForeignServiceTier& row : kForeignServiceTiers) {
+    if (row.tier == tier) return row.member;
+  }
+  return kOtherServiceTierMember;
+}
+
+ExtraFields::iterator FindExtraMember(ExtraFields* extra, std::string_view name) {
+  for (auto it = extra->begin(); it != extra->end(); ++it) {
+    if (it->first == name) return it;
+  }
+  return extra->end();
+}
+
+void SetExtraMember(ExtraFields* extra, std::string_view name, std::string raw_json) {
+  auto it = FindExtraMember(extra, name);
+  if (it != extra->end()) {
+    it->second = std::move(raw_json);
+  } else {
+    extra->emplace_back(std::string(name), std::move(raw_json));
+  }
+}
+
+// Moves a service tier OpenAI's clients cannot read to its member in `extra`. True if moved.
+bool MoveForeignServiceTier(std::optional<std::string>* tier, ExtraFields* extra) {
+  if (!tier->has_value() || IsOpenAiServiceTier(**tier)) return false;
+  std::string value;
+  AppendJsonString(&value, **tier);
+  SetExtraMember(extra, ForeignServiceTierMember(**tier), std::move(value));
+  tier->reset();
+  return true;
+}
+
+// Text and reasoning read from content parts; nullopt where no part of that kind came.
+struct SplitParts {
+  std::optional<std::string> text;
+  std::optional<std::string> reasoning;
+};
+
+// Reads an array of content parts as Mistral sends them: {"type":"text","text":...} and,
+// when `thinking` is true, {"type":"thinking","thinking":[text parts]}. False for anything
+// else (another type, another member, not an array): such content stays as sent.
+bool ReadContentParts(JsonReader& r, bool thinking, SplitParts* out) {
+  bool first = true, has = false;
+  if (!r.BeginArray()) return false;
+  std::string scratch;
+  while (r.NextElement(&first, &has) && has) {
+    if (!r.BeginObject()) return false;
+    std::string type, text;
+    bool has_text = false, member_first = true, member_has = false;
+    std::optional<SplitParts> inner;
+    std::string_view key;
+    while (r.NextMember(&member_first, &key, &scratch, &member_has) && member_has) {
+      if (key == "type" && type.empty()) {
+        if (!r.ReadString(&type)) return false;
+      } else if (key == "text" && !has_text) {
+        if (!r.ReadString(&text)) return false;
+        has_text = true;
+      } else if (key == "thinking" && thinking && !inner.has_value()) {
+        if (!ReadContentParts(r, /*thinking=*/false, &inner.emplace())) return false;
+      } else {
+        return false;
+      }
+    }
+    if (!r.status().ok()) return false;
+    if (type == "text" && has_text && !inner.has_value()) {
+      if (!out->text.has_value()) out->text.emplace();
+      out->text->append(text);
+    } else if (type == "thinking" && inner.has_value() && !has_text) {
+      if (!out->reasoning.has_value()) out->reasoning.emplace();
+      if (inner->text.has_value()) out->reasoning->append(*inner->text);
+    } else {
+      return false;
+    }
+  }
+  return r.status().ok();
+}
+
+bool SplitContentParts(std::string_view parts_json, SplitParts* out) {
+  JsonReader r(parts_json, kMaxJsonDepth);
+  return ReadContentParts(r, /*thinking=*/true, out) && r.ExpectEnd();
+}
+
+// The same parts as ParseChatCompletion keeps them in a message: "text" as kText, a
+// "thinking" part as kOther with its members in `extra`.
+bool SplitParsedParts(const std::vector<ContentPart>& parts, SplitParts* out) {
+  for (const ContentPart& part : parts) {
+    if (part.type == ContentPartType::kText && part.extra.empty()) {
+      if (!out->text.has_value()) out->text.emplace();
+      out->text->append(part.text);
+      continue;
+    }
+    if (part.type != ContentPartType::kOther || part.extra.size() != 2) return false;
+    const std::string* type = nullptr;
+    const std::string* thinking = nullptr;
+    for (const auto& [name, value] : part.extra) {
+      if (name == "type") type = &value;
+      if (name == "thinking") thinking = &value;
+    }
+    if (type == nullptr || thinking == nullptr || *type != "\"thinking\"") return false;
+    JsonReader r(*thinking, kMaxJsonDepth);
+    SplitParts inner;
+    if (!ReadContentParts(r, /*thinking=*/false, &inner) || !r.ExpectEnd()) return false;
+    if (!out->reasoning.has_value()) out->reasoning.emplace();
+    if (inner.text.has_value()) out->reasoning->append(*inner.text);
+  }
+  return true;
+}
+
+// Puts split parts where OpenAI's clients read them: the text as the content string (none:
+// no content), the reasoning in kReasoningMember of `extra`. False (nothing changed) when
+// `extra` already has that member: the parts then stay as sent rather than overwrite it.
+bool PlaceSplitParts(SplitParts parts, std::optional<std::string>* content, ExtraFields* extra) {
+  if (parts.reasoning.has_value() && FindExtraMember(extra, kReasoningMember) != extra->end()) {
+    return false;
+  }
+  *content = std::move(parts.text);
+  if (parts.reasoning.has_value()) {
+    std::string value;
+    AppendJsonString(&value, *parts.reasoning);
+    extra->emplace_back(std::string(kReasoningMember), std::move(value));
+  }
+  return true;
+}
+
+// A message whose content is an array of text and thinking parts, normalized. True if changed.
+bool NormalizeMessageParts(Message* message) {
+  if (!message->content.has_value()) return false;
+  const auto* parts = std::get_if<std::vector<ContentPart>>(&*message->content);
+  SplitParts split;
+  if (parts == nullptr || !SplitParsedParts(*parts, &split)) return false;
+  std::optional<std::string> text;
+  ExtraFields extra = message->extra;
+  if (!PlaceSplitParts(std::move(split), &text, &extra)) return false;
+  if (text.has_value()) {
+    message->content = std::move(*text);
+  } else {
+    message->content.reset();
+  }
+  message->extra = std::move(extra);
+  return true;
+}
+
+// A delta whose content came as an array (kept in extra "content"), normalized. True if
+// changed.
+bool NormalizeDeltaParts(ChatDelta* delta) {
+  auto it = FindExtraMember(&delta->extra, "content");
+  SplitParts split;
+  if (it == delta->extra.end() || !SplitContentParts(it->second, &split)) return false;
+  ExtraFields extra = delta->extra;
+  extra.erase(extra.begin() + (it - delta->extra.begin()));
+  if (!PlaceSplitParts(std::move(split), &delta->content, &extra)) return false;
+  delta->extra = std::move(extra);
+  return true;
+}
+
+// The status for a 2xx body that is not an answer: the upstream failed (502), which is not
+// the provider's own error; `why` names the field path or the JSON error.
+absl::Status NotAnAnswer(absl::string_view why) {
+  return BadUpstreamResponse(core_internal::ToStd(
+      absl::StrCat("the upstream's 2xx body is not a Chat Completions answer: ", why)));
+}
+
+// True unless the JSON string at `v` (its opening quote) is one of OpenAI's service tiers,
+// compared in place (a tier with an escape is no match, which only costs the slow path).
+// Out of line: Marks runs on every chunk and most have OpenAI's tier or none.
+[[gnu::noinline]] bool ForeignServiceTierValue(const char* v, const char* end) {
+  ++v;
+  for (std::string_view tier : kOpenAiServiceTiers) {
+    if (static_cast<size_t>(end - v) > tier.size() &&
+        std::memcmp(v, tier.data(), tier.size()) == 0 && v[tier.size()] == '"') {
+      return false;
+    }
+  }
+  return true;
+}
+
 // One tool call of one choice, as the decoder has seen it.
 struct SeenCall {
   std::string id;
@@ -49,21 +260,11 @@ struct ChoiceState {
   bool finished = false;
 };
 
-// True if `body` has an "error" key written without escapes (at any depth).
-bool HasErrorKey(std::string_view body) {
-  const char* end = body.data() + body.size();
-  QuoteScanner quotes(body.data(), end, 'e');
-  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
-    if (MemberValue(p, end, "error") != nullptr) return true;
-  }
-  return false;
-}
-
 // What Marks() found in a chunk.
 constexpr unsigned kUsageMark = 1;         // a "usage" object
 constexpr unsigned kFinishMark = 2;        // a string "finish_reason"
 constexpr unsigned kEmptyChoicesMark = 4;  // "choices":[]
-constexpr unsigned kOtherMark = 8;         // tool calls, x_groq, an error
+constexpr unsigned kOtherMark = 8;         // tool calls, x_groq, an error, a quirk to fix
 
 class OpenAiStreamDecoder final : public StreamTranslator {
  public:
@@ -120,7 +321,8 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     if (chunk.choices.empty() && (chunk.object == "error" || HasExtra(chunk.extra, "error"))) {
       return StatusFromUpstreamError(200, frame.data);
     }
-    bool changed = false;
+    const bool tier_moved = MoveForeignServiceTier(&chunk.service_tier, &chunk.extra);
+    bool changed = tier_moved;
     std::optional<Usage> usage = std::move(chunk.usage);
     if (usage.has_value()) {
       chunk.usage.reset();
@@ -140,8 +342,13 @@ class OpenAiStreamDecoder final : public StreamTranslator {
         out->push_back(std::move(event));
         return absl::OkStatus();
       }
-      // A usage-only chunk: held as sent, for the end.
-      usage_event_ = std::move(frame.data);
+      // A usage-only chunk: held as sent (or as fixed), for the end.
+      if (tier_moved) {
+        chunk.usage = std::move(usage);
+        usage_event_ = SerializeChatCompletionChunk(chunk);
+      } else {
+        usage_event_ = std::move(frame.data);
+      }
       return absl::OkStatus();
     }
     if (usage.has_value()) HoldUsage(chunk, std::move(*usage));
@@ -203,6 +410,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       choices_.resize(static_cast<size_t>(choice->index) + 1);
     }
     ChoiceState& state = choices_[static_cast<size_t>(choice->index)];
+    if (NormalizeDeltaParts(&choice->delta)) *changed = true;
     if (choice->finish_reason.has_value()) {
       if (choice->finish_reason->empty() || state.finished) {
         choice->finish_reason.reset();
@@ -279,9 +487,10 @@ class OpenAiStreamDecoder final : public StreamTranslator {
   }
 
   // What in `data` may need fixing (0: nothing): a "usage" object, "tool_calls", "x_groq",
-  // a string "finish_reason", an empty "choices" array, an "error" member or
-  // "object":"error". Keys are found at every '"' (lib/core/json_scan.h says why that finds
-  // keys only); a false positive only costs a slower path.
+  // a string "finish_reason", an empty "choices" array, an "error" member,
+  // "object":"error", a "content" array or a "service_tier" OpenAI does not have. Keys are
+  // found at every '"' (lib/core/json_scan.h says why that finds keys only); a false
+  // positive only costs a slower path.
   // A stream's chunks mostly repeat one envelope ("id", "object", "created", "model", ...)
   // before "choices": when a chunk starts with the bytes of a clean chunk's envelope (up to
   // and including its `"choices":[`), the scan starts at that "choices" key (whose
@@ -318,14 +527,31 @@ class OpenAiStreamDecoder final : public StreamTranslator {
           }
           break;
         case 'c':
-          if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
-            ++v;
-            if (choices_key == nullptr) {
-              choices_key = p - 1;
-              choices_open = v;
+          // "choices" and "content" (every chunk has both) told apart by their second
+          // byte, so each costs one comparison.
+          if (end - p < 2) break;
+          if (p[1] == 'h') {
+            if ((v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
+              ++v;
+              if (choices_key == nullptr) {
+                choices_key = p - 1;
+                choices_open = v;
+              }
+              while (v < end && IsJsonSpaceByte(*v)) ++v;
+              if (v < end && *v == ']') marks |= kEmptyChoicesMark;
             }
-            while (v < end && IsJsonSpaceByte(*v)) ++v;
-            if (v < end && *v == ']') marks |= kEmptyChoicesMark;
+          } else if (p[1] == 'o' && (v = MemberValue(p, end, "content")) != nullptr &&
+                     *v == '[') {
+            marks |= kOtherMark;  // content parts (Mistral's reasoning models)
+          }
+          break;
+        case 's':
+          // "service_tier" with a value OpenAI's clients cannot read (not
+          // "system_fingerprint", told apart by the second byte).
+          if (end - p >= 2 && p[1] == 'e' &&
+              (v = MemberValue(p, end, "service_tier")) != nullptr && *v == '"' &&
+              ForeignServiceTierValue(v, end)) {
+            marks |= kOtherMark;
           }
           break;
         case 'e':
@@ -476,30 +702,153 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
   return SerializeChatRequest(copy);
 }
 
-absl::Status CheckOpenAiResponse(std::string_view body) {
-  // Only a JSON object can be an error object; anything else passes on unread (the gateway
-  // does not parse answers, and hands the client what the upstream sent). A body with no
-  // "error" member passes without a parse: the key is looked for at every quote followed
-  // by 'e' (lib/core/json_scan.h); a name written with a \u escape is the one other way to
-  // spell it, so a body holding one is read.
-  if (!HasErrorKey(body) && body.find("\\u") == std::string_view::npos) {
-    return absl::OkStatus();
+namespace {
+
+// True when [p, end) holds no '{' or '['.
+bool NoOpenBracket(const char* p, const char* end) {
+  for (; p < end; ++p) {
+    if (*p == '{' || *p == '[') return false;
   }
-  JsonReader r(body, kMaxJsonDepth);
+  return true;
+}
+
+// True when `body` is an answer that passes as sent, found without parsing it: an object
+// ('{' to '}') with a top-level "choices" array, and no "error" key, "content" array,
+// "service_tier" OpenAI does not have, or \u escape (the one other way to write a key)
+// anywhere. One quote scan for keys, as the stream decoder's (lib/core/json_scan.h says why
+// it finds keys only). "choices" counts as top-level when no '{' or '[' comes between the
+// body's opening brace and its key (an answer's envelope before it is scalars: id, object,
+// created, model); a bracket there, even inside a string, only costs the reader. False
+// sends the body to the reader (DecodeOpenAiResponse), which decides exactly: an answer
+// that needs fixing, an error object, or no answer at all.
+bool PlainAnswer(std::string_view body) {
+  const char* begin = body.data();
+  const char* end = begin + body.size();
+  const char* first = begin;
+  while (first < end && IsJsonSpaceByte(*first)) ++first;
+  const char* last = end;
+  while (last > first && IsJsonSpaceByte(last[-1])) --last;
+  if (last - first < 2 || *first != '{' || last[-1] != '}') return false;
+  if (body.find("\\u") != std::string_view::npos) return false;
+  bool choices = false;
+  QuoteScanner quotes(begin, end);
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
+    const char* v = nullptr;
+    switch (*p) {  // the first letter rules out most keys and every value
+      case 'c':
+        // "choices", "content" told apart from "created", "completion_tokens", ... by
+        // their second and third bytes, so each costs one comparison.
+        if (end - p < 3) break;
+        if (p[1] == 'h') {
+          if (!choices && (v = MemberValue(p, end, "choices")) != nullptr && *v == '[') {
+            if (!NoOpenBracket(first + 1, p)) return false;  // maybe nested: the reader tells
+            choices = true;
+          }
+        } else if (p[1] == 'o' && p[2] == 'n' &&
+                   (v = MemberValue(p, end, "content")) != nullptr && *v == '[') {
+          return false;  // content parts, or logprobs' "content" (the reader tells)
+        }
+        break;
+      case 's':
+        if (end - p >= 2 && p[1] == 'e' &&
+            (v = MemberValue(p, end, "service_tier")) != nullptr && *v == '"' &&
+            ForeignServiceTierValue(v, end)) {
+          return false;
+        }
+        break;
+      case 'e':
+        if (MemberValue(p, end, "error") != nullptr) return false;
+        break;
+      default:
+        break;
+    }
+  }
+  return choices;
+}
+
+// True when `json` (the text of an answer's "choices") has a "content" member whose value is
+// an array: a byte scan for '[' (rare in an answer, unlike '"'), each checked backwards for
+// `"content" :`. Far cheaper than walking the members with the reader. Inside a string a
+// quote is escaped, so only a key ends in `"content"` + ':'; a false positive (logprobs' own
+// "content" array, or a key ending in an escaped quote + `content"`) only costs the slow
+// path, which then changes nothing.
+bool HasContentArray(std::string_view json) {
+  constexpr std::string_view kKey = "\"content\"";
+  const char* begin = json.data();
+  const char* end = begin + json.size();
+  for (const char* p = begin;
+       (p = static_cast<const char*>(std::memchr(p, '[', static_cast<size_t>(end - p)))) !=
+       nullptr;
+       ++p) {
+    const char* q = p;
+    while (q > begin && IsJsonSpaceByte(q[-1])) --q;
+    if (q == begin || q[-1] != ':') continue;
+    --q;
+    while (q > begin && IsJsonSpaceByte(q[-1])) --q;
+    if (static_cast<size_t>(q - begin) >= kKey.size() &&
+        std::memcmp(q - kKey.size(), kKey.data(), kKey.size()) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Parses, fixes and re-serializes an answer the scan found a quirk in.
+absl::Status FixOpenAiResponse(std::string* body) {
+  absl::StatusOr<ChatCompletion> parsed = ParseChatCompletion(*body);
+  if (!parsed.ok()) return NotAnAnswer(parsed.status().message());
+  bool changed = MoveForeignServiceTier(&parsed->service_tier, &parsed->extra);
+  for (ChatChoice& choice : parsed->choices) {
+    if (NormalizeMessageParts(&choice.message)) changed = true;
+  }
+  if (changed) *body = SerializeChatCompletion(*parsed);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeOpenAiResponse(std::string* body) {
+  if (PlainAnswer(*body)) return absl::OkStatus();  // most answers: one quote scan
+  // The rest: one pass of the reader over the top-level members; inside "choices" a byte
+  // scan for content arrays. An answer without quirks is not changed.
+  JsonReader r(*body, kMaxJsonDepth);
   JsonType type;
-  if (!r.Peek(&type) || type != JsonType::kObject || !r.BeginObject()) return absl::OkStatus();
-  bool first = true, has = false, choices = false, error = false;
+  if (!r.Peek(&type)) return NotAnAnswer(r.status().message());
+  if (type != JsonType::kObject) {
+    return NotAnAnswer(absl::StrCat("body: expected an object, got ",
+                                    core_internal::ToAbsl(JsonTypeName(type))));
+  }
+  bool first = true, has = false, choices = false, error = false, fix = false;
   std::string_view key;
   std::string scratch;
+  if (!r.BeginObject()) return NotAnAnswer(r.status().message());
   while (r.NextMember(&first, &key, &scratch, &has) && has) {
-    if ((key == "choices" || key == "error") && r.Peek(&type)) {
-      if (key == "choices") choices = type == JsonType::kArray;
+    // Only the members that matter are looked at before being skipped (a Peek each costs).
+    if (key == "choices" || key == "error" || key == "service_tier") {
+      if (!r.Peek(&type)) break;
+      if (key == "choices" && type == JsonType::kArray) {
+        choices = true;
+        const size_t start = r.offset();
+        if (!r.SkipValue()) break;
+        if (HasContentArray(std::string_view(*body).substr(start, r.offset() - start))) {
+          fix = true;
+        }
+        continue;
+      }
       if (key == "error") error = type != JsonType::kNull;
+      if (key == "service_tier" && type == JsonType::kString) {
+        std::string_view tier;
+        if (!r.ReadString(&tier, &scratch)) break;
+        if (!IsOpenAiServiceTier(tier)) fix = true;
+        continue;
+      }
     }
-    if (!r.SkipValue()) return absl::OkStatus();
+    if (!r.SkipValue()) break;
   }
-  if (error && !choices) return StatusFromUpstreamError(200, body);
-  return absl::OkStatus();
+  if (!r.ExpectEnd()) return NotAnAnswer(r.status().message());
+  if (error && !choices) return StatusFromUpstreamError(200, *body);
+  if (!choices) return NotAnAnswer("choices: missing (an answer has a \"choices\" array)");
+  return fix ? FixOpenAiResponse(body) : absl::OkStatus();
 }
 
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder() {

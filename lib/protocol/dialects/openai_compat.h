@@ -37,14 +37,30 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
 //    its members, written again with "object":"chat.completion.chunk" (the model router
 //    sends "") and the id, created and model every client's chunk type requires;
 //  - an error event ({"error":{...}} or vLLM's {"object":"error",...}) ends the stream with
-//    its status (StatusFromUpstreamError).
+//    its status (StatusFromUpstreamError);
+//  - a "service_tier" OpenAI does not have and a delta "content" array of text and
+//    "thinking" parts, fixed per chunk as DecodeOpenAiResponse fixes them in a whole body
+//    (no buffering: each delta's parts become its own content and reasoning_content).
 // A stream that ends without "[DONE]" gets it (after the held usage) from Finish().
 std::unique_ptr<StreamTranslator> NewOpenAiStreamDecoder();
 
-// A whole 2xx body that is an {"error": ...} object without "choices" (some compatible
-// servers answer 200 with one) as the provider's error (StatusFromUpstreamError); OK for
-// anything else, which passes on byte for byte, unread.
-absl::Status CheckOpenAiResponse(std::string_view body);
+// Reads a whole 2xx body of the family (the dialects' DecodeResponse), and:
+//  - an answer (an object with a "choices" array) passes byte for byte, unless it has one of
+//    the quirks OpenAI's clients cannot read, which are fixed (the body then re-serialized):
+//    a "service_tier" OpenAI does not have (Groq's "on_demand") moves to the member named
+//    for its server ("x_groq_service_tier"; "x_service_tier" for a tier the table does not
+//    name), and a message "content" of text and "thinking" parts (Mistral's reasoning models)
+//    becomes the content string and "reasoning_content" (content of other parts stays);
+//  - an {"error": ...} object without "choices" (some compatible servers answer 200 with
+//    one) is the provider's error (StatusFromUpstreamError);
+//  - anything else (no "choices" array, not a JSON object, not JSON) is the upstream's
+//    failure: BadUpstreamResponse (HTTP 502, error code "bad_upstream_response"), the
+//    message naming the field or the JSON error. So is an answer with a quirk that does not
+//    parse.
+// Most answers are decided by one quote scan (no parse): a top-level "choices" array and no
+// "error" key, "content" array, foreign "service_tier" or \u escape. Such a body is not
+// otherwise checked to be valid JSON (the client reads it as the upstream sent it).
+absl::Status DecodeOpenAiResponse(std::string* body);
 
 }  // namespace modeenvoy::protocol_internal
 
