@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -46,6 +47,19 @@ namespace modeenvoy {
 namespace {
 
 using core_internal::ToAbsl;
+
+// Appends EncodeSseEvent(event)'s bytes to *out; the usual event (data only, on one line)
+// without a string of its own.
+void AppendSseEvent(const SseEvent& event, std::string* out) {
+  const std::string& data = event.data;
+  if (event.event.empty() && !event.id.has_value() && !event.retry.has_value() &&
+      std::memchr(data.data(), '\n', data.size()) == nullptr &&
+      std::memchr(data.data(), '\r', data.size()) == nullptr) {
+    out->append("data: ").append(data).append("\n\n");
+    return;
+  }
+  *out += EncodeSseEvent(event);
+}
 
 // What a request needs from its gateway; shared so requests may outlive the gateway.
 struct Shared {
@@ -212,6 +226,9 @@ class GatewayRequest final : public ActiveRequest,
   // Moves queued unified events through the filters and the renderer to the sink.
   void Pump();
   void AfterEvents(bool terminal);
+  // Renders [begin, end) (unified events the filters are done with, or that no filter
+  // sees) onto out_, or onto held_ from "[DONE]" (or `terminal`) on.
+  void RenderEvents(SseEvent* begin, SseEvent* end, bool terminal);
   void StreamEnded();
   void CompleteAndFinish(bool complete);
   // Ends the request at once: error reply if nothing was sent, else a cut stream.
@@ -726,6 +743,14 @@ bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
   frames_.clear();
   if (end && status->ok()) *status = translator_->Finish(&translated_);
   stream_usage_.Filter(&translated_);
+  // No filter sees the events and nothing waits before them: rendered at once, with no
+  // stop in the queue (Pump sends them).
+  if (!HasResponseFilters() && committed_ && !pumping_ && !sink_blocked_ &&
+      queue_head_ == queue_.size()) {
+    RenderEvents(translated_.data(), translated_.data() + translated_.size(), false);
+    translated_.clear();
+    return true;
+  }
   for (SseEvent& e : translated_) {
     if (!Buffer(e.data.size())) return false;
     queue_.push_back(std::move(e));
@@ -1069,6 +1094,14 @@ void GatewayRequest::Pump() {
   pumping_ = true;
   std::weak_ptr<bool> life = life_;
   while (queue_head_ < queue_.size() && !waiting_filters_ && !sink_blocked_) {
+    // Nobody to show them to one by one: all at once (a native stream sends each event's
+    // provider bytes instead, through AfterEvents).
+    if (!HasResponseFilters() && !native_) {
+      RenderEvents(queue_.data() + queue_head_, queue_.data() + queue_.size(), false);
+      queue_.clear();
+      queue_head_ = 0;
+      break;
+    }
     batch_.clear();
     if (native_) native_batch_ = std::move(native_queue_[queue_head_]);
     batch_.push_back(std::move(queue_[queue_head_++]));
@@ -1130,20 +1163,24 @@ void GatewayRequest::AfterEvents(bool terminal) {
     if (terminal) terminal_seen_ = true;
     return;
   }
-  for (SseEvent& e : batch_) {
-    if (e.data == kSseDoneData) terminal_seen_ = true;
+  RenderEvents(batch_.data(), batch_.data() + batch_.size(), terminal);
+  batch_.clear();
+}
+
+void GatewayRequest::RenderEvents(SseEvent* begin, SseEvent* end, bool terminal) {
+  for (SseEvent* e = begin; e != end; ++e) {
+    if (e->data == kSseDoneData) terminal_seen_ = true;
     std::string& dest = (terminal || terminal_seen_) ? held_ : out_;
     if (renderer_ == nullptr) {
-      dest += EncodeSseEvent(e);
+      AppendSseEvent(*e, &dest);
       continue;
     }
     rendered_.clear();
-    absl::Status s = renderer_->Translate(StreamFrame{std::move(e.event), std::move(e.data)},
+    absl::Status s = renderer_->Translate(StreamFrame{std::move(e->event), std::move(e->data)},
                                           &rendered_);
     if (!s.ok() && outcome_.error.ok()) outcome_.error = s;
-    for (const SseEvent& r : rendered_) dest += EncodeSseEvent(r);
+    for (const SseEvent& r : rendered_) AppendSseEvent(r, &dest);
   }
-  batch_.clear();
   if (terminal) terminal_seen_ = true;
 }
 

@@ -305,7 +305,14 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
     return;  // a usage-only chunk nobody reads: dropped unparsed
   }
   if (!has_usage && !id_.empty()) {  // the envelope is known: read the text cheaply
-    AppendGeneratedText(event.data, &text_);
+    // Before the last event of a promised stream, its usage will most likely come: the
+    // bytes are kept and read only if it does not.
+    if (promised_ && out == nullptr) {
+      Keep(event.data);
+    } else {
+      ReadKept();  // the text in the order it came
+      AppendGeneratedText(event.data, &text_);
+    }
     if (out != nullptr) out->push_back(std::move(event));
     return;
   }
@@ -338,6 +345,8 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
   }
   usage_ = std::move(chunk->usage);
   chunk->usage.reset();
+  kept_ = std::string();  // their text is not needed any more
+  kept_ends_ = std::vector<size_t>();
   if (chunk->choices.empty()) {
     usage_event_ = std::move(event.data);  // kept as the provider's dialect wrote it
     return;
@@ -353,7 +362,29 @@ void StreamUsage::Take(SseEvent& event, std::vector<SseEvent>* out) {
   out->push_back(std::move(event));
 }
 
-Usage StreamUsage::Estimate() const {
+void StreamUsage::Keep(std::string_view data) {
+  if (kept_.size() + data.size() > kKeptBytesBound) ReadKept();
+  if (data.size() > kKeptBytesBound) {
+    AppendGeneratedText(data, &text_);
+    return;
+  }
+  kept_.append(data);
+  kept_ends_.push_back(kept_.size());
+}
+
+void StreamUsage::ReadKept() {
+  // One event at a time: a malformed one cannot shift how the next one is read.
+  size_t begin = 0;
+  for (size_t end : kept_ends_) {
+    AppendGeneratedText(std::string_view(kept_).substr(begin, end - begin), &text_);
+    begin = end;
+  }
+  kept_.clear();
+  kept_ends_.clear();
+}
+
+Usage StreamUsage::Estimate() {
+  ReadKept();
   Usage usage;
   usage.prompt_tokens = estimator_->PromptTokens(*chat_, model_);
   usage.completion_tokens = estimator_->CompletionTokens(text_, model_);

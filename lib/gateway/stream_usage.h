@@ -20,11 +20,17 @@ namespace modeenvoy::gateway_internal {
 // Thread-compatible; one per streamed response.
 class StreamUsage {
  public:
+  // Bytes of events a promised stream keeps unread at most (Start).
+  static constexpr size_t kKeptBytesBound = 256 << 10;
+
   // `chat` (the client's request) and `estimator` must outlive this object. `track`: keep
   // the streamed text so that a missing usage can be estimated (costs a parse per chunk
   // until a usage arrives; on when a client or a filter will read the usage). `promised`:
   // the stream's translator keeps StreamTranslator::KeepsUsagePromise(), so only an event
-  // right before "[DONE]" in one Filter call can carry usage and no other is looked at.
+  // right before "[DONE]" in one Filter call can carry usage and no other is looked at;
+  // when tracking, the other events' bytes are then kept as they came (up to
+  // kKeptBytesBound, beyond which the kept ones are read and dropped) and their text is
+  // read only if the stream ends without usage.
   void Start(const ChatRequest* chat, std::string model, const UsageEstimator* estimator,
              bool track, bool promised = false);
   bool started() const { return chat_ != nullptr; }
@@ -40,7 +46,11 @@ class StreamUsage {
 
  private:
   void Take(SseEvent& event, std::vector<SseEvent>* out);
-  Usage Estimate() const;
+  // Keeps `data` for a later text read (promised streams; see Start).
+  void Keep(std::string_view data);
+  // Appends the kept events' text to text_ and drops them.
+  void ReadKept();
+  Usage Estimate();
 
   const ChatRequest* chat_ = nullptr;
   std::string model_;
@@ -52,6 +62,10 @@ class StreamUsage {
   std::optional<Usage> usage_;
   std::optional<std::string> usage_event_;  // the usage-only chunk for the client
   std::string text_;                        // generated text so far (when tracking)
+  // Events whose text was not read yet (promised streams): kept_ holds their data one
+  // after the other, kept_ends_ where each ends.
+  std::string kept_;
+  std::vector<size_t> kept_ends_;
   // Envelope of the latest chunk, for a usage chunk the engine writes.
   std::string id_;
   std::string chunk_model_;

@@ -24,6 +24,7 @@
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
 #include "nlohmann/json.hpp"
+#include "lib/gateway/stream_usage.h"
 #include "tests/gateway/chat_test_util.h"
 #include "tests/gateway/recording_sink.h"
 #include "tests/gateway/test_http_server.h"
@@ -415,6 +416,61 @@ TEST_F(StreamUsageTest, StreamCutShortGetsAnEstimatedUsageForTheOutcome) {
   ASSERT_TRUE(seen_->outcome->usage.has_value());
   EXPECT_TRUE(seen_->outcome->usage_estimated);
   EXPECT_EQ(seen_->outcome->usage->completion_tokens, 5);  // "hello"
+}
+
+// A translator that keeps the usage promise lets the engine keep the events' bytes and read
+// their text only when the stream ended without usage: the text is still read in the order
+// it came (the word counter sees "a b", two words, not "ab " or " ab"), whichever way it
+// ends, for both kinds of translator.
+TEST_F(StreamUsageTest, TheEstimateReadsTheTextInTheOrderItCame) {
+  TestHttpServer ended([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("a")));
+    c.SendChunk(Sse(Chunk(" ")));
+    c.SendChunk(Sse(Chunk("b")));
+    c.SendChunk("data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  TestHttpServer cut([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk(Sse(Chunk("a")));
+    c.SendChunk(Sse(Chunk(" ")));
+    c.SendChunk(Sse(Chunk("b")));
+    c.Reset();
+  });
+  for (std::string_view type : {"openai", "raw_sse"}) {
+    for (const TestHttpServer* server : {&ended, &cut}) {
+      seen_->outcome.reset();
+      Serve(*server, Request(false), nullptr, "", type);
+      ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value()) << type;
+      EXPECT_TRUE(seen_->outcome->usage_estimated);
+      EXPECT_EQ(seen_->outcome->usage->completion_tokens, 2) << type;
+    }
+  }
+}
+
+// A long stream without usage: the bytes kept for the estimate are bounded (read and
+// dropped past StreamUsage::kKeptBytesBound) and every chunk's text still counts once.
+TEST_F(StreamUsageTest, ALongStreamWithoutUsageCountsEveryChunkOnce) {
+  constexpr int kChunks = 3000;  // about 390 KB of chunks, past the 256 KiB bound
+  TestHttpServer server([&](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    std::string batch;
+    for (int i = 0; i < kChunks; ++i) {
+      batch += Sse(Chunk(absl::StrFormat("w%04d ", i)));
+      if (batch.size() > 16000) {
+        c.SendChunk(batch);
+        batch.clear();
+      }
+    }
+    c.SendChunk(batch + "data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  Serve(server, Request(false), std::make_shared<CharCount>());
+  ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
+  EXPECT_TRUE(seen_->outcome->usage_estimated);
+  EXPECT_EQ(seen_->outcome->usage->completion_tokens, kChunks * 6);  // "wNNNN " each
+  static_assert(kChunks * 100 > gateway_internal::StreamUsage::kKeptBytesBound);
 }
 
 TEST_F(StreamUsageTest, ProviderOptionStreamUsageFalseSendsNoStreamOptions) {

@@ -223,6 +223,7 @@ TEST(AnthropicDialectTest, EveryRecordedStreamTranslatesIdenticallyUnderAnySplit
   ASSERT_EQ(files.size(), 31u);
   std::unique_ptr<Dialect> d = Anthropic();
   int streams = 0;
+  int usage_chunks = 0;
   for (const auto& file : files) {
     if (IsBroken(file)) continue;
     int part = 0;
@@ -232,6 +233,11 @@ TEST(AnthropicDialectTest, EveryRecordedStreamTranslatesIdenticallyUnderAnySplit
       const std::string body = SseBodyFromChunkLines(lines, /*with_event_type=*/true);
       DecodedStream whole = DecodeStream(*d, body, Split::kWhole);
       ASSERT_TRUE(whole.status.ok()) << whole.status;
+      // The gateway reads usage only right before [DONE] (KeepsUsagePromise).
+      protocol_test::UsagePromiseCheck promise = protocol_test::CheckUsagePromise(*d, body);
+      EXPECT_EQ(promise.broken, "");
+      EXPECT_LE(promise.usage_chunks, 1);
+      usage_chunks += promise.usage_chunks;
       DecodedStream bytes = DecodeStream(*d, body, Split::kByteByByte);
       ASSERT_TRUE(bytes.status.ok()) << bytes.status;
       EXPECT_EQ(bytes.events, whole.events);
@@ -274,6 +280,7 @@ TEST(AnthropicDialectTest, EveryRecordedStreamTranslatesIdenticallyUnderAnySplit
     }
   }
   EXPECT_EQ(streams, 49);  // 29 files; multi-step recordings hold up to 15 messages
+  EXPECT_GT(usage_chunks, 0);
 }
 
 TEST(AnthropicDialectTest, ServerToolBlocksAreKeptAsRawEvents) {

@@ -177,6 +177,10 @@ TEST(CohereDialectTest, EveryRecordedStreamTranslatesIdenticallyUnderAnySplit) {
     const std::string body = SseBodyFromChunkLines(lines, /*with_event_type=*/true);
     DecodedStream whole = DecodeStream(*d, body, Split::kWhole);
     ASSERT_TRUE(whole.status.ok()) << whole.status;
+    // The gateway reads usage only right before [DONE] (KeepsUsagePromise).
+    protocol_test::UsagePromiseCheck promise = protocol_test::CheckUsagePromise(*d, body);
+    EXPECT_EQ(promise.broken, "");
+    EXPECT_LE(promise.usage_chunks, 1);
     for (Split split : {Split::kByteByByte, Split::kRandom}) {
       DecodedStream got = DecodeStream(*d, body, split, 7);
       ASSERT_TRUE(got.status.ok()) << got.status;

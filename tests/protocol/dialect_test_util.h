@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/framing.h"
 #include "modeenvoy/protocol/sse.h"
@@ -90,6 +91,48 @@ inline std::string SseBodyFromChunkLines(const std::vector<std::string>& lines,
     body += "data: " + line + "\n\n";
   }
   return body;
+}
+
+// What StreamTranslator::KeepsUsagePromise() claims, checked over `bytes` fed whole (one
+// Translate call per frame, then Finish): the decoder says it keeps the promise, and every
+// event with a usage is a usage-only chunk ("choices":[]) followed by "[DONE]" in the
+// output of the same call. `broken` says what broke it (empty: kept); `usage_chunks`
+// counts the usage chunks seen.
+struct UsagePromiseCheck {
+  std::string broken;
+  int usage_chunks = 0;
+};
+inline UsagePromiseCheck CheckUsagePromise(const Dialect& dialect, std::string_view bytes) {
+  UsagePromiseCheck check;
+  absl::StatusOr<std::unique_ptr<FrameParser>> parser =
+      NewFrameParser(dialect.ResponseFraming(/*stream=*/true));
+  if (!parser.ok()) return {std::string(parser.status().message())};
+  std::unique_ptr<StreamTranslator> decoder = dialect.NewStreamDecoder();
+  if (!decoder->KeepsUsagePromise()) return {"KeepsUsagePromise() is false"};
+  std::vector<StreamFrame> frames;
+  absl::Status s = (*parser)->Feed(bytes, &frames);
+  if (s.ok()) s = (*parser)->Finish(&frames);
+  if (!s.ok()) return {std::string(s.message())};
+  for (size_t call = 0; call <= frames.size() && check.broken.empty(); ++call) {
+    std::vector<SseEvent> out;
+    s = call < frames.size() ? decoder->Translate(std::move(frames[call]), &out)
+                             : decoder->Finish(&out);
+    if (!s.ok()) return {std::string(s.message())};
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (out[i].data == kSseDoneData) continue;
+      absl::StatusOr<ChatCompletionChunk> chunk = ParseChatCompletionChunk(out[i].data);
+      if (!chunk.ok()) {
+        check.broken = "not a chunk: " + out[i].data;
+      } else if (chunk->usage.has_value()) {
+        ++check.usage_chunks;
+        if (!chunk->choices.empty()) check.broken = "usage on a chunk with choices: " + out[i].data;
+        if (i + 1 == out.size() || out[i + 1].data != kSseDoneData) {
+          check.broken = "usage not followed by [DONE] in its call: " + out[i].data;
+        }
+      }
+    }
+  }
+  return check;
 }
 
 }  // namespace modeenvoy::protocol_test

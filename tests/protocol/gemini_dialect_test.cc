@@ -555,6 +555,10 @@ void CheckStream(const Dialect& d, const std::string& body, const std::vector<st
   SCOPED_TRACE(name);
   protocol_test::DecodedStream whole = DecodeStream(d, body, Split::kWhole);
   ASSERT_TRUE(whole.status.ok()) << whole.status;
+  // The gateway reads usage only right before [DONE] (KeepsUsagePromise).
+  protocol_test::UsagePromiseCheck promise = protocol_test::CheckUsagePromise(d, body);
+  EXPECT_EQ(promise.broken, "");
+  EXPECT_EQ(promise.usage_chunks, 1);
   EXPECT_EQ(DecodeStream(d, body, Split::kByteByByte).events, whole.events);
   for (uint32_t seed = 1; seed <= 5; ++seed) {
     protocol_test::DecodedStream random = DecodeStream(d, body, Split::kRandom, seed);

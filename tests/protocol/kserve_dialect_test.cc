@@ -335,6 +335,10 @@ TEST(KserveDialectTest, StreamedFinishReasonAndCountsEndWithAUsageChunk) {
       false);
   protocol_test::DecodedStream got = DecodeStream(*d, body, Split::kWhole);
   ASSERT_TRUE(got.status.ok()) << got.status;
+  // The gateway reads usage only right before [DONE] (KeepsUsagePromise).
+  protocol_test::UsagePromiseCheck promise = protocol_test::CheckUsagePromise(*d, body);
+  EXPECT_EQ(promise.broken, "");
+  EXPECT_EQ(promise.usage_chunks, 1);
   ASSERT_EQ(got.events.size(), 5u);
   EXPECT_EQ(ParseChatCompletionChunk(got.events[2])->choices[0].finish_reason, "length");
   absl::StatusOr<ChatCompletionChunk> usage = ParseChatCompletionChunk(got.events[3]);

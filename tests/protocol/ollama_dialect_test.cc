@@ -199,6 +199,10 @@ TEST(OllamaDialectTest, StreamOfTheRecordingIsIdenticalUnderAnySplit) {
   std::unique_ptr<Dialect> d = Ollama();
   DecodedStream whole = DecodeStream(*d, body, Split::kWhole);
   ASSERT_TRUE(whole.status.ok()) << whole.status;
+  // The gateway reads usage only right before [DONE] (KeepsUsagePromise).
+  protocol_test::UsagePromiseCheck promise = protocol_test::CheckUsagePromise(*d, body);
+  EXPECT_EQ(promise.broken, "");
+  EXPECT_EQ(promise.usage_chunks, 1);
   for (Split split : {Split::kByteByByte, Split::kRandom}) {
     for (uint32_t seed : {1u, 2u, 3u}) {
       DecodedStream got = DecodeStream(*d, body, split, seed);

@@ -796,6 +796,56 @@ TEST(OpenAiStreamQuirksTest, MistralContentPartsAndForeignTiersPerChunk) {
   EXPECT_EQ(r.reasoning[0], "r1r2");
 }
 
+// A chunk of the latest clean chunk's shape (the same bytes but inside string values) passes
+// on one compare: its text may look like keys and usage. A chunk of that shape but for a
+// string finish_reason or a usage object where the clean one had null, or with another
+// tool call in place of the content, is still seen; so is one after the shape changed (the
+// first chunk, with its role, has another shape than the content chunks after it).
+TEST(OpenAiStreamQuirksTest, QuirksInAChunkOfACleanChunksShapeAreSeen) {
+  const std::string envelope =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[)";
+  auto content = [&](const std::string& text, const std::string& finish = "null",
+                     const std::string& usage = "null") {
+    return envelope + R"({"index":0,"delta":{"content":")" + text +
+           R"("},"logprobs":null,"finish_reason":)" + finish + R"(}],"usage":)" + usage +
+           R"(,"obfuscation":"xyz"})";
+  };
+  const std::string usage = R"({"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})";
+  const std::string looks_like_keys =
+      R"(\"usage\":{\"total_tokens\":1},\"finish_reason\":\"stop\",\"tool_calls\":[)";
+  const std::vector<std::string> lines = {
+      envelope + R"({"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"q"})",
+      content("a", "\"\""),  // the role chunk's shape does not hide this one's quirk
+      content("b"),
+      content("c"),
+      content(looks_like_keys),
+      content("d", "\"\""),  // an empty finish_reason is dropped
+      content("e", "null", usage),  // usage on a content chunk is held for the end
+      content("f") + " ",
+      envelope + R"({"index":0,"delta":{"tool_calls":[{"index":3,"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"xyz"})",
+      content("", "\"stop\""),
+      "[DONE]"};
+  std::vector<std::string> events = Decode("openai", lines);
+  Reading r = ReadUnified(events);  // checks one non-empty finish per choice, usage once
+  EXPECT_EQ(r.text[0],
+            R"(abc"usage":{"total_tokens":1},"finish_reason":"stop","tool_calls":[def)");
+  ASSERT_EQ(r.calls[0].size(), 1u);
+  EXPECT_EQ(r.calls[0][0].name, "f");
+  EXPECT_NE(events[8].find(R"("tool_calls":[{"index":0,)"), std::string::npos) << events[8];
+  EXPECT_EQ(r.finish[0], "stop");
+  EXPECT_EQ(r.usage, json::parse(usage));
+  ASSERT_EQ(events.size(), 12u);  // the 10 chunks, the usage chunk, [DONE]
+  // Chunks of the shape pass byte for byte, the one that looks like keys included.
+  EXPECT_EQ(events[2], lines[2]);
+  EXPECT_EQ(events[3], lines[3]);
+  EXPECT_EQ(events[4], lines[4]);
+  EXPECT_EQ(events[7], lines[7]);
+  // The quirks were fixed: no empty finish_reason, no usage on the content chunk.
+  EXPECT_EQ(events[1].find(R"("finish_reason":"")"), std::string::npos) << events[1];
+  EXPECT_EQ(events[5].find(R"("finish_reason":"")"), std::string::npos) << events[5];
+  EXPECT_TRUE(json::parse(events[6])["usage"].is_null()) << events[6];
+}
+
 TEST(OpenAiStreamQuirksTest, ErrorEventsEndTheStreamWithTheirStatus) {
   for (const std::string& error :
        {std::string(R"({"error":{"message":"boom","type":"server_error","code":"x"}})"),

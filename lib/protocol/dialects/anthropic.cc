@@ -339,6 +339,10 @@ bool IsModeled(const Block& b) {
 
 class AnthropicStreamDecoder final : public StreamTranslator {
  public:
+  // Its usage-only chunk comes right before "[DONE]", out of the same call, and no other
+  // chunk it writes has a usage member.
+  bool KeepsUsagePromise() const override { return true; }
+
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (!failed_.ok()) return failed_;
     absl::Status s = Handle(frame.data, out);

@@ -412,6 +412,10 @@ absl::Status V1Error() {
 
 class CohereStreamDecoder final : public StreamTranslator {
  public:
+  // Its usage-only chunk comes right before "[DONE]", out of the same call, and no other
+  // chunk it writes has a usage member.
+  bool KeepsUsagePromise() const override { return true; }
+
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (done_) return absl::OkStatus();
     CohereEvent& ev = ev_;

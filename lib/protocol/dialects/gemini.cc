@@ -602,6 +602,10 @@ SseEvent DataEvent(std::string data) {
 
 class GeminiStreamDecoder final : public StreamTranslator {
  public:
+  // Its usage-only chunk comes right before "[DONE]", out of the same call, and no other
+  // chunk it writes has a usage member.
+  bool KeepsUsagePromise() const override { return true; }
+
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
     if (frame.data.empty()) return absl::OkStatus();
     // One element's reading, in buffers kept across elements (no allocation once warm).

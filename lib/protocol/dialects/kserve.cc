@@ -632,6 +632,10 @@ void AppendChunkHead(std::string* out, std::string_view id, int64_t created,
 // reported (finish reason, token counts): bounded.
 class GenerateStreamDecoder final : public StreamTranslator {
  public:
+  // Its usage-only chunk comes right before "[DONE]", out of the same call, and no other
+  // chunk it writes has a usage member.
+  bool KeepsUsagePromise() const override { return true; }
+
   explicit GenerateStreamDecoder(std::string text_name) : text_name_(std::move(text_name)) {}
 
   absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {

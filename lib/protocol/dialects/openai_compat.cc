@@ -497,6 +497,8 @@ class OpenAiStreamDecoder final : public StreamTranslator {
   // empty-array check reads past the envelope). The quotes before it need no second look:
   // a check that starts there and reads past the envelope has met the '"' opening
   // "choices", which no name it compares holds, so the same bytes gave the same answer.
+  // Past the envelope, a chunk of the latest clean chunk's shape (MatchesShape) needs no
+  // scan at all.
   unsigned Marks(std::string_view data) {
     const char* begin = data.data();
     const char* end = begin + data.size();
@@ -504,6 +506,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     if (!envelope_.empty() && data.size() > envelope_.size() &&
         std::memcmp(begin, envelope_.data(), envelope_.size()) == 0) {
       from = begin + envelope_choices_;
+      if (!shape_.empty() && MatchesShape(from, end)) return 0;
     }
     const char* choices_key = nullptr;  // the quote opening the first "choices":[ key
     const char* choices_open = nullptr;  // just after its '['
@@ -570,8 +573,74 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     if (marks == 0 && from == begin && choices_key != nullptr) {  // clean: keep its envelope
       envelope_.assign(begin, choices_open);
       envelope_choices_ = static_cast<size_t>(choices_key - begin);
+      KeepShape(choices_key, end);
+    } else if (marks == 0 && from != begin) {  // clean, with the envelope: a new shape
+      KeepShape(from, end);
     }
     return marks;
+  }
+
+  // The position of the '"' ending the JSON string whose content starts at p, or end.
+  static const char* StringEnd(const char* p, const char* end) {
+    while (p < end) {
+      if (*p == '"') return p;
+      if (*p == '\\' && end - p < 2) return end;
+      p += *p == '\\' ? 2 : 1;
+    }
+    return end;
+  }
+
+  // Keeps the shape of a clean chunk's [p, end) (from the quote opening its "choices" key):
+  // its bytes with the content of every string value cut out, except "object"'s (Marks
+  // reads that one). Keys, numbers, literals, brackets and the quotes stay.
+  void KeepShape(const char* p, const char* end) {
+    shape_.clear();
+    shape_cuts_.clear();
+    std::string_view key;
+    const char* run = p;  // the bytes from here on are not in shape_ yet
+    while (p < end) {
+      if (*p != '"') {
+        ++p;
+        continue;
+      }
+      const char* open = p + 1;
+      const char* close = StringEnd(open, end);
+      if (close == end) {  // not JSON: no shape
+        shape_.clear();
+        shape_cuts_.clear();
+        return;
+      }
+      const char* after = close + 1;
+      while (after < end && IsJsonSpaceByte(*after)) ++after;
+      if (after < end && *after == ':') {
+        key = std::string_view(open, static_cast<size_t>(close - open));
+      } else if (key != "object") {
+        shape_.append(run, open);
+        shape_cuts_.push_back(shape_.size());
+        run = close;
+      }
+      p = close + 1;
+    }
+    shape_.append(run, end);
+  }
+
+  // True if [p, end) is the kept shape with any string contents in its cuts. Such a chunk
+  // has the clean chunk's keys, value types, brackets, "object" and literals, and differs
+  // only inside string values, where no key is (lib/core/json_scan.h): Marks would find
+  // what it found in the clean chunk, nothing.
+  bool MatchesShape(const char* p, const char* end) const {
+    size_t done = 0;
+    for (size_t cut : shape_cuts_) {
+      const size_t n = cut - done;
+      if (static_cast<size_t>(end - p) < n || std::memcmp(p, shape_.data() + done, n) != 0) {
+        return false;
+      }
+      p = StringEnd(p + n, end);
+      if (p == end) return false;
+      done = cut;
+    }
+    const size_t n = shape_.size() - done;
+    return static_cast<size_t>(end - p) == n && std::memcmp(p, shape_.data() + done, n) == 0;
   }
 
   // A chunk whose only mark is a string finish_reason: reads each choice's index and
@@ -667,6 +736,11 @@ class OpenAiStreamDecoder final : public StreamTranslator {
   // offset of the quote opening its "choices" key (Marks).
   std::string envelope_;
   size_t envelope_choices_ = 0;
+  // The shape of the latest clean chunk with that envelope, from its "choices" key on
+  // (KeepShape): shape_ its bytes with string contents cut out, shape_cuts_ where they
+  // were. Empty: none.
+  std::string shape_;
+  std::vector<size_t> shape_cuts_;
 };
 
 }  // namespace
