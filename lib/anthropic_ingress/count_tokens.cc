@@ -37,9 +37,10 @@ constexpr std::string_view kMessagesSuffix = "/messages";
 constexpr std::string_view kCountSuffix = "/count_tokens";
 
 // The members Anthropic's count_tokens takes (the Messages request without max_tokens,
-// stream, sampling and metadata).
-constexpr std::string_view kCountKeys[] = {"model",  "messages",    "system",
-                                           "tools",  "tool_choice", "thinking"};
+// stream, sampling and metadata). The last four do not change the count made here.
+constexpr std::string_view kCountKeys[] = {
+    "model",       "messages",           "system",        "tools",        "tool_choice",
+    "thinking",    "context_management", "mcp_servers",   "output_config", "output_format"};
 
 // Compact JSON with sorted keys: what the emulator bills for a tool schema or a tool_use
 // input (nlohmann::json's dump).

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "lib/anthropic_ingress/count_tokens.h"
+#include "lib/anthropic_ingress/models.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/anthropic.h"
@@ -22,6 +23,14 @@ absl::Status RegisterAnthropicIngressComponent(Registry* registry) {
   count.pattern = "/v1/messages/count_tokens";
   count.local = anthropic_ingress_internal::CountTokensEndpoint();
   MODEENVOY_RETURN_IF_ERROR(registry->endpoints().Register(std::move(count)));
+  // Same path as the built-in OpenAI list; clients sending anthropic-version get this one.
+  EndpointSpec models;
+  models.kind = "models.anthropic";
+  models.method = "GET";
+  models.pattern = "/v1/models";
+  models.header = "anthropic-version";
+  models.local = anthropic_ingress_internal::ModelsEndpoint();
+  MODEENVOY_RETURN_IF_ERROR(registry->endpoints().Register(std::move(models)));
   return absl::OkStatus();
 }
 

@@ -18,6 +18,10 @@
 //     by the rules the emulator bills Anthropic input with, and marks the answer
 //     "x-modeenvoy-token-count: estimate" (x-modeenvoy-token-count-method: tokenizer or
 //     word_count). Errors in Anthropic's shape (unknown model: 404 not_found_error).
+//   GET /v1/models ("models.anthropic", local, only for requests carrying anthropic-version;
+//     others get the built-in OpenAI list): the served model names in Anthropic's list shape
+//     {"data":[{"type":"model","id","display_name","created_at"}],"has_more","first_id",
+//     "last_id"}, paged by limit (default 20) / after_id / before_id.
 //   modeenvoy::Registry registry;
 //   if (absl::Status s = modeenvoy::RegisterAnthropicIngressComponent(&registry); !s.ok()) ...
 //   modeenvoy::ConfigStore store({.registry = &registry});
