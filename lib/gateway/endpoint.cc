@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/mutex.h"
 #include "modeenvoy/gateway/filter.h"
@@ -88,34 +89,55 @@ std::string_view PathParam(const PathParams& params, std::string_view name) {
 EndpointTable::EndpointTable(std::vector<EndpointSpec> specs) : specs_(std::move(specs)) {
   segments_.reserve(specs_.size());
   for (const EndpointSpec& spec : specs_) {
+    if (!spec.header.empty()) has_conditional_ = true;
     std::vector<std::string> segs;
     for (std::string_view s : Split(spec.pattern)) segs.emplace_back(s);
     segments_.push_back(std::move(segs));
   }
 }
 
-EndpointMatch EndpointTable::Match(std::string_view method, std::string_view path) const {
+EndpointMatch EndpointTable::Match(std::string_view method, std::string_view path,
+                                   const HttpHeaders* headers) const {
   EndpointMatch result;
   if (size_t q = path.find_first_of("?#"); q != std::string_view::npos) path = path.substr(0, q);
   if (path.empty() || path.front() != '/') return result;
+  // An endpoint with a header condition takes part only when the request carries it.
+  auto eligible = [&](const EndpointSpec& spec) {
+    return spec.header.empty() ||
+           (headers != nullptr && FindHeader(*headers, spec.header).has_value());
+  };
   // Every request comes here. The usual one names a literal pattern exactly
   // ("/v1/chat/completions"); that pattern scores highest among those of its segment count
   // (ties only past segment 63, where scores stop counting), so the first such spec is the
-  // answer the scoring below would give, without splitting anything.
+  // answer the scoring below would give, without splitting anything; one with a header
+  // condition the request meets wins over one without.
+  const EndpointSpec* plain = nullptr;
   for (const EndpointSpec& spec : specs_) {
     if (spec.pattern == path && spec.method == method &&
         spec.pattern.find('{') == std::string::npos &&
         std::count(path.begin(), path.end(), '/') <= 63) {
-      result.endpoint = &spec;
-      return result;
+      if (spec.header.empty()) {
+        if (!has_conditional_) {
+          result.endpoint = &spec;
+          return result;
+        }
+        if (plain == nullptr) plain = &spec;
+      } else if (eligible(spec)) {
+        result.endpoint = &spec;
+        return result;
+      }
     }
+  }
+  if (plain != nullptr) {
+    result.endpoint = plain;
+    return result;
   }
   const Segments request = Split(path);
   size_t best = specs_.size();
   uint64_t best_score = 0;
   for (size_t i = 0; i < specs_.size(); ++i) {
     const std::vector<std::string>& segs = segments_[i];
-    if (segs.size() != request.size()) continue;
+    if (segs.size() != request.size() || !eligible(specs_[i])) continue;
     uint64_t score = 0;  // literal segments, earlier ones weigh more
     bool match = true;
     for (size_t k = 0; k < segs.size() && match; ++k) {
@@ -131,7 +153,8 @@ EndpointMatch EndpointTable::Match(std::string_view method, std::string_view pat
       result.allowed_methods.push_back(specs_[i].method);
       continue;
     }
-    if (best == specs_.size() || score > best_score) {
+    if (best == specs_.size() || score > best_score ||
+        (score == best_score && specs_[best].header.empty() && !specs_[i].header.empty())) {
       best = i;
       best_score = score;
     }
@@ -165,12 +188,18 @@ absl::Status EndpointRegistry::Register(EndpointSpec spec) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "endpoint \"%s\": exactly one of model_call and local is required", spec.kind));
   }
+  if (!spec.header.empty() && !IsValidHeaderName(spec.header)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint \"%s\": header \"%s\" is not a valid header name", spec.kind, spec.header));
+  }
   core_internal::MutexLock lock(&mu_);
   const std::string shape = Shape(spec.pattern);
   for (const EndpointSpec& other : specs_) {
-    if (other.method == spec.method && Shape(other.pattern) == shape) {
-      return absl::AlreadyExistsError(absl::StrFormat("endpoint %s %s is already registered",
-                                                      spec.method, spec.pattern));
+    if (other.method == spec.method && Shape(other.pattern) == shape &&
+        absl::EqualsIgnoreCase(other.header, spec.header)) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "endpoint %s %s%s is already registered", spec.method, spec.pattern,
+          spec.header.empty() ? std::string() : " (with header " + spec.header + ")"));
     }
   }
   specs_.push_back(std::move(spec));

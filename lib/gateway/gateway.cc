@@ -366,7 +366,8 @@ void GatewayRequest::Start(HttpRequest request) {
     return;
   }
   ctx_.snapshot = snapshot_.get();
-  EndpointMatch match = snapshot_->endpoints().Match(request.method, request.path);
+  EndpointMatch match = snapshot_->endpoints().Match(request.method, request.path,
+                                                        &request.headers);
   if (match.endpoint == nullptr) {
     if (!match.allowed_methods.empty()) {
       std::string allow = absl::StrJoin(match.allowed_methods, ", ");

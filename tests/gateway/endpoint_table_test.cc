@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/filter.h"
 
 namespace modeenvoy {
 namespace {
@@ -72,6 +73,51 @@ TEST(EndpointTableTest, PatternWithBracesIsNotTakenLiterally) {
   EndpointMatch m = table.Match("GET", "/a/{b}");
   EXPECT_STREQ(Kind(m), "param");
   EXPECT_THAT(m.params, ElementsAre(Pair("b", "{b}")));
+}
+
+EndpointSpec WithHeader(EndpointSpec spec, std::string header) {
+  spec.header = std::move(header);
+  return spec;
+}
+
+TEST(EndpointTableTest, AHeaderConditionWinsOnlyWhenTheRequestCarriesTheHeader) {
+  // Registered after the plain endpoint, as a component registers after the built-ins.
+  EndpointTable table({Spec("models", "GET", "/v1/models"),
+                       WithHeader(Spec("models.anthropic", "GET", "/v1/models"),
+                                  "anthropic-version"),
+                       Spec("by_id", "GET", "/v1/models/{id}"),
+                       WithHeader(Spec("by_id.anthropic", "GET", "/v1/models/{id}"),
+                                  "anthropic-version"),
+                       WithHeader(Spec("only_tagged", "POST", "/v1/tagged"), "x-tag")});
+  const HttpHeaders anthropic = {{"Anthropic-Version", "2023-06-01"}};
+  const HttpHeaders other = {{"authorization", "Bearer k"}};
+  EXPECT_STREQ(Kind(table.Match("GET", "/v1/models")), "models");
+  EXPECT_STREQ(Kind(table.Match("GET", "/v1/models", &other)), "models");
+  EXPECT_STREQ(Kind(table.Match("GET", "/v1/models", &anthropic)), "models.anthropic");
+  EXPECT_STREQ(Kind(table.Match("GET", "/v1/models?limit=5", &anthropic)), "models.anthropic");
+  EndpointMatch m = table.Match("GET", "/v1/models/claude", &anthropic);
+  EXPECT_STREQ(Kind(m), "by_id.anthropic");
+  EXPECT_THAT(m.params, ElementsAre(Pair("id", "claude")));
+  EXPECT_STREQ(Kind(table.Match("GET", "/v1/models/claude", &other)), "by_id");
+  // With no endpoint lacking the condition, a request without the header finds nothing.
+  EXPECT_EQ(table.Match("POST", "/v1/tagged", &other).endpoint, nullptr);
+  const HttpHeaders tagged = {{"X-TAG", ""}};
+  EXPECT_STREQ(Kind(table.Match("POST", "/v1/tagged", &tagged)), "only_tagged");
+}
+
+TEST(EndpointRegistryTest, TheSamePatternWithAndWithoutAHeaderAreTwoEndpoints) {
+  EndpointRegistry registry;
+  EndpointSpec plain = Spec("models", "GET", "/v1/models");
+  plain.local = MakeFilterFactory<Filter>();
+  EndpointSpec tagged = WithHeader(plain, "anthropic-version");
+  tagged.kind = "models.anthropic";
+  ASSERT_TRUE(registry.Register(plain).ok());
+  ASSERT_TRUE(registry.Register(tagged).ok());
+  EXPECT_EQ(registry.Register(WithHeader(plain, "ANTHROPIC-VERSION")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(registry.Register(plain).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(registry.Register(WithHeader(Spec("x", "GET", "/v1/x"), "bad header")).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

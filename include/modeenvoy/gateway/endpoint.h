@@ -108,6 +108,12 @@ struct EndpointSpec {
   // Exactly one of the two.
   std::shared_ptr<const IngressCodec> model_call;
   std::shared_ptr<const FilterFactory> local;
+  // A request header name (case-insensitive), or empty. When set, the endpoint serves only
+  // requests carrying that header (any value), and wins over the endpoint of the same
+  // method and pattern registered without one: two APIs can share a path and be told apart
+  // by what their clients send (GET /v1/models: Anthropic's list for clients sending
+  // anthropic-version, OpenAI's otherwise).
+  std::string header;
 };
 
 using PathParams = std::vector<std::pair<std::string, std::string>>;
@@ -129,12 +135,17 @@ class MODEENVOY_EXPORT EndpointTable {
  public:
   explicit EndpointTable(std::vector<EndpointSpec> specs);
   // Matches `path` (query and fragment ignored; percent-encoded bytes stay encoded in
-  // params). Literal segments win over parameters at the same position.
-  EndpointMatch Match(std::string_view method, std::string_view path) const;
+  // params). Literal segments win over parameters at the same position; at equal rank an
+  // endpoint whose header condition (EndpointSpec::header) `headers` meet wins over one
+  // without a condition. Endpoints with a condition are left out when `headers` is null
+  // or lacks their header.
+  EndpointMatch Match(std::string_view method, std::string_view path,
+                      const HttpHeaders* headers = nullptr) const;
   const std::vector<EndpointSpec>& specs() const { return specs_; }
 
  private:
   std::vector<EndpointSpec> specs_;
+  bool has_conditional_ = false;  // some spec has a header condition
   std::vector<std::vector<std::string>> segments_;  // per spec, split pattern
 };
 
@@ -146,8 +157,9 @@ class MODEENVOY_EXPORT EndpointRegistry {
   EndpointRegistry& operator=(const EndpointRegistry&) = delete;
 
   // Errors: kInvalidArgument for a missing field, a pattern that is not an absolute path
-  // of literal and "{name}" segments, or both/neither of model_call and local;
-  // kAlreadyExists for a method + pattern (parameter names ignored) already registered.
+  // of literal and "{name}" segments, both/neither of model_call and local, or an invalid
+  // header name; kAlreadyExists for a method + pattern (parameter names ignored) + header
+  // (case-insensitive) already registered.
   absl::Status Register(EndpointSpec spec) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The registered endpoints as an immutable table.
