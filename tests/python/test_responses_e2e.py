@@ -215,3 +215,31 @@ def test_stream_failing_after_its_start_ends_with_response_failed(gateway):
     seqs = [json.loads(line[6:])["sequence_number"] for line in text.splitlines()
             if line.startswith("data: ")]
     assert seqs == list(range(len(seqs)))
+
+
+@pytest.mark.parametrize("model", sorted(PROVIDERS))
+def test_wire_objects_validate_strictly_as_sdk_types(gateway, model):
+    """The SDK builds its objects without validation; here every object and event on the
+    wire is validated against the SDK's pydantic types."""
+    pydantic = require_module("pydantic")
+    c = client(gateway)
+    tools = [WEATHER]
+    raw = c.responses.with_raw_response.create(model=model, input="hello", tools=tools,
+                                               tool_choice="auto", metadata={"a": "b"})
+    whole = openai.types.responses.Response.model_validate(json.loads(raw.text))
+    assert whole.metadata == {"a": "b"} and whole.tools[0].name == "get_weather"
+
+    body = json.dumps({"model": model, "input": 'call get_weather {"city": "Oslo"}',
+                       "tools": tools, "stream": True})
+    req = urllib.request.Request(f"{gateway.base_url}/v1/responses", data=body.encode(),
+                                 method="POST",
+                                 headers={"authorization": f"Bearer {CLIENT_KEY}",
+                                          "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read().decode()
+    adapter = pydantic.TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    events = [adapter.validate_python(json.loads(line[6:]))
+              for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1].type == "response.completed"
+    calls = [o for o in events[-1].response.output if o.type == "function_call"]
+    assert [json.loads(call.arguments) for call in calls] == [{"city": "Oslo"}]
