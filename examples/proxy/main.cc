@@ -58,6 +58,7 @@
 #include "lib/core/mutex.h"
 #include "modeenvoy/context/gateway.h"
 #include "modeenvoy/ingress/anthropic.h"
+#include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/registry.h"
@@ -547,6 +548,9 @@ class App {
         std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
       }
       if (absl::Status st = RegisterAnthropicIngressComponent(r); !st.ok()) {
+        std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
+      }
+      if (absl::Status st = RegisterResponsesIngressComponent(r); !st.ok()) {
         std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
       }
       return r;

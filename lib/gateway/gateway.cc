@@ -278,6 +278,7 @@ class GatewayRequest final : public ActiveRequest,
   std::shared_ptr<const ConfigSnapshot> snapshot_;
   const EndpointSpec* endpoint_ = nullptr;
   const IngressCodec* codec_ = nullptr;  // model calls only
+  std::shared_ptr<const IngressCodec> request_codec_;  // IngressCodec::ForRequest's, if any
   std::optional<ChatRequest> chat_;
   std::optional<EmbeddingsRequest> embeddings_;  // instead of chat_ on embeddings endpoints
   RequestContext ctx_;
@@ -405,6 +406,8 @@ void GatewayRequest::Start(HttpRequest request) {
       }
       chat_ = std::move(*parsed);
       ctx_.chat = &*chat_;
+      request_codec_ = codec_->ForRequest(ctx_.request, *chat_);
+      if (request_codec_ != nullptr) codec_ = request_codec_.get();
       if (!codec_->native_dialect().empty()) parsed_chat_ = *chat_;
     }
   }
@@ -533,7 +536,8 @@ void GatewayRequest::NextAttempt() {
   // Serialize with the provider's model name, then restore the public one filters see.
   absl::Status built;
   native_ = false;
-  if (parsed_chat_.has_value() && *chat_ == *parsed_chat_) {
+  if (chat_.has_value()) built = codec_->CheckAttempt(*chat_, provider.type);
+  if (built.ok() && parsed_chat_.has_value() && *chat_ == *parsed_chat_) {
     absl::StatusOr<bool> native = dialect_->BuildNativeRequest(
         codec_->native_dialect(), ctx_.request.body, call, &req);
     if (native.ok()) {

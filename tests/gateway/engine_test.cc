@@ -611,6 +611,61 @@ TEST_F(EngineTest, ModelCallEndpointWithItsOwnClientDialect) {
   EXPECT_EQ(invalid.body, R"({"failure":"prompt: is required"})");
 }
 
+// PromptCodec with a codec per request (IngressCodec::ForRequest) that repeats the client's
+// prompt in its answers, and a per-attempt check (CheckAttempt) that refuses prompts
+// starting with "secret" for providers of type "openai".
+class EchoingPromptCodec : public PromptCodec {
+ public:
+  explicit EchoingPromptCodec(std::string prompt = "") : prompt_(std::move(prompt)) {}
+  std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
+                                                 const ChatRequest& /*chat*/) const override {
+    return std::make_shared<EchoingPromptCodec>(
+        Json::parse(request.body)["prompt"].get<std::string>());
+  }
+  absl::Status RenderResponse(std::string* body) const override {
+    if (absl::Status s = PromptCodec::RenderResponse(body); !s.ok()) return s;
+    Json out = Json::parse(*body);
+    out["prompt"] = prompt_;
+    *body = out.dump();
+    return absl::OkStatus();
+  }
+  absl::Status CheckAttempt(const ChatRequest& chat,
+                            std::string_view provider_type) const override {
+    const MessageContent& content = *chat.messages[0].content;
+    if (provider_type == "openai" && std::get<std::string>(content).rfind("secret", 0) == 0) {
+      return InvalidFieldError("prompt", "not for this provider");
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string prompt_;
+};
+
+TEST_F(EngineTest, ModelCallCodecPerRequestAndPerAttemptCheck) {
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "generate", .method = "POST", .pattern = "/v1/generate",
+                             .model_call = std::make_shared<EchoingPromptCodec>()})
+                  .ok());
+  TestHttpServer server(Provider);
+  Start(Config(server.Url("/v1")));
+  auto generate = [](std::string body) {
+    HttpRequest r = Post(std::move(body));
+    r.path = "/v1/generate";
+    return r;
+  };
+  RecordingSink whole;
+  Serve(generate(R"({"model": "demo", "prompt": "hi"})"), &whole);
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(Json::parse(whole.body), Json::parse(R"({"text":"Hello!","prompt":"hi"})"));
+
+  RecordingSink refused;
+  Serve(generate(R"({"model": "demo", "prompt": "secret plan"})"), &refused);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(refused.body, R"({"failure":"prompt: not for this provider"})");
+  EXPECT_EQ(server.requests().size(), 1u);  // the refused attempt sent nothing
+}
+
 TEST_F(EngineTest, LocalStreamOnAModelCallEndpointIsRenderedInTheClientsDialect) {
   ASSERT_TRUE(registry_.endpoints()
                   .Register({.kind = "generate", .method = "POST", .pattern = "/v1/generate",

@@ -90,6 +90,19 @@ class MODEENVOY_EXPORT IngressCodec {
   // dialect. The engine sends it instead of the renderer's closing events (Finish is not
   // called then). Default: an unnamed event whose data is ErrorBody(status).
   virtual SseEvent StreamErrorEvent(const absl::Status& status) const;
+  // A codec for one request, called once after ParseRequest succeeded with `chat` parsed
+  // from `request`: the engine then uses the returned codec for everything else about that
+  // request (rendering, errors, stream events), so a codec can answer with what the client
+  // sent (e.g. echo request fields in the response). Null (the default): this codec. The
+  // returned codec is used by one request at a time.
+  virtual std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
+                                                         const ChatRequest& chat) const;
+  // Called per attempt, before the provider's request is built: whether `chat` may go to a
+  // provider of dialect `provider_type` (ProviderConfig::type). An error fails the attempt
+  // as one the provider could not express (kInvalidArgument naming the field: a 400 unless
+  // another attempt succeeds). Default: OK.
+  virtual absl::Status CheckAttempt(const ChatRequest& chat,
+                                    std::string_view provider_type) const;
 };
 
 // OpenAI Chat Completions: the unified model itself (no translation).

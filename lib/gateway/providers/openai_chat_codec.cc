@@ -54,6 +54,16 @@ SseEvent IngressCodec::StreamErrorEvent(const absl::Status& status) const {
   return e;
 }
 
+std::shared_ptr<const IngressCodec> IngressCodec::ForRequest(const HttpRequest& /*request*/,
+                                                             const ChatRequest& /*chat*/) const {
+  return nullptr;
+}
+
+absl::Status IngressCodec::CheckAttempt(const ChatRequest& /*chat*/,
+                                        std::string_view /*provider_type*/) const {
+  return absl::OkStatus();
+}
+
 std::shared_ptr<const IngressCodec> OpenAiEmbeddingsCodec() {
   static const std::shared_ptr<const IngressCodec>* const codec =
       new std::shared_ptr<const IngressCodec>(std::make_shared<OpenAiEmbeddings>());

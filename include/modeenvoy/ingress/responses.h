@@ -1,0 +1,48 @@
+// include/modeenvoy/ingress/responses.h: the OpenAI Responses API in front of every provider
+// (issue 11).
+//
+// One registration call adds, through the engine's registries (no engine edit):
+//   POST /v1/responses ("responses", model call): the client speaks OpenAI Responses; the
+//     request is read by the "openai_responses" dialect's ingress side into the unified chat
+//     model, routed to any provider, and the answer is rendered back as a `response` object,
+//     or as the Responses event stream (response.created, response.in_progress,
+//     response.output_item.added, ..., response.completed / response.incomplete; a
+//     response.failed event when the stream fails after its start). The response object
+//     echoes the request's instructions, tools, tool_choice, temperature, top_p, metadata
+//     and parallel_tool_calls. Errors are OpenAI error objects.
+//     Hosted tools (any tool type but "function" and "custom": web_search, file_search,
+//     code_interpreter, ...) go only to a provider of an OpenAI dialect ("openai",
+//     "azure_openai", "openai_responses"); for any other provider the attempt fails with a
+//     400 naming `tools[i].type`.
+//     `store` and `metadata` are the gateway's (the response object echoes them), never
+//     forwarded; `previous_response_id` needs the gateway's
+//     response store and is never forwarded upstream either (a 400 without a store).
+//   modeenvoy::Registry registry;
+//   if (absl::Status s = modeenvoy::RegisterResponsesIngressComponent(&registry); !s.ok()) ...
+//   modeenvoy::ConfigStore store({.registry = &registry});
+// The mapping, and what other providers cannot express, is in docs/providers.md
+// ("OpenAI Responses").
+#ifndef MODEENVOY_INGRESS_RESPONSES_H_
+#define MODEENVOY_INGRESS_RESPONSES_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/registry.h"
+
+namespace modeenvoy {
+
+// The Responses API as an IngressCodec (POST /v1/responses). Shared and immutable; never
+// null. Thread safety: thread-safe (IngressCodec's contract); the per-request codecs it
+// returns from ForRequest are used by one request at a time.
+MODEENVOY_EXPORT std::shared_ptr<const IngressCodec> OpenAiResponsesCodec();
+
+// Registers the component's endpoints on `registry`.
+// Errors: kAlreadyExists when one of them is registered already (e.g. a second call).
+MODEENVOY_EXPORT absl::Status RegisterResponsesIngressComponent(Registry* registry);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_INGRESS_RESPONSES_H_

@@ -1,0 +1,265 @@
+// lib/responses_ingress/codec.cc: OpenAiResponsesCodec, the Responses API as an IngressCodec.
+// Parsing, rendering and error bodies are the "openai_responses" dialect's ingress side (the
+// same code the emulator and modeenvoy.translate_* use); this file adapts it to the engine:
+// one codec per request (ForRequest) that echoes the request's fields in every response
+// object it renders, the dialect's stream bytes cut back into events, and the hosted-tool
+// check per attempt.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lib/core/json_reader.h"
+#include "lib/core/status_macros.h"
+#include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/ingress/responses.h"
+#include "modeenvoy/protocol/chat.h"
+#include "modeenvoy/protocol/dialect.h"
+#include "modeenvoy/protocol/error.h"
+#include "modeenvoy/protocol/sse.h"
+#include "modeenvoy/status.h"
+
+namespace modeenvoy {
+namespace {
+
+using core_internal::Json;
+
+// The members of the request a response object repeats, with the value the API reports
+// when the request leaves one out.
+constexpr std::pair<std::string_view, std::string_view> kEchoed[] = {
+    {"instructions", "null"}, {"metadata", "{}"},          {"parallel_tool_calls", "true"},
+    {"temperature", "null"},  {"tool_choice", "\"auto\""}, {"tools", "[]"},
+    {"top_p", "null"},
+};
+
+// The response events that carry the whole response object.
+bool CarriesResponse(std::string_view event) {
+  return event == "response.created" || event == "response.in_progress" ||
+         event == "response.completed" || event == "response.incomplete" ||
+         event == "response.failed";
+}
+
+// Cuts bytes the stream encoder wrote ("event: X\ndata: Y\n\n" per event, data on one line:
+// it is compact JSON) back into events.
+void SplitEvents(std::string_view bytes, std::vector<SseEvent>* out) {
+  constexpr std::string_view kEvent = "event: ";
+  constexpr std::string_view kData = "data: ";
+  SseEvent current;
+  while (!bytes.empty()) {
+    const size_t nl = bytes.find('\n');
+    std::string_view line = bytes.substr(0, nl);
+    bytes.remove_prefix(nl == std::string_view::npos ? bytes.size() : nl + 1);
+    if (line.empty()) {
+      out->push_back(std::move(current));
+      current = SseEvent();
+    } else if (line.substr(0, kEvent.size()) == kEvent) {
+      current.event.assign(line.substr(kEvent.size()));
+    } else if (line.substr(0, kData.size()) == kData) {
+      if (!current.data.empty()) current.data.push_back('\n');
+      current.data.append(line.substr(kData.size()));
+    }
+  }
+}
+
+// What one request's codec and its stream renderer share: the echoed values and the
+// encoder of the stream in progress (for the response.failed event).
+struct RequestState {
+  Json echo = Json::object();  // member -> value, every kEchoed member
+  std::unique_ptr<StreamEncoder> encoder;
+};
+
+// Sets the echoed members of the response object `response` (a JSON object).
+void Patch(const Json& echo, Json* response) {
+  for (auto it = echo.begin(); it != echo.end(); ++it) (*response)[it.key()] = it.value();
+}
+
+// `data` (a compact JSON object: a response object, or an event whose "response" member is
+// one) with the echoed members set.
+absl::Status PatchJson(const Json& echo, bool in_event, std::string* data) {
+  Json json = Json::parse(*data, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) return absl::InternalError("responses: rendered a non-object");
+  Json* response = &json;
+  if (in_event) {
+    auto it = json.find("response");
+    if (it == json.end() || !it->is_object()) return absl::OkStatus();
+    response = &*it;
+  }
+  Patch(echo, response);
+  *data = json.dump();
+  return absl::OkStatus();
+}
+
+// Unified events ("chat.completion.chunk" data, then "[DONE]") -> the Responses events.
+class ResponsesStreamRenderer final : public StreamTranslator {
+ public:
+  explicit ResponsesStreamRenderer(std::shared_ptr<RequestState> state)
+      : state_(std::move(state)) {}
+
+  absl::Status Translate(StreamFrame frame, std::vector<SseEvent>* out) override {
+    if (done_) return absl::OkStatus();
+    bytes_.clear();
+    absl::Status s;
+    if (frame.data == kSseDoneData) {
+      done_ = true;
+      s = state_->encoder->Finish(&bytes_);
+    } else {
+      absl::StatusOr<ChatCompletionChunk> chunk = ParseChatCompletionChunk(frame.data);
+      if (!chunk.ok()) return chunk.status();
+      s = state_->encoder->Encode(*chunk, &bytes_);
+    }
+    const size_t first = out->size();
+    SplitEvents(bytes_, out);
+    for (size_t i = first; i < out->size(); ++i) {
+      SseEvent& e = (*out)[i];
+      if (CarriesResponse(e.event)) {
+        MODEENVOY_RETURN_IF_ERROR(PatchJson(state_->echo, /*in_event=*/true, &e.data));
+      }
+    }
+    return s;
+  }
+
+  // A unified stream always ends with "[DONE]"; one that did not ended in an error, which
+  // the engine reports as the stream's error event (response.failed).
+  absl::Status Finish(std::vector<SseEvent>* /*out*/) override { return absl::OkStatus(); }
+
+ private:
+  std::shared_ptr<RequestState> state_;
+  std::string bytes_;
+  bool done_ = false;
+};
+
+class ResponsesCodec final : public IngressCodec {
+ public:
+  ResponsesCodec(std::shared_ptr<const Dialect> dialect, std::shared_ptr<RequestState> state)
+      : dialect_(std::move(dialect)), state_(std::move(state)) {}
+
+  absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& request) const override {
+    WireRequest wire;
+    wire.method = request.method;
+    wire.target = request.path;
+    wire.body = request.body;
+    MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, dialect_->DecodeRequest(wire));
+    // `store`, `metadata` (tags of the response object, echoed by ForRequest's codec) and
+    // `previous_response_id` are the gateway's, never a provider's.
+    chat.store.reset();
+    chat.metadata.reset();
+    for (auto it = chat.extra.begin(); it != chat.extra.end(); ++it) {
+      if (it->first != "previous_response_id") continue;
+      if (it->second != "null") {
+        return WithHttpStatus(
+            InvalidFieldError("previous_response_id",
+                              "this gateway has no response store configured, so it keeps "
+                              "no earlier responses to continue"),
+            400);
+      }
+      chat.extra.erase(it);
+      break;
+    }
+    // The final response object always reports usage: ask every provider for it (OpenAI
+    // and the compatible ones report it in a stream only when asked).
+    if (chat.stream.value_or(false) && !chat.stream_options.has_value()) {
+      chat.stream_options.emplace().include_usage = true;
+    }
+    return chat;
+  }
+
+  std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
+                                                 const ChatRequest& /*chat*/) const override {
+    auto state = std::make_shared<RequestState>();
+    // ParseRequest read this body already: it is a JSON object.
+    Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    for (const auto& [key, fallback] : kEchoed) {
+      const std::string k(key);
+      auto it = body.is_object() ? body.find(k) : body.end();
+      if (it != body.end() && !(it->is_null() && key != "instructions")) {
+        state->echo[k] = *it;
+      } else {
+        state->echo[k] = Json::parse(fallback);
+      }
+    }
+    return std::make_shared<ResponsesCodec>(dialect_, std::move(state));
+  }
+
+  absl::Status CheckAttempt(const ChatRequest& chat,
+                            std::string_view provider_type) const override {
+    if (provider_type == "openai" || provider_type == "azure_openai" ||
+        provider_type == "openai_responses") {
+      return absl::OkStatus();  // OpenAI runs its hosted tools (or answers for itself)
+    }
+    for (size_t i = 0; i < chat.tools.size(); ++i) {
+      const std::string& type = chat.tools[i].type;
+      if (type == "function" || type == "custom") continue;
+      return WithHttpStatus(
+          InvalidFieldError(absl::StrCat("tools[", i, "].type"),
+                            absl::StrCat("the hosted tool \"", type,
+                                         "\" runs only at OpenAI; this request's provider "
+                                         "is of type \"",
+                                         std::string(provider_type),
+                                         "\" (declare a function tool instead)")),
+          400);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RenderResponse(std::string* body) const override {
+    absl::StatusOr<ChatCompletion> completion = ParseChatCompletion(*body);
+    if (!completion.ok()) return completion.status();
+    absl::StatusOr<std::string> rendered = dialect_->EncodeResponse(*completion);
+    if (!rendered.ok()) return rendered.status();
+    *body = std::move(*rendered);
+    if (state_ == nullptr) return absl::OkStatus();
+    return PatchJson(state_->echo, /*in_event=*/false, body);
+  }
+
+  std::unique_ptr<StreamTranslator> NewStreamRenderer() const override {
+    std::shared_ptr<RequestState> state = state_;
+    if (state == nullptr) state = std::make_shared<RequestState>();  // not bound: no echo
+    state->encoder = dialect_->NewStreamEncoder();
+    return std::make_unique<ResponsesStreamRenderer>(std::move(state));
+  }
+
+  std::string ErrorBody(const absl::Status& status) const override {
+    return dialect_->EncodeErrorBody(status);
+  }
+
+  // The stream's last event: response.failed with the response so far and the error.
+  SseEvent StreamErrorEvent(const absl::Status& status) const override {
+    std::unique_ptr<StreamEncoder> fresh;
+    StreamEncoder* encoder = state_ != nullptr ? state_->encoder.get() : nullptr;
+    if (encoder == nullptr) {
+      fresh = dialect_->NewStreamEncoder();
+      encoder = fresh.get();
+    }
+    std::string bytes;
+    encoder->EncodeError(status, &bytes);
+    std::vector<SseEvent> events;
+    SplitEvents(bytes, &events);
+    // EncodeError writes response.created first when the stream had not started: the
+    // engine sends one event, so the last one (response.failed) is it.
+    SseEvent e = events.empty() ? SseEvent() : std::move(events.back());
+    if (state_ != nullptr && !e.data.empty()) {
+      PatchJson(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
+    }
+    return e;
+  }
+
+ private:
+  std::shared_ptr<const Dialect> dialect_;
+  std::shared_ptr<RequestState> state_;  // null for the shared, unbound codec
+};
+
+}  // namespace
+
+std::shared_ptr<const IngressCodec> OpenAiResponsesCodec() {
+  static const std::shared_ptr<const IngressCodec>* const codec = [] {
+    absl::StatusOr<std::unique_ptr<Dialect>> dialect = NewDialect("openai_responses");
+    // The built-in dialect with default options cannot fail; a broken build would.
+    return new std::shared_ptr<const IngressCodec>(std::make_shared<ResponsesCodec>(
+        std::shared_ptr<const Dialect>(std::move(dialect).value()), nullptr));
+  }();
+  return *codec;
+}
+
+}  // namespace modeenvoy
