@@ -3,10 +3,10 @@
 // Checks, for any input (valid or invalid UTF-8): DecodeBytes(Encode(x)) == x, counts equal
 // encoded lengths, every id decodes, Decode never fails on our own ids, and with all special
 // tokens allowed the round trip still holds, and that the piece cache never changes a result:
-// the ids with caching off, with a cache of one set (four entries, evicting all the time; the
-// second call sees what the first left) and with the default cache, warm, also after another
-// encoding filled the same cache with its tokens of the same pieces, are the same. Without the rank files it fuzzes a small
-// synthetic vocabulary instead (and says so once).
+// the ids with the default cache (warm with earlier inputs, again, and after another encoding
+// filled it with its tokens of the same pieces) and, for one input in eight, with caching off
+// and with a cache of one set (evicting all the time) are the same. Without the rank files it
+// fuzzes a small synthetic vocabulary instead (and says so once).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -64,20 +64,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const modeenvoy::Encoding& enc = *encs[data[0] % encs.size()];
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  // The piece cache: off, tiny (constant eviction), default. The default bound is restored
-  // last so the remaining checks run as production does.
-  modeenvoy::SetPieceCacheBytes(0);
-  const std::vector<modeenvoy::Token> uncached = enc.EncodeOrdinary(text);
-  modeenvoy::SetPieceCacheBytes(512);
-  Check(enc.EncodeOrdinary(text) == uncached, "tiny cache == uncached");
-  Check(enc.EncodeOrdinary(text) == uncached, "tiny cache, again == uncached");
-  modeenvoy::SetPieceCacheBytes(modeenvoy::kDefaultPieceCacheBytes);
+  // The piece cache. Every input is encoded with the default cache, warm with the pieces of
+  // the inputs before it (of every encoding), twice, and after another encoding saw the same
+  // text. One input in eight is also encoded with caching off and with a tiny cache (one
+  // set, constant eviction) and all must agree: those checks reallocate the thread's cache
+  // (1 MiB under ASan), so doing them on every input would cut the rate roughly by ten.
   const std::vector<modeenvoy::Token> ids = enc.EncodeOrdinary(text);
-  Check(ids == uncached, "default cache == uncached");
-  Check(enc.EncodeOrdinary(text) == uncached, "default cache, warm == uncached");
+  Check(enc.EncodeOrdinary(text) == ids, "default cache, warm == first");
   const modeenvoy::Encoding& other = *encs[(data[0] + 1u) % encs.size()];
   other.EncodeOrdinary(text);
-  Check(enc.EncodeOrdinary(text) == uncached, "default cache after another encoding == uncached");
+  Check(enc.EncodeOrdinary(text) == ids, "default cache after another encoding == first");
+  if ((data[0] / encs.size()) % 8 == 0) {
+    modeenvoy::SetPieceCacheBytes(0);
+    const std::vector<modeenvoy::Token> uncached = enc.EncodeOrdinary(text);
+    Check(ids == uncached, "default cache == uncached");
+    modeenvoy::SetPieceCacheBytes(512);
+    Check(enc.EncodeOrdinary(text) == uncached, "tiny cache == uncached");
+    Check(enc.EncodeOrdinary(text) == uncached, "tiny cache, again == uncached");
+    // Restored so the remaining checks and the next inputs run as production does.
+    modeenvoy::SetPieceCacheBytes(modeenvoy::kDefaultPieceCacheBytes);
+  }
   auto bytes = enc.DecodeBytes(ids);
   Check(bytes.ok() && *bytes == text, "DecodeBytes(EncodeOrdinary(x)) == x");
   Check(enc.CountOrdinary(text) == ids.size(), "CountOrdinary == size");
