@@ -565,5 +565,26 @@ TEST(ResponsesEgressTest, RecordedBodiesAndStreams) {
   EXPECT_GT(streams, 10);
 }
 
+// created_at is seconds since the epoch; a number no int64 holds (found by
+// openai_responses_fuzzer: the conversion was undefined) is an error naming the field, and a
+// fractional one is read as its whole seconds.
+TEST(ResponsesEgressTest, CreatedAtOutOfRangeIsAnErrorNamingTheField) {
+  const std::string tail =
+      R"(,"status":"completed","output":[{"type":"message","id":"m","role":"assistant",)"
+      R"("content":[{"type":"output_text","text":"t"}]}]})";
+  for (const char* created : {"1444444444444444444444444444444444444444444444", "-1e300",
+                              "9223372036854775808"}) {
+    std::string body = std::string(R"({"id":"resp_1","object":"response","created_at":)") +
+                       created + tail;
+    absl::Status s = Responses()->DecodeResponse(&body);
+    ASSERT_FALSE(s.ok()) << created;
+    EXPECT_NE(s.message().find("created_at"), std::string_view::npos) << s;
+  }
+  std::string body =
+      std::string(R"({"id":"resp_1","object":"response","created_at":1700000000.75)") + tail;
+  ASSERT_TRUE(Responses()->DecodeResponse(&body).ok()) << body;
+  EXPECT_EQ(json::parse(body)["created"], 1700000000);
+}
+
 }  // namespace
 }  // namespace modeenvoy

@@ -1785,7 +1785,13 @@ absl::Status ReadResponseObject(Pull& p, const std::string& path, ResponseFacts*
     if (key == "created_at") {
       std::optional<double> v;
       MODEENVOY_RETURN_IF_ERROR(p.OptDouble(at, &v));
-      f->created = static_cast<int64_t>(v.value_or(0));
+      // Seconds since the epoch; whole seconds of a fractional value. Outside int64's range
+      // the conversion would be undefined: no real answer says that, so it is an error.
+      const double seconds = v.value_or(0);
+      if (!(seconds >= -9.2233720368547758e18 && seconds < 9.2233720368547758e18)) {
+        return InvalidFieldError(at, "timestamp out of range");
+      }
+      f->created = static_cast<int64_t>(seconds);
       return absl::OkStatus();
     }
     if (key == "incomplete_details") {
