@@ -400,7 +400,9 @@ TEST(AnthropicMessagesCodecTest, StopSequenceIsReported) {
 TEST(AnthropicMessagesCodecTest, RegistersTheMessagesEndpoint) {
   Registry registry;
   ASSERT_TRUE(RegisterAnthropicIngressComponent(&registry).ok());
-  EndpointMatch match = registry.endpoints().Table()->Match("POST", "/v1/messages");
+  // The match points into the table: keep it alive while the match is read.
+  auto table = registry.endpoints().Table();
+  EndpointMatch match = table->Match("POST", "/v1/messages");
   ASSERT_NE(match.endpoint, nullptr);
   EXPECT_EQ(match.endpoint->kind, "messages");
   EXPECT_EQ(match.endpoint->model_call, AnthropicMessagesCodec());
