@@ -228,7 +228,30 @@ class RouterImpl final : public Router {
   const Clock& clock_;
   const uint64_t seed_;
   absl::Mutex update_mu_;
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  // The current snapshot. Not std::atomic<std::shared_ptr>: libstdc++ 12 guards that with a
+  // lock bit ThreadSanitizer cannot see (it reported every Plan/Update pair as a race); a
+  // reader lock through lib/core/mutex.h costs about as much and TSan sees it.
+  class SnapshotSlot {
+   public:
+    std::shared_ptr<const Snapshot> load() const {
+      core_internal::ReaderMutexLock lock(&mu_);
+      return snap_;
+    }
+    void store(std::shared_ptr<const Snapshot> snap) {
+      std::shared_ptr<const Snapshot> old;
+      {
+        core_internal::MutexLock lock(&mu_);
+        old = std::move(snap_);
+        snap_ = std::move(snap);
+      }
+      // `old` is released here, outside the lock.
+    }
+
+   private:
+    mutable absl::Mutex mu_;
+    std::shared_ptr<const Snapshot> snap_ ABSL_GUARDED_BY(mu_);
+  };
+  SnapshotSlot snapshot_;
   mutable std::atomic<uint64_t> draws_{0};
   mutable std::atomic<int64_t> active_requests_{0};
   mutable std::atomic<int64_t> active_retries_{0};

@@ -188,8 +188,9 @@ struct DeploymentHealth {
 
 // Routes requests over the configuration given to Update().
 // Thread safety: thread-safe. Plan() and Report() may run on many threads at once: Plan()
-// takes no mutex (it copies the configuration's std::atomic<std::shared_ptr>, reads
-// deployment state with atomic loads and counts with atomic increments); Report() locks only
+// takes only a reader lock to copy the configuration's shared_ptr (Update() holds it for the
+// pointer swap alone), reads deployment state with atomic loads and counts with atomic
+// increments; Report() locks only
 // the reported deployment's state (and the pool's ejection lock when it ejects). No method
 // blocks or does I/O.
 class MODEENVOY_EXPORT Router {
