@@ -68,7 +68,7 @@ test-asan: setup
 # absl::Mutex in code TSan runs is taken through lib/core/mutex.h, which tells TSan.
 TSAN_TESTS ?= core_test tokenizer_test gateway_test proxy_test emulator_test asio_event_loop_test \
   context_test
-TSAN_TESTS += router_test
+TSAN_TESTS += router_test context_gateway_test
 empty :=
 space := $(empty) $(empty)
 test-tsan: setup

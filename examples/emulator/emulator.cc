@@ -230,7 +230,7 @@ class Server : public std::enable_shared_from_this<Server> {
   }
   // The attempt number of the next use of script `id` (0-based), counted.
   uint64_t NextAttempt(std::string_view id) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     return attempts_[std::string(id)]++;
   }
   void Queue(Headers headers, int times) ABSL_LOCKS_EXCLUDED(mu_) {

@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/core/json_reader.h"
+#include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/providers/providers.h"
 #include "modeenvoy/gateway/config.h"
@@ -79,7 +80,7 @@ class TokenFile {
     if (::stat(path_.c_str(), &st) != 0) {
       return absl::UnavailableError("vertex token_file \"" + path_ + "\": cannot stat");
     }
-    absl::MutexLock lock(&mu_);
+    core_internal::MutexLock lock(&mu_);
     const bool same = loaded_ && st.st_mtim.tv_sec == mtime_.tv_sec &&
                       st.st_mtim.tv_nsec == mtime_.tv_nsec && st.st_size == size_ &&
                       st.st_ino == inode_;
