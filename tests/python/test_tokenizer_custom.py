@@ -84,6 +84,10 @@ def test_custom_special_tokens_on_a_builtin_pattern(cl100k, cl100k_ranks):
     r"(?i:'s|'t)|\w+|.",                           # case-insensitive, \w by Unicode
     "(?:" + r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"
     r"[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s" + ")",  # cl100k's, not character-equal
+    "(?:" + "|".join([  # o200k_base's, not character-equal
+        r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+        r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+        r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"]) + ")",
 ])
 def test_custom_regex_matches_tiktoken(pat_str, cl100k_ranks):
     specials = {"<|endoftext|>": 100257}

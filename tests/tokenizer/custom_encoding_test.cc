@@ -146,7 +146,10 @@ TEST(CustomEncodingTest, BuiltinPatStrTakesTheHandWrittenSplitter) {
 }
 
 TEST(CustomEncodingTest, Pcre2RunOfABuiltinPatternAgreesWithTheHandWrittenSplitter) {
-  for (const char* name : {"cl100k_base", "o200k_base", "r50k_base"}) {
+  // o200k_base's regex through PCRE2 is checked against tiktoken in
+  // tests/python/test_tokenizer_custom.py (building a 200k-rank vocabulary again here cost
+  // 20 s under ASan).
+  for (const char* name : {"cl100k_base", "r50k_base"}) {
     MODEENVOY_LOAD_OR_SKIP(base, name);
     // The same regex in a group: not character-equal, so PCRE2 runs it.
     auto enc = Encoding::CreateFromRanks(
