@@ -35,6 +35,7 @@ apt_packages=(
   libboost-dev
   redis-server
   libhiredis-dev
+  libpcre2-dev
   clang-14 libclang-rt-14-dev
   nodejs npm curl ca-certificates
 )
@@ -137,3 +138,12 @@ for name in "${!sha[@]}"; do
   verify "$cached" "${sha[$name]}" || { cp "$dst" "$cached.tmp" && mv "$cached.tmp" "$cached"; }
 done
 log "tokenizer data verified in $data/tokenizers"
+
+# tiktoken's own test suite (tests/ of the PyPI sdist), which tests/python/test_tiktoken_suite.py
+# runs against modeenvoy. Never committed; pip checks PyPI's hash, the test checks it again.
+tiktoken_sdist=$data/tiktoken-sdist/tiktoken-0.14.0.tar.gz
+if [[ ! -f $tiktoken_sdist ]]; then
+  log "fetching the tiktoken 0.14.0 sdist (its test suite)"
+  "$PYTHON" -m pip download -q --disable-pip-version-check --no-deps --no-binary tiktoken \
+    -d "$data/tiktoken-sdist" tiktoken==0.14.0
+fi

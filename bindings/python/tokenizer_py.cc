@@ -131,6 +131,25 @@ struct TextBatch {
   }
 };
 
+// Token ids owned by a Python object that exposes them through the buffer protocol
+// (format "I", read-only, one dimension): numpy.frombuffer and memoryview read them in
+// place, without the copy into bytes or the per-token ints of a list.
+class TokenArray {
+ public:
+  explicit TokenArray(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
+  size_t size() const { return tokens_.size(); }
+  py::buffer_info Buffer() {
+    static_assert(sizeof(Token) == sizeof(unsigned int));
+    return py::buffer_info(tokens_.data(), sizeof(Token), py::format_descriptor<unsigned int>::format(),
+                           1, {static_cast<py::ssize_t>(tokens_.size())},
+                           {static_cast<py::ssize_t>(sizeof(Token))}, /*readonly=*/true);
+  }
+  const std::vector<Token>& tokens() const { return tokens_; }
+
+ private:
+  std::vector<Token> tokens_;
+};
+
 class PyEncoding {
  public:
   // REQUIRES: the GIL is held (the int table is built here, once per loaded encoding).
@@ -141,6 +160,19 @@ class PyEncoding {
   py::list ToList(const std::vector<Token>& tokens) const { return ints_->ToList(tokens); }
 
   std::string name() const { return enc_->name(); }
+  std::string pat_str() const { return std::string(enc_->regex()); }
+  // {token bytes: rank} of every mergeable token (tiktoken's _mergeable_ranks).
+  py::dict mergeable_ranks() const {
+    py::dict d;
+    for (Token t = 0; t <= enc_->max_token_value(); ++t) {
+      if (enc_->IsSpecialToken(t)) continue;
+      absl::StatusOr<std::string_view> bytes = enc_->DecodeSingleTokenBytes(t);
+      if (!bytes.ok()) continue;  // a gap in the ranks
+      d[py::bytes(bytes->data(), bytes->size())] = py::reinterpret_steal<py::object>(
+          PyLong_FromUnsignedLong(t));
+    }
+    return d;
+  }
   uint32_t n_vocab() const { return enc_->n_vocab(); }
   uint32_t max_token_value() const { return enc_->max_token_value(); }
   size_t memory_usage() const { return enc_->MemoryUsage(); }
@@ -160,6 +192,30 @@ class PyEncoding {
     return ToList(out);
   }
 
+  // The ids in a TokenArray (zero-copy numpy / memoryview form).
+  TokenArray EncodeOrdinaryToArray(const py::str& text) const {
+    const std::string_view v = Utf8View(text);
+    std::vector<Token> out;
+    {
+      py::gil_scoped_release release;
+      out = enc_->EncodeOrdinary(v);
+    }
+    return TokenArray(std::move(out));
+  }
+
+  // tiktoken's _encode_bytes (Encoding::EncodeBytes).
+  py::list EncodeBytes(const py::bytes& bytes) const {
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (PyBytes_AsStringAndSize(bytes.ptr(), &data, &size) != 0) throw py::error_already_set();
+    std::vector<Token> out;
+    {
+      py::gil_scoped_release release;  // `bytes` is immutable and referenced by the caller
+      out = enc_->EncodeBytes(std::string_view(data, static_cast<size_t>(size)));
+    }
+    return ToList(out);
+  }
+
   size_t CountOrdinary(const py::str& text) const {
     const std::string_view v = Utf8View(text);
     py::gil_scoped_release release;
@@ -171,13 +227,11 @@ class PyEncoding {
     return ToList(EncodeIds(text, allowed_all, allowed, disallowed_all, disallowed));
   }
 
-  // The ids as native-endian uint32 bytes, for numpy.frombuffer (tiktoken's encode_to_numpy).
-  py::bytes EncodeToBuffer(const py::str& text, bool allowed_all,
-                           const std::vector<std::string>& allowed, bool disallowed_all,
-                           const std::vector<std::string>& disallowed) const {
-    const std::vector<Token> ids = EncodeIds(text, allowed_all, allowed, disallowed_all, disallowed);
-    static_assert(sizeof(Token) == 4);
-    return py::bytes(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(Token));
+  // The ids in a TokenArray, for numpy.frombuffer without a copy (tiktoken's encode_to_numpy).
+  TokenArray EncodeToBuffer(const py::str& text, bool allowed_all,
+                            const std::vector<std::string>& allowed, bool disallowed_all,
+                            const std::vector<std::string>& disallowed) const {
+    return TokenArray(EncodeIds(text, allowed_all, allowed, disallowed_all, disallowed));
   }
 
   size_t Count(const py::str& text, bool allowed_all, const std::vector<std::string>& allowed,
@@ -300,14 +354,78 @@ PyEncoding GetEncodingShim(const std::string& name, const std::string& rank_file
   return PyEncoding(*std::move(enc));
 }
 
+// tiktoken's Encoding(name, pat_str=, mergeable_ranks=, special_tokens=, explicit_n_vocab=).
+// REQUIRES: the GIL is held. Errors: TypeError for keys or values of the wrong type;
+// modeenvoy errors (INVALID_ARGUMENT, DATA_LOSS, UNIMPLEMENTED) from CreateFromRanks.
+PyEncoding CreateEncodingShim(const std::string& name, const std::string& pat_str,
+                              const py::dict& mergeable_ranks, const py::dict& special_tokens,
+                              uint32_t explicit_n_vocab) {
+  EncodingSpec spec;
+  spec.name = name;
+  spec.pattern = SplitPattern::kRegex;
+  spec.regex = pat_str;
+  spec.explicit_n_vocab = explicit_n_vocab;
+  auto as_token = [](PyObject* v, const char* what) -> Token {
+    if (!PyLong_Check(v)) {
+      throw py::type_error(std::string(what) + ": values must be int, got " +
+                           Py_TYPE(v)->tp_name);
+    }
+    const unsigned long t = PyLong_AsUnsignedLong(v);
+    if (t == static_cast<unsigned long>(-1) && PyErr_Occurred()) throw py::error_already_set();
+    if (t > 0xffffffffUL) throw py::value_error(std::string(what) + ": id does not fit in 32 bits");
+    return static_cast<Token>(t);
+  };
+  for (auto [k, v] : special_tokens) {
+    if (!PyUnicode_Check(k.ptr())) {
+      throw py::type_error(std::string("special_tokens: keys must be str, got ") +
+                           Py_TYPE(k.ptr())->tp_name);
+    }
+    spec.special_tokens.emplace_back(std::string(Utf8View(k)), as_token(v.ptr(), "special_tokens"));
+  }
+  std::vector<std::pair<std::string, Token>> ranks;
+  ranks.reserve(static_cast<size_t>(PyDict_Size(mergeable_ranks.ptr())));
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(mergeable_ranks.ptr(), &pos, &key, &value)) {
+    if (!PyBytes_Check(key)) {
+      throw py::type_error(std::string("mergeable_ranks: keys must be bytes, got ") +
+                           Py_TYPE(key)->tp_name);
+    }
+    ranks.emplace_back(std::string(PyBytes_AS_STRING(key), static_cast<size_t>(PyBytes_GET_SIZE(key))),
+                       as_token(value, "mergeable_ranks"));
+  }
+  absl::StatusOr<std::unique_ptr<Encoding>> enc;
+  {
+    py::gil_scoped_release release;
+    enc = Encoding::CreateFromRanks(std::move(spec), std::move(ranks));
+  }
+  if (!enc.ok()) ThrowStatus(enc.status());
+  return PyEncoding(std::shared_ptr<const Encoding>(*std::move(enc)));
+}
+
 }  // namespace
 }  // namespace modeenvoy::python
 
 void RegisterTokenizer(pybind11::module_& m) {
   using modeenvoy::python::PyEncoding;
+  using modeenvoy::python::TokenArray;
+  py::class_<TokenArray>(m, "TokenArray", py::buffer_protocol(),
+                         "Token ids as a read-only uint32 buffer (numpy.frombuffer, memoryview).")
+      .def_buffer(&TokenArray::Buffer)
+      .def("__len__", &TokenArray::size)
+      .def("tolist", [](const TokenArray& a) {
+        py::list l(a.size());
+        for (size_t i = 0; i < a.size(); ++i) l[i] = a.tokens()[i];
+        return l;
+      });
   py::class_<PyEncoding>(m, "_TokEncoding", "Internal: a loaded encoding (see modeenvoy.Encoding).")
       .def_property_readonly("name", &PyEncoding::name)
       .def_property_readonly("n_vocab", &PyEncoding::n_vocab)
+      .def_property_readonly("pat_str", &PyEncoding::pat_str)
+      .def("mergeable_ranks", &PyEncoding::mergeable_ranks)
+      .def("encode_ordinary_to_array", &PyEncoding::EncodeOrdinaryToArray, py::arg("text"))
+      .def("encode_bytes", &PyEncoding::EncodeBytes, py::arg("bytes"))
       .def_property_readonly("max_token_value", &PyEncoding::max_token_value)
       .def("memory_usage", &PyEncoding::memory_usage)
       .def("special_tokens", &PyEncoding::special_tokens)
@@ -334,6 +452,9 @@ void RegisterTokenizer(pybind11::module_& m) {
   m.def("_tok_get_encoding", &modeenvoy::python::GetEncodingShim, py::arg("name"),
         py::arg("rank_file") = "", py::arg("tokenizer_dir") = "", py::arg("cache_dir") = "",
         py::arg("verify_sha256") = true);
+  m.def("_tok_create_encoding", &modeenvoy::python::CreateEncodingShim, py::arg("name"),
+        py::arg("pat_str"), py::arg("mergeable_ranks"), py::arg("special_tokens"),
+        py::arg("explicit_n_vocab") = 0);
   m.def("_tok_encoding_name_for_model", [](const std::string& model) {
     return modeenvoy::python::ValueOrThrow(modeenvoy::EncodingNameForModel(model));
   });

@@ -16,6 +16,7 @@
 #include "lib/tokenizer/bpe.h"
 #include "lib/tokenizer/piece_cache.h"
 #include "lib/tokenizer/pretokenize.h"
+#include "lib/tokenizer/regex_splitter.h"
 #include "lib/core/sha256.h"
 #include "lib/tokenizer/vocab.h"
 
@@ -25,6 +26,7 @@ namespace {
 using core_internal::ToAbsl;
 using tokenizer_internal::BacktrackEncoder;
 using tokenizer_internal::PieceCache;
+using tokenizer_internal::RegexSplitter;
 using tokenizer_internal::kNoRank;
 using tokenizer_internal::Vocab;
 
@@ -169,6 +171,7 @@ struct Encoding::Impl {
   absl::flat_hash_map<Token, std::string> special_decoder;
   std::vector<std::string_view> special_strings;
   StringSetMatcher all_specials;
+  std::unique_ptr<RegexSplitter> regex;  // SplitPattern::kRegex only
 };
 
 SpecialTokenSet::SpecialTokenSet(std::initializer_list<std::string_view> tokens) {
@@ -191,6 +194,35 @@ absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Create(EncodingSpec spec,
   }
   const std::string source = spec.name.empty() ? std::string("rank file") : spec.name;
   MODEENVOY_ASSIGN_OR_RETURN(std::unique_ptr<Vocab> vocab, Vocab::Parse(rank_file_contents, source));
+  return Finish(std::move(spec), std::move(vocab));
+}
+
+absl::StatusOr<std::unique_ptr<Encoding>> Encoding::CreateFromRanks(
+    EncodingSpec spec, std::vector<std::pair<std::string, Token>> ranks) {
+  std::vector<std::pair<uint32_t, std::string>> entries;
+  entries.reserve(ranks.size());
+  for (auto& [bytes, rank] : ranks) entries.emplace_back(rank, std::move(bytes));
+  ranks.clear();
+  const std::string source =
+      absl::StrCat(spec.name.empty() ? std::string("encoding") : spec.name, ": mergeable_ranks");
+  MODEENVOY_ASSIGN_OR_RETURN(std::unique_ptr<Vocab> vocab,
+                             Vocab::FromRanks(std::move(entries), source));
+  spec.expected_sha256.clear();
+  return Finish(std::move(spec), std::move(vocab));
+}
+
+absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Finish(EncodingSpec spec,
+                                                           std::unique_ptr<Vocab> vocab) {
+  std::unique_ptr<RegexSplitter> regex;
+  if (spec.pattern == SplitPattern::kRegex) {
+    const SplitPattern builtin = BuiltinSplitPattern(spec.regex);
+    if (builtin != SplitPattern::kRegex) {
+      spec.pattern = builtin;  // the hand-written splitter: same pieces, no regex engine
+    } else {
+      MODEENVOY_ASSIGN_OR_RETURN(regex, RegexSplitter::Compile(spec.regex));
+    }
+  }
+  if (spec.pattern != SplitPattern::kRegex) spec.regex.clear();
   std::unique_ptr<Encoding> enc(new Encoding(std::move(spec)));
   Impl& impl = *enc->impl_;
   Token max_value = vocab->max_rank();
@@ -223,7 +255,13 @@ absl::StatusOr<std::unique_ptr<Encoding>> Encoding::Create(EncodingSpec spec,
   enc->max_token_value_ = max_value;
   impl.bpe = BacktrackEncoder::Build(*vocab);
   impl.vocab = std::move(vocab);
+  impl.regex = std::move(regex);
   return enc;
+}
+
+std::string_view Encoding::regex() const {
+  return spec_.pattern == SplitPattern::kRegex ? std::string_view(spec_.regex)
+                                               : SplitPatternRegex(spec_.pattern);
 }
 
 bool Encoding::IsSpecialToken(Token token) const {
@@ -269,7 +307,158 @@ void EncodePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t*
   }
 }
 
+// Length of the longest well-formed UTF-8 prefix of `in` (Rust's Utf8Error::valid_up_to):
+// no overlong forms, surrogates or code points above U+10FFFF.
+size_t ValidUtf8Prefix(std::string_view in) {
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  const size_t n = in.size();
+  size_t i = 0;
+  while (i < n) {
+    const uint8_t b0 = p[i];
+    if (b0 < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t need;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+      need = 1;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+      need = 2;
+      if (b0 == 0xe0) lo = 0xa0;
+      if (b0 == 0xed) hi = 0x9f;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      need = 3;
+      if (b0 == 0xf0) lo = 0x90;
+      if (b0 == 0xf4) hi = 0x8f;
+    } else {
+      return i;
+    }
+    if (i + need >= n) return i;  // truncated
+    if (p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t k = 2; k <= need; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return i;
+    }
+    i += need + 1;
+  }
+  return n;
+}
+
+// One piece, as tiktoken encodes a regex match: its rank if it is a token, else its merge.
+template <class Sink>
+void EncodeOnePiece(const Vocab& vocab, const BacktrackEncoder& bpe, const uint8_t* p, size_t n,
+                    Sink& sink) {
+  if (n == 0) return;
+  if (n == 1) {
+    sink.Push(vocab.ByteRank(*p));
+    return;
+  }
+  const uint32_t rank = vocab.Find(p, n);
+  if (rank != kNoRank) {
+    sink.Push(rank);
+  } else {
+    EncodePiece(vocab, bpe, p, n, sink);
+  }
+}
+
 }  // namespace
+
+template <class F>
+void Encoding::ForEachPiece(std::string_view text, const F& f) const {
+  const auto* const begin = reinterpret_cast<const uint8_t*>(text.data());
+  const uint8_t* const end = begin + text.size();
+  auto loop = [&](auto next_piece) {
+    for (const uint8_t* p = begin; p < end;) {
+      const uint8_t* q = next_piece(p, end);
+      f(static_cast<size_t>(p - begin), static_cast<size_t>(q - begin));
+      p = q;
+    }
+  };
+  using tokenizer_internal::NextCl100kPiece;
+  using tokenizer_internal::NextO200kPiece;
+  using tokenizer_internal::NextR50kPiece;
+  switch (spec_.pattern) {
+    case SplitPattern::kCl100k:
+      loop([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<true>(a, b); });
+      break;
+    case SplitPattern::kLlama3:
+      loop([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<false>(a, b); });
+      break;
+    case SplitPattern::kO200k:
+      loop([](const uint8_t* a, const uint8_t* b) { return NextO200kPiece(a, b); });
+      break;
+    case SplitPattern::kR50k:
+      loop([](const uint8_t* a, const uint8_t* b) { return NextR50kPiece(a, b); });
+      break;
+    case SplitPattern::kRegex:
+      impl_->regex->ForEachMatch(text, [&](size_t b, size_t e) { f(b, e); });
+      break;
+  }
+}
+
+template <class Sink>
+void Encoding::EncodeRegexTo(std::string_view text, Sink& sink) const {
+  const Vocab& vocab = *impl_->vocab;
+  const BacktrackEncoder& bpe = *impl_->bpe;
+  const auto* base = reinterpret_cast<const uint8_t*>(text.data());
+  impl_->regex->ForEachMatch(text, [&](size_t b, size_t e) {
+    EncodeOnePiece(vocab, bpe, base + b, e - b, sink);
+  });
+}
+
+std::vector<Token> Encoding::EncodeBytes(std::string_view bytes) const {
+  const size_t valid = ValidUtf8Prefix(bytes);
+  if (valid == bytes.size()) return EncodeOrdinary(bytes);
+  // tiktoken's CoreBPE::_encode_bytes (src/py.rs) and _increase_last_piece_token_len.
+  const std::string_view text = bytes.substr(0, valid);
+  std::vector<Token> tokens = EncodeOrdinary(text);
+  const Vocab& vocab = *impl_->vocab;
+  size_t last_begin = 0, last_end = 0;
+  ForEachPiece(text, [&](size_t b, size_t e) {
+    last_begin = b;
+    last_end = e;
+  });
+  tokenizer_internal::CountSink last;
+  EncodeOnePiece(vocab, *impl_->bpe,
+                 reinterpret_cast<const uint8_t*>(text.data()) + last_begin, last_end - last_begin,
+                 last);
+  size_t last_len = last.count;
+  auto all_space = [&](Token t) {
+    const std::string_view b = vocab.Bytes(t);  // empty for special ids: not whitespace
+    if (b.empty()) return false;
+    for (char c : b) {
+      if (c != ' ' && c != '\n' && c != '\t') return false;
+    }
+    return true;
+  };
+  if (last_len > 0 && all_space(tokens[tokens.size() - last_len])) {
+    while (last_len < tokens.size() && all_space(tokens[tokens.size() - last_len - 1])) ++last_len;
+  }
+  std::string unstable;
+  if (!tokens.empty() && last_len > 0) {
+    for (size_t i = tokens.size() - last_len; i < tokens.size(); ++i) {
+      const std::string_view b = vocab.Bytes(tokens[i]);
+      unstable.append(b.data(), b.size());
+    }
+    tokens.resize(tokens.size() - last_len);
+  }
+  unstable.append(bytes.data() + valid, bytes.size() - valid);
+  const auto* u = reinterpret_cast<const uint8_t*>(unstable.data());
+  tokenizer_internal::TokenSink sink{&tokens};
+  if (unstable.size() == 1) {
+    sink.Push(vocab.ByteRank(u[0]));
+  } else {
+    const uint32_t rank = vocab.Find(u, unstable.size());
+    if (rank != kNoRank) {
+      sink.Push(rank);
+    } else if (unstable.size() <= tokenizer_internal::kSmallPieceMax) {
+      tokenizer_internal::MergeSmall(vocab, u, unstable.size(), sink);
+    } else {
+      tokenizer_internal::MergeLarge(vocab, u, unstable.size(), sink);
+    }
+  }
+  return tokens;
+}
 
 template <class Sink>
 void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
@@ -364,6 +553,9 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
       break;
     case SplitPattern::kR50k:
       run([](const uint8_t* a, const uint8_t* b) { return NextR50kPiece(a, b); });
+      break;
+    case SplitPattern::kRegex:
+      EncodeRegexTo(text, sink);
       break;
   }
 }

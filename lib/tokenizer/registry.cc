@@ -241,7 +241,45 @@ Registry& GlobalRegistry() {
   return *registry;
 }
 
+// tiktoken's pat_str of each pattern (tiktoken_ext/openai_public.py, tiktoken 0.14).
+constexpr char kR50kRegex[] =
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s)";
+constexpr char kCl100kRegex[] =
+    R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s)";
+constexpr char kO200kRegex[] =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// cl100k's original 2023 form (Llama 3's tokenizer).
+constexpr char kLlama3Regex[] =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+    R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 }  // namespace
+
+std::string_view SplitPatternRegex(SplitPattern pattern) {
+  switch (pattern) {
+    case SplitPattern::kR50k:
+      return kR50kRegex;
+    case SplitPattern::kCl100k:
+      return kCl100kRegex;
+    case SplitPattern::kO200k:
+      return kO200kRegex;
+    case SplitPattern::kLlama3:
+      return kLlama3Regex;
+    case SplitPattern::kRegex:
+      break;
+  }
+  return {};
+}
+
+SplitPattern BuiltinSplitPattern(std::string_view regex) {
+  for (SplitPattern p : {SplitPattern::kR50k, SplitPattern::kCl100k, SplitPattern::kO200k,
+                         SplitPattern::kLlama3}) {
+    if (regex == SplitPatternRegex(p)) return p;
+  }
+  return SplitPattern::kRegex;
+}
 
 std::vector<std::string> ListEncodingNames() {
   std::vector<std::string> names;

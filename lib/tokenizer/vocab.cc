@@ -126,7 +126,22 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::Parse(std::string_view contents,
     }
     entries.emplace_back(rank, token);
   }
+  return FromRanks(std::move(entries), source);
+}
+
+absl::StatusOr<std::unique_ptr<Vocab>> Vocab::FromRanks(
+    std::vector<std::pair<uint32_t, std::string>> entries, std::string_view source) {
   if (entries.empty()) return absl::DataLossError(absl::StrCat(ToAbsl(source), ": no tokens"));
+  for (const auto& [rank, bytes] : entries) {
+    if (rank >= kMaxRank) {
+      return absl::DataLossError(
+          absl::StrFormat("%s: rank %d is not below 2^24", ToAbsl(source), rank));
+    }
+    if (bytes.empty() || bytes.size() > kMaxTokenBytes) {
+      return absl::DataLossError(absl::StrFormat("%s: token of rank %d has %d bytes (1 to %d allowed)",
+                                                 ToAbsl(source), rank, bytes.size(), kMaxTokenBytes));
+    }
+  }
 
   static std::atomic<uint64_t> next_id{1};
   auto vocab = std::unique_ptr<Vocab>(new Vocab());

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,6 +63,11 @@ class MODEENVOY_EXPORT Vocab {
   // duplicate tokens or ranks, or a missing single-byte token.
   static absl::StatusOr<std::unique_ptr<Vocab>> Parse(std::string_view contents,
                                                       std::string_view source);
+  // Builds from (rank, token bytes) pairs, as tiktoken's mergeable_ranks. `source` names the
+  // data in error messages. Errors: kDataLoss for an empty list, a rank of 2^24 or more, a
+  // token of 0 or too many bytes, duplicate tokens or ranks, or a missing single-byte token.
+  static absl::StatusOr<std::unique_ptr<Vocab>> FromRanks(
+      std::vector<std::pair<uint32_t, std::string>> entries, std::string_view source);
   // Reads and parses the .tiktoken file at `path` (ReadWholeFile's errors, then Parse's).
   static absl::StatusOr<std::unique_ptr<Vocab>> ParseFile(const std::string& path);
 

@@ -60,15 +60,49 @@ def _repair_surrogates(text: str) -> str:
 
 
 class Encoding:
-    """A loaded encoding with tiktoken's Encoding interface. Thread-safe."""
+    """A loaded encoding with tiktoken's Encoding interface. Thread-safe.
 
-    def __init__(self, core: "_modeenvoy._TokEncoding", _reload=None) -> None:
+    Built-in encodings come from get_encoding(); constructing one is tiktoken's way to
+    extend an encoding, e.g. with custom special tokens::
+
+        base = modeenvoy.get_encoding("cl100k_base")
+        enc = modeenvoy.Encoding(name="cl100k_im", pat_str=base._pat_str,
+                                 mergeable_ranks=base._mergeable_ranks,
+                                 special_tokens={**base._special_tokens, "<|im_start|>": 100264})
+
+    A pat_str equal to a built-in encoding's runs on the hand-written splitter; any other
+    regex runs through PCRE2 (docs/tokenizer.md: its Unicode tables are older than
+    tiktoken's). Errors: ValueError for inconsistent ranks or ids, or a regex that does not
+    compile; TypeError for keys or values of the wrong type.
+    """
+
+    def __init__(self, name: str, *, pat_str: str, mergeable_ranks: dict[bytes, int],
+                 special_tokens: dict[str, int], explicit_n_vocab: int | None = None) -> None:
+        try:
+            core = _modeenvoy._tok_create_encoding(name, pat_str, mergeable_ranks,
+                                                   special_tokens, explicit_n_vocab or 0)
+        except Error as err:
+            raise _rethrow(err, EncodingValueError) from None
+        reload = functools.partial(Encoding, name, pat_str=pat_str,
+                                   mergeable_ranks=mergeable_ranks,
+                                   special_tokens=dict(special_tokens),
+                                   explicit_n_vocab=explicit_n_vocab)
+        self._init(core, reload)
+        self.__dict__["_mergeable_ranks"] = mergeable_ranks
+
+    @classmethod
+    def _wrap(cls, core: "_modeenvoy._TokEncoding", reload=None) -> "Encoding":
+        self = cls.__new__(cls)
+        self._init(core, reload)
+        return self
+
+    def _init(self, core, reload) -> None:
         self._core = core
         self.name: str = core.name
         self._special_tokens: dict[str, int] = core.special_tokens()
         self.max_token_value: int = core.max_token_value
         # How another process gets the same encoding back (pickle, copy.deepcopy).
-        self._reload = _reload or functools.partial(get_encoding, self.name)
+        self._reload = reload or functools.partial(get_encoding, self.name)
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -80,6 +114,16 @@ class Encoding:
         return (_call, (self._reload,))
 
     # ---- properties --------------------------------------------------------------------
+    @property
+    def _pat_str(self) -> str:
+        """The pre-tokenization regex, as tiktoken's (the built-in ones character for character)."""
+        return self._core.pat_str
+
+    @functools.cached_property
+    def _mergeable_ranks(self) -> dict[bytes, int]:
+        """{token bytes: rank} of every mergeable token (built on first use)."""
+        return self._core.mergeable_ranks()
+
     @property
     def n_vocab(self) -> int:
         return self._core.n_vocab
@@ -106,6 +150,27 @@ class Encoding:
             return self._core.encode_ordinary(text)
         except UnicodeEncodeError:
             return self._core.encode_ordinary(_repair_surrogates(text))
+
+    def encode_ordinary_to_array(self, text: str):
+        """encode_ordinary() as a read-only buffer of uint32 ids (a ``TokenArray``), without
+        building Python ints: ``memoryview(a)``, ``numpy.frombuffer(a, numpy.uint32)`` and
+        ``len(a)`` read the ids in place; ``a.tolist()`` gives the list."""
+        try:
+            return self._core.encode_ordinary_to_array(text)
+        except UnicodeEncodeError:
+            return self._core.encode_ordinary_to_array(_repair_surrogates(text))
+
+    def encode_ordinary_to_numpy(self, text: str):
+        """encode_ordinary() as a read-only numpy uint32 array that shares the ids' memory
+        (no copy; needs numpy)."""
+        import numpy as np
+
+        return np.frombuffer(self.encode_ordinary_to_array(text), dtype=np.uint32)
+
+    def _encode_bytes(self, text: bytes) -> list[int]:
+        """tiktoken's _encode_bytes: bytes that need not be UTF-8; the result decodes back to
+        them, and truncated UTF-8 at the end merges as tiktoken merges it."""
+        return self._core.encode_bytes(bytes(text))
 
     def _special_args(self, allowed_special, disallowed_special):
         allowed_all = allowed_special == "all"
@@ -138,7 +203,8 @@ class Encoding:
         allowed_special: Literal["all"] | AbstractSet[str] = set(),  # noqa: B006
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ):
-        """encode() as a read-only numpy uint32 array (needs numpy, as tiktoken's does)."""
+        """encode() as a read-only numpy uint32 array sharing the ids' memory (needs numpy,
+        as tiktoken's does)."""
         import numpy as np
 
         args = self._special_args(allowed_special, disallowed_special)
@@ -288,7 +354,7 @@ def get_encoding(encoding_name: str) -> Encoding:
         raise _rethrow(err, EncodingValueError if err.code == "INVALID_ARGUMENT" else type(err)) \
             from None
     with _lock:
-        return _encodings.setdefault(encoding_name, Encoding(core))
+        return _encodings.setdefault(encoding_name, Encoding._wrap(core))
 
 
 def load_encoding(encoding_name: str, *, rank_file: str = "", tokenizer_dir: str = "",
@@ -297,8 +363,8 @@ def load_encoding(encoding_name: str, *, rank_file: str = "", tokenizer_dir: str
     reload = functools.partial(load_encoding, encoding_name, rank_file=rank_file,
                                tokenizer_dir=tokenizer_dir, tiktoken_cache_dir=tiktoken_cache_dir,
                                verify_sha256=verify_sha256)
-    return Encoding(_modeenvoy._tok_get_encoding(encoding_name, rank_file, tokenizer_dir,
-                                                 tiktoken_cache_dir, verify_sha256), reload)
+    return Encoding._wrap(_modeenvoy._tok_get_encoding(encoding_name, rank_file, tokenizer_dir,
+                                                       tiktoken_cache_dir, verify_sha256), reload)
 
 
 def _call(fn):

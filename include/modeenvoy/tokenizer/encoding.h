@@ -30,6 +30,9 @@
 #include "modeenvoy/export.h"
 
 namespace modeenvoy {
+namespace tokenizer_internal {
+class Vocab;
+}  // namespace tokenizer_internal
 
 // A token id: a mergeable rank or a special token's id.
 using Token = uint32_t;
@@ -40,7 +43,15 @@ enum class SplitPattern {
   kCl100k,  // cl100k_base (current upstream form, with \s++$)
   kO200k,   // o200k_base, o200k_harmony
   kLlama3,  // cl100k's original 2023 form, as used by Meta's Llama 3 tokenizer
+  // Any other regex (EncodingSpec::regex), run by PCRE2: see BuiltinSplitPattern.
+  kRegex,
 };
+
+// tiktoken's pat_str of a built-in pattern, character for character as in
+// tiktoken_ext/openai_public.py (empty for kRegex).
+MODEENVOY_EXPORT std::string_view SplitPatternRegex(SplitPattern pattern);
+// The built-in pattern whose pat_str is exactly `regex`, or kRegex if there is none.
+MODEENVOY_EXPORT SplitPattern BuiltinSplitPattern(std::string_view regex);
 
 // A set of special-token strings, or "all" of an encoding's special tokens; the C++ form of
 // tiktoken's `allowed_special` / `disallowed_special` arguments.
@@ -71,6 +82,14 @@ class MODEENVOY_EXPORT SpecialTokenSet {
 struct EncodingSpec {
   std::string name;
   SplitPattern pattern = SplitPattern::kCl100k;
+  // With pattern == kRegex: the pre-tokenization regex (tiktoken's pat_str). A regex equal
+  // to a built-in pattern's (SplitPatternRegex) takes that pattern's hand-written splitter;
+  // any other runs through PCRE2 with its JIT: matches are tiktoken's find_iter pieces,
+  // text between matches produces no tokens, ill-formed UTF-8 never matches, and PCRE2's
+  // Unicode tables (14.0 in Debian bookworm's 10.42) are older than tiktoken's (16.0), so
+  // characters assigned since have no \p{L}/\p{N} property (docs/tokenizer.md). Ignored
+  // for the other patterns.
+  std::string regex;
   // Special token strings and ids. Ids must not collide with mergeable ranks.
   std::vector<std::pair<std::string, Token>> special_tokens;
   // If non-zero, n_vocab must equal this (tiktoken's explicit_n_vocab).
@@ -91,12 +110,23 @@ class MODEENVOY_EXPORT Encoding {
   // to a mergeable rank, explicit_n_vocab mismatch).
   static absl::StatusOr<std::unique_ptr<Encoding>> Create(EncodingSpec spec,
                                                           std::string_view rank_file_contents);
+  // Builds an encoding from mergeable ranks given as (token bytes, rank) pairs, as
+  // tiktoken's Encoding(mergeable_ranks=...): custom ranks and special tokens on a built-in
+  // pattern (spec.pattern) or on any regex (spec.regex with kRegex). spec.expected_sha256
+  // is ignored. Every single byte must have a rank.
+  // Errors: kDataLoss for malformed ranks (duplicates, a missing single byte, a rank of
+  // 2^24 or more); kInvalidArgument as Create's, or a regex that does not compile (offset
+  // and PCRE2's message); kUnimplemented for a custom regex in a build without PCRE2.
+  static absl::StatusOr<std::unique_ptr<Encoding>> CreateFromRanks(
+      EncodingSpec spec, std::vector<std::pair<std::string, Token>> ranks);
   ~Encoding();
   Encoding(const Encoding&) = delete;
   Encoding& operator=(const Encoding&) = delete;
 
   const std::string& name() const { return spec_.name; }
   SplitPattern pattern() const { return spec_.pattern; }
+  // The pre-tokenization regex: SplitPatternRegex(pattern()), or the custom one.
+  std::string_view regex() const;
   // Largest token id + 1, as tiktoken's n_vocab.
   uint32_t n_vocab() const { return max_token_value_ + 1; }
   Token max_token_value() const { return max_token_value_; }
@@ -114,6 +144,12 @@ class MODEENVOY_EXPORT Encoding {
   void EncodeOrdinaryInto(std::string_view text, std::vector<Token>* out) const;
   // Number of tokens EncodeOrdinary would return, computed without storing them.
   size_t CountOrdinary(std::string_view text) const;
+  // tiktoken's private _encode_bytes(): well-formed UTF-8 is EncodeOrdinary(bytes). Else
+  // the longest well-formed prefix is encoded, and the tokens of its last piece (extended
+  // back over whole-whitespace tokens, as tiktoken does) are merged again together with
+  // the remaining bytes, so truncated UTF-8 at the end tokenizes as tiktoken's does. The
+  // result always decodes back to `bytes`.
+  std::vector<Token> EncodeBytes(std::string_view bytes) const;
 
   // tiktoken's encode(): occurrences of special tokens in `allowed_special` become their
   // ids; text matching any string of `disallowed_special` is an error. "All" for
@@ -155,8 +191,15 @@ class MODEENVOY_EXPORT Encoding {
  private:
   struct Impl;
   explicit Encoding(EncodingSpec spec);
+  static absl::StatusOr<std::unique_ptr<Encoding>> Finish(
+      EncodingSpec spec, std::unique_ptr<tokenizer_internal::Vocab> vocab);
   template <class Sink>
   void EncodeOrdinaryTo(std::string_view text, Sink& sink) const;
+  template <class Sink>
+  void EncodeRegexTo(std::string_view text, Sink& sink) const;
+  // Calls f(begin, end) for each piece of `text` (byte offsets), in order.
+  template <class F>
+  void ForEachPiece(std::string_view text, const F& f) const;
   template <class Sink>
   absl::Status EncodeTo(std::string_view text, const SpecialTokenSet& allowed,
                         const SpecialTokenSet& disallowed, Sink& sink) const;
