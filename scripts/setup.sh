@@ -137,3 +137,21 @@ for name in "${!sha[@]}"; do
   verify "$cached" "${sha[$name]}" || { cp "$dst" "$cached.tmp" && mv "$cached.tmp" "$cached"; }
 done
 log "tokenizer data verified in $data/tokenizers"
+
+# --- Node packages ------------------------------------------------------------------------
+# install_node DIR: `npm ci` in DIR (its package.json + package-lock.json) unless DIR's
+# node_modules was installed from the same lock file (a stamp holds the lock's SHA-256).
+install_node() {
+  local dir=$1 want have=""
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  [[ -f $dir/node_modules/.modeenvoy-lock-sha256 ]] && have=$(<"$dir/node_modules/.modeenvoy-lock-sha256")
+  if [[ $have == "$want" ]]; then
+    log "node packages: ${dir#"$repo"/} all present"
+    return
+  fi
+  log "node packages: npm ci in ${dir#"$repo"/}"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$want" >"$dir/node_modules/.modeenvoy-lock-sha256"
+}
+# The openai npm package, which tests/python/test_node_openai.py drives.
+install_node "$repo/tests/node"
