@@ -155,3 +155,6 @@ install_node() {
 }
 # The openai npm package, which tests/python/test_node_openai.py drives.
 install_node "$repo/tests/node"
+# Claude Code and the Codex CLI (native binaries in npm optional dependencies, ~800 MB),
+# which tests/python/test_agent_clients.py runs against the gateway.
+install_node "$repo/tests/agents"
