@@ -147,3 +147,24 @@ if [[ ! -f $tiktoken_sdist ]]; then
   "$PYTHON" -m pip download -q --disable-pip-version-check --no-deps --no-binary tiktoken \
     -d "$data/tiktoken-sdist" tiktoken==0.14.0
 fi
+
+# --- Node packages ------------------------------------------------------------------------
+# install_node DIR: `npm ci` in DIR (its package.json + package-lock.json) unless DIR's
+# node_modules was installed from the same lock file (a stamp holds the lock's SHA-256).
+install_node() {
+  local dir=$1 want have=""
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  [[ -f $dir/node_modules/.modeenvoy-lock-sha256 ]] && have=$(<"$dir/node_modules/.modeenvoy-lock-sha256")
+  if [[ $have == "$want" ]]; then
+    log "node packages: ${dir#"$repo"/} all present"
+    return
+  fi
+  log "node packages: npm ci in ${dir#"$repo"/}"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$want" >"$dir/node_modules/.modeenvoy-lock-sha256"
+}
+# The openai npm package, which tests/python/test_node_openai.py drives.
+install_node "$repo/tests/node"
+# Claude Code and the Codex CLI (native binaries in npm optional dependencies, ~800 MB),
+# which tests/python/test_agent_clients.py runs against the gateway.
+install_node "$repo/tests/agents"

@@ -44,6 +44,34 @@ absl::Status ReadHeaderName(const ObjectReader& r, std::string_view key, std::st
   return absl::OkStatus();
 }
 
+// `session_header_aliases`: header names, each valid, none repeating another or naming the
+// session or metadata header.
+absl::Status ReadSessionHeaderAliases(const ObjectReader& r, ContextConfig* config) {
+  MODEENVOY_ASSIGN_OR_RETURN(const Json* list, r.OptionalArray("session_header_aliases"));
+  if (list == nullptr) return absl::OkStatus();
+  const std::string base = r.PathOf("session_header_aliases");
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string path = IndexPath(base, i);
+    const Json& item = (*list)[i];
+    if (!item.is_string()) return InvalidFieldError(path, "must be a string");
+    std::string name = item.get<std::string>();
+    MODEENVOY_RETURN_IF_ERROR(core_internal::ValidateHeader(path, name, ""));
+    if (absl::EqualsIgnoreCase(name, config->session_header)) {
+      return InvalidFieldError(path, "repeats session_header");
+    }
+    if (absl::EqualsIgnoreCase(name, config->metadata_header)) {
+      return InvalidFieldError(path, "must differ from metadata_header");
+    }
+    for (const std::string& seen : config->session_header_aliases) {
+      if (absl::EqualsIgnoreCase(name, seen)) {
+        return InvalidFieldError(path, absl::StrFormat("repeats \"%s\"", seen));
+      }
+    }
+    config->session_header_aliases.push_back(std::move(name));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::map<std::string, std::string>> StringMap(const ObjectReader& r) {
   std::map<std::string, std::string> out;
   for (auto it = r.json().begin(); it != r.json().end(); ++it) {
@@ -282,6 +310,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(value, ""));
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"enabled", "store", "session_header", "metadata_header", "max_session_id_bytes",
+       "session_header_aliases",
        "max_metadata_bytes", "max_history_bytes", "reserve_output_tokens", "concurrency",
        "failure_mode", "store_timeout_ms", "lease_ttl_ms", "summarizer", "guardrails"}));
   auto config = std::make_shared<ContextConfig>();
@@ -294,6 +323,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSection>> ParseContextSection(
   if (absl::EqualsIgnoreCase(config->session_header, config->metadata_header)) {
     return InvalidFieldError("metadata_header", "must differ from session_header");
   }
+  MODEENVOY_RETURN_IF_ERROR(ReadSessionHeaderAliases(r, config.get()));
   MODEENVOY_ASSIGN_OR_RETURN(
       std::optional<int64_t> id_bytes,
       r.OptionalInt("max_session_id_bytes", 1, static_cast<int64_t>(kMaxSessionIdBytes)));

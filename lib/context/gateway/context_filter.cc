@@ -244,7 +244,12 @@ FilterResult ContextFilter::OnRequest(RequestContext& ctx, FilterCallbacks& call
 
 absl::Status ContextFilter::ReadRequest(RequestContext& ctx) {
   ChatRequest& chat = *ctx.chat;
-  std::optional<std::string_view> header = FindHeader(ctx.request.headers, config_->session_header);
+  std::string_view header_name = config_->session_header;
+  std::optional<std::string_view> header = FindHeader(ctx.request.headers, header_name);
+  for (size_t i = 0; !header.has_value() && i < config_->session_header_aliases.size(); ++i) {
+    header_name = config_->session_header_aliases[i];
+    header = FindHeader(ctx.request.headers, header_name);
+  }
   std::optional<std::string_view> meta_header =
       FindHeader(ctx.request.headers, config_->metadata_header);
   Json body_meta;
@@ -259,7 +264,7 @@ absl::Status ContextFilter::ReadRequest(RequestContext& ctx) {
   std::string id_field;
   if (header.has_value()) {
     session_id_ = std::string(*header);
-    id_field = config_->session_header;
+    id_field = std::string(header_name);
     if (session_id_.empty()) return BadField(id_field, "must not be empty");
   } else if (body_id != nullptr) {
     id_field = "metadata.session_id";

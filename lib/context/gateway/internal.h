@@ -167,6 +167,9 @@ struct ContextConfig final : ConfigSection {
   bool enabled = true;
   std::string store_type = "memory";
   std::string session_header = "X-Session-Id";
+  // Further headers naming the session when `session_header` is absent, in this order
+  // (`session_header_aliases`, e.g. Claude Code's X-Claude-Code-Session-Id).
+  std::vector<std::string> session_header_aliases;
   std::string metadata_header = "X-Session-Metadata";
   size_t max_session_id_bytes = 128;
   size_t max_metadata_bytes = 4096;

@@ -408,6 +408,54 @@ TEST_F(ContextGatewayTest, BadInputGets400NamingTheField) {
   EXPECT_TRUE(upstream_.bodies.empty());
 }
 
+// `session_header_aliases` (e.g. Claude Code's X-Claude-Code-Session-Id) name the session when
+// `session_header` is absent: the second turn carries the first one's history, the answer
+// names the session in X-Session-Id, and a bad alias value is a 400 naming that header.
+TEST_F(ContextGatewayTest, AnAliasHeaderNamesTheSession) {
+  SetUpWith(R"({"store": {"type": "memory"},
+                "session_header_aliases": ["X-Other-Id", "X-Claude-Code-Session-Id"]})");
+  auto turn = [&](std::string_view text, HttpHeaders ids) {
+    ids.emplace_back("authorization", "Bearer sk-a");
+    return Send(Chat(UserTurn(text), std::move(ids)));
+  };
+  auto first = turn("hello", {{"x-claude-code-session-id", "cc-1"}});
+  ASSERT_EQ(first->status(), 200) << first->sink.body;
+  EXPECT_EQ(Header(first->sink.headers, "x-session-id"), "cc-1");
+  EXPECT_EQ(Header(first->sink.headers, "x-session-turn"), "1");
+  auto second = turn("and again", {{"X-Claude-Code-Session-Id", "cc-1"}});
+  ASSERT_EQ(second->status(), 200) << second->sink.body;
+  ASSERT_EQ(upstream_.bodies.size(), 2u);
+  EXPECT_THAT(Roles(upstream_.bodies[1]),
+              ElementsAre("user:hello", "assistant:reply 1", "user:and again"));
+  EXPECT_THAT(StoredHistory("cc-1"), ElementsAre("1 user:hello", "1 assistant:reply 1",
+                                                 "2 user:and again", "2 assistant:reply 2"));
+
+  // session_header first, then the aliases in their listed order.
+  auto both = turn("primary", {{"X-Claude-Code-Session-Id", "cc-1"}, {"X-Session-Id", "p-1"},
+                               {"X-Other-Id", "o-1"}});
+  ASSERT_EQ(both->status(), 200);
+  EXPECT_EQ(Header(both->sink.headers, "x-session-id"), "p-1");
+  auto aliases = turn("other", {{"X-Claude-Code-Session-Id", "cc-1"}, {"X-Other-Id", "o-1"}});
+  ASSERT_EQ(aliases->status(), 200);
+  EXPECT_EQ(Header(aliases->sink.headers, "x-session-id"), "o-1");
+  EXPECT_EQ(Stored("cc-1")->record->turn_count, 2);
+
+  auto bad = turn("x", {{"X-Claude-Code-Session-Id", "has space"}});
+  EXPECT_EQ(bad->status(), 400);
+  EXPECT_EQ(bad->json()["error"]["param"], "X-Claude-Code-Session-Id");
+  EXPECT_EQ(upstream_.bodies.size(), 4u);
+}
+
+// Without `session_header_aliases` another header names no session: the request passes.
+TEST_F(ContextGatewayTest, AnUnlistedHeaderNamesNoSession) {
+  auto sent = Send(Chat(UserTurn("hello"), {{"authorization", "Bearer sk-a"},
+                                            {"X-Claude-Code-Session-Id", "cc-2"}}));
+  ASSERT_EQ(sent->status(), 200);
+  EXPECT_EQ(Header(sent->sink.headers, "x-session-id"), std::nullopt);
+  // The store is made by the first request that names a session: none did.
+  EXPECT_EQ(store_, nullptr);
+}
+
 TEST_F(ContextGatewayTest, HistoryOverItsByteBoundGets400) {
   SetUpWith(R"({"max_history_bytes": 40})");
   auto first = Turn("s-big", std::string(20, 'x'));  // 20 bytes + "reply 1" (7)
@@ -972,6 +1020,19 @@ TEST(ContextConfigTest, SectionIsReadStrictlyWithPaths) {
               HasSubstr("context.summarizer.trigger.min_dropped: must be >= 1"));
   EXPECT_THAT(load(R"({"session_header": "bad header"})").message(),
               HasSubstr("context.session_header"));
+  EXPECT_TRUE(load(R"({"session_header_aliases": []})").ok());
+  EXPECT_THAT(load(R"({"session_header_aliases": "X-Claude-Code-Session-Id"})").message(),
+              HasSubstr("context.session_header_aliases: must be an array"));
+  EXPECT_THAT(load(R"({"session_header_aliases": ["X-A", 3]})").message(),
+              HasSubstr("context.session_header_aliases[1]: must be a string"));
+  EXPECT_THAT(load(R"({"session_header_aliases": ["bad header"]})").message(),
+              HasSubstr("context.session_header_aliases[0]: invalid header name"));
+  EXPECT_THAT(load(R"({"session_header_aliases": ["x-session-id"]})").message(),
+              HasSubstr("context.session_header_aliases[0]: repeats session_header"));
+  EXPECT_THAT(load(R"({"session_header_aliases": ["X-A", "x-a"]})").message(),
+              HasSubstr("context.session_header_aliases[1]: repeats"));
+  EXPECT_THAT(load(R"({"session_header_aliases": ["X-Session-Metadata"]})").message(),
+              HasSubstr("context.session_header_aliases[0]: must differ from metadata_header"));
 }
 
 // Every Redis option is checked when the configuration loads (not when a loop first makes

@@ -1,0 +1,174 @@
+"""Issue 11: real agent clients complete a one-turn task through the gateway against emulated
+non-native providers, offline:
+
+- Claude Code (npm `@anthropic-ai/claude-code`, `claude -p`) with ANTHROPIC_BASE_URL at the
+  gateway and non-essential traffic off: POST /v1/messages?beta=true (streamed, with
+  anthropic-version and anthropic-beta) translated to an emulated OpenAI provider;
+- OpenAI's Codex CLI (npm `@openai/codex`, `codex exec`) with a model provider entry whose
+  base_url is the gateway's Responses API (`wire_api = "responses"`): POST /v1/responses
+  (streamed) translated to an emulated OpenAI Chat Completions provider (the emulator has no
+  Responses API, so nothing passes through natively).
+
+Codex against an Anthropic provider does not work yet and is not tested here: its request
+carries a `namespace` tool and the hosted `web_search` tool (both refused for a non-OpenAI
+provider; Codex's `[features] multi_agent = false` and `web_search = "disabled"` drop them),
+`prompt_cache_key` (the anthropic dialect refuses it, docs/providers.md), and `include` and
+`client_metadata`, which the Responses ingress keeps as unknown members and the anthropic
+request then carries (Anthropic answers "Extra inputs are not permitted").
+
+Both CLIs are native binaries shipped in npm optional dependencies, installed by
+scripts/setup.sh into tests/agents/node_modules (pinned in tests/agents/package.json); their
+absence fails, never skips. Each client talks to a RecordingProxy (tests/python/
+recording_proxy.py) in front of the gateway, so the test also states which endpoints and
+headers the client used. The emulated provider is told to answer "pong" (x-emulator-reply on
+the provider), so the expected answer does not depend on the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Process, emulator_requests, start_emulator, start_gateway
+from recording_proxy import RecordingProxy
+
+AGENTS = REPO / "tests" / "agents" / "node_modules"
+CLAUDE = AGENTS / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
+CODEX = AGENTS / "@openai" / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "bin" / "codex"
+KEY = "sk-agent-client"
+TASK = "Reply with the word pong and nothing else."
+TIMEOUT_S = 90
+
+
+def _require(path: Path) -> Path:
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not installed; scripts/setup.sh installs it (npm ci in "
+                    "tests/agents)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    started: list[Process] = []
+
+    def start(args, **kwargs):
+        p = Process([str(a) for a in args], **kwargs)
+        started.append(p)
+        return p
+
+    try:
+        emulator = start_emulator(start, "--usage-counter", "words")
+        emu = emulator.base_url
+        pong = {"x-emulator-reply": "pong"}
+        config = {
+            "listen": {"address": "127.0.0.1", "port": 0, "max_body_bytes": 8388608},
+            "filters": [{"type": "api_key_auth",
+                         "config": {"keys": [{"key": KEY, "name": "agents"}]}}],
+            "providers": {
+                "oai": {"type": "openai", "base_url": f"{emu}/v1", "api_key": "sk-up",
+                        "headers": pong},
+            },
+            "models": {
+                # Claude Code's main and small models, both served by the OpenAI dialect.
+                "claude-sonnet-4-5": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
+                "claude-haiku-4-5": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
+                # Codex's model, served through Chat Completions.
+                "gpt-5-codex-via-chat": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
+            },
+        }
+        gateway = start_gateway(start, tmp_path_factory.mktemp("agents"), config)
+        yield emulator, gateway
+    finally:
+        for p in started:
+            p.stop()
+
+
+def _clean_env(home: Path, **extra: str) -> dict:
+    """No variable of the caller's (credentials, proxies) reaches the client."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           "TERM": "dumb", "NO_COLOR": "1"}
+    env.update(extra)
+    return env
+
+
+def _report(name: str, proxy: RecordingProxy, done: subprocess.CompletedProcess) -> str:
+    lines = [f"{name} exited {done.returncode}", "requests:", *proxy.summary(),
+             "stdout:", done.stdout[-4000:], "stderr:", done.stderr[-4000:]]
+    return "\n".join(lines)
+
+
+def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
+    claude = _require(CLAUDE)
+    emulator, gateway = servers
+    work = tmp_path / "work"
+    work.mkdir()
+    with RecordingProxy(gateway.base_url) as proxy:
+        env = _clean_env(
+            tmp_path,
+            ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
+            ANTHROPIC_MODEL="claude-sonnet-4-5",
+            ANTHROPIC_DEFAULT_SONNET_MODEL="claude-sonnet-4-5",
+            ANTHROPIC_DEFAULT_HAIKU_MODEL="claude-haiku-4-5",
+            ANTHROPIC_SMALL_FAST_MODEL="claude-haiku-4-5",
+            CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
+            DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
+        done = subprocess.run([str(claude), "-p", TASK, "--output-format", "json"],
+                              cwd=work, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    report = _report("claude", proxy, done)
+    print(report)
+    assert done.returncode == 0, report
+    result = json.loads(done.stdout)
+    assert result.get("is_error") is False, report
+    assert result["result"].strip() == "pong", report
+    messages = [r for r in proxy.records if r.method == "POST"
+                and r.path.split("?")[0] == "/v1/messages"]
+    assert messages, report
+    assert all(r.status == 200 for r in messages), report
+    assert all(r.headers.get("anthropic-version") and r.headers.get("anthropic-beta")
+               for r in messages), report
+    # The emulated OpenAI provider answered it.
+    assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
+
+
+def test_codex_exec_through_the_responses_ingress(servers, tmp_path):
+    codex = _require(CODEX)
+    emulator, gateway = servers
+    work = tmp_path / "work"
+    work.mkdir()
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir()
+    last = tmp_path / "last-message.txt"
+    with RecordingProxy(gateway.base_url) as proxy:
+        (codex_home / "config.toml").write_text(
+            'model = "gpt-5-codex-via-chat"\n'
+            'model_provider = "modeenvoy"\n'
+            "[model_providers.modeenvoy]\n"
+            'name = "modeenvoy gateway"\n'
+            f'base_url = "{proxy.base_url}/v1"\n'
+            'env_key = "MODEENVOY_API_KEY"\n'
+            'wire_api = "responses"\n'
+            "request_max_retries = 0\n"
+            "stream_max_retries = 0\n")
+        env = _clean_env(tmp_path, CODEX_HOME=str(codex_home), MODEENVOY_API_KEY=KEY)
+        done = subprocess.run(
+            [str(codex), "exec", "--skip-git-repo-check", "--sandbox", "read-only",
+             "--output-last-message", str(last), TASK],
+            cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+            stdin=subprocess.DEVNULL)
+    report = _report("codex", proxy, done)
+    print(report)
+    assert done.returncode == 0, report
+    assert last.read_text().strip() == "pong", report
+    responses = [r for r in proxy.records if r.method == "POST"
+                 and r.path.split("?")[0] == "/v1/responses"]
+    assert responses, report
+    assert all(r.status == 200 for r in responses), report
+    assert all(r.headers.get("accept") == "text/event-stream" for r in responses), report
+    # The emulated provider answered it through Chat Completions.
+    assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
