@@ -188,6 +188,10 @@ absl::Status EndpointRegistry::Register(EndpointSpec spec) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "endpoint \"%s\": exactly one of model_call and local is required", spec.kind));
   }
+  if (spec.filter != nullptr && spec.model_call == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint \"%s\": filter is for model-call endpoints only", spec.kind));
+  }
   if (!spec.header.empty() && !IsValidHeaderName(spec.header)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "endpoint \"%s\": header \"%s\" is not a valid header name", spec.kind, spec.header));

@@ -411,7 +411,11 @@ void GatewayRequest::Start(HttpRequest request) {
       if (!codec_->native_dialect().empty()) parsed_chat_ = *chat_;
     }
   }
-  chain_ = NewChain(snapshot_->CreateFilters());
+  std::vector<std::unique_ptr<Filter>> filters = snapshot_->CreateFilters();
+  if (endpoint_->filter != nullptr && endpoint_->model_call != nullptr) {
+    filters.push_back(endpoint_->filter->CreateFilter());
+  }
+  chain_ = NewChain(std::move(filters));
   RunBounded(chain_.get(), /*handler=*/false);
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
+#include "lib/responses_ingress/internal.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/protocol/chat.h"
@@ -31,7 +32,7 @@ using core_internal::Json;
 constexpr std::pair<std::string_view, std::string_view> kEchoed[] = {
     {"instructions", "null"}, {"metadata", "{}"},          {"parallel_tool_calls", "true"},
     {"temperature", "null"},  {"tool_choice", "\"auto\""}, {"tools", "[]"},
-    {"top_p", "null"},
+    {"top_p", "null"},        {"previous_response_id", "null"}, {"store", "true"},
 };
 
 // The response events that carry the whole response object.
@@ -70,10 +71,7 @@ struct RequestState {
   std::unique_ptr<StreamEncoder> encoder;
 };
 
-// Sets the echoed members of the response object `response` (a JSON object).
-void Patch(const Json& echo, Json* response) {
-  for (auto it = echo.begin(); it != echo.end(); ++it) (*response)[it.key()] = it.value();
-}
+void Patch(const Json& echo, Json* response) { responses_internal::PatchEcho(echo, response); }
 
 // `data` (a compact JSON object: a response object, or an event whose "response" member is
 // one) with the echoed members set.
@@ -143,16 +141,14 @@ class ResponsesCodec final : public IngressCodec {
     MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, dialect_->DecodeRequest(wire));
     // `store`, `metadata` (tags of the response object, echoed by ForRequest's codec) and
     // `previous_response_id` are the gateway's, never a provider's.
+    // The endpoint's state filter (state.cc) reads `store` and `previous_response_id` from
+    // the body; they are checked here and taken out of the unified request.
     chat.store.reset();
     chat.metadata.reset();
     for (auto it = chat.extra.begin(); it != chat.extra.end(); ++it) {
       if (it->first != "previous_response_id") continue;
-      if (it->second != "null") {
-        return WithHttpStatus(
-            InvalidFieldError("previous_response_id",
-                              "this gateway has no response store configured, so it keeps "
-                              "no earlier responses to continue"),
-            400);
+      if (it->second != "null" && (it->second.empty() || it->second.front() != '"')) {
+        return InvalidFieldError("previous_response_id", "must be a string");
       }
       chat.extra.erase(it);
       break;
@@ -169,16 +165,8 @@ class ResponsesCodec final : public IngressCodec {
                                                  const ChatRequest& /*chat*/) const override {
     auto state = std::make_shared<RequestState>();
     // ParseRequest read this body already: it is a JSON object.
-    Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    for (const auto& [key, fallback] : kEchoed) {
-      const std::string k(key);
-      auto it = body.is_object() ? body.find(k) : body.end();
-      if (it != body.end() && !(it->is_null() && key != "instructions")) {
-        state->echo[k] = *it;
-      } else {
-        state->echo[k] = Json::parse(fallback);
-      }
-    }
+    state->echo =
+        responses_internal::EchoOf(Json::parse(request.body, nullptr, /*allow_exceptions=*/false));
     return std::make_shared<ResponsesCodec>(dialect_, std::move(state));
   }
 
@@ -250,7 +238,96 @@ class ResponsesCodec final : public IngressCodec {
   std::shared_ptr<RequestState> state_;  // null for the shared, unbound codec
 };
 
+const Dialect& ResponsesDialect() {
+  static const Dialect* const dialect = NewDialect("openai_responses").value().release();
+  return *dialect;
+}
+
 }  // namespace
+
+namespace responses_internal {
+
+Json EchoOf(const Json& body) {
+  Json echo = Json::object();
+  for (const auto& [key, fallback] : kEchoed) {
+    const std::string k(key);
+    auto it = body.is_object() ? body.find(k) : body.end();
+    if (it != body.end() && !(it->is_null() && key != "instructions")) {
+      echo[k] = *it;
+    } else {
+      echo[k] = Json::parse(fallback);
+    }
+  }
+  return echo;
+}
+
+void PatchEcho(const Json& echo, Json* response) {
+  for (auto it = echo.begin(); it != echo.end(); ++it) (*response)[it.key()] = it.value();
+}
+
+absl::StatusOr<std::string> RenderStoredResponse(std::string_view completion_json,
+                                                 std::string_view echo_json) {
+  absl::StatusOr<ChatCompletion> completion = ParseChatCompletion(completion_json);
+  Json echo = Json::parse(echo_json, nullptr, /*allow_exceptions=*/false);
+  if (!completion.ok() || !echo.is_object()) {
+    return absl::DataLossError("stored response: the record does not parse");
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(std::string body, ResponsesDialect().EncodeResponse(*completion));
+  MODEENVOY_RETURN_IF_ERROR(PatchJson(echo, /*in_event=*/false, &body));
+  return body;
+}
+
+absl::StatusOr<Json> InputItems(const std::vector<Message>& messages,
+                                std::string_view response_id) {
+  ChatRequest chat;
+  chat.model = "m";
+  chat.messages = messages;
+  WireRequest wire;
+  MODEENVOY_RETURN_IF_ERROR(ResponsesDialect().EncodeRequest(chat, DialectCall{}, &wire));
+  Json body = Json::parse(wire.body, nullptr, /*allow_exceptions=*/false);
+  Json items = body.is_object() && body.contains("input") ? body["input"] : Json::array();
+  std::string_view base = response_id;
+  if (base.substr(0, 5) == "resp_") base.remove_prefix(5);
+  for (size_t i = 0; i < items.size(); ++i) {
+    Json& item = items[i];
+    if (!item.contains("type")) item["type"] = "message";
+    const std::string type = item["type"].is_string() ? item["type"].get<std::string>() : "";
+    std::string prefix = "item";
+    if (type == "message") {
+      prefix = "msg";
+      const bool assistant = item.value("role", "") == "assistant";
+      if (item.contains("content") && item["content"].is_string()) {
+        item["content"] = Json::array({{{"type", assistant ? "output_text" : "input_text"},
+                                        {"text", item["content"].get<std::string>()}}});
+      }
+      if (assistant) {
+        for (Json& part : item["content"]) {
+          if (part.value("type", "") == "output_text" && !part.contains("annotations")) {
+            part["annotations"] = Json::array();
+          }
+        }
+      }
+      item["status"] = "completed";
+    } else if (type == "function_call") {
+      prefix = "fc";
+      item["status"] = "completed";
+    } else if (type == "function_call_output") {
+      prefix = "fco";
+      item["status"] = "completed";
+    }
+    if (!item.contains("id")) {
+      std::string id = prefix;
+      id += '_';
+      id += base;
+      id += "_in";
+      id += std::to_string(i);
+      item["id"] = std::move(id);
+    }
+  }
+  return items;
+}
+
+}  // namespace responses_internal
 
 std::shared_ptr<const IngressCodec> OpenAiResponsesCodec() {
   static const std::shared_ptr<const IngressCodec>* const codec = [] {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "lib/core/status_macros.h"
+#include "lib/responses_ingress/internal.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/responses.h"
 
@@ -14,8 +15,9 @@ absl::Status RegisterResponsesIngressComponent(Registry* registry) {
   responses.method = "POST";
   responses.pattern = "/v1/responses";
   responses.model_call = OpenAiResponsesCodec();
+  responses.filter = responses_internal::NewStateFilterFactory();
   MODEENVOY_RETURN_IF_ERROR(registry->endpoints().Register(std::move(responses)));
-  return absl::OkStatus();
+  return responses_internal::RegisterStoredResponseEndpoints(&registry->endpoints());
 }
 
 }  // namespace modeenvoy

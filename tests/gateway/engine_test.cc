@@ -495,6 +495,49 @@ TEST_F(EngineTest, EndpointRegisterRejectsBadSpecs) {
             absl::StatusCode::kAlreadyExists);
 }
 
+// EndpointSpec::filter: a model-call endpoint's own filter runs for its requests only,
+// after the configured filters on the way in and before them on the way out.
+TEST_F(EngineTest, EndpointFilterRunsLastInAndFirstOutForItsEndpointOnly) {
+  auto own = std::make_shared<Script>();
+  own->name = "own";
+  own->log = &log_;
+  own->on_request = [](RequestContext& ctx, FilterCallbacks&) {
+    ctx.chat->model = "demo2";  // what the endpoint's filter sets goes upstream
+    return FilterResult::Continue();
+  };
+  ASSERT_TRUE(registry_.endpoints()
+                  .Register({.kind = "mine", .method = "POST", .pattern = "/v1/mine",
+                             .model_call = OpenAiChatCodec(),
+                             .filter = std::make_shared<ScriptFactory>(own)})
+                  .ok());
+  AddScript("a");
+  TestHttpServer server(Provider);
+  Start(Config(server.Url("/v1"), Scripts({"a"})));
+  HttpRequest mine = Post(ChatBody("demo", false));
+  mine.path = "/v1/mine";
+  RecordingSink sink;
+  Serve(std::move(mine), &sink);
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_THAT(log_, ElementsAre("a:request", "own:request", "own:headers", "a:headers",
+                                "own:body", "a:body", "own:complete", "a:complete"));
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("up-2"));
+
+  log_.clear();
+  RecordingSink chat;
+  Serve(Post(ChatBody("demo", false)), &chat);  // another endpoint: not there
+  EXPECT_EQ(chat.status, 200);
+  EXPECT_THAT(log_, ElementsAre("a:request", "a:headers", "a:body", "a:complete"));
+
+  // Only model calls take one.
+  EndpointRegistry endpoints;
+  EXPECT_EQ(endpoints
+                .Register({.kind = "k", .method = "GET", .pattern = "/v1/x",
+                           .local = std::make_shared<ScriptFactory>(own),
+                           .filter = std::make_shared<ScriptFactory>(own)})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(EngineTest, LocalReplyWithEventsStreamsThroughOnResponseEvents) {
   ASSERT_TRUE(registry_.endpoints()
                   .Register({.kind = "feed", .method = "GET", .pattern = "/v1/feed",

@@ -23,15 +23,23 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "modeenvoy/context/record.h"
 #include "modeenvoy/context/store.h"
 #include "modeenvoy/event_loop.h"
 #include "modeenvoy/export.h"
+#include "modeenvoy/gateway/config.h"
+#include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/services.h"
+#include "modeenvoy/protocol/chat.h"
 
 namespace modeenvoy {
 
@@ -80,6 +88,63 @@ struct ContextMetrics {
 
 // Reads the counters. Thread-safe; all zero when the component never ran with `services`.
 MODEENVOY_EXPORT ContextMetrics ReadContextMetrics(Services& services);
+
+// ---- The context store for other components (the Responses API's stored responses) ----
+// A component that keeps its own records in the conversation store (lib/responses_ingress
+// keeps each stored response as a record named by the response id) reaches the store the
+// snapshot's "context" section configured through these, without the section's internals:
+//   absl::StatusOr<std::optional<modeenvoy::ContextStoreAccess>> access =
+//       modeenvoy::ContextStoreForSnapshot(*ctx.snapshot, callbacks.event_loop());
+//   if (!access.ok()) return FilterResult::Error(access.status());   // 503
+//   if (!access->has_value()) ...                                    // no context section
+//   (*access)->store->Get(id, ...);  // bound the wait by (*access)->timeout
+// Records written this way share the store (and its byte bound, TTL and eviction) with the
+// sessions of the context filter: GET /v1/sessions of their owner lists them too.
+
+// The store of one snapshot's enabled "context" section, for one loop.
+struct ContextStoreAccess {
+  // Never null. Shared with the section (and the context filter): a memory store serves
+  // every loop, a Redis store is bound to the loop it was asked for and is used on that
+  // loop's thread only (ContextStore's contract). Holding it past the snapshot is allowed
+  // but ReleaseContextStores still drops the section's reference for that loop.
+  std::shared_ptr<ContextStore> store;
+  // The section's store_timeout: how long a request should wait for one store operation.
+  absl::Duration timeout = absl::Seconds(2);
+  // The section's reserve_output_tokens (what windowing keeps free for the reply when the
+  // request names no max tokens).
+  int64_t reserve_output_tokens = 4096;
+  // Where the section logs failed store operations (ContextComponentOptions::log, else
+  // stderr). Never null in a returned access. Thread-safe.
+  std::function<void(std::string_view line)> log;
+};
+
+// The store `snapshot`'s "context" section configured, for requests running on `loop`
+// (made on first use, as for the context filter: ContextComponentOptions::store, else the
+// section's `store`). Returns nullopt when the snapshot has no "context" section or it is
+// disabled (`"enabled": false`). Errors: kUnavailable (code context_unavailable, HTTP 503)
+// when the store cannot be made (e.g. Redis unreachable at connect time), with the reason.
+// REQUIRES: called on `loop`'s thread. Thread-safe otherwise (the section's store set is).
+MODEENVOY_EXPORT absl::StatusOr<std::optional<ContextStoreAccess>> ContextStoreForSnapshot(
+    const ConfigSnapshot& snapshot, EventLoop& loop);
+
+// The owner a request acts as, by the rule of the session endpoints and the context filter:
+// the request's "api_key.name" metadata (set by api_key_auth), else "anonymous". A record
+// whose owner differs must be answered as missing (404). Pure; thread-safe.
+MODEENVOY_EXPORT std::string ContextOwnerOf(const RequestContext& ctx);
+
+// Fits `history` + `new_messages` to the context window of the model `ctx.chat` asks for,
+// as the context filter does: the smallest window (configured `context_window` extension,
+// else the published window of the upstream model) among the first targets of its route,
+// minus the reply's reserve (the request's max tokens, else `reserve_output_tokens`) and
+// what the request spends outside its messages (tools, priming); counted with the upstream
+// model's tokenizer. Returns the messages to send: the kept history, then `new_messages`.
+// When no window or tokenizer is known the whole history is kept. `draw` is the random
+// draw routing plans with (Services::Random()). Errors: kInvalidArgument (code
+// context_length_exceeded) when the new messages alone do not fit.
+// REQUIRES: ctx.chat and ctx.snapshot are not null. Thread-safe (the token cache is).
+MODEENVOY_EXPORT absl::StatusOr<std::vector<Message>> FitHistoryToRequestModel(
+    const RequestContext& ctx, uint64_t draw, const std::vector<HistoryEntry>& history,
+    const std::vector<Message>& new_messages, int64_t reserve_output_tokens);
 
 }  // namespace modeenvoy
 

@@ -121,6 +121,12 @@ struct EndpointSpec {
   // Exactly one of the two.
   std::shared_ptr<const IngressCodec> model_call;
   std::shared_ptr<const FilterFactory> local;
+  // Model calls only, optional: the endpoint's own filter, run for every request of the
+  // endpoint after the configured `filters` (last in the request phase, so it sees the
+  // caller named by an auth filter; first in the response phase, so it sees the unified
+  // answer before any configured filter). For state an API keeps itself (the Responses
+  // API's stored responses) with no configuration entry to forget.
+  std::shared_ptr<const FilterFactory> filter;
   // A request header name (case-insensitive), or empty. When set, the endpoint serves only
   // requests carrying that header (any value), and wins over the endpoint of the same
   // method and pattern registered without one: two APIs can share a path and be told apart

@@ -15,8 +15,23 @@
 //     "azure_openai", "openai_responses"); for any other provider the attempt fails with a
 //     400 naming `tools[i].type`.
 //     `store` and `metadata` are the gateway's (the response object echoes them), never
-//     forwarded; `previous_response_id` needs the gateway's
-//     response store and is never forwarded upstream either (a 400 without a store).
+//     forwarded; `previous_response_id` is never forwarded upstream either.
+//     Ids: every response gets the gateway's id, "resp_" + 32 hex digits drawn from the
+//     ConfigStore's Services::Random(), never the provider's (for OpenAI too: chained
+//     requests always go through the unified model; docs/providers.md says why).
+//   State, on the store of the snapshot's "context" section (include/modeenvoy/context/
+//   gateway.h; the request-scoped part is the endpoint's own filter, EndpointSpec::filter,
+//   so no `filters` entry is needed):
+//     `store: true` (the default) keeps the response, its input and the conversation before
+//     it as one record named by the response id and owned by the caller ("api_key.name", else
+//     "anonymous"), written before the answer's final bytes go out (a failed write is logged
+//     and the answer still sent); `previous_response_id` loads the chain, windowed to the
+//     target model, and sends it before the new input (404 naming the field for an unknown,
+//     deleted, unstored or other owner's id). Without a "context" section, answers work but
+//     nothing is kept and `previous_response_id` is a 400 naming the field.
+//   GET /v1/responses/{id}, DELETE /v1/responses/{id} ({"id","object":"response",
+//     "deleted":true}), GET /v1/responses/{id}/input_items (OpenAI's list shape; `limit`,
+//     `order`, `after`): the caller's stored responses; anyone else's are a 404.
 //   modeenvoy::Registry registry;
 //   if (absl::Status s = modeenvoy::RegisterResponsesIngressComponent(&registry); !s.ok()) ...
 //   modeenvoy::ConfigStore store({.registry = &registry});

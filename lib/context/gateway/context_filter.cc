@@ -42,8 +42,6 @@ using Json = nlohmann::ordered_json;
 
 // CAS conflicts retried per append before the write counts as failed.
 constexpr int kMaxAppendAttempts = 8;
-// Attempts of a plan looked at to find the smallest context window.
-constexpr int kMaxPlanAttempts = 8;
 
 absl::Status BadField(std::string_view path, std::string_view reason) {
   return InvalidFieldError(path, reason);
@@ -560,47 +558,8 @@ absl::Status ContextFilter::BuildRequest() {
 }
 
 void ContextFilter::ResolveWindow(int64_t* window, const Encoding** encoding) {
-  *window = 0;
-  *encoding = nullptr;
-  RoutingRequest request;
-  request.model = ctx_->chat->model;
-  request.chat = ctx_->chat;
-  request.headers = &ctx_->request.headers;
-  request.metadata = &ctx_->metadata;
-  request.draw = cb_->services().Random();
-  absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = ctx_->snapshot->Plan(request);
-  if (!plan.ok()) return;  // the engine answers the unknown model after the filters
-  std::string first_upstream;
-  for (int i = 0; i < kMaxPlanAttempts; ++i) {
-    std::optional<Attempt> attempt = (*plan)->Next();
-    if (!attempt.has_value()) break;
-    if (first_upstream.empty()) first_upstream = attempt->model->upstream_model;
-    // The configured window, else the published one of the upstream model, else unknown.
-    int64_t tokens = 0;
-    if (const auto* limit = static_cast<const ModelTokenLimit*>(
-            attempt->model->extension("context_window"))) {
-      tokens = limit->tokens;
-    } else if (absl::StatusOr<int64_t> known =
-                   ContextWindowForModel(attempt->model->upstream_model);
-               known.ok()) {
-      tokens = *known;
-    }
-    if (tokens > 0 && (*window == 0 || tokens < *window)) *window = tokens;
-    // Walk the fallbacks as if this attempt failed.
-    AttemptOutcome failed;
-    failed.status = absl::UnavailableError("planning the context window");
-    failed.failure = FailureClass::kServerError;
-    (*plan)->Report(*attempt, failed);
-  }
-  // GetEncoding loads a rank file on its first use in the process (the example proxy has
-  // loaded o200k and cl100k at start for its usage estimator); unavailable: no windowing.
-  absl::StatusOr<std::string> name = EncodingNameForModel(first_upstream);
-  absl::StatusOr<std::shared_ptr<const Encoding>> loaded =
-      GetEncoding(name.ok() ? std::string_view(*name) : std::string_view("o200k_base"));
-  if (loaded.ok()) {
-    encoding_ = *std::move(loaded);
-    *encoding = encoding_.get();
-  }
+  ResolveContextWindow(*ctx_, cb_->services().Random(), window, &encoding_);
+  *encoding = encoding_.get();
 }
 
 void ContextFilter::StoreUnavailable(const absl::Status& status, std::string_view what) {

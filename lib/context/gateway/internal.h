@@ -232,6 +232,12 @@ struct SummaryRequest {
 // `upstream` belongs to that loop.
 void StartSummary(UpstreamClient& upstream, SummaryRequest request);
 
+// The context window of the model `ctx.chat` asks for (the smallest among the first
+// targets of its plan; 0 when none is known) and the tokenizer of its first upstream model
+// (null when it cannot be loaded). `draw` as RoutingRequest::draw.
+void ResolveContextWindow(const RequestContext& ctx, uint64_t draw, int64_t* window,
+                          std::shared_ptr<const Encoding>* encoding);
+
 // The owner requests of `ctx` act as ("api_key.name" metadata, else "anonymous").
 std::string OwnerOf(const RequestContext& ctx);
 
