@@ -308,10 +308,11 @@ def test_piece_cache_bound_is_checked():
 
 def test_every_pretokenizer_mode_gives_tiktoken_ids(corpus, capsys):
     """The corpus and TestPlans.txt through each pre-tokenizer (the per-character splitter and
-    the block-mask splitter with each classifier; the default mode is what the tests above
-    ran): tiktoken's ids every time. tiktoken runs once per text, the modes reuse its ids."""
+    the block-mask splitter with each classifier; the default mode, AVX2 where the CPU has
+    it, is what the tests above ran): tiktoken's ids every time. tiktoken runs once per text,
+    the modes reuse its ids."""
     default = modeenvoy.pretokenizer_mode()
-    modes = ["off", "scalar", "sse2", "avx2"]
+    modes = [m for m in ["off", "scalar", "sse2", "avx2"] if m != default]
     plans = parse_test_plans() if TEST_PLANS.exists() else []
     try:
         mismatches, compared = 0, 0
