@@ -462,6 +462,10 @@ void RegisterTokenizer(pybind11::module_& m) {
   m.def("_tok_set_piece_cache_bytes", [](size_t bytes) { modeenvoy::SetPieceCacheBytes(bytes); },
         py::arg("bytes"));
   m.def("_tok_piece_cache_bytes", &modeenvoy::PieceCacheBytes);
+  m.def("_tok_set_pretokenizer_mode", [](std::string_view mode) -> std::string {
+    return modeenvoy::python::ValueOrThrow(modeenvoy::SetPretokenizerMode(mode));
+  }, py::arg("mode"));
+  m.def("_tok_pretokenizer_mode", &modeenvoy::PretokenizerMode);
   m.def("_tok_piece_cache_stats", [](bool reset) {
     size_t memory = 0;
     const modeenvoy::PieceCacheStats s = modeenvoy::ThisThreadPieceCacheStats(&memory);

@@ -16,6 +16,7 @@
 #include "lib/tokenizer/bpe.h"
 #include "lib/tokenizer/piece_cache.h"
 #include "lib/tokenizer/pretokenize.h"
+#include "lib/tokenizer/pretokenize_simd.h"
 #include "lib/tokenizer/regex_splitter.h"
 #include "lib/core/sha256.h"
 #include "lib/tokenizer/vocab.h"
@@ -537,22 +538,45 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
       }
     }
   };
-  // Lambdas, not function pointers: each run() instance gets its splitter inlined.
+  // Lambdas, not function pointers: each run() instance gets its splitter inlined. The
+  // block-classified splitter (pretokenize_simd.h) cuts the same pieces as the reference one.
+  using tokenizer_internal::MaskSplitter;
   using tokenizer_internal::NextCl100kPiece;
   using tokenizer_internal::NextO200kPiece;
   using tokenizer_internal::NextR50kPiece;
+  const tokenizer_internal::ClassifyFn classify =
+      tokenizer_internal::ClassifierFor(tokenizer_internal::CurrentPretokenizeMode());
+  auto run_masks = [&](auto splitter) {
+    run([&splitter](const uint8_t* a, const uint8_t* b) { return splitter.Next(a, b); });
+  };
   switch (spec_.pattern) {
     case SplitPattern::kCl100k:
-      run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<true>(a, b); });
+      if (classify != nullptr) {
+        run_masks(MaskSplitter<SplitPattern::kCl100k>(classify));
+      } else {
+        run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<true>(a, b); });
+      }
       break;
     case SplitPattern::kLlama3:
-      run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<false>(a, b); });
+      if (classify != nullptr) {
+        run_masks(MaskSplitter<SplitPattern::kLlama3>(classify));
+      } else {
+        run([](const uint8_t* a, const uint8_t* b) { return NextCl100kPiece<false>(a, b); });
+      }
       break;
     case SplitPattern::kO200k:
-      run([](const uint8_t* a, const uint8_t* b) { return NextO200kPiece(a, b); });
+      if (classify != nullptr) {
+        run_masks(MaskSplitter<SplitPattern::kO200k>(classify));
+      } else {
+        run([](const uint8_t* a, const uint8_t* b) { return NextO200kPiece(a, b); });
+      }
       break;
     case SplitPattern::kR50k:
-      run([](const uint8_t* a, const uint8_t* b) { return NextR50kPiece(a, b); });
+      if (classify != nullptr) {
+        run_masks(MaskSplitter<SplitPattern::kR50k>(classify));
+      } else {
+        run([](const uint8_t* a, const uint8_t* b) { return NextR50kPiece(a, b); });
+      }
       break;
     case SplitPattern::kRegex:
       EncodeRegexTo(text, sink);

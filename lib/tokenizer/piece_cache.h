@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "lib/tokenizer/bpe.h"  // ArraySink
+#include "lib/tokenizer/vocab.h"  // Load8, LoadUpTo8
 #include "modeenvoy/export.h"
 #include "modeenvoy/tokenizer/encoding.h"
 
@@ -48,6 +49,16 @@ class MODEENVOY_EXPORT PieceCache {
   // The cache of the calling thread, or nullptr if the bound is below one set (0 disables).
   static PieceCache* ForThread();
 
+  // a[0, n) == b[0, n) for n <= kMaxBytes, inline: a libc memcmp call per hit cost 7% of
+  // CountOrdinary's cycles on English prose (perf, o200k_base).
+  static bool BytesEqual(const uint8_t* a, const uint8_t* b, size_t n) {
+    if (n < 8) return LoadUpTo8(a, n) == LoadUpTo8(b, n);
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (Load8(a + i) != Load8(b + i)) return false;
+    }
+    return Load8(a + n - 8) == Load8(b + n - 8);
+  }
+
   // Pointer to the cached tokens of [p, p+n) and their number, or nullptr.
   const uint32_t* Find(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
                        size_t* count) {
@@ -58,7 +69,7 @@ class MODEENVOY_EXPORT PieceCache {
     for (size_t w = 0; w < kWays; ++w) {
       if ((static_cast<uint16_t>(tags >> (16 * w)) & kTagMask) != tag) continue;
       const Entry& e = entries_[set * kWays + w];
-      if (e.owner != owner || e.len != n || std::memcmp(e.bytes, p, n) != 0) continue;
+      if (e.owner != owner || e.len != n || !BytesEqual(e.bytes, p, n)) continue;
       tags |= uint64_t{kRefBit} << (16 * w);
       tags_[set] = tags;
       ++stats_.hits;

@@ -103,7 +103,7 @@ class MODEENVOY_EXPORT Vocab {
     if (len <= 4) return FindShort(p, len);
     return Find(p, len, MakeKey(p, len));
   }
-  uint32_t FindShort(const uint8_t* p, size_t len) const {
+  [[gnu::always_inline]] uint32_t FindShort(const uint8_t* p, size_t len) const {
     if (len == 2) return PairRank(p[0], p[1]);
     if (len == 1) return byte_rank_[p[0]];
     const uint32_t key = static_cast<uint32_t>(LoadUpTo8(p, len));

@@ -6,7 +6,10 @@
 // the ids with the default cache (warm with earlier inputs, again, and after another encoding
 // filled it with its tokens of the same pieces) and, for one input in eight, with caching off
 // and with a cache of one set (evicting all the time) are the same. Without the rank files it
-// fuzzes a small synthetic vocabulary instead (and says so once).
+// fuzzes a small synthetic vocabulary instead (and says so once). The pre-tokenizer: every
+// input is cut into pieces by each pattern's per-character splitter and by the block-mask
+// splitter with each classifier (scalar, SSE2, AVX2 where the CPU has it); the pieces must
+// be the same.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -16,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/tokenizer/pretokenize.h"
+#include "lib/tokenizer/pretokenize_simd.h"
 #include "modeenvoy/tokenizer/encoding.h"
 #include "tests/tokenizer/rank_file.h"
 
@@ -56,6 +61,60 @@ void Check(bool ok, const char* what) {
   }
 }
 
+namespace ti = modeenvoy::tokenizer_internal;
+
+// The piece ends of `text` under kPattern, cut by the per-character splitter (classify ==
+// nullptr) or by the block-mask splitter with `classify`.
+template <modeenvoy::SplitPattern kPattern>
+void PieceEnds(std::string_view text, ti::ClassifyFn classify, std::vector<size_t>* out) {
+  out->clear();
+  const auto* const begin = reinterpret_cast<const uint8_t*>(text.data());
+  const uint8_t* p = begin;
+  const uint8_t* const end = p + text.size();
+  ti::MaskSplitter<kPattern> masks(classify);
+  while (p < end) {
+    const uint8_t* q;
+    if (classify != nullptr) {
+      q = masks.Next(p, end);
+    } else if constexpr (kPattern == modeenvoy::SplitPattern::kCl100k) {
+      q = ti::NextCl100kPiece<true>(p, end);
+    } else if constexpr (kPattern == modeenvoy::SplitPattern::kLlama3) {
+      q = ti::NextCl100kPiece<false>(p, end);
+    } else if constexpr (kPattern == modeenvoy::SplitPattern::kO200k) {
+      q = ti::NextO200kPiece(p, end);
+    } else {
+      q = ti::NextR50kPiece(p, end);
+    }
+    Check(q > p && q <= end, "pre-tokenizer makes progress");
+    out->push_back(static_cast<size_t>(q - begin));
+    p = q;
+  }
+}
+
+template <modeenvoy::SplitPattern kPattern>
+void CheckSplitters(std::string_view text) {
+  static const std::vector<ti::ClassifyFn> classifiers = [] {
+    std::vector<ti::ClassifyFn> v;
+    for (auto mode : {ti::PretokenizeMode::kMasksScalar, ti::PretokenizeMode::kMasksSse2,
+                      ti::PretokenizeMode::kMasksAvx2}) {
+      // ClassifierFor gives the scalar classifier for modes this build lacks; SetPretokenizeMode
+      // is not used here because it is global.
+      const ti::ClassifyFn f = ti::ClassifierFor(mode);
+#if defined(__x86_64__) || defined(__i386__)
+      if (mode == ti::PretokenizeMode::kMasksAvx2 && !__builtin_cpu_supports("avx2")) continue;
+#endif
+      v.push_back(f);
+    }
+    return v;
+  }();
+  std::vector<size_t> want, got;
+  PieceEnds<kPattern>(text, nullptr, &want);
+  for (ti::ClassifyFn f : classifiers) {
+    PieceEnds<kPattern>(text, f, &got);
+    Check(got == want, "block-mask pieces == per-character pieces");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -63,6 +122,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const modeenvoy::Encoding& enc = *encs[data[0] % encs.size()];
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  // One pattern per input (chosen by the last byte, so the fuzzer reaches all four with any
+  // encoding), to keep the rate: four splits of the text, no vocabulary lookups.
+  switch (data[size - 1] % 4) {
+    case 0:
+      CheckSplitters<modeenvoy::SplitPattern::kCl100k>(text);
+      break;
+    case 1:
+      CheckSplitters<modeenvoy::SplitPattern::kLlama3>(text);
+      break;
+    case 2:
+      CheckSplitters<modeenvoy::SplitPattern::kO200k>(text);
+      break;
+    default:
+      CheckSplitters<modeenvoy::SplitPattern::kR50k>(text);
+      break;
+  }
 
   // The piece cache. Every input is encoded with the default cache, warm with the pieces of
   // the inputs before it (of every encoding), twice, and after another encoding saw the same

@@ -304,3 +304,41 @@ def test_piece_cache_never_changes_ids(bound, corpus, capsys):
 def test_piece_cache_bound_is_checked():
     with pytest.raises(ValueError, match="nbytes"):
         modeenvoy.set_piece_cache_bytes(-1)
+
+
+def test_every_pretokenizer_mode_gives_tiktoken_ids(corpus, capsys):
+    """The corpus and TestPlans.txt through each pre-tokenizer (the per-character splitter and
+    the block-mask splitter with each classifier; the default mode, AVX2 where the CPU has
+    it, is what the tests above ran): tiktoken's ids every time. tiktoken runs once per text,
+    the modes reuse its ids."""
+    default = modeenvoy.pretokenizer_mode()
+    modes = [m for m in ["off", "scalar", "sse2", "avx2"] if m != default]
+    plans = parse_test_plans() if TEST_PLANS.exists() else []
+    try:
+        mismatches, compared = 0, 0
+        for name in ENCODINGS:
+            ref, ours = pair(name)
+            expected = [ref.encode_ordinary(item["text"]) for item in corpus]
+            plan_expected = [(s, ref.encode(s, allowed_special="all"))
+                             for enc_name, s, _ in plans if enc_name == name]
+            for mode in modes:
+                modeenvoy.set_pretokenizer_mode(mode)
+                for item, want in zip(corpus, expected):
+                    compared += 1
+                    if ours.encode_ordinary(item["text"]) != want:
+                        mismatches += 1
+                for sample, want in plan_expected:
+                    compared += 1
+                    if ours.encode(sample, allowed_special="all") != want:
+                        mismatches += 1
+        report(capsys, f"pretokenizer modes {modes} (this CPU runs "
+                       f"{[modeenvoy.set_pretokenizer_mode(m) for m in modes]}): compared "
+                       f"{compared} encodings, {mismatches} mismatches")
+        assert mismatches == 0
+    finally:
+        modeenvoy.set_pretokenizer_mode(default)
+
+
+def test_pretokenizer_mode_names_are_checked():
+    with pytest.raises(ValueError, match="pretokenizer mode"):
+        modeenvoy.set_pretokenizer_mode("neon")

@@ -27,7 +27,9 @@ from .tokenizer import (  # noqa: E402
     load_encoding,
     piece_cache_bytes,
     piece_cache_stats,
+    pretokenizer_mode,
     set_piece_cache_bytes,
+    set_pretokenizer_mode,
 )
 from .context import (  # noqa: E402
     ContextConflictError,
@@ -40,5 +42,6 @@ __version__ = "0.1.0"
 __all__ = ["Error", "Encoding", "StreamTranslator", "dialect_names", "translate_request",
            "translate_response", "encoding_for_model", "encoding_name_for_model", "get_encoding",
            "list_encoding_names", "load_encoding", "piece_cache_bytes", "piece_cache_stats",
-           "set_piece_cache_bytes", *_protocol_all,
+           "set_piece_cache_bytes", "pretokenizer_mode", "set_pretokenizer_mode",
+           *_protocol_all,
            "ContextConflictError", "ContextStore", "ContextValueError", "fit_context"]

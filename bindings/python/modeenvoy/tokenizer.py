@@ -35,7 +35,9 @@ __all__ = [
     "load_encoding",
     "piece_cache_bytes",
     "piece_cache_stats",
+    "pretokenizer_mode",
     "set_piece_cache_bytes",
+    "set_pretokenizer_mode",
 ]
 
 
@@ -396,6 +398,22 @@ def set_piece_cache_bytes(nbytes: int) -> None:
     if nbytes < 0:
         raise ValueError(f"nbytes must be >= 0, got {nbytes}")
     _modeenvoy._tok_set_piece_cache_bytes(nbytes)
+
+
+def set_pretokenizer_mode(mode: str) -> str:
+    """Selects the pre-tokenizer for every thread: "auto" (default: the best this CPU has),
+    "avx2", "sse2", "scalar" or "off" (the per-character splitter). All cut the same pieces,
+    so this is for tests and measurements. Returns the mode in effect (a SIMD mode the CPU
+    lacks falls back to the next one it has). Raises ValueError for another name."""
+    try:
+        return _modeenvoy._tok_set_pretokenizer_mode(mode)
+    except Error as err:
+        raise ValueError(str(err)) from None
+
+
+def pretokenizer_mode() -> str:
+    """The pre-tokenizer mode in effect ("avx2", "sse2", "scalar" or "off")."""
+    return _modeenvoy._tok_pretokenizer_mode()
 
 
 def piece_cache_bytes() -> int:

@@ -270,6 +270,19 @@ MODEENVOY_EXPORT size_t PieceCacheBytes();
 MODEENVOY_EXPORT PieceCacheStats ThisThreadPieceCacheStats(size_t* memory_bytes = nullptr);
 MODEENVOY_EXPORT void ResetThisThreadPieceCacheStats();
 
+// The pre-tokenizer. By default ASCII text is cut into pieces from bit masks of 64-byte
+// blocks classified with AVX2 or SSE2 (chosen at run time); every choice cuts exactly the same
+// pieces, so this only exists to test and measure each path. `mode`: "auto" (the best the
+// CPU has), "avx2", "sse2", "scalar" (the block masks computed byte by byte) or "off" (the
+// per-character splitter). A SIMD mode the CPU lacks falls back to the next one it has. The
+// environment variable MODEENVOY_TOKENIZER_SIMD, read once, sets the initial mode the same
+// way. Returns the name of the mode in effect. Thread safety: thread-safe; calls already
+// running keep the mode they started with.
+// Errors: kInvalidArgument for another name.
+MODEENVOY_EXPORT absl::StatusOr<std::string> SetPretokenizerMode(std::string_view mode);
+// The name of the pre-tokenizer mode in effect ("avx2", "sse2", "scalar" or "off").
+MODEENVOY_EXPORT std::string PretokenizerMode();
+
 }  // namespace modeenvoy
 
 #endif  // MODEENVOY_TOKENIZER_ENCODING_H_
