@@ -45,7 +45,10 @@ Pieces Reference(SplitPattern pattern, std::string_view t) {
       return Split(t, NextO200kPiece);
     case SplitPattern::kR50k:
       return Split(t, NextR50kPiece);
+    case SplitPattern::kRegex:  // custom patterns never take the mask splitter
+      break;
   }
+  ADD_FAILURE() << "no reference splitter for this pattern";
   return {};
 }
 
@@ -65,7 +68,10 @@ Pieces Masks(SplitPattern pattern, ClassifyFn classify, std::string_view t) {
       return WithMasks<SplitPattern::kO200k>(classify, t);
     case SplitPattern::kR50k:
       return WithMasks<SplitPattern::kR50k>(classify, t);
+    case SplitPattern::kRegex:  // custom patterns never take the mask splitter
+      break;
   }
+  ADD_FAILURE() << "no mask splitter for this pattern";
   return {};
 }
 
