@@ -79,6 +79,14 @@ struct Snapshot {
 
 class RouterImpl;
 
+// One entry of a thread's snapshot cache (RouterImpl::SnapshotSlot).
+struct SnapshotCache {
+  uint64_t slot = 0;  // the router's slot id; 0: empty (ids start at 1)
+  uint64_t generation = 0;
+  std::shared_ptr<const Snapshot> snap;
+};
+inline constexpr int kSnapshotCaches = 4;
+
 // Why a choice found nothing, for the error the caller sees.
 struct ChoiceMiss {
   bool capacity = false;  // something fit but was at capacity
@@ -168,7 +176,7 @@ class RouterImpl final : public Router {
   }
 
   absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const override {
-    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();  // a copy for the plan
     if (snap == nullptr) {
       return absl::FailedPreconditionError("router: no configuration yet (call Update first)");
     }
@@ -229,13 +237,37 @@ class RouterImpl final : public Router {
   const uint64_t seed_;
   absl::Mutex update_mu_;
   // The current snapshot. Not std::atomic<std::shared_ptr>: libstdc++ 12 guards that with a
-  // lock bit ThreadSanitizer cannot see (it reported every Plan/Update pair as a race); a
-  // reader lock through lib/core/mutex.h costs about as much and TSan sees it.
+  // lock bit ThreadSanitizer cannot see (it reported every Plan/Update pair as a race).
+  // Instead every thread caches the snapshot it last read together with the generation it
+  // belongs to; a read compares that generation with `generation_` (one acquire load) and
+  // takes the reader lock only when an Update() moved it. A thread's cache holds its last
+  // snapshot alive until that thread plans again on this router or exits (the memory of one
+  // configuration per idle thread, never a dangling pointer).
   class SnapshotSlot {
    public:
-    std::shared_ptr<const Snapshot> load() const {
+    SnapshotSlot() : id_(next_id_.fetch_add(1, std::memory_order_relaxed)) {}
+
+    // The current snapshot (a reference to this thread's cache: valid until this thread's
+    // next load() on any router).
+    const std::shared_ptr<const Snapshot>& load() const {
+      uint64_t generation = generation_.load(std::memory_order_acquire);
+      Cache* cache = nullptr;
+      for (Cache& c : caches_) {
+        if (c.slot == id_) {
+          if (c.generation == generation) return c.snap;
+          cache = &c;
+          break;
+        }
+      }
+      if (cache == nullptr) {
+        // Few routers per thread: evict round robin among a handful of entries.
+        cache = &caches_[next_evict_++ % kCaches];
+        cache->slot = id_;
+      }
       core_internal::ReaderMutexLock lock(&mu_);
-      return snap_;
+      cache->snap = snap_;
+      cache->generation = generation_.load(std::memory_order_relaxed);
+      return cache->snap;
     }
     void store(std::shared_ptr<const Snapshot> snap) {
       std::shared_ptr<const Snapshot> old;
@@ -243,13 +275,23 @@ class RouterImpl final : public Router {
         core_internal::MutexLock lock(&mu_);
         old = std::move(snap_);
         snap_ = std::move(snap);
+        generation_.fetch_add(1, std::memory_order_release);
       }
-      // `old` is released here, outside the lock.
+      // `old` is released here, outside the lock (or later by the last thread caching it).
     }
 
    private:
+    using Cache = SnapshotCache;
+    static constexpr int kCaches = kSnapshotCaches;
+    static inline std::atomic<uint64_t> next_id_{1};
+    static inline thread_local Cache caches_[kCaches];
+    static inline thread_local unsigned next_evict_ = 0;
+
+    const uint64_t id_;  // never reused, unlike the router's address
     mutable absl::Mutex mu_;
     std::shared_ptr<const Snapshot> snap_ ABSL_GUARDED_BY(mu_);
+    // Moves (under mu_) with every store(); a reader's cache is current while it matches.
+    std::atomic<uint64_t> generation_{1};
   };
   SnapshotSlot snapshot_;
   mutable std::atomic<uint64_t> draws_{0};
