@@ -352,7 +352,8 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
                                ObjectReader::Make((*pools)[p], IndexPath("pools", p)));
     MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown({"name", "aliases", "lb", "outlier", "retry",
                                                "fallbacks", "context_length_fallback",
-                                               "content_filter_fallback", "deployments"}));
+                                               "content_filter_fallback", "deployments",
+                                               "rules"}));
     Pool pool;
     MODEENVOY_ASSIGN_OR_RETURN(pool.name, r.RequiredString("name"));
     if (pool.name.find('*') != std::string::npos) {
@@ -406,6 +407,10 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
     }
     if (pool.content_fallback) {
       fallback_paths[p].emplace_back(r.PathOf("content_filter_fallback"), *pool.content_fallback);
+    }
+
+    if (const Json* rules = r.Find("rules"); rules != nullptr) {
+      MODEENVOY_ASSIGN_OR_RETURN(pool.rules, ParseRules(*rules, r.PathOf("rules")));
     }
 
     MODEENVOY_ASSIGN_OR_RETURN(const Json* deps, r.OptionalArray("deployments"));
@@ -482,6 +487,15 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
       }
       if (target == static_cast<int>(p)) {
         return FieldError(path, absl::StrCat("\"", name, "\" is this pool itself"));
+      }
+    }
+    for (Rule& rule : pool.rules) {
+      rule.target = config->FindPool(rule.to);
+      if (rule.target < 0) {
+        return FieldError(rule.to_path, absl::StrCat("no pool serves \"", rule.to, "\""));
+      }
+      if (rule.target == static_cast<int>(p)) {
+        return FieldError(rule.to_path, absl::StrCat("\"", rule.to, "\" is this pool itself"));
       }
     }
     for (const std::string& name : pool.fallbacks) pool.fallback_pools.push_back(config->FindPool(name));

@@ -13,6 +13,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/router/config.h"
 #include "lib/router/hash.h"
+#include "lib/router/rules.h"
 #include "lib/router/state.h"
 
 namespace modeenvoy {
@@ -102,6 +103,9 @@ class PlanImpl final : public RoutePlan {
   std::optional<PlannedAttempt> Next() override;
   void Report(const PlannedAttempt& attempt, const AttemptResult& result) override;
   absl::Status final_status() const override { return final_; }
+  std::string_view matched_rule() const override { return matched_rule_; }
+  // `name` lives in the snapshot's configuration, which the plan keeps alive.
+  void set_matched_rule(std::string_view name) { matched_rule_ = name; }
 
   // Chooses and reserves the first attempt. Errors as Router::Plan().
   absl::Status Start();
@@ -139,6 +143,7 @@ class PlanImpl final : public RoutePlan {
   absl::Duration current_delay_;
   int index_ = -1;
   absl::Status final_;
+  std::string_view matched_rule_;
 };
 
 class RouterImpl final : public Router {
@@ -185,9 +190,23 @@ class RouterImpl final : public Router {
       return absl::NotFoundError(absl::StrCat("model_not_found: no pool serves model \"",
                                               core_internal::ToAbsl(request.model), "\""));
     }
+    const Rule* matched = nullptr;
+    if (const Pool& asked = snap->config->pools()[pool]; !asked.rules.empty()) {
+      // Tiered rules: the first whose conditions hold moves the request to its pool (whose
+      // own rules are not applied: one step, no chains or loops).
+      RuleInputs inputs(request, clock_.Now());
+      for (const Rule& rule : asked.rules) {
+        if (RuleMatches(rule, inputs)) {
+          matched = &rule;
+          pool = rule.target;
+          break;
+        }
+      }
+    }
     uint64_t draw = request.draw ? *request.draw
                                  : SplitMix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
     auto plan = std::make_unique<PlanImpl>(this, std::move(snap), pool, request, draw);
+    if (matched != nullptr) plan->set_matched_rule(matched->name);
     MODEENVOY_RETURN_IF_ERROR(plan->Start());
     return plan;
   }

@@ -122,6 +122,13 @@ struct RouteRequest {
   // A uniform random value for this request (load-balancing draws, backoff jitter). Absent:
   // the router draws one from its seeded generator.
   std::optional<uint64_t> draw = std::nullopt;
+  // Inputs of the pool's tiered rules ("rules", docs/routing.md); a rule whose input is
+  // absent does not match. The text scored for "complexity" (e.g. the last user message;
+  // the router never tokenizes), or the host's own score in [0, 1] which wins over it:
+  std::string_view prompt = {};
+  std::optional<double> complexity = std::nullopt;
+  std::string_view key_tier = {};                       // the API key's tier, e.g. "free"
+  std::optional<double> remaining_budget = std::nullopt;  // the key's budget left, host units
 };
 
 // One call to make. `deployment` points into the RouterConfig that planned it, which the
@@ -163,6 +170,9 @@ class MODEENVOY_EXPORT RoutePlan {
   // retriable but no deployment, budget or attempt is left; kDeadlineExceeded; kResourceExhausted
   // when every deployment is at capacity; kInvalidArgument for a non-retriable failure.
   virtual absl::Status final_status() const = 0;
+  // The name of the tiered rule that moved this request to another pool, empty when none
+  // matched. Valid as long as the plan.
+  virtual std::string_view matched_rule() const { return {}; }
 };
 
 struct RouterOptions {
