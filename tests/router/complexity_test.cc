@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lib/router/complexity_internal.h"
 #include "nlohmann/json.hpp"
 
 namespace modeenvoy {
@@ -45,6 +46,44 @@ TEST(PromptComplexityTest, IsDeterministicAndBounded) {
   EXPECT_EQ(ScorePromptComplexity("\xc3\xa9t\xc3\xa9").words, 1);
 }
 
+void ExpectSame(const PromptComplexity& a, const PromptComplexity& b, const std::string& text) {
+  EXPECT_EQ(a.words, b.words) << text;
+  EXPECT_EQ(a.code_fences, b.code_fences) << text;
+  EXPECT_EQ(a.code_words, b.code_words) << text;
+  EXPECT_EQ(a.code_symbols, b.code_symbols) << text;
+  EXPECT_EQ(a.math_words, b.math_words) << text;
+  EXPECT_EQ(a.math_symbols, b.math_symbols) << text;
+  EXPECT_EQ(a.task_words, b.task_words) << text;
+  EXPECT_EQ(a.step_markers, b.step_markers) << text;
+  EXPECT_EQ(a.questions, b.questions) << text;
+  EXPECT_EQ(a.commas, b.commas) << text;
+  EXPECT_EQ(a.lookup_opener, b.lookup_opener) << text;
+  EXPECT_EQ(a.score, b.score) << text;
+}
+
+TEST(PromptComplexityTest, TheSixteenByteScanAgreesWithTheByteByByteOne) {
+  // Seeded random texts over an alphabet of every byte class the scan distinguishes, with
+  // keywords, across block boundaries and at every length from 0 to 80.
+  const std::string pieces[] = {"a", "Z", "def", "return", "Then", "prove", "what", " ", "\t",
+                                "\r", "\n", "1. ", "12) ", "7", "```", "`", "==", "=>", "=",
+                                "::", ":", "->", "-", " - ", "^", "+", " * ", "/", "\\frac",
+                                "?", ",", "{", "}", ";", ")", "\xc3\xa9", "\x80", ".",
+                                std::string(1, '\0'), "verylongwordwithmorethansixteen"};
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return state >> 33;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    size_t target = next() % 81;
+    while (text.size() < target) text += pieces[next() % std::size(pieces)];
+    ExpectSame(ScorePromptComplexity(text), router_internal::ScorePromptComplexityScalar(text),
+               text);
+    if (HasFailure()) break;
+  }
+}
+
 struct Labelled {
   std::string prompt;
   bool complex = false;
@@ -72,6 +111,8 @@ TEST(PromptComplexityTest, AccuracyOnTheLabelledSetStaysAboveTheDocumentedFloor)
   int correct = 0, tune_correct = 0, tune_n = 0, held_correct = 0, held_n = 0;
   int simple = 0;
   for (size_t i = 0; i < set.size(); ++i) {
+    ExpectSame(ScorePromptComplexity(set[i].prompt),
+               router_internal::ScorePromptComplexityScalar(set[i].prompt), set[i].prompt);
     bool predicted = ScorePromptComplexity(set[i].prompt).score >= 0.5;
     bool ok = predicted == set[i].complex;
     correct += ok;
