@@ -198,9 +198,11 @@ struct DeploymentHealth {
 
 // Routes requests over the configuration given to Update().
 // Thread safety: thread-safe. Plan() and Report() may run on many threads at once: Plan()
-// takes only a reader lock to copy the configuration's shared_ptr (Update() holds it for the
-// pointer swap alone), reads deployment state with atomic loads and counts with atomic
-// increments; Report() locks only
+// reads the configuration through a per-thread cache checked against an atomic generation
+// (one acquire load; a reader lock only on the first Plan() after an Update(), which holds
+// the lock for the pointer swap alone; an idle thread's cache keeps its last configuration
+// alive until that thread plans again or exits), reads deployment state with atomic loads
+// and counts with atomic increments; Report() locks only
 // the reported deployment's state (and the pool's ejection lock when it ejects). No method
 // blocks or does I/O.
 class MODEENVOY_EXPORT Router {
