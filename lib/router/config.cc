@@ -76,7 +76,8 @@ absl::StatusOr<std::vector<std::string>> StringList(const ObjectReader& r, std::
 absl::StatusOr<RouterDeployment> ParseDeployment(const ObjectReader& r) {
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"id", "provider", "model", "dialect", "region", "weight", "tier", "context_window",
-       "max_in_flight", "rpm", "tpm", "input_price_per_mtok", "output_price_per_mtok"}));
+       "max_in_flight", "rpm", "tpm", "input_price_per_mtok", "output_price_per_mtok",
+       "health_check"}));
   RouterDeployment d;
   MODEENVOY_ASSIGN_OR_RETURN(d.id, r.RequiredString("id"));
   MODEENVOY_ASSIGN_OR_RETURN(d.provider, r.RequiredString("provider"));
@@ -97,6 +98,32 @@ absl::StatusOr<RouterDeployment> ParseDeployment(const ObjectReader& r) {
                              OptionalNumber(r, "output_price_per_mtok", 0, 1e9));
   d.input_price_per_mtok = in.value_or(0);
   d.output_price_per_mtok = out.value_or(0);
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> hc, r.OptionalObject("health_check"));
+  if (hc) {
+    MODEENVOY_RETURN_IF_ERROR(hc->RejectUnknown({"path", "body", "interval_ms", "timeout_ms",
+                                                 "jitter_ms", "healthy_threshold",
+                                                 "unhealthy_threshold"}));
+    RouterHealthCheck check;
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> path, hc->OptionalString("path"));
+    if (path) {
+      if (path->empty() || (*path)[0] != '/') {
+        return FieldError(hc->PathOf("path"), "must start with '/'");
+      }
+      check.path = *path;
+    }
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> body, hc->OptionalString("body"));
+    check.body = body.value_or("");
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "interval_ms", 100, &check.interval));
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "timeout_ms", 1, &check.timeout));
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "jitter_ms", 0, &check.jitter));
+    MODEENVOY_RETURN_IF_ERROR(ReadInt(*hc, "healthy_threshold", 1, 100, &check.healthy_threshold));
+    MODEENVOY_RETURN_IF_ERROR(
+        ReadInt(*hc, "unhealthy_threshold", 1, 100, &check.unhealthy_threshold));
+    if (check.timeout > check.interval) {
+      return FieldError(hc->PathOf("timeout_ms"), "must be <= interval_ms");
+    }
+    d.health_check = std::move(check);
+  }
   return d;
 }
 

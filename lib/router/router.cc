@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -226,6 +227,7 @@ class RouterImpl final : public Router {
       h.ejected_until = ej > now ? absl::FromUnixNanos(ej) : absl::InfinitePast();
       h.cooldown_until = cd > now ? absl::FromUnixNanos(cd) : absl::InfinitePast();
       h.ttft_ewma_ms = s.ewma_ms.load();
+      h.probe_unhealthy = s.probe_unhealthy.load();
       {
         core_internal::MutexLock lock(&s.mu);
         h.ejections = s.ejections;
@@ -234,6 +236,71 @@ class RouterImpl final : public Router {
       out.push_back(std::move(h));
     }
     return out;
+  }
+
+  std::vector<HealthProbe> DueProbes(absl::Time now) override {
+    std::vector<HealthProbe> due;
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) return due;
+    int64_t now_ns = Nanos(now);
+    const auto& deps = snap->config->deployments();
+    for (size_t i = 0; i < deps.size(); ++i) {
+      if (!deps[i].health_check) continue;
+      DeploymentState& s = *snap->states[i];
+      core_internal::MutexLock lock(&s.mu);
+      if (s.probe_in_flight || s.next_probe_ns > now_ns) continue;
+      s.probe_in_flight = true;
+      due.push_back({deps[i].id, deps[i].provider, *deps[i].health_check});
+    }
+    return due;
+  }
+
+  absl::Status ReportProbe(std::string_view deployment_id, bool ok) override {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    const auto* deps = snap == nullptr ? nullptr : &snap->config->deployments();
+    size_t i = 0;
+    while (deps != nullptr && i < deps->size() && (*deps)[i].id != deployment_id) ++i;
+    if (deps == nullptr || i == deps->size()) {
+      return absl::NotFoundError(absl::StrCat("ReportProbe: no deployment \"",
+                                              core_internal::ToAbsl(deployment_id), "\""));
+    }
+    const RouterDeployment& d = (*deps)[i];
+    DeploymentState& s = *snap->states[i];
+    core_internal::MutexLock lock(&s.mu);
+    if (!s.probe_in_flight || !d.health_check) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ReportProbe: no probe of \"", d.id, "\" is in flight"));
+    }
+    const RouterHealthCheck& check = *d.health_check;
+    s.probe_in_flight = false;
+    if (ok) {
+      ++s.probe_successes;
+      s.probe_failures = 0;
+      if (s.probe_successes >= check.healthy_threshold) s.probe_unhealthy.store(false);
+    } else {
+      ++s.probe_failures;
+      s.probe_successes = 0;
+      if (s.probe_failures >= check.unhealthy_threshold) s.probe_unhealthy.store(true);
+    }
+    s.rng = SplitMix(s.rng);
+    absl::Duration wait = check.interval + check.jitter * UnitInterval(s.rng);
+    s.next_probe_ns = Nanos(clock_.MonotonicNow()) + absl::ToInt64Nanoseconds(wait);
+    return absl::OkStatus();
+  }
+
+  absl::Time NextProbeDue() const override {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) return absl::InfiniteFuture();
+    int64_t next = std::numeric_limits<int64_t>::max();
+    const auto& deps = snap->config->deployments();
+    for (size_t i = 0; i < deps.size(); ++i) {
+      if (!deps[i].health_check) continue;
+      DeploymentState& s = *snap->states[i];
+      core_internal::MutexLock lock(&s.mu);
+      if (!s.probe_in_flight) next = std::min(next, s.next_probe_ns);
+    }
+    if (next == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
+    return next == kNever ? absl::InfinitePast() : absl::FromUnixNanos(next);
   }
 
   const Clock& clock() const { return clock_; }

@@ -50,6 +50,21 @@
 
 namespace modeenvoy {
 
+// An active health check of one deployment ("health_check" in its configuration). The
+// router schedules probes and keeps their state; the host sends them (Router::DueProbes,
+// Router::ReportProbe). A deployment starts healthy; `unhealthy_threshold` consecutive failed
+// probes mark it unhealthy (Plan() skips it as if ejected, panic mode included) and
+// `healthy_threshold` consecutive successes bring it back.
+struct RouterHealthCheck {
+  std::string path = "/v1/models";  // what to request; the host picks method and host name
+  std::string body;                 // request body; empty = none (a GET)
+  absl::Duration interval = absl::Seconds(10);
+  absl::Duration timeout = absl::Seconds(2);   // the host reports a probe past it as failed
+  absl::Duration jitter = absl::Seconds(1);    // a uniform [0, jitter) added to each interval
+  int healthy_threshold = 2;
+  int unhealthy_threshold = 3;
+};
+
 // One upstream that can serve a pool's model. Strings are opaque to the router: the host
 // knows what provider "openai-east" and dialect "anthropic" mean.
 struct RouterDeployment {
@@ -66,6 +81,7 @@ struct RouterDeployment {
   int64_t tpm = 0;             // tokens per minute (reported usage); 0 = unbounded
   double input_price_per_mtok = 0;   // price per million input tokens
   double output_price_per_mtok = 0;  // price per million output tokens
+  std::optional<RouterHealthCheck> health_check;  // none: passive checks only
 };
 
 // A parsed, validated, immutable configuration. Built by ParseRouterConfig(); shared by the
@@ -194,6 +210,14 @@ struct DeploymentHealth {
   int ejections = 0;               // ejections so far (drives the growing ejection time)
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
+  bool probe_unhealthy = false;    // marked unhealthy by active health checks
+};
+
+// A probe for the host to send now (Router::DueProbes).
+struct HealthProbe {
+  std::string deployment_id;
+  std::string provider;        // the deployment's provider, as configured
+  RouterHealthCheck check;     // path, body, timeout
 };
 
 // Routes requests over the configuration given to Update().
@@ -222,6 +246,27 @@ class MODEENVOY_EXPORT Router {
 
   // State of every deployment of the current configuration, in configuration order.
   virtual std::vector<DeploymentHealth> Health() const = 0;
+
+  // Active health checks, driven by the host's timer. DueProbes() returns the probes due at
+  // `now` (router clock's MonotonicNow() scale) and marks them in flight: a deployment has at
+  // most one probe out, and is not due again until ReportProbe() (which the host must call
+  // for every probe, with ok = false after its timeout). The next one is due an interval
+  // plus jitter after the report. NextProbeDue() is when the host's timer should fire next
+  // (InfinitePast: due now; InfiniteFuture when no probe is configured or all are in
+  // flight). Probe state is kept per deployment id across Update() like the rest of its
+  // health.
+  // Errors: ReportProbe: kNotFound for an id not in the current configuration,
+  // kFailedPrecondition when no probe of it is in flight.
+  virtual std::vector<HealthProbe> DueProbes(absl::Time now) {
+    (void)now;
+    return {};
+  }
+  virtual absl::Status ReportProbe(std::string_view deployment_id, bool ok) {
+    (void)deployment_id;
+    (void)ok;
+    return absl::UnimplementedError("ReportProbe: this router has no active health checks");
+  }
+  virtual absl::Time NextProbeDue() const { return absl::InfiniteFuture(); }
 };
 
 MODEENVOY_EXPORT std::unique_ptr<Router> NewRouter(const RouterOptions& options = {});
