@@ -380,7 +380,7 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
     MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown({"name", "aliases", "lb", "outlier", "retry",
                                                "fallbacks", "context_length_fallback",
                                                "content_filter_fallback", "deployments",
-                                               "rules"}));
+                                               "rules", "hedge"}));
     Pool pool;
     MODEENVOY_ASSIGN_OR_RETURN(pool.name, r.RequiredString("name"));
     if (pool.name.find('*') != std::string::npos) {
@@ -436,6 +436,21 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
       fallback_paths[p].emplace_back(r.PathOf("content_filter_fallback"), *pool.content_fallback);
     }
 
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> hedge, r.OptionalObject("hedge"));
+    if (hedge) {
+      MODEENVOY_RETURN_IF_ERROR(hedge->RejectUnknown({"quantile", "min_samples", "min_delay_ms",
+                                                      "max_delay_ms"}));
+      HedgeConfig h;
+      MODEENVOY_ASSIGN_OR_RETURN(std::optional<double> q, OptionalNumber(*hedge, "quantile", 0.5, 0.999));
+      h.quantile = q.value_or(h.quantile);
+      MODEENVOY_RETURN_IF_ERROR(ReadInt(*hedge, "min_samples", 1, 1000, &h.min_samples));
+      MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "min_delay_ms", 0, &h.min_delay));
+      MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "max_delay_ms", 1, &h.max_delay));
+      if (h.max_delay < h.min_delay) {
+        return FieldError(hedge->PathOf("max_delay_ms"), "must be >= min_delay_ms");
+      }
+      pool.hedge = h;
+    }
     if (const Json* rules = r.Find("rules"); rules != nullptr) {
       MODEENVOY_ASSIGN_OR_RETURN(pool.rules, ParseRules(*rules, r.PathOf("rules")));
     }

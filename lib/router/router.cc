@@ -14,6 +14,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/router/config.h"
 #include "lib/router/hash.h"
+#include "lib/router/hedge.h"
 #include "lib/router/rules.h"
 #include "lib/router/state.h"
 
@@ -77,6 +78,8 @@ struct Snapshot {
   std::vector<std::shared_ptr<DeploymentState>> states;  // parallel to config->deployments()
   std::vector<uint64_t> id_hash;                         // Murmur64 of each id
   std::unique_ptr<PoolRuntime[]> pools;
+  // Latency of each pool's successes (hedge delay), carried across Update() by pool name.
+  std::vector<std::shared_ptr<LatencySketch>> sketches;  // parallel to config->pools()
 };
 
 class RouterImpl;
@@ -102,6 +105,7 @@ class PlanImpl final : public RoutePlan {
   ~PlanImpl() override;
 
   std::optional<PlannedAttempt> Next() override;
+  std::optional<PlannedAttempt> Hedge() override;
   void Report(const PlannedAttempt& attempt, const AttemptResult& result) override;
   absl::Status final_status() const override { return final_; }
   std::string_view matched_rule() const override { return matched_rule_; }
@@ -142,7 +146,16 @@ class PlanImpl final : public RoutePlan {
   bool current_is_retry_ = false;
   bool handed_out_ = false;
   absl::Duration current_delay_;
-  int index_ = -1;
+  int index_ = -1;          // the last index handed out (attempts and hedges)
+  int primary_index_ = -1;  // the index of the attempt current_ holds
+  // Hedging: whether the request may be hedged, the hedge's reserved deployment (-1: none
+  // out), its pool and index; `won_` once either attempt succeeded.
+  bool hedgeable_ = false;
+  bool hedged_ = false;
+  int hedge_ = -1;
+  int hedge_pool_ = -1;
+  int hedge_index_ = -1;
+  bool won_ = false;
   absl::Status final_;
   std::string_view matched_rule_;
 };
@@ -176,6 +189,17 @@ class RouterImpl final : public Router {
                                        SplitMix(seed_ ^ snap->id_hash.back())));
     }
     snap->pools = std::make_unique<PoolRuntime[]>(impl->pools().size());
+    absl::flat_hash_map<std::string_view, std::shared_ptr<LatencySketch>> old_sketches;
+    if (old != nullptr) {
+      for (size_t p = 0; p < old->sketches.size(); ++p) {
+        old_sketches.emplace(old->config->pools()[p].name, old->sketches[p]);
+      }
+    }
+    for (const Pool& pool : impl->pools()) {
+      auto it = old_sketches.find(pool.name);
+      snap->sketches.push_back(it != old_sketches.end() ? it->second
+                                                        : std::make_shared<LatencySketch>());
+    }
     snap->config = std::move(impl);
     snapshot_.store(std::move(snap));
     return absl::OkStatus();
@@ -394,6 +418,7 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
       deadline_(request.deadline),
       draw_(draw) {
   router_->RequestStarted();
+  hedgeable_ = !request.streaming && snap_->config->pools()[pool].hedge.has_value();
   const LbConfig& lb = snap_->config->pools()[pool].lb;
   if (lb.sticky || lb.kind == LbKind::kRingHash || lb.kind == LbKind::kMaglev) {
     if (lb.hash_key == HashKey::kSession && !request.session_id.empty()) {
@@ -409,6 +434,7 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
 
 PlanImpl::~PlanImpl() {
   Release();
+  if (hedge_ >= 0) snap_->states[hedge_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
   router_->RequestEnded();
 }
 
@@ -646,7 +672,7 @@ void PlanImpl::Release() {
 }
 
 std::optional<PlannedAttempt> PlanImpl::Next() {
-  if (current_ < 0) return std::nullopt;
+  if (current_ < 0 || won_) return std::nullopt;
   if (handed_out_) {
     Release();
     final_ = absl::FailedPreconditionError("Next() called before Report() of attempt " +
@@ -654,15 +680,56 @@ std::optional<PlannedAttempt> PlanImpl::Next() {
     return std::nullopt;
   }
   handed_out_ = true;
-  ++index_;
+  primary_index_ = ++index_;
   PlannedAttempt a;
   a.deployment = &snap_->config->deployments()[current_];
   a.index = index_;
   a.delay = current_delay_;
   a.panic = current_panic_;
   a.timeout = snap_->config->pools()[current_pool_].retry.per_try_timeout;
+  if (hedgeable_ && index_ == 0 && current_pool_ == pool_) {
+    a.hedge_after = snap_->sketches[pool_]->HedgeDelay(*snap_->config->pools()[pool_].hedge);
+  }
   if (deadline_ != absl::InfiniteFuture()) {
     a.timeout = std::min(a.timeout, deadline_ - (router_->clock().MonotonicNow() + a.delay));
+  }
+  return a;
+}
+
+std::optional<PlannedAttempt> PlanImpl::Hedge() {
+  if (!hedgeable_ || hedged_ || won_ || current_ < 0 || !handed_out_ || index_ != 0 ||
+      current_pool_ != pool_) {
+    return std::nullopt;
+  }
+  const HedgeConfig& config = *snap_->config->pools()[pool_].hedge;
+  if (snap_->sketches[pool_]->HedgeDelay(config) == absl::InfiniteDuration()) {
+    return std::nullopt;
+  }
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  int chosen_pool = -1;
+  bool panic = false;
+  ChoiceMiss miss;
+  int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  if (d < 0) return std::nullopt;
+  hedged_ = true;
+  DeploymentState& s = *snap_->states[d];
+  s.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (snap_->config->deployments()[d].rpm > 0) {
+    s.Roll(now);
+    s.requests_current.fetch_add(1, std::memory_order_relaxed);
+  }
+  tried_.push_back(d);
+  hedge_ = d;
+  hedge_pool_ = chosen_pool;
+  hedge_index_ = ++index_;
+  PlannedAttempt a;
+  a.deployment = &snap_->config->deployments()[d];
+  a.index = hedge_index_;
+  a.panic = panic;
+  a.hedge = true;
+  a.timeout = snap_->config->pools()[chosen_pool].retry.per_try_timeout;
+  if (deadline_ != absl::InfiniteFuture()) {
+    a.timeout = std::min(a.timeout, deadline_ - router_->clock().MonotonicNow());
   }
   return a;
 }
@@ -756,13 +823,40 @@ void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result
 }
 
 void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result) {
-  if (current_ < 0 || !handed_out_ || attempt.index != index_) return;
   const ConfigImpl& config = *snap_->config;
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  if (hedge_ >= 0 && attempt.index == hedge_index_ && attempt.hedge) {
+    // The hedged attempt.
+    int d = hedge_;
+    snap_->states[d]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    hedge_ = -1;
+    RecordHealth(d, config.pools()[hedge_pool_], result, now);
+    if (result.failure == UpstreamFailure::kNone) {
+      snap_->sketches[hedge_pool_]->Add(result.latency, *config.pools()[hedge_pool_].hedge);
+      won_ = true;
+      final_ = absl::OkStatus();
+    }
+    return;  // a failed or cancelled hedge leaves the first attempt to carry the request
+  }
+  if (current_ < 0 || !handed_out_ || attempt.index != primary_index_) return;
   int failed = current_;
   const Pool& failed_pool = config.pools()[current_pool_];
-  int64_t now = Nanos(router_->clock().MonotonicNow());
   Release();
   RecordHealth(failed, failed_pool, result, now);
+  if (result.failure == UpstreamFailure::kNone && hedgeable_ && current_pool_ == pool_) {
+    snap_->sketches[pool_]->Add(result.latency, *config.pools()[pool_].hedge);
+  }
+  if (won_) return;  // the hedge answered first; this one was cancelled (or lost anyway)
+  if (hedge_ >= 0 && result.failure != UpstreamFailure::kNone) {
+    // The hedge is still out: it becomes the request's attempt (no retry planned now).
+    current_ = hedge_;
+    current_pool_ = hedge_pool_;
+    current_panic_ = false;
+    handed_out_ = true;
+    primary_index_ = hedge_index_;
+    hedge_ = -1;
+    return;
+  }
 
   std::string_view name = UpstreamFailureName(result.failure);
   switch (result.failure) {

@@ -145,6 +145,8 @@ struct RouteRequest {
   std::optional<double> complexity = std::nullopt;
   std::string_view key_tier = {};                       // the API key's tier, e.g. "free"
   std::optional<double> remaining_budget = std::nullopt;  // the key's budget left, host units
+  // A streamed request is never hedged (its first byte may already be with the client).
+  bool streaming = false;
 };
 
 // One call to make. `deployment` points into the RouterConfig that planned it, which the
@@ -155,6 +157,11 @@ struct PlannedAttempt {
   absl::Duration delay = absl::ZeroDuration();   // wait this long before calling (backoff)
   absl::Duration timeout = absl::InfiniteDuration();  // per-try timeout (and the deadline)
   bool panic = false;  // chosen while every deployment of the pool was ejected
+  // Hedging (pools with "hedge", non-streaming requests, first attempt only): when this
+  // attempt has not answered after `hedge_after` (the pool's observed p95 latency), the host
+  // may call RoutePlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
+  absl::Duration hedge_after = absl::InfiniteDuration();
+  bool hedge = false;  // this is the hedged (second, concurrent) attempt
 };
 
 // The outcome of one attempt.
@@ -189,6 +196,13 @@ class MODEENVOY_EXPORT RoutePlan {
   // The name of the tiered rule that moved this request to another pool, empty when none
   // matched. Valid as long as the plan.
   virtual std::string_view matched_rule() const { return {}; }
+  // A second attempt, concurrent with the outstanding first one, on another deployment of
+  // the same pool (after the first attempt's hedge_after). nullopt when the attempt
+  // outstanding has no finite hedge_after, a hedge was already made, or no other deployment
+  // is free. Report() both: the first success wins (final_status() OK, Next() nullopt); the
+  // host cancels the other and reports it as kCancelled (not a failure). When one fails
+  // while the other is still out, the other simply continues as the request's attempt.
+  virtual std::optional<PlannedAttempt> Hedge() { return std::nullopt; }
 };
 
 struct RouterOptions {
