@@ -76,7 +76,8 @@ absl::StatusOr<std::vector<std::string>> StringList(const ObjectReader& r, std::
 absl::StatusOr<RouterDeployment> ParseDeployment(const ObjectReader& r) {
   MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown(
       {"id", "provider", "model", "dialect", "region", "weight", "tier", "context_window",
-       "max_in_flight", "rpm", "tpm", "input_price_per_mtok", "output_price_per_mtok"}));
+       "max_in_flight", "rpm", "tpm", "input_price_per_mtok", "output_price_per_mtok",
+       "health_check"}));
   RouterDeployment d;
   MODEENVOY_ASSIGN_OR_RETURN(d.id, r.RequiredString("id"));
   MODEENVOY_ASSIGN_OR_RETURN(d.provider, r.RequiredString("provider"));
@@ -97,6 +98,32 @@ absl::StatusOr<RouterDeployment> ParseDeployment(const ObjectReader& r) {
                              OptionalNumber(r, "output_price_per_mtok", 0, 1e9));
   d.input_price_per_mtok = in.value_or(0);
   d.output_price_per_mtok = out.value_or(0);
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> hc, r.OptionalObject("health_check"));
+  if (hc) {
+    MODEENVOY_RETURN_IF_ERROR(hc->RejectUnknown({"path", "body", "interval_ms", "timeout_ms",
+                                                 "jitter_ms", "healthy_threshold",
+                                                 "unhealthy_threshold"}));
+    RouterHealthCheck check;
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> path, hc->OptionalString("path"));
+    if (path) {
+      if (path->empty() || (*path)[0] != '/') {
+        return FieldError(hc->PathOf("path"), "must start with '/'");
+      }
+      check.path = *path;
+    }
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> body, hc->OptionalString("body"));
+    check.body = body.value_or("");
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "interval_ms", 100, &check.interval));
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "timeout_ms", 1, &check.timeout));
+    MODEENVOY_RETURN_IF_ERROR(ReadMs(*hc, "jitter_ms", 0, &check.jitter));
+    MODEENVOY_RETURN_IF_ERROR(ReadInt(*hc, "healthy_threshold", 1, 100, &check.healthy_threshold));
+    MODEENVOY_RETURN_IF_ERROR(
+        ReadInt(*hc, "unhealthy_threshold", 1, 100, &check.unhealthy_threshold));
+    if (check.timeout > check.interval) {
+      return FieldError(hc->PathOf("timeout_ms"), "must be <= interval_ms");
+    }
+    d.health_check = std::move(check);
+  }
   return d;
 }
 
@@ -352,7 +379,8 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
                                ObjectReader::Make((*pools)[p], IndexPath("pools", p)));
     MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown({"name", "aliases", "lb", "outlier", "retry",
                                                "fallbacks", "context_length_fallback",
-                                               "content_filter_fallback", "deployments"}));
+                                               "content_filter_fallback", "deployments",
+                                               "rules", "hedge"}));
     Pool pool;
     MODEENVOY_ASSIGN_OR_RETURN(pool.name, r.RequiredString("name"));
     if (pool.name.find('*') != std::string::npos) {
@@ -406,6 +434,25 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
     }
     if (pool.content_fallback) {
       fallback_paths[p].emplace_back(r.PathOf("content_filter_fallback"), *pool.content_fallback);
+    }
+
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> hedge, r.OptionalObject("hedge"));
+    if (hedge) {
+      MODEENVOY_RETURN_IF_ERROR(hedge->RejectUnknown({"quantile", "min_samples", "min_delay_ms",
+                                                      "max_delay_ms"}));
+      HedgeConfig h;
+      MODEENVOY_ASSIGN_OR_RETURN(std::optional<double> q, OptionalNumber(*hedge, "quantile", 0.5, 0.999));
+      h.quantile = q.value_or(h.quantile);
+      MODEENVOY_RETURN_IF_ERROR(ReadInt(*hedge, "min_samples", 1, 1000, &h.min_samples));
+      MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "min_delay_ms", 0, &h.min_delay));
+      MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "max_delay_ms", 1, &h.max_delay));
+      if (h.max_delay < h.min_delay) {
+        return FieldError(hedge->PathOf("max_delay_ms"), "must be >= min_delay_ms");
+      }
+      pool.hedge = h;
+    }
+    if (const Json* rules = r.Find("rules"); rules != nullptr) {
+      MODEENVOY_ASSIGN_OR_RETURN(pool.rules, ParseRules(*rules, r.PathOf("rules")));
     }
 
     MODEENVOY_ASSIGN_OR_RETURN(const Json* deps, r.OptionalArray("deployments"));
@@ -482,6 +529,15 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
       }
       if (target == static_cast<int>(p)) {
         return FieldError(path, absl::StrCat("\"", name, "\" is this pool itself"));
+      }
+    }
+    for (Rule& rule : pool.rules) {
+      rule.target = config->FindPool(rule.to);
+      if (rule.target < 0) {
+        return FieldError(rule.to_path, absl::StrCat("no pool serves \"", rule.to, "\""));
+      }
+      if (rule.target == static_cast<int>(p)) {
+        return FieldError(rule.to_path, absl::StrCat("\"", rule.to, "\" is this pool itself"));
       }
     }
     for (const std::string& name : pool.fallbacks) pool.fallback_pools.push_back(config->FindPool(name));

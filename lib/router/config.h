@@ -16,6 +16,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "lib/router/hedge.h"
+#include "lib/router/rules.h"
 #include "modeenvoy/router/router.h"
 
 namespace modeenvoy::router_internal {
@@ -75,6 +77,9 @@ struct Pool {
   std::optional<std::string> content_fallback;  // for kContentFilter
   // Resolved after parsing: pool indexes for the names above (-1 when absent).
   std::vector<int> fallback_pools;
+  std::optional<HedgeConfig> hedge;  // hedged requests; none: off
+  // Tiered rules, first match wins (targets resolved after parsing).
+  std::vector<Rule> rules;
   int context_pool = -1;
   int content_pool = -1;
 

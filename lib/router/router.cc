@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -13,6 +14,8 @@
 #include "lib/core/status_macros.h"
 #include "lib/router/config.h"
 #include "lib/router/hash.h"
+#include "lib/router/hedge.h"
+#include "lib/router/rules.h"
 #include "lib/router/state.h"
 
 namespace modeenvoy {
@@ -75,9 +78,19 @@ struct Snapshot {
   std::vector<std::shared_ptr<DeploymentState>> states;  // parallel to config->deployments()
   std::vector<uint64_t> id_hash;                         // Murmur64 of each id
   std::unique_ptr<PoolRuntime[]> pools;
+  // Latency of each pool's successes (hedge delay), carried across Update() by pool name.
+  std::vector<std::shared_ptr<LatencySketch>> sketches;  // parallel to config->pools()
 };
 
 class RouterImpl;
+
+// One entry of a thread's snapshot cache (RouterImpl::SnapshotSlot).
+struct SnapshotCache {
+  uint64_t slot = 0;  // the router's slot id; 0: empty (ids start at 1)
+  uint64_t generation = 0;
+  std::shared_ptr<const Snapshot> snap;
+};
+inline constexpr int kSnapshotCaches = 4;
 
 // Why a choice found nothing, for the error the caller sees.
 struct ChoiceMiss {
@@ -92,8 +105,12 @@ class PlanImpl final : public RoutePlan {
   ~PlanImpl() override;
 
   std::optional<PlannedAttempt> Next() override;
+  std::optional<PlannedAttempt> Hedge() override;
   void Report(const PlannedAttempt& attempt, const AttemptResult& result) override;
   absl::Status final_status() const override { return final_; }
+  std::string_view matched_rule() const override { return matched_rule_; }
+  // `name` lives in the snapshot's configuration, which the plan keeps alive.
+  void set_matched_rule(std::string_view name) { matched_rule_ = name; }
 
   // Chooses and reserves the first attempt. Errors as Router::Plan().
   absl::Status Start();
@@ -129,8 +146,18 @@ class PlanImpl final : public RoutePlan {
   bool current_is_retry_ = false;
   bool handed_out_ = false;
   absl::Duration current_delay_;
-  int index_ = -1;
+  int index_ = -1;          // the last index handed out (attempts and hedges)
+  int primary_index_ = -1;  // the index of the attempt current_ holds
+  // Hedging: whether the request may be hedged, the hedge's reserved deployment (-1: none
+  // out), its pool and index; `won_` once either attempt succeeded.
+  bool hedgeable_ = false;
+  bool hedged_ = false;
+  int hedge_ = -1;
+  int hedge_pool_ = -1;
+  int hedge_index_ = -1;
+  bool won_ = false;
   absl::Status final_;
+  std::string_view matched_rule_;
 };
 
 class RouterImpl final : public Router {
@@ -162,13 +189,24 @@ class RouterImpl final : public Router {
                                        SplitMix(seed_ ^ snap->id_hash.back())));
     }
     snap->pools = std::make_unique<PoolRuntime[]>(impl->pools().size());
+    absl::flat_hash_map<std::string_view, std::shared_ptr<LatencySketch>> old_sketches;
+    if (old != nullptr) {
+      for (size_t p = 0; p < old->sketches.size(); ++p) {
+        old_sketches.emplace(old->config->pools()[p].name, old->sketches[p]);
+      }
+    }
+    for (const Pool& pool : impl->pools()) {
+      auto it = old_sketches.find(pool.name);
+      snap->sketches.push_back(it != old_sketches.end() ? it->second
+                                                        : std::make_shared<LatencySketch>());
+    }
     snap->config = std::move(impl);
     snapshot_.store(std::move(snap));
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const override {
-    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();  // a copy for the plan
     if (snap == nullptr) {
       return absl::FailedPreconditionError("router: no configuration yet (call Update first)");
     }
@@ -177,9 +215,23 @@ class RouterImpl final : public Router {
       return absl::NotFoundError(absl::StrCat("model_not_found: no pool serves model \"",
                                               core_internal::ToAbsl(request.model), "\""));
     }
+    const Rule* matched = nullptr;
+    if (const Pool& asked = snap->config->pools()[pool]; !asked.rules.empty()) {
+      // Tiered rules: the first whose conditions hold moves the request to its pool (whose
+      // own rules are not applied: one step, no chains or loops).
+      RuleInputs inputs(request, clock_.Now());
+      for (const Rule& rule : asked.rules) {
+        if (RuleMatches(rule, inputs)) {
+          matched = &rule;
+          pool = rule.target;
+          break;
+        }
+      }
+    }
     uint64_t draw = request.draw ? *request.draw
                                  : SplitMix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
     auto plan = std::make_unique<PlanImpl>(this, std::move(snap), pool, request, draw);
+    if (matched != nullptr) plan->set_matched_rule(matched->name);
     MODEENVOY_RETURN_IF_ERROR(plan->Start());
     return plan;
   }
@@ -199,6 +251,7 @@ class RouterImpl final : public Router {
       h.ejected_until = ej > now ? absl::FromUnixNanos(ej) : absl::InfinitePast();
       h.cooldown_until = cd > now ? absl::FromUnixNanos(cd) : absl::InfinitePast();
       h.ttft_ewma_ms = s.ewma_ms.load();
+      h.probe_unhealthy = s.probe_unhealthy.load();
       {
         core_internal::MutexLock lock(&s.mu);
         h.ejections = s.ejections;
@@ -207,6 +260,71 @@ class RouterImpl final : public Router {
       out.push_back(std::move(h));
     }
     return out;
+  }
+
+  std::vector<HealthProbe> DueProbes(absl::Time now) override {
+    std::vector<HealthProbe> due;
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) return due;
+    int64_t now_ns = Nanos(now);
+    const auto& deps = snap->config->deployments();
+    for (size_t i = 0; i < deps.size(); ++i) {
+      if (!deps[i].health_check) continue;
+      DeploymentState& s = *snap->states[i];
+      core_internal::MutexLock lock(&s.mu);
+      if (s.probe_in_flight || s.next_probe_ns > now_ns) continue;
+      s.probe_in_flight = true;
+      due.push_back({deps[i].id, deps[i].provider, *deps[i].health_check});
+    }
+    return due;
+  }
+
+  absl::Status ReportProbe(std::string_view deployment_id, bool ok) override {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    const auto* deps = snap == nullptr ? nullptr : &snap->config->deployments();
+    size_t i = 0;
+    while (deps != nullptr && i < deps->size() && (*deps)[i].id != deployment_id) ++i;
+    if (deps == nullptr || i == deps->size()) {
+      return absl::NotFoundError(absl::StrCat("ReportProbe: no deployment \"",
+                                              core_internal::ToAbsl(deployment_id), "\""));
+    }
+    const RouterDeployment& d = (*deps)[i];
+    DeploymentState& s = *snap->states[i];
+    core_internal::MutexLock lock(&s.mu);
+    if (!s.probe_in_flight || !d.health_check) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ReportProbe: no probe of \"", d.id, "\" is in flight"));
+    }
+    const RouterHealthCheck& check = *d.health_check;
+    s.probe_in_flight = false;
+    if (ok) {
+      ++s.probe_successes;
+      s.probe_failures = 0;
+      if (s.probe_successes >= check.healthy_threshold) s.probe_unhealthy.store(false);
+    } else {
+      ++s.probe_failures;
+      s.probe_successes = 0;
+      if (s.probe_failures >= check.unhealthy_threshold) s.probe_unhealthy.store(true);
+    }
+    s.rng = SplitMix(s.rng);
+    absl::Duration wait = check.interval + check.jitter * UnitInterval(s.rng);
+    s.next_probe_ns = Nanos(clock_.MonotonicNow()) + absl::ToInt64Nanoseconds(wait);
+    return absl::OkStatus();
+  }
+
+  absl::Time NextProbeDue() const override {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load();
+    if (snap == nullptr) return absl::InfiniteFuture();
+    int64_t next = std::numeric_limits<int64_t>::max();
+    const auto& deps = snap->config->deployments();
+    for (size_t i = 0; i < deps.size(); ++i) {
+      if (!deps[i].health_check) continue;
+      DeploymentState& s = *snap->states[i];
+      core_internal::MutexLock lock(&s.mu);
+      if (!s.probe_in_flight) next = std::min(next, s.next_probe_ns);
+    }
+    if (next == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
+    return next == kNever ? absl::InfinitePast() : absl::FromUnixNanos(next);
   }
 
   const Clock& clock() const { return clock_; }
@@ -229,13 +347,37 @@ class RouterImpl final : public Router {
   const uint64_t seed_;
   absl::Mutex update_mu_;
   // The current snapshot. Not std::atomic<std::shared_ptr>: libstdc++ 12 guards that with a
-  // lock bit ThreadSanitizer cannot see (it reported every Plan/Update pair as a race); a
-  // reader lock through lib/core/mutex.h costs about as much and TSan sees it.
+  // lock bit ThreadSanitizer cannot see (it reported every Plan/Update pair as a race).
+  // Instead every thread caches the snapshot it last read together with the generation it
+  // belongs to; a read compares that generation with `generation_` (one acquire load) and
+  // takes the reader lock only when an Update() moved it. A thread's cache holds its last
+  // snapshot alive until that thread plans again on this router or exits (the memory of one
+  // configuration per idle thread, never a dangling pointer).
   class SnapshotSlot {
    public:
-    std::shared_ptr<const Snapshot> load() const {
+    SnapshotSlot() : id_(next_id_.fetch_add(1, std::memory_order_relaxed)) {}
+
+    // The current snapshot (a reference to this thread's cache: valid until this thread's
+    // next load() on any router).
+    const std::shared_ptr<const Snapshot>& load() const {
+      uint64_t generation = generation_.load(std::memory_order_acquire);
+      Cache* cache = nullptr;
+      for (Cache& c : caches_) {
+        if (c.slot == id_) {
+          if (c.generation == generation) return c.snap;
+          cache = &c;
+          break;
+        }
+      }
+      if (cache == nullptr) {
+        // Few routers per thread: evict round robin among a handful of entries.
+        cache = &caches_[next_evict_++ % kCaches];
+        cache->slot = id_;
+      }
       core_internal::ReaderMutexLock lock(&mu_);
-      return snap_;
+      cache->snap = snap_;
+      cache->generation = generation_.load(std::memory_order_relaxed);
+      return cache->snap;
     }
     void store(std::shared_ptr<const Snapshot> snap) {
       std::shared_ptr<const Snapshot> old;
@@ -243,13 +385,23 @@ class RouterImpl final : public Router {
         core_internal::MutexLock lock(&mu_);
         old = std::move(snap_);
         snap_ = std::move(snap);
+        generation_.fetch_add(1, std::memory_order_release);
       }
-      // `old` is released here, outside the lock.
+      // `old` is released here, outside the lock (or later by the last thread caching it).
     }
 
    private:
+    using Cache = SnapshotCache;
+    static constexpr int kCaches = kSnapshotCaches;
+    static inline std::atomic<uint64_t> next_id_{1};
+    static inline thread_local Cache caches_[kCaches];
+    static inline thread_local unsigned next_evict_ = 0;
+
+    const uint64_t id_;  // never reused, unlike the router's address
     mutable absl::Mutex mu_;
     std::shared_ptr<const Snapshot> snap_ ABSL_GUARDED_BY(mu_);
+    // Moves (under mu_) with every store(); a reader's cache is current while it matches.
+    std::atomic<uint64_t> generation_{1};
   };
   SnapshotSlot snapshot_;
   mutable std::atomic<uint64_t> draws_{0};
@@ -266,6 +418,7 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
       deadline_(request.deadline),
       draw_(draw) {
   router_->RequestStarted();
+  hedgeable_ = !request.streaming && snap_->config->pools()[pool].hedge.has_value();
   const LbConfig& lb = snap_->config->pools()[pool].lb;
   if (lb.sticky || lb.kind == LbKind::kRingHash || lb.kind == LbKind::kMaglev) {
     if (lb.hash_key == HashKey::kSession && !request.session_id.empty()) {
@@ -281,6 +434,7 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
 
 PlanImpl::~PlanImpl() {
   Release();
+  if (hedge_ >= 0) snap_->states[hedge_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
   router_->RequestEnded();
 }
 
@@ -518,7 +672,7 @@ void PlanImpl::Release() {
 }
 
 std::optional<PlannedAttempt> PlanImpl::Next() {
-  if (current_ < 0) return std::nullopt;
+  if (current_ < 0 || won_) return std::nullopt;
   if (handed_out_) {
     Release();
     final_ = absl::FailedPreconditionError("Next() called before Report() of attempt " +
@@ -526,15 +680,56 @@ std::optional<PlannedAttempt> PlanImpl::Next() {
     return std::nullopt;
   }
   handed_out_ = true;
-  ++index_;
+  primary_index_ = ++index_;
   PlannedAttempt a;
   a.deployment = &snap_->config->deployments()[current_];
   a.index = index_;
   a.delay = current_delay_;
   a.panic = current_panic_;
   a.timeout = snap_->config->pools()[current_pool_].retry.per_try_timeout;
+  if (hedgeable_ && index_ == 0 && current_pool_ == pool_) {
+    a.hedge_after = snap_->sketches[pool_]->HedgeDelay(*snap_->config->pools()[pool_].hedge);
+  }
   if (deadline_ != absl::InfiniteFuture()) {
     a.timeout = std::min(a.timeout, deadline_ - (router_->clock().MonotonicNow() + a.delay));
+  }
+  return a;
+}
+
+std::optional<PlannedAttempt> PlanImpl::Hedge() {
+  if (!hedgeable_ || hedged_ || won_ || current_ < 0 || !handed_out_ || index_ != 0 ||
+      current_pool_ != pool_) {
+    return std::nullopt;
+  }
+  const HedgeConfig& config = *snap_->config->pools()[pool_].hedge;
+  if (snap_->sketches[pool_]->HedgeDelay(config) == absl::InfiniteDuration()) {
+    return std::nullopt;
+  }
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  int chosen_pool = -1;
+  bool panic = false;
+  ChoiceMiss miss;
+  int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  if (d < 0) return std::nullopt;
+  hedged_ = true;
+  DeploymentState& s = *snap_->states[d];
+  s.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (snap_->config->deployments()[d].rpm > 0) {
+    s.Roll(now);
+    s.requests_current.fetch_add(1, std::memory_order_relaxed);
+  }
+  tried_.push_back(d);
+  hedge_ = d;
+  hedge_pool_ = chosen_pool;
+  hedge_index_ = ++index_;
+  PlannedAttempt a;
+  a.deployment = &snap_->config->deployments()[d];
+  a.index = hedge_index_;
+  a.panic = panic;
+  a.hedge = true;
+  a.timeout = snap_->config->pools()[chosen_pool].retry.per_try_timeout;
+  if (deadline_ != absl::InfiniteFuture()) {
+    a.timeout = std::min(a.timeout, deadline_ - router_->clock().MonotonicNow());
   }
   return a;
 }
@@ -628,13 +823,40 @@ void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result
 }
 
 void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result) {
-  if (current_ < 0 || !handed_out_ || attempt.index != index_) return;
   const ConfigImpl& config = *snap_->config;
+  int64_t now = Nanos(router_->clock().MonotonicNow());
+  if (hedge_ >= 0 && attempt.index == hedge_index_ && attempt.hedge) {
+    // The hedged attempt.
+    int d = hedge_;
+    snap_->states[d]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    hedge_ = -1;
+    RecordHealth(d, config.pools()[hedge_pool_], result, now);
+    if (result.failure == UpstreamFailure::kNone) {
+      snap_->sketches[hedge_pool_]->Add(result.latency, *config.pools()[hedge_pool_].hedge);
+      won_ = true;
+      final_ = absl::OkStatus();
+    }
+    return;  // a failed or cancelled hedge leaves the first attempt to carry the request
+  }
+  if (current_ < 0 || !handed_out_ || attempt.index != primary_index_) return;
   int failed = current_;
   const Pool& failed_pool = config.pools()[current_pool_];
-  int64_t now = Nanos(router_->clock().MonotonicNow());
   Release();
   RecordHealth(failed, failed_pool, result, now);
+  if (result.failure == UpstreamFailure::kNone && hedgeable_ && current_pool_ == pool_) {
+    snap_->sketches[pool_]->Add(result.latency, *config.pools()[pool_].hedge);
+  }
+  if (won_) return;  // the hedge answered first; this one was cancelled (or lost anyway)
+  if (hedge_ >= 0 && result.failure != UpstreamFailure::kNone) {
+    // The hedge is still out: it becomes the request's attempt (no retry planned now).
+    current_ = hedge_;
+    current_pool_ = hedge_pool_;
+    current_panic_ = false;
+    handed_out_ = true;
+    primary_index_ = hedge_index_;
+    hedge_ = -1;
+    return;
+  }
 
   std::string_view name = UpstreamFailureName(result.failure);
   switch (result.failure) {

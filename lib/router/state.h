@@ -35,7 +35,8 @@ struct DeploymentState {
 
   bool Available(int64_t now_ns) const {
     return ejected_until_ns.load(std::memory_order_relaxed) <= now_ns &&
-           cooldown_until_ns.load(std::memory_order_relaxed) <= now_ns;
+           cooldown_until_ns.load(std::memory_order_relaxed) <= now_ns &&
+           !probe_unhealthy.load(std::memory_order_relaxed);
   }
 
   // The peak-EWMA cost as of `now_ns`: the stored value decays towards 0 with the time
@@ -70,6 +71,9 @@ struct DeploymentState {
   // Moves the minute buckets to `now_ns`'s minute (rarely: once a minute takes `mu`).
   void Roll(int64_t now_ns) ABSL_LOCKS_EXCLUDED(mu);
 
+  // Active health checks: read by Plan() (Available), written under `mu` by ReportProbe().
+  std::atomic<bool> probe_unhealthy{false};
+
   // Written by Report().
   absl::Mutex mu;
   int consecutive_failures ABSL_GUARDED_BY(mu) = 0;
@@ -78,6 +82,11 @@ struct DeploymentState {
   int window_requests ABSL_GUARDED_BY(mu) = 0;
   int window_failures ABSL_GUARDED_BY(mu) = 0;
   uint64_t rng ABSL_GUARDED_BY(mu);
+  // Active health-check schedule (DueProbes / ReportProbe).
+  int64_t next_probe_ns ABSL_GUARDED_BY(mu) = kNever;  // kNever: due at the first DueProbes
+  bool probe_in_flight ABSL_GUARDED_BY(mu) = false;
+  int probe_successes ABSL_GUARDED_BY(mu) = 0;  // consecutive
+  int probe_failures ABSL_GUARDED_BY(mu) = 0;   // consecutive
 };
 
 }  // namespace modeenvoy::router_internal

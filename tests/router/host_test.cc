@@ -85,5 +85,55 @@ TEST(RouterHostTest, ManyThreadsPlanAndReportWhileTheConfigurationIsSwapped) {
   for (const auto& h : router->Health()) EXPECT_EQ(h.in_flight, 0) << h.id;
 }
 
+
+// Plan() reads the configuration through a per-thread cache checked against a generation:
+// every Update() must be seen by the next Plan() on every thread, and routers sharing a
+// thread (more of them than the cache has entries) must never see each other's snapshot.
+constexpr char kOnlyA[] = R"({"pools": [{"name": "m", "deployments": [
+    {"id": "a", "provider": "p", "model": "x"}]}]})";
+constexpr char kOnlyB[] = R"({"pools": [{"name": "m", "deployments": [
+    {"id": "b", "provider": "p", "model": "x"}]}]})";
+
+std::string Pick(const Router& router) {
+  auto plan = router.Plan(RouteRequest{.model = "m"});
+  if (!plan.ok()) return std::string(plan.status().message());
+  auto attempt = (*plan)->Next();
+  return attempt ? attempt->deployment->id : "none";
+}
+
+TEST(RouterHostTest, EveryThreadSeesTheNextConfigurationAfterAnUpdate) {
+  auto router = NewRouter({.seed = 1});
+  ASSERT_TRUE(router->Update(*ParseRouterConfig(kOnlyA)).ok());
+  EXPECT_EQ(Pick(*router), "a");
+  std::string other_before, other_after;
+  std::thread([&] { other_before = Pick(*router); }).join();
+  ASSERT_TRUE(router->Update(*ParseRouterConfig(kOnlyB)).ok());
+  EXPECT_EQ(Pick(*router), "b");  // this thread had "a" cached
+  std::thread([&] { other_after = Pick(*router); }).join();
+  EXPECT_EQ(other_before, "a");
+  EXPECT_EQ(other_after, "b");
+  ASSERT_TRUE(router->Update(*ParseRouterConfig(kOnlyA)).ok());
+  EXPECT_EQ(Pick(*router), "a");
+}
+
+TEST(RouterHostTest, RoutersSharingAThreadKeepTheirOwnConfigurations) {
+  // Six routers on one thread: more than the per-thread cache holds, so entries are evicted
+  // and refilled while the routers alternate.
+  std::vector<std::unique_ptr<Router>> routers;
+  for (int i = 0; i < 6; ++i) {
+    routers.push_back(NewRouter({.seed = 1}));
+    ASSERT_TRUE(routers.back()->Update(*ParseRouterConfig(i % 2 == 0 ? kOnlyA : kOnlyB)).ok());
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ(Pick(*routers[i]), i % 2 == 0 ? "a" : "b") << "router " << i << " round " << round;
+    }
+  }
+  // A router made at the address of a destroyed one starts with no configuration.
+  routers[0].reset();
+  routers[0] = NewRouter({.seed = 1});
+  EXPECT_EQ(Pick(*routers[0]), "router: no configuration yet (call Update first)");
+}
+
 }  // namespace
 }  // namespace modeenvoy

@@ -50,6 +50,21 @@
 
 namespace modeenvoy {
 
+// An active health check of one deployment ("health_check" in its configuration). The
+// router schedules probes and keeps their state; the host sends them (Router::DueProbes,
+// Router::ReportProbe). A deployment starts healthy; `unhealthy_threshold` consecutive failed
+// probes mark it unhealthy (Plan() skips it as if ejected, panic mode included) and
+// `healthy_threshold` consecutive successes bring it back.
+struct RouterHealthCheck {
+  std::string path = "/v1/models";  // what to request; the host picks method and host name
+  std::string body;                 // request body; empty = none (a GET)
+  absl::Duration interval = absl::Seconds(10);
+  absl::Duration timeout = absl::Seconds(2);   // the host reports a probe past it as failed
+  absl::Duration jitter = absl::Seconds(1);    // a uniform [0, jitter) added to each interval
+  int healthy_threshold = 2;
+  int unhealthy_threshold = 3;
+};
+
 // One upstream that can serve a pool's model. Strings are opaque to the router: the host
 // knows what provider "openai-east" and dialect "anthropic" mean.
 struct RouterDeployment {
@@ -66,6 +81,7 @@ struct RouterDeployment {
   int64_t tpm = 0;             // tokens per minute (reported usage); 0 = unbounded
   double input_price_per_mtok = 0;   // price per million input tokens
   double output_price_per_mtok = 0;  // price per million output tokens
+  std::optional<RouterHealthCheck> health_check;  // none: passive checks only
 };
 
 // A parsed, validated, immutable configuration. Built by ParseRouterConfig(); shared by the
@@ -122,6 +138,15 @@ struct RouteRequest {
   // A uniform random value for this request (load-balancing draws, backoff jitter). Absent:
   // the router draws one from its seeded generator.
   std::optional<uint64_t> draw = std::nullopt;
+  // Inputs of the pool's tiered rules ("rules", docs/routing.md); a rule whose input is
+  // absent does not match. The text scored for "complexity" (e.g. the last user message;
+  // the router never tokenizes), or the host's own score in [0, 1] which wins over it:
+  std::string_view prompt = {};
+  std::optional<double> complexity = std::nullopt;
+  std::string_view key_tier = {};                       // the API key's tier, e.g. "free"
+  std::optional<double> remaining_budget = std::nullopt;  // the key's budget left, host units
+  // A streamed request is never hedged (its first byte may already be with the client).
+  bool streaming = false;
 };
 
 // One call to make. `deployment` points into the RouterConfig that planned it, which the
@@ -132,6 +157,11 @@ struct PlannedAttempt {
   absl::Duration delay = absl::ZeroDuration();   // wait this long before calling (backoff)
   absl::Duration timeout = absl::InfiniteDuration();  // per-try timeout (and the deadline)
   bool panic = false;  // chosen while every deployment of the pool was ejected
+  // Hedging (pools with "hedge", non-streaming requests, first attempt only): when this
+  // attempt has not answered after `hedge_after` (the pool's observed p95 latency), the host
+  // may call RoutePlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
+  absl::Duration hedge_after = absl::InfiniteDuration();
+  bool hedge = false;  // this is the hedged (second, concurrent) attempt
 };
 
 // The outcome of one attempt.
@@ -163,6 +193,16 @@ class MODEENVOY_EXPORT RoutePlan {
   // retriable but no deployment, budget or attempt is left; kDeadlineExceeded; kResourceExhausted
   // when every deployment is at capacity; kInvalidArgument for a non-retriable failure.
   virtual absl::Status final_status() const = 0;
+  // The name of the tiered rule that moved this request to another pool, empty when none
+  // matched. Valid as long as the plan.
+  virtual std::string_view matched_rule() const { return {}; }
+  // A second attempt, concurrent with the outstanding first one, on another deployment of
+  // the same pool (after the first attempt's hedge_after). nullopt when the attempt
+  // outstanding has no finite hedge_after, a hedge was already made, or no other deployment
+  // is free. Report() both: the first success wins (final_status() OK, Next() nullopt); the
+  // host cancels the other and reports it as kCancelled (not a failure). When one fails
+  // while the other is still out, the other simply continues as the request's attempt.
+  virtual std::optional<PlannedAttempt> Hedge() { return std::nullopt; }
 };
 
 struct RouterOptions {
@@ -184,13 +224,23 @@ struct DeploymentHealth {
   int ejections = 0;               // ejections so far (drives the growing ejection time)
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
+  bool probe_unhealthy = false;    // marked unhealthy by active health checks
+};
+
+// A probe for the host to send now (Router::DueProbes).
+struct HealthProbe {
+  std::string deployment_id;
+  std::string provider;        // the deployment's provider, as configured
+  RouterHealthCheck check;     // path, body, timeout
 };
 
 // Routes requests over the configuration given to Update().
 // Thread safety: thread-safe. Plan() and Report() may run on many threads at once: Plan()
-// takes only a reader lock to copy the configuration's shared_ptr (Update() holds it for the
-// pointer swap alone), reads deployment state with atomic loads and counts with atomic
-// increments; Report() locks only
+// reads the configuration through a per-thread cache checked against an atomic generation
+// (one acquire load; a reader lock only on the first Plan() after an Update(), which holds
+// the lock for the pointer swap alone; an idle thread's cache keeps its last configuration
+// alive until that thread plans again or exits), reads deployment state with atomic loads
+// and counts with atomic increments; Report() locks only
 // the reported deployment's state (and the pool's ejection lock when it ejects). No method
 // blocks or does I/O.
 class MODEENVOY_EXPORT Router {
@@ -210,6 +260,27 @@ class MODEENVOY_EXPORT Router {
 
   // State of every deployment of the current configuration, in configuration order.
   virtual std::vector<DeploymentHealth> Health() const = 0;
+
+  // Active health checks, driven by the host's timer. DueProbes() returns the probes due at
+  // `now` (router clock's MonotonicNow() scale) and marks them in flight: a deployment has at
+  // most one probe out, and is not due again until ReportProbe() (which the host must call
+  // for every probe, with ok = false after its timeout). The next one is due an interval
+  // plus jitter after the report. NextProbeDue() is when the host's timer should fire next
+  // (InfinitePast: due now; InfiniteFuture when no probe is configured or all are in
+  // flight). Probe state is kept per deployment id across Update() like the rest of its
+  // health.
+  // Errors: ReportProbe: kNotFound for an id not in the current configuration,
+  // kFailedPrecondition when no probe of it is in flight.
+  virtual std::vector<HealthProbe> DueProbes(absl::Time now) {
+    (void)now;
+    return {};
+  }
+  virtual absl::Status ReportProbe(std::string_view deployment_id, bool ok) {
+    (void)deployment_id;
+    (void)ok;
+    return absl::UnimplementedError("ReportProbe: this router has no active health checks");
+  }
+  virtual absl::Time NextProbeDue() const { return absl::InfiniteFuture(); }
 };
 
 MODEENVOY_EXPORT std::unique_ptr<Router> NewRouter(const RouterOptions& options = {});
