@@ -139,6 +139,13 @@ for name in "${!sha[@]}"; do
 done
 log "tokenizer data verified in $data/tokenizers"
 
+# The tokenizer corpus (generated offline from this machine's files in ~2 s, never committed):
+# tokenizer_test compares the SIMD and per-character pre-tokenizers on its bench files.
+if [[ ! -f $data/tokenizer-corpus/bench_multilingual.txt ]]; then
+  log "generating the tokenizer corpus"
+  "$PYTHON" "$repo/scripts/make_tokenizer_corpus.py" --out "$data/tokenizer-corpus" >/dev/null
+fi
+
 # tiktoken's own test suite (tests/ of the PyPI sdist), which tests/python/test_tiktoken_suite.py
 # runs against modeenvoy. Never committed; pip checks PyPI's hash, the test checks it again.
 tiktoken_sdist=$data/tiktoken-sdist/tiktoken-0.14.0.tar.gz
