@@ -184,6 +184,10 @@ struct DeploymentHealth {
   int ejections = 0;               // ejections so far (drives the growing ejection time)
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
+  // The outlier detector's current failure-percentage window (outlier.window_ms): attempts
+  // and server-side failures counted in it so far.
+  int window_requests = 0;
+  int window_failures = 0;
 };
 
 // Routes requests over the configuration given to Update().
