@@ -15,7 +15,13 @@
 // the deployment takes; "provider" and "dialect" are therefore not keys here. "state" (a
 // string, default: the route's model) names the router's health state in Services: routes
 // and reloads naming the same state share one router, so the health, in-flight counts and
-// latency of unchanged deployment ids survive a reload.
+// latency of unchanged deployment ids survive a reload. "select" picks another pool by the
+// request's headers and metadata (tenant or tier set by an auth filter, context metadata):
+//   "select": [{"header": {"x-modeenvoy-route": "canary"}, "model": "assistant-canary"},
+//              {"metadata": {"api_key.name": "team-gold"}, "model": "assistant-gold"}]
+// The first entry whose every header (name case-insensitive, value exact) and metadata value
+// match plans the request with its "model" (which a pool must serve); otherwise the
+// requested model is planned.
 //
 // Per request: the router plans the pool of the requested model; session id from the
 // x-session-id header (consistent hashing, sticky splits), tenant from the api_key.name

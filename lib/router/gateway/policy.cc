@@ -76,7 +76,16 @@ struct Target {
   std::shared_ptr<Counters> counters;
 };
 
+// "select" entry: a request carrying every header value and metadata value listed is planned
+// for `model` (another pool) instead of the model it asked for.
+struct Selector {
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  std::string model;
+};
+
 struct PolicyConfig {
+  std::vector<Selector> selectors;
   std::shared_ptr<RouterState> state;
   std::shared_ptr<StateIndex> index;  // keeps the index alive as long as a policy is
   uint64_t generation = 0;
@@ -148,6 +157,33 @@ class RouterAttemptPlan final : public AttemptPlan {
   const Target* target_ = nullptr;
 };
 
+bool Selects(const Selector& sel, const RoutingRequest& request) {
+  for (const auto& [name, value] : sel.headers) {
+    if (request.headers == nullptr) return false;
+    std::optional<std::string_view> v = FindHeader(*request.headers, name);
+    if (!v.has_value() || *v != value) return false;
+  }
+  for (const auto& [key, value] : sel.metadata) {
+    if (request.metadata == nullptr) return false;
+    auto it = request.metadata->find(key);
+    if (it == request.metadata->end() || it->second != value) return false;
+  }
+  return true;
+}
+
+// Reads an object of string values at `path` into `out`.
+absl::Status ReadStringMap(const Json& value, const std::string& path,
+                           std::vector<std::pair<std::string, std::string>>* out) {
+  if (!value.is_object()) return InvalidFieldError(path, "must be an object");
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (!it.value().is_string()) {
+      return InvalidFieldError(core_internal::ChildPath(path, it.key()), "must be a string");
+    }
+    out->emplace_back(it.key(), it.value().get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
 class RouterPolicy final : public RoutingPolicy {
  public:
   explicit RouterPolicy(std::shared_ptr<const PolicyConfig> config) : config_(std::move(config)) {}
@@ -159,6 +195,12 @@ class RouterPolicy final : public RoutingPolicy {
     }
     RouteRequest route;
     route.model = request.model;
+    for (const Selector& sel : config_->selectors) {
+      if (Selects(sel, request)) {
+        route.model = sel.model;
+        break;
+      }
+    }
     route.draw = request.draw;
     if (request.headers != nullptr) {
       if (std::optional<std::string_view> s = FindHeader(*request.headers, "x-session-id")) {
@@ -215,6 +257,32 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(json, ""));
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> state_name, r.OptionalString("state"));
   json.erase("state");
+  MODEENVOY_ASSIGN_OR_RETURN(const Json* select, r.OptionalArray("select"));
+  std::vector<Selector> selectors;
+  if (select != nullptr) {
+    for (size_t i = 0; i < select->size(); ++i) {
+      const std::string spath = IndexPath("select", i);
+      MODEENVOY_ASSIGN_OR_RETURN(ObjectReader sr, ObjectReader::Make((*select)[i], spath));
+      MODEENVOY_RETURN_IF_ERROR(sr.RejectUnknown({"header", "metadata", "model"}));
+      Selector& sel = selectors.emplace_back();
+      MODEENVOY_ASSIGN_OR_RETURN(sel.model, sr.RequiredString("model"));
+      if (const Json* h = sr.Find("header")) {
+        MODEENVOY_RETURN_IF_ERROR(ReadStringMap(*h, sr.PathOf("header"), &sel.headers));
+        for (const auto& [name, value] : sel.headers) {
+          MODEENVOY_RETURN_IF_ERROR(
+              core_internal::ValidateHeader(core_internal::ChildPath(sr.PathOf("header"), name),
+                                            name, value));
+        }
+      }
+      if (const Json* m = sr.Find("metadata")) {
+        MODEENVOY_RETURN_IF_ERROR(ReadStringMap(*m, sr.PathOf("metadata"), &sel.metadata));
+      }
+      if (sel.headers.empty() && sel.metadata.empty()) {
+        return InvalidFieldError(spath, "needs \"header\" or \"metadata\" conditions");
+      }
+    }
+    json.erase("select");
+  }
   auto config = std::make_shared<PolicyConfig>();
   auto layout = std::make_shared<std::vector<PoolLayout>>();
   // Deployments name gateway models: fill in what the router calls "provider", "model" and
@@ -261,6 +329,13 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
     return InvalidFieldError("pools", absl::StrFormat("no pool serves the route's model \"%s\"",
                                                       context.name));
   }
+  for (size_t i = 0; i < selectors.size(); ++i) {
+    if (!config->router_config->PoolFor(selectors[i].model).has_value()) {
+      return InvalidFieldError(IndexPath("select", i) + ".model",
+                               absl::StrFormat("no pool serves \"%s\"", selectors[i].model));
+    }
+  }
+  config->selectors = std::move(selectors);
   Services& services = *context.services;
   const std::string name = state_name.value_or(std::string(context.name));
   config->state = services.State<RouterState>(

@@ -134,9 +134,10 @@ constexpr char kModels[] = R"(
              "m-b": {"provider": "p-b", "upstream_model": "up-b"},
              "m-c": {"provider": "p-c", "upstream_model": "up-c"}})";
 
-std::string Doc(std::string_view route_keys) {
-  return absl::StrFormat(R"({%s, "routes": [{"match": {"model": "pool"}, "policy": "router", %s}]})",
-                         kModels, route_keys);
+std::string Doc(std::string_view route_keys, std::string_view extra = "") {
+  return absl::StrFormat(
+      R"({%s, "routes": [{"match": {"model": "pool"}, "policy": "router", %s}]%s})", kModels,
+      route_keys, extra);
 }
 
 // a (always 500) and b (healthy) in one pool, round robin: a is asked first.
@@ -154,12 +155,12 @@ class RouterGatewayTest : public ::testing::Test {
     upstream_.behaviour["up-a"] = {.status = 500};
   }
 
-  absl::Status Load(std::string_view route_keys) {
+  absl::Status Load(std::string_view route_keys, std::string_view extra = "") {
     if (config_ == nullptr) {
       config_ = std::make_unique<ConfigStore>(
           ConfigLoadOptions{.registry = &registry_, .services = &services_});
     }
-    absl::Status loaded = config_->Load(Doc(route_keys));
+    absl::Status loaded = config_->Load(Doc(route_keys, extra));
     if (!loaded.ok() || gateway_ != nullptr) return loaded;
     GatewayOptions options;
     options.config = config_.get();
@@ -171,10 +172,12 @@ class RouterGatewayTest : public ::testing::Test {
     return absl::OkStatus();
   }
 
-  std::unique_ptr<Exchange> Start(bool stream = false, std::string model = "pool") {
+  std::unique_ptr<Exchange> Start(bool stream = false, std::string model = "pool",
+                                  HttpHeaders headers = {}) {
     HttpRequest r;
     r.method = "POST";
     r.path = "/v1/chat/completions";
+    r.headers = std::move(headers);
     r.headers.emplace_back("content-type", "application/json");
     Json body = {{"model", model},
                  {"messages", Json::array({{{"role", "user"}, {"content", "hello"}}})}};
@@ -343,6 +346,28 @@ TEST_F(RouterGatewayTest, RateLimitedAttemptsMoveOnAndCoolTheDeploymentDown) {
   EXPECT_LE(a["cooldown_for_ms"].get<int64_t>(), 7000);
 }
 
+TEST_F(RouterGatewayTest, HeaderAndMetadataSelectAnotherPool) {
+  upstream_.behaviour["up-a"] = {};
+  constexpr char kSelect[] = R"(
+    "select": [{"header": {"X-Modeenvoy-Route": "canary"}, "model": "canary"},
+               {"metadata": {"api_key.name": "gold"}, "model": "canary"}],
+    "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]},
+              {"name": "canary", "deployments": [{"id": "c", "model": "m-c"}]}])";
+  constexpr char kAuth[] = R"(, "filters": [{"type": "api_key_auth", "config": {"keys": [
+      {"name": "gold", "key": "sk-gold"}, {"name": "basic", "key": "sk-basic"}]}}])";
+  ASSERT_TRUE(Load(kSelect, kAuth).ok());
+  auto send = [&](HttpHeaders headers) {
+    auto ex = Start(false, "pool", std::move(headers));
+    loop_->RunFor(absl::Seconds(5));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    return upstream_.started.back().model;
+  };
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}}), "up-a");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}, {"x-modeenvoy-route", "canary"}}), "up-c");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}, {"x-modeenvoy-route", "other"}}), "up-a");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-gold"}}), "up-c");
+}
+
 TEST_F(RouterGatewayTest, ConfigurationErrorsNameTheField) {
   absl::Status s = Load(R"("pools": [{"name": "pool", "deployments": [{"id": "a", "model": "nope"}]}])");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -353,6 +378,15 @@ TEST_F(RouterGatewayTest, ConfigurationErrorsNameTheField) {
   EXPECT_THAT(s.message(), HasSubstr("routes[0].pools: no pool serves the route's model \"pool\""));
   s = Load(R"("pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a", "weight": 0}]}])");
   EXPECT_THAT(s.message(), HasSubstr("routes[0].pools[0].deployments[0].weight: must be >= 1"));
+  s = Load(R"("select": [{"header": {"x-r": "1"}, "model": "nowhere"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0].model: no pool serves \"nowhere\""));
+  s = Load(R"("select": [{"model": "pool"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0]: needs \"header\" or \"metadata\""));
+  s = Load(R"("select": [{"metadata": {"tier": 1}, "model": "pool"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0].metadata.tier: must be a string"));
   s = Load(R"("state": 3, "pools": [])");
   EXPECT_THAT(s.message(), HasSubstr("routes[0].state: must be a string"));
 }
