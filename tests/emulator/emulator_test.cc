@@ -730,6 +730,9 @@ TEST_F(EmulatorTest, FaultProfileUnderItsPrefixAnswersTheSeededFaults) {
   EmulatorOptions options;
   options.fault_profiles["flaky"] = {.server_error = 0.5, .reset = 0.25, .seed = 3};
   Start(std::move(options));
+  // A fresh connection per request: libcurl silently sends a request again when a reused
+  // connection is reset before any byte, which would draw the next fault.
+  curl_easy_setopt(curl_, CURLOPT_FORBID_REUSE, 1L);
   int errors = 0, resets = 0, fine = 0;
   for (uint64_t n = 0; n < 24; ++n) {
     Reply r = Call("POST", "/faults/flaky/v1/chat/completions", ChatRequest("x").dump(),
