@@ -25,6 +25,10 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 // TSan cannot see Debian's prebuilt absl::Mutex; these locks tell it (make test-tsan).
@@ -205,6 +209,9 @@ class Server : public std::enable_shared_from_this<Server> {
 
   // Answers one request (loop thread).
   ResponsePlan Handle(const Request& request);
+  // As Handle, with the fault profile its path prefix chose (`name` "" = server-wide).
+  ResponsePlan HandleWithFaults(const Request& request, const FaultProfile& faults,
+                                const std::string& name);
 
   void CountConnection() {
     core_internal::MutexLock lock(&mu_);
@@ -227,6 +234,7 @@ class Server : public std::enable_shared_from_this<Server> {
     core_internal::MutexLock lock(&mu_);
     stats_ = EmulatorStats();
     attempts_.clear();
+    fault_draws_.clear();
   }
   // The attempt number of the next use of script `id` (0-based), counted.
   uint64_t NextAttempt(std::string_view id) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -270,6 +278,8 @@ class Server : public std::enable_shared_from_this<Server> {
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::pair<Headers, int>> queued_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, uint64_t> attempts_ ABSL_GUARDED_BY(mu_);  // per script id
+  // Provider requests drawn against each fault profile so far (by profile name).
+  std::unordered_map<std::string, uint64_t> fault_draws_ ABSL_GUARDED_BY(mu_);
 };
 
 // One client connection: read a request, write its planned response, repeat.
@@ -515,7 +525,53 @@ void Server::StopOnLoop() {
   for (auto& s : live) s->Abort();
 }
 
+// The controls of the fault drawn for the `n`-th request of `faults`; empty: none.
+Headers DrawFault(const FaultProfile& faults, uint64_t n) {
+  if (faults.burst_period > 0 &&
+      n % static_cast<uint64_t>(faults.burst_period) < static_cast<uint64_t>(faults.burst)) {
+    return {{"x-emulator-status", "429"},
+            {"x-emulator-retry-after", absl::StrCat(faults.retry_after_seconds)}};
+  }
+  // SplitMix64 of seed and n: a uniform draw in [0, 1) per request, the same every run.
+  uint64_t z = faults.seed + (n + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const double u = static_cast<double>(z >> 11) * 0x1.0p-53;
+  if (u < faults.server_error) return {{"x-emulator-status", "500"}};
+  if (u < faults.server_error + faults.reset) return {{"x-emulator-fail", "reset"}};
+  if (u < faults.server_error + faults.reset + faults.timeout) {
+    return {{"x-emulator-fail", "stall-first-byte"}, {"x-emulator-stall-ms", "forever"}};
+  }
+  return {};
+}
+
+bool CarriesControls(const Request& request) {
+  for (const auto& h : request.headers) {
+    if (h.first.rfind("x-emulator-", 0) == 0) return true;
+  }
+  return false;
+}
+
 ResponsePlan Server::Handle(const Request& request) {
+  constexpr std::string_view kFaults = "/faults/";
+  if (request.path.rfind(kFaults, 0) != 0) return HandleWithFaults(request, options_.faults, "");
+  const size_t slash = request.path.find('/', kFaults.size());
+  std::string name = request.path.substr(
+      kFaults.size(), slash == std::string::npos ? std::string::npos : slash - kFaults.size());
+  auto it = options_.fault_profiles.find(name);
+  if (it == options_.fault_profiles.end() || slash == std::string::npos) {
+    Record(request);
+    return PlanJson(404, "{\"error\": {\"message\": \"no such fault profile (--fault-profile)\"}}");
+  }
+  Request inner = request;
+  inner.path = request.path.substr(slash);
+  inner.target = request.target.substr(slash);
+  return HandleWithFaults(inner, it->second, name);
+}
+
+ResponsePlan Server::HandleWithFaults(const Request& request, const FaultProfile& faults,
+                                      const std::string& fault_name) {
   if (request.path.rfind("/emulator/", 0) == 0) {
     if (request.method == "GET" && request.path == "/emulator/stats") {
       return PlanJson(200, RenderStatsJson(Stats()));
@@ -543,9 +599,12 @@ ResponsePlan Server::Handle(const Request& request) {
     core_internal::MutexLock lock(&mu_);
     RecordLocked(request);
     sequence = ++sequence_;
-    if (!queued_.empty() && FindDialect(request, dialects_) != nullptr) {
+    const bool provider_request = FindDialect(request, dialects_) != nullptr;
+    if (!queued_.empty() && provider_request) {
       queued = queued_.front().first;
       if (--queued_.front().second == 0) queued_.pop_front();
+    } else if (provider_request && faults.enabled() && !CarriesControls(request)) {
+      queued = DrawFault(faults, fault_draws_[fault_name]++);
     }
   }
   emulator::NextAttempt next_attempt = [this](std::string_view id) { return NextAttempt(id); };
@@ -589,6 +648,61 @@ class EmulatorImpl final : public Emulator {
 };
 
 }  // namespace
+
+absl::StatusOr<FaultProfile> ParseFaultProfile(std::string_view spec) {
+  FaultProfile out;
+  for (absl::string_view item : absl::StrSplit(absl::string_view(spec.data(), spec.size()), ',',
+                                               absl::SkipWhitespace())) {
+    item = absl::StripAsciiWhitespace(item);
+    const std::string quoted = absl::StrCat("\"", item, "\"");
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    if (kv.second.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(quoted, ": expected NAME=VALUE"));
+    }
+    auto share = [&](double* field) -> absl::Status {
+      if (!absl::SimpleAtod(kv.second, field) || !(*field >= 0 && *field <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(quoted, ": a share must be in [0, 1]"));
+      }
+      return absl::OkStatus();
+    };
+    absl::Status st;
+    if (kv.first == "5xx") {
+      st = share(&out.server_error);
+    } else if (kv.first == "reset") {
+      st = share(&out.reset);
+    } else if (kv.first == "timeout") {
+      st = share(&out.timeout);
+    } else if (kv.first == "429") {
+      std::pair<absl::string_view, absl::string_view> bp = absl::StrSplit(kv.second, '/');
+      if (!absl::SimpleAtoi(bp.first, &out.burst) || !absl::SimpleAtoi(bp.second, &out.burst_period) ||
+          out.burst < 1 || out.burst_period < 1 || out.burst_period > 1000000) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(quoted, ": expected 429=B/P with 1 <= B <= P <= 1000000"));
+      }
+      if (out.burst > out.burst_period) {
+        return absl::InvalidArgumentError(absl::StrCat(quoted, ": B must be <= P"));
+      }
+    } else if (kv.first == "retry_after") {
+      if (!absl::SimpleAtoi(kv.second, &out.retry_after_seconds) ||
+          out.retry_after_seconds < 0 || out.retry_after_seconds > 86400) {
+        return absl::InvalidArgumentError(absl::StrCat(quoted, ": seconds in [0, 86400]"));
+      }
+    } else if (kv.first == "seed") {
+      if (!absl::SimpleAtoi(kv.second, &out.seed)) {
+        return absl::InvalidArgumentError(absl::StrCat(quoted, ": an unsigned integer"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          quoted, ": unknown fault (5xx, reset, timeout, 429, retry_after, seed)"));
+    }
+    if (!st.ok()) return st;
+  }
+  if (out.server_error + out.reset + out.timeout > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", std::string(spec), "\": 5xx + reset + timeout must not exceed 1"));
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Start(boost::asio::io_context& io,
                                                           EmulatorOptions options) {

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,34 @@ struct ReplyControls {
   std::shared_ptr<const Script> script{};
 };
 
+// Server-side faults drawn per provider request from a seeded generator, so a run
+// repeats: for resilience tests and demos where the client sends nothing special. A
+// request's own controls (headers, queued controls, scripts) win over a drawn fault.
+// Spec form (ParseFaultProfile, flag --fault): "5xx=0.3,reset=0.1,timeout=0.05,
+// 429=5/20,retry_after=1,seed=7" — any subset, comma-separated.
+// The n-th provider request of a profile (n from 0; POST /emulator/reset restarts it) is a
+// 429 when burst_period > 0 and n % burst_period < burst; otherwise u = the top 53 bits of
+// SplitMix64(seed + (n + 1) * 0x9E3779B97F4A7C15) / 2^53 picks: u < 5xx → 500, then
+// u < 5xx + reset → reset, then u < 5xx + reset + timeout → stalled forever, else normal.
+struct FaultProfile {
+  double server_error = 0;  // "5xx": share answered 500 (OpenAI's server_error body)
+  double reset = 0;         // "reset": share closed with a TCP RST before any byte
+  double timeout = 0;       // "timeout": share that sends nothing until the client gives up
+  // "429=B/P": of every P provider requests, the first B answer 429 with Retry-After
+  // (a burst); 0/0 = none.
+  int burst = 0;
+  int burst_period = 0;
+  int retry_after_seconds = 1;  // "retry_after": Retry-After of the 429s
+  uint64_t seed = 1;            // "seed"
+  bool enabled() const {
+    return server_error > 0 || reset > 0 || timeout > 0 || burst > 0;
+  }
+};
+
+// Parses the spec above. Errors: kInvalidArgument naming the bad item ("5xx=2: a share
+// must be in [0, 1]", shares summing above 1, "429=3/2: B must be <= P").
+absl::StatusOr<FaultProfile> ParseFaultProfile(std::string_view spec);
+
 // How `usage` is counted.
 enum class UsageCountingMode {
   // The tokenizer when its rank files are found (o200k_base loads), else words.
@@ -106,6 +135,13 @@ struct EmulatorOptions {
   UsageCountingMode usage_counting = UsageCountingMode::kAuto;
   EncodingOptions encoding{};
   ReplyControls defaults{};
+  // Faults for every provider request (flag --fault).
+  FaultProfile faults{};
+  // Faults by name, served under the path prefix /faults/<name>/ (the rest of the path is
+  // the provider route: /faults/flaky/v1/chat/completions), so one emulator stands in for
+  // several deployments of different health (flag --fault-profile NAME=SPEC). A request
+  // under an unknown name is a 404. Names: [A-Za-z0-9_-]+.
+  std::map<std::string, FaultProfile> fault_profiles{};
 };
 
 // One request as received, for tests that check what a gateway sent upstream.

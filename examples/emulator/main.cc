@@ -2,6 +2,7 @@
 //   modeenvoy-emulator --port 0 --port-file /tmp/emu.port --chunk-interval-ms 20
 // Prints "listening on <host>:<port>" on stdout once bound. Flags named after a control
 // header (--latency-ms for x-emulator-latency-ms, ...) set that control's server default.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -34,7 +35,10 @@ constexpr char kUsage[] =
     "server defaults of the per-request controls (header x-emulator-<name>):\n"
     "  --latency-ms N  --chunks N  --chunk-interval-ms N  --reply TEXT  --status N\n"
     "  --error-type T  --error-message M  --error-code C  --retry-after S\n"
-    "  --fail none|reset|reset-mid|stall|stall-mid|stall-first-byte  --stall-ms N|forever\n";
+    "  --fail none|reset|reset-mid|stall|stall-mid|stall-first-byte  --stall-ms N|forever\n"
+    "  --fault SPEC              seeded server-wide faults per provider request, e.g.\n"
+    "                            \"5xx=0.3,reset=0.1,timeout=0.05,429=5/20,retry_after=1,seed=7\"\n"
+    "  --fault-profile NAME=SPEC the same under the path prefix /faults/NAME/ (repeatable)\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "modeenvoy-emulator: %s\n%s", message.c_str(), kUsage);
@@ -114,6 +118,19 @@ int main(int argc, char** argv) {
       } else {
         return Fail("--usage-counter: expected auto, tokenizer or words, got '" + value + "'");
       }
+    } else if (name == "fault") {
+      absl::StatusOr<emu::FaultProfile> faults = emu::ParseFaultProfile(value);
+      if (!faults.ok()) return Fail("--fault: " + std::string(faults.status().message()));
+      options.faults = *faults;
+    } else if (name == "fault-profile") {
+      size_t eq = value.find('=');
+      std::string profile = value.substr(0, eq);
+      bool valid = eq != std::string::npos && !profile.empty();
+      for (char c : profile) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+      if (!valid) return Fail("--fault-profile: expected NAME=SPEC, NAME of [A-Za-z0-9_-]");
+      absl::StatusOr<emu::FaultProfile> faults = emu::ParseFaultProfile(value.substr(eq + 1));
+      if (!faults.ok()) return Fail("--fault-profile " + profile + ": " + std::string(faults.status().message()));
+      options.fault_profiles[profile] = *faults;
     } else if (name == "tokenizer-dir") {
       if (value.empty()) return Fail("--tokenizer-dir: expected a directory");
       options.encoding.tokenizer_dir = value;

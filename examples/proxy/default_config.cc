@@ -49,6 +49,16 @@ std::string DefaultConfig(bool with_openai) {
       "base_url": "${EMULATOR_BASE_URL}/v1beta",
       "api_key": "demo-key",
       "timeouts": {"connect_ms": 2000, "first_byte_ms": 30000, "idle_ms": 30000, "total_ms": 300000}
+    },
+    "builtin-emulator-flaky": {
+      "type": "openai",
+      "base_url": "${EMULATOR_BASE_URL}/faults/flaky/v1",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 5000, "idle_ms": 5000, "total_ms": 60000}
+    },
+    "builtin-emulator-ratelimited": {
+      "type": "anthropic",
+      "base_url": "${EMULATOR_BASE_URL}/faults/ratelimited",
+      "timeouts": {"connect_ms": 2000, "first_byte_ms": 5000, "idle_ms": 5000, "total_ms": 60000}
     })";
   std::string models = R"(
     "demo": {"provider": "builtin-emulator", "upstream_model": "demo"},
@@ -59,7 +69,9 @@ std::string DefaultConfig(bool with_openai) {
     "demo-anthropic": {"provider": "builtin-emulator-anthropic", "upstream_model": "demo"},
     "demo-azure": {"provider": "builtin-emulator-azure", "upstream_model": "demo"},
     "demo-gemini": {"provider": "builtin-emulator-gemini", "upstream_model": "gemini-2.5-flash"},
-    "demo-embed": {"provider": "builtin-emulator", "upstream_model": "text-embedding-3-small"})";
+    "demo-embed": {"provider": "builtin-emulator", "upstream_model": "text-embedding-3-small"},
+    "demo-resilient-flaky": {"provider": "builtin-emulator-flaky", "upstream_model": "demo"},
+    "demo-resilient-ratelimited": {"provider": "builtin-emulator-ratelimited", "upstream_model": "demo"})";
   if (with_openai) {
     absl::StrAppend(&providers, R"(,
     "openai": {
@@ -79,6 +91,16 @@ std::string DefaultConfig(bool with_openai) {
   },
   "models": {)", models, R"(
   },
+  "routes": [
+    {"match": {"model": "demo-resilient"}, "policy": "router",
+     "retry_budget": {"percent": 50, "min_concurrency": 10},
+     "pools": [{"name": "demo-resilient", "lb": {"policy": "least_request"},
+                "retry": {"max_attempts": 3},
+                "deployments": [
+                  {"id": "flaky", "model": "demo-resilient-flaky"},
+                  {"id": "ratelimited", "model": "demo-resilient-ratelimited"},
+                  {"id": "healthy", "model": "demo-gemini"}]}]}
+  ],
   "context": {"store": {"type": "memory"}},
   "filters": [{"type": "context"}]
 }

@@ -16,6 +16,8 @@
 //                          environment variables the operator's configuration uses or
 //                          --allow-env lists (docs/proxy.md); 400 names the field
 //   GET  /admin/config     loopback clients only; generation and served models
+//   GET  /admin/upstreams  loopback clients only; the router's pools and deployments (health,
+//                          in flight, latency, attempts: include/modeenvoy/router/gateway.h)
 // Reloads are parsed, validated and built on a thread of their own, never on a loop that
 // serves clients. Signals: SIGHUP reloads like an empty POST /admin/reload; SIGTERM/SIGINT
 // stop accepting and let requests in flight finish (a second one exits at once).
@@ -59,6 +61,7 @@
 #include "modeenvoy/context/gateway.h"
 #include "modeenvoy/ingress/anthropic.h"
 #include "modeenvoy/ingress/responses.h"
+#include "modeenvoy/router/gateway.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/registry.h"
@@ -275,6 +278,12 @@ class BuiltinEmulator {
       options.models = {"demo"};
       // Paced like a real model, so a streamed demo reply visibly arrives piece by piece.
       options.defaults.chunk_interval = absl::Milliseconds(30);
+      // The deployments of demo-resilient (default_config.cc): /faults/flaky/ answers 30%
+      // 5xx and 10% resets, /faults/ratelimited/ 429 bursts (3 of every 10) with
+      // Retry-After: 1; seeded, so every run sees the same faults.
+      options.fault_profiles["flaky"] = {.server_error = 0.3, .reset = 0.1, .seed = 11};
+      options.fault_profiles["ratelimited"] = {.burst = 3, .burst_period = 10,
+                                               .retry_after_seconds = 1, .seed = 12};
       auto started = emulator::Emulator::Start(io_, std::move(options));
       if (!started.ok()) return started.status();
       emulator_ = std::move(*started);
@@ -553,6 +562,9 @@ class App {
       if (absl::Status st = RegisterResponsesIngressComponent(r); !st.ok()) {
         std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
       }
+      if (absl::Status st = RegisterRouterGatewayComponent(r); !st.ok()) {
+        std::fprintf(stderr, "modeenvoy-gateway: %s\n", std::string(st.message()).c_str());
+      }
       return r;
     }();
     return registry;
@@ -716,6 +728,9 @@ class App {
           }
         }
         return StartReload(w, std::move(req.body), sink);
+      }
+      if (path == "/admin/upstreams" && req.method == "GET") {
+        return w.gateway->Handle(std::move(req), sink);  // the router component's endpoint
       }
       if (path == "/admin/config" && req.method == "GET") {
         auto snap = store_.Current();

@@ -204,6 +204,10 @@ class GatewayRequest final : public ActiveRequest,
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
   void NextAttempt();
+  // Calls attempt_ (after its delay, when NextAttempt armed the backoff timer).
+  void StartAttempt();
+  // Reports the end of the attempt whose answer goes to the client (once per attempt).
+  void ReportAttemptEnd(const absl::Status& status, int http_status);
   void AttemptFailed(const absl::Status& status, int http_status);
   void HandleHeaders(int status, const HttpHeaders& headers);
   void HandleData(std::string_view chunk);
@@ -294,6 +298,9 @@ class GatewayRequest final : public ActiveRequest,
   const ProviderDialect* dialect_ = nullptr;
   Framing framing_ = Framing::kJson;
   absl::Time attempt_start_;
+  absl::Duration attempt_first_byte_;  // zero until the attempt's response head arrived
+  bool attempt_reported_ = false;
+  std::unique_ptr<Timer> backoff_timer_;
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
   // The attempt sends the client's body as is and relays the provider's answer bytes.
@@ -526,6 +533,18 @@ void GatewayRequest::NextAttempt() {
                                : last_error_);
     return;
   }
+  attempt_reported_ = false;
+  attempt_first_byte_ = absl::ZeroDuration();
+  if (attempt_->delay > absl::ZeroDuration()) {
+    // The policy's backoff: wait on the loop; Release() drops the timer with the request.
+    if (backoff_timer_ == nullptr) backoff_timer_ = shared_->loop->NewTimer();
+    backoff_timer_->Arm(attempt_->delay, [this] { Guard([&] { StartAttempt(); }); });
+    return;
+  }
+  StartAttempt();
+}
+
+void GatewayRequest::StartAttempt() {
   ctx_.route = ResolvedRoute{attempt_->model, attempt_->provider,
                              snapshot_->FindRoute(RequestedModel())};
   ++ctx_.attempts;
@@ -671,13 +690,28 @@ void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) 
   }
   outcome.retry_after = RetryAfter(ErrorHeaders(status), shared_->clock->Now());
   outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
+  outcome.first_byte_time = attempt_first_byte_;
+  attempt_reported_ = true;
   plan_->Report(*attempt_, outcome);
   last_error_ = status;
   NextAttempt();
 }
 
+void GatewayRequest::ReportAttemptEnd(const absl::Status& status, int http_status) {
+  if (attempt_reported_ || plan_ == nullptr || !attempt_.has_value()) return;
+  attempt_reported_ = true;
+  AttemptOutcome outcome;
+  outcome.status = status;
+  outcome.http_status = http_status;
+  outcome.failure = ClassifyFailure(status, status.ok() ? http_status : 0);
+  outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
+  outcome.first_byte_time = attempt_first_byte_;
+  plan_->Report(*attempt_, outcome);
+}
+
 void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   upstream_status_ = status;
+  attempt_first_byte_ = shared_->clock->MonotonicNow() - attempt_start_;
   // Filters never see one hop's headers; the full check runs once, before the status line.
   // Only forwarded headers are copied, unless a Connection header names more to drop.
   upstream_headers_.clear();
@@ -804,6 +838,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     if (streaming_) {
       call_.reset();
       upstream_done_ = true;
+      ReportAttemptEnd(status, 0);  // after the first byte: no other attempt
       outcome_.error = WithHttpStatus(
           absl::UnavailableError(absl::StrFormat("upstream provider \"%s\" failed: %s",
                                                  attempt_->provider->name, status.message())),
@@ -824,6 +859,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     absl::Status s = parser_->Finish(&frames_);
     if (!QueueFrames(&s, /*end=*/true)) return;
     if (!s.ok()) outcome_.error = s;
+    ReportAttemptEnd(s.ok() ? s : AsBadUpstreamResponse(s), upstream_status_);
     upstream_done_ = true;
     Pump();
     return;
@@ -845,6 +881,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     // The client gets the provider's bytes; filters (when there are any) see the
     // translation, as for any provider.
     if (!HasResponseFilters()) {
+      ReportAttemptEnd(absl::OkStatus(), upstream_status_);
       outcome_.attempts = ctx_.attempts;
       head_stripped_ = true;
       SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false},
@@ -859,6 +896,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     return;
   }
   if (HasResponseFilters()) ParseUsage(body);
+  ReportAttemptEnd(absl::OkStatus(), upstream_status_);
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
   SendWhole(ResponseHead{upstream_status_, std::move(upstream_headers_), false}, std::move(body),
@@ -880,6 +918,7 @@ void GatewayRequest::TranslateEmbeddings(std::string body) {
 
 void GatewayRequest::CompleteEmbeddings(EmbeddingsResponse response_value, int http_status,
                                         HttpHeaders headers) {
+  ReportAttemptEnd(absl::OkStatus(), http_status);
   const std::string& upstream_model = attempt_->model->upstream_model;
   EmbeddingsResponse* response = &response_value;
   bool estimated = false;
@@ -1314,6 +1353,8 @@ void GatewayRequest::Release() {
   fanout_.reset();
   phase_timer_.reset();
   step_timer_.reset();
+  backoff_timer_.reset();
+  plan_.reset();  // gives back what the plan holds (a router's in-flight slot)
   Unbuffer();
   if (handler_ != nullptr) handler_->Destroy();
   if (chain_ != nullptr) chain_->Destroy();

@@ -256,6 +256,8 @@ class RouterImpl final : public Router {
         core_internal::MutexLock lock(&s.mu);
         h.ejections = s.ejections;
         h.consecutive_failures = s.consecutive_failures;
+        h.window_requests = s.window_requests;
+        h.window_failures = s.window_failures;
       }
       out.push_back(std::move(h));
     }

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace modeenvoy::emulator {
@@ -711,6 +712,105 @@ TEST_F(EmulatorTest, TokenizerCountsByDefaultWhenRankFilesAreFound) {
   // tiktoken o200k_base with OpenAI's chat overhead: 3 + (1 + 3) + 3 + (1 + 8) + 3.
   EXPECT_EQ(r.Json()["usage"]["prompt_tokens"], 22);
   EXPECT_EQ(r.Json()["usage"]["completion_tokens"], 8);
+}
+
+
+// --- Server-wide seeded fault profiles (EmulatorOptions::faults / fault_profiles) -------
+
+// The draw of emulator.h's FaultProfile comment, written out here from that text.
+double FaultDraw(uint64_t seed, uint64_t n) {
+  uint64_t z = seed + (n + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) / 9007199254740992.0;  // 2^53
+}
+
+TEST_F(EmulatorTest, FaultProfileUnderItsPrefixAnswersTheSeededFaults) {
+  EmulatorOptions options;
+  options.fault_profiles["flaky"] = {.server_error = 0.5, .reset = 0.25, .seed = 3};
+  Start(std::move(options));
+  // A fresh connection per request: libcurl silently sends a request again when a reused
+  // connection is reset before any byte, which would draw the next fault.
+  curl_easy_setopt(curl_, CURLOPT_FORBID_REUSE, 1L);
+  int errors = 0, resets = 0, fine = 0;
+  for (uint64_t n = 0; n < 24; ++n) {
+    Reply r = Call("POST", "/faults/flaky/v1/chat/completions", ChatRequest("x").dump(),
+                   {"Content-Type: application/json"});
+    const double u = FaultDraw(3, n);
+    if (u < 0.5) {
+      EXPECT_EQ(r.status, 500) << n;
+      EXPECT_EQ(r.Json()["error"]["type"], "server_error");
+      ++errors;
+    } else if (u < 0.75) {
+      EXPECT_NE(r.code, CURLE_OK) << n;
+      EXPECT_EQ(r.status, 0) << n;
+      ++resets;
+    } else {
+      EXPECT_EQ(r.status, 200) << n << r.body;
+      ++fine;
+    }
+  }
+  // The seed gives each outcome at least once in 24 draws (else the test proves less).
+  EXPECT_GT(errors, 0);
+  EXPECT_GT(resets, 0);
+  EXPECT_GT(fine, 0);
+  // The unprefixed routes have no faults; controls a request carries win over a draw.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Chat(ChatRequest("x")).status, 200);
+  Reply own = Call("POST", "/faults/flaky/v1/chat/completions", ChatRequest("x").dump(),
+                   {"Content-Type: application/json", "x-emulator-status: 418"});
+  EXPECT_EQ(own.status, 418);
+  // An unknown profile is a 404.
+  Reply unknown = Call("POST", "/faults/nope/v1/chat/completions", ChatRequest("x").dump(),
+                       {"Content-Type: application/json"});
+  EXPECT_EQ(unknown.status, 404);
+}
+
+TEST_F(EmulatorTest, ServerWideRateLimitBurstsCarryRetryAfter) {
+  EmulatorOptions options;
+  options.faults = {.burst = 2, .burst_period = 5, .retry_after_seconds = 3};
+  Start(std::move(options));
+  // Of every 5 provider requests the first 2 are 429s.
+  const int expected[] = {429, 429, 200, 200, 200, 429, 429, 200};
+  for (int i = 0; i < 8; ++i) {
+    Reply r = Chat(ChatRequest("x"));
+    EXPECT_EQ(r.status, expected[i]) << i;
+    if (expected[i] == 429) {
+      EXPECT_TRUE(r.HasHeader("retry-after: 3")) << r.headers;
+      EXPECT_EQ(r.Json()["error"]["code"], "rate_limit_exceeded");
+    }
+  }
+  // /emulator/* is not a provider request and draws nothing; reset restarts the sequence.
+  EXPECT_EQ(Call("POST", "/emulator/reset", "").status, 200);
+  EXPECT_EQ(Chat(ChatRequest("x")).status, 429);
+}
+
+TEST(FaultProfileSpec, ParsesEveryItemAndNamesTheBadOne) {
+  absl::StatusOr<FaultProfile> p =
+      ParseFaultProfile("5xx=0.3, reset=0.1,timeout=0.05,429=5/20,retry_after=2,seed=9");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_DOUBLE_EQ(p->server_error, 0.3);
+  EXPECT_DOUBLE_EQ(p->reset, 0.1);
+  EXPECT_DOUBLE_EQ(p->timeout, 0.05);
+  EXPECT_EQ(p->burst, 5);
+  EXPECT_EQ(p->burst_period, 20);
+  EXPECT_EQ(p->retry_after_seconds, 2);
+  EXPECT_EQ(p->seed, 9u);
+  EXPECT_FALSE(ParseFaultProfile("").value().enabled());
+  struct Bad {
+    const char* spec;
+    const char* message;
+  } bad[] = {{"5xx=2", "\"5xx=2\": a share must be in [0, 1]"},
+             {"5xx=0.6,reset=0.6", "5xx + reset + timeout must not exceed 1"},
+             {"429=3/2", "\"429=3/2\": B must be <= P"},
+             {"429=x", "expected 429=B/P"},
+             {"slow=1", "\"slow=1\": unknown fault"},
+             {"5xx", "\"5xx\": expected NAME=VALUE"}};
+  for (const Bad& b : bad) {
+    absl::StatusOr<FaultProfile> r = ParseFaultProfile(b.spec);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << b.spec;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(b.message)) << b.spec;
+  }
 }
 
 }  // namespace

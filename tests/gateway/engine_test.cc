@@ -1719,10 +1719,14 @@ TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
   EXPECT_EQ(policy_log.header, "t-1");
   EXPECT_EQ(policy_log.metadata, "gold");
   EXPECT_EQ(policy_log.draw, 42u);
-  ASSERT_EQ(policy_log.outcomes.size(), 1u);  // the successful attempt is not reported
+  // Both attempts are reported (routing.h: AttemptPlan::Report), the answered one too.
+  ASSERT_EQ(policy_log.outcomes.size(), 2u);
   EXPECT_EQ(policy_log.outcomes[0].failure, FailureClass::kRateLimited);
   EXPECT_EQ(policy_log.outcomes[0].http_status, 429);
   EXPECT_EQ(policy_log.outcomes[0].retry_after, absl::Seconds(7));
+  EXPECT_EQ(policy_log.outcomes[1].failure, FailureClass::kNone);
+  EXPECT_EQ(policy_log.outcomes[1].http_status, 200);
+  EXPECT_TRUE(policy_log.outcomes[1].status.ok());
 
   ConfigStore bad({.registry = &registry_});
   EXPECT_EQ(bad.Load(Config(server.Url("/v1"), "[]",

@@ -47,6 +47,9 @@ struct Attempt {
   const ModelConfig* model = nullptr;
   const ProviderConfig* provider = nullptr;
   int index = 0;  // 0 for the first attempt of a request
+  // Wait this long before calling (a policy's backoff); the engine waits on a timer of the
+  // request's loop, so a client that leaves during the wait cancels the attempt.
+  absl::Duration delay = absl::ZeroDuration();
 };
 
 // Why an attempt failed, as routing decisions need it.
@@ -96,7 +99,11 @@ class MODEENVOY_EXPORT AttemptPlan {
   // The next attempt, or nullopt when the plan is exhausted. The first call never follows
   // a Report(); each later call follows the Report() of the previous attempt.
   virtual std::optional<Attempt> Next() = 0;
-  // The outcome of the attempt Next() returned last.
+  // The outcome of the attempt Next() returned last, at most once per attempt: a failure
+  // before any byte reached the client (Next() follows), or the end of the attempt whose
+  // answer the client got (success, or a stream that failed after its first byte; no Next()
+  // follows). An attempt the client abandoned (disconnect) is never reported: the plan is
+  // destroyed instead.
   virtual void Report(const Attempt& attempt, const AttemptOutcome& outcome) = 0;
 };
 

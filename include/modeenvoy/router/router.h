@@ -225,6 +225,10 @@ struct DeploymentHealth {
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
   bool probe_unhealthy = false;    // marked unhealthy by active health checks
+  // The outlier detector's current failure-percentage window (outlier.window_ms): attempts
+  // and server-side failures counted in it so far.
+  int window_requests = 0;
+  int window_failures = 0;
 };
 
 // A probe for the host to send now (Router::DueProbes).

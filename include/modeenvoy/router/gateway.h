@@ -1,0 +1,53 @@
+// include/modeenvoy/router/gateway.h: the router (router.h) inside the modeenvoy engine.
+//
+// Registers the routing policy "router" and the endpoint GET /admin/upstreams:
+//   modeenvoy::Registry registry;
+//   if (absl::Status s = modeenvoy::RegisterRouterGatewayComponent(&registry); !s.ok()) ...
+//   // config: a route whose model a pool serves; deployments name configured models.
+//   {"routes": [{"match": {"model": "demo-resilient"}, "policy": "router",
+//                "retry_budget": {"percent": 20, "min_concurrency": 3},
+//                "pools": [{"name": "demo-resilient", "lb": {"policy": "least_request"},
+//                           "deployments": [{"id": "east", "model": "gpt-east"},
+//                                           {"id": "west", "model": "claude-west"}]}]}]}
+// The route's keys besides "match" and "policy" are the router's configuration
+// (docs/routing.md) with one difference: a deployment's "model" names a model of the
+// gateway's `models`, whose provider, upstream model name and dialect (the provider's type)
+// the deployment takes; "provider" and "dialect" are therefore not keys here. "state" (a
+// string, default: the route's model) names the router's health state in Services: routes
+// and reloads naming the same state share one router, so the health, in-flight counts and
+// latency of unchanged deployment ids survive a reload. "select" picks another pool by the
+// request's headers and metadata (tenant or tier set by an auth filter, context metadata):
+//   "select": [{"header": {"x-modeenvoy-route": "canary"}, "model": "assistant-canary"},
+//              {"metadata": {"api_key.name": "team-gold"}, "model": "assistant-gold"}]
+// The first entry whose every header (name case-insensitive, value exact) and metadata value
+// match plans the request with its "model" (which a pool must serve); otherwise the
+// requested model is planned.
+//
+// Per request: the router plans the pool of the requested model; session id from the
+// x-session-id header (consistent hashing, sticky splits), tenant from the api_key.name
+// metadata, the system prompt and max_tokens from the chat request. Each attempt's backoff
+// delay is waited on the request's loop; every outcome is reported back (failure class,
+// Retry-After, latency, time to the first byte); a client that leaves cancels the attempt
+// in flight and gives its capacity slot back.
+//
+// GET /admin/upstreams answers, for every live router state, each pool and deployment:
+// health (ejected until, 429 cool-down, consecutive failures, the failure window), in
+// flight, peak-EWMA time to first token, attempts and successes. The endpoint has no guard
+// of its own: the host restricts /admin/ paths (the example proxy: loopback clients only,
+// as for its other /admin endpoints).
+#ifndef MODEENVOY_ROUTER_GATEWAY_H_
+#define MODEENVOY_ROUTER_GATEWAY_H_
+
+#include "absl/status/status.h"
+#include "modeenvoy/export.h"
+#include "modeenvoy/gateway/registry.h"
+
+namespace modeenvoy {
+
+// Adds the "router" routing policy and GET /admin/upstreams to `registry`.
+// Errors: kAlreadyExists when either is registered already. Thread safety: as Registry.
+MODEENVOY_EXPORT absl::Status RegisterRouterGatewayComponent(Registry* registry);
+
+}  // namespace modeenvoy
+
+#endif  // MODEENVOY_ROUTER_GATEWAY_H_

@@ -1,0 +1,395 @@
+// tests/router/gateway/router_gateway_test.cc: the "router" routing policy inside the engine
+// and GET /admin/upstreams, on virtual time (SimEventLoop): retries on another deployment
+// after the plan's backoff (waited on the loop), outcomes reported back (ejection, counts),
+// a client that leaves cancels every attempt, a reload keeps the health of unchanged
+// deployments without failing requests in flight, and strict configuration errors.
+// Providers are a fake UpstreamClient on the same loop, scripted per upstream model.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "modeenvoy/gateway/config.h"
+#include "modeenvoy/gateway/gateway.h"
+#include "modeenvoy/gateway/registry.h"
+#include "modeenvoy/gateway/services.h"
+#include "modeenvoy/gateway/sim_event_loop.h"
+#include "modeenvoy/router/gateway.h"
+#include "nlohmann/json.hpp"
+#include "tests/gateway/recording_sink.h"
+
+namespace modeenvoy {
+namespace {
+
+using gateway_testing::RecordingSink;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+// How one upstream model answers.
+struct Behaviour {
+  int status = 200;       // 200, or an error status with an OpenAI error body
+  bool hang = false;      // never answers
+  std::string retry_after;  // sent with an error status when not empty
+};
+
+// An OpenAI-compatible provider on the test's loop: answers after `delay`, per upstream
+// model as `behaviour` says; records when each call started and how many calls are live.
+class FakeUpstream final : public UpstreamClient {
+ public:
+  explicit FakeUpstream(SimEventLoop* loop) : loop_(loop), live_(std::make_shared<int>(0)) {}
+
+  std::map<std::string, Behaviour> behaviour;
+  absl::Duration delay = absl::Milliseconds(100);
+  struct Started {
+    std::string model;
+    absl::Time at;
+  };
+  std::vector<Started> started;
+  int live() const { return *live_; }
+  int CallsTo(std::string_view model) const {
+    int n = 0;
+    for (const Started& s : started) n += s.model == model ? 1 : 0;
+    return n;
+  }
+
+  std::unique_ptr<UpstreamCall> Start(UpstreamRequest request, UpstreamHandler* handler) override {
+    Json body = Json::parse(request.body);
+    std::string model = body.value("model", "");
+    started.push_back({model, loop_->fake_clock().Now()});
+    Behaviour b = behaviour[model];
+    auto call = std::make_unique<Call>(loop_, handler, b, body.value("stream", false), live_);
+    if (!b.hang) {
+      Call* raw = call.get();
+      call->timer->Arm(delay, [raw] { raw->Answer(); });
+    }
+    return call;
+  }
+
+ private:
+  class Call final : public UpstreamCall {
+   public:
+    Call(SimEventLoop* loop, UpstreamHandler* handler, Behaviour b, bool stream,
+         std::shared_ptr<int> live)
+        : handler(handler), b(std::move(b)), stream(stream), timer(loop->NewTimer()),
+          live(std::move(live)) {
+      ++*this->live;
+    }
+    ~Call() override { --*live; }
+    void Pause() override {}
+    void Resume() override {}
+    UpstreamCallStats stats() const override { return {}; }
+    void Answer() {
+      if (b.status != 200) {
+        HttpHeaders headers = {{"content-type", "application/json"}};
+        if (!b.retry_after.empty()) headers.emplace_back("retry-after", b.retry_after);
+        handler->OnHeaders(b.status, headers);
+        handler->OnData(R"({"error":{"message":"scripted failure","type":"server_error"}})");
+        handler->OnComplete(absl::OkStatus());
+        return;
+      }
+      if (stream) {
+        handler->OnHeaders(200, {{"content-type", "text/event-stream"}});
+        handler->OnData(
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":"
+            "\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+            "\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        handler->OnComplete(absl::OkStatus());
+        return;
+      }
+      handler->OnHeaders(200, {{"content-type", "application/json"}});
+      handler->OnData(
+          R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,)"
+          R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+          R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
+      handler->OnComplete(absl::OkStatus());
+    }
+    UpstreamHandler* handler;
+    Behaviour b;
+    bool stream;
+    std::unique_ptr<Timer> timer;
+    std::shared_ptr<int> live;
+  };
+  SimEventLoop* loop_;
+  std::shared_ptr<int> live_;
+};
+
+struct Exchange {
+  RecordingSink sink{/*check_order=*/false};
+  std::unique_ptr<ActiveRequest> active;
+  int status() const { return sink.status; }
+};
+
+// Three models on three providers; the route's router configuration is the test's.
+constexpr char kModels[] = R"(
+  "providers": {"p-a": {"type": "openai", "base_url": "http://a.test/v1"},
+                "p-b": {"type": "openai", "base_url": "http://b.test/v1"},
+                "p-c": {"type": "openai", "base_url": "http://c.test/v1"}},
+  "models": {"m-a": {"provider": "p-a", "upstream_model": "up-a"},
+             "m-b": {"provider": "p-b", "upstream_model": "up-b"},
+             "m-c": {"provider": "p-c", "upstream_model": "up-c"}})";
+
+std::string Doc(std::string_view route_keys, std::string_view extra = "") {
+  return absl::StrFormat(
+      R"({%s, "routes": [{"match": {"model": "pool"}, "policy": "router", %s}]%s})", kModels,
+      route_keys, extra);
+}
+
+// a (always 500) and b (healthy) in one pool, round robin: a is asked first.
+constexpr char kTwo[] = R"(
+  "pools": [{"name": "pool", "lb": {"policy": "round_robin"},
+             "outlier": {"consecutive_failures": 2, "base_ejection_ms": 60000,
+                         "ejection_jitter_ms": 1},
+             "retry": {"max_attempts": 3, "backoff_base_ms": 200, "backoff_max_ms": 200},
+             "deployments": [{"id": "a", "model": "m-a"}, {"id": "b", "model": "m-b"}]}])";
+
+class RouterGatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(RegisterRouterGatewayComponent(&registry_).ok());
+    upstream_.behaviour["up-a"] = {.status = 500};
+  }
+
+  absl::Status Load(std::string_view route_keys, std::string_view extra = "") {
+    if (config_ == nullptr) {
+      config_ = std::make_unique<ConfigStore>(
+          ConfigLoadOptions{.registry = &registry_, .services = &services_});
+    }
+    absl::Status loaded = config_->Load(Doc(route_keys, extra));
+    if (!loaded.ok() || gateway_ != nullptr) return loaded;
+    GatewayOptions options;
+    options.config = config_.get();
+    options.loop = loop_.get();
+    options.upstream = &upstream_;
+    auto gateway = NewGateway(std::move(options));
+    if (!gateway.ok()) return gateway.status();
+    gateway_ = std::move(*gateway);
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Exchange> Start(bool stream = false, std::string model = "pool",
+                                  HttpHeaders headers = {}) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/v1/chat/completions";
+    r.headers = std::move(headers);
+    r.headers.emplace_back("content-type", "application/json");
+    Json body = {{"model", model},
+                 {"messages", Json::array({{{"role", "user"}, {"content", "hello"}}})}};
+    if (stream) body["stream"] = true;
+    r.body = body.dump();
+    r.remote_address = "127.0.0.1:1";
+    auto ex = std::make_unique<Exchange>();
+    ex->active = gateway_->Handle(std::move(r), &ex->sink);
+    return ex;
+  }
+
+  std::unique_ptr<Exchange> Send(bool stream = false) {
+    std::unique_ptr<Exchange> ex = Start(stream);
+    loop_->RunFor(absl::Seconds(30));
+    EXPECT_TRUE(ex->sink.finished.has_value());
+    return ex;
+  }
+
+  // GET /admin/upstreams: the deployment `id` of the only router's only pool.
+  Json Upstream(std::string_view id) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = "/admin/upstreams";
+    r.remote_address = "127.0.0.1:1";
+    Exchange ex;
+    ex.active = gateway_->Handle(std::move(r), &ex.sink);
+    loop_->RunFor(absl::Milliseconds(1));
+    EXPECT_EQ(ex.status(), 200) << ex.sink.body;
+    Json body = Json::parse(ex.sink.body, nullptr, false);
+    for (const Json& router : body["routers"]) {
+      for (const Json& pool : router["pools"]) {
+        for (const Json& d : pool["deployments"]) {
+          if (d["id"] == id) return d;
+        }
+      }
+    }
+    ADD_FAILURE() << "no deployment " << id << " in " << ex.sink.body;
+    return Json();
+  }
+
+  std::unique_ptr<SimEventLoop> loop_ = NewSimEventLoop();
+  FakeUpstream upstream_{loop_.get()};
+  Registry registry_;
+  Services services_{ServicesOptions{
+      .clock = &loop_->fake_clock(),
+      .random = [n = uint64_t{0}]() mutable {
+        // splitmix64: well-spread draws from a counter
+        uint64_t z = (n += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+      }}};
+  std::unique_ptr<ConfigStore> config_;
+  std::unique_ptr<Gateway> gateway_;
+};
+
+TEST_F(RouterGatewayTest, AFailedAttemptIsRetriedOnTheOtherDeploymentAfterItsBackoff) {
+  ASSERT_TRUE(Load(kTwo).ok());
+  auto ex = Send();
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  ASSERT_EQ(upstream_.started.size(), 2u);
+  EXPECT_EQ(upstream_.started[0].model, "up-a");
+  EXPECT_EQ(upstream_.started[1].model, "up-b");
+  // a answered its 500 after upstream_.delay; the retry waited a full-jitter backoff drawn
+  // from [0, 200 ms) (backoff_base_ms = backoff_max_ms = 200) on the loop's timer.
+  const absl::Duration gap = upstream_.started[1].at - upstream_.started[0].at - upstream_.delay;
+  EXPECT_GT(gap, absl::ZeroDuration());
+  EXPECT_LT(gap, absl::Milliseconds(200));
+}
+
+TEST_F(RouterGatewayTest, OutcomesReachTheRouterAndShowInAdminUpstreams) {
+  ASSERT_TRUE(Load(kTwo).ok());
+  // Round robin over a, b: each request's first attempt alternates between them; a fails
+  // (500) and the request moves to b. Two failures in a row on a eject it (60 s).
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Send(i % 2 == 1)->status(), 200);
+  const int calls_a = upstream_.CallsTo("up-a");
+  const int calls_b = upstream_.CallsTo("up-b");
+  EXPECT_EQ(calls_b, 4);  // every request ended on b
+  Json a = Upstream("a");
+  Json b = Upstream("b");
+  EXPECT_EQ(a["attempts"], calls_a);
+  EXPECT_EQ(a["successes"], 0);
+  EXPECT_EQ(b["attempts"], calls_b);
+  EXPECT_EQ(b["successes"], calls_b);
+  EXPECT_EQ(a["ejected"], true);
+  EXPECT_EQ(a["healthy"], false);
+  EXPECT_EQ(a["ejections"], 1);
+  EXPECT_GT(a["ejected_for_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(b["healthy"], true);
+  EXPECT_EQ(b["in_flight"], 0);
+  EXPECT_EQ(b["consecutive_failures"], 0);
+  EXPECT_EQ(b["window"]["requests"], calls_b);
+  EXPECT_EQ(b["window"]["failures"], 0);
+  EXPECT_EQ(a["model"], "m-a");
+  EXPECT_EQ(a["provider"], "p-a");
+  // While a is ejected, requests go to b only.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Send()->status(), 200);
+  EXPECT_EQ(upstream_.CallsTo("up-a"), calls_a);
+}
+
+TEST_F(RouterGatewayTest, AClientThatLeavesCancelsTheAttemptInFlight) {
+  upstream_.behaviour["up-a"] = {.hang = true};
+  ASSERT_TRUE(Load(kTwo).ok());
+  auto ex = Start();
+  loop_->RunFor(absl::Seconds(1));
+  ASSERT_EQ(upstream_.started.size(), 1u);
+  EXPECT_EQ(upstream_.live(), 1);
+  EXPECT_EQ(Upstream("a")["in_flight"], 1);
+  ex->active.reset();  // the client disconnected
+  EXPECT_EQ(upstream_.live(), 0);
+  EXPECT_EQ(Upstream("a")["in_flight"], 0);
+  loop_->RunFor(absl::Seconds(30));
+  EXPECT_EQ(upstream_.started.size(), 1u);  // no other attempt was made
+}
+
+TEST_F(RouterGatewayTest, AClientThatLeavesDuringTheBackoffCancelsTheNextAttempt) {
+  ASSERT_TRUE(Load(kTwo).ok());
+  auto ex = Start();
+  loop_->RunFor(upstream_.delay);  // a's 500 arrived; the retry waits its backoff
+  ASSERT_EQ(upstream_.started.size(), 1u);
+  ex->active.reset();
+  loop_->RunFor(absl::Seconds(30));
+  EXPECT_EQ(upstream_.started.size(), 1u);
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+  EXPECT_EQ(Upstream("a")["in_flight"], 0);
+}
+
+TEST_F(RouterGatewayTest, AReloadKeepsTheHealthOfUnchangedDeploymentsAndRequestsInFlight) {
+  ASSERT_TRUE(Load(kTwo).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Send()->status(), 200);
+  ASSERT_EQ(Upstream("a")["ejected"], true);
+  // Requests in flight on b while the configuration changes (c joins the pool).
+  upstream_.delay = absl::Seconds(2);
+  std::vector<std::unique_ptr<Exchange>> in_flight;
+  for (int i = 0; i < 3; ++i) in_flight.push_back(Start(/*stream=*/i == 1));
+  loop_->RunFor(absl::Milliseconds(500));
+  constexpr char kThree[] = R"(
+    "pools": [{"name": "pool", "lb": {"policy": "round_robin"},
+               "outlier": {"consecutive_failures": 2, "base_ejection_ms": 60000,
+                           "ejection_jitter_ms": 1},
+               "deployments": [{"id": "a", "model": "m-a"}, {"id": "b", "model": "m-b"},
+                               {"id": "c", "model": "m-c"}]}])";
+  ASSERT_TRUE(Load(kThree).ok());
+  loop_->RunFor(absl::Seconds(10));
+  for (const auto& ex : in_flight) {
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    EXPECT_EQ(ex->sink.finished, std::optional<bool>(true));
+  }
+  Json a = Upstream("a");
+  EXPECT_EQ(a["ejected"], true);  // kept across the reload
+  EXPECT_EQ(a["ejections"], 1);
+  const int calls_a = upstream_.CallsTo("up-a");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Send()->status(), 200);
+  EXPECT_EQ(upstream_.CallsTo("up-a"), calls_a);  // still avoided after the reload
+  EXPECT_GT(upstream_.CallsTo("up-c"), 0);        // the new deployment takes traffic
+}
+
+TEST_F(RouterGatewayTest, RateLimitedAttemptsMoveOnAndCoolTheDeploymentDown) {
+  upstream_.behaviour["up-a"] = {.status = 429, .retry_after = "7"};
+  ASSERT_TRUE(Load(kTwo).ok());
+  EXPECT_EQ(Send()->status(), 200);
+  Json a = Upstream("a");
+  EXPECT_EQ(a["ejected"], false);  // a 429 cools down, it does not eject
+  EXPECT_EQ(a["healthy"], false);
+  EXPECT_GT(a["cooldown_for_ms"].get<int64_t>(), 6000);
+  EXPECT_LE(a["cooldown_for_ms"].get<int64_t>(), 7000);
+}
+
+TEST_F(RouterGatewayTest, HeaderAndMetadataSelectAnotherPool) {
+  upstream_.behaviour["up-a"] = {};
+  constexpr char kSelect[] = R"(
+    "select": [{"header": {"X-Modeenvoy-Route": "canary"}, "model": "canary"},
+               {"metadata": {"api_key.name": "gold"}, "model": "canary"}],
+    "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]},
+              {"name": "canary", "deployments": [{"id": "c", "model": "m-c"}]}])";
+  constexpr char kAuth[] = R"(, "filters": [{"type": "api_key_auth", "config": {"keys": [
+      {"name": "gold", "key": "sk-gold"}, {"name": "basic", "key": "sk-basic"}]}}])";
+  ASSERT_TRUE(Load(kSelect, kAuth).ok());
+  auto send = [&](HttpHeaders headers) {
+    auto ex = Start(false, "pool", std::move(headers));
+    loop_->RunFor(absl::Seconds(5));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    return upstream_.started.back().model;
+  };
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}}), "up-a");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}, {"x-modeenvoy-route", "canary"}}), "up-c");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-basic"}, {"x-modeenvoy-route", "other"}}), "up-a");
+  EXPECT_EQ(send({{"authorization", "Bearer sk-gold"}}), "up-c");
+}
+
+TEST_F(RouterGatewayTest, ConfigurationErrorsNameTheField) {
+  absl::Status s = Load(R"("pools": [{"name": "pool", "deployments": [{"id": "a", "model": "nope"}]}])");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].pools[0].deployments[0].model: unknown model \"nope\""));
+  s = Load(R"("pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a", "provider": "p-b"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].pools[0].deployments[0].provider: not a key"));
+  s = Load(R"("pools": [{"name": "other", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].pools: no pool serves the route's model \"pool\""));
+  s = Load(R"("pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a", "weight": 0}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].pools[0].deployments[0].weight: must be >= 1"));
+  s = Load(R"("select": [{"header": {"x-r": "1"}, "model": "nowhere"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0].model: no pool serves \"nowhere\""));
+  s = Load(R"("select": [{"model": "pool"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0]: needs \"header\" or \"metadata\""));
+  s = Load(R"("select": [{"metadata": {"tier": 1}, "model": "pool"}],
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0].metadata.tier: must be a string"));
+  s = Load(R"("state": 3, "pools": [])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].state: must be a string"));
+}
+
+}  // namespace
+}  // namespace modeenvoy
