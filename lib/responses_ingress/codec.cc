@@ -2,8 +2,11 @@
 // Parsing, rendering and error bodies are the "openai_responses" dialect's ingress side (the
 // same code the emulator and modeenvoy.translate_* use); this file adapts it to the engine:
 // one codec per request (ForRequest) that echoes the request's fields in every response
-// object it renders, the dialect's stream bytes cut back into events, and the hosted-tool
-// check per attempt.
+// object it renders, the dialect's stream bytes read back as events (SseParser), and the
+// hosted-tool check per attempt.
+#include <array>
+#include <cstddef>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -11,7 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "lib/core/json_reader.h"
+#include "lib/core/json_pull.h"
 #include "lib/core/status_macros.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/responses.h"
@@ -24,7 +27,9 @@
 namespace modeenvoy {
 namespace {
 
-using core_internal::Json;
+using core_internal::AppendJsonString;
+using core_internal::JsonReader;
+using core_internal::JsonType;
 
 // The members of the request a response object repeats, with the value the API reports
 // when the request leaves one out.
@@ -41,53 +46,102 @@ bool CarriesResponse(std::string_view event) {
          event == "response.failed";
 }
 
-// Cuts bytes the stream encoder wrote ("event: X\ndata: Y\n\n" per event, data on one line:
-// it is compact JSON) back into events.
-void SplitEvents(std::string_view bytes, std::vector<SseEvent>* out) {
-  constexpr std::string_view kEvent = "event: ";
-  constexpr std::string_view kData = "data: ";
-  SseEvent current;
-  while (!bytes.empty()) {
-    const size_t nl = bytes.find('\n');
-    std::string_view line = bytes.substr(0, nl);
-    bytes.remove_prefix(nl == std::string_view::npos ? bytes.size() : nl + 1);
-    if (line.empty()) {
-      out->push_back(std::move(current));
-      current = SseEvent();
-    } else if (line.substr(0, kEvent.size()) == kEvent) {
-      current.event.assign(line.substr(kEvent.size()));
-    } else if (line.substr(0, kData.size()) == kData) {
-      if (!current.data.empty()) current.data.push_back('\n');
-      current.data.append(line.substr(kData.size()));
-    }
+constexpr size_t kEchoedCount = sizeof(kEchoed) / sizeof(kEchoed[0]);
+
+// kEchoed's index of `key`, or kEchoedCount.
+size_t EchoIndex(std::string_view key) {
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (kEchoed[i].first == key) return i;
   }
+  return kEchoedCount;
 }
 
 // What one request's codec and its stream renderer share: the echoed values and the
 // encoder of the stream in progress (for the response.failed event).
 struct RequestState {
-  Json echo = Json::object();  // member -> value, every kEchoed member
+  // The compact JSON value of each kEchoed member, in kEchoed's order.
+  std::array<std::string, kEchoedCount> echo;
   std::unique_ptr<StreamEncoder> encoder;
 };
 
-// Sets the echoed members of the response object `response` (a JSON object).
-void Patch(const Json& echo, Json* response) {
-  for (auto it = echo.begin(); it != echo.end(); ++it) (*response)[it.key()] = it.value();
+// Reads an object from `r` and appends it to `out` with the echoed members set: replaced
+// where the object has them, appended after its members where not. False when `r` fails.
+bool PatchObject(JsonReader& r, const RequestState& state, std::string* out) {
+  if (!r.BeginObject()) return false;
+  out->push_back('{');
+  std::array<bool, kEchoedCount> seen{};
+  bool first = true;
+  bool wrote = false;
+  std::string scratch;
+  for (;;) {
+    std::string_view key;
+    bool has = false;
+    if (!r.NextMember(&first, &key, &scratch, &has)) return false;
+    if (!has) break;
+    if (wrote) out->push_back(',');
+    wrote = true;
+    AppendJsonString(out, key);
+    out->push_back(':');
+    const size_t i = EchoIndex(key);
+    if (i == kEchoedCount) {
+      if (!r.CaptureValue(out)) return false;
+      continue;
+    }
+    if (!r.SkipValue()) return false;
+    out->append(state.echo[i]);
+    seen[i] = true;
+  }
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (seen[i]) continue;
+    if (wrote) out->push_back(',');
+    wrote = true;
+    AppendJsonString(out, kEchoed[i].first);
+    out->push_back(':');
+    out->append(state.echo[i]);
+  }
+  out->push_back('}');
+  return true;
 }
 
-// `data` (a compact JSON object: a response object, or an event whose "response" member is
-// one) with the echoed members set.
-absl::Status PatchJson(const Json& echo, bool in_event, std::string* data) {
-  Json json = Json::parse(*data, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return absl::InternalError("responses: rendered a non-object");
-  Json* response = &json;
-  if (in_event) {
-    auto it = json.find("response");
-    if (it == json.end() || !it->is_object()) return absl::OkStatus();
-    response = &*it;
+// `data` (a compact JSON object the dialect rendered: a response object, or an event whose
+// "response" member is one) with the echoed members set, in one pass of the pull reader.
+absl::Status PatchJson(const RequestState& state, bool in_event, std::string* data) {
+  JsonReader r(*data, kMaxJsonDepth);
+  JsonType type = JsonType::kNull;
+  if (!r.Peek(&type) || type != JsonType::kObject) {
+    return absl::InternalError("responses: rendered a non-object");
   }
-  Patch(echo, response);
-  *data = json.dump();
+  std::string out;
+  out.reserve(data->size() + 128);
+  bool ok = true;
+  if (!in_event) {
+    ok = PatchObject(r, state, &out);
+  } else {
+    ok = r.BeginObject();
+    out.push_back('{');
+    bool first = true;
+    std::string scratch;
+    while (ok) {
+      std::string_view key;
+      bool has = false;
+      ok = r.NextMember(&first, &key, &scratch, &has);
+      if (!ok || !has) break;
+      if (out.size() > 1) out.push_back(',');
+      AppendJsonString(&out, key);
+      out.push_back(':');
+      JsonType member = JsonType::kNull;
+      ok = r.Peek(&member);
+      if (!ok) break;
+      ok = key == "response" && member == JsonType::kObject ? PatchObject(r, state, &out)
+                                                           : r.CaptureValue(&out);
+    }
+    out.push_back('}');
+  }
+  if (!ok) {
+    return absl::InternalError(absl::StrCat("responses: rendered invalid JSON: ",
+                                            r.status().ToString()));
+  }
+  *data = std::move(out);
   return absl::OkStatus();
 }
 
@@ -110,11 +164,11 @@ class ResponsesStreamRenderer final : public StreamTranslator {
       s = state_->encoder->Encode(*chunk, &bytes_);
     }
     const size_t first = out->size();
-    SplitEvents(bytes_, out);
+    MODEENVOY_RETURN_IF_ERROR(events_.Feed(bytes_, out));
     for (size_t i = first; i < out->size(); ++i) {
       SseEvent& e = (*out)[i];
       if (CarriesResponse(e.event)) {
-        MODEENVOY_RETURN_IF_ERROR(PatchJson(state_->echo, /*in_event=*/true, &e.data));
+        MODEENVOY_RETURN_IF_ERROR(PatchJson(*state_, /*in_event=*/true, &e.data));
       }
     }
     return s;
@@ -127,6 +181,10 @@ class ResponsesStreamRenderer final : public StreamTranslator {
  private:
   std::shared_ptr<RequestState> state_;
   std::string bytes_;
+  // Cuts the encoder's bytes ("event: X\ndata: Y\n\n" per event) back into events; they
+  // are this process's own, so no event size bound applies (a Responses
+  // response.completed event carries the whole answer).
+  SseParser events_{SseParserOptions{.max_event_bytes = std::numeric_limits<size_t>::max()}};
   bool done_ = false;
 };
 
@@ -168,16 +226,27 @@ class ResponsesCodec final : public IngressCodec {
   std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
                                                  const ChatRequest& /*chat*/) const override {
     auto state = std::make_shared<RequestState>();
-    // ParseRequest read this body already: it is a JSON object.
-    Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    for (const auto& [key, fallback] : kEchoed) {
-      const std::string k(key);
-      auto it = body.is_object() ? body.find(k) : body.end();
-      if (it != body.end() && !(it->is_null() && key != "instructions")) {
-        state->echo[k] = *it;
-      } else {
-        state->echo[k] = Json::parse(fallback);
+    for (size_t i = 0; i < kEchoedCount; ++i) state->echo[i] = kEchoed[i].second;
+    // ParseRequest read this body already (a JSON object): only the echoed members'
+    // values are captured, the rest skipped.
+    JsonReader r(request.body, kMaxJsonDepth);
+    bool first = true;
+    std::string scratch;
+    bool ok = r.BeginObject();
+    while (ok) {
+      std::string_view key;
+      bool has = false;
+      ok = r.NextMember(&first, &key, &scratch, &has) && has;
+      if (!ok) break;
+      const size_t i = EchoIndex(key);
+      if (i == kEchoedCount) {
+        ok = r.SkipValue();
+        continue;
       }
+      std::string value;
+      ok = r.CaptureValue(&value);
+      // An explicit null reports the API's default, except for instructions (null).
+      if (ok && value != "null") state->echo[i] = std::move(value);
     }
     return std::make_shared<ResponsesCodec>(dialect_, std::move(state));
   }
@@ -210,7 +279,7 @@ class ResponsesCodec final : public IngressCodec {
     if (!rendered.ok()) return rendered.status();
     *body = std::move(*rendered);
     if (state_ == nullptr) return absl::OkStatus();
-    return PatchJson(state_->echo, /*in_event=*/false, body);
+    return PatchJson(*state_, /*in_event=*/false, body);
   }
 
   std::unique_ptr<StreamTranslator> NewStreamRenderer() const override {
@@ -235,12 +304,13 @@ class ResponsesCodec final : public IngressCodec {
     std::string bytes;
     encoder->EncodeError(status, &bytes);
     std::vector<SseEvent> events;
-    SplitEvents(bytes, &events);
+    SseParser parser(SseParserOptions{.max_event_bytes = std::numeric_limits<size_t>::max()});
+    parser.Feed(bytes, &events).IgnoreError();  // unbounded: it cannot fail
     // EncodeError writes response.created first when the stream had not started: the
     // engine sends one event, so the last one (response.failed) is it.
     SseEvent e = events.empty() ? SseEvent() : std::move(events.back());
     if (state_ != nullptr && !e.data.empty()) {
-      PatchJson(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
+      PatchJson(*state_, /*in_event=*/true, &e.data).IgnoreError();
     }
     return e;
   }
