@@ -2267,6 +2267,13 @@ absl::Status ReadSource(const RawObject& block, const std::string& p, RawObject*
   return absl::OkStatus();
 }
 
+// "data:<media_type>;base64,<data>" from the base64 source `src` at `sp`.
+absl::StatusOr<std::string> Base64DataUrl(const RawObject& src, const std::string& sp) {
+  MODEENVOY_ASSIGN_OR_RETURN(std::string media, RequiredString(src, "media_type", sp));
+  MODEENVOY_ASSIGN_OR_RETURN(std::string data, RequiredString(src, "data", sp));
+  return absl::StrCat("data:", media, ";base64,", data);
+}
+
 // One block of user, system or tool_result content at `p`. `allow_media`: images and
 // documents (not in system).
 absl::StatusOr<ContentPart> ReadPart(std::string_view raw, const std::string& p,
@@ -2295,9 +2302,7 @@ absl::StatusOr<ContentPart> ReadPart(std::string_view raw, const std::string& p,
     if (source_type == "url") {
       MODEENVOY_ASSIGN_OR_RETURN(image.url, RequiredString(src, "url", sp));
     } else if (source_type == "base64") {
-      MODEENVOY_ASSIGN_OR_RETURN(std::string media, RequiredString(src, "media_type", sp));
-      MODEENVOY_ASSIGN_OR_RETURN(std::string data, RequiredString(src, "data", sp));
-      image.url = absl::StrCat("data:", media, ";base64,", data);
+      MODEENVOY_ASSIGN_OR_RETURN(image.url, Base64DataUrl(src, sp));
     } else {
       return IngressError(sp + ".type", "\"" + source_type + "\" is not mapped (url, base64)");
     }
@@ -2313,9 +2318,7 @@ absl::StatusOr<ContentPart> ReadPart(std::string_view raw, const std::string& p,
     const std::string sp = p + ".source";
     FileInput file;
     if (source_type == "base64") {
-      MODEENVOY_ASSIGN_OR_RETURN(std::string media, RequiredString(src, "media_type", sp));
-      MODEENVOY_ASSIGN_OR_RETURN(std::string data, RequiredString(src, "data", sp));
-      file.file_data = absl::StrCat("data:", media, ";base64,", data);
+      MODEENVOY_ASSIGN_OR_RETURN(file.file_data, Base64DataUrl(src, sp));
     } else if (source_type == "file") {
       MODEENVOY_ASSIGN_OR_RETURN(std::string id, RequiredString(src, "file_id", sp));
       file.file_id = std::move(id);
