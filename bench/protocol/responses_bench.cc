@@ -10,14 +10,24 @@
 //   completed); reported per event written (per_event).
 // BM_ResponsesEncodeResponse: a whole unified answer (text and a tool call) -> the response
 //   object.
+// BM_ResponsesIngressParseRequest/<KB>: what the engine does per request at POST
+//   /v1/responses (modeenvoy/ingress/responses.h): ParseRequest, then ForRequest (the echoed
+//   request members read for the response objects).
+// BM_ResponsesIngressRenderStream: the bound codec's stream renderer over the unified chunks
+//   of BM_ResponsesEncodeStream, echoed members patched into the events carrying the response
+//   object; reported per event rendered (per_event).
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/http.h"
+#include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
+#include "modeenvoy/protocol/sse.h"
 
 namespace modeenvoy {
 namespace {
@@ -161,6 +171,61 @@ void BM_ResponsesEncodeResponse(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ResponsesEncodeResponse);
+
+void BM_ResponsesIngressParseRequest(benchmark::State& state) {
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/responses";
+  request.body = RequestBody(static_cast<size_t>(state.range(0)) * 1024);
+  const std::shared_ptr<const IngressCodec> codec = OpenAiResponsesCodec();
+  for (auto _ : state) {
+    absl::StatusOr<ChatRequest> chat = codec->ParseRequest(request);
+    if (!chat.ok()) {
+      state.SkipWithError(std::string(chat.status().message()).c_str());
+      break;
+    }
+    std::shared_ptr<const IngressCodec> bound = codec->ForRequest(request, *chat);
+    benchmark::DoNotOptimize(bound.get());
+  }
+  state.counters["body_bytes"] = static_cast<double>(request.body.size());
+}
+BENCHMARK(BM_ResponsesIngressParseRequest)->Arg(1)->Arg(4);
+
+void BM_ResponsesIngressRenderStream(benchmark::State& state) {
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/responses";
+  request.body = RequestBody(1024);
+  const std::shared_ptr<const IngressCodec> codec = OpenAiResponsesCodec();
+  absl::StatusOr<ChatRequest> chat = codec->ParseRequest(request);
+  if (!chat.ok()) {
+    state.SkipWithError("parse failed");
+    return;
+  }
+  const std::shared_ptr<const IngressCodec> bound = codec->ForRequest(request, *chat);
+  std::vector<std::string> frames;
+  for (const ChatCompletionChunk& c : Answer()) frames.push_back(SerializeChatCompletionChunk(c));
+  frames.emplace_back(kSseDoneData);
+  std::vector<SseEvent> out;
+  size_t events = 0;
+  for (auto _ : state) {
+    std::unique_ptr<StreamTranslator> renderer = bound->NewStreamRenderer();
+    out.clear();
+    for (const std::string& data : frames) {
+      if (!renderer->Translate(StreamFrame{"", data}, &out).ok()) {
+        state.SkipWithError("render failed");
+        return;
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+    events = out.size();
+  }
+  state.counters["events"] = static_cast<double>(events);
+  state.counters["per_event"] = benchmark::Counter(
+      static_cast<double>(events) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ResponsesIngressRenderStream);
 
 }  // namespace
 }  // namespace modeenvoy

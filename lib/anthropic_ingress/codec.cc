@@ -1,13 +1,15 @@
 // lib/anthropic_ingress/codec.cc: AnthropicMessagesCodec, the Messages API as an IngressCodec.
 // Parsing, rendering and error bodies are the "anthropic" dialect's ingress side (the same
 // code the emulator and modeenvoy.translate_* use); this file adapts it to the engine: the
-// whole body in place, and the dialect's stream bytes cut back into events.
+// whole body in place, and the dialect's stream bytes read back as events (SseParser).
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "lib/core/status_macros.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/anthropic.h"
 #include "modeenvoy/protocol/chat.h"
@@ -17,28 +19,6 @@
 
 namespace modeenvoy {
 namespace {
-
-// Cuts bytes the anthropic stream encoder wrote ("event: X\ndata: Y\n\n" per event, data on
-// one line: it is compact JSON) back into events.
-void SplitEvents(std::string_view bytes, std::vector<SseEvent>* out) {
-  constexpr std::string_view kEvent = "event: ";
-  constexpr std::string_view kData = "data: ";
-  SseEvent current;
-  while (!bytes.empty()) {
-    const size_t nl = bytes.find('\n');
-    std::string_view line = bytes.substr(0, nl);
-    bytes.remove_prefix(nl == std::string_view::npos ? bytes.size() : nl + 1);
-    if (line.empty()) {
-      out->push_back(std::move(current));
-      current = SseEvent();
-    } else if (line.substr(0, kEvent.size()) == kEvent) {
-      current.event.assign(line.substr(kEvent.size()));
-    } else if (line.substr(0, kData.size()) == kData) {
-      if (!current.data.empty()) current.data.push_back('\n');
-      current.data.append(line.substr(kData.size()));
-    }
-  }
-}
 
 // Unified events ("chat.completion.chunk" data, then "[DONE]") -> Anthropic's events.
 class MessagesStreamRenderer final : public StreamTranslator {
@@ -52,13 +32,13 @@ class MessagesStreamRenderer final : public StreamTranslator {
     if (frame.data == kSseDoneData) {
       done_ = true;
       absl::Status s = encoder_->Finish(&bytes_);
-      SplitEvents(bytes_, out);
+      MODEENVOY_RETURN_IF_ERROR(events_.Feed(bytes_, out));
       return s;
     }
     absl::StatusOr<ChatCompletionChunk> chunk = ParseChatCompletionChunk(frame.data);
     if (!chunk.ok()) return chunk.status();
     absl::Status s = encoder_->Encode(*chunk, &bytes_);
-    SplitEvents(bytes_, out);
+    MODEENVOY_RETURN_IF_ERROR(events_.Feed(bytes_, out));
     return s;
   }
 
@@ -69,6 +49,10 @@ class MessagesStreamRenderer final : public StreamTranslator {
  private:
   std::unique_ptr<StreamEncoder> encoder_;
   std::string bytes_;
+  // Cuts the encoder's bytes ("event: X\ndata: Y\n\n" per event) back into events; they
+  // are this process's own, so no event size bound applies (a Responses
+  // response.completed event carries the whole answer).
+  SseParser events_{SseParserOptions{.max_event_bytes = std::numeric_limits<size_t>::max()}};
   bool done_ = false;
 };
 

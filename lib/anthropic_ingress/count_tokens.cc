@@ -188,6 +188,13 @@ class CountTokens final : public Filter, public UpstreamHandler {
       return FilterResult::Reply(ErrorReply(InvalidFieldError("model", "must be a string")));
     }
     const std::string model = body["model"].get<std::string>();
+    // The scope a model call on `model` gets (api_key_auth's per-key "models"): a key may
+    // not count on, and so have the gateway's own credentials forwarded for, a model it
+    // cannot use. Checked before routing, as the model call is, so an unknown model is a
+    // 403 too for a scoped key.
+    if (absl::Status allowed = ctx.CheckModelAccess(model); !allowed.ok()) {
+      return FilterResult::Reply(ErrorReply(allowed));
+    }
     // The route's first target (the weighted policy's first share): the provider that
     // would serve the request's first attempt when no draw says otherwise.
     absl::StatusOr<ResolvedRoute> route = ctx.snapshot->Resolve(model, 0);

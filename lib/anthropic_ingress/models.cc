@@ -124,7 +124,11 @@ class ListModels final : public Filter {
     }
     LocalReply reply;
     reply.headers.emplace_back("content-type", "application/json");
-    reply.body = RenderModelsPage(ctx.snapshot->ServedModelNames(), *page);
+    // A scoped key sees the models it may use (the rule model calls follow).
+    std::vector<std::string> names = ctx.snapshot->ServedModelNames();
+    std::erase_if(names,
+                  [&](const std::string& name) { return !ctx.CheckModelAccess(name).ok(); });
+    reply.body = RenderModelsPage(names, *page);
     return FilterResult::Reply(std::move(reply));
   }
 };

@@ -34,8 +34,7 @@ using core_internal::ValidateHeader;
 
 struct ApiKey {
   std::string name;
-  bool scoped = false;                     // false: every model allowed
-  absl::flat_hash_set<std::string> models;  // public model names, when scoped
+  std::shared_ptr<const ModelScope> scope;  // null: every model allowed
 };
 
 // Keyed by the SHA-256 digest of the key, never by the key itself: a lookup then compares
@@ -90,13 +89,14 @@ class ApiKeyAuthFilter final : public Filter {
           "invalid_api_key"));
     }
     const ApiKey& key = it->second;
-    // Every model-call operation names its model (chat and embeddings alike).
-    const bool model_call = ctx.chat != nullptr || ctx.embeddings != nullptr;
-    if (key.scoped && model_call && !key.models.contains(core_internal::ToAbsl(ctx.model()))) {
-      return FilterResult::Error(WithErrorCode(
-          absl::PermissionDeniedError(absl::StrFormat(
-              "API key \"%s\" is not allowed to use model \"%s\".", key.name, ctx.model())),
-          "model_not_allowed"));
+    // Local endpoints that act on or list models check the scope themselves
+    // (RequestContext::CheckModelAccess); every model-call operation names its model
+    // (chat and embeddings alike) and is checked here.
+    ctx.model_scope = key.scope;
+    if (ctx.chat != nullptr || ctx.embeddings != nullptr) {
+      if (absl::Status allowed = ctx.CheckModelAccess(ctx.model()); !allowed.ok()) {
+        return FilterResult::Error(std::move(allowed));
+      }
     }
     ctx.metadata["api_key.name"] = key.name;
     return FilterResult::Continue();
@@ -141,7 +141,8 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
     key.name = name.has_value() ? std::move(*name) : path;
     MODEENVOY_ASSIGN_OR_RETURN(const Json* models, entry.OptionalArray("models"));
     if (models != nullptr) {
-      key.scoped = true;
+      auto scope = std::make_shared<ModelScope>();
+      scope->principal = absl::StrFormat("API key \"%s\"", key.name);
       for (size_t m = 0; m < models->size(); ++m) {
         const Json& model = (*models)[m];
         std::string model_path = IndexPath(entry.PathOf("models"), m);
@@ -149,8 +150,9 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
         if (model.get_ref<const std::string&>().empty()) {
           return InvalidFieldError(model_path, "must not be empty");
         }
-        key.models.insert(model.get<std::string>());
+        scope->models.insert(model.get<std::string>());
       }
+      key.scope = std::move(scope);
     }
     if (!table->try_emplace(KeyDigest(secret), std::move(key)).second) {
       return InvalidFieldError(path, "duplicate key");

@@ -39,6 +39,16 @@ std::string EncodeHeaders(const HttpHeaders& headers) {
 
 }  // namespace
 
+absl::Status RequestContext::CheckModelAccess(std::string_view model) const {
+  if (model_scope == nullptr || model_scope->models.contains(core_internal::ToAbsl(model))) {
+    return absl::OkStatus();
+  }
+  return WithErrorCode(absl::PermissionDeniedError(absl::StrFormat(
+                           "%s is not allowed to use model \"%s\".", model_scope->principal,
+                           model)),
+                       "model_not_allowed");
+}
+
 absl::Status WithErrorHeaders(absl::Status status, const HttpHeaders& headers) {
   if (status.ok()) return status;
   HttpHeaders valid;

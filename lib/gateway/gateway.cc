@@ -196,6 +196,10 @@ class GatewayRequest final : public ActiveRequest,
 
   void Start(HttpRequest request);
   void OnRequestPhaseDone(std::optional<LocalReply> reply);
+  // A filter's error reply on a model-call endpoint (OpenAI's error body, as
+  // FilterResult::Error writes it) in the endpoint's API dialect: an Anthropic or
+  // Responses client gets its own error shape for a 401, 403 or 429 too.
+  void ReshapeFilterError(LocalReply* reply) const;
   std::unique_ptr<FilterChain> NewChain(std::vector<std::unique_ptr<Filter>> filters);
   // Runs `chain`'s request phase (the filters', or the endpoint `handler`'s), bounded by
   // request_phase_timeout (504); its outcome goes to OnRequestPhaseDone / OnHandlerDone.
@@ -472,6 +476,7 @@ void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
     return;
   }
   if (reply.has_value()) {
+    if (codec_ != nullptr && reply->status >= 400) ReshapeFilterError(&*reply);
     SendLocal(std::move(*reply));
     return;
   }
@@ -480,6 +485,14 @@ void GatewayRequest::OnRequestPhaseDone(std::optional<LocalReply> reply) {
     return;
   }
   PlanAttempts();
+}
+
+void GatewayRequest::ReshapeFilterError(LocalReply* reply) const {
+  // Only a body LocalReplyForError wrote (FilterResult::Error) is an error the engine may
+  // restate; a filter that wrote its own body keeps it.
+  const absl::Status status = StatusFromUpstreamError(reply->status, reply->body);
+  if (OpenAiErrorBody(status) != reply->body) return;
+  reply->body = codec_->ErrorBody(status);
 }
 
 void GatewayRequest::RunLocalHandler() {

@@ -23,12 +23,14 @@ namespace {
 using core_internal::Json;
 using core_internal::ObjectReader;
 
-// GET /v1/models: the snapshot's served names in OpenAI's list format.
+// GET /v1/models: the snapshot's served names the client may use, in OpenAI's list format.
 class ListModels final : public Filter {
  public:
   FilterResult OnRequest(RequestContext& ctx, FilterCallbacks& /*callbacks*/) override {
     nlohmann::ordered_json data = nlohmann::ordered_json::array();
     for (const std::string& name : ctx.snapshot->ServedModelNames()) {
+      // A scoped key sees the models it may use (the rule model calls follow).
+      if (!ctx.CheckModelAccess(name).ok()) continue;
       const ModelConfig* model = ctx.snapshot->FindModel(name);
       data.push_back({{"id", name},
                       {"object", "model"},

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "lib/core/json_scan.h"
+#include "lib/core/utf8.h"
 #include "modeenvoy/gateway/usage.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/sse.h"
@@ -108,24 +109,6 @@ std::string_view Unquoted(std::string_view raw) {
   return {};
 }
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // Reads 4 hex digits at p (p + 4 <= end); -1 if they are not.
 int32_t Hex4(const char* p) {
   int32_t v = 0;
@@ -171,7 +154,7 @@ const char* DecodeString(const char* p, const char* end, std::string* out) {
           }
         }
         if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
-        AppendUtf8(static_cast<uint32_t>(cp), out);
+        core_internal::AppendUtf8(out, static_cast<uint32_t>(cp));
         break;
       }
       default: out->push_back(e); break;  // '"', '\\', '/'

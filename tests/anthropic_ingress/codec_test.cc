@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/http.h"
@@ -380,6 +381,48 @@ TEST(AnthropicMessagesCodecTest, BadRequestsNameTheField) {
     EXPECT_EQ(err["error"]["type"], "invalid_request_error");
     EXPECT_EQ(err["error"]["message"].get<std::string>().rfind(std::string(c.path) + ":", 0), 0u)
         << err;
+  }
+}
+
+TEST(AnthropicMessagesCodecTest, MemberOrderAndEscapedNamesDoNotChangeTheRequest) {
+  // The same request twice: members in another order, a name and a value written with
+  // escapes, whitespace between tokens.
+  const char* plain =
+      R"({"model":"m","max_tokens":5,"top_k":3,"system":"s","messages":[{"role":"user",)"
+      R"("content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]},)"
+      R"({"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f",)"
+      R"("input":{"b":1,"a":[true]}}]}],"stop_sequences":["x"]})";
+  const char* shuffled =
+      R"({ "stop_sequences" : ["x"], "messages":[{"content":[{"cache_control":)"
+      R"({"type":"ephemeral"},"text":"h\u0069","type":"text"}],"role":"user"},)"
+      R"({"content":[{"input":{"b":1, "a":[ true ]},"name":"f","id":"t","type":"tool_use"}],)"
+      R"("role":"assistant"}], "system":"s", "top_k":3,"max_t\u006fkens":5,"model":"m" })";
+  absl::StatusOr<ChatRequest> a = AnthropicMessagesCodec()->ParseRequest(Post(plain));
+  absl::StatusOr<ChatRequest> b = AnthropicMessagesCodec()->ParseRequest(Post(shuffled));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(json::parse(SerializeChatRequest(*a)), json::parse(SerializeChatRequest(*b)));
+  EXPECT_EQ(json::parse(a->messages[2].tool_calls[0].function->arguments),
+            json({{"a", {true}}, {"b", 1}}));
+}
+
+TEST(AnthropicMessagesCodecTest, RepeatedMembersAreRefusedWithTheirPath) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"model":"m","model":"n","max_tokens":1,"messages":[]})", "model"},
+      {R"({"model":"m","max_tokens":1,"messages":[{"role":"user","role":"user",)"
+       R"("content":"x"}]})",
+       "messages[0].role"},
+      {R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[)"
+       R"({"type":"text","text":"a","text":"b"}]}]})",
+       "messages[0].content[0].text"},
+  };
+  for (const auto& [body, path] : cases) {
+    SCOPED_TRACE(body);
+    absl::StatusOr<ChatRequest> chat = AnthropicMessagesCodec()->ParseRequest(Post(body));
+    ASSERT_FALSE(chat.ok());
+    EXPECT_EQ(chat.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(*ErrorParam(chat.status()), path);
+    EXPECT_THAT(std::string(chat.status().message()), ::testing::HasSubstr("duplicate key"));
   }
 }
 

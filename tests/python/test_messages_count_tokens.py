@@ -30,6 +30,8 @@ os.environ["TIKTOKEN_CACHE_DIR"] = str(DATA / "tiktoken-cache")
 os.environ.setdefault("MODEENVOY_TOKENIZER_DIR", str(DATA / "tokenizers"))
 
 CLIENT_KEY = "sk-count-client"
+# A key scoped to the OpenAI-backed names only (api_key_auth's per-key "models").
+SCOPED_KEY = "sk-count-scoped"
 WEATHER = {"name": "get_weather", "description": "Current weather in a city",
            "input_schema": {"type": "object", "required": ["city"],
                             "properties": {"city": {"type": "string"}}}}
@@ -94,7 +96,9 @@ def gateway(start_process, fake_anthropic, tmp_path):
     config = {
         "listen": {"address": "127.0.0.1", "port": 0, "max_body_bytes": 1048576},
         "filters": [{"type": "api_key_auth",
-                     "config": {"keys": [{"key": CLIENT_KEY, "name": "tester"}]}}],
+                     "config": {"keys": [{"key": CLIENT_KEY, "name": "tester"},
+                                         {"key": SCOPED_KEY, "name": "scoped",
+                                          "models": ["via-openai", "gpt-alias"]}]}}],
         "providers": {
             "oai": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-up"},
             "gem": {"type": "gemini", "base_url": "http://127.0.0.1:9/v1beta", "api_key": "k"},
@@ -238,3 +242,32 @@ def test_errors_in_anthropics_shape(gateway):
         {"model": "via-openai", "messages": [{"role": "user", "content": "hi"}]}),
         {"x-api-key": "wrong", "content-type": "application/json"})
     assert status == 401
+
+
+@pytest.mark.parametrize("model", ["via-anthropic", "claude-alias"])
+def test_a_key_outside_the_models_scope_is_refused_as_messages_refuses_it(
+        gateway, fake_anthropic, model):
+    scoped = anthropic.Anthropic(base_url=gateway.base_url, api_key=SCOPED_KEY, max_retries=0,
+                                 timeout=30)
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(anthropic.PermissionDeniedError) as refused_call:
+        scoped.messages.create(model=model, max_tokens=8, messages=messages)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused_count:
+        scoped.messages.count_tokens(model=model, messages=messages)
+    assert refused_count.value.status_code == refused_call.value.status_code == 403
+    assert refused_count.value.body == refused_call.value.body
+    assert refused_count.value.body["error"]["type"] == "permission_error"
+    # The provider never saw the request: the gateway's Anthropic key was not used for it.
+    assert fake_anthropic.requests == []
+    # The models in scope still count.
+    assert scoped.messages.count_tokens(model="gpt-alias", messages=messages).input_tokens > 0
+
+
+def test_model_lists_show_a_scoped_key_only_its_models(gateway):
+    scoped = anthropic.Anthropic(base_url=gateway.base_url, api_key=SCOPED_KEY, max_retries=0,
+                                 timeout=30)
+    assert [m.id for m in scoped.models.list()] == ["gpt-alias", "via-openai"]
+    status, body = http_json("GET", f"{gateway.base_url}/v1/models", None,
+                             {"authorization": f"Bearer {SCOPED_KEY}"})
+    assert status == 200 and [m["id"] for m in body["data"]] == ["gpt-alias", "via-openai"]
+    assert len(list(client(gateway).models.list())) == 6  # 4 models + 2 routes

@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -112,6 +113,15 @@ struct HeaderMutation {
 // header block. REQUIRES: headers != nullptr.
 MODEENVOY_EXPORT bool ApplyHeaderMutation(const HeaderMutation& mutation, HttpHeaders* headers);
 
+// The models a client's credentials may use, as an access filter decided (api_key_auth's
+// per-key "models"). Immutable once published on a RequestContext.
+struct ModelScope {
+  // Who is scoped, as error messages name it, e.g. `API key "team-a"`.
+  std::string principal;
+  // Public model names (models and routes' match names) the principal may use.
+  absl::flat_hash_set<std::string> models;
+};
+
 // Per-request state shared by the filters of one request. Owned by the engine; lives until
 // after every filter's OnDestroy.
 struct RequestContext {
@@ -145,6 +155,12 @@ struct RequestContext {
   const ConfigSnapshot* snapshot = nullptr;
   // Time source for the request. Never null while filters run.
   const Clock* clock = nullptr;
+  // The client's model scope, set by the access filter that authenticated it; null: every
+  // model. One rule for every endpoint: the access filter refuses a model call outside the
+  // scope itself, and a local endpoint that acts on a model (count_tokens) asks
+  // CheckModelAccess before using it, one that lists models (GET /v1/models) lists only
+  // those CheckModelAccess allows.
+  std::shared_ptr<const ModelScope> model_scope;
 
   // The model the client asked for: chat->model or embeddings->model; "" on other
   // endpoints.
@@ -153,6 +169,11 @@ struct RequestContext {
     if (embeddings != nullptr) return embeddings->model;
     return {};
   }
+
+  // OK when `model` (a name the client asked for) is within model_scope (or no scope is
+  // set); otherwise kPermissionDenied (HTTP 403, code "model_not_allowed") naming the
+  // principal and the model, the error a model call outside the scope gets.
+  MODEENVOY_EXPORT absl::Status CheckModelAccess(std::string_view model) const;
 
   // endpoint->kind, or "" before the endpoint is known.
   std::string_view endpoint_kind() const {

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
@@ -1003,9 +1004,7 @@ struct Options {
   int64_t default_max_tokens = kDefaultMaxTokens;
 };
 
-// ---- Ingress helpers (nlohmann: not a hot path) ----
-
-using core_internal::Json;
+// ---- Ingress helpers ----
 
 absl::Status IngressError(std::string_view path, std::string_view msg) {
   return InvalidFieldError(path, msg);
@@ -2098,315 +2097,573 @@ absl::Status AnthropicDialect::DecodeResponse(std::string* body) const {
 }
 
 // ---- Ingress ----
+//
+// The Messages request is read with the pull parser in two steps per object: its members'
+// value texts are collected first (the whole body is checked once, syntax and nesting,
+// by the top-level walk), then read in the order the checks are made, so the first error
+// reported is the same whatever the member order (model, max_tokens, messages, system,
+// then the others), and members of any order map the same way.
+
+// One member of a JSON object: its name and its value's text (a view into the body).
+struct RawMember {
+  std::string_view key;
+  std::string_view raw;
+};
+
+// The type of a value text that the top-level walk validated.
+JsonType RawType(std::string_view raw) {
+  switch (raw.empty() ? 'n' : raw.front()) {
+    case '{':
+      return JsonType::kObject;
+    case '[':
+      return JsonType::kArray;
+    case '"':
+      return JsonType::kString;
+    case 't':
+    case 'f':
+      return JsonType::kBool;
+    case 'n':
+      return JsonType::kNull;
+    default:
+      return JsonType::kNumber;
+  }
+}
+
+// The members of the object `raw` (validated), names checked for repeats. Keys that had
+// escapes are kept in `owned_keys`.
+class RawObject {
+ public:
+  absl::Status Read(std::string_view raw, std::string_view path) {
+    JsonReader r(raw, kMaxJsonDepth);
+    if (!r.BeginObject()) return r.status();
+    MemberNameSet names;
+    bool first = true;
+    std::string scratch;
+    for (;;) {
+      std::string_view key;
+      bool has = false;
+      if (!r.NextMember(&first, &key, &scratch, &has)) return r.status();
+      if (!has) break;
+      if (key.data() == scratch.data()) {
+        key = *owned_keys_.emplace_back(std::make_unique<std::string>(key));
+      }
+      if (!names.Insert(key)) {
+        return IngressError(core_internal::ChildPath(path, key), "duplicate key");
+      }
+      JsonType type;
+      if (!r.Peek(&type)) return r.status();
+      const size_t start = r.offset();
+      if (!r.SkipValue()) return r.status();
+      members_.push_back({key, raw.substr(start, r.offset() - start)});
+    }
+    return absl::OkStatus();
+  }
+  const RawMember* Find(std::string_view key) const {
+    for (const RawMember& m : members_) {
+      if (m.key == key) return &m;
+    }
+    return nullptr;
+  }
+  // The value text of `key`, or an empty view when absent.
+  std::string_view Get(std::string_view key) const {
+    const RawMember* m = Find(key);
+    return m != nullptr ? m->raw : std::string_view();
+  }
+  const absl::InlinedVector<RawMember, 8>& members() const { return members_; }
+
+ private:
+  absl::InlinedVector<RawMember, 8> members_;
+  std::vector<std::unique_ptr<std::string>> owned_keys_;
+};
+
+// The elements' texts of the array `raw` (validated).
+absl::Status RawElements(std::string_view raw, absl::InlinedVector<std::string_view, 8>* out) {
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.BeginArray()) return r.status();
+  bool first = true;
+  for (;;) {
+    bool has = false;
+    if (!r.NextElement(&first, &has)) return r.status();
+    if (!has) break;
+    JsonType type;
+    if (!r.Peek(&type)) return r.status();
+    const size_t start = r.offset();
+    if (!r.SkipValue()) return r.status();
+    out->push_back(raw.substr(start, r.offset() - start));
+  }
+  return absl::OkStatus();
+}
+
+// The decoded string `raw` (a string value text), or an error at `path`.
+absl::StatusOr<std::string> RawString(std::string_view raw, std::string_view path) {
+  if (RawType(raw) != JsonType::kString) return IngressError(path, "must be a string");
+  JsonReader r(raw, kMaxJsonDepth);
+  std::string out;
+  if (!r.ReadString(&out)) return r.status();
+  return out;
+}
+
+// Compact text of the value `raw` (insignificant whitespace removed, tokens as sent).
+std::string RawCompact(std::string_view raw) {
+  std::string out;
+  JsonReader r(raw, kMaxJsonDepth);
+  if (!r.CaptureValue(&out)) return std::string(raw);  // validated: not reached
+  return out;
+}
+
+// Members of a block other than the modeled ones (cache_control, citations, title, ...)
+// travel as part extras, so they reach the provider when it is Anthropic again.
+void KeepExtras(const RawObject& block, std::initializer_list<std::string_view> modeled,
+                ExtraFields* extra) {
+  for (const RawMember& m : block.members()) {
+    bool skip = false;
+    for (std::string_view name : modeled) skip = skip || m.key == name;
+    if (!skip) extra->emplace_back(std::string(m.key), RawCompact(m.raw));
+  }
+}
+
+// "parent.key".
+std::string Dotted(std::string_view parent, std::string_view key) {
+  std::string path;
+  path.reserve(parent.size() + 1 + key.size());
+  path.append(parent).push_back('.');
+  path.append(key);
+  return path;
+}
+
+// The string member `key` of `obj`: "Field required" when absent.
+absl::StatusOr<std::string> RequiredString(const RawObject& obj, std::string_view key,
+                                           std::string_view parent) {
+  const std::string path = Dotted(parent, key);
+  const RawMember* m = obj.Find(key);
+  if (m == nullptr) return IngressError(path, "Field required");
+  return RawString(m->raw, path);
+}
+
+// The member `key` of `obj` when it is a string, else "" (as absent).
+absl::StatusOr<std::string> StringOrEmpty(const RawObject& obj, std::string_view key) {
+  const std::string_view raw = obj.Get(key);
+  if (raw.empty() || RawType(raw) != JsonType::kString) return std::string();
+  return RawString(raw, key);
+}
+
+absl::StatusOr<std::string> BlockType(const RawObject& block) {
+  return StringOrEmpty(block, "type");
+}
+
+// The "source" object of an image or document block at `p`, with its "type".
+absl::Status ReadSource(const RawObject& block, const std::string& p, RawObject* src,
+                        std::string* type) {
+  const std::string_view raw = block.Get("source");
+  if (raw.empty() || RawType(raw) != JsonType::kObject) {
+    return IngressError(p + ".source", "Field required (an object)");
+  }
+  MODEENVOY_RETURN_IF_ERROR(src->Read(raw, p + ".source"));
+  const std::string_view t = src->Get("type");
+  if (t.empty() || RawType(t) != JsonType::kString) {
+    return IngressError(p + ".source.type", "Field required (a string)");
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(*type, RawString(t, p + ".source.type"));
+  return absl::OkStatus();
+}
+
+// "data:<media_type>;base64,<data>" from the base64 source `src` at `sp`.
+absl::StatusOr<std::string> Base64DataUrl(const RawObject& src, const std::string& sp) {
+  MODEENVOY_ASSIGN_OR_RETURN(std::string media, RequiredString(src, "media_type", sp));
+  MODEENVOY_ASSIGN_OR_RETURN(std::string data, RequiredString(src, "data", sp));
+  return absl::StrCat("data:", media, ";base64,", data);
+}
+
+// One block of user, system or tool_result content at `p`. `allow_media`: images and
+// documents (not in system).
+absl::StatusOr<ContentPart> ReadPart(std::string_view raw, const std::string& p,
+                                     bool allow_media) {
+  if (RawType(raw) != JsonType::kObject) return IngressError(p, "must be an object");
+  RawObject block;
+  MODEENVOY_RETURN_IF_ERROR(block.Read(raw, p));
+  const std::string_view type_raw = block.Get("type");
+  if (type_raw.empty() || RawType(type_raw) != JsonType::kString) {
+    return IngressError(p + ".type", "Field required (a string)");
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(const std::string type, RawString(type_raw, p + ".type"));
+  ContentPart part;
+  if (type == "text") {
+    part.type = ContentPartType::kText;
+    MODEENVOY_ASSIGN_OR_RETURN(part.text, RequiredString(block, "text", p));
+    KeepExtras(block, {"type", "text"}, &part.extra);
+    return part;
+  }
+  if (type == "image" && allow_media) {
+    RawObject src;
+    std::string source_type;
+    MODEENVOY_RETURN_IF_ERROR(ReadSource(block, p, &src, &source_type));
+    const std::string sp = p + ".source";
+    ImageUrl image;
+    if (source_type == "url") {
+      MODEENVOY_ASSIGN_OR_RETURN(image.url, RequiredString(src, "url", sp));
+    } else if (source_type == "base64") {
+      MODEENVOY_ASSIGN_OR_RETURN(image.url, Base64DataUrl(src, sp));
+    } else {
+      return IngressError(sp + ".type", "\"" + source_type + "\" is not mapped (url, base64)");
+    }
+    part.type = ContentPartType::kImageUrl;
+    part.image_url = std::move(image);
+    KeepExtras(block, {"type", "source"}, &part.extra);
+    return part;
+  }
+  if (type == "document" && allow_media) {
+    RawObject src;
+    std::string source_type;
+    MODEENVOY_RETURN_IF_ERROR(ReadSource(block, p, &src, &source_type));
+    const std::string sp = p + ".source";
+    FileInput file;
+    if (source_type == "base64") {
+      MODEENVOY_ASSIGN_OR_RETURN(file.file_data, Base64DataUrl(src, sp));
+    } else if (source_type == "file") {
+      MODEENVOY_ASSIGN_OR_RETURN(std::string id, RequiredString(src, "file_id", sp));
+      file.file_id = std::move(id);
+    } else {
+      // text, url and content sources have no unified file form.
+      return IngressError(sp + ".type", "\"" + source_type + "\" is not mapped (base64, file)");
+    }
+    const std::string_view title = block.Get("title");
+    if (!title.empty() && RawType(title) != JsonType::kNull) {
+      MODEENVOY_ASSIGN_OR_RETURN(std::string t, RawString(title, p + ".title"));
+      file.filename = std::move(t);
+    }
+    part.type = ContentPartType::kFile;
+    part.file = std::move(file);
+    KeepExtras(block, {"type", "source", "title"}, &part.extra);
+    return part;
+  }
+  return IngressError(p + ".type", "block type \"" + type + "\" is not mapped here");
+}
+
+// The blocks of the array `raw` at `path`, appended to `parts`.
+absl::Status ReadParts(std::string_view raw, const std::string& path,
+                       std::vector<ContentPart>* parts, bool allow_media) {
+  absl::InlinedVector<std::string_view, 8> blocks;
+  MODEENVOY_RETURN_IF_ERROR(RawElements(raw, &blocks));
+  parts->reserve(parts->size() + blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, ReadPart(blocks[i], Idx(path, i), allow_media));
+    parts->push_back(std::move(part));
+  }
+  return absl::OkStatus();
+}
+
+// A user turn's content array: its tool_result blocks become tool messages, the other
+// blocks one user message after them.
+absl::Status ReadUserBlocks(std::string_view raw, const std::string& cpath,
+                            std::vector<Message>* out) {
+  absl::InlinedVector<std::string_view, 8> blocks;
+  MODEENVOY_RETURN_IF_ERROR(RawElements(raw, &blocks));
+  std::vector<ContentPart> parts;
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const std::string p = Idx(cpath, k);
+    if (RawType(blocks[k]) != JsonType::kObject) return IngressError(p, "must be an object");
+    RawObject block;
+    MODEENVOY_RETURN_IF_ERROR(block.Read(blocks[k], p));
+    MODEENVOY_ASSIGN_OR_RETURN(const std::string type, BlockType(block));
+    if (type != "tool_result") {
+      MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, ReadPart(blocks[k], p, true));
+      parts.push_back(std::move(part));
+      continue;
+    }
+    Message tool = MakeMessage(Role::kTool);
+    const std::string_view id = block.Get("tool_use_id");
+    MODEENVOY_ASSIGN_OR_RETURN(tool.tool_call_id,
+                               RawString(id.empty() ? "null" : id, p + ".tool_use_id"));
+    const std::string_view tc = block.Get("content");
+    if (tc.empty()) {
+      tool.content = std::string();
+    } else if (RawType(tc) == JsonType::kString) {
+      MODEENVOY_ASSIGN_OR_RETURN(tool.content, RawString(tc, p + ".content"));
+    } else if (RawType(tc) == JsonType::kArray) {
+      std::vector<ContentPart> tparts;
+      MODEENVOY_RETURN_IF_ERROR(ReadParts(tc, p + ".content", &tparts, true));
+      tool.content = std::move(tparts);
+    } else {
+      return IngressError(p + ".content", "must be a string or an array");
+    }
+    if (const RawMember* e = block.Find("is_error")) {
+      tool.extra.emplace_back("is_error", RawCompact(e->raw));
+    }
+    if (const RawMember* c = block.Find("cache_control")) {
+      tool.extra.emplace_back("cache_control", RawCompact(c->raw));
+    }
+    out->push_back(std::move(tool));
+  }
+  if (!parts.empty()) {
+    Message user = MakeMessage(Role::kUser);
+    user.content = std::move(parts);
+    out->push_back(std::move(user));
+  }
+  return absl::OkStatus();
+}
+
+// An assistant turn's content array: text joined, tool_use blocks as tool calls, thinking
+// blocks kept verbatim (the "thinking_blocks" extra).
+absl::StatusOr<Message> ReadAssistantBlocks(std::string_view raw, const std::string& cpath) {
+  absl::InlinedVector<std::string_view, 8> blocks;
+  MODEENVOY_RETURN_IF_ERROR(RawElements(raw, &blocks));
+  Message a = MakeMessage(Role::kAssistant);
+  std::string text;
+  bool has_text = false;
+  std::string thinking;  // a JSON array's members, compact
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const std::string p = Idx(cpath, k);
+    if (RawType(blocks[k]) != JsonType::kObject) return IngressError(p, "must be an object");
+    RawObject block;
+    MODEENVOY_RETURN_IF_ERROR(block.Read(blocks[k], p));
+    MODEENVOY_ASSIGN_OR_RETURN(const std::string type, BlockType(block));
+    auto member_string = [&](std::string_view key) -> absl::StatusOr<std::string> {
+      const std::string_view v = block.Get(key);
+      return RawString(v.empty() ? "null" : v, Dotted(p, key));
+    };
+    if (type == "text") {
+      MODEENVOY_ASSIGN_OR_RETURN(std::string t, member_string("text"));
+      text += t;
+      has_text = true;
+    } else if (type == "tool_use") {
+      ToolCall call;
+      MODEENVOY_ASSIGN_OR_RETURN(call.id, member_string("id"));
+      FunctionCall f;
+      MODEENVOY_ASSIGN_OR_RETURN(f.name, member_string("name"));
+      const std::string_view input = block.Get("input");
+      f.arguments = input.empty() ? std::string("{}") : RawCompact(input);
+      call.function = std::move(f);
+      a.tool_calls.push_back(std::move(call));
+    } else if (type == "thinking" || type == "redacted_thinking") {
+      thinking.push_back(thinking.empty() ? '[' : ',');
+      thinking += RawCompact(blocks[k]);
+    } else {
+      return IngressError(p + ".type", "block type \"" + type + "\" not mapped here");
+    }
+  }
+  if (has_text || a.tool_calls.empty()) a.content = std::move(text);
+  if (!thinking.empty()) {
+    thinking.push_back(']');
+    a.extra.emplace_back("thinking_blocks", std::move(thinking));
+  }
+  return a;
+}
+
+// output_config.format of type json_schema, as the unified response_format. False (and
+// nothing set) for any other output_config, which then travels as an extra.
+bool ReadJsonSchemaFormat(std::string_view raw, ChatRequest* chat) {
+  RawObject config;
+  if (!config.Read(raw, "output_config").ok()) return false;
+  const std::string_view format_raw = config.Get("format");
+  if (format_raw.empty() || RawType(format_raw) != JsonType::kObject) return false;
+  RawObject format;
+  if (!format.Read(format_raw, "output_config.format").ok()) return false;
+  absl::StatusOr<std::string> type = StringOrEmpty(format, "type");
+  if (!type.ok() || *type != "json_schema") return false;
+  const std::string_view schema = format.Get("schema");
+  std::string rf = R"({"json_schema":{"name":"output","schema":)";
+  rf += schema.empty() ? std::string("{}") : RawCompact(schema);
+  rf += R"(},"type":"json_schema"})";
+  chat->response_format = std::move(rf);
+  return true;
+}
+
+// A custom or server tool definition at `p`.
+absl::StatusOr<Tool> ReadTool(std::string_view raw, const std::string& p) {
+  if (RawType(raw) != JsonType::kObject) return IngressError(p, "must be an object");
+  RawObject t;
+  MODEENVOY_RETURN_IF_ERROR(t.Read(raw, p));
+  Tool tool;
+  MODEENVOY_ASSIGN_OR_RETURN(std::string type, StringOrEmpty(t, "type"));
+  if (t.Find("type") != nullptr && type != "custom") {
+    // A server tool: kept as is.
+    tool.type = std::move(type);
+    for (const RawMember& m : t.members()) {
+      if (m.key != "type") tool.extra.emplace_back(std::string(m.key), RawCompact(m.raw));
+    }
+    return tool;
+  }
+  FunctionDefinition f;
+  const std::string_view name = t.Get("name");
+  MODEENVOY_ASSIGN_OR_RETURN(f.name, RawString(name.empty() ? "null" : name, p + ".name"));
+  if (const RawMember* d = t.Find("description")) {
+    MODEENVOY_ASSIGN_OR_RETURN(std::string description, RawString(d->raw, p + ".description"));
+    f.description = std::move(description);
+  }
+  const RawMember* schema = t.Find("input_schema");
+  if (schema == nullptr) return IngressError(p + ".input_schema", "Field required");
+  f.parameters = RawCompact(schema->raw);
+  if (const RawMember* c = t.Find("cache_control")) {
+    tool.extra.emplace_back("cache_control", RawCompact(c->raw));
+  }
+  tool.function = std::move(f);
+  return tool;
+}
 
 absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
-  absl::StatusOr<Json> parsed = core_internal::ParseStrictJson(request.body);
-  if (!parsed.ok()) return parsed.status();
-  const Json& body = *parsed;
-  if (!body.is_object()) return IngressError("body", "must be an object");
+  // The whole body, checked once (syntax, UTF-8, nesting), then read member by member.
+  RawObject body;
+  {
+    JsonReader r(request.body, kMaxJsonDepth);
+    JsonType top = JsonType::kNull;
+    if (!r.Peek(&top)) return r.status();
+    const size_t start = r.offset();
+    if (!r.SkipValue() || !r.ExpectEnd()) return r.status();
+    if (top != JsonType::kObject) return IngressError("body", "must be an object");
+    MODEENVOY_RETURN_IF_ERROR(body.Read(std::string_view(request.body).substr(start), ""));
+  }
   ChatRequest chat;
-  auto str = [&](const Json& j, std::string_view path) -> absl::StatusOr<std::string> {
-    if (!j.is_string()) return IngressError(path, "must be a string");
-    return j.get<std::string>();
-  };
-  const Json* model = body.contains("model") ? &body["model"] : nullptr;
+  const RawMember* model = body.Find("model");
   if (model == nullptr) return IngressError("model", "Field required");
-  MODEENVOY_ASSIGN_OR_RETURN(chat.model, str(*model, "model"));
-  if (!body.contains("max_tokens")) return IngressError("max_tokens", "Field required");
-  if (!body["max_tokens"].is_number_integer() || body["max_tokens"].get<int64_t>() < 1) {
+  MODEENVOY_ASSIGN_OR_RETURN(chat.model, RawString(model->raw, "model"));
+  const RawMember* max_tokens = body.Find("max_tokens");
+  if (max_tokens == nullptr) return IngressError("max_tokens", "Field required");
+  int64_t max = 0;
+  // An integer literal (no fraction or exponent), as Anthropic's validation takes.
+  if (RawType(max_tokens->raw) != JsonType::kNumber ||
+      max_tokens->raw.find_first_of(".eE") != std::string_view::npos ||
+      !NumberToInt64(max_tokens->raw, &max) || max < 1) {
     return IngressError("max_tokens", "must be an integer >= 1");
   }
-  chat.max_tokens = body["max_tokens"].get<int64_t>();
-  if (!body.contains("messages") || !body["messages"].is_array()) {
+  chat.max_tokens = max;
+  const RawMember* messages = body.Find("messages");
+  if (messages == nullptr || RawType(messages->raw) != JsonType::kArray) {
     return IngressError("messages", "Field required (an array)");
   }
 
-  // Members of a block other than the modeled ones (cache_control, citations, title, ...)
-  // travel as part extras, so they reach the provider when it is Anthropic again.
-  auto keep_extras = [](const Json& block, std::initializer_list<std::string_view> modeled,
-                        ContentPart* part) {
-    for (auto it = block.begin(); it != block.end(); ++it) {
-      bool skip = false;
-      for (std::string_view m : modeled) skip = skip || it.key() == m;
-      if (!skip) part->extra.emplace_back(it.key(), it.value().dump());
-    }
-  };
-  auto source_of = [&](const Json& block, const std::string& path,
-                       std::string* type) -> absl::StatusOr<const Json*> {
-    if (!block.contains("source") || !block["source"].is_object()) {
-      return IngressError(path + ".source", "Field required (an object)");
-    }
-    const Json& src = block["source"];
-    if (!src.contains("type") || !src["type"].is_string()) {
-      return IngressError(path + ".source.type", "Field required (a string)");
-    }
-    *type = src["type"].get<std::string>();
-    return &src;
-  };
-  auto src_string = [&](const Json& src, std::string_view key,
-                        const std::string& path) -> absl::StatusOr<std::string> {
-    if (!src.contains(key)) return IngressError(path + "." + std::string(key), "Field required");
-    return str(src[std::string(key)], path + "." + std::string(key));
-  };
-  // One block of user, system or tool_result content. `allow_media`: images and documents
-  // (not in system).
-  auto one_part = [&](const Json& block, const std::string& p,
-                      bool allow_media) -> absl::StatusOr<ContentPart> {
-    if (!block.is_object()) return IngressError(p, "must be an object");
-    if (!block.contains("type") || !block["type"].is_string()) {
-      return IngressError(p + ".type", "Field required (a string)");
-    }
-    const std::string type = block["type"].get<std::string>();
-    ContentPart part;
-    if (type == "text") {
-      part.type = ContentPartType::kText;
-      if (!block.contains("text")) return IngressError(p + ".text", "Field required");
-      MODEENVOY_ASSIGN_OR_RETURN(part.text, str(block["text"], p + ".text"));
-      keep_extras(block, {"type", "text"}, &part);
-      return part;
-    }
-    if (type == "image" && allow_media) {
-      std::string source_type;
-      MODEENVOY_ASSIGN_OR_RETURN(const Json* src, source_of(block, p, &source_type));
-      const std::string sp = p + ".source";
-      ImageUrl image;
-      if (source_type == "url") {
-        MODEENVOY_ASSIGN_OR_RETURN(image.url, src_string(*src, "url", sp));
-      } else if (source_type == "base64") {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string media, src_string(*src, "media_type", sp));
-        MODEENVOY_ASSIGN_OR_RETURN(std::string data, src_string(*src, "data", sp));
-        image.url = "data:" + media + ";base64," + data;
-      } else {
-        return IngressError(sp + ".type", "\"" + source_type + "\" is not mapped (url, base64)");
-      }
-      part.type = ContentPartType::kImageUrl;
-      part.image_url = std::move(image);
-      keep_extras(block, {"type", "source"}, &part);
-      return part;
-    }
-    if (type == "document" && allow_media) {
-      std::string source_type;
-      MODEENVOY_ASSIGN_OR_RETURN(const Json* src, source_of(block, p, &source_type));
-      const std::string sp = p + ".source";
-      FileInput file;
-      if (source_type == "base64") {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string media, src_string(*src, "media_type", sp));
-        MODEENVOY_ASSIGN_OR_RETURN(std::string data, src_string(*src, "data", sp));
-        file.file_data = "data:" + media + ";base64," + data;
-      } else if (source_type == "file") {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string id, src_string(*src, "file_id", sp));
-        file.file_id = std::move(id);
-      } else {
-        // text, url and content sources have no unified file form.
-        return IngressError(sp + ".type",
-                            "\"" + source_type + "\" is not mapped (base64, file)");
-      }
-      if (block.contains("title") && !block["title"].is_null()) {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string title, str(block["title"], p + ".title"));
-        file.filename = std::move(title);
-      }
-      part.type = ContentPartType::kFile;
-      part.file = std::move(file);
-      keep_extras(block, {"type", "source", "title"}, &part);
-      return part;
-    }
-    return IngressError(p + ".type", "block type \"" + type + "\" is not mapped here");
-  };
-  auto text_parts = [&](const Json& content, const std::string& path,
-                        std::vector<ContentPart>* parts, bool allow_media) -> absl::Status {
-    for (size_t i = 0; i < content.size(); ++i) {
-      MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, one_part(content[i], Idx(path, i), allow_media));
-      parts->push_back(std::move(part));
-    }
-    return absl::OkStatus();
-  };
-
-  if (body.contains("system")) {
-    const Json& system = body["system"];
+  if (const RawMember* system = body.Find("system")) {
     Message m = MakeMessage(Role::kSystem);
-    if (system.is_string()) {
-      m.content = system.get<std::string>();
-    } else if (system.is_array()) {
+    if (RawType(system->raw) == JsonType::kString) {
+      MODEENVOY_ASSIGN_OR_RETURN(m.content, RawString(system->raw, "system"));
+    } else if (RawType(system->raw) == JsonType::kArray) {
       std::vector<ContentPart> parts;
-      MODEENVOY_RETURN_IF_ERROR(text_parts(system, "system", &parts, false));
+      MODEENVOY_RETURN_IF_ERROR(ReadParts(system->raw, "system", &parts, false));
       m.content = std::move(parts);
     } else {
       return IngressError("system", "must be a string or an array of text blocks");
     }
     chat.messages.push_back(std::move(m));
   }
-  const Json& messages = body["messages"];
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const Json& m = messages[i];
+  absl::InlinedVector<std::string_view, 8> turns;
+  MODEENVOY_RETURN_IF_ERROR(RawElements(messages->raw, &turns));
+  chat.messages.reserve(chat.messages.size() + turns.size());
+  for (size_t i = 0; i < turns.size(); ++i) {
     const std::string path = Idx("messages", i);
-    if (!m.is_object()) return IngressError(path, "must be an object");
-    std::string role = m.value("role", "");
-    if (role != "user" && role != "assistant") {
+    if (RawType(turns[i]) != JsonType::kObject) return IngressError(path, "must be an object");
+    RawObject m;
+    MODEENVOY_RETURN_IF_ERROR(m.Read(turns[i], path));
+    MODEENVOY_ASSIGN_OR_RETURN(const std::string role, StringOrEmpty(m, "role"));
+    const bool user = role == "user";
+    if (!user && role != "assistant") {
       return IngressError(path + ".role", "must be user or assistant");
     }
-    if (!m.contains("content")) return IngressError(path + ".content", "Field required");
-    const Json& content = m["content"];
+    const RawMember* content = m.Find("content");
+    if (content == nullptr) return IngressError(path + ".content", "Field required");
     const std::string cpath = path + ".content";
-    if (content.is_string()) {
-      chat.messages.push_back(MakeMessage(role == "user" ? Role::kUser : Role::kAssistant,
-                                          content.get<std::string>()));
+    if (RawType(content->raw) == JsonType::kString) {
+      MODEENVOY_ASSIGN_OR_RETURN(std::string text, RawString(content->raw, cpath));
+      chat.messages.push_back(
+          MakeMessage(user ? Role::kUser : Role::kAssistant, std::move(text)));
       continue;
     }
-    if (!content.is_array()) return IngressError(cpath, "must be a string or an array");
-    if (role == "user") {
-      std::vector<ContentPart> parts;
-      for (size_t k = 0; k < content.size(); ++k) {
-        const Json& block = content[k];
-        const std::string p = Idx(cpath, k);
-        if (!block.is_object()) return IngressError(p, "must be an object");
-        if (block.value("type", "") == "tool_result") {
-          Message tool = MakeMessage(Role::kTool);
-          MODEENVOY_ASSIGN_OR_RETURN(std::string id,
-                                     str(block.value("tool_use_id", Json()), p + ".tool_use_id"));
-          tool.tool_call_id = std::move(id);
-          const Json& tc = block.value("content", Json(""));
-          if (tc.is_string()) {
-            tool.content = tc.get<std::string>();
-          } else if (tc.is_array()) {
-            std::vector<ContentPart> tparts;
-            MODEENVOY_RETURN_IF_ERROR(text_parts(tc, p + ".content", &tparts, true));
-            tool.content = std::move(tparts);
-          } else {
-            return IngressError(p + ".content", "must be a string or an array");
-          }
-          if (block.contains("is_error")) tool.extra.emplace_back("is_error", block["is_error"].dump());
-          if (block.contains("cache_control")) {
-            tool.extra.emplace_back("cache_control", block["cache_control"].dump());
-          }
-          chat.messages.push_back(std::move(tool));
-        } else {
-          MODEENVOY_ASSIGN_OR_RETURN(ContentPart part, one_part(block, p, true));
-          parts.push_back(std::move(part));
-        }
-      }
-      if (!parts.empty()) {
-        Message user = MakeMessage(Role::kUser);
-        user.content = std::move(parts);
-        chat.messages.push_back(std::move(user));
-      }
+    if (RawType(content->raw) != JsonType::kArray) {
+      return IngressError(cpath, "must be a string or an array");
+    }
+    if (user) {
+      MODEENVOY_RETURN_IF_ERROR(ReadUserBlocks(content->raw, cpath, &chat.messages));
       continue;
     }
-    Message a = MakeMessage(Role::kAssistant);
-    std::string text;
-    bool has_text = false;
-    Json thinking = Json::array();
-    for (size_t k = 0; k < content.size(); ++k) {
-      const Json& block = content[k];
-      const std::string p = Idx(cpath, k);
-      if (!block.is_object()) return IngressError(p, "must be an object");
-      std::string type = block.value("type", "");
-      if (type == "text") {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string t, str(block.value("text", Json()), p + ".text"));
-        text += t;
-        has_text = true;
-      } else if (type == "tool_use") {
-        ToolCall call;
-        MODEENVOY_ASSIGN_OR_RETURN(call.id, str(block.value("id", Json()), p + ".id"));
-        FunctionCall f;
-        MODEENVOY_ASSIGN_OR_RETURN(f.name, str(block.value("name", Json()), p + ".name"));
-        f.arguments = block.value("input", Json::object()).dump();
-        call.function = std::move(f);
-        a.tool_calls.push_back(std::move(call));
-      } else if (type == "thinking" || type == "redacted_thinking") {
-        thinking.push_back(block);
-      } else {
-        return IngressError(p + ".type", "block type \"" + type + "\" not mapped here");
-      }
-    }
-    if (has_text || a.tool_calls.empty()) a.content = text;
-    if (!thinking.empty()) a.extra.emplace_back("thinking_blocks", thinking.dump());
+    MODEENVOY_ASSIGN_OR_RETURN(Message a, ReadAssistantBlocks(content->raw, cpath));
     chat.messages.push_back(std::move(a));
   }
 
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    const std::string& k = it.key();
-    const Json& v = it.value();
+  for (const RawMember& member : body.members()) {
+    const std::string_view k = member.key;
+    const std::string_view v = member.raw;
+    const JsonType type = RawType(v);
     if (k == "model" || k == "max_tokens" || k == "messages" || k == "system") continue;
     if (k == "stream") {
-      if (!v.is_boolean()) return IngressError("stream", "must be a boolean");
-      chat.stream = v.get<bool>();
+      if (type != JsonType::kBool) return IngressError("stream", "must be a boolean");
+      chat.stream = v == "true";
     } else if (k == "temperature" || k == "top_p") {
-      if (!v.is_number()) return IngressError(k, "must be a number");
-      (k == "temperature" ? chat.temperature : chat.top_p) = v.get<double>();
-      if (k == "temperature" && (*chat.temperature < 0 || *chat.temperature > 1)) {
+      double number = 0;
+      if (type != JsonType::kNumber || !NumberToDouble(v, &number)) {
+        return IngressError(k, "must be a number");
+      }
+      (k == "temperature" ? chat.temperature : chat.top_p) = number;
+      if (k == "temperature" && (number < 0 || number > 1)) {
         return IngressError(k, "must be between 0 and 1");
       }
     } else if (k == "stop_sequences") {
-      if (!v.is_array()) return IngressError(k, "must be an array");
+      if (type != JsonType::kArray) return IngressError(k, "must be an array");
+      absl::InlinedVector<std::string_view, 8> items;
+      MODEENVOY_RETURN_IF_ERROR(RawElements(v, &items));
       std::vector<std::string> stops;
-      for (size_t i = 0; i < v.size(); ++i) {
-        MODEENVOY_ASSIGN_OR_RETURN(std::string s, str(v[i], Idx(k, i)));
+      stops.reserve(items.size());
+      for (size_t i = 0; i < items.size(); ++i) {
+        MODEENVOY_ASSIGN_OR_RETURN(std::string s, RawString(items[i], Idx(k, i)));
         stops.push_back(std::move(s));
       }
       chat.stop = std::move(stops);
     } else if (k == "metadata") {
-      if (!v.is_object()) return IngressError(k, "must be an object");
-      for (auto m = v.begin(); m != v.end(); ++m) {
-        if (m.key() != "user_id") {
-          return IngressError("metadata." + m.key(), "Extra inputs are not permitted");
+      if (type != JsonType::kObject) return IngressError(k, "must be an object");
+      RawObject metadata;
+      MODEENVOY_RETURN_IF_ERROR(metadata.Read(v, "metadata"));
+      for (const RawMember& m : metadata.members()) {
+        if (m.key != "user_id") {
+          return IngressError(Dotted("metadata", m.key), "Extra inputs are not permitted");
         }
-        if (m.value().is_null()) continue;
-        MODEENVOY_ASSIGN_OR_RETURN(std::string user, str(m.value(), "metadata.user_id"));
+        if (RawType(m.raw) == JsonType::kNull) continue;
+        MODEENVOY_ASSIGN_OR_RETURN(std::string user, RawString(m.raw, "metadata.user_id"));
         chat.user = std::move(user);
       }
     } else if (k == "tools") {
-      if (!v.is_array()) return IngressError(k, "must be an array");
-      for (size_t i = 0; i < v.size(); ++i) {
-        const Json& t = v[i];
-        const std::string p = Idx(k, i);
-        if (!t.is_object()) return IngressError(p, "must be an object");
-        Tool tool;
-        if (t.contains("type") && t["type"] != "custom") {
-          // A server tool: kept as is.
-          tool.type = t["type"].is_string() ? t["type"].get<std::string>() : "";
-          for (auto m = t.begin(); m != t.end(); ++m) {
-            if (m.key() != "type") tool.extra.emplace_back(m.key(), m.value().dump());
-          }
-        } else {
-          FunctionDefinition f;
-          MODEENVOY_ASSIGN_OR_RETURN(f.name, str(t.value("name", Json()), p + ".name"));
-          if (t.contains("description")) {
-            MODEENVOY_ASSIGN_OR_RETURN(std::string d, str(t["description"], p + ".description"));
-            f.description = std::move(d);
-          }
-          if (!t.contains("input_schema")) return IngressError(p + ".input_schema", "Field required");
-          f.parameters = t["input_schema"].dump();
-          if (t.contains("cache_control")) {
-            tool.extra.emplace_back("cache_control", t["cache_control"].dump());
-          }
-          tool.function = std::move(f);
-        }
+      if (type != JsonType::kArray) return IngressError(k, "must be an array");
+      absl::InlinedVector<std::string_view, 8> items;
+      MODEENVOY_RETURN_IF_ERROR(RawElements(v, &items));
+      chat.tools.reserve(items.size());
+      for (size_t i = 0; i < items.size(); ++i) {
+        MODEENVOY_ASSIGN_OR_RETURN(Tool tool, ReadTool(items[i], Idx(k, i)));
         chat.tools.push_back(std::move(tool));
       }
     } else if (k == "tool_choice") {
-      std::string type = v.is_object() ? v.value("type", "") : "";
+      RawObject tc;
+      std::string choice_type;
+      if (type == JsonType::kObject) {
+        MODEENVOY_RETURN_IF_ERROR(tc.Read(v, "tool_choice"));
+        MODEENVOY_ASSIGN_OR_RETURN(choice_type, BlockType(tc));
+      }
       ToolChoice choice;
-      if (type == "auto") {
+      if (choice_type == "auto") {
         choice.mode = "auto";
-      } else if (type == "any") {
+      } else if (choice_type == "any") {
         choice.mode = "required";
-      } else if (type == "none") {
+      } else if (choice_type == "none") {
         choice.mode = "none";
-      } else if (type == "tool") {
-        Json o = {{"type", "function"}, {"function", {{"name", v.value("name", "")}}}};
-        choice.object = o.dump();
+      } else if (choice_type == "tool") {
+        const std::string_view name = tc.Get("name");
+        std::string tool_name;
+        if (!name.empty()) {
+          MODEENVOY_ASSIGN_OR_RETURN(tool_name, RawString(name, "tool_choice.name"));
+        }
+        std::string object = R"({"function":{"name":)";
+        AppendJsonString(&object, tool_name);
+        object += R"(},"type":"function"})";
+        choice.object = std::move(object);
       } else {
         return IngressError("tool_choice.type", "must be auto, any, tool or none");
       }
-      if (v.value("disable_parallel_tool_use", false)) chat.parallel_tool_calls = false;
+      const std::string_view disable = tc.Get("disable_parallel_tool_use");
+      if (!disable.empty() && RawType(disable) != JsonType::kBool) {
+        return IngressError("tool_choice.disable_parallel_tool_use", "must be a boolean");
+      }
+      if (disable == "true") chat.parallel_tool_calls = false;
       chat.tool_choice = std::move(choice);
-    } else if (k == "output_config" && v.is_object() && v.contains("format") &&
-               v["format"].is_object() && v["format"].value("type", "") == "json_schema") {
-      Json rf = {{"type", "json_schema"},
-                 {"json_schema", {{"name", "output"}, {"schema", v["format"].value("schema", Json::object())}}}};
-      chat.response_format = rf.dump();
+    } else if (k == "output_config" && type == JsonType::kObject &&
+               ReadJsonSchemaFormat(v, &chat)) {
+      // chat.response_format set
     } else {
-      chat.extra.emplace_back(k, v.dump());  // top_k, thinking, service_tier, ...
+      chat.extra.emplace_back(std::string(k), RawCompact(v));  // top_k, thinking, ...
     }
   }
   return chat;
