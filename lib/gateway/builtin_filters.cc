@@ -16,6 +16,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/sha256.h"
+#include "modeenvoy/gateway/filter_hooks.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::gateway_internal {
@@ -67,7 +68,7 @@ std::optional<std::string_view> PresentedKey(const HttpHeaders& headers) {
   return std::nullopt;
 }
 
-class ApiKeyAuthFilter final : public Filter {
+class ApiKeyAuthFilter final : public Filter, public DeclaresResponseHooks {
  public:
   explicit ApiKeyAuthFilter(std::shared_ptr<const KeyTable> keys) : keys_(std::move(keys)) {}
 
@@ -101,6 +102,9 @@ class ApiKeyAuthFilter final : public Filter {
     ctx.metadata["api_key.name"] = key.name;
     return FilterResult::Continue();
   }
+
+  // Request phase only.
+  uint32_t response_hooks() const override { return 0; }
 
  private:
   std::shared_ptr<const KeyTable> keys_;
@@ -169,7 +173,7 @@ struct HeaderRules {
   std::vector<HeaderMutation> response;  // applied to the client response headers
 };
 
-class HeadersFilter final : public Filter {
+class HeadersFilter final : public Filter, public DeclaresResponseHooks {
  public:
   explicit HeadersFilter(std::shared_ptr<const HeaderRules> rules) : rules_(std::move(rules)) {}
 
@@ -184,6 +188,8 @@ class HeadersFilter final : public Filter {
     for (const HeaderMutation& m : rules_->response) ApplyHeaderMutation(m, &head.headers);
     return FilterStatus::kContinue;
   }
+
+  uint32_t response_hooks() const override { return kResponseHeadersHook; }
 
  private:
   std::shared_ptr<const HeaderRules> rules_;

@@ -32,6 +32,7 @@
 #include "lib/gateway/stream_usage.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
+#include "modeenvoy/gateway/filter_hooks.h"
 #include "modeenvoy/gateway/provider.h"
 #include "modeenvoy/gateway/routing.h"
 #include "modeenvoy/gateway/services.h"
@@ -274,6 +275,12 @@ class GatewayRequest final : public ActiveRequest,
   void TakeStreamUsage();
   // Filters continued from the request phase (response hooks to run).
   bool HasResponseFilters() const { return chain_ != nullptr && chain_->continued() > 0; }
+  // One of them declares a response hook in `hook` (ResponseHooksOf, filter_hooks.h): the
+  // engine does the work behind a hook only then (the step itself; for
+  // kResponseCompleteHook also the outcome's usage and error).
+  bool HasResponseHook(uint32_t hook) const {
+    return HasResponseFilters() && (response_hooks_ & hook) != 0;
+  }
   // A filter threw during a response step: ends the request as Fail() does (a 500 before
   // the status line, a cut stream after). Returns true if it did.
   bool ChainFailed();
@@ -291,6 +298,7 @@ class GatewayRequest final : public ActiveRequest,
   std::optional<EmbeddingsRequest> embeddings_;  // instead of chat_ on embeddings endpoints
   RequestContext ctx_;
   std::unique_ptr<FilterChain> chain_;
+  uint32_t response_hooks_ = 0;  // ResponseHooksOf() over chain_'s filters, or'ed
   std::unique_ptr<FilterChain> handler_;  // a local endpoint's handler
   std::unique_ptr<Timer> phase_timer_;
   std::unique_ptr<Timer> step_timer_;
@@ -426,6 +434,7 @@ void GatewayRequest::Start(HttpRequest request) {
   if (endpoint_->filter != nullptr && endpoint_->model_call != nullptr) {
     filters.push_back(endpoint_->filter->CreateFilter());
   }
+  for (const std::unique_ptr<Filter>& f : filters) response_hooks_ |= ResponseHooksOf(*f);
   chain_ = NewChain(std::move(filters));
   RunBounded(chain_.get(), /*handler=*/false);
 }
@@ -752,7 +761,8 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   translator_ = dialect_->NewStreamTranslator();
   renderer_ = native_ ? nullptr : codec_->NewStreamRenderer();
   stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
-                      shared_->limits.usage_estimator.get(), HasResponseFilters(),
+                      shared_->limits.usage_estimator.get(),
+                      HasResponseHook(kResponseCompleteHook),
                       translator_->KeepsUsagePromise());
   // Content-type and length come from the dialect and the renderer, not the upstream.
   upstream_headers_.erase(
@@ -801,7 +811,7 @@ bool GatewayRequest::QueueFrames(absl::Status* status, bool end) {
   stream_usage_.Filter(&translated_);
   // No filter sees the events and nothing waits before them: rendered at once, with no
   // stop in the queue (Pump sends them).
-  if (!HasResponseFilters() && committed_ && !pumping_ && !sink_blocked_ &&
+  if (!HasResponseHook(kResponseEventsHook) && committed_ && !pumping_ && !sink_blocked_ &&
       queue_head_ == queue_.size()) {
     RenderEvents(translated_.data(), translated_.data() + translated_.size(), false);
     translated_.clear();
@@ -908,7 +918,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     AttemptFailed(AsBadUpstreamResponse(std::move(s)), upstream_status_);
     return;
   }
-  if (HasResponseFilters()) ParseUsage(body);
+  if (HasResponseHook(kResponseCompleteHook)) ParseUsage(body);
   ReportAttemptEnd(absl::OkStatus(), upstream_status_);
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
@@ -955,7 +965,7 @@ void GatewayRequest::CompleteEmbeddings(EmbeddingsResponse response_value, int h
                              absl::StrCat("\"", ToAbsl(estimator.method()), "\""));
     estimated = true;
   }
-  if (HasResponseFilters()) {
+  if (HasResponseHook(kResponseCompleteHook)) {
     Usage usage;
     usage.prompt_tokens = response->usage->prompt_tokens;
     usage.total_tokens = response->usage->total_tokens;
@@ -977,7 +987,7 @@ void GatewayRequest::ParseUsage(std::string_view json) {
 }
 
 void GatewayRequest::TakeStreamUsage() {
-  if (!stream_usage_.started() || !HasResponseFilters()) return;
+  if (!stream_usage_.started() || !HasResponseHook(kResponseCompleteHook)) return;
   bool estimated = false;
   if (std::optional<Usage> usage = stream_usage_.Final(&estimated)) {
     outcome_.usage = std::move(usage);
@@ -1015,7 +1025,7 @@ void GatewayRequest::SendLocal(LocalReply reply) {
                                                                           : "application/json");
   }
   // Only OnResponseComplete reads the outcome: parse the reply's error body for it only then.
-  if (reply.status >= 400 && outcome_.error.ok() && HasResponseFilters()) {
+  if (reply.status >= 400 && outcome_.error.ok() && HasResponseHook(kResponseCompleteHook)) {
     outcome_.error = StatusFromUpstreamError(reply.status, reply.body);
   }
   if (reply.events.has_value()) {
@@ -1047,7 +1057,8 @@ void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render)
   head_ = std::move(head);
   whole_body_ = std::move(body);
   outcome_.status = head_.status;
-  if (!HasResponseFilters()) {  // no filter to show it to: skip the chain's machinery
+  // No filter to show it to: skip the chain's machinery.
+  if (!HasResponseHook(kResponseHeadersHook | kResponseBodyHook)) {
     AfterBodyWhole(render);
     return;
   }
@@ -1071,6 +1082,10 @@ void GatewayRequest::SendWhole(ResponseHead head, std::string body, bool render)
 }
 
 void GatewayRequest::AfterHeadersWhole(bool render) {
+  if (!HasResponseHook(kResponseBodyHook)) {
+    AfterBodyWhole(render);
+    return;
+  }
   std::weak_ptr<bool> life = life_;
   const uint64_t step = ++step_started_;
   chain_->RunResponseBody(head_, whole_body_, [this, render, step, life]() mutable {
@@ -1125,7 +1140,7 @@ void GatewayRequest::StartStream(ResponseHead head) {
     if (life.expired() || finished_) return;
     Pump();
   };
-  if (!HasResponseFilters()) {
+  if (!HasResponseHook(kResponseHeadersHook)) {
     commit();
     return;
   }
@@ -1157,7 +1172,7 @@ void GatewayRequest::Pump() {
   while (queue_head_ < queue_.size() && !waiting_filters_ && !sink_blocked_) {
     // Nobody to show them to one by one: all at once (a native stream sends each event's
     // provider bytes instead, through AfterEvents).
-    if (!HasResponseFilters() && !native_) {
+    if (!HasResponseHook(kResponseEventsHook) && !native_) {
       RenderEvents(queue_.data() + queue_head_, queue_.data() + queue_.size(), false);
       queue_.clear();
       queue_head_ = 0;
@@ -1172,7 +1187,7 @@ void GatewayRequest::Pump() {
       queue_head_ = 0;
     }
     const bool terminal = batch_.front().data == kSseDoneData;
-    if (!HasResponseFilters()) {
+    if (!HasResponseHook(kResponseEventsHook)) {
       AfterEvents(terminal);
       continue;
     }
@@ -1307,7 +1322,7 @@ void GatewayRequest::CompleteAndFinish(bool complete) {
     }
     Finish(complete);
   };
-  if (!HasResponseFilters()) {
+  if (!HasResponseHook(kResponseCompleteHook)) {
     release();
     return;
   }

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/filter.h"
+#include "modeenvoy/gateway/filter_hooks.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/poll_event_loop.h"
 #include "modeenvoy/gateway/provider.h"
@@ -87,6 +88,36 @@ class OutcomeFactory : public FilterFactory {
   std::shared_ptr<Seen> seen_;
 };
 
+// Declares its headers hook only, and counts the calls of every response hook.
+struct HookCalls {
+  int headers = 0;
+  int events = 0;
+  int complete = 0;
+};
+class HeadersOnlyFilter : public Filter, public DeclaresResponseHooks {
+ public:
+  explicit HeadersOnlyFilter(std::shared_ptr<HookCalls> calls) : calls_(std::move(calls)) {}
+  FilterStatus OnResponseHeaders(RequestContext&, ResponseHead& head, FilterCallbacks&) override {
+    ++calls_->headers;
+    head.headers.emplace_back("x-only", "1");
+    return FilterStatus::kContinue;
+  }
+  FilterStatus OnResponseEvents(RequestContext&, std::vector<SseEvent>&,
+                                FilterCallbacks&) override {
+    ++calls_->events;
+    return FilterStatus::kContinue;
+  }
+  FilterStatus OnResponseComplete(RequestContext&, const ResponseOutcome&,
+                                  FilterCallbacks&) override {
+    ++calls_->complete;
+    return FilterStatus::kContinue;
+  }
+  uint32_t response_hooks() const override { return kResponseHeadersHook; }
+
+ private:
+  std::shared_ptr<HookCalls> calls_;
+};
+
 // Counts characters, to see that the injected estimator is the one used.
 class CharCount : public UsageEstimator {
  public:
@@ -143,7 +174,15 @@ class StreamUsageTest : public ::testing::Test {
                                   -> absl::StatusOr<std::unique_ptr<FilterFactory>> {
                                 return std::make_unique<OutcomeFactory>(seen_);
                               })
-                    .ok());    ASSERT_TRUE(registry_.providers()
+                    .ok());
+    ASSERT_TRUE(registry_.filters()
+                    .Register("headers_only",
+                              [this](std::string_view, const BuildContext&)
+                                  -> absl::StatusOr<std::unique_ptr<FilterFactory>> {
+                                return MakeFilterFactory(HeadersOnlyFilter(hook_calls_));
+                              })
+                    .ok());
+    ASSERT_TRUE(registry_.providers()
                     .Register("raw_sse",
                               [](const ProviderConfig& common, std::string_view,
                                  const BuildContext&)
@@ -161,8 +200,9 @@ class StreamUsageTest : public ::testing::Test {
     absl::Status s = store_->Load(absl::StrFormat(
         R"({"providers": {"up": {"type": "%s", "base_url": "%s"%s}},
             "models": {"demo": {"provider": "up", "upstream_model": "upstream-demo"}},
-            "filters": [%s]})",
-        type, server.Url("/v1"), options, with_outcome_filter_ ? R"({"type": "outcome"})" : ""));
+            "filters": [%s%s%s]})",
+        type, server.Url("/v1"), options, with_outcome_filter_ ? R"({"type": "outcome"})" : "",
+        with_outcome_filter_ && !extra_filters_.empty() ? ", " : "", extra_filters_));
     EXPECT_TRUE(s.ok()) << s;
     GatewayOptions gw_options;
     gw_options.config = store_.get();
@@ -206,6 +246,8 @@ class StreamUsageTest : public ::testing::Test {
   std::shared_ptr<Seen> seen_ = std::make_shared<Seen>();
   std::unique_ptr<ConfigStore> store_;
   bool with_outcome_filter_ = true;  // Serve() configures the outcome filter
+  std::string extra_filters_;        // more chain entries after it (JSON objects)
+  std::shared_ptr<HookCalls> hook_calls_ = std::make_shared<HookCalls>();
 };
 
 // vLLM with continuous usage stats: usage on every chunk, then a usage-only chunk.
@@ -480,6 +522,85 @@ TEST_F(StreamUsageTest, ProviderOptionStreamUsageFalseSendsNoStreamOptions) {
   EXPECT_FALSE(Json::parse(server.requests()[0].body).contains("stream_options"));
   ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
   EXPECT_TRUE(seen_->outcome->usage_estimated);
+}
+
+// A chain whose filters do not read the outcome (the "headers" filter declares its headers
+// hook only) and a client that did not ask: the client's stream is what it is without
+// filters (usage chunks dropped unread), the filter's header included.
+TEST_F(StreamUsageTest, AHeadersOnlyFilterLeavesTheStreamAsWithoutFilters) {
+  with_outcome_filter_ = false;
+  extra_filters_ = R"({"type": "headers", "config": {"response": {"set": {"x-gw": "1"}}}})";
+  TestHttpServer server(UsageEverywhere);
+  for (bool with_filter : {true, false}) {
+    if (!with_filter) extra_filters_.clear();
+    RecordingSink sink = Serve(server, Request(false));
+    EXPECT_EQ(sink.status, 200);
+    EXPECT_EQ(FindHeader(sink.headers, "x-gw").has_value(), with_filter);
+    std::vector<std::string> events = Events(sink.body);
+    ASSERT_EQ(events.size(), 3u) << sink.body;
+    EXPECT_EQ(UsageChunks(events), 0) << sink.body;
+    EXPECT_EQ(Json::parse(events[0])["choices"][0]["delta"]["content"], "hello");
+    EXPECT_EQ(Json::parse(events[1])["choices"][0]["delta"]["content"], " world");
+    EXPECT_EQ(events[2], "[DONE]");
+  }
+}
+
+// The client asked and no filter reads the outcome: the client still gets the one usage
+// chunk before [DONE].
+TEST_F(StreamUsageTest, AClientThatAskedStillGetsUsageWithoutOutcomeReaders) {
+  with_outcome_filter_ = false;
+  extra_filters_ = R"({"type": "headers", "config": {"response": {"set": {"x-gw": "1"}}}})";
+  TestHttpServer server(UsageEverywhere);
+  RecordingSink sink = Serve(server, Request(true));
+  std::vector<std::string> events = Events(sink.body);
+  ASSERT_EQ(events.size(), 4u) << sink.body;
+  EXPECT_EQ(UsageChunks(events), 1) << sink.body;
+  EXPECT_EQ(Json::parse(events[2])["usage"], Json::parse(kUsage));
+  EXPECT_EQ(events[3], "[DONE]");
+}
+
+// A filter that reads the outcome next to one that does not: the provider is asked for usage
+// and the outcome carries it, as with the outcome filter alone.
+TEST_F(StreamUsageTest, AnOutcomeReaderBesideAHeadersOnlyFilterStillGetsTheUsage) {
+  extra_filters_ = R"({"type": "headers", "config": {"response": {"set": {"x-gw": "1"}}}})";
+  TestHttpServer server(UsageEverywhere);
+  RecordingSink sink = Serve(server, Request(false));
+  EXPECT_EQ(FindHeader(sink.headers, "x-gw"), "1");
+  std::vector<std::string> events = Events(sink.body);
+  ASSERT_EQ(events.size(), 3u) << sink.body;
+  EXPECT_EQ(UsageChunks(events), 0) << sink.body;
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(Json::parse(server.requests()[0].body)["stream_options"]["include_usage"], true);
+  ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
+  EXPECT_EQ(seen_->outcome->usage->completion_tokens, 4);
+  EXPECT_FALSE(seen_->outcome->usage_estimated);
+}
+
+// The engine runs no step for a hook no filter declares: a filter declaring its headers hook
+// only gets that one, and the stream reaches the client as without filters.
+TEST_F(StreamUsageTest, AFilterGetsNoEventOrCompleteStepItDidNotDeclare) {
+  with_outcome_filter_ = false;
+  extra_filters_ = R"({"type": "headers_only"})";
+  TestHttpServer server(UsageEverywhere);
+  RecordingSink sink = Serve(server, Request(true));
+  EXPECT_EQ(FindHeader(sink.headers, "x-only"), "1");
+  EXPECT_EQ(hook_calls_->headers, 1);
+  EXPECT_EQ(hook_calls_->events, 0);
+  EXPECT_EQ(hook_calls_->complete, 0);
+  std::vector<std::string> events = Events(sink.body);
+  ASSERT_EQ(events.size(), 4u) << sink.body;
+  EXPECT_EQ(UsageChunks(events), 1) << sink.body;
+  EXPECT_EQ(Json::parse(events[2])["usage"], Json::parse(kUsage));
+  EXPECT_EQ(events[3], "[DONE]");
+
+  // Beside a filter that declares nothing (so every hook), the outcome reaches the chain
+  // again: that filter gets the usage.
+  with_outcome_filter_ = true;
+  RecordingSink both = Serve(server, Request(false));
+  EXPECT_EQ(both.status, 200);
+  EXPECT_EQ(UsageChunks(Events(both.body)), 0) << both.body;
+  ASSERT_TRUE(seen_->outcome.has_value() && seen_->outcome->usage.has_value());
+  EXPECT_EQ(seen_->outcome->usage->completion_tokens, 4);
 }
 
 }  // namespace
