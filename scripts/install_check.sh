@@ -16,7 +16,8 @@ case "$mode" in all|umbrella|tokenizer) ;; *) echo "unknown mode '$mode'" >&2; e
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
-components=(core protocol tokenizer gateway context context_gateway)
+components=(core protocol tokenizer gateway context context_gateway router router_gateway anthropic_ingress
+  responses_ingress)
 
 fail() { echo "install-check: $*" >&2; exit 1; }
 
