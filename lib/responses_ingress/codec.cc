@@ -14,6 +14,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/responses_ingress/internal.h"
+#include "lib/responses_ingress/request_fields.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/protocol/chat.h"
@@ -139,6 +140,8 @@ class ResponsesCodec final : public IngressCodec {
     wire.target = request.path;
     wire.body = request.body;
     MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, dialect_->DecodeRequest(wire));
+    // include, client_metadata, stream_options, ...: OpenAI-only hints (request_fields.h).
+    MODEENVOY_RETURN_IF_ERROR(responses_ingress_internal::TakeResponsesOnlyFields(&chat));
     // `store`, `metadata` (tags of the response object, echoed by ForRequest's codec) and
     // `previous_response_id` are the gateway's, never a provider's.
     // The endpoint's state filter (state.cc) reads `store` and `previous_response_id` from
@@ -172,6 +175,8 @@ class ResponsesCodec final : public IngressCodec {
 
   absl::Status CheckAttempt(const ChatRequest& chat,
                             std::string_view provider_type) const override {
+    MODEENVOY_RETURN_IF_ERROR(
+        responses_ingress_internal::CheckResponsesOnlyFields(chat, provider_type));
     if (provider_type == "openai" || provider_type == "azure_openai" ||
         provider_type == "openai_responses") {
       return absl::OkStatus();  // OpenAI runs its hosted tools (or answers for itself)

@@ -737,6 +737,15 @@ TEST(AnthropicDialectTest, SamplingStopAndLimits) {
   EXPECT_EQ(*ErrorParam(s), "messages[0].name");
 }
 
+// prompt_cache_key is OpenAI's cache-routing hint: Anthropic caches by cache_control marks,
+// and the answer is the same without it, so it is not sent (and not refused).
+TEST(AnthropicDialectTest, PromptCacheKeyIsACacheHintAndNotSent) {
+  json body = Encode(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+      "prompt_cache_key":"codex-session-1"})");
+  EXPECT_FALSE(body.contains("prompt_cache_key"));
+  EXPECT_EQ(body["messages"], json::parse(R"([{"role":"user","content":"x"}])"));
+}
+
 TEST(AnthropicDialectTest, ReasoningEffortBecomesAThinkingBudget) {
   json body = Encode(R"({"model":"m","messages":[{"role":"user","content":"x"}],
       "reasoning_effort":"medium"})");

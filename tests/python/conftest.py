@@ -69,6 +69,7 @@ class Process:
         port_file = Path(self._dir.name) / "port"
         self.log_path = Path(self._dir.name) / "log"
         self._log = open(self.log_path, "wb")
+        self.stopped_log = ""  # the log as stop() found it
         self.proc = subprocess.Popen(
             [*args, "--port-file", str(port_file)],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -79,10 +80,13 @@ class Process:
                 self.port = int(port_file.read_text())
                 break
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited with {self.proc.returncode}:\n{self.log()}")
+                self.stop()  # closes the log and removes its directory: stopped_log keeps it
+                raise RuntimeError(f"{args[0]} exited with {self.proc.returncode}:\n"
+                                   f"{self.stopped_log}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"{args[0]} did not report a port in {timeout}s:\n{self.log()}")
+                raise RuntimeError(f"{args[0]} did not report a port in {timeout}s:\n"
+                                   f"{self.stopped_log}")
             time.sleep(0.02)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
@@ -99,6 +103,9 @@ class Process:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        # What the server wrote until it stopped (its log file goes with the directory).
+        if self.log_path.exists():
+            self.stopped_log = self.log_path.read_text(errors="replace")
         code = self.proc.returncode
         self._dir.cleanup()
         return code

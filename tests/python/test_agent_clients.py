@@ -9,12 +9,14 @@ non-native providers, offline:
   (streamed) translated to an emulated OpenAI Chat Completions provider (the emulator has no
   Responses API, so nothing passes through natively).
 
-Codex against an Anthropic provider does not work yet and is not tested here: its request
-carries a `namespace` tool and the hosted `web_search` tool (both refused for a non-OpenAI
-provider; Codex's `[features] multi_agent = false` and `web_search = "disabled"` drop them),
-`prompt_cache_key` (the anthropic dialect refuses it, docs/providers.md), and `include` and
-`client_metadata`, which the Responses ingress keeps as unknown members and the anthropic
-request then carries (Anthropic answers "Extra inputs are not permitted").
+- Codex CLI the same way against an emulated Anthropic provider (translated to POST
+  /v1/messages). Its request carries a `namespace` tool (`multi_agent_v1`) and the hosted
+  `web_search` tool, which run only at OpenAI (a 400 naming the tool for any other provider):
+  the config a user needs for a non-OpenAI provider turns them off (`web_search = "disabled"`,
+  `[features] multi_agent = false`). Its `prompt_cache_key` (a cache hint the anthropic dialect
+  does not send), `include` and `client_metadata` (OpenAI-only members the Responses ingress
+  takes out) never reach the Anthropic body, which the emulator validates like Anthropic
+  ("Extra inputs are not permitted").
 
 Both CLIs are native binaries shipped in npm optional dependencies, installed by
 scripts/setup.sh into tests/agents/node_modules (pinned in tests/agents/package.json); their
@@ -71,6 +73,8 @@ def servers(tmp_path_factory):
             "providers": {
                 "oai": {"type": "openai", "base_url": f"{emu}/v1", "api_key": "sk-up",
                         "headers": pong},
+                "ant": {"type": "anthropic", "base_url": emu, "api_key": "sk-ant-up",
+                        "headers": pong},
             },
             "models": {
                 # Claude Code's main and small models, both served by the OpenAI dialect.
@@ -78,6 +82,8 @@ def servers(tmp_path_factory):
                 "claude-haiku-4-5": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
                 # Codex's model, served through Chat Completions.
                 "gpt-5-codex-via-chat": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
+                # Codex's model, served by an Anthropic provider.
+                "claude-via-codex": {"provider": "ant", "upstream_model": "claude-sonnet-4-5"},
             },
         }
         gateway = start_gateway(start, tmp_path_factory.mktemp("agents"), config)
@@ -172,3 +178,54 @@ def test_codex_exec_through_the_responses_ingress(servers, tmp_path):
     assert all(r.headers.get("accept") == "text/event-stream" for r in responses), report
     # The emulated provider answered it through Chat Completions.
     assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
+
+
+# What a user adds to Codex's config.toml for a model whose provider is not OpenAI: the
+# hosted web_search tool and the multi_agent namespace tool run only at OpenAI. Top-level
+# keys first (TOML puts every key after a [table] header into that table).
+NON_OPENAI_TOP = 'web_search = "disabled"\n'
+NON_OPENAI_TABLES = "[features]\nmulti_agent = false\n"
+
+
+def test_codex_exec_through_the_responses_ingress_to_anthropic(servers, tmp_path):
+    codex = _require(CODEX)
+    emulator, gateway = servers
+    work = tmp_path / "work"
+    work.mkdir()
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir()
+    last = tmp_path / "last-message.txt"
+    with RecordingProxy(gateway.base_url) as proxy:
+        (codex_home / "config.toml").write_text(
+            'model = "claude-via-codex"\n'
+            'model_provider = "modeenvoy"\n'
+            + NON_OPENAI_TOP + NON_OPENAI_TABLES +
+            "[model_providers.modeenvoy]\n"
+            'name = "modeenvoy gateway"\n'
+            f'base_url = "{proxy.base_url}/v1"\n'
+            'env_key = "MODEENVOY_API_KEY"\n'
+            'wire_api = "responses"\n'
+            "request_max_retries = 0\n"
+            "stream_max_retries = 0\n")
+        env = _clean_env(tmp_path, CODEX_HOME=str(codex_home), MODEENVOY_API_KEY=KEY)
+        done = subprocess.run(
+            [str(codex), "exec", "--skip-git-repo-check", "--sandbox", "read-only",
+             "--output-last-message", str(last), TASK],
+            cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+            stdin=subprocess.DEVNULL)
+    report = _report("codex", proxy, done)
+    print(report)
+    assert done.returncode == 0, report
+    assert last.read_text().strip() == "pong", report
+    responses = [r for r in proxy.records if r.method == "POST"
+                 and r.path.split("?")[0] == "/v1/responses"]
+    assert responses, report
+    assert all(r.status == 200 for r in responses), report
+    # The emulated Anthropic provider answered it, with none of the OpenAI-only members.
+    sent = emulator_requests(emulator, lambda t: t.startswith("/v1/messages"))
+    assert sent, report
+    body = sent[-1]["body"]
+    body = json.loads(body) if isinstance(body, str) else body
+    assert body["model"] == "claude-sonnet-4-5", report
+    for member in ("prompt_cache_key", "include", "client_metadata", "store", "reasoning"):
+        assert member not in body, (member, report)

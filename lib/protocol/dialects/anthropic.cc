@@ -1534,7 +1534,8 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   if (chat.verbosity) return NotSupported("verbosity");
   if (chat.metadata) return NotSupported("metadata", "user is sent as metadata.user_id");
   if (chat.store.value_or(false)) return NotSupported("store");
-  if (chat.prompt_cache_key) return NotSupported("prompt_cache_key", "use cache_control");
+  // prompt_cache_key (OpenAI's cache routing hint) is not sent: Anthropic caches by
+  // cache_control marks, and the answer is the same without it.
 
   std::optional<int64_t> budget;
   if (chat.reasoning_effort.has_value() && *chat.reasoning_effort != "none") {
