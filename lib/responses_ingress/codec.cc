@@ -2,8 +2,9 @@
 // Parsing, rendering and error bodies are the "openai_responses" dialect's ingress side (the
 // same code the emulator and modeenvoy.translate_* use); this file adapts it to the engine:
 // one codec per request (ForRequest) that echoes the request's fields in every response
-// object it renders, the dialect's stream bytes cut back into events, and the hosted-tool
-// check per attempt.
+// object it renders (echo.cc), the dialect's stream bytes read back as events (SseParser),
+// and the hosted-tool check per attempt.
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,13 +29,9 @@ namespace {
 
 using core_internal::Json;
 
-// The members of the request a response object repeats, with the value the API reports
-// when the request leaves one out.
-constexpr std::pair<std::string_view, std::string_view> kEchoed[] = {
-    {"instructions", "null"}, {"metadata", "{}"},          {"parallel_tool_calls", "true"},
-    {"temperature", "null"},  {"tool_choice", "\"auto\""}, {"tools", "[]"},
-    {"top_p", "null"},        {"previous_response_id", "null"}, {"store", "true"},
-};
+using responses_internal::Echo;
+using responses_internal::EchoOf;
+using responses_internal::PatchEcho;
 
 // The response events that carry the whole response object.
 bool CarriesResponse(std::string_view event) {
@@ -43,52 +40,19 @@ bool CarriesResponse(std::string_view event) {
          event == "response.failed";
 }
 
-// Cuts bytes the stream encoder wrote ("event: X\ndata: Y\n\n" per event, data on one line:
-// it is compact JSON) back into events.
-void SplitEvents(std::string_view bytes, std::vector<SseEvent>* out) {
-  constexpr std::string_view kEvent = "event: ";
-  constexpr std::string_view kData = "data: ";
-  SseEvent current;
-  while (!bytes.empty()) {
-    const size_t nl = bytes.find('\n');
-    std::string_view line = bytes.substr(0, nl);
-    bytes.remove_prefix(nl == std::string_view::npos ? bytes.size() : nl + 1);
-    if (line.empty()) {
-      out->push_back(std::move(current));
-      current = SseEvent();
-    } else if (line.substr(0, kEvent.size()) == kEvent) {
-      current.event.assign(line.substr(kEvent.size()));
-    } else if (line.substr(0, kData.size()) == kData) {
-      if (!current.data.empty()) current.data.push_back('\n');
-      current.data.append(line.substr(kData.size()));
-    }
-  }
+// Cuts the stream encoder's bytes ("event: X\ndata: Y\n\n" per event) back into events.
+// They are this process's own, so no event size bound applies (a response.completed event
+// carries the whole answer), and the parser cannot fail.
+SseParser EncodedEventParser() {
+  return SseParser(SseParserOptions{.max_event_bytes = std::numeric_limits<size_t>::max()});
 }
 
 // What one request's codec and its stream renderer share: the echoed values and the
 // encoder of the stream in progress (for the response.failed event).
 struct RequestState {
-  Json echo = Json::object();  // member -> value, every kEchoed member
+  Echo echo;  // ForRequest's EchoOf; all empty (nothing echoed) for the unbound codec
   std::unique_ptr<StreamEncoder> encoder;
 };
-
-void Patch(const Json& echo, Json* response) { responses_internal::PatchEcho(echo, response); }
-
-// `data` (a compact JSON object: a response object, or an event whose "response" member is
-// one) with the echoed members set.
-absl::Status PatchJson(const Json& echo, bool in_event, std::string* data) {
-  Json json = Json::parse(*data, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return absl::InternalError("responses: rendered a non-object");
-  Json* response = &json;
-  if (in_event) {
-    auto it = json.find("response");
-    if (it == json.end() || !it->is_object()) return absl::OkStatus();
-    response = &*it;
-  }
-  Patch(echo, response);
-  *data = json.dump();
-  return absl::OkStatus();
-}
 
 // Unified events ("chat.completion.chunk" data, then "[DONE]") -> the Responses events.
 class ResponsesStreamRenderer final : public StreamTranslator {
@@ -109,11 +73,11 @@ class ResponsesStreamRenderer final : public StreamTranslator {
       s = state_->encoder->Encode(*chunk, &bytes_);
     }
     const size_t first = out->size();
-    SplitEvents(bytes_, out);
+    MODEENVOY_RETURN_IF_ERROR(events_.Feed(bytes_, out));
     for (size_t i = first; i < out->size(); ++i) {
       SseEvent& e = (*out)[i];
       if (CarriesResponse(e.event)) {
-        MODEENVOY_RETURN_IF_ERROR(PatchJson(state_->echo, /*in_event=*/true, &e.data));
+        MODEENVOY_RETURN_IF_ERROR(PatchEcho(state_->echo, /*in_event=*/true, &e.data));
       }
     }
     return s;
@@ -126,6 +90,7 @@ class ResponsesStreamRenderer final : public StreamTranslator {
  private:
   std::shared_ptr<RequestState> state_;
   std::string bytes_;
+  SseParser events_ = EncodedEventParser();
   bool done_ = false;
 };
 
@@ -167,9 +132,8 @@ class ResponsesCodec final : public IngressCodec {
   std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
                                                  const ChatRequest& /*chat*/) const override {
     auto state = std::make_shared<RequestState>();
-    // ParseRequest read this body already: it is a JSON object.
-    state->echo =
-        responses_internal::EchoOf(Json::parse(request.body, nullptr, /*allow_exceptions=*/false));
+    // ParseRequest read this body already (a JSON object).
+    state->echo = EchoOf(request.body);
     return std::make_shared<ResponsesCodec>(dialect_, std::move(state));
   }
 
@@ -203,7 +167,7 @@ class ResponsesCodec final : public IngressCodec {
     if (!rendered.ok()) return rendered.status();
     *body = std::move(*rendered);
     if (state_ == nullptr) return absl::OkStatus();
-    return PatchJson(state_->echo, /*in_event=*/false, body);
+    return PatchEcho(state_->echo, /*in_event=*/false, body);
   }
 
   std::unique_ptr<StreamTranslator> NewStreamRenderer() const override {
@@ -228,12 +192,12 @@ class ResponsesCodec final : public IngressCodec {
     std::string bytes;
     encoder->EncodeError(status, &bytes);
     std::vector<SseEvent> events;
-    SplitEvents(bytes, &events);
+    EncodedEventParser().Feed(bytes, &events).IgnoreError();  // unbounded: cannot fail
     // EncodeError writes response.created first when the stream had not started: the
     // engine sends one event, so the last one (response.failed) is it.
     SseEvent e = events.empty() ? SseEvent() : std::move(events.back());
     if (state_ != nullptr && !e.data.empty()) {
-      PatchJson(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
+      PatchEcho(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
     }
     return e;
   }
@@ -252,33 +216,15 @@ const Dialect& ResponsesDialect() {
 
 namespace responses_internal {
 
-Json EchoOf(const Json& body) {
-  Json echo = Json::object();
-  for (const auto& [key, fallback] : kEchoed) {
-    const std::string k(key);
-    auto it = body.is_object() ? body.find(k) : body.end();
-    if (it != body.end() && !(it->is_null() && key != "instructions")) {
-      echo[k] = *it;
-    } else {
-      echo[k] = Json::parse(fallback);
-    }
-  }
-  return echo;
-}
-
-void PatchEcho(const Json& echo, Json* response) {
-  for (auto it = echo.begin(); it != echo.end(); ++it) (*response)[it.key()] = it.value();
-}
-
 absl::StatusOr<std::string> RenderStoredResponse(std::string_view completion_json,
                                                  std::string_view echo_json) {
   absl::StatusOr<ChatCompletion> completion = ParseChatCompletion(completion_json);
-  Json echo = Json::parse(echo_json, nullptr, /*allow_exceptions=*/false);
-  if (!completion.ok() || !echo.is_object()) {
+  absl::StatusOr<Echo> echo = EchoFromJson(echo_json);
+  if (!completion.ok() || !echo.ok()) {
     return absl::DataLossError("stored response: the record does not parse");
   }
   MODEENVOY_ASSIGN_OR_RETURN(std::string body, ResponsesDialect().EncodeResponse(*completion));
-  MODEENVOY_RETURN_IF_ERROR(PatchJson(echo, /*in_event=*/false, &body));
+  MODEENVOY_RETURN_IF_ERROR(PatchEcho(*echo, /*in_event=*/false, &body));
   return body;
 }
 

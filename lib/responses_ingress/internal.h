@@ -4,9 +4,13 @@
 #ifndef MODEENVOY_LIB_RESPONSES_INGRESS_INTERNAL_H_
 #define MODEENVOY_LIB_RESPONSES_INGRESS_INTERNAL_H_
 
+#include <array>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,13 +32,39 @@ inline constexpr std::string_view kInputCountKey = "response.inputs";
 // The request metadata key the state filter publishes the gateway's response id under.
 inline constexpr std::string_view kResponseIdKey = "responses.id";
 
-// The members of the request a response object repeats (instructions, metadata, tools,
-// ..., previous_response_id, store), each with the value the API reports when the request
-// leaves it out. `body` is the request body (a JSON object; anything else: all defaults).
-core_internal::Json EchoOf(const core_internal::Json& body);
+// The members of the request a response object repeats, each with the value (JSON text)
+// the API reports when the request leaves it out.
+inline constexpr std::pair<std::string_view, std::string_view> kEchoed[] = {
+    {"instructions", "null"}, {"metadata", "{}"},          {"parallel_tool_calls", "true"},
+    {"temperature", "null"},  {"tool_choice", "\"auto\""}, {"tools", "[]"},
+    {"top_p", "null"},        {"previous_response_id", "null"}, {"store", "true"},
+};
+inline constexpr size_t kEchoedCount = sizeof(kEchoed) / sizeof(kEchoed[0]);
 
-// Sets the echoed members on the response object `response` (a JSON object).
-void PatchEcho(const core_internal::Json& echo, core_internal::Json* response);
+// One request's echo: the compact JSON text of each kEchoed member's value, in kEchoed's
+// order. An empty text means "not echoed": the rendered object keeps its own value (a stored
+// record whose echo lacks the member).
+using Echo = std::array<std::string, kEchoedCount>;
+
+// The echo of the request body `body` (one pull-reader pass; values keep the request's text,
+// compacted): the request's value of each member, or its default when the request leaves it
+// out or sends null. A body that is not a JSON object: all defaults.
+Echo EchoOf(std::string_view body);
+
+// `echo` as the JSON object text a stored record keeps (kEchoKey): its non-empty members in
+// kEchoed's order.
+std::string EchoJson(const Echo& echo);
+
+// Reads EchoJson's text back (a JSON object; members it lacks are left empty, other members
+// ignored). Errors: kDataLoss when it is not a JSON object (a corrupt record).
+absl::StatusOr<Echo> EchoFromJson(std::string_view json);
+
+// Sets the echo's members on `*data`, compact JSON the dialect rendered: a response object,
+// or (`in_event`) an event whose "response" member, when an object, is one. Members are
+// replaced in place or appended after the object's own; everything else is copied byte for
+// byte (one pull-reader pass, no DOM). Errors: kInternal when `*data` is not a JSON object
+// (`*data` is then unchanged).
+absl::Status PatchEcho(const Echo& echo, bool in_event, std::string* data);
 
 // The response object of a stored response: `completion_json` (unified "chat.completion")
 // rendered by the openai_responses dialect with `echo_json`'s members set.

@@ -69,7 +69,7 @@ class StateFilter final : public Filter {
             InvalidFieldError("previous_response_id", "must not be empty"));
       }
     }
-    echo_ = EchoOf(body);
+    echo_ = EchoOf(ctx.request.body);
     // The gateway's own members never reach a provider.
     ctx.chat->store.reset();
     for (auto it = ctx.chat->extra.begin(); it != ctx.chat->extra.end(); ++it) {
@@ -267,7 +267,7 @@ class StateFilter final : public Filter {
       append.entries.push_back({.message = completion_->choices.front().message, .turn = turn});
     }
     append.metadata[std::string(kCompletionKey)] = SerializeChatCompletion(*completion_);
-    append.metadata[std::string(kEchoKey)] = echo_.dump();
+    append.metadata[std::string(kEchoKey)] = EchoJson(echo_);
     append.metadata[std::string(kInputCountKey)] = absl::StrCat(input_.size());
     if (!previous_.empty()) append.metadata[std::string(kPreviousKey)] = previous_;
     ArmTimer([this] {
@@ -336,7 +336,7 @@ class StateFilter final : public Filter {
   std::string id_;
   bool store_ = true;  // OpenAI's default
   std::string previous_;
-  Json echo_;
+  Echo echo_;
   std::vector<Message> input_;
   std::vector<HistoryEntry> history_;  // the previous response's conversation
   int64_t turns_ = 0;

@@ -70,6 +70,48 @@ TEST(ResponsesCodec, ResponseEchoesTheRequestFields) {
   EXPECT_EQ(r["output"][0]["content"][0]["text"], "hi there");
 }
 
+// The response object repeats the request's values as the client wrote them: a number no
+// double holds (2^64 + 1, in a tool's schema) and an exponent form keep their text, in the
+// whole body and in every stream event that carries the response object.
+TEST(ResponsesCodec, EchoedValuesKeepTheRequestsText) {
+  constexpr char kTools[] =
+      R"([{"type":"function","name":"f","parameters":{"type":"object","properties":)"
+      R"({"n":{"type":"integer","maximum":18446744073709551617}}}}])";
+  const std::string request = std::string(R"({"model":"m","input":"x","temperature":1E0,)") +
+                              R"("tools":)" + kTools + "}";
+  ChatRequest chat;
+  std::shared_ptr<const IngressCodec> codec = Bound(request, &chat);
+  std::string body = kCompletion;
+  ASSERT_TRUE(codec->RenderResponse(&body).ok());
+  EXPECT_NE(body.find(std::string(R"("tools":)") + kTools), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("temperature":1E0)"), std::string::npos) << body;
+
+  ChatRequest streamed;
+  std::shared_ptr<const IngressCodec> stream_codec =
+      Bound(request.substr(0, request.size() - 1) + R"(,"stream":true})", &streamed);
+  std::unique_ptr<StreamTranslator> renderer = stream_codec->NewStreamRenderer();
+  ASSERT_NE(renderer, nullptr);
+  std::vector<SseEvent> events;
+  for (const char* data :
+       {R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",)"
+        R"("choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",)"
+        R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})",
+        "[DONE]"}) {
+    StreamFrame frame;
+    frame.data = data;
+    ASSERT_TRUE(renderer->Translate(std::move(frame), &events).ok());
+  }
+  int carrying = 0;
+  for (const SseEvent& e : events) {
+    if (json::parse(e.data).contains("response")) {
+      ++carrying;
+      EXPECT_NE(e.data.find(std::string(R"("tools":)") + kTools), std::string::npos) << e.data;
+    }
+  }
+  EXPECT_EQ(carrying, 3);  // response.created, response.in_progress, response.completed
+}
+
 TEST(ResponsesCodec, DefaultsWhenTheRequestLeavesFieldsOut) {
   ChatRequest chat;
   std::shared_ptr<const IngressCodec> codec = Bound(R"({"model":"m","input":"x"})", &chat);

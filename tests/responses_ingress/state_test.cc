@@ -355,6 +355,25 @@ TEST_F(ResponsesStateTest, StoredResponseEndpointsAndOwnership) {
   EXPECT_EQ(gone->sink.status, 404);
 }
 
+// A stored response is the object as answered, byte for byte, and its echo keeps the
+// request's text (a number no double holds, in a tool's schema).
+TEST_F(ResponsesStateTest, AStoredResponseIsTheAnsweredBytesWithTheRequestsText) {
+  constexpr char kTools[] =
+      R"([{"type":"function","name":"f","parameters":{"type":"object","properties":)"
+      R"({"n":{"type":"integer","maximum":18446744073709551617}}}}])";
+  std::unique_ptr<Exchange> r = Send(Request(
+      "POST", "/v1/responses", "sk-a",
+      std::string(R"({"model":"demo","input":"keep me","tools":)") + kTools + "}"));
+  ASSERT_EQ(r->sink.status, 200) << r->sink.body;
+  EXPECT_NE(r->sink.body.find(std::string(R"("tools":)") + kTools), std::string::npos)
+      << r->sink.body;
+
+  std::unique_ptr<Exchange> got = Send(Request("GET", absl::StrFormat("/v1/responses/%s",
+                                                                      kExpectedId), "sk-a", ""));
+  ASSERT_EQ(got->sink.status, 200) << got->sink.body;
+  EXPECT_EQ(got->sink.body, r->sink.body);
+}
+
 TEST_F(ResponsesStateTest, StoreFalseIsAnsweredButNotKept) {
   std::unique_ptr<Exchange> r = Create({{"input", "forget"}, {"store", false}});
   ASSERT_EQ(r->sink.status, 200);

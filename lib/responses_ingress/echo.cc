@@ -1,0 +1,173 @@
+// lib/responses_ingress/echo.cc: the request members a response object repeats, read from
+// the request body and set on rendered response objects with the pull reader, one pass each
+// (no DOM): these run for every response object the ingress renders, in the whole body and in
+// every stream event that carries one, and for every stored response read back.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "lib/core/json_pull.h"
+#include "lib/responses_ingress/internal.h"
+#include "modeenvoy/protocol/chat.h"
+
+namespace modeenvoy::responses_internal {
+namespace {
+
+using core_internal::AppendJsonString;
+using core_internal::JsonReader;
+using core_internal::JsonType;
+
+// kEchoed's index of `key`, or kEchoedCount.
+size_t EchoIndex(std::string_view key) {
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (kEchoed[i].first == key) return i;
+  }
+  return kEchoedCount;
+}
+
+// Reads an object from `r` and appends it to `out` with the echo's members set: replaced
+// where the object has them, appended after its members where not; a member whose echo text
+// is empty keeps the object's value. False when `r` fails.
+bool PatchObject(JsonReader& r, const Echo& echo, std::string* out) {
+  if (!r.BeginObject()) return false;
+  out->push_back('{');
+  bool seen[kEchoedCount] = {};
+  bool first = true;
+  bool wrote = false;
+  std::string scratch;
+  for (;;) {
+    std::string_view key;
+    bool has = false;
+    if (!r.NextMember(&first, &key, &scratch, &has)) return false;
+    if (!has) break;
+    if (wrote) out->push_back(',');
+    wrote = true;
+    AppendJsonString(out, key);
+    out->push_back(':');
+    const size_t i = EchoIndex(key);
+    if (i == kEchoedCount || echo[i].empty()) {
+      if (!r.CaptureValue(out)) return false;
+      continue;
+    }
+    if (!r.SkipValue()) return false;
+    out->append(echo[i]);
+    seen[i] = true;
+  }
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (seen[i] || echo[i].empty()) continue;
+    if (wrote) out->push_back(',');
+    wrote = true;
+    AppendJsonString(out, kEchoed[i].first);
+    out->push_back(':');
+    out->append(echo[i]);
+  }
+  out->push_back('}');
+  return true;
+}
+
+// Reads the object `text` and captures the values of its kEchoed members into `echo`
+// (members it does not have are left as they are). An explicit null is skipped when
+// `null_is_absent`. False when `text` is not a JSON object.
+bool CaptureEchoed(std::string_view text, bool null_is_absent, Echo* echo) {
+  JsonReader r(text, kMaxJsonDepth);
+  if (!r.BeginObject()) return false;
+  bool first = true;
+  std::string scratch;
+  for (;;) {
+    std::string_view key;
+    bool has = false;
+    if (!r.NextMember(&first, &key, &scratch, &has)) return false;
+    if (!has) return r.ExpectEnd();
+    const size_t i = EchoIndex(key);
+    if (i == kEchoedCount) {
+      if (!r.SkipValue()) return false;
+      continue;
+    }
+    std::string value;
+    if (!r.CaptureValue(&value)) return false;
+    if (null_is_absent && value == "null") continue;
+    (*echo)[i] = std::move(value);
+  }
+}
+
+}  // namespace
+
+Echo EchoOf(std::string_view body) {
+  Echo echo;
+  // An explicit null reports the API's default (for instructions that is null too).
+  Echo read;
+  const bool ok = CaptureEchoed(body, /*null_is_absent=*/true, &read);
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    echo[i] = ok && !read[i].empty() ? std::move(read[i]) : std::string(kEchoed[i].second);
+  }
+  return echo;
+}
+
+std::string EchoJson(const Echo& echo) {
+  std::string out = "{";
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (echo[i].empty()) continue;
+    if (out.size() > 1) out.push_back(',');
+    AppendJsonString(&out, kEchoed[i].first);
+    out.push_back(':');
+    out.append(echo[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+absl::StatusOr<Echo> EchoFromJson(std::string_view json) {
+  Echo echo;
+  if (!CaptureEchoed(json, /*null_is_absent=*/false, &echo)) {
+    return absl::DataLossError("stored response: the record's echo does not parse");
+  }
+  return echo;
+}
+
+absl::Status PatchEcho(const Echo& echo, bool in_event, std::string* data) {
+  JsonReader r(*data, kMaxJsonDepth);
+  JsonType type = JsonType::kNull;
+  if (!r.Peek(&type) || type != JsonType::kObject) {
+    return absl::InternalError("responses: rendered a non-object");
+  }
+  std::string out;
+  out.reserve(data->size() + 128);
+  bool ok = true;
+  if (!in_event) {
+    ok = PatchObject(r, echo, &out);
+  } else {
+    // An event: its "response" member (when an object) is the response object.
+    ok = r.BeginObject();
+    out.push_back('{');
+    bool first = true;
+    std::string scratch;
+    while (ok) {
+      std::string_view key;
+      bool has = false;
+      ok = r.NextMember(&first, &key, &scratch, &has);
+      if (!ok || !has) break;
+      if (out.size() > 1) out.push_back(',');
+      AppendJsonString(&out, key);
+      out.push_back(':');
+      JsonType member = JsonType::kNull;
+      ok = r.Peek(&member);
+      if (!ok) break;
+      ok = key == "response" && member == JsonType::kObject ? PatchObject(r, echo, &out)
+                                                           : r.CaptureValue(&out);
+    }
+    out.push_back('}');
+  }
+  if (ok) ok = r.ExpectEnd();
+  if (!ok) {
+    return absl::InternalError(
+        absl::StrCat("responses: rendered invalid JSON: ", r.status().ToString()));
+  }
+  *data = std::move(out);
+  return absl::OkStatus();
+}
+
+}  // namespace modeenvoy::responses_internal

@@ -1,0 +1,91 @@
+// tests/responses_ingress/echo_test.cc: the echo helpers (lib/responses_ingress/internal.h)
+// on hand-written JSON. Expected texts are written out from the Responses API reference's
+// defaults and the helpers' documented contract (members replaced in place, the missing ones
+// appended in kEchoed's order, everything else copied byte for byte), not from their output.
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "lib/responses_ingress/internal.h"
+
+namespace modeenvoy::responses_internal {
+namespace {
+
+constexpr char kAllDefaults[] =
+    R"({"instructions":null,"metadata":{},"parallel_tool_calls":true,"temperature":null,)"
+    R"("tool_choice":"auto","tools":[],"top_p":null,"previous_response_id":null,"store":true})";
+
+TEST(ResponsesEcho, RequestValuesOrTheApiDefaults) {
+  // Explicit nulls report the default; values keep the request's text, compacted.
+  EXPECT_EQ(EchoJson(EchoOf(R"({"model":"m","input":"x","temperature":null,"top_p": 0.5,)"
+                            R"("metadata": {"k" : "v"},"store":false})")),
+            R"({"instructions":null,"metadata":{"k":"v"},"parallel_tool_calls":true,)"
+            R"("temperature":null,"tool_choice":"auto","tools":[],"top_p":0.5,)"
+            R"("previous_response_id":null,"store":false})");
+  EXPECT_EQ(EchoJson(EchoOf("[1,2]")), kAllDefaults);
+  EXPECT_EQ(EchoJson(EchoOf("")), kAllDefaults);
+}
+
+// A record the nlohmann version stored (the same member order and compact form) reads back
+// and patches a rendered object the way it did.
+TEST(ResponsesEcho, AStoredEchoPatchesTheRenderedObject) {
+  absl::StatusOr<Echo> echo = EchoFromJson(
+      R"({"instructions":"Be brief.","metadata":{"k":"v"},"parallel_tool_calls":true,)"
+      R"("temperature":0.25,"tool_choice":"auto","tools":[],"top_p":null,)"
+      R"("previous_response_id":null,"store":true})");
+  ASSERT_TRUE(echo.ok()) << echo.status();
+  std::string body =
+      R"({"id":"resp_1","object":"response","instructions":null,"metadata":{},"output":[]})";
+  ASSERT_TRUE(PatchEcho(*echo, /*in_event=*/false, &body).ok());
+  EXPECT_EQ(body,
+            R"({"id":"resp_1","object":"response","instructions":"Be brief.","metadata":)"
+            R"({"k":"v"},"output":[],"parallel_tool_calls":true,"temperature":0.25,)"
+            R"("tool_choice":"auto","tools":[],"top_p":null,"previous_response_id":null,)"
+            R"("store":true})");
+}
+
+TEST(ResponsesEcho, AMissingMemberKeepsTheRenderedValue) {
+  absl::StatusOr<Echo> none = EchoFromJson("{}");  // a record stored without an echo
+  ASSERT_TRUE(none.ok());
+  std::string body = R"({"id":"resp_1","metadata":{"a":"b"},"output_text":"\u00e9"})";
+  const std::string rendered = body;
+  ASSERT_TRUE(PatchEcho(*none, /*in_event=*/false, &body).ok());
+  EXPECT_EQ(body, rendered);
+
+  absl::StatusOr<Echo> partial = EchoFromJson(R"({"store":false})");
+  ASSERT_TRUE(partial.ok());
+  ASSERT_TRUE(PatchEcho(*partial, /*in_event=*/false, &body).ok());
+  EXPECT_EQ(body, R"({"id":"resp_1","metadata":{"a":"b"},"output_text":"\u00e9","store":false})");
+}
+
+TEST(ResponsesEcho, EventsPatchOnlyTheirResponseObject) {
+  absl::StatusOr<Echo> echo = EchoFromJson(R"({"metadata":{"k":"v"}})");
+  ASSERT_TRUE(echo.ok());
+  std::string event =
+      R"({"type":"response.created","metadata":1,"response":{"id":"r","metadata":{}},)"
+      R"("sequence_number":0})";
+  ASSERT_TRUE(PatchEcho(*echo, /*in_event=*/true, &event).ok());
+  EXPECT_EQ(event, R"({"type":"response.created","metadata":1,"response":{"id":"r","metadata":)"
+                   R"({"k":"v"}},"sequence_number":0})");
+
+  std::string no_object = R"({"type":"response.failed","response":null})";
+  ASSERT_TRUE(PatchEcho(*echo, /*in_event=*/true, &no_object).ok());
+  EXPECT_EQ(no_object, R"({"type":"response.failed","response":null})");
+}
+
+TEST(ResponsesEcho, CorruptInputIsAnError) {
+  EXPECT_EQ(EchoFromJson("[]").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(EchoFromJson(R"({"store":)").status().code(), absl::StatusCode::kDataLoss);
+
+  const Echo echo = EchoOf("{}");
+  for (std::string data : {std::string("[1]"), std::string(R"({"a":1)"),
+                           std::string(R"({"a":1} x)")}) {
+    const std::string before = data;
+    absl::Status s = PatchEcho(echo, /*in_event=*/false, &data);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << before;
+    EXPECT_EQ(data, before);
+  }
+}
+
+}  // namespace
+}  // namespace modeenvoy::responses_internal
