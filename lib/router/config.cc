@@ -380,7 +380,7 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
     MODEENVOY_RETURN_IF_ERROR(r.RejectUnknown({"name", "aliases", "lb", "outlier", "retry",
                                                "fallbacks", "context_length_fallback",
                                                "content_filter_fallback", "deployments",
-                                               "rules", "hedge"}));
+                                               "rules", "hedge", "queue"}));
     Pool pool;
     MODEENVOY_ASSIGN_OR_RETURN(pool.name, r.RequiredString("name"));
     if (pool.name.find('*') != std::string::npos) {
@@ -450,6 +450,14 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
         return FieldError(hedge->PathOf("max_delay_ms"), "must be >= min_delay_ms");
       }
       pool.hedge = h;
+    }
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> queue, r.OptionalObject("queue"));
+    if (queue) {
+      MODEENVOY_RETURN_IF_ERROR(queue->RejectUnknown({"max_depth", "timeout_ms"}));
+      QueueConfig q;
+      MODEENVOY_RETURN_IF_ERROR(ReadInt(*queue, "max_depth", 1, 100000, &q.max_depth));
+      MODEENVOY_RETURN_IF_ERROR(ReadMs(*queue, "timeout_ms", 1, &q.timeout));
+      pool.queue = q;
     }
     if (const Json* rules = r.Find("rules"); rules != nullptr) {
       MODEENVOY_ASSIGN_OR_RETURN(pool.rules, ParseRules(*rules, r.PathOf("rules")));

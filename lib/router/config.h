@@ -61,6 +61,13 @@ struct RetryConfig {
   absl::Duration per_try_timeout = absl::InfiniteDuration();
 };
 
+// The pool's bounded FIFO wait queue ("queue"): a request that finds every deployment of the
+// pool's tiers at capacity waits up to `timeout` for a slot, at most `max_depth` at once.
+struct QueueConfig {
+  int max_depth = 64;
+  absl::Duration timeout = absl::Seconds(5);
+};
+
 inline uint32_t FailureBit(UpstreamFailure f) { return 1u << static_cast<int>(f); }
 
 struct DeploymentState;
@@ -78,6 +85,7 @@ struct Pool {
   // Resolved after parsing: pool indexes for the names above (-1 when absent).
   std::vector<int> fallback_pools;
   std::optional<HedgeConfig> hedge;  // hedged requests; none: off
+  std::optional<QueueConfig> queue;  // overflow wait queue; none: off
   // Tiered rules, first match wins (targets resolved after parsing).
   std::vector<Rule> rules;
   int context_pool = -1;

@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/core/mutex.h"
 #include "lib/core/status_macros.h"
@@ -49,6 +53,23 @@ std::optional<UpstreamFailure> UpstreamFailureFromName(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+constexpr std::string_view kRetryAfterPayload = "modeenvoy.router/retry_after_ms";
+
+absl::Status WithRetryAfterHint(absl::Status status, absl::Duration retry_after) {
+  status.SetPayload(core_internal::ToAbsl(kRetryAfterPayload),
+                    absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(retry_after))));
+  return status;
+}
+}  // namespace
+
+std::optional<absl::Duration> RouterRetryAfter(const absl::Status& status) {
+  auto payload = status.GetPayload(core_internal::ToAbsl(kRetryAfterPayload));
+  int64_t ms = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &ms)) return std::nullopt;
+  return absl::Milliseconds(ms);
+}
+
 namespace router_internal {
 
 void DeploymentState::Roll(int64_t now_ns) {
@@ -73,6 +94,66 @@ struct PoolRuntime {
   absl::Mutex eject_mu;              // serialises ejection decisions (max ejected share)
 };
 
+// A pool's overflow queue (Pool::queue): waiters in arrival order. Only the head may take a
+// freed slot. Carried across Update() by pool name, so waiters of an older configuration
+// and newer ones share one order. Thread-safe: every member under `mu_`, wake callbacks
+// called outside it.
+class WaitQueue {
+ public:
+  using Wake = std::shared_ptr<const std::function<void()>>;
+
+  // Appends a waiter; false when `max_depth` are waiting already.
+  bool Push(Wake wake, int max_depth, uint64_t* id) {
+    core_internal::MutexLock lock(&mu_);
+    if (static_cast<int>(entries_.size()) >= max_depth) return false;
+    *id = ++last_id_;
+    entries_.push_back({*id, std::move(wake)});
+    size_.store(static_cast<int>(entries_.size()), std::memory_order_relaxed);
+    return true;
+  }
+  bool IsHead(uint64_t id) const {
+    core_internal::MutexLock lock(&mu_);
+    return !entries_.empty() && entries_.front().id == id;
+  }
+  // Removes waiter `id`; when it was the head, the new head is woken (it may fit now).
+  void Leave(uint64_t id) {
+    Wake wake;
+    {
+      core_internal::MutexLock lock(&mu_);
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->id != id) continue;
+        bool head = it == entries_.begin();
+        entries_.erase(it);
+        size_.store(static_cast<int>(entries_.size()), std::memory_order_relaxed);
+        if (head && !entries_.empty()) wake = entries_.front().wake;
+        break;
+      }
+    }
+    if (wake != nullptr && *wake) (*wake)();
+  }
+  // A slot of the pool was freed: the head may take it.
+  void WakeHead() {
+    if (size_.load(std::memory_order_relaxed) == 0) return;
+    Wake wake;
+    {
+      core_internal::MutexLock lock(&mu_);
+      if (!entries_.empty()) wake = entries_.front().wake;
+    }
+    if (wake != nullptr && *wake) (*wake)();
+  }
+  bool empty() const { return size_.load(std::memory_order_relaxed) == 0; }
+
+ private:
+  struct Entry {
+    uint64_t id;
+    Wake wake;
+  };
+  mutable absl::Mutex mu_;
+  std::deque<Entry> entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int> size_{0};
+};
+
 struct Snapshot {
   std::shared_ptr<const ConfigImpl> config;
   std::vector<std::shared_ptr<DeploymentState>> states;  // parallel to config->deployments()
@@ -80,6 +161,8 @@ struct Snapshot {
   std::unique_ptr<PoolRuntime[]> pools;
   // Latency of each pool's successes (hedge delay), carried across Update() by pool name.
   std::vector<std::shared_ptr<LatencySketch>> sketches;  // parallel to config->pools()
+  // Overflow queues, parallel to config->pools(); null for a pool without "queue".
+  std::vector<std::shared_ptr<WaitQueue>> queues;
 };
 
 class RouterImpl;
@@ -106,14 +189,20 @@ class PlanImpl final : public RoutePlan {
 
   std::optional<PlannedAttempt> Next() override;
   std::optional<PlannedAttempt> Hedge() override;
+  bool waiting() const override { return waiting_; }
+  absl::Time wait_deadline() const override {
+    return waiting_ ? wait_deadline_ : absl::InfiniteFuture();
+  }
+  bool Poll() override;
   void Report(const PlannedAttempt& attempt, const AttemptResult& result) override;
   absl::Status final_status() const override { return final_; }
   std::string_view matched_rule() const override { return matched_rule_; }
   // `name` lives in the snapshot's configuration, which the plan keeps alive.
   void set_matched_rule(std::string_view name) { matched_rule_ = name; }
 
-  // Chooses and reserves the first attempt. Errors as Router::Plan().
-  absl::Status Start();
+  // Chooses and reserves the first attempt, or starts waiting in the pool's queue. Errors as
+  // Router::Plan().
+  absl::Status Start(std::function<void()> on_queue_wake);
 
  private:
   // Picks the best deployment from `pools` in order (tiers in order within each), skipping
@@ -126,6 +215,11 @@ class PlanImpl final : public RoutePlan {
   bool Tried(int d) const { return std::find(tried_.begin(), tried_.end(), d) != tried_.end(); }
   void Reserve(int deployment, int pool, bool panic, absl::Duration delay, int64_t now_ns);
   void Release();
+  // The overflow queue of pool `p`, null when it has none.
+  WaitQueue* QueueOf(int p) const { return snap_->queues[p].get(); }
+  // Takes a place in the queue of pool_; `viable`: a deployment is free right now.
+  absl::Status Enqueue(absl::Time now, bool viable, std::function<void()> on_queue_wake);
+  void LeaveQueue();
   absl::Status MissStatus(const ChoiceMiss& miss, std::string_view after) const;
   void RecordHealth(int deployment, const Pool& pool, const AttemptResult& result,
                     int64_t now_ns);
@@ -158,6 +252,11 @@ class PlanImpl final : public RoutePlan {
   bool won_ = false;
   absl::Status final_;
   std::string_view matched_rule_;
+  // Overflow queue: waiting for a slot, since when, until when, and the place's id.
+  bool waiting_ = false;
+  absl::Time wait_start_;
+  absl::Time wait_deadline_;
+  uint64_t wait_id_ = 0;
 };
 
 class RouterImpl final : public Router {
@@ -200,6 +299,20 @@ class RouterImpl final : public Router {
       snap->sketches.push_back(it != old_sketches.end() ? it->second
                                                         : std::make_shared<LatencySketch>());
     }
+    absl::flat_hash_map<std::string_view, std::shared_ptr<WaitQueue>> old_queues;
+    if (old != nullptr) {
+      for (size_t p = 0; p < old->queues.size(); ++p) {
+        if (old->queues[p] != nullptr) old_queues.emplace(old->config->pools()[p].name, old->queues[p]);
+      }
+    }
+    for (const Pool& pool : impl->pools()) {
+      if (!pool.queue) {
+        snap->queues.push_back(nullptr);
+        continue;
+      }
+      auto it = old_queues.find(pool.name);
+      snap->queues.push_back(it != old_queues.end() ? it->second : std::make_shared<WaitQueue>());
+    }
     snap->config = std::move(impl);
     snapshot_.store(std::move(snap));
     return absl::OkStatus();
@@ -232,7 +345,7 @@ class RouterImpl final : public Router {
                                  : SplitMix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
     auto plan = std::make_unique<PlanImpl>(this, std::move(snap), pool, request, draw);
     if (matched != nullptr) plan->set_matched_rule(matched->name);
-    MODEENVOY_RETURN_IF_ERROR(plan->Start());
+    MODEENVOY_RETURN_IF_ERROR(plan->Start(request.on_queue_wake));
     return plan;
   }
 
@@ -435,12 +548,16 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
 }
 
 PlanImpl::~PlanImpl() {
+  if (waiting_) LeaveQueue();
   Release();
-  if (hedge_ >= 0) snap_->states[hedge_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (hedge_ >= 0) {
+    snap_->states[hedge_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (WaitQueue* q = QueueOf(hedge_pool_)) q->WakeHead();
+  }
   router_->RequestEnded();
 }
 
-absl::Status PlanImpl::Start() {
+absl::Status PlanImpl::Start(std::function<void()> on_queue_wake) {
   absl::Time now_time = router_->clock().MonotonicNow();
   if (deadline_ <= now_time) {
     final_ = absl::DeadlineExceededError("the request deadline has already passed");
@@ -451,12 +568,78 @@ absl::Status PlanImpl::Start() {
   bool panic = false;
   ChoiceMiss miss;
   int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  if (QueueOf(pool_) != nullptr) {
+    // FIFO: with requests already waiting a newcomer queues behind them even when a slot is
+    // free (the head has been woken for it and takes it on its Poll()).
+    if ((d < 0 && miss.capacity) || (d >= 0 && !QueueOf(pool_)->empty())) {
+      return Enqueue(now_time, d >= 0, std::move(on_queue_wake));
+    }
+  }
   if (d < 0) {
     final_ = MissStatus(miss, "");
     return final_;
   }
   Reserve(d, chosen_pool, panic, absl::ZeroDuration(), now);
   return absl::OkStatus();
+}
+
+absl::Status PlanImpl::Enqueue(absl::Time now, bool viable, std::function<void()> on_queue_wake) {
+  const Pool& pool = snap_->config->pools()[pool_];
+  WaitQueue& q = *QueueOf(pool_);
+  auto wake = std::make_shared<const std::function<void()>>(std::move(on_queue_wake));
+  if (!q.Push(std::move(wake), pool.queue->max_depth, &wait_id_)) {
+    final_ = WithRetryAfterHint(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "every deployment of pool \"", pool.name, "\" is at capacity and its queue is full (",
+            pool.queue->max_depth, " waiting)")),
+        pool.queue->timeout);
+    return final_;
+  }
+  waiting_ = true;
+  wait_start_ = now;
+  wait_deadline_ = std::min(now + pool.queue->timeout, deadline_);
+  final_ = absl::UnavailableError(absl::StrCat("waiting in the queue of pool \"", pool.name, "\""));
+  if (viable) q.WakeHead();  // a slot is free now: whoever is first takes it
+  return absl::OkStatus();
+}
+
+void PlanImpl::LeaveQueue() {
+  waiting_ = false;
+  QueueOf(pool_)->Leave(wait_id_);
+}
+
+bool PlanImpl::Poll() {
+  if (!waiting_) return true;
+  absl::Time now_time = router_->clock().MonotonicNow();
+  const Pool& pool = snap_->config->pools()[pool_];
+  if (now_time >= wait_deadline_) {
+    LeaveQueue();
+    std::string waited = absl::StrCat(absl::ToInt64Milliseconds(now_time - wait_start_));
+    if (wait_deadline_ >= deadline_) {
+      final_ = absl::DeadlineExceededError(absl::StrCat(
+          "the request deadline passed after ", waited, " ms in the queue of pool \"", pool.name,
+          "\""));
+    } else {
+      final_ = WithRetryAfterHint(
+          absl::ResourceExhaustedError(absl::StrCat(
+              "every deployment of pool \"", pool.name, "\" stayed at capacity for ", waited,
+              " ms in its queue (timeout_ms ", absl::ToInt64Milliseconds(pool.queue->timeout),
+              ")")),
+          pool.queue->timeout);
+    }
+    return true;
+  }
+  if (!QueueOf(pool_)->IsHead(wait_id_)) return false;
+  int64_t now = Nanos(now_time);
+  int chosen_pool = -1;
+  bool panic = false;
+  ChoiceMiss miss;
+  int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
+  if (d < 0) return false;
+  Reserve(d, chosen_pool, panic, absl::ZeroDuration(), now);
+  final_ = absl::OkStatus();
+  LeaveQueue();  // wakes the next waiter: another slot may be free as well
+  return true;
 }
 
 absl::Status PlanImpl::MissStatus(const ChoiceMiss& miss, std::string_view after) const {
@@ -671,9 +854,19 @@ void PlanImpl::Release() {
   if (current_is_retry_) router_->EndRetry();
   current_ = -1;
   current_is_retry_ = false;
+  if (WaitQueue* q = QueueOf(current_pool_)) q->WakeHead();
 }
 
 std::optional<PlannedAttempt> PlanImpl::Next() {
+  if (waiting_ && !Poll()) {
+    LeaveQueue();
+    final_ = WithRetryAfterHint(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "Next() called while waiting in the queue of pool \"",
+            snap_->config->pools()[pool_].name, "\" (call it after Poll() returned true)")),
+        snap_->config->pools()[pool_].queue->timeout);
+    return std::nullopt;
+  }
   if (current_ < 0 || won_) return std::nullopt;
   if (handed_out_) {
     Release();
@@ -832,6 +1025,7 @@ void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result
     int d = hedge_;
     snap_->states[d]->in_flight.fetch_sub(1, std::memory_order_relaxed);
     hedge_ = -1;
+    if (WaitQueue* q = QueueOf(hedge_pool_)) q->WakeHead();
     RecordHealth(d, config.pools()[hedge_pool_], result, now);
     if (result.failure == UpstreamFailure::kNone) {
       snap_->sketches[hedge_pool_]->Add(result.latency, *config.pools()[hedge_pool_].hedge);

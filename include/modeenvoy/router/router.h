@@ -36,6 +36,7 @@
 #define MODEENVOY_ROUTER_ROUTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -147,6 +148,14 @@ struct RouteRequest {
   std::optional<double> remaining_budget = std::nullopt;  // the key's budget left, host units
   // A streamed request is never hedged (its first byte may already be with the client).
   bool streaming = false;
+  // Overflow queue (pools with "queue", docs/routing.md): called when a waiting plan
+  // (RoutePlan::waiting()) may get a slot now, i.e. an attempt of the pool ended (Report() or
+  // a plan's destruction) or the waiter ahead of it left. Copied into the plan. Called with
+  // no router lock held, on the thread that freed the slot (any thread of a multi-threaded
+  // host: post RoutePlan::Poll() to the plan's own thread; a single-threaded host may call
+  // Poll() from the callback). Wakes can be spurious (Poll() then returns false). Empty:
+  // the host only polls (at least at wait_deadline()).
+  std::function<void()> on_queue_wake = nullptr;
 };
 
 // One call to make. `deployment` points into the RouterConfig that planned it, which the
@@ -203,7 +212,29 @@ class MODEENVOY_EXPORT RoutePlan {
   // host cancels the other and reports it as kCancelled (not a failure). When one fails
   // while the other is still out, the other simply continues as the request's attempt.
   virtual std::optional<PlannedAttempt> Hedge() { return std::nullopt; }
+
+  // Overflow queue (pools with "queue"). When every deployment of the pool's tiers is at
+  // capacity (or earlier requests are already waiting: the queue is FIFO, nobody overtakes),
+  // Plan() returns a waiting plan: it holds a place in the pool's queue, no capacity slot.
+  // The host calls Poll() when RouteRequest::on_queue_wake fires and at wait_deadline() (a
+  // timer); Poll() returns false while the plan still waits, true once it stopped waiting:
+  // then Next() gives the reserved attempt, or nullopt with final_status()
+  // kResourceExhausted (waited until the queue's timeout; RouterRetryAfter() holds a hint)
+  // or kDeadlineExceeded (the request's deadline came first). Next() while still waiting
+  // gives up the place (nullopt, kResourceExhausted). Destroying a waiting plan leaves the
+  // queue. Not waiting: Poll() returns true and does nothing.
+  virtual bool waiting() const { return false; }
+  // When a waiting plan stops waiting at the latest (router clock's MonotonicNow() scale):
+  // min(enqueue time + the queue's timeout_ms, RouteRequest::deadline). InfiniteFuture when
+  // not waiting.
+  virtual absl::Time wait_deadline() const { return absl::InfiniteFuture(); }
+  virtual bool Poll() { return true; }
 };
+
+// The Retry-After hint a capacity error of the router carries (a full overflow queue from
+// Plan(), a queue wait that timed out from final_status()): the queue's timeout_ms. nullopt
+// for other statuses.
+MODEENVOY_EXPORT std::optional<absl::Duration> RouterRetryAfter(const absl::Status& status);
 
 struct RouterOptions {
   // Time source. Not owned; must outlive the router. Null means the system clock.
@@ -258,8 +289,10 @@ class MODEENVOY_EXPORT Router {
 
   // Plans `request`. Errors: kFailedPrecondition before the first Update(); kNotFound when
   // no pool serves request.model; kResourceExhausted when every deployment that could take
-  // it is at capacity; kInvalidArgument when no deployment's context window holds
-  // prompt_tokens + max_tokens; kDeadlineExceeded when request.deadline has passed.
+  // it is at capacity and its pool has no queue or a full one (RouterRetryAfter() then holds
+  // a hint); kInvalidArgument when no deployment's context window holds
+  // prompt_tokens + max_tokens; kDeadlineExceeded when request.deadline has passed. With a
+  // queue, the plan may start out waiting (RoutePlan::waiting()).
   virtual absl::StatusOr<std::unique_ptr<RoutePlan>> Plan(const RouteRequest& request) const = 0;
 
   // State of every deployment of the current configuration, in configuration order.
