@@ -223,6 +223,8 @@ class RouterPolicy final : public RoutingPolicy {
       route.max_tokens = bound.value_or(0);
     }
     absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
+    // The engine does not drive the overflow queue: a waiting plan answers as a full pool.
+    if (plan.ok() && (*plan)->waiting()) plan = absl::ResourceExhaustedError("queue: waiting");
     if (!plan.ok()) {
       switch (plan.status().code()) {
         case absl::StatusCode::kNotFound:
