@@ -150,11 +150,12 @@ struct RouteRequest {
   bool streaming = false;
   // Overflow queue (pools with "queue", docs/routing.md): called when a waiting plan
   // (RoutePlan::waiting()) may get a slot now, i.e. an attempt of the pool ended (Report() or
-  // a plan's destruction) or the waiter ahead of it left. Copied into the plan. Called with
-  // no router lock held, on the thread that freed the slot (any thread of a multi-threaded
-  // host: post RoutePlan::Poll() to the plan's own thread; a single-threaded host may call
-  // Poll() from the callback). Wakes can be spurious (Poll() then returns false). Empty:
-  // the host only polls (at least at wait_deadline()).
+  // a plan's destruction), the waiter ahead of it left, or a newer request saw a free slot.
+  // Copied into the plan. Called with no router lock held, inside the router call that
+  // noticed it (Report(), a plan's destructor, Poll(), Next() or Plan(), on whichever thread
+  // made it): a multi-threaded host posts RoutePlan::Poll() to the plan's own thread; a
+  // single-threaded host may call Poll() from the callback. Wakes can be spurious (Poll()
+  // then returns false). Empty: the host only polls (at least at wait_deadline()).
   std::function<void()> on_queue_wake = nullptr;
 };
 
