@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/config.h"
 #include "modeenvoy/gateway/gateway.h"
+#include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/services.h"
 #include "modeenvoy/gateway/sim_event_loop.h"
@@ -344,6 +345,25 @@ TEST_F(RouterGatewayTest, RateLimitedAttemptsMoveOnAndCoolTheDeploymentDown) {
   EXPECT_EQ(a["healthy"], false);
   EXPECT_GT(a["cooldown_for_ms"].get<int64_t>(), 6000);
   EXPECT_LE(a["cooldown_for_ms"].get<int64_t>(), 7000);
+}
+
+// The engine does not wait in the router's overflow queue: a request that would wait is
+// answered like a full pool (429 with retry-after), not as a model without a target.
+TEST_F(RouterGatewayTest, APoolQueueIsAnsweredAsAFullPool) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(R"(
+    "pools": [{"name": "pool", "queue": {"max_depth": 4, "timeout_ms": 1000},
+               "deployments": [{"id": "b", "model": "m-b", "max_in_flight": 1}]}])").ok());
+  auto holder = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  ASSERT_EQ(Upstream("b")["in_flight"], 1);
+  auto ex = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 429) << ex->sink.body;
+  std::optional<std::string_view> retry = FindHeader(ex->sink.headers, "retry-after");
+  EXPECT_EQ(retry, std::optional<std::string_view>("1"));
+  EXPECT_EQ(upstream_.started.size(), 1u);
 }
 
 TEST_F(RouterGatewayTest, HeaderAndMetadataSelectAnotherPool) {
