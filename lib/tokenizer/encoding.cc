@@ -497,7 +497,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
         piece.len = static_cast<uint32_t>(q - p);
         if (piece.len > 4) {
           piece.key = Vocab::MakeKey(p, piece.len);
-          vocab.Prefetch(piece.key);
+          vocab.Prefetch(piece.key, piece.len);
         } else {
           vocab.PrefetchShort(p, piece.len);
         }

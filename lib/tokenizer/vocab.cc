@@ -173,16 +173,16 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::FromRanks(
   vocab->offsets_[size_t{max_rank} + 1] = static_cast<uint32_t>(vocab->pool_.size());
   vocab->size_ = entries.size();
 
-  // Tokens of 1 and 2 bytes live in direct tables, 3 and 4 bytes in the short table, longer
-  // ones in the main table; each structure sees only its lengths, which keeps the main table
-  // (the one that misses cache) small.
+  // Tokens of 1 and 2 bytes live in direct tables, 3 and 4 bytes in the short table, 5 to 8
+  // bytes in the mid table, longer ones in the main table; each structure sees only its
+  // lengths, which keeps the tables that miss cache small.
   auto duplicate = [&](uint32_t r, uint32_t other) {
     return absl::DataLossError(absl::StrFormat("%s: line %d: token duplicates the one of rank %d",
                                                ToAbsl(source), line_of_rank[r] + 1, other));
   };
   std::fill(std::begin(vocab->byte_rank_), std::end(vocab->byte_rank_), kNoRank);
   vocab->pair_rank_.assign(65536, kNoRank);
-  size_t short_count = 0, long_count = 0;
+  size_t short_count = 0, mid_count = 0, long_count = 0;
   for (uint32_t r = 0; r <= max_rank; ++r) {
     if (line_of_rank[r] < 0) continue;
     std::string_view bytes = vocab->Bytes(r);
@@ -196,6 +196,8 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::FromRanks(
       slot = r;
     } else if (bytes.size() <= 4) {
       ++short_count;
+    } else if (bytes.size() <= 8) {
+      ++mid_count;
     } else {
       ++long_count;
     }
@@ -207,19 +209,20 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::FromRanks(
     }
   }
 
-  // Short-key table (3 and 4 bytes), load factor <= 0.5.
-  size_t short_cap = 16;
-  while (short_cap < short_count * 2) short_cap <<= 1;
-  vocab->short_slots_.assign(short_cap, ShortSlot{0, 0});
-  vocab->short_mask_ = short_cap - 1;
-  vocab->short_shift_ = 64 - __builtin_ctzll(short_cap);
-  // Main table, load factor <= 0.6.
-  size_t cap = 16;
-  while (cap * 3 < long_count * 5) cap <<= 1;
-  vocab->slots_.assign(cap, Slot{0, 0, 0});
+  // Table sizes: any capacity works (Reduce maps hashes onto it), so each is sized to its
+  // load factor: 0.7 for the short and mid tables, whose keys are whole in the slot, 0.6 for
+  // the main one, whose misses may read the byte pool.
+  auto capacity = [](size_t count, size_t num, size_t den) {
+    return std::max<size_t>(16, count * den / num + 1);
+  };
+  vocab->short_cap_ = capacity(short_count, 7, 10);
+  vocab->short_slots_.assign(vocab->short_cap_, ShortSlot{0, 0});
+  vocab->mid_cap_ = capacity(mid_count, 7, 10);
+  vocab->mid_slots_.assign(vocab->mid_cap_, MidSlot{{0, 0}, 0});
+  static_assert(sizeof(MidSlot) == 12);
+  vocab->cap_ = capacity(long_count, 6, 10);
+  vocab->slots_.assign(vocab->cap_, Slot{0, 0, 0});
   static_assert(sizeof(Slot) == 16);
-  vocab->mask_ = cap - 1;
-  vocab->shift_ = 64 - __builtin_ctzll(cap);
   for (uint32_t r = 0; r <= max_rank; ++r) {
     if (line_of_rank[r] < 0) continue;
     std::string_view bytes = vocab->Bytes(r);
@@ -230,32 +233,43 @@ absl::StatusOr<std::unique_ptr<Vocab>> Vocab::FromRanks(
       if (found != kNoRank) return duplicate(r, found);
       const uint32_t key = static_cast<uint32_t>(LoadUpTo8(bp, bytes.size()));
       size_t i = vocab->ShortSlotIndex(key, bytes.size());
-      while (vocab->short_slots_[i].len_rank != 0) i = (i + 1) & vocab->short_mask_;
+      while (vocab->short_slots_[i].len_rank != 0) {
+        if (++i == vocab->short_cap_) i = 0;
+      }
       vocab->short_slots_[i] = ShortSlot{key, static_cast<uint32_t>(bytes.size()) << 24 | r};
       continue;
     }
-    const uint32_t found = vocab->Find(bp, bytes.size(), MakeKey(bp, bytes.size()));
+    const Key key = MakeKey(bp, bytes.size());
+    const uint32_t found = vocab->Find(bp, bytes.size(), key);
     if (found != kNoRank) return duplicate(r, found);
-    vocab->Insert(r);
+    vocab->Insert(r, key);
   }
   return vocab;
 }
 
-void Vocab::Insert(uint32_t rank) {
-  std::string_view bytes = Bytes(rank);
-  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  const size_t len = bytes.size();
-  const Key key = MakeKey(p, len);
-  const uint64_t head = key.head, h = key.hash;
-  size_t i = h >> shift_;
-  while (slots_[i].len_rank != 0) i = (i + 1) & mask_;
-  slots_[i] = Slot{head, offsets_[rank], LengthTag(len) << 24 | rank};
+void Vocab::Insert(uint32_t rank, const Key& key) {
+  const size_t len = Bytes(rank).size();
+  if (len <= 8) {
+    size_t i = Reduce(key.hash, mid_cap_);
+    while (mid_slots_[i].len_rank != 0) {
+      if (++i == mid_cap_) i = 0;
+    }
+    MidSlot& s = mid_slots_[i];
+    std::memcpy(s.key, &key.head, 8);
+    s.len_rank = static_cast<uint32_t>(len) << 24 | rank;
+    return;
+  }
+  size_t i = Reduce(key.hash, cap_);
+  while (slots_[i].len_rank != 0) {
+    if (++i == cap_) i = 0;
+  }
+  slots_[i] = Slot{key.head, offsets_[rank], LengthTag(len) << 24 | rank};
 }
 
 size_t Vocab::MemoryUsage() const {
   return sizeof(*this) + slots_.capacity() * sizeof(Slot) + pool_.capacity() +
          offsets_.capacity() * sizeof(uint32_t) + pair_rank_.capacity() * sizeof(uint32_t) +
-         short_slots_.capacity() * sizeof(ShortSlot);
+         short_slots_.capacity() * sizeof(ShortSlot) + mid_slots_.capacity() * sizeof(MidSlot);
 }
 
 }  // namespace modeenvoy::tokenizer_internal

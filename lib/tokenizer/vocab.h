@@ -2,9 +2,12 @@
 //
 // One immutable Vocab per loaded encoding, shared by all threads. Lookups of byte strings
 // are the hot loop of BPE. By key length: 1 and 2 bytes index direct arrays; 3 and 4 bytes
-// an open-addressing table of 8-byte slots; longer keys the main open-addressing table,
-// whose 16-byte slots carry the first eight key bytes inline so that keys of up to 8 bytes
-// compare without touching the token byte pool.
+// an open-addressing table of 8-byte slots; 5 to 8 bytes (most whole-word pieces of prose)
+// an open-addressing table of 12-byte slots holding the whole key, hashed with one
+// multiply; longer keys the main open-addressing table, whose 16-byte slots carry the first
+// eight key bytes inline so that most mismatches compare without touching the token byte
+// pool. The three hash tables are sized to their load factor (not to a power of two) and
+// index by multiply-shift range reduction of the hash's top 32 bits (docs/tokenizer.md).
 #ifndef MODEENVOY_LIB_TOKENIZER_VOCAB_H_
 #define MODEENVOY_LIB_TOKENIZER_VOCAB_H_
 
@@ -76,16 +79,26 @@ class MODEENVOY_EXPORT Vocab {
     uint64_t head;
     uint64_t hash;
   };
+  // Keys of up to 8 bytes hash with one multiply (the tables index by the product's top
+  // bits; the fold of the top half into the bottom one gives the piece cache, which sets by
+  // bits 16..47, bits that depend on every key byte).
   static Key MakeKey(const uint8_t* p, size_t len) {
     if (len <= 8) {
       const uint64_t head = LoadUpTo8(p, len);
-      return {head, Mix64((head ^ (uint64_t{len} << 56)) * 0x9e3779b97f4a7c15ull)};
+      const uint64_t h = (head ^ len) * 0x9e3779b97f4a7c15ull;
+      return {head, h ^ (h >> 32)};
     }
     const uint64_t head = Load8(p);
     return {head, HashLong(p, len, head)};
   }
-  // Starts loading the slot `key` probes first.
-  void Prefetch(const Key& key) const { __builtin_prefetch(&slots_[key.hash >> shift_]); }
+  // Starts loading the slot Find(p, len, key) probes first (len >= 5).
+  void Prefetch(const Key& key, size_t len) const {
+    if (len <= 8) {
+      __builtin_prefetch(&mid_slots_[Reduce(key.hash, mid_cap_)]);
+    } else {
+      __builtin_prefetch(&slots_[Reduce(key.hash, cap_)]);
+    }
+  }
   // Starts loading what FindShort(p, len) reads first (1 <= len <= 4).
   void PrefetchShort(const uint8_t* p, size_t len) const {
     if (len == 2) {
@@ -113,7 +126,7 @@ class MODEENVOY_EXPORT Vocab {
       const ShortSlot& s = short_slots_[i];
       if (s.key == key && (s.len_rank & 0xff000000u) == tag) return s.len_rank & 0x00ffffffu;
       if (s.len_rank == 0) return kNoRank;
-      i = (i + 1) & short_mask_;
+      if (++i == short_cap_) i = 0;
     }
   }
   // Two independent lookups with overlapping memory latency: *out_a = Find(a, a_len) if
@@ -124,27 +137,42 @@ class MODEENVOY_EXPORT Vocab {
     const bool long_a = do_a && a_len > 4, long_b = do_b && b_len > 4;
     if (long_a) {
       ka = MakeKey(a, a_len);
-      Prefetch(ka);
+      Prefetch(ka, a_len);
     }
     if (long_b) {
       kb = MakeKey(b, b_len);
-      Prefetch(kb);
+      Prefetch(kb, b_len);
     }
     *out_a = !do_a ? kNoRank : long_a ? Find(a, a_len, ka) : FindShort(a, a_len);
     if (do_b) *out_b = long_b ? Find(b, b_len, kb) : FindShort(b, b_len);
   }
 
-  // Same as Find for len >= 5 (the main table holds only those); `key` is MakeKey(p, len).
-  uint32_t Find(const uint8_t* p, size_t len, const Key& key) const {
-    size_t i = key.hash >> shift_;
+  // Same as Find for len >= 5 (the mid and main tables hold only those); `key` is
+  // MakeKey(p, len).
+  [[gnu::always_inline]] uint32_t Find(const uint8_t* p, size_t len, const Key& key) const {
+    if (len <= 8) return FindMid(len, key);
+    size_t i = Reduce(key.hash, cap_);
     for (;;) {
       const Slot& s = slots_[i];
-      if ((s.len_rank >> 24) == LengthTag(len) && s.head == key.head &&
-          (len <= 8 || TailEquals(s, p, len))) {
+      if ((s.len_rank >> 24) == LengthTag(len) && s.head == key.head && TailEquals(s, p, len)) {
         return s.len_rank & 0x00ffffffu;
       }
       if (s.len_rank == 0) return kNoRank;
-      i = (i + 1) & mask_;
+      if (++i == cap_) i = 0;
+    }
+  }
+  // Find for 5 <= len <= 8: the whole key is in the slot, one compare of 8 bytes and one of
+  // the length.
+  [[gnu::always_inline]] uint32_t FindMid(size_t len, const Key& key) const {
+    const uint32_t tag = static_cast<uint32_t>(len) << 24;
+    size_t i = Reduce(key.hash, mid_cap_);
+    for (;;) {
+      const MidSlot& s = mid_slots_[i];
+      uint64_t k;
+      std::memcpy(&k, s.key, 8);
+      if (k == key.head && (s.len_rank & 0xff000000u) == tag) return s.len_rank & 0x00ffffffu;
+      if (s.len_rank == 0) return kNoRank;
+      if (++i == mid_cap_) i = 0;
     }
   }
 
@@ -166,10 +194,19 @@ class MODEENVOY_EXPORT Vocab {
 
  private:
   struct Slot {
-    uint64_t head;      // first min(len, 8) bytes, little-endian, zero padded
+    uint64_t head;      // first 8 bytes, little-endian
     uint32_t offset;    // of the token's bytes in pool_ (no detour through offsets_)
-    uint32_t len_rank;  // LengthTag(len) << 24 | rank; 0 = empty slot (len >= 5 here)
+    uint32_t len_rank;  // LengthTag(len) << 24 | rank; 0 = empty slot (len >= 9 here)
   };
+  // 12 bytes, 4-byte aligned: the key as two words so the slot array packs without padding.
+  struct MidSlot {
+    uint32_t key[2];    // the 5 to 8 bytes, little-endian, zero padded
+    uint32_t len_rank;  // len << 24 | rank; 0 = empty slot
+  };
+  // Multiply-shift range reduction: maps the hash's top 32 bits onto [0, cap).
+  static size_t Reduce(uint64_t hash, size_t cap) {
+    return static_cast<size_t>(((hash >> 32) * cap) >> 32);
+  }
   // A key's length as stored in a slot: lengths from 255 on share the tag 255 (the exact
   // length is then checked in offsets_).
   static uint32_t LengthTag(size_t len) { return len < 255 ? static_cast<uint32_t>(len) : 255; }
@@ -194,10 +231,12 @@ class MODEENVOY_EXPORT Vocab {
     return Load8(t + len - 8) == Load8(p + len - 8);
   }
   uint32_t num_slots_by_rank() const { return static_cast<uint32_t>(offsets_.size()) - 1; }
-  void Insert(uint32_t rank);
+  // Places token `rank` (of 5 bytes or more, not yet present; key = MakeKey of its bytes)
+  // in the mid or main table.
+  void Insert(uint32_t rank, const Key& key);
 
   size_t ShortSlotIndex(uint32_t key, size_t len) const {
-    return ((uint64_t{key} * 0x9e3779b97f4a7c15ull) ^ len) >> short_shift_;
+    return Reduce((uint64_t{key} ^ len) * 0x9e3779b97f4a7c15ull, short_cap_);
   }
 
   struct ShortSlot {
@@ -205,11 +244,11 @@ class MODEENVOY_EXPORT Vocab {
     uint32_t len_rank;  // len << 24 | rank; 0 = empty slot
   };
   std::vector<ShortSlot> short_slots_;
-  size_t short_mask_ = 0;
-  int short_shift_ = 64;
+  size_t short_cap_ = 0;
+  std::vector<MidSlot> mid_slots_;
+  size_t mid_cap_ = 0;
   std::vector<Slot> slots_;
-  size_t mask_ = 0;
-  int shift_ = 64;
+  size_t cap_ = 0;
   std::string pool_;               // token bytes in rank order
   std::vector<uint32_t> offsets_;  // offsets_[r]..offsets_[r+1] in pool_; size max_rank + 2
   size_t size_ = 0;

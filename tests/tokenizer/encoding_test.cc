@@ -233,5 +233,12 @@ TEST(EncodingTest, MemoryUsageIsReported) {
   EXPECT_LT(enc->MemoryUsage(), 64u << 20);
 }
 
+// Issue 13's bound: a loaded o200k_base takes at most 16 MiB (the piece cache is separate
+// and has its own configured bound).
+TEST(EncodingTest, O200kFitsInSixteenMebibytes) {
+  MODEENVOY_LOAD_OR_SKIP(enc, "o200k_base");
+  EXPECT_LE(enc->MemoryUsage(), size_t{16} << 20);
+}
+
 }  // namespace
 }  // namespace modeenvoy

@@ -1,6 +1,8 @@
 #include "lib/tokenizer/vocab.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -34,6 +36,49 @@ TEST(VocabTest, LongKeysCompareAllBytes) {
   ASSERT_TRUE(vocab.ok());
   EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(a.data()), a.size()), 256u);
   EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(b.data()), b.size()), kNoRank);
+}
+
+// Keys of 5 to 8 bytes are stored whole, zero padded, with their length: keys that differ
+// only by trailing zero bytes are different tokens, and the one that is not a token misses.
+TEST(VocabTest, MidKeysDifferingOnlyByTrailingZerosAreDistinct) {
+  const std::string five("abcde", 5), six("abcde\0", 6), eight("abcde\0\0\0", 8);
+  const std::string seven("abcde\0\0", 7), other("abcdf\0", 6);
+  auto vocab = Vocab::Parse(SmallRankFile({five, six, eight}), "t");
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  auto find = [&](const std::string& s) {
+    return (*vocab)->Find(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_EQ(find(five), 256u);
+  EXPECT_EQ(find(six), 257u);
+  EXPECT_EQ(find(eight), 258u);
+  EXPECT_EQ(find(seven), kNoRank);
+  EXPECT_EQ(find(other), kNoRank);
+}
+
+// Thousands of keys of every length class fill the tables past their first probes (and
+// around the end of the slot arrays, whose sizes are not powers of two); every token is
+// found by its bytes and keys one byte off are not.
+TEST(VocabTest, ManyKeysOfEveryLengthAreFoundAndNeighboursMiss) {
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string digits = std::to_string(100000 + i);  // 6 distinct digits
+    tokens.push_back(digits.substr(0, 3 + i % 12) + std::string(i % 12 > 3 ? i % 12 - 3 : 0, 'q'));
+  }
+  // Drop repeats (short prefixes recur) so each token has one rank: its position + 256.
+  std::vector<std::string> unique;
+  for (const std::string& t : tokens) {
+    if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
+  }
+  auto vocab = Vocab::Parse(SmallRankFile(unique), "t");
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  for (size_t i = 0; i < unique.size(); ++i) {
+    const std::string& t = unique[i];
+    EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(t.data()), t.size()), 256 + i) << t;
+    std::string off = t;
+    off.back() = '!';  // no token contains '!'
+    EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(off.data()), off.size()), kNoRank)
+        << off;
+  }
 }
 
 TEST(VocabTest, MalformedLineIsDataLossNamingTheLine) {
