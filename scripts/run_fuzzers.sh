@@ -38,7 +38,7 @@ done
 
 # target, inputs, max input length
 targets=(
-  "tokenizer_fuzzer 1000000 4096"
+  "tokenizer_fuzzer 600000 4096"   # also compares 3 block-mask splitters per input: CI time
   "bpe_fuzzer 200000 512"
   "chat_request_fuzzer 1000000 4096"
   "framing_fuzzer 500000 4096"
