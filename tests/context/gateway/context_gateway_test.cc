@@ -794,7 +794,9 @@ TEST_F(ContextGatewayTest, ConflictingWriterIsReadAgainAndTheTurnAppendedOnceAft
     // Another gateway process wrote a turn between this request's read and its append.
     std::optional<StoredContext> now = Stored(id);
     ContextAppend other;
-    other.entries.push_back({.message = MakeMessage(Role::kUser, "from elsewhere"), .turn = 2});
+    HistoryEntry& entry = other.entries.emplace_back();  // not a braced temporary: GCC 12
+    entry.message = MakeMessage(Role::kUser, "from elsewhere");  // -O2 warns on its move
+    entry.turn = 2;
     other.turns = 1;
     store_->inner().Append(id, now->version, std::move(other),
                            [](absl::StatusOr<uint64_t> v) { ASSERT_TRUE(v.ok()); });
