@@ -455,7 +455,11 @@ TEST_F(ProbeHedgeTest, WhenTheFirstFailsTheHedgeCarriesTheRequest) {
   auto ex = Send();
   EXPECT_EQ(ex->status(), 200) << ex->sink.body;
   ASSERT_EQ(upstream_.started.size(), 2u);  // no retry: the hedge answered
+  // The hedge started at 50 ms, before the first attempt's 500 at 80 ms (a retry would
+  // have started after it).
+  EXPECT_EQ(upstream_.started[1].at - upstream_.started[0].at, absl::Milliseconds(50));
   EXPECT_EQ(ex->answered_by(), upstream_.started[1].host);
+  EXPECT_EQ(Upstream("a")["consecutive_failures"], 1);  // its failure counted
 }
 
 TEST_F(ProbeHedgeTest, AStreamedRequestIsNeverHedged) {
