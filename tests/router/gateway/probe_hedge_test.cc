@@ -256,6 +256,21 @@ TEST_F(ProbeHedgeTest, ProbesAreBuiltByTheDialectAndSentOnTheGatewaysLoop) {
   EXPECT_FALSE(Upstream("b").contains("probe"));
 }
 
+TEST_F(ProbeHedgeTest, TheFirstProbeStartsAfterAJitteredDelayBelowTheLargestJitter) {
+  ASSERT_TRUE(Load(R"(
+    "pools": [{"name": "pool", "deployments": [
+      {"id": "a", "model": "m-a", "health_check": {"interval_ms": 1000, "timeout_ms": 300, "jitter_ms": 400}},
+      {"id": "b", "model": "m-b", "health_check": {"interval_ms": 1000, "timeout_ms": 300, "jitter_ms": 100}}]}])").ok());
+  const absl::Time t0 = loop_->fake_clock().Now();
+  loop_->RunUntilIdle();
+  EXPECT_EQ(upstream_.started.size(), 0u);  // not at once (a draw of exactly 0 aside)
+  loop_->AdvanceBy(absl::Milliseconds(400));
+  ASSERT_EQ(upstream_.started.size(), 2u);  // both together, within [0, 400 ms)
+  EXPECT_GT(upstream_.started[0].at - t0, absl::ZeroDuration());
+  EXPECT_LT(upstream_.started[0].at - t0, absl::Milliseconds(400));
+  EXPECT_EQ(upstream_.started[1].at, upstream_.started[0].at);
+}
+
 TEST_F(ProbeHedgeTest, FailedProbesEjectTheDeploymentAndPassingOnesBringItBack) {
   upstream_.hosts["a.test"] = {.status = 503};
   ASSERT_TRUE(Load(kProbed).ok());
