@@ -214,6 +214,19 @@ class GatewayRequest final : public ActiveRequest,
   // Reports the end of the attempt whose answer goes to the client (once per attempt).
   void ReportAttemptEnd(const absl::Status& status, int http_status);
   void AttemptFailed(const absl::Status& status, int http_status);
+  // Hedging (AttemptPlan::Hedge, routing.h): the second attempt of a non-streaming chat
+  // call, run by a HedgeLeg next to call_. StartHedge asks the plan when hedge_timer_
+  // fires; HedgeDone takes the leg's end: a failure while call_ is still out is reported
+  // and dropped, anything else makes the leg the request's attempt (AdoptHedge).
+  class HedgeLeg;
+  void StartHedge();
+  void HedgeDone(absl::Status status);
+  void AdoptHedge(absl::Status status);
+  // Cancels the attempt that lost (the leg, or call_) and reports it as cancelled.
+  void CancelHedge();
+  void CancelPrimaryForHedge();
+  bool HedgeBuffer(uint64_t bytes);
+  void DropHedge();
   void HandleHeaders(int status, const HttpHeaders& headers);
   void HandleData(std::string_view chunk);
   void HandleComplete(absl::Status status);
@@ -315,6 +328,10 @@ class GatewayRequest final : public ActiveRequest,
   std::unique_ptr<Timer> backoff_timer_;
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
+  std::unique_ptr<Timer> hedge_timer_;  // armed for attempt_->hedge_after
+  std::unique_ptr<HedgeLeg> hedge_;     // the hedged attempt in flight
+  bool hedge_asked_ = false;            // AttemptPlan::Hedge() is asked once per request
+  uint64_t hedge_buffered_ = 0;         // the leg's share of shared_->buffered
   // The attempt sends the client's body as is and relays the provider's answer bytes.
   bool native_ = false;
   std::string native_body_;  // a native whole answer, while filters see its translation
@@ -651,6 +668,18 @@ void GatewayRequest::StartAttempt() {
   body_.clear();
   attempt_start_ = shared_->clock->MonotonicNow();
   call_ = shared_->upstream->Start(std::move(req), this);
+  if (!stream && chat_.has_value() && !hedge_asked_ && !attempt_->hedge &&
+      attempt_->hedge_after < absl::InfiniteDuration()) {
+    if (hedge_timer_ == nullptr) hedge_timer_ = shared_->loop->NewTimer();
+    hedge_timer_->Arm(attempt_->hedge_after, [this, index = attempt_->index] {
+      Guard([&] {
+        if (call_ != nullptr && attempt_.has_value() && attempt_->index == index &&
+            !attempt_reported_) {
+          StartHedge();
+        }
+      });
+    });
+  }
 }
 
 absl::StatusOr<std::vector<gateway_internal::EmbeddingsSlice>>
@@ -714,8 +743,10 @@ void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) 
   outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
   outcome.first_byte_time = attempt_first_byte_;
   attempt_reported_ = true;
+  if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
   plan_->Report(*attempt_, outcome);
   last_error_ = status;
+  if (hedge_ != nullptr) return;  // the hedged attempt still out carries the request
   NextAttempt();
 }
 
@@ -728,7 +759,179 @@ void GatewayRequest::ReportAttemptEnd(const absl::Status& status, int http_statu
   outcome.failure = ClassifyFailure(status, status.ok() ? http_status : 0);
   outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
   outcome.first_byte_time = attempt_first_byte_;
+  if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
   plan_->Report(*attempt_, outcome);
+  if (hedge_ != nullptr) CancelHedge();  // this attempt's answer goes to the client
+}
+
+// The hedged attempt of a non-streaming chat call: collects its whole answer next to the
+// first attempt's call_, and hands its end to the request (HedgeDone).
+class GatewayRequest::HedgeLeg final : public UpstreamHandler {
+ public:
+  HedgeLeg(GatewayRequest* host, Attempt attempt, absl::Time start)
+      : host(host), attempt(attempt), start(start) {}
+
+  void OnHeaders(int status, const HttpHeaders& h) override {
+    host->Guard([&] {
+      http_status = status;
+      headers = h;
+      first_byte = host->shared_->clock->MonotonicNow() - start;
+    });
+  }
+  void OnData(std::string_view chunk) override {
+    host->Guard([&] {
+      if (body.size() + chunk.size() > host->shared_->limits.max_upstream_body_bytes) {
+        call.reset();
+        host->HedgeDone(WithHttpStatus(
+            absl::ResourceExhaustedError(absl::StrFormat(
+                "upstream response body exceeds %d bytes",
+                host->shared_->limits.max_upstream_body_bytes)),
+            502));
+        return;
+      }
+      if (!host->HedgeBuffer(chunk.size())) return;
+      body.append(chunk);
+    });
+  }
+  void OnComplete(absl::Status status) override {
+    host->Guard([&] { host->HedgeDone(std::move(status)); });  // may destroy this leg
+  }
+
+  GatewayRequest* const host;
+  const Attempt attempt;
+  const absl::Time start;
+  int http_status = 0;
+  HttpHeaders headers;
+  std::string body;
+  absl::Duration first_byte;
+  std::unique_ptr<UpstreamCall> call;  // last: destroyed (cancelled) first
+};
+
+void GatewayRequest::StartHedge() {
+  hedge_asked_ = true;
+  std::optional<Attempt> hedge = plan_->Hedge();
+  if (!hedge.has_value()) return;
+  // Built through the unified model (never natively), as StartAttempt builds a call.
+  const ProviderConfig& provider = *hedge->provider;
+  const ProviderDialect* dialect = provider.dialect.get();
+  UpstreamRequest req;
+  req.timeouts = provider.timeouts;
+  const ProviderCall call{.stream = false,
+                          .upstream_model = hedge->model->upstream_model,
+                          .client_headers = &ctx_.request.headers};
+  absl::Status built = codec_->CheckAttempt(*chat_, provider.type);
+  if (built.ok()) {
+    std::string public_model = std::move(chat_->model);
+    chat_->model = hedge->model->upstream_model;
+    built = dialect->BuildRequest(*chat_, call, &req);
+    chat_->model = std::move(public_model);
+  }
+  if (built.ok()) {
+    for (const HeaderMutation& m : ctx_.upstream_header_mutations) {
+      ApplyHeaderMutation(m, &req.headers);
+    }
+    built = dialect->Sign(&req);
+  }
+  if (!built.ok()) {
+    // This provider cannot take the request: the hedge failed, the first attempt goes on.
+    AttemptOutcome outcome;
+    outcome.status = built;
+    outcome.failure = FailureClass::kClientError;
+    plan_->Report(*hedge, outcome);
+    return;
+  }
+  ++ctx_.attempts;
+  hedge_ = std::make_unique<HedgeLeg>(this, *hedge, shared_->clock->MonotonicNow());
+  hedge_->call = shared_->upstream->Start(std::move(req), hedge_.get());
+}
+
+void GatewayRequest::HedgeDone(absl::Status status) {
+  if (finished_ || hedge_ == nullptr) return;
+  const bool answered = status.ok() && hedge_->http_status >= 200 && hedge_->http_status < 300;
+  if (answered || call_ == nullptr) {
+    AdoptHedge(std::move(status));  // the winner, or the request's only attempt left
+    return;
+  }
+  // Failed while the first attempt is still out: reported, dropped; the first goes on.
+  std::unique_ptr<HedgeLeg> leg = std::move(hedge_);
+  AttemptOutcome outcome;
+  if (!status.ok()) {
+    outcome.status = status;
+  } else {
+    outcome.status = leg->attempt.provider->dialect->TranslateError(leg->http_status,
+                                                                   leg->headers, leg->body);
+    if (outcome.status.ok()) outcome.status = absl::UnknownError("upstream error");
+    outcome.http_status = leg->http_status;
+  }
+  outcome.failure = ClassifyFailure(outcome.status, outcome.http_status);
+  outcome.retry_after = RetryAfter(ErrorHeaders(outcome.status), shared_->clock->Now());
+  outcome.latency = shared_->clock->MonotonicNow() - leg->start;
+  outcome.first_byte_time = leg->first_byte;
+  shared_->buffered -= hedge_buffered_;
+  hedge_buffered_ = 0;
+  plan_->Report(leg->attempt, outcome);
+}
+
+void GatewayRequest::AdoptHedge(absl::Status status) {
+  std::unique_ptr<HedgeLeg> leg = std::move(hedge_);
+  if (call_ != nullptr) CancelPrimaryForHedge();
+  attempt_ = leg->attempt;
+  attempt_reported_ = false;
+  ctx_.route = ResolvedRoute{attempt_->model, attempt_->provider,
+                             snapshot_->FindRoute(RequestedModel())};
+  dialect_ = attempt_->provider->dialect.get();
+  framing_ = Framing::kJson;
+  native_ = false;
+  attempt_start_ = leg->start;
+  buffered_ += hedge_buffered_;
+  hedge_buffered_ = 0;
+  if (leg->http_status != 0) HandleHeaders(leg->http_status, leg->headers);
+  attempt_first_byte_ = leg->first_byte;
+  body_ = std::move(leg->body);
+  HandleComplete(std::move(status));  // may end (and destroy) this request
+}
+
+void GatewayRequest::CancelPrimaryForHedge() {
+  call_.reset();
+  Unbuffer();
+  AttemptOutcome outcome;
+  outcome.status = absl::CancelledError("the hedged attempt answered first");
+  outcome.cancelled = true;
+  outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
+  outcome.first_byte_time = attempt_first_byte_;
+  attempt_reported_ = true;
+  plan_->Report(*attempt_, outcome);
+}
+
+void GatewayRequest::CancelHedge() {
+  std::unique_ptr<HedgeLeg> leg = std::move(hedge_);
+  leg->call.reset();
+  shared_->buffered -= hedge_buffered_;
+  hedge_buffered_ = 0;
+  AttemptOutcome outcome;
+  outcome.status = absl::CancelledError("the first attempt answered first");
+  outcome.cancelled = true;
+  outcome.latency = shared_->clock->MonotonicNow() - leg->start;
+  outcome.first_byte_time = leg->first_byte;
+  plan_->Report(leg->attempt, outcome);
+}
+
+bool GatewayRequest::HedgeBuffer(uint64_t bytes) {
+  if (shared_->buffered + bytes > shared_->limits.max_buffered_upstream_bytes) {
+    DropHedge();
+    call_.reset();
+    Fail(Overloaded("too many upstream bytes buffered"));
+    return false;
+  }
+  shared_->buffered += bytes;
+  hedge_buffered_ += bytes;
+  return true;
+}
+
+void GatewayRequest::DropHedge() {
+  hedge_.reset();
+  shared_->buffered -= hedge_buffered_;
+  hedge_buffered_ = 0;
 }
 
 void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
@@ -1382,6 +1585,8 @@ void GatewayRequest::Release() {
   phase_timer_.reset();
   step_timer_.reset();
   backoff_timer_.reset();
+  DropHedge();
+  hedge_timer_.reset();
   plan_.reset();  // gives back what the plan holds (a router's in-flight slot)
   Unbuffer();
   if (handler_ != nullptr) handler_->Destroy();
@@ -1391,7 +1596,12 @@ void GatewayRequest::Release() {
 
 class GatewayImpl final : public Gateway {
  public:
-  explicit GatewayImpl(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  explicit GatewayImpl(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {
+    // Lends this loop and upstream client to work of the services that belongs to no
+    // request (services.h: BackgroundIo, e.g. active health probes) while the gateway lives.
+    io_token_ = shared_->config->services().AttachIo({shared_->loop, shared_->upstream});
+  }
+  ~GatewayImpl() override { shared_->config->services().DetachIo(io_token_); }
 
   std::unique_ptr<ActiveRequest> Handle(HttpRequest request, ResponseSink* sink) override {
     auto r = std::make_unique<GatewayRequest>(shared_, sink);
@@ -1403,6 +1613,7 @@ class GatewayImpl final : public Gateway {
 
  private:
   std::shared_ptr<Shared> shared_;
+  uint64_t io_token_ = 0;
 };
 
 }  // namespace

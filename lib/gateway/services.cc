@@ -67,4 +67,70 @@ size_t Services::live_states() const {
   return n;
 }
 
+class Services::IoWatchImpl final : public IoWatch {
+ public:
+  IoWatchImpl(Services* services, uint64_t id) : services_(services), id_(id) {}
+  ~IoWatchImpl() override { services_->Unwatch(id_); }
+
+ private:
+  Services* const services_;
+  const uint64_t id_;
+};
+
+BackgroundIo Services::CurrentIo() const {
+  return attached_.empty() ? BackgroundIo{} : attached_.front().second;
+}
+
+void Services::NotifyIo(BackgroundIo before) {
+  BackgroundIo now = CurrentIo();
+  if (now.loop == before.loop && now.upstream == before.upstream) return;
+  for (auto& [id, fn] : watchers_) fn(now);
+}
+
+uint64_t Services::AttachIo(BackgroundIo io) {
+  core_internal::MutexLock lock(&io_mu_);
+  BackgroundIo before = CurrentIo();
+  const uint64_t token = ++next_io_id_;
+  attached_.emplace_back(token, io);
+  NotifyIo(before);
+  return token;
+}
+
+void Services::DetachIo(uint64_t token) {
+  core_internal::MutexLock lock(&io_mu_);
+  BackgroundIo before = CurrentIo();
+  for (auto it = attached_.begin(); it != attached_.end(); ++it) {
+    if (it->first == token) {
+      attached_.erase(it);
+      break;
+    }
+  }
+  NotifyIo(before);
+}
+
+BackgroundIo Services::io() const {
+  core_internal::MutexLock lock(&io_mu_);
+  return CurrentIo();
+}
+
+std::unique_ptr<IoWatch> Services::WatchIo(std::function<void(BackgroundIo)> on_change) {
+  core_internal::MutexLock lock(&io_mu_);
+  const uint64_t id = ++next_io_id_;
+  on_change(CurrentIo());
+  watchers_.emplace_back(id, std::move(on_change));
+  return std::make_unique<IoWatchImpl>(this, id);
+}
+
+void Services::Unwatch(uint64_t id) {
+  std::function<void(BackgroundIo)> dropped;  // destroyed outside the lock
+  core_internal::MutexLock lock(&io_mu_);
+  for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
+    if (it->first == id) {
+      dropped = std::move(it->second);
+      watchers_.erase(it);
+      break;
+    }
+  }
+}
+
 }  // namespace modeenvoy

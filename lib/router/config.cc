@@ -439,7 +439,7 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<ObjectReader> hedge, r.OptionalObject("hedge"));
     if (hedge) {
       MODEENVOY_RETURN_IF_ERROR(hedge->RejectUnknown({"quantile", "min_samples", "min_delay_ms",
-                                                      "max_delay_ms"}));
+                                                      "max_delay_ms", "delay_ms"}));
       HedgeConfig h;
       MODEENVOY_ASSIGN_OR_RETURN(std::optional<double> q, OptionalNumber(*hedge, "quantile", 0.5, 0.999));
       h.quantile = q.value_or(h.quantile);
@@ -448,6 +448,11 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
       MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "max_delay_ms", 1, &h.max_delay));
       if (h.max_delay < h.min_delay) {
         return FieldError(hedge->PathOf("max_delay_ms"), "must be >= min_delay_ms");
+      }
+      if (hedge->Has("delay_ms")) {
+        absl::Duration fixed;
+        MODEENVOY_RETURN_IF_ERROR(ReadMs(*hedge, "delay_ms", 1, &fixed));
+        h.delay = fixed;
       }
       pool.hedge = h;
     }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -23,6 +24,8 @@ struct HedgeConfig {
   int min_samples = 20;  // no hedging before the sketch holds this many samples
   absl::Duration min_delay = absl::Milliseconds(10);
   absl::Duration max_delay = absl::Seconds(30);
+  // "delay_ms": a fixed hedge delay instead of the quantile (hedging from the first request).
+  std::optional<absl::Duration> delay;
 };
 
 // A log-bucketed latency histogram (bucket b holds [2^(b/4), 2^((b+1)/4)) ms: 19% wide, from
@@ -63,8 +66,10 @@ class LatencySketch {
     quantile_ms_.store(q, std::memory_order_relaxed);
   }
 
-  // The hedge delay, or InfiniteDuration before min_samples.
+  // The hedge delay: the configured one, else the quantile (InfiniteDuration before
+  // min_samples).
   absl::Duration HedgeDelay(const HedgeConfig& config) const {
+    if (config.delay.has_value()) return *config.delay;
     double q = quantile_ms_.load(std::memory_order_relaxed);
     if (q <= 0) return absl::InfiniteDuration();
     absl::Duration d = absl::Milliseconds(q);

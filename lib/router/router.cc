@@ -247,6 +247,7 @@ class PlanImpl final : public RoutePlan {
   bool hedgeable_ = false;
   bool hedged_ = false;
   int hedge_ = -1;
+  bool hedge_is_retry_ = false;  // the hedge holds a retry-budget share
   int hedge_pool_ = -1;
   int hedge_index_ = -1;
   bool won_ = false;
@@ -371,6 +372,9 @@ class RouterImpl final : public Router {
         h.consecutive_failures = s.consecutive_failures;
         h.window_requests = s.window_requests;
         h.window_failures = s.window_failures;
+        h.probe_successes = s.probe_successes;
+        h.probe_failures = s.probe_failures;
+        h.probe_in_flight = s.probe_in_flight;
       }
       out.push_back(std::move(h));
     }
@@ -395,6 +399,13 @@ class RouterImpl final : public Router {
   }
 
   absl::Status ReportProbe(std::string_view deployment_id, bool ok) override {
+    return EndProbe(deployment_id, ok, /*abandoned=*/false);
+  }
+  absl::Status AbandonProbe(std::string_view deployment_id) override {
+    return EndProbe(deployment_id, false, /*abandoned=*/true);
+  }
+
+  absl::Status EndProbe(std::string_view deployment_id, bool ok, bool abandoned) {
     std::shared_ptr<const Snapshot> snap = snapshot_.load();
     const auto* deps = snap == nullptr ? nullptr : &snap->config->deployments();
     size_t i = 0;
@@ -406,13 +417,16 @@ class RouterImpl final : public Router {
     const RouterDeployment& d = (*deps)[i];
     DeploymentState& s = *snap->states[i];
     core_internal::MutexLock lock(&s.mu);
-    if (!s.probe_in_flight || !d.health_check) {
+    if (!s.probe_in_flight) {
       return absl::FailedPreconditionError(absl::StrCat(
           "ReportProbe: no probe of \"", d.id, "\" is in flight"));
     }
-    const RouterHealthCheck& check = *d.health_check;
     s.probe_in_flight = false;
-    if (ok) {
+    if (!d.health_check) return absl::OkStatus();  // a reload removed its health check
+    const RouterHealthCheck& check = *d.health_check;
+    if (abandoned) {
+      // Nothing learnt.
+    } else if (ok) {
       ++s.probe_successes;
       s.probe_failures = 0;
       if (s.probe_successes >= check.healthy_threshold) s.probe_unhealthy.store(false);
@@ -552,6 +566,7 @@ PlanImpl::~PlanImpl() {
   Release();
   if (hedge_ >= 0) {
     snap_->states[hedge_]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (hedge_is_retry_) router_->EndRetry();
     if (WaitQueue* q = QueueOf(hedge_pool_)) q->WakeHead();
   }
   router_->RequestEnded();
@@ -906,7 +921,10 @@ std::optional<PlannedAttempt> PlanImpl::Hedge() {
   ChoiceMiss miss;
   int d = Choose(now, {pool_}, nullptr, 0, &chosen_pool, &panic, &miss);
   if (d < 0) return std::nullopt;
+  // A hedge is a second attempt in flight: it takes a share of the retry budget.
+  if (!router_->TryStartRetry(*snap_->config)) return std::nullopt;
   hedged_ = true;
+  hedge_is_retry_ = true;
   DeploymentState& s = *snap_->states[d];
   s.in_flight.fetch_add(1, std::memory_order_relaxed);
   if (snap_->config->deployments()[d].rpm > 0) {
@@ -1024,6 +1042,8 @@ void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result
     // The hedged attempt.
     int d = hedge_;
     snap_->states[d]->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (hedge_is_retry_) router_->EndRetry();
+    hedge_is_retry_ = false;
     hedge_ = -1;
     if (WaitQueue* q = QueueOf(hedge_pool_)) q->WakeHead();
     RecordHealth(d, config.pools()[hedge_pool_], result, now);
@@ -1050,6 +1070,8 @@ void PlanImpl::Report(const PlannedAttempt& attempt, const AttemptResult& result
     current_panic_ = false;
     handed_out_ = true;
     primary_index_ = hedge_index_;
+    current_is_retry_ = hedge_is_retry_;  // its budget share moves with it
+    hedge_is_retry_ = false;
     hedge_ = -1;
     return;
   }

@@ -124,6 +124,26 @@ TEST(RouterHealthCheckTest, JitterIsBoundedAndSeeded) {
             *std::max_element(first.begin(), first.end()));
 }
 
+TEST(RouterHealthCheckTest, AnAbandonedProbeCountsNothingAndIsDueAnIntervalLater) {
+  FakeClock clock;
+  auto router = MakeRouter(Config(kCheck), &clock);
+  ASSERT_EQ(Ids(router->DueProbes(clock.MonotonicNow())), std::vector<std::string>{"a"});
+  ASSERT_TRUE(router->ReportProbe("a", false).ok());
+  clock.Advance(absl::Seconds(1));
+  ASSERT_EQ(Ids(router->DueProbes(clock.MonotonicNow())), std::vector<std::string>{"a"});
+  ASSERT_TRUE(router->AbandonProbe("a").ok());
+  auto all = router->Health();
+  const DeploymentHealth* a = FindHealth(all, "a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->probe_failures, 1);  // the abandoned probe did not count (threshold 2)
+  EXPECT_EQ(a->probe_successes, 0);
+  EXPECT_FALSE(a->probe_in_flight);
+  EXPECT_FALSE(a->probe_unhealthy);
+  EXPECT_EQ(router->NextProbeDue(), clock.MonotonicNow() + absl::Seconds(1));
+  EXPECT_EQ(router->AbandonProbe("a").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(router->AbandonProbe("zz").code(), absl::StatusCode::kNotFound);
+}
+
 TEST(RouterHealthCheckTest, ReportProbeErrors) {
   FakeClock clock;
   auto router = MakeRouter(Config(kCheck), &clock);

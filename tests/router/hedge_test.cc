@@ -133,6 +133,42 @@ TEST(RouterHedgeTest, NoHedgeForStreamingRequestsOrWithoutAnotherDeployment) {
   EXPECT_FALSE((*plan)->Hedge().has_value());
 }
 
+TEST(RouterHedgeTest, AConfiguredDelayHedgesFromTheFirstRequest) {
+  auto router = MakeRouter(Config(R"({"delay_ms": 75})"));
+  // No sample yet (min_samples 20 by default): the configured delay applies at once.
+  EXPECT_EQ(Serve(*router, absl::Seconds(2)), absl::Milliseconds(75));
+  auto plan = router->Plan({.model = "m"});
+  auto first = (*plan)->Next();
+  EXPECT_EQ(first->hedge_after, absl::Milliseconds(75));
+  EXPECT_TRUE((*plan)->Hedge().has_value());
+}
+
+// Hedges and retries share the retry budget: with min_concurrency 1 and no percentage, one
+// hedge in flight leaves no share for a second request's hedge (nor a retry) until it ends.
+TEST(RouterHedgeTest, AHedgeInFlightTakesAShareOfTheRetryBudget) {
+  std::string config = Config(R"({"delay_ms": 10})", 4);
+  config.insert(1, R"("retry_budget": {"percent": 0, "min_concurrency": 1}, )");
+  auto router = MakeRouter(config);
+  auto p1 = router->Plan({.model = "m"});
+  auto p2 = router->Plan({.model = "m"});
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  auto a1 = (*p1)->Next();
+  auto a2 = (*p2)->Next();
+  auto h1 = (*p1)->Hedge();
+  ASSERT_TRUE(h1.has_value());
+  EXPECT_FALSE((*p2)->Hedge().has_value());  // the budget's one share is taken by h1
+  AttemptResult ok;
+  (*p1)->Report(*h1, ok);  // the hedge ends: its share comes back
+  AttemptResult cancelled;
+  cancelled.failure = UpstreamFailure::kCancelled;
+  (*p1)->Report(*a1, cancelled);
+  auto p3 = router->Plan({.model = "m"});
+  auto a3 = (*p3)->Next();
+  EXPECT_TRUE((*p3)->Hedge().has_value());
+  (void)a2;
+  (void)a3;
+}
+
 TEST(RouterHedgeTest, StrictConfiguration) {
   struct Case {
     std::string hedge;
@@ -143,6 +179,7 @@ TEST(RouterHedgeTest, StrictConfiguration) {
       {R"({"colour": 1})", "pools[0].hedge.colour: unknown field"},
       {R"({"min_delay_ms": 100, "max_delay_ms": 50})", "pools[0].hedge.max_delay_ms: must be >= min_delay_ms"},
       {R"({"min_samples": 0})", "pools[0].hedge.min_samples"},
+      {R"({"delay_ms": 0})", "pools[0].hedge.delay_ms"},
   };
   for (const Case& c : cases) {
     auto config = ParseRouterConfig(Config(c.hedge));

@@ -100,7 +100,10 @@ class MODEENVOY_EXPORT Gateway {
 };
 
 // Creates a gateway. The gateway may be destroyed while requests it started are still in
-// flight; they complete normally. Errors: kInvalidArgument if a required option is null or
+// flight; they complete normally. While it lives, its loop and upstream client are attached
+// to the config store's Services as background I/O (services.h: AttachIo; components'
+// request-less calls such as the router's active health probes), detached by its
+// destructor, which therefore runs on the loop thread or after the loop stopped. Errors: kInvalidArgument if a required option is null or
 // a REQUIRES above is broken.
 MODEENVOY_EXPORT absl::StatusOr<std::unique_ptr<Gateway>> NewGateway(GatewayOptions options);
 

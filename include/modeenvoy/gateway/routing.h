@@ -50,6 +50,11 @@ struct Attempt {
   // Wait this long before calling (a policy's backoff); the engine waits on a timer of the
   // request's loop, so a client that leaves during the wait cancels the attempt.
   absl::Duration delay = absl::ZeroDuration();
+  // Hedging (a policy's opt-in; non-streaming chat calls only): when this attempt has not
+  // answered after `hedge_after` (counted from its start, after `delay`), the engine asks
+  // AttemptPlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
+  absl::Duration hedge_after = absl::InfiniteDuration();
+  bool hedge = false;  // this is the hedged (second, concurrent) attempt Hedge() returned
 };
 
 // Why an attempt failed, as routing decisions need it.
@@ -90,6 +95,9 @@ struct AttemptOutcome {
   std::optional<absl::Duration> retry_after;
   absl::Duration latency;          // start to completion
   absl::Duration first_byte_time;  // zero when no byte arrived
+  // The engine cancelled the attempt because the other attempt of a hedged pair answered
+  // first (status kCancelled, failure kNone): not a failure of its target.
+  bool cancelled = false;
 };
 
 // The plan of one request. Thread safety: thread-hostile (one request).
@@ -105,6 +113,22 @@ class MODEENVOY_EXPORT AttemptPlan {
   // follows). An attempt the client abandoned (disconnect) is never reported: the plan is
   // destroyed instead.
   virtual void Report(const Attempt& attempt, const AttemptOutcome& outcome) = 0;
+  // Hedging. Called by the engine at most once per request, `hedge_after` after the start
+  // of an attempt with a finite Attempt::hedge_after that has not answered yet (never for a
+  // streamed request): a second attempt to run concurrently with it (Attempt::hedge true),
+  // or nullopt (the default: no hedge; the first attempt simply goes on). With a hedge out
+  // the engine reports both attempts, each exactly once, in the order they end:
+  //   - the first complete 2xx answer wins: the client gets it, that attempt is reported
+  //     as above, and the other is cancelled (upstream call destroyed) and reported with
+  //     `cancelled` true (before the winner's report when the hedge won, after it when
+  //     the first attempt did);
+  //   - a failed one is reported as a failure while the other is still out; the other then
+  //     carries the request alone (no Next() follows that report);
+  //   - when both failed, Next() follows the second failure's report (fallback as planned).
+  // A client that leaves cancels both; neither is reported (the plan is destroyed).
+  // The returned Attempt's pointers refer into the snapshot, as Next()'s do; its `delay` is
+  // ignored (the hedge starts at once).
+  virtual std::optional<Attempt> Hedge() { return std::nullopt; }
 };
 
 // What a policy sees of a request.

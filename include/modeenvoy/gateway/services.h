@@ -9,7 +9,9 @@
 //   std::shared_ptr<Health> health = services.State<Health>(
 //       "router.health", [] { return std::make_shared<Health>(); });
 // The loop and the upstream client are per worker thread, so they reach a request through
-// FilterCallbacks (event_loop(), upstream()), not through Services.
+// FilterCallbacks (event_loop(), upstream()), not through Services. Work that belongs to no
+// request (the router's active health probes) runs on the background I/O a gateway lends
+// (AttachIo / WatchIo below).
 #ifndef MODEENVOY_GATEWAY_SERVICES_H_
 #define MODEENVOY_GATEWAY_SERVICES_H_
 
@@ -20,6 +22,7 @@
 #include <string_view>
 #include <typeindex>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -29,6 +32,22 @@
 #include "modeenvoy/export.h"
 
 namespace modeenvoy {
+
+class EventLoop;       // modeenvoy/event_loop.h
+class UpstreamClient;  // modeenvoy/gateway/upstream.h
+
+// The loop and upstream client a component may use for calls that belong to no request.
+struct BackgroundIo {
+  EventLoop* loop = nullptr;            // null: no background I/O attached
+  UpstreamClient* upstream = nullptr;   // bound to `loop`
+};
+
+// Ends a Services::WatchIo watch when destroyed (no call of its callback runs after the
+// destructor returned). Must not be destroyed from inside that callback.
+class MODEENVOY_EXPORT IoWatch {
+ public:
+  virtual ~IoWatch() = default;
+};
 
 struct ServicesOptions {
   // Not owned; must outlive the services. Null means SystemClock().
@@ -68,6 +87,24 @@ class MODEENVOY_EXPORT Services {
   // Number of live named states (for tests and diagnostics).
   size_t live_states() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Background I/O. NewGateway attaches its loop and upstream client to its ConfigStore's
+  // services and detaches them when destroyed; with several attached (one gateway per
+  // worker thread) the earliest still attached is the one in use. AttachIo returns a token
+  // for DetachIo. REQUIRES: io.loop and io.upstream non-null and valid until DetachIo; a
+  // detach runs on io.loop's thread (or after that loop stopped running).
+  uint64_t AttachIo(BackgroundIo io) ABSL_LOCKS_EXCLUDED(io_mu_);
+  void DetachIo(uint64_t token) ABSL_LOCKS_EXCLUDED(io_mu_);
+  // The background I/O in use now (loop null when none).
+  BackgroundIo io() const ABSL_LOCKS_EXCLUDED(io_mu_);
+  // Calls `on_change` with the I/O in use now (at once, on this thread) and again whenever
+  // it changes (on the thread attaching or detaching, before AttachIo/DetachIo returns: a
+  // watcher drops its timers and calls on a detached loop inside that call; it must not use
+  // a newly attached loop's thread-hostile parts from there, only Post() to it). Calls are
+  // serialised under the services' I/O lock: `on_change` must not call AttachIo, DetachIo,
+  // io() or WatchIo, nor destroy an IoWatch. Never null.
+  std::unique_ptr<IoWatch> WatchIo(std::function<void(BackgroundIo)> on_change)
+      ABSL_LOCKS_EXCLUDED(io_mu_);
+
  private:
   std::shared_ptr<void> StateImpl(std::string_view name, std::type_index type,
                                   absl::FunctionRef<std::shared_ptr<void>()> create)
@@ -77,8 +114,19 @@ class MODEENVOY_EXPORT Services {
     std::type_index type = std::type_index(typeid(void));
     std::weak_ptr<void> state;
   };
+  class IoWatchImpl;
+  void Unwatch(uint64_t id) ABSL_LOCKS_EXCLUDED(io_mu_);
+  // The first attached I/O, or none; io_mu_ held.
+  BackgroundIo CurrentIo() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void NotifyIo(BackgroundIo before) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
   const Clock* clock_;
   std::function<uint64_t()> random_;
+  mutable absl::Mutex io_mu_;
+  uint64_t next_io_id_ ABSL_GUARDED_BY(io_mu_) = 0;
+  std::vector<std::pair<uint64_t, BackgroundIo>> attached_ ABSL_GUARDED_BY(io_mu_);
+  std::vector<std::pair<uint64_t, std::function<void(BackgroundIo)>>> watchers_
+      ABSL_GUARDED_BY(io_mu_);
   mutable absl::Mutex mu_;
   uint64_t random_state_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Entry> states_ ABSL_GUARDED_BY(mu_);

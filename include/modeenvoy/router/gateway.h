@@ -30,9 +30,19 @@
 // Retry-After, latency, time to the first byte); a client that leaves cancels the attempt
 // in flight and gives its capacity slot back.
 //
+// Hedging: a pool with "hedge" gets a second, concurrent attempt on another deployment for a
+// non-streaming chat request whose first attempt has not answered after the pool's observed
+// p95 latency (or its "delay_ms"); the first 2xx answer wins, the other is cancelled and
+// counted as cancelled, not failed (AttemptPlan::Hedge, routing.h).
+// Active health checks: a deployment with "health_check" is probed on the background I/O
+// a gateway lends its Services ("probe": "chat", a one-token chat built by the dialect, or
+// "get" with "path"), its state kept with the router state across reloads; see
+// docs/routing.md.
+//
 // GET /admin/upstreams answers, for every live router state, each pool and deployment:
 // health (ejected until, 429 cool-down, consecutive failures, the failure window), in
-// flight, peak-EWMA time to first token, attempts and successes. The endpoint has no guard
+// flight, peak-EWMA time to first token, probe state, attempts, successes, hedges and
+// cancelled attempts. The endpoint has no guard
 // of its own: the host restricts /admin/ paths (the example proxy: loopback clients only,
 // as for its other /admin endpoints).
 #ifndef MODEENVOY_ROUTER_GATEWAY_H_

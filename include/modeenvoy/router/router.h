@@ -168,8 +168,9 @@ struct PlannedAttempt {
   absl::Duration timeout = absl::InfiniteDuration();  // per-try timeout (and the deadline)
   bool panic = false;  // chosen while every deployment of the pool was ejected
   // Hedging (pools with "hedge", non-streaming requests, first attempt only): when this
-  // attempt has not answered after `hedge_after` (the pool's observed p95 latency), the host
-  // may call RoutePlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
+  // attempt has not answered after `hedge_after` (the pool's observed p95 latency, or its
+  // configured "delay_ms"), the host may call RoutePlan::Hedge() for a concurrent second
+  // attempt. InfiniteDuration: never.
   absl::Duration hedge_after = absl::InfiniteDuration();
   bool hedge = false;  // this is the hedged (second, concurrent) attempt
 };
@@ -209,7 +210,8 @@ class MODEENVOY_EXPORT RoutePlan {
   // A second attempt, concurrent with the outstanding first one, on another deployment of
   // the same pool (after the first attempt's hedge_after). nullopt when the attempt
   // outstanding has no finite hedge_after, a hedge was already made, or no other deployment
-  // is free. Report() both: the first success wins (final_status() OK, Next() nullopt); the
+  // is free, or the retry budget has no share left (a hedge in flight holds one, as a retry
+  // does). Report() both: the first success wins (final_status() OK, Next() nullopt); the
   // host cancels the other and reports it as kCancelled (not a failure). When one fails
   // while the other is still out, the other simply continues as the request's attempt.
   virtual std::optional<PlannedAttempt> Hedge() { return std::nullopt; }
@@ -257,6 +259,9 @@ struct DeploymentHealth {
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
   bool probe_unhealthy = false;    // marked unhealthy by active health checks
+  int probe_successes = 0;         // consecutive successful probes (active health checks)
+  int probe_failures = 0;          // consecutive failed probes
+  bool probe_in_flight = false;    // a probe is out (DueProbes returned it, not reported)
   // The outlier detector's current failure-percentage window (outlier.window_ms): attempts
   // and server-side failures counted in it so far.
   int window_requests = 0;
@@ -319,6 +324,13 @@ class MODEENVOY_EXPORT Router {
     return absl::UnimplementedError("ReportProbe: this router has no active health checks");
   }
   virtual absl::Time NextProbeDue() const { return absl::InfiniteFuture(); }
+  // A probe DueProbes() handed out that the host gives up without a result (it is shutting
+  // down, or its I/O went away): no longer in flight, nothing counted, the next one due an
+  // interval plus jitter later. Errors: as ReportProbe.
+  virtual absl::Status AbandonProbe(std::string_view deployment_id) {
+    (void)deployment_id;
+    return absl::UnimplementedError("AbandonProbe: this router has no active health checks");
+  }
 };
 
 MODEENVOY_EXPORT std::unique_ptr<Router> NewRouter(const RouterOptions& options = {});

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "modeenvoy/gateway/registry.h"
+#include "lib/router/gateway/probes.h"
 #include "modeenvoy/router/router.h"
 
 namespace modeenvoy::router_gateway_internal {
@@ -24,6 +25,8 @@ namespace modeenvoy::router_gateway_internal {
 struct Counters {
   std::atomic<int64_t> attempts{0};
   std::atomic<int64_t> successes{0};
+  std::atomic<int64_t> hedges{0};     // hedged attempts sent to this deployment
+  std::atomic<int64_t> cancelled{0};  // attempts cancelled because the other of a hedge won
 };
 
 // Which deployments a configuration groups into which pool, and what they call.
@@ -41,26 +44,31 @@ struct PoolLayout {
 // Thread safety: thread-safe.
 class RouterState {
  public:
-  RouterState(std::string name, const Clock* clock, uint64_t seed);
+  // `services` (the ConfigStore's) lends the probes their I/O and must outlive the state.
+  RouterState(std::string name, Services* services, uint64_t seed);
 
   const std::string& name() const { return name_; }
   Router& router() const { return *router_; }
   // A fresh generation number for a policy being built (newer configurations win).
   uint64_t NextGeneration() { return next_generation_.fetch_add(1) + 1; }
-  // Makes `config` the router's configuration unless a newer generation is applied already.
+  // Makes `config` the router's configuration (and `probes` the probe runner's targets)
+  // unless a newer generation is applied already.
   void Apply(uint64_t generation, const std::shared_ptr<const RouterConfig>& config,
-             const std::shared_ptr<const std::vector<PoolLayout>>& layout)
-      ABSL_LOCKS_EXCLUDED(mu_);
+             const std::shared_ptr<const std::vector<PoolLayout>>& layout,
+             const std::shared_ptr<const ProbeTable>& probes) ABSL_LOCKS_EXCLUDED(mu_);
   bool Applied(uint64_t generation) const {
     return applied_.load(std::memory_order_acquire) >= generation;
   }
   std::shared_ptr<const std::vector<PoolLayout>> layout() const ABSL_LOCKS_EXCLUDED(mu_);
   // The counters of deployment `id`, created on first use; never null.
   std::shared_ptr<Counters> CountersFor(std::string_view id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The active health probes of the router's deployments.
+  const ProbeRunner& probes() const { return *probes_; }
 
  private:
   const std::string name_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<ProbeRunner> probes_;  // after router_: stops before the router goes
   std::atomic<uint64_t> next_generation_{0};
   std::atomic<uint64_t> applied_{0};
   mutable absl::Mutex mu_;

@@ -22,15 +22,19 @@
 
 namespace modeenvoy::router_gateway_internal {
 
-RouterState::RouterState(std::string name, const Clock* clock, uint64_t seed)
-    : name_(std::move(name)), router_(NewRouter({.clock = clock, .seed = seed})) {}
+RouterState::RouterState(std::string name, Services* services, uint64_t seed)
+    : name_(std::move(name)),
+      router_(NewRouter({.clock = &services->clock(), .seed = seed})),
+      probes_(std::make_unique<ProbeRunner>(router_.get(), services)) {}
 
 void RouterState::Apply(uint64_t generation, const std::shared_ptr<const RouterConfig>& config,
-                        const std::shared_ptr<const std::vector<PoolLayout>>& layout) {
+                        const std::shared_ptr<const std::vector<PoolLayout>>& layout,
+                        const std::shared_ptr<const ProbeTable>& probes) {
   core_internal::MutexLock lock(&mu_);
   if (applied_.load(std::memory_order_relaxed) >= generation) return;
   (void)router_->Update(config);  // never null here
   layout_ = layout;
+  probes_->SetTargets(probes);
   applied_.store(generation, std::memory_order_release);
 }
 
@@ -91,6 +95,7 @@ struct PolicyConfig {
   uint64_t generation = 0;
   std::shared_ptr<const RouterConfig> router_config;
   std::shared_ptr<const std::vector<PoolLayout>> layout;
+  std::shared_ptr<const ProbeTable> probes;
   absl::flat_hash_map<std::string, Target> targets;  // by deployment id
 };
 
@@ -131,23 +136,57 @@ class RouterAttemptPlan final : public AttemptPlan {
       target_->counters->attempts.fetch_add(1, std::memory_order_relaxed);
       Attempt attempt{it->second.model, it->second.provider, planned->index};
       attempt.delay = planned->delay;
+      attempt.hedge_after = planned->hedge_after;
       return attempt;
     }
     return std::nullopt;
   }
 
-  void Report(const Attempt&, const AttemptOutcome& outcome) override {
-    if (!last_.has_value()) return;
+  void Report(const Attempt& attempt, const AttemptOutcome& outcome) override {
+    // The hedged attempt (Hedge()) or the one Next() returned last.
+    const bool hedged = attempt.hedge && hedge_.has_value() && attempt.index == hedge_->index;
+    std::optional<PlannedAttempt>& planned = hedged ? hedge_ : last_;
+    const Target*& target = hedged ? hedge_target_ : target_;
+    if (!planned.has_value()) return;
     AttemptResult result;
-    result.failure = ToRouterFailure(outcome.failure);
+    result.failure = outcome.cancelled ? UpstreamFailure::kCancelled
+                                       : ToRouterFailure(outcome.failure);
     result.retry_after = outcome.retry_after;
     result.latency = outcome.latency;
     result.time_to_first_token = outcome.first_byte_time;
     if (result.failure == UpstreamFailure::kNone) {
-      target_->counters->successes.fetch_add(1, std::memory_order_relaxed);
+      target->counters->successes.fetch_add(1, std::memory_order_relaxed);
     }
-    plan_->Report(*last_, result);
-    last_.reset();
+    if (outcome.cancelled) target->counters->cancelled.fetch_add(1, std::memory_order_relaxed);
+    plan_->Report(*planned, result);
+    planned.reset();
+    if (!hedged && outcome.failure != FailureClass::kNone && !outcome.cancelled &&
+        hedge_.has_value()) {
+      // The first attempt failed with the hedge still out: the hedge is the request's
+      // attempt now (the router planned it so), reported as Next()'s would be.
+      last_ = std::move(hedge_);
+      target_ = hedge_target_;
+      hedge_.reset();
+    }
+  }
+
+  std::optional<Attempt> Hedge() override {
+    std::optional<PlannedAttempt> planned = plan_->Hedge();
+    if (!planned.has_value()) return std::nullopt;
+    auto it = config_->targets.find(planned->deployment->id);
+    if (it == config_->targets.end()) {
+      AttemptResult skipped;
+      skipped.failure = UpstreamFailure::kCancelled;
+      plan_->Report(*planned, skipped);
+      return std::nullopt;
+    }
+    hedge_ = *planned;
+    hedge_target_ = &it->second;
+    hedge_target_->counters->attempts.fetch_add(1, std::memory_order_relaxed);
+    hedge_target_->counters->hedges.fetch_add(1, std::memory_order_relaxed);
+    Attempt attempt{it->second.model, it->second.provider, planned->index};
+    attempt.hedge = true;
+    return attempt;
   }
 
  private:
@@ -155,6 +194,8 @@ class RouterAttemptPlan final : public AttemptPlan {
   std::unique_ptr<RoutePlan> plan_;
   std::optional<PlannedAttempt> last_;
   const Target* target_ = nullptr;
+  std::optional<PlannedAttempt> hedge_;  // the hedged attempt while it is out
+  const Target* hedge_target_ = nullptr;
 };
 
 bool Selects(const Selector& sel, const RoutingRequest& request) {
@@ -191,7 +232,7 @@ class RouterPolicy final : public RoutingPolicy {
   absl::StatusOr<std::unique_ptr<AttemptPlan>> Plan(const RoutingRequest& request) const override {
     RouterState& state = *config_->state;
     if (!state.Applied(config_->generation)) {
-      state.Apply(config_->generation, config_->router_config, config_->layout);
+      state.Apply(config_->generation, config_->router_config, config_->layout, config_->probes);
     }
     RouteRequest route;
     route.model = request.model;
@@ -221,6 +262,7 @@ class RouterPolicy final : public RoutingPolicy {
                                                 ? request.chat->max_completion_tokens
                                                 : request.chat->max_tokens;
       route.max_tokens = bound.value_or(0);
+      route.streaming = request.chat->stream.value_or(false);
     }
     absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
     // The engine does not drive the overflow queue: a waiting plan answers as a full pool.
@@ -287,6 +329,7 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   }
   auto config = std::make_shared<PolicyConfig>();
   auto layout = std::make_shared<std::vector<PoolLayout>>();
+  auto probes = std::make_shared<ProbeTable>();
   // Deployments name gateway models: fill in what the router calls "provider", "model" and
   // "dialect" from the model's configuration, then let the router's parser check the rest.
   if (Json* pools = json.contains("pools") ? &json["pools"] : nullptr;
@@ -317,6 +360,35 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
         }
         const ProviderConfig* provider = context.provider_of(*model);
         Json& d = deployments[j];
+        // "health_check.probe" is this policy's key (how to probe through the dialect); the
+        // router's parser checks the rest of "health_check".
+        if (d.contains("health_check") && d["health_check"].is_object()) {
+          Json& hc = d["health_check"];
+          const std::string hpath = dr.PathOf("health_check");
+          if (hc.contains("body")) {
+            return InvalidFieldError(
+                core_internal::ChildPath(hpath, "body"),
+                "not a key of the \"router\" policy: the probe's body comes from the dialect");
+          }
+          ProbeTarget& probe = (*probes)[id];
+          probe.provider = provider->name;
+          probe.upstream_model = model->upstream_model;
+          probe.dialect = provider->dialect;
+          probe.timeouts = provider->timeouts;
+          if (hc.contains("probe")) {
+            const Json& kind = hc["probe"];
+            if (!kind.is_string() || (kind != "chat" && kind != "get")) {
+              return InvalidFieldError(core_internal::ChildPath(hpath, "probe"),
+                                       "must be \"chat\" or \"get\"");
+            }
+            probe.get = kind == "get";
+            hc.erase("probe");
+          }
+          if (!probe.get && hc.contains("path")) {
+            return InvalidFieldError(core_internal::ChildPath(hpath, "path"),
+                                     "only for \"probe\": \"get\"");
+          }
+        }
         d["provider"] = provider->name;
         d["model"] = model->upstream_model;
         d["dialect"] = provider->type;
@@ -342,7 +414,7 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   const std::string name = state_name.value_or(std::string(context.name));
   config->state = services.State<RouterState>(
       absl::StrFormat("router_gateway.state.%s", name), [&] {
-        return std::make_shared<RouterState>(name, &services.clock(), services.Random());
+        return std::make_shared<RouterState>(name, &services, services.Random());
       });
   config->index = services.State<StateIndex>(kIndexName, [] {
     return std::make_shared<StateIndex>();
@@ -354,6 +426,21 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   for (auto& [id, target] : config->targets) target.counters = config->state->CountersFor(id);
   config->generation = config->state->NextGeneration();
   config->layout = std::move(layout);
+  // Paths and jitter of the probes as the router's parser read them (defaults included).
+  for (const RouterDeployment& d : config->router_config->deployments()) {
+    auto it = probes->find(d.id);
+    if (it == probes->end() || !d.health_check.has_value()) continue;
+    it->second.path = d.health_check->path;
+    it->second.jitter = d.health_check->jitter;
+  }
+  config->probes = std::move(probes);
+  // The first configuration of a state is applied at once, so its probes start before the
+  // first request; later ones when their first request is planned (a load that fails after
+  // this route was built must not replace the published configuration's router).
+  if (!config->state->Applied(1)) {
+    config->state->Apply(config->generation, config->router_config, config->layout,
+                         config->probes);
+  }
   return std::make_unique<RouterPolicy>(std::move(config));
 }
 

@@ -6,11 +6,19 @@
 //        "healthy": false, "ejected": true, "ejected_for_ms": 29000, "cooldown_for_ms": 0,
 //        "ejections": 1, "consecutive_failures": 5,
 //        "window": {"requests": 12, "failures": 7},
-//        "in_flight": 0, "ttft_ewma_ms": 12.5, "attempts": 40, "successes": 28}]}]}]}
-// `*_for_ms` count from now (0 when not ejected / not cooling down).
+//        "in_flight": 0, "ttft_ewma_ms": 12.5,
+//        "probe": {"healthy": true, "consecutive_successes": 2, "consecutive_failures": 0,
+//                  "in_flight": false, "probes": 14, "last_ms_ago": 950, "last_ok": true,
+//                  "last_error": ""},
+//        "attempts": 40, "successes": 28, "hedges": 3, "cancelled": 2}]}]}]}
+// `*_for_ms` count from now (0 when not ejected / not cooling down). "probe" only for a
+// deployment with a "health_check" (last_* once a probe finished); "healthy" is false while
+// ejected, cooling down or marked unhealthy by its probes. "hedges": hedged attempts sent
+// to it; "cancelled": its attempts cancelled because the other attempt of a hedge won.
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -51,7 +59,7 @@ Json RouterJson(RouterState& state, absl::Time now) {
         const DeploymentHealth& h = it->second;
         const int64_t ejected_ms = MillisUntil(h.ejected_until, now);
         const int64_t cooldown_ms = MillisUntil(h.cooldown_until, now);
-        d["healthy"] = ejected_ms == 0 && cooldown_ms == 0;
+        d["healthy"] = ejected_ms == 0 && cooldown_ms == 0 && !h.probe_unhealthy;
         d["ejected"] = ejected_ms > 0;
         d["ejected_for_ms"] = ejected_ms;
         d["cooldown_for_ms"] = cooldown_ms;
@@ -60,10 +68,25 @@ Json RouterJson(RouterState& state, absl::Time now) {
         d["window"] = {{"requests", h.window_requests}, {"failures", h.window_failures}};
         d["in_flight"] = h.in_flight;
         d["ttft_ewma_ms"] = h.ttft_ewma_ms;
+        if (std::optional<ProbeRecord> r = state.probes().Record(m.id)) {
+          Json probe = {{"healthy", !h.probe_unhealthy},
+                        {"consecutive_successes", h.probe_successes},
+                        {"consecutive_failures", h.probe_failures},
+                        {"in_flight", h.probe_in_flight},
+                        {"probes", r->sent}};
+          if (r->sent > 0) {
+            probe["last_ms_ago"] = absl::ToInt64Milliseconds(now - r->last_at);
+            probe["last_ok"] = r->last_ok;
+            probe["last_error"] = r->last_error;
+          }
+          d["probe"] = std::move(probe);
+        }
       }
       std::shared_ptr<Counters> c = state.CountersFor(m.id);
       d["attempts"] = c->attempts.load(std::memory_order_relaxed);
       d["successes"] = c->successes.load(std::memory_order_relaxed);
+      d["hedges"] = c->hedges.load(std::memory_order_relaxed);
+      d["cancelled"] = c->cancelled.load(std::memory_order_relaxed);
       deployments.push_back(std::move(d));
     }
     router["pools"].push_back({{"name", pool.name}, {"deployments", std::move(deployments)}});
