@@ -107,6 +107,26 @@ Echo EchoOf(std::string_view body) {
   return echo;
 }
 
+StateMembers StateMembersOf(const Echo& echo) {
+  StateMembers m;
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    const std::string_view name = kEchoed[i].first;
+    const std::string& text = echo[i];
+    if (name == "store") {
+      m.store = text != "false";
+    } else if (name == "previous_response_id") {
+      if (text.empty() || text.front() != '"') continue;
+      JsonReader r(text, kMaxJsonDepth);
+      std::string value;
+      if (r.ReadString(&value)) m.previous_response_id = std::move(value);
+    } else if (name == "instructions") {
+      // A JSON string of at least one character: more than its two quotes.
+      m.instructions = text.size() > 2 && text.front() == '"';
+    }
+  }
+  return m;
+}
+
 std::string EchoJson(const Echo& echo) {
   std::string out = "{";
   for (size_t i = 0; i < kEchoedCount; ++i) {

@@ -2,6 +2,7 @@
 // on hand-written JSON. Expected texts are written out from the Responses API reference's
 // defaults and the helpers' documented contract (members replaced in place, the missing ones
 // appended in kEchoed's order, everything else copied byte for byte), not from their output.
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -85,6 +86,33 @@ TEST(ResponsesEcho, CorruptInputIsAnError) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << before;
     EXPECT_EQ(data, before);
   }
+}
+
+// The state filter's members, read from the echo of the request (no second parse): the
+// request's values, decoded; a request that leaves them out gets store true, no previous id.
+TEST(ResponsesEcho, StateMembersComeFromTheEcho) {
+  StateMembers m = StateMembersOf(EchoOf(
+      R"({"model":"m","store":false,"previous_response_id":"resp_a\u0062c",)"
+      R"("instructions":"Be brief."})"));
+  EXPECT_FALSE(m.store);
+  EXPECT_EQ(m.previous_response_id, "resp_abc");
+  EXPECT_TRUE(m.instructions);
+
+  StateMembers d = StateMembersOf(EchoOf(R"({"model":"m","input":"x"})"));
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.previous_response_id, std::nullopt);
+  EXPECT_FALSE(d.instructions);
+
+  StateMembers n = StateMembersOf(EchoOf(
+      R"({"store":null,"previous_response_id":null,"instructions":null})"));
+  EXPECT_TRUE(n.store);
+  EXPECT_EQ(n.previous_response_id, std::nullopt);
+  EXPECT_FALSE(n.instructions);
+
+  // An empty id is a value (the filter refuses it); empty instructions add no system message.
+  StateMembers e = StateMembersOf(EchoOf(R"({"previous_response_id":"","instructions":""})"));
+  EXPECT_EQ(e.previous_response_id, "");
+  EXPECT_FALSE(e.instructions);
 }
 
 }  // namespace
