@@ -50,6 +50,10 @@ using Echo = std::array<std::string, kEchoedCount>;
 // The echo of the request body `body` (one pull-reader pass; values keep the request's text,
 // compacted): the request's value of each member, or its default when the request leaves it
 // out or sends null. A body that is not a JSON object: all defaults.
+// `body` is one the codec's ParseRequest accepted (valid JSON): the members not echoed (the
+// input, most of the body) are passed over by their quotes and brackets, not checked again.
+// Of text that is not valid JSON, what is captured is unspecified (nothing past `body` is
+// read).
 Echo EchoOf(std::string_view body);
 
 // What the state filter needs of a request: `store` (true unless the request says false),

@@ -115,5 +115,24 @@ TEST(ResponsesEcho, StateMembersComeFromTheEcho) {
   EXPECT_FALSE(e.instructions);
 }
 
+// The members not echoed are passed over by their quotes and brackets alone: strings
+// holding escaped quotes and backslashes, brackets and braces inside strings, a string long
+// enough for the 16-byte compares with its quote on a block's edge, nesting, numbers and
+// literals, whitespace; the echoed members after them are still found.
+TEST(ResponsesEcho, SkippedMembersEndWhereTheirValuesEnd) {
+  const std::string long_text(15, 'a');  // the closing quote at byte 16 of the content
+  const std::string body =
+      R"({ "input" : [ {"role":"user","content":"say \"}]\" and \\"},)"
+      R"({"content":[{"type":"input_text","text":")" + long_text + R"("}]},)"
+      R"({"content":")" + std::string(40, 'b') + R"(\\\"{[","x":[[1,2],{"a":{}}]}],)"
+      R"("max_output_tokens" : 12 ,"stream":true,"model":"m","user":null,)"
+      R"("temperature":0.25,"text":{"format":{"type":"text"}},"top_p":1e-1})";
+  const Echo echo = EchoOf(body);
+  EXPECT_EQ(EchoJson(echo),
+            R"({"instructions":null,"metadata":{},"parallel_tool_calls":true,)"
+            R"("temperature":0.25,"tool_choice":"auto","tools":[],"top_p":1e-1,)"
+            R"("previous_response_id":null,"store":true})");
+}
+
 }  // namespace
 }  // namespace modeenvoy::responses_internal

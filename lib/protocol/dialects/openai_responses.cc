@@ -27,6 +27,7 @@
 // that id; items are "msg_<base>", "rs_<base>" and "fc_<call_id>" (deterministic, so a
 // replayed stream gives the same bytes).
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,6 +113,14 @@ struct Path {
 inline std::string Dot(const Path& parent, std::string_view key) {
   return parent.Member(key).ToString();
 }
+// Whether a member name is `name` (a literal): the length first, then a compare of a
+// constant size, inline. (The reader compares each name against a dozen literals; GCC
+// called string_view's compare out of line for each.)
+template <size_t N>
+[[gnu::always_inline]] inline bool Is(std::string_view key, const char (&name)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), name, N - 1) == 0;
+}
+
 inline std::string PathStr(std::string_view path) { return std::string(path); }
 inline std::string PathStr(const Path& path) { return path.ToString(); }
 
@@ -129,7 +138,10 @@ class SeenKeys {
                           key.data() + key.size() <= input_.data() + input_.size();
     if (!set_.has_value()) {
       for (size_t i = 0; i < count_; ++i) {
-        if (views_[i] == key) return false;
+        if (views_[i].size() == key.size() &&
+            std::memcmp(views_[i].data(), key.data(), key.size()) == 0) {
+          return false;
+        }
       }
       if (in_input && count_ < kViews) {
         views_[count_++] = key;
@@ -318,16 +330,16 @@ absl::Status ReadInputPart(Pull& p, const Path& path, ContentPart* part) {
       refusal;
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
     const Path at = path.Member(key);
-    if (key == "type") return p.String(at, &type);
-    if (key == "text") return p.OptString(at, &text);
-    if (key == "image_url") return p.OptString(at, &image_url);
-    if (key == "file_id") return p.OptString(at, &file_id);
-    if (key == "detail") return p.OptString(at, &detail);
-    if (key == "file_data") return p.OptString(at, &file_data);
-    if (key == "filename") return p.OptString(at, &filename);
-    if (key == "file_url") return p.OptString(at, &file_url);
-    if (key == "refusal") return p.OptString(at, &refusal);
-    if (key == "annotations" || key == "logprobs") return p.Skip();  // output_text history
+    if (Is(key, "type")) return p.String(at, &type);
+    if (Is(key, "text")) return p.OptString(at, &text);
+    if (Is(key, "image_url")) return p.OptString(at, &image_url);
+    if (Is(key, "file_id")) return p.OptString(at, &file_id);
+    if (Is(key, "detail")) return p.OptString(at, &detail);
+    if (Is(key, "file_data")) return p.OptString(at, &file_data);
+    if (Is(key, "filename")) return p.OptString(at, &filename);
+    if (Is(key, "file_url")) return p.OptString(at, &file_url);
+    if (Is(key, "refusal")) return p.OptString(at, &refusal);
+    if (Is(key, "annotations") || Is(key, "logprobs")) return p.Skip();  // output_text history
     return p.Capture(&part->extra.emplace_back(std::string(key), std::string()).second);
   }));
   if (type == "input_text" || type == "output_text" || type == "text") {
@@ -420,18 +432,18 @@ struct InputItem {
 absl::Status ReadInputItem(Pull& p, const Path& path, InputItem* item) {
   return p.Object(path, [&](std::string_view key) -> absl::Status {
     const Path at = path.Member(key);
-    if (key == "type") return p.String(at, &item->type);
-    if (key == "role") return p.OptString(at, &item->role);
-    if (key == "call_id") return p.OptString(at, &item->call_id);
-    if (key == "name") return p.OptString(at, &item->name);
-    if (key == "arguments") return p.OptString(at, &item->arguments);
-    if (key == "content") {
+    if (Is(key, "type")) return p.String(at, &item->type);
+    if (Is(key, "role")) return p.OptString(at, &item->role);
+    if (Is(key, "call_id")) return p.OptString(at, &item->call_id);
+    if (Is(key, "name")) return p.OptString(at, &item->name);
+    if (Is(key, "arguments")) return p.OptString(at, &item->arguments);
+    if (Is(key, "content")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
       return ReadContent(p, at, &item->content.emplace());
     }
-    if (key == "output") return ReadContent(p, at, &item->output.emplace());
+    if (Is(key, "output")) return ReadContent(p, at, &item->output.emplace());
     // id, status, phase, summary, encrypted_content, ...: item bookkeeping with no place in
     // a chat message.
     return p.Skip();
@@ -513,11 +525,11 @@ absl::Status ReadTool(Pull& p, const Path& path, Tool* tool) {
   ExtraFields other;
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
     const Path at = path.Member(key);
-    if (key == "type") return p.String(at, &type);
-    if (key == "name") return p.OptString(at, &name);
-    if (key == "description") return p.OptString(at, &description);
-    if (key == "strict") return p.OptBool(at, &strict);
-    if (key == "parameters") {
+    if (Is(key, "type")) return p.String(at, &type);
+    if (Is(key, "name")) return p.OptString(at, &name);
+    if (Is(key, "description")) return p.OptString(at, &description);
+    if (Is(key, "strict")) return p.OptBool(at, &strict);
+    if (Is(key, "parameters")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
@@ -580,8 +592,8 @@ absl::Status ReadToolChoice(Pull& p, ToolChoice* choice) {
   std::string type;
   std::optional<std::string> name;
   MODEENVOY_RETURN_IF_ERROR(inner.Object("tool_choice", [&](std::string_view key) {
-    if (key == "type") return inner.String("tool_choice.type", &type);
-    if (key == "name") return inner.OptString("tool_choice.name", &name);
+    if (Is(key, "type")) return inner.String("tool_choice.type", &type);
+    if (Is(key, "name")) return inner.OptString("tool_choice.name", &name);
     return inner.Skip();
   }));
   if (type == "function") {
@@ -609,8 +621,8 @@ absl::Status ReadToolChoice(Pull& p, ToolChoice* choice) {
 // text.format -> response_format; text.verbosity -> verbosity.
 absl::Status ReadText(Pull& p, ChatRequest* chat) {
   return p.Object("text", [&](std::string_view key) -> absl::Status {
-    if (key == "verbosity") return p.OptString("text.verbosity", &chat->verbosity);
-    if (key != "format") {
+    if (Is(key, "verbosity")) return p.OptString("text.verbosity", &chat->verbosity);
+    if (!Is(key, "format")) {
       std::string raw;
       MODEENVOY_RETURN_IF_ERROR(p.Capture(&raw));
       return InvalidFieldError("text." + std::string(key), "unknown field");
@@ -621,11 +633,11 @@ absl::Status ReadText(Pull& p, ChatRequest* chat) {
     MODEENVOY_RETURN_IF_ERROR(p.Object("text.format", [&](std::string_view k) -> absl::Status {
       const Path text_path{nullptr, "text", -1};
       const Path at = text_path.Member("format").Member(k);
-      if (k == "type") return p.String(at, &type);
-      if (k == "name") return p.OptString(at, &name);
-      if (k == "description") return p.OptString(at, &description);
-      if (k == "strict") return p.OptBool(at, &strict);
-      if (k == "schema") {
+      if (Is(k, "type")) return p.String(at, &type);
+      if (Is(k, "name")) return p.OptString(at, &name);
+      if (Is(k, "description")) return p.OptString(at, &description);
+      if (Is(k, "strict")) return p.OptBool(at, &strict);
+      if (Is(k, "schema")) {
         std::string raw;
         MODEENVOY_RETURN_IF_ERROR(p.Raw(at, JsonType::kObject, &raw));
         schema = std::move(raw);
@@ -668,8 +680,8 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
   // the end.
   bool system_placed = false;
   MODEENVOY_RETURN_IF_ERROR(p.Object("body", [&](std::string_view key) -> absl::Status {
-    if (key == "model") return p.String("model", &chat.model);
-    if (key == "instructions") {
+    if (Is(key, "model")) return p.String("model", &chat.model);
+    if (Is(key, "instructions")) {
       MODEENVOY_RETURN_IF_ERROR(p.OptString("instructions", &instructions));
       if (!have_input && instructions && !instructions->empty()) {
         chat.messages.push_back(MakeMessage(Role::kSystem, std::move(*instructions)));
@@ -677,7 +689,7 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
       }
       return absl::OkStatus();
     }
-    if (key == "input") {
+    if (Is(key, "input")) {
       have_input = true;
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
@@ -694,44 +706,44 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
         return AddInputItem(at, item, &chat.messages);
       });
     }
-    if (key == "tools") {
+    if (Is(key, "tools")) {
       const Path tools{nullptr, "tools", -1};
       return p.Array(tools, [&](size_t i) {
         return ReadTool(p, tools.Index(i), &chat.tools.emplace_back());
       });
     }
-    if (key == "tool_choice") {
+    if (Is(key, "tool_choice")) {
       ToolChoice choice;
       MODEENVOY_RETURN_IF_ERROR(ReadToolChoice(p, &choice));
       chat.tool_choice = std::move(choice);
       return absl::OkStatus();
     }
-    if (key == "text") return ReadText(p, &chat);
-    if (key == "reasoning") {
+    if (Is(key, "text")) return ReadText(p, &chat);
+    if (Is(key, "reasoning")) {
       return p.Object("reasoning", [&](std::string_view k) -> absl::Status {
-        if (k == "effort") return p.OptString("reasoning.effort", &chat.reasoning_effort);
+        if (Is(k, "effort")) return p.OptString("reasoning.effort", &chat.reasoning_effort);
         // summary / generate_summary: the unified form has no summary switch; a provider
         // that reasons reports its reasoning text as it does.
-        if (k == "summary" || k == "generate_summary") return p.Skip();
+        if (Is(k, "summary") || Is(k, "generate_summary")) return p.Skip();
         return InvalidFieldError("reasoning." + std::string(k), "unknown field");
       });
     }
-    if (key == "max_output_tokens") return p.OptInt(key, &chat.max_completion_tokens);
-    if (key == "temperature") return p.OptDouble(key, &chat.temperature);
-    if (key == "top_p") return p.OptDouble(key, &chat.top_p);
-    if (key == "top_logprobs") {
+    if (Is(key, "max_output_tokens")) return p.OptInt(key, &chat.max_completion_tokens);
+    if (Is(key, "temperature")) return p.OptDouble(key, &chat.temperature);
+    if (Is(key, "top_p")) return p.OptDouble(key, &chat.top_p);
+    if (Is(key, "top_logprobs")) {
       MODEENVOY_RETURN_IF_ERROR(p.OptInt(key, &chat.top_logprobs));
       if (chat.top_logprobs) chat.logprobs = true;
       return absl::OkStatus();
     }
-    if (key == "stream") return p.OptBool(key, &chat.stream);
-    if (key == "parallel_tool_calls") return p.OptBool(key, &chat.parallel_tool_calls);
-    if (key == "store") return p.OptBool(key, &chat.store);
-    if (key == "user") return p.OptString(key, &chat.user);
-    if (key == "safety_identifier") return p.OptString(key, &chat.safety_identifier);
-    if (key == "prompt_cache_key") return p.OptString(key, &chat.prompt_cache_key);
-    if (key == "service_tier") return p.OptString(key, &chat.service_tier);
-    if (key == "metadata") {
+    if (Is(key, "stream")) return p.OptBool(key, &chat.stream);
+    if (Is(key, "parallel_tool_calls")) return p.OptBool(key, &chat.parallel_tool_calls);
+    if (Is(key, "store")) return p.OptBool(key, &chat.store);
+    if (Is(key, "user")) return p.OptString(key, &chat.user);
+    if (Is(key, "safety_identifier")) return p.OptString(key, &chat.safety_identifier);
+    if (Is(key, "prompt_cache_key")) return p.OptString(key, &chat.prompt_cache_key);
+    if (Is(key, "service_tier")) return p.OptString(key, &chat.service_tier);
+    if (Is(key, "metadata")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
@@ -1719,9 +1731,9 @@ absl::Status ReadTextParts(Pull& p, const Path& path, OutputItem* item) {
       JsonType vt;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&vt));
       if (vt != JsonType::kString) return p.Skip();
-      if (key == "type") return p.String(at.Member(key), &type);
-      if (key == "text") return p.String(at.Member(key), &text);
-      if (key == "refusal") return p.String(at.Member(key), &refusal);
+      if (Is(key, "type")) return p.String(at.Member(key), &type);
+      if (Is(key, "text")) return p.String(at.Member(key), &text);
+      if (Is(key, "refusal")) return p.String(at.Member(key), &refusal);
       return p.Skip();
     }));
     if (type == "output_text" || type == "reasoning_text" || type == "summary_text") {
@@ -1744,11 +1756,11 @@ absl::Status ReadOutputItem(Pull& p, const Path& path, OutputItem* item) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t == JsonType::kNull) return p.Skip();
-    if (key == "type") return p.String(at, &item->type);
-    std::string* field = key == "id"          ? &item->id
-                         : key == "call_id"   ? &item->call_id
-                         : key == "name"      ? &item->name
-                         : key == "arguments" ? &item->arguments
+    if (Is(key, "type")) return p.String(at, &item->type);
+    std::string* field = Is(key, "id")          ? &item->id
+                         : Is(key, "call_id")   ? &item->call_id
+                         : Is(key, "name")      ? &item->name
+                         : Is(key, "arguments") ? &item->arguments
                                               : nullptr;
     if (field != nullptr) {
       if (t == JsonType::kString) return p.String(at, field);
@@ -1756,8 +1768,8 @@ absl::Status ReadOutputItem(Pull& p, const Path& path, OutputItem* item) {
       return p.Skip();
     }
     if (t != JsonType::kArray) return p.Skip();
-    if (key == "content") return ReadTextParts(p, at, item);
-    if (key == "summary") {
+    if (Is(key, "content")) return ReadTextParts(p, at, item);
+    if (Is(key, "summary")) {
       OutputItem s;
       MODEENVOY_RETURN_IF_ERROR(ReadTextParts(p, at, &s));
       summary = std::move(s.text);
@@ -1779,22 +1791,22 @@ absl::Status ReadUsage(Pull& p, const Path& path, Usage* u) {
   std::optional<int64_t> input, output, total, cached, reasoning, cache_write;
   MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
     const Path at = path.Member(key);
-    if (key == "input_tokens") return p.OptInt(at, &input);
-    if (key == "output_tokens") return p.OptInt(at, &output);
-    if (key == "total_tokens") return p.OptInt(at, &total);
+    if (Is(key, "input_tokens")) return p.OptInt(at, &input);
+    if (Is(key, "output_tokens")) return p.OptInt(at, &output);
+    if (Is(key, "total_tokens")) return p.OptInt(at, &total);
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t != JsonType::kObject) return p.Skip();
-    if (key == "input_tokens_details") {
+    if (Is(key, "input_tokens_details")) {
       return p.Object(at, [&](std::string_view k) -> absl::Status {
-        if (k == "cached_tokens") return p.OptInt(at.Member(k), &cached);
-        if (k == "cache_write_tokens") return p.OptInt(at.Member(k), &cache_write);
+        if (Is(k, "cached_tokens")) return p.OptInt(at.Member(k), &cached);
+        if (Is(k, "cache_write_tokens")) return p.OptInt(at.Member(k), &cache_write);
         return p.Skip();
       });
     }
-    if (key == "output_tokens_details") {
+    if (Is(key, "output_tokens_details")) {
       return p.Object(at, [&](std::string_view k) -> absl::Status {
-        if (k == "reasoning_tokens") return p.OptInt(at.Member(k), &reasoning);
+        if (Is(k, "reasoning_tokens")) return p.OptInt(at.Member(k), &reasoning);
         return p.Skip();
       });
     }
@@ -1823,10 +1835,10 @@ absl::Status ReadResponseObject(Pull& p, const Path& path, ResponseFacts* f) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t == JsonType::kNull) return p.Skip();
-    if (key == "id") return p.String(at, &f->id);
-    if (key == "model") return p.String(at, &f->model);
-    if (key == "status") return p.String(at, &f->status);
-    if (key == "created_at") {
+    if (Is(key, "id")) return p.String(at, &f->id);
+    if (Is(key, "model")) return p.String(at, &f->model);
+    if (Is(key, "status")) return p.String(at, &f->status);
+    if (Is(key, "created_at")) {
       std::optional<double> v;
       MODEENVOY_RETURN_IF_ERROR(p.OptDouble(at, &v));
       // Seconds since the epoch; whole seconds of a fractional value. Outside int64's range
@@ -1838,9 +1850,9 @@ absl::Status ReadResponseObject(Pull& p, const Path& path, ResponseFacts* f) {
       f->created = static_cast<int64_t>(seconds);
       return absl::OkStatus();
     }
-    if (key == "incomplete_details") {
+    if (Is(key, "incomplete_details")) {
       return p.Object(at, [&](std::string_view k) -> absl::Status {
-        if (k == "reason") {
+        if (Is(k, "reason")) {
           std::optional<std::string> r;
           MODEENVOY_RETURN_IF_ERROR(p.OptString(at.Member(k), &r));
           f->incomplete_reason = r.value_or("");
@@ -1849,22 +1861,22 @@ absl::Status ReadResponseObject(Pull& p, const Path& path, ResponseFacts* f) {
         return p.Skip();
       });
     }
-    if (key == "error") {
+    if (Is(key, "error")) {
       f->has_error = true;
       return p.Object(at, [&](std::string_view k) -> absl::Status {
         std::optional<std::string> v;
-        if (k != "code" && k != "message") return p.Skip();
+        if (!Is(k, "code") && !Is(k, "message")) return p.Skip();
         MODEENVOY_RETURN_IF_ERROR(p.OptString(at.Member(k), &v));
-        (k == "code" ? f->error_code : f->error_message) = v.value_or("");
+        (Is(k, "code") ? f->error_code : f->error_message) = v.value_or("");
         return absl::OkStatus();
       });
     }
-    if (key == "output") {
+    if (Is(key, "output")) {
       return p.Array(at, [&](size_t i) {
         return ReadOutputItem(p, at.Index(i), &f->output.emplace_back());
       });
     }
-    if (key == "usage") return ReadUsage(p, at, &f->usage.emplace());
+    if (Is(key, "usage")) return ReadUsage(p, at, &f->usage.emplace());
     return p.Skip();
   });
 }
@@ -1984,20 +1996,20 @@ struct EventFields {
 uint32_t EventMemberBit(std::string_view key) {
   switch (key.size()) {
     case 4:
-      if (key == "type") return 1u << 0;
-      if (key == "item") return 1u << 1;
-      if (key == "code") return 1u << 2;
+      if (Is(key, "type")) return 1u << 0;
+      if (Is(key, "item")) return 1u << 1;
+      if (Is(key, "code")) return 1u << 2;
       return 0;
     case 5:
-      if (key == "delta") return 1u << 3;
-      if (key == "param") return 1u << 4;
+      if (Is(key, "delta")) return 1u << 3;
+      if (Is(key, "param")) return 1u << 4;
       return 0;
     case 7:
-      return key == "message" ? 1u << 5 : 0;
+      return Is(key, "message") ? 1u << 5 : 0;
     case 8:
-      return key == "response" ? 1u << 6 : 0;
+      return Is(key, "response") ? 1u << 6 : 0;
     case 12:
-      return key == "output_index" ? 1u << 7 : 0;
+      return Is(key, "output_index") ? 1u << 7 : 0;
     default:
       return 0;
   }
