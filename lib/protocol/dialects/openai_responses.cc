@@ -632,7 +632,8 @@ absl::Status ReadText(Pull& p, ChatRequest* chat) {
     std::optional<bool> strict;
     MODEENVOY_RETURN_IF_ERROR(p.Object("text.format", [&](std::string_view k) -> absl::Status {
       const Path text_path{nullptr, "text", -1};
-      const Path at = text_path.Member("format").Member(k);
+      const Path format_path = text_path.Member("format");  // `at` points at it
+      const Path at = format_path.Member(k);
       if (Is(k, "type")) return p.String(at, &type);
       if (Is(k, "name")) return p.OptString(at, &name);
       if (Is(k, "description")) return p.OptString(at, &description);
