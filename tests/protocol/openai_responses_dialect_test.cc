@@ -198,6 +198,24 @@ TEST(ResponsesRequestTest, BadRequestsNameTheField) {
   EXPECT_NE(syntax.status().message().find("invalid JSON"), std::string::npos);
 }
 
+// A hosted tool keeps its members as JSON texts for a host that passes it to OpenAI: its
+// name too, written as a JSON string however it is spelled.
+TEST(ResponsesRequestTest, AHostedToolsNameIsKeptAsAJsonString) {
+  absl::StatusOr<ChatRequest> chat = Decode(R"({"model":"m","input":"x",
+    "tools":[{"type":"mcp","name":"say \"hi\"\\now","server_label":"s"}]})");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  ASSERT_EQ(chat->tools.size(), 1u);
+  EXPECT_EQ(chat->tools[0].type, "mcp");
+  std::optional<std::string> name;
+  for (const auto& [key, raw] : chat->tools[0].extra) {
+    if (key == "name") name = raw;
+  }
+  ASSERT_TRUE(name.has_value());
+  const json parsed = json::parse(*name, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(parsed.is_discarded()) << *name;
+  EXPECT_EQ(parsed, "say \"hi\"\\now");
+}
+
 // The reader builds field paths only for an error: deep ones still name every level, and a
 // repeated name is found however the object is spelled (an escaped name, or past the
 // names the reader keeps as views).

@@ -571,7 +571,11 @@ absl::Status ReadTool(Pull& p, const Path& path, Tool* tool) {
   // A hosted tool (web_search, file_search, ...): kept with its members for a host that
   // passes it to OpenAI, or refuses it naming tools[i].type.
   tool->type = std::move(type);
-  if (name) tool->extra.emplace_back("name", "\"" + *name + "\"");
+  if (name) {
+    std::string raw;  // a JSON text, as every member in `extra`
+    AppendJsonString(&raw, *name);
+    tool->extra.emplace_back("name", std::move(raw));
+  }
   tool->extra.insert(tool->extra.end(), other.begin(), other.end());
   return absl::OkStatus();
 }
