@@ -19,6 +19,9 @@
 //   ollama        Kong's recorded /api/chat answer cut into the NDJSON lines Ollama
 //                 streams, one word per line, then the final line with the counts (no
 //                 recorded Ollama stream exists)
+//   openai_responses  the largest vercel OpenAI Responses stream that is one answer (one
+//                 terminal event, the last; multi-step recordings and the hand-written one
+//                 whose JSON does not parse are left out), with its "event:" lines
 //   kserve        skipped: no KServe/Triton recording exists
 // A dialect whose fixtures are absent is skipped with a message naming what is missing.
 #include <cstddef>
@@ -163,6 +166,42 @@ Recording OllamaRecording(const fs::path& root) {
   return rec;
 }
 
+Recording ResponsesRecording(const fs::path& root) {
+  const std::string dir = "vercel-ai/packages/openai/src/responses/__fixtures__";
+  Recording rec;
+  fs::path best;
+  uintmax_t best_size = 0;
+  for (const fs::path& f : ListFiles(root / dir, ".chunks.txt")) {
+    int terminal = 0;
+    bool last_terminal = false, parses = true;
+    for (const std::string& line : ChunkLines(ReadFile(f))) {
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object()) {
+        parses = false;
+        break;
+      }
+      const std::string type = j.value("type", "");
+      last_terminal = type == "response.completed" || type == "response.incomplete" ||
+                      type == "response.failed" || type == "error";
+      terminal += last_terminal ? 1 : 0;
+    }
+    if (!parses || terminal != 1 || !last_terminal) continue;
+    if (const uintmax_t size = fs::file_size(f); size > best_size) {
+      best = f;
+      best_size = size;
+    }
+  }
+  if (best.empty()) {
+    rec.missing = "no recorded one-answer stream under " + dir;
+    return rec;
+  }
+  rec.file = fs::relative(best, root).string();
+  for (const std::string& line : ChunkLines(ReadFile(best))) {
+    rec.reads.push_back(SseRead(line, /*with_event_type=*/true));
+  }
+  return rec;
+}
+
 Recording RecordingFor(std::string_view dialect) {
   std::optional<fs::path> root = FixturesDir();
   if (!root) return {.file = {}, .reads = {}, .missing = "provider fixtures not found"};
@@ -183,6 +222,7 @@ Recording RecordingFor(std::string_view dialect) {
   }
   if (dialect == "bedrock") return BedrockRecording(*root);
   if (dialect == "ollama") return OllamaRecording(*root);
+  if (dialect == "openai_responses") return ResponsesRecording(*root);
   return {.file = {}, .reads = {}, .missing = "no recorded stream exists for this dialect"};
 }
 

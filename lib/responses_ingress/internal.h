@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,7 +50,24 @@ using Echo = std::array<std::string, kEchoedCount>;
 // The echo of the request body `body` (one pull-reader pass; values keep the request's text,
 // compacted): the request's value of each member, or its default when the request leaves it
 // out or sends null. A body that is not a JSON object: all defaults.
+// `body` is one the codec's ParseRequest accepted (valid JSON): the members not echoed (the
+// input, most of the body) are passed over by their quotes and brackets, not checked again.
+// Of text that is not valid JSON, what is captured is unspecified (nothing past `body` is
+// read).
 Echo EchoOf(std::string_view body);
+
+// What the state filter needs of a request: `store` (true unless the request says false),
+// `previous_response_id` (the decoded string; absent when the request leaves it out or sends
+// null) and whether `instructions` is a non-empty string (the dialect then put its system
+// message first). Read from the request's echo (EchoOf), which holds these members' texts:
+// no second parse of the body. The codec checked their types (store a boolean,
+// previous_response_id a string), so other texts read as absent.
+struct StateMembers {
+  bool store = true;
+  std::optional<std::string> previous_response_id;
+  bool instructions = false;
+};
+StateMembers StateMembersOf(const Echo& echo);
 
 // `echo` as the JSON object text a stored record keeps (kEchoKey): its non-empty members in
 // kEchoed's order.

@@ -24,7 +24,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "lib/core/json_reader.h"
 #include "lib/responses_ingress/internal.h"
 #include "modeenvoy/context/gateway.h"
 #include "modeenvoy/context/store.h"
@@ -34,8 +33,6 @@
 
 namespace modeenvoy::responses_internal {
 namespace {
-
-using core_internal::Json;
 
 // One streamed tool call being assembled.
 struct CallParts {
@@ -56,20 +53,19 @@ class StateFilter final : public Filter {
     cb_ = &callbacks;
     ctx_ = &ctx;
     // The codec parsed this body already (an object whose `store` is a boolean and whose
-    // `previous_response_id` is a string or null).
-    Json body = Json::parse(ctx.request.body, nullptr, /*allow_exceptions=*/false);
-    if (!body.is_object()) body = Json::object();
-    if (auto it = body.find("store"); it != body.end() && it->is_boolean()) {
-      store_ = it->get<bool>();
-    }
-    if (auto it = body.find("previous_response_id"); it != body.end() && it->is_string()) {
-      previous_ = it->get<std::string>();
+    // `previous_response_id` is a string or null): the members the filter needs are texts
+    // of the echo it keeps for the stored record, so the body is read once more with the
+    // pull reader and not parsed into a DOM.
+    echo_ = EchoOf(ctx.request.body);
+    StateMembers members = StateMembersOf(echo_);
+    store_ = members.store;
+    if (members.previous_response_id.has_value()) {
+      previous_ = std::move(*members.previous_response_id);
       if (previous_.empty()) {
         return FilterResult::Error(
             InvalidFieldError("previous_response_id", "must not be empty"));
       }
     }
-    echo_ = EchoOf(ctx.request.body);
     // The gateway's own members never reach a provider.
     ctx.chat->store.reset();
     for (auto it = ctx.chat->extra.begin(); it != ctx.chat->extra.end(); ++it) {
@@ -78,12 +74,10 @@ class StateFilter final : public Filter {
         break;
       }
     }
-    // The input, without the system message `instructions` became: instructions are not
-    // carried over to a continuation (as OpenAI's).
+    // The input, without the system message `instructions` became (only one with text
+    // becomes one): instructions are not carried over to a continuation (as OpenAI's).
     input_ = ctx.chat->messages;
-    if (auto it = body.find("instructions"); it != body.end() && it->is_string() &&
-                                              !input_.empty() &&
-                                              input_.front().role == Role::kSystem) {
+    if (members.instructions && !input_.empty() && input_.front().role == Role::kSystem) {
       input_.erase(input_.begin());
     }
     id_ = NewResponseId(callbacks.services());

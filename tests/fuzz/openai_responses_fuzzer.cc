@@ -5,6 +5,9 @@
 // Checks, for any input:
 //  - DecodeRequest never crashes; a request it returns encodes back as a Responses request
 //    that it reads again (the round trip keeps the messages);
+//  - for a request DecodeRequest accepts, the Responses ingress's echo (EchoOf, which passes
+//    over the members it does not keep by quotes and brackets alone) captures what a
+//    validating read of the same members does;
 //  - DecodeResponse never crashes, and when it succeeds its output parses as a
 //    chat.completion;
 //  - the input read as an SSE stream (each line one event's data, with its "type" as the
@@ -18,11 +21,41 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/core/json_pull.h"
+#include "lib/responses_ingress/internal.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 #include "tests/protocol/dialect_test_util.h"
 
 namespace {
+
+// The echo of an accepted request body, read with the validating reader: each echoed
+// member's compact text, or its default when absent or null.
+modeenvoy::responses_internal::Echo CheckedEcho(std::string_view body) {
+  using modeenvoy::responses_internal::kEchoed;
+  using modeenvoy::responses_internal::kEchoedCount;
+  modeenvoy::responses_internal::Echo echo;
+  modeenvoy::core_internal::JsonReader r(body, modeenvoy::kMaxJsonDepth);
+  if (!r.BeginObject()) std::abort();  // the dialect accepted it: an object
+  bool first = true, has = false;
+  std::string scratch;
+  std::string_view key;
+  while (r.NextMember(&first, &key, &scratch, &has) && has) {
+    size_t i = 0;
+    while (i < kEchoedCount && kEchoed[i].first != key) ++i;
+    if (i == kEchoedCount) {
+      if (!r.SkipValue()) std::abort();
+      continue;
+    }
+    std::string value;
+    if (!r.CaptureValue(&value)) std::abort();
+    if (value != "null") echo[i] = std::move(value);
+  }
+  for (size_t i = 0; i < kEchoedCount; ++i) {
+    if (echo[i].empty()) echo[i] = std::string(kEchoed[i].second);
+  }
+  return echo;
+}
 
 const modeenvoy::Dialect& Responses() {
   static const auto* d = modeenvoy::NewDialect("openai_responses")->release();
@@ -42,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   request.body = input;
   auto chat = d.DecodeRequest(request);
   if (chat.ok()) {
+    if (modeenvoy::responses_internal::EchoOf(input) != CheckedEcho(input)) std::abort();
     modeenvoy::WireRequest wire;
     if (d.EncodeRequest(*chat, {}, &wire).ok()) {
       modeenvoy::WireRequest again;

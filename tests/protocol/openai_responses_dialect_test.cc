@@ -16,6 +16,7 @@
 #include "modeenvoy/protocol/dialect.h"
 #include "modeenvoy/protocol/error.h"
 #include "modeenvoy/protocol/sse.h"
+#include "modeenvoy/status.h"
 #include "nlohmann/json.hpp"
 #include "tests/protocol/dialect_test_util.h"
 #include "tests/protocol/fixtures.h"
@@ -195,6 +196,99 @@ TEST(ResponsesRequestTest, BadRequestsNameTheField) {
   absl::StatusOr<ChatRequest> syntax = Decode(R"({"model":"m",)");
   ASSERT_FALSE(syntax.ok());
   EXPECT_NE(syntax.status().message().find("invalid JSON"), std::string::npos);
+}
+
+// A hosted tool keeps its members as JSON texts for a host that passes it to OpenAI: its
+// name too, written as a JSON string however it is spelled.
+TEST(ResponsesRequestTest, AHostedToolsNameIsKeptAsAJsonString) {
+  absl::StatusOr<ChatRequest> chat = Decode(R"({"model":"m","input":"x",
+    "tools":[{"type":"mcp","name":"say \"hi\"\\now","server_label":"s"}]})");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  ASSERT_EQ(chat->tools.size(), 1u);
+  EXPECT_EQ(chat->tools[0].type, "mcp");
+  std::optional<std::string> name;
+  for (const auto& [key, raw] : chat->tools[0].extra) {
+    if (key == "name") name = raw;
+  }
+  ASSERT_TRUE(name.has_value());
+  const json parsed = json::parse(*name, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(parsed.is_discarded()) << *name;
+  EXPECT_EQ(parsed, "say \"hi\"\\now");
+}
+
+// The reader builds field paths only for an error: deep ones still name every level, and a
+// repeated name is found however the object is spelled (an escaped name, or past the
+// names the reader keeps as views).
+TEST(ResponsesRequestTest, DeepErrorsAndRepeatedNamesKeepTheirPaths) {
+  std::string many = R"({"model":"m","input":"x")";
+  for (int i = 0; i < 20; ++i) many += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  many += R"(,"k7":0})";
+  struct Case {
+    std::string body;
+    const char* message;
+  } cases[] = {
+      {R"({"model":"m","input":[{"role":"user","content":"a"},{"role":"user","content":[
+          {"type":"input_text","text":"b"},{"type":"input_text","text":"c"},
+          {"type":"input_image"}]}]})",
+       "input[1].content[2].image_url: Field required"},
+      {R"({"model":"m","input":[{"role":"system","content":[{"type":"input_text","text":"a"},
+          {"type":"input_image","image_url":"https://x/y.png"}]}]})",
+       "input[0].content[1].type: only text parts are allowed here"},
+      {R"({"model":"m","input":[{"type":"function_call_output","call_id":"c","output":[
+          {"type":"input_image","image_url":"https://x/y.png"}]}]})",
+       "input[0].output[0].type: only text parts are allowed here"},
+      {R"({"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"a",
+          "type":"input_text"}]}]})",
+       "input[0].content[0].type: duplicate key"},
+      {R"({"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"a",
+          "t\u0065xt":"b"}]}]})",
+       "input[0].content[0].text: duplicate key"},
+      {R"({"model":"m","input":"x","tools":[{"type":"function","name":"f"},
+          {"type":"function","name":"g","parameters":[]}]})",
+       "tools[1].parameters: expected object, got array"},
+      {R"({"model":"m","input":"x","text":{"format":{"type":"json_schema","nme":"a"}}})",
+       "text.format.nme: unknown field"},
+      {many, "body.k7: duplicate key"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<ChatRequest> chat = Decode(c.body);
+    ASSERT_FALSE(chat.ok()) << c.body;
+    EXPECT_EQ(chat.status().message(), c.message) << c.body;
+  }
+}
+
+// Messages are read straight into the request: `instructions` is the system message first
+// wherever the body has it, and calls after it join the assistant turn as before.
+TEST(ResponsesRequestTest, InstructionsAfterTheInputAreStillFirst) {
+  absl::StatusOr<ChatRequest> chat = Decode(R"({"model":"m","input":[
+    {"type":"function_call","call_id":"call_1","name":"f","arguments":"{}"},
+    {"type":"function_call_output","call_id":"call_1","output":"done"},
+    {"role":"user","content":"next"}],"instructions":"Be brief."})");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  ASSERT_EQ(chat->messages.size(), 4u);
+  EXPECT_EQ(chat->messages[0].role, Role::kSystem);
+  EXPECT_EQ(Text(chat->messages[0]), "Be brief.");
+  EXPECT_EQ(chat->messages[1].role, Role::kAssistant);
+  ASSERT_EQ(chat->messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(chat->messages[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(chat->messages[2].role, Role::kTool);
+  EXPECT_EQ(Text(chat->messages[3]), "next");
+
+  // Before the input, a call still opens an assistant turn of its own (the system message
+  // is not one).
+  absl::StatusOr<ChatRequest> first = Decode(R"({"model":"m","instructions":"Be brief.",
+    "input":[{"type":"function_call","call_id":"call_1","name":"f"}]})");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->messages.size(), 2u);
+  EXPECT_EQ(first->messages[0].role, Role::kSystem);
+  EXPECT_EQ(first->messages[1].role, Role::kAssistant);
+  EXPECT_EQ(first->messages[1].tool_calls[0].function->arguments, "{}");
+
+  // Empty instructions add no message.
+  absl::StatusOr<ChatRequest> empty = Decode(R"({"model":"m","instructions":"","input":"x"})");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  ASSERT_EQ(empty->messages.size(), 1u);
+  EXPECT_EQ(empty->messages[0].role, Role::kUser);
 }
 
 // ---- ingress: whole answers ----
@@ -458,6 +552,96 @@ TEST(ResponsesEgressTest, RequestRoundTripsThroughTheIngressSide) {
   EXPECT_EQ(first->messages, second->messages);
   EXPECT_EQ(first->tools, second->tools);
   EXPECT_EQ(first->max_completion_tokens, second->max_completion_tokens);
+}
+
+// An upstream's events, one data line each, decoded whole.
+DecodedStream DecodeLines(const std::vector<std::string>& lines) {
+  return DecodeStream(*Responses(), SseBodyFromChunkLines(lines, /*with_event_type=*/false),
+                      Split::kWhole);
+}
+
+constexpr char kCreated[] =
+    R"({"type":"response.created","response":{"id":"resp_1","object":"response",)"
+    R"("created_at":1700000000,"model":"gpt-4.1","status":"in_progress","output":[]}})";
+constexpr char kCompleted[] =
+    R"({"type":"response.completed","response":{"id":"resp_1","object":"response",)"
+    R"("created_at":1700000000,"model":"gpt-4.1","status":"completed","output":[]}})";
+
+// The decoder reads an event's type first and only what that type needs: the events it has
+// no use for (text done, content parts) are not read past their type, and an event whose
+// type comes later is read whole, its item or response once the type is known.
+TEST(ResponsesEgressTest, EventsAreReadAsFarAsTheirTypeNeeds) {
+  DecodedStream got = DecodeLines({
+      kCreated,
+      // Not read past the type: what follows is not even looked at.
+      R"({"type":"response.output_text.done","text":<the whole text>})",
+      R"({"type":"response.output_text.delta","item_id":"msg_1","output_index":0,)"
+      R"("content_index":0,"delta":"Hel\u006co","logprobs":[{"token":"x","delta":"no"}]})",
+      // `type` last: the captured item is read once the type is known.
+      R"({"output_index":1,"item":{"type":"function_call","id":"fc_1","call_id":"call_1",)"
+      R"("name":"f","arguments":""},"type":"response.output_item.added"})",
+      R"({"delta":"{}","output_index":1,"type":"response.function_call_arguments.delta"})",
+      kCompleted,
+  });
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  ASSERT_EQ(got.events.size(), 6u);
+  json role = json::parse(got.events[0]);
+  EXPECT_EQ(role["id"], "resp_1");
+  EXPECT_EQ(role["model"], "gpt-4.1");
+  EXPECT_EQ(role["created"], 1700000000);
+  EXPECT_EQ(role["choices"][0]["delta"]["role"], "assistant");
+  json text = json::parse(got.events[1]);
+  EXPECT_EQ(text["id"], "resp_1");
+  EXPECT_EQ(text["choices"][0]["delta"]["content"], "Hello");
+  EXPECT_TRUE(text["choices"][0]["finish_reason"].is_null());
+  json call = json::parse(got.events[2]);
+  EXPECT_EQ(call["choices"][0]["delta"]["tool_calls"][0]["id"], "call_1");
+  EXPECT_EQ(call["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "f");
+  json args = json::parse(got.events[3]);
+  EXPECT_EQ(args["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+  EXPECT_EQ(args["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "{}");
+  EXPECT_EQ(json::parse(got.events[4])["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(got.events[5], "[DONE]");
+}
+
+// What the decoder reads is still checked: a repeated or mistyped member and bad JSON in a
+// used event are a bad stream (502); a response object read in place reports its own
+// field; a started stream without its response is an error.
+TEST(ResponsesEgressTest, TheMembersReadAreChecked) {
+  struct Case {
+    std::vector<std::string> lines;
+    const char* message;
+  } cases[] = {
+      {{kCreated, R"({"type":"response.output_text.delta","delta":"a","delta":"b"})"},
+       "openai_responses stream: event.delta: duplicate key"},
+      {{kCreated, R"({"type":"response.output_text.delta","delta":"a","type":"x"})"},
+       "openai_responses stream: event.type: duplicate key"},
+      {{kCreated, R"({"type":"response.output_text.delta","output_index":"0","delta":"a"})"},
+       "openai_responses stream: output_index: expected integer, got string"},
+      {{R"({"type":3})"}, "openai_responses stream: type: expected string, got number"},
+      {{R"(["response.created"])"}, "openai_responses stream: event: expected object, got array"},
+      {{R"({"type":"response.created","response":{"id":"r","created_at":1e300}})"},
+       "response.created_at: timestamp out of range"},
+      {{R"({"response":{"id":"r","created_at":1e300},"type":"response.created"})"},
+       "response.created_at: timestamp out of range"},
+  };
+  for (const Case& c : cases) {
+    DecodedStream got = DecodeLines(c.lines);
+    ASSERT_FALSE(got.status.ok()) << c.lines.back();
+    EXPECT_EQ(got.status.message(), c.message) << c.lines.back();
+  }
+  // Bad JSON after a used event's type, inside its response or after it: a bad stream.
+  for (const char* line :
+       {R"({"type":"response.output_text.delta","delta":"a",})",
+        R"({"type":"response.created","response":{"id":"r",}})",
+        R"({"type":"response.created","response":{"id":"r"}} x)"}) {
+    DecodedStream got = DecodeLines({line});
+    ASSERT_FALSE(got.status.ok()) << line;
+    EXPECT_EQ(HttpStatusForStatus(got.status), 502) << line << ": " << got.status;
+    EXPECT_NE(got.status.message().find("invalid JSON"), std::string_view::npos) << got.status;
+  }
+  DecodedStream no_response = DecodeLines({R"({"type":"response.created"})"});
+  EXPECT_FALSE(no_response.status.ok());
 }
 
 // Every recorded Responses answer: the unified form says what the recording says (text of

@@ -2,6 +2,7 @@
 // on hand-written JSON. Expected texts are written out from the Responses API reference's
 // defaults and the helpers' documented contract (members replaced in place, the missing ones
 // appended in kEchoed's order, everything else copied byte for byte), not from their output.
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -85,6 +86,52 @@ TEST(ResponsesEcho, CorruptInputIsAnError) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << before;
     EXPECT_EQ(data, before);
   }
+}
+
+// The state filter's members, read from the echo of the request (no second parse): the
+// request's values, decoded; a request that leaves them out gets store true, no previous id.
+TEST(ResponsesEcho, StateMembersComeFromTheEcho) {
+  StateMembers m = StateMembersOf(EchoOf(
+      R"({"model":"m","store":false,"previous_response_id":"resp_a\u0062c",)"
+      R"("instructions":"Be brief."})"));
+  EXPECT_FALSE(m.store);
+  EXPECT_EQ(m.previous_response_id, "resp_abc");
+  EXPECT_TRUE(m.instructions);
+
+  StateMembers d = StateMembersOf(EchoOf(R"({"model":"m","input":"x"})"));
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.previous_response_id, std::nullopt);
+  EXPECT_FALSE(d.instructions);
+
+  StateMembers n = StateMembersOf(EchoOf(
+      R"({"store":null,"previous_response_id":null,"instructions":null})"));
+  EXPECT_TRUE(n.store);
+  EXPECT_EQ(n.previous_response_id, std::nullopt);
+  EXPECT_FALSE(n.instructions);
+
+  // An empty id is a value (the filter refuses it); empty instructions add no system message.
+  StateMembers e = StateMembersOf(EchoOf(R"({"previous_response_id":"","instructions":""})"));
+  EXPECT_EQ(e.previous_response_id, "");
+  EXPECT_FALSE(e.instructions);
+}
+
+// The members not echoed are passed over by their quotes and brackets alone: strings
+// holding escaped quotes and backslashes, brackets and braces inside strings, a string long
+// enough for the 16-byte compares with its quote on a block's edge, nesting, numbers and
+// literals, whitespace; the echoed members after them are still found.
+TEST(ResponsesEcho, SkippedMembersEndWhereTheirValuesEnd) {
+  const std::string long_text(15, 'a');  // the closing quote at byte 16 of the content
+  const std::string body =
+      R"({ "input" : [ {"role":"user","content":"say \"}]\" and \\"},)"
+      R"({"content":[{"type":"input_text","text":")" + long_text + R"("}]},)"
+      R"({"content":")" + std::string(40, 'b') + R"(\\\"{[","x":[[1,2],{"a":{}}]}],)"
+      R"("max_output_tokens" : 12 ,"stream":true,"model":"m","user":null,)"
+      R"("temperature":0.25,"text":{"format":{"type":"text"}},"top_p":1e-1})";
+  const Echo echo = EchoOf(body);
+  EXPECT_EQ(EchoJson(echo),
+            R"({"instructions":null,"metadata":{},"parallel_tool_calls":true,)"
+            R"("temperature":0.25,"tool_choice":"auto","tools":[],"top_p":1e-1,)"
+            R"("previous_response_id":null,"store":true})");
 }
 
 }  // namespace

@@ -374,6 +374,26 @@ TEST_F(ResponsesStateTest, AStoredResponseIsTheAnsweredBytesWithTheRequestsText)
   EXPECT_EQ(got->sink.body, r->sink.body);
 }
 
+// `instructions` becomes the system message first only when it has text (the dialect adds
+// none for ""); the stored input then keeps the client's own system message, which an empty
+// `instructions` must not take out.
+TEST_F(ResponsesStateTest, EmptyInstructionsKeepTheInputsSystemMessage) {
+  std::unique_ptr<Exchange> r =
+      Create({{"instructions", ""},
+              {"input", Json::array({{{"role", "system"}, {"content", "Be exact."}},
+                                     {{"role", "user"}, {"content", "keep me"}}})}});
+  ASSERT_EQ(r->sink.status, 200) << r->sink.body;
+  std::unique_ptr<Exchange> items = Send(Request(
+      "GET", absl::StrFormat("/v1/responses/%s/input_items?order=asc", kExpectedId), "sk-a",
+      ""));
+  ASSERT_EQ(items->sink.status, 200) << items->sink.body;
+  const Json list = items->json();
+  ASSERT_EQ(list["data"].size(), 2u) << list.dump();
+  EXPECT_EQ(list["data"][0]["role"], "system");
+  EXPECT_EQ(list["data"][0]["content"][0]["text"], "Be exact.");
+  EXPECT_EQ(list["data"][1]["role"], "user");
+}
+
 TEST_F(ResponsesStateTest, StoreFalseIsAnsweredButNotKept) {
   std::unique_ptr<Exchange> r = Create({{"input", "forget"}, {"store", false}});
   ASSERT_EQ(r->sink.status, 200);

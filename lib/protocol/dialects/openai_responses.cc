@@ -27,6 +27,7 @@
 // that id; items are "msg_<base>", "rs_<base>" and "fc_<call_id>" (deterministic, so a
 // replayed stream gives the same bytes).
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,19 +81,92 @@ absl::Status BadStream(std::string_view what) {
 // ---------------------------------------------------------------------------------------
 // Typed pull reads over one document; every error names its field path.
 
-// A member's path, built only when an error needs it (most members are read without one).
-struct MemberPath {
-  const std::string* parent;
-  std::string_view key;
+// A field path, spelled out only when an error needs it: the reader of a 1 KB request visits
+// dozens of members and array elements and reports an error on none of them, so building
+// "input[3].content[0]" as a heap string for each was most of its allocations.
+struct Path {
+  const Path* parent = nullptr;
+  std::string_view key;  // a member name; empty for an array index or the top
+  int64_t index = -1;    // an array index when >= 0
+
+  Path Member(std::string_view name) const { return Path{this, name, -1}; }
+  Path Index(size_t i) const { return Path{this, {}, static_cast<int64_t>(i)}; }
+
+  std::string ToString() const {
+    std::string out;
+    AppendTo(&out);
+    return out;
+  }
+  void AppendTo(std::string* out) const {
+    if (parent != nullptr) parent->AppendTo(out);
+    if (index >= 0) {
+      out->push_back('[');
+      out->append(std::to_string(index));
+      out->push_back(']');
+    } else if (!key.empty()) {
+      if (!out->empty()) out->push_back('.');
+      out->append(key);
+    }
+  }
 };
+// A path that names the member `key` of `parent`, without a Path for it.
+inline std::string Dot(const Path& parent, std::string_view key) {
+  return parent.Member(key).ToString();
+}
+// Whether a member name is `name` (a literal): the length first, then a compare of a
+// constant size, inline. (The reader compares each name against a dozen literals; GCC
+// called string_view's compare out of line for each.)
+template <size_t N>
+[[gnu::always_inline]] inline bool Is(std::string_view key, const char (&name)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), name, N - 1) == 0;
+}
+
 inline std::string PathStr(std::string_view path) { return std::string(path); }
-inline std::string PathStr(const MemberPath& m) { return Dot(*m.parent, m.key); }
+inline std::string PathStr(const Path& path) { return path.ToString(); }
+
+// The member names of one object, for the duplicate check: views into the input while they
+// are few and unescaped (a scan of a few pointers and lengths, no copy), else a
+// MemberNameSet (a name read through an escape lives only until the next member is read;
+// many names would make the scan quadratic).
+class SeenKeys {
+ public:
+  explicit SeenKeys(std::string_view input) : input_(input) {}
+
+  // False when `key` was inserted before.
+  bool Insert(std::string_view key) {
+    const bool in_input = key.data() >= input_.data() &&
+                          key.data() + key.size() <= input_.data() + input_.size();
+    if (!set_.has_value()) {
+      for (size_t i = 0; i < count_; ++i) {
+        if (views_[i].size() == key.size() &&
+            std::memcmp(views_[i].data(), key.data(), key.size()) == 0) {
+          return false;
+        }
+      }
+      if (in_input && count_ < kViews) {
+        views_[count_++] = key;
+        return true;
+      }
+      set_.emplace();
+      for (size_t i = 0; i < count_; ++i) set_->Insert(views_[i]);
+    }
+    return set_->Insert(key);
+  }
+
+ private:
+  static constexpr size_t kViews = 16;
+  std::string_view input_;
+  std::string_view views_[kViews];
+  size_t count_ = 0;
+  std::optional<MemberNameSet> set_;
+};
 
 class Pull {
  public:
-  explicit Pull(std::string_view text) : r_(text, kMaxJsonDepth) {}
+  explicit Pull(std::string_view text) : text_(text), r_(text, kMaxJsonDepth) {}
 
   absl::Status Syntax() const { return r_.status(); }
+  JsonReader& reader() { return r_; }
 
   absl::Status Type(JsonType* type) {
     if (!r_.Peek(type)) return r_.status();
@@ -176,14 +250,15 @@ class Pull {
     return absl::OkStatus();
   }
   // Calls on_member(key) for each member (which must consume the value); a repeated name is
-  // an error naming it.
-  template <typename F>
-  absl::Status Object(std::string_view path, F&& on_member) {
+  // an error naming it. The key view stays valid for the whole call (nested objects read
+  // their names into their own scratch).
+  template <typename P, typename F>
+  absl::Status Object(const P& path, F&& on_member) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t != JsonType::kObject) return WrongType(PathStr(path), "object", t);
     if (!r_.BeginObject()) return r_.status();
-    MemberNameSet names;
+    SeenKeys names(text_);
     bool first = true;
     std::string scratch;
     for (;;) {
@@ -191,13 +266,14 @@ class Pull {
       bool has = false;
       if (!r_.NextMember(&first, &key, &scratch, &has)) return r_.status();
       if (!has) return absl::OkStatus();
-      if (!names.Insert(key)) return InvalidFieldError(Dot(path, key), "duplicate key");
-      const std::string name(key);
-      MODEENVOY_RETURN_IF_ERROR(on_member(name));
+      if (!names.Insert(key)) {
+        return InvalidFieldError(PathStr(path) + "." + std::string(key), "duplicate key");
+      }
+      MODEENVOY_RETURN_IF_ERROR(on_member(key));
     }
   }
-  template <typename F>
-  absl::Status Array(std::string_view path, F&& on_element) {
+  template <typename P, typename F>
+  absl::Status Array(const P& path, F&& on_element) {
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(Type(&t));
     if (t != JsonType::kArray) return WrongType(PathStr(path), "array", t);
@@ -222,6 +298,7 @@ class Pull {
     if (!r_.ReadNull()) return r_.status();
     return absl::OkStatus();
   }
+  std::string_view text_;
   JsonReader r_;
 };
 
@@ -245,27 +322,25 @@ const std::string* FindExtra(const ExtraFields& extra, std::string_view name) {
 // ---------------------------------------------------------------------------------------
 // Ingress: a Responses request -> the unified request.
 
-// One content part of an input message, read member by member.
-absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) {
+// One content part of an input message, read member by member into `*part` (an element
+// the caller made in place).
+absl::Status ReadInputPart(Pull& p, const Path& path, ContentPart* part) {
   std::string type;
   std::optional<std::string> text, image_url, file_id, detail, file_data, filename, file_url,
       refusal;
-  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const MemberPath at{&path, key};
-    if (key == "type") return p.String(at, &type);
-    if (key == "text") return p.OptString(at, &text);
-    if (key == "image_url") return p.OptString(at, &image_url);
-    if (key == "file_id") return p.OptString(at, &file_id);
-    if (key == "detail") return p.OptString(at, &detail);
-    if (key == "file_data") return p.OptString(at, &file_data);
-    if (key == "filename") return p.OptString(at, &filename);
-    if (key == "file_url") return p.OptString(at, &file_url);
-    if (key == "refusal") return p.OptString(at, &refusal);
-    if (key == "annotations" || key == "logprobs") return p.Skip();  // output_text history
-    std::string raw;
-    MODEENVOY_RETURN_IF_ERROR(p.Capture(&raw));
-    part->extra.emplace_back(key, std::move(raw));
-    return absl::OkStatus();
+  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
+    if (Is(key, "type")) return p.String(at, &type);
+    if (Is(key, "text")) return p.OptString(at, &text);
+    if (Is(key, "image_url")) return p.OptString(at, &image_url);
+    if (Is(key, "file_id")) return p.OptString(at, &file_id);
+    if (Is(key, "detail")) return p.OptString(at, &detail);
+    if (Is(key, "file_data")) return p.OptString(at, &file_data);
+    if (Is(key, "filename")) return p.OptString(at, &filename);
+    if (Is(key, "file_url")) return p.OptString(at, &file_url);
+    if (Is(key, "refusal")) return p.OptString(at, &refusal);
+    if (Is(key, "annotations") || Is(key, "logprobs")) return p.Skip();  // output_text history
+    return p.Capture(&part->extra.emplace_back(std::string(key), std::string()).second);
   }));
   if (type == "input_text" || type == "output_text" || type == "text") {
     if (!text) return InvalidFieldError(Dot(path, "text"), "Field required");
@@ -281,7 +356,7 @@ absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) 
       return InvalidFieldError(Dot(path, "image_url"), "Field required");
     }
     part->type = ContentPartType::kImageUrl;
-    ImageUrl image;
+    ImageUrl& image = part->image_url.emplace();
     image.url = std::move(*image_url);
     if (detail) {
       if (*detail != "auto" && *detail != "low" && *detail != "high") {
@@ -289,7 +364,6 @@ absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) 
       }
       image.detail = std::move(*detail);
     }
-    part->image_url = std::move(image);
   } else if (type == "input_file") {
     if (file_url) {
       return NotSupported(Dot(path, "file_url"), "file URLs are not supported; send file_data");
@@ -298,11 +372,10 @@ absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) 
       return InvalidFieldError(Dot(path, "file_data"), "Field required (or file_id)");
     }
     part->type = ContentPartType::kFile;
-    FileInput file;
+    FileInput& file = part->file.emplace();
     file.file_data = std::move(file_data);
     file.file_id = std::move(file_id);
     file.filename = std::move(filename);
-    part->file = std::move(file);
   } else if (type == "refusal") {
     if (!refusal) return InvalidFieldError(Dot(path, "refusal"), "Field required");
     part->type = ContentPartType::kRefusal;
@@ -315,31 +388,22 @@ absl::Status ReadInputPart(Pull& p, const std::string& path, ContentPart* part) 
   return absl::OkStatus();
 }
 
-// A message's or a function_call_output's content: a string or an array of parts.
-absl::Status ReadContent(Pull& p, const std::string& path, MessageContent* out) {
+// A message's or a function_call_output's content: a string or an array of parts, read
+// into `*out` in place.
+absl::Status ReadContent(Pull& p, const Path& path, MessageContent* out) {
   JsonType t;
   MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
-  if (t == JsonType::kString) {
-    std::string s;
-    MODEENVOY_RETURN_IF_ERROR(p.String(path, &s));
-    *out = std::move(s);
-    return absl::OkStatus();
-  }
-  if (t != JsonType::kArray) return WrongType(path, "string or array", t);
-  std::vector<ContentPart> parts;
-  MODEENVOY_RETURN_IF_ERROR(p.Array(path, [&](size_t i) {
-    ContentPart part;
-    MODEENVOY_RETURN_IF_ERROR(ReadInputPart(p, Idx(path, i), &part));
-    parts.push_back(std::move(part));
-    return absl::OkStatus();
-  }));
-  *out = std::move(parts);
-  return absl::OkStatus();
+  if (t == JsonType::kString) return p.String(path, &out->emplace<std::string>());
+  if (t != JsonType::kArray) return WrongType(path.ToString(), "string or array", t);
+  std::vector<ContentPart>& parts = out->emplace<std::vector<ContentPart>>();
+  return p.Array(path, [&](size_t i) {
+    return ReadInputPart(p, path.Index(i), &parts.emplace_back());
+  });
 }
 
 // Text-only content (system, developer, assistant, tool output) as one string; a part of
 // another type is refused by path.
-absl::Status TextOnly(const std::string& path, MessageContent content, bool allow_refusal,
+absl::Status TextOnly(const Path& path, MessageContent& content, bool allow_refusal,
                       std::string* text, std::string* refusal) {
   if (auto* s = std::get_if<std::string>(&content)) {
     *text = std::move(*s);
@@ -352,7 +416,8 @@ absl::Status TextOnly(const std::string& path, MessageContent content, bool allo
     } else if (parts[i].type == ContentPartType::kRefusal && allow_refusal) {
       *refusal += parts[i].refusal;
     } else {
-      return InvalidFieldError(Dot(Idx(path, i), "type"), "only text parts are allowed here");
+      return InvalidFieldError(path.Index(i).Member("type").ToString(),
+                               "only text parts are allowed here");
     }
   }
   return absl::OkStatus();
@@ -364,38 +429,30 @@ struct InputItem {
   std::optional<MessageContent> content, output;
 };
 
-absl::Status ReadInputItem(Pull& p, const std::string& path, InputItem* item) {
-  return p.Object(path, [&](const std::string& key) -> absl::Status {
-    const MemberPath at{&path, key};
-    if (key == "type") return p.String(at, &item->type);
-    if (key == "role") return p.OptString(at, &item->role);
-    if (key == "call_id") return p.OptString(at, &item->call_id);
-    if (key == "name") return p.OptString(at, &item->name);
-    if (key == "arguments") return p.OptString(at, &item->arguments);
-    if (key == "content") {
+absl::Status ReadInputItem(Pull& p, const Path& path, InputItem* item) {
+  return p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
+    if (Is(key, "type")) return p.String(at, &item->type);
+    if (Is(key, "role")) return p.OptString(at, &item->role);
+    if (Is(key, "call_id")) return p.OptString(at, &item->call_id);
+    if (Is(key, "name")) return p.OptString(at, &item->name);
+    if (Is(key, "arguments")) return p.OptString(at, &item->arguments);
+    if (Is(key, "content")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
-      MessageContent c;
-      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, Dot(path, key), &c));
-      item->content = std::move(c);
-      return absl::OkStatus();
+      return ReadContent(p, at, &item->content.emplace());
     }
-    if (key == "output") {
-      MessageContent c;
-      MODEENVOY_RETURN_IF_ERROR(ReadContent(p, Dot(path, key), &c));
-      item->output = std::move(c);
-      return absl::OkStatus();
-    }
+    if (Is(key, "output")) return ReadContent(p, at, &item->output.emplace());
     // id, status, phase, summary, encrypted_content, ...: item bookkeeping with no place in
     // a chat message.
     return p.Skip();
   });
 }
 
-// Appends the unified message(s) for one input item.
-absl::Status AddInputItem(const std::string& path, InputItem item, ChatRequest* chat) {
-  std::string type = item.type;
+// Appends the unified message(s) for one input item to `*messages`, built in place.
+absl::Status AddInputItem(const Path& path, InputItem& item, std::vector<Message>* messages) {
+  std::string_view type = item.type;
   if (type.empty() && item.role) type = "message";
   if (type == "message") {
     if (!item.role) return InvalidFieldError(Dot(path, "role"), "Field required");
@@ -405,17 +462,17 @@ absl::Status AddInputItem(const std::string& path, InputItem item, ChatRequest* 
                                "must be user, assistant, system or developer");
     }
     if (!item.content) return InvalidFieldError(Dot(path, "content"), "Field required");
-    Message m = MakeMessage(*role);
+    Message& m = messages->emplace_back();
+    m.role = *role;
     if (*role == Role::kUser) {
       m.content = std::move(*item.content);
     } else {
       std::string text, refusal;
-      MODEENVOY_RETURN_IF_ERROR(TextOnly(Dot(path, "content"), std::move(*item.content),
+      MODEENVOY_RETURN_IF_ERROR(TextOnly(path.Member("content"), *item.content,
                                          *role == Role::kAssistant, &text, &refusal));
       if (!refusal.empty()) m.refusal = std::move(refusal);
       if (!text.empty() || !m.refusal) m.content = std::move(text);
     }
-    chat->messages.push_back(std::move(m));
     return absl::OkStatus();
   }
   if (type == "function_call") {
@@ -425,17 +482,15 @@ absl::Status AddInputItem(const std::string& path, InputItem item, ChatRequest* 
     if (!item.name || item.name->empty()) {
       return InvalidFieldError(Dot(path, "name"), "Field required");
     }
-    ToolCall call;
-    call.id = std::move(*item.call_id);
-    FunctionCall f;
-    f.name = std::move(*item.name);
-    f.arguments = item.arguments.value_or("{}");
-    call.function = std::move(f);
     // Calls made in one turn are one assistant message (with its text, if any).
-    if (chat->messages.empty() || chat->messages.back().role != Role::kAssistant) {
-      chat->messages.push_back(MakeMessage(Role::kAssistant));
+    if (messages->empty() || messages->back().role != Role::kAssistant) {
+      messages->emplace_back().role = Role::kAssistant;
     }
-    chat->messages.back().tool_calls.push_back(std::move(call));
+    ToolCall& call = messages->back().tool_calls.emplace_back();
+    call.id = std::move(*item.call_id);
+    FunctionCall& f = call.function.emplace();
+    f.name = std::move(*item.name);
+    f.arguments = item.arguments ? std::move(*item.arguments) : std::string("{}");
     return absl::OkStatus();
   }
   if (type == "function_call_output") {
@@ -443,13 +498,13 @@ absl::Status AddInputItem(const std::string& path, InputItem item, ChatRequest* 
       return InvalidFieldError(Dot(path, "call_id"), "Field required");
     }
     if (!item.output) return InvalidFieldError(Dot(path, "output"), "Field required");
-    Message m = MakeMessage(Role::kTool);
-    m.tool_call_id = std::move(*item.call_id);
     std::string text, refusal;
     MODEENVOY_RETURN_IF_ERROR(
-        TextOnly(Dot(path, "output"), std::move(*item.output), false, &text, &refusal));
+        TextOnly(path.Member("output"), *item.output, false, &text, &refusal));
+    Message& m = messages->emplace_back();
+    m.role = Role::kTool;
+    m.tool_call_id = std::move(*item.call_id);
     m.content = std::move(text);
-    chat->messages.push_back(std::move(m));
     return absl::OkStatus();
   }
   if (type == "reasoning") return absl::OkStatus();  // see the file comment
@@ -459,45 +514,39 @@ absl::Status AddInputItem(const std::string& path, InputItem item, ChatRequest* 
                         "previous_response_id");
   }
   if (type.empty()) return InvalidFieldError(Dot(path, "type"), "Field required");
-  return InvalidFieldError(Dot(path, "type"), "unsupported input item type \"" + type + "\"");
+  return InvalidFieldError(Dot(path, "type"),
+                           "unsupported input item type \"" + std::string(type) + "\"");
 }
 
-absl::Status ReadTool(Pull& p, const std::string& path, Tool* tool) {
+absl::Status ReadTool(Pull& p, const Path& path, Tool* tool) {
   std::string type;
   std::optional<std::string> name, description, parameters;
   std::optional<bool> strict;
   ExtraFields other;
-  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const MemberPath at{&path, key};
-    if (key == "type") return p.String(at, &type);
-    if (key == "name") return p.OptString(at, &name);
-    if (key == "description") return p.OptString(at, &description);
-    if (key == "strict") return p.OptBool(at, &strict);
-    if (key == "parameters") {
+  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
+    if (Is(key, "type")) return p.String(at, &type);
+    if (Is(key, "name")) return p.OptString(at, &name);
+    if (Is(key, "description")) return p.OptString(at, &description);
+    if (Is(key, "strict")) return p.OptBool(at, &strict);
+    if (Is(key, "parameters")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
-      std::string raw;
-      MODEENVOY_RETURN_IF_ERROR(p.Raw(at, JsonType::kObject, &raw));
-      parameters = std::move(raw);
-      return absl::OkStatus();
+      return p.Raw(at, JsonType::kObject, &parameters.emplace());
     }
-    std::string raw;
-    MODEENVOY_RETURN_IF_ERROR(p.Capture(&raw));
-    other.emplace_back(key, std::move(raw));
-    return absl::OkStatus();
+    return p.Capture(&other.emplace_back(std::string(key), std::string()).second);
   }));
   if (type.empty()) return InvalidFieldError(Dot(path, "type"), "Field required");
   if (type == "function") {
     if (!name || name->empty()) return InvalidFieldError(Dot(path, "name"), "Field required");
-    FunctionDefinition f;
+    tool->type = "function";
+    FunctionDefinition& f = tool->function.emplace();
     f.name = std::move(*name);
     f.description = std::move(description);
     f.parameters = std::move(parameters);
     f.strict = strict;
     f.extra = std::move(other);
-    tool->type = "function";
-    tool->function = std::move(f);
     return absl::OkStatus();
   }
   if (type == "custom") {
@@ -522,7 +571,11 @@ absl::Status ReadTool(Pull& p, const std::string& path, Tool* tool) {
   // A hosted tool (web_search, file_search, ...): kept with its members for a host that
   // passes it to OpenAI, or refuses it naming tools[i].type.
   tool->type = std::move(type);
-  if (name) tool->extra.emplace_back("name", "\"" + *name + "\"");
+  if (name) {
+    std::string raw;  // a JSON text, as every member in `extra`
+    AppendJsonString(&raw, *name);
+    tool->extra.emplace_back("name", std::move(raw));
+  }
   tool->extra.insert(tool->extra.end(), other.begin(), other.end());
   return absl::OkStatus();
 }
@@ -542,9 +595,9 @@ absl::Status ReadToolChoice(Pull& p, ToolChoice* choice) {
   Pull inner(raw);
   std::string type;
   std::optional<std::string> name;
-  MODEENVOY_RETURN_IF_ERROR(inner.Object("tool_choice", [&](const std::string& key) {
-    if (key == "type") return inner.String("tool_choice.type", &type);
-    if (key == "name") return inner.OptString("tool_choice.name", &name);
+  MODEENVOY_RETURN_IF_ERROR(inner.Object("tool_choice", [&](std::string_view key) {
+    if (Is(key, "type")) return inner.String("tool_choice.type", &type);
+    if (Is(key, "name")) return inner.OptString("tool_choice.name", &name);
     return inner.Skip();
   }));
   if (type == "function") {
@@ -571,29 +624,31 @@ absl::Status ReadToolChoice(Pull& p, ToolChoice* choice) {
 
 // text.format -> response_format; text.verbosity -> verbosity.
 absl::Status ReadText(Pull& p, ChatRequest* chat) {
-  return p.Object("text", [&](const std::string& key) -> absl::Status {
-    if (key == "verbosity") return p.OptString("text.verbosity", &chat->verbosity);
-    if (key != "format") {
+  return p.Object("text", [&](std::string_view key) -> absl::Status {
+    if (Is(key, "verbosity")) return p.OptString("text.verbosity", &chat->verbosity);
+    if (!Is(key, "format")) {
       std::string raw;
       MODEENVOY_RETURN_IF_ERROR(p.Capture(&raw));
-      return InvalidFieldError("text." + key, "unknown field");
+      return InvalidFieldError("text." + std::string(key), "unknown field");
     }
     std::string type;
     std::optional<std::string> name, description, schema;
     std::optional<bool> strict;
-    MODEENVOY_RETURN_IF_ERROR(p.Object("text.format", [&](const std::string& k) -> absl::Status {
-      const std::string at = "text.format." + k;
-      if (k == "type") return p.String(at, &type);
-      if (k == "name") return p.OptString(at, &name);
-      if (k == "description") return p.OptString(at, &description);
-      if (k == "strict") return p.OptBool(at, &strict);
-      if (k == "schema") {
+    MODEENVOY_RETURN_IF_ERROR(p.Object("text.format", [&](std::string_view k) -> absl::Status {
+      const Path text_path{nullptr, "text", -1};
+      const Path format_path = text_path.Member("format");  // `at` points at it
+      const Path at = format_path.Member(k);
+      if (Is(k, "type")) return p.String(at, &type);
+      if (Is(k, "name")) return p.OptString(at, &name);
+      if (Is(k, "description")) return p.OptString(at, &description);
+      if (Is(k, "strict")) return p.OptBool(at, &strict);
+      if (Is(k, "schema")) {
         std::string raw;
         MODEENVOY_RETURN_IF_ERROR(p.Raw(at, JsonType::kObject, &raw));
         schema = std::move(raw);
         return absl::OkStatus();
       }
-      return InvalidFieldError(at, "unknown field");
+      return InvalidFieldError(at.ToString(), "unknown field");
     }));
     if (type == "text") return absl::OkStatus();
     if (type == "json_object") {
@@ -625,70 +680,75 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
   ChatRequest chat;
   std::optional<std::string> instructions;
   bool have_input = false;
-  std::vector<Message> input;  // after the instructions
-  MODEENVOY_RETURN_IF_ERROR(p.Object("body", [&](const std::string& key) -> absl::Status {
-    if (key == "model") return p.String("model", &chat.model);
-    if (key == "instructions") return p.OptString("instructions", &instructions);
-    if (key == "input") {
+  // The input's messages go straight into chat.messages, after the system message of
+  // `instructions` when that came first (as clients send it); else it is inserted first at
+  // the end.
+  bool system_placed = false;
+  MODEENVOY_RETURN_IF_ERROR(p.Object("body", [&](std::string_view key) -> absl::Status {
+    if (Is(key, "model")) return p.String("model", &chat.model);
+    if (Is(key, "instructions")) {
+      MODEENVOY_RETURN_IF_ERROR(p.OptString("instructions", &instructions));
+      if (!have_input && instructions && !instructions->empty()) {
+        chat.messages.push_back(MakeMessage(Role::kSystem, std::move(*instructions)));
+        system_placed = true;
+      }
+      return absl::OkStatus();
+    }
+    if (Is(key, "input")) {
       have_input = true;
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kString) {
-        std::string text;
-        MODEENVOY_RETURN_IF_ERROR(p.String("input", &text));
-        input.push_back(MakeMessage(Role::kUser, std::move(text)));
-        return absl::OkStatus();
+        Message& m = chat.messages.emplace_back();
+        m.role = Role::kUser;
+        return p.String("input", &m.content.emplace().emplace<std::string>());
       }
-      ChatRequest items;
-      MODEENVOY_RETURN_IF_ERROR(p.Array("input", [&](size_t i) {
-        const std::string path = Idx("input", i);
+      const Path input{nullptr, "input", -1};
+      return p.Array(input, [&](size_t i) {
+        const Path at = input.Index(i);
         InputItem item;
-        MODEENVOY_RETURN_IF_ERROR(ReadInputItem(p, path, &item));
-        return AddInputItem(path, std::move(item), &items);
-      }));
-      input = std::move(items.messages);
-      return absl::OkStatus();
-    }
-    if (key == "tools") {
-      return p.Array("tools", [&](size_t i) {
-        Tool tool;
-        MODEENVOY_RETURN_IF_ERROR(ReadTool(p, Idx("tools", i), &tool));
-        chat.tools.push_back(std::move(tool));
-        return absl::OkStatus();
+        MODEENVOY_RETURN_IF_ERROR(ReadInputItem(p, at, &item));
+        return AddInputItem(at, item, &chat.messages);
       });
     }
-    if (key == "tool_choice") {
+    if (Is(key, "tools")) {
+      const Path tools{nullptr, "tools", -1};
+      return p.Array(tools, [&](size_t i) {
+        return ReadTool(p, tools.Index(i), &chat.tools.emplace_back());
+      });
+    }
+    if (Is(key, "tool_choice")) {
       ToolChoice choice;
       MODEENVOY_RETURN_IF_ERROR(ReadToolChoice(p, &choice));
       chat.tool_choice = std::move(choice);
       return absl::OkStatus();
     }
-    if (key == "text") return ReadText(p, &chat);
-    if (key == "reasoning") {
-      return p.Object("reasoning", [&](const std::string& k) -> absl::Status {
-        if (k == "effort") return p.OptString("reasoning.effort", &chat.reasoning_effort);
+    if (Is(key, "text")) return ReadText(p, &chat);
+    if (Is(key, "reasoning")) {
+      return p.Object("reasoning", [&](std::string_view k) -> absl::Status {
+        if (Is(k, "effort")) return p.OptString("reasoning.effort", &chat.reasoning_effort);
         // summary / generate_summary: the unified form has no summary switch; a provider
         // that reasons reports its reasoning text as it does.
-        if (k == "summary" || k == "generate_summary") return p.Skip();
-        return InvalidFieldError("reasoning." + k, "unknown field");
+        if (Is(k, "summary") || Is(k, "generate_summary")) return p.Skip();
+        return InvalidFieldError("reasoning." + std::string(k), "unknown field");
       });
     }
-    if (key == "max_output_tokens") return p.OptInt(key, &chat.max_completion_tokens);
-    if (key == "temperature") return p.OptDouble(key, &chat.temperature);
-    if (key == "top_p") return p.OptDouble(key, &chat.top_p);
-    if (key == "top_logprobs") {
+    if (Is(key, "max_output_tokens")) return p.OptInt(key, &chat.max_completion_tokens);
+    if (Is(key, "temperature")) return p.OptDouble(key, &chat.temperature);
+    if (Is(key, "top_p")) return p.OptDouble(key, &chat.top_p);
+    if (Is(key, "top_logprobs")) {
       MODEENVOY_RETURN_IF_ERROR(p.OptInt(key, &chat.top_logprobs));
       if (chat.top_logprobs) chat.logprobs = true;
       return absl::OkStatus();
     }
-    if (key == "stream") return p.OptBool(key, &chat.stream);
-    if (key == "parallel_tool_calls") return p.OptBool(key, &chat.parallel_tool_calls);
-    if (key == "store") return p.OptBool(key, &chat.store);
-    if (key == "user") return p.OptString(key, &chat.user);
-    if (key == "safety_identifier") return p.OptString(key, &chat.safety_identifier);
-    if (key == "prompt_cache_key") return p.OptString(key, &chat.prompt_cache_key);
-    if (key == "service_tier") return p.OptString(key, &chat.service_tier);
-    if (key == "metadata") {
+    if (Is(key, "stream")) return p.OptBool(key, &chat.stream);
+    if (Is(key, "parallel_tool_calls")) return p.OptBool(key, &chat.parallel_tool_calls);
+    if (Is(key, "store")) return p.OptBool(key, &chat.store);
+    if (Is(key, "user")) return p.OptString(key, &chat.user);
+    if (Is(key, "safety_identifier")) return p.OptString(key, &chat.safety_identifier);
+    if (Is(key, "prompt_cache_key")) return p.OptString(key, &chat.prompt_cache_key);
+    if (Is(key, "service_tier")) return p.OptString(key, &chat.service_tier);
+    if (Is(key, "metadata")) {
       JsonType t;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
       if (t == JsonType::kNull) return p.Skip();
@@ -720,10 +780,10 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
   if (chat.top_logprobs && (*chat.top_logprobs < 0 || *chat.top_logprobs > 20)) {
     return InvalidFieldError("top_logprobs", "must be between 0 and 20");
   }
-  if (instructions && !instructions->empty()) {
-    chat.messages.push_back(MakeMessage(Role::kSystem, std::move(*instructions)));
+  if (!system_placed && instructions && !instructions->empty()) {
+    chat.messages.insert(chat.messages.begin(),
+                         MakeMessage(Role::kSystem, std::move(*instructions)));
   }
-  for (Message& m : input) chat.messages.push_back(std::move(m));
   return chat;
 }
 
@@ -1665,20 +1725,20 @@ struct ResponseFacts {
   std::string error_code, error_message;
 };
 
-absl::Status ReadTextParts(Pull& p, const std::string& path, OutputItem* item) {
+absl::Status ReadTextParts(Pull& p, const Path& path, OutputItem* item) {
   return p.Array(path, [&](size_t i) {
-    const std::string at = Idx(path, i);
+    const Path at = path.Index(i);
     std::string type, text, refusal;
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t != JsonType::kObject) return p.Skip();  // a hosted tool's content
-    MODEENVOY_RETURN_IF_ERROR(p.Object(at, [&](const std::string& key) -> absl::Status {
+    MODEENVOY_RETURN_IF_ERROR(p.Object(at, [&](std::string_view key) -> absl::Status {
       JsonType vt;
       MODEENVOY_RETURN_IF_ERROR(p.Type(&vt));
       if (vt != JsonType::kString) return p.Skip();
-      if (key == "type") return p.String(Dot(at, key), &type);
-      if (key == "text") return p.String(Dot(at, key), &text);
-      if (key == "refusal") return p.String(Dot(at, key), &refusal);
+      if (Is(key, "type")) return p.String(at.Member(key), &type);
+      if (Is(key, "text")) return p.String(at.Member(key), &text);
+      if (Is(key, "refusal")) return p.String(at.Member(key), &refusal);
       return p.Skip();
     }));
     if (type == "output_text" || type == "reasoning_text" || type == "summary_text") {
@@ -1690,31 +1750,31 @@ absl::Status ReadTextParts(Pull& p, const std::string& path, OutputItem* item) {
   });
 }
 
-absl::Status ReadOutputItem(Pull& p, const std::string& path, OutputItem* item) {
+absl::Status ReadOutputItem(Pull& p, const Path& path, OutputItem* item) {
   std::string summary;
   // Hosted tools' items use the same names for other types (tool_search's arguments are an
   // object): only a function_call needs them as strings, which is checked once its type is
   // known.
   std::string not_string;
-  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = Dot(path, key);
+  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t == JsonType::kNull) return p.Skip();
-    if (key == "type") return p.String(at, &item->type);
-    std::string* field = key == "id"          ? &item->id
-                         : key == "call_id"   ? &item->call_id
-                         : key == "name"      ? &item->name
-                         : key == "arguments" ? &item->arguments
+    if (Is(key, "type")) return p.String(at, &item->type);
+    std::string* field = Is(key, "id")          ? &item->id
+                         : Is(key, "call_id")   ? &item->call_id
+                         : Is(key, "name")      ? &item->name
+                         : Is(key, "arguments") ? &item->arguments
                                               : nullptr;
     if (field != nullptr) {
       if (t == JsonType::kString) return p.String(at, field);
-      if (not_string.empty()) not_string = at;
+      if (not_string.empty()) not_string = at.ToString();
       return p.Skip();
     }
     if (t != JsonType::kArray) return p.Skip();
-    if (key == "content") return ReadTextParts(p, at, item);
-    if (key == "summary") {
+    if (Is(key, "content")) return ReadTextParts(p, at, item);
+    if (Is(key, "summary")) {
       OutputItem s;
       MODEENVOY_RETURN_IF_ERROR(ReadTextParts(p, at, &s));
       summary = std::move(s.text);
@@ -1732,26 +1792,26 @@ absl::Status ReadOutputItem(Pull& p, const std::string& path, OutputItem* item) 
   return absl::OkStatus();
 }
 
-absl::Status ReadUsage(Pull& p, const std::string& path, Usage* u) {
+absl::Status ReadUsage(Pull& p, const Path& path, Usage* u) {
   std::optional<int64_t> input, output, total, cached, reasoning, cache_write;
-  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = Dot(path, key);
-    if (key == "input_tokens") return p.OptInt(at, &input);
-    if (key == "output_tokens") return p.OptInt(at, &output);
-    if (key == "total_tokens") return p.OptInt(at, &total);
+  MODEENVOY_RETURN_IF_ERROR(p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
+    if (Is(key, "input_tokens")) return p.OptInt(at, &input);
+    if (Is(key, "output_tokens")) return p.OptInt(at, &output);
+    if (Is(key, "total_tokens")) return p.OptInt(at, &total);
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t != JsonType::kObject) return p.Skip();
-    if (key == "input_tokens_details") {
-      return p.Object(at, [&](const std::string& k) -> absl::Status {
-        if (k == "cached_tokens") return p.OptInt(Dot(at, k), &cached);
-        if (k == "cache_write_tokens") return p.OptInt(Dot(at, k), &cache_write);
+    if (Is(key, "input_tokens_details")) {
+      return p.Object(at, [&](std::string_view k) -> absl::Status {
+        if (Is(k, "cached_tokens")) return p.OptInt(at.Member(k), &cached);
+        if (Is(k, "cache_write_tokens")) return p.OptInt(at.Member(k), &cache_write);
         return p.Skip();
       });
     }
-    if (key == "output_tokens_details") {
-      return p.Object(at, [&](const std::string& k) -> absl::Status {
-        if (k == "reasoning_tokens") return p.OptInt(Dot(at, k), &reasoning);
+    if (Is(key, "output_tokens_details")) {
+      return p.Object(at, [&](std::string_view k) -> absl::Status {
+        if (Is(k, "reasoning_tokens")) return p.OptInt(at.Member(k), &reasoning);
         return p.Skip();
       });
     }
@@ -1772,63 +1832,56 @@ absl::Status ReadUsage(Pull& p, const std::string& path, Usage* u) {
   return absl::OkStatus();
 }
 
-// Reads a response object from `p` (positioned at it).
-absl::Status ReadResponseObject(Pull& p, const std::string& path, ResponseFacts* f) {
-  return p.Object(path, [&](const std::string& key) -> absl::Status {
-    const std::string at = path.empty() ? key : Dot(path, key);
+// Reads a response object from `p` (positioned at it). `path` names it in errors: empty
+// for a whole body (its members then named alone), "response" in an event.
+absl::Status ReadResponseObject(Pull& p, const Path& path, ResponseFacts* f) {
+  return p.Object(path, [&](std::string_view key) -> absl::Status {
+    const Path at = path.Member(key);
     JsonType t;
     MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
     if (t == JsonType::kNull) return p.Skip();
-    if (key == "id") return p.String(at, &f->id);
-    if (key == "model") return p.String(at, &f->model);
-    if (key == "status") return p.String(at, &f->status);
-    if (key == "created_at") {
+    if (Is(key, "id")) return p.String(at, &f->id);
+    if (Is(key, "model")) return p.String(at, &f->model);
+    if (Is(key, "status")) return p.String(at, &f->status);
+    if (Is(key, "created_at")) {
       std::optional<double> v;
       MODEENVOY_RETURN_IF_ERROR(p.OptDouble(at, &v));
       // Seconds since the epoch; whole seconds of a fractional value. Outside int64's range
       // the conversion would be undefined: no real answer says that, so it is an error.
       const double seconds = v.value_or(0);
       if (!(seconds >= -9.2233720368547758e18 && seconds < 9.2233720368547758e18)) {
-        return InvalidFieldError(at, "timestamp out of range");
+        return InvalidFieldError(at.ToString(), "timestamp out of range");
       }
       f->created = static_cast<int64_t>(seconds);
       return absl::OkStatus();
     }
-    if (key == "incomplete_details") {
-      return p.Object(at, [&](const std::string& k) -> absl::Status {
-        if (k == "reason") {
+    if (Is(key, "incomplete_details")) {
+      return p.Object(at, [&](std::string_view k) -> absl::Status {
+        if (Is(k, "reason")) {
           std::optional<std::string> r;
-          MODEENVOY_RETURN_IF_ERROR(p.OptString(Dot(at, k), &r));
+          MODEENVOY_RETURN_IF_ERROR(p.OptString(at.Member(k), &r));
           f->incomplete_reason = r.value_or("");
           return absl::OkStatus();
         }
         return p.Skip();
       });
     }
-    if (key == "error") {
+    if (Is(key, "error")) {
       f->has_error = true;
-      return p.Object(at, [&](const std::string& k) -> absl::Status {
+      return p.Object(at, [&](std::string_view k) -> absl::Status {
         std::optional<std::string> v;
-        if (k != "code" && k != "message") return p.Skip();
-        MODEENVOY_RETURN_IF_ERROR(p.OptString(Dot(at, k), &v));
-        (k == "code" ? f->error_code : f->error_message) = v.value_or("");
+        if (!Is(k, "code") && !Is(k, "message")) return p.Skip();
+        MODEENVOY_RETURN_IF_ERROR(p.OptString(at.Member(k), &v));
+        (Is(k, "code") ? f->error_code : f->error_message) = v.value_or("");
         return absl::OkStatus();
       });
     }
-    if (key == "output") {
+    if (Is(key, "output")) {
       return p.Array(at, [&](size_t i) {
-        OutputItem item;
-        MODEENVOY_RETURN_IF_ERROR(ReadOutputItem(p, Idx(at, i), &item));
-        f->output.push_back(std::move(item));
-        return absl::OkStatus();
+        return ReadOutputItem(p, at.Index(i), &f->output.emplace_back());
       });
     }
-    if (key == "usage") {
-      Usage u;
-      MODEENVOY_RETURN_IF_ERROR(ReadUsage(p, at, &u));
-      f->usage = std::move(u);
-      return absl::OkStatus();
-    }
+    if (Is(key, "usage")) return ReadUsage(p, at, &f->usage.emplace());
     return p.Skip();
   });
 }
@@ -1845,7 +1898,7 @@ absl::Status DecodeResponsesBody(std::string* body) {
   ResponseFacts f;
   {
     Pull p(*body);
-    absl::Status s = ReadResponseObject(p, "", &f);
+    absl::Status s = ReadResponseObject(p, Path{}, &f);
     if (s.ok()) s = p.End();
     if (!s.ok()) {
       return WithHttpStatus(absl::InvalidArgumentError(absl::StrCat(
@@ -1893,6 +1946,211 @@ absl::Status DecodeResponsesBody(std::string* body) {
   return absl::OkStatus();
 }
 
+// What the stream decoder does with an event, by its type.
+enum class EventKind {
+  kOther,           // *.done, content_part.*, hosted tools' progress, ...: nothing
+  kTextDelta,       // response.output_text.delta
+  kReasoningDelta,  // response.reasoning_text.delta, response.reasoning_summary_text.delta
+  kRefusalDelta,    // response.refusal.delta
+  kArgumentsDelta,  // response.function_call_arguments.delta
+  kItemAdded,       // response.output_item.added
+  kStarted,         // response.created, response.in_progress
+  kEnded,           // response.completed, response.incomplete
+  kFailed,          // response.failed
+  kError,           // error
+};
+
+EventKind KindOf(std::string_view type) {
+  if (type == "response.output_text.delta") return EventKind::kTextDelta;
+  if (type == "response.function_call_arguments.delta") return EventKind::kArgumentsDelta;
+  if (type == "response.reasoning_text.delta" ||
+      type == "response.reasoning_summary_text.delta") {
+    return EventKind::kReasoningDelta;
+  }
+  if (type == "response.refusal.delta") return EventKind::kRefusalDelta;
+  if (type == "response.output_item.added") return EventKind::kItemAdded;
+  if (type == "response.created" || type == "response.in_progress") return EventKind::kStarted;
+  if (type == "response.completed" || type == "response.incomplete") return EventKind::kEnded;
+  if (type == "response.failed") return EventKind::kFailed;
+  if (type == "error") return EventKind::kError;
+  return EventKind::kOther;
+}
+
+bool CarriesResponse(EventKind kind) {
+  return kind == EventKind::kStarted || kind == EventKind::kEnded || kind == EventKind::kFailed;
+}
+
+// The members of one event the decoder uses. Views point into the event's data or into the
+// scratch strings.
+struct EventFields {
+  EventKind kind = EventKind::kOther;
+  std::string_view type;
+  std::string_view delta;
+  std::optional<int64_t> output_index;
+  std::string_view code, message, param;
+  // `item` and `response`: read in place when `type` came first (OpenAI sends it first), so
+  // the kind was known; else captured, and read once the kind is known.
+  OutputItem item;
+  ResponseFacts response;
+  std::string item_raw, response_raw;
+  std::string type_scratch, delta_scratch, code_scratch, message_scratch, param_scratch;
+};
+
+// The members the decoder reads, each a bit of the duplicate check; others are skipped
+// unread (their names unchecked: nothing of theirs is used).
+uint32_t EventMemberBit(std::string_view key) {
+  switch (key.size()) {
+    case 4:
+      if (Is(key, "type")) return 1u << 0;
+      if (Is(key, "item")) return 1u << 1;
+      if (Is(key, "code")) return 1u << 2;
+      return 0;
+    case 5:
+      if (Is(key, "delta")) return 1u << 3;
+      if (Is(key, "param")) return 1u << 4;
+      return 0;
+    case 7:
+      return Is(key, "message") ? 1u << 5 : 0;
+    case 8:
+      return Is(key, "response") ? 1u << 6 : 0;
+    case 12:
+      return Is(key, "output_index") ? 1u << 7 : 0;
+    default:
+      return 0;
+  }
+}
+
+// Reads a string member's value as a view (into the data, or `*scratch` when escaped).
+absl::Status EventString(JsonReader& r, JsonType t, std::string_view name,
+                         std::string_view* out, std::string* scratch) {
+  if (t != JsonType::kString) return WrongType(name, "string", t);
+  if (!r.ReadString(out, scratch)) return r.status();
+  return absl::OkStatus();
+}
+
+// Reads the event `data` (one JSON object) into `*ev`, in document order; ev->kind says what
+// it is. When `type` is the first member and names an event the decoder does nothing with,
+// the rest is not read (*ignored set): the *.done events repeat the whole text, which would
+// otherwise be scanned again, as would every hosted tool's progress event. Errors: the
+// event's syntax, a duplicate or mistyped member as BadStream (502); a bad `item` or
+// `response` as the status of its read (as when it was read from captured text).
+absl::Status ReadEvent(std::string_view data, std::string_view frame_event, EventFields* ev,
+                       bool* ignored) {
+  *ignored = false;
+  Pull p(data);
+  JsonReader& r = p.reader();
+  JsonType t;
+  if (!r.Peek(&t)) return BadStream(core_internal::ToStd(r.status().message()));
+  if (t != JsonType::kObject) {
+    return BadStream(core_internal::ToStd(WrongType("event", "object", t).message()));
+  }
+  if (!r.BeginObject()) return BadStream(core_internal::ToStd(r.status().message()));
+  EventKind kind = EventKind::kOther;
+  bool kind_known = false;
+  bool item_read = false, response_read = false;
+  uint32_t seen = 0;
+  bool first = true;
+  std::string scratch;
+  // A failed read: the reader's syntax error, or `field` (a member's type) as a bad stream.
+  auto bad = [&](const absl::Status& field) {
+    return BadStream(core_internal::ToStd(r.status().ok() ? field.message()
+                                                          : r.status().message()));
+  };
+  for (;;) {
+    const bool at_first = first;
+    std::string_view key;
+    bool has = false;
+    if (!r.NextMember(&first, &key, &scratch, &has)) return bad(r.status());
+    if (!has) break;
+    const uint32_t bit = EventMemberBit(key);
+    if (bit == 0) {
+      if (!r.SkipValue()) return bad(r.status());
+      continue;
+    }
+    if ((seen & bit) != 0) {
+      return bad(InvalidFieldError("event." + std::string(key), "duplicate key"));
+    }
+    seen |= bit;
+    if (!r.Peek(&t)) return bad(r.status());
+    if (t == JsonType::kNull) {
+      if (!r.ReadNull()) return bad(r.status());
+      continue;
+    }
+    absl::Status s;
+    switch (bit) {
+      case 1u << 0:  // type
+        s = EventString(r, t, "type", &ev->type, &ev->type_scratch);
+        if (s.ok() && at_first && !ev->type.empty()) {
+          kind = KindOf(ev->type);
+          kind_known = true;
+          if (kind == EventKind::kOther) {
+            ev->kind = kind;
+            *ignored = true;
+            return absl::OkStatus();
+          }
+        }
+        break;
+      case 1u << 3:  // delta: a hosted tool's structured delta (shell calls) is skipped
+        if (t == JsonType::kString) {
+          s = EventString(r, t, "delta", &ev->delta, &ev->delta_scratch);
+        } else if (!r.SkipValue()) {
+          s = r.status();
+        }
+        break;
+      case 1u << 7:  // output_index
+        s = p.OptInt("output_index", &ev->output_index);
+        break;
+      case 1u << 1:  // item
+        if (!kind_known) {
+          s = p.Capture(&ev->item_raw);
+        } else if (kind == EventKind::kItemAdded) {
+          s = ReadOutputItem(p, Path{nullptr, "item", -1}, &ev->item);
+          if (!s.ok() && r.status().ok()) return s;
+          item_read = true;
+        } else if (!r.SkipValue()) {
+          s = r.status();
+        }
+        break;
+      case 1u << 6:  // response
+        if (!kind_known) {
+          s = p.Capture(&ev->response_raw);
+        } else if (CarriesResponse(kind)) {
+          s = ReadResponseObject(p, Path{nullptr, "response", -1}, &ev->response);
+          if (!s.ok() && r.status().ok()) return s;
+          response_read = true;
+        } else if (!r.SkipValue()) {
+          s = r.status();
+        }
+        break;
+      case 1u << 2:  // code
+        s = EventString(r, t, "code", &ev->code, &ev->code_scratch);
+        break;
+      case 1u << 5:  // message
+        s = EventString(r, t, "message", &ev->message, &ev->message_scratch);
+        break;
+      case 1u << 4:  // param
+        s = EventString(r, t, "param", &ev->param, &ev->param_scratch);
+        break;
+    }
+    if (!s.ok()) return bad(s);
+  }
+  if (!r.ExpectEnd()) return bad(r.status());
+  if (ev->type.empty()) ev->type = frame_event;
+  if (!kind_known) kind = KindOf(ev->type);
+  ev->kind = kind;
+  // What was not read in place (`type` came later, or the member is absent or null) is read
+  // from its captured text, empty when absent: an absent item or response is an error.
+  if (kind == EventKind::kItemAdded && !item_read) {
+    Pull ip(ev->item_raw);
+    return ReadOutputItem(ip, Path{nullptr, "item", -1}, &ev->item);
+  }
+  if (CarriesResponse(kind) && !response_read) {
+    Pull rp(ev->response_raw);
+    return ReadResponseObject(rp, Path{nullptr, "response", -1}, &ev->response);
+  }
+  return absl::OkStatus();
+}
+
 // Responses events -> unified chunks.
 class ResponsesStreamDecoder final : public StreamTranslator {
  public:
@@ -1900,112 +2158,80 @@ class ResponsesStreamDecoder final : public StreamTranslator {
     if (done_) return absl::OkStatus();
     std::string_view data = frame.data;
     if (data.empty() || data == "[DONE]") return absl::OkStatus();
-    std::string type, delta, item_raw, response_raw, code, message, param;
-    std::optional<int64_t> output_index;
-    Pull p(data);
-    absl::Status s = p.Object("event", [&](const std::string& key) -> absl::Status {
-      JsonType t;
-      MODEENVOY_RETURN_IF_ERROR(p.Type(&t));
-      if (t == JsonType::kNull) return p.Skip();
-      if (key == "type") return p.String("type", &type);
-      if (key == "delta") {
-        if (t == JsonType::kString) return p.String("delta", &delta);
-        return p.Skip();  // a hosted tool's structured delta (shell calls)
-      }
-      if (key == "output_index") return p.OptInt("output_index", &output_index);
-      if (key == "item") return p.Capture(&item_raw);
-      if (key == "response") return p.Capture(&response_raw);
-      if (key == "code") return p.String("code", &code);
-      if (key == "message") return p.String("message", &message);
-      if (key == "param") return p.String("param", &param);
-      return p.Skip();
-    });
-    if (s.ok()) s = p.End();
-    if (!s.ok()) return BadStream(core_internal::ToStd(s.message()));
-    if (type.empty()) type = frame.event;
-
-    if (type == "response.output_text.delta") return Delta("content", delta, out);
-    if (type == "response.reasoning_text.delta" ||
-        type == "response.reasoning_summary_text.delta") {
-      return Delta("reasoning_content", delta, out);
-    }
-    if (type == "response.refusal.delta") return Delta("refusal", delta, out);
-    if (type == "response.function_call_arguments.delta") {
-      const int64_t index = CallIndex(output_index.value_or(-1));
-      if (index < 0) return BadStream("arguments delta for an unknown function_call item");
-      std::string d = "{\"tool_calls\":[{\"index\":";
-      AppendJsonInt(&d, index);
-      d += ",\"function\":{\"arguments\":";
-      AppendJsonString(&d, delta);
-      d += "}}]}";
-      return Emit(d, {}, out);
-    }
-    if (type == "response.output_item.added") {
-      OutputItem item;
-      Pull ip(item_raw);
-      MODEENVOY_RETURN_IF_ERROR(ReadOutputItem(ip, "item", &item));
-      if (item.type != "function_call") return absl::OkStatus();
-      const int64_t index = static_cast<int64_t>(calls_.size());
-      calls_.emplace_back(output_index.value_or(-1), index);
-      std::string d = "{\"tool_calls\":[{\"index\":";
-      AppendJsonInt(&d, index);
-      d += ",\"id\":";
-      AppendJsonString(&d, item.call_id);
-      d += ",\"type\":\"function\",\"function\":{\"name\":";
-      AppendJsonString(&d, item.name);
-      d += ",\"arguments\":";
-      AppendJsonString(&d, item.arguments);
-      d += "}}]}";
-      return Emit(d, {}, out);
-    }
-    if (type == "response.created" || type == "response.in_progress") {
-      ResponseFacts f;
-      Pull rp(response_raw);
-      MODEENVOY_RETURN_IF_ERROR(ReadResponseObject(rp, "response", &f));
-      if (!head_set_) {
-        head_.id = f.id;
-        head_.created = f.created;
-        head_.model = f.model;
-        head_set_ = true;
-        return Emit("{\"role\":\"assistant\",\"content\":\"\"}", {}, out);
-      }
-      return absl::OkStatus();
-    }
-    if (type == "response.completed" || type == "response.incomplete") {
-      ResponseFacts f;
-      Pull rp(response_raw);
-      MODEENVOY_RETURN_IF_ERROR(ReadResponseObject(rp, "response", &f));
-      if (!head_set_) {
-        head_ = ChunkHead{f.id, f.created, f.model};
-        head_set_ = true;
-      }
-      bool has_calls = !calls_.empty();
-      for (const OutputItem& item : f.output) has_calls |= item.type == "function_call";
-      MODEENVOY_RETURN_IF_ERROR(Emit("{}", FinishReasonOf(f, has_calls), out));
-      if (f.usage) {
-        std::string usage;
-        AppendUsageJson(&usage, *f.usage);
-        std::string chunk;
-        AppendUsageChunk(head_, usage, &chunk);
-        out->push_back(SseEvent{{}, std::move(chunk), {}, {}});
-      }
-      out->push_back(SseEvent{{}, std::string(kSseDoneData), {}, {}});
-      done_ = true;
-      return absl::OkStatus();
-    }
-    if (type == "response.failed") {
-      ResponseFacts f;
-      Pull rp(response_raw);
-      MODEENVOY_RETURN_IF_ERROR(ReadResponseObject(rp, "response", &f));
-      done_ = true;
-      return ResponseErrorStatus(f.error_code, f.error_message, {});
-    }
-    if (type == "error") {
-      done_ = true;
-      return ResponseErrorStatus(code, message, param);
-    }
+    EventFields ev;
+    bool ignored = false;
+    MODEENVOY_RETURN_IF_ERROR(ReadEvent(data, frame.event, &ev, &ignored));
     // Every other event (*.done, content_part.*, hosted tools' progress, ...) repeats what
     // the deltas said or has no unified counterpart.
+    if (ignored) return absl::OkStatus();
+
+    switch (ev.kind) {
+      case EventKind::kOther:
+        return absl::OkStatus();
+      case EventKind::kTextDelta:
+        return Delta("{\"content\":", ev.delta, out);
+      case EventKind::kReasoningDelta:
+        return Delta("{\"reasoning_content\":", ev.delta, out);
+      case EventKind::kRefusalDelta:
+        return Delta("{\"refusal\":", ev.delta, out);
+      case EventKind::kArgumentsDelta: {
+        const int64_t index = CallIndex(ev.output_index.value_or(-1));
+        if (index < 0) return BadStream("arguments delta for an unknown function_call item");
+        std::string& chunk = StartChunk(ev.delta.size() + 60, out);
+        chunk += "{\"tool_calls\":[{\"index\":";
+        AppendJsonInt(&chunk, index);
+        chunk += ",\"function\":{\"arguments\":";
+        AppendJsonString(&chunk, ev.delta);
+        chunk += "}}]}";
+        AppendDeltaChunkTail({}, &chunk);
+        return absl::OkStatus();
+      }
+      case EventKind::kItemAdded: {
+        const OutputItem& item = ev.item;
+        if (item.type != "function_call") return absl::OkStatus();
+        const int64_t index = static_cast<int64_t>(calls_.size());
+        calls_.emplace_back(ev.output_index.value_or(-1), index);
+        std::string d = "{\"tool_calls\":[{\"index\":";
+        AppendJsonInt(&d, index);
+        d += ",\"id\":";
+        AppendJsonString(&d, item.call_id);
+        d += ",\"type\":\"function\",\"function\":{\"name\":";
+        AppendJsonString(&d, item.name);
+        d += ",\"arguments\":";
+        AppendJsonString(&d, item.arguments);
+        d += "}}]}";
+        return Emit(d, {}, out);
+      }
+      case EventKind::kStarted: {
+        if (head_set_) return absl::OkStatus();
+        const ResponseFacts& f = ev.response;
+        SetHead(ChunkHead{f.id, f.created, f.model});
+        return Emit("{\"role\":\"assistant\",\"content\":\"\"}", {}, out);
+      }
+      case EventKind::kEnded: {
+        const ResponseFacts& f = ev.response;
+        if (!head_set_) SetHead(ChunkHead{f.id, f.created, f.model});
+        bool has_calls = !calls_.empty();
+        for (const OutputItem& item : f.output) has_calls |= item.type == "function_call";
+        MODEENVOY_RETURN_IF_ERROR(Emit("{}", FinishReasonOf(f, has_calls), out));
+        if (f.usage) {
+          std::string usage;
+          AppendUsageJson(&usage, *f.usage);
+          std::string chunk;
+          AppendUsageChunk(head_, usage, &chunk);
+          out->push_back(SseEvent{{}, std::move(chunk), {}, {}});
+        }
+        out->push_back(SseEvent{{}, std::string(kSseDoneData), {}, {}});
+        done_ = true;
+        return absl::OkStatus();
+      }
+      case EventKind::kFailed:
+        done_ = true;
+        return ResponseErrorStatus(ev.response.error_code, ev.response.error_message, {});
+      case EventKind::kError:
+        done_ = true;
+        return ResponseErrorStatus(ev.code, ev.message, ev.param);
+    }
     return absl::OkStatus();
   }
 
@@ -2023,26 +2249,42 @@ class ResponsesStreamDecoder final : public StreamTranslator {
     }
     return calls_.size() == 1 && output_index < 0 ? calls_.front().second : -1;
   }
-  absl::Status Delta(std::string_view member, std::string_view delta,
+  void SetHead(ChunkHead head) {
+    head_ = std::move(head);
+    head_set_ = true;
+    prefix_.clear();
+  }
+  // Appends a new chunk event to `*out` and returns its data, written up to "delta": (the
+  // stream's fixed head, kept as text after the first chunk). `delta_size` is a reserve
+  // hint for the rest.
+  std::string& StartChunk(size_t delta_size, std::vector<SseEvent>* out) {
+    if (prefix_.empty()) AppendDeltaChunkHead(head_, &prefix_);
+    std::string& chunk = out->emplace_back().data;
+    chunk.reserve(prefix_.size() + delta_size + 48);
+    chunk = prefix_;
+    return chunk;
+  }
+  // A text delta: `open` is the delta object's text up to its member's value.
+  absl::Status Delta(std::string_view open, std::string_view delta,
                      std::vector<SseEvent>* out) {
     if (delta.empty()) return absl::OkStatus();
-    std::string d = "{\"";
-    d += member;
-    d += "\":";
-    AppendJsonString(&d, delta);
-    d += '}';
-    return Emit(d, {}, out);
+    std::string& chunk = StartChunk(open.size() + delta.size() + 8, out);
+    chunk += open;
+    AppendJsonString(&chunk, delta);
+    chunk += '}';
+    AppendDeltaChunkTail({}, &chunk);
+    return absl::OkStatus();
   }
   absl::Status Emit(std::string_view delta_json, std::string_view finish,
                     std::vector<SseEvent>* out) {
-    std::string chunk;
-    chunk.reserve(delta_json.size() + head_.id.size() + head_.model.size() + 120);
-    AppendDeltaChunk(head_, delta_json, finish, &chunk);
-    out->push_back(SseEvent{{}, std::move(chunk), {}, {}});
+    std::string& chunk = StartChunk(delta_json.size() + finish.size(), out);
+    chunk += delta_json;
+    AppendDeltaChunkTail(finish, &chunk);
     return absl::OkStatus();
   }
 
   ChunkHead head_;
+  std::string prefix_;  // AppendDeltaChunkHead of head_, once written
   bool head_set_ = false;
   bool done_ = false;
   std::vector<std::pair<int64_t, int64_t>> calls_;  // (output_index, unified index)
