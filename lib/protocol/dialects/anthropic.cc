@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/dialects/anthropic_request.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -2099,7 +2100,9 @@ absl::Status AnthropicDialect::DecodeResponse(std::string* body) const {
 
 // ---- Ingress ----
 //
-// The Messages request is read with the pull parser in two steps per object: its members'
+// DecodeRequest reads clients' bodies with the one-pass reader of anthropic_request.cc
+// (the same mapping); what follows is the checked reader, which a body that reader gives
+// up on goes to. It reads the Messages request with the pull parser in two steps per object: its members'
 // value texts are collected first (the whole body is checked once, syntax and nesting,
 // by the top-level walk), then read in the order the checks are made, so the first error
 // reported is the same whatever the member order (model, max_tokens, messages, system,
@@ -2501,17 +2504,18 @@ absl::StatusOr<Tool> ReadTool(std::string_view raw, const std::string& p) {
   return tool;
 }
 
-absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
+// The checked reader (DecodeMessagesRequestChecked in anthropic_request.h).
+absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) {
   // The whole body, checked once (syntax, UTF-8, nesting), then read member by member.
   RawObject body;
   {
-    JsonReader r(request.body, kMaxJsonDepth);
+    JsonReader r(request_body, kMaxJsonDepth);
     JsonType top = JsonType::kNull;
     if (!r.Peek(&top)) return r.status();
     const size_t start = r.offset();
     if (!r.SkipValue() || !r.ExpectEnd()) return r.status();
     if (top != JsonType::kObject) return IngressError("body", "must be an object");
-    MODEENVOY_RETURN_IF_ERROR(body.Read(std::string_view(request.body).substr(start), ""));
+    MODEENVOY_RETURN_IF_ERROR(body.Read(request_body.substr(start), ""));
   }
   ChatRequest chat;
   const RawMember* model = body.Find("model");
@@ -2670,6 +2674,14 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
   return chat;
 }
 
+absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
+  // Clients' bodies are read in one pass; a body that reader gives up on (a bad one above
+  // all) is read again by the checked reader, which reports the first error.
+  ChatRequest chat;
+  if (DecodeMessagesRequestOnePass(request.body, &chat)) return chat;
+  return CheckedDecodeRequest(request.body);
+}
+
 absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
     const ChatCompletion& completion) const {
   if (completion.choices.size() != 1) {
@@ -2761,6 +2773,10 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
 }
 
 }  // namespace
+
+absl::StatusOr<ChatRequest> DecodeMessagesRequestChecked(std::string_view body) {
+  return CheckedDecodeRequest(body);
+}
 
 absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json) {
   MODEENVOY_ASSIGN_OR_RETURN(core_internal::Json json,
