@@ -79,13 +79,13 @@ const char* const kReadInOnePass[] = {
     R"("thinking":{"type":"enabled","budget_tokens":2048},)"
     R"("output_config":{"format":{"type":"json_schema","schema":{"type":"object"}},"effort":"low"},)"
     R"("messages":[{"role":"user","content":"hi","x":1}],"service_tier":"auto"})",
-    R"({"model":"m","max_tokens":5,"metadata":{"user_id":null},"tool_choice":{"name":3,"type":"auto"},)"
+    R"({"model":"m","max_tokens":5,"metadata":{"user_id":null},"tool_choice":{"name":3,"type":"auto"},"tools":[{"name":"f","input_schema":{}}],)"
     R"("output_config":{"effort":"low"},"stop_sequences":[],"temperature":0,"messages":[]})",
-    R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool"},"output_config":{"format":{"type":"json_schema"}},)"
+    R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool"},"tools":[{"name":"","input_schema":{}}],"output_config":{"format":{"type":"json_schema"}},)"
     R"("messages":[],"metadata":{}})",
     R"({"model":"m","max_tokens":5,"output_config":{"format":{"type":"text"}},"messages":[]})",
     R"({"model":"m","max_tokens":5,"output_config":{"format":5},"tool_choice":{"type":"none","disable_parallel_tool_use":false},"messages":[]})",
-    R"({"model":"m","max_tokens":5,"output_config":"x","tool_choice":{"type":"any"},"messages":[]})",
+    R"({"model":"m","max_tokens":5,"output_config":"x","tool_choice":{"type":"any"},"messages":[],"tools":[{"type":"bash_20250124","name":"bash"}]})",
 };
 
 TEST(AnthropicRequestTest, OnePassReadsWhatTheCheckedReaderReads) {
@@ -193,6 +193,14 @@ TEST(AnthropicRequestTest, BadBodiesReportTheCheckedReadersFirstError) {
        "tool_choice.disable_parallel_tool_use"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"a","type":"text"}]}]})",
        "messages[0].content[0].type"},
+      // A tool choice needs tools (as in the unified request), checked after the members.
+      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"any"}})", "tool_choice"},
+      {R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool","name":"f"},"tools":[],"messages":[]})",
+       "tool_choice"},
+      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"none","disable_parallel_tool_use":true}})",
+       "tool_choice.disable_parallel_tool_use"},
+      {R"({"tool_choice":{"type":"auto"},"model":"m","max_tokens":5,"messages":[],"top_p":"x"})",
+       "top_p"},
       // Several errors: not the first in document order.
       {R"({"tools":[5],"messages":[{"role":"user","content":5}],"max_tokens":0,"model":"m"})",
        "max_tokens"},

@@ -2671,6 +2671,17 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
       chat.extra.emplace_back(std::string(k), RawCompact(v));  // top_k, thinking, ...
     }
   }
+  // A tool choice needs tools, as in the unified request (ValidateChatRequest), which
+  // every provider's encoder expects; checked after the members.
+  if (chat.tools.empty()) {
+    if (chat.tool_choice.has_value() && chat.tool_choice->mode != "none") {
+      return IngressError("tool_choice", "only allowed when tools are specified");
+    }
+    if (chat.parallel_tool_calls.has_value()) {
+      return IngressError("tool_choice.disable_parallel_tool_use",
+                          "only allowed when tools are specified");
+    }
+  }
   return chat;
 }
 

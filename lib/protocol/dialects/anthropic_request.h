@@ -30,8 +30,8 @@ MODEENVOY_EXPORT bool DecodeMessagesRequestOnePass(std::string_view body, ChatRe
 // field path ("messages[1].content[0].source.type: ..."), in a fixed order whatever the
 // member order: syntax (the whole body), repeated names of the top-level object, then
 // model, max_tokens, messages, system, each turn (its repeated names, role, content, its
-// blocks in order), then the other members in document order; within each object its
-// repeated names first. Thread-safe (no shared state).
+// blocks in order), then the other members in document order, then a tool choice without
+// tools; within each object its repeated names first. Thread-safe (no shared state).
 MODEENVOY_EXPORT absl::StatusOr<ChatRequest> DecodeMessagesRequestChecked(std::string_view body);
 
 }  // namespace modeenvoy::protocol_internal
