@@ -243,8 +243,9 @@ bool OnePassReader::Body(std::string_view body) {
   }
   if (!r.ExpectEnd() || !has_model || !chat_->max_tokens.has_value() || !turns_read) return false;
   // A tool choice needs tools (the checked reader reports it).
-  if (chat_->tools.empty() && ((chat_->tool_choice.has_value() && chat_->tool_choice->mode != "none") ||
-                               chat_->parallel_tool_calls.has_value())) {
+  if (chat_->tools.empty() &&
+      ((chat_->tool_choice.has_value() && chat_->tool_choice->mode != "none") ||
+       chat_->parallel_tool_calls.has_value())) {
     return false;
   }
   if (system.has_value()) chat_->messages.insert(chat_->messages.begin(), std::move(*system));
