@@ -265,6 +265,8 @@ bool OnePassReader::ReadSystem(JsonReader& r, Message* system) {
 bool OnePassReader::ReadTurns(JsonReader& r) {
   JsonType type;
   if (!r.Peek(&type) || type != JsonType::kArray || !r.BeginArray()) return false;
+  // The count is not known before the walk; a start that spares the first regrowths.
+  chat_->messages.reserve(chat_->messages.size() + 8);
   bool first = true;
   for (;;) {
     bool has = false;
