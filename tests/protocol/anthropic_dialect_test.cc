@@ -973,7 +973,11 @@ TEST(AnthropicDialectTest, EncodeErrorsNameTheFieldAtEveryDepth) {
        },
        "messages[0].name"},
       {[](ChatRequest& c) { c.messages[0].extra.emplace_back("foo", "1"); }, "messages[0].foo"},
-      {[](ChatRequest& c) { c.messages[2].tool_calls.push_back(ToolCall{.id = "t2", .type = "custom"}); },
+      {[](ChatRequest& c) {
+         ToolCall& custom = c.messages[2].tool_calls.emplace_back();
+         custom.id = "t2";
+         custom.type = "custom";
+       },
        "messages[2].tool_calls[1].type"},
       {[](ChatRequest& c) { c.messages[2].tool_calls[0].extra.emplace_back("x", "1"); },
        "messages[2].tool_calls[0].x"},
@@ -994,7 +998,7 @@ TEST(AnthropicDialectTest, EncodeErrorsNameTheFieldAtEveryDepth) {
        },
        "messages[3].content[0].input_audio"},
       {[](ChatRequest& c) { c.messages[3].extra.emplace_back("foo", "1"); }, "messages[3].foo"},
-      {[](ChatRequest& c) { c.tools.push_back(Tool{.type = "custom"}); }, "tools[1].type"},
+      {[](ChatRequest& c) { c.tools.emplace_back().type = "custom"; }, "tools[1].type"},
       {[](ChatRequest& c) { c.tools[0].function->extra.emplace_back("name", "\"g\""); },
        "tools[0].function.name"},
       {[](ChatRequest& c) { c.tools[0].extra.emplace_back("type", "\"x\""); }, "tools[0].type"},
