@@ -2,6 +2,8 @@
 // (POST /v1/messages, modeenvoy/ingress/anthropic.h): what a client controls.
 //   build-fuzz/tests/fuzz/messages_ingress_fuzzer -max_total_time=60
 // Checks, for any input:
+//  - the one-pass reader of Messages bodies either gives up or reads the request the
+//    checked reader reads (lib/protocol/dialects/anthropic_request.h);
 //  - ParseRequest never crashes; a request it returns serializes and parses back as a
 //    unified request, and re-encodes for an Anthropic provider without crashing;
 //  - the native pass-through splice (EncodeNativeRequest) never crashes, and when it
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "lib/core/json_pull.h"
+#include "lib/protocol/dialects/anthropic_request.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/ingress/anthropic.h"
@@ -37,6 +40,13 @@ const modeenvoy::Dialect& Anthropic() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
   const modeenvoy::IngressCodec& codec = *modeenvoy::AnthropicMessagesCodec();
+
+  modeenvoy::ChatRequest one_pass;
+  if (modeenvoy::protocol_internal::DecodeMessagesRequestOnePass(input, &one_pass)) {
+    absl::StatusOr<modeenvoy::ChatRequest> checked =
+        modeenvoy::protocol_internal::DecodeMessagesRequestChecked(input);
+    if (!checked.ok() || !(*checked == one_pass)) std::abort();
+  }
 
   modeenvoy::HttpRequest request;
   request.method = "POST";

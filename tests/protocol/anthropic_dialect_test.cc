@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -915,6 +916,108 @@ TEST(AnthropicDialectTest, EncodeResponseAndDecodeResponseAgree) {
   EXPECT_EQ(back->usage->prompt_tokens, 10);
   EXPECT_EQ(d->EncodeErrorBody(absl::InvalidArgumentError("bad")),
             R"({"type":"error","error":{"type":"invalid_request_error","message":"bad"}})");
+}
+
+// The encoder writes a field path only when it reports an error (no string per message,
+// block and tool call): the paths at every depth, from the request's structure.
+TEST(AnthropicDialectTest, EncodeErrorsNameTheFieldAtEveryDepth) {
+  auto text_part = [](std::string text) {
+    ContentPart p;
+    p.text = std::move(text);
+    return p;
+  };
+  auto base = [&]() {
+    ChatRequest chat;
+    chat.model = "m";
+    chat.messages.push_back(MakeMessage(Role::kSystem, "s"));
+    chat.messages.push_back(MakeMessage(Role::kUser, "hi"));
+    Message a = MakeMessage(Role::kAssistant);
+    ToolCall call;
+    call.id = "t1";
+    call.function.emplace().name = "f";
+    call.function->arguments = "{}";
+    a.tool_calls.push_back(call);
+    chat.messages.push_back(std::move(a));
+    Message tool = MakeMessage(Role::kTool, "r");
+    tool.tool_call_id = "t1";
+    chat.messages.push_back(std::move(tool));
+    Tool t;
+    t.function.emplace().name = "f";
+    chat.tools.push_back(t);
+    return chat;
+  };
+  struct Case {
+    std::function<void(ChatRequest&)> change;
+    std::string path;
+  };
+  const std::vector<Case> cases = {
+      {[&](ChatRequest& c) {
+         ContentPart image;
+         image.type = ContentPartType::kImageUrl;
+         image.image_url.emplace().url = "https://x.test/a.png";
+         image.image_url->detail = "low";
+         c.messages[1].content = std::vector<ContentPart>{text_part("a"), image};
+       },
+       "messages[1].content[1].image_url.detail"},
+      {[&](ChatRequest& c) {
+         ContentPart part = text_part("a");
+         part.extra.emplace_back("text", "\"b\"");
+         c.messages[1].content = std::vector<ContentPart>{part};
+       },
+       "messages[1].content[0].text"},
+      {[](ChatRequest& c) { c.messages[1].extra.emplace_back("foo", "1"); }, "messages[1].foo"},
+      {[&](ChatRequest& c) {
+         // (A lone system string is written as is; as blocks, each message is checked.)
+         c.messages[0].content = std::vector<ContentPart>{text_part("s")};
+         c.messages[0].name = "n";
+       },
+       "messages[0].name"},
+      {[](ChatRequest& c) { c.messages[0].extra.emplace_back("foo", "1"); }, "messages[0].foo"},
+      {[](ChatRequest& c) {
+         ToolCall& custom = c.messages[2].tool_calls.emplace_back();
+         custom.id = "t2";
+         custom.type = "custom";
+       },
+       "messages[2].tool_calls[1].type"},
+      {[](ChatRequest& c) { c.messages[2].tool_calls[0].extra.emplace_back("x", "1"); },
+       "messages[2].tool_calls[0].x"},
+      {[](ChatRequest& c) { c.messages[2].tool_calls[0].function->arguments = "[1]"; },
+       "messages[2].tool_calls[0].function.arguments"},
+      {[&](ChatRequest& c) {
+         ContentPart image;
+         image.type = ContentPartType::kImageUrl;
+         image.image_url.emplace().url = "https://x.test/a.png";
+         c.messages[2].content = std::vector<ContentPart>{text_part("a"), image};
+       },
+       "messages[2].content[1].type"},
+      {[](ChatRequest& c) {
+         ContentPart audio;
+         audio.type = ContentPartType::kInputAudio;
+         audio.input_audio.emplace();
+         c.messages[3].content = std::vector<ContentPart>{audio};
+       },
+       "messages[3].content[0].input_audio"},
+      {[](ChatRequest& c) { c.messages[3].extra.emplace_back("foo", "1"); }, "messages[3].foo"},
+      {[](ChatRequest& c) { c.tools.emplace_back().type = "custom"; }, "tools[1].type"},
+      {[](ChatRequest& c) { c.tools[0].function->extra.emplace_back("name", "\"g\""); },
+       "tools[0].function.name"},
+      {[](ChatRequest& c) { c.tools[0].extra.emplace_back("type", "\"x\""); }, "tools[0].type"},
+  };
+  {
+    WireRequest wire;
+    ASSERT_TRUE(Anthropic()->EncodeRequest(base(), {}, &wire).ok());
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.path);
+    ChatRequest chat = base();
+    c.change(chat);
+    WireRequest wire;
+    absl::Status s = Anthropic()->EncodeRequest(chat, {}, &wire);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ErrorParam(s), c.path) << s;
+    EXPECT_EQ(std::string(s.message()).rfind(c.path + ": ", 0), 0u) << s;
+  }
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/dialects/anthropic_request.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -766,13 +767,44 @@ class AnthropicStreamDecoder final : public StreamTranslator {
 
 // ---- Request encoding helpers ----
 
+// A field path of the unified request ("messages[3].content[1]"), written out only when an
+// error names it: the encoder passes these down instead of building a string per message,
+// block and tool call. A child refers to its parent, which must outlive it.
+class FieldPath {
+ public:
+  explicit FieldPath(std::string_view root) : root_(root) {}
+  FieldPath(const FieldPath& parent, std::string_view member)
+      : parent_(&parent), root_(member) {}
+  FieldPath(const FieldPath& parent, size_t index)
+      : parent_(&parent), index_(index), is_index_(true) {}
+
+  // The root, then ".member" or "[index]" per level.
+  std::string str() const {
+    if (parent_ == nullptr) return std::string(root_);
+    std::string s = parent_->str();
+    if (is_index_) {
+      absl::StrAppend(&s, "[", index_, "]");
+    } else {
+      s.push_back('.');
+      s.append(root_);
+    }
+    return s;
+  }
+
+ private:
+  const FieldPath* parent_ = nullptr;
+  std::string_view root_;  // the root, or the member name of a member child
+  size_t index_ = 0;
+  bool is_index_ = false;
+};
+
 // Appends `extra` members to an open object writer, refusing names already written.
-absl::Status AppendExtras(JsonObjectWriter& w, const ExtraFields& extra, std::string_view path,
+absl::Status AppendExtras(JsonObjectWriter& w, const ExtraFields& extra, const FieldPath& path,
                           std::initializer_list<std::string_view> taken) {
   for (const auto& [name, value] : extra) {
     for (std::string_view t : taken) {
       if (name == t) {
-        return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".", name),
+        return InvalidFieldError(FieldPath(path, name).str(),
                                  "conflicts with a field the anthropic dialect writes");
       }
     }
@@ -798,15 +830,13 @@ bool SplitDataUrl(std::string_view url, std::string_view* media, std::string_vie
   return true;
 }
 
-absl::Status AppendImage(std::string* out, const ContentPart& part, std::string_view path) {
+absl::Status AppendImage(std::string* out, const ContentPart& part, const FieldPath& path) {
   const ImageUrl& image = *part.image_url;
   if (image.detail.has_value() && *image.detail != "auto") {
-    return NotSupported(absl::StrCat(core_internal::ToAbsl(path), ".image_url.detail"),
-                        "only \"auto\"");
+    return NotSupported(path.str() + ".image_url.detail", "only \"auto\"");
   }
   if (!image.extra.empty()) {
-    return NotSupported(absl::StrCat(core_internal::ToAbsl(path), ".image_url.",
-                                     image.extra.front().first));
+    return NotSupported(absl::StrCat(path.str(), ".image_url.", image.extra.front().first));
   }
   JsonObjectWriter w(out);
   w.Key("type");
@@ -822,7 +852,7 @@ absl::Status AppendImage(std::string* out, const ContentPart& part, std::string_
     if (media != "image/jpeg" && media != "image/png" && media != "image/gif" &&
         media != "image/webp") {
       return InvalidFieldError(
-          absl::StrCat(core_internal::ToAbsl(path), ".image_url.url"),
+          path.str() + ".image_url.url",
           absl::StrCat("media type \"", core_internal::ToAbsl(media),
                        "\" not supported by anthropic (image/jpeg, image/png, image/gif, "
                        "image/webp)"));
@@ -833,7 +863,7 @@ absl::Status AppendImage(std::string* out, const ContentPart& part, std::string_
     AppendJsonString(out, data);
     out->push_back('}');
   } else {
-    return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".image_url.url"),
+    return InvalidFieldError(path.str() + ".image_url.url",
                              "anthropic accepts https URLs and base64 data: URLs only");
   }
   MODEENVOY_RETURN_IF_ERROR(AppendExtras(w, part.extra, path, {"type", "source"}));
@@ -841,7 +871,7 @@ absl::Status AppendImage(std::string* out, const ContentPart& part, std::string_
   return absl::OkStatus();
 }
 
-absl::Status AppendFile(std::string* out, const ContentPart& part, std::string_view path) {
+absl::Status AppendFile(std::string* out, const ContentPart& part, const FieldPath& path) {
   const FileInput& file = *part.file;
   JsonObjectWriter w(out);
   w.Key("type");
@@ -850,7 +880,7 @@ absl::Status AppendFile(std::string* out, const ContentPart& part, std::string_v
   if (file.file_data.has_value()) {
     std::string_view media, data;
     if (!SplitDataUrl(*file.file_data, &media, &data)) {
-      return InvalidFieldError(absl::StrCat(core_internal::ToAbsl(path), ".file.file_data"),
+      return InvalidFieldError(path.str() + ".file.file_data",
                                "anthropic needs a base64 data: URL (data:application/pdf;base64,...)");
     }
     out->append(R"({"type":"base64","media_type":)");
@@ -873,7 +903,7 @@ absl::Status AppendFile(std::string* out, const ContentPart& part, std::string_v
 }
 
 absl::Status AppendTextBlock(std::string* out, std::string_view text, const ExtraFields& extra,
-                             std::string_view path) {
+                             const FieldPath& path) {
   JsonObjectWriter w(out);
   w.Key("type");
   out->append("\"text\"");
@@ -910,7 +940,7 @@ class BlockList {
 
 // Content of a user, system or tool message as blocks.
 absl::Status AppendContentBlocks(BlockList& blocks, const MessageContent& content,
-                                 std::string_view path) {
+                                 const FieldPath& path) {
   if (const auto* text = std::get_if<std::string>(&content)) {
     if (!text->empty()) {
       MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(blocks.Next(), *text, {}, path));
@@ -920,7 +950,7 @@ absl::Status AppendContentBlocks(BlockList& blocks, const MessageContent& conten
   const auto& parts = std::get<std::vector<ContentPart>>(content);
   for (size_t i = 0; i < parts.size(); ++i) {
     const ContentPart& part = parts[i];
-    const std::string p = Idx(path, i);
+    const FieldPath p(path, i);
     switch (part.type) {
       case ContentPartType::kText:
         MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(blocks.Next(), part.text, part.extra, p));
@@ -935,9 +965,9 @@ absl::Status AppendContentBlocks(BlockList& blocks, const MessageContent& conten
         MODEENVOY_RETURN_IF_ERROR(AppendFile(blocks.Next(), part, p));
         break;
       case ContentPartType::kInputAudio:
-        return NotSupported(p + ".input_audio");
+        return NotSupported(p.str() + ".input_audio");
       case ContentPartType::kOther:
-        return NotSupported(p + ".type");
+        return NotSupported(p.str() + ".type");
     }
   }
   return absl::OkStatus();
@@ -1574,6 +1604,7 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   w.Key("max_tokens");
   AppendJsonInt(out, max_tokens);
 
+  const FieldPath messages_path("messages");
   // system: every system/developer message in order, as one string when that loses
   // nothing, else as text blocks (cache_control marks live on blocks).
   {
@@ -1597,11 +1628,12 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
         BlockList list(out);
         for (size_t i : system) {
           const Message& m = chat.messages[i];
-          const std::string path = Idx("messages", i);
-          if (m.name) return NotSupported(path + ".name");
-          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(list, *m.content, path + ".content"));
+          const FieldPath path(messages_path, i);
+          if (m.name) return NotSupported(path.str() + ".name");
+          MODEENVOY_RETURN_IF_ERROR(
+              AppendContentBlocks(list, *m.content, FieldPath(path, "content")));
           for (const auto& [k, v] : m.extra) {
-            if (k != "cache_control") return NotSupported(absl::StrCat(path, ".", k));
+            if (k != "cache_control") return NotSupported(FieldPath(path, k).str());
             list.MarkLast(v);
           }
         }
@@ -1624,10 +1656,10 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   };
   for (size_t i = 0; i < chat.messages.size(); ++i) {
     const Message& m = chat.messages[i];
-    const std::string path = Idx("messages", i);
+    const FieldPath path(messages_path, i);
     if (m.role == Role::kSystem || m.role == Role::kDeveloper) continue;
-    if (m.role == Role::kFunction) return NotSupported(path + ".role", "use tool messages");
-    if (m.name) return NotSupported(path + ".name");
+    if (m.role == Role::kFunction) return NotSupported(path.str() + ".role", "use tool messages");
+    if (m.name) return NotSupported(path.str() + ".name");
 
     if (m.role == Role::kTool) {
       if (!in_tool_turn) {
@@ -1651,13 +1683,14 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
         } else {
           b->push_back('[');
           BlockList inner(b);
-          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(inner, *m.content, path + ".content"));
+          MODEENVOY_RETURN_IF_ERROR(
+              AppendContentBlocks(inner, *m.content, FieldPath(path, "content")));
           b->push_back(']');
         }
       }
       for (const auto& [k, v] : m.extra) {
         if (k != "cache_control" && k != "is_error") {
-          return NotSupported(absl::StrCat(path, ".", k));
+          return NotSupported(FieldPath(path, k).str());
         }
         tw.Key(k);
         b->append(v);
@@ -1673,7 +1706,7 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
       out->append(R"({"role":"user","content":)");
       const std::string* cache_control = nullptr;
       for (const auto& [k, v] : m.extra) {
-        if (k != "cache_control") return NotSupported(absl::StrCat(path, ".", k));
+        if (k != "cache_control") return NotSupported(FieldPath(path, k).str());
         cache_control = &v;
       }
       if (m.content && std::holds_alternative<std::string>(*m.content) &&
@@ -1683,7 +1716,8 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
         out->push_back('[');
         BlockList list(out);
         if (m.content) {
-          MODEENVOY_RETURN_IF_ERROR(AppendContentBlocks(list, *m.content, path + ".content"));
+          MODEENVOY_RETURN_IF_ERROR(
+              AppendContentBlocks(list, *m.content, FieldPath(path, "content")));
         }
         if (cache_control != nullptr) list.MarkLast(*cache_control);
         out->push_back(']');
@@ -1712,21 +1746,21 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
                  k != "reasoning_content") {
         // reasoning_content is the display text of thinking_blocks: sending the blocks back
         // is what Anthropic needs.
-        return NotSupported(absl::StrCat(path, ".", k));
+        return NotSupported(FieldPath(path, k).str());
       }
     }
     if (verbatim != nullptr) {
       // The response's own content, as DecodeResponse kept it: sent back unchanged.
       JsonType t;
       if (!IsValidJson(*verbatim, &t) || t != JsonType::kArray || *verbatim == "[]") {
-        return InvalidFieldError(path + ".anthropic_content", "must be a non-empty array");
+        return InvalidFieldError(path.str() + ".anthropic_content", "must be a non-empty array");
       }
       list.Next()->append(std::string_view(*verbatim).substr(1, verbatim->size() - 2));
     } else {
       if (const std::string* thinking = FindExtra(m.extra, "thinking_blocks")) {
         JsonType t;
         if (!IsValidJson(*thinking, &t) || t != JsonType::kArray) {
-          return InvalidFieldError(path + ".thinking_blocks", "must be an array");
+          return InvalidFieldError(path.str() + ".thinking_blocks", "must be an array");
         }
         if (*thinking != "[]") {
           list.Next()->append(std::string_view(*thinking).substr(1, thinking->size() - 2));
@@ -1739,13 +1773,14 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
           }
         } else {
           const auto& parts = std::get<std::vector<ContentPart>>(*m.content);
+          const FieldPath content_path(path, "content");
           for (size_t k = 0; k < parts.size(); ++k) {
             const ContentPart& part = parts[k];
-            const std::string p = Idx(path + ".content", k);
+            const FieldPath p(content_path, k);
             std::string_view text =
                 part.type == ContentPartType::kRefusal ? part.refusal : part.text;
             if (part.type != ContentPartType::kText && part.type != ContentPartType::kRefusal) {
-              return NotSupported(p + ".type");
+              return NotSupported(p.str() + ".type");
             }
             if (text.empty() && part.extra.empty()) continue;
             MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), text, part.extra, p));
@@ -1755,10 +1790,11 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
       if (m.refusal && !m.refusal->empty()) {
         MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), *m.refusal, {}, path));
       }
+      const FieldPath calls_path(path, "tool_calls");
       for (size_t k = 0; k < m.tool_calls.size(); ++k) {
         const ToolCall& tc = m.tool_calls[k];
-        const std::string p = Idx(path + ".tool_calls", k);
-        if (tc.type != "function" || !tc.function) return NotSupported(p + ".type");
+        const FieldPath p(calls_path, k);
+        if (tc.type != "function" || !tc.function) return NotSupported(p.str() + ".type");
         std::string* b = list.Next();
         b->append(R"({"type":"tool_use","id":)");
         AppendJsonString(b, tc.id);
@@ -1770,25 +1806,26 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
         if (lead == std::string_view::npos) {
           b->append("{}");
         } else {
+          // Compact it (arguments come from a model and may carry whitespace), checking in
+          // the same pass that it is one JSON object.
+          JsonReader r(args, kMaxJsonDepth);
           JsonType t;
-          if (!IsValidJson(args, &t) || t != JsonType::kObject) {
-            return InvalidFieldError(p + ".function.arguments",
+          if (!r.Peek(&t) || t != JsonType::kObject || !r.CaptureValue(b) || !r.ExpectEnd()) {
+            return InvalidFieldError(p.str() + ".function.arguments",
                                      "must be a JSON object for anthropic (tool_use.input)");
           }
-          // Compact it: arguments come from a model and may carry whitespace.
-          JsonReader r(args, kMaxJsonDepth);
-          r.CaptureValue(b);
         }
         for (const auto& [ek, ev] : tc.extra) {
           (void)ev;
-          return NotSupported(absl::StrCat(p, ".", ek));
+          return NotSupported(FieldPath(p, ek).str());
         }
         b->push_back('}');
       }
     }
     if (cache_control != nullptr) list.MarkLast(*cache_control);
     if (list.empty()) {
-      return InvalidFieldError(path + ".content", "anthropic needs a non-empty assistant turn");
+      return InvalidFieldError(path.str() + ".content",
+                               "anthropic needs a non-empty assistant turn");
     }
     out->append("]}");
   }
@@ -1848,9 +1885,10 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   if (!chat.tools.empty()) {
     w.Key("tools");
     out->push_back('[');
+    const FieldPath tools_path("tools");
     for (size_t i = 0; i < chat.tools.size(); ++i) {
       const Tool& tool = chat.tools[i];
-      const std::string path = Idx("tools", i);
+      const FieldPath path(tools_path, i);
       if (i > 0) out->push_back(',');
       JsonObjectWriter tw(out);
       if (tool.type == "function") {
@@ -1868,12 +1906,12 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
           tw.Key("strict");
           out->append(*f.strict ? "true" : "false");
         }
-        MODEENVOY_RETURN_IF_ERROR(AppendExtras(tw, f.extra, path + ".function",
+        MODEENVOY_RETURN_IF_ERROR(AppendExtras(tw, f.extra, FieldPath(path, "function"),
                                                {"name", "description", "input_schema", "strict"}));
         MODEENVOY_RETURN_IF_ERROR(AppendExtras(
             tw, tool.extra, path, {"name", "description", "input_schema", "strict", "type"}));
       } else if (tool.type == "custom") {
-        return NotSupported(path + ".type");
+        return NotSupported(path.str() + ".type");
       } else {
         // An Anthropic tool given as is ({"type":"web_search_20250305","name":...}).
         tw.Key("type");
@@ -1954,7 +1992,7 @@ absl::Status AnthropicDialect::EncodeBody(const ChatRequest& chat, const Dialect
   }
 
   MODEENVOY_RETURN_IF_ERROR(AppendExtras(
-      w, chat.extra, "",
+      w, chat.extra, FieldPath(""),
       {"model", "max_tokens", "system", "messages", "stop_sequences", "temperature", "top_p",
        "stream", "metadata", "service_tier", "tools", "tool_choice", "output_config",
        budget ? "thinking" : "model"}));
@@ -2099,11 +2137,13 @@ absl::Status AnthropicDialect::DecodeResponse(std::string* body) const {
 
 // ---- Ingress ----
 //
-// The Messages request is read with the pull parser in two steps per object: its members'
-// value texts are collected first (the whole body is checked once, syntax and nesting,
-// by the top-level walk), then read in the order the checks are made, so the first error
-// reported is the same whatever the member order (model, max_tokens, messages, system,
-// then the others), and members of any order map the same way.
+// DecodeRequest reads clients' bodies with the one-pass reader of anthropic_request.cc
+// (the same mapping); what follows is the checked reader, which a body that reader gives
+// up on goes to. It reads the Messages request with the pull parser in two steps per
+// object: its members' value texts are collected first (the whole body is checked once,
+// syntax and nesting, by the top-level walk), then read in the order the checks are made,
+// so the first error reported is the same whatever the member order (model, max_tokens,
+// messages, system, then the others), and members of any order map the same way.
 
 // One member of a JSON object: its name and its value's text (a view into the body).
 struct RawMember {
@@ -2501,17 +2541,18 @@ absl::StatusOr<Tool> ReadTool(std::string_view raw, const std::string& p) {
   return tool;
 }
 
-absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
+// The checked reader (DecodeMessagesRequestChecked in anthropic_request.h).
+absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) {
   // The whole body, checked once (syntax, UTF-8, nesting), then read member by member.
   RawObject body;
   {
-    JsonReader r(request.body, kMaxJsonDepth);
+    JsonReader r(request_body, kMaxJsonDepth);
     JsonType top = JsonType::kNull;
     if (!r.Peek(&top)) return r.status();
     const size_t start = r.offset();
     if (!r.SkipValue() || !r.ExpectEnd()) return r.status();
     if (top != JsonType::kObject) return IngressError("body", "must be an object");
-    MODEENVOY_RETURN_IF_ERROR(body.Read(std::string_view(request.body).substr(start), ""));
+    MODEENVOY_RETURN_IF_ERROR(body.Read(request_body.substr(start), ""));
   }
   ChatRequest chat;
   const RawMember* model = body.Find("model");
@@ -2667,7 +2708,26 @@ absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& r
       chat.extra.emplace_back(std::string(k), RawCompact(v));  // top_k, thinking, ...
     }
   }
+  // A tool choice needs tools, as in the unified request (ValidateChatRequest), which
+  // every provider's encoder expects; checked after the members.
+  if (chat.tools.empty()) {
+    if (chat.tool_choice.has_value() && chat.tool_choice->mode != "none") {
+      return IngressError("tool_choice", "only allowed when tools are specified");
+    }
+    if (chat.parallel_tool_calls.has_value()) {
+      return IngressError("tool_choice.disable_parallel_tool_use",
+                          "only allowed when tools are specified");
+    }
+  }
   return chat;
+}
+
+absl::StatusOr<ChatRequest> AnthropicDialect::DecodeRequest(const WireRequest& request) const {
+  // Clients' bodies are read in one pass; a body that reader gives up on (a bad one above
+  // all) is read again by the checked reader, which reports the first error.
+  ChatRequest chat;
+  if (DecodeMessagesRequestOnePass(request.body, &chat)) return chat;
+  return CheckedDecodeRequest(request.body);
 }
 
 absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
@@ -2702,7 +2762,9 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
       }
     }
     if (m.refusal) text += *m.refusal;
-    if (!text.empty()) MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), text, {}, ""));
+    if (!text.empty()) {
+      MODEENVOY_RETURN_IF_ERROR(AppendTextBlock(list.Next(), text, {}, FieldPath("")));
+    }
     for (const ToolCall& tc : m.tool_calls) {
       if (!tc.function) return InvalidFieldError("choices[0].message.tool_calls", "not a function");
       std::string* b = list.Next();
@@ -2761,6 +2823,10 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
 }
 
 }  // namespace
+
+absl::StatusOr<ChatRequest> DecodeMessagesRequestChecked(std::string_view body) {
+  return CheckedDecodeRequest(body);
+}
 
 absl::StatusOr<std::unique_ptr<Dialect>> NewAnthropicDialect(std::string_view options_json) {
   MODEENVOY_ASSIGN_OR_RETURN(core_internal::Json json,
