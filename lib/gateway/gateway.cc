@@ -575,9 +575,12 @@ void GatewayRequest::StartAttempt() {
   const bool stream = chat_.has_value() && chat_->stream.value_or(false);
   UpstreamRequest req;
   req.timeouts = provider.timeouts;
+  // The upstream reports a stream's usage only for a reader: a filter's outcome, or the
+  // client's own stream_options (which the dialect sends regardless).
   const ProviderCall call{.stream = stream,
                           .upstream_model = attempt_->model->upstream_model,
-                          .client_headers = &ctx_.request.headers};
+                          .client_headers = &ctx_.request.headers,
+                          .stream_usage = HasResponseHook(kResponseCompleteHook)};
   // Serialize with the provider's model name, then restore the public one filters see.
   absl::Status built;
   native_ = false;

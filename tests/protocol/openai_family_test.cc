@@ -909,6 +909,36 @@ TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {
             "stream_usage: must be a boolean");
 }
 
+// A caller that reads no usage (DialectCall::stream_usage false) gets no injected
+// stream_options, so the server sends no usage-only chunk; the client's own are kept.
+TEST(OpenAiFamilyRequestTest, NoUsageAskedForWhenTheCallerReadsNone) {
+  ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})");
+  for (std::string_view type : {"openai", "azure_openai"}) {
+    WireRequest wire;
+    ASSERT_TRUE(Make(type)
+                    ->EncodeRequest(chat, {.stream = true, .model = "up", .stream_usage = false},
+                                    &wire)
+                    .ok());
+    json body = json::parse(wire.body);
+    EXPECT_FALSE(body.contains("stream_options")) << type << ": " << wire.body;
+    EXPECT_EQ(body["model"], "up");
+    EXPECT_EQ(body["stream"], true);
+  }
+  ChatRequest asked = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false}})");
+  WireRequest wire;
+  ASSERT_TRUE(
+      Make("openai")->EncodeRequest(asked, {.stream = true, .stream_usage = false}, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body)["stream_options"],
+            json::parse(R"({"include_usage":true,"include_obfuscation":false})"));
+  ChatRequest said_no = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false}})");
+  wire = {};
+  ASSERT_TRUE(
+      Make("openai")->EncodeRequest(said_no, {.stream = true, .stream_usage = false}, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body)["stream_options"], json::parse(R"({"include_usage":false})"));
+}
+
 TEST(AzureOpenAiDialectTest, DeploymentUrlApiVersionAndKeyHeader) {
   ChatRequest chat = Chat(R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})");
   WireRequest wire;

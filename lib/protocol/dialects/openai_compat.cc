@@ -746,9 +746,9 @@ class OpenAiStreamDecoder final : public StreamTranslator {
 }  // namespace
 
 std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
-                              bool stream_usage) {
+                              bool stream_usage, bool usage_read) {
   const bool replace_model = !model.empty() && model != chat.model;
-  const bool want_usage = stream && stream_usage;
+  const bool want_usage = stream && stream_usage && usage_read;
   const bool usage_set = chat.stream_options.has_value() &&
                          chat.stream_options->include_usage.value_or(false);
   // A server that rejects stream_options (stream_usage false) gets none, not even the
