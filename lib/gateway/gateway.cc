@@ -1271,6 +1271,8 @@ bool GatewayRequest::Flush() {
     buffered_ += e.data.size();
   }
   if (out_.empty()) return true;
+  // Sent from a local (the sink may destroy this request), whose buffer then comes back:
+  // the next read's events are appended without growing a new string.
   std::string out = std::move(out_);
   out_.clear();
   outcome_.bytes_sent += out.size();
@@ -1278,6 +1280,10 @@ bool GatewayRequest::Flush() {
   bool accepting = sink_->SendBody(out);
   if (life.expired() || finished_) return false;
   if (!accepting) sink_blocked_ = true;
+  if (out_.empty()) {
+    out.clear();
+    out_.swap(out);
+  }
   return true;
 }
 
