@@ -915,10 +915,9 @@ TEST(OpenAiFamilyRequestTest, NoUsageAskedForWhenTheCallerReadsNone) {
   ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})");
   for (std::string_view type : {"openai", "azure_openai"}) {
     WireRequest wire;
-    ASSERT_TRUE(Make(type)
-                    ->EncodeRequest(chat, {.stream = true, .model = "up", .stream_usage = false},
-                                    &wire)
-                    .ok());
+    const DialectCall call{
+        .stream = true, .model = "up", .client_headers = nullptr, .stream_usage = false};
+    ASSERT_TRUE(Make(type)->EncodeRequest(chat, call, &wire).ok());
     json body = json::parse(wire.body);
     EXPECT_FALSE(body.contains("stream_options")) << type << ": " << wire.body;
     EXPECT_EQ(body["model"], "up");
@@ -926,16 +925,16 @@ TEST(OpenAiFamilyRequestTest, NoUsageAskedForWhenTheCallerReadsNone) {
   }
   ChatRequest asked = Chat(
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false}})");
+  const DialectCall no_usage{
+      .stream = true, .model = {}, .client_headers = nullptr, .stream_usage = false};
   WireRequest wire;
-  ASSERT_TRUE(
-      Make("openai")->EncodeRequest(asked, {.stream = true, .stream_usage = false}, &wire).ok());
+  ASSERT_TRUE(Make("openai")->EncodeRequest(asked, no_usage, &wire).ok());
   EXPECT_EQ(json::parse(wire.body)["stream_options"],
             json::parse(R"({"include_usage":true,"include_obfuscation":false})"));
   ChatRequest said_no = Chat(
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false}})");
   wire = {};
-  ASSERT_TRUE(
-      Make("openai")->EncodeRequest(said_no, {.stream = true, .stream_usage = false}, &wire).ok());
+  ASSERT_TRUE(Make("openai")->EncodeRequest(said_no, no_usage, &wire).ok());
   EXPECT_EQ(json::parse(wire.body)["stream_options"], json::parse(R"({"include_usage":false})"));
 }
 
