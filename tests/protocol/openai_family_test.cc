@@ -375,6 +375,31 @@ TEST(OpenAiStreamQuirksTest, CleanChunksPassByteForByte) {
   EXPECT_EQ(Decode("openai", {chunk, "[DONE]"}), (std::vector<std::string>{chunk, "[DONE]"}));
 }
 
+// A passed chunk keeps its SSE event name and its bytes, on each way through: scanned,
+// matched by the kept shape, and a finish read narrowly.
+TEST(OpenAiStreamQuirksTest, PassedChunksKeepTheirEventNameAndBytes) {
+  const std::string head =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":")";
+  const std::string a = head + R"(a"},"finish_reason":null}]})";
+  const std::string b = head + R"(bb"},"finish_reason":null}]})";
+  const std::string c = head + R"(c"},"finish_reason":null}]})";
+  const std::string stop =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})";
+  std::unique_ptr<StreamTranslator> decoder = Make("openai")->NewStreamDecoder();
+  std::vector<SseEvent> out;
+  for (const std::string& data : {a, b, c, stop}) {
+    ASSERT_TRUE(decoder->Translate(StreamFrame{"chunk", data}, &out).ok()) << data;
+  }
+  ASSERT_TRUE(decoder->Translate(StreamFrame{"", "[DONE]"}, &out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  const std::vector<std::string> want = {a, b, c, stop};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(out[i].event, "chunk") << i;
+    EXPECT_EQ(out[i].data, want[i]) << i;
+  }
+  EXPECT_EQ(out[4].data, "[DONE]");
+}
+
 TEST(OpenAiStreamQuirksTest, ReasoningDeltasPassThrough) {
   const std::string a = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"r"}}]})";
   const std::string b = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning":"s"}}]})";

@@ -277,7 +277,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     const unsigned marks = Marks(frame.data);
     // Most chunks need nothing; a finish and the usage-only chunk need a narrow read.
     if (marks == 0 || (marks == kFinishMark && RecordFinishes(frame.data))) {
-      return Pass(std::move(frame), out);
+      return Pass(&frame, out);
     }
     if (marks == (kUsageMark | kEmptyChoicesMark) && HoldUsageOnly(&frame.data)) {
       return absl::OkStatus();
@@ -355,7 +355,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     for (ChunkChoice& choice : chunk.choices) {
       MODEENVOY_RETURN_IF_ERROR(FixChoice(&choice, &changed));
     }
-    if (!changed) return Pass(std::move(frame), out);
+    if (!changed) return Pass(&frame, out);
     SseEvent event;
     event.event = std::move(frame.event);
     event.data = SerializeChatCompletionChunk(chunk);
@@ -363,11 +363,12 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     return absl::OkStatus();
   }
 
-  static absl::Status Pass(StreamFrame frame, std::vector<SseEvent>* out) {
-    SseEvent event;
-    event.event = std::move(frame.event);
-    event.data = std::move(frame.data);
-    out->push_back(std::move(event));
+  // Moves *frame's strings into a new event at the end of *out, built in place (no
+  // SseEvent of its own to move in and destroy).
+  static absl::Status Pass(StreamFrame* frame, std::vector<SseEvent>* out) {
+    SseEvent& event = out->emplace_back();
+    event.event = std::move(frame->event);
+    event.data = std::move(frame->data);
     return absl::OkStatus();
   }
 
