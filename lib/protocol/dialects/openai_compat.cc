@@ -572,9 +572,13 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       }
     }
     if (marks == 0 && from == begin && choices_key != nullptr) {  // clean: keep its envelope
+      // Its shape is not kept: a new envelope comes with a stream's first chunk, whose
+      // shape (OpenAI's role chunk) the content chunks after it do not have. The next
+      // clean chunk with this envelope keeps its own.
       envelope_.assign(begin, choices_open);
       envelope_choices_ = static_cast<size_t>(choices_key - begin);
-      KeepShape(choices_key, end);
+      shape_.clear();
+      shape_cuts_.clear();
     } else if (marks == 0 && from != begin) {  // clean, with the envelope: a new shape
       KeepShape(from, end);
     }
