@@ -592,9 +592,12 @@ void GatewayRequest::StartAttempt() {
   const bool stream = chat_.has_value() && chat_->stream.value_or(false);
   UpstreamRequest req;
   req.timeouts = provider.timeouts;
+  // The upstream reports a stream's usage only for a reader: a filter's outcome, or the
+  // client's own stream_options (which the dialect sends regardless).
   const ProviderCall call{.stream = stream,
                           .upstream_model = attempt_->model->upstream_model,
-                          .client_headers = &ctx_.request.headers};
+                          .client_headers = &ctx_.request.headers,
+                          .stream_usage = HasResponseHook(kResponseCompleteHook)};
   // Serialize with the provider's model name, then restore the public one filters see.
   absl::Status built;
   native_ = false;
@@ -1471,6 +1474,8 @@ bool GatewayRequest::Flush() {
     buffered_ += e.data.size();
   }
   if (out_.empty()) return true;
+  // Sent from a local (the sink may destroy this request), whose buffer then comes back:
+  // the next read's events are appended without growing a new string.
   std::string out = std::move(out_);
   out_.clear();
   outcome_.bytes_sent += out.size();
@@ -1478,6 +1483,10 @@ bool GatewayRequest::Flush() {
   bool accepting = sink_->SendBody(out);
   if (life.expired() || finished_) return false;
   if (!accepting) sink_blocked_ = true;
+  if (out_.empty()) {
+    out.clear();
+    out_.swap(out);
+  }
   return true;
 }
 

@@ -34,7 +34,11 @@ class SseFrameParser final : public FrameParser {
 
  private:
   void Move(std::vector<StreamFrame>* frames) {
-    for (SseEvent& e : events_) frames->push_back({std::move(e.event), std::move(e.data)});
+    for (SseEvent& e : events_) {  // built in place: no temporary frame to move and destroy
+      StreamFrame& frame = frames->emplace_back();
+      frame.event = std::move(e.event);
+      frame.data = std::move(e.data);
+    }
     events_.clear();
   }
   SseParser parser_;

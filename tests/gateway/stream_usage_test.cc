@@ -324,6 +324,48 @@ TEST_F(StreamUsageTest, WithoutAReaderUsageChunksAreDroppedAndContentChunksStrip
   }
 }
 
+// Nobody reads the usage (no filter declares OnResponseComplete, the client did not ask):
+// the provider is not asked for it, which saves its usage-only chunk. A client that asked
+// still has its own stream_options sent.
+TEST_F(StreamUsageTest, WithoutAUsageReaderTheProviderIsNotAskedForUsage) {
+  with_outcome_filter_ = false;
+  TestHttpServer server(UsageEverywhere);
+  for (std::string_view filters : {"", R"({"type": "headers_only"})"}) {
+    extra_filters_ = std::string(filters);
+    RecordingSink sink = Serve(server, Request(false));
+    EXPECT_EQ(sink.status, 200);
+    ASSERT_FALSE(server.requests().empty());
+    EXPECT_FALSE(Json::parse(server.requests().back().body).contains("stream_options"))
+        << filters << "\n" << server.requests().back().body;
+    EXPECT_EQ(UsageChunks(Events(sink.body)), 0) << sink.body;
+  }
+  RecordingSink sink = Serve(server, Request(true));
+  EXPECT_EQ(Json::parse(server.requests().back().body)["stream_options"]["include_usage"], true);
+  EXPECT_EQ(UsageChunks(Events(sink.body)), 1) << sink.body;
+}
+
+// An event whose data spans lines (several "data:" lines upstream, joined by '\n') goes to
+// the client as several "data:" lines again, wherever the line break is; one-line events
+// stay one line (AppendSseEvent's short path).
+TEST_F(StreamUsageTest, MultiLineEventDataIsSentAsSeveralDataLines) {
+  with_outcome_filter_ = false;
+  TestHttpServer server([](TestConnection& c) {
+    c.StartChunked(200, {{"content-type", "text/event-stream"}});
+    c.SendChunk("data: ab\ndata: 0123456789abcdefghijklmnopqrstuvwxyz0123\n\n");  // in a block
+    c.SendChunk("data: 0123456789abcdefghij\ndata: k\n\n");  // in the tail
+    c.SendChunk("data: 0123456789abcdefghijklmnopqrstuvwxyz\n\n");
+    c.SendChunk("data: [DONE]\n\n");
+    c.EndChunked();
+  });
+  RecordingSink sink = Serve(server, Request(false), nullptr, "", "raw_sse");
+  EXPECT_EQ(sink.status, 200);
+  EXPECT_EQ(sink.body,
+            "data: ab\ndata: 0123456789abcdefghijklmnopqrstuvwxyz0123\n\n"
+            "data: 0123456789abcdefghij\ndata: k\n\n"
+            "data: 0123456789abcdefghijklmnopqrstuvwxyz\n\n"
+            "data: [DONE]\n\n");
+}
+
 TEST_F(StreamUsageTest, ClientThatAskedGetsExactlyOneUsageChunkRightBeforeDone) {
   TestHttpServer server(UsageEverywhere);
   RecordingSink sink = Serve(server, Request(true));

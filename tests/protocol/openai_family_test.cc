@@ -375,6 +375,31 @@ TEST(OpenAiStreamQuirksTest, CleanChunksPassByteForByte) {
   EXPECT_EQ(Decode("openai", {chunk, "[DONE]"}), (std::vector<std::string>{chunk, "[DONE]"}));
 }
 
+// A passed chunk keeps its SSE event name and its bytes, on each way through: scanned,
+// matched by the kept shape, and a finish read narrowly.
+TEST(OpenAiStreamQuirksTest, PassedChunksKeepTheirEventNameAndBytes) {
+  const std::string head =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":")";
+  const std::string a = head + R"(a"},"finish_reason":null}]})";
+  const std::string b = head + R"(bb"},"finish_reason":null}]})";
+  const std::string c = head + R"(c"},"finish_reason":null}]})";
+  const std::string stop =
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})";
+  std::unique_ptr<StreamTranslator> decoder = Make("openai")->NewStreamDecoder();
+  std::vector<SseEvent> out;
+  for (const std::string& data : {a, b, c, stop}) {
+    ASSERT_TRUE(decoder->Translate(StreamFrame{"chunk", data}, &out).ok()) << data;
+  }
+  ASSERT_TRUE(decoder->Translate(StreamFrame{"", "[DONE]"}, &out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  const std::vector<std::string> want = {a, b, c, stop};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(out[i].event, "chunk") << i;
+    EXPECT_EQ(out[i].data, want[i]) << i;
+  }
+  EXPECT_EQ(out[4].data, "[DONE]");
+}
+
 TEST(OpenAiStreamQuirksTest, ReasoningDeltasPassThrough) {
   const std::string a = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"r"}}]})";
   const std::string b = R"({"id":"c","choices":[{"index":0,"delta":{"reasoning":"s"}}]})";
@@ -907,6 +932,35 @@ TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {
 
   EXPECT_EQ(NewDialect("openai", R"({"stream_usage":1})").status().message(),
             "stream_usage: must be a boolean");
+}
+
+// A caller that reads no usage (DialectCall::stream_usage false) gets no injected
+// stream_options, so the server sends no usage-only chunk; the client's own are kept.
+TEST(OpenAiFamilyRequestTest, NoUsageAskedForWhenTheCallerReadsNone) {
+  ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})");
+  for (std::string_view type : {"openai", "azure_openai"}) {
+    WireRequest wire;
+    const DialectCall call{
+        .stream = true, .model = "up", .client_headers = nullptr, .stream_usage = false};
+    ASSERT_TRUE(Make(type)->EncodeRequest(chat, call, &wire).ok());
+    json body = json::parse(wire.body);
+    EXPECT_FALSE(body.contains("stream_options")) << type << ": " << wire.body;
+    EXPECT_EQ(body["model"], "up");
+    EXPECT_EQ(body["stream"], true);
+  }
+  ChatRequest asked = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false}})");
+  const DialectCall no_usage{
+      .stream = true, .model = {}, .client_headers = nullptr, .stream_usage = false};
+  WireRequest wire;
+  ASSERT_TRUE(Make("openai")->EncodeRequest(asked, no_usage, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body)["stream_options"],
+            json::parse(R"({"include_usage":true,"include_obfuscation":false})"));
+  ChatRequest said_no = Chat(
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false}})");
+  wire = {};
+  ASSERT_TRUE(Make("openai")->EncodeRequest(said_no, no_usage, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body)["stream_options"], json::parse(R"({"include_usage":false})"));
 }
 
 TEST(AzureOpenAiDialectTest, DeploymentUrlApiVersionAndKeyHeader) {

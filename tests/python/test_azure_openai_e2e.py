@@ -104,9 +104,10 @@ def test_stream_without_include_usage_has_no_usage(client, emulator):
     assert chunks[0].choices == [] and "prompt_filter_results" in chunks[0].model_extra
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop" and all(f is None for f in finishes[:-1])
-    # The gateway asked for usage upstream all the same.
+    # Nothing reads the usage (no filter, the client did not ask): the gateway does not ask
+    # the upstream for it either (ProviderCall::stream_usage).
     body = json.loads(last_upstream(emulator)["body"])
-    assert body["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in body
 
 
 def test_stream_with_include_usage_has_exactly_one_usage_chunk_last(client):

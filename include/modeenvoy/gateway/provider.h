@@ -51,6 +51,10 @@ struct ProviderCall {
   // The client's request headers (a dialect forwards a few, e.g. anthropic-beta). May be
   // null.
   const HttpHeaders* client_headers = nullptr;
+  // Someone reads a streamed answer's usage: a filter that declares kResponseCompleteHook
+  // (filter_hooks.h; the outcome's usage), or the client asked for it. False: the dialect
+  // leaves out what it adds only to have usage reported (DialectCall::stream_usage).
+  bool stream_usage = true;
 };
 
 // One configured provider's dialect. Built at config load; shared by every request of that

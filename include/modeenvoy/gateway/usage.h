@@ -1,7 +1,8 @@
 // include/modeenvoy/gateway/usage.h: estimating usage when a provider's stream ends without
 // reporting it (a server that ignores stream_options, a stream cut short).
 //
-// The gateway always wants usage: OpenAI-compatible providers are asked for it
+// The gateway wants usage whenever something reads it (a filter's OnResponseComplete, a
+// client that asked): OpenAI-compatible providers are then asked for it
 // (stream_options.include_usage) and every dialect reports what its provider sent. When a
 // stream still ends without usage, the engine counts it itself with the host's estimator:
 // prompt tokens from the request, completion tokens from the text, reasoning and tool-call

@@ -116,6 +116,11 @@ struct DialectCall {
   // The client's request headers, for the few a dialect forwards (anthropic-beta). May be
   // null.
   const WireHeaders* client_headers = nullptr;
+  // The caller reads the usage of a streamed answer (e.g. for token accounting). False: a
+  // dialect leaves out what it would add to the request only to have usage reported
+  // (OpenAI's stream_options.include_usage), which saves the upstream's usage-only chunk.
+  // What `chat` itself asks for (the client's own stream_options) is sent either way.
+  bool stream_usage = true;
 };
 
 // How an API key is presented: `name: prefix + key`.

@@ -38,7 +38,7 @@ class DialectProvider final : public ProviderDialect {
     MODEENVOY_RETURN_IF_ERROR(dialect_->EncodeRequest(
         chat,
         DialectCall{.stream = call.stream, .model = call.upstream_model,
-                    .client_headers = call.client_headers},
+                    .client_headers = call.client_headers, .stream_usage = call.stream_usage},
         &wire));
     Complete(std::move(wire), out);
     return absl::OkStatus();
@@ -52,7 +52,7 @@ class DialectProvider final : public ProviderDialect {
     absl::Status s = dialect_->EncodeNativeRequest(
         body,
         DialectCall{.stream = call.stream, .model = call.upstream_model,
-                    .client_headers = call.client_headers},
+                    .client_headers = call.client_headers, .stream_usage = call.stream_usage},
         &wire);
     if (s.code() == absl::StatusCode::kUnimplemented) return false;
     MODEENVOY_RETURN_IF_ERROR(s);

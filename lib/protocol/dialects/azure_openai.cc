@@ -121,7 +121,8 @@ class AzureOpenAiDialect final : public Dialect {
     }
     out->headers.emplace_back("content-type", "application/json");
     out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-    out->body = OpenAiRequestBody(chat, call.model, call.stream, options_.stream_usage);
+    out->body = OpenAiRequestBody(chat, call.model, call.stream, options_.stream_usage,
+                                  call.stream_usage);
     return absl::OkStatus();
   }
 

@@ -50,7 +50,8 @@ class OpenAiDialect final : public Dialect {
     out->target = "/chat/completions";
     out->headers.emplace_back("content-type", "application/json");
     out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-    out->body = OpenAiRequestBody(chat, call.model, call.stream, stream_usage_);
+    out->body = OpenAiRequestBody(chat, call.model, call.stream, stream_usage_,
+                                  call.stream_usage);
     return absl::OkStatus();
   }
 

@@ -277,7 +277,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     const unsigned marks = Marks(frame.data);
     // Most chunks need nothing; a finish and the usage-only chunk need a narrow read.
     if (marks == 0 || (marks == kFinishMark && RecordFinishes(frame.data))) {
-      return Pass(std::move(frame), out);
+      return Pass(&frame, out);
     }
     if (marks == (kUsageMark | kEmptyChoicesMark) && HoldUsageOnly(&frame.data)) {
       return absl::OkStatus();
@@ -355,7 +355,7 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     for (ChunkChoice& choice : chunk.choices) {
       MODEENVOY_RETURN_IF_ERROR(FixChoice(&choice, &changed));
     }
-    if (!changed) return Pass(std::move(frame), out);
+    if (!changed) return Pass(&frame, out);
     SseEvent event;
     event.event = std::move(frame.event);
     event.data = SerializeChatCompletionChunk(chunk);
@@ -363,11 +363,12 @@ class OpenAiStreamDecoder final : public StreamTranslator {
     return absl::OkStatus();
   }
 
-  static absl::Status Pass(StreamFrame frame, std::vector<SseEvent>* out) {
-    SseEvent event;
-    event.event = std::move(frame.event);
-    event.data = std::move(frame.data);
-    out->push_back(std::move(event));
+  // Moves *frame's strings into a new event at the end of *out, built in place (no
+  // SseEvent of its own to move in and destroy).
+  static absl::Status Pass(StreamFrame* frame, std::vector<SseEvent>* out) {
+    SseEvent& event = out->emplace_back();
+    event.event = std::move(frame->event);
+    event.data = std::move(frame->data);
     return absl::OkStatus();
   }
 
@@ -571,9 +572,13 @@ class OpenAiStreamDecoder final : public StreamTranslator {
       }
     }
     if (marks == 0 && from == begin && choices_key != nullptr) {  // clean: keep its envelope
+      // Its shape is not kept: a new envelope comes with a stream's first chunk, whose
+      // shape (OpenAI's role chunk) the content chunks after it do not have. The next
+      // clean chunk with this envelope keeps its own.
       envelope_.assign(begin, choices_open);
       envelope_choices_ = static_cast<size_t>(choices_key - begin);
-      KeepShape(choices_key, end);
+      shape_.clear();
+      shape_cuts_.clear();
     } else if (marks == 0 && from != begin) {  // clean, with the envelope: a new shape
       KeepShape(from, end);
     }
@@ -746,9 +751,9 @@ class OpenAiStreamDecoder final : public StreamTranslator {
 }  // namespace
 
 std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
-                              bool stream_usage) {
+                              bool stream_usage, bool usage_read) {
   const bool replace_model = !model.empty() && model != chat.model;
-  const bool want_usage = stream && stream_usage;
+  const bool want_usage = stream && stream_usage && usage_read;
   const bool usage_set = chat.stream_options.has_value() &&
                          chat.stream_options->include_usage.value_or(false);
   // A server that rejects stream_options (stream_usage false) gets none, not even the

@@ -15,12 +15,14 @@
 namespace modeenvoy::protocol_internal {
 
 // The Chat Completions body for `chat`: the model replaced by `model` unless empty, and for a
-// streamed call with `stream_usage`, stream_options.include_usage set to true (so the server
+// streamed call with `stream_usage` whose caller reads usage (`usage_read`,
+// DialectCall::stream_usage), stream_options.include_usage set to true (so the server
 // reports usage; the gateway strips it again for a client that did not ask). Without
 // `stream_usage` (a server that rejects stream_options) the body has no stream_options at
-// all, the client's included.
+// all, the client's included; without `usage_read` the client's stream_options are sent as
+// they are.
 std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
-                              bool stream_usage);
+                              bool stream_usage, bool usage_read);
 
 // The stream decoder of the OpenAI-compatible family. Frames are already unified chunks;
 // clean ones pass through untouched (a byte scan decides), the others are parsed and fixed:
