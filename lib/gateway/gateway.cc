@@ -209,6 +209,8 @@ class GatewayRequest final : public ActiveRequest,
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
   void NextAttempt();
+  // RoutingRequest::wake, posted to the loop: a waiting plan is asked again.
+  void OnPlanWake();
   // Calls attempt_ (after its delay, when NextAttempt armed the backoff timer).
   void StartAttempt();
   // Reports the end of the attempt whose answer goes to the client (once per attempt).
@@ -313,6 +315,7 @@ class GatewayRequest final : public ActiveRequest,
   absl::Duration attempt_first_byte_;  // zero until the attempt's response head arrived
   bool attempt_reported_ = false;
   std::unique_ptr<Timer> backoff_timer_;
+  bool plan_waiting_ = false;  // the plan's Wait() asked for a wait (backoff_timer_ armed)
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
   // The attempt sends the client's body as is and relays the provider's answer bytes.
@@ -535,6 +538,13 @@ void GatewayRequest::PlanAttempts() {
     request.headers = &ctx_.request.headers;
     request.metadata = &ctx_.metadata;
     request.draw = shared_->Draw();
+    // Any thread may wake a waiting plan: post, and touch the request on its loop only,
+    // while it lives.
+    request.wake = [loop = shared_->loop, life = std::weak_ptr<bool>(life_), this] {
+      loop->Post([life, this] {
+        if (!life.expired()) Guard([&] { OnPlanWake(); });
+      });
+    };
     absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = snapshot_->Plan(request);
     if (!plan.ok()) {
       SendError(plan.status());
@@ -545,7 +555,26 @@ void GatewayRequest::PlanAttempts() {
   NextAttempt();
 }
 
+void GatewayRequest::OnPlanWake() {
+  if (finished_ || !plan_waiting_) return;
+  NextAttempt();
+}
+
 void GatewayRequest::NextAttempt() {
+  // The plan may wait for capacity first (AttemptPlan::Wait): on the backoff timer, up to
+  // the longest wait it allows, or until a wake.
+  absl::StatusOr<absl::Duration> wait = plan_->Wait();
+  if (plan_waiting_) backoff_timer_->Cancel();  // woken, or its timer fired
+  plan_waiting_ = wait.ok() && *wait > absl::ZeroDuration();
+  if (!wait.ok()) {
+    SendError(wait.status());
+    return;
+  }
+  if (plan_waiting_) {
+    if (backoff_timer_ == nullptr) backoff_timer_ = shared_->loop->NewTimer();
+    backoff_timer_->Arm(*wait, [this] { Guard([&] { NextAttempt(); }); });
+    return;
+  }
   attempt_ = plan_->Next();
   if (!attempt_.has_value()) {
     SendError(last_error_.ok() ? WithErrorCode(absl::NotFoundError(absl::StrFormat(

@@ -105,6 +105,17 @@ class MODEENVOY_EXPORT AttemptPlan {
   // follows). An attempt the client abandoned (disconnect) is never reported: the plan is
   // destroyed instead.
   virtual void Report(const Attempt& attempt, const AttemptOutcome& outcome) = 0;
+  // Waiting for capacity (the "router" policy's overflow queue): the engine calls Wait()
+  // before each Next(), on the request's loop. It returns ZeroDuration when Next() may be
+  // called now (the default: never waits); a positive duration while the plan waits for a
+  // slot, the longest it may still wait: the engine arms a timer of the request's loop for
+  // it and calls Wait() again when that timer fires or when RoutingRequest::wake runs,
+  // whichever comes first (a wake may be spurious: Wait() then returns a duration again);
+  // an error when the wait ended without a slot (e.g. kResourceExhausted, 429 with
+  // retry-after, after the queue's timeout; kDeadlineExceeded, 504): the engine answers the
+  // client with it and never calls Next(). A client that leaves while the plan waits
+  // destroys the plan, which gives up its place.
+  virtual absl::StatusOr<absl::Duration> Wait() { return absl::ZeroDuration(); }
 };
 
 // What a policy sees of a request.
@@ -115,6 +126,12 @@ struct RoutingRequest {
   const HttpHeaders* headers = nullptr;   // the client's headers; may be null
   const absl::flat_hash_map<std::string, std::string>* metadata = nullptr;  // may be null
   uint64_t draw = 0;  // a uniform random value for this request
+  // Makes the engine call the plan's Wait() again (AttemptPlan::Wait). Thread safety:
+  // callable from any thread, any number of times, also after the request ended (it then
+  // does nothing): it only posts to the request's loop (EventLoop::Post), which must
+  // outlive every call. A policy may copy it into its plan. Empty when the caller never
+  // waits (Wait() is not called): a policy then answers a wait as its capacity error.
+  std::function<void()> wake;
 };
 
 // Built per configured route. Thread safety: thread-safe.
