@@ -103,6 +103,7 @@ struct PolicyConfig {
   // "request_timeout_ms": the request's deadline across the queue wait and every attempt.
   absl::Duration request_timeout = absl::InfiniteDuration();
   absl::flat_hash_map<std::string, TokenCounting> counting;  // by pool name
+  bool queues = false;  // a pool has a "queue": plans get the engine's wake
   std::shared_ptr<RouterState> state;
   std::shared_ptr<StateIndex> index;  // keeps the index alive as long as a policy is
   uint64_t generation = 0;
@@ -322,7 +323,7 @@ class RouterPolicy final : public RoutingPolicy {
     if (config_->request_timeout != absl::InfiniteDuration()) {
       route.deadline = config_->clock->MonotonicNow() + config_->request_timeout;
     }
-    route.on_queue_wake = request.wake;
+    if (config_->queues) route.on_queue_wake = request.wake;  // a copy: only when it may wait
     absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
     // A caller that cannot wait (no wake) gets a waiting plan answered as a full pool; the
     // plan's destruction leaves the queue.
@@ -482,6 +483,9 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   }
   config->selectors = std::move(selectors);
   MODEENVOY_RETURN_IF_ERROR(PlanTokenCounting(json, *config->router_config, &config->counting));
+  if (json.contains("pools")) {
+    for (const Json& pool : json["pools"]) config->queues |= pool.contains("queue");
+  }
   if (request_timeout_ms.has_value()) {
     config->request_timeout = absl::Milliseconds(*request_timeout_ms);
   }
