@@ -209,7 +209,9 @@ class GatewayRequest final : public ActiveRequest,
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
   void NextAttempt();
-  // RoutingRequest::wake, posted to the loop: a waiting plan is asked again.
+  // RoutingRequest::make_wake: the wake of this request's plan, callable from any thread.
+  std::function<void()> PlanWake();
+  // The wake, posted to the loop: a waiting plan is asked again.
   void OnPlanWake();
   // Calls attempt_ (after its delay, when NextAttempt armed the backoff timer).
   void StartAttempt();
@@ -538,13 +540,7 @@ void GatewayRequest::PlanAttempts() {
     request.headers = &ctx_.request.headers;
     request.metadata = &ctx_.metadata;
     request.draw = shared_->Draw();
-    // Any thread may wake a waiting plan: post, and touch the request on its loop only,
-    // while it lives.
-    request.wake = [loop = shared_->loop, life = std::weak_ptr<bool>(life_), this] {
-      loop->Post([life, this] {
-        if (!life.expired()) Guard([&] { OnPlanWake(); });
-      });
-    };
+    request.make_wake = [this] { return PlanWake(); };  // fits std::function: no allocation
     absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = snapshot_->Plan(request);
     if (!plan.ok()) {
       SendError(plan.status());
@@ -553,6 +549,16 @@ void GatewayRequest::PlanAttempts() {
     plan_ = std::move(*plan);
   }
   NextAttempt();
+}
+
+std::function<void()> GatewayRequest::PlanWake() {
+  // Any thread may wake a waiting plan: post, and touch the request on its loop only, while
+  // it lives.
+  return [loop = shared_->loop, life = std::weak_ptr<bool>(life_), this] {
+    loop->Post([life, this] {
+      if (!life.expired()) Guard([&] { OnPlanWake(); });
+    });
+  };
 }
 
 void GatewayRequest::OnPlanWake() {

@@ -323,11 +323,11 @@ class RouterPolicy final : public RoutingPolicy {
     if (config_->request_timeout != absl::InfiniteDuration()) {
       route.deadline = config_->clock->MonotonicNow() + config_->request_timeout;
     }
-    if (config_->queues) route.on_queue_wake = request.wake;  // a copy: only when it may wait
+    if (config_->queues && request.make_wake) route.on_queue_wake = request.make_wake();
     absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
-    // A caller that cannot wait (no wake) gets a waiting plan answered as a full pool; the
+    // A caller that cannot wait (no make_wake) gets a waiting plan answered as a full pool; the
     // plan's destruction leaves the queue.
-    if (plan.ok() && (*plan)->waiting() && !request.wake) {
+    if (plan.ok() && (*plan)->waiting() && !request.make_wake) {
       plan = absl::ResourceExhaustedError("the caller cannot wait in the pool's queue");
     }
     if (!plan.ok()) return ClientStatus(plan.status(), request.model, state);
