@@ -465,6 +465,28 @@ TEST_F(RouterGatewayTest, AWakeFromAnotherThreadIsPostedToTheRequestsLoop) {
   EXPECT_EQ(upstream_.started.size(), 1u);
 }
 
+// A wake posted for a request that is destroyed before the loop runs it does nothing (the
+// request is reached through a weak handle; ASan builds catch a use after free).
+TEST_F(RouterGatewayTest, AWakeForARequestDestroyedMeanwhileDoesNothing) {
+  ASSERT_TRUE(Load(kQueued).ok());
+  RoutingRequest request;
+  request.model = "pool";
+  absl::StatusOr<std::unique_ptr<AttemptPlan>> holder = config_->Current()->Plan(request);
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE((*holder)->Next().has_value());
+  auto waiter = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  ASSERT_FALSE(waiter->sink.finished.has_value());
+  const size_t posts = loop_->pending_posts();
+  holder->reset();  // the router wakes the waiter: a post, not yet run
+  ASSERT_EQ(loop_->pending_posts(), posts + 1);
+  waiter->active.reset();  // the client left before the loop ran it
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(upstream_.started.size(), 0u);
+  EXPECT_FALSE(waiter->sink.finished.has_value());
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+}
+
 // A caller without a wake (a filter planning ahead) is never left waiting: its plan is
 // answered as a full pool.
 TEST_F(RouterGatewayTest, APlanThatCannotWaitIsAnsweredAsAFullPool) {
