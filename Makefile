@@ -69,6 +69,7 @@ test-asan: setup
 TSAN_TESTS ?= core_test tokenizer_test gateway_test proxy_test emulator_test asio_event_loop_test \
   context_test
 TSAN_TESTS += router_test context_gateway_test
+TSAN_TESTS += router_gateway_test
 empty :=
 space := $(empty) $(empty)
 test-tsan: setup

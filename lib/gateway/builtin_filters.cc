@@ -35,6 +35,7 @@ using core_internal::ValidateHeader;
 
 struct ApiKey {
   std::string name;
+  std::string tier;  // "tier": the key's tier (metadata api_key.tier); empty when none
   std::shared_ptr<const ModelScope> scope;  // null: every model allowed
 };
 
@@ -100,6 +101,7 @@ class ApiKeyAuthFilter final : public Filter, public DeclaresResponseHooks {
       }
     }
     ctx.metadata["api_key.name"] = key.name;
+    if (!key.tier.empty()) ctx.metadata["api_key.tier"] = key.tier;
     return FilterResult::Continue();
   }
 
@@ -123,7 +125,7 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
   for (size_t i = 0; i < keys->size(); ++i) {
     std::string path = IndexPath("keys", i);
     MODEENVOY_ASSIGN_OR_RETURN(ObjectReader entry, ObjectReader::Make((*keys)[i], path));
-    MODEENVOY_RETURN_IF_ERROR(entry.RejectUnknown({"key", "key_env", "name", "models"}));
+    MODEENVOY_RETURN_IF_ERROR(entry.RejectUnknown({"key", "key_env", "name", "models", "tier"}));
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> literal, entry.OptionalString("key"));
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> env, entry.OptionalString("key_env"));
     if (literal.has_value() == env.has_value()) {
@@ -143,6 +145,8 @@ absl::StatusOr<std::unique_ptr<FilterFactory>> BuildApiKeyAuth(
     ApiKey key;
     MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> name, entry.OptionalString("name"));
     key.name = name.has_value() ? std::move(*name) : path;
+    MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> tier, entry.OptionalString("tier"));
+    if (tier.has_value()) key.tier = std::move(*tier);
     MODEENVOY_ASSIGN_OR_RETURN(const Json* models, entry.OptionalArray("models"));
     if (models != nullptr) {
       auto scope = std::make_shared<ModelScope>();

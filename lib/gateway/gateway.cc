@@ -209,6 +209,10 @@ class GatewayRequest final : public ActiveRequest,
   void OnHandlerDone(std::optional<LocalReply> reply);
   void PlanAttempts();
   void NextAttempt();
+  // RoutingRequest::make_wake: the wake of this request's plan, callable from any thread.
+  std::function<void()> PlanWake();
+  // The wake, posted to the loop: a waiting plan is asked again.
+  void OnPlanWake();
   // Calls attempt_ (after its delay, when NextAttempt armed the backoff timer).
   void StartAttempt();
   // Reports the end of the attempt whose answer goes to the client (once per attempt).
@@ -326,6 +330,7 @@ class GatewayRequest final : public ActiveRequest,
   absl::Duration attempt_first_byte_;  // zero until the attempt's response head arrived
   bool attempt_reported_ = false;
   std::unique_ptr<Timer> backoff_timer_;
+  bool plan_waiting_ = false;  // the plan's Wait() asked for a wait (backoff_timer_ armed)
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
   std::unique_ptr<Timer> hedge_timer_;  // armed for attempt_->hedge_after
@@ -552,6 +557,7 @@ void GatewayRequest::PlanAttempts() {
     request.headers = &ctx_.request.headers;
     request.metadata = &ctx_.metadata;
     request.draw = shared_->Draw();
+    request.make_wake = [this] { return PlanWake(); };  // fits std::function: no allocation
     absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = snapshot_->Plan(request);
     if (!plan.ok()) {
       SendError(plan.status());
@@ -562,7 +568,36 @@ void GatewayRequest::PlanAttempts() {
   NextAttempt();
 }
 
+std::function<void()> GatewayRequest::PlanWake() {
+  // Any thread may wake a waiting plan: post, and touch the request on its loop only, while
+  // it lives.
+  return [loop = shared_->loop, life = std::weak_ptr<bool>(life_), this] {
+    loop->Post([life, this] {
+      if (!life.expired()) Guard([&] { OnPlanWake(); });
+    });
+  };
+}
+
+void GatewayRequest::OnPlanWake() {
+  if (finished_ || !plan_waiting_) return;
+  NextAttempt();
+}
+
 void GatewayRequest::NextAttempt() {
+  // The plan may wait for capacity first (AttemptPlan::Wait): on the backoff timer, up to
+  // the longest wait it allows, or until a wake.
+  absl::StatusOr<absl::Duration> wait = plan_->Wait();
+  if (plan_waiting_) backoff_timer_->Cancel();  // woken, or its timer fired
+  plan_waiting_ = wait.ok() && *wait > absl::ZeroDuration();
+  if (!wait.ok()) {
+    SendError(wait.status());
+    return;
+  }
+  if (plan_waiting_) {
+    if (backoff_timer_ == nullptr) backoff_timer_ = shared_->loop->NewTimer();
+    backoff_timer_->Arm(*wait, [this] { Guard([&] { NextAttempt(); }); });
+    return;
+  }
   attempt_ = plan_->Next();
   if (!attempt_.has_value()) {
     SendError(last_error_.ok() ? WithErrorCode(absl::NotFoundError(absl::StrFormat(

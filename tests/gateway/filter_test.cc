@@ -369,7 +369,7 @@ class BuiltinFilterTest : public ::testing::Test {
 
   static constexpr char kAuth[] = R"({"type": "api_key_auth", "config": {"keys": [
       {"name": "admin", "key": "sk-admin-0000000001"},
-      {"name": "team", "key_env": "TEAM_KEY", "models": ["gpt"]}]}})";
+      {"name": "team", "key_env": "TEAM_KEY", "models": ["gpt"], "tier": "free"}]}})";
 
   std::unique_ptr<PollEventLoop> loop_ = NewPollEventLoop();
   std::shared_ptr<const ConfigSnapshot> snapshot_;
@@ -381,11 +381,13 @@ class BuiltinFilterTest : public ::testing::Test {
 TEST_F(BuiltinFilterTest, ApiKeyAuthAcceptsBearerToken) {
   EXPECT_FALSE(Run(kAuth, {{"Authorization", "Bearer sk-admin-0000000001"}}).has_value());
   EXPECT_EQ(ctx_.metadata["api_key.name"], "admin");
+  EXPECT_FALSE(ctx_.metadata.contains("api_key.tier"));  // the key has no tier
 }
 
 TEST_F(BuiltinFilterTest, ApiKeyAuthAcceptsXApiKeyAndKeyFromInjectedEnv) {
   EXPECT_FALSE(Run(kAuth, {{"x-api-key", "sk-from-env-0001"}}).has_value());
   EXPECT_EQ(ctx_.metadata["api_key.name"], "team");
+  EXPECT_EQ(ctx_.metadata["api_key.tier"], "free");
 }
 
 TEST_F(BuiltinFilterTest, ApiKeyAuthRejectsMissingKeyWith401) {
@@ -428,6 +430,8 @@ TEST_F(BuiltinFilterTest, ApiKeyAuthConfigErrorsNameTheirPath) {
             "filters[0].config.keys[0].key_env: environment variable \"NOPE\" is not set");
   EXPECT_EQ(load(R"({"keys": [{"key": "a", "models": [1]}]})"),
             "filters[0].config.keys[0].models[0]: must be a string");
+  EXPECT_EQ(load(R"({"keys": [{"key": "a", "tier": 3}]})"),
+            "filters[0].config.keys[0].tier: must be a string");
   EXPECT_EQ(load(R"({"keys": [{"key": "a"}, {"key": "a"}]})"),
             "filters[0].config.keys[1]: duplicate key");
   EXPECT_EQ(load(R"({"keys": [{"key": "a", "scope": 1}]})"),

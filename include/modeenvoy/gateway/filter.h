@@ -30,11 +30,13 @@
 //
 // Built-in types:
 //   "api_key_auth" {"keys": [{"key": "sk-..." | "key_env": "VAR", "name": "team-a",
-//                             "models": ["gpt-4o-mini", ...]}]}
+//                             "models": ["gpt-4o-mini", ...], "tier": "free"}]}
 //     Accepts "Authorization: Bearer <key>" or "x-api-key: <key>", compared in constant
 //     time (keys are looked up by their SHA-256 digest). Missing or wrong key:
 //     401 (code "invalid_api_key"); a key scoped by "models" asking for another model: 403
-//     (code "model_not_allowed"). Sets metadata "api_key.name" to the key's name.
+//     (code "model_not_allowed"). Sets metadata "api_key.name" to the key's name and, for
+//     a key with a "tier" (any string, e.g. "free"; the "router" policy's key tier rules
+//     read it), "api_key.tier" to it.
 //   "headers" {"request": {"set": {..}, "add": {..}, "remove": [..]},
 //              "response": {"set": {..}, "add": {..}, "remove": [..]}}
 //     Edits the headers sent upstream and the headers sent to the client.

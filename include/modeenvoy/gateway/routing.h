@@ -129,6 +129,17 @@ class MODEENVOY_EXPORT AttemptPlan {
   // The returned Attempt's pointers refer into the snapshot, as Next()'s do; its `delay` is
   // ignored (the hedge starts at once).
   virtual std::optional<Attempt> Hedge() { return std::nullopt; }
+  // Waiting for capacity (the "router" policy's overflow queue): the engine calls Wait()
+  // before each Next(), on the request's loop. It returns ZeroDuration when Next() may be
+  // called now (the default: never waits); a positive duration while the plan waits for a
+  // slot, the longest it may still wait: the engine arms a timer of the request's loop for
+  // it and calls Wait() again when that timer fires or when RoutingRequest::make_wake's function runs,
+  // whichever comes first (a wake may be spurious: Wait() then returns a duration again);
+  // an error when the wait ended without a slot (e.g. kResourceExhausted, 429 with
+  // retry-after, after the queue's timeout; kDeadlineExceeded, 504): the engine answers the
+  // client with it and never calls Next(). A client that leaves while the plan waits
+  // destroys the plan, which gives up its place.
+  virtual absl::StatusOr<absl::Duration> Wait() { return absl::ZeroDuration(); }
 };
 
 // What a policy sees of a request.
@@ -139,6 +150,15 @@ struct RoutingRequest {
   const HttpHeaders* headers = nullptr;   // the client's headers; may be null
   const absl::flat_hash_map<std::string, std::string>* metadata = nullptr;  // may be null
   uint64_t draw = 0;  // a uniform random value for this request
+  // The engine's wake for a plan that may wait (AttemptPlan::Wait): make_wake() returns a
+  // function that makes the engine call the plan's Wait() again. Call make_wake() during
+  // Plan() only, and only for a plan that may wait (it allocates; requests that never wait
+  // pay nothing). The function it returns is callable from any thread, any number of times,
+  // also after the request ended (it then does nothing): it only posts to the request's loop
+  // (EventLoop::Post), which must outlive every call; a plan may keep it. Empty when the
+  // caller never waits (Wait() is not called): a policy then answers a wait as its
+  // capacity error.
+  std::function<std::function<void()>()> make_wake;
 };
 
 // Built per configured route. Thread safety: thread-safe.

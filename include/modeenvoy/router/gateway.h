@@ -25,7 +25,12 @@
 //
 // Per request: the router plans the pool of the requested model; session id from the
 // x-session-id header (consistent hashing, sticky splits), tenant from the api_key.name
-// metadata, the system prompt and max_tokens from the chat request. Each attempt's backoff
+// metadata, the system prompt and max_tokens from the chat request; for the tiered rules the
+// prompt's token count (pools with prompt_tokens rules or context windows only), the last
+// user message (complexity) and the key tier (api_key.tier metadata); the deadline from the
+// route's "request_timeout_ms". A pool's overflow queue is waited in on the request's loop
+// (AttemptPlan::Wait, woken through RoutingRequest::make_wake): queue timeout 429, deadline 504,
+// a client that leaves gives up its place. Each attempt's backoff
 // delay is waited on the request's loop; every outcome is reported back (failure class,
 // Retry-After, latency, time to the first byte); a client that leaves cancels the attempt
 // in flight and gives its capacity slot back.

@@ -1,6 +1,8 @@
 // lib/router/gateway/policy.cc: the "router" routing policy: the engine's RoutingRequest
 // planned by a modeenvoy::Router, its AttemptOutcome reported back as the router's
 // AttemptResult.
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +21,8 @@
 #include "modeenvoy/gateway/services.h"
 #include "modeenvoy/protocol/error.h"
 #include "modeenvoy/status.h"
+#include "modeenvoy/tokenizer/chat_tokens.h"
+#include "modeenvoy/tokenizer/model.h"
 
 namespace modeenvoy::router_gateway_internal {
 
@@ -88,8 +92,22 @@ struct Selector {
   std::string model;
 };
 
+// How a pool's requests are counted for the router's prompt_tokens: with the encoding of its
+// first deployment's upstream model, by that model's chat rules. Only pools whose rules look
+// at prompt_tokens, or whose deployments (or rule targets' deployments) have a context
+// window, have one: requests to other pools are never tokenized.
+struct TokenCounting {
+  std::shared_ptr<const Encoding> encoding;
+  std::string model;  // ChatTokenOptions::model
+};
+
 struct PolicyConfig {
   std::vector<Selector> selectors;
+  const Clock* clock = nullptr;  // the router's (Services') clock
+  // "request_timeout_ms": the request's deadline across the queue wait and every attempt.
+  absl::Duration request_timeout = absl::InfiniteDuration();
+  absl::flat_hash_map<std::string, TokenCounting> counting;  // by pool name
+  bool queues = false;  // a pool has a "queue": plans get the engine's wake
   std::shared_ptr<RouterState> state;
   std::shared_ptr<StateIndex> index;  // keeps the index alive as long as a policy is
   uint64_t generation = 0;
@@ -115,10 +133,58 @@ UpstreamFailure ToRouterFailure(FailureClass failure) {
   return UpstreamFailure::kServerError;
 }
 
+// The client's answer for a router status that is not a plan: capacity (a full pool or
+// queue, a queue wait that timed out) is a 429 whose retry-after is the router's hint
+// rounded up to whole seconds (1 without one); the request's deadline is a 504.
+absl::Status ClientStatus(const absl::Status& status, std::string_view model,
+                          const RouterState& state) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return WithErrorCode(
+          absl::NotFoundError(absl::StrFormat(
+              "The model `%s` has no pool in the router of route state \"%s\".", model,
+              state.name())),
+          "model_not_found");
+    case absl::StatusCode::kResourceExhausted: {
+      int64_t seconds = 1;
+      if (std::optional<absl::Duration> hint = RouterRetryAfter(status)) {
+        seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(*hint, absl::Seconds(1))));
+      }
+      return WithErrorHeaders(
+          WithHttpStatus(absl::ResourceExhaustedError(absl::StrFormat(
+                             "Every deployment of `%s` is at capacity (%s); retry shortly.",
+                             model, status.message())),
+                         429),
+          {{"retry-after", absl::StrFormat("%d", seconds)}});
+    }
+    case absl::StatusCode::kDeadlineExceeded:
+      return WithHttpStatus(absl::DeadlineExceededError(absl::StrFormat(
+                                "The request for `%s` ran out of time: %s.", model,
+                                status.message())),
+                            504);
+    default:
+      return status;
+  }
+}
+
 class RouterAttemptPlan final : public AttemptPlan {
  public:
-  RouterAttemptPlan(std::shared_ptr<const PolicyConfig> config, std::unique_ptr<RoutePlan> plan)
-      : config_(std::move(config)), plan_(std::move(plan)) {}
+  RouterAttemptPlan(std::shared_ptr<const PolicyConfig> config, std::unique_ptr<RoutePlan> plan,
+                    std::string model)
+      : config_(std::move(config)), plan_(std::move(plan)), model_(std::move(model)) {}
+
+  // The router's overflow queue: Poll() on every wake and at the wait's end.
+  absl::StatusOr<absl::Duration> Wait() override {
+    if (!plan_->waiting()) return absl::ZeroDuration();
+    if (!plan_->Poll()) {
+      return std::max(plan_->wait_deadline() - config_->clock->MonotonicNow(),
+                      absl::Nanoseconds(1));
+    }
+    if (absl::Status s = plan_->final_status(); !s.ok()) {
+      return ClientStatus(s, model_, *config_->state);
+    }
+    return absl::ZeroDuration();
+  }
 
   std::optional<Attempt> Next() override {
     while (std::optional<PlannedAttempt> planned = plan_->Next()) {
@@ -192,6 +258,7 @@ class RouterAttemptPlan final : public AttemptPlan {
  private:
   std::shared_ptr<const PolicyConfig> config_;
   std::unique_ptr<RoutePlan> plan_;
+  std::string model_;  // the public model asked for, for error messages
   std::optional<PlannedAttempt> last_;
   const Target* target_ = nullptr;
   std::optional<PlannedAttempt> hedge_;  // the hedged attempt while it is out
@@ -252,46 +319,113 @@ class RouterPolicy final : public RoutingPolicy {
       auto it = request.metadata->find("api_key.name");
       if (it != request.metadata->end()) route.tenant = it->second;
     }
+    if (request.metadata != nullptr) {
+      auto it = request.metadata->find("api_key.tier");
+      if (it != request.metadata->end()) route.key_tier = it->second;
+    }
+    std::string prompt;  // the last user message's text, when it has parts
     if (request.chat != nullptr) {
-      for (const Message& m : request.chat->messages) {
+      const ChatRequest& chat = *request.chat;
+      for (const Message& m : chat.messages) {
         if (m.role != Role::kSystem || !m.content.has_value()) continue;
         if (const auto* text = std::get_if<std::string>(&*m.content)) route.system_prompt = *text;
         break;
       }
-      const std::optional<int64_t>& bound = request.chat->max_completion_tokens.has_value()
-                                                ? request.chat->max_completion_tokens
-                                                : request.chat->max_tokens;
+      const std::optional<int64_t>& bound = chat.max_completion_tokens.has_value()
+                                                ? chat.max_completion_tokens
+                                                : chat.max_tokens;
       route.max_tokens = bound.value_or(0);
-      route.streaming = request.chat->stream.value_or(false);
-    }
-    absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
-    // The engine does not drive the overflow queue: a waiting plan answers as a full pool.
-    if (plan.ok() && (*plan)->waiting()) plan = absl::ResourceExhaustedError("queue: waiting");
-    if (!plan.ok()) {
-      switch (plan.status().code()) {
-        case absl::StatusCode::kNotFound:
-          return WithErrorCode(
-              absl::NotFoundError(absl::StrFormat(
-                  "The model `%s` has no pool in the router of route state \"%s\".",
-                  request.model, state.name())),
-              "model_not_found");
-        case absl::StatusCode::kResourceExhausted:
-          return WithErrorHeaders(
-              WithHttpStatus(absl::ResourceExhaustedError(absl::StrFormat(
-                                 "Every deployment of `%s` is at capacity; retry shortly.",
-                                 request.model)),
-                             429),
-              {{"retry-after", "1"}});
-        default:
-          return plan.status();
+      route.streaming = chat.stream.value_or(false);
+      // The complexity score's text: the last user message.
+      for (auto m = chat.messages.rbegin(); m != chat.messages.rend(); ++m) {
+        if (m->role != Role::kUser || !m->content.has_value()) continue;
+        if (const auto* text = std::get_if<std::string>(&*m->content)) {
+          route.prompt = *text;
+        } else {
+          for (const ContentPart& part : std::get<std::vector<ContentPart>>(*m->content)) {
+            if (part.type != ContentPartType::kText) continue;
+            if (!prompt.empty()) prompt += '\n';
+            prompt += part.text;
+          }
+          route.prompt = prompt;
+        }
+        break;
+      }
+      if (!config_->counting.empty()) {
+        if (std::optional<std::string> pool = config_->router_config->PoolFor(route.model)) {
+          auto it = config_->counting.find(*pool);
+          if (it != config_->counting.end()) {
+            ChatTokenOptions options;
+            options.model = it->second.model;
+            route.prompt_tokens = CountChatTokens(*it->second.encoding, chat, options).prompt_tokens;
+          }
+        }
       }
     }
-    return std::make_unique<RouterAttemptPlan>(config_, *std::move(plan));
+    if (config_->request_timeout != absl::InfiniteDuration()) {
+      route.deadline = config_->clock->MonotonicNow() + config_->request_timeout;
+    }
+    if (config_->queues && request.make_wake) route.on_queue_wake = request.make_wake();
+    absl::StatusOr<std::unique_ptr<RoutePlan>> plan = state.router().Plan(route);
+    // A caller that cannot wait (no make_wake) gets a waiting plan answered as a full pool; the
+    // plan's destruction leaves the queue.
+    if (plan.ok() && (*plan)->waiting() && !request.make_wake) {
+      plan = absl::ResourceExhaustedError("the caller cannot wait in the pool's queue");
+    }
+    if (!plan.ok()) return ClientStatus(plan.status(), request.model, state);
+    return std::make_unique<RouterAttemptPlan>(config_, *std::move(plan),
+                                               std::string(request.model));
   }
 
  private:
   std::shared_ptr<const PolicyConfig> config_;
 };
+
+// Which pools count prompt tokens (TokenCounting), from the router JSON the parser accepted:
+// a pool with a rule on "prompt_tokens", with a deployment that has a context window, or
+// with a rule whose target pool has one (context fit applies on the target).
+absl::Status PlanTokenCounting(const Json& json, const RouterConfig& config,
+                               absl::flat_hash_map<std::string, TokenCounting>* out) {
+  const Json* pools = json.contains("pools") ? &json["pools"] : nullptr;
+  if (pools == nullptr) return absl::OkStatus();
+  auto has_window = [](const Json& pool) {
+    for (const Json& d : pool["deployments"]) {
+      if (d.value("context_window", int64_t{0}) > 0) return true;
+    }
+    return false;
+  };
+  absl::flat_hash_map<std::string, const Json*> by_name;
+  for (const Json& pool : *pools) by_name[pool["name"].get<std::string>()] = &pool;
+  for (size_t i = 0; i < pools->size(); ++i) {
+    const Json& pool = (*pools)[i];
+    bool needed = has_window(pool);
+    if (pool.contains("rules")) {
+      for (const Json& rule : pool["rules"]) {
+        if (rule.contains("prompt_tokens")) needed = true;
+        if (std::optional<std::string> to = config.PoolFor(rule.value("to", std::string()))) {
+          auto it = by_name.find(*to);
+          if (it != by_name.end() && has_window(*it->second)) needed = true;
+        }
+      }
+    }
+    if (!needed || pool["deployments"].empty()) continue;
+    TokenCounting counting;
+    counting.model = pool["deployments"][0]["model"].get<std::string>();
+    absl::StatusOr<std::string> name = EncodingNameForModel(counting.model);
+    const std::string encoding = name.ok() ? *name : std::string("o200k_base");
+    absl::StatusOr<std::shared_ptr<const Encoding>> loaded = GetEncoding(encoding);
+    if (!loaded.ok()) {
+      return InvalidFieldError(
+          IndexPath("pools", i),
+          absl::StrFormat("counting prompt tokens (rules on prompt_tokens, context windows) "
+                          "needs the tokenizer encoding \"%s\": %s",
+                          encoding, loaded.status().message()));
+    }
+    counting.encoding = *std::move(loaded);
+    (*out)[pool["name"].get<std::string>()] = std::move(counting);
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -301,6 +435,9 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   MODEENVOY_ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(json, ""));
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<std::string> state_name, r.OptionalString("state"));
   json.erase("state");
+  MODEENVOY_ASSIGN_OR_RETURN(std::optional<int64_t> request_timeout_ms,
+                             r.OptionalInt("request_timeout_ms", 1, int64_t{86400000}));
+  json.erase("request_timeout_ms");
   MODEENVOY_ASSIGN_OR_RETURN(const Json* select, r.OptionalArray("select"));
   std::vector<Selector> selectors;
   if (select != nullptr) {
@@ -392,6 +529,13 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
         d["provider"] = provider->name;
         d["model"] = model->upstream_model;
         d["dialect"] = provider->type;
+        // The model's configured context window, unless the deployment sets its own.
+        if (!d.contains("context_window")) {
+          if (const auto* limit = static_cast<const ModelTokenLimit*>(
+                  model->extension("context_window"))) {
+            d["context_window"] = limit->tokens;
+          }
+        }
         pl.members.push_back({id, name, provider->name});
         // A repeated id is the router parser's error; keep the first here.
         config->targets.try_emplace(id, Target{model, provider, nullptr});
@@ -410,6 +554,13 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
     }
   }
   config->selectors = std::move(selectors);
+  MODEENVOY_RETURN_IF_ERROR(PlanTokenCounting(json, *config->router_config, &config->counting));
+  if (json.contains("pools")) {
+    for (const Json& pool : json["pools"]) config->queues |= pool.contains("queue");
+  }
+  if (request_timeout_ms.has_value()) {
+    config->request_timeout = absl::Milliseconds(*request_timeout_ms);
+  }
   Services& services = *context.services;
   const std::string name = state_name.value_or(std::string(context.name));
   config->state = services.State<RouterState>(
@@ -422,6 +573,7 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
   if (config->state == nullptr || config->index == nullptr) {
     return absl::InternalError("router_gateway: a Services name is taken by another type");
   }
+  config->clock = &services.clock();
   config->index->Add(config->state);
   for (auto& [id, target] : config->targets) target.counters = config->state->CountersFor(id);
   config->generation = config->state->NextGeneration();

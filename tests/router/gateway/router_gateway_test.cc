@@ -2,16 +2,21 @@
 // and GET /admin/upstreams, on virtual time (SimEventLoop): retries on another deployment
 // after the plan's backoff (waited on the loop), outcomes reported back (ejection, counts),
 // a client that leaves cancels every attempt, a reload keeps the health of unchanged
-// deployments without failing requests in flight, and strict configuration errors.
+// deployments without failing requests in flight, the overflow queue driven by the engine
+// (wait, wake, queue full, queue timeout, deadline, a waiter that leaves, a wake from another
+// thread), the tiered rules' inputs (prompt tokens, key tier), and strict configuration errors.
 // Providers are a fake UpstreamClient on the same loop, scripted per upstream model.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,6 +27,8 @@
 #include "modeenvoy/gateway/services.h"
 #include "modeenvoy/gateway/sim_event_loop.h"
 #include "modeenvoy/router/gateway.h"
+#include "modeenvoy/status.h"
+#include "modeenvoy/tokenizer/encoding.h"
 #include "nlohmann/json.hpp"
 #include "tests/gateway/recording_sink.h"
 
@@ -135,9 +142,10 @@ constexpr char kModels[] = R"(
              "m-b": {"provider": "p-b", "upstream_model": "up-b"},
              "m-c": {"provider": "p-c", "upstream_model": "up-c"}})";
 
-std::string Doc(std::string_view route_keys, std::string_view extra = "") {
+std::string Doc(std::string_view route_keys, std::string_view extra = "",
+                std::string_view models = kModels) {
   return absl::StrFormat(
-      R"({%s, "routes": [{"match": {"model": "pool"}, "policy": "router", %s}]%s})", kModels,
+      R"({%s, "routes": [{"match": {"model": "pool"}, "policy": "router", %s}]%s})", models,
       route_keys, extra);
 }
 
@@ -161,7 +169,7 @@ class RouterGatewayTest : public ::testing::Test {
       config_ = std::make_unique<ConfigStore>(
           ConfigLoadOptions{.registry = &registry_, .services = &services_});
     }
-    absl::Status loaded = config_->Load(Doc(route_keys, extra));
+    absl::Status loaded = config_->Load(Doc(route_keys, extra, models_));
     if (!loaded.ok() || gateway_ != nullptr) return loaded;
     GatewayOptions options;
     options.config = config_.get();
@@ -174,14 +182,14 @@ class RouterGatewayTest : public ::testing::Test {
   }
 
   std::unique_ptr<Exchange> Start(bool stream = false, std::string model = "pool",
-                                  HttpHeaders headers = {}) {
+                                  HttpHeaders headers = {}, std::string prompt = "hello") {
     HttpRequest r;
     r.method = "POST";
     r.path = "/v1/chat/completions";
     r.headers = std::move(headers);
     r.headers.emplace_back("content-type", "application/json");
     Json body = {{"model", model},
-                 {"messages", Json::array({{{"role", "user"}, {"content", "hello"}}})}};
+                 {"messages", Json::array({{{"role", "user"}, {"content", prompt}}})}};
     if (stream) body["stream"] = true;
     r.body = body.dump();
     r.remote_address = "127.0.0.1:1";
@@ -219,6 +227,7 @@ class RouterGatewayTest : public ::testing::Test {
     return Json();
   }
 
+  std::string models_ = kModels;
   std::unique_ptr<SimEventLoop> loop_ = NewSimEventLoop();
   FakeUpstream upstream_{loop_.get()};
   Registry registry_;
@@ -347,23 +356,209 @@ TEST_F(RouterGatewayTest, RateLimitedAttemptsMoveOnAndCoolTheDeploymentDown) {
   EXPECT_LE(a["cooldown_for_ms"].get<int64_t>(), 7000);
 }
 
-// The engine does not wait in the router's overflow queue: a request that would wait is
-// answered like a full pool (429 with retry-after), not as a model without a target.
-TEST_F(RouterGatewayTest, APoolQueueIsAnsweredAsAFullPool) {
+// One deployment taking one call at a time, with a queue of one waiter for 2.5 s.
+constexpr char kQueued[] = R"(
+    "pools": [{"name": "pool", "queue": {"max_depth": 1, "timeout_ms": 2500},
+               "deployments": [{"id": "b", "model": "m-b", "max_in_flight": 1}]}])";
+
+TEST_F(RouterGatewayTest, ASecondRequestWaitsInThePoolQueueAndIsServedWhenTheFirstEnds) {
+  ASSERT_TRUE(Load(kQueued).ok());
+  auto first = Start();
+  auto second = Start();
+  loop_->RunFor(upstream_.delay / 2);
+  EXPECT_EQ(upstream_.started.size(), 1u);
+  EXPECT_FALSE(second->sink.finished.has_value());  // waiting, not refused
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(first->status(), 200) << first->sink.body;
+  EXPECT_EQ(second->status(), 200) << second->sink.body;
+  ASSERT_EQ(upstream_.started.size(), 2u);
+  // The second call started the moment the first answered and gave its slot back.
+  EXPECT_EQ(upstream_.started[1].at - upstream_.started[0].at, upstream_.delay);
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+}
+
+TEST_F(RouterGatewayTest, AFullQueueIsA429WithTheQueueTimeoutAsRetryAfter) {
   upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(kQueued).ok());
+  auto holder = Start();
+  auto waiter = Start();
+  auto refused = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  ASSERT_TRUE(refused->sink.finished.has_value());
+  EXPECT_EQ(refused->status(), 429) << refused->sink.body;
+  EXPECT_THAT(refused->sink.body, HasSubstr("queue is full"));
+  // timeout_ms 2500, rounded up to whole seconds.
+  EXPECT_EQ(FindHeader(refused->sink.headers, "retry-after"), std::optional<std::string_view>("3"));
+  EXPECT_FALSE(waiter->sink.finished.has_value());
+  EXPECT_EQ(upstream_.started.size(), 1u);
+}
+
+TEST_F(RouterGatewayTest, AWaitThatOutlastsTheQueueTimeoutIsA429) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(kQueued).ok());
+  auto holder = Start();
+  auto waiter = Start();
+  loop_->AdvanceBy(absl::Milliseconds(2499));
+  EXPECT_FALSE(waiter->sink.finished.has_value());
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  ASSERT_TRUE(waiter->sink.finished.has_value());
+  EXPECT_EQ(waiter->status(), 429) << waiter->sink.body;
+  EXPECT_THAT(waiter->sink.body, HasSubstr("in its queue"));
+  EXPECT_EQ(FindHeader(waiter->sink.headers, "retry-after"), std::optional<std::string_view>("3"));
+  EXPECT_EQ(upstream_.started.size(), 1u);
+}
+
+TEST_F(RouterGatewayTest, TheRequestTimeoutEndsAWaitWithA504) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(absl::StrCat(R"("request_timeout_ms": 400,)", kQueued)).ok());
+  auto holder = Start();
+  auto waiter = Start();
+  loop_->AdvanceBy(absl::Milliseconds(399));
+  EXPECT_FALSE(waiter->sink.finished.has_value());
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  ASSERT_TRUE(waiter->sink.finished.has_value());
+  EXPECT_EQ(waiter->status(), 504) << waiter->sink.body;
+  EXPECT_THAT(waiter->sink.body, HasSubstr("deadline"));
+}
+
+TEST_F(RouterGatewayTest, AWaiterThatLeavesGivesItsPlaceToTheNext) {
   ASSERT_TRUE(Load(R"(
-    "pools": [{"name": "pool", "queue": {"max_depth": 4, "timeout_ms": 1000},
+    "pools": [{"name": "pool", "queue": {"max_depth": 2, "timeout_ms": 2500},
                "deployments": [{"id": "b", "model": "m-b", "max_in_flight": 1}]}])").ok());
   auto holder = Start();
+  auto leaves = Start();
+  auto next = Start();
+  loop_->RunFor(upstream_.delay / 2);
+  leaves->active.reset();  // the client disconnected while waiting
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(holder->status(), 200);
+  EXPECT_EQ(next->status(), 200) << next->sink.body;
+  EXPECT_FALSE(leaves->sink.finished.has_value());
+  ASSERT_EQ(upstream_.started.size(), 2u);  // nobody called for the one that left
+  EXPECT_EQ(upstream_.started[1].at - upstream_.started[0].at, upstream_.delay);
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+}
+
+// The slot holder is a host on another thread sharing the router (the same ConfigStore and
+// Services): its plan's destruction wakes the engine's waiter from that thread, which posts
+// to the waiter's loop while the loop thread runs it.
+TEST_F(RouterGatewayTest, AWakeFromAnotherThreadIsPostedToTheRequestsLoop) {
+  ASSERT_TRUE(Load(kQueued).ok());
+  RoutingRequest request;
+  request.model = "pool";
+  absl::StatusOr<std::unique_ptr<AttemptPlan>> holder = config_->Current()->Plan(request);
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE((*holder)->Next().has_value());  // holds b's only slot
+  auto waiter = Start();
   loop_->RunFor(absl::Milliseconds(10));
-  ASSERT_EQ(Upstream("b")["in_flight"], 1);
-  auto ex = Start();
-  loop_->RunFor(absl::Milliseconds(10));
-  ASSERT_TRUE(ex->sink.finished.has_value());
-  EXPECT_EQ(ex->status(), 429) << ex->sink.body;
-  std::optional<std::string_view> retry = FindHeader(ex->sink.headers, "retry-after");
-  EXPECT_EQ(retry, std::optional<std::string_view>("1"));
+  ASSERT_FALSE(waiter->sink.finished.has_value());
+  EXPECT_EQ(upstream_.started.size(), 0u);
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    holder->reset();  // gives the slot back: the router wakes the waiter on this thread
+    done.store(true);
+  });
+  while (!done.load()) loop_->RunUntilIdle();
+  other.join();
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(waiter->status(), 200) << waiter->sink.body;
   EXPECT_EQ(upstream_.started.size(), 1u);
+}
+
+// A wake posted for a request that is destroyed before the loop runs it does nothing (the
+// request is reached through a weak handle; ASan builds catch a use after free).
+TEST_F(RouterGatewayTest, AWakeForARequestDestroyedMeanwhileDoesNothing) {
+  ASSERT_TRUE(Load(kQueued).ok());
+  RoutingRequest request;
+  request.model = "pool";
+  absl::StatusOr<std::unique_ptr<AttemptPlan>> holder = config_->Current()->Plan(request);
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE((*holder)->Next().has_value());
+  auto waiter = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  ASSERT_FALSE(waiter->sink.finished.has_value());
+  const size_t posts = loop_->pending_posts();
+  holder->reset();  // the router wakes the waiter: a post, not yet run
+  ASSERT_EQ(loop_->pending_posts(), posts + 1);
+  waiter->active.reset();  // the client left before the loop ran it
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(upstream_.started.size(), 0u);
+  EXPECT_FALSE(waiter->sink.finished.has_value());
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+}
+
+// A caller without a wake (a filter planning ahead) is never left waiting: its plan is
+// answered as a full pool.
+TEST_F(RouterGatewayTest, APlanThatCannotWaitIsAnsweredAsAFullPool) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(kQueued).ok());
+  auto holder = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  RoutingRequest request;
+  request.model = "pool";
+  absl::StatusOr<std::unique_ptr<AttemptPlan>> plan = config_->Current()->Plan(request);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(HttpStatusForStatus(plan.status()), 429);
+}
+
+bool HaveR50k() { return GetEncoding("r50k_base").ok(); }
+
+// Prompt tokens are counted with the tokenizer of the pool's (first) model, here "davinci"'s
+// r50k_base (a small rank file, quick to load in a debug build): a prompt that fits tier 0's window
+// (the model's "context_window") stays there, a larger one lands on tier 1, and one past the
+// rule's bound goes to the long-context pool.
+TEST_F(RouterGatewayTest, PromptTokensPickTheTierAndTheLongContextPool) {
+  if (!HaveR50k()) GTEST_SKIP() << "r50k_base rank file not found (MODEENVOY_TOKENIZER_DIR)";
+  models_ = R"(
+    "providers": {"p-a": {"type": "openai", "base_url": "http://a.test/v1"},
+                  "p-b": {"type": "openai", "base_url": "http://b.test/v1"},
+                  "p-c": {"type": "openai", "base_url": "http://c.test/v1"}},
+    "models": {"m-a": {"provider": "p-a", "upstream_model": "davinci", "context_window": 100},
+               "m-b": {"provider": "p-b", "upstream_model": "up-b"},
+               "m-c": {"provider": "p-c", "upstream_model": "up-c"}})";
+  ASSERT_TRUE(Load(R"(
+    "pools": [{"name": "pool",
+               "rules": [{"name": "long", "to": "large", "prompt_tokens": {"min": 1000}}],
+               "deployments": [{"id": "small", "model": "m-a"},
+                               {"id": "mid", "model": "m-b", "tier": 1}]},
+              {"name": "large", "deployments": [{"id": "c", "model": "m-c"}]}])").ok());
+  auto words = [](int n) {
+    std::string text;
+    for (int i = 0; i < n; ++i) text += "hello ";
+    return text;
+  };
+  auto send = [&](std::string prompt) {
+    auto ex = Start(false, "pool", {}, std::move(prompt));
+    loop_->RunFor(absl::Seconds(5));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    return upstream_.started.empty() ? std::string() : upstream_.started.back().model;
+  };
+  // Each repeated word is one or two tokens: 200 words are 200..400 tokens (past the
+  // 100-token window, under the rule's 1,000); 2,000 words at least 2,000.
+  EXPECT_EQ(send("hello"), "davinci");
+  EXPECT_EQ(send(words(200)), "up-b");
+  EXPECT_EQ(send(words(2000)), "up-c");
+}
+
+TEST_F(RouterGatewayTest, AKeysTierPicksThePoolOfItsRule) {
+  upstream_.behaviour["up-a"] = {};
+  constexpr char kTiers[] = R"(
+    "pools": [{"name": "pool", "rules": [{"name": "free", "to": "cheap", "key_tiers": ["free"]}],
+               "deployments": [{"id": "a", "model": "m-a"}]},
+              {"name": "cheap", "deployments": [{"id": "c", "model": "m-c"}]}])";
+  constexpr char kAuth[] = R"(, "filters": [{"type": "api_key_auth", "config": {"keys": [
+      {"name": "gold", "key": "sk-gold", "tier": "gold"}, {"name": "trial", "key": "sk-free",
+       "tier": "free"}, {"name": "plain", "key": "sk-plain"}]}}])";
+  ASSERT_TRUE(Load(kTiers, kAuth).ok());
+  auto send = [&](const std::string& key) {
+    auto ex = Start(false, "pool", {{"authorization", "Bearer " + key}});
+    loop_->RunFor(absl::Seconds(5));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    return upstream_.started.back().model;
+  };
+  EXPECT_EQ(send("sk-gold"), "up-a");
+  EXPECT_EQ(send("sk-free"), "up-c");
+  EXPECT_EQ(send("sk-plain"), "up-a");
 }
 
 TEST_F(RouterGatewayTest, HeaderAndMetadataSelectAnotherPool) {
@@ -407,6 +602,9 @@ TEST_F(RouterGatewayTest, ConfigurationErrorsNameTheField) {
   s = Load(R"("select": [{"metadata": {"tier": 1}, "model": "pool"}],
               "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
   EXPECT_THAT(s.message(), HasSubstr("routes[0].select[0].metadata.tier: must be a string"));
+  s = Load(R"("request_timeout_ms": 0,
+              "pools": [{"name": "pool", "deployments": [{"id": "a", "model": "m-a"}]}])");
+  EXPECT_THAT(s.message(), HasSubstr("routes[0].request_timeout_ms: must be >= 1"));
   s = Load(R"("state": 3, "pools": [])");
   EXPECT_THAT(s.message(), HasSubstr("routes[0].state: must be a string"));
 }
