@@ -67,28 +67,33 @@ class PieceCacheTable {
     return Load8(a + n - 8) == Load8(b + n - 8);
   }
 
+  // Each piece has two candidate sets (from two parts of its hash); a lookup reads the
+  // first set's tag word and, on a miss there, the second's.
   const uint32_t* Find(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
                        size_t* count) {
     if (sets_ == 0) return nullptr;
-    const size_t set = SetOf(hash);
     const uint16_t tag = Tag(hash);
-    uint64_t tags = tags_[set];
-    for (size_t w = 0; w < kWays; ++w) {
-      if ((static_cast<uint16_t>(tags >> (16 * w)) & kTagMask) != tag) continue;
-      const Entry& e = entries_[set * kWays + w];
-      if (e.owner != owner || e.len != n || !BytesEqual(e.bytes(), p, n)) continue;
-      tags |= uint64_t{kRefBit} << (16 * w);
-      tags_[set] = tags;
-      *count = e.count;
-      return e.words + (kWords - e.count);
-    }
-    return nullptr;
+    const size_t first = SetOf(hash);
+    if (const uint32_t* t = FindIn(first, tag, owner, p, n, count)) return t;
+    const size_t second = SecondSetOf(hash);
+    if (second == first) return nullptr;
+    return FindIn(second, tag, owner, p, n, count);
   }
 
   // REQUIRES: n + 4 * count <= kPayload. Returns whether an entry was evicted.
   bool Insert(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n, const uint32_t* tokens,
               size_t count) {
-    const size_t set = SetOf(hash);
+    // Of the two candidate sets, one with an empty way (the first if both), else one with
+    // an unreferenced way (likewise), else the first ("two choices": sets fill evenly, so
+    // the cache fills to its bound before anything is evicted).
+    size_t set = SetOf(hash);
+    const size_t second = SecondSetOf(hash);
+    if (second != set) {
+      const uint64_t a = tags_[set], b = tags_[second];
+      if (!HasEmpty(a) && (HasEmpty(b) || (!HasUnreferenced(a) && HasUnreferenced(b)))) {
+        set = second;
+      }
+    }
     uint64_t tags = tags_[set];
     size_t way = hands_[set];
     bool evicted = false;
@@ -124,9 +129,40 @@ class PieceCacheTable {
     return t == 0 ? 1 : t;
   }
   // Bits 16..47 of the hash scaled to [0, sets_) (the tag takes bits 48..62), so any
-  // number of sets works and the bound is used whole.
+  // number of sets works and the bound is used whole; the second set from bits 0..31.
   size_t SetOf(uint64_t hash) const {
     return static_cast<size_t>(((hash >> 16) & 0xffffffffu) * sets_ >> 32);
+  }
+  size_t SecondSetOf(uint64_t hash) const {
+    return static_cast<size_t>((hash & 0xffffffffu) * sets_ >> 32);
+  }
+  // Whether some way of a set with these tags is empty (tag 0) / not referenced since the
+  // hand last passed (an empty way counts too).
+  static bool HasEmpty(uint64_t tags) {
+    for (size_t w = 0; w < kWays; ++w) {
+      if (static_cast<uint16_t>(tags >> (16 * w)) == 0) return true;
+    }
+    return false;
+  }
+  static bool HasUnreferenced(uint64_t tags) {
+    for (size_t w = 0; w < kWays; ++w) {
+      if (!(static_cast<uint16_t>(tags >> (16 * w)) & kRefBit)) return true;
+    }
+    return false;
+  }
+  const uint32_t* FindIn(size_t set, uint16_t tag, uint64_t owner, const uint8_t* p, size_t n,
+                         size_t* count) {
+    uint64_t tags = tags_[set];
+    for (size_t w = 0; w < kWays; ++w) {
+      if ((static_cast<uint16_t>(tags >> (16 * w)) & kTagMask) != tag) continue;
+      const Entry& e = entries_[set * kWays + w];
+      if (e.owner != owner || e.len != n || !BytesEqual(e.bytes(), p, n)) continue;
+      tags |= uint64_t{kRefBit} << (16 * w);
+      tags_[set] = tags;
+      *count = e.count;
+      return e.words + (kWords - e.count);
+    }
+    return nullptr;
   }
 
   static constexpr size_t kWords = (kEntryBytes - 12) / 4;
