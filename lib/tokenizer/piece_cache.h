@@ -2,10 +2,10 @@
 // that are not single tokens (words outside the vocabulary recur: in prose and code about
 // two thirds of such pieces repeat), so a repeated one costs a probe instead of a merge.
 //
-// Layout (PieceCacheTable): sets of four entries with a tag word per set, CLOCK replacement
-// within a set; two tables, of 64-byte and 128-byte entries, so a short piece with few tokens
-// (most of them) takes half the memory. Entries carry the owning vocabulary's id (Vocab::id(),
-// never reused), so encodings used alternately never mix.
+// Layout (PieceCacheTable): sets of four entries with a tag word per set, two candidate sets
+// per piece, CLOCK replacement within a set; two tables, of 64-byte and 128-byte entries,
+// so a short piece with few tokens (most of them) takes half the memory. Entries carry the
+// owning vocabulary's id (Vocab::id(), never reused), so encodings used alternately never mix.
 //
 // A cache never changes a result: an entry is only returned when its owner, length and bytes
 // equal the piece's, and its tokens are the merge of exactly those bytes.
@@ -32,9 +32,10 @@ namespace modeenvoy::tokenizer_internal {
 
 // One table of the cache: sets of kWays entries of kEntryBytes bytes plus one 8-byte tag word
 // per set (kWays 15-bit tags from the key's hash, a CLOCK reference bit each), so a miss
-// usually reads one tag word and a hit one tag word and one entry. Replacement is CLOCK
-// within a set: a hit sets the way's reference bit; an insert sweeps from the set's hand,
-// clearing set bits, and takes the first empty way or the first way whose bit was clear.
+// usually reads one tag word per candidate set and a hit one tag word and one entry. Each
+// piece has two candidate sets (Find, Insert). Replacement is CLOCK within a set: a hit
+// sets the way's reference bit; an insert sweeps from the set's hand, clearing set bits,
+// and takes the first empty way or the first way whose bit was clear.
 // An entry holds its owner, length and token count, the piece's bytes from offset 10 and its
 // tokens in the entry's last 4 × count bytes (4-aligned), so it holds any piece whose
 // length + 4 × tokens is at most kPayload.
