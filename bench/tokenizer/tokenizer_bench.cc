@@ -221,7 +221,7 @@ void Register() {
     for (const char* file : {"bench_prose.txt", "bench_code.txt", "bench_multilingual.txt"}) {
       benchmark::RegisterBenchmark((std::string("PieceCache/") + enc + "/" + file).c_str(),
                                    BM_PieceCache, std::string(enc), std::string(file))
-          ->Arg(0)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond);
+          ->Arg(0)->Arg(256)->Arg(1024)->Arg(2048)->Arg(4096)->Arg(8192)->Unit(benchmark::kMillisecond);
     }
     benchmark::RegisterBenchmark((std::string("CountBatch4k/") + enc).c_str(), BM_EncodeBatch, std::string(enc))
         ->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -40,13 +40,16 @@ void ResetThisThreadPieceCacheStats() {
 namespace tokenizer_internal {
 
 PieceCache::PieceCache(size_t bytes) {
-  const size_t per_set = MemoryFor(1) - MemoryFor(0);
-  const size_t sets = bytes < MemoryFor(0) ? 0 : (bytes - MemoryFor(0)) / per_set;
-  if (sets == 0) return;  // not even one set: a cache that holds nothing
-  sets_ = sets;
-  entries_.reset(new Entry[sets * kWays]);
-  tags_.reset(new uint64_t[sets]());
-  hands_.reset(new uint8_t[sets]());
+  if (bytes <= sizeof(PieceCache)) return;
+  const size_t budget = bytes - sizeof(PieceCache);
+  // Large entries get a quarter, small ones what is left (so less than one small set's
+  // worth of the bound goes unused).
+  const size_t large_sets = budget / 4 / LargeTable::BytesPerSet();
+  const size_t small_sets = (budget - large_sets * LargeTable::BytesPerSet()) /
+                            SmallTable::BytesPerSet();
+  if (small_sets == 0) return;  // not even one set: a cache that holds nothing
+  small_.Allocate(small_sets);
+  large_.Allocate(large_sets);
 }
 
 PieceCache* PieceCache::ForThread() {
@@ -56,38 +59,24 @@ PieceCache* PieceCache::ForThread() {
     t.generation = generation;
     const size_t bytes = g_piece_cache_bytes.load(std::memory_order_relaxed);
     t.cache.reset(new PieceCache(bytes));
-    if (t.cache->sets_ == 0) t.cache.reset();  // below one set: nothing is allocated
+    if (t.cache->small_.sets() == 0) t.cache.reset();  // below one set: nothing is allocated
   }
   return t.cache.get();
 }
 
 void PieceCache::Insert(uint64_t owner, uint64_t hash, const uint8_t* p, size_t n,
                         const uint32_t* tokens, size_t count) {
-  if (sets_ == 0 || n > kMaxBytes || count > kMaxTokens) return;
-  const size_t set = SetOf(hash);
-  uint64_t tags = tags_[set];
-  size_t way = hands_[set];
-  // CLOCK: at most one sweep clears every reference bit, so the second finds a victim.
-  for (;; way = (way + 1) % kWays) {
-    const uint16_t t = static_cast<uint16_t>(tags >> (16 * way));
-    if (t == 0) break;  // empty
-    if (!(t & kRefBit)) {
-      ++stats_.evictions;
-      break;
-    }
-    tags &= ~(uint64_t{kRefBit} << (16 * way));
+  if (small_.sets() == 0 || n > kMaxBytes || count > kMaxTokens) return;
+  bool evicted;
+  if (n + 4 * count <= SmallTable::kPayload) {
+    evicted = small_.Insert(owner, hash, p, n, tokens, count);
+  } else if (large_.sets() != 0) {
+    evicted = large_.Insert(owner, hash, p, n, tokens, count);
+  } else {
+    return;
   }
-  hands_[set] = static_cast<uint8_t>((way + 1) % kWays);
-  tags &= ~(uint64_t{0xffff} << (16 * way));
-  tags |= uint64_t{Tag(hash)} << (16 * way);
-  tags_[set] = tags;
-  Entry& e = entries_[set * kWays + way];
-  e.owner = owner;
-  e.len = static_cast<uint8_t>(n);
-  e.count = static_cast<uint8_t>(count);
-  std::memcpy(e.bytes, p, n);
-  std::memcpy(e.tokens, tokens, count * sizeof(uint32_t));
   ++stats_.inserts;
+  if (evicted) ++stats_.evictions;
 }
 
 }  // namespace tokenizer_internal

@@ -143,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // the inputs before it (of every encoding), twice, and after another encoding saw the same
   // text. One input in eight is also encoded with caching off and with a tiny cache (one
   // set, constant eviction) and all must agree: those checks reallocate the thread's cache
-  // (1 MiB under ASan), so doing them on every input would cut the rate roughly by ten.
+  // (the default bound), so doing them on every input would cut the rate roughly by ten.
   const std::vector<modeenvoy::Token> ids = enc.EncodeOrdinary(text);
   Check(enc.EncodeOrdinary(text) == ids, "default cache, warm == first");
   const modeenvoy::Encoding& other = *encs[(data[0] + 1u) % encs.size()];

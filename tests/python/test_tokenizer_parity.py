@@ -271,7 +271,7 @@ def test_api_details_code_written_for_tiktoken_relies_on():
         ours.decode_bytes([2**32])
 
 
-@pytest.mark.parametrize("bound", [0, 600, 1 << 20], ids=["off", "one-set", "default"])
+@pytest.mark.parametrize("bound", [0, 600, 2 << 20], ids=["off", "one-set", "default"])
 def test_piece_cache_never_changes_ids(bound, corpus, capsys):
     """The corpus with the piece cache off, evicting constantly (one set of four entries),
     and at the default bound, warm (every text twice): tiktoken's ids every time."""

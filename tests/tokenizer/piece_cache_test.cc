@@ -25,6 +25,14 @@ bool Has(PieceCache& cache, std::string_view piece, int i, uint32_t expected_fir
   return got != nullptr && n == 1 && got[0] == expected_first;
 }
 
+// Hashes spread over all bits (SplitMix64's finalizer), so pieces land in different sets.
+uint64_t SpreadHash(uint64_t i) {
+  uint64_t z = (i + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 // Smallest bound that holds exactly one set of four ways.
 size_t OneSetBytes() {
   for (size_t bytes = 64;; bytes += 8) {
@@ -103,6 +111,87 @@ TEST(PieceCacheTest, EntriesOfAnotherVocabularyOrOtherBytesAreNotReturned) {
   const uint32_t* got = cache.Find(1, HashFor(0), Bytes("hello"), 5, &n);
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(std::vector<uint32_t>(got, got + n), (std::vector<uint32_t>{4, 2}));
+}
+
+// Entries are sized to what they hold: the tokens of 10,000 short two-token pieces take
+// 80,000 bytes, so a 1 MiB bound keeps more of them than 1 MiB / 128 = 8,192 (the count a
+// cache of 128-byte entries could hold at most).
+TEST(PieceCacheTest, OneMebibyteHoldsMoreThan8192ShortPieces) {
+  PieceCache cache(size_t{1} << 20);
+  auto piece_of = [](int i) { return "w" + std::to_string(1000000 + i); };  // 8 bytes
+  constexpr int kPieces = 10000;
+  for (int i = 0; i < kPieces; ++i) {
+    const std::string piece = piece_of(i);
+    const uint32_t tokens[2] = {static_cast<uint32_t>(i), 7};
+    cache.Insert(1, SpreadHash(i), Bytes(piece), piece.size(), tokens, 2);
+  }
+  int found = 0;
+  for (int i = 0; i < kPieces; ++i) {
+    const std::string piece = piece_of(i);
+    size_t n = 0;
+    const uint32_t* got = cache.Find(1, SpreadHash(i), Bytes(piece), piece.size(), &n);
+    if (got == nullptr) continue;
+    ASSERT_EQ(n, 2u);
+    EXPECT_EQ(got[0], static_cast<uint32_t>(i));
+    EXPECT_EQ(got[1], 7u);
+    ++found;
+  }
+  EXPECT_GT(found, 8192);
+  EXPECT_LE(cache.MemoryUsage(), size_t{1} << 20);
+}
+
+// Each piece may go to either of two sets, so sets fill evenly: 10,000 pieces in the 11,868
+// small entries of a 1 MiB cache (2,967 sets, 84% full). With one set per piece, 3.4 pieces
+// land per set on average and the Poisson tail beyond four ways loses one piece in eight;
+// with two, an insert overflows only when both sets are full, and under 8% are lost.
+TEST(PieceCacheTest, TwoCandidateSetsKeepAnAlmostFullCache) {
+  PieceCache cache(size_t{1} << 20);
+  auto piece_of = [](int i) { return "v" + std::to_string(1000000 + i); };
+  constexpr int kPieces = 10000;
+  for (int i = 0; i < kPieces; ++i) {
+    const std::string piece = piece_of(i);
+    const uint32_t tokens[2] = {static_cast<uint32_t>(i), 9};
+    cache.Insert(1, SpreadHash(i + 77777), Bytes(piece), piece.size(), tokens, 2);
+  }
+  int found = 0;
+  for (int i = 0; i < kPieces; ++i) {
+    const std::string piece = piece_of(i);
+    size_t n = 0;
+    if (cache.Find(1, SpreadHash(i + 77777), Bytes(piece), piece.size(), &n) != nullptr) ++found;
+  }
+  EXPECT_GE(found, kPieces * 92 / 100);
+}
+
+// Pieces whose bytes and tokens do not fit a small entry (length + 4 × tokens > 54) are kept
+// too, and every stored piece comes back with exactly its tokens, at both sides of the line.
+TEST(PieceCacheTest, PiecesWithManyTokensAreKept) {
+  PieceCache cache(1 << 16);
+  struct Case {
+    size_t len;
+    size_t tokens;
+  };
+  // 46 + 4 × 2 = 54 (small entry), 47 + 8 = 55, 40 + 4 × 8 = 72, 54 + 4 × 16 = 118 (the most).
+  const Case cases[] = {{46, 2}, {47, 2}, {40, 8}, {54, 16}, {6, 12}, {20, 9}};
+  int i = 0;
+  for (const Case& c : cases) {
+    const std::string piece(c.len, static_cast<char>('a' + i));
+    std::vector<uint32_t> tokens(c.tokens);
+    for (size_t k = 0; k < c.tokens; ++k) tokens[k] = static_cast<uint32_t>(1000 * i + k);
+    cache.Insert(3, SpreadHash(i), Bytes(piece), piece.size(), tokens.data(), tokens.size());
+    ++i;
+  }
+  EXPECT_EQ(cache.stats().inserts, 6u);
+  i = 0;
+  for (const Case& c : cases) {
+    const std::string piece(c.len, static_cast<char>('a' + i));
+    size_t n = 0;
+    const uint32_t* got = cache.Find(3, SpreadHash(i), Bytes(piece), piece.size(), &n);
+    ASSERT_NE(got, nullptr) << c.len << " bytes, " << c.tokens << " tokens";
+    std::vector<uint32_t> want(c.tokens);
+    for (size_t k = 0; k < c.tokens; ++k) want[k] = static_cast<uint32_t>(1000 * i + k);
+    EXPECT_EQ(std::vector<uint32_t>(got, got + n), want) << c.len << " bytes";
+    ++i;
+  }
 }
 
 // Restores the default bound however the test ends.

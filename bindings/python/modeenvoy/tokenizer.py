@@ -392,7 +392,7 @@ def encoding_for_model(model_name: str) -> Encoding:
 def set_piece_cache_bytes(nbytes: int) -> None:
     """Bounds each thread's cache of the tokens of pieces that needed merging, in bytes.
 
-    Default 1 MiB per thread, shared by all encodings; 0 turns caching off. A thread picks up
+    Default 2 MiB per thread, shared by all encodings; 0 turns caching off. A thread picks up
     the new bound on its next encode call. The cache never changes a result.
     """
     if nbytes < 0:
@@ -417,7 +417,7 @@ def pretokenizer_mode() -> str:
 
 
 def piece_cache_bytes() -> int:
-    """The per-thread piece cache bound set_piece_cache_bytes() last set (default 1 MiB)."""
+    """The per-thread piece cache bound set_piece_cache_bytes() last set (default 2 MiB)."""
     return _modeenvoy._tok_piece_cache_bytes()
 
 
