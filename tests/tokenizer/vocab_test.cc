@@ -32,10 +32,23 @@ TEST(VocabTest, FindsEveryTokenByItsBytes) {
 
 TEST(VocabTest, LongKeysCompareAllBytes) {
   const std::string a = "0123456789abcdefXYZ", b = "0123456789abcdefXYW";
-  auto vocab = Vocab::Parse(SmallRankFile({a}), "t");
+  // Same first and last 8 bytes and length (what the main table's slot holds), different
+  // middle: the middle is compared from the pool.
+  const std::string c = "01234567MIDDLE!!89abcdef", d = "01234567MIDDLE?!89abcdef";
+  // 9 to 16 bytes: first and last 8 bytes overlap and cover the key.
+  const std::string e = "abcdefghijkl", f = "abcdefghijkm", g = "abcdeXghijkl";
+  auto vocab = Vocab::Parse(SmallRankFile({a, c, e}), "t");
   ASSERT_TRUE(vocab.ok());
-  EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(a.data()), a.size()), 256u);
-  EXPECT_EQ((*vocab)->Find(reinterpret_cast<const uint8_t*>(b.data()), b.size()), kNoRank);
+  auto find = [&](const std::string& s) {
+    return (*vocab)->Find(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_EQ(find(a), 256u);
+  EXPECT_EQ(find(b), kNoRank);
+  EXPECT_EQ(find(c), 257u);
+  EXPECT_EQ(find(d), kNoRank);
+  EXPECT_EQ(find(e), 258u);
+  EXPECT_EQ(find(f), kNoRank);
+  EXPECT_EQ(find(g), kNoRank);
 }
 
 // Keys of 5 to 8 bytes are stored whole, zero padded, with their length: keys that differ
