@@ -470,7 +470,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
   const uint8_t* const end = p + text.size();
   // Pieces are cut a batch ahead of their lookups so the hash-table slots (megabytes, not
   // cache-resident) can be prefetched while earlier pieces are looked up.
-  constexpr int kBatch = 32;
+  constexpr int kBatch = 64;
   struct Pending {
     const uint8_t* p;
     uint32_t len;
