@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -469,7 +470,7 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
   const uint8_t* const end = p + text.size();
   // Pieces are cut a batch ahead of their lookups so the hash-table slots (megabytes, not
   // cache-resident) can be prefetched while earlier pieces are looked up.
-  constexpr int kBatch = 16;
+  constexpr int kBatch = 64;
   struct Pending {
     const uint8_t* p;
     uint32_t len;
@@ -486,57 +487,60 @@ void Encoding::EncodeOrdinaryTo(std::string_view text, Sink& sink) const {
     }
     return cache;
   };
+  // Counting needs no rank for a piece that is one token, and every one-byte piece is one:
+  // those are counted as they are cut, without a batch entry or a table read.
+  constexpr bool kCounting = std::is_same_v<Sink, tokenizer_internal::CountSink>;
   auto run = [&](auto next_piece) {
+    // Local copies, so the cursor, the end and the counter (or vector pointer) stay in
+    // registers across the splitter's out-of-line calls.
+    Sink out = sink;
+    const uint8_t* cur = p;
+    const uint8_t* const stop = end;
     Pending batch[kBatch];
-    while (p < end) {
+    while (cur < stop) {
       int count = 0;
-      while (count < kBatch && p < end) {
-        const uint8_t* q = next_piece(p, end);
-        Pending& piece = batch[count++];
-        piece.p = p;
-        piece.len = static_cast<uint32_t>(q - p);
-        if (piece.len > 4) {
-          piece.key = Vocab::MakeKey(p, piece.len);
-          vocab.Prefetch(piece.key, piece.len);
-        } else {
-          vocab.PrefetchShort(p, piece.len);
+      while (count < kBatch && cur < stop) {
+        const uint8_t* q = next_piece(cur, stop);
+        const uint32_t len = static_cast<uint32_t>(q - cur);
+        if constexpr (kCounting) {
+          if (len == 1) {
+            out.Push(0);
+            cur = q;
+            continue;
+          }
         }
-        p = q;
+        Pending& piece = batch[count++];
+        piece.p = cur;
+        piece.len = len;
+        // A piece with 8 bytes of text from its start keys with one masked load.
+        piece.key = len <= 8 && stop - cur >= 8 ? Vocab::MakeKeyReadable8(cur, len)
+                                                : Vocab::MakeKey(cur, len);
+        if (len > 1) vocab.PrefetchKeyed(cur, len, piece.key);
+        cur = q;
       }
       for (int i = 0; i < count; ++i) {
         const Pending& piece = batch[i];
-        if (piece.len == 1) {
-          sink.Push(vocab.ByteRank(*piece.p));
-          continue;
-        }
-        if (piece.len <= 4) {
-          const uint32_t rank = vocab.FindShort(piece.p, piece.len);
-          if (rank != kNoRank) {
-            sink.Push(rank);
-          } else {
-            EncodePiece(vocab, bpe, piece.p, piece.len, sink);
-          }
-          continue;
-        }
-        const uint32_t rank = vocab.Find(piece.p, piece.len, piece.key);
+        const uint32_t rank = vocab.FindKeyed(piece.p, piece.len, piece.key);
         if (rank != kNoRank) {
-          sink.Push(rank);
-        } else if (piece.len <= PieceCache::kMaxBytes && piece_cache() != nullptr) {
+          out.Push(rank);
+        } else if (piece.len > 4 && piece.len <= PieceCache::kMaxBytes && piece_cache() != nullptr) {
           size_t n;
           const uint32_t* hit = cache->Find(vocab.id(), piece.key.hash, piece.p, piece.len, &n);
           if (hit != nullptr) {
-            for (size_t k = 0; k < n; ++k) sink.Push(hit[k]);
+            for (size_t k = 0; k < n; ++k) out.Push(hit[k]);
           } else {
             tokenizer_internal::ArraySink merged;
             EncodePiece(vocab, bpe, piece.p, piece.len, merged);
-            for (size_t k = 0; k < merged.count; ++k) sink.Push(merged.tokens[k]);
+            for (size_t k = 0; k < merged.count; ++k) out.Push(merged.tokens[k]);
             cache->Insert(vocab.id(), piece.key.hash, piece.p, piece.len, merged.tokens, merged.count);
           }
         } else {
-          EncodePiece(vocab, bpe, piece.p, piece.len, sink);
+          EncodePiece(vocab, bpe, piece.p, piece.len, out);
         }
       }
     }
+    sink = out;
+    p = cur;
   };
   // Lambdas, not function pointers: each run() instance gets its splitter inlined. The
   // block-classified splitter (pretokenize_simd.h) cuts the same pieces as the reference one.

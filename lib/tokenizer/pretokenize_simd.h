@@ -88,8 +88,11 @@ class MaskSplitter {
 
  private:
   // A window is reclassified once the cursor passes this offset, so a piece that starts
-  // before it has at least 32 classified bytes; longer pieces take the reference path.
-  static constexpr int kRefill = 32;
+  // before it has at least 16 classified bytes; a piece that runs past the window takes the
+  // reference path. 48 rather than 32: a third fewer classifications per byte of prose
+  // (pieces average 4-5 bytes there, so few reach the window's end), measured in
+  // docs/benchmarks.md (issue 13, part 5).
+  static constexpr int kRefill = 48;
 
   static const uint8_t* Reference(const uint8_t* p, const uint8_t* end) {
     if constexpr (kPattern == SplitPattern::kCl100k) return NextCl100kPiece<true>(p, end);
@@ -139,6 +142,9 @@ class MaskSplitter {
       if (r > q) {
         if (!Settled(r)) return 0;
         if constexpr (kPattern == SplitPattern::kO200k) {
+          // A contraction starts with an apostrophe; any other settled byte ends the piece
+          // (most words: no call, no window check).
+          if (base_[r] != '\'') return r;
           const uint8_t* k = MatchContractionCaseless(base_ + r, base_ + valid_);
           // A contraction may run past the window; the reference sees the whole text.
           if (k == nullptr && r + 3 >= valid_) return 0;

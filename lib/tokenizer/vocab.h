@@ -91,6 +91,40 @@ class MODEENVOY_EXPORT Vocab {
     const uint64_t head = Load8(p);
     return {head, HashLong(p, len, head)};
   }
+  // MakeKey(p, len) for 1 <= len <= 8 when the 8 bytes at p are readable (p + 8 <= the
+  // end of the text): one load masked to the piece instead of LoadUpTo8's two.
+  static Key MakeKeyReadable8(const uint8_t* p, size_t len) {
+    const uint64_t head = Load8(p) & (~uint64_t{0} >> ((8 - len) * 8));
+    const uint64_t h = (head ^ len) * 0x9e3779b97f4a7c15ull;
+    return {head, h ^ (h >> 32)};
+  }
+  // Starts loading the slot FindKeyed(p, len, key) reads first (len >= 2).
+  void PrefetchKeyed(const uint8_t* p, size_t len, const Key& key) const {
+    if (len == 2) {
+      __builtin_prefetch(&pair_rank_[(size_t{p[0]} << 8) | p[1]]);
+    } else if (len <= 4) {
+      __builtin_prefetch(&short_slots_[Reduce(key.hash, short_cap_)]);
+    } else {
+      Prefetch(key, len);
+    }
+  }
+  // Find(p, len) with key = MakeKey(p, len) already computed (len >= 1): the 3-4 byte
+  // table indexes by the same product as MakeKey's (the top 32 bits of `hash` are those of
+  // (key ^ len) * phi), so no length class hashes twice.
+  [[gnu::always_inline]] uint32_t FindKeyed(const uint8_t* p, size_t len, const Key& key) const {
+    if (len > 4) return Find(p, len, key);
+    if (len == 2) return PairRank(p[0], p[1]);
+    if (len == 1) return byte_rank_[p[0]];
+    const uint32_t k = static_cast<uint32_t>(key.head);
+    const uint32_t tag = static_cast<uint32_t>(len) << 24;
+    size_t i = Reduce(key.hash, short_cap_);
+    for (;;) {
+      const ShortSlot& s = short_slots_[i];
+      if (s.key == k && (s.len_rank & 0xff000000u) == tag) return s.len_rank & 0x00ffffffu;
+      if (s.len_rank == 0) return kNoRank;
+      if (++i == short_cap_) i = 0;
+    }
+  }
   // Starts loading the slot Find(p, len, key) probes first (len >= 5).
   void Prefetch(const Key& key, size_t len) const {
     if (len <= 8) {
