@@ -365,13 +365,13 @@ TEST(AnthropicMessagesCodecTest, BadRequestsNameTheField) {
       {R"({"model":"m","messages":[]})", "max_tokens"},
       {R"({"max_tokens":1,"messages":[]})", "model"},
       {R"({"model":"m","max_tokens":1,"messages":[{"role":"user"}]})", "messages[0].content"},
-      {R"({"model":"m","max_tokens":1,"metadata":{"user":"x"},"messages":[]})",
+      {R"({"model":"m","max_tokens":1,"metadata":{"user":"x"},"messages":[{"role":"user","content":"x"}]})",
        "metadata.user"},
       {R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"ftp"}}]}]})",
        "messages[0].content[0].source.type"},
       {R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf"}}]}]})",
        "messages[0].content[0].source.data"},
-      {R"({"model":"m","max_tokens":1,"tool_choice":{"type":"some"},"messages":[]})",
+      {R"({"model":"m","max_tokens":1,"tool_choice":{"type":"some"},"messages":[{"role":"user","content":"x"}]})",
        "tool_choice.type"},
   };
   for (const Case& c : cases) {

@@ -80,12 +80,12 @@ const char* const kReadInOnePass[] = {
     R"("output_config":{"format":{"type":"json_schema","schema":{"type":"object"}},"effort":"low"},)"
     R"("messages":[{"role":"user","content":"hi","x":1}],"service_tier":"auto"})",
     R"({"model":"m","max_tokens":5,"metadata":{"user_id":null},"tool_choice":{"name":3,"type":"auto"},"tools":[{"name":"f","input_schema":{}}],)"
-    R"("output_config":{"effort":"low"},"stop_sequences":[],"temperature":0,"messages":[]})",
-    R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool"},"tools":[{"name":"","input_schema":{}}],"output_config":{"format":{"type":"json_schema"}},)"
-    R"("messages":[],"metadata":{}})",
-    R"({"model":"m","max_tokens":5,"output_config":{"format":{"type":"text"}},"messages":[]})",
-    R"({"model":"m","max_tokens":5,"output_config":{"format":5},"tool_choice":{"type":"none","disable_parallel_tool_use":false},"messages":[]})",
-    R"({"model":"m","max_tokens":5,"output_config":"x","tool_choice":{"type":"any"},"messages":[],"tools":[{"type":"bash_20250124","name":"bash"}]})",
+    R"("output_config":{"effort":"low"},"stop_sequences":[],"temperature":0,"messages":[{"role":"user","content":"x"}]})",
+    R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool","name":"f"},"tools":[{"name":"f","input_schema":{}}],"output_config":{"format":{"type":"json_schema"}},)"
+    R"("messages":[{"role":"user","content":"x"}],"metadata":{}})",
+    R"({"model":"m","max_tokens":5,"output_config":{"format":{"type":"text"}},"messages":[{"role":"user","content":"x"}]})",
+    R"({"model":"m","max_tokens":5,"output_config":{"format":5},"tool_choice":{"type":"none","disable_parallel_tool_use":false},"messages":[{"role":"user","content":"x"}]})",
+    R"({"model":"m","max_tokens":5,"output_config":"x","tool_choice":{"type":"any"},"messages":[{"role":"user","content":"x"}],"tools":[{"type":"bash_20250124","name":"bash"}]})",
 };
 
 TEST(AnthropicRequestTest, OnePassReadsWhatTheCheckedReaderReads) {
@@ -115,14 +115,14 @@ TEST(AnthropicRequestTest, OnePassReadsTheRecordedRequest) {
 // Bodies the one-pass reader gives up on although they are good: the checked reader reads
 // them, and DecodeRequest returns its request.
 TEST(AnthropicRequestTest, BodiesReadByTheCheckedReaderAlone) {
-  std::string many = R"({"model":"m","max_tokens":5,"messages":[])";
+  std::string many = R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}])";
   for (int i = 0; i < 40; ++i) many += ",\"x" + std::to_string(i) + "\":" + std::to_string(i);
   many += "}";
   const std::string bodies[] = {
       // A member name with escapes.
-      R"({"model":"m","max_t\u006fkens":5,"messages":[]})",
+      R"({"model":"m","max_t\u006fkens":5,"messages":[{"role":"user","content":"x"}]})",
       // A server tool whose "type" is not its first member.
-      R"({"model":"m","max_tokens":5,"messages":[],"tools":[{"name":"web_search","type":"web_search_20250305"}]})",
+      R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"web_search","type":"web_search_20250305"}]})",
       // More than 32 unmodeled members in one object.
       many,
   };
@@ -150,13 +150,13 @@ TEST(AnthropicRequestTest, BadBodiesReportTheCheckedReadersFirstError) {
   const Case cases[] = {
       {R"({"model":"m","max_tokens":5,"messages":[})", "body"},
       {R"([1])", "body"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"model":"n"})", "model"},
-      {R"({"model":5,"max_tokens":5,"messages":[]})", "model"},
-      {R"({"model":"m","max_tokens":1.0,"messages":[]})", "max_tokens"},
-      {R"({"model":"m","max_tokens":0,"messages":[]})", "max_tokens"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"model":"n"})", "model"},
+      {R"({"model":5,"max_tokens":5,"messages":[{"role":"user","content":"x"}]})", "model"},
+      {R"({"model":"m","max_tokens":1.0,"messages":[{"role":"user","content":"x"}]})", "max_tokens"},
+      {R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})", "max_tokens"},
       {R"({"model":"m","max_tokens":5})", "messages"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"system":5})", "system"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"system":[{"type":"image","source":{"type":"url","url":"u"}}]})",
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"system":5})", "system"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"system":[{"type":"image","source":{"type":"url","url":"u"}}]})",
        "system[0].type"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"bot","content":"x"}]})",
        "messages[0].role"},
@@ -177,36 +177,52 @@ TEST(AnthropicRequestTest, BadBodiesReportTheCheckedReadersFirstError) {
        "messages[0].content[0].name"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"image"}]}]})",
        "messages[0].content[0].type"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"temperature":1.5})", "temperature"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"stream":"yes"})", "stream"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"stop_sequences":["a",1]})",
-       "stop_sequences[1]"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"metadata":{"user_id":"u","x":1}})",
-       "metadata.x"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"tools":[{"name":"f"}]})",
-       "tools[0].input_schema"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"tools":[{"name":"f","description":null,"input_schema":{}}]})",
-       "tools[0].description"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"tool","name":null}})",
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"temperature":1.5})", "temperature"},
+      // What the unified request refuses is refused here too, in the client's terms.
+      {R"({"model":"","max_tokens":5,"messages":[{"role":"user","content":"x"}]})", "model"},
+      {R"({"model":"m","max_tokens":5,"messages":[]})", "messages"},
+      {R"({"model":"m","max_tokens":5,"system":"s","messages":[]})", "messages"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"top_p":1.5})", "top_p"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"top_p":-0.1})", "top_p"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"","input_schema":{}}]})",
+       "tools[0].name"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"","name":"f","input":{}}]}]})",
+       "messages[0].content[0].id"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"","input":{}}]}]})",
+       "messages[0].content[0].name"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"","content":"x"}]}]})",
+       "messages[0].content[0].tool_use_id"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"tool"}})",
        "tool_choice.name"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"auto","disable_parallel_tool_use":1}})",
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":"yes"})", "stream"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a",1]})",
+       "stop_sequences[1]"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":{"user_id":"u","x":1}})",
+       "metadata.x"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f"}]})",
+       "tools[0].input_schema"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","description":null,"input_schema":{}}]})",
+       "tools[0].description"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"tool","name":null}})",
+       "tool_choice.name"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"auto","disable_parallel_tool_use":1}})",
        "tool_choice.disable_parallel_tool_use"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"a","type":"text"}]}]})",
        "messages[0].content[0].type"},
       // A tool choice needs tools (as in the unified request), checked after the members.
-      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"any"}})", "tool_choice"},
-      {R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool","name":"f"},"tools":[],"messages":[]})",
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"any"}})", "tool_choice"},
+      {R"({"model":"m","max_tokens":5,"tool_choice":{"type":"tool","name":"f"},"tools":[],"messages":[{"role":"user","content":"x"}]})",
        "tool_choice"},
-      {R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"none","disable_parallel_tool_use":true}})",
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"none","disable_parallel_tool_use":true}})",
        "tool_choice.disable_parallel_tool_use"},
-      {R"({"tool_choice":{"type":"auto"},"model":"m","max_tokens":5,"messages":[],"top_p":"x"})",
+      {R"({"tool_choice":{"type":"auto"},"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"top_p":"x"})",
        "top_p"},
       // Several errors: not the first in document order.
       {R"({"tools":[5],"messages":[{"role":"user","content":5}],"max_tokens":0,"model":"m"})",
        "max_tokens"},
       {R"({"tools":[5],"model":"m","max_tokens":5,"messages":[{"content":[{"type":"text"}],"role":"bot"}]})",
        "messages[0].role"},
-      {R"({"metadata":{"x":1},"model":"m","max_tokens":5,"messages":[],"system":[{"type":"text"}]})",
+      {R"({"metadata":{"x":1},"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"system":[{"type":"text"}]})",
        "system[0].text"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text"}],"role":"user"}]})",
        "messages[0].role"},

@@ -2415,6 +2415,7 @@ absl::Status ReadUserBlocks(std::string_view raw, const std::string& cpath,
     const std::string_view id = block.Get("tool_use_id");
     MODEENVOY_ASSIGN_OR_RETURN(tool.tool_call_id,
                                RawString(id.empty() ? "null" : id, p + ".tool_use_id"));
+    if (tool.tool_call_id->empty()) return IngressError(p + ".tool_use_id", "must not be empty");
     const std::string_view tc = block.Get("content");
     if (tc.empty()) {
       tool.content = std::string();
@@ -2469,8 +2470,10 @@ absl::StatusOr<Message> ReadAssistantBlocks(std::string_view raw, const std::str
     } else if (type == "tool_use") {
       ToolCall call;
       MODEENVOY_ASSIGN_OR_RETURN(call.id, member_string("id"));
+      if (call.id.empty()) return IngressError(Dotted(p, "id"), "must not be empty");
       FunctionCall f;
       MODEENVOY_ASSIGN_OR_RETURN(f.name, member_string("name"));
+      if (f.name.empty()) return IngressError(Dotted(p, "name"), "must not be empty");
       const std::string_view input = block.Get("input");
       f.arguments = input.empty() ? std::string("{}") : RawCompact(input);
       call.function = std::move(f);
@@ -2527,6 +2530,7 @@ absl::StatusOr<Tool> ReadTool(std::string_view raw, const std::string& p) {
   FunctionDefinition f;
   const std::string_view name = t.Get("name");
   MODEENVOY_ASSIGN_OR_RETURN(f.name, RawString(name.empty() ? "null" : name, p + ".name"));
+  if (f.name.empty()) return IngressError(p + ".name", "must not be empty");
   if (const RawMember* d = t.Find("description")) {
     MODEENVOY_ASSIGN_OR_RETURN(std::string description, RawString(d->raw, p + ".description"));
     f.description = std::move(description);
@@ -2558,6 +2562,7 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
   const RawMember* model = body.Find("model");
   if (model == nullptr) return IngressError("model", "Field required");
   MODEENVOY_ASSIGN_OR_RETURN(chat.model, RawString(model->raw, "model"));
+  if (chat.model.empty()) return IngressError("model", "must be a non-empty string");
   const RawMember* max_tokens = body.Find("max_tokens");
   if (max_tokens == nullptr) return IngressError("max_tokens", "Field required");
   int64_t max = 0;
@@ -2588,6 +2593,7 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
   }
   absl::InlinedVector<std::string_view, 8> turns;
   MODEENVOY_RETURN_IF_ERROR(RawElements(messages->raw, &turns));
+  if (turns.empty()) return IngressError("messages", "must contain at least one message");
   chat.messages.reserve(chat.messages.size() + turns.size());
   for (size_t i = 0; i < turns.size(); ++i) {
     const std::string path = Idx("messages", i);
@@ -2633,7 +2639,7 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
         return IngressError(k, "must be a number");
       }
       (k == "temperature" ? chat.temperature : chat.top_p) = number;
-      if (k == "temperature" && (number < 0 || number > 1)) {
+      if (number < 0 || number > 1) {
         return IngressError(k, "must be between 0 and 1");
       }
     } else if (k == "stop_sequences") {
@@ -2687,6 +2693,9 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
         std::string tool_name;
         if (!name.empty()) {
           MODEENVOY_ASSIGN_OR_RETURN(tool_name, RawString(name, "tool_choice.name"));
+        }
+        if (tool_name.empty()) {
+          return IngressError("tool_choice.name", "required for type \"tool\" (a tool's name)");
         }
         std::string object = R"({"function":{"name":)";
         AppendJsonString(&object, tool_name);

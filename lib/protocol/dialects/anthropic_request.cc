@@ -195,7 +195,7 @@ bool OnePassReader::Body(std::string_view body) {
     if (!has) break;
     bool ok = false;
     if (name == "model") {
-      ok = seen.Bit(0) && String(r, &chat_->model);
+      ok = seen.Bit(0) && String(r, &chat_->model) && !chat_->model.empty();
       has_model = true;
     } else if (name == "max_tokens") {
       // An integer literal (no fraction or exponent), >= 1.
@@ -223,8 +223,7 @@ bool OnePassReader::Body(std::string_view body) {
       std::string_view text;
       double number = 0;
       ok = seen.Bit(temperature ? 5 : 6) && r.Peek(&type) && type == JsonType::kNumber &&
-           r.ReadNumber(&text) && NumberToDouble(text, &number) &&
-           (!temperature || (number >= 0 && number <= 1));
+           r.ReadNumber(&text) && NumberToDouble(text, &number) && number >= 0 && number <= 1;
       (temperature ? chat_->temperature : chat_->top_p) = number;
     } else if (name == "stop_sequences") {
       ok = seen.Bit(7) && ReadStops(r);
@@ -271,7 +270,7 @@ bool OnePassReader::ReadTurns(JsonReader& r) {
   for (;;) {
     bool has = false;
     if (!r.NextElement(&first, &has)) return false;
-    if (!has) return true;
+    if (!has) return !first;  // at least one turn (the checked reader reports none)
     if (!ReadTurn(r)) return false;
   }
 }
@@ -497,7 +496,7 @@ bool OnePassReader::Block(JsonReader& r, BlockPlace place, std::vector<ContentPa
       break;
     }
     case BlockKind::kToolResult: {
-      if (!tool_use_id.has_value()) return false;
+      if (!tool_use_id.has_value() || tool_use_id->empty()) return false;
       Message& tool = chat_->messages.emplace_back();
       tool.role = Role::kTool;
       tool.tool_call_id = std::move(tool_use_id);
@@ -574,7 +573,7 @@ bool OnePassReader::AssistantBlocks(JsonReader& r, Message* a) {
         has_text = true;
         break;
       case BlockKind::kToolUse: {
-        if (!id.has_value() || !name.has_value()) return false;
+        if (!id.has_value() || !name.has_value() || id->empty() || name->empty()) return false;
         ToolCall& call = a->tool_calls.emplace_back();
         call.id = std::move(*id);
         FunctionCall& f = call.function.emplace();
@@ -655,7 +654,7 @@ bool OnePassReader::ReadTool(JsonReader& r, modeenvoy::Tool* tool) {
     if (!ok) return false;
   }
   if (server) return true;
-  if (!name.has_value() || !parameters.has_value()) return false;
+  if (!name.has_value() || name->empty() || !parameters.has_value()) return false;
   FunctionDefinition& f = tool->function.emplace();
   f.name = std::move(*name);
   f.description = std::move(description);
@@ -708,7 +707,7 @@ bool OnePassReader::ReadToolChoice(JsonReader& r) {
   } else if (*choice_type == "none") {
     choice.mode = "none";
   } else if (*choice_type == "tool") {
-    if (name_not_string) return false;
+    if (name_not_string || !name.has_value() || name->empty()) return false;
     std::string object = R"({"function":{"name":)";
     AppendJsonString(&object, name.has_value() ? *name : std::string());
     object += R"(},"type":"function"})";
