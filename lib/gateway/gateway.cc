@@ -1546,7 +1546,11 @@ void GatewayRequest::StreamEnded() {
     }
     held_ += EncodeSseEvent(error);
   }
-  CompleteAndFinish(outcome_.error.ok());
+  // The body ends normally either way: a broken stream ends in its dialect's terminal error
+  // event (what OpenAI and Anthropic send), and cutting the connection after it makes SDKs
+  // that read to the end (openai's Responses stream after response.failed) report a
+  // connection error instead of the event. The outcome keeps the error for filters and logs.
+  CompleteAndFinish(/*complete=*/true);
 }
 
 void GatewayRequest::CompleteAndFinish(bool complete) {

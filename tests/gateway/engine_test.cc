@@ -1540,8 +1540,9 @@ TEST_F(EngineTest, StreamFailingAfterItsFirstEventIsNotRetried) {
   RecordingSink sink;
   Serve(Post(ChatBody("smart", true)), &sink);
   EXPECT_EQ(sink.status, 200);
-  EXPECT_EQ(sink.finished, false);
+  EXPECT_EQ(sink.finished, true);  // ended by its error event
   EXPECT_TRUE(absl::StartsWith(sink.body, Sse(ChunkJson("t1")))) << sink.body;
+  EXPECT_NE(sink.body.find("\"error\""), std::string::npos) << sink.body;
   EXPECT_EQ(server.requests().size(), 1u);
 }
 

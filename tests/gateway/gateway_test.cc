@@ -398,7 +398,7 @@ TEST_F(GatewayTest, UnreachableUpstreamIs502) {
               HasSubstr("upstream provider \"up\" failed: upstream request failed"));
 }
 
-TEST_F(GatewayTest, UpstreamFailureAfterStreamBeganFinishesIncomplete) {
+TEST_F(GatewayTest, UpstreamFailureAfterStreamBeganEndsWithAnErrorEvent) {
   TestHttpServer server([](TestConnection& c) {
     c.StartChunked(200, {{"content-type", "text/event-stream"}});
     c.SendChunk(ChunkEvent(1));
@@ -408,15 +408,17 @@ TEST_F(GatewayTest, UpstreamFailureAfterStreamBeganFinishesIncomplete) {
   RecordingSink sink;
   Serve(Post(ChatBody("demo", true)), &sink);
   EXPECT_EQ(sink.status, 200);
-  // What arrived is relayed, then an OpenAI-style error event says why the stream ends;
-  // the response is cut short (no chunked terminator), never a silent clean end.
+  // What arrived is relayed, then an OpenAI-style error event says why the stream ends, and
+  // the body ends there (no [DONE]): never a silent clean end, and no connection cut after
+  // the event, which SDKs reading to the end would report as a connection error.
   ASSERT_EQ(sink.body.rfind(ChunkEvent(1), 0), 0u) << sink.body;
   std::string rest = sink.body.substr(ChunkEvent(1).size());
   ASSERT_EQ(rest.rfind("data: ", 0), 0u) << rest;
   Json error = Json::parse(rest.substr(6));
   EXPECT_EQ(error["error"]["type"], "server_error");
   EXPECT_THAT(std::string(error["error"]["message"]), HasSubstr("upstream provider \"up\" failed"));
-  EXPECT_EQ(sink.finished, false);
+  EXPECT_EQ(rest.find("[DONE]"), std::string::npos) << rest;
+  EXPECT_EQ(sink.finished, true);
 }
 
 TEST_F(GatewayTest, SinkBackpressurePausesTheUpstream) {

@@ -68,8 +68,11 @@ class MODEENVOY_EXPORT ResponseSink {
   // ActiveRequest::OnSinkDrained(). Bytes passed in are always accepted, even when false.
   virtual bool SendBody(std::string_view data) = 0;
 
-  // Ends the response. `complete` is false when the response was cut short (upstream failed
-  // mid-stream): the host then closes the connection instead of ending the chunked body.
+  // Ends the response. `complete` is false when the response was cut short with no ending the
+  // client can read (the engine itself failed mid-stream: a filter or a translator threw, a
+  // response step stalled): the host then closes the connection instead of ending the chunked
+  // body. An upstream that fails mid-stream is not that case: the engine writes the client's
+  // dialect's terminal error event and ends the body normally (complete true).
   virtual void Finish(bool complete) = 0;
 };
 
