@@ -66,12 +66,14 @@ struct Attempt {
   // InfiniteDuration: none.
   absl::Duration timeout = absl::InfiniteDuration();
   // The request's deadline (the router policy's `request_timeout_ms`), a time of the
-  // gateway's Clock::MonotonicNow(), the same for every attempt of a request. When it passes
-  // while an attempt is out or waits its delay, before the client got anything, the engine
-  // cancels what is out, reports it (kDeadlineExceeded, kTimeout) and answers 504 (no Next());
-  // when it passes during a stream the client already gets, the stream ends with an error
-  // event (the attempt is reported as a stream that failed after its first byte). A whole
-  // answer already in the response phase is not affected. InfiniteFuture: none.
+  // gateway's Clock::MonotonicNow() (GatewayOptions::clock; a policy that plans with
+  // Services::clock() relies on it being the same clock), the same for every attempt of a
+  // request. When it passes while an attempt is out or waits its delay, before the client
+  // got anything, the engine cancels what is out (both legs of a hedge), reports it
+  // (kDeadlineExceeded, kTimeout) and answers 504 (no Next()); when it passes during a
+  // stream the client already gets, the stream ends with an error event (the attempt is
+  // reported as a stream that failed after its first byte). A whole answer already in the
+  // response phase is not affected. InfiniteFuture: none.
   absl::Time deadline = absl::InfiniteFuture();
   // The budget `deadline` came from (now + request_timeout at planning), named in the 504.
   absl::Duration request_timeout = absl::InfiniteDuration();
