@@ -218,6 +218,17 @@ class GatewayRequest final : public ActiveRequest,
   // Reports the end of the attempt whose answer goes to the client (once per attempt).
   void ReportAttemptEnd(const absl::Status& status, int http_status);
   void AttemptFailed(const absl::Status& status, int http_status);
+  // Attempt::timeout and Attempt::deadline (routing.h). ArmTryTimer runs when a call starts;
+  // the per-try timer stops once the answer is handed to the response phase (a whole body,
+  // or a stream's 2xx head). The deadline timer is armed once per request, with its first
+  // attempt, and stays armed until the request ends.
+  void ArmTryTimer();
+  void DisarmTryTimer() {
+    if (try_timer_ != nullptr) try_timer_->Cancel();
+  }
+  void OnTryTimeout();
+  void ArmDeadlineTimer();
+  void OnDeadline();
   // Hedging (AttemptPlan::Hedge, routing.h): the second attempt of a non-streaming chat
   // call, run by a HedgeLeg next to call_. StartHedge asks the plan when hedge_timer_
   // fires; HedgeDone takes the leg's end: a failure while call_ is still out is reported
@@ -334,6 +345,8 @@ class GatewayRequest final : public ActiveRequest,
   std::unique_ptr<UpstreamCall> call_;
   std::unique_ptr<gateway_internal::EmbeddingsFanOut> fanout_;  // instead of call_, split
   std::unique_ptr<Timer> hedge_timer_;  // armed for attempt_->hedge_after
+  std::unique_ptr<Timer> try_timer_;    // armed for attempt_->timeout (ArmTryTimer)
+  std::unique_ptr<Timer> deadline_timer_;  // armed for attempt_->deadline (ArmDeadlineTimer)
   std::unique_ptr<HedgeLeg> hedge_;     // the hedged attempt in flight
   bool hedge_asked_ = false;            // AttemptPlan::Hedge() is asked once per request
   uint64_t hedge_buffered_ = 0;         // the leg's share of shared_->buffered
@@ -609,6 +622,7 @@ void GatewayRequest::NextAttempt() {
   }
   attempt_reported_ = false;
   attempt_first_byte_ = absl::ZeroDuration();
+  ArmDeadlineTimer();
   if (attempt_->delay > absl::ZeroDuration()) {
     // The policy's backoff: wait on the loop; Release() drops the timer with the request.
     if (backoff_timer_ == nullptr) backoff_timer_ = shared_->loop->NewTimer();
@@ -673,6 +687,7 @@ void GatewayRequest::StartAttempt() {
       fanout_ = std::make_unique<gateway_internal::EmbeddingsFanOut>(
           shared_->upstream, dialect_, attempt_->model->upstream_model, provider.name,
           std::move(*slices), kEmbeddingsFanOutConcurrency, this);
+      ArmTryTimer();
       fanout_->Start();
       return;
     }
@@ -706,6 +721,7 @@ void GatewayRequest::StartAttempt() {
   body_.clear();
   attempt_start_ = shared_->clock->MonotonicNow();
   call_ = shared_->upstream->Start(std::move(req), this);
+  ArmTryTimer();
   if (!stream && chat_.has_value() && !hedge_asked_ && !attempt_->hedge &&
       attempt_->hedge_after < absl::InfiniteDuration()) {
     if (hedge_timer_ == nullptr) hedge_timer_ = shared_->loop->NewTimer();
@@ -782,6 +798,7 @@ void GatewayRequest::AttemptFailed(const absl::Status& status, int http_status) 
   outcome.first_byte_time = attempt_first_byte_;
   attempt_reported_ = true;
   if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
+  DisarmTryTimer();
   plan_->Report(*attempt_, outcome);
   last_error_ = status;
   if (hedge_ != nullptr) return;  // the hedged attempt still out carries the request
@@ -798,6 +815,7 @@ void GatewayRequest::ReportAttemptEnd(const absl::Status& status, int http_statu
   outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
   outcome.first_byte_time = attempt_first_byte_;
   if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
+  DisarmTryTimer();
   plan_->Report(*attempt_, outcome);
   if (hedge_ != nullptr) CancelHedge();  // this attempt's answer goes to the client
 }
@@ -844,6 +862,113 @@ class GatewayRequest::HedgeLeg final : public UpstreamHandler {
   absl::Duration first_byte;
   std::unique_ptr<UpstreamCall> call;  // last: destroyed (cancelled) first
 };
+
+void GatewayRequest::ArmTryTimer() {
+  const absl::Duration timeout = attempt_->timeout;
+  // A per-try timeout that does not end before the deadline is the deadline's to enforce:
+  // one timer, and the 504 that names the request's timeout.
+  if (timeout == absl::InfiniteDuration() ||
+      (attempt_->deadline != absl::InfiniteFuture() &&
+       attempt_start_ + timeout >= attempt_->deadline)) {
+    return;
+  }
+  if (try_timer_ == nullptr) try_timer_ = shared_->loop->NewTimer();
+  try_timer_->Arm(std::max(timeout, absl::ZeroDuration()), [this, index = attempt_->index] {
+    Guard([&] {
+      if (attempt_.has_value() && attempt_->index == index) OnTryTimeout();
+    });
+  });
+}
+
+void GatewayRequest::OnTryTimeout() {
+  // Only while the attempt is out and its answer not yet the client's.
+  if (finished_ || attempt_reported_ || streaming_ || response_started_ ||
+      (call_ == nullptr && fanout_ == nullptr)) {
+    return;
+  }
+  call_.reset();  // cancels the upstream call
+  AttemptFailed(
+      WithHttpStatus(absl::DeadlineExceededError(absl::StrFormat(
+                         "upstream provider \"%s\" did not answer within the per-try "
+                         "timeout (%d ms)",
+                         attempt_->provider->name, absl::ToInt64Milliseconds(attempt_->timeout))),
+                     504),
+      0);
+}
+
+void GatewayRequest::ArmDeadlineTimer() {
+  if (attempt_->deadline == absl::InfiniteFuture() || deadline_timer_ != nullptr) return;
+  deadline_timer_ = shared_->loop->NewTimer();
+  deadline_timer_->Arm(
+      std::max(attempt_->deadline - shared_->clock->MonotonicNow(), absl::ZeroDuration()),
+      [this] { Guard([&] { OnDeadline(); }); });
+}
+
+void GatewayRequest::OnDeadline() {
+  if (finished_ || !attempt_.has_value()) return;
+  // A whole answer already in the response phase, or a stream whose upstream ended: the
+  // upstream's part is done (response_step_timeout bounds the filters).
+  if ((response_started_ && !streaming_) || upstream_done_) return;
+  std::string budget = "the request deadline";
+  if (attempt_->request_timeout != absl::InfiniteDuration()) {
+    budget = absl::StrFormat("the route's request_timeout_ms (%d ms)",
+                             absl::ToInt64Milliseconds(attempt_->request_timeout));
+  }
+  const std::string& provider = attempt_->provider->name;
+  if (streaming_) {
+    // After the first byte: the stream ends with an error event, as on an upstream failure.
+    call_.reset();
+    DisarmTryTimer();
+    upstream_done_ = true;
+    const absl::Status error = WithHttpStatus(
+        absl::DeadlineExceededError(absl::StrFormat(
+            "The request for `%s` ran out of time: %s passed while upstream provider \"%s\" "
+            "was still streaming.",
+            RequestedModel(), budget, provider)),
+        504);
+    ReportAttemptEnd(error, 0);
+    outcome_.error = error;
+    Pump();
+    return;
+  }
+  const absl::Status error = WithHttpStatus(
+      absl::DeadlineExceededError(absl::StrFormat(
+          "The request for `%s` ran out of time: %s passed before upstream provider \"%s\" "
+          "answered.",
+          RequestedModel(), budget, provider)),
+      504);
+  // Cancel and report whatever is out (a hedged leg first, then the request's attempt); an
+  // attempt still waiting its delay was never called: the plan's destruction releases it.
+  if (backoff_timer_ != nullptr) backoff_timer_->Cancel();
+  plan_waiting_ = false;  // a late wake must not plan another attempt
+  if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
+  DisarmTryTimer();
+  if (hedge_ != nullptr) {
+    std::unique_ptr<HedgeLeg> leg = std::move(hedge_);
+    leg->call.reset();
+    shared_->buffered -= hedge_buffered_;
+    hedge_buffered_ = 0;
+    AttemptOutcome outcome;
+    outcome.status = error;
+    outcome.failure = FailureClass::kTimeout;
+    outcome.latency = shared_->clock->MonotonicNow() - leg->start;
+    outcome.first_byte_time = leg->first_byte;
+    plan_->Report(leg->attempt, outcome);
+  }
+  if ((call_ != nullptr || fanout_ != nullptr) && !attempt_reported_) {
+    call_.reset();
+    fanout_.reset();
+    Unbuffer();
+    attempt_reported_ = true;
+    AttemptOutcome outcome;
+    outcome.status = error;
+    outcome.failure = FailureClass::kTimeout;
+    outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
+    outcome.first_byte_time = attempt_first_byte_;
+    plan_->Report(*attempt_, outcome);
+  }
+  SendError(error);
+}
 
 void GatewayRequest::StartHedge() {
   hedge_asked_ = true;
@@ -931,6 +1056,7 @@ void GatewayRequest::AdoptHedge(absl::Status status) {
 
 void GatewayRequest::CancelPrimaryForHedge() {
   call_.reset();
+  DisarmTryTimer();
   Unbuffer();
   AttemptOutcome outcome;
   outcome.status = absl::CancelledError("the hedged attempt answered first");
@@ -992,6 +1118,9 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
     StripHopByHopHeaders(&upstream_headers_);
   }
   if (status < 200 || status >= 300 || framing_ == Framing::kJson) return;  // held whole
+  // The stream's answer goes to the client from here on: no other attempt is possible, and
+  // the per-try timeout must not cut a long generation (the deadline still bounds it).
+  DisarmTryTimer();
   absl::StatusOr<std::unique_ptr<FrameParser>> parser = NewFrameParser(framing_);
   if (!parser.ok()) {
     call_.reset();
@@ -1129,6 +1258,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     return;
   }
   call_.reset();
+  DisarmTryTimer();
   if (upstream_status_ < 200 || upstream_status_ >= 300) {
     absl::Status error = dialect_->TranslateError(upstream_status_, upstream_headers_, body_);
     if (error.ok()) error = absl::UnknownError("upstream error without a message");
@@ -1635,6 +1765,8 @@ void GatewayRequest::Release() {
   backoff_timer_.reset();
   DropHedge();
   hedge_timer_.reset();
+  try_timer_.reset();
+  deadline_timer_.reset();
   plan_.reset();  // gives back what the plan holds (a router's in-flight slot)
   Unbuffer();
   if (handler_ != nullptr) handler_->Destroy();

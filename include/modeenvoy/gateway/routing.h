@@ -55,6 +55,28 @@ struct Attempt {
   // AttemptPlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
   absl::Duration hedge_after = absl::InfiniteDuration();
   bool hedge = false;  // this is the hedged (second, concurrent) attempt Hedge() returned
+  // Per-try timeout (a policy's, e.g. the router's `retry.per_try_timeout_ms`), counted from
+  // the call's start (after `delay`). It covers the attempt until its answer is handed to the
+  // client's response phase: the whole body of a non-streamed answer, the 2xx response head
+  // of a stream (after which no other attempt is possible, so a long generation is never cut
+  // by it). When it passes first, the engine cancels the call (destroys it) and reports the
+  // attempt as failed with kDeadlineExceeded (FailureClass kTimeout, an HTTP 504 for the
+  // client should no other attempt follow); Next() follows as after any failure. A hedged
+  // attempt (Hedge()) gets no per-try timer: it is bounded by `deadline` alone.
+  // InfiniteDuration: none.
+  absl::Duration timeout = absl::InfiniteDuration();
+  // The request's deadline (the router policy's `request_timeout_ms`), a time of the
+  // gateway's Clock::MonotonicNow() (GatewayOptions::clock; a policy that plans with
+  // Services::clock() relies on it being the same clock), the same for every attempt of a
+  // request. When it passes while an attempt is out or waits its delay, before the client
+  // got anything, the engine cancels what is out (both legs of a hedge), reports it
+  // (kDeadlineExceeded, kTimeout) and answers 504 (no Next()); when it passes during a
+  // stream the client already gets, the stream ends with an error event (the attempt is
+  // reported as a stream that failed after its first byte). A whole answer already in the
+  // response phase is not affected. InfiniteFuture: none.
+  absl::Time deadline = absl::InfiniteFuture();
+  // The budget `deadline` came from (now + request_timeout at planning), named in the 504.
+  absl::Duration request_timeout = absl::InfiniteDuration();
 };
 
 // Why an attempt failed, as routing decisions need it.
@@ -111,7 +133,9 @@ class MODEENVOY_EXPORT AttemptPlan {
   // before any byte reached the client (Next() follows), or the end of the attempt whose
   // answer the client got (success, or a stream that failed after its first byte; no Next()
   // follows). An attempt the client abandoned (disconnect) is never reported: the plan is
-  // destroyed instead.
+  // destroyed instead. An attempt the engine cancelled for its Attempt::timeout or the
+  // request's Attempt::deadline is reported as a failure (kDeadlineExceeded, kTimeout); after
+  // the deadline no Next() follows.
   virtual void Report(const Attempt& attempt, const AttemptOutcome& outcome) = 0;
   // Hedging. Called by the engine at most once per request, `hedge_after` after the start
   // of an attempt with a finite Attempt::hedge_after that has not answered yet (never for a

@@ -170,8 +170,11 @@ absl::Status ClientStatus(const absl::Status& status, std::string_view model,
 class RouterAttemptPlan final : public AttemptPlan {
  public:
   RouterAttemptPlan(std::shared_ptr<const PolicyConfig> config, std::unique_ptr<RoutePlan> plan,
-                    std::string model)
-      : config_(std::move(config)), plan_(std::move(plan)), model_(std::move(model)) {}
+                    std::string model, absl::Time deadline)
+      : config_(std::move(config)),
+        plan_(std::move(plan)),
+        model_(std::move(model)),
+        deadline_(deadline) {}
 
   // The router's overflow queue: Poll() on every wake and at the wait's end.
   absl::StatusOr<absl::Duration> Wait() override {
@@ -203,6 +206,7 @@ class RouterAttemptPlan final : public AttemptPlan {
       Attempt attempt{it->second.model, it->second.provider, planned->index};
       attempt.delay = planned->delay;
       attempt.hedge_after = planned->hedge_after;
+      SetTimeouts(*planned, &attempt);
       return attempt;
     }
     return std::nullopt;
@@ -252,6 +256,7 @@ class RouterAttemptPlan final : public AttemptPlan {
     hedge_target_->counters->hedges.fetch_add(1, std::memory_order_relaxed);
     Attempt attempt{it->second.model, it->second.provider, planned->index};
     attempt.hedge = true;
+    SetTimeouts(*planned, &attempt);
     return attempt;
   }
 
@@ -263,6 +268,14 @@ class RouterAttemptPlan final : public AttemptPlan {
   const Target* target_ = nullptr;
   std::optional<PlannedAttempt> hedge_;  // the hedged attempt while it is out
   const Target* hedge_target_ = nullptr;
+  absl::Time deadline_;  // RouteRequest::deadline (InfiniteFuture: none)
+
+  // The router's per-try timeout (already bounded by the deadline) and the deadline itself.
+  void SetTimeouts(const PlannedAttempt& planned, Attempt* attempt) const {
+    attempt->timeout = planned.timeout;
+    attempt->deadline = deadline_;
+    attempt->request_timeout = config_->request_timeout;
+  }
 };
 
 bool Selects(const Selector& sel, const RoutingRequest& request) {
@@ -374,7 +387,7 @@ class RouterPolicy final : public RoutingPolicy {
     }
     if (!plan.ok()) return ClientStatus(plan.status(), request.model, state);
     return std::make_unique<RouterAttemptPlan>(config_, *std::move(plan),
-                                               std::string(request.model));
+                                               std::string(request.model), route.deadline);
   }
 
  private:

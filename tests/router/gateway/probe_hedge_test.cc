@@ -5,7 +5,8 @@
 // state shows at GET /admin/upstreams, survives a reload for unchanged deployments, stops
 // for removed ones and after the gateway is gone. Hedging: a slow first deployment loses to
 // the hedge (cancelled, not a failure), a fast one is never hedged, two failures fall back
-// per plan, a stream is never hedged, a client that leaves cancels both.
+// per plan, a stream is never hedged, a client that leaves cancels both, the request deadline
+// cancels and reports both legs, a first leg cut by its per-try timeout leaves the hedge.
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -499,6 +501,55 @@ TEST_F(ProbeHedgeTest, AClientThatLeavesCancelsBothAttempts) {
     EXPECT_EQ(Upstream(id)["in_flight"], 0) << id;
     EXPECT_EQ(Upstream(id)["consecutive_failures"], 0) << id;
   }
+}
+
+TEST_F(ProbeHedgeTest, TheRequestDeadlineCancelsAndReportsBothLegsOfAHedge) {
+  upstream_.hosts["a.test"] = {.hang = true};
+  upstream_.hosts["b.test"] = {.hang = true};
+  upstream_.hosts["c.test"] = {.hang = true};
+  ASSERT_TRUE(Load(absl::StrCat(R"("request_timeout_ms": 300,)", kHedged)).ok());
+  auto ex = Start();
+  loop_->AdvanceBy(absl::Milliseconds(299));
+  ASSERT_EQ(upstream_.live(), 2);  // the first attempt and its hedge
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 504) << ex->sink.body;
+  EXPECT_THAT(ex->sink.body, HasSubstr("request_timeout_ms (300 ms)"));
+  EXPECT_EQ(upstream_.live(), 0);
+  const std::string hedge_id = upstream_.started[1].host == "b.test" ? "b" : "c";
+  for (const std::string& id : {std::string("a"), hedge_id}) {
+    Json d = Upstream(id);
+    EXPECT_EQ(d["in_flight"], 0) << id;
+    EXPECT_EQ(d["consecutive_failures"], 1) << id;  // reported as timeouts
+    EXPECT_EQ(d["cancelled"], 0) << id;
+  }
+  loop_->AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(upstream_.started.size(), 2u);
+}
+
+TEST_F(ProbeHedgeTest, AFirstLegTimedOutPerTryLeavesTheHedgeToCarryTheRequest) {
+  upstream_.hosts["a.test"] = {.hang = true};
+  upstream_.hosts["b.test"] = {.delay = absl::Milliseconds(300)};
+  upstream_.hosts["c.test"] = {.delay = absl::Milliseconds(300)};
+  constexpr char kHedgedPerTry[] = R"(
+    "pools": [{"name": "pool", "lb": {"policy": "round_robin"}, "hedge": {"delay_ms": 50},
+               "retry": {"max_attempts": 3, "backoff_base_ms": 1, "backoff_max_ms": 1,
+                         "per_try_timeout_ms": 200},
+               "deployments": [{"id": "a", "model": "m-a"}, {"id": "b", "model": "m-b"},
+                               {"id": "c", "model": "m-c"}]}])";
+  ASSERT_TRUE(Load(kHedgedPerTry).ok());
+  auto ex = Start();
+  loop_->AdvanceBy(absl::Milliseconds(200));  // a's per-try timeout; the hedge is out
+  EXPECT_EQ(upstream_.live(), 1);
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  EXPECT_EQ(Upstream("a")["consecutive_failures"], 1);
+  loop_->AdvanceBy(absl::Milliseconds(200));  // the hedge answers at 350 ms
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  EXPECT_EQ(ex->answered_by(), upstream_.started[1].host);
+  EXPECT_EQ(upstream_.started.size(), 2u);  // no retry: the hedge carried the request
+  EXPECT_EQ(Upstream("a")["cancelled"], 0);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // a client that leaves cancels every attempt, a reload keeps the health of unchanged
 // deployments without failing requests in flight, the overflow queue driven by the engine
 // (wait, wake, queue full, queue timeout, deadline, a waiter that leaves, a wake from another
-// thread), the tiered rules' inputs (prompt tokens, key tier), and strict configuration errors.
+// thread), the tiered rules' inputs (prompt tokens, key tier), the per-try timeout and the
+// request deadline applied to upstream calls, and strict configuration errors.
 // Providers are a fake UpstreamClient on the same loop, scripted per upstream model.
 #include <atomic>
 #include <map>
@@ -44,6 +45,9 @@ struct Behaviour {
   int status = 200;       // 200, or an error status with an OpenAI error body
   bool hang = false;      // never answers
   std::string retry_after;  // sent with an error status when not empty
+  // A 200 stream sends its head and first chunk after the call's delay, and the rest (a
+  // second chunk, "[DONE]", the end) this much later; zero: all at once.
+  absl::Duration stream_rest_after = absl::ZeroDuration();
 };
 
 // An OpenAI-compatible provider on the test's loop: answers after `delay`, per upstream
@@ -99,6 +103,21 @@ class FakeUpstream final : public UpstreamClient {
         handler->OnHeaders(b.status, headers);
         handler->OnData(R"({"error":{"message":"scripted failure","type":"server_error"}})");
         handler->OnComplete(absl::OkStatus());
+        return;
+      }
+      if (stream && b.stream_rest_after > absl::ZeroDuration()) {
+        handler->OnHeaders(200, {{"content-type", "text/event-stream"}});
+        handler->OnData(
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":"
+            "\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+            "\"first\"},\"finish_reason\":null}]}\n\n");
+        timer->Arm(b.stream_rest_after, [this] {
+          handler->OnData(
+              "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+              "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"last\"},"
+              "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+          handler->OnComplete(absl::OkStatus());
+        });
         return;
       }
       if (stream) {
@@ -419,6 +438,139 @@ TEST_F(RouterGatewayTest, TheRequestTimeoutEndsAWaitWithA504) {
   ASSERT_TRUE(waiter->sink.finished.has_value());
   EXPECT_EQ(waiter->status(), 504) << waiter->sink.body;
   EXPECT_THAT(waiter->sink.body, HasSubstr("deadline"));
+}
+
+// a and b in one pool, round robin (a first), a per-try timeout of 1 s, a tiny backoff.
+constexpr char kPerTry[] = R"(
+  "pools": [{"name": "pool", "lb": {"policy": "round_robin"},
+             "retry": {"max_attempts": 3, "backoff_base_ms": 1, "backoff_max_ms": 1,
+                       "per_try_timeout_ms": 1000},
+             "deployments": [{"id": "a", "model": "m-a"}, {"id": "b", "model": "m-b"}]}])";
+
+TEST_F(RouterGatewayTest, APerTryTimeoutCancelsASlowAttemptAndTheNextDeploymentAnswers) {
+  upstream_.behaviour["up-a"] = {.hang = true};
+  ASSERT_TRUE(Load(kPerTry).ok());
+  auto ex = Start();
+  loop_->AdvanceBy(absl::Milliseconds(999));
+  EXPECT_EQ(upstream_.started.size(), 1u);
+  EXPECT_EQ(upstream_.live(), 1);
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  // At 1 s the call to a is destroyed (cancelled) and reported as a timeout.
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  loop_->RunFor(absl::Seconds(5));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  ASSERT_EQ(upstream_.started.size(), 2u);
+  EXPECT_EQ(upstream_.started[1].model, "up-b");
+  const absl::Duration gap = upstream_.started[1].at - upstream_.started[0].at;
+  EXPECT_GE(gap, absl::Milliseconds(1000));
+  EXPECT_LT(gap, absl::Milliseconds(1002));  // the per-try timeout, then a backoff < 1 ms
+  EXPECT_EQ(upstream_.live(), 0);
+  Json a = Upstream("a");
+  EXPECT_EQ(a["attempts"], 1);
+  EXPECT_EQ(a["successes"], 0);
+  EXPECT_EQ(a["in_flight"], 0);
+  EXPECT_EQ(a["consecutive_failures"], 1);  // a timeout, not a cancellation
+  EXPECT_EQ(a["cancelled"], 0);
+  EXPECT_EQ(Upstream("b")["successes"], 1);
+}
+
+TEST_F(RouterGatewayTest, WhenEveryAttemptTimesOutTheClientGetsA504NamingThePerTryTimeout) {
+  upstream_.behaviour["up-a"] = {.hang = true};
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(kPerTry).ok());
+  auto ex = Start();
+  loop_->RunFor(absl::Seconds(10));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 504) << ex->sink.body;
+  EXPECT_THAT(ex->sink.body, HasSubstr("per-try timeout (1000 ms)"));
+  EXPECT_EQ(upstream_.live(), 0);
+}
+
+TEST_F(RouterGatewayTest, AStreamWhoseHeadArrivedBeforeThePerTryTimeoutIsNotCutByIt) {
+  // a streams its head and first chunk after 100 ms and the rest 3 s later, well past the
+  // per-try timeout (1 s): the stream goes on to its end, on a alone.
+  upstream_.behaviour["up-a"] = {.stream_rest_after = absl::Seconds(3)};
+  ASSERT_TRUE(Load(kPerTry).ok());
+  auto ex = Start(/*stream=*/true);
+  loop_->RunFor(absl::Seconds(2));
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  EXPECT_EQ(upstream_.live(), 1);
+  loop_->RunFor(absl::Seconds(5));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_TRUE(*ex->sink.finished);
+  EXPECT_EQ(ex->status(), 200);
+  EXPECT_THAT(ex->sink.body, HasSubstr("first"));
+  EXPECT_THAT(ex->sink.body, HasSubstr("last"));
+  EXPECT_THAT(ex->sink.body, HasSubstr("[DONE]"));
+  EXPECT_EQ(upstream_.started.size(), 1u);
+  EXPECT_EQ(Upstream("a")["successes"], 1);
+}
+
+// One deployment, and a request deadline of 400 ms.
+constexpr char kDeadline[] = R"(
+  "request_timeout_ms": 400,
+  "pools": [{"name": "pool", "deployments": [{"id": "b", "model": "m-b"}]}])";
+
+TEST_F(RouterGatewayTest, TheRequestDeadlineCancelsASlowCallAndAnswers504) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(kDeadline).ok());
+  auto ex = Start();
+  loop_->AdvanceBy(absl::Milliseconds(399));
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  EXPECT_EQ(upstream_.live(), 1);
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 504) << ex->sink.body;
+  Json body = Json::parse(ex->sink.body, nullptr, false);
+  ASSERT_TRUE(body.contains("error")) << ex->sink.body;
+  EXPECT_THAT(body["error"]["message"].get<std::string>(),
+              HasSubstr("request_timeout_ms (400 ms)"));
+  EXPECT_EQ(upstream_.live(), 0);  // the call was destroyed
+  Json b = Upstream("b");
+  EXPECT_EQ(b["in_flight"], 0);
+  EXPECT_EQ(b["consecutive_failures"], 1);  // reported as a timeout
+  loop_->RunFor(absl::Seconds(5));
+  EXPECT_EQ(upstream_.started.size(), 1u);  // no other attempt after the deadline
+}
+
+TEST_F(RouterGatewayTest, TheRequestDeadlineEndsAStreamWithAnErrorEvent) {
+  upstream_.behaviour["up-b"] = {.stream_rest_after = absl::Seconds(3)};
+  ASSERT_TRUE(Load(kDeadline).ok());
+  auto ex = Start(/*stream=*/true);
+  loop_->AdvanceBy(absl::Milliseconds(399));
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  EXPECT_EQ(ex->status(), 200);
+  EXPECT_THAT(ex->sink.body, HasSubstr("first"));
+  loop_->AdvanceBy(absl::Milliseconds(1));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  EXPECT_FALSE(*ex->sink.finished);  // cut short, and it says why
+  EXPECT_THAT(ex->sink.body, HasSubstr("request_timeout_ms (400 ms)"));
+  EXPECT_THAT(ex->sink.body, HasSubstr("\"error\""));
+  EXPECT_THAT(ex->sink.body, ::testing::Not(HasSubstr("last")));
+  EXPECT_THAT(ex->sink.body, ::testing::Not(HasSubstr("[DONE]")));
+  EXPECT_EQ(upstream_.live(), 0);
+  EXPECT_EQ(Upstream("b")["in_flight"], 0);
+}
+
+TEST_F(RouterGatewayTest, WithoutTimeoutsNoTimerIsArmedAndASlowCallIsWaitedFor) {
+  upstream_.behaviour["up-b"] = {.hang = true};
+  ASSERT_TRUE(Load(R"("pools": [{"name": "pool", "deployments": [{"id": "b", "model": "m-b"}]}])")
+                  .ok());
+  auto ex = Start();
+  loop_->RunFor(absl::Milliseconds(10));
+  EXPECT_EQ(upstream_.live(), 1);
+  EXPECT_EQ(loop_->pending_timers(), 0u);  // neither a per-try nor a deadline timer
+  loop_->RunFor(absl::Minutes(10));
+  EXPECT_FALSE(ex->sink.finished.has_value());
+  EXPECT_EQ(upstream_.live(), 1);
+  // The same with a slow (not hanging) answer: it arrives, whenever it does.
+  upstream_.behaviour["up-b"] = {};
+  upstream_.delay = absl::Minutes(5);
+  auto slow = Start();
+  loop_->RunFor(absl::Minutes(6));
+  ASSERT_TRUE(slow->sink.finished.has_value());
+  EXPECT_EQ(slow->status(), 200) << slow->sink.body;
 }
 
 TEST_F(RouterGatewayTest, AWaiterThatLeavesGivesItsPlaceToTheNext) {
