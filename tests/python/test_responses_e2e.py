@@ -328,6 +328,24 @@ def test_upstream_connection_cut_mid_stream_ends_with_response_failed(gateway, m
         failed.response.error.message
 
 
+@pytest.mark.parametrize("interrupt", [
+    {"after_chunks": 4, "error": {"status": 529, "message": "Overloaded"}},
+    {"after_chunks": 4, "reset": True},
+], ids=["error-event", "reset"])
+def test_sdk_stream_ends_after_response_failed(gateway, interrupt):
+    """The openai SDK does not raise for response.failed (a Responses event like the others:
+    the caller reads `response.error`); it reads on to the end of the body. That end must be
+    a normal one, as after any other terminal event, or the caller gets APIConnectionError
+    ("Connection error.") on top of the failure already reported, and retries a transport
+    error that was none. Fails today: the gateway closes a failed stream without the
+    terminating chunk (ResponseSink::Finish(complete=false), examples/proxy/http_server.cc)."""
+    stream = client(gateway).responses.create(model="via-anthropic", stream=True,
+                                              input=_interrupted_prompt(interrupt))
+    events = list(stream)
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "server_error"
+
+
 @pytest.mark.parametrize("model", sorted(PROVIDERS))
 def test_wire_objects_validate_strictly_as_sdk_types(gateway, model):
     """The SDK builds its objects without validation; here every object and event on the
