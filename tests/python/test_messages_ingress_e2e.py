@@ -353,7 +353,8 @@ def _check_failed_stream(gateway, model: str, prompt: str, error_type: str) -> d
     assert names.count("error") == 1 and names[-1] == "error"
     assert "message_stop" not in names
     assert wire.endswith("\n\n")
-    last_data = json.loads([line for line in wire.splitlines() if line.startswith("data: ")][-1][6:])
+    datas = [line[len("data: "):] for line in wire.splitlines() if line.startswith("data: ")]
+    last_data = json.loads(datas[-1])
     assert set(last_data) == {"type", "error"}
     assert set(last_data["error"]) == {"type", "message"}
     assert last_data == err.body
