@@ -2,7 +2,8 @@
 POST /v1/messages -> emulated providers of every dialect (OpenAI, Gemini, Bedrock, Anthropic),
 streaming and not, tools included (a tool_use round trip), and errors in Anthropic's shape
 (429 upstream -> rate_limit_error, a bad request -> invalid_request_error naming the field, a
-stream that fails after its start -> `event: error`, a wrong x-api-key -> authentication_error).
+stream that fails after its start -> `event: error` from every upstream dialect that streams,
+a wrong x-api-key -> authentication_error).
 
 Expected values come from the emulator's documented behaviour (examples/emulator/README.md:
 the answer echoes the last user or tool message; `call <tool> {json}` lines make tool calls;

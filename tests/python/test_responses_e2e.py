@@ -3,7 +3,8 @@ modeenvoy-gateway's POST /v1/responses -> emulated providers (OpenAI, Gemini, An
 streaming (the event sequence checked) and not, a function tool round trip (function_call ->
 function_call_output), structured output (text.format json_schema), the echoed request
 fields, hosted tools refused for a non-OpenAI provider, and errors as OpenAI error objects
-(a stream failing after its start ends with response.failed).
+(a stream failing after its start ends with response.failed, from every upstream dialect that
+streams: OpenAI, Azure, Gemini, Bedrock, Anthropic, Cohere, Ollama, Triton).
 
 Expected values come from the emulator's documented behaviour (examples/emulator/README.md:
 the answer echoes the last user or tool message; `call <tool> {json}` lines make tool calls;
