@@ -2,7 +2,8 @@
 POST /v1/messages -> emulated providers of every dialect (OpenAI, Gemini, Bedrock, Anthropic),
 streaming and not, tools included (a tool_use round trip), and errors in Anthropic's shape
 (429 upstream -> rate_limit_error, a bad request -> invalid_request_error naming the field, a
-stream that fails after its start -> `event: error`, a wrong x-api-key -> authentication_error).
+stream that fails after its start -> `event: error` from every upstream dialect that streams,
+a wrong x-api-key -> authentication_error).
 
 Expected values come from the emulator's documented behaviour (examples/emulator/README.md:
 the answer echoes the last user or tool message; `call <tool> {json}` lines make tool calls;
@@ -56,6 +57,14 @@ def gateway(start_process, emulator, tmp_path):
             "gem": {"type": "gemini", "base_url": f"{emu}/v1beta", "api_key": "AIza-key"},
             "aws": {"type": "bedrock", "base_url": emu, "api_key": "bedrock-key"},
             "ant": {"type": "anthropic", "base_url": emu, "api_key": "sk-ant-up"},
+            # The other streaming dialects, for the mid-stream failure tests.
+            "az": {"type": "azure_openai", "base_url": emu, "api_key": "az-up",
+                   "api_version": "2024-10-21"},
+            "gem-array": {"type": "gemini", "base_url": f"{emu}/v1beta", "api_key": "AIza-key",
+                          "stream_framing": "json_array"},
+            "co": {"type": "cohere", "base_url": emu, "api_key": "co-up"},
+            "oll": {"type": "ollama", "base_url": emu},
+            "ks": {"type": "kserve", "base_url": emu, "protocol": "generate"},
         },
         "models": {
             "via-openai": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
@@ -64,6 +73,11 @@ def gateway(start_process, emulator, tmp_path):
                             "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
             "via-anthropic": {"provider": "ant", "upstream_model": "claude-sonnet-4-5"},
             "limited": {"provider": "oai-429"},
+            "via-azure": {"provider": "az", "upstream_model": "gpt-4o-prod"},
+            "via-gemini-array": {"provider": "gem-array", "upstream_model": "gemini-2.5-flash"},
+            "via-cohere": {"provider": "co", "upstream_model": "command-a-03-2025"},
+            "via-ollama": {"provider": "oll", "upstream_model": "llama3.2"},
+            "via-kserve": {"provider": "ks", "upstream_model": "ensemble"},
         },
     }
     return start_gateway(start_process, tmp_path, config)
@@ -257,6 +271,128 @@ def test_native_answer_is_the_providers_bytes(gateway, emulator, stream):
     direct = body.replace('"via-anthropic"', '"claude-sonnet-4-5"')
     status, direct_text = _post_raw(f"{emulator.base_url}/v1/messages", direct, "sk-ant-up")
     assert status == 200, direct_text
+
+    def normalize(text: str) -> str:  # message ids may differ per call
+        return re.sub(r'"msg_[A-Za-z0-9]+"', '"msg_X"', text)
+
+    assert normalize(via_gateway) == normalize(direct_text)
+
+
+# ---- a stream that breaks after its start, from every upstream dialect that streams ----
+# Issue 11: errors in the client's dialect "including errors that arrive mid-stream from any
+# provider". The emulator's `interrupt` script (examples/emulator/README.md, "Scripts") sends
+# the first N events of its answer in the provider's own format, then either the provider's
+# own in-stream error (OpenAI `{"error": ...}` data, Anthropic `event: error`, a Gemini error
+# element, a Bedrock EventStream exception message, Cohere `message-end` with `finish_reason:
+# "ERROR"`, an Ollama `{"error": ...}` line, a Triton `{"error": ...}` event) or a TCP reset.
+
+# Model -> the gateway's provider name (named in the message of a connection failure).
+STREAMING_UPSTREAMS = {
+    "via-openai": "oai", "via-azure": "az", "via-gemini": "gem",
+    "via-gemini-array": "gem-array", "via-bedrock": "aws", "via-anthropic": "ant",
+    "via-cohere": "co", "via-ollama": "oll", "via-kserve": "ks",
+}
+# (model, HTTP status of the scripted upstream error, the status that error stands for once
+# read back). What each wire format can say (docs/providers.md): OpenAI's and Azure's error
+# event carries `code: "rate_limit_exceeded"` (429); Gemini's element its `code`; Bedrock's
+# exception its type (`throttlingException` 429, `serviceUnavailableException` 503);
+# Anthropic's event its type (`rate_limit_error` 429, `overloaded_error` 529). Cohere's,
+# Ollama's and Triton's in-stream errors carry a message only: a plain server error (500).
+UPSTREAM_ERRORS = [
+    ("via-openai", 429, 429), ("via-azure", 429, 429),
+    ("via-gemini", 429, 429), ("via-gemini", 503, 503), ("via-gemini-array", 503, 503),
+    ("via-bedrock", 429, 429), ("via-bedrock", 503, 503),
+    ("via-anthropic", 429, 429), ("via-anthropic", 529, 529),
+    ("via-cohere", 429, 500), ("via-ollama", 429, 500), ("via-kserve", 429, 500),
+]
+# Anthropic's error type for an HTTP status (docs/providers.md, "Anthropic Messages
+# ingress", Errors; 502, which Anthropic has no type of its own for, is its server error).
+MESSAGES_ERROR_TYPE = {429: "rate_limit_error", 500: "api_error", 502: "api_error",
+                       503: "overloaded_error", 529: "overloaded_error"}
+FULL_REPLY = "a b c d e f"
+
+
+def _interrupted_prompt(interrupt: dict) -> str:
+    return f"{FULL_REPLY}\n@emulator " + json.dumps({"interrupt": interrupt})
+
+
+def _stream_until_the_sdk_raises(gateway, model: str, prompt: str):
+    """(events the anthropic SDK yielded, the APIStatusError it raised) for a failing stream."""
+    seen = []
+    with pytest.raises(anthropic.APIStatusError) as err:
+        with client(gateway).messages.stream(model=model, max_tokens=50,
+                                             messages=[{"role": "user", "content": prompt}]) as s:
+            for event in s:
+                seen.append(event)
+    return seen, err.value
+
+
+def _check_failed_stream(gateway, model: str, prompt: str, error_type: str) -> dict:
+    """Checks what the SDK and the wire show of a stream that fails after its start; returns
+    the error event's body."""
+    seen, err = _stream_until_the_sdk_raises(gateway, model, prompt)
+    # The SDK raises for an `error` event as it does for Anthropic's own mid-stream errors:
+    # the status error of the (200) stream, with the event's body.
+    assert type(err) is anthropic.APIStatusError
+    assert err.status_code == 200
+    assert err.body["type"] == "error"
+    assert err.body["error"]["type"] == error_type
+    # What came before the failure reached the client: the start and part of the text.
+    assert seen[0].type == "message_start"
+    text = "".join(e.delta.text for e in seen
+                   if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    assert text and FULL_REPLY.startswith(text) and text != FULL_REPLY
+    assert "message_stop" not in [e.type for e in seen]
+
+    # On the wire: the error event is the last one, the only one, and nothing follows it.
+    body = json.dumps({"model": model, "max_tokens": 50, "stream": True,
+                       "messages": [{"role": "user", "content": prompt}]})
+    status, wire = _post_raw(f"{gateway.base_url}/v1/messages", body, CLIENT_KEY)
+    assert status == 200
+    names = [line[len("event: "):] for line in wire.splitlines() if line.startswith("event: ")]
+    assert names[0] == "message_start"
+    assert names.count("error") == 1 and names[-1] == "error"
+    assert "message_stop" not in names
+    assert wire.endswith("\n\n")
+    datas = [line[len("data: "):] for line in wire.splitlines() if line.startswith("data: ")]
+    last_data = json.loads(datas[-1])
+    assert set(last_data) == {"type", "error"}
+    assert set(last_data["error"]) == {"type", "message"}
+    assert last_data == err.body
+    return last_data
+
+
+@pytest.mark.parametrize("model,status,read_back", UPSTREAM_ERRORS)
+def test_upstream_error_event_mid_stream_is_an_anthropic_error_event(gateway, model, status,
+                                                                      read_back):
+    prompt = _interrupted_prompt({"after_chunks": 4,
+                                  "error": {"status": status, "message": "upstream broke"}})
+    error = _check_failed_stream(gateway, model, prompt, MESSAGES_ERROR_TYPE[read_back])
+    assert error["error"]["message"] == "upstream broke"  # the provider's own message
+
+
+@pytest.mark.parametrize("model", sorted(STREAMING_UPSTREAMS))
+def test_upstream_connection_cut_mid_stream_is_an_anthropic_error_event(gateway, model):
+    # Not a silent truncation: the client learns that the stream broke, and where.
+    prompt = _interrupted_prompt({"after_chunks": 4, "reset": True})
+    error = _check_failed_stream(gateway, model, prompt, MESSAGES_ERROR_TYPE[502])
+    assert f'upstream provider "{STREAMING_UPSTREAMS[model]}" failed' in error["error"]["message"]
+
+
+def test_native_mid_stream_error_reaches_the_client_as_anthropic_sent_it(gateway, emulator):
+    """The pass-through path: an Anthropic upstream's own `event: error` (overloaded_error,
+    the usual mid-stream failure) comes to the client byte for byte after the events before
+    it, as a direct call to the provider shows them."""
+    prompt = _interrupted_prompt({"after_chunks": 4,
+                                  "error": {"status": 529, "message": "Overloaded"}})
+    body = json.dumps({"model": "via-anthropic", "max_tokens": 50, "stream": True,
+                       "messages": [{"role": "user", "content": prompt}]})
+    status, via_gateway = _post_native(gateway, body)
+    assert status == 200
+    direct = body.replace('"via-anthropic"', '"claude-sonnet-4-5"')
+    status, direct_text = _post_raw(f"{emulator.base_url}/v1/messages", direct, "sk-ant-up")
+    assert status == 200
+    assert "event: error\n" in direct_text and "overloaded_error" in direct_text
 
     def normalize(text: str) -> str:  # message ids may differ per call
         return re.sub(r'"msg_[A-Za-z0-9]+"', '"msg_X"', text)
