@@ -2,10 +2,11 @@
 `make run`": every Python client snippet of README.md, read from README.md itself (so the
 README cannot drift from this test), runs against the example gateway started as `make run`
 starts it (no --config: the embedded default configuration, whose providers are the gateway's
-built-in emulator), and prints what the emulator answers.
+built-in emulator), and prints what the emulator answers; the curl snippets run in bash
+the same way.
 
 Only two textual changes are made to a snippet before it runs: the base URL
-`http://127.0.0.1:8080` becomes the test gateway's, and the clients get `max_retries=0` (a
+`http://127.0.0.1:8080` becomes the test gateway's, and the SDK clients get `max_retries=0` (a
 failed call must fail here, not be hidden by the SDK's retries). Each change must apply, so a
 rewritten README fails loudly instead of running something else.
 
@@ -22,6 +23,7 @@ import contextlib
 import io
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,19 +38,23 @@ README = REPO / "README.md"
 README_URL = "http://127.0.0.1:8080"
 
 
-def _python_blocks() -> list[tuple[int, str]]:
-    """(line number of the first code line, code) of each ```python block of README.md."""
+def _blocks(language: str) -> list[tuple[int, str]]:
+    """(line number of the first code line, code) of each ```<language> block of README.md."""
     blocks, code, start = [], None, 0
     for n, line in enumerate(README.read_text().splitlines(), start=1):
-        if code is None and line.strip() == "```python":
+        if code is None and line.strip() == "```" + language:
             code, start = [], n + 1
         elif code is not None and line.strip() == "```":
             blocks.append((start, "\n".join(code) + "\n"))
             code = None
         elif code is not None:
             code.append(line)
-    assert code is None, "an unclosed ```python block in README.md"
+    assert code is None, f"an unclosed ```{language} block in README.md"
     return blocks
+
+
+def _python_blocks() -> list[tuple[int, str]]:
+    return _blocks("python")
 
 
 def _is_gateway_client(code: str) -> bool:
@@ -213,3 +219,44 @@ def test_sessions_snippet(gateway):
     assert [(h["message"]["role"], h["message"]["content"]) for h in session["history"]] == [
         ("user", "My name is Ada."), ("assistant", "My name is Ada."),
         ("user", "What is my name?"), ("assistant", "What is my name?")]
+
+
+# ---------------------------------------------------------------------------------------
+# The shell snippets that call the gateway (curl), run by bash as written, URL replaced.
+
+def _shell_snippet(marker: str) -> str:
+    found = [c for _, c in _blocks("sh") if README_URL in c and marker in c]
+    assert len(found) == 1, f"README.md should hold one shell snippet with {marker!r}"
+    return found[0]
+
+
+def test_every_shell_client_snippet_is_run():
+    clients = [c for _, c in _blocks("sh") if README_URL in c]
+    assert len(clients) == 2, "a README curl snippet that no test here runs"
+
+
+def _bash(gateway, code: str) -> str:
+    code = code.replace(README_URL, gateway.base_url)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_curl_snippet(gateway):
+    out = json.loads(_bash(gateway, _shell_snippet('"model":"demo"')))
+    assert out["object"] == "chat.completion"
+    message = out["choices"][0]["message"]
+    assert (message["role"], message["content"]) == ("assistant", "Hello!")
+
+
+def test_demo_resilient_snippet_every_request_succeeds(gateway):
+    """"every request succeeds" (20 times 200) and /admin/upstreams shows the pool."""
+    out = _bash(gateway, _shell_snippet("demo-resilient"))
+    codes, _, upstreams = out.partition("\n")
+    assert codes.split() == ["200"] * 20
+    body = json.loads(upstreams)
+    deployments = {d["id"]: d for r in body["routers"] for p in r["pools"]
+                   for d in p["deployments"]}
+    assert set(deployments) == {"flaky", "ratelimited", "healthy"}
+    assert sum(d["successes"] for d in deployments.values()) == 20
