@@ -1,17 +1,24 @@
-"""Issue 11, Responses half: every OpenAI Chat Completions recording in the fixture tree (the
-cases test_fixture_sdk_types.py classifies as "openai" / "azure_openai" bodies and streams),
-rendered as the Responses API by modeenvoy.translate_response(..., "openai_responses") and
-modeenvoy.StreamTranslator(<dialect>, "openai_responses"), is read by the official openai
-SDK's types (openai.types.responses.Response, ResponseStreamEvent through a pydantic
-TypeAdapter) and says what the recording says: the message text, the function calls and their
-arguments, the usage totals, and `status` (incomplete exactly when the recording stopped for
-length or content filter).
+"""Issue 11, Responses half: every OpenAI, Azure OpenAI and Anthropic recording in the fixture
+tree (the cases test_fixture_sdk_types.py classifies as "openai" / "azure_openai" / "anthropic"
+bodies and streams: vercel-ai's and Kong's), rendered as the Responses API by
+modeenvoy.translate_response(..., "openai_responses") and modeenvoy.StreamTranslator(<dialect>,
+"openai_responses") (through the unified form, as POST /v1/responses answers), is read by the
+official openai SDK's types (openai.types.responses.Response, ResponseStreamEvent through a
+pydantic TypeAdapter) and says what the recording says: the message text, the reasoning text,
+the function calls and their arguments, the usage totals, and `status` (incomplete exactly when
+the recording stopped for length or content filter, Anthropic's refusal included).
 
 Streams: the event names match their `type`, `sequence_number`s count up from 0 without gaps,
 the sequence opens with response.created then response.in_progress and closes with
 response.completed or response.incomplete, every delta belongs to an item that was added and
 not yet done, and the output of the closing response equals the items announced by
-response.output_item.done. Where the fixtures are absent every test here skips; none passes.
+response.output_item.done. Multi-step Anthropic recordings (several responses in one file) are
+replayed one response at a time.
+
+Error recordings raise modeenvoy.Error, and so do the two deliberately broken Anthropic streams
+(never an answer). One known gap (a stream's model after Azure's blank first chunk, see
+_BLANK_FIRST_CHUNK) is asserted as a strict xfail. Where the fixtures are absent every test here
+skips; none passes.
 """
 
 from __future__ import annotations
@@ -30,53 +37,20 @@ pydantic = require_module("pydantic")
 import test_fixture_sdk_types as base  # noqa: E402  (the shared fixture classification)
 
 _EVENT = pydantic.TypeAdapter(responses_types.ResponseStreamEvent)
-_DIALECTS = {"openai", "azure_openai"}
+_DIALECTS = {"openai", "azure_openai", "anthropic"}
 
-# Mistral's reasoning model sends content as an array of parts ({"type":"thinking",...},
-# {"type":"text",...}), which the chat test's reader (and the SDK's chat types) do not take;
-# its text is read here from the text parts.
-_CONTENT_ARRAYS = {base.VERCEL + "mistral/src/__fixtures__/mistral-reasoning.json",
-                   base.VERCEL + "mistral/src/__fixtures__/mistral-reasoning.chunks.txt"}
-# A 2xx body that is no answer: the chat test marks its translation a known gap.
-_NOT_ANSWERS = {base.KONG + "openai/llm-v1-chat/responses/bad_upstream_response.json"}
-
-
-def _parts_text(content) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or [] if p.get("type") == "text")
-
-
-def _content_array_facts(case):
-    """The recording's facts with content arrays read as their text parts."""
-    path = base.ROOT / case.id
-    if case.kind == "body":
-        body = json.loads(path.read_bytes())
-        msg = body["choices"][0]["message"]
-        return base.Facts(text=_parts_text(msg.get("content")),
-                          finish=body["choices"][0]["finish_reason"],
-                          usage=base._usage_of(body.get("usage")), model=body.get("model"))
-    f = base.Facts()
-    for line in base._lines(path):
-        p = json.loads(line)
-        f.model = p.get("model") or f.model
-        if p.get("usage"):
-            f.usage = base._usage_of(p["usage"])
-        for c in p.get("choices") or []:
-            f.text += _parts_text((c.get("delta") or {}).get("content"))
-            f.finish = c.get("finish_reason") or f.finish
-    return f
-
-
-def _facts(case):
-    return _content_array_facts(case) if case.id in _CONTENT_ARRAYS else case.facts()
+# Known gap, reported: the stream encoder takes the response's model from the first unified
+# chunk, and Azure's first chunk is its prompt-filter chunk (`choices: []`, blank id and model),
+# so the response says `"model": ""` (through POST /v1/responses too). The model check is left
+# out for it and asserted as a strict xfail below (it fails the suite once fixed).
+_BLANK_FIRST_CHUNK = {base.VERCEL + "openai/src/chat/__fixtures__/azure-model-router.1.chunks.txt"}
 
 
 def _params(kind: str):
     if not base._HAVE_FIXTURES:
         return [pytest.param(None, marks=base._SKIP, id="no-fixtures")]
     return [pytest.param(c, id=f"{c.dialect}:{c.id}") for c in base.CASES
-            if c.kind == kind and c.dialect in _DIALECTS and c.id not in _NOT_ANSWERS]
+            if c.kind == kind and c.dialect in _DIALECTS]
 
 
 def _status_for(finish: Optional[str]) -> str:
@@ -95,12 +69,18 @@ def _facts_of_output(output) -> Tuple[str, List[Tuple[str, str]]]:
     return text, calls
 
 
+def _reasoning_of_output(output) -> str:
+    return "".join(c.text for item in output if item.type == "reasoning"
+                   for c in item.content or [])
+
+
 def _usage(u) -> Optional[Tuple[int, int, int]]:
     return None if u is None else (u.input_tokens, u.output_tokens, u.total_tokens)
 
 
-def _check(case, text, calls, usage, status, want) -> None:
+def _check(case, text, reasoning, calls, usage, status, want) -> None:
     assert text == want.text
+    assert reasoning == want.reasoning
     assert [n for n, _ in calls] == [c.name for c in want.calls]
     for (_, got), w in zip(calls, want.calls):
         assert base._args_equal(got, w.arguments), (got, w.arguments)
@@ -119,8 +99,9 @@ def test_whole_answer_is_a_valid_response_saying_what_the_recording_says(case):
     assert parsed.object == "response"
     assert parsed.id.startswith("resp_")
     text, calls = _facts_of_output(parsed.output)
-    want = _facts(case)
-    _check(case, text, calls, _usage(parsed.usage), parsed.status, want)
+    want = case.facts()
+    _check(case, text, _reasoning_of_output(parsed.output), calls, _usage(parsed.usage),
+           parsed.status, want)
     if want.model is not None:
         assert parsed.model == want.model
 
@@ -151,7 +132,7 @@ def _run(case, pieces: List[bytes]) -> bytes:
 
 @pytest.mark.parametrize("case", _params("stream"))
 def test_stream_is_valid_response_events_saying_what_the_recording_says(case):
-    messages = case.messages() if case.messages else [(case.reads(), _facts(case))]
+    messages = case.messages() if case.messages else [(case.reads(), case.facts())]
     for reads, want in messages:
         whole = b"".join(reads)
         out = _run(case, reads)
@@ -170,7 +151,7 @@ def test_stream_is_valid_response_events_saying_what_the_recording_says(case):
 
         open_items: Dict[str, int] = {}   # item id -> output_index
         done_items = []
-        text, args = "", {}
+        text, reasoning, args = "", "", {}
         for e, _ in events[2:-1]:
             if e.type == "response.output_item.added":
                 assert e.item.id not in open_items
@@ -182,6 +163,8 @@ def test_stream_is_valid_response_events_saying_what_the_recording_says(case):
                 assert open_items.get(e.item_id) == e.output_index, e.type
                 if e.type == "response.output_text.delta":
                     text += e.delta
+                elif e.type == "response.reasoning_text.delta":
+                    reasoning += e.delta
                 elif e.type == "response.function_call_arguments.delta":
                     args[e.item_id] = args.get(e.item_id, "") + e.delta
         assert open_items == {}, "items never done"
@@ -190,10 +173,46 @@ def test_stream_is_valid_response_events_saying_what_the_recording_says(case):
                                                                         key=lambda x: x[0])]
         f_text, f_calls = _facts_of_output(final.output)
         assert f_text == text
+        assert _reasoning_of_output(final.output) == reasoning
         for item in final.output:
             if item.type == "function_call":
                 assert item.arguments == args.get(item.id, "")
-        _check(case, text, f_calls, _usage(final.usage), final.status, want)
+        _check(case, text, reasoning, f_calls, _usage(final.usage), final.status, want)
+        if want.model is not None and case.id not in _BLANK_FIRST_CHUNK:
+            assert final.model == want.model
+
+
+@pytest.mark.xfail(strict=True, reason="the model of Azure's blank first chunk (see above)")
+@pytest.mark.parametrize("case", [c for c in _params("stream")
+                                  if c.values[0] is None or c.values[0].id in _BLANK_FIRST_CHUNK])
+def test_known_gap_stream_model_after_a_blank_first_chunk(case):
+    if case is None:
+        pytest.skip(f"provider fixtures not found at {base.ROOT}")
+    events = _events(_run(case, case.reads()))
+    final = _EVENT.validate_json(events[-1][1]).response
+    assert final.model == case.facts().model
+
+
+@pytest.mark.parametrize("case", _params("error_body"))
+def test_error_recording_raises(case):
+    with pytest.raises(modeenvoy.Error) as err:
+        modeenvoy.translate_response(base._read(case.id), case.dialect, "openai_responses",
+                                     source_options=case.options)
+    assert err.value.status_code >= 400
+
+
+@pytest.mark.parametrize("case", _params("broken_stream"))
+def test_broken_stream_raises_and_never_completes(case):
+    """anthropic's duplicate-message-start / spliced-message-start (deliberately broken): an
+    error (502), and no response.completed in what came out before it."""
+    t = modeenvoy.StreamTranslator(case.dialect, "openai_responses", source_options=case.options)
+    out = b""
+    with pytest.raises(modeenvoy.Error) as err:
+        for piece in case.reads():
+            out += t.feed(piece)
+        out += t.finish()
+    assert err.value.status_code == 502
+    assert b"response.completed" not in out + err.value.partial_output
 
 
 # ---------------------------------------------------------------------------------------
