@@ -27,9 +27,9 @@ Streams: fed as recorded, whole and in 7-byte pieces, with identical output; eve
 their `type`; message_start first, message_stop last; every delta belongs to an open block.
 
 Recordings that are errors raise modeenvoy.Error (the gateway answers those as errors); the two
-deliberately broken Anthropic streams raise it too. Known gaps of the encoder (see _gaps) leave
-one named check out for the cases they name, and are asserted as strict xfails. Where the
-fixtures are absent every test here skips; none passes.
+deliberately broken Anthropic streams raise it too. Every check holds for every recording
+(the encoder's gaps this file found, an OpenAI-family answer's reasoning and Azure's blank
+first chunk, are fixed). Where the fixtures are absent every test here skips; none passes.
 """
 
 from __future__ import annotations
@@ -167,10 +167,9 @@ def _facts_of_message(msg) -> Tuple[base.Facts, str]:
     return f, msg.stop_reason
 
 
-def _check(got: base.Facts, want: base.Facts, gaps: frozenset = frozenset()) -> None:
+def _check(got: base.Facts, want: base.Facts) -> None:
     assert got.text == want.text
-    if "reasoning" not in gaps:
-        assert got.reasoning == want.reasoning
+    assert got.reasoning == want.reasoning
     assert [c.name for c in got.calls] == [c.name for c in want.calls]
     for g, w in zip(got.calls, want.calls):
         assert base._args_equal(g.arguments, w.arguments), (g.arguments, w.arguments)
@@ -179,44 +178,16 @@ def _check(got: base.Facts, want: base.Facts, gaps: frozenset = frozenset()) -> 
         assert got.usage[:2] == (0, 0), "usage the recording does not have"
     else:
         assert got.usage[:2] == want.usage[:2]
-    if want.model is not None and "first_chunk" not in gaps:
+    if want.model is not None:
         assert got.model == want.model
-
-
-# ---------------------------------------------------------------------------------------
-# Known gaps of the Messages encoder (lib/protocol/dialects/anthropic.cc), each found by this
-# file and reported, each the one check it names left out of the main tests for the cases it
-# names, and each asserted the right way round by test_known_gap_is_still_open (strict xfail:
-# when the gap is fixed that test passes, the suite fails, and the entry must go).
-#  * "reasoning", whole answers: EncodeResponse writes a thinking block only from the
-#    `thinking_blocks` extra (an Anthropic upstream's), so an OpenAI-family answer's
-#    `reasoning_content` (DeepSeek, xAI, Groq's `reasoning`, Mistral's thinking parts) is
-#    dropped, while its stream shows it as thinking and the Responses encoder keeps it.
-#  * "reasoning", streams: AnthropicStreamEncoder reads `reasoning_content` only, not the
-#    `reasoning` member Groq streams (the Responses encoder's ReasoningOf takes both).
-#  * "first_chunk": the stream encoder takes message_start's id and model from the first
-#    unified chunk; Azure's first chunk is its prompt-filter chunk (`choices: []`, blank id
-#    and model), so message_start says `"id": "", "model": ""`.
-
-def _gaps(case, want: base.Facts, payloads: List[dict]) -> frozenset:
-    gaps = set()
-    if case.dialect != "anthropic" and want.reasoning:
-        streamed = case.kind == "stream"
-        groq_field = any("reasoning" in (c.get("delta") or {}) for p in payloads
-                         for c in p.get("choices") or [])
-        if not streamed or groq_field:
-            gaps.add("reasoning")
-    if payloads and payloads[0].get("choices") == [] and not payloads[0].get("id"):
-        gaps.add("first_chunk")
-    return frozenset(gaps)
 
 
 # ---------------------------------------------------------------------------------------
 # Whole answers.
 
-def _replay_body(case) -> Tuple[base.Facts, base.Facts, frozenset]:
-    """(what the Messages answer says, what the recording says, the known gaps), after the
-    checks that hold for every body."""
+def _replay_body(case) -> Tuple[base.Facts, base.Facts]:
+    """(what the Messages answer says, what the recording says), after the checks that hold
+    for every body."""
     rec = base._json(case.id)
     out = modeenvoy.translate_response(base._read(case.id), case.dialect, "anthropic",
                                        source_options=case.options)
@@ -228,13 +199,13 @@ def _replay_body(case) -> Tuple[base.Facts, base.Facts, frozenset]:
     got, stop_reason = _facts_of_message(msg)
     want = case.facts()
     assert stop_reason == _recorded_stop_reason(case, want, body=rec)
-    return got, want, _gaps(case, want, [rec])
+    return got, want
 
 
 @pytest.mark.parametrize("case", _params({"body"}))
 def test_whole_answer_is_an_sdk_message_saying_what_the_recording_says(case):
-    got, want, gaps = _replay_body(case)
-    _check(got, want, gaps)
+    got, want = _replay_body(case)
+    _check(got, want)
 
 
 @pytest.mark.parametrize("case", _params({"error_body"}))
@@ -289,9 +260,9 @@ def _stream_needs_beta(payloads: List[dict]) -> bool:
     return False
 
 
-def _replay_stream(case) -> List[Tuple[base.Facts, base.Facts, frozenset, str]]:
+def _replay_stream(case) -> List[Tuple[base.Facts, base.Facts, str]]:
     """Per response of the recording: (what the Messages events say, what the recording says,
-    the known gaps, message_start's id), after the checks that hold for every stream."""
+    message_start's id), after the checks that hold for every stream."""
     results = []
     messages = case.messages() if case.messages else [(case.reads(), case.facts())]
     for reads, want in messages:
@@ -362,46 +333,16 @@ def _replay_stream(case) -> List[Tuple[base.Facts, base.Facts, frozenset, str]]:
             c.arguments = c.arguments or "{}"
         assert stop_reason == _recorded_stop_reason(case, want, payloads=tuple(payloads))
         want.id = _recorded_id(payloads)  # not a Facts field: this file's own
-        results.append((got, want, _gaps(case, want, payloads), message_id))
+        results.append((got, want, message_id))
     return results
 
 
 @pytest.mark.parametrize("case", _params({"stream"}))
 def test_stream_is_sdk_events_saying_what_the_recording_says(case):
-    for got, want, gaps, message_id in _replay_stream(case):
-        _check(got, want, gaps)
-        if want.id and "first_chunk" not in gaps:
+    for got, want, message_id in _replay_stream(case):
+        _check(got, want)
+        if want.id:
             assert message_id == want.id
-
-
-def _gap_params() -> list:
-    if not base._HAVE_FIXTURES:
-        return [pytest.param(None, None, marks=base._SKIP, id="no-fixtures")]
-    out = []
-    for c in base.CASES:
-        if c.dialect not in _DIALECTS or c.kind not in ("body", "stream"):
-            continue
-        wants = ([c.facts()] if c.kind == "body" else
-                 [w for _, w in (c.messages() if c.messages else [(c.reads(), c.facts())])])
-        reads = [base._json(c.id)] if c.kind == "body" else None
-        for want in wants:
-            payloads = reads if reads is not None else _recorded_payloads(c, c.reads())
-            for gap in sorted(_gaps(c, want, payloads)):
-                out.append(pytest.param(c, gap, id=f"{gap}:{c.dialect}:{c.id}",
-                                        marks=pytest.mark.xfail(strict=True, reason=gap)))
-    return out
-
-
-@pytest.mark.parametrize("case,gap", _gap_params())
-def test_known_gap_is_still_open(case, gap):
-    """What the gap's check would see; expected to fail until the encoder is fixed."""
-    results = ([_replay_body(case)[:2]] if case.kind == "body"
-               else [(g, w) for g, w, _, _ in _replay_stream(case)])
-    for got, want in results:
-        if gap == "reasoning":
-            assert got.reasoning == want.reasoning
-        elif gap == "first_chunk":
-            assert got.model == want.model
 
 
 @pytest.mark.parametrize("case", _params({"broken_stream"}))

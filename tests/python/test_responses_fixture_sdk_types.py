@@ -16,9 +16,9 @@ response.output_item.done. Multi-step Anthropic recordings (several responses in
 replayed one response at a time.
 
 Error recordings raise modeenvoy.Error, and so do the two deliberately broken Anthropic streams
-(never an answer). One known gap (a stream's model after Azure's blank first chunk, see
-_BLANK_FIRST_CHUNK) is asserted as a strict xfail. Where the fixtures are absent every test here
-skips; none passes.
+(never an answer). A stream's model is the recording's, Azure's included (its blank first
+chunk, the prompt-filter chunk, does not start the response). Where the fixtures are absent
+every test here skips; none passes.
 """
 
 from __future__ import annotations
@@ -38,13 +38,6 @@ import test_fixture_sdk_types as base  # noqa: E402  (the shared fixture classif
 
 _EVENT = pydantic.TypeAdapter(responses_types.ResponseStreamEvent)
 _DIALECTS = {"openai", "azure_openai", "anthropic"}
-
-# Known gap, reported: the stream encoder takes the response's model from the first unified
-# chunk, and Azure's first chunk is its prompt-filter chunk (`choices: []`, blank id and model),
-# so the response says `"model": ""` (through POST /v1/responses too). The model check is left
-# out for it and asserted as a strict xfail below (it fails the suite once fixed).
-_BLANK_FIRST_CHUNK = {base.VERCEL + "openai/src/chat/__fixtures__/azure-model-router.1.chunks.txt"}
-
 
 def _params(kind: str):
     if not base._HAVE_FIXTURES:
@@ -178,19 +171,8 @@ def test_stream_is_valid_response_events_saying_what_the_recording_says(case):
             if item.type == "function_call":
                 assert item.arguments == args.get(item.id, "")
         _check(case, text, reasoning, f_calls, _usage(final.usage), final.status, want)
-        if want.model is not None and case.id not in _BLANK_FIRST_CHUNK:
+        if want.model is not None:
             assert final.model == want.model
-
-
-@pytest.mark.xfail(strict=True, reason="the model of Azure's blank first chunk (see above)")
-@pytest.mark.parametrize("case", [c for c in _params("stream")
-                                  if c.values[0] is None or c.values[0].id in _BLANK_FIRST_CHUNK])
-def test_known_gap_stream_model_after_a_blank_first_chunk(case):
-    if case is None:
-        pytest.skip(f"provider fixtures not found at {base.ROOT}")
-    events = _events(_run(case, case.reads()))
-    final = _EVENT.validate_json(events[-1][1]).response
-    assert final.model == case.facts().model
 
 
 @pytest.mark.parametrize("case", _params("error_body"))

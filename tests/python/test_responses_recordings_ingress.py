@@ -11,8 +11,8 @@ its summary; hosted tools' items ran at OpenAI and have no unified counterpart).
 
 Multi-step files (a response.created after a response.completed) are replayed one response at
 a time. Not answers, each checked for what it is: the two error bodies raise modeenvoy.Error;
-the one stream ending in an `error` + `response.failed` ends in the target's error event (that
-its message survives is a known gap, a strict xfail); the
+the one stream ending in an `error` + `response.failed` ends in the target's error event with
+the provider's message (the `error` event nests its fields); the
 hand-edited `parallel-tool-call-wrapper.1.chunks.txt` (unbalanced braces) raises. Where the
 fixtures are absent every test here skips; none passes.
 """
@@ -143,22 +143,8 @@ def test_every_responses_recording_is_a_case():
 
 @pytest.mark.parametrize("case", _cases("body"))
 def test_whole_answer_as_messages(case):
-    got, want, gaps = messages_t._replay_body(case)
-    messages_t._check(got, want, gaps)
-
-
-def _reasoning_gap_cases() -> list:
-    return [pytest.param(*c.values, id=c.id,
-                         marks=[*c.marks, pytest.mark.xfail(strict=True, reason="reasoning")])
-            for c in _cases("body") if c.values[0] is None or c.values[0].facts().reasoning]
-
-
-@pytest.mark.parametrize("case", _reasoning_gap_cases())
-def test_known_gap_whole_answer_as_messages_keeps_the_reasoning(case):
-    """test_messages_sdk_types.py's "reasoning" gap: a whole Messages answer drops reasoning
-    that did not come from Anthropic."""
-    got, want, _ = messages_t._replay_body(case)
-    assert got.reasoning == want.reasoning
+    got, want = messages_t._replay_body(case)
+    messages_t._check(got, want)
 
 
 @pytest.mark.parametrize("case", _cases("body"))
@@ -168,8 +154,8 @@ def test_whole_answer_as_responses(case):
 
 @pytest.mark.parametrize("case", _cases("stream"))
 def test_stream_as_messages(case):
-    for got, want, gaps, _ in messages_t._replay_stream(case):
-        messages_t._check(got, want, gaps)
+    for got, want, _ in messages_t._replay_stream(case):
+        messages_t._check(got, want)
 
 
 @pytest.mark.parametrize("case", _cases("stream"))
@@ -198,18 +184,10 @@ def _error_ends(case) -> tuple:
     return events[-1][1]["error"], json.loads(r_events[-1][1])["response"]["error"]
 
 
+# The recorded `error` event nests its fields ({"type":"error","error":{"type","code",
+# "message","param"}}); the decoder reads them there when they are not at the top level.
 @pytest.mark.parametrize("case", _cases("error_stream"))
 def test_stream_failing_after_its_start_ends_in_the_targets_error_event(case):
-    _error_ends(case)
-
-
-# Known gap, reported: the recorded `error` event nests its fields
-# ({"type":"error","error":{"type","code","message","param"}}) where the decoder reads them at
-# the top level (openai_responses.cc, EventKind::kError), so the message becomes "response
-# failed" and insufficient_quota a 500. Strict xfail: fails the suite once fixed.
-@pytest.mark.xfail(strict=True, reason="a nested `error` event's message is lost")
-@pytest.mark.parametrize("case", _cases("error_stream"))
-def test_known_gap_error_event_keeps_the_providers_message(case):
     want = json.loads(base._lines(base.ROOT / case.id)[2])["error"]["message"]
     messages_error, responses_error = _error_ends(case)
     assert messages_error["message"] == want

@@ -1089,6 +1089,23 @@ std::optional<std::string> StringValue(std::string_view raw) {
   return text;
 }
 
+// A stream's chunk that names no message and carries nothing for it (see Encode below).
+bool IsPreamble(const ChatCompletionChunk& chunk) {
+  return chunk.choices.empty() && !chunk.usage.has_value() && chunk.id.empty() &&
+         chunk.model.empty();
+}
+
+// The reasoning text an OpenAI-family answer carries as a message member, if any.
+std::optional<std::string> ReasoningText(const ExtraFields& extra) {
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (const std::string* raw = FindExtra(extra, key)) {
+      std::optional<std::string> text = StringValue(*raw);
+      if (text.has_value() && !text->empty()) return text;
+    }
+  }
+  return std::nullopt;
+}
+
 // Unified chunks -> Anthropic's event sequence: message_start, ping, then per content block
 // content_block_start / content_block_delta... / content_block_stop (text, thinking with its
 // signature_delta, redacted_thinking, tool_use with input_json_delta, and the raw events of
@@ -1097,6 +1114,10 @@ std::optional<std::string> StringValue(std::string_view raw) {
 class AnthropicStreamEncoder final : public StreamEncoder {
  public:
   absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
+    // A chunk that names nothing and carries nothing (Azure's prompt-filter chunk, first in
+    // its streams, with an empty id and model) does not start the message: the first chunk
+    // that does gives message_start its id and model.
+    if (!started_ && IsPreamble(chunk)) return absl::OkStatus();
     if (!started_) {
       started_ = true;
       id_ = chunk.id;
@@ -1118,7 +1139,9 @@ class AnthropicStreamEncoder final : public StreamEncoder {
       }
       const ChatDelta& d = choice.delta;
       for (const auto& [key, value] : d.extra) {
-        if (key == "reasoning_content") {
+        // "reasoning": Groq's and newer vLLM's name (vLLM may send both: one is read).
+        if (key == "reasoning_content" ||
+            (key == "reasoning" && FindExtra(d.extra, "reasoning_content") == nullptr)) {
           std::optional<std::string> text = StringValue(value);
           if (text.has_value() && !text->empty()) {
             Open(Kind::kThinking, out, R"({"type":"thinking","thinking":"","signature":""})");
@@ -2755,10 +2778,18 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
     out.append(std::string_view(*verbatim).substr(1, verbatim->size() - 2));
   } else {
     BlockList list(&out);
-    if (const std::string* thinking = FindExtra(m.extra, "thinking_blocks")) {
+    const std::string* thinking = FindExtra(m.extra, "thinking_blocks");
+    if (thinking != nullptr) {
       if (*thinking != "[]" && thinking->size() > 2) {
         list.Next()->append(std::string_view(*thinking).substr(1, thinking->size() - 2));
       }
+    } else if (std::optional<std::string> reasoning = ReasoningText(m.extra)) {
+      // An OpenAI-family provider's reasoning text (DeepSeek, xAI, Mistral: reasoning_content;
+      // Groq: reasoning) as a thinking block, as the stream renders it (no signature).
+      std::string* b = list.Next();
+      b->append(R"({"type":"thinking","thinking":)");
+      AppendJsonString(b, *reasoning);
+      b->append(R"(,"signature":""})");
     }
     std::string text;
     if (m.content) {

@@ -1032,6 +1032,13 @@ std::string_view ResponseErrorCode(const absl::Status& status) {
 class ResponsesStreamEncoder final : public StreamEncoder {
  public:
   absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
+    // A chunk that names nothing and carries nothing (Azure's prompt-filter chunk, first in
+    // its streams, with an empty id and model) does not start the response: the first chunk
+    // that does gives response.created its id and model.
+    if (!started_ && chunk.choices.empty() && !chunk.usage.has_value() && chunk.id.empty() &&
+        chunk.model.empty()) {
+      return absl::OkStatus();
+    }
     if (!started_) Start(chunk.id, chunk.created, chunk.model, out);
     if (chunk.usage) {
       usage_.clear();
@@ -1994,6 +2001,9 @@ struct EventFields {
   ResponseFacts response;
   std::string item_raw, response_raw;
   std::string type_scratch, delta_scratch, code_scratch, message_scratch, param_scratch;
+  // An `error` event's fields nested in an object ({"type":"error","error":{"code",
+  // "message","param"}}, as recorded streams send them), when not at the top level.
+  std::string error_raw, nested_code, nested_message, nested_param;
 };
 
 // The members the decoder reads, each a bit of the duplicate check; others are skipped
@@ -2008,6 +2018,7 @@ uint32_t EventMemberBit(std::string_view key) {
     case 5:
       if (Is(key, "delta")) return 1u << 3;
       if (Is(key, "param")) return 1u << 4;
+      if (Is(key, "error")) return 1u << 8;
       return 0;
     case 7:
       return Is(key, "message") ? 1u << 5 : 0;
@@ -2131,10 +2142,46 @@ absl::Status ReadEvent(std::string_view data, std::string_view frame_event, Even
       case 1u << 4:  // param
         s = EventString(r, t, "param", &ev->param, &ev->param_scratch);
         break;
+      case 1u << 8:  // error: kept for an error event whose fields are nested
+        if (t == JsonType::kObject) {
+          s = p.Capture(&ev->error_raw);
+        } else if (!r.SkipValue()) {
+          s = r.status();
+        }
+        break;
     }
     if (!s.ok()) return bad(s);
   }
   if (!r.ExpectEnd()) return bad(r.status());
+  if (!ev->error_raw.empty() && ev->code.empty() && ev->message.empty()) {
+    JsonReader er(ev->error_raw, kMaxJsonDepth);
+    const auto bad_error = [&] {
+      return BadStream("event.error: " + std::string(core_internal::ToStd(er.status().message())));
+    };
+    if (!er.BeginObject()) return bad_error();
+    bool efirst = true;
+    std::string escratch;
+    for (;;) {
+      std::string_view k;
+      bool has = false;
+      if (!er.NextMember(&efirst, &k, &escratch, &has)) return bad_error();
+      if (!has) break;
+      std::string* dst = k == "code"      ? &ev->nested_code
+                         : k == "message" ? &ev->nested_message
+                         : k == "param"   ? &ev->nested_param
+                                          : nullptr;
+      JsonType et;
+      if (!er.Peek(&et)) return bad_error();
+      if (dst != nullptr && et == JsonType::kString) {
+        if (!er.ReadString(dst)) return bad_error();
+      } else if (!er.SkipValue()) {
+        return bad_error();
+      }
+    }
+    ev->code = ev->nested_code;
+    ev->message = ev->nested_message;
+    if (ev->param.empty()) ev->param = ev->nested_param;
+  }
   if (ev->type.empty()) ev->type = frame_event;
   if (!kind_known) kind = KindOf(ev->type);
   ev->kind = kind;
