@@ -251,6 +251,34 @@ bool ReadTopLevel(JsonReader& reader, UpstreamError* error, bool allow_array) {
   return true;
 }
 
+// Providers that say "the prompt does not fit" without OpenAI's code, by their messages
+// (lower-cased substrings): Anthropic ("prompt is too long: 210000 tokens > 200000
+// maximum", "input length and `max_tokens` exceed context limit"), Bedrock ("Input is too
+// long for requested model", "too many input tokens"), Gemini ("The input token count (N)
+// exceeds the maximum number of tokens allowed (M)"), vLLM and other OpenAI-compatible
+// servers ("This model's maximum context length is N tokens"), Mistral ("... too large for
+// model with N maximum context length"), Cohere ("too many tokens: ... cannot exceed").
+bool SaysContextLengthExceeded(std::string_view message) {
+  static constexpr std::string_view kPhrases[] = {
+      "prompt is too long",
+      "exceed context limit",
+      "input is too long",
+      "too many input tokens",
+      "exceeds the maximum number of tokens",
+      "maximum context length",
+      "context length exceeded",
+      "context_length_exceeded",
+      "context window",
+      "too many tokens",
+  };
+  std::string lower(message.substr(0, 2048));
+  absl::AsciiStrToLower(&lower);
+  for (std::string_view phrase : kPhrases) {
+    if (lower.find(phrase) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string OpenAiErrorBody(const absl::Status& status) {
@@ -323,7 +351,17 @@ absl::Status StatusFromUpstreamError(int http_status, std::string_view body) {
   if (error.param.has_value() && !error.param->empty()) {
     status.SetPayload(ToAbsl(kParamPayload), absl::Cord(*error.param));
   }
-  if (error.code.has_value() && !error.code->empty()) {
+  // One code for "the prompt does not fit" whichever provider said it: what clients
+  // (OpenAI's) and the router's context_length fallback look for. A provider's own code wins,
+  // unless it is only a number (Gemini's and vLLM's repeat the HTTP status).
+  const bool has_code = error.code.has_value() && !error.code->empty();
+  const bool numeric_code =
+      has_code && error.code->find_first_not_of("0123456789") == std::string::npos;
+  if ((!has_code || numeric_code) &&
+      (http_status == 400 || http_status == 413 || http_status == 422) &&
+      SaysContextLengthExceeded(message)) {
+    status = WithErrorCode(std::move(status), "context_length_exceeded");
+  } else if (has_code) {
     status = WithErrorCode(std::move(status), *error.code);
   }
   if (error.type.has_value() && !error.type->empty()) {

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -170,6 +171,40 @@ TEST(StatusFromUpstreamErrorTest, MapsBodiesAndStatuses) {
     nlohmann::json body = ParseBody(OpenAiErrorBody(s));
     EXPECT_EQ(body["error"]["type"], c.openai_type);
     EXPECT_EQ(body["error"]["message"], c.message);
+  }
+}
+
+// Providers that say "the prompt does not fit" without OpenAI's code get it, so clients and
+// the router's context-length fallback see one code; other errors do not.
+TEST(StatusFromUpstreamErrorTest, ContextLengthMessagesGetOpenAisCode) {
+  const std::pair<int, const char*> fits_not[] = {
+      {400, R"({"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}})"},
+      {400, R"({"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 197000 + 8192 > 200000"}})"},
+      {400, R"({"message":"Input is too long for requested model."})"},
+      {400, R"({"message":"The model returned the following errors: too many input tokens"})"},
+      {400, R"({"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}})"},
+      {400, R"({"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens.","type":"BadRequestError","param":null,"code":400})"},
+      {422, R"({"detail":"Prompt contains 40000 tokens and 0 draft tokens, too large for model with 32768 maximum context length"})"},
+      {413, "Request entity too large: the prompt exceeds the model's context window"},
+  };
+  for (const auto& [http, body] : fits_not) {
+    SCOPED_TRACE(body);
+    absl::Status s = StatusFromUpstreamError(http, body);
+    EXPECT_EQ(ErrorCode(s), "context_length_exceeded");
+    EXPECT_EQ(HttpStatusForStatus(s), http);
+    EXPECT_THAT(OpenAiErrorBody(s), HasSubstr(R"("code":"context_length_exceeded")"));
+  }
+  const std::pair<int, const char*> others[] = {
+      // Another 400, a rate limit that speaks of tokens, a provider's own code kept.
+      {400, R"({"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: must be at least 1"}})"},
+      {429, R"({"error":{"message":"Request too large: too many tokens per min","type":"tokens"}})"},
+      {400, R"({"error":{"message":"maximum context length is 8192 tokens","type":"invalid_request_error","code":"custom_code"}})"},
+      {500, R"({"message":"too many tokens in flight"})"},
+  };
+  for (const auto& [http, body] : others) {
+    SCOPED_TRACE(body);
+    absl::Status s = StatusFromUpstreamError(http, body);
+    EXPECT_NE(ErrorCode(s), "context_length_exceeded");
   }
 }
 

@@ -55,6 +55,11 @@ MODEENVOY_EXPORT std::string OpenAiErrorBody(const absl::Status& status);
 // 4xx FailedPrecondition, other 5xx (500, 502, 503, 529, ...) Unavailable (retryable).
 // For any other status (e.g. 200 for an error event inside a stream) the body's type,
 // Gemini status or numeric code picks the code, else Unknown. Never returns OK.
+// A 400, 413 or 422 without an upstream "code" (or with a numeric one) whose message says
+// the prompt does not fit the model's context (Anthropic's "prompt is too long", Bedrock's
+// "Input is too long", Gemini's "exceeds the maximum number of tokens", vLLM's "maximum
+// context length", ...) gets OpenAI's code "context_length_exceeded", so clients and the
+// router's context-length fallback see one code whichever provider answered.
 // The result is marked as a provider error (IsProviderError).
 MODEENVOY_EXPORT absl::Status StatusFromUpstreamError(int http_status, std::string_view body);
 

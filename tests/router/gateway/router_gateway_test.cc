@@ -45,6 +45,7 @@ struct Behaviour {
   int status = 200;       // 200, or an error status with an OpenAI error body
   bool hang = false;      // never answers
   std::string retry_after;  // sent with an error status when not empty
+  std::string error_body;   // an error status's body; empty: an OpenAI error body
   // A 200 stream sends its head and first chunk after the call's delay, and the rest (a
   // second chunk, "[DONE]", the end) this much later; zero: all at once.
   absl::Duration stream_rest_after = absl::ZeroDuration();
@@ -101,7 +102,9 @@ class FakeUpstream final : public UpstreamClient {
         HttpHeaders headers = {{"content-type", "application/json"}};
         if (!b.retry_after.empty()) headers.emplace_back("retry-after", b.retry_after);
         handler->OnHeaders(b.status, headers);
-        handler->OnData(R"({"error":{"message":"scripted failure","type":"server_error"}})");
+        handler->OnData(b.error_body.empty()
+                            ? R"({"error":{"message":"scripted failure","type":"server_error"}})"
+                            : b.error_body);
         handler->OnComplete(absl::OkStatus());
         return;
       }
@@ -373,6 +376,26 @@ TEST_F(RouterGatewayTest, RateLimitedAttemptsMoveOnAndCoolTheDeploymentDown) {
   EXPECT_EQ(a["healthy"], false);
   EXPECT_GT(a["cooldown_for_ms"].get<int64_t>(), 6000);
   EXPECT_LE(a["cooldown_for_ms"].get<int64_t>(), 7000);
+}
+
+// A provider that says "the prompt does not fit" in its own words (Anthropic's, without
+// OpenAI's code): the attempt is a context-length failure, and the request moves to the
+// pool's context_length_fallback instead of failing with the 400.
+TEST_F(RouterGatewayTest, AnAnthropicPromptTooLongFallsBackToTheLongContextModel) {
+  upstream_.behaviour["up-a"] = {
+      .status = 400,
+      .error_body = R"({"type":"error","error":{"type":"invalid_request_error",)"
+                    R"("message":"prompt is too long: 210000 tokens > 200000 maximum"}})"};
+  ASSERT_TRUE(Load(R"(
+    "pools": [{"name": "pool", "context_length_fallback": "long",
+               "deployments": [{"id": "a", "model": "m-a"}]},
+              {"name": "long", "deployments": [{"id": "b", "model": "m-b"}]}])")
+                  .ok());
+  auto ex = Send();
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
+  EXPECT_EQ(Upstream("a")["healthy"], true);  // a context-length failure never counts
 }
 
 // One deployment taking one call at a time, with a queue of one waiter for 2.5 s.
