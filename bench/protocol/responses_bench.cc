@@ -13,6 +13,8 @@
 // BM_ResponsesIngressParseRequest/<KB>: what the engine does per request at POST
 //   /v1/responses (modeenvoy/ingress/responses.h): ParseRequest, then ForRequest (the echoed
 //   request members read for the response objects).
+// BM_ResponsesTranslatedRequest/<KB>/<provider>: that, then the request written for an openai
+//   (0) or anthropic (1) provider: the whole per-attempt translation.
 // BM_ResponsesIngressRenderStream: the bound codec's stream renderer over the unified chunks
 //   of BM_ResponsesEncodeStream, echoed members patched into the events carrying the response
 //   object; reported per event rendered (per_event).
@@ -198,6 +200,39 @@ void BM_ResponsesIngressParseRequest(benchmark::State& state) {
   state.counters["body_bytes"] = static_cast<double>(request.body.size());
 }
 BENCHMARK(BM_ResponsesIngressParseRequest)->Arg(1)->Arg(4);
+
+// What translating a Responses request costs end to end: BM_ResponsesIngressParseRequest, then
+// the unified request written for the attempt's provider (arg 2: 0 openai, 1 anthropic), as
+// the engine does for every attempt of POST /v1/responses.
+void BM_ResponsesTranslatedRequest(benchmark::State& state) {
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/responses";
+  request.body = RequestBody(static_cast<size_t>(state.range(0)) * 1024);
+  const std::shared_ptr<const IngressCodec> codec = OpenAiResponsesCodec();
+  const bool anthropic = state.range(1) == 1;
+  std::unique_ptr<Dialect> provider = *NewDialect(anthropic ? "anthropic" : "openai");
+  DialectCall call;
+  call.model = anthropic ? "claude-sonnet-4-5-20250929" : "gpt-4o";
+  for (auto _ : state) {
+    absl::StatusOr<ChatRequest> chat = codec->ParseRequest(request);
+    if (!chat.ok()) {
+      state.SkipWithError(std::string(chat.status().message()).c_str());
+      break;
+    }
+    std::shared_ptr<const IngressCodec> bound = codec->ForRequest(request, *chat);
+    WireRequest wire;
+    absl::Status s = provider->EncodeRequest(*chat, call, &wire);
+    if (!s.ok()) {
+      state.SkipWithError(std::string(s.message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(bound.get());
+    benchmark::DoNotOptimize(wire.body.data());
+  }
+  state.counters["body_bytes"] = static_cast<double>(request.body.size());
+}
+BENCHMARK(BM_ResponsesTranslatedRequest)->Args({1, 0})->Args({1, 1})->Args({4, 0})->Args({4, 1});
 
 void BM_ResponsesIngressRenderStream(benchmark::State& state) {
   HttpRequest request;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/chat_serialize.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/error.h"
 
@@ -1590,19 +1591,30 @@ absl::Status ValidateChatRequest(const ChatRequest& request) {
 }
 
 std::string SerializeChatRequest(const ChatRequest& r) {
+  return protocol_internal::SerializeChatRequest(r, protocol_internal::ChatRequestOverrides{});
+}
+
+std::string protocol_internal::SerializeChatRequest(
+    const ChatRequest& r, const protocol_internal::ChatRequestOverrides& o) {
   std::string out;
-  out.reserve(EstimateSize(r));
+  out.reserve(EstimateSize(r) + (o.model.has_value() ? o.model->size() : 0));
   Writer w(&out);
-  w.String("model", r.model);
+  w.String("model", o.model.has_value() ? *o.model : std::string_view(r.model));
   w.Key("messages");
   WriteArray(&out, r.messages, [&](const Message& m) { WriteMessage(&out, m, false); });
   w.OptBool("stream", r.stream);
-  if (r.stream_options.has_value()) {
+  if (!o.drop_stream_options && (r.stream_options.has_value() || o.include_usage)) {
     w.Key("stream_options");
     Writer sw(&out);
-    sw.OptBool("include_usage", r.stream_options->include_usage);
-    sw.OptBool("include_obfuscation", r.stream_options->include_obfuscation);
-    sw.Extra(r.stream_options->extra);
+    if (o.include_usage) {
+      sw.OptBool("include_usage", true);
+    } else {
+      sw.OptBool("include_usage", r.stream_options->include_usage);
+    }
+    if (r.stream_options.has_value()) {
+      sw.OptBool("include_obfuscation", r.stream_options->include_obfuscation);
+      sw.Extra(r.stream_options->extra);
+    }
     sw.End();
   }
   w.OptDouble("temperature", r.temperature);

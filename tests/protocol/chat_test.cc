@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/protocol/chat_serialize.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy {
@@ -1067,6 +1068,44 @@ TEST(UsageJsonTest, PrefixReadsOneObjectAndSaysHowFarItRead) {
                 .status()
                 .message(),
             "model_choices[2].usage.total_tokens: expected integer, got 1.5");
+}
+
+// The overrides a provider call applies (upstream model, stream_options) write exactly what
+// serializing a modified copy of the request writes, for every combination.
+TEST(SerializeChatRequestTest, OverridesWriteWhatAModifiedCopyWrites) {
+  const char* const bodies[] = {
+      R"({"model":"public","messages":[{"role":"user","content":"hi"}],"stream":true})",
+      R"({"model":"public","messages":[{"role":"user","content":"hi"}],"stream":true,)"
+      R"("stream_options":{"include_usage":false,"include_obfuscation":true,"x":[1]},"top_p":0.5})",
+      R"({"model":"public","messages":[{"role":"user","content":"hi"}],"stream":true,)"
+      R"("stream_options":{"include_usage":true},"user":"u","extra_member":{"a":1}})",
+  };
+  for (const char* body : bodies) {
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(body);
+    ASSERT_TRUE(chat.ok()) << chat.status();
+    for (int model = 0; model < 2; ++model) {
+      for (int drop = 0; drop < 2; ++drop) {
+        for (int usage = 0; usage < 2; ++usage) {
+          if (drop == 1 && usage == 1) continue;  // never both (openai_compat.cc)
+          SCOPED_TRACE(absl::StrCat(body, " model ", model, " drop ", drop, " usage ", usage));
+          protocol_internal::ChatRequestOverrides o;
+          ChatRequest copy = *chat;
+          if (model == 1) {
+            o.model = "upstream-model-name";
+            copy.model = "upstream-model-name";
+          }
+          o.drop_stream_options = drop == 1;
+          if (drop == 1) copy.stream_options.reset();
+          o.include_usage = usage == 1;
+          if (usage == 1) {
+            if (!copy.stream_options.has_value()) copy.stream_options.emplace();
+            copy.stream_options->include_usage = true;
+          }
+          EXPECT_EQ(protocol_internal::SerializeChatRequest(*chat, o), SerializeChatRequest(copy));
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_scan.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/chat_serialize.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/chat.h"
@@ -771,14 +772,13 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
     }
     return body;
   }
-  ChatRequest copy = chat;
-  if (replace_model) copy.model = std::string(model);
-  if (drop_options) copy.stream_options.reset();
-  if (want_usage) {
-    if (!copy.stream_options.has_value()) copy.stream_options.emplace();
-    copy.stream_options->include_usage = true;
-  }
-  return SerializeChatRequest(copy);
+  // The engine's common case (the upstream model differs from the public one): written in
+  // place, not on a copy of the request.
+  ChatRequestOverrides overrides;
+  if (replace_model) overrides.model = model;
+  overrides.drop_stream_options = drop_options;
+  overrides.include_usage = want_usage;
+  return SerializeChatRequest(chat, overrides);
 }
 
 namespace {
