@@ -1576,6 +1576,10 @@ std::string_view ContentPartTypeName(ContentPartType type) {
   return i < std::size(kContentPartTypeNames) ? kContentPartTypeNames[i] : "";
 }
 
+bool protocol_internal::IsChatRequestMember(std::string_view name) {
+  return IsMemberName(kRequestMembers, name);
+}
+
 absl::StatusOr<ChatRequest> ParseChatRequest(std::string_view json,
                                              const ChatParseOptions& options) {
   MODEENVOY_ASSIGN_OR_RETURN(ChatRequest request, ParseDocument(json, kRequestMembers));

@@ -194,6 +194,15 @@ TEST(AnthropicRequestTest, BadBodiesReportTheCheckedReadersFirstError) {
        "messages[0].content[0].tool_use_id"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"tool"}})",
        "tool_choice.name"},
+      // An unknown member named like a field of the unified request would be read as that
+      // field: refused, except service_tier, which both APIs have (as a string).
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"verbosity":true})",
+       "verbosity"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"n":2})", "n"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"service_tier":5})",
+       "service_tier"},
+      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search","function":5}]})",
+       "tools[0].function"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":"yes"})", "stream"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a",1]})",
        "stop_sequences[1]"},

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
+#include "lib/protocol/chat_serialize.h"
 #include "lib/protocol/dialects/anthropic_request.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/json.h"
@@ -2546,7 +2547,12 @@ absl::StatusOr<Tool> ReadTool(std::string_view raw, const std::string& p) {
     // A server tool: kept as is.
     tool.type = std::move(type);
     for (const RawMember& m : t.members()) {
-      if (m.key != "type") tool.extra.emplace_back(std::string(m.key), RawCompact(m.raw));
+      if (m.key == "type") continue;
+      // "function" is the unified tool's own member (it would be read as a function tool).
+      if (m.key == "function") {
+        return IngressError(p + ".function", "not a member of an Anthropic server tool");
+      }
+      tool.extra.emplace_back(std::string(m.key), RawCompact(m.raw));
     }
     return tool;
   }
@@ -2737,6 +2743,14 @@ absl::StatusOr<ChatRequest> CheckedDecodeRequest(std::string_view request_body) 
                ReadJsonSchemaFormat(v, &chat)) {
       // chat.response_format set
     } else {
+      // Kept as extras: top_k, thinking, ... A name the unified request models is refused
+      // (it would be read as that field, e.g. OpenAI's n or verbosity), except service_tier,
+      // which both APIs have (a string).
+      if (k == "service_tier") {
+        if (type != JsonType::kString) return IngressError(k, "must be a string");
+      } else if (IsChatRequestMember(k)) {
+        return IngressError(k, "not a Messages API member (an OpenAI Chat Completions field)");
+      }
       chat.extra.emplace_back(std::string(k), RawCompact(v));  // top_k, thinking, ...
     }
   }

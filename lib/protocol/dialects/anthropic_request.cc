@@ -24,6 +24,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "lib/protocol/chat_serialize.h"
 #include "lib/protocol/json.h"
 
 namespace modeenvoy::protocol_internal {
@@ -236,7 +237,12 @@ bool OnePassReader::Body(std::string_view body) {
     } else if (name == "output_config") {
       ok = seen.Bit(11) && ReadOutputConfig(r);
     } else {
-      ok = seen.Other(name) && Extra(r, name, &chat_->extra);  // top_k, thinking, ...
+      // top_k, thinking, ...; a name the unified request models (only service_tier, a
+      // string, is also a Messages member) is the checked reader's to refuse.
+      ok = seen.Other(name) &&
+           (!IsChatRequestMember(name) ||
+            (name == "service_tier" && r.Peek(&type) && type == JsonType::kString)) &&
+           Extra(r, name, &chat_->extra);
     }
     if (!ok) return false;
   }
@@ -639,7 +645,8 @@ bool OnePassReader::ReadTool(JsonReader& r, modeenvoy::Tool* tool) {
     }
     bool ok = false;
     if (server) {
-      ok = seen.Other(member) && Extra(r, member, &tool->extra);
+      // "function" is the unified tool's own member: the checked reader refuses it.
+      ok = member != "function" && seen.Other(member) && Extra(r, member, &tool->extra);
     } else if (member == "name") {
       ok = seen.Bit(1) && String(r, &name.emplace());
     } else if (member == "description") {
