@@ -28,6 +28,7 @@
 #include "lib/protocol/chat_serialize.h"
 #include "lib/protocol/dialects/anthropic_request.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/unified_parts.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -1090,23 +1091,6 @@ std::optional<std::string> StringValue(std::string_view raw) {
   return text;
 }
 
-// A stream's chunk that names no message and carries nothing for it (see Encode below).
-bool IsPreamble(const ChatCompletionChunk& chunk) {
-  return chunk.choices.empty() && !chunk.usage.has_value() && chunk.id.empty() &&
-         chunk.model.empty();
-}
-
-// The reasoning text an OpenAI-family answer carries as a message member, if any.
-std::optional<std::string> ReasoningText(const ExtraFields& extra) {
-  for (const char* key : {"reasoning_content", "reasoning"}) {
-    if (const std::string* raw = FindExtra(extra, key)) {
-      std::optional<std::string> text = StringValue(*raw);
-      if (text.has_value() && !text->empty()) return text;
-    }
-  }
-  return std::nullopt;
-}
-
 // Unified chunks -> Anthropic's event sequence: message_start, ping, then per content block
 // content_block_start / content_block_delta... / content_block_stop (text, thinking with its
 // signature_delta, redacted_thinking, tool_use with input_json_delta, and the raw events of
@@ -1115,10 +1099,8 @@ std::optional<std::string> ReasoningText(const ExtraFields& extra) {
 class AnthropicStreamEncoder final : public StreamEncoder {
  public:
   absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
-    // A chunk that names nothing and carries nothing (Azure's prompt-filter chunk, first in
-    // its streams, with an empty id and model) does not start the message: the first chunk
-    // that does gives message_start its id and model.
-    if (!started_ && IsPreamble(chunk)) return absl::OkStatus();
+    // Azure's prompt-filter chunk does not start the message (unified_parts.h).
+    if (!started_ && IsUnnamedEmptyChunk(chunk)) return absl::OkStatus();
     if (!started_) {
       started_ = true;
       id_ = chunk.id;
@@ -2797,7 +2779,8 @@ absl::StatusOr<std::string> AnthropicDialect::EncodeResponse(
       if (*thinking != "[]" && thinking->size() > 2) {
         list.Next()->append(std::string_view(*thinking).substr(1, thinking->size() - 2));
       }
-    } else if (std::optional<std::string> reasoning = ReasoningText(m.extra)) {
+    } else if (std::optional<std::string> reasoning = UnifiedReasoningText(m.extra);
+               reasoning.has_value() && !reasoning->empty()) {
       // An OpenAI-family provider's reasoning text (DeepSeek, xAI, Mistral: reasoning_content;
       // Groq: reasoning) as a thinking block, as the stream renders it (no signature).
       std::string* b = list.Next();

@@ -41,6 +41,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/dialects/unified_out.h"
+#include "lib/protocol/dialects/unified_parts.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -1032,13 +1033,8 @@ std::string_view ResponseErrorCode(const absl::Status& status) {
 class ResponsesStreamEncoder final : public StreamEncoder {
  public:
   absl::Status Encode(const ChatCompletionChunk& chunk, std::string* out) override {
-    // A chunk that names nothing and carries nothing (Azure's prompt-filter chunk, first in
-    // its streams, with an empty id and model) does not start the response: the first chunk
-    // that does gives response.created its id and model.
-    if (!started_ && chunk.choices.empty() && !chunk.usage.has_value() && chunk.id.empty() &&
-        chunk.model.empty()) {
-      return absl::OkStatus();
-    }
+    // Azure's prompt-filter chunk does not start the response (unified_parts.h).
+    if (!started_ && IsUnnamedEmptyChunk(chunk)) return absl::OkStatus();
     if (!started_) Start(chunk.id, chunk.created, chunk.model, out);
     if (chunk.usage) {
       usage_.clear();
@@ -2371,6 +2367,10 @@ class OpenAiResponsesDialect final : public Dialect {
 };
 
 }  // namespace
+
+std::optional<std::string> UnifiedReasoningText(const ExtraFields& extra) {
+  return ReasoningOf(extra);
+}
 
 absl::StatusOr<std::unique_ptr<Dialect>> NewOpenAiResponsesDialect(std::string_view options_json) {
   MODEENVOY_ASSIGN_OR_RETURN(core_internal::Json json,
