@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -506,8 +507,19 @@ absl::Status CurlCore::StatusFromCurl(const Transfer& t, CURLcode code) const {
     case CURLE_BAD_FUNCTION_ARGUMENT:
     case CURLE_FAILED_INIT:
       return absl::InternalError(absl::StrFormat("upstream client error: %s", text));
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: {
+      // The connection was lost after it was made: the upstream may have taken the request.
+      absl::Status lost =
+          absl::UnavailableError(absl::StrFormat("upstream request failed: %s", text));
+      return t.connected ? MarkConnectionReset(std::move(lost)) : lost;
+    }
     default:
-      // Connection refused/reset, DNS, TLS, truncated or malformed responses: retryable.
+      // Connection refused, DNS, TLS, malformed responses: retryable.
       return absl::UnavailableError(absl::StrFormat("upstream request failed: %s", text));
   }
 }
@@ -765,6 +777,20 @@ absl::StatusOr<std::unique_ptr<UpstreamClient>> NewCurlUpstreamClient(
   MODEENVOY_RETURN_IF_ERROR(core->Init());
   return std::unique_ptr<UpstreamClient>(
       std::make_unique<CurlUpstreamClient>(std::move(core)));
+}
+
+constexpr std::string_view kConnectionResetUrl = "modeenvoy.dev/upstream-connection-reset";
+
+absl::Status MarkConnectionReset(absl::Status status) {
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    status.SetPayload(ToAbsl(kConnectionResetUrl), absl::Cord("1"));
+  }
+  return status;
+}
+
+bool IsConnectionReset(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable &&
+         status.GetPayload(ToAbsl(kConnectionResetUrl)).has_value();
 }
 
 }  // namespace modeenvoy

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "lib/gateway/routing_internal.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy::gateway_internal {
@@ -144,12 +145,7 @@ void EmbeddingsFanOut::PartDone(size_t index, absl::Status status, int http_stat
   --running_;
   if (!status.ok()) {
     // As a single call's transport error (gateway.cc HandleComplete).
-    const std::string message = absl::StrFormat("upstream provider \"%s\" failed: %s",
-                                                provider_name_, status.message());
-    Fail(status.code() == absl::StatusCode::kDeadlineExceeded
-             ? WithHttpStatus(absl::DeadlineExceededError(message), 504)
-             : WithHttpStatus(absl::UnavailableError(message), 502),
-         0);
+    Fail(gateway_internal::UpstreamTransportError(provider_name_, status), 0);
     return;
   }
   if (http_status < 200 || http_status >= 300) {

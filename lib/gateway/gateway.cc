@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "lib/core/status_macros.h"
 #include "lib/gateway/embeddings_fanout.h"
+#include "lib/gateway/routing_internal.h"
 #include "lib/gateway/stream_usage.h"
 #include "modeenvoy/gateway/endpoint.h"
 #include "modeenvoy/gateway/filter.h"
@@ -1239,12 +1240,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
       Pump();
       return;
     }
-    std::string message = absl::StrFormat("upstream provider \"%s\" failed: %s",
-                                          attempt_->provider->name, status.message());
-    absl::Status mapped = status.code() == absl::StatusCode::kDeadlineExceeded
-                              ? WithHttpStatus(absl::DeadlineExceededError(message), 504)
-                              : WithHttpStatus(absl::UnavailableError(message), 502);
-    AttemptFailed(mapped, 0);
+    AttemptFailed(gateway_internal::UpstreamTransportError(attempt_->provider->name, status), 0);
     return;
   }
   if (streaming_) {

@@ -17,6 +17,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/gateway/routing_internal.h"
 #include "modeenvoy/gateway/config.h"
+#include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/protocol/error.h"
 
 namespace modeenvoy {
@@ -40,6 +41,7 @@ constexpr FailureName kFailureNames[] = {
     {FailureClass::kContentFilter, "content_filter"},
     {FailureClass::kClientError, "4xx"},
     {FailureClass::kProtocol, "protocol"},
+    {FailureClass::kReset, "reset"},
 };
 
 class SinglePlan final : public AttemptPlan {
@@ -133,6 +135,20 @@ absl::StatusOr<WeightedTarget> TargetOf(const RouteBuildContext& context, const 
 
 }  // namespace
 
+namespace gateway_internal {
+
+absl::Status UpstreamTransportError(std::string_view provider_name, const absl::Status& status) {
+  const std::string message = absl::StrFormat("upstream provider \"%s\" failed: %s",
+                                              provider_name, status.message());
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    return WithHttpStatus(absl::DeadlineExceededError(message), 504);
+  }
+  absl::Status mapped = WithHttpStatus(absl::UnavailableError(message), 502);
+  return IsConnectionReset(status) ? MarkConnectionReset(std::move(mapped)) : mapped;
+}
+
+}  // namespace gateway_internal
+
 std::optional<FailureClass> FailureClassFromName(std::string_view name) {
   for (const FailureName& f : kFailureNames) {
     if (f.name == name && f.failure != FailureClass::kNone) return f.failure;
@@ -152,7 +168,8 @@ FailureClass ClassifyFailure(const absl::Status& status, int upstream_http_statu
   if (upstream_http_status == 0) {
     switch (status.code()) {
       case absl::StatusCode::kDeadlineExceeded: return FailureClass::kTimeout;
-      case absl::StatusCode::kUnavailable: return FailureClass::kConnect;
+      case absl::StatusCode::kUnavailable:
+        return IsConnectionReset(status) ? FailureClass::kReset : FailureClass::kConnect;
       default: return FailureClass::kProtocol;
     }
   }
@@ -246,7 +263,8 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildWeightedPolicy(
   MODEENVOY_ASSIGN_OR_RETURN(const Json* retry_on, r.OptionalArray("retry_on"));
   if (retry_on == nullptr) {
     for (FailureClass f : {FailureClass::kRateLimited, FailureClass::kServerError,
-                           FailureClass::kTimeout, FailureClass::kConnect}) {
+                           FailureClass::kTimeout, FailureClass::kConnect,
+                           FailureClass::kReset}) {
       config->retry_on |= 1u << static_cast<int>(f);
     }
   } else {
@@ -257,8 +275,8 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildWeightedPolicy(
           v.is_string() ? FailureClassFromName(v.get<std::string>()) : std::nullopt;
       if (!f.has_value()) {
         return InvalidFieldError(rpath, "must be one of \"429\", \"5xx\", \"timeout\", "
-                                        "\"connect\", \"context_length\", \"content_filter\", "
-                                        "\"4xx\", \"protocol\"");
+                                        "\"connect\", \"reset\", \"context_length\", "
+                                        "\"content_filter\", \"4xx\", \"protocol\"");
       }
       config->retry_on |= 1u << static_cast<int>(*f);
     }

@@ -199,6 +199,19 @@ TEST_F(CurlUpstreamClientTest, ConnectionRefusedIsUnavailableWithCurlsText) {
   ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); }));
   EXPECT_EQ(rec.result->code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(rec.result->message(), HasSubstr("upstream request failed: Failed to connect"));
+  EXPECT_FALSE(IsConnectionReset(*rec.result)) << "no connection was ever made";
+  EXPECT_EQ(rec.header_calls, 0);
+}
+
+// The peer took the request and reset the connection before answering: a reset, not a
+// connect failure (the router treats the two classes apart: "connect" vs "reset").
+TEST_F(CurlUpstreamClientTest, ServerResetBeforeAnsweringIsAConnectionReset) {
+  TestHttpServer server([](TestConnection& c) { c.Reset(); });
+  Recorder rec;
+  auto call = client_->Start(Post(server.Url("/v1/chat/completions")), &rec);
+  ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); }));
+  EXPECT_EQ(rec.result->code(), absl::StatusCode::kUnavailable) << *rec.result;
+  EXPECT_TRUE(IsConnectionReset(*rec.result)) << *rec.result;
   EXPECT_EQ(rec.header_calls, 0);
 }
 
@@ -397,7 +410,18 @@ TEST_F(CurlUpstreamClientTest, ServerResetMidStreamIsUnavailable) {
   auto call = client_->Start(Post(server.Url("/stream")), &rec);
   ASSERT_TRUE(RunUntil([&] { return rec.result.has_value(); }));
   EXPECT_EQ(rec.result->code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(IsConnectionReset(*rec.result)) << *rec.result;
   EXPECT_THAT(rec.chunks, ElementsAre("a"));
+}
+
+TEST(ConnectionResetMarkTest, MarksOnlyUnavailableAndSurvivesAMessageChange) {
+  absl::Status reset = MarkConnectionReset(absl::UnavailableError("Recv failure"));
+  EXPECT_TRUE(IsConnectionReset(reset));
+  EXPECT_EQ(reset.message(), "Recv failure");
+  EXPECT_FALSE(IsConnectionReset(absl::UnavailableError("Recv failure")));
+  // Other codes are left as they are: a timeout stays a timeout.
+  EXPECT_FALSE(IsConnectionReset(MarkConnectionReset(absl::DeadlineExceededError("t"))));
+  EXPECT_TRUE(MarkConnectionReset(absl::OkStatus()).ok());
 }
 
 TEST_F(CurlUpstreamClientTest, MalformedUrlFailsAsynchronously) {

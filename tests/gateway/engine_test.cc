@@ -1673,11 +1673,11 @@ class OrderedPolicy : public RoutingPolicy {
   PolicyLog* log_;
 };
 
-TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
-  PolicyLog policy_log;
-  ASSERT_TRUE(registry_.routing()
+// Registers "ordered" (OrderedPolicy over the route's "targets", logging into `log`).
+void RegisterOrdered(Registry& registry, PolicyLog* log) {
+  ASSERT_TRUE(registry.routing()
                   .Register("ordered",
-                            [&policy_log](std::string_view options, const RouteBuildContext& ctx)
+                            [log](std::string_view options, const RouteBuildContext& ctx)
                                 -> absl::StatusOr<std::unique_ptr<RoutingPolicy>> {
                               std::vector<Attempt> attempts;
                               Json o = Json::parse(options);
@@ -1691,9 +1691,14 @@ TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
                                 attempts.push_back(Attempt{m, ctx.provider_of(*m), 0});
                               }
                               return std::make_unique<OrderedPolicy>(std::move(attempts),
-                                                                     &policy_log);
+                                                                     log);
                             })
                   .ok());
+}
+
+TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
+  PolicyLog policy_log;
+  RegisterOrdered(registry_, &policy_log);
   TestHttpServer server([](TestConnection& c) {
     if (Json::parse(c.request().body)["model"] == "upstream-demo") {
       c.SendResponse(429, {{"content-type", "application/json"}, {"retry-after", "7"}},
@@ -1735,6 +1740,79 @@ TEST_F(EngineTest, CustomRoutingPolicyGetsTheRequestAndEachOutcome) {
                                  "targets": ["demo", "zz"]}])"))
                 .message(),
             "routes[0].targets[1]: unknown model");
+}
+
+// A connection the upstream resets after taking the request is reported to the routing
+// policy as kReset, a refused one as kConnect: a policy can tell a crashed server (maybe
+// after doing the work) from one that never took the request.
+TEST_F(EngineTest, ResetAndRefusedConnectionsAreReportedApart) {
+  PolicyLog policy_log;
+  RegisterOrdered(registry_, &policy_log);
+  TestHttpServer server([](TestConnection& c) {
+    if (Json::parse(c.request().body)["model"] == "upstream-demo") {
+      c.Reset();
+      return;
+    }
+    Provider(c);
+  });
+  const int dead_port = UnusedPort();
+  Start(absl::StrFormat(
+      R"({"providers": {"dead": {"type": "openai", "base_url": "http://127.0.0.1:%d/v1"},
+                        "up": {"type": "openai", "base_url": "%s"}},
+          "models": {"gone": {"provider": "dead"},
+                     "demo": {"provider": "up", "upstream_model": "upstream-demo"},
+                     "demo2": {"provider": "up", "upstream_model": "up-2"}},
+          "routes": [{"match": {"model": "smart"}, "policy": "ordered",
+                      "targets": ["gone", "demo", "demo2"]}]})",
+      dead_port, server.Url("/v1")));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart")), &sink);
+  EXPECT_EQ(sink.status, 200) << sink.body;
+  ASSERT_EQ(policy_log.outcomes.size(), 3u);
+  EXPECT_EQ(policy_log.outcomes[0].failure, FailureClass::kConnect)
+      << policy_log.outcomes[0].status;
+  EXPECT_EQ(policy_log.outcomes[1].failure, FailureClass::kReset) << policy_log.outcomes[1].status;
+  EXPECT_EQ(policy_log.outcomes[1].http_status, 0);
+  EXPECT_EQ(policy_log.outcomes[2].failure, FailureClass::kNone);
+  EXPECT_EQ(FailureClassName(FailureClass::kReset), "reset");
+  EXPECT_EQ(FailureClassFromName("reset"), FailureClass::kReset);
+}
+
+// The "weighted" policy retries a reset by default, as it did when resets were classed
+// "connect"; a "retry_on" list without "reset" leaves it with the client.
+void ResettingProvider(TestConnection& c) {
+  if (Json::parse(c.request().body)["model"] == "upstream-demo") {
+    c.Reset();
+    return;
+  }
+  Provider(c);
+}
+
+std::string ResetRouteConfig(const std::string& base_url, const std::string& route_extra) {
+  return absl::StrFormat(
+      R"({"providers": {"up": {"type": "openai", "base_url": "%s"}},
+          "models": {"demo": {"provider": "up", "upstream_model": "upstream-demo"},
+                     "demo2": {"provider": "up", "upstream_model": "up-2"}},
+          "routes": [{"match": {"model": "smart"}, "target": "demo", "fallbacks": ["demo2"]%s}]})",
+      base_url, route_extra);
+}
+
+TEST_F(EngineTest, WeightedPolicyRetriesAResetByDefault) {
+  TestHttpServer server(ResettingProvider);
+  Start(ResetRouteConfig(server.Url("/v1"), ""));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart")), &sink);
+  EXPECT_EQ(sink.status, 200) << sink.body;
+  EXPECT_EQ(sink.body, CompletionJson("up-2"));
+}
+
+TEST_F(EngineTest, WeightedPolicyLeavesAResetWithTheClientWhenRetryOnOmitsIt) {
+  TestHttpServer server(ResettingProvider);
+  Start(ResetRouteConfig(server.Url("/v1"), R"(, "retry_on": ["connect"])"));
+  RecordingSink sink;
+  Serve(Post(ChatBody("smart")), &sink);
+  EXPECT_EQ(sink.status, 502) << sink.body;
+  EXPECT_THAT(UpstreamModels(server), ElementsAre("upstream-demo"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@
 //   {"target": "gpt-4o-mini"}                              one model
 //   {"targets": [{"model": "a", "weight": 90}, {"model": "b", "weight": 10}]}
 //   "fallbacks": ["c", "d"]         tried in order after the picked target fails
-//   "retry_on": ["429", "5xx", "timeout", "connect"]   failure classes that move on to the
-//                                   next attempt (default: all four; see FailureClass)
+//   "retry_on": ["429", "5xx", "timeout", "connect", "reset"]   failure classes that move on
+//                                   to the next attempt (default: these five; see FailureClass)
 //   "max_attempts": 3               bound on attempts per request (default: 1 + fallbacks)
 // A model name without a route is served by a single attempt on that model.
 #ifndef MODEENVOY_GATEWAY_ROUTING_H_
@@ -85,11 +85,13 @@ enum class FailureClass {
   kRateLimited,      // HTTP 429 ("429")
   kServerError,      // HTTP 5xx ("5xx")
   kTimeout,          // an upstream timeout ("timeout")
-  kConnect,          // connection refused/reset, DNS or TLS failure ("connect")
+  kConnect,          // connection refused, DNS or TLS failure: nothing sent ("connect")
   kContextLength,    // the prompt does not fit the model ("context_length")
   kContentFilter,    // the provider refused the content ("content_filter")
   kClientError,      // another 4xx: the request itself is wrong ("4xx")
   kProtocol,         // the answer could not be read or translated ("protocol")
+  kReset,            // the connection was lost after the request went out, before the
+                     // whole answer (IsConnectionReset; "reset")
 };
 
 // "429", "5xx", "timeout", ... as above; nullopt for an unknown name.
@@ -98,7 +100,7 @@ MODEENVOY_EXPORT std::string_view FailureClassName(FailureClass failure);
 
 // Classifies an attempt's final status: OK; a transport error from UpstreamClient
 // (`upstream_http_status` 0: kDeadlineExceeded is a timeout, kUnavailable a connect
-// failure, anything else a protocol failure); or an upstream HTTP error mapped by the
+// failure, or a reset when IsConnectionReset, anything else a protocol failure); or an upstream HTTP error mapped by the
 // dialect (by its error code "context_length_exceeded" / "content_filter" /
 // "content_policy_violation", then by status: 429, 5xx, other 4xx).
 MODEENVOY_EXPORT FailureClass ClassifyFailure(const absl::Status& status,

@@ -91,11 +91,23 @@ class MODEENVOY_EXPORT UpstreamHandler {
   // The call ended. Runs exactly once unless the call is cancelled first. OK means the whole
   // response was received (whatever its HTTP status). Errors:
   //   kUnavailable       connection refused or reset, name resolution failed, TLS failed,
-  //                      response cut short; the message carries curl's error text
+  //                      response cut short; the message carries curl's error text. A
+  //                      connection lost after it was made (reset or closed before the
+  //                      response was complete) is marked: IsConnectionReset() is true.
   //   kDeadlineExceeded  one of UpstreamTimeouts expired; the message names which
   //   kInvalidArgument   the request is malformed (bad URL, unsupported scheme)
   virtual void OnComplete(absl::Status status) = 0;
 };
+
+// Marks a kUnavailable `status` as a connection lost after it was made: the peer reset or
+// closed it after (part of) the request was sent and before the response was complete, so
+// the upstream may have started the work. Routing classes it "reset" (FailureClass::kReset),
+// apart from "connect" (no connection made, nothing sent). An UpstreamClient of a host marks
+// its own such failures with this. Any other status is returned unchanged.
+MODEENVOY_EXPORT absl::Status MarkConnectionReset(absl::Status status);
+// True for a status marked by MarkConnectionReset (the mark survives a copy, not a new
+// status built from the message).
+MODEENVOY_EXPORT bool IsConnectionReset(const absl::Status& status);
 
 // Handle for a call in flight. Destroying it before OnComplete cancels the call: the
 // transfer is aborted, its connection closed, and no handler method runs afterwards.

@@ -124,6 +124,7 @@ UpstreamFailure ToRouterFailure(FailureClass failure) {
     case FailureClass::kServerError: return UpstreamFailure::kServerError;
     case FailureClass::kTimeout: return UpstreamFailure::kTimeout;
     case FailureClass::kConnect: return UpstreamFailure::kConnect;
+    case FailureClass::kReset: return UpstreamFailure::kReset;
     case FailureClass::kContextLength: return UpstreamFailure::kContextLength;
     case FailureClass::kContentFilter: return UpstreamFailure::kContentFilter;
     case FailureClass::kClientError: return UpstreamFailure::kClientError;

@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/config.h"
@@ -27,6 +28,7 @@
 #include "modeenvoy/gateway/registry.h"
 #include "modeenvoy/gateway/services.h"
 #include "modeenvoy/gateway/sim_event_loop.h"
+#include "modeenvoy/gateway/upstream.h"
 #include "modeenvoy/router/gateway.h"
 #include "modeenvoy/status.h"
 #include "modeenvoy/tokenizer/encoding.h"
@@ -49,6 +51,8 @@ struct Behaviour {
   // A 200 stream sends its head and first chunk after the call's delay, and the rest (a
   // second chunk, "[DONE]", the end) this much later; zero: all at once.
   absl::Duration stream_rest_after = absl::ZeroDuration();
+  // Not OK: the call ends with this transport failure instead of an answer.
+  absl::Status transport;
 };
 
 // An OpenAI-compatible provider on the test's loop: answers after `delay`, per upstream
@@ -98,6 +102,10 @@ class FakeUpstream final : public UpstreamClient {
     void Resume() override {}
     UpstreamCallStats stats() const override { return {}; }
     void Answer() {
+      if (!b.transport.ok()) {
+        handler->OnComplete(b.transport);
+        return;
+      }
       if (b.status != 200) {
         HttpHeaders headers = {{"content-type", "application/json"}};
         if (!b.retry_after.empty()) headers.emplace_back("retry-after", b.retry_after);
@@ -278,6 +286,47 @@ TEST_F(RouterGatewayTest, AFailedAttemptIsRetriedOnTheOtherDeploymentAfterItsBac
   const absl::Duration gap = upstream_.started[1].at - upstream_.started[0].at - upstream_.delay;
   EXPECT_GT(gap, absl::ZeroDuration());
   EXPECT_LT(gap, absl::Milliseconds(200));
+}
+
+// kTwo with `retry.retry_on` set to `classes` (a JSON array).
+std::string TwoRetryingOn(std::string_view classes) {
+  const std::string out = absl::StrReplaceAll(
+      kTwo, {{R"("retry": {"max_attempts": 3,)",
+              std::string(R"("retry": {"max_attempts": 3, "retry_on": )") +
+                  std::string(classes) + ","}});
+  EXPECT_NE(out, kTwo);
+  return out;
+}
+
+// A connection lost after the request went out reaches the router as "reset", apart from
+// "connect" (nothing sent) and "5xx": retry_on decides for each on its own.
+TEST_F(RouterGatewayTest, AResetIsRetriedWhenRetryOnNamesReset) {
+  upstream_.behaviour["up-a"] = {
+      .transport = MarkConnectionReset(absl::UnavailableError("Recv failure: reset by peer"))};
+  ASSERT_TRUE(Load(TwoRetryingOn(R"(["reset"])")).ok());
+  auto ex = Send();
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
+}
+
+TEST_F(RouterGatewayTest, AResetIsNotRetriedWhenRetryOnNamesOnlyConnectAnd5xx) {
+  upstream_.behaviour["up-a"] = {
+      .transport = MarkConnectionReset(absl::UnavailableError("Recv failure: reset by peer"))};
+  ASSERT_TRUE(Load(TwoRetryingOn(R"(["connect", "5xx"])")).ok());
+  auto ex = Send();
+  EXPECT_EQ(ex->status(), 502) << ex->sink.body;
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 0);
+}
+
+TEST_F(RouterGatewayTest, ARefusedConnectionIsConnectAndMovesOn) {
+  upstream_.behaviour["up-a"] = {.transport = absl::UnavailableError("Failed to connect")};
+  ASSERT_TRUE(Load(TwoRetryingOn(R"(["connect"])")).ok());
+  auto ex = Send();
+  EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
 }
 
 TEST_F(RouterGatewayTest, OutcomesReachTheRouterAndShowInAdminUpstreams) {
