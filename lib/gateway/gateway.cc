@@ -815,6 +815,14 @@ void GatewayRequest::ReportAttemptEnd(const absl::Status& status, int http_statu
   outcome.failure = ClassifyFailure(status, status.ok() ? http_status : 0);
   outcome.latency = shared_->clock->MonotonicNow() - attempt_start_;
   outcome.first_byte_time = attempt_first_byte_;
+  if (status.ok()) {
+    if (stream_usage_.started()) {
+      if (attempt_->wants_usage) outcome.usage = stream_usage_.Final(&outcome.usage_estimated);
+    } else {
+      outcome.usage = outcome_.usage;  // a whole answer's, read by ParseUsage before
+      outcome.usage_estimated = outcome_.usage_estimated;
+    }
+  }
   if (hedge_timer_ != nullptr) hedge_timer_->Cancel();
   DisarmTryTimer();
   plan_->Report(*attempt_, outcome);
@@ -1133,7 +1141,7 @@ void GatewayRequest::HandleHeaders(int status, const HttpHeaders& headers) {
   renderer_ = native_ ? nullptr : codec_->NewStreamRenderer();
   stream_usage_.Start(&*chat_, attempt_->model->upstream_model,
                       shared_->limits.usage_estimator.get(),
-                      HasResponseHook(kResponseCompleteHook),
+                      HasResponseHook(kResponseCompleteHook) || attempt_->wants_usage,
                       translator_->KeepsUsagePromise());
   // Content-type and length come from the dialect and the renderer, not the upstream.
   upstream_headers_.erase(
@@ -1271,6 +1279,11 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     // The client gets the provider's bytes; filters (when there are any) see the
     // translation, as for any provider.
     if (!HasResponseFilters()) {
+      if (attempt_->wants_usage) {
+        // The plan counts tokens: read them from a translation the client does not get.
+        std::string unified = body;
+        if (dialect_->TranslateResponse(&unified).ok()) ParseUsage(unified);
+      }
       ReportAttemptEnd(absl::OkStatus(), upstream_status_);
       outcome_.attempts = ctx_.attempts;
       head_stripped_ = true;
@@ -1285,7 +1298,7 @@ void GatewayRequest::HandleComplete(absl::Status status) {
     AttemptFailed(AsBadUpstreamResponse(std::move(s)), upstream_status_);
     return;
   }
-  if (HasResponseHook(kResponseCompleteHook)) ParseUsage(body);
+  if (HasResponseHook(kResponseCompleteHook) || attempt_->wants_usage) ParseUsage(body);
   ReportAttemptEnd(absl::OkStatus(), upstream_status_);
   outcome_.attempts = ctx_.attempts;
   head_stripped_ = true;
@@ -1308,7 +1321,6 @@ void GatewayRequest::TranslateEmbeddings(std::string body) {
 
 void GatewayRequest::CompleteEmbeddings(EmbeddingsResponse response_value, int http_status,
                                         HttpHeaders headers) {
-  ReportAttemptEnd(absl::OkStatus(), http_status);
   const std::string& upstream_model = attempt_->model->upstream_model;
   EmbeddingsResponse* response = &response_value;
   bool estimated = false;
@@ -1332,13 +1344,14 @@ void GatewayRequest::CompleteEmbeddings(EmbeddingsResponse response_value, int h
                              absl::StrCat("\"", ToAbsl(estimator.method()), "\""));
     estimated = true;
   }
-  if (HasResponseHook(kResponseCompleteHook)) {
+  if (HasResponseHook(kResponseCompleteHook) || attempt_->wants_usage) {
     Usage usage;
     usage.prompt_tokens = response->usage->prompt_tokens;
     usage.total_tokens = response->usage->total_tokens;
     outcome_.usage = std::move(usage);
     outcome_.usage_estimated = estimated;
   }
+  ReportAttemptEnd(absl::OkStatus(), http_status);
   std::string out = SerializeEmbeddingsResponse(
       *response, embeddings_->encoding_format.value_or(EmbeddingEncoding::kFloat));
   outcome_.attempts = ctx_.attempts;

@@ -55,6 +55,11 @@ struct Attempt {
   // AttemptPlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
   absl::Duration hedge_after = absl::InfiniteDuration();
   bool hedge = false;  // this is the hedged (second, concurrent) attempt Hedge() returned
+  // The plan reads this attempt's AttemptOutcome::usage (e.g. the router's `tpm`): the
+  // engine then reads the answer's token usage for it (a whole chat answer's `usage`; a
+  // stream's reported usage, or an estimate when the stream reported none), one narrow
+  // parse per answer. Off: the outcome carries usage only when a response filter reads it.
+  bool wants_usage = false;
   // Per-try timeout (a policy's, e.g. the router's `retry.per_try_timeout_ms`), counted from
   // the call's start (after `delay`). It covers the attempt until its answer is handed to the
   // client's response phase: the whole body of a non-streamed answer, the 2xx response head
@@ -122,6 +127,11 @@ struct AttemptOutcome {
   // The engine cancelled the attempt because the other attempt of a hedged pair answered
   // first (status kCancelled, failure kNone): not a failure of its target.
   bool cancelled = false;
+  // The answer's token usage, for an attempt that succeeded: always when the attempt asked
+  // (Attempt::wants_usage), else when a response filter reads usage; nullopt when the
+  // answer reported none and none could be estimated (embeddings: prompt tokens only).
+  std::optional<Usage> usage;
+  bool usage_estimated = false;  // `usage` was counted by the gateway, not reported
 };
 
 // The plan of one request. Thread safety: thread-hostile (one request).

@@ -207,6 +207,7 @@ class RouterAttemptPlan final : public AttemptPlan {
       Attempt attempt{it->second.model, it->second.provider, planned->index};
       attempt.delay = planned->delay;
       attempt.hedge_after = planned->hedge_after;
+      attempt.wants_usage = planned->deployment->tpm > 0;
       SetTimeouts(*planned, &attempt);
       return attempt;
     }
@@ -225,6 +226,10 @@ class RouterAttemptPlan final : public AttemptPlan {
     result.retry_after = outcome.retry_after;
     result.latency = outcome.latency;
     result.time_to_first_token = outcome.first_byte_time;
+    if (outcome.usage.has_value()) {  // for the deployment's tpm (Attempt::wants_usage)
+      result.input_tokens = std::max<int64_t>(outcome.usage->prompt_tokens, 0);
+      result.output_tokens = std::max<int64_t>(outcome.usage->completion_tokens, 0);
+    }
     if (result.failure == UpstreamFailure::kNone) {
       target->counters->successes.fetch_add(1, std::memory_order_relaxed);
     }
@@ -257,6 +262,7 @@ class RouterAttemptPlan final : public AttemptPlan {
     hedge_target_->counters->hedges.fetch_add(1, std::memory_order_relaxed);
     Attempt attempt{it->second.model, it->second.provider, planned->index};
     attempt.hedge = true;
+    attempt.wants_usage = planned->deployment->tpm > 0;
     SetTimeouts(*planned, &attempt);
     return attempt;
   }

@@ -329,6 +329,42 @@ TEST_F(RouterGatewayTest, ARefusedConnectionIsConnectAndMovesOn) {
   EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
 }
 
+// A deployment's `tpm` counts the tokens of its answers (the engine reads the usage of an
+// attempt on a deployment with tpm): once a's answers reach it, the pool moves on to the
+// next tier until the minute's window frees it.
+constexpr char kTpmPool[] = R"(
+  "pools": [{"name": "pool",
+             "deployments": [{"id": "a", "model": "m-a", "tpm": %d},
+                             {"id": "b", "model": "m-b", "tier": 1}]}])";
+
+TEST_F(RouterGatewayTest, TokensPerMinuteCountsEachWholeAnswersUsage) {
+  upstream_.behaviour["up-a"] = {};
+  ASSERT_TRUE(Load(absl::StrFormat(kTpmPool, 8)).ok());
+  // FakeUpstream's whole answer reports 3 + 1 tokens: two answers fill a's 8 a minute.
+  for (int i = 0; i < 3; ++i) {
+    auto ex = Start();
+    loop_->RunFor(absl::Seconds(1));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+  }
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 2);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
+}
+
+TEST_F(RouterGatewayTest, TokensPerMinuteCountsAStreamsEstimateWhenItReportsNone) {
+  upstream_.behaviour["up-a"] = {};
+  ASSERT_TRUE(Load(absl::StrFormat(kTpmPool, 1)).ok());
+  // FakeUpstream's stream reports no usage: the gateway's estimate (> 0 tokens for a
+  // prompt and an answer) is what a's one token a minute is measured against.
+  auto streamed = Start(/*stream=*/true);
+  loop_->RunFor(absl::Seconds(1));
+  EXPECT_EQ(streamed->status(), 200) << streamed->sink.body;
+  auto next = Start();
+  loop_->RunFor(absl::Seconds(1));
+  EXPECT_EQ(next->status(), 200) << next->sink.body;
+  EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
+  EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
+}
+
 TEST_F(RouterGatewayTest, OutcomesReachTheRouterAndShowInAdminUpstreams) {
   ASSERT_TRUE(Load(kTwo).ok());
   // Round robin over a, b: each request's first attempt alternates between them; a fails
