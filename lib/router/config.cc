@@ -153,9 +153,11 @@ absl::Status ParseLb(const ObjectReader& r, LbConfig* lb) {
       lb->hash_key = HashKey::kSession;
     } else if (*key == "tenant_prompt") {
       lb->hash_key = HashKey::kTenantPrompt;
+    } else if (*key == "tenant") {
+      lb->hash_key = HashKey::kTenant;
     } else {
-      return FieldError(r.PathOf("hash_key"),
-                        absl::StrCat("unknown hash key \"", *key, "\" (session, tenant_prompt)"));
+      return FieldError(r.PathOf("hash_key"), absl::StrCat("unknown hash key \"", *key,
+                                                           "\" (session, tenant_prompt, tenant)"));
     }
   }
   MODEENVOY_ASSIGN_OR_RETURN(std::optional<bool> sticky, OptionalBool(r, "sticky"));

@@ -24,7 +24,7 @@ namespace modeenvoy::router_internal {
 
 enum class LbKind { kRoundRobin, kWeightedRoundRobin, kLeastRequest, kPeakEwma, kRingHash,
                     kMaglev };
-enum class HashKey { kSession, kTenantPrompt };
+enum class HashKey { kSession, kTenantPrompt, kTenant };
 
 // A pool holds at most this many deployments (eligibility is a 64-bit mask).
 inline constexpr int kMaxDeployments = 64;

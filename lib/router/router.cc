@@ -557,6 +557,9 @@ PlanImpl::PlanImpl(const RouterImpl* router, std::shared_ptr<const Snapshot> sna
                !(request.tenant.empty() && request.system_prompt.empty())) {
       key_hash_ = Murmur64(request.system_prompt, Murmur64(request.tenant, 0));
       has_key_ = true;
+    } else if (lb.hash_key == HashKey::kTenant && !request.tenant.empty()) {
+      key_hash_ = Murmur64(request.tenant, 0);
+      has_key_ = true;
     }
   }
 }

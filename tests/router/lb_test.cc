@@ -117,6 +117,37 @@ TEST(LoadBalancingTest, StickySplitKeepsASessionOnOneDeployment) {
   }
 }
 
+// hash_key "tenant": a split sticky per API key alone (the gateway's tenant is the key's
+// name), whatever the session or the system prompt; tenants still spread by weight.
+TEST(LoadBalancingTest, StickySplitPerTenantIgnoresSessionAndPrompt) {
+  auto router = MakeRouter(
+      WeightedPool(R"({"policy": "round_robin", "sticky": true, "hash_key": "tenant"})"));
+  std::string first = FirstPick(*router, {.model = "m", .tenant = "team-a"});
+  for (int i = 0; i < 20; ++i) {
+    const std::string session = "conv-" + std::to_string(i);
+    const std::string prompt = "You are assistant " + std::to_string(i);
+    EXPECT_EQ(FirstPick(*router, {.model = "m", .session_id = session, .tenant = "team-a",
+                                  .system_prompt = prompt, .draw = uint64_t(i)}),
+              first);
+  }
+  std::map<std::string, int> counts;
+  for (int i = 0; i < 400; ++i) {
+    const std::string tenant = "tenant-" + std::to_string(i);
+    ++counts[FirstPick(*router, {.model = "m", .tenant = tenant})];
+  }
+  EXPECT_EQ(counts.size(), 4u);  // weights 1..4 over 400 tenants: each gets some
+  EXPECT_GT(counts["w4"], counts["w1"]);
+}
+
+TEST(LoadBalancingTest, UnknownHashKeyNamesTheChoices) {
+  auto config = ParseRouterConfig(WeightedPool(R"({"policy": "ring_hash", "hash_key": "user"})"));
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(std::string(config.status().message())
+                .find("unknown hash key \"user\" (session, tenant_prompt, tenant)"),
+            std::string::npos)
+      << config.status();
+}
+
 TEST(LoadBalancingTest, LeastRequestAvoidsTheBusierDeployment) {
   auto router = MakeRouter(R"({"pools": [{"name": "m", "lb": {"policy": "least_request"},
       "deployments": [{"id": "a", "provider": "p", "model": "m"},

@@ -127,7 +127,7 @@ MODEENVOY_EXPORT std::optional<UpstreamFailure> UpstreamFailureFromName(std::str
 struct RouteRequest {
   std::string_view model;       // the public model name asked for
   std::string_view session_id = {};  // hash key for "hash_key": "session"; may be empty
-  std::string_view tenant = {};      // with system_prompt, hash key for "tenant_prompt"
+  std::string_view tenant = {};      // hash key for "tenant" (with system_prompt: "tenant_prompt")
   std::string_view system_prompt = {};
   // Prompt size (counted by the host) and the completion bound; deployments whose context
   // window cannot hold their sum are skipped. 0 = unknown (nothing is skipped).
