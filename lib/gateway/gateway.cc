@@ -642,12 +642,14 @@ void GatewayRequest::StartAttempt() {
   const bool stream = chat_.has_value() && chat_->stream.value_or(false);
   UpstreamRequest req;
   req.timeouts = provider.timeouts;
-  // The upstream reports a stream's usage only for a reader: a filter's outcome, or the
-  // client's own stream_options (which the dialect sends regardless).
-  const ProviderCall call{.stream = stream,
-                          .upstream_model = attempt_->model->upstream_model,
-                          .client_headers = &ctx_.request.headers,
-                          .stream_usage = HasResponseHook(kResponseCompleteHook)};
+  // The upstream reports a stream's usage only for a reader: a filter's outcome, the plan
+  // (Attempt::wants_usage), or the client's own stream_options (which the dialect sends
+  // regardless).
+  const ProviderCall call{
+      .stream = stream,
+      .upstream_model = attempt_->model->upstream_model,
+      .client_headers = &ctx_.request.headers,
+      .stream_usage = HasResponseHook(kResponseCompleteHook) || attempt_->wants_usage};
   // Serialize with the provider's model name, then restore the public one filters see.
   absl::Status built;
   native_ = false;
@@ -723,7 +725,8 @@ void GatewayRequest::StartAttempt() {
   attempt_start_ = shared_->clock->MonotonicNow();
   call_ = shared_->upstream->Start(std::move(req), this);
   ArmTryTimer();
-  if (!stream && chat_.has_value() && !hedge_asked_ && !attempt_->hedge &&
+  // Hedged: a whole chat answer or a single embeddings call (a split one has returned above).
+  if (!stream && !hedge_asked_ && !attempt_->hedge &&
       attempt_->hedge_after < absl::InfiniteDuration()) {
     if (hedge_timer_ == nullptr) hedge_timer_ = shared_->loop->NewTimer();
     hedge_timer_->Arm(attempt_->hedge_after, [this, index = attempt_->index] {
@@ -991,12 +994,24 @@ void GatewayRequest::StartHedge() {
   const ProviderCall call{.stream = false,
                           .upstream_model = hedge->model->upstream_model,
                           .client_headers = &ctx_.request.headers};
-  absl::Status built = codec_->CheckAttempt(*chat_, provider.type);
-  if (built.ok()) {
-    std::string public_model = std::move(chat_->model);
-    chat_->model = hedge->model->upstream_model;
-    built = dialect->BuildRequest(*chat_, call, &req);
-    chat_->model = std::move(public_model);
+  absl::Status built;
+  if (chat_.has_value()) {
+    built = codec_->CheckAttempt(*chat_, provider.type);
+    if (built.ok()) {
+      std::string public_model = std::move(chat_->model);
+      chat_->model = hedge->model->upstream_model;
+      built = dialect->BuildRequest(*chat_, call, &req);
+      chat_->model = std::move(public_model);
+    }
+  } else {
+    std::string public_model = std::move(embeddings_->model);
+    embeddings_->model = hedge->model->upstream_model;
+    const size_t per_call = dialect->MaxEmbeddingInputsPerCall(*embeddings_, call);
+    built = per_call != 0 && embeddings_->input_count() > per_call
+                ? absl::FailedPreconditionError(
+                      "the hedge's provider takes fewer inputs per call than the request has")
+                : dialect->BuildEmbeddingsRequest(*embeddings_, call, &req);
+    embeddings_->model = std::move(public_model);
   }
   if (built.ok()) {
     for (const HeaderMutation& m : ctx_.upstream_header_mutations) {

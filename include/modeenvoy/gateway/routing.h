@@ -50,7 +50,8 @@ struct Attempt {
   // Wait this long before calling (a policy's backoff); the engine waits on a timer of the
   // request's loop, so a client that leaves during the wait cancels the attempt.
   absl::Duration delay = absl::ZeroDuration();
-  // Hedging (a policy's opt-in; non-streaming chat calls only): when this attempt has not
+  // Hedging (a policy's opt-in; whole chat answers and single embeddings calls, never a
+  // stream or a split embeddings request): when this attempt has not
   // answered after `hedge_after` (counted from its start, after `delay`), the engine asks
   // AttemptPlan::Hedge() for a concurrent second attempt. InfiniteDuration: never.
   absl::Duration hedge_after = absl::InfiniteDuration();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/mutex.h"
@@ -342,6 +343,16 @@ class RouterPolicy final : public RoutingPolicy {
     if (request.metadata != nullptr) {
       auto it = request.metadata->find("api_key.tier");
       if (it != request.metadata->end()) route.key_tier = it->second;
+      // The key's budget left, published by a budget filter (a host's, or a component's)
+      // as a decimal number; anything else leaves it unknown (no remaining_budget rule
+      // matches).
+      it = request.metadata->find("budget.remaining");
+      double remaining = 0;
+      if (it != request.metadata->end() &&
+          absl::SimpleAtod(it->second, &remaining) &&
+          std::isfinite(remaining)) {
+        route.remaining_budget = remaining;
+      }
     }
     std::string prompt;  // the last user message's text, when it has parts
     if (request.chat != nullptr) {

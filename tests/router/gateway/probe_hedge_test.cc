@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -68,7 +69,8 @@ class FakeUpstream final : public UpstreamClient {
     std::string host = request.url.substr(7, request.url.find('/', 7) - 7);  // http://H/...
     started.push_back({host, request, loop_->fake_clock().Now()});
     Host h = hosts[host];
-    auto call = std::make_unique<Call>(loop_, handler, h.status, host, live_);
+    const bool embeddings = absl::EndsWith(request.url, "/embeddings");
+    auto call = std::make_unique<Call>(loop_, handler, h.status, host, live_, embeddings);
     if (!h.hang) {
       Call* raw = call.get();
       call->timer->Arm(h.delay, [raw] { raw->Answer(); });
@@ -80,9 +82,9 @@ class FakeUpstream final : public UpstreamClient {
   class Call final : public UpstreamCall {
    public:
     Call(SimEventLoop* loop, UpstreamHandler* handler, int status, std::string host,
-         std::shared_ptr<int> live)
+         std::shared_ptr<int> live, bool embeddings)
         : handler(handler), status(status), host(std::move(host)), timer(loop->NewTimer()),
-          live(std::move(live)) {
+          live(std::move(live)), embeddings(embeddings) {
       ++*this->live;
     }
     ~Call() override { --*live; }
@@ -93,6 +95,12 @@ class FakeUpstream final : public UpstreamClient {
       handler->OnHeaders(status, {{"content-type", "application/json"}});
       if (status != 200) {
         handler->OnData(R"({"error":{"message":"scripted failure","type":"server_error"}})");
+      } else if (embeddings) {
+        // The vector's one value says which host answered: a.test 1, b.test 2, c.test 3.
+        handler->OnData(absl::StrFormat(
+            R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[%d]}],)"
+            R"("model":"m","usage":{"prompt_tokens":1,"total_tokens":1}})",
+            host[0] - 'a' + 1));
       } else {
         handler->OnData(absl::StrFormat(
             R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
@@ -108,6 +116,7 @@ class FakeUpstream final : public UpstreamClient {
     std::string host;
     std::unique_ptr<Timer> timer;
     std::shared_ptr<int> live;
+    bool embeddings;
   };
   SimEventLoop* loop_;
   std::shared_ptr<int> live_;
@@ -169,6 +178,18 @@ class ProbeHedgeTest : public ::testing::Test {
                  {"messages", Json::array({{{"role", "user"}, {"content", "hello"}}})}};
     if (stream) body["stream"] = true;
     r.body = body.dump();
+    r.remote_address = "127.0.0.1:1";
+    auto ex = std::make_unique<Exchange>();
+    ex->active = gateway_->Handle(std::move(r), &ex->sink);
+    return ex;
+  }
+
+  std::unique_ptr<Exchange> StartEmbeddings() {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/v1/embeddings";
+    r.headers.emplace_back("content-type", "application/json");
+    r.body = R"({"model": "pool", "input": "hello"})";
     r.remote_address = "127.0.0.1:1";
     auto ex = std::make_unique<Exchange>();
     ex->active = gateway_->Handle(std::move(r), &ex->sink);
@@ -425,6 +446,32 @@ TEST_F(ProbeHedgeTest, ASlowFirstDeploymentIsHedgedAndTheHedgeWins) {
   EXPECT_EQ(h["in_flight"], 0);
   loop_->AdvanceBy(absl::Seconds(2));
   EXPECT_EQ(upstream_.started.size(), 2u);
+}
+
+// An embeddings call is hedged like a whole chat answer: the faster leg's vectors win.
+TEST_F(ProbeHedgeTest, ASlowEmbeddingsCallIsHedgedAndTheHedgeWins) {
+  upstream_.hosts["a.test"] = {.delay = absl::Seconds(1)};
+  upstream_.hosts["b.test"] = {.delay = absl::Milliseconds(100)};
+  upstream_.hosts["c.test"] = {.delay = absl::Milliseconds(100)};
+  ASSERT_TRUE(Load(kHedged).ok());
+  auto ex = StartEmbeddings();
+  loop_->AdvanceBy(absl::Milliseconds(51));
+  ASSERT_EQ(upstream_.started.size(), 2u);  // the hedge, 50 ms after the first attempt
+  EXPECT_EQ(upstream_.started[0].host, "a.test");
+  const std::string hedge_host = upstream_.started[1].host;
+  EXPECT_NE(hedge_host, "a.test");
+  EXPECT_TRUE(absl::EndsWith(upstream_.started[1].request.url, "/embeddings"))
+      << upstream_.started[1].request.url;
+  EXPECT_EQ(Json::parse(upstream_.started[1].request.body)["model"],
+            hedge_host == "b.test" ? "up-b" : "up-c");
+  loop_->AdvanceBy(absl::Milliseconds(100));
+  ASSERT_TRUE(ex->sink.finished.has_value());
+  ASSERT_EQ(ex->status(), 200) << ex->sink.body;
+  Json body = Json::parse(ex->sink.body);
+  EXPECT_EQ(body["data"][0]["embedding"][0], hedge_host[0] - 'a' + 1) << ex->sink.body;
+  EXPECT_EQ(upstream_.live(), 0);  // a's call was cancelled
+  EXPECT_EQ(Upstream("a")["cancelled"], 1);
+  EXPECT_EQ(Upstream(hedge_host == "b.test" ? "b" : "c")["hedges"], 1);
 }
 
 TEST_F(ProbeHedgeTest, AFastFirstDeploymentIsNotHedged) {

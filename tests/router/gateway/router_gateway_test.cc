@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/gateway/config.h"
+#include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/gateway.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/gateway/registry.h"
@@ -819,6 +820,49 @@ TEST_F(RouterGatewayTest, AKeysTierPicksThePoolOfItsRule) {
   EXPECT_EQ(send("sk-gold"), "up-a");
   EXPECT_EQ(send("sk-free"), "up-c");
   EXPECT_EQ(send("sk-plain"), "up-a");
+}
+
+// A budget filter's stand-in: publishes the x-test-budget header as "budget.remaining".
+class BudgetFilter final : public Filter {
+ public:
+  FilterResult OnRequest(RequestContext& ctx, FilterCallbacks&) override {
+    if (std::optional<std::string_view> v = FindHeader(ctx.request.headers, "x-test-budget")) {
+      ctx.metadata["budget.remaining"] = std::string(*v);
+    }
+    return FilterResult::Continue();
+  }
+};
+
+// remaining_budget rules read the "budget.remaining" metadata a budget filter publishes.
+TEST_F(RouterGatewayTest, TheRemainingBudgetInMetadataPicksThePoolOfItsRule) {
+  upstream_.behaviour["up-a"] = {};
+  ASSERT_TRUE(registry_.filters()
+                  .Register("test_budget",
+                            [](std::string_view, const BuildContext&)
+                                -> absl::StatusOr<std::unique_ptr<FilterFactory>> {
+                              return MakeFilterFactory<BudgetFilter>();
+                            })
+                  .ok());
+  constexpr char kBudget[] = R"(
+    "pools": [{"name": "pool",
+               "rules": [{"name": "nearly-broke", "to": "cheap", "remaining_budget": {"max": 1.0}}],
+               "deployments": [{"id": "a", "model": "m-a"}]},
+              {"name": "cheap", "deployments": [{"id": "c", "model": "m-c"}]}])";
+  ASSERT_TRUE(Load(kBudget, R"(, "filters": [{"type": "test_budget"}])").ok());
+  auto send = [&](std::optional<std::string> budget) {
+    HttpHeaders headers;
+    if (budget.has_value()) headers.emplace_back("x-test-budget", *budget);
+    auto ex = Start(false, "pool", std::move(headers));
+    loop_->RunFor(absl::Seconds(5));
+    EXPECT_EQ(ex->status(), 200) << ex->sink.body;
+    return upstream_.started.back().model;
+  };
+  EXPECT_EQ(send("0.25"), "up-c");
+  EXPECT_EQ(send("-3"), "up-c");    // overspent
+  EXPECT_EQ(send("12.5"), "up-a");
+  EXPECT_EQ(send(std::nullopt), "up-a");  // unknown: no match
+  EXPECT_EQ(send("lots"), "up-a");        // unreadable: unknown
+  EXPECT_EQ(send("nan"), "up-a");
 }
 
 TEST_F(RouterGatewayTest, HeaderAndMetadataSelectAnotherPool) {
