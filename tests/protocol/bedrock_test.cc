@@ -491,6 +491,29 @@ TEST_F(BedrockTest, InexpressibleFieldsAreRefusedByName) {
   }
 }
 
+// The unified user (the Messages metadata.user_id Claude Code sends) goes as Converse's
+// requestMetadata "user", merged with the client's own map, whose "user" wins.
+TEST_F(BedrockTest, UserIsSentAsRequestMetadata) {
+  const std::string msgs = R"("model":"m","messages":[{"role":"user","content":"hi"}])";
+  json got = Encode(*dialect_, "{" + msgs + R"(,"user":"user_4f2a_account__session_9c1e-77"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"user":"user_4f2a_account__session_9c1e-77"})"));
+  EXPECT_FALSE(got.contains("user"));
+  EXPECT_FALSE(got.contains("additionalModelRequestFields")) << got.dump();
+  got = Encode(*dialect_, "{" + msgs + R"(,"metadata":{"team":"a b"},"user":"u@x.io"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"team":"a b","user":"u@x.io"})"));
+  got = Encode(*dialect_, "{" + msgs + R"(,"requestMetadata":{"user":"own","k":"v"},"user":"u"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"user":"own","k":"v"})"));
+  got = Encode(*dialect_, "{" + msgs + R"(,"requestMetadata":{"k":"v"},"user":"u"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"k":"v","user":"u"})"));
+  // What Converse's map cannot hold (values: up to 256 of [a-zA-Z0-9 whitespace ._:/=+$@-]).
+  for (const std::string& user : {std::string(R"({\"device_id\":\"d\"})"), std::string(257, 'a'),
+                                  std::string("caf\u00e9")}) {
+    absl::Status s = EncodeStatus(*dialect_, "{" + msgs + R"(,"user":")" + user + "\"}");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << user;
+    EXPECT_EQ(ErrorParam(s), "user") << s;
+  }
+}
+
 TEST_F(BedrockTest, ReasoningRoundTripsThroughAssistantTurns) {
   json got = Encode(*dialect_, R"({"model":"m","messages":[{"role":"user","content":"q"},
     {"role":"assistant","content":"a","reasoning_content":"think","reasoning_signature":"sig"},

@@ -482,6 +482,59 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ResponseForma
 }
 
 // Unified fields with no Converse counterpart: refused, never dropped.
+// True when Converse's requestMetadata takes `value` (AWS: 0..256 characters of
+// [a-zA-Z0-9\s._:/=+$@-]).
+bool IsRequestMetadataValue(std::string_view value) {
+  if (value.size() > 256) return false;
+  for (const char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
+                    std::string_view("._:/=+$@-").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// requestMetadata: the client's own map (`map`: OpenAI's metadata or a requestMetadata
+// member; null: none) with the unified user (Claude Code's metadata.user_id) added as "user",
+// unless the map has a "user" of its own, which wins.
+absl::Status AppendRequestMetadata(const std::string* map, std::string_view map_path,
+                                   const std::optional<std::string>& user, std::string* body) {
+  if (map == nullptr) {
+    body->append("{\"user\":");
+    AppendJsonString(body, user.value_or(""));
+    body->push_back('}');
+    return absl::OkStatus();
+  }
+  JsonReader reader(*map, kMaxJsonDepth);
+  bool first = true, has = false, has_user = false;
+  std::string_view key;
+  std::string scratch;
+  size_t members = 0;
+  if (!reader.BeginObject()) return InvalidFieldError(map_path, "must be an object");
+  while (reader.NextMember(&first, &key, &scratch, &has) && has) {
+    ++members;
+    if (key == "user") has_user = true;
+    if (!reader.SkipValue()) break;
+  }
+  if (!reader.status().ok() || !reader.ExpectEnd()) {
+    return InvalidFieldError(map_path, "must be an object");
+  }
+  std::string_view text = *map;
+  while (!text.empty() && text.back() != '}') text.remove_suffix(1);
+  if (!user.has_value() || has_user || text.empty()) {
+    body->append(*map);
+    return absl::OkStatus();
+  }
+  text.remove_suffix(1);
+  body->append(text);
+  if (members > 0) body->push_back(',');
+  body->append("\"user\":");
+  AppendJsonString(body, *user);
+  body->push_back('}');
+  return absl::OkStatus();
+}
+
 absl::Status RejectInexpressible(const ChatRequest& chat) {
   auto reject = [](std::string_view field, std::string_view why = "not supported by bedrock") {
     return InvalidFieldError(field, why);
@@ -495,8 +548,10 @@ absl::Status RejectInexpressible(const ChatRequest& chat) {
   if (chat.logprobs.value_or(false)) return reject("logprobs");
   if (chat.top_logprobs.has_value()) return reject("top_logprobs");
   if (chat.seed.has_value()) return reject("seed");
-  if (chat.user.has_value()) {
-    return reject("user", "not supported by bedrock (metadata is sent as requestMetadata)");
+  if (chat.user.has_value() && !IsRequestMetadataValue(*chat.user)) {
+    return reject("user",
+                  "bedrock sends it as requestMetadata.user, which takes up to 256 of "
+                  "a-z A-Z 0-9, whitespace and ._:/=+$@-");
   }
   if (chat.safety_identifier.has_value()) return reject("safety_identifier");
   if (chat.prompt_cache_key.has_value()) {
@@ -1461,12 +1516,17 @@ absl::Status BedrockDialect::EncodeRequest(const ChatRequest& chat, const Dialec
 
   // metadata -> requestMetadata; unknown members: Converse's own top-level members as they
   // are, everything else into additionalModelRequestFields.
-  if (chat.metadata.has_value()) {
-    if (FindExtra(chat.extra, "requestMetadata") != nullptr) {
+  // The unified user joins it as "user" (bedrock has no other end-user field).
+  const std::string* request_metadata = FindExtra(chat.extra, "requestMetadata");
+  const bool write_metadata = chat.metadata.has_value() || chat.user.has_value();
+  if (write_metadata) {
+    if (chat.metadata.has_value() && request_metadata != nullptr) {
       return InvalidFieldError("metadata", "given twice (also as requestMetadata)");
     }
     top.Key("requestMetadata");
-    body.append(*chat.metadata);
+    MODEENVOY_RETURN_IF_ERROR(AppendRequestMetadata(
+        chat.metadata.has_value() ? &*chat.metadata : request_metadata,
+        chat.metadata.has_value() ? "metadata" : "requestMetadata", chat.user, &body));
   }
   bool any_additional = false;
   for (const auto& [key, value] : chat.extra) {
@@ -1474,6 +1534,7 @@ absl::Status BedrockDialect::EncodeRequest(const ChatRequest& chat, const Dialec
       any_additional = true;
       continue;
     }
+    if (write_metadata && key == "requestMetadata") continue;  // written above
     top.Key(key);
     body.append(value);
   }
