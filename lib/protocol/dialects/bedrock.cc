@@ -482,11 +482,11 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ResponseForma
 }
 
 // Unified fields with no Converse counterpart: refused, never dropped.
-// True when Converse's requestMetadata takes `value` (AWS: 0..256 characters of
-// [a-zA-Z0-9\s._:/=+$@-]).
-bool IsRequestMetadataValue(std::string_view value) {
-  if (value.size() > 256) return false;
-  for (const char c : value) {
+// True when Converse's requestMetadata takes `text` as a value (AWS: 0..256 characters of
+// [a-zA-Z0-9\s._:/=+$@-]; a key is the same, 1..256).
+bool IsRequestMetadataValue(std::string_view text) {
+  if (text.size() > 256) return false;
+  for (const char c : text) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
                     std::string_view("._:/=+$@-").find(c) != std::string_view::npos;
@@ -495,42 +495,80 @@ bool IsRequestMetadataValue(std::string_view value) {
   return true;
 }
 
-// requestMetadata: the client's own map (`map`: OpenAI's metadata or a requestMetadata
-// member; null: none) with the unified user (Claude Code's metadata.user_id) added as "user",
-// unless the map has a "user" of its own, which wins.
-absl::Status AppendRequestMetadata(const std::string* map, std::string_view map_path,
-                                   const std::optional<std::string>& user, std::string* body) {
-  if (map == nullptr) {
-    body->append("{\"user\":");
-    AppendJsonString(body, user.value_or(""));
-    body->push_back('}');
-    return absl::OkStatus();
+// The requestMetadata entries of the unified user: {"user": user}; or, for a user that is a
+// JSON object of strings (Claude Code 2.1's metadata.user_id: {"device_id":...,
+// "account_uuid":...,"session_id":...}, which the map cannot hold whole), one entry
+// "user.<member>" per member.
+// Errors: kInvalidArgument naming `user` when neither fits Converse's map.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UserMetadata(
+    const std::string& user) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  if (IsRequestMetadataValue(user)) {
+    entries.emplace_back("user", user);
+    return entries;
   }
-  JsonReader reader(*map, kMaxJsonDepth);
-  bool first = true, has = false, has_user = false;
+  JsonReader reader(user, kMaxJsonDepth);
+  JsonType type = JsonType::kNull;
+  bool ok = reader.Peek(&type) && type == JsonType::kObject && reader.BeginObject();
+  bool first = true, has = false;
   std::string_view key;
   std::string scratch;
+  while (ok && reader.NextMember(&first, &key, &scratch, &has) && has) {
+    std::string name = "user." + std::string(key);
+    std::string value;
+    ok = reader.Peek(&type) && type == JsonType::kString && reader.ReadString(&value) &&
+         IsRequestMetadataValue(name) && IsRequestMetadataValue(value);
+    if (ok) entries.emplace_back(std::move(name), std::move(value));
+  }
+  if (!ok || !reader.status().ok() || !reader.ExpectEnd() || entries.empty()) {
+    return InvalidFieldError(
+        "user", "bedrock sends it in requestMetadata, whose values are up to 256 of a-z A-Z "
+                "0-9, whitespace and ._:/=+$@- (or a JSON object of such strings, sent as "
+                "user.<member> entries)");
+  }
+  return entries;
+}
+
+// requestMetadata: the client's own map (`map`: OpenAI's metadata or a requestMetadata
+// member; null: none) with the unified user's entries (UserMetadata) added, but for a key
+// the map has already, whose value wins.
+absl::Status AppendRequestMetadata(const std::string* map, std::string_view map_path,
+                                   const std::optional<std::string>& user, std::string* body) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  if (user.has_value()) {
+    MODEENVOY_ASSIGN_OR_RETURN(entries, UserMetadata(*user));
+  }
   size_t members = 0;
-  if (!reader.BeginObject()) return InvalidFieldError(map_path, "must be an object");
-  while (reader.NextMember(&first, &key, &scratch, &has) && has) {
-    ++members;
-    if (key == "user") has_user = true;
-    if (!reader.SkipValue()) break;
+  std::string_view text = "{}";
+  if (map != nullptr) {
+    JsonReader reader(*map, kMaxJsonDepth);
+    bool first = true, has = false;
+    std::string_view key;
+    std::string scratch;
+    if (!reader.BeginObject()) return InvalidFieldError(map_path, "must be an object");
+    while (reader.NextMember(&first, &key, &scratch, &has) && has) {
+      ++members;
+      std::erase_if(entries, [&](const auto& entry) { return entry.first == key; });
+      if (!reader.SkipValue()) break;
+    }
+    if (!reader.status().ok() || !reader.ExpectEnd()) {
+      return InvalidFieldError(map_path, "must be an object");
+    }
+    text = *map;
+    while (!text.empty() && text.back() != '}') text.remove_suffix(1);
   }
-  if (!reader.status().ok() || !reader.ExpectEnd()) {
-    return InvalidFieldError(map_path, "must be an object");
-  }
-  std::string_view text = *map;
-  while (!text.empty() && text.back() != '}') text.remove_suffix(1);
-  if (!user.has_value() || has_user || text.empty()) {
-    body->append(*map);
+  if (entries.empty()) {
+    body->append(map != nullptr ? std::string_view(*map) : text);
     return absl::OkStatus();
   }
-  text.remove_suffix(1);
+  text.remove_suffix(1);  // the closing brace
   body->append(text);
-  if (members > 0) body->push_back(',');
-  body->append("\"user\":");
-  AppendJsonString(body, *user);
+  for (const auto& [key, value] : entries) {
+    if (members++ > 0) body->push_back(',');
+    AppendJsonString(body, key);
+    body->push_back(':');
+    AppendJsonString(body, value);
+  }
   body->push_back('}');
   return absl::OkStatus();
 }
@@ -548,11 +586,6 @@ absl::Status RejectInexpressible(const ChatRequest& chat) {
   if (chat.logprobs.value_or(false)) return reject("logprobs");
   if (chat.top_logprobs.has_value()) return reject("top_logprobs");
   if (chat.seed.has_value()) return reject("seed");
-  if (chat.user.has_value() && !IsRequestMetadataValue(*chat.user)) {
-    return reject("user",
-                  "bedrock sends it as requestMetadata.user, which takes up to 256 of "
-                  "a-z A-Z 0-9, whitespace and ._:/=+$@-");
-  }
   if (chat.safety_identifier.has_value()) return reject("safety_identifier");
   if (chat.prompt_cache_key.has_value()) {
     return reject("prompt_cache_key",
