@@ -356,6 +356,12 @@ TEST(CohereDialectTest, AnthropicThinkingIsCohereThinking) {
   EXPECT_EQ(ErrorParam(s), "thinking") << s;
 }
 
+// Claude Code's context_management (Anthropic's server-side context editing) is left out.
+TEST(CohereDialectTest, AnthropicContextManagementIsLeftOut) {
+  json body = Encode(Req(R"({"model":"m","messages":[{"role":"user","content":"x"}],"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})"));
+  EXPECT_FALSE(body.contains("context_management")) << body.dump();
+}
+
 TEST(CohereDialectTest, IngressAndEncodersRoundTripThroughTheDecoders) {
   std::unique_ptr<Dialect> d = Cohere();
   ChatRequest chat = Req(R"({"model":"m","messages":[{"role":"system","content":"s"},

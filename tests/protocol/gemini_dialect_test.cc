@@ -248,6 +248,18 @@ TEST(GeminiDialectTest, AnthropicThinkingIsAThinkingConfig) {
             json::parse(R"({"includeThoughts":true})"));
 }
 
+// Claude Code's context_management (Anthropic's server-side context editing) is left out,
+// not refused: Gemini has no such thing, and the model then sees the whole conversation.
+TEST(GeminiDialectTest, AnthropicContextManagementIsLeftOut) {
+  std::unique_ptr<Dialect> d = Make("gemini");
+  absl::StatusOr<json> got = Encode(
+      *d, R"({"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],)"
+          R"("context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->contains("context_management")) << got->dump();
+  EXPECT_EQ((*got)["contents"][0]["parts"][0]["text"], "x");
+}
+
 TEST(GeminiDialectTest, BadOrConflictingThinkingIsRefusedByPath) {
   std::unique_ptr<Dialect> d = Make("gemini");
   const std::string head = R"({"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],)";

@@ -378,6 +378,13 @@ TEST(OllamaDialectTest, AnthropicThinkingIsThink) {
   EXPECT_EQ(ErrorParam(s), "thinking.type") << s;
 }
 
+// Claude Code's context_management (Anthropic's server-side context editing) is left out.
+TEST(OllamaDialectTest, AnthropicContextManagementIsLeftOut) {
+  json body = Encode(Req(R"({"model":"m","messages":[{"role":"user","content":"x"}],"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})"));
+  EXPECT_FALSE(body.contains("context_management")) << body.dump();
+  EXPECT_FALSE(body.contains("options")) << body.dump();
+}
+
 TEST(OllamaDialectTest, IngressReadsWhatEgressWritesAndEncodesOllamaShapes) {
   std::unique_ptr<Dialect> d = Ollama();
   ChatRequest chat = Req(R"({"model":"m","messages":[{"role":"system","content":"s"},

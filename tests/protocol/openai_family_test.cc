@@ -949,6 +949,16 @@ TEST(OpenAiFamilyRequestTest, AnthropicThinkingBecomesReasoningEffort) {
   EXPECT_EQ(ErrorParam(s), "thinking.budget_tokens") << s;
 }
 
+// Claude Code's context_management (Anthropic's server-side context editing) is an unknown
+// argument to OpenAI: left out, the rest of the body as the client sent it.
+TEST(OpenAiFamilyRequestTest, AnthropicContextManagementIsLeftOut) {
+  ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_k":5,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})");
+  WireRequest wire;
+  ASSERT_TRUE(Make("openai")->EncodeRequest(chat, {}, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body),
+            json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_k":5})"));
+}
+
 TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {
   ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})");
   WireRequest wire;

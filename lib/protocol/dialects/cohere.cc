@@ -904,7 +904,10 @@ absl::Status CohereDialect::EncodeRequest(const ChatRequest& chat, const Dialect
                                           WireRequest* out) const {
   MODEENVOY_RETURN_IF_ERROR(RejectOneTextChoiceFields(chat, kName));
   for (const auto& [name, value] : chat.extra) {
-    if (!PassThrough(name) && name != "top_k" && name != "thinking") return NotSupported(name);
+    if (!PassThrough(name) && name != "top_k" && name != "thinking" &&
+        !IsAnthropicOnlyMember(name)) {
+      return NotSupported(name);
+    }
   }
   MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
                              ReadThinking(chat.extra));
@@ -1096,7 +1099,7 @@ absl::Status CohereDialect::EncodeRequest(const ChatRequest& chat, const Dialect
     }
   }
   for (const auto& [name, value] : chat.extra) {
-    if (name == "thinking") continue;
+    if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
     w.Key(name == "top_k" ? std::string_view("k") : std::string_view(name));
     b.append(value);
   }

@@ -932,7 +932,7 @@ class RequestEncoder {
     for (const auto& [name, value] : chat_.extra) {
       // Gemini-native members a client may send along (checked in CheckTopLevel); thinking
       // is written as thinkingConfig.
-      if (name == "thinking") continue;
+      if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
       body.Key(name);
       out_->append(value);
     }
@@ -978,7 +978,7 @@ class RequestEncoder {
     }
     for (const auto& [name, value] : chat_.extra) {
       if (name != "safetySettings" && name != "cachedContent" && name != "labels" &&
-          name != "thinking") {
+          name != "thinking" && !IsAnthropicOnlyMember(name)) {
         return InvalidFieldError(name, Unsupported(Cat({"the field \"", name,
                                                         "\" (Gemini-native fields passed "
                                                         "through: safetySettings, "

@@ -768,7 +768,8 @@ absl::Status OllamaDialect::EncodeRequest(const ChatRequest& chat, const Dialect
   }
   std::string_view think_extra;
   for (const auto& [name, value] : chat.extra) {
-    if (name == "thinking") continue;  // Anthropic's, written as think below
+    // Anthropic's: thinking is written as think below; context_management left out.
+    if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
     if (!In(kOptionExtras, name) && !In(kTopLevelExtras, name)) return NotSupported(name);
     if (name == "think") think_extra = value;
   }

@@ -790,13 +790,21 @@ absl::StatusOr<std::string> OpenAiRequestBody(const ChatRequest& chat, std::stri
                                               bool stream, bool stream_usage, bool usage_read) {
   MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
                              ReadThinking(chat.extra));
-  if (!thinking.has_value()) return RequestBody(chat, model, stream, stream_usage, usage_read);
-  // Anthropic's thinking (Claude Code sends it) is an unknown argument to OpenAI, which
-  // refuses it: it goes as reasoning_effort instead, unless the client gave one (that wins).
-  // A copy, made only for such a request.
+  const bool anthropic_only = std::any_of(chat.extra.begin(), chat.extra.end(), [](const auto& m) {
+    return IsAnthropicOnlyMember(m.first);
+  });
+  if (!thinking.has_value() && !anthropic_only) {
+    return RequestBody(chat, model, stream, stream_usage, usage_read);
+  }
+  // Anthropic's thinking and context_management (Claude Code sends both) are unknown
+  // arguments to OpenAI, which refuses them: thinking goes as reasoning_effort instead,
+  // unless the client gave one (that wins); context_management is left out. A copy, made
+  // only for such a request.
   ChatRequest mapped = chat;
-  std::erase_if(mapped.extra, [](const auto& member) { return member.first == "thinking"; });
-  if (!mapped.reasoning_effort.has_value()) {
+  std::erase_if(mapped.extra, [](const auto& member) {
+    return member.first == "thinking" || IsAnthropicOnlyMember(member.first);
+  });
+  if (thinking.has_value() && !mapped.reasoning_effort.has_value()) {
     if (std::optional<std::string_view> effort = ThinkingEffort(*thinking)) {
       mapped.reasoning_effort = std::string(*effort);
     }

@@ -34,6 +34,13 @@ absl::StatusOr<std::optional<ThinkingSetting>> ReadThinking(const ExtraFields& e
 // most reasoning models refuse).
 std::optional<std::string_view> ThinkingEffort(const ThinkingSetting& thinking);
 
+// True for a Messages member that only Anthropic's server acts on and that other providers
+// can go without: context_management (context editing: clearing old tool results or thinking
+// blocks server-side; Claude Code sends {"edits":[{"type":"clear_thinking_20251015",...}]}
+// on every request). Encoders of providers without it leave it out rather than refuse the
+// request: the model then sees the whole conversation the client sent.
+inline bool IsAnthropicOnlyMember(std::string_view name) { return name == "context_management"; }
+
 }  // namespace modeenvoy::protocol_internal
 
 #endif  // MODEENVOY_LIB_PROTOCOL_DIALECTS_THINKING_H_
