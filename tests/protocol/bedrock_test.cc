@@ -491,6 +491,39 @@ TEST_F(BedrockTest, InexpressibleFieldsAreRefusedByName) {
   }
 }
 
+// The unified user (the Messages metadata.user_id Claude Code sends) goes as Converse's
+// requestMetadata "user", merged with the client's own map, whose own keys win.
+TEST_F(BedrockTest, UserIsSentAsRequestMetadata) {
+  const std::string msgs = R"("model":"m","messages":[{"role":"user","content":"hi"}])";
+  json got = Encode(*dialect_, "{" + msgs + R"(,"user":"user_4f2a_account__session_9c1e-77"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"user":"user_4f2a_account__session_9c1e-77"})"));
+  EXPECT_FALSE(got.contains("user"));
+  EXPECT_FALSE(got.contains("additionalModelRequestFields")) << got.dump();
+  got = Encode(*dialect_, "{" + msgs + R"(,"metadata":{"team":"a b"},"user":"u@x.io"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"team":"a b","user":"u@x.io"})"));
+  got = Encode(*dialect_, "{" + msgs + R"(,"requestMetadata":{"user":"own","k":"v"},"user":"u"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"user":"own","k":"v"})"));
+  got = Encode(*dialect_, "{" + msgs + R"(,"requestMetadata":{"k":"v"},"user":"u"})");
+  EXPECT_EQ(got["requestMetadata"], json::parse(R"({"k":"v","user":"u"})"));
+  // Claude Code 2.1's user_id is a JSON object in a string, which the map cannot hold whole
+  // (quotes, braces, commas): one "user.<member>" entry per member, the client's keys winning.
+  const std::string claude_code =
+      R"({\"device_id\":\"ec9da21f\",\"account_uuid\":\"\",\"session_id\":\"b26c5d69-557c\"})";
+  got = Encode(*dialect_, "{" + msgs + R"(,"metadata":{"user.session_id":"mine"},"user":")" +
+                              claude_code + "\"}");
+  EXPECT_EQ(got["requestMetadata"],
+            json::parse(R"({"user.session_id":"mine","user.device_id":"ec9da21f",)"
+                        R"("user.account_uuid":""})"));
+  // What Converse's map cannot hold (values: up to 256 of [a-zA-Z0-9 whitespace ._:/=+$@-]).
+  for (const std::string& user :
+       {std::string(257, 'a'), std::string("caf\u00e9"), std::string(R"(a,b)"),
+        std::string(R"({\"n\":1})"), std::string(R"({\"k\":\"a,b\"})"), std::string("{}")}) {
+    absl::Status s = EncodeStatus(*dialect_, "{" + msgs + R"(,"user":")" + user + "\"}");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << user;
+    EXPECT_EQ(ErrorParam(s), "user") << s;
+  }
+}
+
 TEST_F(BedrockTest, ReasoningRoundTripsThroughAssistantTurns) {
   json got = Encode(*dialect_, R"({"model":"m","messages":[{"role":"user","content":"q"},
     {"role":"assistant","content":"a","reasoning_content":"think","reasoning_signature":"sig"},

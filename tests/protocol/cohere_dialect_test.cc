@@ -335,6 +335,33 @@ TEST(CohereDialectTest, WhatCohereCannotExpressIsRefusedByPath) {
             "foo: not supported by cohere");
 }
 
+// Claude Code's Messages `thinking` (a unified extra) becomes Cohere's thinking, whose
+// budget member is token_budget.
+TEST(CohereDialectTest, AnthropicThinkingIsCohereThinking) {
+  auto thinking = [](std::string_view value) -> json {
+    json body = Encode(Req(std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"thinking":)") +
+                           std::string(value) + "}"));
+    return body.contains("thinking") ? body["thinking"] : json();
+  };
+  EXPECT_EQ(thinking(R"({"type":"enabled","budget_tokens":2048})"),
+            json::parse(R"({"type":"enabled","token_budget":2048})"));
+  EXPECT_EQ(thinking(R"({"type":"adaptive"})"), json::parse(R"({"type":"enabled"})"));
+  EXPECT_EQ(thinking(R"({"type":"disabled"})"), json::parse(R"({"type":"disabled"})"));
+  const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
+  absl::Status s = EncodeError(head + R"("thinking":{"type":"enabled","budget_tokens":2048},"reasoning_effort":"low"})");
+  EXPECT_EQ(ErrorParam(s), "thinking") << s;
+  s = EncodeError(head + R"("thinking":{"type":"enabled","budget_tokens":-1}})");
+  EXPECT_EQ(ErrorParam(s), "thinking.budget_tokens") << s;
+  s = EncodeError(head + R"("thinking":[]})");
+  EXPECT_EQ(ErrorParam(s), "thinking") << s;
+}
+
+// Claude Code's context_management (Anthropic's server-side context editing) is left out.
+TEST(CohereDialectTest, AnthropicContextManagementIsLeftOut) {
+  json body = Encode(Req(R"({"model":"m","messages":[{"role":"user","content":"x"}],"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})"));
+  EXPECT_FALSE(body.contains("context_management")) << body.dump();
+}
+
 TEST(CohereDialectTest, IngressAndEncodersRoundTripThroughTheDecoders) {
   std::unique_ptr<Dialect> d = Cohere();
   ChatRequest chat = Req(R"({"model":"m","messages":[{"role":"system","content":"s"},

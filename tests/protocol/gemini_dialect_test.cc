@@ -218,6 +218,75 @@ TEST(GeminiDialectTest, ReasoningEffortOnGemini3IsAThinkingLevel) {
   EXPECT_EQ((*got)["generationConfig"]["thinkingConfig"], json::parse(R"({"thinkingBudget":0})"));
 }
 
+// Claude Code's Messages `thinking` (a unified extra) becomes Gemini's thinkingConfig, not a
+// refused unknown member.
+TEST(GeminiDialectTest, AnthropicThinkingIsAThinkingConfig) {
+  std::unique_ptr<Dialect> d = Make("gemini");
+  auto config = [&](std::string_view model, std::string_view thinking) -> json {
+    absl::StatusOr<json> got = Encode(
+        *d, std::string(R"({"model":")") + std::string(model) +
+                R"(","messages":[{"role":"user","content":"x"}],"thinking":)" +
+                std::string(thinking) + "}");
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (!got.ok()) return json();
+    EXPECT_FALSE(got->contains("thinking")) << got->dump();
+    return (*got)["generationConfig"]["thinkingConfig"];
+  };
+  EXPECT_EQ(config("gemini-2.5-flash", R"({"type":"enabled","budget_tokens":2048})"),
+            json::parse(R"({"includeThoughts":true,"thinkingBudget":2048})"));
+  EXPECT_EQ(config("gemini-2.5-flash", R"({"type":"disabled"})"),
+            json::parse(R"({"thinkingBudget":0})"));
+  EXPECT_EQ(config("gemini-2.5-pro", R"({"type":"adaptive"})"),
+            json::parse(R"({"includeThoughts":true,"thinkingBudget":-1})"));
+  // Gemini 3 takes a level: the budget's (as for the OpenAI family: < 4096 low, < 16384
+  // medium, else high); adaptive is its default, dynamic thinking.
+  EXPECT_EQ(config("gemini-3-pro-preview", R"({"type":"enabled","budget_tokens":31999})"),
+            json::parse(R"({"includeThoughts":true,"thinkingLevel":"high"})"));
+  EXPECT_EQ(config("gemini-3-pro-preview", R"({"type":"enabled","budget_tokens":1024})"),
+            json::parse(R"({"includeThoughts":true,"thinkingLevel":"low"})"));
+  EXPECT_EQ(config("gemini-3-pro-preview", R"({"type":"adaptive"})"),
+            json::parse(R"({"includeThoughts":true})"));
+}
+
+// Claude Code's context_management (Anthropic's server-side context editing) is left out,
+// not refused: Gemini has no such thing, and the model then sees the whole conversation.
+TEST(GeminiDialectTest, AnthropicContextManagementIsLeftOut) {
+  std::unique_ptr<Dialect> d = Make("gemini");
+  absl::StatusOr<json> got = Encode(
+      *d, R"({"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],)"
+          R"("context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->contains("context_management")) << got->dump();
+  EXPECT_EQ((*got)["contents"][0]["parts"][0]["text"], "x");
+}
+
+TEST(GeminiDialectTest, BadOrConflictingThinkingIsRefusedByPath) {
+  std::unique_ptr<Dialect> d = Make("gemini");
+  const std::string head = R"({"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],)";
+  struct Case {
+    std::string body, param;
+  } cases[] = {
+      {head + R"("thinking":{"type":"enabled","budget_tokens":1024},"reasoning_effort":"low"})",
+       "thinking"},
+      {head + R"("thinking":"on"})", "thinking"},
+      {head + R"("thinking":{"type":"sometimes"}})", "thinking.type"},
+      {head + R"("thinking":{"budget_tokens":1024}})", "thinking.type"},
+      {head + R"("thinking":{"type":"enabled"}})", "thinking.budget_tokens"},
+      {head + R"("thinking":{"type":"enabled","budget_tokens":0}})", "thinking.budget_tokens"},
+      {head + R"("thinking":{"type":"enabled","budget_tokens":1.5}})", "thinking.budget_tokens"},
+      {head + R"("thinking":{"type":"enabled","budget_tokens":"1024"}})",
+       "thinking.budget_tokens"},
+      {R"({"model":"gemini-3-pro-preview","messages":[{"role":"user","content":"x"}],)"
+       R"("thinking":{"type":"disabled"}})",
+       "thinking.type"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<json> got = Encode(*d, c.body);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_EQ(ErrorParam(got.status()), c.param) << got.status();
+  }
+}
+
 TEST(GeminiDialectTest, WhatGeminiCannotExpressIsRefusedByPath) {
   std::unique_ptr<Dialect> d = Make("gemini");
   struct Case {

@@ -356,6 +356,35 @@ TEST(OllamaDialectTest, ThinkLevelsOptionSendsBooleans) {
   EXPECT_EQ(json::parse(wire.body)["think"], true);
 }
 
+// Claude Code's Messages `thinking` (a unified extra) becomes Ollama's think.
+TEST(OllamaDialectTest, AnthropicThinkingIsThink) {
+  auto think = [](std::string_view thinking) -> json {
+    json body = Encode(Req(std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"thinking":)") +
+                           std::string(thinking) + "}"));
+    EXPECT_FALSE(body.contains("thinking")) << body.dump();
+    return body.contains("think") ? body["think"] : json();
+  };
+  EXPECT_EQ(think(R"({"type":"enabled","budget_tokens":2048})"), true);
+  EXPECT_EQ(think(R"({"type":"adaptive"})"), true);
+  EXPECT_EQ(think(R"({"type":"disabled"})"), false);
+  const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
+  absl::Status s = EncodeError(head + R"("thinking":{"type":"enabled","budget_tokens":2048},"reasoning_effort":"low"})");
+  EXPECT_EQ(ErrorParam(s), "thinking") << s;
+  s = EncodeError(head + R"("thinking":{"type":"disabled"},"think":true})");
+  EXPECT_EQ(ErrorParam(s), "thinking") << s;
+  s = EncodeError(head + R"("thinking":{"type":"enabled"}})");
+  EXPECT_EQ(ErrorParam(s), "thinking.budget_tokens") << s;
+  s = EncodeError(head + R"("thinking":{"type":"on"}})");
+  EXPECT_EQ(ErrorParam(s), "thinking.type") << s;
+}
+
+// Claude Code's context_management (Anthropic's server-side context editing) is left out.
+TEST(OllamaDialectTest, AnthropicContextManagementIsLeftOut) {
+  json body = Encode(Req(R"({"model":"m","messages":[{"role":"user","content":"x"}],"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})"));
+  EXPECT_FALSE(body.contains("context_management")) << body.dump();
+  EXPECT_FALSE(body.contains("options")) << body.dump();
+}
+
 TEST(OllamaDialectTest, IngressReadsWhatEgressWritesAndEncodesOllamaShapes) {
   std::unique_ptr<Dialect> d = Ollama();
   ChatRequest chat = Req(R"({"model":"m","messages":[{"role":"system","content":"s"},

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -895,6 +896,67 @@ ChatRequest Chat(std::string_view body) {
   absl::StatusOr<ChatRequest> chat = ParseChatRequest(body);
   EXPECT_TRUE(chat.ok()) << chat.status();
   return chat.ok() ? *chat : ChatRequest{};
+}
+
+// Claude Code's Messages `thinking` (a unified extra) is not forwarded (OpenAI refuses an
+// unknown argument): it becomes reasoning_effort by its budget.
+TEST(OpenAiFamilyRequestTest, AnthropicThinkingBecomesReasoningEffort) {
+  struct Case {
+    std::string dialect, thinking;
+    std::optional<std::string> effort;  // nullopt: no reasoning_effort member
+  } cases[] = {
+      {"openai", R"({"type":"enabled","budget_tokens":1024})", "low"},
+      {"openai", R"({"type":"enabled","budget_tokens":4095})", "low"},
+      {"openai", R"({"type":"enabled","budget_tokens":4096})", "medium"},
+      {"openai", R"({"type":"enabled","budget_tokens":16383})", "medium"},
+      {"azure_openai", R"({"type":"enabled","budget_tokens":16384})", "high"},
+      {"openai", R"({"type":"adaptive"})", "medium"},
+      {"openai", R"({"type":"disabled"})", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    for (const bool stream : {false, true}) {
+      for (const std::string_view model : {std::string_view(), std::string_view("up")}) {
+        ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_k":5,"thinking":)" +
+                                c.thinking + "}");
+        WireRequest wire;
+        absl::Status s = Make(c.dialect)->EncodeRequest(chat, {.stream = stream, .model = model}, &wire);
+        ASSERT_TRUE(s.ok()) << s;
+        json body = json::parse(wire.body);
+        EXPECT_FALSE(body.contains("thinking")) << wire.body;
+        EXPECT_EQ(body["top_k"], 5) << wire.body;  // other unknown members still go as is
+        if (c.effort.has_value()) {
+          EXPECT_EQ(body["reasoning_effort"], *c.effort) << c.thinking;
+        } else {
+          EXPECT_FALSE(body.contains("reasoning_effort")) << wire.body;
+        }
+        if (!model.empty()) EXPECT_EQ(body["model"], "up");
+        EXPECT_EQ(body.contains("stream_options"), stream) << wire.body;
+      }
+    }
+  }
+  // The client's own reasoning_effort wins; thinking is dropped.
+  ChatRequest both = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],)"
+                          R"("reasoning_effort":"minimal","thinking":{"type":"enabled","budget_tokens":30000}})");
+  WireRequest wire;
+  ASSERT_TRUE(Make("openai")->EncodeRequest(both, {}, &wire).ok());
+  json body = json::parse(wire.body);
+  EXPECT_EQ(body["reasoning_effort"], "minimal");
+  EXPECT_FALSE(body.contains("thinking"));
+  // Malformed: refused by path.
+  ChatRequest bad = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"}})");
+  absl::Status s = Make("openai")->EncodeRequest(bad, {}, &wire);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorParam(s), "thinking.budget_tokens") << s;
+}
+
+// Claude Code's context_management (Anthropic's server-side context editing) is an unknown
+// argument to OpenAI: left out, the rest of the body as the client sent it.
+TEST(OpenAiFamilyRequestTest, AnthropicContextManagementIsLeftOut) {
+  ChatRequest chat = Chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_k":5,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}})");
+  WireRequest wire;
+  ASSERT_TRUE(Make("openai")->EncodeRequest(chat, {}, &wire).ok());
+  EXPECT_EQ(json::parse(wire.body),
+            json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_k":5})"));
 }
 
 TEST(OpenAiFamilyRequestTest, StreamedCallsAskForUsageUnlessTurnedOff) {

@@ -75,6 +75,8 @@ def servers(tmp_path_factory):
                         "headers": pong},
                 "ant": {"type": "anthropic", "base_url": emu, "api_key": "sk-ant-up",
                         "headers": pong},
+                "aws": {"type": "bedrock", "base_url": emu, "api_key": "bedrock-key",
+                        "headers": pong},
             },
             "models": {
                 # Claude Code's main and small models, both served by the OpenAI dialect.
@@ -84,6 +86,10 @@ def servers(tmp_path_factory):
                 "gpt-5-codex-via-chat": {"provider": "oai", "upstream_model": "gpt-4o-mini"},
                 # Codex's model, served by an Anthropic provider.
                 "claude-via-codex": {"provider": "ant", "upstream_model": "claude-sonnet-4-5"},
+                # Claude Code's models served by Bedrock (issue 11: its thinking and
+                # metadata.user_id reach Converse as its own members).
+                "claude-sonnet-4-5-via-bedrock": {
+                    "provider": "aws", "upstream_model": "anthropic.claude-sonnet-4-5-v1:0"},
             },
         }
         gateway = start_gateway(start, tmp_path_factory.mktemp("agents"), config)
@@ -229,3 +235,41 @@ def test_codex_exec_through_the_responses_ingress_to_anthropic(servers, tmp_path
     assert body["model"] == "claude-sonnet-4-5", report
     for member in ("prompt_cache_key", "include", "client_metadata", "store", "reasoning"):
         assert member not in body, (member, report)
+
+
+
+def test_claude_code_through_a_bedrock_route(servers, tmp_path):
+    """Issue 11: Claude Code's ordinary request (thinking, context_management, and
+    metadata.user_id, a JSON object in a string) through the Messages ingress to Bedrock's
+    Converse, which has no end-user field: before, 400 `user` on every request."""
+    claude = _require(CLAUDE)
+    emulator, gateway = servers
+    route = "claude-sonnet-4-5-via-bedrock"
+    work = tmp_path / "work"
+    work.mkdir()
+    with RecordingProxy(gateway.base_url) as proxy:
+        env = _clean_env(
+            tmp_path,
+            ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
+            ANTHROPIC_MODEL=route, ANTHROPIC_DEFAULT_SONNET_MODEL=route,
+            ANTHROPIC_DEFAULT_HAIKU_MODEL=route, ANTHROPIC_SMALL_FAST_MODEL=route,
+            CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
+            DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
+        done = subprocess.run([str(claude), "-p", TASK, "--output-format", "json"],
+                              cwd=work, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    report = _report("claude", proxy, done)
+    assert done.returncode == 0, report
+    result = json.loads(done.stdout)
+    assert result.get("is_error") is False, report
+    assert result["result"].strip() == "pong", report
+    sent = [json.loads(r.body) for r in proxy.records
+            if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
+    assert sent and all(r.status == 200 for r in proxy.records if r.method == "POST"), report
+    user = json.loads(sent[-1]["metadata"]["user_id"])  # Claude Code's JSON user id
+    upstream = emulator_requests(emulator, lambda t: t.startswith("/model/"))
+    assert upstream, report
+    body = json.loads(upstream[-1]["body"])
+    assert body["requestMetadata"] == {f"user.{k}": v for k, v in user.items()}, report
+    assert body["additionalModelRequestFields"]["thinking"] == sent[-1]["thinking"], report

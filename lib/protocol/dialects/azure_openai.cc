@@ -121,8 +121,9 @@ class AzureOpenAiDialect final : public Dialect {
     }
     out->headers.emplace_back("content-type", "application/json");
     out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-    out->body = OpenAiRequestBody(chat, call.model, call.stream, options_.stream_usage,
-                                  call.stream_usage);
+    MODEENVOY_ASSIGN_OR_RETURN(out->body,
+                               OpenAiRequestBody(chat, call.model, call.stream,
+                                                 options_.stream_usage, call.stream_usage));
     return absl::OkStatus();
   }
 

@@ -482,6 +482,97 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ResponseForma
 }
 
 // Unified fields with no Converse counterpart: refused, never dropped.
+// True when Converse's requestMetadata takes `text` as a value (AWS: 0..256 characters of
+// [a-zA-Z0-9\s._:/=+$@-]; a key is the same, 1..256).
+bool IsRequestMetadataValue(std::string_view text) {
+  if (text.size() > 256) return false;
+  for (const char c : text) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
+                    std::string_view("._:/=+$@-").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The requestMetadata entries of the unified user: {"user": user}; or, for a user that is a
+// JSON object of strings (Claude Code 2.1's metadata.user_id: {"device_id":...,
+// "account_uuid":...,"session_id":...}, which the map cannot hold whole), one entry
+// "user.<member>" per member.
+// Errors: kInvalidArgument naming `user` when neither fits Converse's map.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UserMetadata(
+    const std::string& user) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  if (IsRequestMetadataValue(user)) {
+    entries.emplace_back("user", user);
+    return entries;
+  }
+  JsonReader reader(user, kMaxJsonDepth);
+  JsonType type = JsonType::kNull;
+  bool ok = reader.Peek(&type) && type == JsonType::kObject && reader.BeginObject();
+  bool first = true, has = false;
+  std::string_view key;
+  std::string scratch;
+  while (ok && reader.NextMember(&first, &key, &scratch, &has) && has) {
+    std::string name = "user." + std::string(key);
+    std::string value;
+    ok = reader.Peek(&type) && type == JsonType::kString && reader.ReadString(&value) &&
+         IsRequestMetadataValue(name) && IsRequestMetadataValue(value);
+    if (ok) entries.emplace_back(std::move(name), std::move(value));
+  }
+  if (!ok || !reader.status().ok() || !reader.ExpectEnd() || entries.empty()) {
+    return InvalidFieldError(
+        "user", "bedrock sends it in requestMetadata, whose values are up to 256 of a-z A-Z "
+                "0-9, whitespace and ._:/=+$@- (or a JSON object of such strings, sent as "
+                "user.<member> entries)");
+  }
+  return entries;
+}
+
+// requestMetadata: the client's own map (`map`: OpenAI's metadata or a requestMetadata
+// member; null: none) with the unified user's entries (UserMetadata) added, but for a key
+// the map has already, whose value wins.
+absl::Status AppendRequestMetadata(const std::string* map, std::string_view map_path,
+                                   const std::optional<std::string>& user, std::string* body) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  if (user.has_value()) {
+    MODEENVOY_ASSIGN_OR_RETURN(entries, UserMetadata(*user));
+  }
+  size_t members = 0;
+  std::string_view text = "{}";
+  if (map != nullptr) {
+    JsonReader reader(*map, kMaxJsonDepth);
+    bool first = true, has = false;
+    std::string_view key;
+    std::string scratch;
+    if (!reader.BeginObject()) return InvalidFieldError(map_path, "must be an object");
+    while (reader.NextMember(&first, &key, &scratch, &has) && has) {
+      ++members;
+      std::erase_if(entries, [&](const auto& entry) { return entry.first == key; });
+      if (!reader.SkipValue()) break;
+    }
+    if (!reader.status().ok() || !reader.ExpectEnd()) {
+      return InvalidFieldError(map_path, "must be an object");
+    }
+    text = *map;
+    while (!text.empty() && text.back() != '}') text.remove_suffix(1);
+  }
+  if (entries.empty()) {
+    body->append(map != nullptr ? std::string_view(*map) : text);
+    return absl::OkStatus();
+  }
+  text.remove_suffix(1);  // the closing brace
+  body->append(text);
+  for (const auto& [key, value] : entries) {
+    if (members++ > 0) body->push_back(',');
+    AppendJsonString(body, key);
+    body->push_back(':');
+    AppendJsonString(body, value);
+  }
+  body->push_back('}');
+  return absl::OkStatus();
+}
+
 absl::Status RejectInexpressible(const ChatRequest& chat) {
   auto reject = [](std::string_view field, std::string_view why = "not supported by bedrock") {
     return InvalidFieldError(field, why);
@@ -495,9 +586,6 @@ absl::Status RejectInexpressible(const ChatRequest& chat) {
   if (chat.logprobs.value_or(false)) return reject("logprobs");
   if (chat.top_logprobs.has_value()) return reject("top_logprobs");
   if (chat.seed.has_value()) return reject("seed");
-  if (chat.user.has_value()) {
-    return reject("user", "not supported by bedrock (metadata is sent as requestMetadata)");
-  }
   if (chat.safety_identifier.has_value()) return reject("safety_identifier");
   if (chat.prompt_cache_key.has_value()) {
     return reject("prompt_cache_key",
@@ -1461,12 +1549,17 @@ absl::Status BedrockDialect::EncodeRequest(const ChatRequest& chat, const Dialec
 
   // metadata -> requestMetadata; unknown members: Converse's own top-level members as they
   // are, everything else into additionalModelRequestFields.
-  if (chat.metadata.has_value()) {
-    if (FindExtra(chat.extra, "requestMetadata") != nullptr) {
+  // The unified user joins it as "user" (bedrock has no other end-user field).
+  const std::string* request_metadata = FindExtra(chat.extra, "requestMetadata");
+  const bool write_metadata = chat.metadata.has_value() || chat.user.has_value();
+  if (write_metadata) {
+    if (chat.metadata.has_value() && request_metadata != nullptr) {
       return InvalidFieldError("metadata", "given twice (also as requestMetadata)");
     }
     top.Key("requestMetadata");
-    body.append(*chat.metadata);
+    MODEENVOY_RETURN_IF_ERROR(AppendRequestMetadata(
+        chat.metadata.has_value() ? &*chat.metadata : request_metadata,
+        chat.metadata.has_value() ? "metadata" : "requestMetadata", chat.user, &body));
   }
   bool any_additional = false;
   for (const auto& [key, value] : chat.extra) {
@@ -1474,6 +1567,7 @@ absl::Status BedrockDialect::EncodeRequest(const ChatRequest& chat, const Dialec
       any_additional = true;
       continue;
     }
+    if (write_metadata && key == "requestMetadata") continue;  // written above
     top.Key(key);
     body.append(value);
   }

@@ -27,6 +27,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/dialects/embeddings.h"
+#include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -903,7 +904,15 @@ absl::Status CohereDialect::EncodeRequest(const ChatRequest& chat, const Dialect
                                           WireRequest* out) const {
   MODEENVOY_RETURN_IF_ERROR(RejectOneTextChoiceFields(chat, kName));
   for (const auto& [name, value] : chat.extra) {
-    if (!PassThrough(name) && name != "top_k") return NotSupported(name);
+    if (!PassThrough(name) && name != "top_k" && name != "thinking" &&
+        !IsAnthropicOnlyMember(name)) {
+      return NotSupported(name);
+    }
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
+                             ReadThinking(chat.extra));
+  if (thinking.has_value() && chat.reasoning_effort.has_value()) {
+    return InvalidFieldError("thinking", "give reasoning_effort or thinking, not both");
   }
   for (const char* penalty : {"frequency_penalty", "presence_penalty"}) {
     const std::optional<double>& v = std::string_view(penalty) == "frequency_penalty"
@@ -1076,7 +1085,21 @@ absl::Status CohereDialect::EncodeRequest(const ChatRequest& chat, const Dialect
       return InvalidFieldError("reasoning_effort", "\"" + e + "\" is not supported by cohere");
     }
   }
+  if (thinking.has_value()) {
+    // Anthropic's budget_tokens is Cohere's token_budget; adaptive is enabled without one.
+    w.Key("thinking");
+    if (thinking->type == ThinkingSetting::Type::kDisabled) {
+      b.append(R"({"type":"disabled"})");
+    } else if (thinking->type == ThinkingSetting::Type::kAdaptive) {
+      b.append(R"({"type":"enabled"})");
+    } else {
+      b.append(R"({"type":"enabled","token_budget":)");
+      AppendJsonInt(&b, thinking->budget_tokens);
+      b.push_back('}');
+    }
+  }
   for (const auto& [name, value] : chat.extra) {
+    if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
     w.Key(name == "top_k" ? std::string_view("k") : std::string_view(name));
     b.append(value);
   }

@@ -23,6 +23,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/dialects/embeddings.h"
+#include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -929,7 +930,9 @@ class RequestEncoder {
     MODEENVOY_RETURN_IF_ERROR(Tools(body));
     MODEENVOY_RETURN_IF_ERROR(GenerationConfig(body));
     for (const auto& [name, value] : chat_.extra) {
-      // Gemini-native members a client may send along (checked in CheckTopLevel).
+      // Gemini-native members a client may send along (checked in CheckTopLevel); thinking
+      // is written as thinkingConfig.
+      if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
       body.Key(name);
       out_->append(value);
     }
@@ -969,8 +972,13 @@ class RequestEncoder {
     if (chat_.top_logprobs && (*chat_.top_logprobs < 0 || *chat_.top_logprobs > 20)) {
       return InvalidFieldError("top_logprobs", "must be 0..20");
     }
+    MODEENVOY_ASSIGN_OR_RETURN(thinking_, ReadThinking(chat_.extra));
+    if (thinking_.has_value() && chat_.reasoning_effort.has_value()) {
+      return InvalidFieldError("thinking", "give reasoning_effort or thinking, not both");
+    }
     for (const auto& [name, value] : chat_.extra) {
-      if (name != "safetySettings" && name != "cachedContent" && name != "labels") {
+      if (name != "safetySettings" && name != "cachedContent" && name != "labels" &&
+          name != "thinking" && !IsAnthropicOnlyMember(name)) {
         return InvalidFieldError(name, Unsupported(Cat({"the field \"", name,
                                                         "\" (Gemini-native fields passed "
                                                         "through: safetySettings, "
@@ -1397,6 +1405,36 @@ class RequestEncoder {
     return absl::OkStatus();
   }
 
+  // The Anthropic-shaped thinking (thinking.h): enabled is a budget, disabled 0, adaptive
+  // Gemini's dynamic thinking (-1). Gemini 3 takes a level (the budget's effort, as the
+  // OpenAI family gets it) and cannot turn thinking off; its default is dynamic.
+  absl::Status ThinkingConfigFromThinking(JsonObjectWriter& gen) {
+    const ThinkingSetting& t = *thinking_;
+    const bool gemini3 = model_.find("gemini-3") != std::string_view::npos;
+    if (t.type == ThinkingSetting::Type::kDisabled) {
+      if (gemini3) {
+        return InvalidFieldError("thinking.type",
+                                 "\"disabled\": gemini 3 models cannot turn thinking off");
+      }
+      gen.Key("thinkingConfig");
+      out_->append("{\"thinkingBudget\":0}");
+      return absl::OkStatus();
+    }
+    gen.Key("thinkingConfig");
+    out_->append("{\"includeThoughts\":true");
+    if (gemini3) {
+      if (t.type == ThinkingSetting::Type::kEnabled) {
+        out_->append(",\"thinkingLevel\":");
+        AppendJsonString(out_, *ThinkingEffort(t));
+      }
+    } else {
+      out_->append(",\"thinkingBudget\":");
+      AppendJsonInt(out_, t.type == ThinkingSetting::Type::kEnabled ? t.budget_tokens : -1);
+    }
+    out_->push_back('}');
+    return absl::OkStatus();
+  }
+
   absl::Status ResponseFormat(JsonObjectWriter& gen) {
     JsonReader r(*chat_.response_format, kMaxJsonDepth);
     std::string type;
@@ -1480,6 +1518,7 @@ class RequestEncoder {
     }
     if (status.ok() && chat_.response_format) status = ResponseFormat(gen);
     if (status.ok() && chat_.reasoning_effort) status = ThinkingConfig(gen);
+    if (status.ok() && thinking_) status = ThinkingConfigFromThinking(gen);
     gen.End();
     out_ = saved;
     MODEENVOY_RETURN_IF_ERROR(status);
@@ -1494,6 +1533,7 @@ class RequestEncoder {
   const ChatRequest& chat_;
   std::string_view model_;
   std::string* out_;
+  std::optional<ThinkingSetting> thinking_;  // the "thinking" extra, read by CheckTopLevel
   std::vector<std::pair<std::string, std::string>> call_names_;  // tool call id -> name
 };
 

@@ -26,6 +26,7 @@
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
 #include "lib/protocol/dialects/embeddings.h"
+#include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
@@ -767,11 +768,20 @@ absl::Status OllamaDialect::EncodeRequest(const ChatRequest& chat, const Dialect
   }
   std::string_view think_extra;
   for (const auto& [name, value] : chat.extra) {
+    // Anthropic's: thinking is written as think below; context_management left out.
+    if (name == "thinking" || IsAnthropicOnlyMember(name)) continue;
     if (!In(kOptionExtras, name) && !In(kTopLevelExtras, name)) return NotSupported(name);
     if (name == "think") think_extra = value;
   }
   if (!think_extra.empty() && chat.reasoning_effort.has_value()) {
     return InvalidFieldError("think", "give reasoning_effort or think, not both");
+  }
+  MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
+                             ReadThinking(chat.extra));
+  if (thinking.has_value() && (chat.reasoning_effort.has_value() || !think_extra.empty())) {
+    return InvalidFieldError("thinking", chat.reasoning_effort.has_value()
+                                             ? "give reasoning_effort or thinking, not both"
+                                             : "give think or thinking, not both");
   }
 
   out->method = "POST";
@@ -871,6 +881,11 @@ absl::Status OllamaDialect::EncodeRequest(const ChatRequest& chat, const Dialect
     } else {
       return InvalidFieldError("reasoning_effort", "\"" + e + "\" is not supported by ollama");
     }
+  }
+  if (thinking.has_value()) {
+    // Ollama's think is on or off (a level only from reasoning_effort): adaptive is on.
+    w.Key("think");
+    b.append(thinking->type == ThinkingSetting::Type::kDisabled ? "false" : "true");
   }
   for (const auto& [name, value] : chat.extra) {
     if (In(kTopLevelExtras, name)) {

@@ -50,8 +50,9 @@ class OpenAiDialect final : public Dialect {
     out->target = "/chat/completions";
     out->headers.emplace_back("content-type", "application/json");
     out->headers.emplace_back("accept", call.stream ? "text/event-stream" : "application/json");
-    out->body = OpenAiRequestBody(chat, call.model, call.stream, stream_usage_,
-                                  call.stream_usage);
+    MODEENVOY_ASSIGN_OR_RETURN(out->body,
+                               OpenAiRequestBody(chat, call.model, call.stream, stream_usage_,
+                                                 call.stream_usage));
     return absl::OkStatus();
   }
 

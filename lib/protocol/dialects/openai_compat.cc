@@ -19,6 +19,7 @@
 #include "lib/core/json_scan.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/chat_serialize.h"
+#include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/bad_upstream.h"
 #include "modeenvoy/protocol/chat.h"
@@ -751,8 +752,10 @@ class OpenAiStreamDecoder final : public StreamTranslator {
 
 }  // namespace
 
-std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
-                              bool stream_usage, bool usage_read) {
+namespace {
+
+std::string RequestBody(const ChatRequest& chat, std::string_view model, bool stream,
+                        bool stream_usage, bool usage_read) {
   const bool replace_model = !model.empty() && model != chat.model;
   const bool want_usage = stream && stream_usage && usage_read;
   const bool usage_set = chat.stream_options.has_value() &&
@@ -779,6 +782,34 @@ std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, b
   overrides.drop_stream_options = drop_options;
   overrides.include_usage = want_usage;
   return SerializeChatRequest(chat, overrides);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> OpenAiRequestBody(const ChatRequest& chat, std::string_view model,
+                                              bool stream, bool stream_usage, bool usage_read) {
+  MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
+                             ReadThinking(chat.extra));
+  const bool anthropic_only = std::any_of(chat.extra.begin(), chat.extra.end(), [](const auto& m) {
+    return IsAnthropicOnlyMember(m.first);
+  });
+  if (!thinking.has_value() && !anthropic_only) {
+    return RequestBody(chat, model, stream, stream_usage, usage_read);
+  }
+  // Anthropic's thinking and context_management (Claude Code sends both) are unknown
+  // arguments to OpenAI, which refuses them: thinking goes as reasoning_effort instead,
+  // unless the client gave one (that wins); context_management is left out. A copy, made
+  // only for such a request.
+  ChatRequest mapped = chat;
+  std::erase_if(mapped.extra, [](const auto& member) {
+    return member.first == "thinking" || IsAnthropicOnlyMember(member.first);
+  });
+  if (thinking.has_value() && !mapped.reasoning_effort.has_value()) {
+    if (std::optional<std::string_view> effort = ThinkingEffort(*thinking)) {
+      mapped.reasoning_effort = std::string(*effort);
+    }
+  }
+  return RequestBody(mapped, model, stream, stream_usage, usage_read);
 }
 
 namespace {

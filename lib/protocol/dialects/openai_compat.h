@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
 
@@ -21,8 +22,11 @@ namespace modeenvoy::protocol_internal {
 // `stream_usage` (a server that rejects stream_options) the body has no stream_options at
 // all, the client's included; without `usage_read` the client's stream_options are sent as
 // they are.
-std::string OpenAiRequestBody(const ChatRequest& chat, std::string_view model, bool stream,
-                              bool stream_usage, bool usage_read);
+// An Anthropic-shaped "thinking" extra (thinking.h) is not sent: it becomes reasoning_effort
+// (ThinkingEffort) unless the request has one, which wins.
+// Errors: kInvalidArgument naming thinking.* for a malformed thinking.
+absl::StatusOr<std::string> OpenAiRequestBody(const ChatRequest& chat, std::string_view model,
+                                              bool stream, bool stream_usage, bool usage_read);
 
 // The stream decoder of the OpenAI-compatible family. Frames are already unified chunks;
 // clean ones pass through untouched (a byte scan decides), the others are parsed and fixed:
