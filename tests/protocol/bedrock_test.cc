@@ -400,7 +400,7 @@ TEST_F(BedrockTest, ToolsImagesAndToolResultsMap) {
       {"id":"t1","type":"function","function":{"name":"look","arguments":"{\"x\": 1}"}},
       {"id":"t2","type":"function","function":{"name":"noargs","arguments":""}}]},
     {"role":"tool","tool_call_id":"t1","content":"a cat"},
-    {"role":"tool","tool_call_id":"t2","content":"ok"},
+    {"role":"tool","tool_call_id":"t2","content":"no such tool","is_error":true},
     {"role":"user","content":"thanks"}],
     "tools":[{"type":"function","function":{"name":"look","description":"Look.","parameters":{"type":"object","properties":{"x":{"type":"integer"}}}}},
              {"type":"function","function":{"name":"noargs"}}],
@@ -416,6 +416,10 @@ TEST_F(BedrockTest, ToolsImagesAndToolResultsMap) {
   EXPECT_EQ(got["messages"][2]["content"].size(), 3u);
   EXPECT_EQ(got["messages"][2]["content"][0],
             json::parse(R"({"toolResult":{"toolUseId":"t1","content":[{"text":"a cat"}]}})"));
+  // Anthropic's tool_result is_error is Converse's status "error".
+  EXPECT_EQ(got["messages"][2]["content"][1],
+            json::parse(R"({"toolResult":{"toolUseId":"t2","content":[{"text":"no such tool"}],)"
+                        R"("status":"error"}})"));
   EXPECT_EQ(got["toolConfig"]["toolChoice"], json::parse(R"({"any":{}})"));
   EXPECT_EQ(got["toolConfig"]["tools"][1]["toolSpec"]["inputSchema"]["json"]["type"], "object");
   EXPECT_EQ(got["inferenceConfig"], json::parse(R"({"maxTokens":100,"stopSequences":["END"]})"));

@@ -260,6 +260,42 @@ TEST(GeminiDialectTest, AnthropicContextManagementIsLeftOut) {
   EXPECT_EQ((*got)["contents"][0]["parts"][0]["text"], "x");
 }
 
+// What Claude Code sends on every turn after the first, and Gemini has no member for: a
+// prompt-caching hint (cache_control on blocks, tools, tool results: Gemini caches by
+// itself) and Anthropic's signed thinking blocks (state Gemini cannot take back) are left
+// out; a failed tool result (is_error) becomes Gemini's {"error": ...} function response.
+TEST(GeminiDialectTest, CachingHintsAndForeignThinkingAreLeftOutAndToolErrorsKept) {
+  std::unique_ptr<Dialect> d = Make("gemini");
+  absl::StatusOr<json> got = Encode(*d, R"({"model":"gemini-2.5-flash","messages":[
+      {"role":"user","content":[{"type":"text","text":"read it",
+                                 "cache_control":{"type":"ephemeral"}}]},
+      {"role":"assistant","content":null,
+       "thinking_blocks":[{"type":"thinking","thinking":"plan","signature":"c2ln"}],
+       "tool_calls":[{"id":"t1","type":"function",
+                      "function":{"name":"read","arguments":"{\"path\":\"a\"}"}}]},
+      {"role":"tool","tool_call_id":"t1","content":"no such file","is_error":true,
+       "cache_control":{"type":"ephemeral"}},
+      {"role":"assistant","content":null,
+       "tool_calls":[{"id":"t2","type":"function",
+                      "function":{"name":"read","arguments":"{\"path\":\"b\"}"}}]},
+      {"role":"tool","tool_call_id":"t2","content":"{\"lines\":3}","is_error":false}],
+    "tools":[{"type":"function","function":{"name":"read","parameters":{"type":"object"}},
+              "cache_control":{"type":"ephemeral"}}]})");
+  ASSERT_TRUE(got.ok()) << got.status();
+  const json& contents = (*got)["contents"];
+  ASSERT_EQ(contents.size(), 5u) << got->dump();
+  EXPECT_EQ(contents[0]["parts"], json::parse(R"([{"text":"read it"}])"));
+  EXPECT_EQ(contents[1]["parts"].size(), 1u) << contents[1].dump();  // the call alone
+  EXPECT_EQ(contents[1]["parts"][0]["functionCall"]["name"], "read");
+  EXPECT_EQ(contents[2]["parts"][0]["functionResponse"]["response"],
+            json::parse(R"({"error":"no such file"})"));
+  EXPECT_EQ(contents[4]["parts"][0]["functionResponse"]["response"],
+            json::parse(R"({"lines":3})"));
+  EXPECT_FALSE((*got)["tools"][0].contains("cache_control")) << got->dump();
+  EXPECT_EQ(got->dump().find("cache_control"), std::string::npos) << got->dump();
+  EXPECT_EQ(got->dump().find("c2ln"), std::string::npos) << got->dump();
+}
+
 TEST(GeminiDialectTest, BadOrConflictingThinkingIsRefusedByPath) {
   std::unique_ptr<Dialect> d = Make("gemini");
   const std::string head = R"({"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],)";

@@ -397,9 +397,13 @@ absl::Status AppendToolResult(const Message& m, const std::string& path, TurnWri
   }));
   if (first) out->append(R"({"text":""})");
   out->push_back(']');
-  // A tool message may say how the call went: {"status": "error"} in its extra.
+  // A tool message may say how the call went: {"status": "error"} in its extra, or
+  // Anthropic's tool_result "is_error": true.
   if (const std::string* status = FindExtra(m.extra, "status")) {
     out->append(",\"status\":").append(*status);
+  } else if (const std::string* failed = FindExtra(m.extra, "is_error");
+             failed != nullptr && *failed == "true") {
+    out->append(",\"status\":\"error\"");
   }
   out->append("}}");
   return absl::OkStatus();

@@ -1032,6 +1032,12 @@ class RequestEncoder {
       // reasoning_content: Gemini takes no thought text back (the signature carries the
       // model's state); extra_content: the thought signature, written on the parts.
       if (name == "reasoning_content" || name == "extra_content") continue;
+      // cache_control: a prompt-caching hint (Gemini caches by itself); thinking_blocks:
+      // another provider's signed thinking, which Gemini cannot take back (its own state
+      // travels in the thought signature); is_error on a tool result: the function
+      // response's "error" member (ToolResponse).
+      if (name == "cache_control" || name == "thinking_blocks") continue;
+      if (name == "is_error" && m.role == Role::kTool) continue;
       return InvalidFieldError(Cat({path, ".", name}), Unsupported("this message field"));
     }
     return absl::OkStatus();
@@ -1136,9 +1142,9 @@ class RequestEncoder {
     for (size_t k = 0; k < parts.size(); ++k) {
       const ContentPart& p = parts[k];
       const std::string ppath = absl::StrFormat("%s.content[%d]", path, k);
-      if (!p.extra.empty()) {
-        return InvalidFieldError(Cat({ppath, ".", p.extra.front().first}),
-                                 Unsupported("this content part field"));
+      for (const auto& [name, value] : p.extra) {
+        if (name == "cache_control") continue;  // a caching hint: Gemini caches by itself
+        return InvalidFieldError(Cat({ppath, ".", name}), Unsupported("this content part field"));
       }
       switch (p.type) {
         case ContentPartType::kText:
@@ -1268,11 +1274,23 @@ class RequestEncoder {
         }
       }
     }
+    bool failed = false;  // Anthropic's tool_result is_error
+    for (const auto& [n, v] : m.extra) failed = failed || (n == "is_error" && v == "true");
     out_->append("{\"functionResponse\":{\"name\":");
     AppendJsonString(out_, *name);
     out_->append(",\"response\":");
     JsonType type;
-    if (IsValidJson(text, &type) && type == JsonType::kObject) {
+    if (failed) {
+      // Gemini's convention for a function that failed: {"error": details}.
+      out_->append("{\"error\":");
+      if (IsValidJson(text, &type)) {
+        JsonReader r(text, kMaxJsonDepth);
+        r.CaptureValue(out_);
+      } else {
+        AppendJsonString(out_, text);
+      }
+      out_->push_back('}');
+    } else if (IsValidJson(text, &type) && type == JsonType::kObject) {
       JsonReader r(text, kMaxJsonDepth);
       r.CaptureValue(out_);
     } else {
@@ -1301,9 +1319,9 @@ class RequestEncoder {
           return InvalidFieldError(path + ".type", Unsupported(Cat({"tool type \"", t.type,
                                                                     "\""})));
         }
-        if (!t.extra.empty()) {
-          return InvalidFieldError(Cat({path, ".", t.extra.front().first}),
-                                   Unsupported("this tool field"));
+        for (const auto& [name, value] : t.extra) {
+          if (name == "cache_control") continue;  // a caching hint: Gemini caches by itself
+          return InvalidFieldError(Cat({path, ".", name}), Unsupported("this tool field"));
         }
         if (!t.function->extra.empty()) {
           return InvalidFieldError(Cat({path, ".function.", t.function->extra.front().first}),
