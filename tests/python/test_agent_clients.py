@@ -77,6 +77,8 @@ def servers(tmp_path_factory):
                         "headers": pong},
                 "aws": {"type": "bedrock", "base_url": emu, "api_key": "bedrock-key",
                         "headers": pong},
+                "gem": {"type": "gemini", "base_url": f"{emu}/v1beta", "api_key": "g-key",
+                        "headers": pong},
             },
             "models": {
                 # Claude Code's main and small models, both served by the OpenAI dialect.
@@ -90,6 +92,9 @@ def servers(tmp_path_factory):
                 # metadata.user_id reach Converse as its own members).
                 "claude-sonnet-4-5-via-bedrock": {
                     "provider": "aws", "upstream_model": "anthropic.claude-sonnet-4-5-v1:0"},
+                # And by Gemini (its thinking, cache_control hints, context_management).
+                "claude-sonnet-4-5-via-gemini": {
+                    "provider": "gem", "upstream_model": "gemini-2.5-flash"},
             },
         }
         gateway = start_gateway(start, tmp_path_factory.mktemp("agents"), config)
@@ -273,3 +278,43 @@ def test_claude_code_through_a_bedrock_route(servers, tmp_path):
     body = json.loads(upstream[-1]["body"])
     assert body["requestMetadata"] == {f"user.{k}": v for k, v in user.items()}, report
     assert body["additionalModelRequestFields"]["thinking"] == sent[-1]["thinking"], report
+
+
+def test_claude_code_through_a_gemini_route(servers, tmp_path):
+    """Issue 11: Claude Code's ordinary request through the Messages ingress to Gemini:
+    its thinking becomes thinkingConfig, its cache_control hints and context_management are
+    left out (before: 400 `thinking`, then 400 on `cache_control`)."""
+    claude = _require(CLAUDE)
+    emulator, gateway = servers
+    route = "claude-sonnet-4-5-via-gemini"
+    work = tmp_path / "work"
+    work.mkdir()
+    with RecordingProxy(gateway.base_url) as proxy:
+        env = _clean_env(
+            tmp_path,
+            ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
+            ANTHROPIC_MODEL=route, ANTHROPIC_DEFAULT_SONNET_MODEL=route,
+            ANTHROPIC_DEFAULT_HAIKU_MODEL=route, ANTHROPIC_SMALL_FAST_MODEL=route,
+            CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
+            DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
+        done = subprocess.run([str(claude), "-p", TASK, "--output-format", "json"],
+                              cwd=work, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    report = _report("claude", proxy, done)
+    assert done.returncode == 0, report
+    result = json.loads(done.stdout)
+    assert result.get("is_error") is False, report
+    assert result["result"].strip() == "pong", report
+    assert all(r.status == 200 for r in proxy.records if r.method == "POST"), report
+    sent = [json.loads(r.body) for r in proxy.records
+            if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
+    assert sent, report
+    upstream = emulator_requests(emulator, lambda t: t.startswith("/v1beta/models/"))
+    assert upstream, report
+    raw = upstream[-1]["body"]
+    assert "cache_control" not in raw and "context_management" not in raw, report
+    if "thinking" in sent[-1] and sent[-1]["thinking"].get("type") == "enabled":
+        body = json.loads(raw)
+        assert body["generationConfig"]["thinkingConfig"]["thinkingBudget"] == \
+            sent[-1]["thinking"]["budget_tokens"], report
