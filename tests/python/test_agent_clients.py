@@ -243,50 +243,12 @@ def test_codex_exec_through_the_responses_ingress_to_anthropic(servers, tmp_path
 
 
 
-def test_claude_code_through_a_bedrock_route(servers, tmp_path):
-    """Issue 11: Claude Code's ordinary request (thinking, context_management, and
-    metadata.user_id, a JSON object in a string) through the Messages ingress to Bedrock's
-    Converse, which has no end-user field: before, 400 `user` on every request."""
+def _claude_on_route(servers, tmp_path, route: str):
+    """Runs Claude Code's one-turn TASK with every model of it on `route`; asserts it
+    answered pong with every POST a 200. Returns (emulator, report, the /v1/messages
+    bodies Claude Code sent)."""
     claude = _require(CLAUDE)
     emulator, gateway = servers
-    route = "claude-sonnet-4-5-via-bedrock"
-    work = tmp_path / "work"
-    work.mkdir()
-    with RecordingProxy(gateway.base_url) as proxy:
-        env = _clean_env(
-            tmp_path,
-            ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
-            ANTHROPIC_MODEL=route, ANTHROPIC_DEFAULT_SONNET_MODEL=route,
-            ANTHROPIC_DEFAULT_HAIKU_MODEL=route, ANTHROPIC_SMALL_FAST_MODEL=route,
-            CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
-            DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
-        done = subprocess.run([str(claude), "-p", TASK, "--output-format", "json"],
-                              cwd=work, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-    report = _report("claude", proxy, done)
-    assert done.returncode == 0, report
-    result = json.loads(done.stdout)
-    assert result.get("is_error") is False, report
-    assert result["result"].strip() == "pong", report
-    sent = [json.loads(r.body) for r in proxy.records
-            if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
-    assert sent and all(r.status == 200 for r in proxy.records if r.method == "POST"), report
-    user = json.loads(sent[-1]["metadata"]["user_id"])  # Claude Code's JSON user id
-    upstream = emulator_requests(emulator, lambda t: t.startswith("/model/"))
-    assert upstream, report
-    body = json.loads(upstream[-1]["body"])
-    assert body["requestMetadata"] == {f"user.{k}": v for k, v in user.items()}, report
-    assert body["additionalModelRequestFields"]["thinking"] == sent[-1]["thinking"], report
-
-
-def test_claude_code_through_a_gemini_route(servers, tmp_path):
-    """Issue 11: Claude Code's ordinary request through the Messages ingress to Gemini:
-    its thinking becomes thinkingConfig, its cache_control hints and context_management are
-    left out (before: 400 `thinking`, then 400 on `cache_control`)."""
-    claude = _require(CLAUDE)
-    emulator, gateway = servers
-    route = "claude-sonnet-4-5-via-gemini"
     work = tmp_path / "work"
     work.mkdir()
     with RecordingProxy(gateway.base_url) as proxy:
@@ -310,6 +272,27 @@ def test_claude_code_through_a_gemini_route(servers, tmp_path):
     sent = [json.loads(r.body) for r in proxy.records
             if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
     assert sent, report
+    return emulator, report, sent
+
+
+def test_claude_code_through_a_bedrock_route(servers, tmp_path):
+    """Issue 11: Claude Code's ordinary request (thinking, context_management, and
+    metadata.user_id, a JSON object in a string) through the Messages ingress to Bedrock's
+    Converse, which has no end-user field: before, 400 `user` on every request."""
+    emulator, report, sent = _claude_on_route(servers, tmp_path, "claude-sonnet-4-5-via-bedrock")
+    user = json.loads(sent[-1]["metadata"]["user_id"])  # Claude Code's JSON user id
+    upstream = emulator_requests(emulator, lambda t: t.startswith("/model/"))
+    assert upstream, report
+    body = json.loads(upstream[-1]["body"])
+    assert body["requestMetadata"] == {f"user.{k}": v for k, v in user.items()}, report
+    assert body["additionalModelRequestFields"]["thinking"] == sent[-1]["thinking"], report
+
+
+def test_claude_code_through_a_gemini_route(servers, tmp_path):
+    """Issue 11: Claude Code's ordinary request through the Messages ingress to Gemini:
+    its thinking becomes thinkingConfig, its cache_control hints and context_management are
+    left out (before: 400 `thinking`, then 400 on `cache_control`)."""
+    emulator, report, sent = _claude_on_route(servers, tmp_path, "claude-sonnet-4-5-via-gemini")
     upstream = emulator_requests(emulator, lambda t: t.startswith("/v1beta/models/"))
     assert upstream, report
     raw = upstream[-1]["body"]
