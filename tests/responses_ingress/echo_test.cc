@@ -27,6 +27,22 @@ TEST(ResponsesEcho, RequestValuesOrTheApiDefaults) {
   EXPECT_EQ(EchoJson(EchoOf("")), kAllDefaults);
 }
 
+// Pretty-printed members are echoed compact, and only between tokens: whitespace, escaped
+// quotes and backslashes inside strings stay as the client wrote them.
+TEST(ResponsesEcho, WhitespaceIsDroppedBetweenTokensOnly) {
+  const Echo echo = EchoOf(
+      "{\n  \"model\": \"m\",\n  \"input\": [ {\"role\" : \"user\", \"content\": \"a  b\"} ],\n"
+      "  \"instructions\" :\t\"Say \\\"hi\\\" \\\\ then  stop.\\n\" ,\r\n"
+      "  \"tools\": [\n    {\"type\": \"function\", \"name\": \"f\",\n"
+      "     \"parameters\": { \"type\" : \"object\", \"required\" : [ ] } }\n  ],\n"
+      "  \"temperature\" : 1.5e-1 ,\n  \"store\" : false\n}\n");
+  EXPECT_EQ(EchoJson(echo),
+            R"({"instructions":"Say \"hi\" \\ then  stop.\n","metadata":{},)"
+            R"("parallel_tool_calls":true,"temperature":1.5e-1,"tool_choice":"auto",)"
+            R"("tools":[{"type":"function","name":"f","parameters":{"type":"object",)"
+            R"("required":[]}}],"top_p":null,"previous_response_id":null,"store":false})");
+}
+
 // A record the nlohmann version stored (the same member order and compact form) reads back
 // and patches a rendered object the way it did.
 TEST(ResponsesEcho, AStoredEchoPatchesTheRenderedObject) {
