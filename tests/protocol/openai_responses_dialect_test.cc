@@ -536,6 +536,44 @@ TEST(ResponsesEgressTest, RequestCarriesInputItemsToolsAndFormat) {
   EXPECT_EQ(s.message(), "stop: not supported by openai_responses");
 }
 
+// Claude Code's Anthropic thinking becomes reasoning.effort (by budget: < 4096 low,
+// < 16384 medium, else high; adaptive medium; disabled none), the client's own effort wins,
+// and context_management (Anthropic's alone) is left out; a bad thinking names its field.
+TEST(ResponsesEgressTest, AnthropicThinkingIsReasoningEffort) {
+  auto encode = [](std::string_view members) -> absl::StatusOr<json> {
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(
+        std::string(R"({"model":"m","messages":[{"role":"user","content":"hi"}],)") +
+        std::string(members) + "}");
+    if (!chat.ok()) return chat.status();
+    WireRequest wire;
+    absl::Status s = Responses()->EncodeRequest(*chat, {.model = "gpt-x"}, &wire);
+    if (!s.ok()) return s;
+    return json::parse(wire.body);
+  };
+  auto effort = [&](std::string_view members) -> json {
+    absl::StatusOr<json> b = encode(members);
+    EXPECT_TRUE(b.ok()) << b.status();
+    if (!b.ok()) return json();
+    EXPECT_FALSE(b->contains("thinking")) << b->dump();
+    EXPECT_FALSE(b->contains("context_management")) << b->dump();
+    return b->contains("reasoning") ? (*b)["reasoning"]["effort"] : json();
+  };
+  EXPECT_EQ(effort(R"("thinking":{"type":"enabled","budget_tokens":1024})"), "low");
+  EXPECT_EQ(effort(R"("thinking":{"type":"enabled","budget_tokens":8000},)"
+                   R"("context_management":{"edits":[]})"),
+            "medium");
+  EXPECT_EQ(effort(R"("thinking":{"type":"enabled","budget_tokens":31999})"), "high");
+  EXPECT_EQ(effort(R"("thinking":{"type":"adaptive"})"), "medium");
+  EXPECT_EQ(effort(R"("thinking":{"type":"disabled"})"), json());
+  EXPECT_EQ(effort(R"("thinking":{"type":"enabled","budget_tokens":1024},)"
+                   R"("reasoning_effort":"high")"),
+            "high");
+  absl::StatusOr<json> bad = encode(R"("thinking":{"type":"enabled"})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("thinking.budget_tokens"), std::string_view::npos)
+      << bad.status();
+}
+
 TEST(ResponsesEgressTest, RequestRoundTripsThroughTheIngressSide) {
   const std::string body = R"({"model":"m","instructions":"sys","input":[
       {"role":"user","content":"q"},

@@ -40,6 +40,7 @@
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/protocol/dialects/dialects.h"
+#include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/dialects/unified_parts.h"
 #include "lib/protocol/json.h"
@@ -1628,10 +1629,20 @@ absl::Status EncodeResponsesRequest(const ChatRequest& chat, const DialectCall& 
     }
     tw.End();
   }
+  // Anthropic's thinking (Claude Code) is reasoning.effort here, as reasoning_effort for
+  // the OpenAI family (thinking.h), unless the client gave an effort itself.
+  MODEENVOY_ASSIGN_OR_RETURN(const std::optional<ThinkingSetting> thinking,
+                             ReadThinking(chat.extra));
+  std::optional<std::string_view> effort;
   if (chat.reasoning_effort) {
+    effort = *chat.reasoning_effort;
+  } else if (thinking.has_value()) {
+    effort = ThinkingEffort(*thinking);
+  }
+  if (effort) {
     w.Key("reasoning");
     b.append("{\"effort\":");
-    AppendJsonString(&b, *chat.reasoning_effort);
+    AppendJsonString(&b, *effort);
     b.push_back('}');
   }
   const std::optional<int64_t> max_tokens =
@@ -1676,7 +1687,8 @@ absl::Status EncodeResponsesRequest(const ChatRequest& chat, const DialectCall& 
     b.append("true");
   }
   for (const auto& [k, v] : chat.extra) {
-    if (k == "stream") continue;
+    // thinking: mapped above; context_management: Anthropic's alone (thinking.h).
+    if (k == "stream" || k == "thinking" || IsAnthropicOnlyMember(k)) continue;
     w.Key(k);
     b.append(v);
   }
