@@ -141,20 +141,27 @@ class ResponsesCodec final : public IngressCodec {
                             std::string_view provider_type) const override {
     MODEENVOY_RETURN_IF_ERROR(
         responses_ingress_internal::CheckResponsesOnlyFields(chat, provider_type));
-    if (provider_type == "openai" || provider_type == "azure_openai" ||
-        provider_type == "openai_responses") {
-      return absl::OkStatus();  // OpenAI runs its hosted tools (or answers for itself)
+    if (provider_type == "openai_responses") {
+      return absl::OkStatus();  // OpenAI's Responses API runs its hosted tools
     }
+    // openai and azure_openai speak Chat Completions, which has no hosted tools (OpenAI
+    // refuses them there): the same 400 as for any other provider, with the way out.
+    const bool chat_completions = provider_type == "openai" || provider_type == "azure_openai";
     for (size_t i = 0; i < chat.tools.size(); ++i) {
       const std::string& type = chat.tools[i].type;
       if (type == "function" || type == "custom") continue;
       return WithHttpStatus(
-          InvalidFieldError(absl::StrCat("tools[", i, "].type"),
-                            absl::StrCat("the hosted tool \"", type,
-                                         "\" runs only at OpenAI; this request's provider "
-                                         "is of type \"",
-                                         std::string(provider_type),
-                                         "\" (declare a function tool instead)")),
+          InvalidFieldError(
+              absl::StrCat("tools[", i, "].type"),
+              absl::StrCat("the hosted tool \"", type,
+                           "\" runs only in OpenAI's Responses API; this request's provider "
+                           "is of type \"",
+                           std::string(provider_type),
+                           chat_completions
+                               ? "\", which speaks Chat Completions (route the model to a "
+                                 "provider of type \"openai_responses\", or declare a "
+                                 "function tool instead)"
+                               : "\" (declare a function tool instead)")),
           400);
     }
     return absl::OkStatus();

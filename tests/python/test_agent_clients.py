@@ -153,6 +153,13 @@ def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
     assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
 
 
+# What a user adds to Codex's config.toml for a model whose provider is not OpenAI's Responses API: the
+# hosted web_search tool and the multi_agent namespace tool run only at OpenAI. Top-level
+# keys first (TOML puts every key after a [table] header into that table).
+NON_OPENAI_TOP = 'web_search = "disabled"\n'
+NON_OPENAI_TABLES = "[features]\nmulti_agent = false\n"
+
+
 def test_codex_exec_through_the_responses_ingress(servers, tmp_path):
     codex = _require(CODEX)
     emulator, gateway = servers
@@ -165,6 +172,9 @@ def test_codex_exec_through_the_responses_ingress(servers, tmp_path):
         (codex_home / "config.toml").write_text(
             'model = "gpt-5-codex-via-chat"\n'
             'model_provider = "modeenvoy"\n'
+            # Chat Completions runs no hosted tools: the gateway refuses them (400) unless
+            # the model's provider is of type openai_responses.
+            + NON_OPENAI_TOP + NON_OPENAI_TABLES +
             "[model_providers.modeenvoy]\n"
             'name = "modeenvoy gateway"\n'
             f'base_url = "{proxy.base_url}/v1"\n'
@@ -189,13 +199,6 @@ def test_codex_exec_through_the_responses_ingress(servers, tmp_path):
     assert all(r.headers.get("accept") == "text/event-stream" for r in responses), report
     # The emulated provider answered it through Chat Completions.
     assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
-
-
-# What a user adds to Codex's config.toml for a model whose provider is not OpenAI: the
-# hosted web_search tool and the multi_agent namespace tool run only at OpenAI. Top-level
-# keys first (TOML puts every key after a [table] header into that table).
-NON_OPENAI_TOP = 'web_search = "disabled"\n'
-NON_OPENAI_TABLES = "[features]\nmulti_agent = false\n"
 
 
 def test_codex_exec_through_the_responses_ingress_to_anthropic(servers, tmp_path):

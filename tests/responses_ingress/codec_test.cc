@@ -161,8 +161,16 @@ TEST(ResponsesCodec, HostedToolsGoOnlyToOpenAiDialects) {
       R"({"model":"m","input":"x","tools":[{"type":"function","name":"f",)"
       R"("parameters":{"type":"object"}},{"type":"web_search_preview"}]})",
       &chat);
-  EXPECT_TRUE(codec->CheckAttempt(chat, "openai").ok());
   EXPECT_TRUE(codec->CheckAttempt(chat, "openai_responses").ok());
+  // Chat Completions has no hosted tools (OpenAI refuses them there): refused before the
+  // call, with the provider type that runs them.
+  for (const char* type : {"openai", "azure_openai"}) {
+    absl::Status chat_api = codec->CheckAttempt(chat, type);
+    ASSERT_FALSE(chat_api.ok()) << type;
+    EXPECT_EQ(HttpStatusForStatus(chat_api), 400);
+    EXPECT_EQ(chat_api.message().substr(0, 14), "tools[1].type:") << chat_api;
+    EXPECT_NE(chat_api.message().find("\"openai_responses\""), std::string::npos) << chat_api;
+  }
   absl::Status s = codec->CheckAttempt(chat, "anthropic");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(HttpStatusForStatus(s), 400);
