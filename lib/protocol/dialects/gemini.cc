@@ -1280,23 +1280,15 @@ class RequestEncoder {
     AppendJsonString(out_, *name);
     out_->append(",\"response\":");
     JsonType type;
-    if (failed) {
-      // Gemini's convention for a function that failed: {"error": details}.
-      out_->append("{\"error\":");
-      if (IsValidJson(text, &type)) {
-        JsonReader r(text, kMaxJsonDepth);
-        r.CaptureValue(out_);
-      } else {
-        AppendJsonString(out_, text);
-      }
-      out_->push_back('}');
-    } else if (IsValidJson(text, &type) && type == JsonType::kObject) {
+    const bool json = IsValidJson(text, &type);
+    if (json && type == JsonType::kObject && !failed) {
       JsonReader r(text, kMaxJsonDepth);
       r.CaptureValue(out_);
     } else {
-      // Gemini wants an object: anything else is wrapped.
-      out_->append("{\"content\":");
-      if (IsValidJson(text, &type)) {
+      // Gemini wants an object: anything else is wrapped, and a function that failed is
+      // {"error": details} (Gemini's convention).
+      out_->append(failed ? "{\"error\":" : "{\"content\":");
+      if (json) {
         JsonReader r(text, kMaxJsonDepth);
         r.CaptureValue(out_);
       } else {
