@@ -118,19 +118,21 @@ def _report(name: str, proxy: RecordingProxy, done: subprocess.CompletedProcess)
     return "\n".join(lines)
 
 
-def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
+def _claude_on_route(servers, tmp_path, route: str, small_model: str | None = None):
+    """Runs Claude Code's one-turn TASK with its main model `route` and its small model
+    `small_model` (default: `route` too); asserts it answered pong with every POST a 200.
+    Returns (emulator, report, the POST /v1/messages records)."""
     claude = _require(CLAUDE)
     emulator, gateway = servers
+    small = small_model or route
     work = tmp_path / "work"
     work.mkdir()
     with RecordingProxy(gateway.base_url) as proxy:
         env = _clean_env(
             tmp_path,
             ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
-            ANTHROPIC_MODEL="claude-sonnet-4-5",
-            ANTHROPIC_DEFAULT_SONNET_MODEL="claude-sonnet-4-5",
-            ANTHROPIC_DEFAULT_HAIKU_MODEL="claude-haiku-4-5",
-            ANTHROPIC_SMALL_FAST_MODEL="claude-haiku-4-5",
+            ANTHROPIC_MODEL=route, ANTHROPIC_DEFAULT_SONNET_MODEL=route,
+            ANTHROPIC_DEFAULT_HAIKU_MODEL=small, ANTHROPIC_SMALL_FAST_MODEL=small,
             CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
             CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
             DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
@@ -138,15 +140,20 @@ def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
                               cwd=work, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     report = _report("claude", proxy, done)
-    print(report)
     assert done.returncode == 0, report
     result = json.loads(done.stdout)
     assert result.get("is_error") is False, report
     assert result["result"].strip() == "pong", report
-    messages = [r for r in proxy.records if r.method == "POST"
-                and r.path.split("?")[0] == "/v1/messages"]
+    assert all(r.status == 200 for r in proxy.records if r.method == "POST"), report
+    messages = [r for r in proxy.records
+                if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
     assert messages, report
-    assert all(r.status == 200 for r in messages), report
+    return emulator, report, messages
+
+
+def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
+    emulator, report, messages = _claude_on_route(servers, tmp_path, "claude-sonnet-4-5",
+                                                  small_model="claude-haiku-4-5")
     assert all(r.headers.get("anthropic-version") and r.headers.get("anthropic-beta")
                for r in messages), report
     # The emulated OpenAI provider answered it.
@@ -246,43 +253,13 @@ def test_codex_exec_through_the_responses_ingress_to_anthropic(servers, tmp_path
 
 
 
-def _claude_on_route(servers, tmp_path, route: str):
-    """Runs Claude Code's one-turn TASK with every model of it on `route`; asserts it
-    answered pong with every POST a 200. Returns (emulator, report, the /v1/messages
-    bodies Claude Code sent)."""
-    claude = _require(CLAUDE)
-    emulator, gateway = servers
-    work = tmp_path / "work"
-    work.mkdir()
-    with RecordingProxy(gateway.base_url) as proxy:
-        env = _clean_env(
-            tmp_path,
-            ANTHROPIC_BASE_URL=proxy.base_url, ANTHROPIC_API_KEY=KEY,
-            ANTHROPIC_MODEL=route, ANTHROPIC_DEFAULT_SONNET_MODEL=route,
-            ANTHROPIC_DEFAULT_HAIKU_MODEL=route, ANTHROPIC_SMALL_FAST_MODEL=route,
-            CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
-            DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
-        done = subprocess.run([str(claude), "-p", TASK, "--output-format", "json"],
-                              cwd=work, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-    report = _report("claude", proxy, done)
-    assert done.returncode == 0, report
-    result = json.loads(done.stdout)
-    assert result.get("is_error") is False, report
-    assert result["result"].strip() == "pong", report
-    assert all(r.status == 200 for r in proxy.records if r.method == "POST"), report
-    sent = [json.loads(r.body) for r in proxy.records
-            if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
-    assert sent, report
-    return emulator, report, sent
-
-
 def test_claude_code_through_a_bedrock_route(servers, tmp_path):
     """Issue 11: Claude Code's ordinary request (thinking, context_management, and
     metadata.user_id, a JSON object in a string) through the Messages ingress to Bedrock's
     Converse, which has no end-user field: before, 400 `user` on every request."""
-    emulator, report, sent = _claude_on_route(servers, tmp_path, "claude-sonnet-4-5-via-bedrock")
+    emulator, report, messages = _claude_on_route(servers, tmp_path,
+                                                  "claude-sonnet-4-5-via-bedrock")
+    sent = [json.loads(r.body) for r in messages]
     user = json.loads(sent[-1]["metadata"]["user_id"])  # Claude Code's JSON user id
     upstream = emulator_requests(emulator, lambda t: t.startswith("/model/"))
     assert upstream, report
@@ -295,7 +272,9 @@ def test_claude_code_through_a_gemini_route(servers, tmp_path):
     """Issue 11: Claude Code's ordinary request through the Messages ingress to Gemini:
     its thinking becomes thinkingConfig, its cache_control hints and context_management are
     left out (before: 400 `thinking`, then 400 on `cache_control`)."""
-    emulator, report, sent = _claude_on_route(servers, tmp_path, "claude-sonnet-4-5-via-gemini")
+    emulator, report, messages = _claude_on_route(servers, tmp_path,
+                                                  "claude-sonnet-4-5-via-gemini")
+    sent = [json.loads(r.body) for r in messages]
     upstream = emulator_requests(emulator, lambda t: t.startswith("/v1beta/models/"))
     assert upstream, report
     raw = upstream[-1]["body"]
