@@ -160,9 +160,9 @@ def test_claude_code_print_mode_through_the_messages_ingress(servers, tmp_path):
     assert emulator_requests(emulator, lambda t: t.startswith("/v1/chat/completions")), report
 
 
-# What a user adds to Codex's config.toml for a model whose provider is not OpenAI's Responses API: the
-# hosted web_search tool and the multi_agent namespace tool run only at OpenAI. Top-level
-# keys first (TOML puts every key after a [table] header into that table).
+# What a user adds to Codex's config.toml for a model whose provider is not OpenAI's
+# Responses API: the hosted web_search tool and the multi_agent namespace tool run only
+# there. Top-level keys first (TOML puts every key after a [table] header into that table).
 NON_OPENAI_TOP = 'web_search = "disabled"\n'
 NON_OPENAI_TABLES = "[features]\nmulti_agent = false\n"
 
