@@ -1,14 +1,15 @@
 """The router in the proxy (issue 12): `demo-resilient` of the default configuration, and a
-fault-injection suite on loopback (three deployments of mixed dialects behind one emulator's
-seeded fault profiles: 30% 5xx, resets, timeouts, 429 bursts with Retry-After). Every client
-request succeeds while one deployment stays healthy, and the attempts stay within the retry
-budget (read from GET /admin/upstreams). One gateway and one emulator per module; bounded
-request counts; no sleeps."""
+fault-injection suite on loopback: three deployments of mixed dialects (OpenAI, Anthropic,
+Gemini), each its own emulator with seeded faults (30% 5xx, 10% resets and 3% timeouts; 429
+bursts with Retry-After; none), and 6,000 requests through the proxy, half of them streamed.
+Every client request succeeds while one deployment stays healthy, and the attempts stay
+within the retry budget (attempts <= requests x (1 + budget)) both as the router counts them
+(GET /admin/upstreams) and as the deployments received them (each emulator's GET
+/emulator/stats). One gateway per suite; bounded request counts; no sleeps."""
 from __future__ import annotations
 
 import http.client
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -46,7 +47,7 @@ def run(port: int, model: str, n: int, concurrency: int) -> list[tuple[int, int,
     def one(i: int):
         stream = i % 2 == 1
         status, body = chat(port, model, stream, i)
-        return None if succeeded(status, body, stream, i) else (i, status, body[:300])
+        return None if succeeded(status, body, stream, i) else (i, status, body[:2000])
     with ThreadPoolExecutor(concurrency) as pool:
         return [f for f in pool.map(one, range(n)) if f is not None]
 
@@ -67,9 +68,7 @@ def default_gateway():
 
 def test_every_request_to_demo_resilient_succeeds(default_gateway):
     n = 200
-    started = time.monotonic()
     failures = run(default_gateway.port, "demo-resilient", n, concurrency=8)
-    elapsed = time.monotonic() - started
     assert failures == [], failures[:5]
     ups = attempts(default_gateway.port)
     assert set(ups) == {"flaky", "ratelimited", "healthy"}
@@ -81,7 +80,6 @@ def test_every_request_to_demo_resilient_succeeds(default_gateway):
     # the faulty deployments did fail some attempts (the faults are real)
     assert ups["flaky"]["attempts"] > ups["flaky"]["successes"], ups
     assert ups["healthy"]["successes"] > 0
-    assert elapsed < 60, elapsed
 
 
 def test_admin_upstreams_is_guarded_like_the_other_admin_endpoints(default_gateway):
@@ -105,60 +103,88 @@ FLAKY = "5xx=0.3,reset=0.1,timeout=0.03,seed=21"
 BURST = "429=5/20,retry_after=1,seed=22"
 
 
+def emulator(*flags: str) -> Process:
+    return Process([str(binary(EMULATOR)), "--port", "0", "--usage-counter", "words", *flags])
+
+
+def received(emu: Process) -> dict:
+    """The emulator's counters: `requests` it read (faulted ones included), `aborted`
+    responses (resets, and stalls the client gave up on)."""
+    status, stats = http_json("GET", f"{emu.base_url}/emulator/stats")
+    assert status == 200, stats
+    return stats
+
+
+def start_gateway(tmp_path_factory, config: dict) -> Process:
+    path = tmp_path_factory.mktemp("router") / "gateway.json"
+    path.write_text(json.dumps(config))
+    return Process([str(binary(GATEWAY)), "--config", str(path), "--port", "0"])
+
+
 @pytest.fixture(scope="module")
 def fault_suite(tmp_path_factory):
-    emu = Process([str(binary(EMULATOR)), "--port", "0", "--usage-counter", "words",
-                   "--fault-profile", f"flaky={FLAKY}", "--fault-profile", f"burst={BURST}"])
+    """One emulator per deployment, so each one's /emulator/stats counts what that
+    deployment received."""
+    emus = {"flaky": emulator("--fault", FLAKY), "burst": emulator("--fault", BURST),
+            "healthy": emulator()}
     # The flaky deployment's timeouts cost 400 ms each; the others get room for a loaded
     # CI machine.
     fast = {"connect_ms": 1000, "first_byte_ms": 400, "idle_ms": 2000, "total_ms": 10000}
     roomy = {"connect_ms": 2000, "first_byte_ms": 5000, "idle_ms": 5000, "total_ms": 20000}
     config = {
         "providers": {
-            "flaky-openai": {"type": "openai", "base_url": f"{emu.base_url}/faults/flaky/v1",
+            "flaky-openai": {"type": "openai", "base_url": f"{emus['flaky'].base_url}/v1",
                              "timeouts": fast},
-            "burst-anthropic": {"type": "anthropic",
-                                "base_url": f"{emu.base_url}/faults/burst", "timeouts": roomy},
-            "healthy-gemini": {"type": "gemini", "base_url": f"{emu.base_url}/v1beta",
+            "burst-anthropic": {"type": "anthropic", "base_url": emus["burst"].base_url,
+                                "timeouts": roomy},
+            "healthy-gemini": {"type": "gemini",
+                               "base_url": f"{emus['healthy'].base_url}/v1beta",
                                "api_key": "k", "timeouts": roomy}},
         "models": {"flaky": {"provider": "flaky-openai", "upstream_model": "gpt-4o-mini"},
                    "burst": {"provider": "burst-anthropic", "upstream_model": "claude-x"},
                    "healthy": {"provider": "healthy-gemini",
                                "upstream_model": "gemini-2.5-flash"}},
+        # Short ejections (200 ms, at most 1 s) keep the flaky deployment in rotation for
+        # the whole run, so its faults keep coming; the burst deployment's 429s cool it
+        # down for their Retry-After (1 s) each.
         "routes": [{"match": {"model": "resilient"}, "policy": "router",
                     "retry_budget": {"percent": 50, "min_concurrency": 16},
                     "pools": [{"name": "resilient", "lb": {"policy": "peak_ewma"},
                                "outlier": {"consecutive_failures": 5,
-                                           "base_ejection_ms": 2000},
+                                           "base_ejection_ms": 200, "max_ejection_ms": 1000,
+                                           "ejection_jitter_ms": 100},
                                "retry": {"max_attempts": 3},
                                "deployments": [{"id": "flaky", "model": "flaky"},
                                                {"id": "burst", "model": "burst"},
                                                {"id": "healthy", "model": "healthy"}]}]}]}
-    path = tmp_path_factory.mktemp("router") / "gateway.json"
-    path.write_text(json.dumps(config))
-    gw = Process([str(binary(GATEWAY)), "--config", str(path), "--port", "0"])
-    yield gw, emu
+    gw = start_gateway(tmp_path_factory, config)
+    yield gw, emus
     gw.stop()
-    emu.stop()
+    for emu in emus.values():
+        emu.stop()
 
 
 def test_fault_injection_no_failed_client_request_and_no_retry_storm(fault_suite):
-    gw, emu = fault_suite
-    n = 1200
-    started = time.monotonic()
+    gw, emus = fault_suite
+    n = 6000  # 3,000 streamed, 3,000 whole
     failures = run(gw.port, "resilient", n, concurrency=16)
-    elapsed = time.monotonic() - started
     assert failures == [], (len(failures), failures[:5])
     ups = attempts(gw.port)
+    got = {name: received(emu) for name, emu in emus.items()}
     total = sum(d["attempts"] for d in ups.values())
     assert sum(d["successes"] for d in ups.values()) == n
     assert n <= total <= n * 1.5, ups  # attempts <= requests x (1 + budget 50%)
-    assert ups["flaky"]["attempts"] > ups["flaky"]["successes"]
-    assert ups["burst"]["attempts"] > ups["burst"]["successes"]
+    # The faults are real: the faulty deployments failed attempts, the healthy one served.
+    assert ups["flaky"]["attempts"] > ups["flaky"]["successes"], ups
+    assert ups["burst"]["attempts"] > ups["burst"]["successes"], ups
     assert ups["healthy"]["successes"] > 0
-    # The emulator saw at least the calls the router counted. More: libcurl sends a request
-    # again, once, on a fresh connection when a reused one is reset before any byte came
-    # back (the "reset" fault on a kept-alive connection), below the router's accounting.
-    status, stats = http_json("GET", f"{emu.base_url}/emulator/stats")
-    assert status == 200 and stats["requests"] >= total, (stats["requests"], total)
-    assert elapsed < 60, elapsed
+    # What the deployments received. Only the flaky one resets connections, and only it
+    # may receive more than the router counted: libcurl sends a request again, once, on a
+    # fresh connection when a reused one is reset before any byte came back, below the
+    # router's accounting (so every extra request is one of its aborted responses).
+    for name in ("burst", "healthy"):
+        assert got[name]["requests"] == ups[name]["attempts"], (name, got[name], ups[name])
+    resent = got["flaky"]["requests"] - ups["flaky"]["attempts"]
+    assert 0 <= resent <= got["flaky"]["aborted"], (got["flaky"], ups["flaky"])
+    # ... and the bound holds on the wire too.
+    assert sum(g["requests"] for g in got.values()) <= n * 1.5, (got, ups)
