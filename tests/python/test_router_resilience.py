@@ -5,11 +5,16 @@ bursts with Retry-After; none), and 6,000 requests through the proxy, half of th
 Every client request succeeds while one deployment stays healthy, and the attempts stay
 within the retry budget (attempts <= requests x (1 + budget)) both as the router counts them
 (GET /admin/upstreams) and as the deployments received them (each emulator's GET
-/emulator/stats). One gateway per suite; bounded request counts; no sleeps."""
+/emulator/stats). Then a retry budget that binds (20% with a floor of 2, 16 clients, a
+deployment failing 80% of its calls): retries in flight never exceed it, a refused retry
+hands the client the last attempt's error, and attempts <= requests x 1.2 on both counts.
+One gateway per suite; bounded request counts; no sleeps."""
 from __future__ import annotations
 
 import http.client
 import json
+import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -188,3 +193,95 @@ def test_fault_injection_no_failed_client_request_and_no_retry_storm(fault_suite
     assert 0 <= resent <= got["flaky"]["aborted"], (got["flaky"], ups["flaky"])
     # ... and the bound holds on the wire too.
     assert sum(g["requests"] for g in got.values()) <= n * 1.5, (got, ups)
+
+
+# The retry budget binding: percent 20 with min_concurrency 2, 16 clients at once, so at
+# most max(2, 16 x 20%) = 3 retries may be in flight. Tier 0 fails 80% of its calls (500s,
+# no resets: see the next test) and is never ejected, so every request's first attempt
+# goes there; tier 1 answers every call, 50 ms late, and sees only retries.
+BUDGET = {"percent": 20, "min_concurrency": 2}
+BUDGET_CLIENTS = 16
+
+
+def budget_route(failing_url: str, healthy_url: str) -> dict:
+    timeouts = {"connect_ms": 2000, "first_byte_ms": 5000, "idle_ms": 5000, "total_ms": 20000}
+    return {
+        "providers": {
+            "failing-openai": {"type": "openai", "base_url": f"{failing_url}/v1",
+                               "timeouts": timeouts},
+            "healthy-anthropic": {"type": "anthropic", "base_url": healthy_url,
+                                  "timeouts": timeouts}},
+        "models": {"failing": {"provider": "failing-openai", "upstream_model": "gpt-4o-mini"},
+                   "healthy": {"provider": "healthy-anthropic", "upstream_model": "claude-x"}},
+        "routes": [{"match": {"model": "budgeted"}, "policy": "router",
+                    "retry_budget": BUDGET,
+                    "pools": [{"name": "budgeted",
+                               "outlier": {"consecutive_failures": 0, "failure_percentage": 0},
+                               "retry": {"max_attempts": 2},
+                               "deployments": [{"id": "failing", "model": "failing", "tier": 0},
+                                               {"id": "healthy", "model": "healthy",
+                                                "tier": 1}]}]}]}
+
+
+def run_with_retries_watched(gw: Process, n: int) -> tuple[list, list[int]]:
+    """run() at BUDGET_CLIENTS, while another client reads the healthy deployment's
+    in-flight attempts from /admin/upstreams, back to back: (failures, the readings)."""
+    readings: list[int] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            readings.append(attempts(gw.port)["healthy"]["in_flight"])
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        failures = run(gw.port, "budgeted", n, concurrency=BUDGET_CLIENTS)
+    finally:
+        done.set()
+        watcher.join()
+    return failures, readings
+
+
+@pytest.fixture(scope="module")
+def budget_suite(tmp_path_factory):
+    emus = {"failing": emulator("--fault", "5xx=0.8,seed=31"),
+            "healthy": emulator("--latency-ms", "50")}
+    gw = start_gateway(tmp_path_factory,
+                       budget_route(emus["failing"].base_url, emus["healthy"].base_url))
+    yield gw, emus
+    gw.stop()
+    for emu in emus.values():
+        emu.stop()
+
+
+def test_retry_budget_binds_and_a_refused_retry_gets_the_last_error(budget_suite):
+    gw, emus = budget_suite
+    n = 800  # every other one streamed
+    failures, readings = run_with_retries_watched(gw, n)
+    ups = attempts(gw.port)
+    got = {name: received(emu) for name, emu in emus.items()}
+    failing, healthy = ups["failing"], ups["healthy"]
+    assert failing["attempts"] == n and failing["ejections"] == 0, failing
+    retries = healthy["attempts"]
+    assert healthy["successes"] == retries, healthy
+    # A request whose first attempt failed ends without a retry only when the budget
+    # refused one (the healthy tier is always there): the client then gets the last
+    # attempt's error, the upstream's 500 in OpenAI's shape, streamed or not (no byte had
+    # gone out).
+    refused = failing["attempts"] - failing["successes"] - retries
+    assert refused == len(failures) > 0, (len(failures), ups)
+    for i, status, body in failures:
+        assert status == 500, (i, status, body)
+        assert json.loads(body)["error"]["type"] == "server_error", (i, body)
+    # The budget: retries in flight never above max(min, percent of active requests) ...
+    # (a request stays active until its plan ends, a moment after its client had the
+    # answer; 16 clients keep that below 20 requests, where 20% would allow a 4th retry)
+    allowed = max(BUDGET["min_concurrency"], BUDGET_CLIENTS * BUDGET["percent"] // 100)
+    assert readings and max(readings) <= allowed, Counter(readings)
+    # ... and attempts <= requests x (1 + 20%), counted by the router and received upstream
+    # (500s keep the connection: nothing is sent twice). The budget bounds retries in
+    # flight, not a share of requests; here a retry holds its share for 50 ms or more while
+    # first attempts fail at once, so without the budget every failed request (~80%) would
+    # retry and with it few do.
+    assert failing["attempts"] + retries <= n * 1.2, ups
+    assert (got["failing"]["requests"], got["healthy"]["requests"]) == (n, retries), got
