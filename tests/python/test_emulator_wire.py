@@ -242,6 +242,27 @@ def test_stats_record_unknown_fields(client, emu):
     assert stats["last_request"]["headers"]["authorization"] == "Bearer sk-test"
 
 
+def test_stats_count_every_request_received_faulted_ones_included():
+    # Gateway tests (test_router_resilience.py) compare a gateway's attempt counts with what
+    # an emulator received: `requests` counts every provider request read, answered or
+    # reset, and each reset response counts in `aborted`.
+    p = Process([str(emulator_binary()), "--port", "0", "--usage-counter", "words",
+                 "--fault", "reset=0.5,seed=7"])
+    try:
+        c = openai.OpenAI(base_url=f"{p.base_url}/v1", api_key="k", max_retries=0)
+        n, resets = 20, 0
+        for i in range(n):
+            try:
+                c.chat.completions.create(model="gpt-4o-mini", messages=user(f"x {i}"))
+            except openai.APIConnectionError:
+                resets += 1
+        assert 0 < resets < n  # the profile reset some calls, not all
+        _, stats = http_json("GET", f"{p.base_url}/emulator/stats")
+        assert (stats["requests"], stats["aborted"]) == (n, resets), stats["recent"][-3:]
+    finally:
+        assert p.stop() == 0
+
+
 def test_queued_controls_fail_only_the_next_calls(client, emu):
     status, _ = http_json("POST", f"{emu.base_url}/emulator/next",
                           json.dumps({"times": 1, "headers": {"x-emulator-status": "503"}}))
