@@ -30,12 +30,19 @@ inline bool IsJsonSpaceByte(char c) { return c == ' ' || c == '\t' || c == '\n' 
 // Visits the positions just after each '"' in a text (where a key's name would start): one
 // bit mask per 16 bytes (an SSE2 compare), then a bit per quote, so a scan that stops
 // at every quote costs a few instructions per quote, not a library call. With `first` set,
-// only quotes followed by that byte are visited (a scan for one key skips the others).
+// only quotes followed by that byte (or by `second` or `third`, when set) are visited: a
+// scan for a few keys skips the others and every value not starting with those letters,
+// which also spares a branch (often mispredicted) per skipped quote.
 // The text must outlive the scanner. Thread-compatible.
 class QuoteScanner {
  public:
-  QuoteScanner(const char* p, const char* end, char first = '\0')
-      : begin_(p), end_(end), first_(first) {
+  QuoteScanner(const char* p, const char* end, char first = '\0', char second = '\0',
+               char third = '\0')
+      : begin_(p),
+        end_(end),
+        first_(first),
+        second_(first != '\0' && second != '\0' ? second : first),
+        third_(first != '\0' && third != '\0' ? third : first) {
     Load(p);
   }
 
@@ -76,30 +83,38 @@ class QuoteScanner {
     mask_ = 0;
     const char* limit = end_ - p < kBlock ? end_ : p + kBlock;
     for (const char* q = p; q < limit; ++q) {
-      if (*q == '"' && (first_ == '\0' || (q + 1 < end_ && q[1] == first_))) {
+      if (*q == '"' && (first_ == '\0' || (q + 1 < end_ && Follows(q[1])))) {
         mask_ |= 1u << (q - p);
       }
     }
   }
 
 #if defined(__SSE2__)
-  // Bit i: p[i] is a '"' (followed by first_, when set). Reads p[0..16].
+  // Bit i: p[i] is a '"' (followed by one of the set bytes, when set). Reads p[0..16].
   unsigned Mask(const char* p) const {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     unsigned m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
     if (first_ != '\0' && m != 0) {
       const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
-      m &= static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_set1_epi8(first_))));
+      __m128i follows = _mm_cmpeq_epi8(w, _mm_set1_epi8(first_));
+      if (second_ != first_) follows = _mm_or_si128(follows, _mm_cmpeq_epi8(w, _mm_set1_epi8(second_)));
+      if (third_ != first_) follows = _mm_or_si128(follows, _mm_cmpeq_epi8(w, _mm_set1_epi8(third_)));
+      m &= static_cast<unsigned>(_mm_movemask_epi8(follows));
     }
     return m;
   }
 #endif
 
+  bool Follows(char c) const { return c == first_ || c == second_ || c == third_; }
+
   const char* begin_;  // the start of the text: bytes from here to end_ may be read
   const char* block_ = nullptr;
   const char* end_;
   unsigned mask_ = 0;
+  // The bytes a visited quote must be followed by; unset ones repeat first_ ('\0': any).
   char first_;
+  char second_;
+  char third_;
 };
 
 // When [p, end) starts with `name` followed by '"', optional whitespace, ':' and optional

@@ -10,28 +10,41 @@
 namespace modeenvoy::core_internal {
 namespace {
 
-// Offsets just after each '"' (followed by `first`, when set), counted one byte at a time.
-std::vector<size_t> Expected(const std::string& text, char first) {
+// Offsets just after each '"' (followed by one of `firsts`, when not empty), counted one
+// byte at a time.
+std::vector<size_t> Expected(const std::string& text, std::string_view firsts) {
   std::vector<size_t> out;
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '"') continue;
-    if (first != '\0' && (i + 1 >= text.size() || text[i + 1] != first)) continue;
+    if (!firsts.empty() &&
+        (i + 1 >= text.size() || firsts.find(text[i + 1]) == std::string_view::npos)) {
+      continue;
+    }
     if (i + 1 < text.size()) out.push_back(i + 1);  // a quote at the very end starts nothing
   }
   return out;
 }
+std::vector<size_t> Expected(const std::string& text, char first) {
+  return Expected(text, first == '\0' ? std::string_view() : std::string_view(&first, 1));
+}
 
-std::vector<size_t> Scanned(const std::string& text, char first) {
+// `firsts`: up to three bytes, given to the scanner as first, second and third.
+std::vector<size_t> Scanned(const std::string& text, std::string_view firsts) {
   // A copy in its own allocation, so a read past the end shows under ASan.
   std::vector<char> bytes(text.begin(), text.end());
   const char* begin = bytes.data();
   const char* end = begin + bytes.size();
   std::vector<size_t> out;
-  QuoteScanner quotes(begin, end, first);
+  auto at = [&](size_t i) { return i < firsts.size() ? firsts[i] : '\0'; };
+  QuoteScanner quotes(begin, end, at(0), at(1), at(2));
   for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
     out.push_back(static_cast<size_t>(p - begin));
   }
   return out;
+}
+
+std::vector<size_t> Scanned(const std::string& text, char first) {
+  return Scanned(text, first == '\0' ? std::string_view() : std::string_view(&first, 1));
 }
 
 TEST(QuoteScannerTest, VisitsEveryQuoteAtEveryOffsetAndLength) {
@@ -49,6 +62,35 @@ TEST(QuoteScannerTest, VisitsEveryQuoteAtEveryOffsetAndLength) {
       }
     }
   }
+}
+
+// Two or three following bytes: a quote followed by any of them is visited, at every
+// position relative to the blocks (a quote's follower may sit in the next block).
+TEST(QuoteScannerTest, VisitsQuotesFollowedByAnyOfTheSetBytes) {
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t a = 0; a < len; ++a) {
+      for (size_t b : {a + 1, a + 2, a + 15, a + 16, a + 17}) {
+        std::string text(len, 'x');
+        text[a] = '"';
+        if (a + 1 < len) text[a + 1] = 'c';
+        if (b < len) text[b] = '"';
+        if (b + 1 < len) text[b + 1] = 's';
+        for (std::string_view firsts : {"cs", "sc", "ces", "esc", "ex", "qe", "cse"}) {
+          EXPECT_EQ(Scanned(text, firsts), Expected(text, firsts))
+              << "len " << len << " quotes at " << a << "," << b << " firsts " << firsts;
+        }
+      }
+    }
+  }
+  // A key scan's use: the keys starting with c, e or s (offsets counted by hand).
+  const std::string text = R"({"choices":[],"service_tier":"x","error":1})";
+  EXPECT_EQ(Scanned(text, "ces"), (std::vector<size_t>{2, 15, 34}));
+  // Without a first byte, second and third do not narrow the scan: every quote is visited.
+  const char* end = text.data() + text.size();
+  QuoteScanner quotes(text.data(), end, '\0', 'c', 'e');
+  size_t visited = 0;
+  for (const char* p = quotes.Next(); p != end; p = quotes.Next()) ++visited;
+  EXPECT_EQ(visited, 8u);
 }
 
 TEST(QuoteScannerTest, DenseQuotesAndSkipTo) {

@@ -814,12 +814,11 @@ absl::StatusOr<std::string> OpenAiRequestBody(const ChatRequest& chat, std::stri
 
 namespace {
 
-// True when [p, end) holds no '{' or '['.
+// True when [p, end) holds no '{' or '['. Two memchr scans (vectorized) rather than a byte
+// loop: the envelope before "choices" is a hundred bytes or more in every answer.
 bool NoOpenBracket(const char* p, const char* end) {
-  for (; p < end; ++p) {
-    if (*p == '{' || *p == '[') return false;
-  }
-  return true;
+  const size_t n = static_cast<size_t>(end - p);
+  return std::memchr(p, '{', n) == nullptr && std::memchr(p, '[', n) == nullptr;
 }
 
 // True when `body` is an answer that passes as sent, found without parsing it: an object
@@ -841,10 +840,11 @@ bool PlainAnswer(std::string_view body) {
   if (last - first < 2 || *first != '{' || last[-1] != '}') return false;
   if (body.find("\\u") != std::string_view::npos) return false;
   bool choices = false;
-  QuoteScanner quotes(begin, end);
+  // Only quotes followed by c, s or e are visited: a tenth of an answer's quotes.
+  QuoteScanner quotes(begin, end, 'c', 's', 'e');
   for (const char* p = quotes.Next(); p != end; p = quotes.Next()) {
     const char* v = nullptr;
-    switch (*p) {  // the first letter rules out most keys and every value
+    switch (*p) {
       case 'c':
         // "choices", "content" told apart from "created", "completion_tokens", ... by
         // their second and third bytes, so each costs one comparison.
