@@ -271,6 +271,8 @@ class ProviderDialect {
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
 std::unique_ptr<ProviderDialect> NewAnthropicDialect();  // POST /v1/messages
+// POST /v1/responses; keeps answered responses for previous_response_id.
+std::unique_ptr<ProviderDialect> NewOpenAiResponsesDialect();
 std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
 std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events
