@@ -22,7 +22,8 @@ from conftest import EMULATOR, Process, binary, http_json, require_module, share
 
 openai = require_module("openai")
 
-RECORDED = shared_data_dir() / "provider-fixtures/vercel-ai/packages/openai/src/responses/__fixtures__"
+RECORDED = (shared_data_dir() /
+            "provider-fixtures/vercel-ai/packages/openai/src/responses/__fixtures__")
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                           "required": ["city"]}}
