@@ -299,6 +299,56 @@ def test_hosted_web_search_is_refused_on_an_openai_route(gateway, emulator):
     assert requests_served(emulator) == before  # never sent
 
 
+# OpenAI's recorded failure of a started Responses stream (vercel-ai openai-error.1.chunks.txt):
+# response.created, response.in_progress, then an `error` event with type and code
+# insufficient_quota (HTTP 429 when it is not streamed: openai-error.1.json), response.failed.
+QUOTA = {"status": 429, "type": "insufficient_quota", "code": "insufficient_quota",
+         "message": "You exceeded your current quota."}
+
+
+def failed_stream(gateway, model: str, after: int) -> list:
+    return list(oai(gateway).responses.create(
+        model=model, stream=True, input="one two\n" + directive(
+            interrupt={"after_chunks": after, "error": QUOTA})))
+
+
+def test_quota_error_mid_stream_from_an_openai_provider_is_a_rate_limit(gateway):
+    # The contrast for the xfail below: the same error from a Chat Completions upstream.
+    events = failed_stream(gateway, "via-openai", 2)
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "rate_limit_exceeded"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "gateway bug: ResponseErrorStatus (lib/protocol/dialects/openai_responses.cc) maps only "
+    "the code rate_limit_exceeded to 429 and invalid* / image* to 400, so OpenAI's recorded "
+    "in-stream insufficient_quota error becomes a 500 (server_error), where the openai "
+    "dialect (lib/protocol/error.cc) makes the same error a 429"))
+def test_quota_error_mid_stream_from_a_responses_provider_is_a_rate_limit(gateway):
+    events = failed_stream(gateway, MODEL, 2)  # the recorded shape: created, in_progress
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "rate_limit_exceeded"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "gateway bug: a provider stream that fails before its first unified chunk reaches a "
+    "Responses client as a lone response.failed with sequence_number 2, id \"resp_\" and "
+    "created_at 0: ResponsesStreamEncoder::EncodeError starts the response with an empty id "
+    "(response.created and response.in_progress take sequence numbers 0 and 1), and "
+    "ResponsesCodec::StreamErrorEvent (lib/responses_ingress/codec.cc) keeps only the last "
+    "event and never patches in the gateway's id"))
+@pytest.mark.parametrize("model", [MODEL, "via-openai"])
+def test_a_stream_failing_before_its_first_chunk_is_well_formed(gateway, model):
+    try:
+        events = failed_stream(gateway, model, 0)
+    except openai.RateLimitError:
+        return  # an HTTP error before any event is as good: nothing had been streamed
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[0].type == "response.created" and events[-1].type == "response.failed"
+    assert {e.response.id for e in events} == {events[0].response.id}
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", events[0].response.id)
+
+
 # --- 3. previous_response_id: the gateway's ids, the chain re-sent ------------------------
 
 @pytest.mark.parametrize("stream", [False, True])
