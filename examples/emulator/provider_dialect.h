@@ -211,7 +211,8 @@ struct EmbeddingsAsk {
 // Why the server (not the dialect's Parse) produces an error.
 enum class ErrorCause { kInjected, kUnauthorized, kUnknownRoute, kBodyTooLarge, kBadHttp };
 
-// Thread safety: implementations are immutable and thread-safe.
+// Thread safety: implementations are thread-safe; all but the Responses dialect (which
+// keeps its answers for previous_response_id, under a lock) are immutable.
 class ProviderDialect {
  public:
   virtual ~ProviderDialect() = default;
