@@ -313,17 +313,12 @@ def failed_stream(gateway, model: str, after: int) -> list:
 
 
 def test_quota_error_mid_stream_from_an_openai_provider_is_a_rate_limit(gateway):
-    # The contrast for the xfail below: the same error from a Chat Completions upstream.
+    # The same error from a Chat Completions upstream, for comparison with the next test.
     events = failed_stream(gateway, "via-openai", 2)
     assert events[-1].type == "response.failed"
     assert events[-1].response.error.code == "rate_limit_exceeded"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: ResponseErrorStatus (lib/protocol/dialects/openai_responses.cc) maps only "
-    "the code rate_limit_exceeded to 429 and invalid* / image* to 400, so OpenAI's recorded "
-    "in-stream insufficient_quota error becomes a 500 (server_error), where the openai "
-    "dialect (lib/protocol/error.cc) makes the same error a 429"))
 def test_quota_error_mid_stream_from_a_responses_provider_is_a_rate_limit(gateway):
     events = failed_stream(gateway, MODEL, 2)  # the recorded shape: created, in_progress
     assert events[-1].type == "response.failed"
