@@ -211,7 +211,8 @@ struct EmbeddingsAsk {
 // Why the server (not the dialect's Parse) produces an error.
 enum class ErrorCause { kInjected, kUnauthorized, kUnknownRoute, kBodyTooLarge, kBadHttp };
 
-// Thread safety: implementations are immutable and thread-safe.
+// Thread safety: implementations are thread-safe; all but the Responses dialect (which
+// keeps its answers for previous_response_id, under a lock) are immutable.
 class ProviderDialect {
  public:
   virtual ~ProviderDialect() = default;
@@ -271,6 +272,8 @@ class ProviderDialect {
 
 std::unique_ptr<ProviderDialect> NewOpenAiDialect();
 std::unique_ptr<ProviderDialect> NewAnthropicDialect();  // POST /v1/messages
+// POST /v1/responses; keeps answered responses for previous_response_id.
+std::unique_ptr<ProviderDialect> NewOpenAiResponsesDialect();
 std::unique_ptr<ProviderDialect> NewBedrockDialect();  // bedrock_dialect.cc
 std::unique_ptr<ProviderDialect> NewOllamaDialect();  // POST /api/chat, NDJSON
 std::unique_ptr<ProviderDialect> NewCohereDialect();  // POST /v2/chat, SSE events

@@ -1231,6 +1231,7 @@ std::vector<std::unique_ptr<ProviderDialect>> DefaultDialects() {
   std::vector<std::unique_ptr<ProviderDialect>> dialects;
   dialects.push_back(NewOpenAiDialect());  // first: its errors answer unknown routes
   dialects.push_back(NewAnthropicDialect());
+  dialects.push_back(NewOpenAiResponsesDialect());
   dialects.push_back(NewBedrockDialect());
   dialects.push_back(NewOllamaDialect());
   dialects.push_back(NewCohereDialect());

@@ -1707,7 +1707,9 @@ absl::Status EncodeResponsesRequest(const ChatRequest& chat, const DialectCall& 
 absl::Status ResponseErrorStatus(std::string_view code, std::string_view message,
                                  std::string_view param) {
   int http = 500;
-  if (code == "rate_limit_exceeded") http = 429;
+  // insufficient_quota: OpenAI's in-stream form of its HTTP 429 quota error (recorded in
+  // vercel-ai openai-error.1.chunks.txt), a 429 as the openai dialect makes it.
+  if (code == "rate_limit_exceeded" || code == "insufficient_quota") http = 429;
   if (code == "invalid_prompt" || code.substr(0, 6) == "invalid" || code.substr(0, 5) == "image") {
     http = 400;
   }
