@@ -368,6 +368,7 @@ class RouterImpl final : public Router {
       h.probe_unhealthy = s.probe_unhealthy.load();
       {
         core_internal::MutexLock lock(&s.mu);
+        h.decode_ms_per_token = s.DecodeMsLocked();
         h.ejections = s.ejections;
         h.consecutive_failures = s.consecutive_failures;
         h.window_requests = s.window_requests;
@@ -950,6 +951,45 @@ std::optional<PlannedAttempt> PlanImpl::Hedge() {
   return a;
 }
 
+// peak_ewma's sample of one attempt (docs/routing.md), learning the deployment's decode
+// time on the way; nullopt: the attempt says nothing about how fast the deployment starts.
+// A streamed attempt's first token is the sample. A whole answer has none (its head comes
+// after its last token), so its latency would make long answers look slow: the decode time
+// of its output_tokens - 1 later tokens is taken off, floored at latency / output_tokens
+// (a first token is never quicker than the answer's mean time per token, since prefill is
+// never quicker than one decode step).
+std::optional<double> LatencySample(DeploymentState& s, double decay_ms,
+                                    const AttemptResult& result, int64_t now) {
+  const bool ok = result.failure == UpstreamFailure::kNone;
+  const double latency_ms = absl::ToDoubleMilliseconds(result.latency);
+  const int64_t tokens = result.output_tokens;
+  if (result.time_to_first_token.has_value() && *result.time_to_first_token > absl::ZeroDuration()) {
+    const double ttft_ms = absl::ToDoubleMilliseconds(*result.time_to_first_token);
+    if (ok && tokens >= 2 && latency_ms > ttft_ms) {
+      double decode = (latency_ms - ttft_ms) / static_cast<double>(tokens - 1);
+      core_internal::MutexLock lock(&s.mu);
+      if (s.stream_decode_ms > 0) {
+        double idle = static_cast<double>(now - s.stream_decode_stamp_ns) / 1e6;
+        double w = std::exp(-std::max(idle, 0.0) / decay_ms);
+        decode = s.stream_decode_ms * w + decode * (1 - w);
+      }
+      s.stream_decode_ms = decode;
+      s.stream_decode_stamp_ns = now;
+    }
+    return ttft_ms;
+  }
+  if (!ok || latency_ms <= 0) return std::nullopt;
+  if (tokens < 2) return latency_ms;  // unknown usage, or nothing after the first token
+  double decode = 0;
+  {
+    core_internal::MutexLock lock(&s.mu);
+    s.fit.Add(static_cast<double>(tokens), latency_ms, now, decay_ms);
+    decode = s.DecodeMsLocked();
+  }
+  const double n = static_cast<double>(tokens);
+  return std::max(latency_ms / n, latency_ms - decode * (n - 1));
+}
+
 void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result,
                             int64_t now) {
   DeploymentState& s = *snap_->states[d];
@@ -960,15 +1000,14 @@ void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result
     s.tokens_current.fetch_add(result.input_tokens + result.output_tokens,
                                std::memory_order_relaxed);
   }
-  if (result.time_to_first_token > absl::ZeroDuration()) {
+  if (std::optional<double> sample = LatencySample(s, pool.lb.ewma_decay_ms, result, now)) {
     // Peak EWMA: a slower sample is taken at once, a faster one blended in.
-    double sample = absl::ToDoubleMilliseconds(result.time_to_first_token);
     double prev = s.EwmaAt(now, pool.lb.ewma_decay_ms);
-    double next = sample;
-    if (prev > 0 && sample < prev) {
+    double next = *sample;
+    if (prev > 0 && *sample < prev) {
       double idle = static_cast<double>(now - s.ewma_stamp_ns.load(std::memory_order_relaxed)) / 1e6;
       double w = std::exp(-std::max(idle, 0.0) / pool.lb.ewma_decay_ms);
-      next = prev * w + sample * (1 - w);
+      next = prev * w + *sample * (1 - w);
     }
     s.ewma_ms.store(next, std::memory_order_relaxed);
     s.ewma_stamp_ns.store(now, std::memory_order_relaxed);
