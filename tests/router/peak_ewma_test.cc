@@ -83,8 +83,8 @@ TEST(PeakEwmaTest, LongNonStreamedAnswersDoNotMakeAFastStartLookSlow) {
   // the first samples, whole latencies taken before a slope could be fitted, are forgotten).
   EXPECT_NEAR(FindHealth(health, "long")->decode_ms_per_token, 10, 0.01);
   EXPECT_NEAR(FindHealth(health, "short")->decode_ms_per_token, 10, 0.01);
-  EXPECT_NEAR(long_ms, 200, 20);
-  EXPECT_NEAR(short_ms, 1000, 20);
+  EXPECT_NEAR(long_ms, 200, 1);
+  EXPECT_NEAR(short_ms, 1000, 1);
   std::map<std::string, int> counts = Picks(*router);
   // Equal loads: the lower EWMA wins unless both draws are the other: "short" about 1/4.
   EXPECT_GT(counts["long"], 120);
