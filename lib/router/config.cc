@@ -331,11 +331,23 @@ std::vector<uint8_t> BuildMaglev(const std::vector<std::string>& ids,
 }
 
 int ConfigImpl::FindPool(std::string_view model) const {
-  if (auto it = exact_.find(core_internal::ToAbsl(model)); it != exact_.end()) return it->second;
-  for (const auto& [length, names] : prefixes_by_length_) {
+  if (model.size() >= exact_lengths_.size() || exact_lengths_[model.size()]) {
+    if (auto it = exact_.find(core_internal::ToAbsl(model)); it != exact_.end()) return it->second;
+  }
+  for (const PrefixGroup& group : prefixes_by_length_) {
+    const size_t length = group.length;
     if (model.size() < length) continue;
-    if (auto it = names.find(core_internal::ToAbsl(model.substr(0, length)));
-        it != names.end()) {
+    if (length > 0 && (!group.first[static_cast<unsigned char>(model[0])] ||
+                       !group.last[static_cast<unsigned char>(model[length - 1])])) {
+      continue;
+    }
+    const std::string_view prefix = model.substr(0, length);
+    if (group.names.empty()) {
+      for (const auto& [name, pool] : group.few) {
+        if (name == prefix) return pool;
+      }
+    } else if (auto it = group.names.find(core_internal::ToAbsl(prefix));
+               it != group.names.end()) {
       return it->second;
     }
   }
@@ -405,6 +417,7 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
         if (!taken) config->prefixes_.emplace_back(prefix, static_cast<int>(p));
       } else {
         taken = !config->exact_.emplace(name, static_cast<int>(p)).second;
+        if (name.size() < config->exact_lengths_.size()) config->exact_lengths_.set(name.size());
       }
       if (taken) return FieldError(path, absl::StrCat("\"", name, "\" is served by another pool"));
     }
@@ -528,11 +541,23 @@ absl::StatusOr<std::shared_ptr<const RouterConfig>> ParseRouterConfig(std::strin
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   for (const auto& [prefix, pool] : config->prefixes_) {
     if (config->prefixes_by_length_.empty() ||
-        config->prefixes_by_length_.back().first != prefix.size()) {
-      config->prefixes_by_length_.emplace_back(prefix.size(),
-                                               absl::flat_hash_map<std::string, int>());
+        config->prefixes_by_length_.back().length != prefix.size()) {
+      config->prefixes_by_length_.emplace_back().length = prefix.size();
     }
-    config->prefixes_by_length_.back().second.emplace(prefix, pool);
+    ConfigImpl::PrefixGroup& group = config->prefixes_by_length_.back();
+    if (!prefix.empty()) {
+      group.first.set(static_cast<unsigned char>(prefix.front()));
+      group.last.set(static_cast<unsigned char>(prefix.back()));
+    }
+    if (group.names.empty() && group.few.size() < ConfigImpl::kFewPrefixes) {
+      group.few.emplace_back(prefix, pool);
+    } else {
+      if (group.names.empty()) {
+        group.names.insert(group.few.begin(), group.few.end());
+        group.few.clear();
+      }
+      group.names.emplace(prefix, pool);
+    }
   }
 
   for (size_t p = 0; p < config->pools_.size(); ++p) {

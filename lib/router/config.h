@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <bitset>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -118,10 +119,22 @@ class ConfigImpl final : public RouterConfig {
   std::vector<RouterDeployment> deployments_;
   std::vector<Pool> pools_;
   absl::flat_hash_map<std::string, int> exact_;             // names and aliases
+  // Lengths of the names in exact_ (a length past the set always probes): a model name of
+  // another length is a miss without hashing it.
+  std::bitset<256> exact_lengths_;
   std::vector<std::pair<std::string, int>> prefixes_;       // wildcards, longest first
   // The same wildcards grouped by prefix length, longest first: a lookup costs one hash
-  // probe per distinct length instead of a compare per wildcard.
-  std::vector<std::pair<size_t, absl::flat_hash_map<std::string, int>>> prefixes_by_length_;
+  // probe per distinct length instead of a compare per wildcard, and none for a length
+  // whose prefixes all differ from the model's in the first or the last byte. A group of
+  // at most kFewPrefixes is compared in place (cheaper than hashing the model's prefix).
+  static constexpr size_t kFewPrefixes = 4;
+  struct PrefixGroup {
+    size_t length = 0;
+    std::bitset<256> first, last;  // bytes [0] and [length - 1] of the group's prefixes
+    std::vector<std::pair<std::string, int>> few;  // all of them, when <= kFewPrefixes
+    absl::flat_hash_map<std::string, int> names;   // all of them, otherwise
+  };
+  std::vector<PrefixGroup> prefixes_by_length_;
   int retry_budget_percent_ = 20;
   int retry_budget_min_ = 3;
 };

@@ -210,7 +210,12 @@ class PlanImpl final : public RoutePlan {
   int Choose(int64_t now, std::initializer_list<int> pools, const std::vector<int>* more,
              int64_t min_context, int* chosen_pool, bool* panic, ChoiceMiss* miss);
   int PickInTier(int pool, int tier, uint64_t mask, int64_t now_ns);
-  int WeightedDraw(const Pool& pool, int begin, uint64_t mask);
+  int WeightedDraw(const Pool& pool, int begin, uint64_t mask) {
+    return WeightedDraw(pool, begin, mask, MaskWeight(pool, begin, mask));
+  }
+  // A draw by weight among `mask`'s deployments, whose weights sum to `total`.
+  int WeightedDraw(const Pool& pool, int begin, uint64_t mask, int64_t total);
+  int64_t MaskWeight(const Pool& pool, int begin, uint64_t mask) const;
   uint64_t NextDraw() { return draw_ = router_internal::SplitMix(draw_); }
   bool Tried(int d) const { return std::find(tried_.begin(), tried_.end(), d) != tried_.end(); }
   void Reserve(int deployment, int pool, bool panic, absl::Duration delay, int64_t now_ns);
@@ -368,6 +373,7 @@ class RouterImpl final : public Router {
       h.probe_unhealthy = s.probe_unhealthy.load();
       {
         core_internal::MutexLock lock(&s.mu);
+        h.decode_ms_per_token = s.DecodeMsLocked();
         h.ejections = s.ejections;
         h.consecutive_failures = s.consecutive_failures;
         h.window_requests = s.window_requests;
@@ -698,7 +704,7 @@ int PlanImpl::Choose(int64_t now, std::initializer_list<int> pools, const std::v
         int d = pool.deployments[i];
         const RouterDeployment& dep = deps[d];
         const DeploymentState& s = *snap_->states[d];
-        if (Tried(d)) continue;
+        if (!tried_.empty() && Tried(d)) continue;
         if (any_healthy && !s.Available(now)) continue;
         if (dep.context_window > 0 &&
             ((prompt_total_ > 0 && dep.context_window < prompt_total_) ||
@@ -740,12 +746,17 @@ int PlanImpl::Choose(int64_t now, std::initializer_list<int> pools, const std::v
   return -1;
 }
 
-int PlanImpl::WeightedDraw(const Pool& pool, int begin, uint64_t mask) {
+int64_t PlanImpl::MaskWeight(const Pool& pool, int begin, uint64_t mask) const {
   const auto& deps = snap_->config->deployments();
   int64_t total = 0;
   for (uint64_t m = mask; m != 0; m &= m - 1) {
     total += deps[pool.deployments[begin + __builtin_ctzll(m)]].weight;
   }
+  return total;
+}
+
+int PlanImpl::WeightedDraw(const Pool& pool, int begin, uint64_t mask, int64_t total) {
+  const auto& deps = snap_->config->deployments();
   int64_t r = static_cast<int64_t>(Below(NextDraw(), static_cast<uint64_t>(total)));
   for (uint64_t m = mask; m != 0; m &= m - 1) {
     int i = __builtin_ctzll(m);
@@ -829,16 +840,39 @@ int PlanImpl::PickInTier(int p, int t, uint64_t mask, int64_t now) {
     case LbKind::kLeastRequest:
     case LbKind::kPeakEwma: {
       // Power of two choices, each drawn by weight; the lower cost wins, ties the first.
-      int a = WeightedDraw(pool, b, mask), c = WeightedDraw(pool, b, mask);
-      auto cost = [&](int i) {
-        double load = state(i).in_flight.load(std::memory_order_relaxed) + 1;
-        // Weights act through the draws: dividing the load by the weight as well would
-        // count them twice and starve light deployments.
-        if (pool.lb.kind == LbKind::kLeastRequest) return load;
-        double ewma = state(i).EwmaAt(now, pool.lb.ewma_decay_ms);
-        return (ewma > 0 ? ewma : 1.0) * load;
+      const int64_t total = MaskWeight(pool, b, mask);
+      const int a = WeightedDraw(pool, b, mask, total), c = WeightedDraw(pool, b, mask, total);
+      pick = a;
+      if (a == c) break;
+      // Weights act through the draws: dividing the load by the weight as well would count
+      // them twice and starve light deployments.
+      const double load_a = state(a).in_flight.load(std::memory_order_relaxed) + 1;
+      const double load_c = state(c).in_flight.load(std::memory_order_relaxed) + 1;
+      if (pool.lb.kind == LbKind::kLeastRequest) {
+        if (load_c < load_a) pick = c;
+        break;
+      }
+      // cost = EWMA decayed to now (DeploymentState::EwmaAt; 1 ms without a sample) × load.
+      // Both decay with the same time constant, so comparing them needs one exp() of the
+      // gap between their idle times, not one per candidate.
+      const double tau = pool.lb.ewma_decay_ms;
+      double va = state(a).ewma_ms.load(std::memory_order_relaxed);
+      double vc = state(c).ewma_ms.load(std::memory_order_relaxed);
+      auto idle = [&](int i) {
+        double ms = static_cast<double>(
+                        now - state(i).ewma_stamp_ns.load(std::memory_order_relaxed)) / 1e6;
+        return ms > 0 ? ms : 0.0;
       };
-      pick = cost(c) < cost(a) ? c : a;
+      double cost_a = load_a, cost_c = load_c;
+      if (va > 0 && vc > 0) {
+        cost_a *= va;
+        cost_c *= vc * std::exp((idle(a) - idle(c)) / tau);
+      } else if (va > 0) {
+        cost_a *= va * std::exp(-idle(a) / tau);
+      } else if (vc > 0) {
+        cost_c *= vc * std::exp(-idle(c) / tau);
+      }
+      if (cost_c < cost_a) pick = c;
       break;
     }
     case LbKind::kRingHash:
@@ -950,6 +984,45 @@ std::optional<PlannedAttempt> PlanImpl::Hedge() {
   return a;
 }
 
+// peak_ewma's sample of one attempt (docs/routing.md), learning the deployment's decode
+// time on the way; nullopt: the attempt says nothing about how fast the deployment starts.
+// A streamed attempt's first token is the sample. A whole answer has none (its head comes
+// after its last token), so its latency would make long answers look slow: the decode time
+// of its output_tokens - 1 later tokens is taken off, floored at latency / output_tokens
+// (a first token is never quicker than the answer's mean time per token, since prefill is
+// never quicker than one decode step).
+std::optional<double> LatencySample(DeploymentState& s, double decay_ms,
+                                    const AttemptResult& result, int64_t now) {
+  const bool ok = result.failure == UpstreamFailure::kNone;
+  const double latency_ms = absl::ToDoubleMilliseconds(result.latency);
+  const int64_t tokens = result.output_tokens;
+  if (result.time_to_first_token.has_value() && *result.time_to_first_token > absl::ZeroDuration()) {
+    const double ttft_ms = absl::ToDoubleMilliseconds(*result.time_to_first_token);
+    if (ok && tokens >= 2 && latency_ms > ttft_ms) {
+      double decode = (latency_ms - ttft_ms) / static_cast<double>(tokens - 1);
+      core_internal::MutexLock lock(&s.mu);
+      if (s.stream_decode_ms > 0) {
+        double idle = static_cast<double>(now - s.stream_decode_stamp_ns) / 1e6;
+        double w = std::exp(-std::max(idle, 0.0) / decay_ms);
+        decode = s.stream_decode_ms * w + decode * (1 - w);
+      }
+      s.stream_decode_ms = decode;
+      s.stream_decode_stamp_ns = now;
+    }
+    return ttft_ms;
+  }
+  if (!ok || latency_ms <= 0) return std::nullopt;
+  if (tokens < 2) return latency_ms;  // unknown usage, or nothing after the first token
+  double decode = 0;
+  {
+    core_internal::MutexLock lock(&s.mu);
+    s.fit.Add(static_cast<double>(tokens), latency_ms, now, decay_ms);
+    decode = s.DecodeMsLocked();
+  }
+  const double n = static_cast<double>(tokens);
+  return std::max(latency_ms / n, latency_ms - decode * (n - 1));
+}
+
 void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result,
                             int64_t now) {
   DeploymentState& s = *snap_->states[d];
@@ -960,15 +1033,14 @@ void PlanImpl::RecordHealth(int d, const Pool& pool, const AttemptResult& result
     s.tokens_current.fetch_add(result.input_tokens + result.output_tokens,
                                std::memory_order_relaxed);
   }
-  if (result.time_to_first_token > absl::ZeroDuration()) {
+  if (std::optional<double> sample = LatencySample(s, pool.lb.ewma_decay_ms, result, now)) {
     // Peak EWMA: a slower sample is taken at once, a faster one blended in.
-    double sample = absl::ToDoubleMilliseconds(result.time_to_first_token);
     double prev = s.EwmaAt(now, pool.lb.ewma_decay_ms);
-    double next = sample;
-    if (prev > 0 && sample < prev) {
+    double next = *sample;
+    if (prev > 0 && *sample < prev) {
       double idle = static_cast<double>(now - s.ewma_stamp_ns.load(std::memory_order_relaxed)) / 1e6;
       double w = std::exp(-std::max(idle, 0.0) / pool.lb.ewma_decay_ms);
-      next = prev * w + sample * (1 - w);
+      next = prev * w + *sample * (1 - w);
     }
     s.ewma_ms.store(next, std::memory_order_relaxed);
     s.ewma_stamp_ns.store(now, std::memory_order_relaxed);

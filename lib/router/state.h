@@ -18,6 +18,40 @@ namespace modeenvoy::router_internal {
 inline constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
 inline constexpr int64_t kNanosPerMinute = int64_t{60} * 1000 * 1000 * 1000;
 
+// Online weighted least squares of latency = a + b * output tokens over a deployment's whole
+// (non-streamed) answers, every sum decayed by exp(-elapsed / decay_ms) before a new point
+// is added (the peak EWMA's time constant: old traffic is forgotten at the same pace).
+class LatencyFit {
+ public:
+  void Add(double tokens, double latency_ms, int64_t now_ns, double decay_ms) {
+    if (w_ > 0) {
+      double idle_ms = static_cast<double>(now_ns - stamp_ns_) / 1e6;
+      double f = idle_ms > 0 ? std::exp(-idle_ms / decay_ms) : 1.0;
+      w_ *= f, x_ *= f, y_ *= f, xx_ *= f, xy_ *= f;
+    }
+    w_ += 1, x_ += tokens, y_ += latency_ms, xx_ += tokens * tokens, xy_ += tokens * latency_ms;
+    stamp_ns_ = now_ns;
+  }
+  // The slope b in ms per token, or 0 when the points cannot carry one: fewer than
+  // kMinWeight points' worth, token counts spread by less than kMinSpread of their mean
+  // (constant lengths say nothing about a and b apart), or a slope that is not positive.
+  double Slope() const {
+    if (w_ < kMinWeight) return 0;
+    double mx = x_ / w_, my = y_ / w_;
+    double var = xx_ / w_ - mx * mx;
+    if (!(var > 0) || var < kMinSpread * kMinSpread * mx * mx) return 0;
+    double b = (xy_ / w_ - mx * my) / var;
+    return b > 0 ? b : 0;
+  }
+
+  static constexpr double kMinWeight = 3;    // effective points (decayed weights summed)
+  static constexpr double kMinSpread = 0.1;  // standard deviation / mean of token counts
+
+ private:
+  double w_ = 0, x_ = 0, y_ = 0, xx_ = 0, xy_ = 0;
+  int64_t stamp_ns_ = 0;
+};
+
 struct DeploymentState {
   explicit DeploymentState(uint64_t seed) : rng(seed) {}
 
@@ -87,6 +121,15 @@ struct DeploymentState {
   bool probe_in_flight ABSL_GUARDED_BY(mu) = false;
   int probe_successes ABSL_GUARDED_BY(mu) = 0;  // consecutive
   int probe_failures ABSL_GUARDED_BY(mu) = 0;   // consecutive
+  // peak_ewma's decode time per output token (after the first), for the sample of an
+  // attempt without a first token: from streamed attempts, (latency - ttft) / (tokens - 1)
+  // blended like the EWMA (0: none yet); else the slope of `fit`.
+  double stream_decode_ms ABSL_GUARDED_BY(mu) = 0;
+  int64_t stream_decode_stamp_ns ABSL_GUARDED_BY(mu) = 0;
+  LatencyFit fit ABSL_GUARDED_BY(mu);
+  double DecodeMsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return stream_decode_ms > 0 ? stream_decode_ms : fit.Slope();
+  }
 };
 
 }  // namespace modeenvoy::router_internal

@@ -180,10 +180,17 @@ struct AttemptResult {
   UpstreamFailure failure = UpstreamFailure::kNone;
   // The upstream's Retry-After, when it sent one (429 cool-down length; backoff floor).
   std::optional<absl::Duration> retry_after = std::nullopt;
-  // Time to the first token (the peak-EWMA sample); zero when none arrived.
-  absl::Duration time_to_first_token = absl::ZeroDuration();
+  // Time to the first token, when one was observed: a streamed answer's first chunk (or an
+  // error's response head). nullopt (or a value <= 0) when none was: a whole (non-streamed)
+  // answer, whose head only comes after the last token, or a failure before any byte.
+  // peak_ewma's sample (docs/routing.md): this time when present; for a success without
+  // it, `latency` less the deployment's learnt decode time of output_tokens - 1 tokens
+  // (the whole latency while none is learnt); a failure without it adds no sample.
+  std::optional<absl::Duration> time_to_first_token = std::nullopt;
   absl::Duration latency = absl::ZeroDuration();  // start to completion
-  int64_t input_tokens = 0;   // usage, for tokens-per-minute capacity
+  // Usage, for tokens-per-minute capacity; output_tokens also teaches peak_ewma the
+  // deployment's decode time per token (0 = unknown).
+  int64_t input_tokens = 0;
   int64_t output_tokens = 0;
 };
 
@@ -258,6 +265,9 @@ struct DeploymentHealth {
   int ejections = 0;               // ejections so far (drives the growing ejection time)
   int consecutive_failures = 0;
   double ttft_ewma_ms = 0;         // peak-EWMA of time to first token, 0 before a sample
+  // The decode time per output token peak_ewma subtracts from a whole answer's latency:
+  // learnt from streamed attempts, else fitted over whole answers; 0 while none is known.
+  double decode_ms_per_token = 0;
   bool probe_unhealthy = false;    // marked unhealthy by active health checks
   int probe_successes = 0;         // consecutive successful probes (active health checks)
   int probe_failures = 0;          // consecutive failed probes

@@ -83,6 +83,9 @@ struct Target {
   const ModelConfig* model = nullptr;
   const ProviderConfig* provider = nullptr;
   std::shared_ptr<Counters> counters;
+  // In a peak_ewma pool: its attempts ask for usage, whose output tokens teach the router
+  // the deployment's decode time (AttemptResult::output_tokens).
+  bool wants_usage = false;
 };
 
 // "select" entry: a request carrying every header value and metadata value listed is planned
@@ -172,11 +175,12 @@ absl::Status ClientStatus(const absl::Status& status, std::string_view model,
 class RouterAttemptPlan final : public AttemptPlan {
  public:
   RouterAttemptPlan(std::shared_ptr<const PolicyConfig> config, std::unique_ptr<RoutePlan> plan,
-                    std::string model, absl::Time deadline)
+                    std::string model, absl::Time deadline, bool streaming)
       : config_(std::move(config)),
         plan_(std::move(plan)),
         model_(std::move(model)),
-        deadline_(deadline) {}
+        deadline_(deadline),
+        streaming_(streaming) {}
 
   // The router's overflow queue: Poll() on every wake and at the wait's end.
   absl::StatusOr<absl::Duration> Wait() override {
@@ -208,7 +212,7 @@ class RouterAttemptPlan final : public AttemptPlan {
       Attempt attempt{it->second.model, it->second.provider, planned->index};
       attempt.delay = planned->delay;
       attempt.hedge_after = planned->hedge_after;
-      attempt.wants_usage = planned->deployment->tpm > 0;
+      attempt.wants_usage = planned->deployment->tpm > 0 || it->second.wants_usage;
       SetTimeouts(*planned, &attempt);
       return attempt;
     }
@@ -226,8 +230,12 @@ class RouterAttemptPlan final : public AttemptPlan {
                                        : ToRouterFailure(outcome.failure);
     result.retry_after = outcome.retry_after;
     result.latency = outcome.latency;
-    result.time_to_first_token = outcome.first_byte_time;
-    if (outcome.usage.has_value()) {  // for the deployment's tpm (Attempt::wants_usage)
+    // A stream's response head comes with its first token (or is an error's head); a whole
+    // answer's head comes after its last token, so it has no first token to report.
+    if (streaming_ && outcome.first_byte_time > absl::ZeroDuration()) {
+      result.time_to_first_token = outcome.first_byte_time;
+    }
+    if (outcome.usage.has_value()) {  // tpm, peak_ewma's decode time (Attempt::wants_usage)
       result.input_tokens = std::max<int64_t>(outcome.usage->prompt_tokens, 0);
       result.output_tokens = std::max<int64_t>(outcome.usage->completion_tokens, 0);
     }
@@ -263,7 +271,7 @@ class RouterAttemptPlan final : public AttemptPlan {
     hedge_target_->counters->hedges.fetch_add(1, std::memory_order_relaxed);
     Attempt attempt{it->second.model, it->second.provider, planned->index};
     attempt.hedge = true;
-    attempt.wants_usage = planned->deployment->tpm > 0;
+    attempt.wants_usage = planned->deployment->tpm > 0 || it->second.wants_usage;
     SetTimeouts(*planned, &attempt);
     return attempt;
   }
@@ -277,6 +285,7 @@ class RouterAttemptPlan final : public AttemptPlan {
   std::optional<PlannedAttempt> hedge_;  // the hedged attempt while it is out
   const Target* hedge_target_ = nullptr;
   absl::Time deadline_;  // RouteRequest::deadline (InfiniteFuture: none)
+  const bool streaming_;  // RouteRequest::streaming
 
   // The router's per-try timeout (already bounded by the deadline) and the deadline itself.
   void SetTimeouts(const PlannedAttempt& planned, Attempt* attempt) const {
@@ -405,7 +414,8 @@ class RouterPolicy final : public RoutingPolicy {
     }
     if (!plan.ok()) return ClientStatus(plan.status(), request.model, state);
     return std::make_unique<RouterAttemptPlan>(config_, *std::move(plan),
-                                               std::string(request.model), route.deadline);
+                                               std::string(request.model), route.deadline,
+                                               route.streaming);
   }
 
  private:
@@ -506,6 +516,8 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
       Json& pool = (*pools)[i];
       if (!pool.is_object()) continue;  // the router's parser names the error
       PoolLayout& pl = layout->emplace_back();
+      const bool peak_ewma = pool.contains("lb") && pool["lb"].is_object() &&
+                             pool["lb"].value("policy", std::string()) == "peak_ewma";
       if (pool.contains("name") && pool["name"].is_string()) pl.name = pool["name"].get<std::string>();
       if (!pool.contains("deployments") || !pool["deployments"].is_array()) continue;
       Json& deployments = pool["deployments"];
@@ -569,7 +581,7 @@ absl::StatusOr<std::unique_ptr<RoutingPolicy>> BuildRouterPolicy(
         }
         pl.members.push_back({id, name, provider->name});
         // A repeated id is the router parser's error; keep the first here.
-        config->targets.try_emplace(id, Target{model, provider, nullptr});
+        config->targets.try_emplace(id, Target{model, provider, nullptr, peak_ewma});
       }
     }
   }

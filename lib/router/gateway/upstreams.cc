@@ -6,7 +6,7 @@
 //        "healthy": false, "ejected": true, "ejected_for_ms": 29000, "cooldown_for_ms": 0,
 //        "ejections": 1, "consecutive_failures": 5,
 //        "window": {"requests": 12, "failures": 7},
-//        "in_flight": 0, "ttft_ewma_ms": 12.5,
+//        "in_flight": 0, "ttft_ewma_ms": 12.5, "decode_ms_per_token": 0,
 //        "probe": {"healthy": true, "consecutive_successes": 2, "consecutive_failures": 0,
 //                  "in_flight": false, "probes": 14, "last_ms_ago": 950, "last_ok": true,
 //                  "last_error": ""},
@@ -68,6 +68,7 @@ Json RouterJson(RouterState& state, absl::Time now) {
         d["window"] = {{"requests", h.window_requests}, {"failures", h.window_failures}};
         d["in_flight"] = h.in_flight;
         d["ttft_ewma_ms"] = h.ttft_ewma_ms;
+        d["decode_ms_per_token"] = h.decode_ms_per_token;
         if (std::optional<ProbeRecord> r = state.probes().Record(m.id)) {
           Json probe = {{"healthy", !h.probe_unhealthy},
                         {"consecutive_successes", h.probe_successes},

@@ -54,6 +54,10 @@ struct Behaviour {
   absl::Duration stream_rest_after = absl::ZeroDuration();
   // Not OK: the call ends with this transport failure instead of an answer.
   absl::Status transport;
+  int completion_tokens = 1;  // the usage a whole (non-streamed) answer reports
+  // > 0: a stream with stream_rest_after reports this usage (a usage-only chunk before
+  // "[DONE]"); 0: it reports none.
+  int stream_completion_tokens = 0;
 };
 
 // An OpenAI-compatible provider on the test's loop: answers after `delay`, per upstream
@@ -124,10 +128,18 @@ class FakeUpstream final : public UpstreamClient {
             "\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
             "\"first\"},\"finish_reason\":null}]}\n\n");
         timer->Arm(b.stream_rest_after, [this] {
+          std::string usage;
+          if (b.stream_completion_tokens > 0) {
+            usage = absl::StrFormat(
+                "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+                "\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+                "\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
+                b.stream_completion_tokens, 3 + b.stream_completion_tokens);
+          }
           handler->OnData(
               "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,"
               "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"last\"},"
-              "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+              "\"finish_reason\":\"stop\"}]}\n\n" + usage + "data: [DONE]\n\n");
           handler->OnComplete(absl::OkStatus());
         });
         return;
@@ -142,10 +154,11 @@ class FakeUpstream final : public UpstreamClient {
         return;
       }
       handler->OnHeaders(200, {{"content-type", "application/json"}});
-      handler->OnData(
+      handler->OnData(absl::StrFormat(
           R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,)"
           R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
-          R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
+          R"("usage":{"prompt_tokens":3,"completion_tokens":%d,"total_tokens":%d}})",
+          b.completion_tokens, 3 + b.completion_tokens));
       handler->OnComplete(absl::OkStatus());
     }
     UpstreamHandler* handler;
@@ -364,6 +377,34 @@ TEST_F(RouterGatewayTest, TokensPerMinuteCountsAStreamsEstimateWhenItReportsNone
   EXPECT_EQ(next->status(), 200) << next->sink.body;
   EXPECT_EQ(upstream_.CallsTo("up-a"), 1);
   EXPECT_EQ(upstream_.CallsTo("up-b"), 1);
+}
+
+TEST_F(RouterGatewayTest, PeakEwmaSamplesAWholeAnswerAsItsLatencyLessItsDecodeTime) {
+  // One peak_ewma deployment, no tpm: its attempts still ask for usage (the decode time).
+  upstream_.behaviour["up-a"] = {.stream_rest_after = absl::Milliseconds(900),
+                                 .stream_completion_tokens = 10};
+  upstream_.delay = absl::Milliseconds(100);
+  ASSERT_TRUE(Load(R"("pools": [{"name": "pool", "lb": {"policy": "peak_ewma"},
+                                 "deployments": [{"id": "a", "model": "m-a"}]}])").ok());
+  // A stream: head and first chunk after 100 ms, the rest 900 ms later, 10 tokens reported.
+  // Its first token is the sample; 900 ms over the 9 tokens after the first, the decode
+  // time per token.
+  auto streamed = Start(/*stream=*/true);
+  loop_->RunFor(absl::Seconds(2));
+  EXPECT_EQ(streamed->status(), 200) << streamed->sink.body;
+  Json a = Upstream("a");
+  EXPECT_NEAR(a["ttft_ewma_ms"].get<double>(), 100, 1e-6);
+  const double decode = 100;
+  EXPECT_NEAR(a["decode_ms_per_token"].get<double>(), decode, 1e-6);
+  // A whole answer of 3 tokens in 150 + 2 * 100 ms: its head comes with its last token, so
+  // the engine reports no first token, and the sample is 350 - 2 * 100 = 150 (slower than
+  // the 100 before: taken at once). Reported as the time to its head, the sample would
+  // have been the whole 350 ms.
+  upstream_.behaviour["up-a"] = {.completion_tokens = 3};
+  upstream_.delay = absl::Milliseconds(150) + absl::Milliseconds(2 * decode);
+  EXPECT_EQ(Send()->status(), 200);
+  a = Upstream("a");
+  EXPECT_NEAR(a["ttft_ewma_ms"].get<double>(), 150, 0.01);
 }
 
 TEST_F(RouterGatewayTest, OutcomesReachTheRouterAndShowInAdminUpstreams) {
