@@ -1692,13 +1692,15 @@ void GatewayRequest::StreamEnded() {
   }
   if (!outcome_.error.ok()) {
     // The stream broke after its first byte: the client learns why in its own dialect.
-    SseEvent error;
     if (codec_ != nullptr) {
-      error = codec_->StreamErrorEvent(outcome_.error);
+      for (const SseEvent& e : codec_->StreamErrorEvents(outcome_.error, ctx_)) {
+        held_ += EncodeSseEvent(e);
+      }
     } else {
+      SseEvent error;
       error.data = OpenAiErrorBody(outcome_.error);
+      held_ += EncodeSseEvent(error);
     }
-    held_ += EncodeSseEvent(error);
   }
   // The body ends normally either way: a broken stream ends in its dialect's terminal error
   // event (what OpenAI and Anthropic send), and cutting the connection after it makes SDKs

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/status_payloads.h"
+#include "lib/protocol/error_internal.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 
@@ -25,6 +26,7 @@ using core_internal::kParamPayload;
 using core_internal::ToAbsl;
 using core_internal::ToStd;
 using protocol_internal::AppendJsonString;
+using protocol_internal::CodeForErrorType;
 using protocol_internal::JsonReader;
 using protocol_internal::JsonType;
 
@@ -60,9 +62,12 @@ absl::StatusCode CodeForHttpStatus(int http_status) {
   return absl::StatusCode::kUnknown;
 }
 
+}  // namespace
+
 // For errors that arrive without an error HTTP status (e.g. an error event inside a 200
 // stream): the code named by the body's type (Anthropic, OpenAI) or status (Gemini).
-absl::StatusCode CodeForErrorType(std::string_view type) {
+// Shared with the dialects that read such errors themselves (error_internal.h).
+absl::StatusCode protocol_internal::CodeForErrorType(std::string_view type) {
   static constexpr std::pair<std::string_view, absl::StatusCode> kTypes[] = {
       {"invalid_request_error", absl::StatusCode::kInvalidArgument},
       {"request_too_large", absl::StatusCode::kInvalidArgument},
@@ -99,6 +104,8 @@ absl::StatusCode CodeForErrorType(std::string_view type) {
   }
   return absl::StatusCode::kUnknown;
 }
+
+namespace {
 
 std::string_view TypeForStatus(const absl::Status& status,
                                const std::optional<std::string>& error_code) {

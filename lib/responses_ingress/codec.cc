@@ -6,17 +6,21 @@
 // and the hosted-tool check per attempt.
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
 #include "lib/responses_ingress/internal.h"
 #include "lib/responses_ingress/request_fields.h"
 #include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -45,6 +49,31 @@ bool CarriesResponse(std::string_view event) {
 // carries the whole answer), and the parser cannot fail.
 SseParser EncodedEventParser() {
   return SseParser(SseParserOptions{.max_event_bytes = std::numeric_limits<size_t>::max()});
+}
+
+// `status` in the client's terms: the unified request's max_completion_tokens is the
+// client's max_output_tokens (the dialect reads it there), so an error naming it (a
+// provider's minimum refused before the call, a provider's own 400) names max_output_tokens.
+absl::Status InClientTerms(const absl::Status& status) {
+  constexpr std::string_view kUnified = "max_completion_tokens";
+  constexpr std::string_view kClient = "max_output_tokens";
+  const std::optional<std::string> param = ErrorParam(status);
+  if (!param.has_value() || *param != kUnified) return status;
+  std::string message(status.message());
+  if (message.compare(0, kUnified.size() + 1, "max_completion_tokens:") == 0) {
+    message.replace(0, kUnified.size(), kClient);
+  }
+  // FieldError attaches the path where ErrorParam reads it; the other payloads (HTTP
+  // status, error code, ...) are the original's.
+  absl::Status renamed(status.code(), message);
+  FieldError(status.code(), kClient, "-")
+      .ForEachPayload([&](absl::string_view key, const absl::Cord& value) {
+        renamed.SetPayload(key, value);
+      });
+  status.ForEachPayload([&](absl::string_view key, const absl::Cord& value) {
+    if (!renamed.GetPayload(key).has_value()) renamed.SetPayload(key, value);
+  });
+  return renamed;
 }
 
 // What one request's codec and its stream renderer share: the echoed values and the
@@ -185,11 +214,23 @@ class ResponsesCodec final : public IngressCodec {
   }
 
   std::string ErrorBody(const absl::Status& status) const override {
-    return dialect_->EncodeErrorBody(status);
+    return dialect_->EncodeErrorBody(InClientTerms(status));
   }
 
   // The stream's last event: response.failed with the response so far and the error.
   SseEvent StreamErrorEvent(const absl::Status& status) const override {
+    std::vector<SseEvent> events = StreamErrorEvents(status, RequestContext());
+    return events.empty() ? SseEvent() : std::move(events.back());
+  }
+
+  // response.failed with the response so far and the error. A stream that failed before
+  // its first chunk has no response yet (no chunk brought the gateway's id to the
+  // encoder): the encoder opens it first with the gateway's id (the state filter's, in the
+  // request's metadata), the time it failed and the client's model, so the client gets
+  // response.created, response.in_progress and response.failed, numbered from 0, as from
+  // a stream that fails later.
+  std::vector<SseEvent> StreamErrorEvents(const absl::Status& status,
+                                          const RequestContext& ctx) const override {
     std::unique_ptr<StreamEncoder> fresh;
     StreamEncoder* encoder = state_ != nullptr ? state_->encoder.get() : nullptr;
     if (encoder == nullptr) {
@@ -197,16 +238,25 @@ class ResponsesCodec final : public IngressCodec {
       encoder = fresh.get();
     }
     std::string bytes;
+    ChatCompletionChunk open;  // no choices: an encoder already started writes nothing
+    if (auto it = ctx.metadata.find(std::string(responses_internal::kResponseIdKey));
+        it != ctx.metadata.end()) {
+      open.id = it->second;
+    }
+    if (ctx.clock != nullptr) open.created = absl::ToUnixSeconds(ctx.clock->Now());
+    if (ctx.chat != nullptr) open.model = ctx.chat->model;
+    encoder->Encode(open, &bytes).IgnoreError();  // a chunk without choices cannot fail
     encoder->EncodeError(status, &bytes);
     std::vector<SseEvent> events;
     EncodedEventParser().Feed(bytes, &events).IgnoreError();  // unbounded: cannot fail
-    // EncodeError writes response.created first when the stream had not started: the
-    // engine sends one event, so the last one (response.failed) is it.
-    SseEvent e = events.empty() ? SseEvent() : std::move(events.back());
-    if (state_ != nullptr && !e.data.empty()) {
-      PatchEcho(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
+    if (state_ != nullptr) {
+      for (SseEvent& e : events) {
+        if (CarriesResponse(e.event)) {
+          PatchEcho(state_->echo, /*in_event=*/true, &e.data).IgnoreError();
+        }
+      }
     }
-    return e;
+    return events;
   }
 
  private:

@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -580,7 +581,7 @@ TEST(ResponsesEgressTest, RequestRoundTripsThroughTheIngressSide) {
       {"type":"function_call","call_id":"c","name":"f","arguments":"{\"x\":1}"},
       {"type":"function_call_output","call_id":"c","output":"r"}],
     "tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],
-    "max_output_tokens":9})";
+    "max_output_tokens":90})";
   absl::StatusOr<ChatRequest> first = Decode(body);
   ASSERT_TRUE(first.ok()) << first.status();
   WireRequest wire;
@@ -806,6 +807,84 @@ TEST(ResponsesEgressTest, CreatedAtOutOfRangeIsAnErrorNamingTheField) {
       std::string(R"({"id":"resp_1","object":"response","created_at":1700000000.75)") + tail;
   ASSERT_TRUE(Responses()->DecodeResponse(&body).ok()) << body;
   EXPECT_EQ(json::parse(body)["created"], 1700000000);
+}
+
+
+// Issue 11: an error inside a Responses stream gets the status the same error gets from
+// every other dialect. OpenAI answers insufficient_quota with HTTP 429 when it is not
+// streamed (the recorded openai-error.1.json); streamed, the recording
+// (openai-error.1.chunks.txt) carries it as an `error` event and in response.failed. The
+// codes this dialect maps itself keep their statuses; a code nobody knows is a retryable 500.
+TEST(ResponsesEgressTest, InStreamErrorCodesGetTheStatusesOfEveryDialect) {
+  struct Case {
+    std::string event;
+    int http;
+    absl::StatusCode code;
+  } cases[] = {
+      {R"({"type":"error","sequence_number":2,"error":{"type":"insufficient_quota",)"
+       R"("code":"insufficient_quota","message":"You exceeded your current quota.","param":null}})",
+       429, absl::StatusCode::kResourceExhausted},
+      {R"({"type":"response.failed","response":{"id":"resp_1","object":"response",)"
+       R"("created_at":1700000000,"model":"gpt-4.1","status":"failed","output":[],)"
+       R"("error":{"code":"insufficient_quota","message":"You exceeded your current quota."}}})",
+       429, absl::StatusCode::kResourceExhausted},
+      {R"({"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null})",
+       429, absl::StatusCode::kResourceExhausted},
+      {R"({"type":"error","code":"invalid_prompt","message":"no","param":"input"})", 400,
+       absl::StatusCode::kInvalidArgument},
+      // The API's own server error: retryable, as from every dialect.
+      {R"({"type":"error","code":"server_error","message":"oops","param":null})", 0,
+       absl::StatusCode::kUnavailable},
+      {R"({"type":"error","code":"some_new_code","message":"?","param":null})", 500,
+       absl::StatusCode::kUnavailable},
+  };
+  for (const Case& c : cases) {
+    DecodedStream got = DecodeLines({kCreated, c.event});
+    ASSERT_FALSE(got.status.ok()) << c.event;
+    EXPECT_TRUE(IsProviderError(got.status)) << got.status;
+    EXPECT_EQ(got.status.code(), c.code) << c.event << ": " << got.status;
+    if (c.http != 0) {
+      EXPECT_EQ(HttpStatusForStatus(got.status), c.http) << c.event << ": " << got.status;
+    }
+  }
+  // The same code in a whole failed response object.
+  std::string body =
+      R"({"id":"resp_1","object":"response","created_at":1700000000,"status":"failed",)"
+      R"("output":[],"error":{"code":"insufficient_quota","message":"over quota"}})";
+  absl::Status s = Responses()->DecodeResponse(&body);
+  EXPECT_EQ(HttpStatusForStatus(s), 429) << s;
+}
+
+// Issue 11: the Responses API refuses max_output_tokens below 16 (OpenAI's 400 "integer_
+// below_min_value: Expected a value >= 16"), where Chat Completions and Messages take 1. The
+// gateway refuses it before the call, naming the unified field the client's value came in
+// (max_tokens or max_completion_tokens, the names a Chat Completions or Messages client
+// sent) and the provider's minimum; 16 goes out as is.
+TEST(ResponsesEgressTest, MaxTokensBelowTheApisMinimumIsRefusedNamingTheField) {
+  for (const char* field : {"max_tokens", "max_completion_tokens"}) {
+    for (int value : {1, 15}) {
+      absl::StatusOr<ChatRequest> chat = ParseChatRequest(
+          std::string(R"({"model":"m","messages":[{"role":"user","content":"hi"}],")") +
+          field + "\":" + std::to_string(value) + "}");
+      ASSERT_TRUE(chat.ok()) << chat.status();
+      WireRequest wire;
+      absl::Status s = Responses()->EncodeRequest(*chat, {}, &wire);
+      ASSERT_FALSE(s.ok()) << field << " " << value;
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+      EXPECT_EQ(HttpStatusForStatus(s), 400) << s;
+      EXPECT_EQ(ErrorParam(s), field) << s;
+      EXPECT_TRUE(absl::StartsWith(s.message(), std::string(field) + ": must be >= 16"))
+          << s;
+      EXPECT_NE(s.message().find("openai_responses"), std::string_view::npos) << s;
+    }
+    absl::StatusOr<ChatRequest> chat = ParseChatRequest(
+        std::string(R"({"model":"m","messages":[{"role":"user","content":"hi"}],")") + field +
+        "\":16}");
+    ASSERT_TRUE(chat.ok()) << chat.status();
+    WireRequest wire;
+    ASSERT_TRUE(Responses()->EncodeRequest(*chat, {}, &wire).ok()) << field;
+    EXPECT_EQ(json::parse(wire.body)["max_output_tokens"], 16);
+  }
 }
 
 }  // namespace

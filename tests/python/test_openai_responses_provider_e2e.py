@@ -207,12 +207,6 @@ def test_chat_provider_error_keeps_its_status(gateway):
     assert err.value.status_code == 429
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: the Responses API requires max_output_tokens >= 16 (OpenAI's 400 "
-    "integer_below_min_value), while Chat Completions and Messages accept max_tokens >= 1; "
-    "EncodeResponsesRequest (lib/protocol/dialects/openai_responses.cc) writes a smaller "
-    "max_tokens as is, so the client gets the provider's 400 naming max_output_tokens, a "
-    "field it never sent, instead of an error naming its own field before the call"))
 def test_chat_max_tokens_below_the_responses_minimum_names_the_clients_field(gateway, emulator):
     before = requests_served(emulator)
     with pytest.raises(openai.BadRequestError) as err:
@@ -325,13 +319,6 @@ def test_quota_error_mid_stream_from_a_responses_provider_is_a_rate_limit(gatewa
     assert events[-1].response.error.code == "rate_limit_exceeded"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: a provider stream that fails before its first unified chunk reaches a "
-    "Responses client as a lone response.failed with sequence_number 2, id \"resp_\" and "
-    "created_at 0: ResponsesStreamEncoder::EncodeError starts the response with an empty id "
-    "(response.created and response.in_progress take sequence numbers 0 and 1), and "
-    "ResponsesCodec::StreamErrorEvent (lib/responses_ingress/codec.cc) keeps only the last "
-    "event and never patches in the gateway's id"))
 @pytest.mark.parametrize("model", [MODEL, "via-openai"])
 def test_a_stream_failing_before_its_first_chunk_is_well_formed(gateway, model):
     try:

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "modeenvoy/clock.h"
 #include "modeenvoy/gateway/endpoint.h"
+#include "modeenvoy/gateway/filter.h"
 #include "modeenvoy/gateway/http.h"
 #include "modeenvoy/ingress/responses.h"
 #include "modeenvoy/protocol/chat.h"
@@ -225,6 +227,82 @@ TEST(ResponsesCodec, StreamEventsEchoAndFailureContinuesTheSequence) {
   EXPECT_EQ(f["response"]["status"], "failed");
   EXPECT_EQ(f["response"]["error"]["message"], "upstream broke");
   EXPECT_EQ(f["response"]["metadata"], json({{"a", "b"}}));
+}
+
+// Issue 11: a stream that fails before its first unified chunk still opens the response
+// (the API's stream always starts with response.created, then response.in_progress), so
+// the engine sends three events, numbered from 0, all with the gateway's response id (the
+// endpoint filter's, in the request's metadata) and the time the request failed.
+TEST(ResponsesCodec, AStreamFailingBeforeItsFirstChunkIsOpenedThenFailed) {
+  ChatRequest chat;
+  std::shared_ptr<const IngressCodec> codec =
+      Bound(R"({"model":"m","input":"x","stream":true,"metadata":{"a":"b"}})", &chat);
+  std::unique_ptr<StreamTranslator> renderer = codec->NewStreamRenderer();
+  ASSERT_NE(renderer, nullptr);
+  FakeClock clock(absl::FromUnixSeconds(1700000123));
+  RequestContext ctx;
+  ctx.clock = &clock;
+  ctx.metadata["responses.id"] = "resp_0123456789abcdef0123456789abcdef";
+  std::vector<SseEvent> events = codec->StreamErrorEvents(
+      WithHttpStatus(absl::ResourceExhaustedError("over quota"), 429), ctx);
+  std::vector<std::string> names;
+  for (const SseEvent& e : events) names.push_back(e.event);
+  ASSERT_EQ(names, (std::vector<std::string>{"response.created", "response.in_progress",
+                                             "response.failed"}));
+  for (size_t i = 0; i < events.size(); ++i) {
+    const json j = json::parse(events[i].data);
+    EXPECT_EQ(j["type"], events[i].event);
+    EXPECT_EQ(j["sequence_number"], i);
+    EXPECT_EQ(j["response"]["id"], "resp_0123456789abcdef0123456789abcdef") << i;
+    EXPECT_EQ(j["response"]["created_at"], 1700000123) << i;
+    EXPECT_EQ(j["response"]["metadata"], json({{"a", "b"}})) << i;
+  }
+  const json failed = json::parse(events.back().data);
+  EXPECT_EQ(failed["response"]["status"], "failed");
+  EXPECT_EQ(failed["response"]["error"]["code"], "rate_limit_exceeded");
+  EXPECT_EQ(failed["response"]["error"]["message"], "over quota");
+}
+
+// After the first chunk the response is open: the failure is the one response.failed event,
+// continuing the sequence, with the id the chunks carried.
+TEST(ResponsesCodec, AStreamFailingAfterItsFirstChunkEndsWithOneEvent) {
+  ChatRequest chat;
+  std::shared_ptr<const IngressCodec> codec =
+      Bound(R"({"model":"m","input":"x","stream":true})", &chat);
+  std::unique_ptr<StreamTranslator> renderer = codec->NewStreamRenderer();
+  std::vector<SseEvent> rendered = Render(
+      *renderer,
+      {R"({"id":"resp_0123456789abcdef0123456789abcdef","object":"chat.completion.chunk",)"
+       R"("created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant",)"
+       R"("content":"Hel"}}]})"});
+  ASSERT_GE(rendered.size(), 3u);
+  RequestContext ctx;
+  ctx.metadata["responses.id"] = "resp_0123456789abcdef0123456789abcdef";
+  std::vector<SseEvent> events =
+      codec->StreamErrorEvents(absl::UnavailableError("upstream broke"), ctx);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "response.failed");
+  const json f = json::parse(events[0].data);
+  EXPECT_EQ(f["sequence_number"], rendered.size());
+  EXPECT_EQ(f["response"]["id"], "resp_0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(f["response"]["created_at"], 1);
+}
+
+// The unified request's max_completion_tokens is the client's max_output_tokens (the
+// dialect reads it there), so an error naming it, such as an openai_responses provider's
+// minimum refused before the call, names the member the client sent.
+TEST(ResponsesCodec, ErrorsNamingMaxCompletionTokensNameMaxOutputTokens) {
+  const json e = json::parse(OpenAiResponsesCodec()->ErrorBody(InvalidFieldError(
+      "max_completion_tokens", "must be >= 16 for an openai_responses provider, got 5")));
+  EXPECT_EQ(e["error"]["message"], "max_output_tokens: must be >= 16 for an openai_responses "
+                                   "provider, got 5");
+  EXPECT_EQ(e["error"]["param"], "max_output_tokens");
+  EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+  // Other fields keep their names.
+  const json t = json::parse(
+      OpenAiResponsesCodec()->ErrorBody(InvalidFieldError("temperature", "must be <= 2")));
+  EXPECT_EQ(t["error"]["param"], "temperature");
+  EXPECT_EQ(t["error"]["message"], "temperature: must be <= 2");
 }
 
 TEST(ResponsesCodec, ErrorBodyIsAnOpenAiErrorObject) {

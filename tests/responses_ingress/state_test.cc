@@ -45,8 +45,12 @@ using Json = nlohmann::json;
 constexpr uint64_t kDraw = 0x0123456789abcdefULL;
 constexpr char kExpectedId[] = "resp_0123456789abcdef0123456789abcdef";
 
+// A last user message that makes EchoUpstream's stream fail before its first chunk.
+constexpr char kFailFirst[] = "fail before the first chunk";
+
 // An OpenAI-compatible provider on the test's loop that answers each request with the text
-// of its last user message (whole, or streamed in two content chunks plus a usage chunk).
+// of its last user message (whole, or streamed in two content chunks plus a usage chunk;
+// kFailFirst: a stream whose only event is OpenAI's error object).
 class EchoUpstream final : public UpstreamClient {
  public:
   explicit EchoUpstream(SimEventLoop* loop) : loop_(loop) {}
@@ -100,6 +104,12 @@ class EchoUpstream final : public UpstreamClient {
             {"usage", {{"prompt_tokens", 3}, {"completion_tokens", 2}, {"total_tokens", 5}}}};
         handler->OnData(completion.dump());
         handler->OnComplete(absl::OkStatus());
+        return;
+      }
+      if (text == kFailFirst) {  // the provider's in-stream error before any chunk
+        events = {R"({"error":{"message":"over quota","type":"insufficient_quota",)"
+                  R"("param":null,"code":"insufficient_quota"}})"};
+        Schedule();
         return;
       }
       const size_t half = text.size() / 2;
@@ -253,6 +263,30 @@ TEST_F(ResponsesStateTest, TheIdIsTheGatewaysFromTheInjectedRandomness) {
     EXPECT_EQ(data["response"]["id"], kExpectedId) << e.event;
   }
   EXPECT_EQ(with_response, 3);  // created, in_progress, completed
+}
+
+// Issue 11: a provider stream that fails before its first chunk still reaches the client
+// as a well-formed Responses stream: response.created, response.in_progress, then
+// response.failed, numbered from 0, each with the gateway's id.
+TEST_F(ResponsesStateTest, AStreamFailingBeforeItsFirstChunkCarriesTheGatewaysId) {
+  std::unique_ptr<Exchange> streamed = Create({{"input", kFailFirst}, {"stream", true}});
+  ASSERT_EQ(streamed->sink.status, 200) << streamed->sink.body;
+  std::vector<std::string> names;
+  std::vector<Json> data;
+  for (const SseEvent& e : ParseSseEvents(streamed->sink.body)) {
+    names.push_back(e.event);
+    data.push_back(Json::parse(e.data, nullptr, false));
+  }
+  ASSERT_EQ(names, (std::vector<std::string>{"response.created", "response.in_progress",
+                                             "response.failed"}))
+      << streamed->sink.body;
+  for (size_t i = 0; i < data.size(); ++i) {
+    EXPECT_EQ(data[i]["sequence_number"], i);
+    EXPECT_EQ(data[i]["response"]["id"], kExpectedId) << names[i];
+    EXPECT_GE(data[i]["response"]["created_at"], 1700000000) << names[i];
+  }
+  EXPECT_EQ(data[2]["response"]["error"]["code"], "rate_limit_exceeded");
+  EXPECT_EQ(data[2]["response"]["error"]["message"], "over quota");
 }
 
 TEST_F(ResponsesStateTest, AChainSendsTheEarlierTurnsAndNeverThePreviousId) {

@@ -46,8 +46,9 @@
 
 namespace modeenvoy {
 
-class FilterFactory;  // filter.h
-struct LocalReply;    // filter.h
+class FilterFactory;    // filter.h
+struct LocalReply;      // filter.h
+struct RequestContext;  // filter.h
 
 // What a model-call endpoint asks a provider for.
 enum class ModelOperation {
@@ -87,9 +88,17 @@ class MODEENVOY_EXPORT IngressCodec {
   // for any provider.
   virtual std::string_view native_dialect() const { return {}; }
   // The event that ends a stream which failed after its first byte, in the client's
-  // dialect. The engine sends it instead of the renderer's closing events (Finish is not
-  // called then). Default: an unnamed event whose data is ErrorBody(status).
+  // dialect: what the default StreamErrorEvents sends. Default: an unnamed event whose data
+  // is ErrorBody(status).
   virtual SseEvent StreamErrorEvent(const absl::Status& status) const;
+  // The events that end a stream which failed after its first byte, in order: what the
+  // engine sends (Finish is not called then). A dialect whose stream must open before it
+  // can fail (the Responses API's response.created) returns the opening events too when
+  // nothing was rendered yet. `ctx` is the request's context as the filters left it (e.g.
+  // a value an endpoint filter put in `metadata`); valid for the call only. Default: the
+  // one event StreamErrorEvent(status).
+  virtual std::vector<SseEvent> StreamErrorEvents(const absl::Status& status,
+                                                  const RequestContext& ctx) const;
   // A codec for one request, called once after ParseRequest succeeded with `chat` parsed
   // from `request`: the engine then uses the returned codec for everything else about that
   // request (rendering, errors, stream events), so a codec can answer with what the client

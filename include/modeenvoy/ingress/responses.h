@@ -7,7 +7,8 @@
 //     model, routed to any provider, and the answer is rendered back as a `response` object,
 //     or as the Responses event stream (response.created, response.in_progress,
 //     response.output_item.added, ..., response.completed / response.incomplete; a
-//     response.failed event when the stream fails after its start). The response object
+//     response.failed event when the stream fails, after response.created and
+//     response.in_progress when it fails before its first chunk). The response object
 //     echoes the request's instructions, tools, tool_choice, temperature, top_p, metadata
 //     and parallel_tool_calls. Errors are OpenAI error objects.
 //     Hosted tools (any tool type but "function" and "custom": web_search, file_search,

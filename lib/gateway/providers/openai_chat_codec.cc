@@ -54,6 +54,11 @@ SseEvent IngressCodec::StreamErrorEvent(const absl::Status& status) const {
   return e;
 }
 
+std::vector<SseEvent> IngressCodec::StreamErrorEvents(const absl::Status& status,
+                                                     const RequestContext& /*ctx*/) const {
+  return {StreamErrorEvent(status)};
+}
+
 std::shared_ptr<const IngressCodec> IngressCodec::ForRequest(const HttpRequest& /*request*/,
                                                              const ChatRequest& /*chat*/) const {
   return nullptr;

@@ -43,6 +43,7 @@
 #include "lib/protocol/dialects/thinking.h"
 #include "lib/protocol/dialects/unified_out.h"
 #include "lib/protocol/dialects/unified_parts.h"
+#include "lib/protocol/error_internal.h"
 #include "lib/protocol/json.h"
 #include "modeenvoy/protocol/chat.h"
 #include "modeenvoy/protocol/dialect.h"
@@ -53,6 +54,8 @@ namespace modeenvoy::protocol_internal {
 namespace {
 
 constexpr std::string_view kName = "openai_responses";
+// The smallest max_output_tokens the Responses API takes ("Expected a value >= 16").
+constexpr int64_t kMinOutputTokens = 16;
 
 std::string Idx(std::string_view parent, size_t i) {
   std::string s(parent);
@@ -1647,6 +1650,17 @@ absl::Status EncodeResponsesRequest(const ChatRequest& chat, const DialectCall& 
   }
   const std::optional<int64_t> max_tokens =
       chat.max_completion_tokens ? chat.max_completion_tokens : chat.max_tokens;
+  // The Responses API refuses max_output_tokens below 16 (a 400 "integer_below_min_value"),
+  // where Chat Completions and Messages take 1: refused before the call, naming the field
+  // the client's value came in, not a max_output_tokens it never sent.
+  if (max_tokens && *max_tokens < kMinOutputTokens) {
+    return InvalidFieldError(
+        chat.max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+        absl::StrCat("must be >= ", kMinOutputTokens,
+                     " for an openai_responses provider (the Responses API's minimum "
+                     "max_output_tokens), got ",
+                     *max_tokens));
+  }
   if (max_tokens) {
     w.Key("max_output_tokens");
     AppendJsonInt(&b, *max_tokens);
@@ -1703,15 +1717,21 @@ absl::Status EncodeResponsesRequest(const ChatRequest& chat, const DialectCall& 
 // ---------------------------------------------------------------------------------------
 // Egress: a Responses answer -> unified.
 
-// A response.error object, or a stream "error" event, as the provider's status.
+// A response.error object, or a stream "error" event, as the provider's status. Two groups
+// of the API's codes are this dialect's: rate_limit_exceeded (429) and the prompt's or an
+// image's fault, invalid* and image* (400). Any other code picks the status by the table
+// every dialect reads an error without an HTTP status by (CodeForErrorType, as the openai
+// dialect does for an error inside its stream): insufficient_quota is then a 429 and
+// server_error a retryable 503. A code that table does not know is a retryable 500.
 absl::Status ResponseErrorStatus(std::string_view code, std::string_view message,
                                  std::string_view param) {
-  int http = 500;
-  // insufficient_quota: OpenAI's in-stream form of its HTTP 429 quota error (recorded in
-  // vercel-ai openai-error.1.chunks.txt), a 429 as the openai dialect makes it.
-  if (code == "rate_limit_exceeded" || code == "insufficient_quota") http = 429;
-  if (code == "invalid_prompt" || code.substr(0, 6) == "invalid" || code.substr(0, 5) == "image") {
+  int http = 0;  // none: StatusFromUpstreamError takes the code from the body
+  if (code == "rate_limit_exceeded") {
+    http = 429;
+  } else if (code.substr(0, 7) == "invalid" || code.substr(0, 5) == "image") {
     http = 400;
+  } else if (CodeForErrorType(code) == absl::StatusCode::kUnknown) {
+    http = 500;
   }
   std::string body = "{\"error\":{\"message\":";
   AppendJsonString(&body, message.empty() ? std::string_view("response failed") : message);
