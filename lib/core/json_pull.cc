@@ -266,7 +266,12 @@ bool JsonReader::ScanString(std::string* decoded, bool* has_escape) {
     }
     if (c == '\\') {
       if (decoded != nullptr) {
-        if (!*has_escape) decoded->clear();
+        if (!*has_escape) {
+          // Room for the text so far and as much again: a long text with escapes (quotes,
+          // newlines) would otherwise regrow the copy from 15 bytes up, once per doubling.
+          decoded->clear();
+          decoded->reserve(2 * static_cast<size_t>(p_ - run) + 32);
+        }
         decoded->append(run, static_cast<size_t>(p_ - run));
       }
       *has_escape = true;

@@ -718,6 +718,8 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(
         return p.String("input", &m.content.emplace().emplace<std::string>());
       }
       const Path input{nullptr, "input", -1};
+      // The count is not known before the walk; a start that spares the first regrowths.
+      chat.messages.reserve(chat.messages.size() + 8);
       return p.Array(input, [&](size_t i) {
         const Path at = input.Index(i);
         InputItem item;
