@@ -132,12 +132,9 @@ class ResponsesCodec final : public IngressCodec {
     EchoCollector echo;
     auto add = [&echo](std::string_view name, std::string_view text) { echo.Add(name, text); };
     const core_internal::BodyMemberObserver observer(add);
-    absl::StatusOr<ChatRequest> decoded;
-    {
-      core_internal::ScopedBodyMemberObserver scope(&observer);
-      decoded = dialect_->DecodeRequest(wire);
-    }
-    MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, std::move(decoded));
+    // Installed until this call returns; nothing after the decode reads a Responses body.
+    const core_internal::ScopedBodyMemberObserver scope(&observer);
+    MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, dialect_->DecodeRequest(wire));
     // include, client_metadata, stream_options, ...: OpenAI-only hints (request_fields.h).
     MODEENVOY_RETURN_IF_ERROR(responses_ingress_internal::TakeResponsesOnlyFields(&chat));
     // `store`, `metadata` (tags of the response object, echoed by ForRequest's codec) and
