@@ -220,16 +220,6 @@ class JsonObjectWriter {
     out_->append(name);
     out_->append("\":", 2);
   }
-  // A string literal, the code's own name (no '"', '\\' or control bytes): written as it
-  // is, without AppendJsonString's scan (most keys an encoder writes are these).
-  template <size_t N>
-  void Key(const char (&name)[N]) {
-    if (!first_) out_->push_back(',');
-    first_ = false;
-    out_->push_back('"');
-    out_->append(name, N - 1);
-    out_->append("\":", 2);
-  }
   void End() { out_->push_back('}'); }
   std::string* out() const { return out_; }
 
