@@ -906,6 +906,12 @@ absl::Status AppendFile(std::string* out, const ContentPart& part, const FieldPa
 
 absl::Status AppendTextBlock(std::string* out, std::string_view text, const ExtraFields& extra,
                              const FieldPath& path) {
+  if (extra.empty()) {  // the usual block, written in one piece
+    out->append(R"({"type":"text","text":)");
+    AppendJsonString(out, text);
+    out->push_back('}');
+    return absl::OkStatus();
+  }
   JsonObjectWriter w(out);
   w.Key("type");
   out->append("\"text\"");
