@@ -70,7 +70,8 @@ inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 // Length of the valid UTF-8 sequence starting at p (p < end, *p >= 0x80), or 0. Inline:
 // the string scanners call it for every non-ASCII character (a call each was ~10% of
 // writing text with some).
-[[gnu::always_inline]] inline size_t Utf8SequenceLength(const unsigned char* p, const unsigned char* end) {
+[[gnu::always_inline]] inline size_t Utf8SequenceLength(const unsigned char* p,
+                                                       const unsigned char* end) {
   const unsigned char c = p[0];
   const size_t avail = static_cast<size_t>(end - p);
   auto cont = [](unsigned char b) { return b >= 0x80 && b <= 0xBF; };
