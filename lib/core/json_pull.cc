@@ -67,8 +67,11 @@ inline const char* FindSpecialByte(const char* p, const char* end) {
 inline bool IsWhitespace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// Length of the valid UTF-8 sequence starting at p (p < end, *p >= 0x80), or 0.
-size_t Utf8SequenceLength(const unsigned char* p, const unsigned char* end) {
+// Length of the valid UTF-8 sequence starting at p (p < end, *p >= 0x80), or 0. Inline:
+// the string scanners call it for every non-ASCII character (a call each was ~10% of
+// writing text with some).
+[[gnu::always_inline]] inline size_t Utf8SequenceLength(const unsigned char* p,
+                                                       const unsigned char* end) {
   const unsigned char c = p[0];
   const size_t avail = static_cast<size_t>(end - p);
   auto cont = [](unsigned char b) { return b >= 0x80 && b <= 0xBF; };
@@ -264,7 +267,12 @@ bool JsonReader::ScanString(std::string* decoded, bool* has_escape) {
     }
     if (c == '\\') {
       if (decoded != nullptr) {
-        if (!*has_escape) decoded->clear();
+        if (!*has_escape) {
+          // Room for the text so far and as much again: a long text with escapes (quotes,
+          // newlines) would otherwise regrow the copy from 15 bytes up, once per doubling.
+          decoded->clear();
+          decoded->reserve(2 * static_cast<size_t>(p_ - run) + 32);
+        }
         decoded->append(run, static_cast<size_t>(p_ - run));
       }
       *has_escape = true;
@@ -510,6 +518,21 @@ bool MemberNameSet::Insert(std::string_view name) {
   return names_.emplace(name).second;
 }
 
+namespace {
+thread_local const BodyMemberObserver* current_body_member_observer = nullptr;
+}  // namespace
+
+ScopedBodyMemberObserver::ScopedBodyMemberObserver(const BodyMemberObserver* observer)
+    : previous_(current_body_member_observer) {
+  current_body_member_observer = observer;
+}
+
+ScopedBodyMemberObserver::~ScopedBodyMemberObserver() {
+  current_body_member_observer = previous_;
+}
+
+const BodyMemberObserver* CurrentBodyMemberObserver() { return current_body_member_observer; }
+
 bool NumberToDouble(std::string_view text, double* value) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, *value);
@@ -586,19 +609,25 @@ void AppendJsonString(std::string* out, std::string_view s) {
       continue;
     }
     out->append(run, static_cast<size_t>(p - run));
+    // Two-byte escapes by push_back (inline), not a call to append each.
+    char short_escape = 0;
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default: {
-        static constexpr char kHex[] = "0123456789abcdef";
-        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out->append(esc, 6);
-      }
+      case '"': short_escape = '"'; break;
+      case '\\': short_escape = '\\'; break;
+      case '\b': short_escape = 'b'; break;
+      case '\f': short_escape = 'f'; break;
+      case '\n': short_escape = 'n'; break;
+      case '\r': short_escape = 'r'; break;
+      case '\t': short_escape = 't'; break;
+      default: break;
+    }
+    if (short_escape != 0) {
+      out->push_back('\\');
+      out->push_back(short_escape);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out->append(esc, 6);
     }
     ++p;
     run = p;

@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "modeenvoy/export.h"
 
@@ -157,6 +158,31 @@ class MODEENVOY_EXPORT MemberNameSet {
   absl::flat_hash_set<std::string, NameHash, CountingEq> names_;
 };
 
+// Receives the top-level members of a request body a reader read: each member's name and
+// its value's bytes as sent (whitespace inside kept, any between the ':' and the value
+// included), once the value is read. Both views live only during the call.
+using BodyMemberObserver = absl::FunctionRef<void(std::string_view name, std::string_view text)>;
+
+// Installs `observer` on this thread for the scope's life (the previous one comes back
+// after): a request reader that supports it (the "openai_responses" dialect's
+// DecodeRequest) reports the members of the body it reads to CurrentBodyMemberObserver().
+// For a caller that needs a few members as sent besides the decoded request (the Responses
+// ingress's echo) without a second pass over the body, across the dialect interface.
+// Only the read that runs in the scope on this thread reports; one that fails may have
+// reported some members. Not copyable; `observer` must outlive the scope.
+class MODEENVOY_EXPORT ScopedBodyMemberObserver {
+ public:
+  explicit ScopedBodyMemberObserver(const BodyMemberObserver* observer);
+  ~ScopedBodyMemberObserver();
+  ScopedBodyMemberObserver(const ScopedBodyMemberObserver&) = delete;
+  ScopedBodyMemberObserver& operator=(const ScopedBodyMemberObserver&) = delete;
+
+ private:
+  const BodyMemberObserver* previous_;
+};
+// The observer installed on this thread, or nullptr.
+MODEENVOY_EXPORT const BodyMemberObserver* CurrentBodyMemberObserver();
+
 // Parses a number's text as a double. False if not finite.
 MODEENVOY_EXPORT bool NumberToDouble(std::string_view text, double* value);
 // Parses a number's text as an int64; accepts an integral value written with fraction
@@ -176,12 +202,23 @@ MODEENVOY_EXPORT void AppendJsonDouble(std::string* out, double value);
 class JsonObjectWriter {
  public:
   explicit JsonObjectWriter(std::string* out) : out_(out) { out_->push_back('{'); }
-  // `name` is written escaped.
+  // `name` is written escaped. A name of printable ASCII that needs no escape (nearly every
+  // one) is copied as it is, inline: AppendJsonString's call and scan cost more than the
+  // short names themselves.
   void Key(std::string_view name) {
     if (!first_) out_->push_back(',');
     first_ = false;
-    AppendJsonString(out_, name);
-    out_->push_back(':');
+    for (const char ch : name) {
+      const unsigned char c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+        AppendJsonString(out_, name);
+        out_->push_back(':');
+        return;
+      }
+    }
+    out_->push_back('"');
+    out_->append(name);
+    out_->append("\":", 2);
   }
   void End() { out_->push_back('}'); }
   std::string* out() const { return out_; }

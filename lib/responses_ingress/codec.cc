@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "lib/core/json_reader.h"
 #include "lib/core/status_macros.h"
+#include "lib/core/json_pull.h"
 #include "lib/responses_ingress/internal.h"
 #include "lib/responses_ingress/request_fields.h"
 #include "modeenvoy/gateway/endpoint.h"
@@ -34,6 +35,7 @@ namespace {
 using core_internal::Json;
 
 using responses_internal::Echo;
+using responses_internal::EchoCollector;
 using responses_internal::EchoOf;
 using responses_internal::PatchEcho;
 
@@ -74,6 +76,24 @@ absl::Status InClientTerms(const absl::Status& status) {
     if (!renamed.GetPayload(key).has_value()) renamed.SetPayload(key, value);
   });
   return renamed;
+}
+
+// The echo the last ParseRequest on this thread collected while it read the body, for the
+// ForRequest the engine calls right after it with the same request (gateway.cc): the echo
+// then costs no second pass over the body. Keyed by the whole body, a copy compared byte
+// for byte (the copy ParseRequest hands the dialect), so a ForRequest with any other body
+// takes EchoOf's pass. Bodies above kParsedEchoMaxBody are not kept: the thread would hold
+// that much.
+struct ParsedEcho {
+  std::string body;
+  Echo echo;
+  bool set = false;
+};
+constexpr size_t kParsedEchoMaxBody = 64 << 10;
+
+ParsedEcho& LastParsedEcho() {
+  thread_local ParsedEcho parsed;
+  return parsed;
 }
 
 // What one request's codec and its stream renderer share: the echoed values and the
@@ -129,10 +149,20 @@ class ResponsesCodec final : public IngressCodec {
       : dialect_(std::move(dialect)), state_(std::move(state)) {}
 
   absl::StatusOr<ChatRequest> ParseRequest(const HttpRequest& request) const override {
+    ParsedEcho& parsed = LastParsedEcho();
+    parsed.set = false;
     WireRequest wire;
     wire.method = request.method;
     wire.target = request.path;
-    wire.body = request.body;
+    wire.body.swap(parsed.body);  // the copy goes to the thread's buffer: no allocation
+    wire.body.assign(request.body);
+    // The dialect reports the body's members as it reads them: the echo (ForRequest) is
+    // collected in the same read.
+    EchoCollector echo;
+    auto add = [&echo](std::string_view name, std::string_view text) { echo.Add(name, text); };
+    const core_internal::BodyMemberObserver observer(add);
+    // Installed until this call returns; nothing after the decode reads a Responses body.
+    const core_internal::ScopedBodyMemberObserver scope(&observer);
     MODEENVOY_ASSIGN_OR_RETURN(ChatRequest chat, dialect_->DecodeRequest(wire));
     // include, client_metadata, stream_options, ...: OpenAI-only hints (request_fields.h).
     MODEENVOY_RETURN_IF_ERROR(responses_ingress_internal::TakeResponsesOnlyFields(&chat));
@@ -155,14 +185,25 @@ class ResponsesCodec final : public IngressCodec {
     if (chat.stream.value_or(false) && !chat.stream_options.has_value()) {
       chat.stream_options.emplace().include_usage = true;
     }
+    if (wire.body.size() <= kParsedEchoMaxBody) {
+      parsed.body = std::move(wire.body);
+      parsed.echo = echo.Take();
+      parsed.set = true;
+    }
     return chat;
   }
 
   std::shared_ptr<const IngressCodec> ForRequest(const HttpRequest& request,
                                                  const ChatRequest& /*chat*/) const override {
     auto state = std::make_shared<RequestState>();
-    // ParseRequest read this body already (a JSON object).
-    state->echo = EchoOf(request.body);
+    ParsedEcho& parsed = LastParsedEcho();
+    if (parsed.set && parsed.body == request.body) {
+      state->echo = std::move(parsed.echo);
+    } else {
+      // ParseRequest read this body already (a JSON object).
+      state->echo = EchoOf(request.body);
+    }
+    parsed.set = false;
     return std::make_shared<ResponsesCodec>(dialect_, std::move(state));
   }
 

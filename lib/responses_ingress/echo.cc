@@ -196,18 +196,36 @@ bool CaptureEchoed(std::string_view text, bool null_is_absent, bool validated, E
   }
 }
 
-}  // namespace
-
-Echo EchoOf(std::string_view body) {
+// The echo of a request whose members `read` holds (empty where absent or null): each
+// member's default where the request has no value. `ok` false: all defaults.
+Echo WithDefaults(Echo& read, bool ok) {
   Echo echo;
-  // An explicit null reports the API's default (for instructions that is null too).
-  Echo read;
-  const bool ok = CaptureEchoed(body, /*null_is_absent=*/true, /*validated=*/true, &read);
   for (size_t i = 0; i < kEchoedCount; ++i) {
     echo[i] = ok && !read[i].empty() ? std::move(read[i]) : std::string(kEchoed[i].second);
   }
   return echo;
 }
+
+}  // namespace
+
+Echo EchoOf(std::string_view body) {
+  // An explicit null reports the API's default (for instructions that is null too).
+  Echo read;
+  const bool ok = CaptureEchoed(body, /*null_is_absent=*/true, /*validated=*/true, &read);
+  return WithDefaults(read, ok);
+}
+
+void EchoCollector::Add(std::string_view name, std::string_view text) {
+  const size_t i = EchoIndex(name);
+  if (i == kEchoedCount) return;
+  // As CaptureEchoed reads a validated body: compact by its quotes; null is absent.
+  std::string value;
+  AppendCompactValid(&value, text);
+  if (value == "null") return;
+  read_[i] = std::move(value);
+}
+
+Echo EchoCollector::Take() { return WithDefaults(read_, /*ok=*/true); }
 
 StateMembers StateMembersOf(const Echo& echo) {
   StateMembers m;

@@ -56,6 +56,20 @@ using Echo = std::array<std::string, kEchoedCount>;
 // read).
 Echo EchoOf(std::string_view body);
 
+// EchoOf(body) built from the top-level members of `body` as the codec's read of it passes
+// them (Add(name, value text as sent) per member, in the body's order), so the echo costs
+// no second pass over the body. Only for a body the codec accepted (valid JSON, no name
+// twice). Thread-compatible.
+class EchoCollector {
+ public:
+  void Add(std::string_view name, std::string_view text);
+  // The echo; the collector is then spent.
+  Echo Take();
+
+ private:
+  Echo read_;  // the members seen (compact text), else empty
+};
+
 // What the state filter needs of a request: `store` (true unless the request says false),
 // `previous_response_id` (the decoded string; absent when the request leaves it out or sends
 // null) and whether `instructions` is a non-empty string (the dialect then put its system

@@ -7,7 +7,8 @@
 //    that it reads again (the round trip keeps the messages);
 //  - for a request DecodeRequest accepts, the Responses ingress's echo (EchoOf, which passes
 //    over the members it does not keep by quotes and brackets alone) captures what a
-//    validating read of the same members does;
+//    validating read of the same members does, and so does the echo the codec's
+//    ParseRequest collects from the members DecodeRequest reports (EchoCollector);
 //  - DecodeResponse never crashes, and when it succeeds its output parses as a
 //    chat.completion;
 //  - the input read as an SSE stream (each line one event's data, with its "type" as the
@@ -21,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "lib/core/json_pull.h"
 #include "lib/responses_ingress/internal.h"
 #include "modeenvoy/protocol/chat.h"
@@ -73,9 +75,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   modeenvoy::WireRequest request;
   request.target = "/v1/responses";
   request.body = input;
-  auto chat = d.DecodeRequest(request);
+  modeenvoy::responses_internal::EchoCollector collector;
+  auto add = [&collector](std::string_view name, std::string_view text) {
+    collector.Add(name, text);
+  };
+  const modeenvoy::core_internal::BodyMemberObserver observer(add);
+  absl::StatusOr<modeenvoy::ChatRequest> chat;
+  {
+    const modeenvoy::core_internal::ScopedBodyMemberObserver scope(&observer);
+    chat = d.DecodeRequest(request);
+  }
   if (chat.ok()) {
-    if (modeenvoy::responses_internal::EchoOf(input) != CheckedEcho(input)) std::abort();
+    const modeenvoy::responses_internal::Echo checked = CheckedEcho(input);
+    if (modeenvoy::responses_internal::EchoOf(input) != checked) std::abort();
+    if (collector.Take() != checked) std::abort();
     modeenvoy::WireRequest wire;
     if (d.EncodeRequest(*chat, {}, &wire).ok()) {
       modeenvoy::WireRequest again;

@@ -4,6 +4,7 @@
 // sequence numbers, response.failed), not from the code under test.
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -112,6 +113,55 @@ TEST(ResponsesCodec, EchoedValuesKeepTheRequestsText) {
     }
   }
   EXPECT_EQ(carrying, 3);  // response.created, response.in_progress, response.completed
+}
+
+// ParseRequest collects the echo as it reads the body and ForRequest takes it: with
+// whitespace around and inside values the echo is still the compact text, and an explicit
+// null is the API's default.
+TEST(ResponsesCodec, EchoFromTheParseIsCompactAndNullIsTheDefault) {
+  ChatRequest chat;
+  std::shared_ptr<const IngressCodec> codec = Bound(
+      "{ \"model\" : \"m\" , \"input\" : \"x\" ,\n  \"instructions\" :  \"Be brief.\" ,\n"
+      "  \"metadata\" : { \"k\" : [ 1 , \"a b\" ] } , \"top_p\" : null ,\n"
+      "  \"tool_choice\"\t:\t\"none\"\n}\n",
+      &chat);
+  std::string body = kCompletion;
+  ASSERT_TRUE(codec->RenderResponse(&body).ok());
+  EXPECT_NE(body.find(R"("instructions":"Be brief.")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("metadata":{"k":[1,"a b"]})"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("tool_choice":"none")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("top_p":null)"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("temperature":null)"), std::string::npos) << body;  // absent
+}
+
+// ForRequest echoes the body it is given, also when the last ParseRequest on the thread
+// read another one (the echo ParseRequest collected is only for its own body).
+TEST(ResponsesCodec, ForRequestEchoesItsOwnBody) {
+  const std::shared_ptr<const IngressCodec> codec = OpenAiResponsesCodec();
+  const std::string a = R"({"model":"m","input":"x","instructions":"From A.","top_p":0.25})";
+  const std::string b = R"({"model":"m","input":"x","instructions":"From B.","top_p":0.75})";
+  absl::StatusOr<ChatRequest> parsed_a = codec->ParseRequest(Post(a));
+  ASSERT_TRUE(parsed_a.ok()) << parsed_a.status();
+  absl::StatusOr<ChatRequest> parsed_b = codec->ParseRequest(Post(b));
+  ASSERT_TRUE(parsed_b.ok()) << parsed_b.status();
+  // Parsed B last, bound to A; then bound to B with nothing parsed in between.
+  for (const auto& [request, instructions, top_p] :
+       {std::tuple{a, "From A.", 0.25}, std::tuple{b, "From B.", 0.75}}) {
+    std::shared_ptr<const IngressCodec> bound = codec->ForRequest(Post(request), *parsed_a);
+    ASSERT_NE(bound, nullptr);
+    std::string body = kCompletion;
+    ASSERT_TRUE(bound->RenderResponse(&body).ok());
+    const json r = json::parse(body);
+    EXPECT_EQ(r["instructions"], instructions);
+    EXPECT_EQ(r["top_p"], top_p);
+  }
+  // A parse that fails leaves nothing for the next ForRequest to take.
+  ASSERT_FALSE(codec->ParseRequest(Post(R"({"model":"m","input":"x","top_p":0.5,"top_p":1})"))
+                   .ok());
+  std::shared_ptr<const IngressCodec> bound = codec->ForRequest(Post(a), *parsed_a);
+  std::string body = kCompletion;
+  ASSERT_TRUE(bound->RenderResponse(&body).ok());
+  EXPECT_EQ(json::parse(body)["top_p"], 0.25);
 }
 
 TEST(ResponsesCodec, DefaultsWhenTheRequestLeavesFieldsOut) {

@@ -416,10 +416,19 @@ absl::Status TextOnly(const Path& path, MessageContent& content, bool allow_refu
   }
   auto& parts = std::get<std::vector<ContentPart>>(content);
   for (size_t i = 0; i < parts.size(); ++i) {
+    // The first text is moved, not copied (the content is spent): one part is the usual.
     if (parts[i].type == ContentPartType::kText) {
-      *text += parts[i].text;
+      if (text->empty()) {
+        *text = std::move(parts[i].text);
+      } else {
+        *text += parts[i].text;
+      }
     } else if (parts[i].type == ContentPartType::kRefusal && allow_refusal) {
-      *refusal += parts[i].refusal;
+      if (refusal->empty()) {
+        *refusal = std::move(parts[i].refusal);
+      } else {
+        *refusal += parts[i].refusal;
+      }
     } else {
       return InvalidFieldError(path.Index(i).Member("type").ToString(),
                                "only text parts are allowed here");
@@ -680,7 +689,10 @@ absl::Status ReadText(Pull& p, ChatRequest* chat) {
   });
 }
 
-absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
+// `on_member`, when non-null, gets each top-level member's name and value text once read
+// (core_internal::ScopedBodyMemberObserver).
+absl::StatusOr<ChatRequest> DecodeResponsesRequest(
+    std::string_view body, const core_internal::BodyMemberObserver* on_member) {
   Pull p(body);
   ChatRequest chat;
   std::optional<std::string> instructions;
@@ -689,7 +701,7 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
   // `instructions` when that came first (as clients send it); else it is inserted first at
   // the end.
   bool system_placed = false;
-  MODEENVOY_RETURN_IF_ERROR(p.Object("body", [&](std::string_view key) -> absl::Status {
+  auto read_member = [&](std::string_view key) -> absl::Status {
     if (Is(key, "model")) return p.String("model", &chat.model);
     if (Is(key, "instructions")) {
       MODEENVOY_RETURN_IF_ERROR(p.OptString("instructions", &instructions));
@@ -709,6 +721,8 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
         return p.String("input", &m.content.emplace().emplace<std::string>());
       }
       const Path input{nullptr, "input", -1};
+      // The count is not known before the walk; a start that spares the first regrowths.
+      chat.messages.reserve(chat.messages.size() + 8);
       return p.Array(input, [&](size_t i) {
         const Path at = input.Index(i);
         InputItem item;
@@ -767,7 +781,18 @@ absl::StatusOr<ChatRequest> DecodeResponsesRequest(std::string_view body) {
     MODEENVOY_RETURN_IF_ERROR(p.Capture(&raw));
     chat.extra.emplace_back(key, std::move(raw));
     return absl::OkStatus();
-  }));
+  };
+  if (on_member == nullptr) {
+    MODEENVOY_RETURN_IF_ERROR(p.Object("body", read_member));
+  } else {
+    MODEENVOY_RETURN_IF_ERROR(p.Object("body", [&](std::string_view key) -> absl::Status {
+      const char* start = p.reader().remaining().data();
+      MODEENVOY_RETURN_IF_ERROR(read_member(key));
+      (*on_member)(key, std::string_view(start, static_cast<size_t>(
+                                                    p.reader().remaining().data() - start)));
+      return absl::OkStatus();
+    }));
+  }
   MODEENVOY_RETURN_IF_ERROR(p.End());
   if (chat.model.empty()) return InvalidFieldError("model", "Field required");
   if (!have_input && FindExtra(chat.extra, "previous_response_id") == nullptr) {
@@ -2387,7 +2412,7 @@ class OpenAiResponsesDialect final : public Dialect {
   }
 
   absl::StatusOr<ChatRequest> DecodeRequest(const WireRequest& request) const override {
-    return DecodeResponsesRequest(request.body);
+    return DecodeResponsesRequest(request.body, core_internal::CurrentBodyMemberObserver());
   }
   absl::StatusOr<std::string> EncodeResponse(const ChatCompletion& completion) const override {
     return EncodeResponsesBody(completion);
