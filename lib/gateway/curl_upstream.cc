@@ -79,9 +79,6 @@ struct Transfer {
   bool finished = false;   // OnComplete delivered or the caller cancelled: no more callbacks
   bool cancelled = false;  // cancelled while curl was on the stack; abort from callbacks
   bool connected = false;  // a connection was established or reused (CURLOPT_PREREQFUNCTION)
-  // libcurl was about to send the request a second time (it re-sends on a fresh connection
-  // when a reused one dies before answering) and PrereqCallback refused: a reset.
-  bool resend_refused = false;
   bool headers_started = false;  // first response byte seen
   bool headers_delivered = false;
   bool paused = false;       // the consumer asked for Pause()
@@ -491,11 +488,6 @@ void CurlCore::Complete(const std::shared_ptr<Transfer>& t, absl::Status status)
 absl::Status CurlCore::StatusFromCurl(const Transfer& t, CURLcode code) const {
   if (code == CURLE_OK) return absl::OkStatus();
   std::string text = t.error[0] != '\0' ? std::string(t.error) : curl_easy_strerror(code);
-  if (code == CURLE_ABORTED_BY_CALLBACK && t.resend_refused) {
-    return MarkConnectionReset(absl::UnavailableError(
-        "upstream request failed: the connection closed after the request was sent, before "
-        "an answer (not sent again: the upstream may have taken it)"));
-  }
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT: {
       const UpstreamTimeouts& to = t.request.timeouts;
@@ -672,18 +664,8 @@ int CurlCore::CloseSocketCallback(void* clientp, curl_socket_t s) {
   return ::close(s);
 }
 
-// Called once per connection the request is about to be sent on. A second call means
-// libcurl is re-sending on its own (a reused connection closed before any answer byte): a
-// POST the upstream may already have taken (a billed generation). Refused, so the call ends
-// as a reset and the router decides on another attempt (counted, within its retry budget,
-// seen by outlier detection), as for any other reset.
 int CurlCore::PrereqCallback(void* userp, char*, char*, int, int) {
-  auto* t = static_cast<Transfer*>(userp);
-  if (t->connected) {
-    t->resend_refused = true;
-    return CURL_PREREQFUNC_ABORT;
-  }
-  t->connected = true;
+  static_cast<Transfer*>(userp)->connected = true;
   return CURL_PREREQFUNC_OK;
 }
 
