@@ -10,7 +10,6 @@
 // `previous_response_id` works as OpenAI's does (the chained conversation counts in
 // input_tokens; an unknown id is OpenAI's 400).
 #include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <deque>
 #include <set>
@@ -25,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "examples/emulator/openai_wire.h"
 #include "examples/emulator/provider_dialect.h"
 #include "examples/emulator/scripting.h"
 #include "lib/core/mutex.h"
@@ -105,54 +105,6 @@ std::string Extra(const ScriptedReply& r, const std::string& key, std::string fa
   return it == r.extra.end() ? fallback : it->second;
 }
 
-// OpenAI's error type, message and code for an HTTP status (401 aside: it names the key).
-ApiError DefaultError(int status, const std::string& model) {
-  ApiError e;
-  e.status = status;
-  e.type = status >= 500 ? "server_error" : "invalid_request_error";
-  switch (status) {
-    case 401:
-      e.message = "Incorrect API key provided.";
-      e.code = "invalid_api_key";
-      break;
-    case 403:
-      e.message = "You are not allowed to access this resource.";
-      e.code = "unsupported_country_region_territory";
-      break;
-    case 404:
-      e.message = absl::StrFormat(
-          "The model `%s` does not exist or you do not have access to it.", model);
-      e.code = "model_not_found";
-      break;
-    case 429:
-      e.type = "requests";
-      e.code = "rate_limit_exceeded";
-      e.message = absl::StrFormat(
-          "Rate limit reached for %s in organization org-emulator on requests per min (RPM): "
-          "Limit 3, Used 3, Requested 1. Please try again in 20s. Visit "
-          "https://platform.openai.com/account/rate-limits to learn more.",
-          model);
-      break;
-    case 500:
-      e.message = "The server had an error while processing your request. Sorry about that!";
-      break;
-    case 503:
-      e.message = "The engine is currently overloaded, please try again later";
-      break;
-    default:
-      e.message = absl::StrFormat("Emulated error with HTTP status %d.", status);
-      break;
-  }
-  return e;
-}
-
-ojson ErrorJson(const ApiError& e) {
-  return ojson{{"message", e.message},
-               {"type", e.type},
-               {"param", e.param ? ojson(*e.param) : ojson(nullptr)},
-               {"code", e.code ? ojson(*e.code) : ojson(nullptr)}};
-}
-
 class OpenAiResponsesDialect final : public ProviderDialect {
  public:
   std::string_view name() const override { return "openai_responses"; }
@@ -162,16 +114,7 @@ class OpenAiResponsesDialect final : public ProviderDialect {
     return Route::kNone;
   }
 
-  std::string ApiKey(const Request& req) const override {
-    std::string_view auth = req.Header("authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (auth.size() >= kBearer.size() &&
-        std::equal(kBearer.begin(), kBearer.end(), auth.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-      return std::string(auth.substr(kBearer.size()));
-    }
-    return "";
-  }
+  std::string ApiKey(const Request& req) const override { return OpenAiBearerKey(req); }
 
   std::string Model(const Request& req) const override {
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
@@ -870,7 +813,7 @@ class OpenAiResponsesDialect final : public ProviderDialect {
       events.resize(std::min(events.size(), static_cast<size_t>(r.interrupt->after_chunks)));
       if (!r.interrupt->reset) {
         const ScriptedError& se = r.interrupt->error;
-        ApiError e = DefaultError(se.status, r.model);
+        ApiError e = OpenAiDefaultError(se.status, r.model);
         if (se.type) e.type = *se.type;
         if (se.message) e.message = *se.message;
         if (se.code) e.code = *se.code;
@@ -901,42 +844,11 @@ class OpenAiResponsesDialect final : public ProviderDialect {
   }
 
   ApiError MakeError(ErrorCause cause, int status, const Request& req) const override {
-    ApiError e;
-    e.status = status;
-    e.type = status >= 500 ? "server_error" : "invalid_request_error";
-    switch (cause) {
-      case ErrorCause::kUnknownRoute:
-        e.message = absl::StrFormat("Invalid URL (%s %s)", req.method, req.path);
-        return e;
-      case ErrorCause::kBodyTooLarge:
-        e.message = "Request body too large. Reduce the size of your request and try again.";
-        return e;
-      case ErrorCause::kBadHttp:
-        e.message = "We could not parse your HTTP request.";
-        return e;
-      case ErrorCause::kUnauthorized:
-      case ErrorCause::kInjected:
-        break;
-    }
-    if (status == 401) {
-      const std::string key = ApiKey(req);
-      if (key.empty()) {
-        e.message =
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
-      } else {
-        e.message = "Incorrect API key provided. You can find your API key at "
-                    "https://platform.openai.com/account/api-keys.";
-        e.code = "invalid_api_key";
-      }
-      return e;
-    }
-    const std::string model = Model(req);
-    return DefaultError(status, model.empty() ? "gpt-4o-mini" : model);
+    return OpenAiMakeError(cause, status, req, Model(req));
   }
 
   std::string RenderError(const ApiError& e) const override {
-    return DumpWhole(ojson{{"error", ErrorJson(e)}});
+    return DumpWhole(ojson{{"error", OpenAiErrorJson(e)}});
   }
 
   Headers ResponseHeaders(uint64_t sequence) const override {
